@@ -1,0 +1,46 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Both set up everything on first use (virtualenv, Python packages, Chromium).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.kollega-installed
+
+.PHONY: demo test setup system-deps lint typecheck bench-queue clean
+
+demo: setup  ## one full night of every robot against the sandbox, then the review inbox
+	$(BIN)/kollega demo
+
+test: setup  ## the whole test suite
+	$(BIN)/python -m pytest
+
+setup: $(STAMP) system-deps
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Debian's Chromium for the browser robots and end-to-end tests; elsewhere use
+# `.venv/bin/playwright install chromium` instead.
+system-deps:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	    || command -v google-chrome >/dev/null 2>&1 || ls $$HOME/.cache/ms-playwright/chromium-* >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+	    echo "No Chromium found: install your distribution's chromium or run '$(BIN)/playwright install chromium'"; \
+	fi
+
+lint: setup
+	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+bench-queue: setup
+	$(BIN)/python bench/queue_throughput.py
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

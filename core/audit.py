@@ -1,0 +1,335 @@
+"""Append-only, hash-chained audit and access log.
+
+Each event's hash is SHA-256 over the canonical JSON of its fields and the previous
+event's hash. Appends are serialised through the single ``audit_head`` row, locked by an
+UPDATE in the appending transaction, so concurrent writers (several worker processes on
+PostgreSQL) never fork the chain. ``verify`` walks the chain and names the first bad seq;
+a checkpoint (seq + hash kept outside the database) detects truncation of the tail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.errors import AuditChainBroken, ConfigError
+from core.storage.models import AuditEvent, AuditHead
+
+GENESIS_HASH = "0" * 64
+
+
+def _canonical_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_hash(
+    *,
+    seq: int,
+    time: datetime,
+    tenant: str | None,
+    actor: str,
+    action: str,
+    subject: str | None,
+    purpose: str | None,
+    details: dict[str, Any],
+    prev_hash: str,
+) -> str:
+    """SHA-256 (hex) over the canonical JSON of one event and its predecessor's hash."""
+    body = {
+        "seq": seq,
+        "time": _canonical_time(time),
+        "tenant": tenant,
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "purpose": purpose,
+        "details": details,
+        "prev_hash": prev_hash,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _normalise(value: Any) -> Any:
+    # PostgreSQL's JSONB rewrites some numbers (-0.0 → 0, 1e20 → 100000000000000000000):
+    # hash only forms every backend gives back unchanged.
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return int(value) if value.is_integer() else value
+    if isinstance(value, dict):
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
+    # Round-trip so that what is hashed is exactly what the JSON column gives back.
+    result: dict[str, Any] = _normalise(json.loads(json.dumps(details, sort_keys=True, default=str)))
+    return result
+
+
+def append(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    tenant: str | None = None,
+    subject: str | None = None,
+    purpose: str | None = None,
+    details: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> AuditEvent:
+    """Append one event in the caller's transaction (committed with the caller's change)."""
+    # The UPDATE takes the row lock that serialises appends until the transaction ends.
+    row = session.execute(
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(seq=AuditHead.seq + 1)
+        .returning(AuditHead.seq, AuditHead.hash)
+    ).one_or_none()
+    if row is None:
+        raise ConfigError("the audit chain has no head row: run `kollega db upgrade`")
+    seq, prev_hash = int(row[0]), str(row[1])
+    time = (now or datetime.now(UTC)).astimezone(UTC)
+    clean = _jsonable(details or {})
+    digest = event_hash(
+        seq=seq,
+        time=time,
+        tenant=tenant,
+        actor=actor,
+        action=action,
+        subject=subject,
+        purpose=purpose,
+        details=clean,
+        prev_hash=prev_hash,
+    )
+    event = AuditEvent(
+        seq=seq,
+        time=time,
+        tenant=tenant,
+        actor=actor,
+        action=action,
+        subject=subject,
+        purpose=purpose,
+        details=clean,
+        prev_hash=prev_hash,
+        hash=digest,
+    )
+    session.add(event)
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=digest))
+    session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of walking the chain."""
+
+    ok: bool
+    events: int
+    last_seq: int
+    last_hash: str
+    bad_seq: int | None = None
+    problem: str | None = None
+
+
+def _iter_events(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
+    last = 0
+    while True:
+        rows = session.scalars(
+            select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+
+
+def verify(session: Session, checkpoint: tuple[int, str] | None = None) -> VerifyResult:
+    """Walk the chain from seq 1; report the first modified, missing, inserted or moved event."""
+    expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
+    hashes_at: dict[int, str] = {}
+    want_cp = checkpoint[0] if checkpoint else None
+
+    def broken(seq: int, problem: str) -> VerifyResult:
+        return VerifyResult(False, count, expected_seq - 1, prev_hash, seq, problem)
+
+    for ev in _iter_events(session):
+        if ev.seq != expected_seq:
+            if ev.seq > expected_seq:
+                return broken(expected_seq, f"event {expected_seq} is missing (next present is {ev.seq})")
+            return broken(ev.seq, f"event {ev.seq} is out of order")
+        if ev.prev_hash != prev_hash:
+            return broken(
+                ev.seq, f"event {ev.seq} does not link to event {ev.seq - 1} (inserted, deleted or reordered)"
+            )
+        recomputed = event_hash(
+            seq=ev.seq,
+            time=ev.time,
+            tenant=ev.tenant,
+            actor=ev.actor,
+            action=ev.action,
+            subject=ev.subject,
+            purpose=ev.purpose,
+            details=ev.details,
+            prev_hash=ev.prev_hash,
+        )
+        if recomputed != ev.hash:
+            return broken(ev.seq, f"event {ev.seq} was modified (its content does not match its hash)")
+        if want_cp is not None and ev.seq == want_cp:
+            hashes_at[ev.seq] = ev.hash
+        prev_hash, expected_seq, count = ev.hash, expected_seq + 1, count + 1
+    last_seq = expected_seq - 1
+    head = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one_or_none()
+    if head is not None:
+        head_seq, head_hash = int(head[0]), str(head[1])
+        if head_seq < last_seq:
+            return VerifyResult(
+                False,
+                count,
+                last_seq,
+                prev_hash,
+                head_seq + 1,
+                f"events after {head_seq} were added outside the audit log's append (the head records {head_seq})",
+            )
+        if head_seq > last_seq:
+            return VerifyResult(
+                False,
+                count,
+                last_seq,
+                prev_hash,
+                last_seq + 1,
+                f"the chain ends at event {last_seq} but its head records event {head_seq}: "
+                "events were removed from the end",
+            )
+        if head_hash != prev_hash:
+            return VerifyResult(
+                False,
+                count,
+                last_seq,
+                prev_hash,
+                last_seq,
+                f"event {last_seq} was rewritten (its hash differs from the one the head recorded)",
+            )
+    if checkpoint is not None:
+        cp_seq, cp_hash = checkpoint
+        if cp_seq > expected_seq - 1:
+            return VerifyResult(
+                False,
+                count,
+                expected_seq - 1,
+                prev_hash,
+                expected_seq,
+                f"the checkpoint names event {cp_seq} but the chain ends at {expected_seq - 1}: it was truncated",
+            )
+        if hashes_at.get(cp_seq) != cp_hash:
+            return VerifyResult(
+                False,
+                count,
+                expected_seq - 1,
+                prev_hash,
+                cp_seq,
+                f"event {cp_seq} does not match the checkpoint's hash: the chain was rewritten",
+            )
+    return VerifyResult(True, count, expected_seq - 1, prev_hash)
+
+
+def latest(session: Session) -> tuple[int, str]:
+    """The chain's latest seq and hash, for a checkpoint kept outside the database."""
+    row = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).one_or_none()
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS_HASH)
+
+
+def write_checkpoint(path: Path, seq: int, digest: str, now: datetime | None = None) -> None:
+    """Append ``seq hash time`` to a checkpoint file (keep it outside the database's reach)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = _canonical_time(now or datetime.now(UTC))
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(f"{seq} {digest} {stamp}\n")
+
+
+def read_checkpoint(path: Path) -> tuple[int, str]:
+    """The last checkpoint in a file written by :func:`write_checkpoint`."""
+    try:
+        lines = [ln.split() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except OSError as exc:
+        raise ConfigError(f"checkpoint file {path} cannot be read: {exc.strerror}") from None
+    if not lines or len(lines[-1]) < 2 or not lines[-1][0].isdigit():
+        raise ConfigError(f"checkpoint file {path} holds no checkpoint ('SEQ HASH' per line)")
+    return int(lines[-1][0]), lines[-1][1]
+
+
+class Auditor:
+    """Writes audit events through a session factory; what robots and the web app use."""
+
+    def __init__(self, session_factory: Callable[[], Any], clock: Callable[[], datetime] | None = None) -> None:
+        self._session_factory = session_factory
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        tenant: str | None = None,
+        subject: str | None = None,
+        purpose: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Append one event in its own transaction; returns its seq."""
+        with self._session_factory() as session:
+            ev = append(
+                session,
+                actor=actor,
+                action=action,
+                tenant=tenant,
+                subject=subject,
+                purpose=purpose,
+                details=details,
+                now=self._clock(),
+            )
+            return ev.seq
+
+    def data_access(
+        self,
+        *,
+        actor: str,
+        tenant: str | None,
+        subject: str,
+        system: str,
+        purpose: str,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Record a read of personal data: who, whose, from which system, why."""
+        return self.record(
+            actor=actor,
+            action="data.read",
+            tenant=tenant,
+            subject=subject,
+            purpose=purpose,
+            details={"system": system, **(details or {})},
+        )
+
+    def verify(self, checkpoint: tuple[int, str] | None = None) -> VerifyResult:
+        """Verify the chain (see :func:`verify`)."""
+        with self._session_factory() as session:
+            return verify(session, checkpoint)
+
+
+def require_intact(result: VerifyResult) -> None:
+    """Raise AuditChainBroken naming the first bad seq unless ``result`` is ok."""
+    if not result.ok:
+        raise AuditChainBroken(result.problem, seq=result.bad_seq)

@@ -1,0 +1,97 @@
+"""RunContext: what a robot gets while it runs — settings, clock, logger, audit, tenant, run id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from pydantic import BaseModel
+
+from core.artifacts import ArtifactStore
+from core.audit import Auditor
+from core.clock import Clock
+from core.errors import DryRunRefusal
+from core.settings import Settings
+
+
+@dataclass
+class RunContext:
+    """Everything a robot may use during one run for one tenant."""
+
+    robot: str
+    tenant: str
+    run_id: int | None
+    settings: BaseModel
+    app_settings: Settings
+    clock: Clock
+    audit: Auditor
+    artifacts: ArtifactStore
+    dry_run: bool = False
+    log: Any = field(default_factory=lambda: structlog.get_logger("kollega.robot"))
+    #: Connectors and other shared resources a robot opened for this run (closed at the end).
+    resources: dict[str, Any] = field(default_factory=dict)
+    #: Writes refused because of dry-run, reported in the run summary.
+    refused_writes: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def actor(self) -> str:
+        """The audit actor of this robot (``robot:ronney``)."""
+        return f"robot:{self.robot}"
+
+    def check_write(self, system: str, what: str) -> None:
+        """Connectors call this before every external write: refused and reported in a dry run."""
+        if self.dry_run:
+            self.refused_writes.append({"system": system, "what": what})
+            self.log.info("write refused (dry run)", system=system, what=what)
+            raise DryRunRefusal(f"dry run: write to {system} refused ({what})")
+
+    def record_access(self, *, subject: str, system: str, purpose: str, details: dict[str, Any] | None = None) -> int:
+        """Write a data-access event: this robot read ``subject``'s data from ``system`` for ``purpose``."""
+        return self.audit.data_access(
+            actor=self.actor,
+            tenant=self.tenant,
+            subject=subject,
+            system=system,
+            purpose=purpose,
+            details={"run_id": self.run_id, **(details or {})},
+        )
+
+    def record(
+        self,
+        action: str,
+        *,
+        subject: str | None = None,
+        purpose: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Write an audit event as this robot (e.g. an external write)."""
+        return self.audit.record(
+            actor=self.actor,
+            action=action,
+            tenant=self.tenant,
+            subject=subject,
+            purpose=purpose,
+            details={"run_id": self.run_id, **(details or {})},
+        )
+
+    def save_artifact(
+        self,
+        *,
+        work_item_id: int | None,
+        kind: str,
+        filename: str,
+        content_type: str,
+        data: bytes,
+        sensitive: bool = True,
+    ) -> int:
+        """Attach a file (screenshot, snapshot, document) to a work item."""
+        return self.artifacts.save(
+            tenant=self.tenant,
+            work_item_id=work_item_id,
+            kind=kind,
+            filename=filename,
+            content_type=content_type,
+            data=data,
+            sensitive=sensitive,
+        )

@@ -1,0 +1,546 @@
+"""The engine runs one robot for one tenant: collect → enqueue → process → finish.
+
+Items are processed with configurable concurrency on one asyncio loop; storage calls run
+in worker threads so the loop stays responsive. Each item holds a lease that a heartbeat
+renews while the robot works; a per-item timeout bounds every attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from core.artifacts import ArtifactStore
+from core.audit import Auditor
+from core.clock import Clock, SystemClock
+from core.context import RunContext
+from core.errors import (
+    ApplicationError,
+    BusinessError,
+    ConfigError,
+    ConnectorError,
+    DryRunRefusal,
+    ItemTimeout,
+    KollegaError,
+    LeaseLost,
+)
+from core.interfaces import ReviewStore, WorkItemStore
+from core.logging import redact_text
+from core.queue import RetryPolicy, WorkItemView, WorkQueue
+from core.registry import Registry
+from core.review import ReviewQueue
+from core.robot import Done, NeedsReview, NewItem, Robot
+from core.runs import RunStore
+from core.settings import Settings
+from core.storage.db import Database
+from core.storage.models import ReviewKind, RunStatus
+
+log = structlog.get_logger("kollega.engine")
+
+ProgressCallback = Callable[[str, dict[str, int]], None]
+
+
+def worker_id() -> str:
+    """A unique lease owner for this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class RunSummary:
+    """What one run did."""
+
+    run_id: int | None
+    robot: str
+    tenant: str
+    status: RunStatus
+    counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    refused_writes: list[dict[str, str]] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def needs_attention(self) -> bool:
+        """True when a person should look at the run (failed, or items failed or uncertain)."""
+        return self.status in (RunStatus.failed, RunStatus.attention)
+
+
+def _new_counts() -> dict[str, int]:
+    return {
+        "collected": 0,
+        "done": 0,
+        "needs_review": 0,
+        "failed_business": 0,
+        "failed_application": 0,
+        "uncertain": 0,
+        "retried": 0,
+    }
+
+
+class Engine:
+    """Runs robots against the work-item queue, the review queue and the audit log."""
+
+    def __init__(
+        self, db: Database, settings: Settings, registry: Registry, clock: Clock | None = None, owner: str | None = None
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.registry = registry
+        self.clock: Clock = clock or SystemClock()
+        self.owner = owner or worker_id()
+        self.queue: WorkItemStore = WorkQueue(db, self.clock.now)
+        self.reviews: ReviewStore = ReviewQueue(db, self.clock.now)
+        self.runs = RunStore(db, self.clock.now)
+        self.auditor = Auditor(db.session, self.clock.now)
+        self.artifacts = ArtifactStore(db, settings.var_dir / "artifacts", settings.artifact_retention_days, self.clock)
+        for t in settings.tenants:
+            self.runs.ensure_tenant(t.code, t.name, t.ops_email)
+
+    # -- helpers -----------------------------------------------------------------------
+    def robot_instance(self, name: str) -> Robot:
+        """Instantiate robot ``name`` with its validated settings section."""
+        cls = self.registry.get(name)
+        return cls(self.settings.robot_settings(name, cls.settings_model))
+
+    def _check_tenant(self, tenant: str) -> None:
+        known = {t.code for t in self.settings.tenants}
+        if tenant not in known:
+            raise ConfigError(f"unknown tenant {tenant!r}; configured tenants: {', '.join(sorted(known)) or 'none'}")
+
+    def context(self, robot: Robot, tenant: str, run_id: int | None, dry_run: bool) -> RunContext:
+        """The RunContext handed to a robot."""
+        return RunContext(
+            robot=robot.name,
+            tenant=tenant,
+            run_id=run_id,
+            settings=robot.settings,
+            app_settings=self.settings,
+            clock=self.clock,
+            audit=self.auditor,
+            artifacts=self.artifacts,
+            dry_run=dry_run,
+            log=structlog.get_logger("kollega.robot").bind(robot=robot.name, tenant=tenant, run_id=run_id),
+        )
+
+    def _policy(self, robot: Robot) -> RetryPolicy:
+        w = self.settings.worker
+        return RetryPolicy(
+            max_attempts=robot.max_attempts or w.max_attempts,
+            base_seconds=w.backoff_base_seconds,
+            cap_seconds=w.backoff_cap_seconds,
+        )
+
+    # -- a whole run -------------------------------------------------------------------
+    async def run(
+        self,
+        robot_name: str,
+        tenant: str,
+        *,
+        trigger: str = "manual",
+        dry_run: bool = False,
+        limit: int | None = None,
+        run_id: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> RunSummary:
+        """Run ``robot_name`` for ``tenant`` once (creating the run row unless one is given)."""
+        if run_id is not None:
+            # A queued run (from the scheduler) whose robot or tenant is broken still ends visibly.
+            try:
+                self._check_tenant(tenant)
+                robot = self.robot_instance(robot_name)
+            except KollegaError as exc:
+                await asyncio.to_thread(self.runs.finish, run_id, RunStatus.failed, _new_counts(), exc.message)
+                return RunSummary(run_id, robot_name, tenant, RunStatus.failed, _new_counts(), exc.message)
+        else:
+            self._check_tenant(tenant)
+            robot = self.robot_instance(robot_name)
+        if run_id is None:
+            run_id = await asyncio.to_thread(
+                self.runs.create, robot=robot_name, tenant=tenant, trigger=trigger, dry_run=dry_run, item_limit=limit
+            )
+        assert run_id is not None
+        lease = self.settings.worker.lease_seconds
+        await asyncio.to_thread(self.runs.start, run_id, self.owner, lease)
+        counts = _new_counts()
+        ctx = self.context(robot, tenant, run_id, dry_run)
+        progress = on_progress or (lambda _e, _c: None)
+        with structlog.contextvars.bound_contextvars(robot=robot_name, tenant=tenant, run_id=run_id):
+            log.info("run started", trigger=trigger, dry_run=dry_run)
+            heart = asyncio.create_task(self._run_heartbeat(run_id, counts))
+            try:
+                if dry_run:
+                    await self._dry_run(robot, ctx, counts, limit, progress)
+                else:
+                    await self._reap(robot, tenant, counts)
+                    await self._callbacks(robot, ctx)
+                    await self._collect(robot, ctx, counts, limit, progress)
+                    await self._process_all(robot, ctx, counts, progress, limit)
+            except Exception as exc:  # the run itself failed: record it, never lose it
+                error = redact_text(f"{type(exc).__name__}: {exc}")
+                log.error("run failed", error=error, exc_info=not isinstance(exc, KollegaError))
+                await asyncio.to_thread(self.runs.finish, run_id, RunStatus.failed, counts, error)
+                return RunSummary(
+                    run_id, robot_name, tenant, RunStatus.failed, counts, error, ctx.refused_writes, dry_run
+                )
+            finally:
+                heart.cancel()
+                await self._close_resources(ctx)
+            status = RunStatus.attention if counts["failed_application"] or counts["uncertain"] else RunStatus.succeeded
+            await asyncio.to_thread(self.runs.finish, run_id, status, counts)
+            log.info("run finished", status=status.value, **counts)
+            return RunSummary(run_id, robot_name, tenant, status, counts, None, ctx.refused_writes, dry_run)
+
+    async def drain(self, robot_name: str, tenant: str) -> dict[str, int]:
+        """Without collecting: carry out decisions and process items that fell due (worker duty)."""
+        robot = self.robot_instance(robot_name)
+        ctx = self.context(robot, tenant, None, False)
+        counts = _new_counts()
+        try:
+            await self._reap(robot, tenant, counts)
+            await self._callbacks(robot, ctx)
+            await self._process_all(robot, ctx, counts, lambda _e, _c: None, None, wait_for_retries=False)
+        finally:
+            await self._close_resources(ctx)
+        return counts
+
+    async def _run_heartbeat(self, run_id: int, counts: dict[str, int]) -> None:
+        lease = self.settings.worker.lease_seconds
+        while True:
+            await asyncio.sleep(max(lease / 3, 0.05))
+            try:
+                await asyncio.to_thread(self.runs.heartbeat, run_id, lease, dict(counts))
+            except Exception:  # a missed heartbeat is retried on the next beat
+                log.warning("run heartbeat failed", exc_info=True)
+
+    @staticmethod
+    async def _close_resources(ctx: RunContext) -> None:
+        for name, res in list(ctx.resources.items()):
+            closer = getattr(res, "aclose", None) or getattr(res, "close", None)
+            if closer is None:
+                continue
+            try:
+                out = closer()
+                if inspect.isawaitable(out):
+                    await out
+            except Exception:
+                log.warning("closing a run resource failed", resource=name, exc_info=True)
+        ctx.resources.clear()
+
+    # -- stages ------------------------------------------------------------------------
+    async def _reap(self, robot: Robot, tenant: str, counts: dict[str, int]) -> None:
+        reaped = await asyncio.to_thread(
+            self.queue.reap_expired,
+            robot.name,
+            tenant,
+            side_effects_repeatable=robot.side_effects_repeatable,
+            max_attempts=self._policy(robot).max_attempts,
+            actor=f"robot:{robot.name}",
+        )
+        counts["uncertain"] += reaped["uncertain"]
+        counts["failed_application"] += reaped["failed_application"]
+
+    async def _iter_collected(self, robot: Robot, ctx: RunContext) -> AsyncIterator[NewItem]:
+        found: Iterable[NewItem] | AsyncIterator[NewItem] = robot.collect(ctx)
+        if inspect.isawaitable(found):
+            found = await found
+        if hasattr(found, "__aiter__"):
+            async for it in found:
+                yield it
+        else:
+            for it in found:
+                yield it
+
+    async def _collect(
+        self, robot: Robot, ctx: RunContext, counts: dict[str, int], limit: int | None, progress: ProgressCallback
+    ) -> None:
+        batch: list[NewItem] = []
+        seen = 0
+        async for it in self._iter_collected(robot, ctx):
+            if not isinstance(it, NewItem):
+                raise ConfigError(f"robot {robot.name}: collect() must yield NewItem, got {type(it).__name__}")
+            batch.append(it)
+            seen += 1
+            if len(batch) >= 200:
+                counts["collected"] += await asyncio.to_thread(
+                    self.queue.enqueue, robot.name, ctx.tenant, batch, ctx.run_id
+                )
+                batch = []
+                progress("collected", counts)
+            if limit is not None and seen >= limit:
+                break
+        counts["collected"] += await asyncio.to_thread(self.queue.enqueue, robot.name, ctx.tenant, batch, ctx.run_id)
+        progress("collected", counts)
+
+    async def _process_all(
+        self,
+        robot: Robot,
+        ctx: RunContext,
+        counts: dict[str, int],
+        progress: ProgressCallback,
+        limit: int | None,
+        *,
+        wait_for_retries: bool = True,
+    ) -> None:
+        w = self.settings.worker
+        # Items this run may still take (None = no limit). A slot is reserved before the
+        # claim so concurrent tasks cannot overshoot, and a retry of an item this run already
+        # took gives its slot back: the limit counts items, not attempts.
+        budget = [limit]
+        taken: set[int] = set()
+
+        async def worker() -> None:
+            while True:
+                only: set[int] | None = None
+                reserved = False
+                if budget[0] is not None:
+                    if budget[0] > 0:
+                        budget[0] -= 1
+                        reserved = True
+                    elif taken:
+                        only = set(taken)  # the limit is reached: only retries of our own items
+                    else:
+                        return
+                claimed = await asyncio.to_thread(
+                    self.queue.claim,
+                    robot.name,
+                    ctx.tenant,
+                    self.owner,
+                    limit=1,
+                    lease_seconds=w.lease_seconds,
+                    reclaim_expired=robot.side_effects_repeatable,
+                    ids=only,
+                )
+                if reserved and (not claimed or claimed[0].id in taken) and budget[0] is not None:
+                    budget[0] += 1
+                if not claimed:
+                    return
+                taken.add(claimed[0].id)
+                await self._process_one(robot, ctx, claimed[0], counts)
+                progress("processed", counts)
+
+        while True:
+            await asyncio.gather(*(worker() for _ in range(w.concurrency)))
+            if not wait_for_retries:
+                return
+            # Retries due soon are waited for inside the run; later ones wait for the next run.
+            due = await asyncio.to_thread(
+                self.queue.next_due, robot.name, ctx.tenant, set(taken) if limit is not None else None
+            )
+            if due is None:
+                return
+            wait = (due - self.clock.now()).total_seconds()
+            if wait > w.retry_wait_seconds:
+                return
+            await self.clock.sleep(max(wait, 0) + 0.01)
+
+    async def _process_one(self, robot: Robot, ctx: RunContext, item: WorkItemView, counts: dict[str, int]) -> None:
+        policy = self._policy(robot)
+        actor = ctx.actor
+        with structlog.contextvars.bound_contextvars(item_id=item.id, attempt=item.attempts):
+            if item.attempts > policy.max_attempts:  # reclaimed after a crash on its last attempt
+                await self._fail_application(
+                    robot, item, "lease_expired", "the worker stopped on the last attempt", counts, policy
+                )
+                return
+            beat = asyncio.create_task(self._item_heartbeat(item))
+            try:
+                outcome = await asyncio.wait_for(
+                    robot.process(ctx, item), timeout=self.settings.worker.item_timeout_seconds
+                )
+            except BusinessError as exc:
+                await self._finish(
+                    self.queue.fail_business, item, code=exc.code, message=redact_text(exc.message), actor=actor
+                )
+                counts["failed_business"] += 1
+                log.info("item failed (business)", code=exc.code)
+                return
+            except TimeoutError:
+                if not robot.side_effects_repeatable:
+                    await self._uncertain(robot, item, counts)
+                    return
+                exc2 = ItemTimeout(f"timed out after {self.settings.worker.item_timeout_seconds:g} s")
+                await self._fail_application(robot, item, exc2.code, exc2.message, counts, policy)
+                return
+            except (ApplicationError, ConnectorError) as exc:
+                # Not retryable (a refused dry-run write, a changed page layout): to a person at once.
+                final = RetryPolicy(max_attempts=0) if not exc.retryable else policy
+                retry_after = exc.details.get("retry_after")
+                await self._fail_application(
+                    robot,
+                    item,
+                    exc.code,
+                    redact_text(exc.message),
+                    counts,
+                    final,
+                    min_delay=float(retry_after) if isinstance(retry_after, int | float) else 0.0,
+                )
+                return
+            except LeaseLost:
+                log.warning("lease lost while processing; another worker has the item")
+                return
+            except Exception as exc:  # a bug in the robot: treated as transient, retried, then a person
+                log.error("robot raised an unexpected error", exc_info=True)
+                await self._fail_application(
+                    robot, item, "unexpected", redact_text(f"{type(exc).__name__}: {exc}"), counts, policy
+                )
+                return
+            finally:
+                beat.cancel()
+            if not isinstance(outcome, Done | NeedsReview):
+                await self._fail_application(
+                    robot,
+                    item,
+                    "bad_outcome",
+                    f"process() returned {type(outcome).__name__}, not Done or NeedsReview",
+                    counts,
+                    policy,
+                )
+                return
+            ok = await self._finish(self.queue.complete, item, outcome, actor=actor)
+            if ok:
+                counts["done" if isinstance(outcome, Done) else "needs_review"] += 1
+
+    async def _item_heartbeat(self, item: WorkItemView) -> None:
+        lease = self.settings.worker.lease_seconds
+        while True:
+            await asyncio.sleep(max(lease / 3, 0.05))
+            try:
+                await asyncio.to_thread(self.queue.extend, item, lease)
+            except LeaseLost:
+                return
+            except Exception:
+                log.warning("item heartbeat failed", exc_info=True)
+
+    async def _finish(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+        try:
+            await asyncio.to_thread(fn, *args, **kwargs)
+            return True
+        except LeaseLost as exc:
+            log.warning("result discarded: lease lost", error=str(exc))
+            return False
+
+    async def _fail_application(
+        self,
+        robot: Robot,
+        item: WorkItemView,
+        code: str,
+        message: str,
+        counts: dict[str, int],
+        policy: RetryPolicy,
+        *,
+        min_delay: float = 0.0,
+    ) -> None:
+        try:
+            retry = await asyncio.to_thread(
+                self.queue.fail_application,
+                item,
+                code=code,
+                message=message,
+                actor=f"robot:{robot.name}",
+                policy=policy,
+                min_delay=min_delay,
+            )
+        except LeaseLost:
+            log.warning("failure not recorded: lease lost")
+            return
+        counts["retried" if retry else "failed_application"] += 1
+        log.info("item failed (application)", code=code, will_retry=retry)
+
+    async def _uncertain(self, robot: Robot, item: WorkItemView, counts: dict[str, int]) -> None:
+        # Timed out mid-write in a robot whose writes must not be repeated blindly.
+        def mark() -> None:
+            from datetime import timedelta
+
+            from sqlalchemy import update
+
+            from core.storage.models import WorkItem
+
+            with self.db.session() as s:
+                s.execute(
+                    update(WorkItem)
+                    .where(WorkItem.id == item.id, WorkItem.lease_token == item.lease_token)
+                    .values(lease_until=self.clock.now() - timedelta(seconds=1))
+                )
+            self.queue.reap_expired(
+                robot.name, item.tenant, side_effects_repeatable=False, max_attempts=0, actor=f"robot:{robot.name}"
+            )
+
+        await asyncio.to_thread(mark)
+        counts["uncertain"] += 1
+
+    async def _callbacks(self, robot: Robot, ctx: RunContext) -> None:
+        w = self.settings.worker
+        while True:
+            due = await asyncio.to_thread(
+                self.reviews.claim_callbacks, robot.name, ctx.tenant, lease_seconds=w.lease_seconds
+            )
+            if not due:
+                return
+            for review in due:
+                try:
+                    if review.kind == ReviewKind.decision.value:
+                        await asyncio.wait_for(robot.on_decision(ctx, review), timeout=w.item_timeout_seconds)
+                except Exception as exc:
+                    msg = redact_text(f"{type(exc).__name__}: {exc}")
+                    log.warning("carrying out a decision failed", review_id=review.id, error=msg)
+                    # Bad data will not improve by waiting: a person gets it at once.
+                    retryable = not isinstance(exc, KollegaError) or exc.retryable
+                    await self._settle(
+                        self.reviews.callback_failed,
+                        review,
+                        msg,
+                        max_attempts=w.max_attempts if retryable else 0,
+                        base_seconds=w.backoff_base_seconds,
+                        cap_seconds=w.backoff_cap_seconds,
+                        actor=ctx.actor,
+                    )
+                    continue
+                await self._settle(self.reviews.callback_done, review, actor=ctx.actor)
+
+    @staticmethod
+    async def _settle(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        try:
+            await asyncio.to_thread(fn, *args, **kwargs)
+        except LeaseLost as exc:  # another worker took the decision over; it settles it
+            log.warning("decision outcome discarded: lease lost", error=str(exc))
+
+    async def _dry_run(
+        self, robot: Robot, ctx: RunContext, counts: dict[str, int], limit: int | None, progress: ProgressCallback
+    ) -> None:
+        """Process collected items in memory: nothing is queued, every external write is refused."""
+        n = 0
+        async for it in self._iter_collected(robot, ctx):
+            if limit is not None and n >= limit:
+                break
+            n += 1
+            counts["collected"] += 1
+            view = WorkItemView(
+                id=0,
+                robot=robot.name,
+                tenant=ctx.tenant,
+                reference=it.reference,
+                payload=it.payload,
+                subject=it.subject,
+                attempts=1,
+                lease_token=None,
+                run_id=ctx.run_id,
+            )
+            try:
+                outcome = await asyncio.wait_for(
+                    robot.process(ctx, view), timeout=self.settings.worker.item_timeout_seconds
+                )
+                counts["done" if isinstance(outcome, Done) else "needs_review"] += 1
+            except BusinessError:
+                counts["failed_business"] += 1
+            except DryRunRefusal:
+                counts["refused"] = counts.get("refused", 0) + 1  # stopped at its first external write
+            except Exception:
+                counts["failed_application"] += 1
+            progress("processed", counts)

@@ -1,0 +1,166 @@
+"""One exception tree for the whole project.
+
+Every error Kollega raises on purpose derives from :class:`KollegaError`. Library errors
+are translated at the boundary where they occur (``raise … from exc``), so callers only
+ever need to know this tree::
+
+    KollegaError
+    ├── ConfigError                 bad or missing configuration (CLI exit code 2)
+    │   └── DatabaseNotMigrated     the schema is older than the code: run `kollega db upgrade`
+    ├── PluginError                 a robot plugin failed to import or is not a valid Robot
+    ├── RobotError                  raised by a robot while processing a work item
+    │   ├── BusinessError           bad or missing data: never retried, goes to a person
+    │   └── ApplicationError        transient trouble: retried with backoff
+    │       └── ItemTimeout         a work item took longer than its per-item timeout
+    ├── ConnectorError              an external system misbehaved (ApplicationError-like)
+    │   ├── ConnectorUnavailable    connection refused, 5xx, circuit open: retry later
+    │   ├── ConnectorAuthError      credentials refused
+    │   └── DryRunRefusal           a write was refused because the run is a dry run
+    ├── QueueError                  work-item queue misuse
+    │   └── LeaseLost               the worker's lease on an item has expired or moved on
+    ├── ReviewError                 an invalid review decision
+    │   ├── AlreadyDecided          somebody else decided first
+    │   └── FourEyesViolation       the second approval must come from another person
+    └── AuditChainBroken            the audit chain failed verification
+
+``ConnectorError`` is treated by the engine like an :class:`ApplicationError` (retried),
+except where its class says ``retryable = False`` (a changed page layout, a refused write):
+then the item goes to a person at once. A ``retry_after`` in an error's details (seconds,
+from a server's Retry-After) delays the retry at least that long.
+
+Messages never contain personal data: a personnummer, password or token must not be put
+in an exception message. The logging redaction is a second line of defence, not the first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class KollegaError(Exception):
+    """Base class of every error Kollega raises on purpose."""
+
+    #: A short stable code for machines (stored in ``work_items.error_code``).
+    code: str = "kollega_error"
+    #: Whether trying the same thing again later may succeed (the engine retries only then).
+    retryable: bool = False
+
+    def __init__(self, message: str | None = None, *, code: str | None = None, **details: Any) -> None:
+        message = message or (self.__class__.__doc__ or self.__class__.__name__).strip().splitlines()[0]
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(KollegaError):
+    """The configuration is invalid or incomplete."""
+
+    code = "config"
+
+
+class DatabaseNotMigrated(ConfigError):
+    """The database schema is not up to date: run `kollega db upgrade`."""
+
+    code = "db_not_migrated"
+
+
+class PluginError(KollegaError):
+    """A robot plugin could not be loaded."""
+
+    code = "plugin"
+
+
+class RobotError(KollegaError):
+    """An error raised by a robot while it processes a work item."""
+
+    code = "robot"
+
+
+class BusinessError(RobotError):
+    """The item cannot be processed as it stands; a person must look at it."""
+
+    code = "business"
+
+
+class ApplicationError(RobotError):
+    """A transient technical problem; the item is retried later."""
+
+    code = "application"
+    retryable = True
+
+
+class ItemTimeout(ApplicationError):
+    """The work item took longer than its timeout."""
+
+    code = "timeout"
+
+
+class ConnectorError(KollegaError):
+    """An external system did not answer as expected."""
+
+    code = "connector"
+    retryable = True
+
+
+class ConnectorUnavailable(ConnectorError):
+    """The external system is unavailable right now."""
+
+    code = "unavailable"
+
+
+class ConnectorAuthError(ConnectorError):
+    """The external system refused our credentials."""
+
+    code = "auth"
+
+
+class DryRunRefusal(ConnectorError):
+    """A write to an external system was refused because this is a dry run."""
+
+    code = "dry_run"
+    retryable = False
+
+
+class QueueError(KollegaError):
+    """The work-item queue was used in a way it does not allow."""
+
+    code = "queue"
+
+
+class LeaseLost(QueueError):
+    """This worker no longer holds the lease on the work item; nothing was changed."""
+
+    code = "lease_lost"
+
+
+class ReviewError(KollegaError):
+    """The review decision is not allowed."""
+
+    code = "review"
+
+
+class AlreadyDecided(ReviewError):
+    """Somebody else has already decided this review item."""
+
+    code = "already_decided"
+
+
+class FourEyesViolation(ReviewError):
+    """The second approval must be made by a different person."""
+
+    code = "four_eyes"
+
+
+class AuditChainBroken(KollegaError):
+    """The audit chain failed verification."""
+
+    code = "audit_chain_broken"
+
+    def __init__(self, message: str | None = None, *, seq: int | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.seq = seq

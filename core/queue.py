@@ -1,0 +1,532 @@
+"""Work items: idempotent enqueue, claim with a lease, complete, fail, reclaim.
+
+The claim is one statement: on PostgreSQL ``UPDATE … WHERE id IN (SELECT … FOR UPDATE
+SKIP LOCKED) RETURNING``, on SQLite the same UPDATE … RETURNING inside a ``BEGIN
+IMMEDIATE`` transaction. It checks lease expiry itself, so an item held by a dead worker
+is taken over without a separate sweep. Every change after the claim is conditional on
+the lease token: a worker that lost its lease changes nothing (:class:`LeaseLost`).
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.errors import LeaseLost
+from core.review import create_review
+from core.robot import Done, NeedsReview, NewItem
+from core.storage.db import Database
+from core.storage.models import ItemStatus, ReviewKind, WorkItem
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    """The real time in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class WorkItemView:
+    """A snapshot of a claimed work item, as a robot sees it."""
+
+    id: int
+    robot: str
+    tenant: str
+    reference: str
+    payload: dict[str, Any]
+    subject: str | None
+    attempts: int
+    lease_token: str | None
+    run_id: int | None = None
+    return_comment: str | None = None
+    status: str = ItemStatus.in_progress.value
+    result: dict[str, Any] | None = field(default=None)
+
+    @classmethod
+    def from_row(cls, row: Any) -> WorkItemView:
+        """Build from an ORM row or a RETURNING row."""
+        status = row.status.value if isinstance(row.status, ItemStatus) else str(row.status)
+        return cls(
+            id=row.id,
+            robot=row.robot,
+            tenant=row.tenant,
+            reference=row.reference,
+            payload=row.payload or {},
+            subject=row.subject,
+            attempts=row.attempts,
+            lease_token=row.lease_token,
+            run_id=row.run_id,
+            return_comment=row.return_comment,
+            status=status,
+            result=row.result,
+        )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter and a cap."""
+
+    max_attempts: int = 5
+    base_seconds: float = 30.0
+    cap_seconds: float = 3600.0
+
+    def delay(self, attempts: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before attempt ``attempts + 1`` ("equal jitter": half fixed, half random)."""
+        ceiling = float(min(self.cap_seconds, self.base_seconds * (2 ** max(attempts - 1, 0))))
+        jitter: float = (rng or random).uniform(0, ceiling / 2)
+        return ceiling / 2 + jitter
+
+
+_RETURNING = (
+    WorkItem.id,
+    WorkItem.robot,
+    WorkItem.tenant,
+    WorkItem.reference,
+    WorkItem.payload,
+    WorkItem.subject,
+    WorkItem.attempts,
+    WorkItem.lease_token,
+    WorkItem.run_id,
+    WorkItem.return_comment,
+    WorkItem.status,
+    WorkItem.result,
+)
+
+
+class WorkQueue:
+    """The work-item queue on one database."""
+
+    def __init__(self, db: Database, clock: Clock = system_clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    # -- enqueue ---------------------------------------------------------------------
+    def enqueue(self, robot: str, tenant: str, items: Sequence[NewItem], run_id: int | None = None) -> int:
+        """Insert new items; a known (robot, tenant, reference) is left alone. Returns how many were new."""
+        if not items:
+            return 0
+        now = self.clock()
+        # Sorted and de-duplicated so that concurrent enqueues take row locks in the same
+        # order: PostgreSQL would otherwise deadlock two collectors of the same references.
+        items = sorted({it.reference: it for it in items}.values(), key=lambda it: it.reference)
+        rows = [
+            {
+                "robot": robot,
+                "tenant": tenant,
+                "reference": it.reference,
+                "payload": it.payload,
+                "subject": it.subject,
+                "status": ItemStatus.pending.value,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "run_id": run_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for it in items
+        ]
+        dialect_insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+        stmt = (
+            dialect_insert(WorkItem)
+            .on_conflict_do_nothing(index_elements=["robot", "tenant", "reference"])
+            .returning(WorkItem.id)
+        )
+        with self.db.session() as s:
+            # One multi-row INSERT; RETURNING yields only the rows really inserted.
+            return len(s.execute(stmt, rows).all())
+
+    # -- claim -------------------------------------------------------------------------
+    def claim(
+        self,
+        robot: str,
+        tenant: str,
+        owner: str,
+        *,
+        limit: int = 1,
+        lease_seconds: float = 300,
+        reclaim_expired: bool = True,
+        ids: Collection[int] | None = None,
+    ) -> list[WorkItemView]:
+        """Lease up to ``limit`` due items (pending, or in progress with an expired lease) in one statement."""
+        now = self.clock()
+        token = secrets.token_hex(16)
+        # An in-progress item's next_attempt_at is its lease expiry (set below and by extend()),
+        # so "due" is one range condition served by the partial index ix_work_items_due.
+        statuses = [ItemStatus.pending, ItemStatus.in_progress] if reclaim_expired else [ItemStatus.pending]
+        due = and_(WorkItem.status.in_(statuses), WorkItem.next_attempt_at <= now)
+        if ids is not None:
+            due = and_(due, WorkItem.id.in_(list(ids)))
+        pick = (
+            select(WorkItem.id)
+            .where(WorkItem.robot == robot, WorkItem.tenant == tenant, due)
+            .order_by(WorkItem.next_attempt_at, WorkItem.id)
+            .limit(limit)
+        )
+        if self.db.dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        stmt = (
+            update(WorkItem)
+            .where(WorkItem.id.in_(pick.scalar_subquery()))
+            .values(
+                status=ItemStatus.in_progress,
+                lease_owner=owner,
+                lease_token=token,
+                lease_until=now + timedelta(seconds=lease_seconds),
+                next_attempt_at=now + timedelta(seconds=lease_seconds),
+                attempts=WorkItem.attempts + 1,
+                updated_at=now,
+            )
+            .returning(*_RETURNING)
+            .execution_options(synchronize_session=False)
+        )
+        with self.db.session() as s:
+            rows = s.execute(stmt).all()
+        return sorted((WorkItemView.from_row(r) for r in rows), key=lambda v: v.id)
+
+    def extend(self, item: WorkItemView, lease_seconds: float) -> None:
+        """Extend the lease of an item still being worked on."""
+        now = self.clock()
+        with self.db.session() as s:
+            until = now + timedelta(seconds=lease_seconds)
+            self._owned_update(s, item, lease_until=until, next_attempt_at=until, updated_at=now)
+
+    # -- finish ------------------------------------------------------------------------
+    def _owned_update(self, s: Session, item: WorkItemView, **values: Any) -> None:
+        res = s.execute(
+            update(WorkItem)
+            .where(
+                WorkItem.id == item.id,
+                WorkItem.lease_token == item.lease_token,
+                WorkItem.status == ItemStatus.in_progress,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(res, "rowcount", 0) != 1:
+            raise LeaseLost(f"work item {item.id}: lease lost; another worker owns it now or it was finished")
+
+    def _release(self) -> dict[str, Any]:
+        now = self.clock()
+        return {"lease_owner": None, "lease_token": None, "lease_until": None, "updated_at": now}
+
+    def complete(self, item: WorkItemView, outcome: Done | NeedsReview, *, actor: str) -> int | None:
+        """Record a Done or NeedsReview outcome; returns the review item id for NeedsReview."""
+        now = self.clock()
+        with self.db.session() as s:
+            if isinstance(outcome, Done):
+                self._owned_update(
+                    s,
+                    item,
+                    status=ItemStatus.done,
+                    result=outcome.result,
+                    error_kind=None,
+                    error_code=None,
+                    error_message=None,
+                    finished_at=now,
+                    **self._release(),
+                )
+                return None
+            self._owned_update(
+                s,
+                item,
+                status=ItemStatus.needs_review,
+                error_kind=None,
+                error_code=None,
+                error_message=None,
+                **self._release(),
+            )
+            review = create_review(
+                s,
+                tenant=item.tenant,
+                robot=item.robot,
+                work_item_id=item.id,
+                queue=outcome.queue,
+                kind=ReviewKind.decision,
+                title=outcome.title,
+                summary=outcome.summary,
+                material=outcome.material,
+                subject=outcome.subject or item.subject,
+                due_at=outcome.due,
+                four_eyes=outcome.four_eyes,
+                actor=actor,
+                now=now,
+            )
+            return review.id
+
+    def fail_business(self, item: WorkItemView, *, code: str, message: str, actor: str) -> int:
+        """Bad or missing data: the item fails for good and a person gets an exception review."""
+        now = self.clock()
+        with self.db.session() as s:
+            self._owned_update(
+                s,
+                item,
+                status=ItemStatus.failed_business,
+                error_kind="business",
+                error_code=code,
+                error_message=message,
+                finished_at=now,
+                **self._release(),
+            )
+            review = create_review(
+                s,
+                tenant=item.tenant,
+                robot=item.robot,
+                work_item_id=item.id,
+                queue=f"{item.robot}.exceptions",
+                kind=ReviewKind.exception,
+                title=message[:500],
+                summary=message,
+                material={"reference": item.reference, "error_code": code, "error": message},
+                subject=item.subject,
+                actor=actor,
+                now=now,
+            )
+            return review.id
+
+    def fail_application(
+        self,
+        item: WorkItemView,
+        *,
+        code: str,
+        message: str,
+        actor: str,
+        policy: RetryPolicy,
+        rng: random.Random | None = None,
+        min_delay: float = 0.0,
+    ) -> bool:
+        """A transient failure: retry after a backoff, or fail for good after max attempts.
+
+        Returns True when the item will be retried.
+        """
+        now = self.clock()
+        with self.db.session() as s:
+            if item.attempts < policy.max_attempts:
+                delay = max(policy.delay(item.attempts, rng), min_delay)
+                self._owned_update(
+                    s,
+                    item,
+                    status=ItemStatus.pending,
+                    error_kind="application",
+                    error_code=code,
+                    error_message=message,
+                    next_attempt_at=now + timedelta(seconds=delay),
+                    **self._release(),
+                )
+                return True
+            self._owned_update(
+                s,
+                item,
+                status=ItemStatus.failed_application,
+                error_kind="application",
+                error_code=code,
+                error_message=message,
+                finished_at=now,
+                **self._release(),
+            )
+            self._exception_review(
+                s,
+                item.tenant,
+                item.robot,
+                item.id,
+                item.reference,
+                item.subject,
+                f"Tekniskt fel efter {item.attempts} försök",
+                code,
+                message,
+                actor,
+                now,
+            )
+            return False
+
+    @staticmethod
+    def _exception_review(
+        s: Session,
+        tenant: str,
+        robot: str,
+        item_id: int,
+        reference: str,
+        subject: str | None,
+        title: str,
+        code: str,
+        message: str,
+        actor: str,
+        now: datetime,
+        kind: ReviewKind = ReviewKind.exception,
+    ) -> None:
+        create_review(
+            s,
+            tenant=tenant,
+            robot=robot,
+            work_item_id=item_id,
+            queue=f"{robot}.exceptions",
+            kind=kind,
+            title=title,
+            summary=message,
+            material={"reference": reference, "error_code": code, "error": message},
+            subject=subject,
+            actor=actor,
+            now=now,
+        )
+
+    # -- expired leases ----------------------------------------------------------------
+    def reap_expired(
+        self, robot: str, tenant: str, *, side_effects_repeatable: bool, max_attempts: int, actor: str
+    ) -> dict[str, int]:
+        """Settle items whose worker died: uncertain (unsafe robots) or failed (out of attempts).
+
+        Items of a repeatable robot with attempts left are not touched here: the next claim
+        takes them over.
+        """
+        now = self.clock()
+        expired = and_(
+            WorkItem.robot == robot,
+            WorkItem.tenant == tenant,
+            WorkItem.status == ItemStatus.in_progress,
+            WorkItem.lease_until < now,
+        )
+        counts = {"uncertain": 0, "failed_application": 0}
+        with self.db.session() as s:
+            if not side_effects_repeatable:
+                rows = s.execute(
+                    update(WorkItem)
+                    .where(expired)
+                    .values(
+                        status=ItemStatus.uncertain,
+                        error_kind="uncertain",
+                        error_code="lease_expired",
+                        error_message="the worker stopped while processing; the external write may or may not have happened",
+                        finished_at=now,
+                        **self._release(),
+                    )
+                    .returning(WorkItem.id, WorkItem.reference, WorkItem.subject)
+                    .execution_options(synchronize_session=False)
+                ).all()
+                for r in rows:
+                    self._exception_review(
+                        s,
+                        tenant,
+                        robot,
+                        r.id,
+                        r.reference,
+                        r.subject,
+                        "Osäkert utfall: kontrollera om ändringen blev gjord",
+                        "lease_expired",
+                        "The worker stopped mid-item; check the target system before acting.",
+                        actor,
+                        now,
+                        kind=ReviewKind.uncertain,
+                    )
+                counts["uncertain"] = len(rows)
+            else:
+                failed = s.execute(
+                    update(WorkItem)
+                    .where(expired, WorkItem.attempts >= max_attempts)
+                    .values(
+                        status=ItemStatus.failed_application,
+                        error_kind="application",
+                        error_code="lease_expired",
+                        error_message=f"the worker stopped while processing, {max_attempts} times",
+                        finished_at=now,
+                        **self._release(),
+                    )
+                    .returning(WorkItem.id, WorkItem.reference, WorkItem.subject, WorkItem.attempts)
+                    .execution_options(synchronize_session=False)
+                ).all()
+                for f in failed:
+                    self._exception_review(
+                        s,
+                        tenant,
+                        robot,
+                        f.id,
+                        f.reference,
+                        f.subject,
+                        f"Tekniskt fel efter {f.attempts} försök",
+                        "lease_expired",
+                        "The worker stopped while processing this item on every attempt.",
+                        actor,
+                        now,
+                    )
+                counts["failed_application"] = len(failed)
+            for kind, n in counts.items():
+                if n:
+                    audit.append(
+                        s,
+                        actor=actor,
+                        action=f"item.{kind}",
+                        tenant=tenant,
+                        details={"robot": robot, "count": n, "reason": "lease_expired"},
+                        now=now,
+                    )
+        return counts
+
+    # -- queries -----------------------------------------------------------------------
+    def pending_count(self, robot: str, tenant: str) -> int:
+        """Items not yet in a final or review state (pending or in progress)."""
+        with self.db.session() as s:
+            return int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(WorkItem)
+                    .where(
+                        WorkItem.robot == robot,
+                        WorkItem.tenant == tenant,
+                        WorkItem.status.in_([ItemStatus.pending, ItemStatus.in_progress]),
+                    )
+                )
+                or 0
+            )
+
+    def next_due(self, robot: str, tenant: str, ids: Collection[int] | None = None) -> datetime | None:
+        """When the next pending item of robot+tenant (optionally among ``ids``) falls due."""
+        stmt = select(func.min(WorkItem.next_attempt_at)).where(
+            WorkItem.robot == robot, WorkItem.tenant == tenant, WorkItem.status == ItemStatus.pending
+        )
+        if ids is not None:
+            stmt = stmt.where(WorkItem.id.in_(list(ids)))
+        with self.db.session() as s:
+            return s.scalar(stmt)
+
+    def get(self, item_id: int) -> WorkItem | None:
+        """One work item row (detached)."""
+        with self.db.session() as s:
+            return s.get(WorkItem, item_id)
+
+    def requeue(self, item_id: int, *, actor: str, comment: str | None = None) -> None:
+        """Put a finished or failed item back in the queue (retry by operations or a returned decision)."""
+        now = self.clock()
+        with self.db.session() as s:
+            s.execute(
+                update(WorkItem)
+                .where(WorkItem.id == item_id, WorkItem.status != ItemStatus.in_progress)
+                .values(
+                    status=ItemStatus.pending,
+                    attempts=0,
+                    next_attempt_at=now,
+                    return_comment=comment,
+                    error_kind=None,
+                    error_code=None,
+                    error_message=None,
+                    finished_at=None,
+                    updated_at=now,
+                )
+            )
+            row = s.get(WorkItem, item_id)
+            audit.append(
+                s,
+                actor=actor,
+                action="item.requeued",
+                tenant=row.tenant if row else None,
+                subject=f"work_item:{item_id}",
+                details={"comment": bool(comment)},
+                now=now,
+            )

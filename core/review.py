@@ -1,0 +1,438 @@
+"""Review items: the human side of every robot.
+
+States::
+
+    open ──approve──> approved        (under four-eyes: two approvals by different people)
+      │  ──reject───> rejected
+      │  ──return───> returned        (back to the robot with a comment)
+      └──deadline──> expired
+
+A decision is final, audited, and sets ``callback_status = pending``: a worker then calls
+the robot's ``on_decision`` (retried with backoff like any item). Concurrent deciders are
+resolved by an optimistic version check: the second gets :class:`AlreadyDecided`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import random
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.errors import AlreadyDecided, FourEyesViolation, LeaseLost, ReviewError
+from core.storage.db import Database
+from core.storage.models import (
+    CallbackStatus,
+    ItemStatus,
+    ReviewComment,
+    ReviewItem,
+    ReviewKind,
+    ReviewState,
+    WorkItem,
+)
+
+DECISIONS = ("approve", "reject", "return")
+
+
+@dataclass(frozen=True)
+class ReviewView:
+    """A snapshot of a review item, as a robot's on_decision sees it."""
+
+    id: int
+    tenant: str
+    robot: str
+    work_item_id: int | None
+    queue: str
+    kind: str
+    title: str
+    material: dict[str, Any]
+    subject: str | None
+    state: str
+    decided_by: str | None
+    decision_comment: str | None
+    #: The lease token of the worker carrying the decision out (set by claim_callbacks).
+    callback_token: str | None = None
+
+    @classmethod
+    def from_row(cls, row: ReviewItem) -> ReviewView:
+        """Build from an ORM row."""
+        return cls(
+            id=row.id,
+            tenant=row.tenant,
+            robot=row.robot,
+            work_item_id=row.work_item_id,
+            queue=row.queue,
+            kind=row.kind.value,
+            title=row.title,
+            material=row.material or {},
+            subject=row.subject,
+            state=row.state.value,
+            decided_by=row.decided_by,
+            decision_comment=row.decision_comment,
+            callback_token=row.callback_token,
+        )
+
+
+def create_review(
+    s: Session,
+    *,
+    tenant: str,
+    robot: str,
+    work_item_id: int | None,
+    queue: str,
+    kind: ReviewKind,
+    title: str,
+    summary: str,
+    material: dict[str, Any],
+    subject: str | None,
+    actor: str,
+    now: datetime,
+    due_at: datetime | None = None,
+    four_eyes: bool = False,
+) -> ReviewItem:
+    """Create an open review item in the caller's transaction, audited."""
+    review = ReviewItem(
+        tenant=tenant,
+        robot=robot,
+        work_item_id=work_item_id,
+        queue=queue,
+        kind=kind,
+        title=title,
+        summary=summary,
+        material=material,
+        subject=subject,
+        due_at=due_at,
+        four_eyes=four_eyes,
+        state=ReviewState.open,
+        created_at=now,
+        updated_at=now,
+    )
+    s.add(review)
+    s.flush()
+    audit.append(
+        s,
+        actor=actor,
+        action="review.created",
+        tenant=tenant,
+        subject=subject,
+        details={"review_id": review.id, "queue": queue, "kind": kind.value, "work_item_id": work_item_id},
+        now=now,
+    )
+    return review
+
+
+class ReviewQueue:
+    """Decisions, assignment, comments, deadlines and decision callbacks."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime] | None = None) -> None:
+        self.db = db
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    def get(self, review_id: int, *, viewer: str | None = None, tenants: set[str] | None = None) -> ReviewItem:
+        """One review item; a named viewer's opening is written to the access log."""
+        with self.db.session() as s:
+            row = s.get(ReviewItem, review_id)
+            if row is None or (tenants is not None and row.tenant not in tenants):
+                raise ReviewError(f"review item {review_id} does not exist")
+            if viewer is not None:
+                audit.append(
+                    s,
+                    actor=viewer,
+                    action="review.opened",
+                    tenant=row.tenant,
+                    subject=row.subject,
+                    purpose="handläggning",
+                    details={"review_id": row.id, "queue": row.queue},
+                    now=self.clock(),
+                )
+            return row
+
+    def list(
+        self,
+        *,
+        tenants: set[str] | None = None,
+        queue: str | None = None,
+        state: ReviewState | None = ReviewState.open,
+        limit: int = 500,
+    ) -> builtins.list[ReviewItem]:
+        """Review items, oldest first (the order a case worker works through them)."""
+        stmt = (
+            select(ReviewItem)
+            .order_by(ReviewItem.due_at.is_(None), ReviewItem.due_at, ReviewItem.created_at, ReviewItem.id)
+            .limit(limit)
+        )
+        if tenants is not None:
+            stmt = stmt.where(ReviewItem.tenant.in_(tenants))
+        if queue:
+            stmt = stmt.where(ReviewItem.queue == queue)
+        if state is not None:
+            stmt = stmt.where(ReviewItem.state == state)
+        with self.db.session() as s:
+            return list(s.scalars(stmt).all())
+
+    def comments(self, review_id: int) -> builtins.list[ReviewComment]:
+        """Comments on a review item, oldest first."""
+        with self.db.session() as s:
+            return list(
+                s.scalars(
+                    select(ReviewComment).where(ReviewComment.review_id == review_id).order_by(ReviewComment.id)
+                ).all()
+            )
+
+    def _locked_open(self, s: Session, review_id: int) -> ReviewItem:
+        row = s.get(ReviewItem, review_id, with_for_update=True)
+        if row is None:
+            raise ReviewError(f"review item {review_id} does not exist")
+        if row.state != ReviewState.open:
+            raise AlreadyDecided(
+                f"review item {review_id} was already {row.state.value} by {row.decided_by or 'the system'}"
+            )
+        return row
+
+    def assign(self, review_id: int, assignee: str | None, *, actor: str) -> None:
+        """Assign (or unassign with None) an open review item."""
+        now = self.clock()
+        with self.db.session() as s:
+            row = self._locked_open(s, review_id)
+            row.assignee, row.updated_at, row.version = assignee, now, row.version + 1
+            audit.append(
+                s,
+                actor=actor,
+                action="review.assigned",
+                tenant=row.tenant,
+                subject=row.subject,
+                details={"review_id": review_id, "assignee": assignee},
+                now=now,
+            )
+
+    def comment(self, review_id: int, text: str, *, actor: str) -> None:
+        """Add a comment."""
+        if not text.strip():
+            raise ReviewError("a comment cannot be empty")
+        now = self.clock()
+        with self.db.session() as s:
+            row = s.get(ReviewItem, review_id)
+            if row is None:
+                raise ReviewError(f"review item {review_id} does not exist")
+            s.add(ReviewComment(review_id=review_id, author=actor, text=text, created_at=now))
+            audit.append(
+                s,
+                actor=actor,
+                action="review.commented",
+                tenant=row.tenant,
+                subject=row.subject,
+                details={"review_id": review_id},
+                now=now,
+            )
+
+    def decide(
+        self,
+        review_id: int,
+        decision: str,
+        *,
+        actor: str,
+        comment: str | None = None,
+        expected_version: int | None = None,
+    ) -> ReviewItem:
+        """Approve, reject or return an open item. Final; the robot carries it out afterwards.
+
+        ``expected_version`` (from the page the person saw) turns a concurrent change into
+        :class:`AlreadyDecided` instead of silently overriding it.
+        """
+        if decision not in DECISIONS:
+            raise ReviewError(f"unknown decision {decision!r}; use one of {', '.join(DECISIONS)}")
+        if decision in ("reject", "return") and not (comment and comment.strip()):
+            raise ReviewError(f"a comment is required to {decision} an item")
+        now = self.clock()
+        with self.db.session() as s:
+            row = self._locked_open(s, review_id)
+            if expected_version is not None and row.version != expected_version:
+                raise AlreadyDecided(f"review item {review_id} changed while you were looking at it")
+            if decision == "approve" and row.four_eyes and row.first_approver is None:
+                row.first_approver, row.first_approved_at = actor, now
+                row.version += 1
+                row.updated_at = now
+                audit.append(
+                    s,
+                    actor=actor,
+                    action="review.first_approval",
+                    tenant=row.tenant,
+                    subject=row.subject,
+                    details={"review_id": review_id},
+                    now=now,
+                )
+                self._update_versioned(s, row)
+                return row
+            if decision == "approve" and row.four_eyes and row.first_approver == actor:
+                raise FourEyesViolation("this queue requires a second approval by a different person")
+            row.state = {
+                "approve": ReviewState.approved,
+                "reject": ReviewState.rejected,
+                "return": ReviewState.returned,
+            }[decision]
+            row.decided_by, row.decided_at, row.decision_comment = actor, now, comment
+            row.callback_status, row.callback_next_at, row.callback_attempts = CallbackStatus.pending, now, 0
+            row.version += 1
+            row.updated_at = now
+            if comment:
+                s.add(ReviewComment(review_id=review_id, author=actor, text=comment, created_at=now))
+            audit.append(
+                s,
+                actor=actor,
+                action=f"review.{row.state.value}",
+                tenant=row.tenant,
+                subject=row.subject,
+                details={
+                    "review_id": review_id,
+                    "queue": row.queue,
+                    "four_eyes": row.four_eyes,
+                    "first_approver": row.first_approver,
+                },
+                now=now,
+            )
+            self._update_versioned(s, row)
+            return row
+
+    @staticmethod
+    def _update_versioned(s: Session, row: ReviewItem) -> None:
+        # SELECT … FOR UPDATE (PostgreSQL) and BEGIN IMMEDIATE (SQLite) already serialise
+        # deciders; the flush makes a lost race surface here, inside the transaction.
+        s.flush()
+
+    def expire_overdue(self, *, actor: str = "system:kollega") -> int:
+        """Mark open items past their deadline as expired (audited); returns how many."""
+        now = self.clock()
+        with self.db.session() as s:
+            rows = s.execute(
+                update(ReviewItem)
+                .where(ReviewItem.state == ReviewState.open, ReviewItem.due_at < now)
+                .values(state=ReviewState.expired, updated_at=now, version=ReviewItem.version + 1)
+                .returning(ReviewItem.id, ReviewItem.tenant, ReviewItem.subject, ReviewItem.queue)
+                .execution_options(synchronize_session=False)
+            ).all()
+            for r in rows:
+                audit.append(
+                    s,
+                    actor=actor,
+                    action="review.expired",
+                    tenant=r.tenant,
+                    subject=r.subject,
+                    details={"review_id": r.id, "queue": r.queue},
+                    now=now,
+                )
+            return len(rows)
+
+    # -- decision callbacks ------------------------------------------------------------
+    def claim_callbacks(
+        self, robot: str, tenant: str, *, limit: int = 20, lease_seconds: float = 300
+    ) -> builtins.list[ReviewView]:
+        """Lease decided items whose decision the robot has not carried out yet."""
+        now = self.clock()
+        pick = (
+            select(ReviewItem.id)
+            .where(
+                ReviewItem.robot == robot,
+                ReviewItem.tenant == tenant,
+                ReviewItem.callback_status == CallbackStatus.pending,
+                ReviewItem.callback_next_at <= now,
+            )
+            .order_by(ReviewItem.callback_next_at, ReviewItem.id)
+            .limit(limit)
+        )
+        if self.db.dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        with self.db.session() as s:
+            ids = s.scalars(
+                update(ReviewItem)
+                .where(ReviewItem.id.in_(pick.scalar_subquery()))
+                .values(
+                    callback_next_at=now + timedelta(seconds=lease_seconds),
+                    callback_attempts=ReviewItem.callback_attempts + 1,
+                    callback_token=secrets.token_hex(16),
+                )
+                .returning(ReviewItem.id)
+                .execution_options(synchronize_session=False)
+            ).all()
+            rows = s.scalars(select(ReviewItem).where(ReviewItem.id.in_(ids)).order_by(ReviewItem.id)).all()
+            return [ReviewView.from_row(r) for r in rows]
+
+    @staticmethod
+    def _owned_callback(s: Session, review: ReviewView) -> ReviewItem:
+        row = s.get(ReviewItem, review.id, with_for_update=True)
+        if row is None or row.callback_status != CallbackStatus.pending or row.callback_token != review.callback_token:
+            raise LeaseLost(f"review item {review.id}: another worker is carrying out this decision now")
+        return row
+
+    def callback_done(self, review: ReviewView, *, actor: str) -> None:
+        """The robot carried the decision out: settle the work item accordingly."""
+        now = self.clock()
+        with self.db.session() as s:
+            row = self._owned_callback(s, review)
+            row.callback_status, row.callback_error, row.updated_at = CallbackStatus.done, None, now
+            if row.work_item_id is not None:
+                item = s.get(WorkItem, row.work_item_id)
+                if item is not None and item.status != ItemStatus.in_progress:
+                    if row.state == ReviewState.returned:
+                        # Back to the robot: processed again, with the comment available.
+                        item.status, item.attempts, item.next_attempt_at = ItemStatus.pending, 0, now
+                        item.return_comment, item.finished_at = row.decision_comment, None
+                    elif row.kind == ReviewKind.decision:
+                        item.status, item.finished_at = ItemStatus.done, now
+                        item.result = {**(item.result or {}), "decision": row.state.value, "decided_by": row.decided_by}
+                    item.updated_at = now
+            audit.append(
+                s,
+                actor=actor,
+                action="review.carried_out",
+                tenant=row.tenant,
+                subject=row.subject,
+                details={"review_id": row.id, "decision": row.state.value},
+                now=now,
+            )
+
+    def callback_failed(
+        self, review: ReviewView, error: str, *, max_attempts: int, base_seconds: float, cap_seconds: float, actor: str
+    ) -> bool:
+        """on_decision failed: retry with backoff, or give up after max attempts. True = will retry."""
+        now = self.clock()
+        with self.db.session() as s:
+            row = self._owned_callback(s, review)
+            row.callback_error, row.updated_at = error, now
+            retry = row.callback_attempts < max_attempts
+            if retry:
+                ceiling = min(cap_seconds, base_seconds * 2 ** max(row.callback_attempts - 1, 0))
+                row.callback_next_at = now + timedelta(seconds=ceiling / 2 + random.uniform(0, ceiling / 2))
+            else:
+                row.callback_status = CallbackStatus.failed
+                # Nobody would notice an audit event alone: a person gets the item.
+                create_review(
+                    s,
+                    tenant=row.tenant,
+                    robot=row.robot,
+                    work_item_id=row.work_item_id,
+                    queue=f"{row.robot}.exceptions",
+                    kind=ReviewKind.exception,
+                    title="Beslutet kunde inte verkställas",
+                    summary=f"The decision on review item {row.id} could not be carried out: {error}",
+                    material={"review_id": row.id, "decision": row.state.value, "error": error},
+                    subject=row.subject,
+                    actor=actor,
+                    now=now,
+                )
+            audit.append(
+                s,
+                actor=actor,
+                action="review.carry_out_failed",
+                tenant=row.tenant,
+                subject=row.subject,
+                details={"review_id": row.id, "attempt": row.callback_attempts, "will_retry": retry, "error": error},
+                now=now,
+            )
+            return retry

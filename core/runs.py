@@ -1,0 +1,223 @@
+"""Run rows: created by the scheduler or a person, claimed by a worker, finished with counts."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from core import audit
+from core.logging import redact_text
+from core.storage.db import Database
+from core.storage.models import Run, RunStatus, Tenant
+
+COUNT_FIELDS = ("collected", "done", "needs_review", "failed_business", "failed_application", "uncertain", "retried")
+
+
+class RunStore:
+    """Creates, claims and finishes runs."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.clock = clock
+
+    def ensure_tenant(self, code: str, name: str, ops_email: str | None = None) -> None:
+        """Create or update a tenant row (from the settings' tenant list)."""
+        dialect_insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+        stmt = dialect_insert(Tenant).values(code=code, name=name, ops_email=ops_email, created_at=self.clock())
+        # An upsert: several processes starting at once must not trip over each other.
+        stmt = stmt.on_conflict_do_update(index_elements=["code"], set_={"name": name, "ops_email": ops_email})
+        with self.db.session() as s:
+            s.execute(stmt)
+
+    def create(
+        self,
+        *,
+        robot: str,
+        tenant: str,
+        trigger: str,
+        status: RunStatus = RunStatus.queued,
+        schedule: str | None = None,
+        slot: str | None = None,
+        dry_run: bool = False,
+        item_limit: int | None = None,
+        deadline_at: datetime | None = None,
+        error: str | None = None,
+        actor: str = "system:kollega",
+    ) -> int | None:
+        """Insert a run; None when its (schedule, slot) already exists (another scheduler got it)."""
+        now = self.clock()
+        try:
+            with self.db.session() as s:
+                run = Run(
+                    robot=robot,
+                    tenant=tenant,
+                    trigger=trigger,
+                    status=status,
+                    schedule=schedule,
+                    slot=slot,
+                    dry_run=dry_run,
+                    item_limit=item_limit,
+                    deadline_at=deadline_at,
+                    created_at=now,
+                    error=error,
+                    **{f: 0 for f in COUNT_FIELDS},
+                )
+                if status in (RunStatus.missed, RunStatus.skipped):
+                    run.finished_at = now
+                s.add(run)
+                s.flush()
+                audit.append(
+                    s,
+                    actor=actor,
+                    action=f"run.{status.value}",
+                    tenant=tenant,
+                    details={
+                        "run_id": run.id,
+                        "robot": robot,
+                        "trigger": trigger,
+                        "schedule": schedule,
+                        "slot": slot,
+                        "dry_run": dry_run,
+                        "reason": error,
+                    },
+                    now=now,
+                )
+                return run.id
+        except IntegrityError as exc:
+            # Only the slot's own unique constraint means "another scheduler got it first".
+            if schedule is None or (
+                "uq_runs_schedule_tenant_slot" not in str(exc.orig) and not self._slot_taken(schedule, tenant, slot)
+            ):
+                raise
+            return None
+
+    def _slot_taken(self, schedule: str, tenant: str, slot: str | None) -> bool:
+        with self.db.session() as s:
+            return (
+                s.scalar(select(Run.id).where(Run.schedule == schedule, Run.tenant == tenant, Run.slot == slot))
+                is not None
+            )
+
+    def claim_queued(self, owner: str, lease_seconds: float) -> Run | None:
+        """Take the oldest queued run (or one whose worker stopped renewing its lease)."""
+        now = self.clock()
+        due = (Run.status == RunStatus.queued) | ((Run.status == RunStatus.running) & (Run.lease_until < now))
+        pick = select(Run.id).where(due).order_by(Run.created_at, Run.id).limit(1)
+        if self.db.dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        with self.db.session() as s:
+            run_id = s.scalar(
+                update(Run)
+                .where(Run.id.in_(pick.scalar_subquery()))
+                .values(
+                    status=RunStatus.running,
+                    lease_owner=owner,
+                    host=socket.gethostname(),
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                )
+                .returning(Run.id)
+                .execution_options(synchronize_session=False)
+            )
+            return s.get(Run, run_id) if run_id is not None else None
+
+    def start(self, run_id: int, owner: str, lease_seconds: float) -> None:
+        """Mark a run as running on this host."""
+        now = self.clock()
+        with self.db.session() as s:
+            s.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(
+                    status=RunStatus.running,
+                    started_at=now,
+                    host=socket.gethostname(),
+                    lease_owner=owner,
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                )
+            )
+
+    def heartbeat(self, run_id: int, lease_seconds: float, counts: dict[str, int] | None = None) -> None:
+        """Renew the run's lease, and store the counts so far for the dashboard."""
+        now = self.clock()
+        with self.db.session() as s:
+            s.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(lease_until=now + timedelta(seconds=lease_seconds), **(counts or {}))
+            )
+
+    def finish(
+        self,
+        run_id: int,
+        status: RunStatus,
+        counts: dict[str, int],
+        error: str | None = None,
+        actor: str = "system:kollega",
+    ) -> None:
+        """Record the end of a run with its counts (error text is redacted)."""
+        now = self.clock()
+        safe_error = redact_text(error) if error else None
+        with self.db.session() as s:
+            run = s.get(Run, run_id)
+            assert run is not None
+            run.status, run.finished_at, run.error = status, now, safe_error
+            run.lease_owner = run.lease_until = None
+            for f in COUNT_FIELDS:
+                setattr(run, f, counts.get(f, 0))
+            audit.append(
+                s,
+                actor=actor,
+                action=f"run.{status.value}",
+                tenant=run.tenant,
+                details={"run_id": run_id, "robot": run.robot, **counts, "error": safe_error},
+                now=now,
+            )
+
+    def get(self, run_id: int) -> Run | None:
+        """One run."""
+        with self.db.session() as s:
+            return s.get(Run, run_id)
+
+    def recent(self, *, robot: str | None = None, tenant: str | None = None, limit: int = 50) -> list[Run]:
+        """Newest runs first."""
+        stmt = select(Run).order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)
+        if robot:
+            stmt = stmt.where(Run.robot == robot)
+        if tenant:
+            stmt = stmt.where(Run.tenant == tenant)
+        with self.db.session() as s:
+            return list(s.scalars(stmt).all())
+
+    def last_slot(self, schedule: str) -> str | None:
+        """The latest slot recorded for a schedule (any status)."""
+        with self.db.session() as s:
+            return s.scalar(
+                select(Run.slot)
+                .where(Run.schedule == schedule, Run.slot.is_not(None))
+                .order_by(Run.slot.desc())
+                .limit(1)
+            )
+
+    def as_dict(self, run: Run) -> dict[str, Any]:
+        """A JSON-friendly view of a run."""
+        return {
+            "id": run.id,
+            "robot": run.robot,
+            "tenant": run.tenant,
+            "trigger": run.trigger,
+            "schedule": run.schedule,
+            "slot": run.slot,
+            "status": run.status.value,
+            "dry_run": run.dry_run,
+            **{f: getattr(run, f) for f in COUNT_FIELDS},
+            "created_at": run.created_at.isoformat() if run.created_at else None,
+            "started_at": run.started_at.isoformat() if run.started_at else None,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "error": run.error,
+        }

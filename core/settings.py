@@ -1,0 +1,234 @@
+"""Deployment settings: ``config/kollega.toml`` plus ``KOLLEGA_*`` environment overrides.
+
+Secrets are never written inline: a secret setting is a reference, ``{env = "NAME"}`` or
+``{file = "/run/secrets/name"}``, resolved only when used. Each robot's section
+``[robots.<name>]`` is validated by that robot's own ``settings_model``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from core.errors import ConfigError
+
+#: The repository (or installation) root: config/, schedules/ and var/ live below it.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "kollega.toml"
+
+
+class SecretRef(BaseModel):
+    """A reference to a secret held outside the configuration: an env var or a file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    env: str | None = Field(default=None, description="Name of the environment variable holding the secret.")
+    file: Path | None = Field(default=None, description="Path of a file holding the secret (e.g. a Docker secret).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_inline(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            raise ValueError('secrets must be given by reference, {env = "NAME"} or {file = "/path"}, never inline')
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("a secret reference needs exactly one of 'env' or 'file'")
+        return self
+
+    def resolve(self) -> str:
+        """Read the secret now; a missing secret is a ConfigError naming the reference."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise ConfigError(f"secret environment variable {self.env} is not set")
+            return value
+        assert self.file is not None
+        try:
+            return self.file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"secret file {self.file} cannot be read: {exc.strerror}") from None
+
+    def __repr__(self) -> str:
+        return f"SecretRef(env={self.env!r})" if self.env else f"SecretRef(file={str(self.file)!r})"
+
+
+class TenantSettings(BaseModel):
+    """A municipality served by this deployment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(pattern=r"^\d{4}$", description="The kommunkod, four digits (Ronneby: 1081).")
+    name: str = Field(description="The municipality's name, e.g. 'Ronneby kommun'.")
+    ops_email: str | None = Field(default=None, description="Where alerts about failed nights are mailed.")
+
+
+class WorkerSettings(BaseModel):
+    """How workers process items."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int = Field(default=4, ge=1, le=256, description="Items processed at once per run, on one event loop.")
+    lease_seconds: float = Field(
+        default=300, gt=0, description="How long a claim holds an item before others may reclaim it."
+    )
+    item_timeout_seconds: float = Field(
+        default=240, gt=0, description="Per-item timeout; must be shorter than the lease."
+    )
+    max_attempts: int = Field(
+        default=5, ge=1, description="Attempts before an item fails for good and goes to a person."
+    )
+    backoff_base_seconds: float = Field(default=30, ge=0, description="First retry delay; doubles each attempt.")
+    backoff_cap_seconds: float = Field(default=3600, ge=0, description="Longest retry delay.")
+    poll_seconds: float = Field(default=5, gt=0, description="How often an idle `kollega worker` looks for work.")
+    retry_wait_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="A run waits for retries due within this many seconds; later ones wait for the next run or a worker.",
+    )
+
+    @model_validator(mode="after")
+    def _timeout_inside_lease(self) -> WorkerSettings:
+        if self.item_timeout_seconds >= self.lease_seconds:
+            raise ValueError("item_timeout_seconds must be shorter than lease_seconds")
+        return self
+
+
+class SchedulerSettings(BaseModel):
+    """The scheduler process."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schedules_dir: Path = Field(default=PROJECT_ROOT / "schedules", description="Folder of schedule TOML files.")
+    misfire_grace_seconds: int = Field(default=3600, ge=1, description="How late a slot may still start.")
+    leader_lease_seconds: int = Field(default=60, ge=5, description="Leader lock lease; a standby takes over after it.")
+    julafton_is_holiday: bool = Field(
+        default=True, description="Treat 24 December as a holiday in the 'workdays' calendar."
+    )
+    midsommarafton_is_holiday: bool = Field(default=True, description="Treat midsummer eve as a holiday in 'workdays'.")
+    nyarsafton_is_holiday: bool = Field(default=True, description="Treat 31 December as a holiday in 'workdays'.")
+
+
+class LoggingSettings(BaseModel):
+    """Log output."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: str = Field(default="INFO", description="Minimum level: DEBUG, INFO, WARNING, ERROR.")
+    format: str = Field(
+        default="auto",
+        pattern="^(auto|json|console)$",
+        description="auto = console on a terminal, JSON lines otherwise.",
+    )
+
+
+class Settings(BaseSettings):
+    """All of Kollega's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KOLLEGA_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty = SQLite file var/kollega.db.")
+    var_dir: Path = Field(
+        default=PROJECT_ROOT / "var", description="Folder for the SQLite file, artifacts and checkpoints."
+    )
+    timezone: str = Field(default="Europe/Stockholm", description="Local time zone of the deployment.")
+    artifact_retention_days: int = Field(
+        default=30, ge=1, description="Days before screenshots and snapshots are deleted."
+    )
+    tenants: list[TenantSettings] = Field(default_factory=list, description="The municipalities served.")
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    robots: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="One section per robot, checked by its settings_model."
+    )
+    web: dict[str, Any] = Field(
+        default_factory=dict, description="The web app; validated by core.web.settings.WebSettings."
+    )
+    connectors: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="One section per external system, checked by its connector's settings model."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file under var/."""
+        return self.database_url or f"sqlite:///{self.var_dir / 'kollega.db'}"
+
+    def robot_settings(self, name: str, model: type[BaseModel]) -> BaseModel:
+        """Validate and return robot ``name``'s section with its settings model."""
+        try:
+            return model.model_validate(self.robots.get(name, {}))
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc, prefix=f"robots.{name}")) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: explicit arguments, then KOLLEGA_* environment, then the TOML file.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_path()))
+
+
+_config_override: Path | None = None
+
+
+def _config_path() -> Path:
+    if _config_override is not None:
+        return _config_override
+    return Path(os.environ.get("KOLLEGA_CONFIG", str(DEFAULT_CONFIG)))
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """One line per problem, each naming the key and what is wrong."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if p != "__root__")
+        key = ".".join(p for p in (prefix, loc) if p)
+        lines.append(f"{key or '(top level)'}: {err['msg']}")
+    return "invalid configuration: " + "; ".join(lines)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from the TOML file and the environment; ConfigError when invalid."""
+    global _config_override
+    path = config_file or _config_path()
+    if (config_file is not None or "KOLLEGA_CONFIG" in os.environ) and not path.is_file():
+        raise ConfigError(f"configuration file {path} does not exist")
+    try:
+        if path.is_file():
+            with path.open("rb") as fh:
+                tomllib.load(fh)  # report TOML syntax errors with their line
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
+    _config_override = path
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+    finally:
+        _config_override = None

@@ -1,0 +1,130 @@
+"""Engine and session handling for SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.errors import ConfigError, DatabaseNotMigrated
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def redact_url(url: str) -> str:
+    """The database URL with its password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid database URL>"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # The driver's own transaction handling is switched off (isolation_level=None) so
+    # that we can open every transaction with BEGIN IMMEDIATE: a reader that later
+    # writes would otherwise fail with "database is locked" instead of waiting.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """An engine plus a session factory for one database URL."""
+
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise ConfigError(f"database_url is not a valid SQLAlchemy URL: {redact_url(url)}") from exc
+        self.url = url
+        self.dialect = parsed.get_backend_name()
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        elif self.dialect == "postgresql":
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        else:
+            raise ConfigError(f"database_url: unsupported database {self.dialect!r}; use sqlite or postgresql")
+        self.engine: Engine = create_engine(parsed, **kwargs)
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for the embedded SQLite backend."""
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply alembic migrations up to ``revision``."""
+        from alembic import command
+
+        with self.engine.begin() as conn:
+            cfg = alembic_config(conn)
+            command.upgrade(cfg, revision)
+
+    def current_revision(self) -> str | None:
+        """The schema revision the database is at (None when never migrated)."""
+        from alembic.runtime.migration import MigrationContext
+
+        try:
+            with self.engine.connect() as conn:
+                return MigrationContext.configure(conn).get_current_revision()
+        except OperationalError as exc:
+            raise ConfigError(f"cannot connect to the database at {redact_url(self.url)}: {exc.orig}") from None
+
+    @staticmethod
+    def head_revision() -> str:
+        """The newest schema revision this code knows."""
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(alembic_config(None))
+        head = script.get_current_head()
+        assert head is not None
+        return head
+
+    def check_migrated(self) -> None:
+        """Raise DatabaseNotMigrated unless the schema is at the code's head revision."""
+        current, head = self.current_revision(), self.head_revision()
+        if current != head:
+            at = f"at revision {current}" if current else "not migrated"
+            raise DatabaseNotMigrated(
+                f"The database {redact_url(self.url)} is {at}; this version needs {head}. Run `kollega db upgrade`."
+            )
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def alembic_config(connection: Any) -> Any:
+    """An alembic Config for our migrations, optionally bound to an open connection."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg

@@ -1,0 +1,96 @@
+"""The long-running worker: claims queued runs, then keeps retries and decisions moving.
+
+Several workers (on several machines, against one PostgreSQL) share the work: runs and
+items are claimed with leases, so each is handled by exactly one worker at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy import distinct, select
+
+from core.engine import Engine, RunSummary
+from core.storage.models import CallbackStatus, ItemStatus, ReviewItem, RunStatus, WorkItem
+
+log = structlog.get_logger("kollega.worker")
+
+
+class Worker:
+    """Runs queued runs and drains due items and decision callbacks until stopped."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def run_queued_once(self) -> RunSummary | None:
+        """Claim and execute one queued run; None when there is none."""
+        lease = self.engine.settings.worker.lease_seconds
+        run = await asyncio.to_thread(self.engine.runs.claim_queued, self.engine.owner, lease)
+        if run is None:
+            return None
+        log.info("claimed run", run_id=run.id, robot=run.robot, tenant=run.tenant, trigger=run.trigger)
+        if run.deadline_at is not None and run.started_at is None and run.deadline_at <= self.engine.clock.now():
+            # Its window closed while it waited (no worker was up): record it, do not start late.
+            await asyncio.to_thread(
+                self.engine.runs.finish, run.id, RunStatus.missed, {}, "the run's window ended before a worker took it"
+            )
+            return RunSummary(run.id, run.robot, run.tenant, RunStatus.missed, {}, "window ended")
+        return await self.engine.run(
+            run.robot, run.tenant, run_id=run.id, dry_run=run.dry_run, limit=run.item_limit, trigger=run.trigger
+        )
+
+    def _due_pairs(self) -> list[tuple[str, str]]:
+        now = self.engine.clock.now()
+        with self.engine.db.session() as s:
+            items = s.execute(
+                select(distinct(WorkItem.robot), WorkItem.tenant).where(
+                    ((WorkItem.status == ItemStatus.pending) & (WorkItem.next_attempt_at <= now))
+                    | ((WorkItem.status == ItemStatus.in_progress) & (WorkItem.lease_until < now))
+                )
+            ).all()
+            calls = s.execute(
+                select(distinct(ReviewItem.robot), ReviewItem.tenant).where(
+                    ReviewItem.callback_status == CallbackStatus.pending, ReviewItem.callback_next_at <= now
+                )
+            ).all()
+        return sorted({(r[0], r[1]) for r in [*items, *calls]})
+
+    async def drain_once(self) -> int:
+        """Process due retries and carry out decisions for every robot and tenant; returns pairs handled."""
+        pairs = await asyncio.to_thread(self._due_pairs)
+        handled = 0
+        for robot, tenant in pairs:
+            if robot not in self.engine.registry.robots:
+                log.warning("items of an unavailable robot are waiting", robot=robot, tenant=tenant)
+                continue
+            handled += 1
+            try:
+                await self.engine.drain(robot, tenant)
+            except Exception:
+                log.error("draining failed", robot=robot, tenant=tenant, exc_info=True)
+        return handled
+
+    async def serve(self, stop: asyncio.Event, *, once: bool = False) -> None:
+        """Loop until ``stop`` is set (or, with ``once``, until there is nothing left to do)."""
+        poll = self.engine.settings.worker.poll_seconds
+        log.info("worker started", owner=self.engine.owner)
+        rounds = 0
+        while not stop.is_set():
+            rounds += 1
+            if once and rounds > 1000:  # a robot failing on every drain must not spin forever
+                log.warning("worker --once gave up after 1000 rounds")
+                return
+            summary = await self.run_queued_once()
+            if summary is not None:
+                continue  # more queued runs may be waiting
+            handled = await self.drain_once()
+            await asyncio.to_thread(self.engine.reviews.expire_overdue)
+            if once and handled == 0:
+                return
+            if not once:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=poll)
+        log.info("worker stopped", at=datetime.now(UTC).isoformat())

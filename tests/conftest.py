@@ -1,0 +1,70 @@
+"""Shared fixtures: one storage suite runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from core.settings import Settings
+from core.storage.db import Database
+from core.testing import FakeClock, make_settings, temporary_database
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _reachable(url: str) -> str | None:
+    try:
+        db = Database(url)
+        with db.engine.connect() as conn:
+            conn.execute(text("select 1"))
+        db.dispose()
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """The PostgreSQL URL for tests; skipped when unreachable, except on CI where that fails."""
+    url = os.environ.get("KOLLEGA_TEST_POSTGRES_URL", DEFAULT_PG)
+    problem = _reachable(url)
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {url} is not reachable on CI: {problem}")
+        pytest.skip(f"PostgreSQL not reachable at {url} (set KOLLEGA_TEST_POSTGRES_URL): {problem}")
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The storage backend under test."""
+    return str(request.param)
+
+
+@pytest.fixture
+def db_url(backend: str, request: pytest.FixtureRequest) -> str | None:
+    """None for a SQLite file in tmp_path, else the PostgreSQL server URL."""
+    return None if backend == "sqlite" else str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def db(tmp_path: Path, db_url: str | None) -> Iterator[Database]:
+    """A migrated, empty database on the backend under test."""
+    with temporary_database(tmp_path, db_url) as database:
+        yield database
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock starting 2026-11-23 01:00 UTC."""
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Test settings: one tenant (0000), fast retries, files under tmp_path."""
+    return make_settings(tmp_path)

@@ -1,0 +1,185 @@
+"""A canary personnummer sent through failing robots must surface nowhere it does not belong.
+
+The canary is Skatteverket's test personnummer. A robot puts it in exception messages,
+log messages and log fields; after the run, the captured logs and the error columns
+(work_items.error_message, runs.error, review_items.title/summary/callback_error) and the
+audit events' details must not contain it in any written form.
+
+Where personal data legitimately lives, it is not asserted on: review material is there
+for the case worker, and the subject column of audit events is the access log.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
+from sqlalchemy import select
+
+from core.errors import ApplicationError, BusinessError, ConnectorError
+from core.logging import PERSONNUMMER_MASK, configure_logging
+from core.review import ReviewQueue
+from core.robot import Done, NeedsReview, NewItem, Robot
+from core.storage.db import Database
+from core.storage.models import AuditEvent, ReviewItem, Run, WorkItem
+from core.testing import FakeClock, run_robot
+
+CANARY = "191212121212"
+# Every written form of the canary; none may appear anywhere checked.
+CANARY_FORMS = ("191212121212", "19121212-1212", "121212-1212", "121212+1212", "1212121212")
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    """Logging configured as in production (JSON lines) into a StringIO; restored afterwards."""
+    root = logging.getLogger()
+    level = root.level
+    noisy = {name: logging.getLogger(name).level for name in ("httpx", "httpcore", "sqlalchemy.engine",
+                                                               "apscheduler.executors", "alembic")}
+    stream = io.StringIO()
+    configure_logging(level="DEBUG", fmt="json", stream=stream)
+    try:
+        yield stream
+    finally:
+        structlog.contextvars.clear_contextvars()
+        structlog.reset_defaults()
+        for h in list(root.handlers):
+            if isinstance(h.formatter, structlog.stdlib.ProcessorFormatter):
+                root.removeHandler(h)
+        root.setLevel(level)
+        for name, lvl in noisy.items():
+            logging.getLogger(name).setLevel(lvl)
+
+
+class CanaryRobot(Robot):
+    """Finds one case about the canary person; process() logs the canary and raises ``error``."""
+
+    name = "canary"
+    display_name = "Kanarie"
+    error: type[BaseException] = BusinessError
+
+    def collect(self, ctx: Any) -> list[NewItem]:
+        return [NewItem(reference="case-1", payload={"n": 1}, subject=CANARY)]
+
+    async def process(self, ctx: Any, item: Any) -> Done | NeedsReview:
+        ctx.log.info(f"looking up {CANARY}", person=CANARY, pnr_short="121212-1212", as_int=int(CANARY),
+                     nested={"who": "19121212-1212", "list": ["121212+1212"]})
+        logging.getLogger("vendor.sdk").warning("vendor lookup of %s returned nothing", "19121212-1212")
+        raise self.error(f"Personen {CANARY} (även 121212-1212) saknar inkomstuppgift")
+
+
+def robot_raising(error: type[BaseException]) -> type[CanaryRobot]:
+    return type(f"Canary{error.__name__}", (CanaryRobot,), {"error": error})
+
+
+class CollectFailsRobot(CanaryRobot):
+    """collect() itself fails with the canary in its message: the run fails."""
+
+    def collect(self, ctx: Any) -> list[NewItem]:
+        ctx.log.info("collecting", person=CANARY)
+        raise ValueError(f"register returned garbage for {CANARY}")
+
+
+class DecisionFailsRobot(CanaryRobot):
+    """Prepares a decision about the canary person; carrying it out fails with the canary."""
+
+    async def process(self, ctx: Any, item: Any) -> Done | NeedsReview:
+        # Review material and subject may hold personal data: they are for the case worker.
+        return NeedsReview(queue="canary.review", title="Ärende case-1", summary="Förslag: bifall",
+                           material={"pnr": CANARY}, subject=CANARY)
+
+    async def on_decision(self, ctx: Any, review: Any) -> None:
+        ctx.log.warning("carrying out", person=review.material["pnr"])
+        raise ConnectionError(f"payroll refused the change for {review.material['pnr']}")
+
+
+def leaks(text: str | None) -> list[str]:
+    return [form for form in CANARY_FORMS if text and form in text]
+
+
+def assert_no_canary_stored(db: Database) -> None:
+    with db.session() as s:
+        for item in s.scalars(select(WorkItem)):
+            assert not leaks(item.error_message), f"work_items.error_message: {item.error_message}"
+            assert not leaks(json.dumps(item.result)), f"work_items.result: {item.result}"
+        for run in s.scalars(select(Run)):
+            assert not leaks(run.error), f"runs.error: {run.error}"
+        for review in s.scalars(select(ReviewItem)):
+            assert not leaks(review.title), f"review_items.title: {review.title}"
+            assert not leaks(review.summary), f"review_items.summary: {review.summary}"
+            assert not leaks(review.callback_error), f"review_items.callback_error: {review.callback_error}"
+            assert not leaks(review.decision_comment), f"review_items.decision_comment: {review.decision_comment}"
+        for ev in s.scalars(select(AuditEvent)):
+            # ev.subject is the access log and may hold the personnummer; the rest may not.
+            for field in (ev.actor, ev.action, ev.purpose, json.dumps(ev.details, ensure_ascii=False)):
+                assert not leaks(field), f"audit event {ev.seq} ({ev.action}): {field}"
+
+
+def assert_no_canary_logged(stream: io.StringIO) -> str:
+    out = stream.getvalue()
+    assert out.strip(), "nothing was logged: the logging capture is not working"
+    assert not leaks(out), f"the canary leaked into the logs: {leaks(out)}"
+    for line in out.splitlines():
+        json.loads(line)  # every line is a JSON object
+    return out
+
+
+class TestCanary:
+    """The canary goes in through a failing robot and comes out masked everywhere."""
+
+    @pytest.mark.parametrize("error", [BusinessError, ApplicationError, ConnectorError, ValueError, KeyError,
+                                       RuntimeError])
+    def test_failing_process(self, db: Database, captured_logs: io.StringIO, clock: FakeClock,
+                             error: type[BaseException]) -> None:
+        result = run_robot(robot_raising(error), db=db, clock=clock)
+        counts = result.summary.counts
+        if error is BusinessError:
+            assert counts["failed_business"] == 1
+        else:
+            assert counts["failed_application"] == 1  # retried, then failed for good
+        out = assert_no_canary_logged(captured_logs)
+        assert PERSONNUMMER_MASK in out  # the robot's lines were logged, masked
+        assert "vendor lookup of" in out  # the standard-library logger went through the same chain
+        assert_no_canary_stored(db)
+        with db.session() as s:
+            (item,) = s.scalars(select(WorkItem))
+            assert item.error_message and PERSONNUMMER_MASK in item.error_message
+            assert item.subject == CANARY  # the subject column keeps it, for the access log
+            (review,) = s.scalars(select(ReviewItem))
+            assert PERSONNUMMER_MASK in review.summary
+
+    def test_unexpected_error_traceback_is_logged_masked(self, db: Database, captured_logs: io.StringIO,
+                                                         clock: FakeClock) -> None:
+        run_robot(robot_raising(ValueError), db=db, clock=clock)
+        out = assert_no_canary_logged(captured_logs)
+        tracebacks = [json.loads(line).get("exception", "") for line in out.splitlines()]
+        assert any("Traceback" in tb and "ValueError" in tb for tb in tracebacks)
+
+    def test_failing_collect(self, db: Database, captured_logs: io.StringIO, clock: FakeClock) -> None:
+        result = run_robot(CollectFailsRobot, db=db, clock=clock)
+        assert result.summary.status.value == "failed"
+        assert result.summary.error and not leaks(result.summary.error)
+        assert_no_canary_logged(captured_logs)
+        assert_no_canary_stored(db)
+        with db.session() as s:
+            (run,) = s.scalars(select(Run))
+            assert run.error and PERSONNUMMER_MASK in run.error
+
+    def test_failing_decision(self, db: Database, captured_logs: io.StringIO, clock: FakeClock) -> None:
+        first = run_robot(DecisionFailsRobot, db=db, clock=clock)
+        assert first.summary.counts["needs_review"] == 1
+        with db.session() as s:
+            (review,) = s.scalars(select(ReviewItem))
+        ReviewQueue(db, clock).decide(review.id, "approve", actor="user:anna")
+        run_robot(DecisionFailsRobot, db=db, clock=clock)  # carries out the decision, which fails
+        assert_no_canary_logged(captured_logs)
+        assert_no_canary_stored(db)
+        with db.session() as s:
+            (review,) = s.scalars(select(ReviewItem))
+            assert review.callback_error and PERSONNUMMER_MASK in review.callback_error
+            assert review.material == {"pnr": CANARY}  # the case worker's material is untouched

@@ -1,0 +1,121 @@
+"""The exception tree: one root, drawn in the module docstring, codes stable and unique."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import pytest
+
+import core.errors as errors
+from core.errors import (
+    ApplicationError,
+    AuditChainBroken,
+    BusinessError,
+    ConfigError,
+    KollegaError,
+    RobotError,
+)
+
+
+def _error_classes() -> dict[str, type[BaseException]]:
+    """Every exception class defined (not merely imported) in core/errors.py."""
+    return {
+        name: obj
+        for name, obj in vars(errors).items()
+        if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__ == errors.__name__
+    }
+
+
+_BRANCH = re.compile(r"^(?P<indent>[ │]*)[├└]── (?P<name>[A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _drawn_tree() -> dict[str, str | None]:
+    """Parse the tree in the module docstring into {class name: drawn parent name}."""
+    doc = errors.__doc__ or ""
+    lines = doc.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "KollegaError")
+    base_indent = len(lines[start]) - len(lines[start].lstrip())
+    parents: dict[str, str | None] = {"KollegaError": None}
+    stack = ["KollegaError"]  # stack[d] = the last class drawn at depth d
+    for line in lines[start + 1:]:
+        if not line.strip():
+            break
+        m = _BRANCH.match(line[base_indent:])
+        assert m, f"cannot read this line of the drawn tree: {line!r}"
+        depth = len(m["indent"]) // 4 + 1
+        name = m["name"]
+        assert name not in parents, f"{name} is drawn twice"
+        parents[name] = stack[depth - 1]
+        del stack[depth:]
+        stack.append(name)
+    return parents
+
+
+class TestTree:
+    """Every error Kollega raises on purpose hangs under KollegaError."""
+
+    def test_every_class_is_a_kollega_error(self) -> None:
+        for name, cls in _error_classes().items():
+            assert issubclass(cls, KollegaError), f"{name} is not under KollegaError"
+
+    def test_business_and_application_errors_are_robot_errors(self) -> None:
+        assert issubclass(BusinessError, RobotError)
+        assert issubclass(ApplicationError, RobotError)
+        assert not issubclass(BusinessError, ApplicationError)
+        assert not issubclass(ApplicationError, BusinessError)
+
+    def test_config_error_is_not_a_robot_error(self) -> None:
+        # A bad configuration must never be retried like a transient robot failure.
+        assert not issubclass(ConfigError, RobotError)
+
+
+class TestDrawnTree:
+    """The module docstring draws the tree; a class added without drawing it fails here."""
+
+    def test_docstring_names_every_class(self) -> None:
+        drawn = set(_drawn_tree())
+        defined = set(_error_classes())
+        assert defined - drawn == set(), f"error classes not drawn in core/errors.py's docstring: {defined - drawn}"
+        assert drawn - defined == set(), f"drawn in the docstring but not defined: {drawn - defined}"
+
+    def test_drawing_matches_the_real_hierarchy(self) -> None:
+        classes = _error_classes()
+        for name, parent in _drawn_tree().items():
+            if parent is None:
+                continue
+            assert classes[name].__bases__ == (classes[parent],), (
+                f"{name} is drawn under {parent} but derives from "
+                f"{', '.join(b.__name__ for b in classes[name].__bases__)}"
+            )
+
+
+class TestMessagesAndCodes:
+    """Docstrings are default messages; codes are stable machine keys (work_items.error_code)."""
+
+    @pytest.mark.parametrize("name", sorted(_error_classes()))
+    def test_default_message_is_first_docstring_line(self, name: str) -> None:
+        cls = _error_classes()[name]
+        exc = cls()
+        assert str(exc) == (cls.__doc__ or "").strip().splitlines()[0]
+        assert exc.message == str(exc)
+
+    def test_explicit_message_code_and_details(self) -> None:
+        exc = BusinessError("beloppet saknas", code="missing_amount", field="amount")
+        assert str(exc) == "beloppet saknas"
+        assert exc.code == "missing_amount"
+        assert exc.details == {"field": "amount"}
+        assert BusinessError.code == "business"  # the class default is untouched
+
+    def test_codes_are_unique(self) -> None:
+        codes = {}
+        for name, cls in _error_classes().items():
+            code = cls.__dict__.get("code")
+            assert isinstance(code, str) and code, f"{name} does not define its own code"
+            assert code not in codes, f"{name} and {codes[code]} share the code {code!r}"
+            codes[code] = name
+
+    def test_audit_chain_broken_names_the_seq(self) -> None:
+        exc = AuditChainBroken("event 7 was modified", seq=7)
+        assert exc.seq == 7
+        assert isinstance(exc, KollegaError)
