@@ -1,0 +1,72 @@
+"""What every connector shares: the run context it needs, settings loading, audit helpers.
+
+A connector talks to one external system for one run. It gets the run's context
+(:class:`core.context.RunContext`, or anything with the same methods: see
+:class:`ConnectorContext`), validates its own section ``[connectors.<system>]`` of the
+settings with its pydantic model, and translates library errors into the
+:mod:`core.errors` tree at its boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from core.errors import ConfigError
+from core.interfaces import ConnectorContext
+from core.settings import describe_validation_error
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_settings(model: type[M], data: Any, system: str) -> M:
+    """Validate one connector section; a ConfigError names every bad key as ``connectors.<system>.<key>``."""
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, prefix=f"connectors.{system}")) from exc
+
+
+def connector_settings(ctx: Any, system: str, model: type[M]) -> M:
+    """The validated section ``[connectors.<system>]`` of the run's application settings."""
+    app = getattr(ctx, "app_settings", None)
+    sections: dict[str, Any] = getattr(app, "connectors", {}) or {}
+    if system not in sections:
+        raise ConfigError(f"connectors.{system} is not configured (add a [connectors.{system}] section)")
+    return validate_settings(model, sections[system], system)
+
+
+def require_purpose(subject: str | None, purpose: str | None) -> None:
+    """A read of personal data must say why: a subject without a purpose is a programming error."""
+    if subject is not None and not (purpose and purpose.strip()):
+        raise ConfigError("a read of personal data needs a purpose (the access log must say why)")
+
+
+async def record_access(
+    ctx: ConnectorContext, *, subject: str, system: str, purpose: str, details: dict[str, Any] | None = None
+) -> int:
+    """Write the data-access audit event off the event loop (the audit log is a database)."""
+    return await asyncio.to_thread(ctx.record_access, subject=subject, system=system, purpose=purpose, details=details)
+
+
+async def record_write(
+    ctx: ConnectorContext,
+    *,
+    system: str,
+    what: str,
+    subject: str | None = None,
+    purpose: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> int:
+    """Write an ``external.write`` audit event: this robot changed something in ``system``."""
+    return await asyncio.to_thread(
+        ctx.record,
+        "external.write",
+        subject=subject,
+        purpose=purpose,
+        details={"system": system, "what": what, **(details or {})},
+    )

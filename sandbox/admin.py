@@ -1,0 +1,156 @@
+"""h. The admin API: reset, fault injection, the sandbox clock, and inspection for tests.
+
+Never faulted itself. ``GET /admin/state/{system}`` is what tests check: every write made
+to the system (with counts per action and key), requests by outcome, the faults in force,
+and system-specific state — decisions per application, bookings, SMS sent, plans
+published, exports written, and for payroll/oidc whatever those modules register — plus
+the planted scenarios (``scenarios``) that the system APIs do not reveal.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sandbox import eservice, sms
+from sandbox.common import ApiError
+from sandbox.faults import describe_all
+from sandbox.state import SYSTEMS, FaultSettings, SandboxOptions, SandboxState, get_state
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+class ResetIn(BaseModel):
+    """Reset to a seed; ``options`` (partial) change volumes or the day for the new data."""
+
+    model_config = ConfigDict(extra="forbid")
+    seed: int | None = None
+    options: dict[str, Any] | None = None
+
+
+class ClockIn(BaseModel):
+    """Move or set the sandbox clock."""
+
+    model_config = ConfigDict(extra="forbid")
+    advance_minutes: float | None = None
+    advance_seconds: float | None = None
+    set: datetime | None = None
+    time_scale: float | None = Field(None, ge=0, le=10_000)
+
+
+def _system(system: str) -> str:
+    if system not in SYSTEMS:
+        raise ApiError(404, "not_found", f"no system {system!r}", systems=list(SYSTEMS))
+    return system
+
+
+@router.get("/health")
+async def health(state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """Liveness and what is loaded."""
+    return {"status": "ok", "seed": state.seed, "today": state.today.isoformat(), "tenant": state.options.tenant,
+            "municipality": state.options.municipality, "systems": list(SYSTEMS), "counts": state.data.counts(),
+            "now": state.now_iso()}
+
+
+@router.get("/options")
+async def get_options(state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """The options in force."""
+    return state.options.model_dump(mode="json")
+
+
+@router.post("/reset")
+async def reset(body: ResetIn, state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """Regenerate everything from the seed; all writes, faults and planned replies are forgotten."""
+    options = state.options
+    if body.options:
+        try:
+            options = SandboxOptions.model_validate({**state.options.model_dump(), **body.options})
+        except ValidationError as exc:
+            raise ApiError(422, "bad_options", "the options are invalid",
+                           detail=exc.errors(include_url=False, include_context=False)) from None
+    state.reset(body.seed, options)
+    return {"seed": state.seed, "options": state.options.model_dump(mode="json"), "counts": state.data.counts()}
+
+
+@router.get("/faults")
+async def all_faults(state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """Every system's fault settings, remaining counters and statistics."""
+    return describe_all(state)
+
+
+@router.get("/faults/{system}")
+async def get_faults(system: str, state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """One system's faults."""
+    return state.faults[_system(system)].describe()
+
+
+@router.post("/faults/{system}")
+async def set_faults(system: str, body: FaultSettings, state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """Replace one system's faults (fields left out take their no-fault defaults)."""
+    return state.set_faults(_system(system), body).describe()
+
+
+@router.delete("/faults/{system}")
+async def clear_faults(system: str, state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """No more faults for the system."""
+    state.clear_faults(_system(system))
+    return state.faults[system].describe()
+
+
+@router.get("/state")
+async def all_state(state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """Per system: writes by action and requests by outcome."""
+    return {s: {"write_counts": {a: sum(k.values()) for a, k in state.log.counts(s).items()},
+                "requests": dict(state.requests.get(s, {}))} for s in SYSTEMS}
+
+
+@router.get("/state/{system}")
+async def system_state(system: str, state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """Everything tests may check about one system (see the module docstring)."""
+    if system == "sms":
+        sms.materialize(state)
+    return state.inspect(_system(system))
+
+
+@router.get("/log")
+async def write_log(state: SandboxState = Depends(get_state), system: str | None = None, action: str | None = None,
+                    since: int = 0) -> dict[str, Any]:
+    """The write log (``seq > since``)."""
+    return {"items": [e.as_dict() for e in state.log.entries(system, action, since)]}
+
+
+@router.get("/truth")
+async def truth(state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """Every planted scenario: anomalies, undeclared incomes, substitutes' reply behaviour."""
+    return state.data.truth
+
+
+@router.get("/clock")
+async def get_clock(state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """The sandbox clock."""
+    return {"now": state.now_iso(), "time_scale": state.clock.time_scale}
+
+
+@router.post("/clock")
+async def set_clock(body: ClockIn, state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """Jump the clock (``set``, then ``advance_*``) and/or change its speed; due SMS replies arrive."""
+    if body.set is not None:
+        state.clock.set(body.set)
+    seconds = (body.advance_minutes or 0) * 60 + (body.advance_seconds or 0)
+    if seconds:
+        state.clock.advance(seconds)
+    if body.time_scale is not None:
+        state.clock.set_scale(body.time_scale)
+    arrived = sms.materialize(state)
+    return {"now": state.now_iso(), "time_scale": state.clock.time_scale, "sms_replies_arrived": arrived}
+
+
+@router.post("/eservice/complements/{complement_id}/arrive")
+async def complement_arrives(complement_id: str, state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """Simulate an applicant sending the complement asked for."""
+    return eservice.mark_complement_arrived(state, complement_id)
