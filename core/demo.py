@@ -1,0 +1,99 @@
+"""``kollega demo``: the built-in sandbox, one full night of every robot, then the inbox.
+
+Everything runs on this machine: the sandbox plays the municipality's external systems
+over real HTTP, the robots work against it on the embedded SQLite database, and the web
+app serves the review inbox and the operations dashboard afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+
+from core.settings import Settings
+from core.storage.db import Database
+from core.storage.web_models import Role, User
+
+#: The municipality the sandbox plays (Ronneby).
+SANDBOX_TENANT = "1081"
+
+#: The systems a sandbox plays, by connector section name (= the sandbox's path prefix).
+SANDBOX_SYSTEMS = ("eservice", "registers", "staffing", "sms", "homecare", "scheduling", "payroll")
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    """A demo account printed for the newcomer."""
+
+    username: str
+    password: str
+    role: Role
+    tenant: str
+    queue: str = ""
+
+
+#: The sandbox payroll application's demo password for HaRry (a sandbox credential, not a secret).
+SANDBOX_HARRY_PASSWORD = "sandlada-harry"  # noqa: S105 - the sandbox's published demo login
+
+
+def point_connectors_at(settings: Settings, base_url: str) -> None:
+    """Point every sandbox system's connector section at a running sandbox."""
+    # HaRry's password is a reference to this variable (config/kollega.toml); the sandbox's
+    # demo password fills it unless the operator set one.
+    os.environ.setdefault("KOLLEGA_HARRY_PASSWORD", SANDBOX_HARRY_PASSWORD)
+    for system in SANDBOX_SYSTEMS:
+        section = dict(settings.connectors.get(system, {}))
+        # The SMS client's paths already start with the gateway's own prefix.
+        suffix = "" if system == "sms" else system
+        section["base_url"] = f"{base_url.rstrip('/')}/{suffix}"
+        settings.connectors[system] = section
+
+
+@contextmanager
+def sandbox(seed: int) -> Iterator[str]:
+    """A sandbox on a free local port for the demo's lifetime; yields its base URL."""
+    from sandbox.testing import running_sandbox
+
+    # The sandbox's "today" is the real date, so the robots' own notion of "the coming
+    # month" or "tomorrow" matches its data.
+    with running_sandbox(seed=seed, today=date.today(), tenant=SANDBOX_TENANT) as base_url:
+        yield base_url
+
+
+def demo_users(db: Database, tenants: list[str], queues: dict[str, list[str]]) -> list[DemoUser]:
+    """Create one account per role and tenant (once; later demos reuse them with new passwords)."""
+    from core import audit
+    from core.web.auth import Grant, create_user, hash_password
+
+    made: list[DemoUser] = []
+    for tenant in tenants:
+        specs = [
+            ("handlaggare", Role.case_worker, ""),
+            ("samordnare", Role.coordinator, ""),
+            ("drift", Role.operations, ""),
+            ("it", Role.it_admin, ""),
+            ("revisor", Role.auditor, ""),
+        ]
+        for prefix, role, _unused in specs:
+            username = f"{prefix}.{tenant}"
+            password = secrets.token_urlsafe(9)
+            grants = (
+                {Grant(role, tenant, q) for q in queues.get(tenant, [])}
+                if role == Role.case_worker
+                else {Grant(role, tenant)}
+            )
+            with db.session() as s:
+                row = s.scalar(select(User).where(User.username == username))
+                if row is not None:
+                    row.password_hash, row.failed_logins, row.locked_until = hash_password(password), 0, None
+                    audit.append(s, actor="system:demo", action="user.password_set", subject=f"user:{username}")
+            if row is None:
+                create_user(db, username, display_name=f"Demo {prefix} {tenant}", password=password, grants=grants)
+            made.append(DemoUser(username, password, role, tenant))
+    return made

@@ -1,0 +1,1 @@
+"""The web app (FastAPI + Jinja2): review inbox, operations dashboard, audit viewer, JSON API."""

@@ -1,0 +1,373 @@
+"""The operations dashboard's figures: last night, 30-day trends, time saved, schedules, runs, items.
+
+"Last night" is every run created since 12:00 local time the day before (or since 12:00
+today once it is past 18:00), so at 07:30 it shows the night just ended, and in the evening
+the day's runs. Time saved per robot and month is the items it finished (``done``) × its
+``manual_minutes_per_item``, minus the review time people spent on its items (measured
+from opening an item to deciding it).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+
+from core import audit
+from core.errors import ConfigError
+from core.scheduler import load_schedules, next_slots
+from core.storage.models import Artifact, ItemStatus, Run, RunStatus, WorkItem
+from core.storage.web_models import ReviewTiming, SchedulePause
+from core.web.auth import NotFound
+from core.web.deps import WebContext
+
+SEVERITY = ["cancelled", "skipped", "succeeded", "queued", "running", "attention", "missed", "failed"]
+RETRYABLE = {ItemStatus.failed_business, ItemStatus.failed_application, ItemStatus.uncertain, ItemStatus.cancelled}
+CANCELLABLE = {ItemStatus.pending, ItemStatus.failed_business, ItemStatus.failed_application, ItemStatus.uncertain}
+
+
+def night_window(now: datetime, zone: str) -> tuple[datetime, datetime]:
+    """(start, end) of "last night" in UTC-aware datetimes."""
+    local = now.astimezone(ZoneInfo(zone))
+    day = local.date() if local.hour >= 18 else local.date() - timedelta(days=1)
+    start = datetime.combine(day, time(12), tzinfo=ZoneInfo(zone))
+    return start, now
+
+
+@dataclass
+class NightRow:
+    """One robot in one tenant last night."""
+
+    robot: str
+    tenant: str
+    runs: int = 0
+    collected: int = 0
+    done: int = 0
+    needs_review: int = 0
+    exceptions: int = 0
+    uncertain: int = 0
+    duration_seconds: float = 0.0
+    status: str = "succeeded"
+    last_run_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly."""
+        return dict(self.__dict__)
+
+
+def last_night(ctx: WebContext, tenants: set[str]) -> list[NightRow]:
+    """Per robot and tenant: runs, items, done, to review, exceptions, uncertain, duration, worst status."""
+    start, end = night_window(ctx.clock(), ctx.zone)
+    with ctx.db.session() as s:
+        runs = s.scalars(
+            select(Run).where(Run.tenant.in_(tenants), Run.created_at >= start, Run.created_at <= end).order_by(Run.id)
+        ).all()
+    rows: dict[tuple[str, str], NightRow] = {}
+    for run in runs:
+        row = rows.setdefault((run.robot, run.tenant), NightRow(run.robot, run.tenant))
+        row.runs += 1
+        row.collected += run.collected
+        row.done += run.done
+        row.needs_review += run.needs_review
+        row.exceptions += run.failed_business + run.failed_application
+        row.uncertain += run.uncertain
+        if run.started_at and run.finished_at:
+            row.duration_seconds += (run.finished_at - run.started_at).total_seconds()
+        if SEVERITY.index(run.status.value) > SEVERITY.index(row.status):
+            row.status = run.status.value
+        row.last_run_id = run.id
+    return sorted(rows.values(), key=lambda r: (r.tenant, r.robot))
+
+
+@dataclass
+class DayPoint:
+    """One day of one robot's trend."""
+
+    day: date
+    collected: int = 0
+    done: int = 0
+    needs_review: int = 0
+    exceptions: int = 0
+
+
+def trends(ctx: WebContext, tenants: set[str], days: int = 30) -> dict[str, list[DayPoint]]:
+    """Per robot, one point per local day for the last ``days`` days (days without runs are zero)."""
+    zone = ZoneInfo(ctx.zone)
+    today = ctx.clock().astimezone(zone).date()
+    first = today - timedelta(days=days - 1)
+    since = datetime.combine(first, time(0), tzinfo=zone)
+    with ctx.db.session() as s:
+        runs = s.execute(
+            select(
+                Run.robot,
+                Run.created_at,
+                Run.collected,
+                Run.done,
+                Run.needs_review,
+                Run.failed_business,
+                Run.failed_application,
+                Run.uncertain,
+            ).where(Run.tenant.in_(tenants), Run.created_at >= since)
+        ).all()
+    out: dict[str, dict[date, DayPoint]] = defaultdict(dict)
+    for robot, created, collected, done, review, fb, fa, unc in runs:
+        day = created.astimezone(zone).date()
+        point = out[robot].setdefault(day, DayPoint(day))
+        point.collected += collected
+        point.done += done
+        point.needs_review += review
+        point.exceptions += fb + fa + unc
+    return {
+        robot: [points.get(first + timedelta(days=i), DayPoint(first + timedelta(days=i))) for i in range(days)]
+        for robot, points in sorted(out.items())
+    }
+
+
+@dataclass
+class SavedRow:
+    """Time saved by one robot in one month."""
+
+    robot: str
+    month: str
+    handled: int
+    manual_minutes: float
+    review_minutes: float
+    reviews_measured: int = 0
+    saved_minutes: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.saved_minutes = round(self.manual_minutes - self.review_minutes, 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly."""
+        return dict(self.__dict__)
+
+
+def _month(ctx: WebContext, column: Any) -> Any:
+    if ctx.db.dialect == "sqlite":
+        return func.strftime("%Y-%m", column)
+    return func.to_char(func.timezone("UTC", column), "YYYY-MM")
+
+
+def time_saved(ctx: WebContext, tenants: set[str], months: int = 6) -> list[SavedRow]:
+    """Per robot and month (UTC months), newest first."""
+    now = ctx.clock()
+    year, month = now.year, now.month - (months - 1)
+    while month <= 0:
+        year, month = year - 1, month + 12
+    since = datetime(year, month, 1, tzinfo=UTC)
+    handled_month = _month(ctx, WorkItem.finished_at)
+    review_month = _month(ctx, ReviewTiming.decided_at)
+    with ctx.db.session() as s:
+        handled = s.execute(
+            select(WorkItem.robot, handled_month, func.count())
+            .where(WorkItem.tenant.in_(tenants), WorkItem.status == ItemStatus.done, WorkItem.finished_at >= since)
+            .group_by(WorkItem.robot, handled_month)
+        ).all()
+        reviewed = s.execute(
+            select(ReviewTiming.robot, review_month, func.sum(ReviewTiming.seconds), func.count())
+            .where(
+                ReviewTiming.tenant.in_(tenants), ReviewTiming.decided_at >= since, ReviewTiming.seconds.is_not(None)
+            )
+            .group_by(ReviewTiming.robot, review_month)
+        ).all()
+    counts = {(r, m): int(n) for r, m, n in handled}
+    review = {(r, m): (float(sec or 0) / 60, int(n)) for r, m, sec, n in reviewed}
+    rows = []
+    for robot, month in sorted(set(counts) | set(review), key=lambda k: (k[1], k[0]), reverse=True):
+        cls = ctx.registry.robots.get(robot)
+        per_item = float(cls.manual_minutes_per_item) if cls else 0.0
+        n = counts.get((robot, month), 0)
+        minutes, measured = review.get((robot, month), (0.0, 0))
+        rows.append(SavedRow(robot, month, n, round(n * per_item, 1), round(minutes, 1), measured))
+    return rows
+
+
+@dataclass
+class ScheduleRow:
+    """A schedule with its next run and pause state."""
+
+    name: str
+    robot: str
+    tenants: list[str]
+    cron: str
+    description: str
+    enabled: bool
+    next_run: datetime | None
+    paused_by: str | None = None
+    paused_at: datetime | None = None
+
+    @property
+    def paused(self) -> bool:
+        """Paused by operations staff."""
+        return self.paused_by is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly."""
+        return {**self.__dict__, "paused": self.paused}
+
+
+def schedules(ctx: WebContext, tenants: set[str]) -> tuple[list[ScheduleRow], str | None]:
+    """Schedules touching the person's tenants, and a problem reading them (if any)."""
+    codes = {t.code for t in ctx.settings.tenants} | tenants
+    try:
+        found = load_schedules(ctx.settings.scheduler.schedules_dir, robots=None, tenants=codes)
+    except ConfigError as exc:
+        return [], exc.message
+    with ctx.db.session() as s:
+        pauses = {p.schedule: p for p in s.scalars(select(SchedulePause)).all()}
+    now = ctx.clock()
+    rows = []
+    for sch in found:
+        sch_tenants = sorted(codes) if sch.tenants == ["*"] else list(sch.tenants)
+        mine = [t for t in sch_tenants if t in tenants]
+        if not mine:
+            continue
+        upcoming = next_slots(sch, now, 1) if sch.enabled else []
+        pause = pauses.get(sch.name)
+        rows.append(
+            ScheduleRow(
+                sch.name,
+                sch.robot,
+                mine,
+                sch.cron,
+                sch.description,
+                sch.enabled,
+                upcoming[0][1] if upcoming else None,
+                pause.paused_by if pause else None,
+                pause.paused_at if pause else None,
+            )
+        )
+    return rows, None
+
+
+def set_paused(ctx: WebContext, tenants: set[str], name: str, paused: bool, actor: str, reason: str = "") -> None:
+    """Pause or resume a schedule (audited); NotFound for a schedule outside the person's tenants."""
+    rows, _problem = schedules(ctx, tenants)
+    if name not in {r.name for r in rows}:
+        raise NotFound()
+    now = ctx.clock()
+    with ctx.db.session() as s:
+        existing = s.get(SchedulePause, name)
+        if paused and existing is None:
+            s.add(SchedulePause(schedule=name, paused_by=actor, paused_at=now, reason=reason[:500]))
+        elif not paused and existing is not None:
+            s.delete(existing)
+        audit.append(
+            s,
+            actor=actor,
+            action="schedule.paused" if paused else "schedule.resumed",
+            details={"schedule": name, "reason": reason[:500] or None},
+            now=now,
+        )
+
+
+def run_now(ctx: WebContext, tenants: set[str], robot: str, tenant: str, actor: str) -> int:
+    """Queue a manual run of ``robot`` for ``tenant``; a worker picks it up."""
+    if tenant not in tenants or robot not in ctx.registry.robots:
+        raise NotFound()
+    configured = {t.code: t for t in ctx.settings.tenants}
+    if tenant in configured:
+        t = configured[tenant]
+        ctx.runs.ensure_tenant(t.code, t.name, t.ops_email)
+    run_id = ctx.runs.create(robot=robot, tenant=tenant, trigger="manual", actor=actor)
+    assert run_id is not None  # manual runs have no slot, so no unique conflict
+    return run_id
+
+
+def list_runs(
+    ctx: WebContext, tenants: set[str], robot: str | None = None, status: str | None = None, limit: int = 100
+) -> list[Run]:
+    """Newest runs first."""
+    stmt = select(Run).where(Run.tenant.in_(tenants)).order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)
+    if robot:
+        stmt = stmt.where(Run.robot == robot)
+    if status in {s.value for s in RunStatus}:
+        stmt = stmt.where(Run.status == RunStatus(status))
+    with ctx.db.session() as s:
+        return list(s.scalars(stmt).all())
+
+
+def get_run(ctx: WebContext, tenants: set[str], run_id: int) -> tuple[Run, list[WorkItem]]:
+    """A run and its items; NotFound outside the person's tenants."""
+    with ctx.db.session() as s:
+        run = s.get(Run, run_id)
+        if run is None or run.tenant not in tenants:
+            raise NotFound()
+        items = list(s.scalars(select(WorkItem).where(WorkItem.run_id == run_id).order_by(WorkItem.id).limit(500)))
+    return run, items
+
+
+def get_item(ctx: WebContext, tenants: set[str], item_id: int) -> tuple[WorkItem, list[Artifact]]:
+    """A work item and its artifacts; NotFound outside the person's tenants."""
+    with ctx.db.session() as s:
+        item = s.get(WorkItem, item_id)
+        if item is None or item.tenant not in tenants:
+            raise NotFound()
+        artifacts = list(s.scalars(select(Artifact).where(Artifact.work_item_id == item_id).order_by(Artifact.id)))
+    return item, artifacts
+
+
+def get_artifact(ctx: WebContext, tenants: set[str], artifact_id: int, actor: str) -> Artifact:
+    """An artifact to show; the access is audited (screenshots hold personal data)."""
+    with ctx.db.session() as s:
+        art = s.get(Artifact, artifact_id)
+        if art is None or art.tenant not in tenants:
+            raise NotFound()
+        subject = s.scalar(select(WorkItem.subject).where(WorkItem.id == art.work_item_id))
+        audit.append(
+            s,
+            actor=actor,
+            action="artifact.opened",
+            tenant=art.tenant,
+            subject=subject,
+            purpose="felsökning",
+            details={"artifact_id": art.id, "work_item_id": art.work_item_id},
+            now=ctx.clock(),
+        )
+    return art
+
+
+def retry_item(ctx: WebContext, tenants: set[str], item_id: int, actor: str) -> bool:
+    """Put a failed, uncertain or cancelled item back in the queue; False when its status does not allow it."""
+    item, _arts = get_item(ctx, tenants, item_id)
+    if item.status not in RETRYABLE:
+        return False
+    ctx.queue.requeue(item_id, actor=actor)
+    return True
+
+
+def cancel_item(ctx: WebContext, tenants: set[str], item_id: int, actor: str) -> bool:
+    """Cancel a pending, failed or uncertain item (audited); False when its status does not allow it."""
+    item, _arts = get_item(ctx, tenants, item_id)
+    if item.status not in CANCELLABLE:
+        return False
+    now = ctx.clock()
+    with ctx.db.session() as s:
+        changed = s.execute(  # type: ignore[attr-defined]
+            update(WorkItem)
+            .where(WorkItem.id == item_id, WorkItem.status.in_(CANCELLABLE))
+            .values(
+                status=ItemStatus.cancelled,
+                finished_at=now,
+                updated_at=now,
+                lease_owner=None,
+                lease_token=None,
+                lease_until=None,
+            )
+        ).rowcount
+        if changed:
+            audit.append(
+                s,
+                actor=actor,
+                action="item.cancelled",
+                tenant=item.tenant,
+                subject=f"work_item:{item_id}",
+                details={"previous": item.status.value},
+                now=now,
+            )
+    return bool(changed)

@@ -1,0 +1,206 @@
+"""What every route needs: the app's context, the person asking, CSRF checks, page rendering."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+
+from core.queue import WorkQueue
+from core.registry import Registry
+from core.review import ReviewQueue
+from core.runs import RunStore
+from core.settings import Settings
+from core.storage.db import Database
+from core.storage.web_models import Role
+from core.web.auth import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    LANG_COOKIE,
+    LOGIN_CSRF_COOKIE,
+    Auth,
+    AuthError,
+    Forbidden,
+    Principal,
+    check_csrf,
+    session_cookie_name,
+)
+from core.web.i18n import LANGUAGES, label, local_time, normalise_lang, translator
+from core.web.oidc import OidcClient
+from core.web.settings import WebSettings
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@dataclass
+class WebContext:
+    """Everything the routes share, built once by :func:`core.web.app.create_app`."""
+
+    settings: Settings
+    web: WebSettings
+    db: Database
+    registry: Registry
+    clock: Callable[[], datetime]
+    auth: Auth
+    reviews: ReviewQueue
+    runs: RunStore
+    queue: WorkQueue
+    env: jinja2.Environment
+    oidc: OidcClient | None
+
+    @property
+    def zone(self) -> str:
+        """The deployment's time zone."""
+        return self.settings.timezone
+
+    @property
+    def cookie_name(self) -> str:
+        """The session cookie's name."""
+        return session_cookie_name(self.web)
+
+    def cookie_args(self, *, samesite: str = "lax") -> dict[str, Any]:
+        """Flags for every cookie we set: HttpOnly, Secure (unless switched off), SameSite, path /."""
+        return {"httponly": True, "secure": self.web.cookie_secure, "samesite": samesite, "path": "/"}
+
+
+def web_context(request: Request) -> WebContext:
+    """The app's context."""
+    ctx: WebContext = request.app.state.kollega
+    return ctx
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else None
+
+
+def request_lang(request: Request) -> str:
+    """The language for this request: the session's, else the language cookie's, else the default."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is not None:
+        return normalise_lang(principal.lang)
+    ctx = web_context(request)
+    return normalise_lang(request.cookies.get(LANG_COOKIE), ctx.web.default_lang)
+
+
+def load_principal(request: Request) -> Principal | None:
+    """The person behind the request (bearer token or session cookie), cached on the request."""
+    if hasattr(request.state, "principal"):
+        cached: Principal | None = request.state.principal
+        return cached
+    ctx = web_context(request)
+    principal: Principal | None = None
+    request.state.session_expired = False
+    lang = normalise_lang(request.cookies.get(LANG_COOKIE), ctx.web.default_lang)
+    token = _bearer(request)
+    try:
+        if token is not None:
+            principal = ctx.auth.principal_for_token(token, lang)
+        elif request.cookies.get(ctx.cookie_name):
+            principal = ctx.auth.principal_for_session(request.cookies[ctx.cookie_name])
+    except AuthError as exc:
+        request.state.session_expired = exc.expired and token is None
+    request.state.principal = principal
+    return principal
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    """Dependency: the person, or None when not logged in."""
+    return await run_in_threadpool(load_principal, request)
+
+
+async def current_principal(request: Request) -> Principal:
+    """Dependency: the person; AuthError (→ login page or 401) when not logged in."""
+    principal = await optional_principal(request)
+    if principal is None:
+        raise AuthError(expired=bool(getattr(request.state, "session_expired", False)))
+    return principal
+
+
+def require_role(principal: Principal, *roles: Role) -> set[str]:
+    """The tenants in which the person holds one of ``roles``; Forbidden when none."""
+    tenants = principal.tenants(*roles)
+    if not tenants:
+        raise Forbidden()
+    return tenants
+
+
+async def csrf_guard(request: Request) -> None:
+    """Router dependency: every state-changing request must carry the CSRF token."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    principal = await optional_principal(request)
+    provided = request.headers.get(CSRF_HEADER)
+    if provided is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        value = (await request.form()).get(CSRF_FIELD)
+        provided = value if isinstance(value, str) else None
+    check_csrf(request, principal, provided, web_context(request).web.public_url)
+
+
+def login_csrf_token(request: Request) -> tuple[str, bool]:
+    """The pre-login double-submit token, and whether the cookie must be (re)set."""
+    existing = request.cookies.get(LOGIN_CSRF_COOKIE)
+    if existing and len(existing) >= 32:
+        return existing, False
+    return secrets.token_urlsafe(32), True
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """Render a page with the shared layout variables; never cached by the browser."""
+    ctx = web_context(request)
+    principal: Principal | None = getattr(request.state, "principal", None)
+    lang = request_lang(request)
+    _ = translator(lang)
+    csrf = principal.csrf_token if principal is not None else context.pop("login_csrf", "")
+    html = ctx.env.get_template(template).render(
+        request=request,
+        p=principal,
+        lang=lang,
+        languages=LANGUAGES,
+        _=_,
+        csrf=csrf or "",
+        flash=principal.flash if principal is not None else None,
+        path=request.url.path,
+        Role=Role,
+        when=lambda value, fmt="%Y-%m-%d %H:%M": local_time(value, ctx.zone, fmt),
+        label=lambda value: _(label(str(value))),
+        who=lambda actor: (actor or "").removeprefix("user:"),
+        **context,
+    )
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def redirect(url: str) -> RedirectResponse:
+    """A 303 See Other (the answer to a POST)."""
+    return RedirectResponse(url, status_code=303)
+
+
+def safe_next(value: str | None, default: str) -> str:
+    """A local path to go back to; anything else (another host, a scheme) gives the default."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return default
+
+
+def make_environment() -> jinja2.Environment:
+    """The page templates' Jinja2 environment (autoescaped)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["Markup"] = Markup
+    return env

@@ -1,0 +1,79 @@
+"""Swedish by default, English on request: the Swedish text is the message id.
+
+``_("Inkorg")`` gives "Inkorg" in Swedish and "Inbox" in English; keyword arguments fill
+``{placeholders}`` after translating. Text without an English translation (e.g. in a robot's
+own template) is shown as written. The English texts live in ``messages_en.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from core.web.messages_en import EN
+
+LANGUAGES = {"sv": "Svenska", "en": "English"}
+Translator = Callable[..., str]
+
+
+def translator(lang: str) -> Translator:
+    """The translation function for ``lang`` (``sv`` or ``en``)."""
+    table = EN if lang == "en" else {}
+
+    def _(text: str, **kwargs: Any) -> str:
+        out = table.get(text, text)
+        return out.format(**kwargs) if kwargs else out
+
+    return _
+
+
+def normalise_lang(value: str | None, default: str = "sv") -> str:
+    """A supported language code, else the default."""
+    return value if value in LANGUAGES else default
+
+
+def local_time(value: datetime | None, zone: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A UTC datetime shown in the deployment's local time ('' for None)."""
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(zone)).strftime(fmt)
+
+
+STATE_LABELS = {
+    "open": "Öppen",
+    "approved": "Godkänd",
+    "rejected": "Avslagen",
+    "returned": "Returnerad",
+    "expired": "Förfallen",
+    "decision": "Beslut",
+    "exception": "Undantag",
+    "uncertain": "Osäkert utfall",
+    "pending": "Väntar",
+    "in_progress": "Pågår",
+    "done": "Klar",
+    "needs_review": "Att granska",
+    "failed_business": "Verksamhetsfel",
+    "failed_application": "Tekniskt fel",
+    "cancelled": "Avbruten",
+    "queued": "Köad",
+    "running": "Körs",
+    "succeeded": "Lyckades",
+    "attention": "Behöver åtgärd",
+    "failed": "Misslyckades",
+    "missed": "Missad",
+    "skipped": "Hoppades över",
+    "overrun": "Drog över tiden",
+    "exception_jump": "Fler undantag än vanligt",
+    "case_worker": "Handläggare",
+    "coordinator": "Samordnare",
+    "operations": "Drift",
+    "it_admin": "IT-administratör",
+    "auditor": "Granskare",
+}
+
+
+def label(value: str) -> str:
+    """The Swedish label of a status, state or kind (translate it with ``_``)."""
+    return STATE_LABELS.get(value, value)

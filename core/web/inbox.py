@@ -1,0 +1,276 @@
+"""The case workers' inbox: visible queues, items oldest first, opening (audited) and deciding.
+
+Shared by the pages and the JSON API, so both enforce the same scoping: a person sees the
+review items of their queues and tenants only; any other id answers 404 (:class:`NotFound`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
+from sqlalchemy import case, func, select
+
+from core.errors import AlreadyDecided, FourEyesViolation, ReviewError
+from core.logging import get_logger
+from core.storage.models import ReviewComment, ReviewItem, ReviewKind, ReviewState
+from core.storage.web_models import ReviewTiming
+from core.web.auth import Forbidden, NotFound, Principal
+from core.web.deps import WebContext
+from core.web.i18n import Translator, label, local_time
+
+log = get_logger("kollega.web.inbox")
+FOUR_EYES_MESSAGE = (
+    "Du har redan gjort det första godkännandet. En annan person måste godkänna ärendet (fyraögonsprincipen)."
+)
+FIRST_APPROVAL_MESSAGE = "Ditt godkännande är registrerat. Ärendet väntar nu på en andra person (fyraögonsprincipen)."
+ORDER = (ReviewItem.due_at.is_(None), ReviewItem.due_at, ReviewItem.created_at, ReviewItem.id)
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    """What the inbox shows: a queue, a tenant, a kind, only mine, only overdue."""
+
+    queue: str | None = None
+    tenant: str | None = None
+    kind: str | None = None
+    mine: bool = False
+    overdue: bool = False
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    """One queue the person sees: open items, overdue, oldest, next deadline."""
+
+    tenant: str
+    queue: str
+    open: int
+    overdue: int
+    oldest: datetime | None
+    next_due: datetime | None
+
+
+def queue_summaries(ctx: WebContext, p: Principal) -> list[QueueSummary]:
+    """The person's queues with counts (queues they are granted appear even when empty)."""
+    now = ctx.clock()
+    stmt = (
+        select(
+            ReviewItem.tenant,
+            ReviewItem.queue,
+            func.count(),
+            func.sum(case((ReviewItem.due_at < now, 1), else_=0)),
+            func.min(ReviewItem.created_at),
+            func.min(ReviewItem.due_at),
+        )
+        .where(p.review_filter(), ReviewItem.state == ReviewState.open)
+        .group_by(ReviewItem.tenant, ReviewItem.queue)
+    )
+    with ctx.db.session() as s:
+        rows = {(r[0], r[1]): QueueSummary(r[0], r[1], int(r[2]), int(r[3] or 0), r[4], r[5]) for r in s.execute(stmt)}
+    for g in p.grants:
+        if g.queue and p.can_view_queue(g.tenant, g.queue):
+            rows.setdefault((g.tenant, g.queue), QueueSummary(g.tenant, g.queue, 0, 0, None, None))
+    return sorted(rows.values(), key=lambda q: (q.tenant, q.queue))
+
+
+def list_items(ctx: WebContext, p: Principal, f: InboxFilter, limit: int = 200) -> list[ReviewItem]:
+    """Open review items the person sees, with the deadline first, then the oldest."""
+    stmt = select(ReviewItem).where(p.review_filter(), ReviewItem.state == ReviewState.open).order_by(*ORDER)
+    if f.queue:
+        stmt = stmt.where(ReviewItem.queue == f.queue)
+    if f.tenant:
+        stmt = stmt.where(ReviewItem.tenant == f.tenant)
+    if f.kind in {k.value for k in ReviewKind}:
+        stmt = stmt.where(ReviewItem.kind == ReviewKind(f.kind))
+    if f.mine:
+        stmt = stmt.where(ReviewItem.assignee == p.actor)
+    if f.overdue:
+        stmt = stmt.where(ReviewItem.due_at < ctx.clock())
+    with ctx.db.session() as s:
+        return list(s.scalars(stmt.limit(limit)).all())
+
+
+def visible_item(ctx: WebContext, p: Principal, review_id: int) -> ReviewItem:
+    """The review item if the person may see it; NotFound otherwise (no hint that it exists)."""
+    with ctx.db.session() as s:
+        row = s.get(ReviewItem, review_id)
+    if row is None or not p.can_view_queue(row.tenant, row.queue):
+        raise NotFound()
+    return row
+
+
+def open_item(ctx: WebContext, p: Principal, review_id: int) -> ReviewItem:
+    """Open an item: the access is written to the audit log, and the opening time kept for review time."""
+    visible_item(ctx, p, review_id)
+    row = ctx.reviews.get(review_id, viewer=p.actor, tenants=p.tenants())
+    if row.state == ReviewState.open:
+        with ctx.db.session() as s:
+            # Review time runs from the first opening to the decision, however often it is reopened.
+            started = s.scalar(
+                select(ReviewTiming.id).where(
+                    ReviewTiming.review_id == row.id, ReviewTiming.actor == p.actor, ReviewTiming.decided_at.is_(None)
+                )
+            )
+            if started is None:
+                s.add(
+                    ReviewTiming(
+                        review_id=row.id, robot=row.robot, tenant=row.tenant, actor=p.actor, opened_at=ctx.clock()
+                    )
+                )
+    return row
+
+
+def comments(ctx: WebContext, review_id: int) -> list[ReviewComment]:
+    """The item's comments, oldest first."""
+    return ctx.reviews.comments(review_id)
+
+
+def next_item_id(ctx: WebContext, p: Principal, queue: str, tenant: str, exclude: int | None = None) -> int | None:
+    """The next open item of the same queue this person can act on (not one they approved first)."""
+    stmt = (
+        select(ReviewItem.id)
+        .where(
+            p.review_filter(),
+            ReviewItem.state == ReviewState.open,
+            ReviewItem.queue == queue,
+            ReviewItem.tenant == tenant,
+            (ReviewItem.first_approver.is_(None)) | (ReviewItem.first_approver != p.actor),
+        )
+        .order_by(*ORDER)
+        .limit(1)
+    )
+    if exclude is not None:
+        stmt = stmt.where(ReviewItem.id != exclude)
+    with ctx.db.session() as s:
+        return s.scalar(stmt)
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    """What became of a decision: ``decided``, ``first_approval``, ``conflict``, ``four_eyes`` or ``invalid``."""
+
+    outcome: str
+    message: str
+    item: ReviewItem | None = None
+
+    @property
+    def ok(self) -> bool:
+        """The decision (or first approval) was recorded."""
+        return self.outcome in ("decided", "first_approval")
+
+
+def decide(
+    ctx: WebContext,
+    p: Principal,
+    review_id: int,
+    decision: str,
+    comment: str | None,
+    version: int | None,
+    _: Translator,
+) -> DecisionResult:
+    """Approve, reject or return; a concurrent decision gives a clear message instead of an error."""
+    row = visible_item(ctx, p, review_id)
+    if not p.can_decide(row.tenant, row.queue):
+        raise Forbidden()
+    comment = (comment or "").strip() or None
+    try:
+        item = ctx.reviews.decide(review_id, decision, actor=p.actor, comment=comment, expected_version=version)
+    except AlreadyDecided:
+        current = visible_item(ctx, p, review_id)
+        if current.state != ReviewState.open:
+            message = _(
+                "{who} har redan fattat beslut i ärendet ({state}, {when}). Ditt beslut sparades inte.",
+                who=(current.decided_by or _("systemet")).removeprefix("user:"),
+                state=_(label(current.state.value)).lower(),
+                when=local_time(current.decided_at, ctx.zone),
+            )
+        else:
+            message = _("Ärendet ändrades medan du läste det. Läs igenom det igen och fatta ditt beslut på nytt.")
+        return DecisionResult("conflict", message, current)
+    except FourEyesViolation:
+        return DecisionResult(
+            "four_eyes",
+            _(FOUR_EYES_MESSAGE),
+            row,
+        )
+    except ReviewError:
+        return DecisionResult("invalid", _("Skriv en kommentar när du avslår eller returnerar ett ärende."), row)
+    if item.state == ReviewState.open:
+        return DecisionResult(
+            "first_approval",
+            _(FIRST_APPROVAL_MESSAGE),
+            item,
+        )
+    _record_review_time(ctx, p, item)
+    return DecisionResult("decided", _("Beslut registrerat: {state}.", state=_(label(item.state.value))), item)
+
+
+def _record_review_time(ctx: WebContext, p: Principal, item: ReviewItem) -> None:
+    now = ctx.clock()
+    with ctx.db.session() as s:
+        timing = s.scalar(
+            select(ReviewTiming)
+            .where(ReviewTiming.review_id == item.id, ReviewTiming.actor == p.actor, ReviewTiming.decided_at.is_(None))
+            .order_by(ReviewTiming.opened_at)
+            .limit(1)
+        )
+        if timing is not None:
+            timing.decided_at = now
+            timing.seconds = max(0, int((now - timing.opened_at).total_seconds()))
+
+
+def review_dict(row: ReviewItem) -> dict[str, Any]:
+    """The ``review`` variable of a robot's template."""
+    return {
+        "id": row.id,
+        "title": row.title,
+        "summary": row.summary,
+        "state": row.state.value,
+        "kind": row.kind.value,
+        "queue": row.queue,
+        "created_at": row.created_at,
+    }
+
+
+_template_envs: dict[Path, jinja2.Environment] = {}
+
+
+def robot_template_folder(ctx: WebContext, robot: str) -> tuple[Path, str] | None:
+    """(templates folder, file name) of a robot's review template, when it has one."""
+    cls = ctx.registry.robots.get(robot)
+    name = getattr(cls, "review_template", None) if cls is not None else None
+    if cls is None or not name:
+        return None
+    # Also accepted: the older "package:templates/file.html" form.
+    file_name = str(name).rpartition(":")[2].removeprefix("templates/")
+    return Path(inspect.getfile(cls)).parent / "templates", file_name
+
+
+def render_material(ctx: WebContext, row: ReviewItem, lang: str, _: Translator) -> Markup | None:
+    """The robot's review template rendered as an HTML fragment; None = show the generic view.
+
+    Exception and uncertain items always get the generic view: they are not the robot's
+    prepared matter but a problem report.
+    """
+    if row.kind != ReviewKind.decision:
+        return None
+    found = robot_template_folder(ctx, row.robot)
+    if found is None:
+        return None
+    folder, name = found
+    env = _template_envs.get(folder)
+    if env is None:
+        # Sandboxed: a robot's template can format data but not reach into Python objects.
+        env = _template_envs[folder] = SandboxedEnvironment(loader=jinja2.FileSystemLoader(folder), autoescape=True)
+    try:
+        html = env.get_template(name).render(review=review_dict(row), material=row.material or {}, lang=lang, _=_)
+    except jinja2.TemplateError as exc:
+        log.warning("web.review_template_failed", robot=row.robot, template=name, error=type(exc).__name__)
+        return None
+    return Markup(html)  # noqa: S704 - produced by an autoescaping environment

@@ -1,0 +1,101 @@
+"""``/metrics`` in the Prometheus text format: runs, items by status, queue depth, durations.
+
+Read from the database at each scrape (any number of ``kollega serve`` processes give the
+same answer). Labels are robot, tenant, status and queue names only: never personal data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from core.storage.db import Database
+from core.storage.models import ReviewItem, ReviewState, Run, WorkItem
+from core.storage.web_models import Alert
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class KollegaCollector(Collector):
+    """Collects Kollega's figures from the database."""
+
+    def __init__(self, db: Database, now: datetime) -> None:
+        self.db = db
+        self.now = now
+
+    def collect(self) -> Iterator[Metric]:
+        """One pass over the tables."""
+        runs = CounterMetricFamily(
+            "kollega_runs", "Runs recorded, by robot, tenant and status.", labels=["robot", "tenant", "status"]
+        )
+        items = GaugeMetricFamily(
+            "kollega_work_items", "Work items by robot, tenant and status.", labels=["robot", "tenant", "status"]
+        )
+        depth = GaugeMetricFamily(
+            "kollega_review_queue_depth", "Open review items per queue.", labels=["tenant", "queue"]
+        )
+        oldest = GaugeMetricFamily(
+            "kollega_review_oldest_age_seconds", "Age of the oldest open review item.", labels=["tenant", "queue"]
+        )
+        duration = GaugeMetricFamily(
+            "kollega_run_last_duration_seconds",
+            "Duration of the latest finished run per robot and tenant.",
+            labels=["robot", "tenant"],
+        )
+        seconds = CounterMetricFamily(
+            "kollega_run_duration_seconds", "Total time of finished runs.", labels=["robot", "tenant"]
+        )
+        alerts = GaugeMetricFamily("kollega_alerts_open", "Unacknowledged alerts.", labels=["tenant", "kind"])
+        with self.db.session() as s:
+            for robot, tenant, status, n in s.execute(
+                select(Run.robot, Run.tenant, Run.status, func.count()).group_by(Run.robot, Run.tenant, Run.status)
+            ):
+                runs.add_metric([robot, tenant, status.value], n)
+            for robot, tenant, status, n in s.execute(
+                select(WorkItem.robot, WorkItem.tenant, WorkItem.status, func.count()).group_by(
+                    WorkItem.robot, WorkItem.tenant, WorkItem.status
+                )
+            ):
+                items.add_metric([robot, tenant, status.value], n)
+            for tenant, queue, n, first in s.execute(
+                select(ReviewItem.tenant, ReviewItem.queue, func.count(), func.min(ReviewItem.created_at))
+                .where(ReviewItem.state == ReviewState.open)
+                .group_by(ReviewItem.tenant, ReviewItem.queue)
+            ):
+                depth.add_metric([tenant, queue], n)
+                if first is not None:
+                    oldest.add_metric([tenant, queue], max(0.0, (self.now - first).total_seconds()))
+            finished = s.execute(
+                select(Run.robot, Run.tenant, Run.started_at, Run.finished_at)
+                .where(Run.started_at.is_not(None), Run.finished_at.is_not(None))
+                .order_by(Run.id)
+            ).all()
+            for tenant, kind, n in s.execute(
+                select(Alert.tenant, Alert.kind, func.count())
+                .where(Alert.acknowledged_at.is_(None))
+                .group_by(Alert.tenant, Alert.kind)
+            ):
+                alerts.add_metric([tenant, kind], n)
+        latest: dict[tuple[str, str], float] = {}
+        total: dict[tuple[str, str], float] = {}
+        for robot, tenant, started, ended in finished:
+            took = (ended - started).total_seconds()
+            latest[(robot, tenant)] = took
+            total[(robot, tenant)] = total.get((robot, tenant), 0.0) + took
+        for key, value in latest.items():
+            duration.add_metric(list(key), value)
+        for key, value in total.items():
+            seconds.add_metric(list(key), value)
+        yield from (runs, items, depth, oldest, duration, seconds, alerts)
+
+
+def exposition(db: Database, now: datetime) -> bytes:
+    """The metrics page."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(KollegaCollector(db, now))
+    return generate_latest(registry)

@@ -1,0 +1,270 @@
+"""OpenID Connect login: authorization code flow with PKCE S256, state and nonce checked.
+
+::
+
+    GET /auth/oidc/login     new state, nonce, PKCE verifier and a browser-binding cookie;
+                             303 to the provider's authorization endpoint
+    GET /auth/oidc/callback  the state is looked up and used once (and must come from the same
+                             browser), ``iss`` compared, the code redeemed with the verifier, the
+                             ID token's signature (JWKS), iss, aud, azp, exp, iat and nonce checked
+
+The provider's claims ``roles``, ``tenants`` and ``queues`` become the user's grants.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy import delete, select
+
+from core import audit
+from core.storage.db import Database
+from core.storage.web_models import LoginState, Role, User, UserRole
+from core.web.auth import Grant, sha256
+from core.web.settings import OidcSettings
+
+LOGIN_TTL = timedelta(minutes=10)
+BINDING_COOKIE = "kollega_oidc"
+
+
+class OidcError(Exception):
+    """The login could not be completed; the message is safe to show (no tokens in it)."""
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def pkce_challenge(verifier: str) -> str:
+    """S256 code challenge of a PKCE verifier."""
+    return _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
+
+
+class OidcClient:
+    """Talks to one provider; discovery and keys are cached for an hour."""
+
+    def __init__(self, cfg: OidcSettings, redirect_uri: str, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.cfg = cfg
+        self.issuer = cfg.issuer.rstrip("/")
+        self.redirect_uri = redirect_uri
+        self.transport = transport
+        self._metadata: tuple[float, dict[str, Any]] | None = None
+        self._keys: tuple[float, KeySet] | None = None
+
+    def _client(self) -> httpx.AsyncClient:
+        # A new client per call: the app may serve from several event loops (tests, workers).
+        return httpx.AsyncClient(timeout=self.cfg.timeout_seconds, transport=self.transport)
+
+    async def metadata(self) -> dict[str, Any]:
+        """The provider's discovery document (its issuer must be the configured one)."""
+        if self._metadata and time.monotonic() - self._metadata[0] < 3600:
+            return self._metadata[1]
+        try:
+            async with self._client() as client:
+                response = await client.get(f"{self.issuer}/.well-known/openid-configuration")
+                response.raise_for_status()
+                data: dict[str, Any] = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise OidcError("the identity provider cannot be reached") from exc
+        if data.get("issuer", "").rstrip("/") != self.issuer:
+            raise OidcError("the identity provider's discovery names another issuer")
+        if "S256" not in data.get("code_challenge_methods_supported", ["S256"]):
+            raise OidcError("the identity provider does not support PKCE S256")
+        self._metadata = (time.monotonic(), data)
+        return data
+
+    async def keys(self, refresh: bool = False) -> KeySet:
+        """The provider's signing keys."""
+        if self._keys and not refresh and time.monotonic() - self._keys[0] < 3600:
+            return self._keys[1]
+        meta = await self.metadata()
+        try:
+            async with self._client() as client:
+                response = await client.get(meta["jwks_uri"])
+                response.raise_for_status()
+                keys = KeySet.import_key_set(response.json())
+        except (httpx.HTTPError, ValueError, KeyError, JoseError) as exc:
+            raise OidcError("the identity provider's keys cannot be read") from exc
+        self._keys = (time.monotonic(), keys)
+        return keys
+
+    async def begin(self, db: Database, now: datetime) -> tuple[str, str]:
+        """Start a login: (authorization URL, browser-binding cookie value)."""
+        meta = await self.metadata()
+        state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        verifier, binding = secrets.token_urlsafe(48), secrets.token_urlsafe(32)
+        with db.session() as s:
+            s.execute(delete(LoginState).where(LoginState.created_at < now - LOGIN_TTL))
+            s.add(
+                LoginState(
+                    state_hash=sha256(state),
+                    nonce=nonce,
+                    code_verifier=verifier,
+                    browser_binding=sha256(binding),
+                    created_at=now,
+                )
+            )
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": self.cfg.client_id,
+                "redirect_uri": self.redirect_uri,
+                "scope": " ".join(self.cfg.scopes),
+                "state": state,
+                "nonce": nonce,
+                "code_challenge": pkce_challenge(verifier),
+                "code_challenge_method": "S256",
+            }
+        )
+        return f"{meta['authorization_endpoint']}?{query}", binding
+
+    @staticmethod
+    def take_state(db: Database, state: str, binding: str | None, now: datetime) -> LoginState:
+        """The login the state belongs to, removed so it is used once; OidcError when unknown or foreign."""
+        with db.session() as s:
+            row = s.get(LoginState, sha256(state)) if state else None
+            if row is not None:
+                s.delete(row)
+        if row is None or now - row.created_at > LOGIN_TTL:
+            raise OidcError("the login has expired or was already used")
+        if not binding or not hmac.compare_digest(row.browser_binding, sha256(binding)):
+            raise OidcError("the login was started in another browser")
+        return row
+
+    async def finish(self, code: str, login: LoginState, iss: str | None, now: datetime) -> dict[str, Any]:
+        """Redeem the code and return the ID token's verified claims."""
+        if iss is not None and iss.rstrip("/") != self.issuer:
+            raise OidcError("the answer came from another issuer")
+        meta = await self.metadata()
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self.redirect_uri,
+            "code_verifier": login.code_verifier,
+        }
+        try:
+            async with self._client() as client:
+                response = await client.post(
+                    meta["token_endpoint"], data=form, auth=(self.cfg.client_id, self.cfg.client_secret.resolve())
+                )
+        except httpx.HTTPError as exc:
+            raise OidcError("the identity provider cannot be reached") from exc
+        if response.status_code != 200:
+            error = (
+                response.json().get("error", "error")
+                if response.headers.get("content-type", "").startswith("application/json")
+                else str(response.status_code)
+            )
+            raise OidcError(f"the identity provider refused the code ({error})")
+        id_token = response.json().get("id_token")
+        if not isinstance(id_token, str):
+            raise OidcError("the identity provider sent no ID token")
+        claims = await self._verify(id_token, response.json().get("access_token"), now)
+        if not hmac.compare_digest(str(claims.get("nonce", "")), login.nonce):
+            raise OidcError("the ID token's nonce does not match the login")
+        return claims
+
+    async def _verify(self, id_token: str, access_token: Any, now: datetime) -> dict[str, Any]:
+        try:
+            try:
+                token = jwt.decode(id_token, await self.keys(), algorithms=["RS256"])
+            except JoseError:
+                token = jwt.decode(id_token, await self.keys(refresh=True), algorithms=["RS256"])
+            registry = jwt.JWTClaimsRegistry(
+                now=int(now.timestamp()),
+                leeway=self.cfg.clock_skew_seconds,
+                iss={"essential": True, "value": self.issuer},
+                sub={"essential": True},
+                aud={"essential": True, "value": self.cfg.client_id},
+                exp={"essential": True},
+                iat={"essential": True},
+                nonce={"essential": True},
+            )
+            registry.validate(token.claims)
+        except JoseError as exc:
+            raise OidcError(f"the ID token is not valid ({type(exc).__name__})") from exc
+        claims = dict(token.claims)
+        if int(claims["iat"]) > now.timestamp() + self.cfg.clock_skew_seconds:
+            raise OidcError("the ID token was issued in the future")
+        audience = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        if len(audience) > 1 and claims.get("azp") != self.cfg.client_id:
+            raise OidcError("the ID token's azp is not this client")
+        if "at_hash" in claims and isinstance(access_token, str):
+            expected = _b64url(hashlib.sha256(access_token.encode()).digest()[:16])
+            if not hmac.compare_digest(expected, str(claims["at_hash"])):
+                raise OidcError("the ID token's at_hash does not match the access token")
+        return claims
+
+    def grants_from(self, claims: dict[str, Any]) -> set[Grant]:
+        """Grants from the role, tenant and queue claims (unknown roles are ignored)."""
+
+        def strings(name: str) -> list[str]:
+            value = claims.get(name) or []
+            return [str(v) for v in (value if isinstance(value, list) else [value])]
+
+        roles = [Role(r) for r in strings(self.cfg.roles_claim) if r in Role.__members__]
+        queues = strings(self.cfg.queues_claim)
+        grants: set[Grant] = set()
+        for tenant in strings(self.cfg.tenants_claim):
+            for role in roles:
+                if role == Role.case_worker or (role == Role.coordinator and queues):
+                    grants.update(Grant(role, tenant, q) for q in queues)
+                else:
+                    grants.add(Grant(role, tenant))
+        return grants
+
+    def provision(self, db: Database, claims: dict[str, Any], now: datetime) -> User:
+        """The user for these claims: found by (issuer, sub), created on first login; grants synced."""
+        sub = str(claims["sub"])
+        with db.session() as s:
+            user = s.scalar(select(User).where(User.oidc_issuer == self.issuer, User.oidc_subject == sub))
+            if user is None:
+                wanted = str(claims.get("preferred_username") or sub)
+                taken = s.scalar(select(User.id).where(User.username == wanted))
+                # Never attach an OIDC identity to an existing local account by name.
+                username = wanted if taken is None else f"{wanted}~{sub[:8]}"
+                user = User(
+                    username=username,
+                    display_name=str(claims.get("name") or username),
+                    email=claims.get("email"),
+                    oidc_issuer=self.issuer,
+                    oidc_subject=sub,
+                    active=True,
+                    failed_logins=0,
+                    created_at=now,
+                )
+                s.add(user)
+                s.flush()
+                audit.append(
+                    s,
+                    actor="system:web",
+                    action="user.created",
+                    subject=f"user:{username}",
+                    details={"via": "oidc"},
+                    now=now,
+                )
+            else:
+                user.display_name = str(claims.get("name") or user.display_name)
+            if self.cfg.sync_roles:
+                current = {
+                    Grant(Role(r.role), r.tenant, r.queue): r
+                    for r in s.scalars(select(UserRole).where(UserRole.user_id == user.id))
+                }
+                wanted_grants = self.grants_from(claims)
+                for grant, row in current.items():
+                    if grant not in wanted_grants:
+                        s.delete(row)
+                for grant in wanted_grants - set(current):
+                    s.add(UserRole(user_id=user.id, role=grant.role, tenant=grant.tenant, queue=grant.queue))
+            return user

@@ -1,0 +1,157 @@
+"""The inbox pages: queues, items oldest first, the item page, decisions, comments, assignment.
+
+Items are addressed by their numeric id only; nothing personal ever goes in a URL.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from core.errors import ReviewError
+from core.storage.models import ReviewState
+from core.web import inbox
+from core.web.auth import Forbidden, Principal
+from core.web.deps import csrf_guard, current_principal, redirect, render, request_lang, web_context
+from core.web.i18n import translator
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_guard)])
+Person = Annotated[Principal, Depends(current_principal)]
+
+
+def _inbox_user(p: Principal) -> Principal:
+    if not p.may_use_inbox:
+        raise Forbidden()
+    return p
+
+
+@router.get("/inbox")
+def inbox_page(
+    request: Request,
+    p: Person,
+    queue: str = "",
+    tenant: str = "",
+    kind: str = "",
+    mine: bool = False,
+    overdue: bool = False,
+) -> HTMLResponse:
+    """The person's queues with counts, and the items oldest first."""
+    ctx = web_context(request)
+    _inbox_user(p)
+    f = inbox.InboxFilter(queue or None, tenant or None, kind or None, mine, overdue)
+    return render(
+        request,
+        "inbox.html",
+        queues=inbox.queue_summaries(ctx, p),
+        items=inbox.list_items(ctx, p, f),
+        f=f,
+        now=ctx.clock(),
+    )
+
+
+def _item_page(
+    request: Request,
+    p: Principal,
+    review_id: int,
+    *,
+    message: str | None = None,
+    message_kind: str = "info",
+    status: int = 200,
+    comment: str = "",
+) -> HTMLResponse:
+    ctx = web_context(request)
+    lang = request_lang(request)
+    _ = translator(lang)
+    row = inbox.open_item(ctx, p, review_id)
+    rendered = inbox.render_material(ctx, row, lang, _)
+    cls = ctx.registry.robots.get(row.robot)
+    return render(
+        request,
+        "item.html",
+        status=status,
+        item=row,
+        rendered=rendered,
+        comments=inbox.comments(ctx, row.id),
+        can_decide=row.state == ReviewState.open and p.can_decide(row.tenant, row.queue),
+        robot_name=cls.display_name if cls else row.robot,
+        message=message,
+        message_kind=message_kind,
+        comment=comment,
+        now=ctx.clock(),
+        next_id=inbox.next_item_id(ctx, p, row.queue, row.tenant, exclude=row.id),
+    )
+
+
+@router.get("/inbox/items/{review_id}")
+def item_page(request: Request, p: Person, review_id: int) -> HTMLResponse:
+    """One item, rendered with the robot's template; opening it is written to the access log."""
+    _inbox_user(p)
+    return _item_page(request, p, review_id)
+
+
+@router.post("/inbox/items/{review_id}/decide")
+def decide(
+    request: Request,
+    p: Person,
+    review_id: int,
+    decision: Annotated[str, Form()],
+    version: Annotated[int, Form()],
+    comment: Annotated[str, Form(max_length=5000)] = "",
+) -> Response:
+    """Approve, reject or return; then on to the next item of the queue."""
+    ctx = web_context(request)
+    _inbox_user(p)
+    _ = translator(request_lang(request))
+    result = inbox.decide(ctx, p, review_id, decision, comment, version, _)
+    if not result.ok:
+        status = 422 if result.outcome == "invalid" else 409
+        return _item_page(
+            request, p, review_id, message=result.message, message_kind="error", status=status, comment=comment
+        )
+    assert result.item is not None
+    ctx.auth.set_flash(p, result.message)
+    following = inbox.next_item_id(ctx, p, result.item.queue, result.item.tenant)
+    return redirect(f"/inbox/items/{following}" if following else "/inbox")
+
+
+@router.post("/inbox/items/{review_id}/comment")
+def comment(request: Request, p: Person, review_id: int, text: Annotated[str, Form(max_length=5000)]) -> Response:
+    """Add a comment to an item."""
+    ctx = web_context(request)
+    _inbox_user(p)
+    inbox.visible_item(ctx, p, review_id)
+    _ = translator(request_lang(request))
+    try:
+        ctx.reviews.comment(review_id, text, actor=p.actor)
+    except ReviewError:
+        return _item_page(
+            request, p, review_id, message=_("En kommentar kan inte vara tom."), message_kind="error", status=422
+        )
+    ctx.auth.set_flash(p, _("Kommentaren är sparad."))
+    return redirect(f"/inbox/items/{review_id}")
+
+
+@router.post("/inbox/items/{review_id}/assign")
+async def assign(request: Request, p: Person, review_id: int, action: Annotated[str, Form()]) -> Response:
+    """Take an item (assign it to me) or give it back."""
+    ctx = web_context(request)
+    _inbox_user(p)
+    row = await run_in_threadpool(inbox.visible_item, ctx, p, review_id)
+    if not p.can_decide(row.tenant, row.queue):
+        raise Forbidden()
+    _ = translator(request_lang(request))
+    try:
+        await run_in_threadpool(ctx.reviews.assign, review_id, p.actor if action == "take" else None, actor=p.actor)
+    except ReviewError:
+        return await run_in_threadpool(
+            lambda: _item_page(
+                request, p, review_id, message=_("Ärendet är redan avgjort."), message_kind="error", status=409
+            )
+        )
+    await run_in_threadpool(
+        ctx.auth.set_flash, p, _("Ärendet är ditt.") if action == "take" else _("Ärendet är tillbaka i kön.")
+    )
+    return redirect(f"/inbox/items/{review_id}")

@@ -1,0 +1,224 @@
+"""The operations pages: dashboard, runs, items, artifacts, schedules, alerts; the IT admin's user list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from sqlalchemy import select
+
+from core.storage.models import Tenant
+from core.storage.web_models import Role, User, UserRole
+from core.web import alerts, dashboard
+from core.web.auth import Forbidden, NotFound, Principal
+from core.web.charts import stacked_bars
+from core.web.deps import WebContext, csrf_guard, current_principal, redirect, render, request_lang, web_context
+from core.web.i18n import translator
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_guard)])
+Person = Annotated[Principal, Depends(current_principal)]
+
+
+def ops_tenants(p: Principal) -> set[str]:
+    """Tenants whose operations the person sees; Forbidden for everyone else."""
+    tenants = p.ops_tenants
+    if not tenants:
+        raise Forbidden()
+    return tenants
+
+
+def artifact_allowed(ctx: WebContext, p: Principal, tenant: str) -> bool:
+    """Whether the person may see screenshots and other artifacts of ``tenant``."""
+    return any(p.has(role, tenant) for role in ctx.web.artifact_roles)
+
+
+def charts_for(ctx: WebContext, tenants: set[str], lang: str) -> list[dict[str, Any]]:
+    """One stacked bar chart per robot over the last 30 days, with its data for a table alternative."""
+    _ = translator(lang)
+    names = {"done": _("Klara"), "needs_review": _("Att granska"), "exceptions": _("Undantag")}
+    out: list[dict[str, Any]] = []
+    for robot, points in dashboard.trends(ctx, tenants).items():
+        labels = [pt.day.strftime("%d/%m") for pt in points]
+        series = {
+            "done": [pt.done for pt in points],
+            "needs_review": [pt.needs_review for pt in points],
+            "exceptions": [pt.exceptions for pt in points],
+        }
+        cls = ctx.registry.robots.get(robot)
+        title = _("{robot}: ärenden per dag, senaste 30 dagarna", robot=cls.display_name if cls else robot)
+        out.append(
+            {
+                "robot": robot,
+                "title": title,
+                "svg": stacked_bars(title, labels, series, names),
+                "points": points,
+                "names": names,
+            }
+        )
+    return out
+
+
+@router.get("/ops")
+def dashboard_page(request: Request, p: Person) -> HTMLResponse:
+    """Last night at a glance, alerts, trends, time saved."""
+    ctx = web_context(request)
+    tenants = ops_tenants(p)
+    alerts.detect(ctx.db, ctx.web.alerts, ctx.clock())
+    start, _end = dashboard.night_window(ctx.clock(), ctx.zone)
+    robots = {name: cls.display_name for name, cls in ctx.registry.robots.items()}
+    return render(
+        request,
+        "ops.html",
+        night=dashboard.last_night(ctx, tenants),
+        night_start=start,
+        alerts=alerts.open_alerts(ctx.db, tenants),
+        charts=charts_for(ctx, tenants, request_lang(request)),
+        saved=dashboard.time_saved(ctx, tenants),
+        robots=robots,
+        tenants=sorted(tenants),
+    )
+
+
+@router.post("/ops/alerts/{alert_id}/ack")
+def acknowledge(request: Request, p: Person, alert_id: int) -> Response:
+    """Mark an alert as seen."""
+    ctx = web_context(request)
+    if not alerts.acknowledge(ctx.db, ops_tenants(p), alert_id, p.actor, ctx.clock()):
+        raise NotFound()
+    return redirect("/ops")
+
+
+@router.get("/ops/runs")
+def runs_page(request: Request, p: Person, robot: str = "", status: str = "") -> HTMLResponse:
+    """Recent runs, newest first."""
+    ctx = web_context(request)
+    runs = dashboard.list_runs(ctx, ops_tenants(p), robot or None, status or None)
+    return render(
+        request, "runs.html", runs=runs, robot=robot, status_filter=status, robots=sorted(ctx.registry.robots)
+    )
+
+
+@router.get("/ops/runs/{run_id}")
+def run_page(request: Request, p: Person, run_id: int) -> HTMLResponse:
+    """One run with its items."""
+    ctx = web_context(request)
+    run, items = dashboard.get_run(ctx, ops_tenants(p), run_id)
+    return render(request, "run.html", run=run, items=items)
+
+
+@router.get("/ops/items/{item_id}")
+def item_page(request: Request, p: Person, item_id: int) -> HTMLResponse:
+    """One work item: status, error, attempts, artifacts (to allowed roles), retry and cancel."""
+    ctx = web_context(request)
+    item, artifacts = dashboard.get_item(ctx, ops_tenants(p), item_id)
+    return render(
+        request,
+        "ops_item.html",
+        item=item,
+        artifacts=artifacts,
+        show_artifacts=artifact_allowed(ctx, p, item.tenant),
+        retryable=item.status in dashboard.RETRYABLE,
+        cancellable=item.status in dashboard.CANCELLABLE,
+    )
+
+
+@router.get("/ops/artifacts/{artifact_id}")
+def artifact(request: Request, p: Person, artifact_id: int) -> Response:
+    """An artifact's file (audited), to roles allowed to see it."""
+    ctx = web_context(request)
+    tenants = {t for t in ops_tenants(p) if artifact_allowed(ctx, p, t)}
+    if not tenants:
+        raise Forbidden()
+    art = dashboard.get_artifact(ctx, tenants, artifact_id, p.actor)
+    path = Path(art.path)
+    if not path.is_file():
+        raise NotFound()
+    inline = art.content_type.startswith("image/")
+    return FileResponse(
+        path,
+        media_type=art.content_type,
+        filename=art.filename,
+        content_disposition_type="inline" if inline else "attachment",
+        headers={"Cache-Control": "no-store", "Content-Security-Policy": "sandbox"},
+    )
+
+
+@router.post("/ops/items/{item_id}/retry")
+def retry(request: Request, p: Person, item_id: int) -> Response:
+    """Put the item back in the queue."""
+    ctx = web_context(request)
+    _ = translator(request_lang(request))
+    ok = dashboard.retry_item(ctx, ops_tenants(p), item_id, p.actor)
+    ctx.auth.set_flash(p, _("Ärendet är tillbaka i kön.") if ok else _("Ärendet kan inte köras om i sitt läge."))
+    return redirect(f"/ops/items/{item_id}")
+
+
+@router.post("/ops/items/{item_id}/cancel")
+def cancel(request: Request, p: Person, item_id: int) -> Response:
+    """Cancel the item."""
+    ctx = web_context(request)
+    _ = translator(request_lang(request))
+    ok = dashboard.cancel_item(ctx, ops_tenants(p), item_id, p.actor)
+    ctx.auth.set_flash(p, _("Ärendet är avbrutet.") if ok else _("Ärendet kan inte avbrytas i sitt läge."))
+    return redirect(f"/ops/items/{item_id}")
+
+
+@router.get("/ops/schedules")
+def schedules_page(request: Request, p: Person) -> HTMLResponse:
+    """Schedules with their next run; pause, resume, run now."""
+    ctx = web_context(request)
+    tenants = ops_tenants(p)
+    rows, problem = dashboard.schedules(ctx, tenants)
+    robots = {name: cls.display_name for name, cls in sorted(ctx.registry.robots.items())}
+    return render(request, "schedules.html", schedules=rows, problem=problem, robots=robots, tenants=sorted(tenants))
+
+
+@router.post("/ops/schedules/{name}/pause")
+def pause(request: Request, p: Person, name: str, reason: Annotated[str, Form(max_length=500)] = "") -> Response:
+    """Pause a schedule: its slots are skipped until resumed."""
+    ctx = web_context(request)
+    dashboard.set_paused(ctx, ops_tenants(p), name, True, p.actor, reason)
+    ctx.auth.set_flash(p, translator(request_lang(request))("Schemat är pausat."))
+    return redirect("/ops/schedules")
+
+
+@router.post("/ops/schedules/{name}/resume")
+def resume(request: Request, p: Person, name: str) -> Response:
+    """Resume a paused schedule."""
+    ctx = web_context(request)
+    dashboard.set_paused(ctx, ops_tenants(p), name, False, p.actor)
+    ctx.auth.set_flash(p, translator(request_lang(request))("Schemat är igång igen."))
+    return redirect("/ops/schedules")
+
+
+@router.post("/ops/run-now")
+def run_now(request: Request, p: Person, robot: Annotated[str, Form()], tenant: Annotated[str, Form()]) -> Response:
+    """Queue a manual run; a worker starts it."""
+    ctx = web_context(request)
+    run_id = dashboard.run_now(ctx, ops_tenants(p), robot, tenant, p.actor)
+    ctx.auth.set_flash(p, translator(request_lang(request))("Körning {id} är köad.", id=run_id))
+    return redirect(f"/ops/runs/{run_id}")
+
+
+@router.get("/admin/users")
+def users_page(request: Request, p: Person) -> HTMLResponse:
+    """Users with grants in the IT admin's tenants."""
+    ctx = web_context(request)
+    tenants = p.tenants(Role.it_admin)
+    if not tenants:
+        raise Forbidden()
+    with ctx.db.session() as s:
+        grants = s.execute(
+            select(User, UserRole)
+            .join(UserRole, UserRole.user_id == User.id)
+            .where(UserRole.tenant.in_(tenants))
+            .order_by(User.username, UserRole.tenant)
+        ).all()
+        names = dict(s.execute(select(Tenant.code, Tenant.name)).tuples().all())
+    users: dict[str, dict[str, object]] = {}
+    for user, grant in grants:
+        entry = users.setdefault(user.username, {"user": user, "grants": []})
+        entry["grants"].append(grant)  # type: ignore[attr-defined]
+    return render(request, "users.html", users=list(users.values()), tenant_names=names)

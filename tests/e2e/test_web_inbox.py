@@ -1,0 +1,142 @@
+"""End to end in real Chromium: a case worker logs in, opens the oldest item, approves it with the keyboard."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from core.storage.models import ReviewItem, ReviewState
+from core.testing import ExampleRobot, FakeClock, run_robot, temporary_database
+from core.web.testing import PASSWORD, WebEnv, make_web_env
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@dataclass
+class Served:
+    """The app over HTTP on a free loopback port."""
+
+    env: WebEnv
+    base_url: str
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    tmp = tmp_path_factory.mktemp("web-e2e")
+    with temporary_database(tmp) as db:
+        env = make_web_env(db, tmp, clock=FakeClock(datetime.now(UTC)))
+        run_robot(ExampleRobot, db=db, tmp_path=tmp)  # 7 items to review in example.review
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(env.app, log_level="warning", lifespan="on"))
+        thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "the web app did not start"
+            time.sleep(0.02)
+        try:
+            yield Served(env, f"http://127.0.0.1:{port}")
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+            sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium is not installed at /usr/bin/chromium")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def log_in(page: Page, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/login")
+    page.get_by_label("Användarnamn").fill(username)
+    page.get_by_label("Lösenord").fill(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+def test_case_worker_approves_the_oldest_item_with_the_keyboard(served: Served, browser: Browser) -> None:
+    context = browser.new_context(locale="sv-SE")
+    try:
+        page = context.new_page()
+        log_in(page, served.base_url, "anna")
+        expect(page).to_have_url(f"{served.base_url}/inbox")
+        expect(page.get_by_role("heading", name="Inkorg")).to_be_visible()
+        page.get_by_label("Kö", exact=True).select_option("example.review")
+        page.get_by_role("button", name="Filtrera").click()
+        first_link = page.locator("a[data-item-id]").first
+        first_id = int(first_link.get_attribute("data-item-id") or 0)
+        second_id = int(page.locator("a[data-item-id]").nth(1).get_attribute("data-item-id") or 0)
+        first_link.focus()
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(f"{served.base_url}/inbox/items/{first_id}")
+        expect(page.get_by_role("button", name="Godkänn")).to_be_visible()
+        # Keyboard only: Tab through the page to the approve button, then Enter. (The accesskey
+        # shortcuts work in desktop browsers; headless Chromium ignores accesskeys.)
+        for _ in range(40):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "approve":
+                break
+        assert page.evaluate("document.activeElement.id") == "approve"
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(f"{served.base_url}/inbox/items/{second_id}")
+        expect(page.get_by_role("status")).to_contain_text("Beslut registrerat: Godkänd.")
+        with served.env.db.session() as s:
+            row = s.get(ReviewItem, first_id)
+        assert row is not None and row.state == ReviewState.approved and row.decided_by == "user:anna"
+        page.goto(f"{served.base_url}/inbox?queue=example.review")
+        assert first_id not in [
+            int(x) for x in page.locator("a[data-item-id]").evaluate_all("els => els.map(e => e.dataset.itemId)")
+        ]
+    finally:
+        context.close()
+
+
+def test_forged_form_is_refused_and_other_tenant_gets_404(served: Served, browser: Browser) -> None:
+    context = browser.new_context(locale="sv-SE")
+    try:
+        page = context.new_page()
+        log_in(page, served.base_url, "bertil")
+        item = page.locator("a[data-item-id]").first
+        item_id = item.get_attribute("data-item-id")
+        item.click()
+        page.locator("form[action$='/decide'] input[name=csrf_token]").evaluate("el => el.value = 'forged'")
+        page.get_by_role("button", name="Godkänn").click()
+        expect(page.get_by_role("heading", name="Formuläret har gått ut")).to_be_visible()
+        page.goto(f"{served.base_url}/inbox")
+        page.get_by_role("button", name="Logga ut").click()
+        page.wait_for_url("**/login?out=1")
+        expect(page.get_by_role("status")).to_contain_text("Du är utloggad")
+        log_in(page, served.base_url, "karin")
+        response = page.goto(f"{served.base_url}/inbox/items/{item_id}")
+        assert response is not None and response.status == 404
+        expect(page.get_by_role("heading", name="Hittades inte")).to_be_visible()
+    finally:
+        context.close()

@@ -1,0 +1,79 @@
+"""`kollega users …` and `kollega serve`, mounted as core/cli.py will mount them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from core.storage.db import Database
+from core.storage.web_models import ApiToken, Role, User, UserRole
+from core.testing import temporary_database
+from core.web.auth import check_password
+from core.web.cli import serve_command, users_app
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[typer.Typer, Database]]:
+    with temporary_database(tmp_path) as db:
+        monkeypatch.setenv("KOLLEGA_DATABASE_URL", db.url)
+        app = typer.Typer()
+        app.command("serve")(serve_command)
+        app.add_typer(users_app, name="users")
+        yield app, db
+
+
+def test_users_add_list_grant_token(cli: tuple[typer.Typer, Database]) -> None:
+    app, db = cli
+    runner = CliRunner()
+    added = runner.invoke(
+        app,
+        [
+            "users",
+            "add",
+            "anna",
+            "--role",
+            "case_worker",
+            "--tenant",
+            "1081",
+            "--queue",
+            "ronney.review",
+            "--name",
+            "Anna Lind",
+            "--password-stdin",
+        ],
+        input="ett-långt-lösenord\n",
+    )
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(app, ["users", "list", "--json"])
+    assert json.loads(listed.stdout) == [
+        {
+            "username": "anna",
+            "name": "Anna Lind",
+            "active": True,
+            "login": "password",
+            "grants": ["case_worker:1081:ronney.review"],
+        }
+    ]
+    granted = runner.invoke(app, ["users", "grant", "anna", "--grant", "auditor:1081"])
+    assert granted.exit_code == 0, granted.output
+    token = runner.invoke(app, ["users", "token", "anna", "--name", "script"])
+    assert token.exit_code == 0 and "kol_" in token.stdout
+    bad = runner.invoke(app, ["users", "add", "bo", "--role", "case_worker", "--tenant", "1081", "--no-password"])
+    assert bad.exit_code != 0  # a case worker needs a queue
+    with db.session() as s:
+        user = s.scalar(select(User).where(User.username == "anna"))
+        assert user is not None and check_password(user.password_hash, "ett-långt-lösenord")
+        roles = {(r.role, r.queue) for r in s.scalars(select(UserRole))}
+        assert roles == {(Role.case_worker, "ronney.review"), (Role.auditor, "")}
+        assert s.scalar(select(ApiToken.name)) == "script"
+
+
+def test_serve_help(cli: tuple[typer.Typer, Database]) -> None:
+    result = CliRunner().invoke(cli[0], ["serve", "--help"])
+    assert result.exit_code == 0 and "--port" in result.stdout

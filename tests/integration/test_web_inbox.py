@@ -1,0 +1,375 @@
+"""The inbox: scoping by tenant and queue, ordering and counts, decisions, four-eyes, access log, robot templates."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import re
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import select
+
+from core.review import create_review
+from core.storage.db import Database
+from core.storage.models import AuditEvent, ReviewItem, ReviewKind, ReviewState
+from core.storage.web_models import ReviewTiming
+from core.testing import ExampleRobot, temporary_database
+from core.web.testing import WebEnv, login, make_web_env, web_client
+
+PNR = "191212121212"  # Skatteverket's best-known test personnummer
+PNR_PATTERN = re.compile(r"(19|20)?\d{6}[-+]?\d{4}")
+
+
+def add_review(
+    env: WebEnv,
+    *,
+    tenant: str = "0000",
+    queue: str = "example.review",
+    title: str = "Ärende",
+    minutes_ago: int = 0,
+    due_in_hours: float | None = None,
+    four_eyes: bool = False,
+    kind: ReviewKind = ReviewKind.decision,
+    subject: str | None = PNR,
+) -> int:
+    """A review item created ``minutes_ago`` before the clock's now."""
+    now = env.clock.now() - timedelta(minutes=minutes_ago)
+    with env.db.session() as s:
+        row = create_review(
+            s,
+            tenant=tenant,
+            robot="example",
+            work_item_id=None,
+            queue=queue,
+            kind=kind,
+            title=title,
+            summary="Förslag",
+            material={"personnummer": subject, "belopp": 1234, "rader": ["a", "b"]},
+            subject=subject,
+            actor="robot:example",
+            now=now,
+            due_at=now + timedelta(hours=due_in_hours) if due_in_hours is not None else None,
+            four_eyes=four_eyes,
+        )
+        return row.id
+
+
+def item_ids(html: str) -> list[int]:
+    return [int(x) for x in re.findall(r'data-item-id="(\d+)"', html)]
+
+
+def version_of(html: str) -> str:
+    match = re.search(r'name="version" value="(\d+)"', html)
+    assert match, "no decision form"
+    return match.group(1)
+
+
+@pytest.fixture
+def env(db: Database, tmp_path: Path) -> WebEnv:
+    """The app on the backend under test (SQLite and PostgreSQL)."""
+    return make_web_env(db, tmp_path)
+
+
+@pytest.fixture
+def lite(tmp_path: Path) -> Iterator[WebEnv]:
+    """The app on SQLite only."""
+    with temporary_database(tmp_path) as database:
+        yield make_web_env(database, tmp_path)
+
+
+class TestInbox:
+    """Queues with counts and deadlines; items with the deadline first, then the oldest."""
+
+    async def test_ordering_counts_and_filters(self, env: WebEnv) -> None:
+        newest = add_review(env, title="Nyast", minutes_ago=1)
+        oldest = add_review(env, title="Äldst", minutes_ago=90)
+        middle = add_review(env, title="Mitten", minutes_ago=30)
+        due = add_review(env, title="Bråttom", minutes_ago=5, due_in_hours=2)
+        late = add_review(env, title="Försenad", minutes_ago=200, due_in_hours=1)
+        exc = add_review(env, queue="example.exceptions", kind=ReviewKind.exception, minutes_ago=500)
+        add_review(env, tenant="9999", title="Annan kommun", minutes_ago=999)
+        add_review(env, queue="other.review", title="Annan kö", minutes_ago=999)
+        async with web_client(env.app) as client:
+            await login(client, "anna")
+            page = await client.get("/inbox")
+            assert page.status_code == 200
+            assert item_ids(page.text) == [late, due, exc, oldest, middle, newest]
+            assert 'data-queue-count="example.review">5<' in page.text
+            assert 'data-queue-count="example.exceptions">1<' in page.text
+            assert "Annan kommun" not in page.text and "Annan kö" not in page.text
+            assert "(försenad)" in page.text
+            only = await client.get("/inbox", params={"queue": "example.exceptions"})
+            assert item_ids(only.text) == [exc]
+            overdue = await client.get("/inbox", params={"overdue": "true"})
+            assert item_ids(overdue.text) == [late]
+            api = await client.get("/api/v1/inbox/queues")
+            counts = {q["queue"]: (q["open"], q["overdue"]) for q in api.json()}
+            assert counts == {"example.review": (5, 1), "example.exceptions": (1, 0)}
+
+    async def test_coordinator_sees_every_queue_of_the_tenant(self, lite: WebEnv) -> None:
+        other = add_review(lite, queue="other.review")
+        async with web_client(lite.app) as client:
+            await login(client, "erik")
+            assert other in item_ids((await client.get("/inbox")).text)
+
+    async def test_other_tenant_gets_404_and_no_access_is_logged(self, env: WebEnv) -> None:
+        mine = add_review(env)
+        theirs = add_review(env, tenant="9999")
+        async with web_client(env.app) as client:
+            await login(client, "karin")
+            assert item_ids((await client.get("/inbox")).text) == [theirs]
+            for url in (f"/inbox/items/{mine}", f"/api/v1/reviews/{mine}"):
+                response = await client.get(url)
+                assert response.status_code == 404, url
+            assert (await client.get("/inbox/items/999999")).status_code == 404
+        with env.db.session() as s:
+            opened = s.scalars(select(AuditEvent).where(AuditEvent.action == "review.opened")).all()
+        assert [e.details["review_id"] for e in opened] == []
+
+    async def test_roles_without_inbox_are_forbidden(self, lite: WebEnv) -> None:
+        async with web_client(lite.app) as client:
+            await login(client, "maria")
+            assert (await client.get("/inbox")).status_code == 403
+            assert (await client.get("/ops")).status_code == 403
+
+
+class TestItemPage:
+    """Opening an item is an audited access; the material is rendered."""
+
+    async def test_opening_writes_an_access_event(self, env: WebEnv) -> None:
+        review_id = add_review(env)
+        async with web_client(env.app) as client:
+            await login(client, "anna")
+            page = await client.get(f"/inbox/items/{review_id}")
+            assert page.status_code == 200
+            assert "1234" in page.text and "Förslag" in page.text
+        with env.db.session() as s:
+            event = s.scalar(select(AuditEvent).where(AuditEvent.action == "review.opened"))
+            timing = s.scalar(select(ReviewTiming))
+        assert event is not None and event.actor == "user:anna" and event.subject == PNR
+        assert event.details["review_id"] == review_id and event.time == env.clock.now()
+        assert timing is not None and timing.opened_at == env.clock.now()
+
+    async def test_robot_template_is_rendered(self, lite: WebEnv, tmp_path: Path) -> None:
+        package = tmp_path / "templated_robot"
+        (package / "templates").mkdir(parents=True)
+        (package / "templates" / "review.html").write_text(
+            '<div class="robot-view"><h3>{{ _("Underlag") }} #{{ review.id }}</h3>'
+            "<p>Belopp: {{ material.belopp }} kr</p><p>{{ review.kind }} {{ lang }}</p>"
+            "<p>{{ material.personnummer }}</p></div>",
+            encoding="utf-8",
+        )
+        (package / "robot.py").write_text(
+            "from core.testing import ExampleRobot\n\n\nclass TemplatedRobot(ExampleRobot):\n"
+            "    name = 'example'\n    review_template = 'review.html'\n",
+            encoding="utf-8",
+        )
+        spec = importlib.util.spec_from_file_location("templated_robot_mod", package / "robot.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["templated_robot_mod"] = module
+        spec.loader.exec_module(module)
+        lite.app.state.kollega.registry.robots["example"] = module.TemplatedRobot
+        decision = add_review(lite)
+        exception = add_review(lite, queue="example.exceptions", kind=ReviewKind.exception)
+        async with web_client(lite.app) as client:
+            await login(client, "anna")
+            page = await client.get(f"/inbox/items/{decision}")
+            assert '<div class="robot-view">' in page.text and "Belopp: 1234 kr" in page.text
+            assert f"Underlag #{decision}" in page.text and "decision sv" in page.text
+            generic = await client.get(f"/inbox/items/{exception}")
+            assert "robot-view" not in generic.text and '<dl class="material">' in generic.text
+
+
+class TestDecisions:
+    """Approve, reject, return; four-eyes; a clear message when someone else decided first."""
+
+    async def test_approve_goes_to_the_next_item_and_measures_review_time(self, env: WebEnv) -> None:
+        first = add_review(env, minutes_ago=20)
+        second = add_review(env, minutes_ago=10)
+        async with web_client(env.app) as client:
+            csrf = await login(client, "anna")
+            page = await client.get(f"/inbox/items/{first}")
+            env.clock.advance(95)
+            response = await client.post(
+                f"/inbox/items/{first}/decide",
+                data={"decision": "approve", "version": version_of(page.text), "csrf_token": csrf},
+            )
+            assert response.status_code == 303 and response.headers["location"] == f"/inbox/items/{second}"
+            following = await client.get(response.headers["location"])
+            assert "Beslut registrerat: Godkänd." in following.text
+            assert item_ids((await client.get("/inbox")).text) == [second]
+        with env.db.session() as s:
+            row = s.get(ReviewItem, first)
+            timing = s.scalar(select(ReviewTiming).where(ReviewTiming.review_id == first))
+        assert row is not None and row.state == ReviewState.approved and row.decided_by == "user:anna"
+        assert timing is not None and timing.seconds == 95
+
+    async def test_someone_else_decided_first(self, env: WebEnv) -> None:
+        review_id = add_review(env)
+        async with web_client(env.app) as anna, web_client(env.app) as bertil:
+            anna_csrf = await login(anna, "anna")
+            bertil_csrf = await login(bertil, "bertil")
+            anna_page = await anna.get(f"/inbox/items/{review_id}")
+            bertil_page = await bertil.get(f"/inbox/items/{review_id}")
+            ok = await anna.post(
+                f"/inbox/items/{review_id}/decide",
+                data={"decision": "approve", "version": version_of(anna_page.text), "csrf_token": anna_csrf},
+            )
+            assert ok.status_code == 303
+            late = await bertil.post(
+                f"/inbox/items/{review_id}/decide",
+                data={
+                    "decision": "reject",
+                    "comment": "Nej",
+                    "version": version_of(bertil_page.text),
+                    "csrf_token": bertil_csrf,
+                },
+            )
+            assert late.status_code == 409
+            assert "anna har redan fattat beslut i ärendet (godkänd" in late.text
+            assert "Ditt beslut sparades inte." in late.text
+            assert 'name="version"' not in late.text  # no decision form on a decided item
+        with env.db.session() as s:
+            row = s.get(ReviewItem, review_id)
+        assert row is not None and row.state == ReviewState.approved
+
+    async def test_changed_while_reading(self, lite: WebEnv) -> None:
+        review_id = add_review(lite)
+        async with web_client(lite.app) as client:
+            csrf = await login(client, "anna")
+            page = await client.get(f"/inbox/items/{review_id}")
+            lite.app.state.kollega.reviews.assign(review_id, "user:bertil", actor="user:erik")
+            response = await client.post(
+                f"/inbox/items/{review_id}/decide",
+                data={"decision": "approve", "version": version_of(page.text), "csrf_token": csrf},
+            )
+            assert response.status_code == 409 and "Ärendet ändrades medan du läste det" in response.text
+
+    async def test_four_eyes(self, env: WebEnv) -> None:
+        review_id = add_review(env, four_eyes=True)
+        async with web_client(env.app) as anna, web_client(env.app) as bertil:
+            csrf = await login(anna, "anna")
+            page = await anna.get(f"/inbox/items/{review_id}")
+            assert "ska godkännas av två olika personer" in page.text
+            first = await anna.post(
+                f"/inbox/items/{review_id}/decide",
+                data={"decision": "approve", "version": version_of(page.text), "csrf_token": csrf},
+            )
+            assert first.status_code == 303
+            again_page = await anna.get(f"/inbox/items/{review_id}")
+            assert "Ditt godkännande är registrerat" in again_page.text
+            again = await anna.post(
+                f"/inbox/items/{review_id}/decide",
+                data={"decision": "approve", "version": version_of(again_page.text), "csrf_token": csrf},
+            )
+            assert again.status_code == 409 and "fyraögonsprincipen" in again.text
+            b_csrf = await login(bertil, "bertil")
+            b_page = await bertil.get(f"/inbox/items/{review_id}")
+            assert "första godkännandet gjordes av anna" in b_page.text
+            second = await bertil.post(
+                f"/inbox/items/{review_id}/decide",
+                data={"decision": "approve", "version": version_of(b_page.text), "csrf_token": b_csrf},
+            )
+            assert second.status_code == 303
+        with env.db.session() as s:
+            row = s.get(ReviewItem, review_id)
+        assert row is not None and row.state == ReviewState.approved and row.first_approver == "user:anna"
+        assert row.decided_by == "user:bertil"
+
+    async def test_reject_needs_a_comment_and_return_records_it(self, lite: WebEnv) -> None:
+        review_id = add_review(lite)
+        async with web_client(lite.app) as client:
+            csrf = await login(client, "anna")
+            page = await client.get(f"/inbox/items/{review_id}")
+            bare = await client.post(
+                f"/inbox/items/{review_id}/decide",
+                data={"decision": "reject", "version": version_of(page.text), "csrf_token": csrf},
+            )
+            assert bare.status_code == 422 and "Skriv en kommentar" in bare.text
+            returned = await client.post(
+                f"/inbox/items/{review_id}/decide",
+                data={
+                    "decision": "return",
+                    "comment": "Komplettera med hyresavtal",
+                    "version": version_of(page.text),
+                    "csrf_token": csrf,
+                },
+            )
+            assert returned.status_code == 303
+        with lite.db.session() as s:
+            row = s.get(ReviewItem, review_id)
+        assert row is not None and row.state == ReviewState.returned
+        assert row.decision_comment == "Komplettera med hyresavtal"
+
+    async def test_api_decision_conflict(self, lite: WebEnv) -> None:
+        review_id = add_review(lite)
+        async with web_client(lite.app) as client:
+            csrf = await login(client, "anna")
+            item = (await client.get(f"/api/v1/reviews/{review_id}")).json()
+            assert item["material"]["belopp"] == 1234
+            headers = {"X-CSRF-Token": csrf}
+            ok = await client.post(
+                f"/api/v1/reviews/{review_id}/decision",
+                json={"decision": "approve", "version": item["version"]},
+                headers=headers,
+            )
+            assert ok.status_code == 200 and ok.json()["review"]["state"] == "approved"
+            late = await client.post(
+                f"/api/v1/reviews/{review_id}/decision",
+                json={"decision": "approve", "version": item["version"]},
+                headers=headers,
+            )
+            assert late.status_code == 409 and "redan fattat beslut" in late.json()["message"]
+
+
+class TestNoPersonalDataInUrls:
+    """No URL a page produces, and no redirect, carries a personnummer."""
+
+    async def test_crawl(self, lite: WebEnv) -> None:
+        from core.testing import run_robot
+
+        await asyncio.to_thread(
+            run_robot, ExampleRobot, db=lite.db, tmp_path=lite.settings.var_dir.parent, clock=lite.clock
+        )
+        for minutes in (1, 2, 3):
+            add_review(lite, minutes_ago=minutes, due_in_hours=5)
+        seen: set[str] = set()
+        for user in ("anna", "erik", "sara", "johan", "maria"):
+            async with web_client(lite.app) as client:
+                csrf = await login(client, user)
+                queue = ["/", "/inbox", "/ops", "/audit", "/me"]
+                visited: set[str] = set()
+                while queue and len(visited) < 40:
+                    url = queue.pop(0)
+                    if url in visited:
+                        continue
+                    visited.add(url)
+                    response = await client.get(url)
+                    seen.add(url)
+                    if response.status_code in (301, 302, 303, 307):
+                        queue.append(response.headers["location"])
+                        continue
+                    for link in re.findall(r'(?:href|action|src|formaction)="([^"]+)"', response.text):
+                        seen.add(link)
+                        parsed = urlsplit(link.replace("&amp;", "&"))
+                        if (
+                            not parsed.netloc
+                            and parsed.path.startswith("/")
+                            and "/static/" not in parsed.path
+                            and "logout" not in parsed.path
+                            and "/artifacts/" not in parsed.path
+                        ):
+                            queue.append(link.replace("&amp;", "&"))
+                if user == "maria":
+                    result = await client.post("/audit/search", data={"personnummer": PNR, "csrf_token": csrf})
+                    assert PNR in result.text  # shown on the page, never in its address
+                    assert str(result.url) == "https://testserver/audit/search"
+        assert any("/inbox/items/" in u for u in seen) and any("/ops/runs/" in u for u in seen)
+        offenders = [u for u in seen if PNR_PATTERN.search(u.replace("/ops/runs/", "").replace("/ops/items/", ""))]
+        assert not offenders, offenders

@@ -1,0 +1,146 @@
+"""OpenID Connect login against the sandbox's provider over real HTTP (the app through ASGITransport)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from core.settings import SecretRef
+from core.storage.web_models import LoginState, Role, User, UserRole
+from core.testing import FakeClock, temporary_database
+from core.web.settings import OidcSettings
+from core.web.testing import WebEnv, make_web_env, web_client
+from sandbox.oidc import DEMO_CLIENT_ID
+from sandbox.testing import running_sandbox
+
+REDIRECT = "http://127.0.0.1:8000/auth/oidc/callback"
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[str]:
+    """The sandbox, serving its OpenID Connect provider over HTTP on a free port."""
+    with running_sandbox(seed=3) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def env(provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebEnv]:
+    monkeypatch.setenv("KOLLEGA_TEST_OIDC_SECRET", "sandbox-kollega-web-secret")
+    oidc = OidcSettings(
+        issuer=f"{provider}/oidc",
+        client_id=DEMO_CLIENT_ID,
+        client_secret=SecretRef(env="KOLLEGA_TEST_OIDC_SECRET"),
+        redirect_uri=REDIRECT,
+    )
+    with temporary_database(tmp_path) as db:
+        # ID tokens carry real time: the app judges them by a clock starting now.
+        yield make_web_env(db, tmp_path, clock=FakeClock(datetime.now(UTC)), oidc=oidc)
+
+
+async def start(client: httpx.AsyncClient) -> str:
+    """The app sends the browser to the provider; returns the authorization URL."""
+    response = await client.get("/auth/oidc/login")
+    assert response.status_code == 303
+    return response.headers["location"]
+
+
+def provider_login(authorize_url: str, username: str) -> dict[str, str]:
+    """The browser's part at the provider, over real HTTP: pick the user; returns the callback's query."""
+    with httpx.Client(follow_redirects=False, timeout=10) as browser:
+        page = browser.get(authorize_url)
+        assert page.status_code == 200, page.text
+        tx = re.search(r'name="tx" value="([^"]+)"', page.text)
+        assert tx
+        answer = browser.post(authorize_url.split("?")[0], data={"tx": tx.group(1), "username": username})
+        assert answer.status_code == 303
+        location = answer.headers["location"]
+    assert location.startswith(REDIRECT)
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+async def callback(client: httpx.AsyncClient, query: dict[str, str]) -> httpx.Response:
+    return await client.get("/auth/oidc/callback", params=query)
+
+
+class TestOidcLogin:
+    """Authorization code + PKCE S256; state, browser binding, issuer, nonce and signature checked."""
+
+    async def test_login_provisions_user_with_grants(self, env: WebEnv, provider: str) -> None:
+        async with web_client(env.app) as client:
+            url = await start(client)
+            params = parse_qs(urlsplit(url).query)
+            assert params["code_challenge_method"] == ["S256"] and params["redirect_uri"] == [REDIRECT]
+            assert len(params["state"][0]) >= 32 and len(params["nonce"][0]) >= 32
+            assert "kollega_oidc" in client.cookies
+            query = provider_login(url, "anna.handlaggare")
+            response = await callback(client, query)
+            assert response.status_code == 303 and response.headers["location"] == "/"
+            assert client.cookies.get("__Host-kollega_session")
+            inbox = await client.get("/inbox")
+            assert inbox.status_code == 200 and "ronney.review" in inbox.text
+            # The state is used once: replaying the callback fails.
+            replay = await callback(client, query)
+            assert replay.status_code == 400 and "kunde inte slutföras" in replay.text
+        with env.db.session() as s:
+            user = s.scalar(select(User).where(User.oidc_subject.is_not(None)))
+            assert user is not None and user.username == "anna.handlaggare" and user.password_hash is None
+            grants = {
+                (r.role, r.tenant, r.queue) for r in s.scalars(select(UserRole).where(UserRole.user_id == user.id))
+            }
+        assert grants == {(Role.case_worker, "1081", "ronney.review")}
+
+    async def test_callback_in_another_browser_is_refused(self, env: WebEnv) -> None:
+        async with web_client(env.app) as client:
+            url = await start(client)
+        query = provider_login(url, "sara.drift")
+        async with web_client(env.app) as other:
+            response = await callback(other, query)
+            assert response.status_code == 400 and not other.cookies.get("__Host-kollega_session")
+
+    async def test_forged_state_is_refused(self, env: WebEnv) -> None:
+        async with web_client(env.app) as client:
+            url = await start(client)
+            query = provider_login(url, "sara.drift")
+            response = await callback(client, {**query, "state": "forged-" + query["state"]})
+            assert response.status_code == 400
+
+    async def test_wrong_issuer_parameter_is_refused(self, env: WebEnv) -> None:
+        async with web_client(env.app) as client:
+            url = await start(client)
+            query = provider_login(url, "sara.drift")
+            response = await callback(client, {**query, "iss": "http://evil.example/oidc"})
+            assert response.status_code == 400
+
+    async def test_nonce_mismatch_is_refused(self, env: WebEnv) -> None:
+        async with web_client(env.app) as client:
+            url = await start(client)
+            query = provider_login(url, "sara.drift")
+            with env.db.session() as s:
+                s.execute(update(LoginState).values(nonce="another-nonce"))
+            response = await callback(client, query)
+            assert response.status_code == 400 and not client.cookies.get("__Host-kollega_session")
+
+    async def test_pkce_verifier_is_checked_by_the_provider(self, env: WebEnv) -> None:
+        async with web_client(env.app) as client:
+            url = await start(client)
+            query = provider_login(url, "sara.drift")
+            with env.db.session() as s:
+                s.execute(update(LoginState).values(code_verifier="x" * 64))
+            response = await callback(client, query)
+            assert response.status_code == 400
+
+    async def test_provider_error_and_login_page_button(self, env: WebEnv) -> None:
+        async with web_client(env.app) as client:
+            page = await client.get("/login")
+            assert 'href="/auth/oidc/login"' in page.text
+            url = await start(client)
+            state = parse_qs(urlsplit(url).query)["state"][0]
+            response = await callback(client, {"error": "access_denied", "state": state})
+            assert response.status_code == 400
