@@ -1,0 +1,1 @@
+"""Kollega's robots, one package each."""

@@ -1,0 +1,1 @@
+"""Ronney: income-support (ekonomiskt bistånd) applications prepared overnight for a case worker."""

@@ -1,0 +1,310 @@
+"""What a case worker gets: the review material of an application or a complement (pure).
+
+The material is plain JSON (it is stored with the review item and rendered by
+``templates/review.html``); amounts are whole kronor, texts are Swedish and already
+formatted where the template would otherwise need custom filters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from robots.ronney.application import ATTACHMENT_LABELS, SOURCE_NAMES, Application, ComplementRequest, LookupAnswer
+from robots.ronney.checks import COST_LABELS, Flag, digits, kr, month_name, roles
+from robots.ronney.compare import IncomeComparison
+from robots.ronney.norm import NormResult
+
+__all__ = [
+    "APPLICATION_QUEUE",
+    "COMPLEMENT_QUEUE",
+    "MATERIAL_VERSION",
+    "application_material",
+    "complement_material",
+    "decision_payload_parts",
+]
+
+APPLICATION_QUEUE = "ronney.application"
+COMPLEMENT_QUEUE = "ronney.complement"
+#: Bumped when the material's shape changes, so templates can tell old items apart.
+MATERIAL_VERSION = 1
+
+_TZ = ZoneInfo("Europe/Stockholm")
+_DECISION_TEXT = {"approved": "Bevilja", "rejected": "Avslå (inkomsterna täcker behovet)"}
+
+
+def local_text(moment: datetime) -> str:
+    """``2026-11-23 01:14`` in Swedish local time."""
+    return moment.astimezone(_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def _attachments(app: Application) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": a.type,
+            "label": ATTACHMENT_LABELS.get(a.type, a.type),
+            "filename": a.filename,
+            "received": local_text(a.received_at) if a.received_at else "–",
+        }
+        for a in app.attachments
+    ]
+
+
+def _complements(app: Application) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": c.id,
+            "what": c.what,
+            "requested": local_text(c.requested_at),
+            "due": c.due.isoformat(),
+            "arrived": local_text(c.arrived_at) if c.arrived_at else None,
+        }
+        for c in app.complement_requests
+    ]
+
+
+def _household(app: Application) -> dict[str, Any]:
+    members = []
+    for role, m in roles(app):
+        child = role.startswith("barn")
+        members.append(
+            {
+                "role": role,
+                "name": m.name,
+                "personnummer": m.personnummer,
+                "age": m.age,
+                "lunch_at_home": m.lunch_at_home if child and m.age <= 6 else None,
+            }
+        )
+    address = ""
+    if app.address:
+        address = ", ".join(str(app.address.get(k) or "") for k in ("street", "postal_code", "city") if app.address.get(k))
+    return {
+        "members": members,
+        "cohabiting": app.cohabiting,
+        "other_household_members": app.other_household_members,
+        "address": address,
+        "months_on_support": app.months_on_support,
+        "job_stimulus_active": app.job_stimulus_active,
+    }
+
+
+def _registers(app: Application, lookups: Mapping[str, LookupAnswer]) -> list[dict[str, Any]]:
+    out = []
+    for role, adult in roles(app)[: len(app.adults)]:
+        answer = lookups.get(digits(adult.personnummer))
+        if answer is None:
+            continue
+        af = answer.employment_service or {}
+        if af.get("registered"):
+            parts = [str(af.get("category") or "inskriven")]
+            if af.get("program"):
+                parts.append(str(af["program"]))
+            if af.get("extent_percent") is not None:
+                parts.append(f"{af['extent_percent']} %")
+            if af.get("registered_since"):
+                parts.append(f"sedan {af['registered_since']}")
+            employment = ", ".join(parts)
+        else:
+            employment = "inte inskriven"
+        pop = answer.population_register or {}
+        population = ", ".join(str(pop.get(k)) for k in ("street", "postal_code", "city", "municipality") if pop.get(k))
+        out.append(
+            {
+                "role": role,
+                "person": adult.name or role,
+                "request_id": answer.request_id,
+                "fetched_at": answer.fetched_at,
+                "found": answer.found,
+                "employment_service": employment,
+                "population_register": population,
+                "vehicles": [
+                    f"{v.get('registration', '?')} (årsmodell {v.get('model_year', '?')})" for v in answer.vehicles
+                ],
+                "sources_without_data": [SOURCE_NAMES.get(s, s) for s in answer.sources_without_data],
+            }
+        )
+    return out
+
+
+def _income_history(comparison: IncomeComparison, months: Sequence[str]) -> dict[str, Any]:
+    rows: dict[tuple[str, str, str], dict[str, int]] = {}
+    for h in comparison.history:
+        key = (f"{h['person']} ({h['role']})", h["label"], h["from"])
+        rows.setdefault(key, {})
+        rows[key][h["month"]] = rows[key].get(h["month"], 0) + int(h["amount"])
+    return {
+        "months": [month_name(m) for m in months],
+        "rows": [
+            {"person": person, "label": label, "from": origin, "amounts": [by_month.get(m) for m in months]}
+            for (person, label, origin), by_month in rows.items()
+        ],
+    }
+
+
+def _costs(app: Application, result: NormResult | None) -> list[dict[str, Any]]:
+    used = {line.key: line.amount for line in result.lines if line.section == "cost"} if result else {}
+    return [
+        {"key": key, "label": label, "applied": app.costs.get(key, 0), "used": used.get(key, app.costs.get(key, 0))}
+        for key, label in COST_LABELS.items()
+        if app.costs.get(key, 0)
+    ]
+
+
+def decision_payload_parts(app: Application, result: NormResult) -> tuple[list[dict[str, Any]], str]:
+    """The decision's lines (text and signed amount) and its reasoning, for the e-service."""
+    lines = [{"text": f"{line.label} – {line.source}", "amount": line.amount} for line in result.lines]
+    reasoning = (
+        f"Försörjningsstöd för {month_name(app.month)} enligt riksnormen {result.table.year}: riksnorm "
+        f"{kr(result.norm.total)} kr + skäliga kostnader {kr(result.reasonable_costs)} kr − inkomster "
+        f"{kr(result.income)} kr = {kr(result.support)} kr."
+    )
+    if result.warnings:
+        reasoning += " " + " ".join(result.warnings)
+    return lines, reasoning
+
+
+def application_material(
+    *,
+    app: Application,
+    reference: str,
+    flags: Sequence[Flag],
+    missing: Sequence[Mapping[str, str]],
+    comparison: IncomeComparison,
+    register_months: Sequence[str],
+    lookups: Mapping[str, LookupAnswer],
+    previous_rows: Sequence[Mapping[str, Any]],
+    result: NormResult | None,
+    as_declared: NormResult | None,
+    calculation_error: str | None,
+    municipality: str,
+    prepared_at: datetime,
+    return_comment: str | None,
+) -> dict[str, Any]:
+    """The review material of one application (see ``templates/review.html``)."""
+    ordered = [f.as_json() for f in flags if f.severity == "warning"] + [
+        f.as_json() for f in flags if f.severity != "warning"
+    ]
+    amount = result.support if result else None
+    decision = None if amount is None else "approved" if amount > 0 else "rejected"
+    lines, reasoning = decision_payload_parts(app, result) if result else ([], "")
+    warnings_n = sum(1 for f in flags if f.severity == "warning")
+    kind_text = "Nyansökan" if app.kind == "new" else "Återansökan"
+    title = f"{kind_text} {app.id}, {month_name(app.month)}: " + (
+        f"{kr(amount)} kr föreslås" if amount is not None else "belopp kan inte beräknas"
+    )
+    if warnings_n or missing:
+        parts = [f"{warnings_n} {'avvikelse' if warnings_n == 1 else 'avvikelser'}"] if warnings_n else []
+        parts += [f"{len(missing)} saknas"] if missing else []
+        title += f" ({', '.join(parts)})"
+    members = f"{len(app.adults)} vuxna" if len(app.adults) > 1 else "1 vuxen"
+    if app.children:
+        members += f", {len(app.children)} barn"
+    summary = f"Hushåll: {members}. " + (
+        f"Föreslaget försörjningsstöd {kr(amount)} kr." if amount is not None else "Inget belopp föreslås."
+    )
+    if app.previous_decision is not None:
+        summary += f" Förra månaden: {kr(app.previous_decision.amount)} kr."
+    previous = app.previous_decision
+    return {
+        "kind": "application",
+        "version": MATERIAL_VERSION,
+        "queue": APPLICATION_QUEUE,
+        "title": title,
+        "summary": summary,
+        "reference": reference,
+        "application_id": app.id,
+        "application_version": app.updated_at.isoformat(),
+        "application_kind": app.kind,
+        "application_kind_text": kind_text,
+        "month": app.month,
+        "month_text": month_name(app.month),
+        "income_month_text": month_name(app.income_month),
+        "municipality": municipality,
+        "submitted_at_text": local_text(app.submitted_at),
+        "flags": ordered,
+        "missing": [dict(x) for x in missing],
+        "return_comment": return_comment,
+        "proposal": {
+            "amount": amount,
+            "decision": decision,
+            "decision_text": _DECISION_TEXT.get(decision or "", "Handläggaren beräknar beloppet"),
+            "month": app.month,
+            "lines": lines,
+            "reasoning": reasoning,
+        },
+        "as_declared": (
+            {"support": as_declared.support}
+            if as_declared is not None and result is not None and as_declared.support != result.support
+            else None
+        ),
+        "calculation": result.to_contract_json() if result else None,
+        "calculation_error": calculation_error,
+        "table_warnings": list(result.warnings) if result else [],
+        "household": _household(app),
+        "costs": _costs(app, result),
+        "incomes": comparison.rows,
+        "income_history": _income_history(comparison, register_months),
+        "previous": [dict(r) for r in previous_rows],
+        "previous_month_text": month_name(previous.month) if previous else None,
+        "previous_decision_text": (
+            {"approved": "beviljat", "partially_approved": "delvis beviljat", "rejected": "avslag"}.get(
+                previous.decision, previous.decision) if previous else None
+        ),
+        "registers": _registers(app, lookups),
+        "attachments": _attachments(app),
+        "complements": _complements(app),
+        "documents": [],
+        "prepared_at": prepared_at.isoformat(),
+        "prepared_at_text": local_text(prepared_at),
+    }
+
+
+def complement_material(
+    *,
+    app: Application,
+    reference: str,
+    request: ComplementRequest,
+    today: date,
+    due_days: int,
+    prepared_at: datetime,
+) -> dict[str, Any]:
+    """The review material asking whether to request a missing complement again."""
+    days = (today - request.requested_at.date()).days
+    due = date.fromordinal(today.toordinal() + due_days)
+    title = f"Begär komplettering? {app.id}: {request.what} har inte kommit, begärd för {days} dagar sedan"
+    return {
+        "kind": "complement",
+        "version": MATERIAL_VERSION,
+        "queue": COMPLEMENT_QUEUE,
+        "title": title,
+        "summary": f"Komplettering begärd {request.requested_at.date().isoformat()}, sista dag {request.due}, "
+        "har inte kommit.",
+        "reference": reference,
+        "application_id": app.id,
+        "month": app.month,
+        "month_text": month_name(app.month),
+        "applicant_name": app.applicant.name,
+        "applicant_personnummer": app.applicant.personnummer,
+        "flags": [
+            Flag(
+                "warning",
+                "complement_missing",
+                f"{request.what} har inte kommit in {days} dagar efter begäran (sista dag var {request.due})",
+            ).as_json()
+        ],
+        "complement": {
+            "id": request.id,
+            "what": request.what,
+            "requested": local_text(request.requested_at),
+            "requested_by": request.requested_by,
+            "due": request.due.isoformat(),
+            "days_waiting": days,
+        },
+        "proposed_request": {"what": request.what, "due": due.isoformat()},
+        "attachments": _attachments(app),
+        "prepared_at": prepared_at.isoformat(),
+        "prepared_at_text": local_text(prepared_at),
+    }

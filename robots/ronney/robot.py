@@ -1,0 +1,419 @@
+"""Ronney: income-support applications prepared overnight, decided by a case worker in the morning.
+
+collect     the coming month's submitted applications (new and re-applications) from the
+            e-service, and complements still missing N days after they were requested
+process     validate → register lookups per adult → compare declared vs register income and
+            this month vs the previous one → riksnorm calculation → a review item with the
+            proposal, the flags, what is missing and the decision basis (HTML and PDF)
+on_decision approved → the decision is written to the e-service (checked before, read back
+            after, audited); rejected → an avslag with the case worker's reason is written;
+            returned → the kernel gives the item back to Ronney with the comment
+
+Ronney never decides: it prepares and proposes; a person decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any, cast
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from core.errors import ApplicationError, BusinessError, ConfigError, ConnectorError
+from core.robot import Done, NeedsReview, NewItem, Outcome, Robot
+from robots.ronney.application import Application, MalformedApplication, parse_application
+from robots.ronney.checks import (
+    Flag,
+    InconsistentHousehold,
+    age_flags,
+    application_flags,
+    digits,
+    household_for_norm,
+    kr,
+    missing_items,
+    overdue_complements,
+    validate,
+)
+from robots.ronney.compare import compare_incomes, compare_previous, register_flags
+from robots.ronney.documents import PdfRenderer, render_basis
+from robots.ronney.material import (
+    APPLICATION_QUEUE,
+    COMPLEMENT_QUEUE,
+    application_material,
+    complement_material,
+)
+from robots.ronney.norm import Household, NormResult, calculate, describe_errors
+from robots.ronney.services import Eservice, Registers
+from robots.ronney.settings import RonneySettings
+from robots.ronney.tables import load_table
+
+if TYPE_CHECKING:
+    import typer
+
+    from core.context import RunContext
+    from core.queue import WorkItemView
+    from core.review import ReviewView
+
+__all__ = ["Ronney"]
+
+
+def _add_months(month: date, n: int) -> date:
+    index = month.year * 12 + month.month - 1 + n
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _version(updated_at: str) -> str:
+    # "2026-11-12T07:41:00+01:00" → "20261112T074100": stable, readable, no personal data.
+    return re.sub(r"[^0-9T]", "", updated_at.split("+")[0])[:15] or "0"
+
+
+class Ronney(Robot):
+    """Prepares income-support applications at night for a case worker's decision."""
+
+    name = "ronney"
+    display_name = "Ronney"
+    description = (
+        "Prepares income-support applications overnight: checks them, fetches register data, "
+        "calculates by the national norm and leaves a decision basis for the case worker."
+    )
+    settings_model = RonneySettings
+    #: An estimate of a case worker's time to check and calculate one re-application by hand,
+    #: used only for time-saved reporting; not a measured figure.
+    manual_minutes_per_item = 25.0
+    review_template = "review.html"
+
+    @property
+    def cfg(self) -> RonneySettings:
+        """The validated settings."""
+        return cast(RonneySettings, self.settings)
+
+    # -- time ------------------------------------------------------------------------------
+    def _zone(self, ctx: RunContext) -> ZoneInfo:
+        return ZoneInfo(getattr(ctx.app_settings, "timezone", "Europe/Stockholm") or "Europe/Stockholm")
+
+    def today(self, ctx: RunContext) -> date:
+        """Today's date in the deployment's time zone."""
+        return ctx.clock.now().astimezone(self._zone(ctx)).date()
+
+    def month(self, ctx: RunContext) -> str:
+        """The month applied for: the setting, or the coming month."""
+        if self.cfg.month:
+            return self.cfg.month
+        return _add_months(self.today(ctx).replace(day=1), 1).strftime("%Y-%m")
+
+    def _municipality(self, ctx: RunContext) -> str:
+        for tenant in getattr(ctx.app_settings, "tenants", []) or []:
+            if tenant.code == ctx.tenant:
+                return str(tenant.name)
+        return ctx.tenant
+
+    # -- collect ---------------------------------------------------------------------------
+    async def collect(self, ctx: RunContext) -> AsyncIterator[NewItem]:
+        """Submitted applications of the month not yet decided, and overdue complements. Reads only."""
+        es = Eservice(ctx, self.cfg)
+        wanted = [
+            s async for s in es.summaries(self.month(ctx))
+            if not s.get("has_decision") and s.get("status") in ("submitted", "awaiting_complement")
+        ]
+        today = self.today(ctx)
+        limit = asyncio.Semaphore(self.cfg.collect_concurrency)
+
+        async def read(summary: dict[str, Any]) -> list[NewItem]:
+            try:
+                async with limit:
+                    raw = await es.application(str(summary["id"]), subject=None, stage="collect")
+            except (ConnectorError, BusinessError) as exc:
+                # One unreadable application must not stop the night: it is collected from its
+                # summary and process() retries it, or reports it, on its own.
+                ctx.log.warning("application could not be read while collecting", error=exc.code)
+                raw = {}
+            return self._items_for(summary, raw, today)
+
+        batch = self.cfg.collect_concurrency * 4
+        for start in range(0, len(wanted), batch):
+            for items in await asyncio.gather(*(read(s) for s in wanted[start:start + batch])):
+                for item in items:
+                    yield item
+
+    def _items_for(self, summary: dict[str, Any], raw: dict[str, Any], today: date) -> list[NewItem]:
+        app_id = str(summary["id"])
+        applicant = raw.get("applicant") if isinstance(raw.get("applicant"), dict) else None
+        subject = str(applicant.get("personnummer") or "") or None if applicant else None
+        status = str(raw.get("status") or summary.get("status"))
+        if not raw and status == "awaiting_complement":
+            return []  # which complement is overdue is not known without the application: next night
+        base = {"application_id": app_id, "month": summary.get("month"), "application_kind": summary.get("kind")}
+        if status == "awaiting_complement":
+            try:
+                app = parse_application(raw)
+            except MalformedApplication:
+                pass  # prepared as an application: process() reports what cannot be read
+            else:
+                return [
+                    NewItem(
+                        reference=f"{app_id}/komplettering/{c.id}",
+                        payload={**base, "kind": "complement", "complement_id": c.id},
+                        subject=subject,
+                    )
+                    for c in overdue_complements(app, today, self.cfg.complement_reminder_days)
+                ]
+        elif status != "submitted":
+            return []
+        version = _version(str(raw.get("updated_at") or summary.get("updated_at") or ""))
+        return [
+            NewItem(
+                reference=f"{app_id}@{version}",
+                payload={**base, "kind": "application", "version": version},
+                subject=subject,
+            )
+        ]
+
+    # -- process ---------------------------------------------------------------------------
+    async def process(self, ctx: RunContext, item: WorkItemView) -> Outcome:
+        """Prepare one application (or one overdue complement) for a case worker."""
+        if item.payload.get("kind") == "complement":
+            return await self._process_complement(ctx, item)
+        return await self._process_application(ctx, item)
+
+    async def _read(self, ctx: RunContext, item: WorkItemView) -> Application:
+        app_id = str(item.payload.get("application_id") or item.reference.split("@")[0].split("/")[0])
+        raw = await Eservice(ctx, self.cfg).application(app_id, subject=item.subject, stage="process")
+        return parse_application(raw)
+
+    async def _process_application(self, ctx: RunContext, item: WorkItemView) -> Outcome:
+        cfg = self.cfg
+        app = await self._read(ctx, item)
+        if app.decision is not None:
+            return Done({"application_id": app.id, "already_decided": True,
+                         "decision_id": app.decision.get("decision_id")})
+        if app.status == "awaiting_complement" and item.return_comment is None:
+            # A complement was asked for after collecting: its arrival makes a new version to prepare.
+            return Done({"application_id": app.id, "waiting_for_complement": True})
+        validate(app, tenant=ctx.tenant)
+        today = self.today(ctx)
+        months = [(_add_months(app.income_period.from_.replace(day=1), -n)) for n in range(cfg.register_months)]
+        registers = Registers(ctx, cfg, cfg.organisation or self._municipality(ctx))
+        answers = await asyncio.gather(*(
+            registers.lookup(adult.personnummer, case_id=app.id, period_from=months[-1], period_to=app.income_period.to)
+            for adult in app.adults
+        ))
+        lookups = {digits(a.personnummer): ans for a, ans in zip(app.adults, answers, strict=True)}
+        month_keys = sorted(m.strftime("%Y-%m") for m in months)
+        comparison = compare_incomes(app, lookups, tolerance=cfg.income_tolerance, months=month_keys)
+        max_rent = cfg.max_rent_for(ctx.tenant, app.members)
+        result, as_declared, calc_error = self._calculate(ctx, app, comparison.used, comparison.declared, max_rent)
+        previous_rows, previous_flags = compare_previous(
+            app, declared_income_total=sum(comparison.declared.values()),
+            proposed=result.support if result else None, tolerance=cfg.previous_month_income_tolerance)
+        missing = missing_items(app)
+        flags: list[Flag] = [
+            *comparison.flags,
+            *previous_flags,
+            *register_flags(app, lookups, municipality=self._municipality(ctx)),
+            *application_flags(app),
+            *age_flags(app, today),
+            *self._calculation_flags(app, result, max_rent),
+        ]
+        if item.payload.get("version") and _version(app.updated_at.isoformat()) != item.payload["version"]:
+            flags.append(Flag("info", "changed_since_collected",
+                              "Ansökan har ändrats i e-tjänsten sedan Ronney hittade den: underlaget visar den nya"))
+        now = ctx.clock.now()
+        material = application_material(
+            app=app, reference=item.reference, flags=flags, missing=missing, comparison=comparison,
+            register_months=month_keys, lookups=lookups, previous_rows=previous_rows, result=result,
+            as_declared=as_declared, calculation_error=calc_error, municipality=self._municipality(ctx),
+            prepared_at=now, return_comment=item.return_comment)
+        await self._documents(ctx, item, material)
+        ctx.log.info("application prepared", flags=len(flags), missing=len(missing), calculated=result is not None)
+        return NeedsReview(
+            queue=APPLICATION_QUEUE, title=material["title"], summary=material["summary"], material=material,
+            subject=app.applicant.personnummer, four_eyes=cfg.four_eyes,
+            due=now + timedelta(hours=cfg.review_due_hours) if cfg.review_due_hours else None)
+
+    def _calculate(
+        self, ctx: RunContext, app: Application, used: dict[str, int], declared: dict[str, int], max_rent: int | None
+    ) -> tuple[NormResult | None, NormResult | None, str | None]:
+        try:
+            table = load_table(app.year, self.cfg.norm_tables_dir)
+            result = calculate(Household.model_validate(household_for_norm(app, used, max_rent)), table)
+            as_declared = None
+            if declared != used:
+                as_declared = calculate(Household.model_validate(household_for_norm(app, declared, max_rent)), table)
+        except ConfigError as exc:
+            warned: set[str] = ctx.resources.setdefault("ronney:warned", set())
+            if exc.message not in warned:  # once per run and problem: operations must add the figures
+                warned.add(exc.message)
+                ctx.log.warning("riksnorm table cannot be used", year=app.year, error=exc.message)
+            return None, None, (
+                f"Riksnormen för {app.year} kan inte användas för det här hushållet ({exc.message}). "
+                "Beräkna stödet manuellt; driften lägger in den officiella tabellen."
+            )
+        except ValidationError as exc:
+            raise InconsistentHousehold(f"Hushållet kan inte beräknas: {describe_errors(exc)}") from None
+        return result, as_declared, None
+
+    @staticmethod
+    def _calculation_flags(app: Application, result: NormResult | None, max_rent: int | None) -> list[Flag]:
+        if result is None or max_rent is None:
+            return []
+        rent = app.costs.get("rent", 0)
+        if rent <= max_rent:
+            return []
+        return [Flag("info", "rent_capped",
+                     f"Hyran {kr(rent)} kr är högre än kommunens högsta godtagbara boendekostnad för "
+                     f"{app.members} person(er), {kr(max_rent)} kr: {kr(max_rent)} kr räknas")]
+
+    async def _documents(self, ctx: RunContext, item: WorkItemView, material: dict[str, Any]) -> None:
+        """Render the decision basis, keep it as sensitive artifacts of the item, list them in the material."""
+        if ctx.dry_run:
+            return  # a dry run stores nothing
+        html = render_basis(material)
+        name = f"beslutsunderlag-{material['application_id']}"
+        docs: list[dict[str, Any]] = [{"title": "Beslutsunderlag (HTML)", "filename": f"{name}.html",
+                                       "content_type": "text/html"}]
+        files = [html.encode("utf-8")]
+        if self.cfg.pdf:
+            try:
+                files.append(await PdfRenderer.for_run(ctx, self.cfg.pdf_pages).render(html))
+                docs.append({"title": "Beslutsunderlag (PDF)", "filename": f"{name}.pdf",
+                             "content_type": "application/pdf"})
+            except (ConnectorError, ConfigError) as exc:
+                ctx.log.warning("decision basis PDF failed", error=exc.message)
+                material["flags"].append(Flag("info", "pdf_failed", "Beslutsunderlaget kunde inte skapas som PDF; "
+                                                                     "HTML-versionen finns").as_json())
+        for doc, data in zip(docs, files, strict=True):
+            doc["artifact_id"] = await asyncio.to_thread(
+                ctx.save_artifact, work_item_id=item.id, kind="decision_basis", filename=doc["filename"],
+                content_type=doc["content_type"], data=data, sensitive=True)
+            doc["size"] = len(data)
+        material["documents"] = docs
+
+    async def _process_complement(self, ctx: RunContext, item: WorkItemView) -> Outcome:
+        app = await self._read(ctx, item)
+        complement_id = str(item.payload.get("complement_id") or "")
+        request = next((c for c in app.complement_requests if c.id == complement_id), None)
+        if app.decision is not None or request is None or request.arrived_at is not None:
+            return Done({"application_id": app.id, "complement_id": complement_id,
+                         "complement_arrived": bool(request and request.arrived_at),
+                         "already_decided": app.decision is not None})
+        now = ctx.clock.now()
+        material = complement_material(app=app, reference=item.reference, request=request, today=self.today(ctx),
+                                       due_days=self.cfg.complement_due_days, prepared_at=now)
+        if item.return_comment:
+            material["return_comment"] = item.return_comment
+        return NeedsReview(queue=COMPLEMENT_QUEUE, title=material["title"], summary=material["summary"],
+                           material=material, subject=app.applicant.personnummer)
+
+    # -- decisions -------------------------------------------------------------------------
+    async def on_decision(self, ctx: RunContext, review: ReviewView) -> None:
+        """Carry out a case worker's decision (see the module docstring)."""
+        material = review.material or {}
+        details = {"review_id": review.id, "application_id": material.get("application_id"), "state": review.state}
+        if review.state == "returned":
+            # The kernel puts the work item back with the comment; Ronney prepares it again.
+            await asyncio.to_thread(ctx.record, "ronney.returned", subject=review.subject, details=details)
+            return
+        if review.state not in ("approved", "rejected"):
+            return
+        if material.get("kind") == "application":
+            await self._carry_out_application(ctx, review)
+        elif material.get("kind") == "complement":
+            await self._carry_out_complement(ctx, review)
+
+    def _decided_by(self, review: ReviewView) -> str:
+        return (review.decided_by or "handläggare").removeprefix("user:") or "handläggare"
+
+    async def _carry_out_application(self, ctx: RunContext, review: ReviewView) -> None:
+        m = review.material
+        app_id, month = str(m["application_id"]), str(m["month"])
+        proposal = m.get("proposal") or {}
+        reference = f"kollega:ronney:review:{review.id}"
+        if review.state == "approved":
+            if proposal.get("amount") is None:
+                raise BusinessError(
+                    "Ansökan har inget föreslaget belopp, så Ronney kan inte skriva beslutet till e-tjänsten: "
+                    "fatta beslutet direkt i e-tjänsten", code="no_amount")
+            reasoning = str(proposal.get("reasoning") or "")
+            if review.decision_comment:
+                reasoning += f" Handläggarens kommentar: {review.decision_comment}"
+            payload: dict[str, Any] = {
+                "decision": proposal["decision"], "amount": int(proposal["amount"]), "month": month,
+                "decided_by": self._decided_by(review), "lines": list(proposal.get("lines") or []),
+                "reasoning": reasoning.strip(), "reference": reference}
+        else:
+            payload = {"decision": "rejected", "amount": 0, "month": month, "decided_by": self._decided_by(review),
+                       "lines": [], "reasoning": review.decision_comment or "Ansökan avslås.", "reference": reference}
+        key = f"ronney-{ctx.tenant}-{app_id}-review-{review.id}"
+        es = Eservice(ctx, self.cfg)
+        existing = await es.decision(app_id)  # check before writing: a crash may have left it written
+        status = 0
+        if existing is None:
+            status, body = await es.write_decision(app_id, payload, key=key, subject=review.subject)
+            if status == 409:
+                existing = body.get("decision") if isinstance(body.get("decision"), dict) else {}
+            elif status == 422:
+                raise BusinessError(f"E-tjänsten tog inte emot beslutet ({body.get('error', 'okänt fel')})",
+                                    code="decision_refused")
+        if existing is not None and existing.get("idempotency_key") != key:
+            await asyncio.to_thread(ctx.record, "ronney.decision_exists", subject=review.subject, details={
+                "review_id": review.id, "application_id": app_id, "decision_id": existing.get("decision_id")})
+            if existing.get("decision") == payload["decision"] and existing.get("amount") == payload["amount"]:
+                return  # the same decision is already there: nothing to do
+            raise BusinessError("Ansökan har redan ett annat beslut i e-tjänsten; det här beslutet skrevs inte",
+                                code="decision_exists")
+        readback = await es.decision(app_id)
+        if (readback is None or readback.get("idempotency_key") != key or readback.get("amount") != payload["amount"]
+                or readback.get("decision") != payload["decision"]):
+            raise ApplicationError("the decision read back from the e-service does not match what was written",
+                                   code="readback_mismatch")
+        await asyncio.to_thread(
+            ctx.record, "ronney.decision_written", subject=review.subject, purpose=self.cfg.purpose,
+            details={"review_id": review.id, "application_id": app_id, "decision_id": readback.get("decision_id"),
+                     "decision": payload["decision"], "amount": payload["amount"], "month": month,
+                     "decided_by": payload["decided_by"], "already_written": existing is not None,
+                     "replayed": status == 200})
+
+    async def _carry_out_complement(self, ctx: RunContext, review: ReviewView) -> None:
+        m = review.material
+        app_id = str(m["application_id"])
+        complement = m.get("complement") or {}
+        details: dict[str, Any] = {"review_id": review.id, "application_id": app_id,
+                                   "complement_id": complement.get("id")}
+        if review.state == "rejected":
+            await asyncio.to_thread(ctx.record, "ronney.complement_not_requested", subject=review.subject,
+                                    details=details)
+            return
+        es = Eservice(ctx, self.cfg)
+        requests = await es.complements(app_id)
+        original = next((r for r in requests if r.get("id") == complement.get("id")), None)
+        if original is not None and original.get("arrived_at"):
+            await asyncio.to_thread(ctx.record, "ronney.complement_not_needed", subject=review.subject,
+                                    details=details)
+            return
+        what = str((m.get("proposed_request") or {}).get("what") or complement.get("what"))
+        by = self._decided_by(review)
+        since = str(original.get("requested_at") or "") if original else ""
+        again = next((r for r in requests if r.get("id") != complement.get("id") and r.get("what") == what
+                      and r.get("requested_by") == by and str(r.get("requested_at") or "") > since), None)
+        if again is None:  # check before writing: not requested again already
+            due = self.today(ctx) + timedelta(days=self.cfg.complement_due_days)
+            key = f"ronney-{ctx.tenant}-{app_id}-{complement.get('id')}-review-{review.id}"
+            again = await es.request_complement(app_id, what=what, due=due, requested_by=by, key=key,
+                                                subject=review.subject)
+            if not any(r.get("id") == again.get("id") for r in await es.complements(app_id)):
+                raise ApplicationError("the complement request is not in the e-service after writing it",
+                                       code="readback_mismatch")
+        await asyncio.to_thread(ctx.record, "ronney.complement_requested", subject=review.subject,
+                                details={**details, "new_complement_id": again.get("id"), "due": again.get("due")})
+
+    # -- commands --------------------------------------------------------------------------
+    def cli(self) -> typer.Typer:
+        """``kollega ronney calc FILE [--json]`` and ``kollega ronney norms``."""
+        from robots.ronney.cli import build_cli
+
+        return build_cli(getattr(self.settings, "norm_tables_dir", None))
+
