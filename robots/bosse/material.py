@@ -1,0 +1,136 @@
+"""The coordinators' review material for a shift Bosse could not fill (pure).
+
+The material is what ``templates/review.html`` shows: the shift, the ranked candidates
+with why each stands where they do and how each answered, the people who were excluded
+with every reason, the SMS history, and Bosse's proposal. It is a snapshot taken when the
+review item was made; on_decision re-checks the staffing system before doing anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from robots.bosse.ledger import ShiftLedger
+from robots.bosse.messages import Answer, shift_label
+from robots.bosse.planning import Evaluation, candidates_for_review
+from robots.bosse.records import ShiftInfo, SubstituteInfo
+from robots.bosse.rules import STOCKHOLM
+
+__all__ = ["HOW_TO_DECIDE", "QUEUE", "review_material", "review_summary", "review_title"]
+
+#: The coordinators' review queue.
+QUEUE = "bosse.unfilled"
+
+#: Shown with every review: what each decision makes Bosse do.
+HOW_TO_DECIDE = (
+    "Godkänn: Bosse bokar den föreslagna vikarien, eller den vars id (t.ex. V012) du skriver i "
+    "kommentaren, efter en ny kontroll mot arbetstidsreglerna, och skickar bekräftelse. "
+    "Returnera: Bosse skickar en ny omgång erbjudanden (till de id du skriver i kommentaren, "
+    "annars till nästa i rangordningen). Avslå: passet är bemannat på annat sätt; de som har "
+    "ett obesvarat erbjudande får veta att passet är tillsatt."
+)
+
+
+def _local(moment: datetime | None) -> str | None:
+    return moment.astimezone(STOCKHOLM).isoformat(timespec="minutes") if moment else None
+
+
+def _offer_status(ledger: ShiftLedger, substitute_id: str) -> tuple[dict[str, Any] | None, str]:
+    offer = ledger.offers.get(substitute_id)
+    if offer is None:
+        return None, "inte erbjuden"
+    info = {
+        "wave": offer.wave,
+        "sent_at": _local(offer.message.sent_at),
+        "delivered": offer.message.delivered,
+        "answer": offer.answer.value if offer.answer else None,
+        "answered_at": _local(offer.answered_at),
+    }
+    if not offer.message.delivered:
+        return info, f"omgång {offer.wave}: SMS kunde inte levereras"
+    if offer.answer is Answer.yes:
+        return info, f"omgång {offer.wave}: svarade JA"
+    if offer.answer is Answer.no:
+        return info, f"omgång {offer.wave}: svarade NEJ"
+    return info, f"omgång {offer.wave}: inget svar"
+
+
+def review_material(
+    shift: ShiftInfo,
+    evaluation: Evaluation,
+    ledger: ShiftLedger,
+    people: Mapping[str, SubstituteInfo],
+    *,
+    reason: str,
+    reason_text: str,
+    note: str | None = None,
+    late_yes: str | None = None,
+) -> dict[str, Any]:
+    """The JSON material of a ``bosse.unfilled`` review item."""
+
+    def name(sub: str) -> str:
+        person = people.get(sub)
+        return person.name if person else sub
+
+    eligible = []
+    for c in evaluation.eligible:
+        offer, status = _offer_status(ledger, c.id)
+        eligible.append({
+            "rank": c.rank,
+            "id": c.id,
+            "name": name(c.id),
+            "why": c.why,
+            "reachable": c.reachable,
+            "offer": offer,
+            "status": status if c.reachable else f"{status}; saknar giltigt mobilnummer",
+        })
+    ineligible = [{"id": sub, "name": name(sub), "reasons": list(reasons)} for sub, reasons in evaluation.ineligible]
+    history = []
+    for event in ledger.history():
+        at = datetime.fromisoformat(event["at"])
+        history.append({**event, "at": _local(at), "name": name(event["substitute_id"])})
+    order = list(candidates_for_review(evaluation, ledger))
+    if late_yes is not None and evaluation.rank_of(late_yes) is not None:
+        order = [late_yes, *[s for s in order if s != late_yes]]
+    proposed = order[0] if order else None
+    return {
+        "shift": {**shift.as_material(), "label": shift_label(shift)},
+        "reason": reason,
+        "reason_text": reason_text,
+        "note": note,
+        "late_yes": late_yes,
+        "proposed": proposed,
+        "proposed_name": name(proposed) if proposed else None,
+        "eligible": eligible,
+        "ineligible": ineligible,
+        "history": history,
+        "counts": {
+            "eligible": len(eligible),
+            "ineligible": len(ineligible),
+            "offered": len(ledger.offers),
+            "no": sum(1 for o in ledger.offers.values() if o.answer is Answer.no),
+            "yes": sum(1 for o in ledger.offers.values() if o.answer is Answer.yes),
+        },
+        "how_to_decide": HOW_TO_DECIDE,
+    }
+
+
+def review_title(shift: ShiftInfo, *, late_yes: str | None = None) -> str:
+    """``Obemannat pass P101: Solgården, tis 24/11 07:00–16:00``."""
+    if late_yes is not None:
+        return f"Sent ja från {late_yes} för pass {shift.code}: {shift_label(shift)}"
+    return f"Obemannat pass {shift.code}: {shift_label(shift)}"
+
+
+def review_summary(material: Mapping[str, Any]) -> str:
+    """One or two sentences for the inbox list."""
+    counts = material["counts"]
+    text = (f"{str(material['reason_text']).capitalize()}. {counts['eligible']} behöriga, "
+            f"{counts['offered']} har fått erbjudande, {counts['no']} har tackat nej.")
+    if material.get("proposed"):
+        text += f" Förslag: {material['proposed_name']} ({material['proposed']})."
+    else:
+        text += " Ingen behörig vikarie att föreslå."
+    return text

@@ -1,0 +1,251 @@
+"""What should happen next with a shift: wait, send a wave, hand it over, tell people (pure).
+
+Given the shift, the ranked candidates, the shift's :class:`~robots.bosse.ledger.ShiftLedger`
+and the time, :func:`next_step` says what Bosse does next; :func:`pending_notices` says
+who still has to be told what once a shift is booked. Both are used by ``collect`` (to
+decide which work items exist) and by ``process`` (to do the work), so the two never
+disagree. Quiet hours and deadlines are worked out here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
+
+from connectors.sms import normalize_msisdn
+from core.errors import BusinessError
+from robots.bosse.ledger import ShiftLedger
+from robots.bosse.messages import Answer, MessageKind
+from robots.bosse.ranking import rank_candidates
+from robots.bosse.records import ShiftInfo, SubstituteInfo
+from robots.bosse.rules import STOCKHOLM, BosseRules, check_eligibility
+from robots.bosse.settings import BosseSettings
+
+__all__ = [
+    "Candidate",
+    "Evaluation",
+    "Step",
+    "StepKind",
+    "close_at",
+    "evaluate_shift",
+    "in_quiet_hours",
+    "next_step",
+    "pending_notices",
+    "quiet_hours_end_after",
+    "wave_targets",
+]
+
+
+# -- time -----------------------------------------------------------------------------
+def _local(moment: datetime) -> datetime:
+    return moment.astimezone(STOCKHOLM)
+
+
+def in_quiet_hours(moment: datetime, start: time, end: time) -> bool:
+    """True when ``moment`` (aware) falls in the quiet hours [start, end) Swedish time."""
+    clock = _local(moment).time().replace(tzinfo=None)
+    if start > end:  # across midnight, e.g. 21:00-07:00
+        return clock >= start or clock < end
+    return start <= clock < end
+
+
+def _at(day: datetime, moment: time) -> datetime:
+    return datetime.combine(day.date(), moment, STOCKHOLM).astimezone(UTC)
+
+
+def quiet_hours_end_after(moment: datetime, start: time, end: time) -> datetime:
+    """When the quiet hours around ``moment`` end (``moment`` itself when it is not quiet)."""
+    if not in_quiet_hours(moment, start, end):
+        return moment
+    local = _local(moment)
+    candidate = _at(local, end)
+    if candidate <= moment:
+        candidate = _at(local + timedelta(days=1), end)
+    return candidate
+
+
+def _quiet_start_before(moment: datetime, start: time, end: time) -> datetime:
+    """The start of the quiet period ``moment`` lies in."""
+    local = _local(moment)
+    candidate = _at(local, start)
+    if candidate > moment:
+        candidate = _at(local - timedelta(days=1), start)
+    return candidate
+
+
+def close_at(shift: ShiftInfo, settings: BosseSettings) -> datetime:
+    """When the shift goes to the coordinators if still open: its deadline, brought forward
+    out of the quiet hours (no offer can be sent there) by ``escalation_margin_minutes``."""
+    deadline = shift.deadline or shift.start - timedelta(hours=settings.deadline_hours_before_start)
+    deadline = min(deadline, shift.start)
+    if in_quiet_hours(deadline, settings.quiet_hours_start, settings.quiet_hours_end):
+        begin = _quiet_start_before(deadline, settings.quiet_hours_start, settings.quiet_hours_end)
+        return begin - timedelta(minutes=settings.escalation_margin_minutes)
+    return deadline
+
+
+# -- ranking ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Candidate:
+    """An eligible substitute in rank order, with why, and whether an SMS can reach them."""
+
+    rank: int
+    id: str
+    why: str
+    reachable: bool
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everyone checked for one shift: the eligible ranked, the others with their reasons."""
+
+    eligible: tuple[Candidate, ...]
+    ineligible: tuple[tuple[str, tuple[str, ...]], ...]
+
+    def rank_of(self, substitute_id: str) -> Candidate | None:
+        """The candidate entry of ``substitute_id`` (None when not eligible)."""
+        return next((c for c in self.eligible if c.id == substitute_id), None)
+
+
+def _reachable(phone: str | None) -> bool:
+    if not phone:
+        return False
+    try:
+        normalize_msisdn(phone)
+    except BusinessError:
+        return False
+    return True
+
+
+def evaluate_shift(shift: ShiftInfo, substitutes: Iterable[SubstituteInfo], rules: BosseRules) -> Evaluation:
+    """Check every substitute against the rules for ``shift`` and rank the eligible ones."""
+    domain_shift = shift.to_rules()
+    people = {s.id: s for s in substitutes}
+    eligible = []
+    ineligible: list[tuple[str, tuple[str, ...]]] = []
+    for person in people.values():
+        violations = check_eligibility(domain_shift, person.to_rules(shift), rules)
+        if violations:
+            ineligible.append((person.id, tuple(v.reason for v in violations)))
+        else:
+            eligible.append(person.to_rules(shift))
+    ranked = rank_candidates(domain_shift, eligible)
+    return Evaluation(
+        eligible=tuple(Candidate(c.rank, c.id, c.why, _reachable(people[c.id].phone)) for c in ranked),
+        ineligible=tuple(ineligible),
+    )
+
+
+# -- the next step ------------------------------------------------------------------------
+class StepKind(StrEnum):
+    """What Bosse does next with an open shift."""
+
+    nothing = "nothing"  # booked, or covered otherwise: nothing to offer
+    wait = "wait"  # offers are out, a yes is being handled, or it is quiet hours / too early
+    wave = "wave"  # send the next wave of offers
+    unfilled = "unfilled"  # hand the shift to the coordinators
+
+
+@dataclass(frozen=True)
+class Step:
+    """The next step for a shift and the reason, in Swedish for people."""
+
+    kind: StepKind
+    reason: str
+    code: str = ""
+    wave: int | None = None
+    candidates: tuple[str, ...] = field(default=())
+
+
+def next_step(
+    shift: ShiftInfo, evaluation: Evaluation, ledger: ShiftLedger, now: datetime, settings: BosseSettings
+) -> Step:
+    """Decide what happens next with ``shift`` at ``now``."""
+    if not shift.is_open:
+        return Step(StepKind.nothing, "passet är bokat", "booked")
+    if ledger.covered:
+        return Step(StepKind.nothing, "passet är tillsatt på annat sätt", "covered")
+    closes = close_at(shift, settings)
+    if now >= closes:
+        return Step(StepKind.unfilled, "passet är inte tillsatt vid sista tidpunkten för erbjudanden", "deadline")
+    if ledger.yes_queue(received_before=closes):
+        return Step(StepKind.wait, "ett ja väntar på att bokas", "yes_pending")
+    if ledger.waiting(now, settings.reply_wait_minutes * 60):
+        return Step(StepKind.wait, "erbjudanden väntar på svar", "waiting")
+    remaining = [c.id for c in evaluation.eligible if c.id not in ledger.offers and c.reachable]
+    if not remaining:
+        if not evaluation.eligible:
+            return Step(StepKind.unfilled, "ingen vikarie uppfyller kraven för passet", "no_candidates")
+        if not ledger.offers and not any(c.reachable for c in evaluation.eligible):
+            return Step(StepKind.unfilled, "ingen behörig vikarie kan nås per SMS", "unreachable")
+        return Step(StepKind.unfilled, "alla behöriga vikarier har fått erbjudandet utan att tacka ja", "exhausted")
+    if settings.max_waves is not None and ledger.last_wave >= settings.max_waves:
+        return Step(StepKind.unfilled, f"{settings.max_waves} omgångar erbjudanden utan ja", "max_waves")
+    if in_quiet_hours(now, settings.quiet_hours_start, settings.quiet_hours_end):
+        return Step(StepKind.wait, "tysta timmar: erbjudanden skickas på morgonen", "quiet_hours")
+    if settings.max_offer_lead_hours is not None and now < shift.start - timedelta(hours=settings.max_offer_lead_hours):
+        return Step(StepKind.wait, "för tidigt att erbjuda passet", "too_early")
+    wave = ledger.last_wave + 1
+    return Step(StepKind.wave, f"omgång {wave} av erbjudanden", "wave", wave, tuple(remaining[: settings.wave_size]))
+
+
+def wave_targets(evaluation: Evaluation, ledger: ShiftLedger, wave: int, size: int) -> list[str]:
+    """Who gets wave ``wave``: the best-ranked reachable candidates not offered yet, topping
+    up the wave to ``size`` when part of it was already sent (a repeated attempt)."""
+    already = sum(1 for o in ledger.offers.values() if o.wave == wave)
+    remaining = [c.id for c in evaluation.eligible if c.id not in ledger.offers and c.reachable]
+    return remaining[: max(size - already, 0)]
+
+
+def pending_notices(shift: ShiftInfo, ledger: ShiftLedger, *, booked_by_us: bool) -> list[tuple[MessageKind, str]]:
+    """Messages still owed once ``shift`` is booked: the confirmation (when Bosse booked), "filled"
+    to every other offer holder who has not said no, and a polite no to a yes that came after."""
+    booked = shift.booked_substitute_id
+    if booked is None:
+        return []
+    owed: list[tuple[MessageKind, str]] = []
+    if booked_by_us and ledger.notice(MessageKind.confirm, booked) is None:
+        owed.append((MessageKind.confirm, booked))
+    for sub, offer in sorted(ledger.offers.items()):
+        if sub == booked or not offer.message.delivered:
+            continue
+        if ledger.notice(MessageKind.notbooked, sub) is not None:
+            continue
+        filled = ledger.notice(MessageKind.filled, sub)
+        if filled is None:
+            if offer.answer is not Answer.no:
+                owed.append((MessageKind.filled, sub))
+        elif (
+            offer.answer is Answer.yes
+            and offer.answered_at is not None
+            and offer.answered_at > filled.sent_at
+            and ledger.notice(MessageKind.late, sub) is None
+        ):
+            owed.append((MessageKind.late, sub))
+    return owed
+
+
+def covered_notices(ledger: ShiftLedger) -> list[str]:
+    """Who must be told a shift is filled when it was covered outside Bosse (a coordinator's call)."""
+    return [
+        sub
+        for sub, offer in sorted(ledger.offers.items())
+        if offer.message.delivered
+        and offer.answer is not Answer.no
+        and ledger.notice(MessageKind.filled, sub) is None
+        and ledger.notice(MessageKind.notbooked, sub) is None
+    ]
+
+
+def candidates_for_review(evaluation: Evaluation, ledger: ShiftLedger) -> Sequence[str]:
+    """The proposal order for the coordinators: yeses first (in order), then the ranking without
+    those who said no."""
+    yes = ledger.yes_queue()
+    rest = [
+        c.id
+        for c in evaluation.eligible
+        if c.id not in yes and not (c.id in ledger.offers and ledger.offers[c.id].answer is Answer.no)
+    ]
+    return [s for s in yes if evaluation.rank_of(s) is not None] + rest

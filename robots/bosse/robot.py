@@ -1,0 +1,74 @@
+"""Bosse, the staffing robot: substitutes for open shifts, within the working-time rules, fairly.
+
+Overnight Bosse goes through the open shifts of the coming days and checks and ranks every
+substitute for each (:mod:`robots.bosse.rules`, :mod:`robots.bosse.ranking`). In the day it
+offers each shift by SMS in waves, books the first valid yes in the staffing system
+(checked against the rules again at that moment), confirms it, and tells everyone else the
+shift is filled. A shift still open at its deadline goes to the staffing coordinators as a
+ranked list (queue ``bosse.unfilled``); their decision is carried out by :meth:`Bosse.on_decision`.
+
+How the steps map onto work items: :mod:`robots.bosse.flow` and ``docs/robots/bosse.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import BaseModel
+
+from core.robot import Done, NeedsReview, NewItem, Robot
+from robots.bosse.flow import Work
+from robots.bosse.settings import BosseSettings
+
+if TYPE_CHECKING:
+    import typer
+
+    from core.context import RunContext
+    from core.queue import WorkItemView
+    from core.review import ReviewView
+
+__all__ = ["Bosse"]
+
+
+class Bosse(Robot):
+    """Finds, offers and books substitutes for open shifts; hands the rest to the coordinators."""
+
+    name = "bosse"
+    display_name = "Bosse"
+    description = (
+        "Finds substitutes for open shifts within the working-time rules, offers them by SMS in "
+        "waves and books the first valid yes; what cannot be filled goes to the staffing coordinators."
+    )
+    settings_model: ClassVar[type[BaseModel]] = BosseSettings
+    #: A coordinator checking rules, texting and booking one shift by hand (or one reply).
+    manual_minutes_per_item = 6.0
+    review_template = "review.html"
+    #: Every write (SMS, booking) is keyed by reference and checked before it is made, so an
+    #: item whose worker died can safely be taken over and done again.
+    side_effects_repeatable = True
+
+    @property
+    def bosse_settings(self) -> BosseSettings:
+        """The validated settings."""
+        settings = self.settings
+        return settings if isinstance(settings, BosseSettings) else BosseSettings.model_validate(settings.model_dump())
+
+    async def collect(self, ctx: RunContext) -> AsyncIterator[NewItem]:
+        """The steps due now: replies, notices, waves, hand-overs, and new shifts to prepare."""
+        for item in await Work(ctx, self.bosse_settings).collect():
+            yield item
+
+    async def process(self, ctx: RunContext, item: WorkItemView) -> Done | NeedsReview:
+        """Do one step (see :class:`robots.bosse.flow.ItemRef`)."""
+        return await Work(ctx, self.bosse_settings).process(item)
+
+    async def on_decision(self, ctx: RunContext, review: ReviewView) -> None:
+        """Approve = book the proposed (or named) person; reject = covered otherwise; return = new wave."""
+        await Work(ctx, self.bosse_settings).decide(review)
+
+    def cli(self) -> typer.Typer:
+        """``kollega bosse match FILE [--json]``."""
+        from robots.bosse.cli import make_app
+
+        return make_app(self.bosse_settings.rules)
