@@ -1,0 +1,99 @@
+"""Lena's solver on the Mankowska HHCRSP instances (home care with double staffing), against the best published.
+
+    .venv/bin/python bench/lena_hhcrsp.py [--data DIR] [--time-limit 60] [--seeds 1] [--all]
+        [--instances InstanzCPLEX_HCSRP_10_1,...] [--baseline] [--out bench/results/lena_hhcrsp.json]
+
+The objective is BEST.md's: total_cost = (distance_traveled + total_tardiness + max_tardiness) / 3,
+time windows soft (a late start adds tardiness, per caregiver), double-staffed patients
+synchronised (simultaneous, or sequential with a min/max distance between the starts).
+Gap = 100 · (ours − best published) / best published. Feasible = every service given and the
+independent checker finds nothing. By default a subset of 10 instances (every size) at
+--time-limit seconds each, about 10 minutes; --all runs the 70. --baseline adds plain OR-Tools
+(its own first solution and guided local search on the same model) in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+from lena_common import RESULTS, SHARED_DATA, conditions, gap, record, run, wait_for_quiet
+
+from robots.lena.formats import read_hhcrsp
+
+SUBSET = [f"InstanzCPLEX_HCSRP_{n}.json" for n in ("10_1", "10_2", "25_1", "50_1", "50_2", "75_1")] + \
+         [f"InstanzVNS_HCSRP_{n}.json" for n in ("100_1", "100_2", "200_1", "300_1")]
+
+
+def published(data: Path) -> dict[str, float]:
+    """instance file → best published total_cost, from BEST.md."""
+    out = {}
+    for line in (data / "BEST.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 5 and cells[0].endswith(".json") and re.fullmatch(r"[\d.]+", cells[4]):
+            out[cells[0]] = float(cells[4])
+    return out
+
+
+def main() -> None:
+    """Run the benchmark and write the JSON result."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=SHARED_DATA / "mankowska", help="folder of the JSON instances")
+    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per instance and solver")
+    parser.add_argument("--seeds", default="1", help="comma-separated seeds")
+    parser.add_argument("--all", action="store_true", help="all 70 instances (default: a subset of 10)")
+    parser.add_argument("--instances", help="comma-separated instance file names")
+    parser.add_argument("--baseline", action="store_true", help="also run plain OR-Tools")
+    parser.add_argument("--max-load", type=float, help="before each solve, wait (up to 10 min) for a 1-minute "
+                        "load average below this")
+    parser.add_argument("--out", type=Path, default=RESULTS / "lena_hhcrsp.json")
+    args = parser.parse_args()
+    best = published(args.data)
+    todo = args.instances.split(",") if args.instances else (sorted(best) if args.all else SUBSET)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    solvers = ["auto"] + (["ortools"] if args.baseline else [])
+    rows: dict[str, Any] = {}
+    print(f"{'instance':30}{'seed':>5}  {'solver':8}{'feas':>5}{'objective':>11}{'best':>10}{'gap %':>8}{'s':>6}")
+    for name in todo:
+        inst = read_hhcrsp((args.data / name).read_text(), name)
+        rows[name] = {"best": best[name], "runs": {}}
+        for solver in solvers:
+            for seed in seeds:
+                wait_for_quiet(args.max_load)
+                r = run(inst, time_limit=args.time_limit, seed=seed, strategy=solver)
+                r["gap"] = gap(r["objective"], best[name]) if r["feasible"] else None
+                rows[name]["runs"].setdefault(solver, []).append({"seed": seed, **r})
+                shown = f"{r['gap']:8.2f}" if r["gap"] is not None else "       -"
+                print(f"{name:30}{seed:>5}  {solver:8}{'yes' if r['feasible'] else 'NO':>5}{r['objective']:>11.2f}"
+                      f"{best[name]:>10.2f}{shown}{r['seconds']:>6.0f}", flush=True)
+    summary: dict[str, Any] = {"instances": len(rows), "solvers": {}}
+    for solver in solvers:
+        runs = [r for row in rows.values() for r in row["runs"].get(solver, [])]
+        gaps = [r["gap"] for r in runs if r["gap"] is not None]
+        by_size: dict[str, list[float]] = {}
+        for name, row in rows.items():
+            size = name.split("_")[-2]
+            by_size.setdefault(size, []).extend(r["gap"] for r in row["runs"].get(solver, []) if r["gap"] is not None)
+        summary["solvers"][solver] = {
+            "runs": len(runs), "feasible": sum(r["feasible"] for r in runs),
+            "mean_gap": round(statistics.mean(gaps), 3) if gaps else None,
+            "median_gap": round(statistics.median(gaps), 3) if gaps else None,
+            "max_gap": round(max(gaps), 3) if gaps else None,
+            "mean_gap_by_patients": {k: round(statistics.mean(v), 2) for k, v in sorted(by_size.items(),
+                                                                                          key=lambda kv: int(kv[0]))
+                                     if v}}
+        s = summary["solvers"][solver]
+        print(f"{solver:8} feasible {s['feasible']}/{s['runs']}  mean gap {s['mean_gap']} %  "
+              f"median {s['median_gap']} %  by patients {s['mean_gap_by_patients']}")
+    record("hhcrsp", args.out, {"benchmark": "mankowska", "summary": summary, "instances": rows,
+                          "conditions": conditions(time_limit=args.time_limit, seeds=seeds, subset=not args.all,
+                                                   objective="(distance + total tardiness + max tardiness) / 3",
+                                                   reference="BEST.md (best published)")})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""Lena's solver: a planning day in, a checked plan out.
+
+1. Validate the model; give each role of each visit its candidates (competence, shift,
+   locks); visits nobody can do are unassigned at once with the reason.
+2. Plain VRPTW days (no breaks, double staffing, locks, skills or preferences) are first
+   solved by PyVRP, whose routes seed step 3 (:mod:`robots.lena.warmstart`).
+3. OR-Tools routing (:mod:`robots.lena.routing`) with guided local search, in the remaining
+   time, models every constraint and the objective: travel + lateness + continuity +
+   heavily penalised unassigned visits.
+4. The plan is checked by :func:`robots.lena.check.check_plan`; should anything break a
+   rule (a bug, or a travel source without the triangle inequality), the visits involved
+   are taken out with the reason, so a plan that leaves here never breaks a hard rule.
+
+Deterministic for a seed when the work limit, not the time limit, ends the search: the
+time limit is then only a safety net. The seed permutes the order tasks and staff are
+given to the search (seed 0 keeps the input order).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from robots.lena.check import TravelTable, Violation, check_plan
+from robots.lena.construct import Greedy
+from robots.lena.lns import improve
+from robots.lena.metrics import PlanMetrics, Weights, evaluate
+from robots.lena.model import Plan, Problem, Route, Unassigned
+from robots.lena.reasons import candidates, left_out
+from robots.lena.routing import Network, RoutingModel, Task, break_task
+from robots.lena.warmstart import is_plain, pyvrp_routes
+
+__all__ = ["SolveResult", "SolverError", "SolverOptions", "Weights", "place_break", "solve"]
+
+
+#: Seconds kept back from the time limit for checking and reporting.
+RESERVE = 1.0
+#: Share of the time the large-neighbourhood search gets before OR-Tools, for big and small days.
+LNS_SHARE_BIG, LNS_SHARE_SMALL = 0.5, 0.2
+
+
+class SolverError(RuntimeError):
+    """The solver could not produce a plan that passes the check."""
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """How hard and how long to search."""
+
+    #: Wall-clock seconds for the whole solve (model building included).
+    time_limit: float = 30.0
+    seed: int = 0
+    weights: Weights = field(default_factory=Weights)
+    #: ``auto``: a start from PyVRP (plain VRPTW days) or the greedy (:mod:`robots.lena.construct`),
+    #: then OR-Tools, then the greedy puts back what it can; ``ortools``: OR-Tools alone from its own
+    #: first solution (the plain baseline); ``pyvrp``/``greedy``: that start as it is.
+    strategy: Literal["auto", "ortools", "pyvrp", "greedy", "lns", "greedy+ortools"] = "auto"
+    #: Share of the time limit PyVRP gets when it runs.
+    warm_start_share: float = 0.8
+    #: Deterministic work limit: OR-Tools solutions and PyVRP iterations (None = time only).
+    work_limit: int | None = None
+    #: OR-Tools first-solution strategy when it starts on its own; ``auto``: parallel cheapest insertion
+    #: up to 150 tasks, local cheapest insertion above (much faster on big days).
+    first_solution: str = "auto"
+    metaheuristic: str = "GUIDED_LOCAL_SEARCH"
+    log: bool = False
+
+
+@dataclass
+class SolveResult:
+    """The plan, its figures, and how it was found."""
+
+    plan: Plan
+    metrics: PlanMetrics
+    engine: str
+    seconds: float
+    #: ``solved``, or ``no_solution`` when the search found no plan in time (all visits unassigned).
+    status: str = "solved"
+    #: Visits taken out after the check (should stay empty).
+    repaired: list[Violation] = field(default_factory=list)
+
+
+def _tasks(problem: Problem, table: TravelTable) -> tuple[list[Task], list[Unassigned]]:
+    tasks: list[Task] = []
+    unassigned: list[Unassigned] = []
+    for v in problem.visits:
+        c = candidates(problem, table, v)
+        if c.unassigned is not None:
+            unassigned.append(c.unassigned)
+            continue
+        for role, vehicles in enumerate(c.roles):
+            tasks.append(Task(v, role, vehicles))
+    for vehicle in range(len(problem.staff)):
+        brk = break_task(problem, vehicle)
+        if brk is not None:
+            tasks.append(brk)
+    return tasks, unassigned
+
+
+def solve(problem: Problem, options: SolverOptions | None = None) -> SolveResult:
+    """Plan ``problem`` within ``options.time_limit``; every visit ends planned or unassigned with a reason."""
+    opts = options or SolverOptions()
+    began = time.monotonic()
+    problem.validate()
+    table = TravelTable(problem)
+    tasks, unassigned = _tasks(problem, table)
+    if opts.seed:
+        random.Random(opts.seed).shuffle(tasks)
+    engine: str = opts.strategy
+    status = "solved"
+    routes = [Route(s.id) for s in problem.staff]
+    if any(not t.is_break for t in tasks):
+        routes, left, engine, status = _search(problem, tasks, opts, began)
+        seen: set[str] = set()
+        for k in left:
+            v = tasks[k].visit
+            if v.id not in seen and not tasks[k].is_break:
+                seen.add(v.id)
+                unassigned.append(left_out(problem, v))
+    plan = Plan(tuple(routes), tuple(sorted(unassigned, key=lambda u: u.visit_id)))
+    plan, repaired = _guard(problem, plan, table)
+    metrics = evaluate(problem, plan, opts.weights, table)
+    return SolveResult(plan, metrics, engine, round(time.monotonic() - began, 3), status, repaired)
+
+
+def _search(problem: Problem, tasks: list[Task], opts: SolverOptions,
+            began: float) -> tuple[list[Route], list[int], str, str]:
+    """Routes, the tasks left out, the engine used and the status."""
+    net = Network(problem, tasks, opts.weights)
+
+    reserve = min(RESERVE, 0.1 * opts.time_limit)
+
+    def remaining() -> float:
+        return opts.time_limit - (time.monotonic() - began)
+
+    first = opts.first_solution
+    if first == "auto":
+        first = "PARALLEL_CHEAPEST_INSERTION" if len(tasks) <= 150 else "LOCAL_CHEAPEST_INSERTION"
+
+    def params(model: RoutingModel, seconds: float) -> object:
+        return model.parameters(seconds=max(0.2, seconds), first_solution=first, metaheuristic=opts.metaheuristic,
+                                solution_limit=opts.work_limit, log=opts.log)
+
+    everyone = list(range(len(tasks)))
+    if opts.strategy == "ortools":  # the plain baseline: OR-Tools from its own first solution
+        model = RoutingModel(net)
+        solution = model.solve(params(model, remaining() - reserve))
+        if solution is None:
+            return [Route(s.id) for s in problem.staff], everyone, "ortools", "no_solution"
+        routes, left = model.routes(solution)
+        return routes, left, "ortools", "solved"
+    model = RoutingModel(net)
+    if is_plain(model):
+        share = 1.0 if opts.strategy == "pyvrp" else opts.warm_start_share
+        initial = pyvrp_routes(model, max(0.05, opts.time_limit * share - (time.monotonic() - began)), opts.seed,
+                               opts.work_limit)
+        if initial is not None:
+            if opts.strategy == "pyvrp":
+                start = model.read(params(model, 1.0), initial)
+                if start is not None:
+                    routes, left = model.routes(start)
+                    return routes, left, "pyvrp", "solved"
+            else:
+                solution = model.solve(params(model, remaining() - reserve), initial)
+                if solution is not None:
+                    routes, left = model.routes(solution)
+                    return routes, left, "pyvrp+ortools", "solved"
+    # The greedy start, with breaks anchored where it placed them; OR-Tools improves it (and fits in
+    # single visits it can); the greedy puts back what it can on the result; repeat while time lasts.
+    greedy = Greedy(net)
+    greedy.insert_all()
+    routes = greedy.plan_routes()
+    left = [k for k in everyone if k not in greedy.placed]
+    if opts.strategy in ("greedy", "pyvrp"):
+        return routes, left, "greedy", "solved"
+    if opts.strategy in ("auto", "lns"):
+        # Ruin and recreate first (it moves double-staffed visits well); OR-Tools then polishes.
+        share = 1.0 if opts.strategy == "lns" else (LNS_SHARE_BIG if len(tasks) > 150 else LNS_SHARE_SMALL)
+        greedy, moves = improve(greedy, seconds=(remaining() - reserve) * share, seed=opts.seed,
+                                iterations=opts.work_limit)
+        routes, left = greedy.plan_routes(), [k for k in everyone if k not in greedy.placed]
+        if opts.strategy == "lns":
+            return routes, left, f"greedy+lns({moves})", "solved"
+    engine = "greedy+lns" if opts.strategy == "auto" else "greedy"
+    state = greedy
+    anchors = state.anchors()
+    best = (state.cost(), routes, left)
+    for round_no, share in enumerate((0.5, 0.6, 1.0)):
+        budget = (remaining() - reserve) * share
+        if budget < 0.3:
+            break
+        for k, node in anchors.items():
+            net.anchor_break(k, node)
+        model = RoutingModel(net)
+        seconds = min(budget, remaining() - reserve)
+        if seconds < 0.2:
+            break
+        solution = model.solve(params(model, seconds), routes)
+        if solution is None:
+            # OR-Tools could not restore the start (it happens on big, busy days): search on with the LNS.
+            state, _ = improve(state, seconds=max(0.0, min(budget, remaining() - reserve)), seed=opts.seed + round_no + 1,
+                               iterations=opts.work_limit)
+            engine = engine if engine.endswith("+lns") else engine + "+lns"
+        else:
+            engine = engine + "+ortools" if "ortools" not in engine else engine
+            found, dropped = model.routes(solution)
+            again = Greedy(net)
+            again.load(found)
+            again.insert_all(sorted(set(left) | set(dropped)))
+            state = again
+        routes, left, anchors = state.plan_routes(), [k for k in everyone if k not in state.placed], state.anchors()
+        if state.cost() < best[0]:
+            best = (state.cost(), routes, left)
+    return best[1], best[2], engine, "solved"
+
+
+def _guard(problem: Problem, plan: Plan, table: TravelTable) -> tuple[Plan, list[Violation]]:
+    """Check the plan; take out whatever breaks a rule until nothing does."""
+    repaired: list[Violation] = []
+    for _ in range(20):
+        violations = check_plan(problem, plan, table)
+        if not violations:
+            return plan, repaired
+        repaired += violations
+        plan = _take_out(problem, plan, violations, table)
+    violations = check_plan(problem, plan, table)
+    if violations:
+        raise SolverError("the plan still breaks rules after repair: " + "; ".join(map(str, violations[:5])))
+    return plan, repaired
+
+
+def _take_out(problem: Problem, plan: Plan, violations: list[Violation], table: TravelTable) -> Plan:
+    drop: dict[str, str] = {}
+    rebreak: set[str] = set()
+    for v in violations:
+        if v.code.startswith("break"):
+            rebreak.add(v.staff_id or "")
+        if v.visit_id is not None and v.code != "break_missing":
+            drop.setdefault(v.visit_id, v.message)
+        elif v.staff_id is not None and v.code in ("shift_end", "capacity"):
+            route = plan.route(v.staff_id)
+            if route is not None and route.stops:
+                last = max(route.stops, key=lambda s: s.start)
+                drop.setdefault(last.visit_id, v.message)
+    routes = []
+    for r in plan.routes:
+        stops = tuple(s for s in r.stops if s.visit_id not in drop)
+        route = Route(r.staff_id, stops, r.break_start)
+        if r.staff_id in rebreak:
+            start = place_break(problem, table, route)
+            if start is None and stops:
+                # No room for the break: give up the visit nearest the break window.
+                member = problem.member(r.staff_id)
+                window = member.break_window() or (member.shift_start, member.shift_end)
+                worst = min(stops, key=lambda s: abs(s.start - window[0]))
+                drop.setdefault(worst.visit_id, f"{r.staff_id} får inte plats med rasten")
+                stops = tuple(s for s in stops if s.visit_id != worst.visit_id)
+                start = place_break(problem, table, Route(r.staff_id, stops))
+            route = Route(r.staff_id, stops, start)
+        routes.append(route)
+    # Both people of a double-staffed visit go together.
+    routes = [Route(r.staff_id, tuple(s for s in r.stops if s.visit_id not in drop), r.break_start) for r in routes]
+    extra = tuple(Unassigned(vid, "check_failed", f"Togs bort vid kontrollen: {why}") for vid, why in drop.items()
+                  if not any(u.visit_id == vid for u in plan.unassigned))
+    return Plan(tuple(routes), tuple(sorted(plan.unassigned + extra, key=lambda u: u.visit_id)))
+
+
+def place_break(problem: Problem, table: TravelTable, route: Route) -> int | None:
+    """The earliest break start that fits the staff member's day as it stands (None if none fits)."""
+    member = problem.member(route.staff_id)
+    window = member.break_window()
+    if window is None or member.break_rule is None:
+        return None
+    minutes = member.break_rule.minutes
+    lo, hi = window
+    here, free = member.start_location, member.shift_start
+    mode = member.travel_mode
+    legs = []
+    for st in sorted(route.stops, key=lambda s: s.start):
+        v = problem.visit(st.visit_id)
+        legs.append((free, st.start, table.time(here, v.location, mode)))
+        here, free = v.location, st.start + v.duration
+    legs.append((free, member.shift_end, table.time(here, member.end_location, mode)))
+    for gap_start, gap_end, travel in legs:
+        start = max(lo, gap_start)
+        if start <= hi and start + minutes <= gap_end and gap_end - gap_start >= travel + minutes:
+            return start
+    return None
