@@ -260,15 +260,18 @@ def _load_schedules(settings: Settings) -> list[Any]:
 def night_jobs(settings: Settings, tenant: str | None) -> list[tuple[str, str]]:
     """(robot, tenant) pairs of the enabled schedules, in the order they fire in the coming 24 h.
 
-    Robots without a schedule come last, so that a night run covers every installed robot.
+    Robots without any schedule come last, so that a night run covers every installed robot;
+    a robot whose schedules are all disabled is left out.
     """
     import core.scheduler as sched
 
     tenants = _tenants(settings, tenant)
     now = datetime.now(UTC)
     firing: list[tuple[datetime, str, str]] = []
+    switched_off: set[str] = set()
     for schedule in _load_schedules(settings):
         if not schedule.enabled:
+            switched_off.add(schedule.robot)
             continue
         upcoming = sched.next_slots(schedule, now, 1)
         when = upcoming[0][1] if upcoming else now + timedelta(days=365)
@@ -277,7 +280,7 @@ def night_jobs(settings: Settings, tenant: str | None) -> list[tuple[str, str]]:
     for _when, robot, t in sorted(firing, key=lambda f: f[0]):
         if robot in registry().robots and (robot, t) not in jobs:
             jobs.append((robot, t))
-    scheduled = {r for r, _t in jobs}
+    scheduled = {r for r, _t in jobs} | switched_off
     jobs += [(r, t) for r in sorted(registry().robots) if r not in scheduled for t in tenants]
     return jobs
 

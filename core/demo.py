@@ -55,6 +55,10 @@ def point_connectors_at(settings: Settings, base_url: str) -> None:
         settings.connectors[system] = section
 
 
+#: The size of the demo municipality (sandbox options); every robot gets a full night's kinds of work.
+DEMO_SIZE: dict[str, int] = {"employees": 100}
+
+
 @contextmanager
 def sandbox(seed: int) -> Iterator[str]:
     """A sandbox on a free local port for the demo's lifetime; yields its base URL."""
@@ -62,7 +66,9 @@ def sandbox(seed: int) -> Iterator[str]:
 
     # The sandbox's "today" is the real date, so the robots' own notion of "the coming
     # month" or "tomorrow" matches its data.
-    with running_sandbox(seed=seed, today=date.today(), tenant=SANDBOX_TENANT) as base_url:
+    # A demo-sized municipality: the sandbox's defaults (800 employees for HaRry) model a
+    # whole night, which takes longer than a newcomer should wait.
+    with running_sandbox(seed=seed, today=date.today(), tenant=SANDBOX_TENANT, **DEMO_SIZE) as base_url:
         yield base_url
 
 

@@ -79,7 +79,8 @@ class Harry(Robot):
 
     name = "harry"
     display_name = "HaRry"
-    description = "Registrerar godkända scheman i personal- och lönesystemet, dag för dag, och kontrollerar dem."
+    description = ("Registers every approved schedule in the payroll system through its web pages, day by day, "
+                   "and verifies it by reading it back.")
     settings_model = HarrySettings
     manual_minutes_per_item = 12.0
     review_template = "robots.harry:templates/review.html"

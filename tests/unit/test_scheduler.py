@@ -214,7 +214,7 @@ class TestScheduleFiles:
         example = shipped["example"]
         assert (example.name, example.robot, example.tenants) == ("example", "example", ["*"])
         assert (example.cron, example.calendar, example.window_end) == ("30 1 * * *", "workdays", "06:00")
-        assert example.catch_up and example.enabled and example.description
+        assert example.catch_up and not example.enabled and example.description  # a teaching aid: off by default
 
     def test_defaults_and_name_from_file(self, tmp_path: Path) -> None:
         self.write(tmp_path, "nightly.toml", self.good)
@@ -280,3 +280,26 @@ class TestScheduleFiles:
     def test_unknown_robot_not_checked_without_registry(self, tmp_path: Path) -> None:
         self.write(tmp_path, "x.toml", self.good.replace('"example"', '"future"'))
         assert load_schedules(tmp_path, robots=None, tenants={"0000"})[0].robot == "future"
+
+
+class TestNightJobs:
+    """``kollega night`` / ``kollega demo`` run what the schedules say, in firing order."""
+
+    def test_every_robot_with_an_enabled_schedule_and_none_switched_off(self, tmp_path: Path) -> None:
+        from core.cli import night_jobs
+        from core.testing import make_settings
+
+        settings = make_settings(tmp_path, scheduler=SchedulerSettings(schedules_dir=PROJECT_ROOT / "schedules"))
+        robots = [robot for robot, _tenant in night_jobs(settings, None)]
+        assert {"ronney", "bosse", "lena", "harry"} <= set(robots)
+        assert "example" not in robots  # its shipped schedule is switched off
+        assert len(robots) == len(set(robots))  # bosse has two schedules but runs once a night
+
+    def test_a_robot_without_any_schedule_still_runs(self, tmp_path: Path) -> None:
+        from core.cli import night_jobs
+        from core.testing import make_settings
+
+        empty = tmp_path / "schedules"
+        empty.mkdir()
+        settings = make_settings(tmp_path, scheduler=SchedulerSettings(schedules_dir=empty))
+        assert "example" in [robot for robot, _tenant in night_jobs(settings, None)]
