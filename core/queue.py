@@ -9,6 +9,7 @@ the lease token: a worker that lost its lease changes nothing (:class:`LeaseLost
 
 from __future__ import annotations
 
+import functools
 import random
 import secrets
 from collections.abc import Callable, Collection, Sequence
@@ -16,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Integer, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -159,38 +161,20 @@ class WorkQueue:
     ) -> list[WorkItemView]:
         """Lease up to ``limit`` due items (pending, or in progress with an expired lease) in one statement."""
         now = self.clock()
-        token = secrets.token_hex(16)
-        # An in-progress item's next_attempt_at is its lease expiry (set below and by extend()),
-        # so "due" is one range condition served by the partial index ix_work_items_due.
-        statuses = [ItemStatus.pending, ItemStatus.in_progress] if reclaim_expired else [ItemStatus.pending]
-        due = and_(WorkItem.status.in_(statuses), WorkItem.next_attempt_at <= now)
+        statement = _claim_statement(self.db.dialect, reclaim_expired, ids is not None)
+        params: dict[str, Any] = {
+            "p_robot": robot,
+            "p_tenant": tenant,
+            "p_now": now,
+            "p_limit": limit,
+            "p_owner": owner,
+            "p_token": secrets.token_hex(16),
+            "p_until": now + timedelta(seconds=lease_seconds),
+        }
         if ids is not None:
-            due = and_(due, WorkItem.id.in_(list(ids)))
-        pick = (
-            select(WorkItem.id)
-            .where(WorkItem.robot == robot, WorkItem.tenant == tenant, due)
-            .order_by(WorkItem.next_attempt_at, WorkItem.id)
-            .limit(limit)
-        )
-        if self.db.dialect == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
-        stmt = (
-            update(WorkItem)
-            .where(WorkItem.id.in_(pick.scalar_subquery()))
-            .values(
-                status=ItemStatus.in_progress,
-                lease_owner=owner,
-                lease_token=token,
-                lease_until=now + timedelta(seconds=lease_seconds),
-                next_attempt_at=now + timedelta(seconds=lease_seconds),
-                attempts=WorkItem.attempts + 1,
-                updated_at=now,
-            )
-            .returning(*_RETURNING)
-            .execution_options(synchronize_session=False)
-        )
-        with self.db.session() as s:
-            rows = s.execute(stmt).all()
+            params["p_ids"] = list(ids)
+        with self.db.single_statement() as conn:
+            rows = conn.execute(statement, params).all()
         return sorted((WorkItemView.from_row(r) for r in rows), key=lambda v: v.id)
 
     def extend(self, item: WorkItemView, lease_seconds: float) -> None:
@@ -201,18 +185,13 @@ class WorkQueue:
             self._owned_update(s, item, lease_until=until, next_attempt_at=until, updated_at=now)
 
     # -- finish ------------------------------------------------------------------------
-    def _owned_update(self, s: Session, item: WorkItemView, **values: Any) -> None:
-        res = s.execute(
-            update(WorkItem)
-            .where(
-                WorkItem.id == item.id,
-                WorkItem.lease_token == item.lease_token,
-                WorkItem.status == ItemStatus.in_progress,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
+    def _owned_update(self, s: Session | Connection, item: WorkItemView, **values: Any) -> None:
+        statement = _owned_statement(tuple(sorted(values)))
+        conn = s.connection() if isinstance(s, Session) else s
+        res = conn.execute(
+            statement, {**{f"v_{k}": v for k, v in values.items()}, "item_id": item.id, "item_token": item.lease_token}
         )
-        if getattr(res, "rowcount", 0) != 1:
+        if res.rowcount != 1:
             raise LeaseLost(f"work item {item.id}: lease lost; another worker owns it now or it was finished")
 
     def _release(self) -> dict[str, Any]:
@@ -222,10 +201,10 @@ class WorkQueue:
     def complete(self, item: WorkItemView, outcome: Done | NeedsReview, *, actor: str) -> int | None:
         """Record a Done or NeedsReview outcome; returns the review item id for NeedsReview."""
         now = self.clock()
-        with self.db.session() as s:
-            if isinstance(outcome, Done):
+        if isinstance(outcome, Done):
+            with self.db.single_statement() as conn:
                 self._owned_update(
-                    s,
+                    conn,
                     item,
                     status=ItemStatus.done,
                     result=outcome.result,
@@ -235,7 +214,8 @@ class WorkQueue:
                     finished_at=now,
                     **self._release(),
                 )
-                return None
+            return None
+        with self.db.session() as s:
             self._owned_update(
                 s,
                 item,
@@ -530,3 +510,58 @@ class WorkQueue:
                 details={"comment": bool(comment)},
                 now=now,
             )
+
+
+# -- prepared statements ---------------------------------------------------------------
+# The claim and the lease-checked updates run once or twice per item: they are built once
+# with bind parameters (Core, not ORM-enabled DML), so that each call only binds values
+# instead of building, and computing a cache key for, a new statement.
+_ITEMS = WorkItem.__table__
+
+
+@functools.lru_cache(maxsize=16)
+def _claim_statement(dialect: str, reclaim_expired: bool, by_ids: bool) -> Any:
+    # An in-progress item's next_attempt_at is its lease expiry (set here and by extend()),
+    # so "due" is one range condition served by the partial index ix_work_items_due.
+    statuses = [ItemStatus.pending, ItemStatus.in_progress] if reclaim_expired else [ItemStatus.pending]
+    c = _ITEMS.c
+    due = and_(c.status.in_(statuses), c.next_attempt_at <= bindparam("p_now"))
+    if by_ids:
+        due = and_(due, c.id.in_(bindparam("p_ids", expanding=True)))
+    pick = (
+        select(c.id)
+        .where(c.robot == bindparam("p_robot"), c.tenant == bindparam("p_tenant"), due)
+        .order_by(c.next_attempt_at, c.id)
+        .limit(bindparam("p_limit", type_=Integer))
+    )
+    if dialect == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    return (
+        update(_ITEMS)
+        .where(c.id.in_(pick.scalar_subquery()))
+        .values(
+            status=ItemStatus.in_progress,
+            lease_owner=bindparam("p_owner"),
+            lease_token=bindparam("p_token"),
+            lease_until=bindparam("p_until"),
+            next_attempt_at=bindparam("p_until"),
+            attempts=c.attempts + 1,
+            updated_at=bindparam("p_now"),
+        )
+        .returning(*(_ITEMS.c[col.key] for col in _RETURNING))
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _owned_statement(keys: tuple[str, ...]) -> Any:
+    """UPDATE of the given columns, only while the item is in progress under the given lease token."""
+    c = _ITEMS.c
+    return (
+        update(_ITEMS)
+        .where(
+            c.id == bindparam("item_id"),
+            c.lease_token == bindparam("item_token"),
+            c.status == ItemStatus.in_progress,
+        )
+        .values({k: bindparam(f"v_{k}", type_=c[k].type) for k in keys})
+    )
