@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, func, select, update
+from sqlalchemy import Integer, Table, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -516,7 +516,7 @@ class WorkQueue:
 # The claim and the lease-checked updates run once or twice per item: they are built once
 # with bind parameters (Core, not ORM-enabled DML), so that each call only binds values
 # instead of building, and computing a cache key for, a new statement.
-_ITEMS = WorkItem.__table__
+_ITEMS: Table = WorkItem.__table__  # type: ignore[assignment]
 
 
 @functools.lru_cache(maxsize=16)
