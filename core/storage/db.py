@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import ConfigError, DatabaseNotMigrated
@@ -40,6 +41,37 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+#: A pooled connection idle longer than this is pinged before use (see _ping_when_idle).
+IDLE_PING_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Pessimistic disconnect handling for a busy pool: ping only connections that sat idle.
+
+    ``pool_pre_ping`` pings on every checkout, one extra round trip per statement on the
+    queue's hot path. A connection that was returned moments ago is as alive as a ping
+    would show; one that sat idle (a restarted server, a firewall timeout) is pinged, and
+    a dead one is replaced by raising DisconnectionError, which the pool retries
+    (SQLAlchemy's documented checkout-event pattern).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("returned_at")
+        if returned is not None and time.monotonic() - returned < idle_seconds:
+            return
+        try:
+            cur = dbapi_conn.cursor()
+            cur.execute("SELECT 1")
+            cur.close()
+        except Exception as exc:  # any failure of the ping means the connection is unusable
+            raise DisconnectionError("pooled connection failed its ping") from exc
 
 
 class Database:
@@ -95,8 +127,8 @@ class Database:
                 # pooled connection back and forth would cost round trips of its own.
                 self._autocommit = create_engine(
                     make_url(self.url), isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=self._pool_size,
-                    pool_pre_ping=True,
                 )
+                _ping_when_idle(self._autocommit, IDLE_PING_SECONDS)
             with self._autocommit.connect() as conn:
                 yield conn
         else:

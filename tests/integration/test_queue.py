@@ -510,3 +510,27 @@ def test_work_item_view_round_trips_a_claimed_row(queue: WorkQueue) -> None:
     assert isinstance(view, WorkItemView)
     assert (view.robot, view.tenant, view.reference, view.subject) == ("r", TENANT, "x-1", "19121212-1212")
     assert view.payload == {"amount": 1037, "nested": {"a": [1, 2]}}
+
+
+@pytest.mark.postgres
+def test_a_dropped_connection_in_the_autocommit_pool_is_replaced_after_idling(
+    tmp_path: Path, pg_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim's pool pings only idle connections; a dead one is replaced, nothing fails."""
+    import core.storage.db as dbmod
+    from core.testing import temporary_database
+
+    monkeypatch.setattr(dbmod, "IDLE_PING_SECONDS", 0.0)  # every checkout counts as idle
+    with temporary_database(tmp_path, pg_url) as db:
+        RunStore(db, clock).ensure_tenant("0000", "Testkommun")
+        q = WorkQueue(db, clock)
+        q.enqueue("r", "0000", items("a", "b"))
+        [first] = q.claim("r", "0000", "w1")
+        with db.single_statement() as conn:
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with db.engine.begin() as admin:  # the server drops the pooled connection (restart, firewall)
+            admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        [second] = q.claim("r", "0000", "w1")  # pinged, found dead, replaced: no error
+        assert {first.reference, second.reference} == {"a", "b"}
+        q.complete(second, Done(), actor="test")
+        assert row(db, second.id).status == ItemStatus.done
