@@ -576,6 +576,27 @@ def db_current() -> None:
     console.print(f"database: {db.current_revision() or 'not migrated'}; code: {db.head_revision()}")
 
 
+# -- artifacts ---------------------------------------------------------------------------
+artifacts_app = typer.Typer(no_args_is_help=True, help="Screenshots and page snapshots saved when items fail.")
+app.add_typer(artifacts_app, name="artifacts")
+
+
+@artifacts_app.command("purge")
+def artifacts_purge(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Delete artifacts past artifact_retention_days now (workers also do it every hour)."""
+    from core.artifacts import ArtifactStore
+    from core.clock import SystemClock
+
+    settings = _settings()
+    db = _database(settings)
+    store = ArtifactStore(db, settings.var_dir / "artifacts", settings.artifact_retention_days, SystemClock())
+    purged = store.purge_expired()
+    if as_json:
+        print(json.dumps({"deleted": purged, "retention_days": settings.artifact_retention_days}))
+    else:
+        console.print(f"{purged} expired artifact(s) deleted (retention {settings.artifact_retention_days} days)")
+
+
 # -- web app -----------------------------------------------------------------------------
 from core.web.cli import serve_command, users_app  # noqa: E402 - mounted after the core commands
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import UTC, datetime
 
 import structlog
@@ -22,8 +23,27 @@ log = structlog.get_logger("kollega.worker")
 class Worker:
     """Runs queued runs and drains due items and decision callbacks until stopped."""
 
+    #: How often a worker deletes artifacts past their retention (they hold personal data).
+    PURGE_EVERY_SECONDS = 3600.0
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._purged_at: float | None = None
+
+    async def purge_artifacts_if_due(self) -> int:
+        """Delete screenshots and snapshots past ``artifact_retention_days``, at most once an hour."""
+        now = time.monotonic()
+        if self._purged_at is not None and now - self._purged_at < self.PURGE_EVERY_SECONDS:
+            return 0
+        self._purged_at = now
+        try:
+            purged = await asyncio.to_thread(self.engine.artifacts.purge_expired)
+        except Exception:
+            log.error("purging expired artifacts failed", exc_info=True)
+            return 0
+        if purged:
+            log.info("expired artifacts deleted", count=purged)
+        return purged
 
     async def run_queued_once(self) -> RunSummary | None:
         """Claim and execute one queued run; None when there is none."""
@@ -88,6 +108,7 @@ class Worker:
                 continue  # more queued runs may be waiting
             handled = await self.drain_once()
             await asyncio.to_thread(self.engine.reviews.expire_overdue)
+            await self.purge_artifacts_if_due()
             if once and handled == 0:
                 return
             if not once:

@@ -92,3 +92,25 @@ class TestCli:
     def test_usage_errors_exit_2(self, tmp_path: Path, args: list[str]) -> None:
         assert kollega(tmp_path, "db", "upgrade").returncode == 0
         assert kollega(tmp_path, *args).returncode == 2
+
+
+def test_artifacts_purge_deletes_what_is_past_its_retention(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from core.artifacts import ArtifactStore
+    from core.runs import RunStore
+    from core.storage.db import Database
+    from core.testing import FakeClock
+
+    assert kollega(tmp_path, "db", "upgrade").returncode == 0
+    db = Database(f"sqlite:///{tmp_path / 'var' / 'kollega.db'}")
+    clock = FakeClock(datetime.now(UTC) - timedelta(days=31))
+    RunStore(db, clock.now).ensure_tenant("1081", "Ronneby kommun")
+    store = ArtifactStore(db, tmp_path / "var" / "artifacts", 30, clock)
+    store.save(tenant="1081", work_item_id=None, kind="screenshot", filename="x.png", content_type="image/png",
+               data=b"png")
+    db.dispose()
+    out = kollega(tmp_path, "artifacts", "purge", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"deleted": 1, "retention_days": 30}
+    assert json.loads(kollega(tmp_path, "artifacts", "purge", "--json").stdout)["deleted"] == 0

@@ -75,3 +75,22 @@ class TestWorker:
             assert item.result is not None and item.result["decision"] == ReviewState.approved.value
             runs = s.scalars(select(Run)).all()
         assert len(runs) == 1  # carrying out a decision needs no new run
+
+
+class TestArtifactRetention:
+    """Screenshots hold personal data: they are deleted after artifact_retention_days."""
+
+    def test_worker_deletes_expired_artifacts_and_keeps_fresh_ones(self, db: Database, tmp_path: Path) -> None:
+        clock = FakeClock()
+        engine = _engine(db, tmp_path, clock)
+        old = engine.artifacts.save(tenant="0000", work_item_id=None, kind="screenshot", filename="a.png",
+                                    content_type="image/png", data=b"old")
+        clock.advance(timedelta(days=engine.settings.artifact_retention_days, hours=1).total_seconds())
+        fresh = engine.artifacts.save(tenant="0000", work_item_id=None, kind="screenshot", filename="b.png",
+                                      content_type="image/png", data=b"fresh")
+        paths = {a.id: Path(a.path) for a in engine.artifacts.for_item(None)}  # type: ignore[arg-type]
+        worker = Worker(engine)
+        assert asyncio.run(worker.purge_artifacts_if_due()) == 1
+        assert not paths[old].exists() and paths[fresh].exists()
+        assert [a.id for a in engine.artifacts.for_item(None)] == [fresh]  # type: ignore[arg-type]
+        assert asyncio.run(worker.purge_artifacts_if_due()) == 0  # at most once an hour
