@@ -1,0 +1,179 @@
+"""The operations guide names only commands, options and settings that exist.
+
+An operator copies commands and settings from docs/operations.md at three in the morning;
+a renamed option or a removed setting must fail this test, not the operator.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from pydantic import BaseModel
+
+from connectors.browser import BrowserSettings
+from connectors.http import HttpSettings
+from core.scheduler import load_schedules
+from core.settings import PROJECT_ROOT, Settings, load_settings
+from core.web.settings import WebSettings
+
+GUIDE = PROJECT_ROOT / "docs" / "operations.md"
+TEXT = GUIDE.read_text(encoding="utf-8")
+BLOCKS = re.findall(r"```(\w+)\n(.*?)```", TEXT, flags=re.S)
+
+#: Environment variables the guide uses as secret references (they hold values, not settings).
+SECRET_VARIABLES = {"KOLLEGA_HARRY_PASSWORD", "KOLLEGA_OIDC_SECRET", "KOLLEGA_METRICS_TOKEN"}
+
+
+def _cli() -> Any:
+    """The CLI as a command tree (typer's Click-compatible groups and commands)."""
+    from core import cli
+
+    cli._mount_robot_commands()
+    return typer.main.get_command(cli.app)
+
+
+def _commands() -> list[list[str]]:
+    """Every `kollega …` invocation in the guide: in shell blocks and in inline code."""
+    lines = [ln for lang, body in BLOCKS if lang == "sh" for ln in body.splitlines()]
+    lines += re.findall(r"`(kollega [^`]+)`", TEXT)
+    found = []
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        for part in re.split(r"&&|;", line):
+            words = shlex.split(part.strip())
+            if "kollega" in words:  # `kollega …`, or the image's command in `docker run … kollega worker`
+                found.append(words[words.index("kollega") + 1:])
+    return [f for f in found if f]
+
+
+def _settings_blocks() -> list[dict[str, Any]]:
+    return [tomllib.loads(body) for lang, body in BLOCKS if lang == "toml"]
+
+
+def _fields(model: type[BaseModel], path: list[str]) -> bool:
+    """True when ``path`` names a field (nested through sub-models) of ``model``."""
+    name, rest = path[0], path[1:]
+    if name not in model.model_fields:
+        return False
+    if not rest:
+        return True
+    sub = model.model_fields[name].annotation
+    for candidate in getattr(sub, "__args__", (sub,)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel) and _fields(candidate, rest):
+            return True
+    return False
+
+
+SECTION_MODELS: dict[str, type[BaseModel]] = {"web": WebSettings, "connectors.browser": BrowserSettings}
+
+
+def _model_for(section: str) -> tuple[type[BaseModel], list[str]]:
+    """The model a ``[section]`` of the guide belongs to, and the path inside it."""
+    if section in SECTION_MODELS:
+        return SECTION_MODELS[section], []
+    if section.startswith("web."):
+        return WebSettings, section.split(".")[1:]
+    if section.startswith("connectors."):
+        return HttpSettings, []
+    return Settings, section.split(".")
+
+
+def test_the_guide_has_commands_and_settings_to_check() -> None:
+    assert len(_commands()) >= 25
+    assert len(_settings_blocks()) >= 4
+
+
+@pytest.mark.parametrize("words", _commands(), ids=lambda w: " ".join(w[:3]))
+def test_every_documented_command_and_option_exists(words: list[str]) -> None:
+    cmd = _cli()
+    path: list[str] = []
+    for word in words:
+        if word.startswith("-"):
+            break
+        if hasattr(cmd, "commands"):
+            sub = cmd.commands.get(word)
+            assert sub is not None, f"`kollega {' '.join([*path, word])}` is not a command"
+            cmd, path = sub, [*path, word]
+        else:
+            break  # an argument
+    assert not hasattr(cmd, "commands"), f"`kollega {' '.join(path)}` needs a subcommand"
+    known = {opt for p in cmd.params for opt in (*p.opts, *p.secondary_opts)}
+    for word in words:
+        if word.startswith("--"):
+            assert word.split("=")[0] in known, f"`kollega {' '.join(path)}` has no option {word}"
+
+
+def test_documented_deployment_settings_are_valid(tmp_path: Path) -> None:
+    """Every TOML block that is not a schedule validates against the settings models."""
+    for block in _settings_blocks():
+        if "cron" in block:
+            continue
+        web = block.pop("web", None)
+        connectors = block.pop("connectors", {})
+        if block:
+            file = tmp_path / "kollega.toml"
+            file.write_text(_toml(block), encoding="utf-8")
+            load_settings(file)
+        if web is not None:
+            WebSettings.model_validate(web)
+        for name, section in connectors.items():
+            (BrowserSettings if name == "browser" else HttpSettings).model_validate(section)
+
+
+def test_the_documented_schedule_loads(tmp_path: Path) -> None:
+    [block] = [b for lang, b in BLOCKS if lang == "toml" and "cron =" in b]
+    (tmp_path / "ronney.toml").write_text(block, encoding="utf-8")
+    [schedule] = load_schedules(tmp_path, robots={"ronney"}, tenants={"1081"})
+    shipped = {s.name: s for s in load_schedules(PROJECT_ROOT / "schedules", robots=None, tenants={"1081"})}
+    assert schedule == shipped["ronney"], "the guide's example must be the schedule we ship"
+
+
+def test_settings_named_in_the_text_exist() -> None:
+    """`[section] key` in running text names a real setting."""
+    named = re.findall(r"`\[([a-z_.]+)\] ([a-z_]+)", TEXT)
+    assert named
+    for section, key in named:
+        model, prefix = _model_for(section)
+        assert _fields(model, [*prefix, key]), f"[{section}] {key} is not a setting"
+
+
+def test_environment_variables_in_the_guide_exist() -> None:
+    for var in set(re.findall(r"\bKOLLEGA_[A-Z_]+\b", TEXT)):
+        if var in SECRET_VARIABLES or var == "KOLLEGA_CONFIG":
+            continue  # values behind secret references; the file core.settings reads
+        path = var.removeprefix("KOLLEGA_").lower().split("__")
+        assert _fields(Settings, path), f"{var} overrides no setting"
+
+
+def _toml(data: dict[str, Any]) -> str:
+    """A small TOML writer for the plain tables the guide uses."""
+    out: list[str] = []
+    tables: list[tuple[str, dict[str, Any]]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            continue
+        else:
+            out.append(f"{key} = {_value(value)}")
+    for item in data.get("tenants", []):
+        out.append("[[tenants]]")
+        out += [f"{k} = {_value(v)}" for k, v in item.items()]
+    for name, table in tables:
+        out.append(f"[{name}]")
+        out += [f"{k} = {_value(v)}" for k, v in table.items()]
+    return "\n".join(out) + "\n"
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(v)
