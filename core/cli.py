@@ -576,6 +576,21 @@ def db_current() -> None:
     console.print(f"database: {db.current_revision() or 'not migrated'}; code: {db.head_revision()}")
 
 
+# -- plugin kit --------------------------------------------------------------------------
+@app.command("new-robot")
+def new_robot(
+    name: str = typer.Argument(..., help="The robot's name: lower case, digits, underscores (e.g. invoice_check)."),
+    directory: Path = typer.Option(Path("."), "--dir", help="Where to create the package folder."),
+    display: str | None = typer.Option(None, "--display-name", help="Name shown to people (default: from NAME)."),
+) -> None:
+    """Write a new robot package (robot, settings, rules, review template, tests, entry point)."""
+    from core.newrobot import scaffold
+
+    folder = scaffold(name, directory, display=display)
+    console.print(f"Created {folder}")
+    console.print(f"Next: pip install -e {folder}  &&  kollega robots  &&  pytest {folder / 'tests'}")
+
+
 # -- artifacts ---------------------------------------------------------------------------
 artifacts_app = typer.Typer(no_args_is_help=True, help="Screenshots and page snapshots saved when items fail.")
 app.add_typer(artifacts_app, name="artifacts")

@@ -38,10 +38,16 @@ def _cli() -> Any:
     return typer.main.get_command(cli.app)
 
 
+#: Other guides whose commands are checked too.
+OTHER_GUIDES = [PROJECT_ROOT / "docs" / "writing-a-robot.md"]
+
+
 def _commands() -> list[list[str]]:
-    """Every `kollega …` invocation in the guide: in shell blocks and in inline code."""
-    lines = [ln for lang, body in BLOCKS if lang == "sh" for ln in body.splitlines()]
-    lines += re.findall(r"`(kollega [^`]+)`", TEXT)
+    """Every `kollega …` invocation in the guides: in shell blocks and in inline code."""
+    texts = [TEXT, *(g.read_text(encoding="utf-8") for g in OTHER_GUIDES)]
+    blocks = [b for t in texts for b in re.findall(r"```(\w+)\n(.*?)```", t, flags=re.S)]
+    lines = [ln for lang, body in blocks if lang == "sh" for ln in body.splitlines()]
+    lines += [c for t in texts for c in re.findall(r"`(kollega [^`]+)`", t)]
     found = []
     for line in lines:
         line = line.split("#", 1)[0].strip()
