@@ -88,7 +88,7 @@ def main() -> None:
         s = summary["solvers"][solver]
         print(f"{solver:8} feasible {s['feasible']}/{s['runs']}  mean gap {s['mean_gap']} %  "
               f"median {s['median_gap']} %  by patients {s['mean_gap_by_patients']}")
-    record("hhcrsp", args.out, {"benchmark": "mankowska", "summary": summary, "instances": rows,
+    record(f"hhcrsp_{args.time_limit:g}s", args.out, {"benchmark": "mankowska", "summary": summary, "instances": rows,
                           "conditions": conditions(time_limit=args.time_limit, seeds=seeds, subset=not args.all,
                                                    objective="(distance + total tardiness + max tardiness) / 3",
                                                    reference="BEST.md (best published)")})

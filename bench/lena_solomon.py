@@ -1,7 +1,7 @@
 """Lena's solver on the Solomon VRPTW instances (distance objective), against plain OR-Tools in the same run.
 
     .venv/bin/python bench/lena_solomon.py [--data DIR] [--time-limit 10] [--seeds 1] [--all]
-        [--instances R101,C201] [--no-baseline] [--out bench/results/lena_solomon.json]
+        [--instances R101,C201] [--baselines ortools,pyvrp] [--out bench/results/lena_solomon.json]
     .venv/bin/python bench/lena_solomon.py --make-reference 60 [--all]
 
 For each instance (a subset of 24, four per class, unless --all), Lena's solver (``auto``:
@@ -80,7 +80,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="1", help="comma-separated seeds")
     parser.add_argument("--all", action="store_true", help="all 56 instances (default: a subset of 24)")
     parser.add_argument("--instances", help="comma-separated instance names")
-    parser.add_argument("--no-baseline", action="store_true", help="skip plain OR-Tools")
+    parser.add_argument("--baselines", default="ortools,pyvrp",
+                        help="comma-separated baselines run in the same process: ortools (plain OR-Tools: its own "
+                             "first solution + guided local search), pyvrp (PyVRP alone); empty for none")
     parser.add_argument("--max-load", type=float, help="before each solve, wait (up to 10 min) for a 1-minute "
                         "load average below this")
     parser.add_argument("--out", type=Path, default=RESULTS / "lena_solomon.json")
@@ -93,7 +95,7 @@ def main() -> None:
         return
     refs = references(args.data, REFERENCE)
     seeds = [int(s) for s in args.seeds.split(",")]
-    solvers = ["auto"] + ([] if args.no_baseline else ["ortools"])
+    solvers = ["auto"] + [b for b in args.baselines.split(",") if b]
     rows: dict[str, Any] = {}
     print(f"{'instance':9}{'seed':>5}  {'solver':8}{'feas':>5}{'veh':>5}{'distance':>11}{'ref':>10}{'gap %':>8}")
     for name in todo:
@@ -115,7 +117,7 @@ def main() -> None:
               f"max gap {s['max_gap']} %")
     if "ratio_ours_to_baseline" in summary:
         print(f"distance ours / plain OR-Tools: {summary['ratio_ours_to_baseline']}")
-    record("solomon", args.out, {"benchmark": "solomon", "summary": summary, "instances": rows,
+    record(f"solomon_{args.time_limit:g}s", args.out, {"benchmark": "solomon", "summary": summary, "instances": rows,
                           "conditions": conditions(time_limit=args.time_limit, seeds=seeds, subset=not args.all,
                                                    reference="min(BKS <name>_distance, long PyVRP run)")})
     print(f"wrote {args.out}")
