@@ -1,4 +1,4 @@
-"""The engine runs one robot for one tenant: collect → enqueue → process → finish.
+"""The engine runs one robot for one tenant: reap → re-check → decisions → collect → process → finish.
 
 Items are processed with configurable concurrency on one asyncio loop; storage calls run
 in worker threads so the loop stays responsive. Each item holds a lease that a heartbeat
@@ -23,6 +23,7 @@ from core.audit import Auditor
 from core.clock import Clock, SystemClock
 from core.context import RunContext
 from core.errors import (
+    AlreadyDecided,
     ApplicationError,
     BusinessError,
     ConfigError,
@@ -72,6 +73,14 @@ class RunSummary:
         return self.status in (RunStatus.failed, RunStatus.attention)
 
 
+def artifact_ids(exc: KollegaError) -> list[int]:
+    """Ids of the artifacts (screenshots, page snapshots) saved for a failure: ``details["artifacts"]``."""
+    found = exc.details.get("artifacts")
+    if not isinstance(found, list | tuple):
+        return []
+    return [int(a) for a in found if isinstance(a, int) and not isinstance(a, bool)]
+
+
 def _new_counts() -> dict[str, int]:
     return {
         "collected": 0,
@@ -81,6 +90,7 @@ def _new_counts() -> dict[str, int]:
         "failed_application": 0,
         "uncertain": 0,
         "retried": 0,
+        "rechecked": 0,
     }
 
 
@@ -171,6 +181,7 @@ class Engine:
         counts = _new_counts()
         ctx = self.context(robot, tenant, run_id, dry_run)
         progress = on_progress or (lambda _e, _c: None)
+        reaped, recheck_left = 0, None
         with structlog.contextvars.bound_contextvars(robot=robot_name, tenant=tenant, run_id=run_id):
             log.info("run started", trigger=trigger, dry_run=dry_run)
             heart = asyncio.create_task(self._run_heartbeat(run_id, counts))
@@ -179,6 +190,8 @@ class Engine:
                     await self._dry_run(robot, ctx, counts, limit, progress)
                 else:
                     await self._reap(robot, tenant, counts)
+                    reaped = counts["uncertain"]
+                    recheck_left = await self._recheck(robot, ctx, counts)
                     await self._callbacks(robot, ctx)
                     await self._collect(robot, ctx, counts, limit, progress)
                     await self._process_all(robot, ctx, counts, progress, limit)
@@ -192,7 +205,10 @@ class Engine:
             finally:
                 heart.cancel()
                 await self._close_resources(ctx)
-            status = RunStatus.attention if counts["failed_application"] or counts["uncertain"] else RunStatus.succeeded
+            # Uncertain items this run made need a person, unless the re-check right after the
+            # reap settled them all (one it left may be an older one: attention errs on the safe side).
+            unsettled = counts["uncertain"] > reaped or (reaped > 0 and (recheck_left is None or recheck_left > 0))
+            status = RunStatus.attention if counts["failed_application"] or unsettled else RunStatus.succeeded
             await asyncio.to_thread(self.runs.finish, run_id, status, counts)
             log.info("run finished", status=status.value, **counts)
             return RunSummary(run_id, robot_name, tenant, status, counts, None, ctx.refused_writes, dry_run)
@@ -245,6 +261,70 @@ class Engine:
         )
         counts["uncertain"] += reaped["uncertain"]
         counts["failed_application"] += reaped["failed_application"]
+
+    async def _recheck(self, robot: Robot, ctx: RunContext, counts: dict[str, int]) -> int | None:
+        """Let the robot re-check its uncertain items; returns how many it could not settle (None: no re-check).
+
+        Each item is leased first (two runs never re-check one item at once); the lease
+        outlasts the item timeout, so no heartbeat is needed. An item is offered once per run.
+        """
+        if type(robot).recheck is Robot.recheck:
+            return None  # the robot does not re-check: its uncertain items wait for a person
+        w = self.settings.worker
+        lease = max(w.lease_seconds, w.item_timeout_seconds) + 30
+        tried: set[int] = set()
+        left = [0]
+        claiming = asyncio.Lock()  # one claim at a time, so that ``tried`` is always up to date
+
+        async def worker() -> None:
+            while True:
+                async with claiming:
+                    claimed = await asyncio.to_thread(
+                        self.queue.claim_uncertain,
+                        robot.name,
+                        ctx.tenant,
+                        self.owner,
+                        limit=1,
+                        lease_seconds=lease,
+                        exclude=set(tried),
+                    )
+                    if not claimed:
+                        return
+                    tried.add(claimed[0].id)
+                if await self._recheck_one(robot, ctx, claimed[0]):
+                    counts["rechecked"] += 1
+                else:
+                    left[0] += 1
+
+        await asyncio.gather(*(worker() for _ in range(w.concurrency)))
+        return left[0]
+
+    async def _recheck_one(self, robot: Robot, ctx: RunContext, item: WorkItemView) -> bool:
+        """Re-check one leased uncertain item; True when it was settled."""
+        actor = ctx.actor
+        with structlog.contextvars.bound_contextvars(item_id=item.id, stage="recheck"):
+            try:
+                outcome = await asyncio.wait_for(
+                    robot.recheck(ctx, item), timeout=self.settings.worker.item_timeout_seconds
+                )
+            except Exception as exc:  # the item stays with the person; the run goes on
+                code = exc.code if isinstance(exc, KollegaError) else type(exc).__name__
+                log.warning("re-checking an uncertain item failed; it stays uncertain for a person", error_code=code)
+                await asyncio.to_thread(self.queue.release_uncertain, item, actor=actor, reason=f"error:{code}")
+                return False
+            if not isinstance(outcome, Done):
+                reason = "inconclusive" if outcome is None else "bad_outcome"
+                log.info("re-check did not settle an uncertain item; it stays uncertain for a person", reason=reason)
+                await asyncio.to_thread(self.queue.release_uncertain, item, actor=actor, reason=reason)
+                return False
+            settled = Done({**outcome.result, "rechecked": True})
+            try:
+                await asyncio.to_thread(self.queue.settle_uncertain, item, settled, actor=actor)
+            except (LeaseLost, AlreadyDecided) as exc:  # a person (or another worker) got there first
+                log.warning("re-check result discarded", error=str(exc))
+                return False
+            log.info("uncertain item settled by re-check")
+            return True
 
     async def _iter_collected(self, robot: Robot, ctx: RunContext) -> AsyncIterator[NewItem]:
         found: Iterable[NewItem] | AsyncIterator[NewItem] = robot.collect(ctx)
@@ -356,7 +436,12 @@ class Engine:
                 )
             except BusinessError as exc:
                 await self._finish(
-                    self.queue.fail_business, item, code=exc.code, message=redact_text(exc.message), actor=actor
+                    self.queue.fail_business,
+                    item,
+                    code=exc.code,
+                    message=redact_text(exc.message),
+                    actor=actor,
+                    artifacts=artifact_ids(exc),
                 )
                 counts["failed_business"] += 1
                 log.info("item failed (business)", code=exc.code)
@@ -380,6 +465,7 @@ class Engine:
                     counts,
                     final,
                     min_delay=float(retry_after) if isinstance(retry_after, int | float) else 0.0,
+                    artifacts=artifact_ids(exc),
                 )
                 return
             except LeaseLost:
@@ -436,6 +522,7 @@ class Engine:
         policy: RetryPolicy,
         *,
         min_delay: float = 0.0,
+        artifacts: list[int] | None = None,
     ) -> None:
         try:
             retry = await asyncio.to_thread(
@@ -446,6 +533,7 @@ class Engine:
                 actor=f"robot:{robot.name}",
                 policy=policy,
                 min_delay=min_delay,
+                artifacts=artifacts or [],
             )
         except LeaseLost:
             log.warning("failure not recorded: lease lost")

@@ -42,14 +42,24 @@ class WorkItemStore(Protocol):
         """Record Done or NeedsReview (only under the current lease)."""
         ...
 
-    def fail_business(self, item: WorkItemView, *, code: str, message: str, actor: str) -> int:
-        """Fail for good and open an exception review."""
+    def fail_business(
+        self, item: WorkItemView, *, code: str, message: str, actor: str, artifacts: Sequence[int] = ()
+    ) -> int:
+        """Fail for good and open an exception review (its material names the failure's artifacts)."""
         ...
 
     def fail_application(
-        self, item: WorkItemView, *, code: str, message: str, actor: str, policy: RetryPolicy, min_delay: float = 0.0
+        self,
+        item: WorkItemView,
+        *,
+        code: str,
+        message: str,
+        actor: str,
+        policy: RetryPolicy,
+        min_delay: float = 0.0,
+        artifacts: Sequence[int] = (),
     ) -> bool:
-        """Retry later, or fail for good after max attempts. True = will retry."""
+        """Retry later, or fail for good after max attempts (exception review with the artifacts). True = retry."""
         ...
 
     def extend(self, item: WorkItemView, lease_seconds: float) -> None:
@@ -64,6 +74,27 @@ class WorkItemStore(Protocol):
 
     def next_due(self, robot: str, tenant: str, ids: Collection[int] | None = None) -> datetime | None:
         """When the next pending item falls due."""
+        ...
+
+    def claim_uncertain(
+        self,
+        robot: str,
+        tenant: str,
+        owner: str,
+        *,
+        limit: int = 1,
+        lease_seconds: float = 300,
+        exclude: Collection[int] = (),
+    ) -> list[WorkItemView]:
+        """Lease uncertain items with an open uncertain review, for the robot to re-check (status unchanged)."""
+        ...
+
+    def settle_uncertain(self, item: WorkItemView, outcome: Done, *, actor: str) -> list[int]:
+        """A re-check found the write done: item done, its uncertain review resolved. Returns closed review ids."""
+        ...
+
+    def release_uncertain(self, item: WorkItemView, *, actor: str, reason: str) -> None:
+        """A re-check could not settle the item: it stays uncertain for a person."""
         ...
 
 

@@ -17,17 +17,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Table, and_, bindparam, func, select, update
+from sqlalchemy import Integer, Table, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from core import audit
 from core.errors import LeaseLost
-from core.review import create_review
+from core.review import create_review, resolve_uncertain
 from core.robot import Done, NeedsReview, NewItem
 from core.storage.db import Database
-from core.storage.models import ItemStatus, ReviewKind, WorkItem
+from core.storage.models import ItemStatus, ReviewItem, ReviewKind, ReviewState, WorkItem
 
 Clock = Callable[[], datetime]
 
@@ -243,8 +243,14 @@ class WorkQueue:
             )
             return review.id
 
-    def fail_business(self, item: WorkItemView, *, code: str, message: str, actor: str) -> int:
-        """Bad or missing data: the item fails for good and a person gets an exception review."""
+    def fail_business(
+        self, item: WorkItemView, *, code: str, message: str, actor: str, artifacts: Sequence[int] = ()
+    ) -> int:
+        """Bad or missing data: the item fails for good and a person gets an exception review.
+
+        ``artifacts`` (ids of screenshots and the like, saved for this failure) go into the
+        review's material, so the review page can show them to those allowed to see them.
+        """
         now = self.clock()
         with self.db.session() as s:
             self._owned_update(
@@ -266,7 +272,7 @@ class WorkQueue:
                 kind=ReviewKind.exception,
                 title=message[:500],
                 summary=message,
-                material={"reference": item.reference, "error_code": code, "error": message},
+                material=_material(item.reference, code, message, artifacts),
                 subject=item.subject,
                 actor=actor,
                 now=now,
@@ -283,6 +289,7 @@ class WorkQueue:
         policy: RetryPolicy,
         rng: random.Random | None = None,
         min_delay: float = 0.0,
+        artifacts: Sequence[int] = (),
     ) -> bool:
         """A transient failure: retry after a backoff, or fail for good after max attempts.
 
@@ -325,6 +332,7 @@ class WorkQueue:
                 message,
                 actor,
                 now,
+                artifacts=artifacts,
             )
             return False
 
@@ -342,6 +350,7 @@ class WorkQueue:
         actor: str,
         now: datetime,
         kind: ReviewKind = ReviewKind.exception,
+        artifacts: Sequence[int] = (),
     ) -> None:
         create_review(
             s,
@@ -352,7 +361,7 @@ class WorkQueue:
             kind=kind,
             title=title,
             summary=message,
-            material={"reference": reference, "error_code": code, "error": message},
+            material=_material(reference, code, message, artifacts),
             subject=subject,
             actor=actor,
             now=now,
@@ -449,6 +458,132 @@ class WorkQueue:
                     )
         return counts
 
+    # -- re-checking uncertain items ---------------------------------------------------
+    def claim_uncertain(
+        self,
+        robot: str,
+        tenant: str,
+        owner: str,
+        *,
+        limit: int = 1,
+        lease_seconds: float = 300,
+        exclude: Collection[int] = (),
+    ) -> list[WorkItemView]:
+        """Lease uncertain items whose uncertain review is still open, for the robot to re-check.
+
+        The item stays ``uncertain``; only its lease is taken (so two workers never re-check
+        one item at once, and a re-check that dies simply lets the lease run out). Items a
+        person has already decided on are the person's and are not offered.
+        """
+        now = self.clock()
+        w = WorkItem
+        still_open = exists().where(
+            ReviewItem.work_item_id == w.id,
+            ReviewItem.kind == ReviewKind.uncertain,
+            ReviewItem.state == ReviewState.open,
+        )
+        pick = (
+            select(w.id)
+            .where(
+                w.robot == robot,
+                w.tenant == tenant,
+                w.status == ItemStatus.uncertain,
+                or_(w.lease_until.is_(None), w.lease_until < now),
+                still_open,
+            )
+            .order_by(w.id)
+            .limit(limit)
+        )
+        if exclude:
+            pick = pick.where(w.id.not_in(list(exclude)))
+        if self.db.dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True, of=w)
+        statement = (
+            update(w)
+            .where(w.id.in_(pick.scalar_subquery()))
+            .values(
+                lease_owner=owner,
+                lease_token=secrets.token_hex(16),
+                lease_until=now + timedelta(seconds=lease_seconds),
+                updated_at=now,
+            )
+            .returning(*_RETURNING)
+            .execution_options(synchronize_session=False)
+        )
+        with self.db.session() as s:
+            rows = s.execute(statement).all()
+        return sorted((WorkItemView.from_row(r) for r in rows), key=lambda v: v.id)
+
+    def _uncertain_owned(self, item: WorkItemView) -> Any:
+        return and_(
+            WorkItem.id == item.id, WorkItem.lease_token == item.lease_token, WorkItem.status == ItemStatus.uncertain
+        )
+
+    def settle_uncertain(self, item: WorkItemView, outcome: Done, *, actor: str) -> list[int]:
+        """The robot's re-check found the write done: the item is done, its uncertain review resolved.
+
+        Returns the ids of the review items closed. Raises :class:`LeaseLost` when the lease
+        is gone, and :class:`~core.errors.AlreadyDecided` when a person decided meanwhile;
+        either way nothing changes.
+        """
+        now = self.clock()
+        with self.db.session() as s:
+            # Locks in the order a decision's callback takes them: review rows, the work item,
+            # then the audit head (every audit append); any other order could deadlock.
+            s.execute(
+                select(ReviewItem.id)
+                .where(ReviewItem.work_item_id == item.id, ReviewItem.kind == ReviewKind.uncertain)
+                .with_for_update()
+            ).all()
+            res = s.connection().execute(
+                update(WorkItem)
+                .where(self._uncertain_owned(item))
+                .values(
+                    status=ItemStatus.done,
+                    result=outcome.result,
+                    error_kind=None,
+                    error_code=None,
+                    error_message=None,
+                    finished_at=now,
+                    **self._release(),
+                )
+            )
+            if res.rowcount != 1:
+                raise LeaseLost(f"work item {item.id}: lease lost while re-checking it")
+            closed = resolve_uncertain(
+                s, item.id, actor=actor, comment="The robot re-checked the target system: the write was done.", now=now
+            )
+            audit.append(
+                s,
+                actor=actor,
+                action="item.rechecked",
+                tenant=item.tenant,
+                subject=item.subject,
+                details={"work_item_id": item.id, "robot": item.robot, "settled": True, "review_ids": closed},
+                now=now,
+            )
+            return closed
+
+    def release_uncertain(self, item: WorkItemView, *, actor: str, reason: str) -> None:
+        """The re-check could not settle the item: it stays uncertain, for a person (audited)."""
+        now = self.clock()
+        with self.db.session() as s:
+            s.execute(
+                update(WorkItem)
+                .where(self._uncertain_owned(item))
+                .values(**self._release())
+                .execution_options(synchronize_session=False)
+            )
+            audit.append(
+                s,
+                actor=actor,
+                action="item.rechecked",
+                tenant=item.tenant,
+                subject=item.subject,
+                details={"work_item_id": item.id, "robot": item.robot, "settled": False, "reason": reason},
+                now=now,
+            )
+
     # -- queries -----------------------------------------------------------------------
     def pending_count(self, robot: str, tenant: str) -> int:
         """Items not yet in a final or review state (pending or in progress)."""
@@ -510,6 +645,14 @@ class WorkQueue:
                 details={"comment": bool(comment)},
                 now=now,
             )
+
+
+def _material(reference: str, code: str, message: str, artifacts: Sequence[int]) -> dict[str, Any]:
+    """An exception review's material; artifact ids only when there are any (older items have none)."""
+    material: dict[str, Any] = {"reference": reference, "error_code": code, "error": message}
+    if artifacts:
+        material["artifacts"] = [int(a) for a in artifacts]
+    return material
 
 
 # -- prepared statements ---------------------------------------------------------------

@@ -5,7 +5,9 @@ States::
     open ──approve──> approved        (under four-eyes: two approvals by different people)
       │  ──reject───> rejected
       │  ──return───> returned        (back to the robot with a comment)
-      └──deadline──> expired
+      │  ──deadline──> expired
+      └──re-check──> resolved        (uncertain items only: the robot found the write done;
+                                      decided_by is the robot, nothing is carried out)
 
 A decision is final, audited, and sets ``callback_status = pending``: a worker then calls
 the robot's ``on_decision`` (retried with backoff like any item). Concurrent deciders are
@@ -126,6 +128,43 @@ def create_review(
         now=now,
     )
     return review
+
+
+def resolve_uncertain(s: Session, work_item_id: int, *, actor: str, comment: str, now: datetime) -> list[int]:
+    """Close the open uncertain review items of a work item the robot settled itself (audited).
+
+    Runs in the caller's transaction, locking the review rows first (as a person's decision
+    does). Raises :class:`AlreadyDecided` when there is none left open: a person decided
+    meanwhile, and the person's decision wins.
+    """
+    rows = s.scalars(
+        select(ReviewItem)
+        .where(
+            ReviewItem.work_item_id == work_item_id,
+            ReviewItem.kind == ReviewKind.uncertain,
+            ReviewItem.state == ReviewState.open,
+        )
+        .order_by(ReviewItem.id)
+        .with_for_update()
+    ).all()
+    if not rows:
+        raise AlreadyDecided(f"work item {work_item_id} has no open uncertain review item any more")
+    for row in rows:
+        row.state, row.decided_by, row.decided_at, row.decision_comment = ReviewState.resolved, actor, now, comment
+        row.callback_status = CallbackStatus.none  # nothing for on_decision to carry out
+        row.version += 1
+        row.updated_at = now
+        audit.append(
+            s,
+            actor=actor,
+            action="review.resolved",
+            tenant=row.tenant,
+            subject=row.subject,
+            details={"review_id": row.id, "queue": row.queue, "work_item_id": work_item_id},
+            now=now,
+        )
+    s.flush()
+    return [row.id for row in rows]
 
 
 class ReviewQueue:

@@ -6,6 +6,7 @@ A robot is a plugin: a subclass of :class:`Robot` registered under the entry-poi
     collect(ctx)          -> iterable of NewItem (reads only; same reference = same case)
     process(ctx, item)    -> Done | NeedsReview, or raises BusinessError / ApplicationError
     on_decision(ctx, rv)  -> carries out what a person decided on a review item
+    recheck(ctx, item)    -> optional: Done if an ``uncertain`` item's write turns out done
 
 A robot never decides in a citizen's matter on its own: it prepares and proposes, a person
 decides, and only then does ``on_decision`` carry the decision out.
@@ -107,6 +108,17 @@ class Robot(abc.ABC):
 
     async def on_decision(self, ctx: RunContext, review: ReviewView) -> None:  # noqa: B027
         """Carry out a person's decision. The default does nothing."""
+
+    async def recheck(self, ctx: RunContext, item: WorkItemView) -> Done | None:
+        """Re-check an ``uncertain`` item (its worker died mid-write) without writing anything.
+
+        Called by the engine at the start of a run, under a lease, for each uncertain item
+        whose review no person has decided yet. Return :class:`Done` only when the target
+        system shows the write complete and correct: the item is then done and its review
+        closed by the robot. ``None`` (the default) or an exception leaves both to a person.
+        Must only read.
+        """
+        return None
 
     def cli(self) -> typer.Typer | None:
         """An optional typer app mounted as ``kollega <name> …``."""

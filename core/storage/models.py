@@ -99,6 +99,7 @@ class ReviewState(enum.StrEnum):
     rejected = "rejected"  # rejected
     returned = "returned"  # sent back to the robot with a comment
     expired = "expired"  # its deadline passed without a decision
+    resolved = "resolved"  # closed by the robot itself (an uncertain item re-checked); no person decided
 
 
 class ReviewKind(enum.StrEnum):

@@ -47,6 +47,7 @@ STATE_LABELS = {
     "rejected": "Avslagen",
     "returned": "Returnerad",
     "expired": "Förfallen",
+    "resolved": "Löst av roboten",
     "decision": "Beslut",
     "exception": "Undantag",
     "uncertain": "Osäkert utfall",

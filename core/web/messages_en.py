@@ -204,6 +204,7 @@ EN: dict[str, str] = {
     "Avslagen": "Rejected",
     "Returnerad": "Returned",
     "Förfallen": "Expired",
+    "Löst av roboten": "Resolved by the robot",
     "Osäkert utfall": "Uncertain outcome",
     "Väntar": "Pending",
     "Pågår": "In progress",

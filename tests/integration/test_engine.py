@@ -216,6 +216,7 @@ class TestExampleRobotEndToEnd:
             "failed_application": 0,
             "uncertain": 0,
             "retried": 4,
+            "rechecked": 0,
         }
         stored = items_by_ref(db)
         assert {ref: w.status for ref, w in stored.items()} == {f"demo-{n}": expected_status(n) for n in range(1, 25)}
@@ -260,6 +261,7 @@ class TestExampleRobotEndToEnd:
             "failed_application": 0,
             "uncertain": 0,
             "retried": 0,
+            "rechecked": 0,
         }
         assert len(items_by_ref(db)) == 24
         assert len(review_items(db)) == 10
