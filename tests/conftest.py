@@ -6,12 +6,20 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 from sqlalchemy import text
 
 from core.settings import Settings
 from core.storage.db import Database
 from core.testing import FakeClock, make_settings, temporary_database
+
+# Property tests (hypothesis): on CI the examples are derived from each test's name, so a
+# failure there fails again on the next run and locally under HYPOTHESIS_PROFILE=ci; on a
+# developer's machine they are random and a failing example is saved in .hypothesis/.
+hypothesis.settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+hypothesis.settings.register_profile("dev", print_blob=True)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

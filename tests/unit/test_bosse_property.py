@@ -1,75 +1,139 @@
-"""Property: no booking Bosse makes ever breaks a rule, on random rosters.
+"""Properties: no booking Bosse makes ever breaks a rule, on random rosters (hypothesis).
 
-Seeded random rosters (``random.Random(seed)``, so a failure names its seed; hypothesis is
-not a dependency of the project yet). Each round plays Bosse's pipeline: rank everyone for
-a shift, offer the best, let random people say yes in random order, and book the first yes
-that passes the re-check against the roster *as it is then* — as ``settle`` does. At the
-end every booking made is checked against the final roster without itself: none may break
-a rule, whatever was booked after it.
+Each example is a random roster — substitutes with qualifications, delegation, licence,
+stated availability, earlier bookings, the month's hours and a cap — a batch of open
+shifts, random working-time thresholds, and random replies. It plays Bosse's pipeline:
+rank everyone for every shift and offer the best (offers for many shifts are out at
+once), then the shifts are answered in random order, random people say yes in random
+order, and the first yes that passes the re-check against the roster *as it is then* is
+booked — as ``Work.settle`` does. Finally every booking is checked against the final
+roster without itself: none may break any rule (qualification, availability, overlap,
+dygnsvila, veckovila per Monday–Sunday week, monthly cap), whatever was booked after it.
+
+The weeks include the two DST weeks and a week across a month boundary. Two cheaper
+properties pin the time rules to brute-force computations on a 15-minute grid.
+
+Run time and determinism: ``max_examples`` and ``deadline`` are set here; on CI the
+``ci`` profile (tests/conftest.py) derandomizes, so a failure there is reproducible. A
+passing run takes a few seconds; a failing one spends a few minutes shrinking the roster
+to a handful of people and shifts before it reports.
 """
 
 from __future__ import annotations
 
-import random
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 
-import pytest
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
 
 from robots.bosse.planning import evaluate_shift
 from robots.bosse.records import ShiftInfo, SubstituteInfo
-from robots.bosse.rules import STOCKHOLM, BosseRules, Interval, check_eligibility
+from robots.bosse.rules import (
+    STOCKHOLM,
+    BosseRules,
+    Interval,
+    Rule,
+    Shift,
+    Substitute,
+    check_eligibility,
+    longest_free_period,
+)
 
 UNITS = ("Solgården", "Vidablick", "Hemtjänst Kallinge")
-QUALS = ("undersköterska", "vårdbiträde")
-TEMPLATES = ((7, 9.0), (7, 6.0), (13, 8.0), (15, 7.0), (21, 10.0))
-MONDAY = datetime(2026, 11, 23, tzinfo=STOCKHOLM)
+QUALS = ("undersköterska", "vårdbiträde", "sjuksköterska")
+#: Mondays of the weeks played: an ordinary week, the autumn DST week (25 Oct 2026, 169 h),
+#: the spring DST week (29 Mar 2026, 167 h), and a week across November/December.
+MONDAYS = (date(2026, 11, 23), date(2026, 10, 19), date(2026, 3, 23), date(2026, 11, 30))
+GRID = timedelta(minutes=15)
+MOSTLY_TRUE = st.sampled_from((True, True, True, False))
+MOSTLY_FALSE = st.sampled_from((False, False, False, True))
 
 
-def _at(day: int, hour: int) -> datetime:
-    return (MONDAY + timedelta(days=day)).replace(hour=hour).astimezone(UTC)
+def midnight(day: date) -> datetime:
+    """Local midnight of ``day`` as an aware UTC instant (midnight always exists in Sweden)."""
+    return datetime(day.year, day.month, day.day, tzinfo=STOCKHOLM).astimezone(UTC)
 
 
-def random_pool(rng: random.Random, n: int) -> list[SubstituteInfo]:
-    pool = []
-    for i in range(n):
-        bookings: list[Interval] = []
-        ids: list[str | None] = []
-        for day in range(-3, 10):
-            if rng.random() < 0.35:
-                hour, length = rng.choice(TEMPLATES)
-                start = _at(day, hour)
-                iv = Interval(start, start + timedelta(hours=length))
-                if not any(iv.overlaps(b) for b in bookings):
-                    bookings.append(iv)
-                    ids.append(f"OLD-{i}-{day}")
-        available = tuple(Interval(_at(d, 6), _at(d, 6) + timedelta(hours=rng.choice((12, 16, 26))))
-                          for d in range(-1, 10) if rng.random() < 0.6)
-        hours = sum((b.duration.total_seconds() / 3600 for b in bookings if f"{b.start.astimezone(STOCKHOLM):%Y-%m}" == "2026-11"), 0.0)
-        pool.append(SubstituteInfo(
-            id=f"V{i:03d}", first_name="Test", last_name=str(i), phone=f"+4670174{i:04d}", personnummer=None,
-            qualifications=tuple(rng.sample(QUALS, rng.randint(1, 2))),
-            medication_delegation=rng.random() < 0.6, driving_licence=rng.random() < 0.7,
-            available=available, bookings=tuple(bookings), booking_ids=tuple(ids),
-            hours_by_month={"2026-11": hours + rng.choice((0, 40, 100, 140))},
-            max_hours_month=rng.choice((None, 120.0, 165.0)), priority_right=rng.random() < 0.15,
-            preferred_units=tuple(rng.sample(UNITS, rng.randint(0, 2))), distance_km=round(rng.uniform(1, 30), 1),
-        ))
-    return pool
+def month_of(moment: datetime) -> str:
+    return f"{moment.astimezone(STOCKHOLM):%Y-%m}"
 
 
-def random_shifts(rng: random.Random, n: int) -> list[ShiftInfo]:
-    shifts = []
-    for i in range(n):
-        hour, length = rng.choice(TEMPLATES)
-        start = _at(rng.randint(0, 6), hour)
-        shifts.append(ShiftInfo(id=f"PASS-{i:03d}", code=f"P{101 + i}", unit=rng.choice(UNITS), start=start,
-                                end=start + timedelta(hours=length), hours=length,
-                                qualifications=(rng.choice(QUALS),), medication_delegation=rng.random() < 0.4,
-                                driving_licence=rng.random() < 0.3))
-    return shifts
+def hours(iv: Interval) -> float:
+    return iv.duration.total_seconds() / 3600
 
 
+# -- strategies ------------------------------------------------------------------------------
+@st.composite
+def periods(draw: st.DrawFn, monday: date, first_day: int, last_day: int, min_hours: float = 2.0,
+            max_hours: float = 13.0) -> Interval:
+    """A period starting on a quarter-hour of a day near ``monday`` (built in UTC, so the
+    hour the clocks skip in spring is never produced as a local time)."""
+    day = draw(st.integers(first_day, last_day))
+    start = midnight(monday + timedelta(days=day)) + GRID * draw(st.integers(0, 95))
+    length = GRID * draw(st.integers(int(min_hours * 4), int(max_hours * 4)))
+    return Interval(start, start + length)
+
+
+@st.composite
+def substitutes(draw: st.DrawFn, monday: date, n: int) -> SubstituteInfo:
+    """One substitute with random competences, availability, bookings, hours and cap."""
+    bookings: list[Interval] = []
+    for iv in draw(st.lists(periods(monday, -4, 10, 3, 12), max_size=8)):
+        if not any(iv.overlaps(b) for b in bookings):  # the staffing system never holds overlaps
+            bookings.append(iv)
+    # Availability as people state it: whole days or long stretches on some of the days.
+    available = [Interval(start, start + GRID * draw(st.integers(12 * 4, 30 * 4)))
+                 for day in range(-1, 9) if draw(st.integers(0, 9)) < 7
+                 for start in [midnight(monday + timedelta(days=day)) + GRID * draw(st.integers(0, 40))]]
+    by_month: dict[str, float] = {}
+    for b in bookings:
+        by_month[month_of(b.start)] = by_month.get(month_of(b.start), 0.0) + hours(b)
+    for month in sorted({*by_month, month_of(midnight(monday))}):  # hours booked outside the roster shown
+        by_month[month] = by_month.get(month, 0.0) + draw(st.sampled_from((0.0, 20.0, 60.0, 110.0, 150.0)))
+    return SubstituteInfo(
+        id=f"V{n:03d}", first_name="Test", last_name=str(n), phone=f"+4670174{n:04d}", personnummer=None,
+        qualifications=tuple(draw(st.sets(st.sampled_from(QUALS), min_size=1))),
+        medication_delegation=draw(MOSTLY_TRUE), driving_licence=draw(MOSTLY_TRUE),
+        available=tuple(available), bookings=tuple(bookings), booking_ids=tuple(f"OLD-{n}-{i}" for i in range(len(bookings))),
+        hours_by_month=by_month, max_hours_month=draw(st.sampled_from((None, 120.0, 165.0, 180.0))),
+        priority_right=draw(st.booleans()), preferred_units=tuple(draw(st.sets(st.sampled_from(UNITS)))),
+        distance_km=draw(st.one_of(st.none(), st.floats(0.5, 40, allow_nan=False))),
+    )
+
+
+@st.composite
+def shifts(draw: st.DrawFn, monday: date, n: int) -> ShiftInfo:
+    """One open shift in the week of ``monday`` (or just after it)."""
+    span = draw(periods(monday, 0, 7, 3, 12))
+    return ShiftInfo(
+        id=f"PASS-{n:03d}", code=f"P{101 + n}", unit=draw(st.sampled_from(UNITS)), start=span.start, end=span.end,
+        hours=hours(span), qualifications=tuple(draw(st.sets(st.sampled_from(QUALS), max_size=1))),
+        medication_delegation=draw(MOSTLY_FALSE), driving_licence=draw(MOSTLY_FALSE),
+    )
+
+
+@dataclass(frozen=True)
+class Roster:
+    """A random roster: thresholds, the pool and the open shifts of one week."""
+
+    rules: BosseRules
+    people: tuple[SubstituteInfo, ...]
+    shifts: tuple[ShiftInfo, ...]
+
+
+@st.composite
+def rosters(draw: st.DrawFn) -> Roster:
+    monday = draw(st.sampled_from(MONDAYS))
+    rules = BosseRules(min_daily_rest_hours=draw(st.sampled_from((9.0, 11.0, 12.5))),
+                       min_weekly_rest_hours=draw(st.sampled_from((24.0, 36.0, 48.0))))
+    size = draw(st.integers(3, 12))
+    people = tuple(draw(substitutes(monday, i)) for i in range(size))
+    open_shifts = tuple(draw(shifts(monday, i)) for i in range(draw(st.integers(1, 10))))
+    return Roster(rules, people, open_shifts)
+
+
+# -- the pipeline ----------------------------------------------------------------------------
 def book(person: SubstituteInfo, shift: ShiftInfo) -> SubstituteInfo:
     """The staffing system's booking: one more booking and the month's hours go up."""
     by_month = dict(person.hours_by_month)
@@ -78,28 +142,99 @@ def book(person: SubstituteInfo, shift: ShiftInfo) -> SubstituteInfo:
                    booking_ids=(*person.booking_ids, f"BOK-{shift.id}"), hours_by_month=by_month)
 
 
-@pytest.mark.parametrize("seed", range(15))
-def test_no_booking_ever_breaks_a_rule(seed: int) -> None:
-    rng = random.Random(seed)
-    rules = BosseRules(min_daily_rest_hours=rng.choice((9.0, 11.0)), min_weekly_rest_hours=rng.choice((24.0, 36.0)))
-    people = {p.id: p for p in random_pool(rng, 25)}
-    booked: list[tuple[ShiftInfo, str]] = []
-    shifts = random_shifts(rng, 30)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(roster=rosters(), data=st.data())
+def test_no_booking_bosse_makes_ever_breaks_a_rule(roster: Roster, data: st.DataObject) -> None:
+    rules = roster.rules
+    people = {p.id: p for p in roster.people}
+    wave = data.draw(st.integers(1, 8), label="offers per shift")
     # Offers for several shifts are out at once: rank all first, answer and book later.
-    offered = {s.id: evaluate_shift(s, people.values(), rules).eligible[:6] for s in shifts}
-    order = list(shifts)
-    rng.shuffle(order)
-    for shift in order:
-        yeses = [c.id for c in offered[shift.id] if rng.random() < 0.6]
-        rng.shuffle(yeses)
+    offered = {s.id: [c.id for c in evaluate_shift(s, people.values(), rules).eligible[:wave]] for s in roster.shifts}
+    booked: list[tuple[ShiftInfo, str]] = []
+    for shift in data.draw(st.permutations(roster.shifts), label="order the shifts are answered in"):
+        yeses = data.draw(st.lists(st.sampled_from(offered[shift.id]), unique=True) if offered[shift.id]
+                          else st.just([]), label=f"yeses for {shift.id}, in order")
         for sub in yeses:  # the first yes that still passes the re-check is booked
             if not check_eligibility(shift.to_rules(), people[sub].to_rules(shift), rules):
                 people[sub] = book(people[sub], shift)
                 booked.append((shift, sub))
                 break
-    assert booked, "the random roster should allow some bookings"
+    note(f"bookings: {[(s.id, sub) for s, sub in booked]}")
     for shift, sub in booked:
-        person = people[sub]
-        violations = check_eligibility(shift.to_rules(), person.to_rules(shift, without_booking=f"BOK-{shift.id}"),
-                                       rules)
-        assert violations == [], f"seed {seed}: {sub} on {shift.id}: {[v.reason for v in violations]}"
+        person = people[sub].to_rules(shift, without_booking=f"BOK-{shift.id}")
+        violations = check_eligibility(shift.to_rules(), person, rules)
+        assert violations == [], f"{sub} on {shift.id}: {[v.reason for v in violations]}"
+
+
+def test_the_random_rosters_do_lead_to_bookings() -> None:
+    """Guard against a vacuous property: the roster strategy must often allow bookings."""
+    outcomes: list[bool] = []
+
+    @settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(roster=rosters())
+    def count(roster: Roster) -> None:
+        outcomes.append(any(evaluate_shift(s, roster.people, roster.rules).eligible for s in roster.shifts))
+
+    count()
+    assert sum(outcomes) >= len(outcomes) // 4, f"only {sum(outcomes)} of {len(outcomes)} rosters had a candidate"
+
+
+# -- pure rules against brute force ----------------------------------------------------------
+def slots(window: Interval) -> list[datetime]:
+    """The starts of the 15-minute slots of ``window``."""
+    out, t = [], window.start
+    while t < window.end:
+        out.append(t)
+        t += GRID
+    return out
+
+
+def brute_longest_free(window: Interval, work: list[Interval]) -> timedelta:
+    longest = run = timedelta(0)
+    for t in slots(window):
+        busy = any(w.start < t + GRID and t < w.end for w in work)
+        run = timedelta(0) if busy else run + GRID
+        longest = max(longest, run)
+    return longest
+
+
+def brute_weeks(span: Interval) -> list[Interval]:
+    """Every Monday–Sunday week (local) that contains a slot of ``span``."""
+    mondays = {(d := t.astimezone(STOCKHOLM).date()) - timedelta(days=d.weekday()) for t in slots(span)}
+    return [Interval(midnight(m), midnight(m + timedelta(days=7))) for m in sorted(mondays)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(monday=st.sampled_from(MONDAYS), data=st.data(),
+       daily=st.sampled_from((9.0, 11.0)), weekly=st.sampled_from((24.0, 36.0, 48.0)))
+def test_time_rules_agree_with_brute_force(monday: date, data: st.DataObject, daily: float, weekly: float) -> None:
+    rules = BosseRules(min_daily_rest_hours=daily, min_weekly_rest_hours=weekly)
+    span = data.draw(periods(monday, -1, 7, 1, 14), label="shift")
+    bookings = data.draw(st.lists(periods(monday, -3, 10, 1, 14), max_size=10), label="bookings")
+    shift = Shift("s", span.start, span.end)
+    person = Substitute("v", available=(Interval(span.start - timedelta(days=1), span.end + timedelta(days=1)),),
+                        bookings=bookings, max_hours_month=744)
+    found = {v.rule for v in check_eligibility(shift, person, rules)}
+
+    assert (Rule.OVERLAP in found) == any(b.overlaps(span) for b in bookings)
+    gaps = [span.start - b.end for b in bookings if b.end <= span.start]
+    gaps += [b.start - span.end for b in bookings if b.start >= span.end]
+    assert (Rule.DAILY_REST in found) == any(g < timedelta(hours=daily) for g in gaps)
+    work = [*bookings, span]
+    weeks = brute_weeks(span)
+    for week in weeks:
+        assert longest_free_period(week, work) == brute_longest_free(week, work)
+    short = [w for w in weeks if brute_longest_free(w, work) < timedelta(hours=weekly)]
+    assert (Rule.WEEKLY_REST in found) == bool(short)
+    assert found <= {Rule.OVERLAP, Rule.DAILY_REST, Rule.WEEKLY_REST}
+
+
+@settings(max_examples=60, deadline=None)
+@given(monday=st.sampled_from(MONDAYS), data=st.data())
+def test_the_dst_weeks_have_their_real_length(monday: date, data: st.DataObject) -> None:
+    """A week with nothing in it is all rest: 167 h in the spring DST week, 169 h in the autumn one."""
+    week = Interval(midnight(monday), midnight(monday + timedelta(days=7)))
+    expected = {date(2026, 3, 23): 167, date(2026, 10, 19): 169}.get(monday, 168)
+    assert longest_free_period(week, []) == timedelta(hours=expected)
+    outside = data.draw(st.lists(periods(monday, -5, -1, 1, 20).filter(lambda iv: iv.end <= week.start)))
+    assert longest_free_period(week, outside) == timedelta(hours=expected)
