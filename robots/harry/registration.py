@@ -9,6 +9,9 @@ session turns out to have expired)::
                                    identical → Done (verified)
                                    different → NeedsReview("harry.deviation") with both and a screenshot
 
+:meth:`Registration.check` is the same pass without the write (re-checking an uncertain
+item): identical → Done, anything else → None, nothing typed.
+
 A save is never repeated within an item: when a pass after a save finds a difference, that
 is a deviation for HR, not a reason to type again. Across attempts the check-before-write
 makes a retried item safe: what is already registered is never entered again.
@@ -65,9 +68,16 @@ class Registration:
             outcome.result["relogins"] = lane.login.logins - before
         return outcome
 
+    async def check(self, lane: Lane, page: Page) -> Done | None:
+        """Read only: Done when the payroll system shows exactly the approved schedule, else None."""
+        if not lane.logged_in:
+            await lane.login.log_in(page)
+            lane.logged_in = True
+        return await lane.login.run(page, self._check_pass)
+
     # -- one pass ------------------------------------------------------------------------
-    async def _pass(self, page: Page) -> Outcome:
-        self.passes += 1
+    async def _read_registered(self, page: Page) -> tuple[RegisteredPage, list[Row]]:
+        """Search the employee, open the period and read what is registered (audited as an access)."""
         s = self.schedule
         options: dict[str, Any] = {"base_url": self.base_url, "ctx": self.ctx,
                                    "find_timeout_seconds": self.find_timeout_seconds}
@@ -78,6 +88,19 @@ class Registration:
         registered = await employee.open_registered(s.first, s.last)
         shown = await registered.rows(s.first, s.last)
         await self._record_access()
+        return registered, shown
+
+    async def _check_pass(self, page: Page) -> Done | None:
+        self.passes += 1
+        _registered, shown = await self._read_registered(page)
+        if compare(self.schedule.rows, shown):
+            return None  # missing or different: a person decides (or sends it back to be registered)
+        return self._done("already_registered", rechecked=True)
+
+    async def _pass(self, page: Page) -> Outcome:
+        self.passes += 1
+        s = self.schedule
+        registered, shown = await self._read_registered(page)
         differences = compare(s.rows, shown)
         if not differences:
             return self._done("registered" if self.saved_as else "already_registered")
@@ -112,12 +135,12 @@ class Registration:
                             details={"reference": self.item.reference})
 
     # -- outcomes ------------------------------------------------------------------------
-    def _done(self, outcome: str) -> Done:
+    def _done(self, outcome: str, *, rechecked: bool = False) -> Done:
         s = self.schedule
         return Done({"outcome": outcome, "verified": True, "employee_id": s.employee_id, "period": s.period,
                      "version": s.version, "rows": len(s.rows), "registration": self.saved_as,
                      "fields_changed": self.fields_changed, "source": s.source,
-                     "rechecked": self.item.return_comment is not None})
+                     "rechecked": rechecked or self.item.return_comment is not None})
 
     async def _deviation(self, page: Page, shown: list[Row], differences: list[Difference]) -> NeedsReview:
         s = self.schedule

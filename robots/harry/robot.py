@@ -9,8 +9,9 @@ differently from the approved schedule goes to HR's queue ``harry.deviation``.
 
 Exactly once: HaRry declares its writes unsafe to repeat blindly
 (``side_effects_repeatable = False``); a retried item first reads what is registered, and
-an item whose worker died mid-write becomes ``uncertain`` and goes to a person, who sends
-it back to be re-checked (see docs/robots/harry.md).
+an item whose worker died mid-write becomes ``uncertain``: at the start of the next run
+:meth:`Harry.recheck` reads what PersonalLön shows and settles it when the approved schedule
+is registered; otherwise it stays with a person (see docs/robots/harry.md).
 """
 
 from __future__ import annotations
@@ -138,6 +139,25 @@ class Harry(Robot):
                                             find_timeout_seconds=lanes.browser.settings.find_timeout_seconds,
                                             typed_entry=self.config.typed_entry)
                 return await registration.run(lane, page)
+
+    async def recheck(self, ctx: RunContext, item: WorkItemView) -> Done | None:
+        """Re-check an uncertain item in the browser, reading only: the approved schedule shown → Done.
+
+        Anything else (nothing or something different registered, a superseded version, a
+        schedule HaRry would refuse) is None: the item stays with a person, nothing is typed.
+        """
+        if item.payload.get("kind") in ("invalid", "invalid_file"):
+            return None
+        schedule = await self._schedule(ctx, item)
+        if schedule is None or problems(schedule):
+            return None
+        lock = self._period_locks.setdefault(f"{schedule.employee_id}/{schedule.period}", asyncio.Lock())
+        async with lock:
+            lanes = BrowserLanes.for_run(ctx, LANES_KEY, lambda: self._lanes(ctx))
+            async with lanes.page(item.id or None) as (lane, page):
+                registration = Registration(ctx, item, schedule, self._payroll_url(ctx),
+                                            find_timeout_seconds=lanes.browser.settings.find_timeout_seconds)
+                return await registration.check(lane, page)
 
     async def _schedule(self, ctx: RunContext, item: WorkItemView) -> Schedule | None:
         """The schedule with its rows: from the payload (exports) or fetched from the API; None if superseded."""

@@ -2,8 +2,8 @@
 
 Refusals by the payroll system (employee not found, locked period, overlapping rows, unknown
 activity code) become business errors in plain Swedish with a screenshot; a worker that dies
-between the save and the read-back leaves an uncertain item that, sent back by a person, is
-re-checked in the user interface and never typed in again; a read-back that differs goes to
+between the save and the read-back leaves an uncertain item that the next run re-checks in the
+user interface by itself (a person only gets what it cannot confirm), never typing it in again; a read-back that differs goes to
 HR's deviation queue with both versions and a screenshot, and HR's decisions are carried out.
 """
 
@@ -26,7 +26,7 @@ from sqlalchemy import select
 from core.artifacts import ArtifactStore
 from core.review import ReviewQueue
 from core.storage.db import Database
-from core.storage.models import AuditEvent, ItemStatus, ReviewItem, ReviewKind, WorkItem
+from core.storage.models import AuditEvent, ItemStatus, ReviewItem, ReviewKind, ReviewState, RunStatus, WorkItem
 from core.testing import FakeClock, run_robot, temporary_database
 from robots.harry import registration
 from robots.harry.robot import Harry
@@ -107,7 +107,8 @@ def test_refusals_become_swedish_business_errors_with_screenshots(tmp_path: Path
 
 def test_worker_dies_between_save_and_verify_then_recheck_finds_it_registered(tmp_path: Path,
                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cancelled after "Spara": the item becomes uncertain; sent back, HaRry reads it registered and types nothing."""
+    """Cancelled after "Spara": the next run marks the item uncertain, re-checks it in the UI by itself,
+    finds the schedule registered and settles it; nothing is typed again and no person is needed."""
     clock = FakeClock()
     with payroll_sandbox(seed=7, employees=2, payroll_latency_ms=LATENCY) as sb, temporary_database(tmp_path) as db:
         settings = harry_app_settings(tmp_path, sb.url)
@@ -126,19 +127,23 @@ def test_worker_dies_between_save_and_verify_then_recheck_finds_it_registered(tm
 
         clock.advance(120)  # the lease (60 s) has expired
         second = run_robot(Harry, db=db, app_settings=settings, clock=clock)
-        assert second.summary.counts["uncertain"] == 1
-        assert items(db)[employee].status == ItemStatus.uncertain
-        [uncertain] = [r for r in reviews(db, "harry.exceptions") if r.kind == ReviewKind.uncertain]
-        saves_before = len(sb.payroll.saves)
-
-        ReviewQueue(db, clock.now).decide(uncertain.id, "return", actor="user:hr", comment="Kontrollera i PersonalLön")
-        third = run_robot(Harry, db=db, app_settings=settings, clock=clock)
-        assert third.summary.counts["done"] == 1
+        counts = second.summary.counts
+        assert (counts["uncertain"], counts["rechecked"]) == (1, 1)
+        assert second.summary.status == RunStatus.succeeded, "nothing is left for a person"
         item = items(db)[employee]
-        assert item.status == ItemStatus.done
-        assert item.result is not None
+        assert item.status == ItemStatus.done and item.result is not None
         assert item.result["outcome"] == "already_registered" and item.result["rechecked"] is True
-        assert len(sb.payroll.saves) == saves_before  # re-checked, never typed in again
+        assert item.result["verified"] is True and item.result["registration"] is None
+        [uncertain] = [r for r in reviews(db, "harry.exceptions") if r.kind == ReviewKind.uncertain]
+        assert (uncertain.state, uncertain.decided_by) == (ReviewState.resolved, "robot:harry")
+        assert [s.employee_number for s in sb.payroll.saves].count(employee) == 1  # re-checked, never typed again
+        assert sb.registered(employee) == next(s["rows"] for s in sb.approved() if s["employee_id"] == employee)
+        with db.session() as s:
+            resolved = s.scalars(select(AuditEvent).where(AuditEvent.action == "review.resolved")).all()
+        assert [e.actor for e in resolved] == ["robot:harry"]
+
+        third = run_robot(Harry, db=db, app_settings=settings, clock=clock)
+        assert third.summary.counts["rechecked"] == 0 and third.summary.counts["done"] == 0
         assert [s.employee_number for s in sb.payroll.saves].count(employee) == 1
 
 
@@ -164,17 +169,21 @@ def test_worker_sigkilled_mid_night_then_restarted_leaves_no_duplicate_rows(tmp_
         between = [i for i in in_flight if i.payload["employee_id"] in saved_at_kill]
         assert between, "the kill should land between a save and its read-back"
 
-        # Restarted after the leases ran out: interrupted items are uncertain, the rest are registered.
+        # Restarted after the leases ran out: interrupted items are uncertain and re-checked at once:
+        # those saved are settled by HaRry; those not saved stay with a person, who sends them back.
         later = FakeClock(datetime.now(UTC) + timedelta(minutes=5))
         settings = harry_app_settings(tmp_path, sb.url)
         second = run_robot(Harry, db=db, app_settings=settings, clock=later)
         assert second.summary.counts["uncertain"] == len(in_flight)
+        assert second.summary.counts["rechecked"] == len(between)
         hr = ReviewQueue(db, later.now)
-        for review in reviews(db, "harry.exceptions"):
-            if review.kind == ReviewKind.uncertain:
-                hr.decide(review.id, "return", actor="user:hr", comment="Kontrollera i PersonalLön")
+        open_uncertain = [r for r in reviews(db, "harry.exceptions")
+                          if r.kind == ReviewKind.uncertain and r.state == ReviewState.open]
+        assert len(open_uncertain) == len(in_flight) - len(between)
+        for review in open_uncertain:
+            hr.decide(review.id, "return", actor="user:hr", comment="Kontrollera i PersonalLön")
         third = run_robot(Harry, db=db, app_settings=settings, clock=later)
-        assert third.summary.counts["done"] == len(in_flight)
+        assert third.summary.counts["done"] == len(in_flight) - len(between)
         assert {i.status for i in items(db).values()} == {ItemStatus.done}
         for item in between:
             result = items(db)[item.payload["employee_id"]].result or {}
