@@ -9,13 +9,13 @@ the planted scenarios (``scenarios``) that the system APIs do not reveal.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sandbox import eservice, sms
+from sandbox import eservice, payroll, scheduling, sms
 from sandbox.common import ApiError
 from sandbox.faults import describe_all
 from sandbox.state import SYSTEMS, FaultSettings, SandboxOptions, SandboxState, get_state
@@ -41,6 +41,35 @@ class ClockIn(BaseModel):
     advance_seconds: float | None = None
     set: datetime | None = None
     time_scale: float | None = Field(None, ge=0, le=10_000)
+
+
+class LockIn(BaseModel):
+    """A period to lock in the payroll application (pay for it has been calculated)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    first: date = Field(alias="from")
+    last: date = Field(alias="to")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LockIn:
+        if self.last < self.first:
+            raise ValueError("'to' is before 'from'")
+        return self
+
+
+class NewVersionIn(BaseModel):
+    """A changed schedule approved as a new version: all its ``rows``, or changes to its first row."""
+
+    model_config = ConfigDict(extra="forbid")
+    period: str | None = Field(None, description="YYYY-MM; default: the employee's first approved schedule")
+    rows: list[dict[str, Any]] | None = None
+    first_row: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_change(self) -> NewVersionIn:
+        if (self.rows is None) == (self.first_row is None):
+            raise ValueError("give exactly one of 'rows' and 'first_row'")
+        return self
 
 
 def _system(system: str) -> str:
@@ -148,6 +177,26 @@ async def set_clock(body: ClockIn, state: SandboxState = Depends(get_state)) -> 
         state.clock.set_scale(body.time_scale)
     arrived = sms.materialize(state)
     return {"now": state.now_iso(), "time_scale": state.clock.time_scale, "sms_replies_arrived": arrived}
+
+
+@router.post("/payroll/locks", status_code=201)
+async def lock_payroll_period(body: LockIn, state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """Lock a period in the payroll application: saving a schedule in it is refused from now on."""
+    store = payroll.store_for(state)
+    store.lock(body.first, body.last)
+    return {"locked_until": store.locked_until.isoformat(),
+            "locked_ranges": [[a.isoformat(), b.isoformat()] for a, b in store.locked_ranges]}
+
+
+@router.post("/scheduling/employees/{employee_id}/versions", status_code=201)
+async def approve_schedule_version(employee_id: str, body: NewVersionIn,
+                                   state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """A manager approves a changed schedule as a new version (the current one becomes superseded)."""
+    try:
+        return scheduling.approve_new_version(state, employee_id, period=body.period, rows=body.rows,
+                                              first_row=body.first_row)
+    except LookupError as exc:
+        raise ApiError(404, "no_schedule", str(exc)) from None
 
 
 @router.post("/eservice/complements/{complement_id}/arrive")

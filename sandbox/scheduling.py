@@ -42,7 +42,8 @@ from sandbox.people import PersonFactory
 from sandbox.staffing import UNITS
 from sandbox.state import TZ, SandboxOptions, SandboxState, get_state
 
-__all__ = ["ACTIVITY_CODES", "CSV_COLUMNS", "SchedulingStore", "generate_employees", "router", "write_csv_export"]
+__all__ = ["ACTIVITY_CODES", "CSV_COLUMNS", "SchedulingStore", "approve_new_version", "generate_employees", "router",
+           "write_csv_export"]
 
 SYSTEM = "scheduling"
 
@@ -202,6 +203,34 @@ def write_csv_export(state: SandboxState, folder: Path, period: str | None = Non
 # --- API ---------------------------------------------------------------------------------------
 
 router = APIRouter(prefix="/scheduling", tags=["scheduling"])
+
+
+def approve_new_version(state: SandboxState, employee_id: str, *, period: str | None = None,
+                        rows: list[dict[str, Any]] | None = None,
+                        first_row: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A manager approves a changed schedule: a new version, the current one becomes ``superseded``.
+
+    The change is either the whole ``rows`` or ``first_row`` (fields updated in the current
+    version's first row). ``period`` (``YYYY-MM``) defaults to the employee's first approved
+    schedule with rows. Raises LookupError when there is no approved schedule to change.
+    """
+    wanted = month_key(parse_month(period)) if period else None
+    current = next((s for s in state.data.schedules if s["status"] == "approved" and s["employee_id"] == employee_id
+                    and (wanted is None or s["period"] == wanted) and (s["rows"] or wanted is not None)), None)
+    if current is None:
+        raise LookupError(f"no approved schedule for {employee_id}" + (f" in {wanted}" if wanted else ""))
+    new_rows = [dict(r) for r in (rows if rows is not None else current["rows"])]
+    if first_row:
+        if not new_rows:
+            raise LookupError(f"the schedule of {employee_id} in {current['period']} has no rows to change")
+        new_rows[0].update(first_row)
+    version = current["version"] + 1
+    new = {**current, "schedule_id": f"SCH-{employee_id}-{current['period']}-v{version}", "version": version,
+           "approved_at": state.now().isoformat(timespec="seconds"), "rows": new_rows,
+           "content_hash": content_hash(new_rows)}
+    current["status"] = "superseded"
+    state.data.schedules.append(new)
+    return new
 
 
 class ExportIn(BaseModel):

@@ -7,8 +7,9 @@ Used by HaRry's integration and end-to-end tests and by ``bench/harry_night.py``
         result = run_robot(Harry, db=db, app_settings=settings)
         assert sandbox.saves_per_period() == {...}
 
-Unlike :func:`sandbox.testing.running_sandbox` it keeps the sandbox state at hand, for what
-the admin API cannot do yet (lock a period in the payroll system, change a schedule).
+Unlike :func:`sandbox.testing.running_sandbox` it keeps the sandbox state at hand for
+inspection (saves, registered rows); changes go through the sandbox's admin API over HTTP
+(``POST /admin/payroll/locks``, ``POST /admin/scheduling/employees/{id}/versions``).
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from connectors.testing import serve_app
 from core.settings import Settings
 from core.testing import make_settings
 from sandbox.app import create_app
-from sandbox.common import content_hash as sandbox_hash
 from sandbox.payroll import DEFAULT_USERS, PayrollStore, store_for
 from sandbox.state import SandboxOptions, SandboxState
 
@@ -64,22 +66,22 @@ class PayrollSandbox:
                          "activity_code": r.activity} for r in rows]
         return []
 
-    def lock(self, first: date, last: date) -> None:
-        """Lock a period in the payroll system (no admin route for it yet)."""
-        self.payroll.lock(first, last)
+    def admin(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST to the sandbox's admin API over HTTP; the JSON answer."""
+        response = httpx.post(f"{self.url}/admin/{path.lstrip('/')}", json=body, timeout=10)
+        response.raise_for_status()
+        answer: dict[str, Any] = response.json()
+        return answer
 
-    def approve_new_version(self, employee_id: str, change: dict[str, Any]) -> dict[str, Any]:
-        """Approve a changed schedule for the employee (the first row updated with ``change``) as a new version."""
-        current = next(s for s in self.approved() if s["employee_id"] == employee_id and s["rows"])
-        rows = [dict(r) for r in current["rows"]]
-        rows[0].update(change)
-        version = current["version"] + 1
-        new = {**current, "schedule_id": f"SCH-{employee_id}-{current['period']}-v{version}", "version": version,
-               "approved_at": self.state.now().isoformat(timespec="seconds"), "rows": rows,
-               "content_hash": sandbox_hash(rows)}
-        current["status"] = "superseded"
-        self.state.data.schedules.append(new)
-        return new
+    def lock(self, first: date, last: date) -> dict[str, Any]:
+        """Lock a period in the payroll system (``POST /admin/payroll/locks``)."""
+        return self.admin("payroll/locks", {"from": first.isoformat(), "to": last.isoformat()})
+
+    def approve_new_version(self, employee_id: str, change: dict[str, Any],
+                            period: str | None = None) -> dict[str, Any]:
+        """Approve a changed schedule (the first row updated with ``change``) as a new version, over HTTP."""
+        body: dict[str, Any] = {"first_row": change, **({"period": period} if period else {})}
+        return self.admin(f"scheduling/employees/{employee_id}/versions", body)
 
 
 @contextmanager

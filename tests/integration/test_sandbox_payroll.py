@@ -554,6 +554,51 @@ async def test_in_the_sandbox_over_real_http() -> None:
             assert maintenance.status_code == 503 and "underhåll" in maintenance.text
 
 
+async def test_admin_routes_lock_a_period_and_approve_a_new_schedule_version() -> None:
+    """POST /admin/payroll/locks and POST /admin/scheduling/employees/{id}/versions, over real HTTP."""
+    with running_sandbox(seed=4, **SMALL) as base:
+        async with httpx.AsyncClient(base_url=base, follow_redirects=True, timeout=30) as client:
+            locked = await client.post("/admin/payroll/locks", json={"from": "2026-12-01", "to": "2026-12-31"})
+            assert locked.status_code == 201
+            assert locked.json()["locked_ranges"] == [["2026-12-01", "2026-12-31"]]
+            bad = await client.post("/admin/payroll/locks", json={"from": "2026-12-31", "to": "2026-12-01"})
+            assert bad.status_code == 422
+            assert (await client.get("/admin/state/payroll")).json()["locked_ranges"] == [["2026-12-01", "2026-12-31"]]
+            first = (await client.get("/scheduling/employees")).json()["items"][0]
+            robot = Robot(client)
+            await robot.login()
+            found = await robot.search(first["id"])
+            key = re.search(r'href="/payroll/employees/(\w+)"', found.text)
+            assert key is not None
+            rows = [{"date": "2026-12-01", "start": "07:00", "end": "12:00", "break": "0", "activity": "ARB"}]
+            refused = await robot.save(key.group(1), rows, (date(2026, 12, 1), date(2026, 12, 31)))
+            assert refused.status_code == 422 and "Perioden är låst" in refused.text
+
+            summaries = (await client.get("/scheduling/schedules")).json()["items"]
+            current = next(s for s in summaries if s["row_count"] > 0)
+            employee, period = current["employee_id"], current["period"]
+            made = await client.post(f"/admin/scheduling/employees/{employee}/versions",
+                                     json={"period": period, "first_row": {"end": "17:45"}})
+            assert made.status_code == 201
+            new = made.json()
+            assert new["version"] == current["version"] + 1 and new["rows"][0]["end"] == "17:45"
+            assert new["schedule_id"] == f"SCH-{employee}-{period}-v{new['version']}"
+            assert new["content_hash"] != current["content_hash"]
+            old = (await client.get(f"/scheduling/schedules/{current['schedule_id']}")).json()
+            assert old["status"] == "superseded"
+            shown = (await client.get(f"/scheduling/employees/{employee}/schedule", params={"period": period})).json()
+            assert shown["schedule_id"] == new["schedule_id"]
+
+            replaced = await client.post(f"/admin/scheduling/employees/{employee}/versions",
+                                         json={"period": period, "rows": new["rows"][1:]})
+            assert replaced.status_code == 201 and len(replaced.json()["rows"]) == len(new["rows"]) - 1
+            both = await client.post(f"/admin/scheduling/employees/{employee}/versions",
+                                     json={"rows": [], "first_row": {"end": "17:00"}})
+            assert both.status_code == 422
+            missing = await client.post("/admin/scheduling/employees/E99999/versions", json={"first_row": {}})
+            assert missing.status_code == 404 and missing.json()["error"] == "no_schedule"
+
+
 # -- a real browser ---------------------------------------------------------------------------
 
 def _free_port() -> int:
