@@ -7,6 +7,7 @@ review items of their queues and tenants only; any other id answers 404 (:class:
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from sqlalchemy import case, func, select
 
 from core.errors import AlreadyDecided, FourEyesViolation, ReviewError
 from core.logging import get_logger
-from core.storage.models import ReviewComment, ReviewItem, ReviewKind, ReviewState
+from core.storage.models import Artifact, ReviewComment, ReviewItem, ReviewKind, ReviewState
 from core.storage.web_models import ReviewTiming
 from core.web.auth import Forbidden, NotFound, Principal
 from core.web.deps import WebContext
@@ -252,11 +253,66 @@ def robot_template_folder(ctx: WebContext, robot: str) -> tuple[Path, str] | Non
     return Path(inspect.getfile(cls)).parent / "templates", file_name
 
 
-def render_material(ctx: WebContext, row: ReviewItem, lang: str, _: Translator) -> Markup | None:
+ArtifactUrl = Callable[[Any], str | None]
+
+
+def no_artifacts(_artifact_id: Any) -> str | None:
+    """The ``artifact_url`` of a person who may not see artifacts: never a URL."""
+    return None
+
+
+def artifact_url_for(allowed: bool) -> ArtifactUrl:
+    """``artifact_url(id)`` for robot templates: the artifact's URL, or None when the person may not see it."""
+    if not allowed:
+        return no_artifacts
+
+    def artifact_url(artifact_id: Any) -> str | None:
+        try:
+            return f"/ops/artifacts/{int(artifact_id)}"
+        except (TypeError, ValueError):
+            return None
+
+    return artifact_url
+
+
+def material_artifacts(ctx: WebContext, row: ReviewItem) -> list[Artifact]:
+    """The artifacts a review item's material names (``material["artifacts"]``), of its own work item."""
+    wanted = (row.material or {}).get("artifacts")
+    if not isinstance(wanted, list) or row.work_item_id is None:
+        return []
+    ids = [a for a in wanted if isinstance(a, int) and not isinstance(a, bool)]
+    if not ids:
+        return []
+    with ctx.db.session() as s:
+        return list(
+            s.scalars(
+                select(Artifact)
+                .where(Artifact.id.in_(ids), Artifact.work_item_id == row.work_item_id, Artifact.tenant == row.tenant)
+                .order_by(Artifact.id)
+            )
+        )
+
+
+def artifact_in_inbox(ctx: WebContext, p: Principal, artifact_id: int, tenants: set[str]) -> bool:
+    """Whether the artifact belongs to a work item with a review item the person sees in the inbox."""
+    stmt = (
+        select(Artifact.id)
+        .join(ReviewItem, ReviewItem.work_item_id == Artifact.work_item_id)
+        .where(Artifact.id == artifact_id, Artifact.tenant.in_(tenants), p.review_filter())
+        .limit(1)
+    )
+    with ctx.db.session() as s:
+        return s.scalar(stmt) is not None
+
+
+def render_material(
+    ctx: WebContext, row: ReviewItem, lang: str, _: Translator, artifact_url: ArtifactUrl = no_artifacts
+) -> Markup | None:
     """The robot's review template rendered as an HTML fragment; None = show the generic view.
 
     Exception and uncertain items always get the generic view: they are not the robot's
-    prepared matter but a problem report.
+    prepared matter but a problem report. ``artifact_url(id)`` (in the template's context)
+    gives an artifact's URL, or None when the person may not see artifacts.
     """
     if row.kind != ReviewKind.decision:
         return None
@@ -269,7 +325,9 @@ def render_material(ctx: WebContext, row: ReviewItem, lang: str, _: Translator) 
         # Sandboxed: a robot's template can format data but not reach into Python objects.
         env = _template_envs[folder] = SandboxedEnvironment(loader=jinja2.FileSystemLoader(folder), autoescape=True)
     try:
-        html = env.get_template(name).render(review=review_dict(row), material=row.material or {}, lang=lang, _=_)
+        html = env.get_template(name).render(
+            review=review_dict(row), material=row.material or {}, lang=lang, _=_, artifact_url=artifact_url
+        )
     except jinja2.TemplateError as exc:
         log.warning("web.review_template_failed", robot=row.robot, template=name, error=type(exc).__name__)
         return None

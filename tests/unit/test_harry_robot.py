@@ -149,7 +149,8 @@ class TestReviewTemplate:
         assert "Godkänt i schemasystemet" in html and "Visas i PersonalLön" in html
         assert "<mark>17:00</mark>" in html and "<mark>16:00</mark>" in html
         assert "saknas i PersonalLön" in html
-        assert 'data-artifact-id="42"' in html and 'src="/artifacts/42"' in html
+        # Without the web app's artifact_url nobody gets a URL: the screenshot is only mentioned.
+        assert "bilaga 42" in html and "visas bara för behöriga roller" in html and "<img" not in html
         assert "Anna &lt;Test&gt;" in html  # escaped
         assert "<button" not in html and "<form" not in html
         assert "registrerat för hand" in html
@@ -158,7 +159,22 @@ class TestReviewTemplate:
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
         html = env.get_template("review.html").render(review=review_dict(), material=self.material(), lang="sv",
                                                       _=lambda s: s, artifact_url=lambda i: f"/x/{i}.png")
-        assert 'src="/x/42.png"' in html
+        assert 'data-artifact-id="42"' in html and 'src="/x/42.png"' in html
+        html = env.get_template("review.html").render(review=review_dict(), material=self.material(), lang="sv",
+                                                      _=lambda s: s, artifact_url=lambda i: None)
+        assert "<img" not in html and "visas bara för behöriga roller" in html
+
+    def test_exception_names_its_artifacts(self) -> None:
+        material = {"reference": "E1/2026-12/v1/abc", "error_code": "period_locked", "error": "låst",
+                    "artifacts": [5, 6]}
+        html = render(review_dict(kind="exception", queue="harry.exceptions"), material)
+        assert "Det finns 2 bilagor" in html and "href" not in html
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                                 undefined=jinja2.StrictUndefined)
+        html = env.get_template("review.html").render(review=review_dict(kind="exception", queue="harry.exceptions"),
+                                                      material=material, lang="sv", _=lambda s: s,
+                                                      artifact_url=lambda i: f"/x/{i}")
+        assert 'href="/x/5"' in html and 'href="/x/6"' in html
 
     def test_exception_and_uncertain(self) -> None:
         material = {"reference": "E1/2026-12/v1/abc", "error_code": "period_locked",

@@ -17,6 +17,7 @@ from core.web import inbox
 from core.web.auth import Forbidden, Principal
 from core.web.deps import csrf_guard, current_principal, redirect, render, request_lang, web_context
 from core.web.i18n import translator
+from core.web.routes.ops import artifact_allowed
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_guard)])
 Person = Annotated[Principal, Depends(current_principal)]
@@ -66,7 +67,9 @@ def _item_page(
     lang = request_lang(request)
     _ = translator(lang)
     row = inbox.open_item(ctx, p, review_id)
-    rendered = inbox.render_material(ctx, row, lang, _)
+    # Screenshots hold personal data: only roles allowed to see artifacts get their URLs.
+    show_artifacts = artifact_allowed(ctx, p, row.tenant)
+    rendered = inbox.render_material(ctx, row, lang, _, inbox.artifact_url_for(show_artifacts))
     cls = ctx.registry.robots.get(row.robot)
     return render(
         request,
@@ -74,6 +77,8 @@ def _item_page(
         status=status,
         item=row,
         rendered=rendered,
+        artifacts=[] if rendered else inbox.material_artifacts(ctx, row),
+        show_artifacts=show_artifacts,
         comments=inbox.comments(ctx, row.id),
         can_decide=row.state == ReviewState.open and p.can_decide(row.tenant, row.queue),
         robot_name=cls.display_name if cls else row.robot,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from core.storage.models import Tenant
 from core.storage.web_models import Role, User, UserRole
-from core.web import alerts, dashboard
+from core.web import alerts, dashboard, inbox
 from core.web.auth import Forbidden, NotFound, Principal
 from core.web.charts import stacked_bars
 from core.web.deps import WebContext, csrf_guard, current_principal, redirect, render, request_lang, web_context
@@ -128,7 +128,12 @@ def item_page(request: Request, p: Person, item_id: int) -> HTMLResponse:
 def artifact(request: Request, p: Person, artifact_id: int) -> Response:
     """An artifact's file (audited), to roles allowed to see it."""
     ctx = web_context(request)
-    tenants = {t for t in ops_tenants(p) if artifact_allowed(ctx, p, t)}
+    tenants = {t for t in p.ops_tenants if artifact_allowed(ctx, p, t)}
+    # Not only operations: when the deployment lists an inbox role among the artifact roles, a
+    # person with that role sees the artifacts of the items in their own inbox, and no others.
+    inbox_tenants = {g.tenant for g in p.grants if g.role in ctx.web.artifact_roles} - tenants
+    if inbox_tenants and inbox.artifact_in_inbox(ctx, p, artifact_id, inbox_tenants):
+        tenants |= inbox_tenants
     if not tenants:
         raise Forbidden()
     art = dashboard.get_artifact(ctx, tenants, artifact_id, p.actor)
