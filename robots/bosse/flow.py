@@ -235,11 +235,13 @@ class Work:
             return await self.prepare(ref.shift_id)
         if ref.kind == "wave":
             return await self.wave(ref.shift_id, int(ref.arg or 1))
+        # A retried item's earlier attempt may have booked and died before recording it.
+        retry = item.attempts > 1
         if ref.kind == "reply":
-            return await self.reply(ref.shift_id, item.payload)
+            return await self.reply(ref.shift_id, item.payload, retry=retry)
         if ref.kind in ("close", "settle"):
             self.guard_quiet()
-            return await self.settle(ref.shift_id)
+            return await self.settle(ref.shift_id, retry=retry)
         return await self.unfilled(ref.shift_id, item.payload, None)
 
     async def prepare(self, shift_id: str) -> Done:
@@ -292,17 +294,24 @@ class Work:
         earlier = sorted(sub for sub, o in ledger.offers.items() if o.wave == wave)
         return Done({**result, "status": "sent" if sent or earlier else "nobody_left", "offered": earlier + sent})
 
-    async def reply(self, shift_id: str, payload: dict[str, Any]) -> Done | NeedsReview:
+    async def reply(self, shift_id: str, payload: dict[str, Any], *, retry: bool = False) -> Done | NeedsReview:
         """One reply: a JA settles the shift (books the first valid yes); NEJ and unclear are noted."""
         answer = payload.get("answer")
         if answer != Answer.yes.value:
             return Done({"kind": "reply", "answer": answer, "substitute_id": payload.get("substitute_id")})
         self.guard_quiet()
-        return await self.settle(shift_id, replied=str(payload.get("substitute_id") or ""))
+        return await self.settle(shift_id, replied=str(payload.get("substitute_id") or ""), retry=retry)
 
-    async def settle(self, shift_id: str, replied: str | None = None) -> Done | NeedsReview:
-        """Book the first valid yes (checked again now), then tell everyone what they need to know."""
+    async def settle(self, shift_id: str, replied: str | None = None, *, retry: bool = False) -> Done | NeedsReview:
+        """Book the first valid yes (checked again now), then tell everyone what they need to know.
+
+        ``retry``: the item was taken over from an attempt that did not finish; if the shift
+        is booked by Bosse on a yes, that attempt may have booked and died before recording
+        it, so the booking is recorded now (``recovered``).
+        """
         shift, ledger = await self._fresh(shift_id)
+        if retry:
+            await self._record_recovered(shift, ledger)
         now = self.now()
         closes = close_at(shift, self.settings)
         result: dict[str, Any] = {"kind": "settle", "shift_id": shift_id, "refused": {}}
@@ -339,6 +348,26 @@ class Work:
         if late and offer is not None:
             return await self._late_yes(shift, ledger, offer.substitute_id, result)
         return Done(result)
+
+    async def _record_recovered(self, shift: ShiftInfo, ledger: ShiftLedger) -> None:
+        """Write ``bosse.booked`` for a booking an interrupted attempt made on a yes.
+
+        The audit log cannot be asked whether that attempt got as far as recording it, nor
+        which retried item's attempt made the booking, so a booking may be recorded more than
+        once, marked ``recovered``: a booking in the staffing system that the audit log never
+        mentions would be worse.
+        """
+        sub = shift.booked_substitute_id
+        offer = ledger.offers.get(sub or "")
+        if shift.is_open or shift.booked_by != self.settings.booked_by or not sub or offer is None:
+            return
+        if offer.answer is not Answer.yes:
+            return
+        person = await self.staffing.substitute(sub)
+        await asyncio.to_thread(self.ctx.record, "bosse.booked", subject=person.personnummer,
+                                purpose=self.settings.purpose,
+                                details={"shift_id": shift.id, "substitute_id": sub, "booking_id": shift.booking_id,
+                                         "via": "sms_yes", "recovered": True})
 
     def _person_lock(self, substitute_id: str) -> asyncio.Lock:
         locks: dict[str, asyncio.Lock] = self.ctx.resources.setdefault("bosse:person-locks", {})
