@@ -6,8 +6,10 @@ States::
       │  ──reject───> rejected
       │  ──return───> returned        (back to the robot with a comment)
       │  ──deadline──> expired
-      └──re-check──> resolved        (uncertain items only: the robot found the write done;
-                                      decided_by is the robot, nothing is carried out)
+      ├──re-check──> resolved        (uncertain items only: the robot found the write done;
+      │                               decided_by is the robot, nothing is carried out)
+      └──retry/cancel─> withdrawn    (exception and uncertain items only: operations retried
+                                      or cancelled the work item; nothing is carried out)
 
 A decision is final, audited, and sets ``callback_status = pending``: a worker then calls
 the robot's ``on_decision`` (retried with backoff like any item). Concurrent deciders are
@@ -161,6 +163,41 @@ def resolve_uncertain(s: Session, work_item_id: int, *, actor: str, comment: str
             tenant=row.tenant,
             subject=row.subject,
             details={"review_id": row.id, "queue": row.queue, "work_item_id": work_item_id},
+            now=now,
+        )
+    s.flush()
+    return [row.id for row in rows]
+
+
+def withdraw_problem_reports(s: Session, work_item_id: int, *, actor: str, reason: str, now: datetime) -> list[int]:
+    """Close the open exception and uncertain review items of a work item operations retried or cancelled.
+
+    They reported a problem that is now being dealt with: left open, they would wait in an
+    inbox for a decision nobody needs (and a retry that fails again opens a new one).
+    Decision items are left alone. Audited; runs in the caller's transaction.
+    """
+    rows = s.scalars(
+        select(ReviewItem)
+        .where(
+            ReviewItem.work_item_id == work_item_id,
+            ReviewItem.kind.in_([ReviewKind.exception, ReviewKind.uncertain]),
+            ReviewItem.state == ReviewState.open,
+        )
+        .order_by(ReviewItem.id)
+        .with_for_update()
+    ).all()
+    for row in rows:
+        row.state, row.decided_by, row.decided_at, row.decision_comment = ReviewState.withdrawn, actor, now, reason
+        row.callback_status = CallbackStatus.none
+        row.version += 1
+        row.updated_at = now
+        audit.append(
+            s,
+            actor=actor,
+            action="review.withdrawn",
+            tenant=row.tenant,
+            subject=row.subject,
+            details={"review_id": row.id, "queue": row.queue, "work_item_id": work_item_id, "reason": reason},
             now=now,
         )
     s.flush()

@@ -100,6 +100,7 @@ class ReviewState(enum.StrEnum):
     returned = "returned"  # sent back to the robot with a comment
     expired = "expired"  # its deadline passed without a decision
     resolved = "resolved"  # closed by the robot itself (an uncertain item re-checked); no person decided
+    withdrawn = "withdrawn"  # a problem report closed because operations retried or cancelled its item
 
 
 class ReviewKind(enum.StrEnum):

@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 
 from core import audit
 from core.errors import ConfigError
+from core.review import withdraw_problem_reports
 from core.scheduler import load_schedules, next_slots
 from core.storage.models import Artifact, ItemStatus, Run, RunStatus, WorkItem
 from core.storage.web_models import ReviewTiming, SchedulePause
@@ -338,6 +339,8 @@ def retry_item(ctx: WebContext, tenants: set[str], item_id: int, actor: str) -> 
     if item.status not in RETRYABLE:
         return False
     ctx.queue.requeue(item_id, actor=actor)
+    with ctx.db.session() as s:  # the problem report is being dealt with: out of the inbox
+        withdraw_problem_reports(s, item_id, actor=actor, reason="item retried by operations", now=ctx.clock())
     return True
 
 
@@ -361,6 +364,7 @@ def cancel_item(ctx: WebContext, tenants: set[str], item_id: int, actor: str) ->
             )
         ).rowcount
         if changed:
+            withdraw_problem_reports(s, item_id, actor=actor, reason="item cancelled by operations", now=now)
             audit.append(
                 s,
                 actor=actor,

@@ -48,6 +48,7 @@ STATE_LABELS = {
     "returned": "Returnerad",
     "expired": "Förfallen",
     "resolved": "Löst av roboten",
+    "withdrawn": "Återkallad av driften",
     "decision": "Beslut",
     "exception": "Undantag",
     "uncertain": "Osäkert utfall",

@@ -205,6 +205,7 @@ EN: dict[str, str] = {
     "Returnerad": "Returned",
     "Förfallen": "Expired",
     "Löst av roboten": "Resolved by the robot",
+    "Återkallad av driften": "Withdrawn by operations",
     "Osäkert utfall": "Uncertain outcome",
     "Väntar": "Pending",
     "Pågår": "In progress",

@@ -14,11 +14,20 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.artifacts import ArtifactStore
 from core.storage.db import Database
-from core.storage.models import AuditEvent, ItemStatus, Run, RunStatus, WorkItem
+from core.storage.models import (
+    AuditEvent,
+    ItemStatus,
+    ReviewItem,
+    ReviewKind,
+    ReviewState,
+    Run,
+    RunStatus,
+    WorkItem,
+)
 from core.storage.web_models import Alert, Role, SchedulePause
 from core.testing import ExampleRobot, RobotResult, run_robot, temporary_database
 from core.web import alerts
@@ -329,3 +338,47 @@ class TestMetrics:
 
 def test_csrf_helper_finds_token() -> None:
     assert csrf_from('<input name="csrf_token" value="abc">') == "abc"
+
+
+class TestProblemReportsFollowTheItem:
+    """Retrying or cancelling a failed item takes its exception report out of the inbox."""
+
+    async def test_retry_withdraws_the_open_exception_review(self, env: WebEnv) -> None:
+        await seed(env)
+        with env.db.session() as s:
+            failed = s.scalar(select(WorkItem.id).where(WorkItem.status == ItemStatus.failed_business))
+        assert open_problem_reviews(env, failed) == 1
+        async with web_client(env.app) as client:
+            csrf = await login(client, "sara")
+            await client.post(f"/ops/items/{failed}/retry", data={"csrf_token": csrf})
+        assert open_problem_reviews(env, failed) == 0
+        with env.db.session() as s:
+            review = s.scalars(select(ReviewItem).where(ReviewItem.work_item_id == failed)).one()
+            assert (review.state, review.decided_by) == (ReviewState.withdrawn, "user:sara")
+            assert "review.withdrawn" in list(s.scalars(select(AuditEvent.action)))
+
+    async def test_cancel_withdraws_it_too_and_decision_reviews_are_left_alone(self, env: WebEnv) -> None:
+        await seed(env)
+        with env.db.session() as s:
+            failed = s.scalar(select(WorkItem.id).where(WorkItem.status == ItemStatus.failed_business))
+            decisions_before = s.scalar(
+                select(func.count()).select_from(ReviewItem).where(
+                    ReviewItem.kind == ReviewKind.decision, ReviewItem.state == ReviewState.open))
+        async with web_client(env.app) as client:
+            csrf = await login(client, "sara")
+            answer = await client.post(f"/api/v1/items/{failed}/cancel", headers={"X-CSRF-Token": csrf})
+            assert answer.status_code == 200
+        assert open_problem_reviews(env, failed) == 0
+        with env.db.session() as s:
+            decisions_after = s.scalar(
+                select(func.count()).select_from(ReviewItem).where(
+                    ReviewItem.kind == ReviewKind.decision, ReviewItem.state == ReviewState.open))
+        assert decisions_after == decisions_before
+
+
+def open_problem_reviews(env: WebEnv, work_item_id: int) -> int:
+    with env.db.session() as s:
+        return int(s.scalar(
+            select(func.count()).select_from(ReviewItem).where(
+                ReviewItem.work_item_id == work_item_id, ReviewItem.state == ReviewState.open,
+                ReviewItem.kind.in_([ReviewKind.exception, ReviewKind.uncertain]))) or 0)
