@@ -149,7 +149,11 @@ class RunStore:
             s.execute(
                 update(Run)
                 .where(Run.id == run_id)
-                .values(lease_until=now + timedelta(seconds=lease_seconds), **(counts or {}))
+                .values(
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                    # Only the counts the runs table has columns for (a summary may carry more).
+                    **{k: v for k, v in (counts or {}).items() if k in COUNT_FIELDS},
+                )
             )
 
     def finish(

@@ -515,3 +515,21 @@ class TestDecisions:
         [escalated] = review_items(db, work_item_id=item.id, kind=ReviewKind.exception)
         assert escalated.queue == "flaky_decision.exceptions"
         assert escalated.state == ReviewState.open
+
+
+def test_the_run_heartbeat_renews_the_lease_whatever_counts_the_summary_carries(db: Database) -> None:
+    """A run's lease must be renewed during a long night: counts without a column must not break it."""
+    from core.runs import RunStore
+    from core.testing import FakeClock
+
+    clock = FakeClock()
+    runs = RunStore(db, clock.now)
+    runs.ensure_tenant("0000", "Testkommun")
+    run_id = runs.create(robot="example", tenant="0000", trigger="manual")
+    assert run_id is not None
+    runs.start(run_id, "w1", 60)
+    clock.advance(50)
+    runs.heartbeat(run_id, 60, {"done": 3, "collected": 5, "rechecked": 1})
+    run = runs.get(run_id)
+    assert run is not None and (run.done, run.collected) == (3, 5)
+    assert run.lease_until is not None and run.lease_until.replace(tzinfo=clock.now().tzinfo) > clock.now()
