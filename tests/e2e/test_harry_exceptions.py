@@ -164,6 +164,13 @@ def test_worker_sigkilled_mid_night_then_restarted_leaves_no_duplicate_rows(tmp_
             worker.wait(timeout=10)
             log.close()
         assert worker.returncode == -signal.SIGKILL
+        # A save the worker sent just before it died may still be inside the sandbox (its page
+        # latency): wait until the save log is still, then take it as what happened.
+        settled_at, count = time.monotonic(), len(sb.payroll.saves)
+        while time.monotonic() - settled_at < 1.0:
+            time.sleep(0.05)
+            if len(sb.payroll.saves) != count:
+                settled_at, count = time.monotonic(), len(sb.payroll.saves)
         saved_at_kill = {s.employee_number for s in sb.payroll.saves}
         in_flight = [i for i in items(db).values() if i.status == ItemStatus.in_progress]
         between = [i for i in in_flight if i.payload["employee_id"] in saved_at_kill]
