@@ -148,43 +148,62 @@ class SavedRow:
         return dict(self.__dict__)
 
 
-def _month(ctx: WebContext, column: Any) -> Any:
+def _utc_hour(ctx: WebContext, column: Any) -> Any:
+    """The UTC hour of a timestamp as text ('2026-11-23 01'): a bucket the database can group by.
+
+    Months are counted in local time (a night run at 00:30 on 1 December belongs to December
+    in Sweden, not to November as in UTC). Neither database converts time zones portably,
+    so the grouping is by UTC hour and each hour is then placed in its local month (the
+    offsets of Europe/Stockholm are whole hours).
+    """
     if ctx.db.dialect == "sqlite":
-        return func.strftime("%Y-%m", column)
-    return func.to_char(func.timezone("UTC", column), "YYYY-MM")
+        return func.strftime("%Y-%m-%d %H", column)
+    return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24")
+
+
+def _local_month(ctx: WebContext, utc_hour: str) -> str:
+    moment = datetime.strptime(utc_hour, "%Y-%m-%d %H").replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(ctx.zone)).strftime("%Y-%m")
 
 
 def time_saved(ctx: WebContext, tenants: set[str], months: int = 6) -> list[SavedRow]:
-    """Per robot and month (UTC months), newest first."""
-    now = ctx.clock()
-    year, month = now.year, now.month - (months - 1)
+    """Per robot and month (local time, the deployment's zone), newest first."""
+    zone = ZoneInfo(ctx.zone)
+    local_now = ctx.clock().astimezone(zone)
+    year, month = local_now.year, local_now.month - (months - 1)
     while month <= 0:
         year, month = year - 1, month + 12
-    since = datetime(year, month, 1, tzinfo=UTC)
-    handled_month = _month(ctx, WorkItem.finished_at)
-    review_month = _month(ctx, ReviewTiming.decided_at)
+    since = datetime(year, month, 1, tzinfo=zone)
+    handled_hour = _utc_hour(ctx, WorkItem.finished_at)
+    review_hour = _utc_hour(ctx, ReviewTiming.decided_at)
     with ctx.db.session() as s:
         handled = s.execute(
-            select(WorkItem.robot, handled_month, func.count())
+            select(WorkItem.robot, handled_hour, func.count())
             .where(WorkItem.tenant.in_(tenants), WorkItem.status == ItemStatus.done, WorkItem.finished_at >= since)
-            .group_by(WorkItem.robot, handled_month)
+            .group_by(WorkItem.robot, handled_hour)
         ).all()
         reviewed = s.execute(
-            select(ReviewTiming.robot, review_month, func.sum(ReviewTiming.seconds), func.count())
+            select(ReviewTiming.robot, review_hour, func.sum(ReviewTiming.seconds), func.count())
             .where(
                 ReviewTiming.tenant.in_(tenants), ReviewTiming.decided_at >= since, ReviewTiming.seconds.is_not(None)
             )
-            .group_by(ReviewTiming.robot, review_month)
+            .group_by(ReviewTiming.robot, review_hour)
         ).all()
-    counts = {(r, m): int(n) for r, m, n in handled}
-    review = {(r, m): (float(sec or 0) / 60, int(n)) for r, m, sec, n in reviewed}
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for robot, hour, n in handled:
+        counts[(robot, _local_month(ctx, hour))] += int(n)
+    review: dict[tuple[str, str], tuple[float, int]] = {}
+    for robot, hour, sec, n in reviewed:
+        key = (robot, _local_month(ctx, hour))
+        minutes, measured = review.get(key, (0.0, 0))
+        review[key] = (minutes + float(sec or 0) / 60, measured + int(n))
     rows = []
-    for robot, month in sorted(set(counts) | set(review), key=lambda k: (k[1], k[0]), reverse=True):
+    for robot, label in sorted(set(counts) | set(review), key=lambda k: (k[1], k[0]), reverse=True):
         cls = ctx.registry.robots.get(robot)
         per_item = float(cls.manual_minutes_per_item) if cls else 0.0
-        n = counts.get((robot, month), 0)
-        minutes, measured = review.get((robot, month), (0.0, 0))
-        rows.append(SavedRow(robot, month, n, round(n * per_item, 1), round(minutes, 1), measured))
+        n = counts.get((robot, label), 0)
+        minutes, measured = review.get((robot, label), (0.0, 0))
+        rows.append(SavedRow(robot, label, n, round(n * per_item, 1), round(minutes, 1), measured))
     return rows
 
 

@@ -382,3 +382,28 @@ def open_problem_reviews(env: WebEnv, work_item_id: int) -> int:
             select(func.count()).select_from(ReviewItem).where(
                 ReviewItem.work_item_id == work_item_id, ReviewItem.state == ReviewState.open,
                 ReviewItem.kind.in_([ReviewKind.exception, ReviewKind.uncertain]))) or 0)
+
+
+class TestLocalMonths:
+    """Time saved is counted per month in Swedish time: a night's work after midnight on the 1st is the new month's."""
+
+    async def test_an_item_finished_0030_on_the_first_counts_for_that_month(self, env: WebEnv) -> None:
+        from datetime import UTC, datetime
+
+        from core.web import dashboard
+
+        await seed(env)
+        with env.db.session() as s:
+            ids = list(s.scalars(select(WorkItem.id).where(WorkItem.status == ItemStatus.done).order_by(WorkItem.id)))
+            first, second = s.get(WorkItem, ids[0]), s.get(WorkItem, ids[1])
+            assert first is not None and second is not None
+            first.finished_at = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)  # 1 December 00:30 in Sweden
+            second.finished_at = datetime(2026, 11, 30, 22, 30, tzinfo=UTC)  # 30 November 23:30 in Sweden
+            for other in ids[2:]:
+                row = s.get(WorkItem, other)
+                assert row is not None
+                row.finished_at = datetime(2026, 10, 15, 12, tzinfo=UTC)
+        env.clock.set(datetime(2026, 12, 10, 9, tzinfo=UTC))
+        rows = dashboard.time_saved(env.app.state.kollega, {"0000"})
+        by_month = {r.month: r.handled for r in rows if r.robot == "example"}
+        assert by_month["2026-12"] == 1 and by_month["2026-11"] == 1
