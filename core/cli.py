@@ -612,6 +612,34 @@ def artifacts_purge(as_json: bool = typer.Option(False, "--json", help="Machine-
         console.print(f"{purged} expired artifact(s) deleted (retention {settings.artifact_retention_days} days)")
 
 
+@app.command("purge")
+def purge_cmd(
+    tenant: str | None = typer.Option(None, "--tenant", help="Only this kommunkod."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be cleared; change nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Clear personal data in finished work past each tenant's retention periods ([retention])."""
+    from core.clock import SystemClock
+    from core.retention import purge
+
+    settings = _settings()
+    db = _database(settings)
+    chosen = [t for t in settings.tenants if tenant is None or t.code == tenant]
+    if tenant is not None and not chosen:
+        raise ConfigError(f"no tenant with kommunkod {tenant} in the configuration")
+    results = purge(db, settings, SystemClock().now(), dry_run=dry_run, actor="cli:purge", tenants=chosen)
+    if as_json:
+        _emit_json([r.as_dict() for r in results])
+        return
+    table = Table("Tenant", "Work items", "Review items", "Artifacts", "Periods (days: items / reviews / artifacts)")
+    for r in results:
+        table.add_row(r.tenant, str(r.work_items), str(r.review_items), str(r.artifacts),
+                      f"{r.work_item_days or 'kept'} / {r.review_days or 'kept'} / {r.artifact_days}")
+    console.print(table)
+    if dry_run:
+        console.print("Dry run: nothing was changed.")
+
+
 # -- web app -----------------------------------------------------------------------------
 from core.web.cli import serve_command, users_app  # noqa: E402 - mounted after the core commands
 

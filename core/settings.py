@@ -60,6 +60,28 @@ class SecretRef(BaseModel):
         return f"SecretRef(env={self.env!r})" if self.env else f"SecretRef(file={str(self.file)!r})"
 
 
+class RetentionSettings(BaseModel):
+    """How long personal data in finished work is kept (``[retention]``, or per tenant).
+
+    Purging clears the data (payloads, results, review material, comments, personnummer)
+    and deletes artifacts; the rows, their status and the audit log stay, so the chain
+    still verifies and the statistics still add up. ``None`` in a tenant's section means
+    "as the deployment's default".
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    work_item_days: int | None = Field(
+        default=None, ge=1, description="Days after an item finished before its payload and result are cleared."
+    )
+    review_days: int | None = Field(
+        default=None, ge=1, description="Days after a decision before the review item's material is cleared."
+    )
+    artifact_days: int | None = Field(
+        default=None, ge=1, description="Days before screenshots and snapshots are deleted (default: artifact_retention_days)."
+    )
+
+
 class TenantSettings(BaseModel):
     """A municipality served by this deployment."""
 
@@ -68,6 +90,9 @@ class TenantSettings(BaseModel):
     code: str = Field(pattern=r"^\d{4}$", description="The kommunkod, four digits (Ronneby: 1081).")
     name: str = Field(description="The municipality's name, e.g. 'Ronneby kommun'.")
     ops_email: str | None = Field(default=None, description="Where alerts about failed nights are mailed.")
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings, description="This municipality's own retention periods, where they differ."
+    )
 
 
 class WorkerSettings(BaseModel):
@@ -143,6 +168,10 @@ class Settings(BaseSettings):
     timezone: str = Field(default="Europe/Stockholm", description="Local time zone of the deployment.")
     artifact_retention_days: int = Field(
         default=30, ge=1, description="Days before screenshots and snapshots are deleted."
+    )
+    retention: RetentionSettings = Field(
+        default_factory=lambda: RetentionSettings(work_item_days=180, review_days=365),
+        description="Default retention periods of personal data in finished work (`kollega purge`).",
     )
     tenants: list[TenantSettings] = Field(default_factory=list, description="The municipalities served.")
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

@@ -31,7 +31,7 @@ class Worker:
         self._purged_at: float | None = None
 
     async def purge_artifacts_if_due(self) -> int:
-        """Delete screenshots and snapshots past ``artifact_retention_days``, at most once an hour."""
+        """Delete artifacts past their retention and clear finished work past its period, at most once an hour."""
         now = time.monotonic()
         if self._purged_at is not None and now - self._purged_at < self.PURGE_EVERY_SECONDS:
             return 0
@@ -43,7 +43,19 @@ class Worker:
             return 0
         if purged:
             log.info("expired artifacts deleted", count=purged)
-        return purged
+        try:  # and personal data in finished work past each tenant's retention periods
+            from core.retention import purge
+
+            done = await asyncio.to_thread(
+                purge, self.engine.db, self.engine.settings, self.engine.clock.now(), actor="system:worker"
+            )
+        except Exception:
+            log.error("retention purge failed", exc_info=True)
+            return purged
+        cleared = sum(p.work_items + p.review_items + p.artifacts for p in done)
+        if cleared:
+            log.info("retention purge", **{p.tenant: p.as_dict() for p in done})
+        return purged + sum(p.artifacts for p in done)
 
     async def run_queued_once(self) -> RunSummary | None:
         """Claim and execute one queued run; None when there is none."""

@@ -217,6 +217,8 @@ class WorkItem(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
+    #: When retention cleared its payload, result and personal identifiers (None = not yet).
+    purged_at: Mapped[datetime | None] = mapped_column()
 
 
 class ReviewItem(Base):
@@ -250,6 +252,8 @@ class ReviewItem(Base):
     callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
     callback_next_at: Mapped[datetime | None] = mapped_column()
     callback_error: Mapped[str | None] = mapped_column(Text)
+    #: When retention cleared its material, comments and personal identifiers (None = not yet).
+    purged_at: Mapped[datetime | None] = mapped_column()
     #: The lease token of the worker carrying the decision out (only it may settle it).
     callback_token: Mapped[str | None] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)

@@ -114,3 +114,14 @@ def test_artifacts_purge_deletes_what_is_past_its_retention(tmp_path: Path) -> N
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"deleted": 1, "retention_days": 30}
     assert json.loads(kollega(tmp_path, "artifacts", "purge", "--json").stdout)["deleted"] == 0
+
+
+def test_purge_reports_per_tenant_and_refuses_an_unknown_one(tmp_path: Path) -> None:
+    assert kollega(tmp_path, "db", "upgrade").returncode == 0
+    out = kollega(tmp_path, "purge", "--dry-run", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {r["tenant"]: r for r in json.loads(out.stdout)}
+    assert set(rows) == {"1081", "1082"}
+    assert rows["1081"]["work_item_days"] == 180 and rows["1081"]["review_days"] == 365
+    bad = kollega(tmp_path, "purge", "--tenant", "9999")
+    assert bad.returncode == 2 and "9999" in bad.stderr

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from connectors.browser import BrowserSettings
 from connectors.http import HttpSettings
 from core.scheduler import load_schedules
-from core.settings import PROJECT_ROOT, Settings, load_settings
+from core.settings import PROJECT_ROOT, Settings
 from core.web.settings import WebSettings
 
 GUIDE = PROJECT_ROOT / "docs" / "operations.md"
@@ -123,9 +123,7 @@ def test_documented_deployment_settings_are_valid(tmp_path: Path) -> None:
         web = block.pop("web", None)
         connectors = block.pop("connectors", {})
         if block:
-            file = tmp_path / "kollega.toml"
-            file.write_text(_toml(block), encoding="utf-8")
-            load_settings(file)
+            Settings(**block)  # raises naming the key when a setting does not exist or is invalid
         if web is not None:
             WebSettings.model_validate(web)
         for name, section in connectors.items():
@@ -155,31 +153,3 @@ def test_environment_variables_in_the_guide_exist() -> None:
             continue  # values behind secret references; the file core.settings reads
         path = var.removeprefix("KOLLEGA_").lower().split("__")
         assert _fields(Settings, path), f"{var} overrides no setting"
-
-
-def _toml(data: dict[str, Any]) -> str:
-    """A small TOML writer for the plain tables the guide uses."""
-    out: list[str] = []
-    tables: list[tuple[str, dict[str, Any]]] = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            tables.append((key, value))
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
-            continue
-        else:
-            out.append(f"{key} = {_value(value)}")
-    for item in data.get("tenants", []):
-        out.append("[[tenants]]")
-        out += [f"{k} = {_value(v)}" for k, v in item.items()]
-    for name, table in tables:
-        out.append(f"[{name}]")
-        out += [f"{k} = {_value(v)}" for k, v in table.items()]
-    return "\n".join(out) + "\n"
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(v)
