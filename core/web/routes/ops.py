@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from core.storage.models import Tenant
 from core.storage.web_models import Role, User, UserRole
-from core.web import alerts, dashboard, inbox
+from core.web import alerts, dashboard, inbox, useradmin
 from core.web.auth import Forbidden, NotFound, Principal
 from core.web.charts import stacked_bars
 from core.web.deps import WebContext, csrf_guard, current_principal, redirect, render, request_lang, web_context
@@ -207,13 +207,16 @@ def run_now(request: Request, p: Person, robot: Annotated[str, Form()], tenant: 
     return redirect(f"/ops/runs/{run_id}")
 
 
-@router.get("/admin/users")
-def users_page(request: Request, p: Person) -> HTMLResponse:
-    """Users with grants in the IT admin's tenants."""
-    ctx = web_context(request)
+def _admin_tenants(p: Principal) -> set[str]:
     tenants = p.tenants(Role.it_admin)
     if not tenants:
         raise Forbidden()
+    return tenants
+
+
+def _users_page(request: Request, p: Person, *, shown_password: tuple[str, str] | None = None) -> HTMLResponse:
+    ctx = web_context(request)
+    tenants = _admin_tenants(p)
     with ctx.db.session() as s:
         grants = s.execute(
             select(User, UserRole)
@@ -226,4 +229,88 @@ def users_page(request: Request, p: Person) -> HTMLResponse:
     for user, grant in grants:
         entry = users.setdefault(user.username, {"user": user, "grants": []})
         entry["grants"].append(grant)  # type: ignore[attr-defined]
-    return render(request, "users.html", users=list(users.values()), tenant_names=names)
+    return render(request, "users.html", users=list(users.values()), tenant_names=names,
+                  admin_tenants=sorted(tenants), roles=[r.value for r in Role], shown_password=shown_password)
+
+
+@router.get("/admin/users")
+def users_page(request: Request, p: Person) -> HTMLResponse:
+    """Users with grants in the IT admin's tenants, and the forms to manage them."""
+    return _users_page(request, p)
+
+
+def _admin_failed(request: Request, p: Person, exc: useradmin.UserAdminError) -> Response:
+    web_context(request).auth.set_flash(p, translator(request_lang(request))(str(exc)))
+    return redirect("/admin/users")
+
+
+@router.post("/admin/users", response_model=None)
+def users_create(
+    request: Request,
+    p: Person,
+    username: Annotated[str, Form(max_length=63)],
+    role: Annotated[str, Form()],
+    tenant: Annotated[str, Form()],
+    display_name: Annotated[str, Form(max_length=200)] = "",
+    email: Annotated[str, Form(max_length=200)] = "",
+    queue: Annotated[str, Form(max_length=128)] = "",
+    oidc_only: Annotated[bool, Form()] = False,
+) -> Response:
+    """Create a local account with a first grant; its generated password is shown once."""
+    ctx = web_context(request)
+    try:
+        made = useradmin.create(ctx.db, p.actor, _admin_tenants(p), username=username, display_name=display_name,
+                                email=email, role=role, tenant=tenant, queue=queue, oidc_only=oidc_only,
+                                now=ctx.clock())
+    except useradmin.UserAdminError as exc:
+        return _admin_failed(request, p, exc)
+    if made.password is None:
+        ctx.auth.set_flash(p, translator(request_lang(request))("Användaren {u} är skapad.", u=username.lower()))
+        return redirect("/admin/users")
+    return _users_page(request, p, shown_password=(username.strip().lower(), made.password))
+
+
+@router.post("/admin/users/grants", response_model=None)
+def users_grant(
+    request: Request,
+    p: Person,
+    username: Annotated[str, Form(max_length=63)],
+    role: Annotated[str, Form()],
+    tenant: Annotated[str, Form()],
+    queue: Annotated[str, Form(max_length=128)] = "",
+    action: Annotated[str, Form(pattern="^(grant|revoke)$")] = "grant",
+) -> Response:
+    """Add or remove one grant in one of the admin's tenants."""
+    ctx = web_context(request)
+    try:
+        useradmin.change_grant(ctx.db, p.actor, _admin_tenants(p), username=username, role=role, tenant=tenant,
+                               queue=queue, revoke=action == "revoke", now=ctx.clock())
+    except useradmin.UserAdminError as exc:
+        return _admin_failed(request, p, exc)
+    _ = translator(request_lang(request))
+    ctx.auth.set_flash(p, _("Behörigheten är borttagen.") if action == "revoke" else _("Behörigheten är tillagd."))
+    return redirect("/admin/users")
+
+
+@router.post("/admin/users/{username}/active", response_model=None)
+def users_active(request: Request, p: Person, username: str, active: Annotated[bool, Form()]) -> Response:
+    """Disable an account (its sessions and API tokens stop working at once) or enable it."""
+    ctx = web_context(request)
+    try:
+        useradmin.set_active(ctx.db, p.actor, _admin_tenants(p), username=username, active=active, now=ctx.clock())
+    except useradmin.UserAdminError as exc:
+        return _admin_failed(request, p, exc)
+    _ = translator(request_lang(request))
+    ctx.auth.set_flash(p, _("Kontot är aktiverat.") if active else _("Kontot är avstängt."))
+    return redirect("/admin/users")
+
+
+@router.post("/admin/users/{username}/password", response_model=None)
+def users_password(request: Request, p: Person, username: str) -> Response:
+    """A new generated password, shown once; the account is unlocked."""
+    ctx = web_context(request)
+    try:
+        password = useradmin.reset_password(ctx.db, p.actor, _admin_tenants(p), username=username, now=ctx.clock())
+    except useradmin.UserAdminError as exc:
+        return _admin_failed(request, p, exc)
+    return _users_page(request, p, shown_password=(username, password))
