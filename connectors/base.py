@@ -31,13 +31,30 @@ def validate_settings(model: type[M], data: Any, system: str) -> M:
         raise ConfigError(describe_validation_error(exc, prefix=f"connectors.{system}")) from exc
 
 
-def connector_settings(ctx: Any, system: str, model: type[M]) -> M:
-    """The validated section ``[connectors.<system>]`` of the run's application settings."""
+def connector_section(ctx: Any, system: str) -> dict[str, Any] | None:
+    """``[connectors.<system>]`` for the run's tenant: the deployment's section with the tenant's own keys over it.
+
+    Two municipalities sharing one deployment usually have systems of their own: a
+    ``connectors`` table in a ``[[tenants]]`` entry (``connectors.eservice.base_url = …``)
+    replaces those keys for that municipality's runs.
+    """
     app = getattr(ctx, "app_settings", None)
+    if app is None:
+        return None
+    section = getattr(app, "connector_section", None)
+    if callable(section):
+        found: dict[str, Any] | None = section(system, getattr(ctx, "tenant", None))
+        return found
     sections: dict[str, Any] = getattr(app, "connectors", {}) or {}
-    if system not in sections:
+    return sections.get(system)
+
+
+def connector_settings(ctx: Any, system: str, model: type[M]) -> M:
+    """The validated section ``[connectors.<system>]`` of the run's application settings, for the run's tenant."""
+    section = connector_section(ctx, system)
+    if section is None:
         raise ConfigError(f"connectors.{system} is not configured (add a [connectors.{system}] section)")
-    return validate_settings(model, sections[system], system)
+    return validate_settings(model, section, system)
 
 
 def require_purpose(subject: str | None, purpose: str | None) -> None:

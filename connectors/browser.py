@@ -32,7 +32,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.base import validate_settings
+from connectors.base import connector_section, validate_settings
 from core.errors import ConfigError, ConnectorAuthError, ConnectorError, ConnectorUnavailable, KollegaError
 from core.interfaces import ConnectorContext
 from core.logging import get_logger, redact_text
@@ -141,8 +141,7 @@ class BrowserConnector:
         existing = ctx.resources.get(key)
         if isinstance(existing, BrowserConnector):
             return existing
-        sections = getattr(getattr(ctx, "app_settings", None), "connectors", {}) or {}
-        connector = cls(ctx, validate_settings(BrowserSettings, sections.get(system, {}), system))
+        connector = cls(ctx, validate_settings(BrowserSettings, connector_section(ctx, system) or {}, system))
         ctx.resources[key] = connector
         return connector
 

@@ -93,6 +93,10 @@ class TenantSettings(BaseModel):
     retention: RetentionSettings = Field(
         default_factory=RetentionSettings, description="This municipality's own retention periods, where they differ."
     )
+    connectors: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="This municipality's own systems: keys here replace those of [connectors.<system>] for its runs.",
+    )
 
 
 class WorkerSettings(BaseModel):
@@ -186,6 +190,14 @@ class Settings(BaseSettings):
     connectors: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="One section per external system, checked by its connector's settings model."
     )
+
+    def connector_section(self, system: str, tenant: str | None = None) -> dict[str, Any] | None:
+        """``[connectors.<system>]`` with the tenant's own keys over it; None when neither configures it."""
+        base = self.connectors.get(system)
+        own = next((t.connectors.get(system) for t in self.tenants if t.code == tenant), None) if tenant else None
+        if base is None and own is None:
+            return None
+        return {**(base or {}), **(own or {})}
 
     @field_validator("timezone")
     @classmethod

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.base import validate_settings
+from connectors.base import connector_section, validate_settings
 from connectors.browser import BrowserConnector, BrowserSettings, LoginHelper, url_contains
 from connectors.files import DropFolderSettings
 from connectors.http import HttpConnector
@@ -181,14 +181,14 @@ class Harry(Robot):
         return schedule
 
     def _payroll_url(self, ctx: RunContext) -> str:
-        url = self.config.payroll_url or (ctx.app_settings.connectors.get("payroll") or {}).get("base_url")
+        url = self.config.payroll_url or (connector_section(ctx, "payroll") or {}).get("base_url")
         if not url:
             raise ConfigError("robots.harry.payroll_url is empty and there is no [connectors.payroll] base_url")
         return str(url).rstrip("/")
 
     def _lanes(self, ctx: RunContext) -> BrowserLanes:
         s = self.config
-        section = ctx.app_settings.connectors.get(s.browser_system, {})
+        section = connector_section(ctx, s.browser_system) or {}
         browser = BrowserConnector(ctx, validate_settings(BrowserSettings, section, s.browser_system))
         base_url = self._payroll_url(ctx)
         login_path = urlparse(base_url).path.rstrip("/") + "/login"

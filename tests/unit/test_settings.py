@@ -241,3 +241,29 @@ class TestSecrets:
         with pytest.raises(ConfigError, match=r"robots\.payroll\.password"):
             s.robot_settings("payroll", PayrollSettings)
 
+
+
+class TestPerTenantConnectors:
+    """Two municipalities on one deployment each reach their own systems."""
+
+    def test_a_tenants_keys_replace_the_deployments_for_its_runs_only(self, tmp_path: Path) -> None:
+        from types import SimpleNamespace
+
+        from connectors.base import connector_settings
+        from connectors.http import HttpSettings
+        from core.settings import TenantSettings
+        from core.testing import make_settings
+
+        settings = make_settings(
+            tmp_path,
+            tenants=[TenantSettings(code="1081", name="Ronneby kommun"),
+                     TenantSettings(code="1082", name="Karlshamns kommun",
+                                    connectors={"eservice": {"base_url": "https://karlshamn.example/api/"}})],
+            connectors={"eservice": {"base_url": "https://ronneby.example/api/", "timeout_seconds": 12}},
+        )
+        ronneby = connector_settings(SimpleNamespace(app_settings=settings, tenant="1081"), "eservice", HttpSettings)
+        karlshamn = connector_settings(SimpleNamespace(app_settings=settings, tenant="1082"), "eservice", HttpSettings)
+        assert ronneby.base_url == "https://ronneby.example/api/"
+        assert karlshamn.base_url == "https://karlshamn.example/api/"
+        assert karlshamn.timeout_seconds == 12  # the rest comes from the deployment's section
+        assert settings.connector_section("nosuch", "1082") is None
