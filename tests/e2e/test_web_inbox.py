@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import select
 
 from core.storage.models import ReviewItem, ReviewState
 from core.testing import ExampleRobot, FakeClock, run_robot, temporary_database
@@ -140,3 +141,37 @@ def test_forged_form_is_refused_and_other_tenant_gets_404(served: Served, browse
         expect(page.get_by_role("heading", name="Hittades inte")).to_be_visible()
     finally:
         context.close()
+
+
+#: The main pages and who sees them.
+A11Y_PAGES = [("anna", "/inbox"), ("anna", "/inbox/items/FIRST"), ("sara", "/ops"), ("sara", "/ops/schedules"),
+              ("johan", "/admin/users"), ("maria", "/audit"), ("anna", "/me")]
+
+
+def test_main_pages_have_no_serious_accessibility_violations(served: Served, browser: Browser) -> None:
+    """axe-core (WCAG 2.0/2.1 A and AA rules) in real Chromium: nothing serious or critical on the main pages."""
+    from axe_playwright_python.sync_playwright import Axe  # a dev dependency: axe-core bundled for Playwright
+
+    axe = Axe()
+    with served.env.db.session() as s:
+        first = s.scalars(select(ReviewItem.id).where(ReviewItem.state == ReviewState.open)
+                          .order_by(ReviewItem.id)).first()
+    problems: list[str] = []
+    for user in dict.fromkeys(u for u, _ in A11Y_PAGES):
+        context = browser.new_context(locale="sv-SE")
+        try:
+            page = context.new_page()
+            log_in(page, served.base_url, user)
+            for who, path in A11Y_PAGES:
+                if who != user:
+                    continue
+                page.goto(served.base_url + path.replace("FIRST", str(first)))
+                result = axe.run(page, options={"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa",
+                                                                                          "wcag21a", "wcag21aa"]}})
+                for v in result.response["violations"]:
+                    if v["impact"] in ("serious", "critical"):
+                        problems.append(f"{path}: {v['id']} ({v['impact']}): {v['help']} – "
+                                        f"{[n['target'] for n in v['nodes'][:3]]}")
+        finally:
+            context.close()
+    assert not problems, "\n".join(problems)
