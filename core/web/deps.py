@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jinja2
+from fastapi import Path as UrlPath
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
@@ -204,3 +205,7 @@ def make_environment() -> jinja2.Environment:
     )
     env.globals["Markup"] = Markup
     return env
+
+
+#: A row id in a URL: a positive 64-bit integer (anything else is a 422, never a database error).
+RowId = Annotated[int, UrlPath(ge=1, le=2**63 - 1)]

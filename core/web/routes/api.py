@@ -18,7 +18,7 @@ from core.storage.models import Artifact, ReviewItem, Run, WorkItem
 from core.storage.web_models import Role
 from core.web import alerts, auditview, dashboard, inbox
 from core.web.auth import Forbidden, NotFound, Principal
-from core.web.deps import csrf_guard, current_principal, require_role, web_context
+from core.web.deps import RowId, csrf_guard, current_principal, require_role, web_context
 from core.web.i18n import translator
 from core.web.routes.ops import artifact_allowed, ops_tenants
 
@@ -197,7 +197,7 @@ def reviews(
 
 
 @router.get("/reviews/{review_id}", summary="Open a review item (written to the access log)")
-def review(request: Request, p: Person, review_id: int) -> dict[str, Any]:
+def review(request: Request, p: Person, review_id: RowId) -> dict[str, Any]:
     """One item with its material and comments; the access is audited."""
     _inbox(p)
     ctx = web_context(request)
@@ -219,7 +219,7 @@ def review(request: Request, p: Person, review_id: int) -> dict[str, Any]:
         422: {"description": "A comment is missing"},
     },
 )
-def decision(request: Request, p: Person, review_id: int, body: Decision) -> JSONResponse:
+def decision(request: Request, p: Person, review_id: RowId, body: Decision) -> JSONResponse:
     """Decide; 409 with a message when someone else decided first."""
     _inbox(p)
     ctx = web_context(request)
@@ -237,7 +237,7 @@ def decision(request: Request, p: Person, review_id: int, body: Decision) -> JSO
 
 
 @router.post("/reviews/{review_id}/comments", status_code=201, summary="Comment on an item")
-def add_comment(request: Request, p: Person, review_id: int, body: CommentIn) -> dict[str, str]:
+def add_comment(request: Request, p: Person, review_id: RowId, body: CommentIn) -> dict[str, str]:
     """Add a comment."""
     _inbox(p)
     ctx = web_context(request)
@@ -247,7 +247,7 @@ def add_comment(request: Request, p: Person, review_id: int, body: CommentIn) ->
 
 
 @router.post("/reviews/{review_id}/assign", summary="Take an item or give it back")
-def assign(request: Request, p: Person, review_id: int, body: AssignIn) -> dict[str, Any]:
+def assign(request: Request, p: Person, review_id: RowId, body: AssignIn) -> dict[str, Any]:
     """Assign to the caller, or unassign."""
     _inbox(p)
     ctx = web_context(request)
@@ -302,7 +302,7 @@ def open_alerts(request: Request, p: Person) -> list[dict[str, Any]]:
 
 
 @router.post("/ops/alerts/{alert_id}/ack", summary="Acknowledge an alert")
-def ack(request: Request, p: Person, alert_id: int) -> dict[str, str]:
+def ack(request: Request, p: Person, alert_id: RowId) -> dict[str, str]:
     """Mark as seen."""
     ctx = web_context(request)
     if not alerts.acknowledge(ctx.db, ops_tenants(p), alert_id, p.actor, ctx.clock()):
@@ -330,7 +330,7 @@ def create_run(request: Request, p: Person, body: RunIn) -> dict[str, Any]:
 
 
 @router.get("/runs/{run_id}", summary="A run with its items")
-def run(request: Request, p: Person, run_id: int) -> dict[str, Any]:
+def run(request: Request, p: Person, run_id: RowId) -> dict[str, Any]:
     """The run and up to 500 items."""
     row, items = dashboard.get_run(web_context(request), ops_tenants(p), run_id)
     return {**run_json(row), "items": [item_json(i) for i in items]}
@@ -349,7 +349,7 @@ def _artifact_json(a: Artifact) -> dict[str, Any]:
 
 
 @router.get("/items/{item_id}", summary="A work item")
-def item(request: Request, p: Person, item_id: int) -> dict[str, Any]:
+def item(request: Request, p: Person, item_id: RowId) -> dict[str, Any]:
     """Status, error, attempts; artifacts for roles allowed to see them."""
     ctx = web_context(request)
     row, artifacts = dashboard.get_item(ctx, ops_tenants(p), item_id)
@@ -358,14 +358,14 @@ def item(request: Request, p: Person, item_id: int) -> dict[str, Any]:
 
 
 @router.post("/items/{item_id}/retry", summary="Retry an item")
-def retry(request: Request, p: Person, item_id: int) -> JSONResponse:
+def retry(request: Request, p: Person, item_id: RowId) -> JSONResponse:
     """Back in the queue; 409 when its status does not allow it."""
     ok = dashboard.retry_item(web_context(request), ops_tenants(p), item_id, p.actor)
     return JSONResponse({"status": "requeued" if ok else "not_retryable"}, status_code=200 if ok else 409)
 
 
 @router.post("/items/{item_id}/cancel", summary="Cancel an item")
-def cancel(request: Request, p: Person, item_id: int) -> JSONResponse:
+def cancel(request: Request, p: Person, item_id: RowId) -> JSONResponse:
     """Cancelled; 409 when its status does not allow it."""
     ok = dashboard.cancel_item(web_context(request), ops_tenants(p), item_id, p.actor)
     return JSONResponse({"status": "cancelled" if ok else "not_cancellable"}, status_code=200 if ok else 409)

@@ -15,7 +15,7 @@ from core.errors import ReviewError
 from core.storage.models import ReviewState
 from core.web import inbox
 from core.web.auth import Forbidden, Principal
-from core.web.deps import csrf_guard, current_principal, redirect, render, request_lang, web_context
+from core.web.deps import RowId, csrf_guard, current_principal, redirect, render, request_lang, web_context
 from core.web.i18n import translator
 from core.web.routes.ops import artifact_allowed
 
@@ -56,7 +56,7 @@ def inbox_page(
 def _item_page(
     request: Request,
     p: Principal,
-    review_id: int,
+    review_id: RowId,
     *,
     message: str | None = None,
     message_kind: str = "info",
@@ -91,7 +91,7 @@ def _item_page(
 
 
 @router.get("/inbox/items/{review_id}")
-def item_page(request: Request, p: Person, review_id: int) -> HTMLResponse:
+def item_page(request: Request, p: Person, review_id: RowId) -> HTMLResponse:
     """One item, rendered with the robot's template; opening it is written to the access log."""
     _inbox_user(p)
     return _item_page(request, p, review_id)
@@ -101,7 +101,7 @@ def item_page(request: Request, p: Person, review_id: int) -> HTMLResponse:
 def decide(
     request: Request,
     p: Person,
-    review_id: int,
+    review_id: RowId,
     decision: Annotated[str, Form()],
     version: Annotated[int, Form()],
     comment: Annotated[str, Form(max_length=5000)] = "",
@@ -123,7 +123,7 @@ def decide(
 
 
 @router.post("/inbox/items/{review_id}/comment")
-def comment(request: Request, p: Person, review_id: int, text: Annotated[str, Form(max_length=5000)]) -> Response:
+def comment(request: Request, p: Person, review_id: RowId, text: Annotated[str, Form(max_length=5000)]) -> Response:
     """Add a comment to an item."""
     ctx = web_context(request)
     _inbox_user(p)
@@ -140,7 +140,7 @@ def comment(request: Request, p: Person, review_id: int, text: Annotated[str, Fo
 
 
 @router.post("/inbox/items/{review_id}/assign")
-async def assign(request: Request, p: Person, review_id: int, action: Annotated[str, Form()]) -> Response:
+async def assign(request: Request, p: Person, review_id: RowId, action: Annotated[str, Form()]) -> Response:
     """Take an item (assign it to me) or give it back."""
     ctx = web_context(request)
     _inbox_user(p)

@@ -14,7 +14,7 @@ from core.storage.web_models import Role, User, UserRole
 from core.web import alerts, dashboard, inbox, useradmin
 from core.web.auth import Forbidden, NotFound, Principal
 from core.web.charts import stacked_bars
-from core.web.deps import WebContext, csrf_guard, current_principal, redirect, render, request_lang, web_context
+from core.web.deps import RowId, WebContext, csrf_guard, current_principal, redirect, render, request_lang, web_context
 from core.web.i18n import translator
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_guard)])
@@ -82,7 +82,7 @@ def dashboard_page(request: Request, p: Person) -> HTMLResponse:
 
 
 @router.post("/ops/alerts/{alert_id}/ack")
-def acknowledge(request: Request, p: Person, alert_id: int) -> Response:
+def acknowledge(request: Request, p: Person, alert_id: RowId) -> Response:
     """Mark an alert as seen."""
     ctx = web_context(request)
     if not alerts.acknowledge(ctx.db, ops_tenants(p), alert_id, p.actor, ctx.clock()):
@@ -101,7 +101,7 @@ def runs_page(request: Request, p: Person, robot: str = "", status: str = "") ->
 
 
 @router.get("/ops/runs/{run_id}")
-def run_page(request: Request, p: Person, run_id: int) -> HTMLResponse:
+def run_page(request: Request, p: Person, run_id: RowId) -> HTMLResponse:
     """One run with its items."""
     ctx = web_context(request)
     run, items = dashboard.get_run(ctx, ops_tenants(p), run_id)
@@ -109,7 +109,7 @@ def run_page(request: Request, p: Person, run_id: int) -> HTMLResponse:
 
 
 @router.get("/ops/items/{item_id}")
-def item_page(request: Request, p: Person, item_id: int) -> HTMLResponse:
+def item_page(request: Request, p: Person, item_id: RowId) -> HTMLResponse:
     """One work item: status, error, attempts, artifacts (to allowed roles), retry and cancel."""
     ctx = web_context(request)
     item, artifacts = dashboard.get_item(ctx, ops_tenants(p), item_id)
@@ -125,7 +125,7 @@ def item_page(request: Request, p: Person, item_id: int) -> HTMLResponse:
 
 
 @router.get("/ops/artifacts/{artifact_id}")
-def artifact(request: Request, p: Person, artifact_id: int) -> Response:
+def artifact(request: Request, p: Person, artifact_id: RowId) -> Response:
     """An artifact's file (audited), to roles allowed to see it."""
     ctx = web_context(request)
     tenants = {t for t in p.ops_tenants if artifact_allowed(ctx, p, t)}
@@ -151,7 +151,7 @@ def artifact(request: Request, p: Person, artifact_id: int) -> Response:
 
 
 @router.post("/ops/items/{item_id}/retry")
-def retry(request: Request, p: Person, item_id: int) -> Response:
+def retry(request: Request, p: Person, item_id: RowId) -> Response:
     """Put the item back in the queue."""
     ctx = web_context(request)
     _ = translator(request_lang(request))
@@ -161,7 +161,7 @@ def retry(request: Request, p: Person, item_id: int) -> Response:
 
 
 @router.post("/ops/items/{item_id}/cancel")
-def cancel(request: Request, p: Person, item_id: int) -> Response:
+def cancel(request: Request, p: Person, item_id: RowId) -> Response:
     """Cancel the item."""
     ctx = web_context(request)
     _ = translator(request_lang(request))
