@@ -1,0 +1,134 @@
+"""End to end in real Chromium, against the sandbox: Ronney prepares, two case workers approve (four-eyes),
+the item leaves the queue, and the decision reaches the e-service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import select
+
+from connectors.browser import find_browser
+from connectors.http import DEFAULT_BREAKERS
+from core.engine import Engine
+from core.registry import Registry
+from core.storage.models import ReviewItem, ReviewState
+from core.storage.web_models import Role
+from core.testing import make_settings, run_robot, temporary_database
+from core.web.app import create_app
+from core.web.auth import Grant, create_user, hash_password
+from robots.ronney.robot import Ronney
+from sandbox.testing import running_sandbox
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync"]
+PASSWORD = "korrekt-hast-batteri-1"
+OPTIONS: dict[str, Any] = {"applications": 6, "tenant": "0000", "municipality": "Testkommun", "anomaly_rate": 0}
+
+
+def off_loop(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn`` in a thread of its own: Playwright's sync API holds this thread's event loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
+
+
+def log_in(page: Page, base: str, username: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("Användarnamn").fill(username)
+    page.get_by_label("Lösenord").fill(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=find_browser(None, None), headless=True, args=LAUNCH_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_four_eyes_approval_in_the_browser_reaches_the_sandbox(tmp_path: Path, browser: Browser) -> None:
+    DEFAULT_BREAKERS.reset()
+    with running_sandbox(seed=4, **OPTIONS) as url, temporary_database(tmp_path) as db:
+        settings = make_settings(
+            tmp_path, robots={"ronney": {"pdf": False, "four_eyes": True}},
+            connectors={"eservice": {"base_url": f"{url}/eservice"}, "registers": {"base_url": f"{url}/registers"}})
+        off_loop(run_robot, Ronney, db=db, app_settings=settings)
+        with db.session() as s:
+            review = s.scalars(select(ReviewItem).where(ReviewItem.queue == "ronney.application",
+                                                        ReviewItem.state == ReviewState.open)
+                               .order_by(ReviewItem.id)).first()
+            assert review is not None and review.four_eyes
+            review_id, application_id = review.id, review.material["application_id"]
+            amount = (review.material.get("proposal") or {}).get("amount")
+        for name in ("anna", "bertil"):
+            create_user(db, name, display_name=name.capitalize(), password_hash=hash_password(PASSWORD),
+                        grants=[Grant(Role.case_worker, "0000", "ronney.application")])
+        registry = Registry(robots={"ronney": Ronney})
+        app = create_app(settings, db, registry)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "the web app did not start"
+            time.sleep(0.02)
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        try:
+            for n, name in enumerate(("anna", "bertil")):
+                context = browser.new_context(locale="sv-SE")
+                page = context.new_page()
+                log_in(page, base, name)
+                page.goto(f"{base}/inbox?queue=ronney.application")
+                page.locator(f"a[data-item-id='{review_id}']").click()
+                expect(page).to_have_url(f"{base}/inbox/items/{review_id}")
+                page.get_by_role("button", name="Godkänn").click()
+                if n == 0:  # the first approval is recorded; a second person must approve
+                    with db.session() as s:
+                        row = s.get(ReviewItem, review_id)
+                        assert row is not None and row.state == ReviewState.open and row.first_approver == "user:anna"
+                    # The same person cannot approve twice.
+                    page.goto(f"{base}/inbox/items/{review_id}")
+                    page.get_by_role("button", name="Godkänn").click()
+                    with db.session() as s:
+                        row = s.get(ReviewItem, review_id)
+                        assert row is not None and row.state == ReviewState.open
+                context.close()
+            with db.session() as s:
+                row = s.get(ReviewItem, review_id)
+                assert row is not None and row.state == ReviewState.approved and row.decided_by == "user:bertil"
+            # The item has left the queue.
+            context = browser.new_context(locale="sv-SE")
+            page = context.new_page()
+            log_in(page, base, "anna")
+            page.goto(f"{base}/inbox?queue=ronney.application")
+            assert page.locator(f"a[data-item-id='{review_id}']").count() == 0
+            context.close()
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+            sock.close()
+        # A worker carries the decision out: the e-service has it, once.
+        off_loop(asyncio.run, Engine(db, settings, registry).drain("ronney", "0000"))
+        decision = httpx.get(f"{url}/eservice/applications/{application_id}/decision").json()
+        assert decision["decided_by"] == "bertil" and decision["decision"] in ("approved", "partially_approved")
+        if amount is not None:
+            assert decision["amount"] == amount
+    DEFAULT_BREAKERS.reset()
