@@ -95,10 +95,6 @@ def _tenants(settings: Settings, tenant: str | None) -> list[str]:
     return codes
 
 
-def _tenant_codes(settings: Settings) -> list[str]:
-    return [t.code for t in settings.tenants]
-
-
 def _cli_actor(by: str | None) -> str:
     return f"user:{by}" if by else f"cli:{getpass.getuser()}"
 
@@ -682,14 +678,17 @@ def demo_cmd(
     )
     db = _database(settings, migrated=False)
     db.upgrade()
+    lena = settings.robots.setdefault("lena", {})
+    lena.setdefault("time_limit_seconds", demo.DEMO_LENA_SECONDS)
     engine = _engine(settings, db)
-    with demo.sandbox(seed) as sandbox_url:
-        demo.point_connectors_at(settings, sandbox_url)
-        # The sandbox plays one municipality; the other tenants share the deployment (and
-        # the web app) but have no simulated systems of their own.
-        jobs = night_jobs(settings, demo.SANDBOX_TENANT if demo.SANDBOX_TENANT in _tenant_codes(settings) else None)
+    with demo.sandboxes(settings, seed) as urls:
+        # Each municipality of the deployment gets a sandbox of its own (its own systems,
+        # people and schedules); the robots run for all of them, sharing one database.
+        jobs = night_jobs(settings, None)
         console.print(
-            f"[bold]Kollega demo[/bold]: sandbox at {sandbox_url}, {len(jobs)} robot run(s) on {redact_url(db.url)}"
+            "[bold]Kollega demo[/bold]: "
+            + ", ".join(f"sandbox for {code} at {url}" for code, url in urls.items())
+            + f"; {len(jobs)} robot run(s) on {redact_url(db.url)}"
         )
         summaries = asyncio.run(_run_many(engine, jobs, trigger="manual"))
         console.print(_summaries_table(summaries, registry()))
