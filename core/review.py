@@ -132,41 +132,61 @@ def create_review(
     return review
 
 
-def resolve_uncertain(s: Session, work_item_id: int, *, actor: str, comment: str, now: datetime) -> list[int]:
-    """Close the open uncertain review items of a work item the robot settled itself (audited).
+def _close_open(
+    s: Session,
+    work_item_id: int,
+    kinds: list[ReviewKind],
+    state: ReviewState,
+    *,
+    action: str,
+    actor: str,
+    comment: str,
+    now: datetime,
+) -> list[int]:
+    """Close a work item's open review items of ``kinds`` without a person's decision (audited).
 
-    Runs in the caller's transaction, locking the review rows first (as a person's decision
-    does). Raises :class:`AlreadyDecided` when there is none left open: a person decided
-    meanwhile, and the person's decision wins.
+    Locks the rows first, as a person's decision does; nothing is left for ``on_decision``.
+    Runs in the caller's transaction; returns the ids closed.
     """
     rows = s.scalars(
         select(ReviewItem)
         .where(
             ReviewItem.work_item_id == work_item_id,
-            ReviewItem.kind == ReviewKind.uncertain,
+            ReviewItem.kind.in_(kinds),
             ReviewItem.state == ReviewState.open,
         )
         .order_by(ReviewItem.id)
         .with_for_update()
     ).all()
-    if not rows:
-        raise AlreadyDecided(f"work item {work_item_id} has no open uncertain review item any more")
     for row in rows:
-        row.state, row.decided_by, row.decided_at, row.decision_comment = ReviewState.resolved, actor, now, comment
+        row.state, row.decided_by, row.decided_at, row.decision_comment = state, actor, now, comment
         row.callback_status = CallbackStatus.none  # nothing for on_decision to carry out
         row.version += 1
         row.updated_at = now
         audit.append(
             s,
             actor=actor,
-            action="review.resolved",
+            action=action,
             tenant=row.tenant,
             subject=row.subject,
-            details={"review_id": row.id, "queue": row.queue, "work_item_id": work_item_id},
+            details={"review_id": row.id, "queue": row.queue, "work_item_id": work_item_id, "reason": comment},
             now=now,
         )
     s.flush()
     return [row.id for row in rows]
+
+
+def resolve_uncertain(s: Session, work_item_id: int, *, actor: str, comment: str, now: datetime) -> list[int]:
+    """Close the open uncertain review items of a work item the robot settled itself (audited).
+
+    Raises :class:`AlreadyDecided` when there is none left open: a person decided
+    meanwhile, and the person's decision wins.
+    """
+    closed = _close_open(s, work_item_id, [ReviewKind.uncertain], ReviewState.resolved,
+                         action="review.resolved", actor=actor, comment=comment, now=now)
+    if not closed:
+        raise AlreadyDecided(f"work item {work_item_id} has no open uncertain review item any more")
+    return closed
 
 
 def withdraw_problem_reports(s: Session, work_item_id: int, *, actor: str, reason: str, now: datetime) -> list[int]:
@@ -174,34 +194,10 @@ def withdraw_problem_reports(s: Session, work_item_id: int, *, actor: str, reaso
 
     They reported a problem that is now being dealt with: left open, they would wait in an
     inbox for a decision nobody needs (and a retry that fails again opens a new one).
-    Decision items are left alone. Audited; runs in the caller's transaction.
+    Decision items are left alone.
     """
-    rows = s.scalars(
-        select(ReviewItem)
-        .where(
-            ReviewItem.work_item_id == work_item_id,
-            ReviewItem.kind.in_([ReviewKind.exception, ReviewKind.uncertain]),
-            ReviewItem.state == ReviewState.open,
-        )
-        .order_by(ReviewItem.id)
-        .with_for_update()
-    ).all()
-    for row in rows:
-        row.state, row.decided_by, row.decided_at, row.decision_comment = ReviewState.withdrawn, actor, now, reason
-        row.callback_status = CallbackStatus.none
-        row.version += 1
-        row.updated_at = now
-        audit.append(
-            s,
-            actor=actor,
-            action="review.withdrawn",
-            tenant=row.tenant,
-            subject=row.subject,
-            details={"review_id": row.id, "queue": row.queue, "work_item_id": work_item_id, "reason": reason},
-            now=now,
-        )
-    s.flush()
-    return [row.id for row in rows]
+    return _close_open(s, work_item_id, [ReviewKind.exception, ReviewKind.uncertain], ReviewState.withdrawn,
+                       action="review.withdrawn", actor=actor, comment=reason, now=now)
 
 
 class ReviewQueue:
