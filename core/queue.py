@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Table, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import Integer, Table, and_, bindparam, exists, func, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -668,7 +668,9 @@ def _claim_statement(dialect: str, reclaim_expired: bool, by_ids: bool) -> Any:
     # so "due" is one range condition served by the partial index ix_work_items_due.
     statuses = [ItemStatus.pending, ItemStatus.in_progress] if reclaim_expired else [ItemStatus.pending]
     c = _ITEMS.c
-    due = and_(c.status.in_(statuses), c.next_attempt_at <= bindparam("p_now"))
+    # The statuses are SQL literals, not parameters: a prepared statement's generic plan
+    # can then prove the partial index's predicate and use it.
+    due = and_(c.status.in_([literal_column(f"'{s.value}'") for s in statuses]), c.next_attempt_at <= bindparam("p_now"))
     if by_ids:
         due = and_(due, c.id.in_(bindparam("p_ids", expanding=True)))
     pick = (
