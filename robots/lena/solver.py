@@ -39,6 +39,8 @@ __all__ = ["SolveResult", "SolverError", "SolverOptions", "Weights", "place_brea
 RESERVE = 1.0
 #: Share of the time the large-neighbourhood search gets before OR-Tools, for big and small days.
 LNS_SHARE_BIG, LNS_SHARE_SMALL = 0.5, 0.2
+#: OR-Tools rounds after the LNS: the share of the time left each takes (breaks are re-anchored between rounds).
+ROUNDS = (0.5, 0.6, 1.0)
 
 
 class SolverError(RuntimeError):
@@ -187,7 +189,7 @@ def _search(problem: Problem, tasks: list[Task], opts: SolverOptions,
     state = greedy
     anchors = state.anchors()
     best = (state.cost(), routes, left)
-    for round_no, share in enumerate((0.5, 0.6, 1.0)):
+    for round_no, share in enumerate(ROUNDS):
         budget = (remaining() - reserve) * share
         if budget < 0.3:
             break
