@@ -323,7 +323,10 @@ class Greedy:
         """Insert task ``k`` (with its ``partner`` task of a double-staffed visit); False if it does not fit."""
         if partner is None:
             best = None
+            wt = self.weights.travel
             for slot in self._slots(k):
+                if best is not None and wt * slot.travel_delta + slot.fixed_cost >= best[0]:
+                    continue  # the rest of the cost (lateness, waiting) is never negative
                 c = self._cost(k, slot, slot.lo)
                 if best is None or c < best[0]:
                     best = (c, slot)
