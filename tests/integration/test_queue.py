@@ -534,3 +534,50 @@ def test_a_dropped_connection_in_the_autocommit_pool_is_replaced_after_idling(
         assert {first.reference, second.reference} == {"a", "b"}
         q.complete(second, Done(), actor="test")
         assert row(db, second.id).status == ItemStatus.done
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("reclaim_expired", [True, False])
+def test_the_claims_cached_plan_reads_the_due_index_in_order(
+    tmp_path: Path, pg_url: str, clock: FakeClock, reclaim_expired: bool
+) -> None:
+    """A claim prepared once and reused (psycopg prepares it after a few calls) must not sort the backlog.
+
+    PostgreSQL switches a prepared statement to a generic plan, made without the parameter
+    values. Were the statuses parameters, that plan could not use the partial index on due
+    items and would sort every pending item on each claim.
+    """
+    import re
+
+    from psycopg.sql import Literal
+
+    from core.queue import _claim_statement
+    from core.testing import temporary_database
+
+    with temporary_database(tmp_path, pg_url) as db:
+        RunStore(db, clock).ensure_tenant("0000", "Testkommun")
+        WorkQueue(db, clock).enqueue("r", "0000", items(*(f"i-{n}" for n in range(500))))
+        compiled = _claim_statement("postgresql", reclaim_expired, False).compile(
+            dialect=db.engine.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        names: list[str] = []
+
+        def number(m: re.Match[str]) -> str:
+            if m.group(1) not in names:
+                names.append(m.group(1))
+            return f"${names.index(m.group(1)) + 1}"
+
+        sql = re.sub(r"%\((\w+)\)s", number, compiled.string)
+        now = clock.now()
+        values = {**compiled.params, "p_robot": "r", "p_tenant": "0000", "p_now": now, "p_limit": 1, "p_owner": "w",
+                  "p_token": "t", "p_until": now + timedelta(minutes=5)}
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE work_items")
+            conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+            conn.exec_driver_sql(f"PREPARE claim AS {sql}")
+            raw = conn.connection.driver_connection
+            args = ", ".join(Literal(getattr(values[n], "value", values[n])).as_string(raw) for n in names)
+            plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN EXECUTE claim({args})"))
+            conn.rollback()
+    assert "ix_work_items_due" in plan, plan
+    assert "Sort" not in plan, plan
