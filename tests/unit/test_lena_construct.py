@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from robots.lena import construct
 from robots.lena.check import TravelTable, check_plan
 from robots.lena.construct import Greedy
 from robots.lena.metrics import Weights
@@ -15,7 +18,7 @@ SOFT = 600
 
 def greedy(p: Problem) -> Greedy:
     tasks, _ = _tasks(p, TravelTable(p))
-    return Greedy(Network(p, tasks, Weights(travel=1.0, lateness=1.0)))
+    return Greedy(Network(p, tasks, Weights(travel=1.0, lateness=1.0)), push=p.max_lateness > 0)
 
 
 def task(g: Greedy, visit_id: str, role: int = 0) -> int:
@@ -70,7 +73,14 @@ class TestPush:
         assert [vid for vid, _ in order(g)] == ["A", "C", "B"]
 
 
-def test_soft_day_solved_within_the_rules() -> None:
+def test_push_only_on_big_days_by_default() -> None:
+    small = problem([visit("A", 10, 0, 480, 490, 20)], [member("P", 0, 1440)], max_lateness=SOFT)
+    tasks, _ = _tasks(small, TravelTable(small))
+    assert not Greedy(Network(small, tasks, Weights())).push
+
+
+def test_soft_day_solved_within_the_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(construct, "PUSH_MIN_TASKS", 0)
     visits = [visit(f"V{i}", (i * 7) % 23, (i * 11) % 19, 480 + 15 * (i % 6), 500 + 15 * (i % 6), 20,
                     staff_count=2 if i % 5 == 0 else 1) for i in range(24)]
     p = problem(visits, [member(s, 0, 1440) for s in "PQR"], max_lateness=SOFT)
