@@ -84,14 +84,20 @@ LENA_JSON = RESULTS / "lena.json"
 
 
 def record(key: str, path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` and merge it into ``bench/results/lena.json`` under ``key``."""
+    """Write ``data`` to ``path`` and merge it under ``key`` into ``lena.json`` in the same folder.
+
+    With the default ``--out`` that is ``bench/results/lena.json``; a run written elsewhere
+    (a spot check with ``--out /tmp/x.json``) leaves that file alone.
+    """
     write_json(path, data)
+    combined_path = path.parent / LENA_JSON.name
+    if path.resolve() == combined_path.resolve():
+        return
     combined: dict[str, Any] = {}
-    if LENA_JSON.exists():
+    if combined_path.exists():
         try:
-            combined = json.loads(LENA_JSON.read_text(encoding="utf-8"))
+            combined = json.loads(combined_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError:
             combined = {}
     combined[key] = data
-    if path.resolve() != LENA_JSON.resolve():
-        write_json(LENA_JSON, combined)
+    write_json(combined_path, combined)
