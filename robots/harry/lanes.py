@@ -1,8 +1,7 @@
 """Browser lanes: one browser per run, a few browser contexts ("lanes") used in parallel.
 
-Each lane is a browser context with its own logged-in session and one page, used by one work
-item at a time (the page is kept for the lane's next item: opening and closing a tab costs the
-browser more CPU than a page load, and every item starts by loading its first page); after ``items_per_lane`` items, or after an
+Each lane is a browser context with its own logged-in session, used by one work item at a
+time (a new page per item, closed afterwards); after ``items_per_lane`` items, or after an
 item failed for a technical reason, the lane's context is closed and a fresh one opened, so
 memory stays flat over a long night. The number of lanes bounds how many items drive the
 browser at once, whatever the engine's concurrency. When an item fails, a screenshot and the
@@ -39,8 +38,6 @@ class Lane:
     uses: int = 0
     logged_in: bool = False
     retired: bool = False
-    #: The lane's page, kept between its items (None until the first item, or after a failure).
-    page: Page | None = None
 
 
 class BrowserLanes:
@@ -108,7 +105,6 @@ class BrowserLanes:
         self.logins_done += lane.login.logins
         lane.login.logins = 0
         if lane.retired or lane.uses >= self.items_per_lane or self._closed:
-            lane.page = None
             await self._close_context(lane.context)
             async with self._changed:
                 self._open -= 1
@@ -127,24 +123,17 @@ class BrowserLanes:
 
     @asynccontextmanager
     async def page(self, work_item_id: int | None) -> AsyncIterator[tuple[Lane, Page]]:
-        """A lane and its page for one item; evidence saved and the lane retired on failure.
-
-        The page is the one the lane's previous item used, unless that item failed: a page an
-        item failed on is closed (evidence first) and the next item gets a new one.
-        """
+        """A lane and a new page in it for one item; evidence saved and the lane retired on failure."""
         lane = await self._acquire()
-        page: Page | None = lane.page
-        lane.page = None  # given back below only when this item ends well
+        page: Page | None = None
         self.busy += 1
         self.peak_busy = max(self.peak_busy, self.busy)
         try:
-            if page is None or page.is_closed():
-                try:
-                    page = await lane.context.new_page()
-                except PlaywrightError as exc:
-                    raise translate(exc, "opening a page") from exc
+            try:
+                page = await lane.context.new_page()
+            except PlaywrightError as exc:
+                raise translate(exc, "opening a page") from exc
             yield lane, page
-            lane.page, page = page, None  # kept for the lane's next item
         except Exception as exc:
             # A business refusal leaves the session healthy; anything else gets a fresh context.
             if not isinstance(exc, BusinessError):
