@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 
 from connectors.browser import BrowserConnector, BrowserSettings, LoginHelper, PageLayoutError, url_contains
 from connectors.testing import RecordingContext, serve_app
-from core.errors import ConnectorUnavailable
+from core.errors import BusinessError, ConnectorUnavailable
 from robots.harry.lanes import BrowserLanes
 from robots.harry.pages import ScheduleForm, ScheduleRefused, SearchPage
 from robots.harry.schedule import Row, Schedule, form_values
@@ -254,3 +254,55 @@ class TestLanes:
         asyncio.run(scenario())
         assert lanes.peak_busy == 2
         assert lanes.lanes_opened == 4  # 2 lanes serve 2 items each, then 2 fresh lanes the last 2
+
+    def test_page_kept_for_the_lanes_next_item_but_not_after_a_failure(self, base_url: str) -> None:
+        ctx = RecordingContext()
+        lanes = lanes_for(ctx, size=1)  # 2 items per lane
+        seen: list[tuple[int, object]] = []
+
+        async def item(n: int, fail: Exception | None = None) -> None:
+            async with lanes.page(n) as (lane, page):
+                seen.append((lane.number, page))
+                await page.goto(f"{base_url}/payroll/form/ok")
+                if fail is not None:
+                    raise fail
+
+        async def scenario() -> bool:
+            try:
+                with pytest.raises(BusinessError):
+                    await item(1, BusinessError("refused", code="x"))  # the lane is kept, its page is not
+                closed = bool(seen[0][1].is_closed())  # type: ignore[attr-defined]
+                for n in (2, 3, 4):
+                    await item(n)
+                return closed
+            finally:
+                await lanes.aclose()
+
+        closed = asyncio.run(scenario())
+        assert [number for number, _page in seen] == [1, 1, 2, 2]
+        assert closed and seen[1][1] is not seen[0][1]  # after a failure: a new page in the same lane
+        assert seen[3][1] is seen[2][1]  # after an item that ended well: the same page
+        assert lanes.lanes_opened == 2
+
+    def test_a_page_serves_a_bounded_number_of_items(self, base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        from robots.harry import lanes as lanes_module
+
+        monkeypatch.setattr(lanes_module, "ITEMS_PER_PAGE", 1)
+        ctx = RecordingContext()
+        lanes = lanes_for(ctx, size=1)  # 2 items per lane
+        seen: list[tuple[int, object, bool]] = []
+
+        async def scenario() -> None:
+            try:
+                for n in (1, 2):
+                    async with lanes.page(n) as (lane, page):
+                        await page.goto(f"{base_url}/payroll/form/ok")
+                        seen.append((lane.number, page, False))
+                first = seen[0][1]
+                seen.append((0, first, bool(first.is_closed())))  # type: ignore[attr-defined]
+            finally:
+                await lanes.aclose()
+
+        asyncio.run(scenario())
+        assert [number for number, _page, _closed in seen[:2]] == [1, 1]
+        assert seen[1][1] is not seen[0][1] and seen[2][2]  # the same lane, a new page; the old one closed
