@@ -36,6 +36,15 @@ PASSWORD = "rätt-häftklammer-häst"  # noqa: S105 - a published test value
 _CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 
 
+def log_in_page(page: Any, base_url: str, username: str, password: str = PASSWORD) -> None:
+    """Log in through the login form in a real browser (a Playwright sync ``Page``), as a person does."""
+    page.goto(f"{base_url}/login")
+    page.get_by_label("Användarnamn").fill(username)
+    page.get_by_label("Lösenord").fill(password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
 def add_test_users(
     db: Database, tenant: str = "0000", other_tenant: str = "9999", queue: str = "example.review"
 ) -> dict[str, int]:

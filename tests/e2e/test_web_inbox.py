@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect, sync_playwright
 from sqlalchemy import select
 
 from core.storage.models import ReviewItem, ReviewState
 from core.testing import ExampleRobot, FakeClock, run_robot, temporary_database
-from core.web.testing import PASSWORD, WebEnv, make_web_env
+from core.web.testing import WebEnv, log_in_page, make_web_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -75,19 +75,11 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
-def log_in(page: Page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/login")
-    page.get_by_label("Användarnamn").fill(username)
-    page.get_by_label("Lösenord").fill(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(lambda url: "/login" not in url)
-
-
 def test_case_worker_approves_the_oldest_item_with_the_keyboard(served: Served, browser: Browser) -> None:
     context = browser.new_context(locale="sv-SE")
     try:
         page = context.new_page()
-        log_in(page, served.base_url, "anna")
+        log_in_page(page, served.base_url, "anna")
         expect(page).to_have_url(f"{served.base_url}/inbox")
         expect(page.get_by_role("heading", name="Inkorg")).to_be_visible()
         page.get_by_label("Kö", exact=True).select_option("example.review")
@@ -124,7 +116,7 @@ def test_forged_form_is_refused_and_other_tenant_gets_404(served: Served, browse
     context = browser.new_context(locale="sv-SE")
     try:
         page = context.new_page()
-        log_in(page, served.base_url, "bertil")
+        log_in_page(page, served.base_url, "bertil")
         item = page.locator("a[data-item-id]").first
         item_id = item.get_attribute("data-item-id")
         item.click()
@@ -135,7 +127,7 @@ def test_forged_form_is_refused_and_other_tenant_gets_404(served: Served, browse
         page.get_by_role("button", name="Logga ut").click()
         page.wait_for_url("**/login?out=1")
         expect(page.get_by_role("status")).to_contain_text("Du är utloggad")
-        log_in(page, served.base_url, "karin")
+        log_in_page(page, served.base_url, "karin")
         response = page.goto(f"{served.base_url}/inbox/items/{item_id}")
         assert response is not None and response.status == 404
         expect(page.get_by_role("heading", name="Hittades inte")).to_be_visible()
@@ -161,7 +153,7 @@ def test_main_pages_have_no_serious_accessibility_violations(served: Served, bro
         context = browser.new_context(locale="sv-SE")
         try:
             page = context.new_page()
-            log_in(page, served.base_url, user)
+            log_in_page(page, served.base_url, user)
             for who, path in A11Y_PAGES:
                 if who != user:
                     continue

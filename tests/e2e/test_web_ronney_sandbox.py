@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect, sync_playwright
 from sqlalchemy import select
 
-from connectors.browser import find_browser
+from connectors.browser import CI_LAUNCH_ARGS, find_browser
 from connectors.http import DEFAULT_BREAKERS
 from core.engine import Engine
 from core.registry import Registry
@@ -28,13 +28,11 @@ from core.storage.web_models import Role
 from core.testing import make_settings, run_robot, temporary_database
 from core.web.app import create_app
 from core.web.auth import Grant, create_user, hash_password
+from core.web.testing import PASSWORD, log_in_page
 from robots.ronney.robot import Ronney
 from sandbox.testing import running_sandbox
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync"]
-PASSWORD = "korrekt-hast-batteri-1"
 OPTIONS: dict[str, Any] = {"applications": 10, "tenant": "0000", "municipality": "Testkommun", "anomaly_rate": 0}
 
 
@@ -44,18 +42,10 @@ def off_loop(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return pool.submit(fn, *args, **kwargs).result()
 
 
-def log_in(page: Page, base: str, username: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("Användarnamn").fill(username)
-    page.get_by_label("Lösenord").fill(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(lambda url: "/login" not in url)
-
-
 @pytest.fixture
 def browser() -> Iterator[Browser]:
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=find_browser(None, None), headless=True, args=LAUNCH_ARGS)
+        chromium = pw.chromium.launch(executable_path=find_browser(None, None), headless=True, args=list(CI_LAUNCH_ARGS))
         try:
             yield chromium
         finally:
@@ -96,7 +86,7 @@ def test_four_eyes_approval_in_the_browser_reaches_the_sandbox(tmp_path: Path, b
             for n, name in enumerate(("anna", "bertil")):
                 context = browser.new_context(locale="sv-SE")
                 page = context.new_page()
-                log_in(page, base, name)
+                log_in_page(page, base, name)
                 page.goto(f"{base}/inbox?queue=ronney.application")
                 page.locator(f"a[data-item-id='{review_id}']").click()
                 expect(page).to_have_url(f"{base}/inbox/items/{review_id}")
@@ -118,7 +108,7 @@ def test_four_eyes_approval_in_the_browser_reaches_the_sandbox(tmp_path: Path, b
             # The item has left the queue.
             context = browser.new_context(locale="sv-SE")
             page = context.new_page()
-            log_in(page, base, "anna")
+            log_in_page(page, base, "anna")
             page.goto(f"{base}/inbox?queue=ronney.application")
             assert page.locator(f"a[data-item-id='{review_id}']").count() == 0
             context.close()
