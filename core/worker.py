@@ -15,6 +15,7 @@ import structlog
 from sqlalchemy import distinct, select
 
 from core.engine import Engine, RunSummary
+from core.retention import purge
 from core.storage.models import CallbackStatus, ItemStatus, ReviewItem, RunStatus, WorkItem
 
 log = structlog.get_logger("kollega.worker")
@@ -44,8 +45,6 @@ class Worker:
         if purged:
             log.info("expired artifacts deleted", count=purged)
         try:  # and personal data in finished work past each tenant's retention periods
-            from core.retention import purge
-
             done = await asyncio.to_thread(
                 purge, self.engine.db, self.engine.settings, self.engine.clock.now(), actor="system:worker"
             )
