@@ -22,13 +22,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Debian's Chromium for the browser robots and end-to-end tests; elsewhere use
-# `.venv/bin/playwright install chromium` instead.
+# Debian's Chromium for the browser robots and end-to-end tests: its headless shell (what
+# runs at night: the lighter build) and the full browser (for a window when debugging);
+# elsewhere use `.venv/bin/playwright install chromium` instead.
 system-deps:
-	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
-	    || command -v google-chrome >/dev/null 2>&1 || ls $$HOME/.cache/ms-playwright/chromium-* >/dev/null 2>&1; then :; \
+	@if command -v chromium-headless-shell >/dev/null 2>&1 || ls $$HOME/.cache/ms-playwright/chromium-* >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-headless-shell; \
+	elif command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	    || command -v google-chrome >/dev/null 2>&1; then :; \
 	else \
 	    echo "No Chromium found: install your distribution's chromium or run '$(BIN)/playwright install chromium'"; \
 	fi

@@ -32,10 +32,22 @@ class TestFindBrowser:
     def test_system_chromium_otherwise(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         fake = tmp_path / "chromium"
         fake.write_text("")
+        monkeypatch.setattr(browser_module, "SYSTEM_HEADLESS_SHELLS", (str(tmp_path / "no-shell"),))
         monkeypatch.setattr(browser_module, "SYSTEM_BROWSERS", (str(tmp_path / "absent"), str(fake)))
         assert find_browser(None, str(tmp_path / "not-installed")) == str(fake)
 
+    def test_headless_shell_first_when_headless(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        shell, full = tmp_path / "chromium-headless-shell", tmp_path / "chromium"
+        shell.write_text("")
+        full.write_text("")
+        monkeypatch.setattr(browser_module, "SYSTEM_HEADLESS_SHELLS", (str(shell),))
+        monkeypatch.setattr(browser_module, "SYSTEM_BROWSERS", (str(full),))
+        assert find_browser(None, None) == str(shell)
+        # A window needs the full browser: the shell has none.
+        assert find_browser(None, None, headless=False) == str(full)
+
     def test_none_found_says_what_to_do(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(browser_module, "SYSTEM_HEADLESS_SHELLS", ())
         monkeypatch.setattr(browser_module, "SYSTEM_BROWSERS", ())
         monkeypatch.setattr(browser_module.shutil, "which", lambda _name: None)
         with pytest.raises(ConfigError, match="playwright install chromium"):
