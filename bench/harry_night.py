@@ -217,7 +217,7 @@ def start_sandbox(employees: int, seed: int) -> tuple[subprocess.Popen[bytes], s
 
 # -- one measured night ------------------------------------------------------------------------
 def night(url: str, contexts: int, items_per_context: int, sandbox_pid: int, *, memory: str = "pss",
-          sample_seconds: float = 10.0) -> dict[str, Any]:
+          sample_seconds: float = 10.0, executable: str | None = None) -> dict[str, Any]:
     """Reset the sandbox, register every approved schedule with ``contexts`` contexts, and measure."""
     httpx.post(f"{url}/admin/reset", json={}, timeout=60).raise_for_status()
     summaries = httpx.get(f"{url}/scheduling/schedules", params={"limit": 1000}, timeout=30).json()
@@ -229,7 +229,8 @@ def night(url: str, contexts: int, items_per_context: int, sandbox_pid: int, *, 
         settings = harry_app_settings(tmp_path, url, worker={"concurrency": contexts, "item_timeout_seconds": 200,
                                                              "lease_seconds": 600, "max_attempts": 5},
                                       robot={"contexts": contexts, "items_per_context": items_per_context},
-                                      browser={"navigation_timeout_seconds": 60, "timeout_seconds": 30})
+                                      browser={"navigation_timeout_seconds": 60, "timeout_seconds": 30,
+                                               **({"executable_path": executable} if executable else {})})
         engine = Engine(db, settings, Registry(robots={"harry": Harry}))
         sandbox_before = cpu_seconds(sandbox_pid)
         with (CpuSampler({sandbox_pid}) as cpu,
@@ -284,6 +285,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--memory", choices=("pss", "rss"), default="pss",
                         help="pss: proportional set size (honest, costlier to read); rss: resident set size.")
+    parser.add_argument("--executable", default=None,
+                        help="The Chromium to launch (default: the connector's own choice).")
     parser.add_argument("--sample-seconds", type=float, default=10.0, help="Seconds between memory samples.")
     args = parser.parse_args()
     configure_logging("WARNING", "console")
@@ -293,7 +296,7 @@ def main() -> None:
         runs = []
         for contexts in args.contexts:
             result = night(url, contexts, args.items_per_context, proc.pid, memory=args.memory,
-                           sample_seconds=args.sample_seconds)
+                           sample_seconds=args.sample_seconds, executable=args.executable)
             runs.append(result)
             print(f"{args.employees} employees, {contexts} context(s): {result['done']} schedules in "
                   f"{result['seconds']} s = {result['schedules_per_minute']}/min, peak memory "
