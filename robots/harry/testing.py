@@ -33,7 +33,6 @@ from sandbox.payroll import DEFAULT_USERS, PayrollStore, store_for
 from sandbox.state import SandboxOptions, SandboxState
 
 PASSWORD_ENV = "KOLLEGA_TEST_HARRY_PASSWORD"  # noqa: S105 - the name of a variable, not a password
-CHROMIUM = "/usr/bin/chromium"
 
 
 @dataclass
@@ -101,7 +100,7 @@ def harry_app_settings(tmp_path: Path, url: str, *, robot: dict[str, Any] | None
     """
     os.environ[PASSWORD_ENV] = DEFAULT_USERS["robot.harry"]
     section = {"password": {"env": PASSWORD_ENV}, **(robot or {})}
-    browser_section = {"executable_path": CHROMIUM, "navigation_timeout_seconds": 10, "timeout_seconds": 10,
+    browser_section = {"navigation_timeout_seconds": 10, "timeout_seconds": 10,
                        "find_timeout_seconds": 3, **(browser or {})}
     base = make_settings(tmp_path)
     worker_settings = base.worker.model_copy(update=worker or {})

@@ -13,20 +13,19 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
-from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from connectors.browser import CI_LAUNCH_ARGS, find_browser
 from sandbox.payroll import Employee, PayrollFaults, PayrollStore, router, setup, store_for
 from sandbox.state import FaultSettings, SandboxData, SandboxOptions, SandboxState
 from sandbox.testing import running_sandbox
 
 WEEK = (date(2026, 11, 23), date(2026, 11, 29))
 TODAY = date(2026, 11, 23)
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 class Clock:
@@ -624,7 +623,6 @@ def served(app: FastAPI) -> Iterator[str]:
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="no Chromium at /usr/bin/chromium")
 def test_browser_registers_a_week_and_reads_it_back(served: str, store: PayrollStore, employee: Employee) -> None:
     """Log in, find the employee, register a week and read it back: labels and roles only."""
     from playwright.sync_api import expect, sync_playwright
@@ -632,9 +630,8 @@ def test_browser_registers_a_week_and_reads_it_back(served: str, store: PayrollS
     store.latency_ms = (100.0, 300.0)  # realistic page times, as HaRry meets them
     store.faults = PayrollFaults(alternative_layout=True)  # ids and classes must not matter
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync"])
+        browser = pw.chromium.launch(executable_path=find_browser(None, pw.chromium.executable_path), headless=True,
+                                     args=list(CI_LAUNCH_ARGS))
         try:
             page = browser.new_context(locale="sv-SE").new_page()
             page.goto(f"{served}/payroll/search")
