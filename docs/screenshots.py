@@ -27,10 +27,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import uvicorn  # noqa: E402
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from connectors.browser import find_browser  # noqa: E402
+from connectors.browser import CI_LAUNCH_ARGS, find_browser  # noqa: E402
 from core import demo  # noqa: E402
 from core.cli import _run_many, night_jobs  # noqa: E402
 from core.engine import Engine  # noqa: E402
@@ -42,8 +42,6 @@ from core.storage.models import ReviewItem, ReviewKind, ReviewState  # noqa: E40
 
 #: A small municipality: enough for every kind of page, quick to prepare.
 SIZE = {"applications": 40, "employees": 20}
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync"]
 #: Review queues shown, with the file name of their screenshot.
 QUEUES = {"ronney": "inkomststod", "bosse": "vikarie", "lena": "hemtjanstplan", "harry": "schema"}
 
@@ -61,14 +59,6 @@ def serve(app: object) -> tuple[str, uvicorn.Server, threading.Thread]:
             raise SystemExit("the web app did not start")
         time.sleep(0.05)
     return f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread
-
-
-def log_in(page: Page, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("Användarnamn").fill(username)
-    page.get_by_label("Lösenord").fill(password)
-    page.get_by_role("button", name="Logga in").click()
-    page.wait_for_load_state("networkidle")
 
 
 def main() -> None:
@@ -106,14 +96,15 @@ def main() -> None:
                 first.setdefault(r.robot, r.id)
         users = {u.username: u.password for u in demo.demo_users(db, [demo.SANDBOX_TENANT], queues)}
         from core.web.app import create_app
+        from core.web.testing import log_in_page
 
         base, server, thread = serve(create_app(settings, db, registry))
         try:
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=executable, headless=True, args=LAUNCH_ARGS)
+                browser = pw.chromium.launch(executable_path=executable, headless=True, args=list(CI_LAUNCH_ARGS))
                 page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="sv-SE")
                 worker = f"handlaggare.{demo.SANDBOX_TENANT}"
-                log_in(page, base, worker, users[worker])
+                log_in_page(page, base, worker, users[worker])
                 page.goto(f"{base}/inbox")
                 page.screenshot(path=args.out / "inkorg.png", full_page=False)
                 for robot, shot in QUEUES.items():
@@ -122,7 +113,7 @@ def main() -> None:
                         page.screenshot(path=args.out / f"arende-{shot}.png")
                 page.context.clear_cookies()
                 ops = f"drift.{demo.SANDBOX_TENANT}"
-                log_in(page, base, ops, users[ops])
+                log_in_page(page, base, ops, users[ops])
                 page.goto(f"{base}/ops")
                 page.screenshot(path=args.out / "drift.png")
                 browser.close()
