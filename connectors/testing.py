@@ -8,6 +8,7 @@ connector::
 
     ctx = RecordingContext()            # unit tests: records writes, accesses, artifacts
     ctx = run_context(db, tmp_path)     # integration tests: a real RunContext (audit, artifacts)
+    browser = launch_chromium(pw)       # Playwright's sync API: the connector's browser and flags
 """
 
 from __future__ import annotations
@@ -21,8 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import Browser, Playwright
+
+from connectors.browser import CI_LAUNCH_ARGS, find_browser
 from core.context import RunContext
 from core.errors import DryRunRefusal
+
+
+def launch_chromium(pw: Playwright) -> Browser:
+    """Headless Chromium for tests and scripts on Playwright's sync API, found and flagged as the connector does."""
+    return pw.chromium.launch(executable_path=find_browser(None, pw.chromium.executable_path), headless=True,
+                              args=list(CI_LAUNCH_ARGS))
 
 
 @contextmanager

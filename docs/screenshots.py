@@ -30,7 +30,7 @@ import uvicorn  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from connectors.browser import CI_LAUNCH_ARGS, find_browser  # noqa: E402
+from connectors.testing import launch_chromium  # noqa: E402
 from core import demo  # noqa: E402
 from core.cli import _run_many, night_jobs  # noqa: E402
 from core.engine import Engine  # noqa: E402
@@ -67,7 +67,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    executable = find_browser(None, None)
     with tempfile.TemporaryDirectory(prefix="kollega-shots-") as tmp:
         settings = load_settings(var_dir=Path(tmp), database_url="")
         configure_logging("WARNING", "console")
@@ -101,7 +100,7 @@ def main() -> None:
         base, server, thread = serve(create_app(settings, db, registry))
         try:
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=executable, headless=True, args=list(CI_LAUNCH_ARGS))
+                browser = launch_chromium(pw)
                 page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="sv-SE")
                 worker = f"handlaggare.{demo.SANDBOX_TENANT}"
                 log_in_page(page, base, worker, users[worker])

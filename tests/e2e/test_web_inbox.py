@@ -15,7 +15,7 @@ import uvicorn
 from playwright.sync_api import Browser, expect, sync_playwright
 from sqlalchemy import select
 
-from connectors.browser import CI_LAUNCH_ARGS, find_browser
+from connectors.testing import launch_chromium
 from core.storage.models import ReviewItem, ReviewState
 from core.testing import ExampleRobot, FakeClock, run_robot, temporary_database
 from core.web.testing import WebEnv, log_in_page, make_web_env
@@ -58,8 +58,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=find_browser(None, pw.chromium.executable_path), headless=True,
-                                      args=list(CI_LAUNCH_ARGS))
+        chromium = launch_chromium(pw)
         try:
             yield chromium
         finally:

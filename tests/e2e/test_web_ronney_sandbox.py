@@ -19,8 +19,8 @@ import uvicorn
 from playwright.sync_api import Browser, expect, sync_playwright
 from sqlalchemy import select
 
-from connectors.browser import CI_LAUNCH_ARGS, find_browser
 from connectors.http import DEFAULT_BREAKERS
+from connectors.testing import launch_chromium
 from core.engine import Engine
 from core.registry import Registry
 from core.storage.models import ReviewItem, ReviewState
@@ -45,7 +45,7 @@ def off_loop(fn: Any, *args: Any, **kwargs: Any) -> Any:
 @pytest.fixture
 def browser() -> Iterator[Browser]:
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=find_browser(None, None), headless=True, args=list(CI_LAUNCH_ARGS))
+        chromium = launch_chromium(pw)
         try:
             yield chromium
         finally:

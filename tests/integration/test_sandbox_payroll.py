@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from connectors.browser import CI_LAUNCH_ARGS, find_browser
+from connectors.testing import launch_chromium
 from sandbox.payroll import Employee, PayrollFaults, PayrollStore, router, setup, store_for
 from sandbox.state import FaultSettings, SandboxData, SandboxOptions, SandboxState
 from sandbox.testing import running_sandbox
@@ -630,8 +630,7 @@ def test_browser_registers_a_week_and_reads_it_back(served: str, store: PayrollS
     store.latency_ms = (100.0, 300.0)  # realistic page times, as HaRry meets them
     store.faults = PayrollFaults(alternative_layout=True)  # ids and classes must not matter
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=find_browser(None, pw.chromium.executable_path), headless=True,
-                                     args=list(CI_LAUNCH_ARGS))
+        browser = launch_chromium(pw)
         try:
             page = browser.new_context(locale="sv-SE").new_page()
             page.goto(f"{served}/payroll/search")
