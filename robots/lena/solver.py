@@ -45,10 +45,11 @@ LNS_SHARE_BIG, LNS_SHARE_SMALL = 0.5, 0.2
 #: OR-Tools rounds after the LNS: the share of the time left each takes (breaks are re-anchored between rounds).
 ROUNDS = (0.5, 0.6, 1.0)
 #: Days without breaks whose continuity cost is the same for everyone, of more than this many tasks, are
-#: improved by the LNS, PyVRP and OR-Tools in turn (:mod:`robots.lena.polish`). Measured on Mankowska at
-#: 60 s: on 200/300-patient days the gap fell from 13.6 to 3.8 % (four instances), on 100-patient days
-#: from 5.5 to 3.4 % (four), but on 75_1 it rose from 2.7 to 9.8 %: smaller days keep the OR-Tools rounds.
-POLISH_MIN_TASKS = 120
+#: improved by the LNS, PyVRP and OR-Tools in turn (:mod:`robots.lena.polish`). Measured on all 70 Mankowska
+#: instances at 60 s, one seed (docs/benchmarks.md): 75 patients (98 tasks) 5.13 % above the best published
+#: with the OR-Tools rounds, 2.45 % this way; 200/300 patients 13.6 → 3.8 % on four instances. Smaller days
+#: (50 patients: 1.9 %) keep the OR-Tools rounds.
+POLISH_MIN_TASKS = 90
 #: How far PyVRP may move a double-staffed visit (each person's start, as a share of the median visit
 #: duration) before the two are synchronised again: 0.4 (about 5 minutes on Mankowska) gave 4.2 % on the
 #: big days against 5.0 % with the visits pinned and 15 % with 1.25 (the synchronised result was worse).
