@@ -19,13 +19,13 @@ the step is skipped.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 
 from robots.lena.construct import Greedy
 from robots.lena.model import Route, Stop
+from robots.lena.warmstart import run_pyvrp
 
 __all__ = ["can_polish", "polish"]
 
@@ -46,9 +46,8 @@ def can_polish(g: Greedy) -> bool:
 def polish(g: Greedy, seconds: float, seed: int, iterations: int | None = None, slack: int = 0) -> Greedy | None:
     """``g`` re-routed by PyVRP and synchronised again, or None (PyVRP missing, no plan, nothing cheaper)."""
     try:
-        from pyvrp import Client, Depot, Location, ProblemData, Solution, VehicleType, solve
+        from pyvrp import Client, Depot, Location, ProblemData, Solution, VehicleType
         from pyvrp import Route as PyRoute
-        from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
     except ImportError:  # optional dependency
         return None
     net = g.net
@@ -74,7 +73,9 @@ def polish(g: Greedy, seconds: float, seed: int, iterations: int | None = None, 
             lo, hi = t.visit.earliest, max(t.visit.latest, start)
         index[k] = len(clients)
         clients.append(Client(location=nd + k, service_duration=t.visit.duration, tw_early=lo, tw_late=hi))
-    pairs = [(nd + k, nd + j) for k in placed for j in net.same_visit(k) if k < j and j in g.placed]
+    # The two places of one double-staffed visit, as node pairs (never the same person: out of reach of each other).
+    pairs = np.array([(nd + k, nd + j) for k in placed for j in net.same_visit(k) if k < j and j in g.placed],
+                     dtype=np.int64).reshape(-1, 2)
     # One vehicle type and routing profile per person: other people's pinned visits and visits
     # needing a competence the person lacks are out of reach.
     base = {mode: np.ascontiguousarray(m, dtype=np.int64) for mode, m in net.travel.items()}
@@ -86,9 +87,9 @@ def polish(g: Greedy, seconds: float, seed: int, iterations: int | None = None, 
         if shut:
             matrix[shut, :] = UNREACHABLE
             matrix[:, shut] = UNREACHABLE
-            matrix[shut, shut] = 0
-        for a, b in pairs:  # the two people of a double-staffed visit are never the same person
-            matrix[a, b] = matrix[b, a] = UNREACHABLE
+            matrix[shut, shut] = 0  # (element-wise: the diagonal of each shut node)
+        matrix[pairs[:, 0], pairs[:, 1]] = UNREACHABLE
+        matrix[pairs[:, 1], pairs[:, 0]] = UNREACHABLE
         profiles.append(matrix)
         types.append(VehicleType(num_available=1, start_depot=net.depots.index(s.start_location),
                                  end_depot=net.depots.index(s.end_location), tw_early=s.shift_start,
@@ -99,13 +100,7 @@ def polish(g: Greedy, seconds: float, seed: int, iterations: int | None = None, 
                        duration_matrices=profiles)  # type: ignore[arg-type]
     initial = Solution(data, [PyRoute(data, [index[it.node - nd] for it in row[1:-1]], v)
                               for v, row in enumerate(g.items) if len(row) > 2])
-    stop: list[Any] = [MaxRuntime(max(0.05, seconds))]
-    if iterations is not None:
-        stop.append(MaxIterations(iterations))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = solve(data, MultipleCriteria(stop), seed=seed, display=False, collect_stats=False,
-                       initial_solution=initial)
+    result = run_pyvrp(data, seconds, seed, iterations, initial)
     if not result.is_feasible():
         return None
     task_of = {i: k for k, i in index.items()}

@@ -74,7 +74,7 @@ class SolverOptions:
     #: ``auto``: a start from PyVRP (plain VRPTW days) or the greedy (:mod:`robots.lena.construct`),
     #: then OR-Tools, then the greedy puts back what it can; ``ortools``: OR-Tools alone from its own
     #: first solution (the plain baseline); ``pyvrp``/``greedy``: that start as it is.
-    strategy: Literal["auto", "ortools", "pyvrp", "greedy", "lns", "greedy+ortools", "polish"] = "auto"
+    strategy: Literal["auto", "ortools", "pyvrp", "greedy", "lns", "greedy+ortools"] = "auto"
     #: Share of the time limit PyVRP gets when it runs.
     warm_start_share: float = 0.8
     #: Deterministic work limit: OR-Tools solutions and PyVRP iterations (None = time only).
@@ -193,20 +193,21 @@ def _search(problem: Problem, tasks: list[Task], opts: SolverOptions,
     left = [k for k in everyone if k not in greedy.placed]
     if opts.strategy in ("greedy", "pyvrp"):
         return routes, left, "greedy", "solved"
-    if opts.strategy == "polish" or (opts.strategy == "auto" and len(tasks) > POLISH_MIN_TASKS
-                                     and can_polish(greedy)):
-        def ortools_step(state: Greedy, seconds: float) -> Greedy | None:
-            model = RoutingModel(net)
-            solution = model.solve(params(model, seconds), state.plan_routes())
-            if solution is None:
-                return None
-            found, dropped = model.routes(solution)
-            again = Greedy(net, push=state.push)
-            again.load(found)
-            again.insert_all(sorted(set(dropped) | {k for k in everyone if k not in state.placed}))
-            return again
 
-        state, engine = _lns_and_polish(greedy, opts, lambda: remaining() - reserve, ortools_step)
+    def ortools_round(state: Greedy, seconds: float) -> Greedy | None:
+        """OR-Tools from ``state`` (breaks anchored as they are), then the greedy puts back what is left out."""
+        model = RoutingModel(net)
+        solution = model.solve(params(model, seconds), state.plan_routes())
+        if solution is None:
+            return None
+        found, dropped = model.routes(solution)
+        again = Greedy(net, push=state.push)
+        again.load(found)
+        again.insert_all(sorted(set(dropped) | {k for k in everyone if k not in state.placed}))
+        return again
+
+    if opts.strategy == "auto" and len(tasks) > POLISH_MIN_TASKS and can_polish(greedy):
+        state, engine = _lns_and_polish(greedy, opts, lambda: remaining() - reserve, ortools_round)
         return state.plan_routes(), [k for k in everyone if k not in state.placed], engine, "solved"
     if opts.strategy in ("auto", "lns"):
         # Ruin and recreate first (it moves double-staffed visits well); OR-Tools then polishes.
@@ -226,22 +227,17 @@ def _search(problem: Problem, tasks: list[Task], opts: SolverOptions,
             break
         for k, node in anchors.items():
             net.anchor_break(k, node)
-        model = RoutingModel(net)
         seconds = min(budget, remaining() - reserve)
         if seconds < 0.2:
             break
-        solution = model.solve(params(model, seconds), routes)
-        if solution is None:
+        again = ortools_round(state, seconds)
+        if again is None:
             # OR-Tools could not restore the start (it happens on big, busy days): search on with the LNS.
             state, _ = improve(state, seconds=max(0.0, min(budget, remaining() - reserve)), seed=opts.seed + round_no + 1,
                                iterations=opts.work_limit)
             engine = engine if engine.endswith("+lns") else engine + "+lns"
         else:
             engine = engine + "+ortools" if "ortools" not in engine else engine
-            found, dropped = model.routes(solution)
-            again = Greedy(net)
-            again.load(found)
-            again.insert_all(sorted(set(left) | set(dropped)))
             state = again
         routes, left, anchors = state.plan_routes(), [k for k in everyone if k not in state.placed], state.anchors()
         if state.cost() < best[0]:

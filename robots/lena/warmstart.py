@@ -15,7 +15,7 @@ import numpy as np
 
 from robots.lena.routing import RoutingModel
 
-__all__ = ["is_plain", "pyvrp_routes"]
+__all__ = ["is_plain", "pyvrp_routes", "run_pyvrp"]
 
 
 def is_plain(model: RoutingModel) -> bool:
@@ -37,8 +37,7 @@ def pyvrp_routes(model: RoutingModel, seconds: float, seed: int,
                  iterations: int | None = None) -> list[list[int]] | None:
     """Network task indices per vehicle from a PyVRP run, or None (PyVRP missing, or no feasible solution)."""
     try:
-        from pyvrp import Client, Depot, Location, ProblemData, VehicleType, solve
-        from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
+        from pyvrp import Client, Depot, Location, ProblemData, VehicleType
     except ImportError:  # optional dependency
         return None
     problem, tasks = model.problem, model.tasks
@@ -63,13 +62,7 @@ def pyvrp_routes(model: RoutingModel, seconds: float, seed: int,
                          end_depot=k[1], tw_early=k[2], tw_late=k[3]) for k in kinds]
     data = ProblemData(locations=locations, clients=clients, depots=depots, vehicle_types=types,
                        distance_matrices=[matrix], duration_matrices=[matrix])  # type: ignore[list-item]
-    stop: list[Any] = [MaxRuntime(max(0.05, seconds))]
-    if iterations is not None:
-        stop.append(MaxIterations(iterations))
-    with warnings.catch_warnings():
-        # PyVRP warns when it struggles to find a feasible solution; the caller falls back then.
-        warnings.simplefilter("ignore")
-        result = solve(data, MultipleCriteria(stop), seed=seed, display=False, collect_stats=False)
+    result = run_pyvrp(data, seconds, seed, iterations)
     if not result.is_feasible():
         return None
     out: list[list[int]] = [[] for _ in staff]
@@ -78,3 +71,18 @@ def pyvrp_routes(model: RoutingModel, seconds: float, seed: int,
         vehicle = free[kinds[route.vehicle_type()]].pop(0)
         out[vehicle] = [model.subset[a.idx] for a in route if a.is_client()]
     return out
+
+
+def run_pyvrp(data: Any, seconds: float, seed: int, iterations: int | None = None, initial: Any = None) -> Any:
+    """PyVRP's search on ``data`` (from ``initial`` when given) for ``seconds`` or ``iterations``; its result."""
+    from pyvrp import solve
+    from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
+
+    stop: list[Any] = [MaxRuntime(max(0.05, seconds))]
+    if iterations is not None:
+        stop.append(MaxIterations(iterations))
+    with warnings.catch_warnings():
+        # PyVRP warns when it struggles to find a feasible solution; the callers fall back then.
+        warnings.simplefilter("ignore")
+        return solve(data, MultipleCriteria(stop), seed=seed, display=False, collect_stats=False,
+                     initial_solution=initial)

@@ -9,7 +9,7 @@ import pytest
 from robots.lena.check import TravelTable, check_plan
 from robots.lena.construct import Greedy
 from robots.lena.metrics import Weights
-from robots.lena.model import Plan, Problem, Sync
+from robots.lena.model import HistoryEntry, Plan, Problem, Sync
 from robots.lena.polish import can_polish, polish, timetable
 from robots.lena.routing import Network
 from robots.lena.samples import member, problem, visit
@@ -95,6 +95,11 @@ class TestPolish:
     def test_days_with_breaks_or_continuity_are_left_alone(self) -> None:
         with_breaks = problem([visit("V", 10, 0, 480, 540)], [member("A", brk=(30, 600, 780))])
         assert not can_polish(state(with_breaks))
+        people = [member("A"), member("B")]
+        familiar = problem([visit("V", 10, 0, 480, 540, client="K")], people,
+                           history=[HistoryEntry("2026-11-20", "K", ("A",))])
+        assert not can_polish(state(familiar))
+        assert can_polish(state(problem([visit("V", 10, 0, 480, 540, client="K")], people)))
 
 
 class TestSolverPath:
