@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import sys
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -66,6 +68,15 @@ def wait_for_quiet(max_load: float | None, patience: float = 600.0) -> None:
     deadline = time.monotonic() + patience
     while os.getloadavg()[0] >= max_load and time.monotonic() < deadline:
         time.sleep(5)
+
+
+def check_instances(parser: argparse.ArgumentParser, chosen: list[str], known: Iterable[str], data: Path) -> None:
+    """Stop before the first solve, naming them, if chosen instances are not in ``data``."""
+    there = sorted(known)
+    missing = [name for name in chosen if name not in there]
+    if missing:
+        parser.error(f"no such instance in {data}: {', '.join(missing)} (there are {len(there)}, "
+                     f"e.g. {', '.join(there[:3])})")
 
 
 def gap(cost: float, ref: float) -> float:

@@ -20,7 +20,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from lena_common import RESULTS, SHARED_DATA, conditions, gap, record, run, wait_for_quiet
+from lena_common import RESULTS, SHARED_DATA, check_instances, conditions, gap, record, run, wait_for_quiet
 
 from robots.lena.formats import read_hhcrsp
 
@@ -53,6 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     best = published(args.data)
     todo = args.instances.split(",") if args.instances else (sorted(best) if args.all else SUBSET)
+    check_instances(parser, todo, (name for name in best if (args.data / name).exists()), args.data)
     seeds = [int(s) for s in args.seeds.split(",")]
     solvers = ["auto"] + (["ortools"] if args.baseline else [])
     rows: dict[str, Any] = {}

@@ -23,7 +23,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from lena_common import RESULTS, SHARED_DATA, conditions, gap, record, run, wait_for_quiet, write_json
+from lena_common import RESULTS, SHARED_DATA, check_instances, conditions, gap, record, run, wait_for_quiet, write_json
 
 from robots.lena.formats import read_solomon
 
@@ -90,6 +90,7 @@ def main() -> None:
                         help="only run PyVRP for SECONDS per instance and keep the best as reference")
     args = parser.parse_args()
     todo = names(args.data, args.all, args.instances)
+    check_instances(parser, todo, (p.stem for p in args.data.glob("*.txt")), args.data)
     if args.make_reference:
         make_reference(args.data, todo, args.make_reference)
         return
