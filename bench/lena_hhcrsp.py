@@ -57,7 +57,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     solvers = ["auto"] + (["ortools"] if args.baseline else [])
     rows: dict[str, Any] = {}
-    print(f"{'instance':30}{'seed':>5}  {'solver':8}{'feas':>5}{'objective':>11}{'best':>10}{'gap %':>8}{'s':>6}")
+    print(f"{'instance':30}{'seed':>5}  {'solver':8}{'feas':>5}{'objective':>12}{'best':>10}{'gap %':>10}{'s':>6}")
     for name in todo:
         inst = read_hhcrsp((args.data / name).read_text(), name)
         rows[name] = {"best": best[name], "runs": {}}
@@ -67,8 +67,8 @@ def main() -> None:
                 r = run(inst, time_limit=args.time_limit, seed=seed, strategy=solver)
                 r["gap"] = gap(r["objective"], best[name]) if r["feasible"] else None
                 rows[name]["runs"].setdefault(solver, []).append({"seed": seed, **r})
-                shown = f"{r['gap']:8.2f}" if r["gap"] is not None else "       -"
-                print(f"{name:30}{seed:>5}  {solver:8}{'yes' if r['feasible'] else 'NO':>5}{r['objective']:>11.2f}"
+                shown = f"{r['gap']:10.2f}" if r["gap"] is not None else f"{'-':>10}"
+                print(f"{name:30}{seed:>5}  {solver:8}{'yes' if r['feasible'] else 'NO':>5}{r['objective']:>12.2f}"
                       f"{best[name]:>10.2f}{shown}{r['seconds']:>6.0f}", flush=True)
     summary: dict[str, Any] = {"instances": len(rows), "solvers": {}}
     for solver in solvers:
