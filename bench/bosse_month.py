@@ -78,14 +78,16 @@ def make_month(seed: int, start: date, days: int, substitutes: int, shifts: int)
         today = start + timedelta(days=n)
         options = SandboxOptions(today=today, substitutes=substitutes, open_shifts=shifts, staffing_horizon_days=1)
         rng = random.Random(f"{seed}:staffing:{n}")
-        subs, day_shifts, kinds = generate_staffing(rng, PersonFactory(random.Random(f"{seed}:people:{n}"), today),
-                                                    options)
+        subs, day_shifts, kinds = generate_staffing(
+            rng, PersonFactory(random.Random(f"{seed}:people:{n}"), today), options
+        )
         if n == 0:
             pool = {s["id"]: parse_substitute({**s, "available": []}) for s in subs}
             behaviour = kinds
         for s in subs:
             availability.setdefault(s["id"], []).extend(
-                parse_substitute({"id": s["id"], "available": s["available"]}).available)
+                parse_substitute({"id": s["id"], "available": s["available"]}).available
+            )
         nights.append((today, [parse_shift(s) for s in day_shifts]))
     for sub_id, person in pool.items():
         pool[sub_id] = replace(person, available=tuple(availability[sub_id]))
@@ -98,7 +100,8 @@ def _static_ok(shift: ShiftInfo, person: SubstituteInfo) -> bool:
     if any(normalise_term(q) not in held for q in shift.qualifications):
         return False
     if (shift.medication_delegation and not person.medication_delegation) or (
-            shift.driving_licence and not person.driving_licence):
+        shift.driving_licence and not person.driving_licence
+    ):
         return False
     return any(a.start <= shift.start and shift.end <= a.end for a in person.available)
 
@@ -147,8 +150,9 @@ class Simulation:
         if not self.baseline:
             return ev
         ordered = sorted(ev.eligible, key=lambda c: c.id)  # the list as it is printed
-        return Evaluation(tuple(Candidate(i + 1, c.id, "listordning", c.reachable) for i, c in enumerate(ordered)),
-                          ev.ineligible)
+        return Evaluation(
+            tuple(Candidate(i + 1, c.id, "listordning", c.reachable) for i, c in enumerate(ordered)), ev.ineligible
+        )
 
     def answer(self, sub_id: str) -> tuple[Answer, int] | None:
         """The substitute's answer to their n-th offer and the delay in minutes (None: never)."""
@@ -176,9 +180,11 @@ class Simulation:
         booking_id = f"BOK-{shift.id}"
         month = shift.month
         self.pool[sub_id] = replace(
-            person, bookings=(*person.bookings, Interval(shift.start, shift.end)),
+            person,
+            bookings=(*person.bookings, Interval(shift.start, shift.end)),
             booking_ids=(*person.booking_ids, booking_id),
-            hours_by_month={**person.hours_by_month, month: person.hours_by_month.get(month, 0.0) + shift.hours})
+            hours_by_month={**person.hours_by_month, month: person.hours_by_month.get(month, 0.0) + shift.hours},
+        )
         state.shift = replace(shift, status="booked", booked_substitute_id=sub_id, booking_id=booking_id)
         state.booked_at = now
         self.versions[sub_id] = self.versions.get(sub_id, 0) + 1
@@ -260,8 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run both policies and print and write the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--start", type=date.fromisoformat, default=date(2026, 11, 30),
-                        help="the first night; its shifts are on the next day")
+    parser.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=date(2026, 11, 30),
+        help="the first night; its shifts are on the next day",
+    )
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--substitutes", type=int, default=120)
     parser.add_argument("--shifts", type=int, default=40, help="open shifts per night")
@@ -286,22 +296,37 @@ def main(argv: list[str] | None = None) -> int:
     # The machine is shared, so Bosse is judged against the baseline measured in the same run.
     results["ratios_to_baseline"] = {
         "fill_rate": _ratio(b["fill_rate"], base["fill_rate"]),
-        "median_minutes_first_offer_to_booking": _ratio(b["median_minutes_first_offer_to_booking"],
-                                                        base["median_minutes_first_offer_to_booking"]),
+        "median_minutes_first_offer_to_booking": _ratio(
+            b["median_minutes_first_offer_to_booking"], base["median_minutes_first_offer_to_booking"]
+        ),
         "offers_sent": _ratio(b["offers_sent"], base["offers_sent"]),
         "hours_stdev": _ratio(b["hours_stdev"], base["hours_stdev"]),
         "hours_range": _ratio(b["hours_range"], base["hours_range"]),
     }
     results["conditions"] = {
-        "seed": args.seed, "start": args.start.isoformat(), "days": args.days, "substitutes": args.substitutes,
-        "shifts_per_night": args.shifts, "wave_size": args.wave_size, "reply_wait_minutes": args.reply_wait,
-        "python": platform.python_version(), "seconds": round(time.monotonic() - started, 1),
+        "seed": args.seed,
+        "start": args.start.isoformat(),
+        "days": args.days,
+        "substitutes": args.substitutes,
+        "shifts_per_night": args.shifts,
+        "wave_size": args.wave_size,
+        "reply_wait_minutes": args.reply_wait,
+        "python": platform.python_version(),
+        "seconds": round(time.monotonic() - started, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     print(f"{'':38}{'bosse':>12}{'baseline':>12}")
-    for key in ("shifts", "booked", "fill_rate", "median_minutes_first_offer_to_booking", "offers_sent",
-                "rule_violations", "hours_stdev", "hours_range"):
+    for key in (
+        "shifts",
+        "booked",
+        "fill_rate",
+        "median_minutes_first_offer_to_booking",
+        "offers_sent",
+        "rule_violations",
+        "hours_stdev",
+        "hours_range",
+    ):
         print(f"{key:38}{b[key]!s:>12}{base[key]!s:>12}")
     print("ratios to baseline:", ", ".join(f"{k}={v}" for k, v in results["ratios_to_baseline"].items()))
     print("targets:", ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in results["targets"].items()))

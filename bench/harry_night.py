@@ -201,8 +201,9 @@ def start_sandbox(employees: int, seed: int) -> tuple[subprocess.Popen[bytes], s
     """Serve the sandbox in a child process; returns it and its URL once it answers."""
     port = free_port()
     code = f"from sandbox.server import serve; serve(seed={seed}, port={port}, employees={employees})"
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -216,8 +217,16 @@ def start_sandbox(employees: int, seed: int) -> tuple[subprocess.Popen[bytes], s
 
 
 # -- one measured night ------------------------------------------------------------------------
-def night(url: str, contexts: int, items_per_context: int, sandbox_pid: int, *, memory: str = "pss",
-          sample_seconds: float = 10.0, executable: str | None = None) -> dict[str, Any]:
+def night(
+    url: str,
+    contexts: int,
+    items_per_context: int,
+    sandbox_pid: int,
+    *,
+    memory: str = "pss",
+    sample_seconds: float = 10.0,
+    executable: str | None = None,
+) -> dict[str, Any]:
     """Reset the sandbox, register every approved schedule with ``contexts`` contexts, and measure."""
     httpx.post(f"{url}/admin/reset", json={}, timeout=60).raise_for_status()
     summaries = httpx.get(f"{url}/scheduling/schedules", params={"limit": 1000}, timeout=30).json()
@@ -226,15 +235,23 @@ def night(url: str, contexts: int, items_per_context: int, sandbox_pid: int, *, 
         tmp_path = Path(tmp)
         db = Database(f"sqlite:///{tmp_path / 'bench.db'}")
         db.upgrade()
-        settings = harry_app_settings(tmp_path, url, worker={"concurrency": contexts, "item_timeout_seconds": 200,
-                                                             "lease_seconds": 600, "max_attempts": 5},
-                                      robot={"contexts": contexts, "items_per_context": items_per_context},
-                                      browser={"navigation_timeout_seconds": 60, "timeout_seconds": 30,
-                                               **({"executable_path": executable} if executable else {})})
+        settings = harry_app_settings(
+            tmp_path,
+            url,
+            worker={"concurrency": contexts, "item_timeout_seconds": 200, "lease_seconds": 600, "max_attempts": 5},
+            robot={"contexts": contexts, "items_per_context": items_per_context},
+            browser={
+                "navigation_timeout_seconds": 60,
+                "timeout_seconds": 30,
+                **({"executable_path": executable} if executable else {}),
+            },
+        )
         engine = Engine(db, settings, Registry(robots={"harry": Harry}))
         sandbox_before = cpu_seconds(sandbox_pid)
-        with (CpuSampler({sandbox_pid}) as cpu,
-              MemorySampler({sandbox_pid}, every=sample_seconds, metric=memory) as sampler):
+        with (
+            CpuSampler({sandbox_pid}) as cpu,
+            MemorySampler({sandbox_pid}, every=sample_seconds, metric=memory) as sampler,
+        ):
             started = time.monotonic()
 
             def progress(_event: str, counts: dict[str, int]) -> None:
@@ -249,8 +266,9 @@ def night(url: str, contexts: int, items_per_context: int, sandbox_pid: int, *, 
     done = max(summary.counts["done"], 1)
     samples = sampler.samples
     # The memory sampled last before a quarter, half, three quarters and all of the items were done.
-    quarter = [next((m for _t, d, m in reversed(samples) if d <= summary.counts["done"] * q / 4), 0.0)
-               for q in (1, 2, 3, 4)]
+    quarter = [
+        next((m for _t, d, m in reversed(samples) if d <= summary.counts["done"] * q / 4), 0.0) for q in (1, 2, 3, 4)
+    ]
     return {
         "contexts": contexts,
         "items_per_context": items_per_context,
@@ -271,8 +289,9 @@ def night(url: str, contexts: int, items_per_context: int, sandbox_pid: int, *, 
         "saves": sum(per_period.values()),
         "schedules_with_rows": with_rows,
         "refused_by_payroll": summary.counts["failed_business"],
-        "every_registered_schedule_saved_once": (set(per_period.values()) <= {1}
-                                                 and len(per_period) == with_rows - summary.counts["failed_business"]),
+        "every_registered_schedule_saved_once": (
+            set(per_period.values()) <= {1} and len(per_period) == with_rows - summary.counts["failed_business"]
+        ),
     }
 
 
@@ -283,10 +302,15 @@ def main() -> None:
     parser.add_argument("--contexts", type=int, nargs="+", default=[1, 3], help="Context counts to measure.")
     parser.add_argument("--items-per-context", type=int, default=40, help="Items before a context is replaced.")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--memory", choices=("pss", "rss"), default="pss",
-                        help="pss: proportional set size (honest, costlier to read); rss: resident set size.")
-    parser.add_argument("--executable", default=None,
-                        help="The Chromium to launch (default: the connector's own choice).")
+    parser.add_argument(
+        "--memory",
+        choices=("pss", "rss"),
+        default="pss",
+        help="pss: proportional set size (honest, costlier to read); rss: resident set size.",
+    )
+    parser.add_argument(
+        "--executable", default=None, help="The Chromium to launch (default: the connector's own choice)."
+    )
     parser.add_argument("--sample-seconds", type=float, default=10.0, help="Seconds between memory samples.")
     args = parser.parse_args()
     configure_logging("WARNING", "console")
@@ -295,18 +319,27 @@ def main() -> None:
     try:
         runs = []
         for contexts in args.contexts:
-            result = night(url, contexts, args.items_per_context, proc.pid, memory=args.memory,
-                           sample_seconds=args.sample_seconds, executable=args.executable)
+            result = night(
+                url,
+                contexts,
+                args.items_per_context,
+                proc.pid,
+                memory=args.memory,
+                sample_seconds=args.sample_seconds,
+                executable=args.executable,
+            )
             runs.append(result)
-            print(f"{args.employees} employees, {contexts} context(s): {result['done']} schedules in "
-                  f"{result['seconds']} s = {result['schedules_per_minute']}/min, peak memory "
-                  f"{result['peak_memory_mb']} MB (at each quarter of the items: {result['memory_mb_at_quarters_of_items']}), "
-                  f"CPU {result['cpu_seconds_per_schedule']} s per schedule (+ sandbox "
-                  f"{result['sandbox_cpu_seconds_per_schedule']} s; the machine: "
-                  f"{result['machine_busy_cpu_seconds_per_schedule']} s, {result['cores_busy_on_average']} cores busy "
-                  f"on average), saved at most once: "
-                  f"{result['saved_at_most_once']}, refused by the payroll system: {result['refused_by_payroll']}",
-                  flush=True)
+            print(
+                f"{args.employees} employees, {contexts} context(s): {result['done']} schedules in "
+                f"{result['seconds']} s = {result['schedules_per_minute']}/min, peak memory "
+                f"{result['peak_memory_mb']} MB (at each quarter of the items: {result['memory_mb_at_quarters_of_items']}), "
+                f"CPU {result['cpu_seconds_per_schedule']} s per schedule (+ sandbox "
+                f"{result['sandbox_cpu_seconds_per_schedule']} s; the machine: "
+                f"{result['machine_busy_cpu_seconds_per_schedule']} s, {result['cores_busy_on_average']} cores busy "
+                f"on average), saved at most once: "
+                f"{result['saved_at_most_once']}, refused by the payroll system: {result['refused_by_payroll']}",
+                flush=True,
+            )
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -314,24 +347,29 @@ def main() -> None:
     entry: dict[str, Any] = {
         "employees": args.employees,
         "runs": runs,
-        "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in load_before],
-                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_at_start": [round(x, 2) for x in load_before],
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if 1 in by_contexts and 3 in by_contexts:
-        entry["ratio_3_vs_1"] = round(by_contexts[3]["schedules_per_minute"] / by_contexts[1]["schedules_per_minute"], 2)
+        entry["ratio_3_vs_1"] = round(
+            by_contexts[3]["schedules_per_minute"] / by_contexts[1]["schedules_per_minute"], 2
+        )
     best = max(runs, key=lambda r: r["schedules_per_minute"])
     entry["projected_minutes_for_800"] = round(800 / best["schedules_per_minute"], 1)
     for r in runs:
-        print(f"  projected 800 schedules with {r['contexts']} context(s): "
-              f"{800 / r['schedules_per_minute']:.1f} min")
+        print(f"  projected 800 schedules with {r['contexts']} context(s): {800 / r['schedules_per_minute']:.1f} min")
     if "ratio_3_vs_1" in entry:
         print(f"  ratio 3 contexts vs 1: {entry['ratio_3_vs_1']}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     previous.setdefault("nights", {})[str(args.employees)] = entry
-    previous["description"] = ("HaRry registering schedules in the sandbox payroll system through Chromium; "
-                               "see bench/harry_night.py")
+    previous["description"] = (
+        "HaRry registering schedules in the sandbox payroll system through Chromium; see bench/harry_night.py"
+    )
     RESULTS.write_text(json.dumps(previous, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 

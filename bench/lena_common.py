@@ -37,15 +37,26 @@ def version(dist: str) -> str:
 
 def conditions(**extra: Any) -> dict[str, Any]:
     """Where and how the figures were measured."""
-    return {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "python": platform.python_version(),
-            "machine": platform.machine(), "cpus": os.cpu_count(), "threads_used": 1,
-            "ortools": version("ortools"), "pyvrp": version("pyvrp"), **extra}
+    return {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "threads_used": 1,
+        "ortools": version("ortools"),
+        "pyvrp": version("pyvrp"),
+        **extra,
+    }
 
 
 def run(instance: Instance, *, time_limit: float, seed: int, strategy: str) -> dict[str, Any]:
     """Solve ``instance`` once; the format's figures plus the independent check's verdict."""
-    opts = SolverOptions(time_limit=time_limit, seed=seed, strategy=strategy,  # type: ignore[arg-type]
-                         weights=instance.weights)
+    opts = SolverOptions(
+        time_limit=time_limit,
+        seed=seed,
+        strategy=strategy,  # type: ignore[arg-type]
+        weights=instance.weights,
+    )
     load = os.getloadavg()[0]
     began, cpu = time.monotonic(), time.process_time()
     result = solve(instance.problem, opts)
@@ -56,8 +67,14 @@ def run(instance: Instance, *, time_limit: float, seed: int, strategy: str) -> d
     out.pop("routes")
     out["unassigned"] = len(out["unassigned"])
     # cpu_seconds well below seconds means the machine was busy with other work (a shared VM).
-    out.update(seconds=round(seconds, 2), cpu_seconds=round(cpu, 2), load_1min=round(load, 2), engine=result.engine,
-               violations=len(violations), repaired=len(result.repaired))
+    out.update(
+        seconds=round(seconds, 2),
+        cpu_seconds=round(cpu, 2),
+        load_1min=round(load, 2),
+        engine=result.engine,
+        violations=len(violations),
+        repaired=len(result.repaired),
+    )
     return out
 
 
@@ -75,8 +92,9 @@ def check_instances(parser: argparse.ArgumentParser, chosen: list[str], known: I
     there = sorted(known)
     missing = [name for name in chosen if name not in there]
     if missing:
-        parser.error(f"no such instance in {data}: {', '.join(missing)} (there are {len(there)}, "
-                     f"e.g. {', '.join(there[:3])})")
+        parser.error(
+            f"no such instance in {data}: {', '.join(missing)} (there are {len(there)}, e.g. {', '.join(there[:3])})"
+        )
 
 
 def gap(cost: float, ref: float) -> float:

@@ -43,8 +43,10 @@ def baseline_plan(problem: Problem, day: date, data: dict[str, Any]) -> Plan:
         for role, sid in enumerate(a["staff_ids"]):
             stops[sid].append(Stop(a["visit_id"], to_minutes(day, a["start"]), role))
     breaks = data.get("breaks", {})
-    routes = tuple(Route(sid, tuple(sorted(st, key=lambda s: s.start)),
-                         to_minutes(day, breaks[sid]) if breaks.get(sid) else None) for sid, st in stops.items())
+    routes = tuple(
+        Route(sid, tuple(sorted(st, key=lambda s: s.start)), to_minutes(day, breaks[sid]) if breaks.get(sid) else None)
+        for sid, st in stops.items()
+    )
     return Plan(routes, tuple(Unassigned(u["visit_id"], "baseline", u["reason"]) for u in data["unassigned"]))
 
 
@@ -58,15 +60,26 @@ class FloorTravelTimes(HaversineTravelTimes):
 
 def one_day(seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """Fetch, solve, check and compare one sandbox day."""
-    options = {"homecare_visits": args.visits, "homecare_staff": args.staff, "double_staffing_share": args.double,
-               "applications": 0, "substitutes": 1, "open_shifts": 0, "employees": 0, "time_scale": 0}
+    options = {
+        "homecare_visits": args.visits,
+        "homecare_staff": args.staff,
+        "double_staffing_share": args.double,
+        "applications": 0,
+        "substitutes": 1,
+        "open_shifts": 0,
+        "employees": 0,
+        "time_scale": 0,
+    }
     with running_sandbox(seed=seed, **options) as url, httpx.Client(base_url=f"{url}/homecare", timeout=60) as http:
         groups = http.get("/groups").json()
         group, day = groups["items"][0]["id"], date.fromisoformat(groups["date"])
         params = {"group": group, "date": day.isoformat()}
-        problem = to_problem(day, http.get("/visits", params=params).json()["items"],
-                             http.get("/staff", params=params).json()["items"],
-                             http.get("/history", params={"group": group}).json()["items"])
+        problem = to_problem(
+            day,
+            http.get("/visits", params=params).json()["items"],
+            http.get("/staff", params=params).json()["items"],
+            http.get("/history", params={"group": group}).json()["items"],
+        )
         system = http.get("/plans/baseline", params={"group": group}).json()
     wait_for_quiet(args.max_load)
     began, cpu = time.monotonic(), time.process_time()
@@ -78,20 +91,32 @@ def one_day(seed: int, args: argparse.Namespace) -> dict[str, Any]:
     theirs_floor = check_plan(lenient, baseline_plan(lenient, day, system))
     m = result.metrics
     return {
-        "seed": seed, "visits": len(problem.visits), "staff": len(problem.staff),
+        "seed": seed,
+        "visits": len(problem.visits),
+        "staff": len(problem.staff),
         "double_staffed": sum(v.staff_count == 2 for v in problem.visits),
         "locked": sum(v.locked is not None for v in problem.visits),
-        "lena": {"unassigned": len(result.plan.unassigned), "violations": len(ours),
-                 "unassigned_codes": dict(Counter(u.code for u in result.plan.unassigned)),
-                 "travel_minutes": m.travel, "lateness_minutes": m.lateness_total, "staff_used": m.staff_used,
-                 "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1), "engine": result.engine,
-                 "continuity": summary(problem, plan_assignments(result.plan))},
-        "system": {"unassigned": len(system["unassigned"]), "violations": len(theirs),
-                   "violation_codes": dict(Counter(v.code for v in theirs)),
-                   "violations_with_travel_rounded_down": len(theirs_floor),
-                   "violation_codes_with_travel_rounded_down": dict(Counter(v.code for v in theirs_floor)),
-                   "travel_minutes_reported": system["totals"]["travel_minutes"],
-                   "continuity": summary(problem, assignments_of(system))},
+        "lena": {
+            "unassigned": len(result.plan.unassigned),
+            "violations": len(ours),
+            "unassigned_codes": dict(Counter(u.code for u in result.plan.unassigned)),
+            "travel_minutes": m.travel,
+            "lateness_minutes": m.lateness_total,
+            "staff_used": m.staff_used,
+            "seconds": round(seconds, 1),
+            "cpu_seconds": round(cpu, 1),
+            "engine": result.engine,
+            "continuity": summary(problem, plan_assignments(result.plan)),
+        },
+        "system": {
+            "unassigned": len(system["unassigned"]),
+            "violations": len(theirs),
+            "violation_codes": dict(Counter(v.code for v in theirs)),
+            "violations_with_travel_rounded_down": len(theirs_floor),
+            "violation_codes_with_travel_rounded_down": dict(Counter(v.code for v in theirs_floor)),
+            "travel_minutes_reported": system["totals"]["travel_minutes"],
+            "continuity": summary(problem, assignments_of(system)),
+        },
     }
 
 
@@ -111,14 +136,24 @@ def main() -> None:
         d = one_day(seed, args)
         days.append(d)
         lena, system = d["lena"], d["system"]
-        print(f"seed {seed}: Lena {lena['unassigned']} unassigned, {lena['violations']} violations, "
-              f"travel {lena['travel_minutes']} min, continuity {lena['continuity']['mean_distinct_staff']} "
-              f"({lena['seconds']} s, cpu {lena['cpu_seconds']} s) | system {system['unassigned']} unassigned, "
-              f"{system['violations']} violations, continuity {system['continuity']['mean_distinct_staff']}",
-              flush=True)
-    record("day", Path(args.out), {"benchmark": "sandbox day", "days": days,
-                                "conditions": conditions(time_limit=args.time_limit, visits=args.visits,
-                                                         staff=args.staff, double_share=args.double)})
+        print(
+            f"seed {seed}: Lena {lena['unassigned']} unassigned, {lena['violations']} violations, "
+            f"travel {lena['travel_minutes']} min, continuity {lena['continuity']['mean_distinct_staff']} "
+            f"({lena['seconds']} s, cpu {lena['cpu_seconds']} s) | system {system['unassigned']} unassigned, "
+            f"{system['violations']} violations, continuity {system['continuity']['mean_distinct_staff']}",
+            flush=True,
+        )
+    record(
+        "day",
+        Path(args.out),
+        {
+            "benchmark": "sandbox day",
+            "days": days,
+            "conditions": conditions(
+                time_limit=args.time_limit, visits=args.visits, staff=args.staff, double_share=args.double
+            ),
+        },
+    )
     print(f"wrote {args.out}")
 
 

@@ -24,8 +24,9 @@ from lena_common import RESULTS, SHARED_DATA, check_instances, conditions, gap, 
 
 from robots.lena.formats import read_hhcrsp
 
-SUBSET = [f"InstanzCPLEX_HCSRP_{n}.json" for n in ("10_1", "10_2", "25_1", "50_1", "50_2", "75_1")] + \
-         [f"InstanzVNS_HCSRP_{n}.json" for n in ("100_1", "100_2", "200_1", "300_1")]
+SUBSET = [f"InstanzCPLEX_HCSRP_{n}.json" for n in ("10_1", "10_2", "25_1", "50_1", "50_2", "75_1")] + [
+    f"InstanzVNS_HCSRP_{n}.json" for n in ("100_1", "100_2", "200_1", "300_1")
+]
 
 
 def published(data: Path) -> dict[str, float]:
@@ -47,8 +48,9 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="all 70 instances (default: a subset of 10)")
     parser.add_argument("--instances", help="comma-separated instance file names")
     parser.add_argument("--baseline", action="store_true", help="also run plain OR-Tools")
-    parser.add_argument("--max-load", type=float, help="before each solve, wait (up to 10 min) for a 1-minute "
-                        "load average below this")
+    parser.add_argument(
+        "--max-load", type=float, help="before each solve, wait (up to 10 min) for a 1-minute load average below this"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "lena_hhcrsp.json")
     args = parser.parse_args()
     best = published(args.data)
@@ -68,8 +70,11 @@ def main() -> None:
                 r["gap"] = gap(r["objective"], best[name]) if r["feasible"] else None
                 rows[name]["runs"].setdefault(solver, []).append({"seed": seed, **r})
                 shown = f"{r['gap']:10.2f}" if r["gap"] is not None else f"{'-':>10}"
-                print(f"{name:30}{seed:>5}  {solver:8}{'yes' if r['feasible'] else 'NO':>5}{r['objective']:>12.2f}"
-                      f"{best[name]:>10.2f}{shown}{r['seconds']:>6.0f}", flush=True)
+                print(
+                    f"{name:30}{seed:>5}  {solver:8}{'yes' if r['feasible'] else 'NO':>5}{r['objective']:>12.2f}"
+                    f"{best[name]:>10.2f}{shown}{r['seconds']:>6.0f}",
+                    flush=True,
+                )
     summary: dict[str, Any] = {"instances": len(rows), "solvers": {}}
     for solver in solvers:
         runs = [r for row in rows.values() for r in row["runs"].get(solver, [])]
@@ -79,20 +84,36 @@ def main() -> None:
             size = name.split("_")[-2]
             by_size.setdefault(size, []).extend(r["gap"] for r in row["runs"].get(solver, []) if r["gap"] is not None)
         summary["solvers"][solver] = {
-            "runs": len(runs), "feasible": sum(r["feasible"] for r in runs),
+            "runs": len(runs),
+            "feasible": sum(r["feasible"] for r in runs),
             "mean_gap": round(statistics.mean(gaps), 3) if gaps else None,
             "median_gap": round(statistics.median(gaps), 3) if gaps else None,
             "max_gap": round(max(gaps), 3) if gaps else None,
-            "mean_gap_by_patients": {k: round(statistics.mean(v), 2) for k, v in sorted(by_size.items(),
-                                                                                          key=lambda kv: int(kv[0]))
-                                     if v}}
+            "mean_gap_by_patients": {
+                k: round(statistics.mean(v), 2) for k, v in sorted(by_size.items(), key=lambda kv: int(kv[0])) if v
+            },
+        }
         s = summary["solvers"][solver]
-        print(f"{solver:8} feasible {s['feasible']}/{s['runs']}  mean gap {s['mean_gap']} %  "
-              f"median {s['median_gap']} %  by patients {s['mean_gap_by_patients']}")
-    record(f"hhcrsp_{args.time_limit:g}s", args.out, {"benchmark": "mankowska", "summary": summary, "instances": rows,
-                          "conditions": conditions(time_limit=args.time_limit, seeds=seeds, subset=not args.all,
-                                                   objective="(distance + total tardiness + max tardiness) / 3",
-                                                   reference="BEST.md (best published)")})
+        print(
+            f"{solver:8} feasible {s['feasible']}/{s['runs']}  mean gap {s['mean_gap']} %  "
+            f"median {s['median_gap']} %  by patients {s['mean_gap_by_patients']}"
+        )
+    record(
+        f"hhcrsp_{args.time_limit:g}s",
+        args.out,
+        {
+            "benchmark": "mankowska",
+            "summary": summary,
+            "instances": rows,
+            "conditions": conditions(
+                time_limit=args.time_limit,
+                seeds=seeds,
+                subset=not args.all,
+                objective="(distance + total tardiness + max tardiness) / 3",
+                reference="BEST.md (best published)",
+            ),
+        },
+    )
     print(f"wrote {args.out}")
 
 

@@ -27,7 +27,32 @@ from lena_common import RESULTS, SHARED_DATA, check_instances, conditions, gap, 
 
 from robots.lena.formats import read_solomon
 
-SUBSET = ["C101", "C103", "C105", "C107", "C201", "C203", "C205", "C207", "R101", "R104", "R107", "R110", "R201", "R204", "R207", "R210", "RC101", "RC103", "RC105", "RC107", "RC201", "RC203", "RC205", "RC207"]
+SUBSET = [
+    "C101",
+    "C103",
+    "C105",
+    "C107",
+    "C201",
+    "C203",
+    "C205",
+    "C207",
+    "R101",
+    "R104",
+    "R107",
+    "R110",
+    "R201",
+    "R204",
+    "R207",
+    "R210",
+    "RC101",
+    "RC103",
+    "RC105",
+    "RC107",
+    "RC201",
+    "RC203",
+    "RC205",
+    "RC207",
+]
 REFERENCE = RESULTS / "lena_solomon_reference.json"
 
 
@@ -66,8 +91,12 @@ def make_reference(data: Path, todo: list[str], seconds: float) -> None:
             continue
         inst = read_solomon((data / f"{name}.txt").read_text(), name)
         r = run(inst, time_limit=seconds, seed=1, strategy="pyvrp")
-        store["instances"][name] = {"distance": r["distance"], "vehicles": r["vehicles"], "feasible": r["feasible"],
-                                    "seconds_limit": seconds}
+        store["instances"][name] = {
+            "distance": r["distance"],
+            "vehicles": r["vehicles"],
+            "feasible": r["feasible"],
+            "seconds_limit": seconds,
+        }
         print(f"{name:6} {r['distance']:10.2f} {r['vehicles']:3d} feasible={r['feasible']}", flush=True)
         write_json(REFERENCE, store)
 
@@ -80,14 +109,22 @@ def main() -> None:
     parser.add_argument("--seeds", default="1", help="comma-separated seeds")
     parser.add_argument("--all", action="store_true", help="all 56 instances (default: a subset of 24)")
     parser.add_argument("--instances", help="comma-separated instance names")
-    parser.add_argument("--baselines", default="ortools,pyvrp",
-                        help="comma-separated baselines run in the same process: ortools (plain OR-Tools: its own "
-                             "first solution + guided local search), pyvrp (PyVRP alone); empty for none")
-    parser.add_argument("--max-load", type=float, help="before each solve, wait (up to 10 min) for a 1-minute "
-                        "load average below this")
+    parser.add_argument(
+        "--baselines",
+        default="ortools,pyvrp",
+        help="comma-separated baselines run in the same process: ortools (plain OR-Tools: its own "
+        "first solution + guided local search), pyvrp (PyVRP alone); empty for none",
+    )
+    parser.add_argument(
+        "--max-load", type=float, help="before each solve, wait (up to 10 min) for a 1-minute load average below this"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "lena_solomon.json")
-    parser.add_argument("--make-reference", type=float, metavar="SECONDS",
-                        help="only run PyVRP for SECONDS per instance and keep the best as reference")
+    parser.add_argument(
+        "--make-reference",
+        type=float,
+        metavar="SECONDS",
+        help="only run PyVRP for SECONDS per instance and keep the best as reference",
+    )
     args = parser.parse_args()
     todo = names(args.data, args.all, args.instances)
     check_instances(parser, todo, (p.stem for p in args.data.glob("*.txt")), args.data)
@@ -110,17 +147,31 @@ def main() -> None:
                 r["gap"] = gap(r["distance"], ref["ref"]) if r["feasible"] else None
                 rows[name]["runs"].setdefault(solver, []).append({"seed": seed, **r})
                 shown = f"{r['gap']:8.2f}" if r["gap"] is not None else "       -"
-                print(f"{name:9}{seed:>5}  {solver:8}{'yes' if r['feasible'] else 'NO':>5}{r['vehicles']:>5}"
-                      f"{r['distance']:>11.2f}{ref['ref']:>10.2f}{shown}", flush=True)
+                print(
+                    f"{name:9}{seed:>5}  {solver:8}{'yes' if r['feasible'] else 'NO':>5}{r['vehicles']:>5}"
+                    f"{r['distance']:>11.2f}{ref['ref']:>10.2f}{shown}",
+                    flush=True,
+                )
     summary = summarise(rows, solvers)
     for solver, s in summary["solvers"].items():
-        print(f"{solver:8} feasible {s['feasible']}/{s['runs']}  mean gap {s['mean_gap']} %  "
-              f"max gap {s['max_gap']} %")
+        print(f"{solver:8} feasible {s['feasible']}/{s['runs']}  mean gap {s['mean_gap']} %  max gap {s['max_gap']} %")
     if "ratio_ours_to_baseline" in summary:
         print(f"distance ours / plain OR-Tools: {summary['ratio_ours_to_baseline']}")
-    record(f"solomon_{args.time_limit:g}s", args.out, {"benchmark": "solomon", "summary": summary, "instances": rows,
-                          "conditions": conditions(time_limit=args.time_limit, seeds=seeds, subset=not args.all,
-                                                   reference="min(BKS <name>_distance, long PyVRP run)")})
+    record(
+        f"solomon_{args.time_limit:g}s",
+        args.out,
+        {
+            "benchmark": "solomon",
+            "summary": summary,
+            "instances": rows,
+            "conditions": conditions(
+                time_limit=args.time_limit,
+                seeds=seeds,
+                subset=not args.all,
+                reference="min(BKS <name>_distance, long PyVRP run)",
+            ),
+        },
+    )
     print(f"wrote {args.out}")
 
 
@@ -131,14 +182,23 @@ def summarise(rows: dict[str, Any], solvers: list[str]) -> dict[str, Any]:
         runs = [r for row in rows.values() for r in row["runs"].get(solver, [])]
         gaps = [r["gap"] for r in runs if r["gap"] is not None]
         # R109's published distance (1101.37) looks invalid (the data README): also shown without it.
-        sane = [r["gap"] for name, row in rows.items() if name != "R109" for r in row["runs"].get(solver, [])
-                if r["gap"] is not None]
-        out["solvers"][solver] = {"runs": len(runs), "feasible": sum(r["feasible"] for r in runs),
-                                  "mean_gap": round(statistics.mean(gaps), 3) if gaps else None,
-                                  "mean_gap_without_R109": round(statistics.mean(sane), 3) if sane else None,
-                                  "max_gap": round(max(gaps), 3) if gaps else None,
-                                  "mean_cpu_seconds": round(statistics.mean(r["cpu_seconds"] for r in runs), 2)
-                                  if runs and "cpu_seconds" in runs[0] else None}
+        sane = [
+            r["gap"]
+            for name, row in rows.items()
+            if name != "R109"
+            for r in row["runs"].get(solver, [])
+            if r["gap"] is not None
+        ]
+        out["solvers"][solver] = {
+            "runs": len(runs),
+            "feasible": sum(r["feasible"] for r in runs),
+            "mean_gap": round(statistics.mean(gaps), 3) if gaps else None,
+            "mean_gap_without_R109": round(statistics.mean(sane), 3) if sane else None,
+            "max_gap": round(max(gaps), 3) if gaps else None,
+            "mean_cpu_seconds": round(statistics.mean(r["cpu_seconds"] for r in runs), 2)
+            if runs and "cpu_seconds" in runs[0]
+            else None,
+        }
     if "ortools" in solvers:
         ratios = []
         for row in rows.values():
@@ -148,7 +208,8 @@ def summarise(rows: dict[str, Any], solvers: list[str]) -> dict[str, Any]:
                 ratios.append(statistics.mean(ours) / statistics.mean(base))
         out["ratio_ours_to_baseline"] = round(statistics.mean(ratios), 4) if ratios else None
         out["baseline_infeasible_instances"] = sorted(
-            n for n, row in rows.items() if not any(r["feasible"] for r in row["runs"]["ortools"]))
+            n for n, row in rows.items() if not any(r["feasible"] for r in row["runs"]["ortools"])
+        )
     return out
 
 

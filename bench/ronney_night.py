@@ -60,8 +60,10 @@ def free_port() -> int:
 def start_sandbox(seed: int, applications: int) -> tuple[subprocess.Popen[bytes], str]:
     """The sandbox in a child process; returns it and its base URL once it answers."""
     port = free_port()
-    code = (f"from sandbox.server import uvicorn_config; import uvicorn; "
-            f"uvicorn.Server(uvicorn_config({seed}, '127.0.0.1', {port}, applications={applications})).run()")
+    code = (
+        f"from sandbox.server import uvicorn_config; import uvicorn; "
+        f"uvicorn.Server(uvicorn_config({seed}, '127.0.0.1', {port}, applications={applications})).run()"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -77,26 +79,42 @@ def start_sandbox(seed: int, applications: int) -> tuple[subprocess.Popen[bytes]
 
 def prepare_sandbox(url: str, seed: int, applications: int, latency_ms: float) -> dict[str, Any]:
     """Reset the sandbox to a month of ``applications`` and slow the registers down."""
-    reset = httpx.post(f"{url}/admin/reset", json={"seed": seed, "options": {
-        "applications": applications, "tenant": TENANT.code, "municipality": TENANT.name}}, timeout=120)
+    reset = httpx.post(
+        f"{url}/admin/reset",
+        json={
+            "seed": seed,
+            "options": {"applications": applications, "tenant": TENANT.code, "municipality": TENANT.name},
+        },
+        timeout=120,
+    )
     reset.raise_for_status()
     httpx.post(f"{url}/admin/faults/registers", json={"latency_ms": latency_ms}, timeout=10).raise_for_status()
     return dict(httpx.get(f"{url}/admin/health", timeout=10).json())
 
 
-def one_night(url: str, data: Path, *, applications: int, seed: int, latency_ms: float, concurrency: int,
-              pdf: bool) -> dict[str, Any]:
+def one_night(
+    url: str, data: Path, *, applications: int, seed: int, latency_ms: float, concurrency: int, pdf: bool
+) -> dict[str, Any]:
     """Prepare one month; returns the figures."""
     health = prepare_sandbox(url, seed, applications, latency_ms)
     today = datetime.fromisoformat(str(health["today"])).date()
     month = f"{today.year + today.month // 12}-{today.month % 12 + 1:02d}"
     folder = Path(tempfile.mkdtemp(prefix=f"ronney-{applications}-", dir=data))
     settings = make_settings(
-        folder, tenants=[TENANT],
-        worker=WorkerSettings(concurrency=concurrency, lease_seconds=300, item_timeout_seconds=120, max_attempts=3,
-                              backoff_base_seconds=1, backoff_cap_seconds=10, retry_wait_seconds=60),
+        folder,
+        tenants=[TENANT],
+        worker=WorkerSettings(
+            concurrency=concurrency,
+            lease_seconds=300,
+            item_timeout_seconds=120,
+            max_attempts=3,
+            backoff_base_seconds=1,
+            backoff_cap_seconds=10,
+            retry_wait_seconds=60,
+        ),
         robots={"ronney": {"month": month, "pdf": pdf}},
-        connectors={"eservice": {"base_url": f"{url}/eservice"}, "registers": {"base_url": f"{url}/registers"}})
+        connectors={"eservice": {"base_url": f"{url}/eservice"}, "registers": {"base_url": f"{url}/registers"}},
+    )
     with temporary_database(folder) as db:
         engine = Engine(db, settings, Registry(robots={"ronney": Ronney}), clock=SystemClock())
         started = time.perf_counter()
@@ -104,8 +122,10 @@ def one_night(url: str, data: Path, *, applications: int, seed: int, latency_ms:
         seconds = time.perf_counter() - started
         with db.session() as s:
             audit_events = s.scalar(select(func.count()).select_from(AuditEvent)) or 0
-            pdfs = s.scalar(select(func.count()).select_from(Artifact).where(
-                Artifact.content_type == "application/pdf")) or 0
+            pdfs = (
+                s.scalar(select(func.count()).select_from(Artifact).where(Artifact.content_type == "application/pdf"))
+                or 0
+            )
             reviews = s.scalars(select(ReviewItem).where(ReviewItem.queue == "ronney.application")).all()
             calculated = sum(1 for r in reviews if (r.material or {}).get("calculation") is not None)
     registers = httpx.get(f"{url}/admin/state/registers", timeout=30).json()
@@ -154,14 +174,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for n in sizes:
             print(f"preparing a month of {n} applications …", flush=True)
-            r = one_night(url.rstrip("/"), data, applications=n, seed=args.seed, latency_ms=args.latency_ms,
-                          concurrency=args.concurrency, pdf=not args.no_pdf)
+            r = one_night(
+                url.rstrip("/"),
+                data,
+                applications=n,
+                seed=args.seed,
+                latency_ms=args.latency_ms,
+                concurrency=args.concurrency,
+                pdf=not args.no_pdf,
+            )
             results.append(r)
-            print(f"  {r['applications']:>5} applications in {r['seconds']:>6.1f} s = "
-                  f"{r['applications_per_minute']:>7.1f} per minute ({r['items_prepared']} work items); "
-                  f"without business exception "
-                  f"{r['share_without_business_exception']:.1%}; with a proposed amount "
-                  f"{r['share_with_proposed_amount']:.1%}; {r['pdfs']} PDFs; status {r['status']}", flush=True)
+            print(
+                f"  {r['applications']:>5} applications in {r['seconds']:>6.1f} s = "
+                f"{r['applications_per_minute']:>7.1f} per minute ({r['items_prepared']} work items); "
+                f"without business exception "
+                f"{r['share_without_business_exception']:.1%}; with a proposed amount "
+                f"{r['share_with_proposed_amount']:.1%}; {r['pdfs']} PDFs; status {r['status']}",
+                flush=True,
+            )
     finally:
         if proc is not None:
             proc.terminate()
@@ -171,10 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     out = {
         "benchmark": "ronney_night",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "conditions": {"register_latency_ms": args.latency_ms, "seed": args.seed, "concurrency": args.concurrency,
-                       "pdf": not args.no_pdf, "database": "sqlite", "sandbox": "own process" if proc else url,
-                       "cpus": os.cpu_count(), "python": platform.python_version(),
-                       "load_average_1m_at_end": round(os.getloadavg()[0], 2)},
+        "conditions": {
+            "register_latency_ms": args.latency_ms,
+            "seed": args.seed,
+            "concurrency": args.concurrency,
+            "pdf": not args.no_pdf,
+            "database": "sqlite",
+            "sandbox": "own process" if proc else url,
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        },
         "target": {"applications": 2000, "seconds": TARGET_SECONDS_FOR_2000, "met": met},
         "results": results,
     }

@@ -45,14 +45,27 @@ log = get_logger("kollega.connectors.browser")
 T = TypeVar("T")
 
 #: Flags that make headless Chromium work as root in a container and keep it quiet.
-CI_LAUNCH_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--no-default-browser-check")
+CI_LAUNCH_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+)
 #: Where a system Chromium headless shell is looked for first when running headless (the
 #: binary itself before Debian's wrapper script, which would stay alive as the parent).
 SYSTEM_HEADLESS_SHELLS = ("/usr/lib/chromium/chromium-headless-shell", "/usr/bin/chromium-headless-shell")
 #: Where a system Chromium or Chrome is looked for, in this order.
-SYSTEM_BROWSERS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome",
-                   "/usr/bin/google-chrome-stable", "/snap/bin/chromium")
+SYSTEM_BROWSERS = (
+    "/usr/bin/chromium",
+    "/usr/bin/chromium-browser",
+    "/usr/bin/google-chrome",
+    "/usr/bin/google-chrome-stable",
+    "/snap/bin/chromium",
+)
 
 
 class BrowserSettings(BaseModel):
@@ -69,8 +82,10 @@ class BrowserSettings(BaseModel):
     find_timeout_seconds: float = Field(default=5, gt=0, description="How long to wait for a labelled field.")
     screenshot_on_failure: bool = Field(default=True, description="Save a screenshot when an item fails.")
     html_on_failure: bool = Field(default=True, description="Save the page's HTML when an item fails.")
-    trace_on_failure: bool = Field(default=False, description="Save a Playwright trace when an item fails "
-                                                              "(it records typed values, passwords included).")
+    trace_on_failure: bool = Field(
+        default=False,
+        description="Save a Playwright trace when an item fails (it records typed values, passwords included).",
+    )
     locale: str = Field(default="sv-SE", description="Browser locale.")
     timezone_id: str = Field(default="Europe/Stockholm", description="Browser time zone.")
     viewport_width: int = Field(default=1280, ge=320)
@@ -103,12 +118,14 @@ def system_browser(*, headless: bool = True) -> str:
         if Path(candidate).exists():
             return candidate
     names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-    for name in (("chromium-headless-shell", *names) if headless else names):
+    for name in ("chromium-headless-shell", *names) if headless else names:
         found = shutil.which(name)
         if found:
             return found
-    raise ConfigError("no Chromium found: run `playwright install chromium`, install the chromium package, "
-                      "or set connectors.browser.executable_path")
+    raise ConfigError(
+        "no Chromium found: run `playwright install chromium`, install the chromium package, "
+        "or set connectors.browser.executable_path"
+    )
 
 
 def translate(exc: PlaywrightError, doing: str) -> ConnectorError:
@@ -217,8 +234,11 @@ class BrowserConnector:
         if slot is None or slot.retired or slot.uses >= self.settings.items_per_context:
             s = self.settings
             context = await browser.new_context(
-                locale=s.locale, timezone_id=s.timezone_id, ignore_https_errors=s.ignore_https_errors,
-                viewport={"width": s.viewport_width, "height": s.viewport_height})
+                locale=s.locale,
+                timezone_id=s.timezone_id,
+                ignore_https_errors=s.ignore_https_errors,
+                viewport={"width": s.viewport_width, "height": s.viewport_height},
+            )
             context.set_default_timeout(s.timeout_seconds * 1000)
             context.set_default_navigation_timeout(s.navigation_timeout_seconds * 1000)
             slot = _ContextSlot(context)
@@ -297,9 +317,17 @@ class BrowserConnector:
         ids = []
         for kind, filename, content_type, data in files:
             try:
-                ids.append(await asyncio.to_thread(self.ctx.save_artifact, work_item_id=work_item_id, kind=kind,
-                                                   filename=filename, content_type=content_type, data=data,
-                                                   sensitive=True))
+                ids.append(
+                    await asyncio.to_thread(
+                        self.ctx.save_artifact,
+                        work_item_id=work_item_id,
+                        kind=kind,
+                        filename=filename,
+                        content_type=content_type,
+                        data=data,
+                        sensitive=True,
+                    )
+                )
             except Exception:  # evidence is best effort: the item's own error must not be masked
                 log.warning("saving a failure artifact failed", kind=kind, exc_info=True)
         if ids:
@@ -315,8 +343,15 @@ class PageObject:
     #: The external system, as named in dry-run reports and audit events.
     system: str = "web"
 
-    def __init__(self, page: Page, *, base_url: str = "", ctx: ConnectorContext | None = None,
-                 find_timeout_seconds: float = 5, system: str | None = None) -> None:
+    def __init__(
+        self,
+        page: Page,
+        *,
+        base_url: str = "",
+        ctx: ConnectorContext | None = None,
+        find_timeout_seconds: float = 5,
+        system: str | None = None,
+    ) -> None:
         self.page = page
         if system is not None:
             self.system = system
@@ -345,8 +380,9 @@ class PageObject:
             raise translate(exc, f"finding {what}") from exc
         count = await locator.count()
         if count > 1:
-            raise PageLayoutError(f"{self.system}: {count} elements match {what} on {self.where()}; "
-                                  "refusing to guess", what=what)
+            raise PageLayoutError(
+                f"{self.system}: {count} elements match {what} on {self.where()}; refusing to guess", what=what
+            )
         return locator
 
     async def field(self, label: str, *, exact: bool = True) -> Locator:
@@ -421,28 +457,34 @@ ExpiryDetector = Callable[[Page], Awaitable[bool]]
 
 def url_contains(fragment: str) -> ExpiryDetector:
     """Detector: the session has expired when the address contains ``fragment`` (e.g. ``/login``)."""
+
     async def detect(page: Page) -> bool:
         return fragment in page.url
+
     return detect
 
 
 def text_visible(text: str) -> ExpiryDetector:
     """Detector: the session has expired when ``text`` (e.g. 'Din session har gått ut') is shown."""
+
     async def detect(page: Page) -> bool:
         try:
             return await page.get_by_text(text).count() > 0
         except PlaywrightError:
             return False
+
     return detect
 
 
 def any_of(*detectors: ExpiryDetector) -> ExpiryDetector:
     """Detector: expired when any of ``detectors`` says so."""
+
     async def detect(page: Page) -> bool:
         for d in detectors:
             if await d(page):
                 return True
         return False
+
     return detect
 
 
@@ -495,8 +537,9 @@ class FormLogin:
 class LoginHelper:
     """Runs page actions in a logged-in session; on an expired session logs in again, once."""
 
-    def __init__(self, login: Callable[[Page], Awaitable[None]], is_expired: ExpiryDetector, *,
-                 system: str = "web") -> None:
+    def __init__(
+        self, login: Callable[[Page], Awaitable[None]], is_expired: ExpiryDetector, *, system: str = "web"
+    ) -> None:
         self.login = login
         self.is_expired = is_expired
         self.system = system

@@ -52,10 +52,12 @@ class DropFolderSettings(BaseModel):
 
     folder: Path = Field(description="The folder files are dropped into.")
     pattern: str = Field(default="*", description="Which files to take, as a glob (e.g. '*.csv').")
-    min_age_seconds: float = Field(default=2, ge=0, description="Skip files modified more recently "
-                                                                "(they may still be being written).")
-    stale_processing_seconds: float = Field(default=3600, gt=0,
-                                            description="A file in processing/ this old is given back by recover().")
+    min_age_seconds: float = Field(
+        default=2, ge=0, description="Skip files modified more recently (they may still be being written)."
+    )
+    stale_processing_seconds: float = Field(
+        default=3600, gt=0, description="A file in processing/ this old is given back by recover()."
+    )
 
 
 class FileFormatError(BusinessError):
@@ -283,9 +285,16 @@ def _field_columns(model: type[BaseModel], column_map: Mapping[str, str] | None)
     return cols
 
 
-def validate_rows(model: type[M], header: list[str], rows: Iterable[tuple[int, list[Any]]], *, file: str,
-                  column_map: Mapping[str, str] | None = None, letters: Mapping[str, str] | None = None,
-                  max_errors: int = 1000) -> Table[M]:
+def validate_rows(
+    model: type[M],
+    header: list[str],
+    rows: Iterable[tuple[int, list[Any]]],
+    *,
+    file: str,
+    column_map: Mapping[str, str] | None = None,
+    letters: Mapping[str, str] | None = None,
+    max_errors: int = 1000,
+) -> Table[M]:
     """Validate ``(row_number, cells)`` against ``model`` by header; collect errors naming file, row, column."""
     table: Table[M] = Table(file=file)
     names = [h.strip() if isinstance(h, str) else ("" if h is None else str(h)) for h in header]
@@ -322,9 +331,16 @@ def validate_rows(model: type[M], header: list[str], rows: Iterable[tuple[int, l
     return table
 
 
-def read_csv(source: Path | bytes, model: type[M], *, name: str | None = None, delimiter: str | None = None,
-             encoding: str | None = None, column_map: Mapping[str, str] | None = None, strict: bool = True
-             ) -> Table[M]:
+def read_csv(
+    source: Path | bytes,
+    model: type[M],
+    *,
+    name: str | None = None,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+    column_map: Mapping[str, str] | None = None,
+    strict: bool = True,
+) -> Table[M]:
     """Read a CSV file (delimiter sniffed, UTF-8/BOM or cp1252) into validated rows.
 
     ``column_map`` maps file headers to model field names. With ``strict`` (the default) any
@@ -343,13 +359,22 @@ def read_csv(source: Path | bytes, model: type[M], *, name: str | None = None, d
         raise FileFormatError(f"{file} is not valid CSV: {exc}", file=file) from exc
     if not parsed:
         raise FileFormatError(f"{file} is empty", file=file)
-    table = validate_rows(model, parsed[0], ((i, row) for i, row in enumerate(parsed[1:], start=2)), file=file,
-                          column_map=column_map)
+    table = validate_rows(
+        model, parsed[0], ((i, row) for i, row in enumerate(parsed[1:], start=2)), file=file, column_map=column_map
+    )
     return table.raise_if_errors() if strict else table
 
 
-def read_excel(source: Path | bytes, model: type[M], *, name: str | None = None, sheet: str | None = None,
-               header_row: int = 1, column_map: Mapping[str, str] | None = None, strict: bool = True) -> Table[M]:
+def read_excel(
+    source: Path | bytes,
+    model: type[M],
+    *,
+    name: str | None = None,
+    sheet: str | None = None,
+    header_row: int = 1,
+    column_map: Mapping[str, str] | None = None,
+    strict: bool = True,
+) -> Table[M]:
     """Read one sheet of an .xlsx file (openpyxl, values not formulas) into validated rows; see :func:`read_csv`."""
     from openpyxl import load_workbook  # type: ignore[import-untyped]
     from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
@@ -359,8 +384,9 @@ def read_excel(source: Path | bytes, model: type[M], *, name: str | None = None,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # openpyxl warns about styles and extensions it does not read
-            wb = load_workbook(source if isinstance(source, Path) else io.BytesIO(source), read_only=True,
-                               data_only=True)
+            wb = load_workbook(
+                source if isinstance(source, Path) else io.BytesIO(source), read_only=True, data_only=True
+            )
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise FileFormatError(f"{file} is not a readable Excel (.xlsx) file", file=file) from exc
     try:

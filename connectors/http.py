@@ -75,10 +75,12 @@ class OAuth2ClientCredentials(BaseModel):
     client_secret: SecretRef = Field(description="Our client secret, by reference.")
     scope: str | None = Field(default=None, description="Space-separated scopes to ask for.")
     client_auth: Literal["basic", "body"] = Field(
-        default="basic", description="Send the client credentials as HTTP Basic auth or in the form body.")
+        default="basic", description="Send the client credentials as HTTP Basic auth or in the form body."
+    )
     refresh_margin_seconds: float = Field(default=30, ge=0, description="Fetch a new token this long before expiry.")
-    default_expires_in_seconds: float = Field(default=300, gt=0,
-                                              description="Token lifetime assumed when the answer has no expires_in.")
+    default_expires_in_seconds: float = Field(
+        default=300, gt=0, description="Token lifetime assumed when the answer has no expires_in."
+    )
 
 
 class ClientCertificate(BaseModel):
@@ -97,13 +99,17 @@ class RetrySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     attempts: int = Field(default=3, ge=1, le=20, description="Tries in all, the first one included.")
-    backoff_base_seconds: float = Field(default=0.5, ge=0, description="Wait after the first failure; doubles each time.")
+    backoff_base_seconds: float = Field(
+        default=0.5, ge=0, description="Wait after the first failure; doubles each time."
+    )
     backoff_cap_seconds: float = Field(default=20, ge=0, description="Longest wait between two tries.")
     jitter: float = Field(default=0.2, ge=0, le=1, description="Random extra wait, as a fraction of the backoff.")
     max_retry_after_seconds: float = Field(
-        default=60, ge=0, description="A longer Retry-After is not waited for: the item is retried later instead.")
-    retry_statuses: frozenset[int] = Field(default=frozenset({429, 500, 502, 503, 504}),
-                                           description="Statuses that are retried (429 and 5xx).")
+        default=60, ge=0, description="A longer Retry-After is not waited for: the item is retried later instead."
+    )
+    retry_statuses: frozenset[int] = Field(
+        default=frozenset({429, 500, 502, 503, 504}), description="Statuses that are retried (429 and 5xx)."
+    )
 
 
 class CircuitBreakerSettings(BaseModel):
@@ -137,7 +143,8 @@ class HttpSettings(BaseModel):
     ca_file: Path | None = Field(default=None, description="PEM bundle of CAs to trust instead of the system's.")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra headers on every request (no secrets).")
     auth: Annotated[ApiKeyAuth | OAuth2ClientCredentials, Field(discriminator="kind")] | None = Field(
-        default=None, description="How we authenticate: api_key or oauth2_client_credentials.")
+        default=None, description="How we authenticate: api_key or oauth2_client_credentials."
+    )
     client_certificate: ClientCertificate | None = Field(default=None, description="Client certificate for mTLS.")
     retry: RetrySettings = Field(default_factory=RetrySettings)
     circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
@@ -187,13 +194,17 @@ class CircuitBreaker:
                 assert self.opened_at is not None
                 if now - self.opened_at < self.cooldown:
                     wait = (self.opened_at + self.cooldown - now).total_seconds()
-                    raise CircuitOpen(f"circuit open for {self.system}: probing again in {wait:.0f} s",
-                                      system=self.system, retry_after=wait)
+                    raise CircuitOpen(
+                        f"circuit open for {self.system}: probing again in {wait:.0f} s",
+                        system=self.system,
+                        retry_after=wait,
+                    )
                 self.state = CircuitState.half_open
             if self.state is CircuitState.half_open:
                 if self._probe_in_flight:
-                    raise CircuitOpen(f"circuit half-open for {self.system}: a probe request is under way",
-                                      system=self.system)
+                    raise CircuitOpen(
+                        f"circuit half-open for {self.system}: a probe request is under way", system=self.system
+                    )
                 self._probe_in_flight = True
 
     def record_success(self) -> None:
@@ -231,8 +242,9 @@ class BreakerRegistry:
         with self._lock:
             breaker = self._breakers.get(system)
             if breaker is None:
-                breaker = self._breakers[system] = CircuitBreaker(system, settings.failure_threshold,
-                                                                  settings.cooldown_seconds)
+                breaker = self._breakers[system] = CircuitBreaker(
+                    system, settings.failure_threshold, settings.cooldown_seconds
+                )
             else:
                 breaker.failure_threshold = settings.failure_threshold
                 breaker.cooldown = timedelta(seconds=settings.cooldown_seconds)
@@ -350,26 +362,45 @@ def _ssl_context(settings: HttpSettings) -> ssl.SSLContext | bool:
 class HttpConnector:
     """An HTTP client for one external system during one run (close it, or let the run close it)."""
 
-    def __init__(self, ctx: ConnectorContext, system: str, settings: HttpSettings, *, clock: Clock | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None, breakers: BreakerRegistry | None = None,
-                 token_cache: TokenCache | None = None, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        ctx: ConnectorContext,
+        system: str,
+        settings: HttpSettings,
+        *,
+        clock: Clock | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        breakers: BreakerRegistry | None = None,
+        token_cache: TokenCache | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.ctx = ctx
         self.system = system
         self.settings = settings
         self.clock: Clock = clock or getattr(ctx, "clock", None) or SystemClock()
         self.rng = rng
         breaker_settings = settings.circuit_breaker
-        self.breaker = (breakers or DEFAULT_BREAKERS).get(system, breaker_settings) if breaker_settings.enabled else None
+        self.breaker = (
+            (breakers or DEFAULT_BREAKERS).get(system, breaker_settings) if breaker_settings.enabled else None
+        )
         self._tokens = token_cache or DEFAULT_TOKEN_CACHE
         self._token_lock = asyncio.Lock()
-        self._bucket = (TokenBucket(settings.rate_limit.requests_per_second, settings.rate_limit.burst, self.clock)
-                        if settings.rate_limit else None)
+        self._bucket = (
+            TokenBucket(settings.rate_limit.requests_per_second, settings.rate_limit.burst, self.clock)
+            if settings.rate_limit
+            else None
+        )
         self._static_headers = dict(settings.headers)
         if isinstance(settings.auth, ApiKeyAuth):
             self._static_headers[settings.auth.header] = settings.auth.prefix + settings.auth.key.resolve()
         timeout = httpx.Timeout(settings.timeout_seconds, connect=settings.connect_timeout_seconds)
-        self.client = httpx.AsyncClient(base_url=settings.base_url, timeout=timeout, verify=_ssl_context(settings),
-                                        transport=transport, follow_redirects=False)
+        self.client = httpx.AsyncClient(
+            base_url=settings.base_url,
+            timeout=timeout,
+            verify=_ssl_context(settings),
+            transport=transport,
+            follow_redirects=False,
+        )
 
     @classmethod
     def for_run(cls, ctx: ConnectorContext, system: str, **kwargs: Any) -> HttpConnector:
@@ -393,12 +424,24 @@ class HttpConnector:
         await self.aclose()
 
     # -- public methods ------------------------------------------------------------------
-    async def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
-                      content: bytes | str | None = None, data: Mapping[str, Any] | None = None,
-                      headers: Mapping[str, str] | None = None, subject: str | None = None,
-                      purpose: str | None = None, write: bool | None = None, what: str | None = None,
-                      idempotent: bool | None = None, allow_status: Collection[int] = (),
-                      timeout: float | None = None) -> httpx.Response:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
+        data: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        subject: str | None = None,
+        purpose: str | None = None,
+        write: bool | None = None,
+        what: str | None = None,
+        idempotent: bool | None = None,
+        allow_status: Collection[int] = (),
+        timeout: float | None = None,
+    ) -> httpx.Response:
         """Send one request with retries, breaker, rate limit, dry-run check and audit; return the response.
 
         ``subject`` (a personnummer) and ``purpose`` mark a read of personal data, written to
@@ -411,17 +454,32 @@ class HttpConnector:
         shown = redact_text(path)
         if is_write:
             self.ctx.check_write(self.system, what or f"{method} {shown}")
-        build: dict[str, Any] = {"params": params, "json": json, "content": content, "data": data,
-                                 "headers": dict(headers or {})}
+        build: dict[str, Any] = {
+            "params": params,
+            "json": json,
+            "content": content,
+            "data": data,
+            "headers": dict(headers or {}),
+        }
         if timeout is not None:
             build["timeout"] = httpx.Timeout(timeout, connect=min(timeout, self.settings.connect_timeout_seconds))
-        response = await self._send(method, path, build,
-                                    idempotent=idempotent if idempotent is not None else method in IDEMPOTENT_METHODS,
-                                    allow_status=allow_status)
+        response = await self._send(
+            method,
+            path,
+            build,
+            idempotent=idempotent if idempotent is not None else method in IDEMPOTENT_METHODS,
+            allow_status=allow_status,
+        )
         details = {"method": method, "path": shown, "status": response.status_code}
         if is_write and self.settings.audit_writes and response.is_success:
-            await record_write(self.ctx, system=self.system, what=what or f"{method} {shown}", subject=subject,
-                               purpose=purpose, details=details)
+            await record_write(
+                self.ctx,
+                system=self.system,
+                what=what or f"{method} {shown}",
+                subject=subject,
+                purpose=purpose,
+                details=details,
+            )
         elif subject is not None and purpose is not None and not is_write and response.is_success:
             await record_access(self.ctx, subject=subject, system=self.system, purpose=purpose, details=details)
         return response
@@ -453,12 +511,16 @@ class HttpConnector:
         try:
             return response.json()
         except ValueError as exc:
-            raise ConnectorError(f"{self.system} answered {response.status_code} with a body that is not JSON",
-                                 code="bad_response", system=self.system) from exc
+            raise ConnectorError(
+                f"{self.system} answered {response.status_code} with a body that is not JSON",
+                code="bad_response",
+                system=self.system,
+            ) from exc
 
     # -- internals -----------------------------------------------------------------------
-    async def _send(self, method: str, path: str, build: dict[str, Any], *, idempotent: bool,
-                    allow_status: Collection[int]) -> httpx.Response:
+    async def _send(
+        self, method: str, path: str, build: dict[str, Any], *, idempotent: bool, allow_status: Collection[int]
+    ) -> httpx.Response:
         retry = self.settings.retry
         attempt = 0
         reauthenticated = False
@@ -481,14 +543,17 @@ class HttpConnector:
                 except httpx.TimeoutException as exc:
                     verdict, cause = False, exc
                     error: ConnectorError = ConnectorUnavailable(
-                        f"{self.system}: {method} {shown} timed out ({type(exc).__name__})", code="timeout",
-                        system=self.system)
+                        f"{self.system}: {method} {shown} timed out ({type(exc).__name__})",
+                        code="timeout",
+                        system=self.system,
+                    )
                     # A request that never got a connection was not seen by the server.
                     retryable = idempotent or isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
                 except httpx.TransportError as exc:
                     verdict, cause = False, exc
-                    error = ConnectorUnavailable(f"{self.system}: {method} {shown} failed ({type(exc).__name__})",
-                                                 system=self.system)
+                    error = ConnectorUnavailable(
+                        f"{self.system}: {method} {shown} failed ({type(exc).__name__})", system=self.system
+                    )
                     retryable = idempotent or isinstance(exc, httpx.ConnectError)
                 else:
                     verdict = None if response.status_code == 429 else response.status_code < 500
@@ -498,8 +563,15 @@ class HttpConnector:
             retry_after: float | None = None
             if response is not None:
                 status = response.status_code
-                log.debug("http request", system=self.system, method=method, url=shown, status=status,
-                          attempt=attempt, elapsed_ms=elapsed_ms)
+                log.debug(
+                    "http request",
+                    system=self.system,
+                    method=method,
+                    url=shown,
+                    status=status,
+                    attempt=attempt,
+                    elapsed_ms=elapsed_ms,
+                )
                 if status == 401 and isinstance(self.settings.auth, OAuth2ClientCredentials) and not reauthenticated:
                     # The token may have been revoked or expired early: fetch a new one, once.
                     reauthenticated = True
@@ -509,26 +581,51 @@ class HttpConnector:
                 if status in allow_status or response.is_success or response.is_redirect:
                     return response
                 if status in (401, 403):
-                    raise ConnectorAuthError(f"{self.system} refused our credentials ({status}) for {method} {shown}",
-                                             system=self.system, status=status)
+                    raise ConnectorAuthError(
+                        f"{self.system} refused our credentials ({status}) for {method} {shown}",
+                        system=self.system,
+                        status=status,
+                    )
                 if status not in retry.retry_statuses:
-                    raise ConnectorError(f"{self.system} answered {status} to {method} {shown}",
-                                         code=f"http_{status}", system=self.system, status=status)
+                    raise ConnectorError(
+                        f"{self.system} answered {status} to {method} {shown}",
+                        code=f"http_{status}",
+                        system=self.system,
+                        status=status,
+                    )
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock.now())
-                error = ConnectorUnavailable(f"{self.system} answered {status} to {method} {shown}",
-                                             code=f"http_{status}", system=self.system, status=status,
-                                             retry_after=retry_after)
+                error = ConnectorUnavailable(
+                    f"{self.system} answered {status} to {method} {shown}",
+                    code=f"http_{status}",
+                    system=self.system,
+                    status=status,
+                    retry_after=retry_after,
+                )
                 retryable = idempotent or status == 429  # a 429 was not carried out
             else:
-                log.debug("http request failed", system=self.system, method=method, url=shown, attempt=attempt,
-                          error=type(cause).__name__, elapsed_ms=elapsed_ms)
+                log.debug(
+                    "http request failed",
+                    system=self.system,
+                    method=method,
+                    url=shown,
+                    attempt=attempt,
+                    error=type(cause).__name__,
+                    elapsed_ms=elapsed_ms,
+                )
             if not retryable or attempt >= retry.attempts:
                 raise error from cause
             if retry_after is not None and retry_after > retry.max_retry_after_seconds:
                 raise error from cause  # too long to wait inside an item: the engine retries later
             delay = retry_after if retry_after is not None else backoff_delay(attempt, retry, self.rng)
-            log.info("http retry", system=self.system, method=method, url=shown, attempt=attempt,
-                     delay_seconds=round(delay, 3), reason=error.code)
+            log.info(
+                "http retry",
+                system=self.system,
+                method=method,
+                url=shown,
+                attempt=attempt,
+                delay_seconds=round(delay, 3),
+                reason=error.code,
+            )
             await self.clock.sleep(delay)
 
     def _breaker_verdict(self, healthy: bool | None) -> None:
@@ -575,27 +672,38 @@ class HttpConnector:
         else:
             form.update(client_id=auth.client_id, client_secret=secret)
         try:
-            response = await self.client.post(key[0], data=form, auth=basic or httpx.USE_CLIENT_DEFAULT,
-                                              headers=self._static_headers)
+            response = await self.client.post(
+                key[0], data=form, auth=basic or httpx.USE_CLIENT_DEFAULT, headers=self._static_headers
+            )
         except httpx.TimeoutException as exc:
-            raise ConnectorUnavailable(f"{self.system}: the token endpoint timed out", code="timeout",
-                                       system=self.system) from exc
+            raise ConnectorUnavailable(
+                f"{self.system}: the token endpoint timed out", code="timeout", system=self.system
+            ) from exc
         except httpx.TransportError as exc:
-            raise ConnectorUnavailable(f"{self.system}: the token endpoint cannot be reached ({type(exc).__name__})",
-                                       system=self.system) from exc
+            raise ConnectorUnavailable(
+                f"{self.system}: the token endpoint cannot be reached ({type(exc).__name__})", system=self.system
+            ) from exc
         if response.status_code in (400, 401, 403):
-            raise ConnectorAuthError(f"{self.system}: the token endpoint refused our client credentials "
-                                     f"({response.status_code})", system=self.system)
+            raise ConnectorAuthError(
+                f"{self.system}: the token endpoint refused our client credentials ({response.status_code})",
+                system=self.system,
+            )
         if not response.is_success:
-            raise ConnectorUnavailable(f"{self.system}: the token endpoint answered {response.status_code}",
-                                       system=self.system, status=response.status_code)
+            raise ConnectorUnavailable(
+                f"{self.system}: the token endpoint answered {response.status_code}",
+                system=self.system,
+                status=response.status_code,
+            )
         try:
             body = response.json()
             token = str(body["access_token"])
             expires_in = float(body.get("expires_in") or auth.default_expires_in_seconds)
         except (ValueError, KeyError, TypeError) as exc:
-            raise ConnectorError(f"{self.system}: the token endpoint's answer holds no access_token",
-                                 code="bad_response", system=self.system) from exc
+            raise ConnectorError(
+                f"{self.system}: the token endpoint's answer holds no access_token",
+                code="bad_response",
+                system=self.system,
+            ) from exc
         margin = min(auth.refresh_margin_seconds, expires_in / 2)
         self._tokens.put(key, token, self.clock.now() + timedelta(seconds=expires_in - margin))
         log.info("oauth2 token fetched", system=self.system, expires_in=expires_in)

@@ -40,7 +40,8 @@ class MailSettings(BaseModel):
     host: str = Field(description="SMTP server host name.")
     port: int = Field(default=587, ge=1, le=65535, description="SMTP port (587 submission, 465 implicit TLS, 25).")
     security: Literal["starttls", "tls", "none"] = Field(
-        default="starttls", description="starttls (port 587), tls (implicit, port 465) or none (a local relay).")
+        default="starttls", description="starttls (port 587), tls (implicit, port 465) or none (a local relay)."
+    )
     username: SecretRef | None = Field(default=None, description="SMTP user name, by reference.")
     password: SecretRef | None = Field(default=None, description="SMTP password, by reference.")
     sender: str = Field(description="The From address, e.g. robot@kommun.se.")
@@ -67,9 +68,17 @@ class Attachment:
     content_type: str = "application/octet-stream"
 
 
-def build_message(settings: MailSettings, to: Sequence[str], subject: str, text: str, *, html: str | None = None,
-                  cc: Sequence[str] = (), attachments: Sequence[Attachment] = (), reference: str | None = None
-                  ) -> EmailMessage:
+def build_message(
+    settings: MailSettings,
+    to: Sequence[str],
+    subject: str,
+    text: str,
+    *,
+    html: str | None = None,
+    cc: Sequence[str] = (),
+    attachments: Sequence[Attachment] = (),
+    reference: str | None = None,
+) -> EmailMessage:
     """The MIME message (plain text, optional HTML alternative, attachments), with a fresh Message-ID."""
     if not to:
         raise BusinessError("a mail needs at least one recipient", code="mail_no_recipient")
@@ -122,22 +131,37 @@ class Mailer:
             context.verify_mode = ssl.CERT_NONE
         return context
 
-    async def send(self, to: str | Sequence[str], subject: str, text: str, *, html: str | None = None,
-                   cc: Sequence[str] = (), attachments: Sequence[Attachment] = (), reference: str | None = None,
-                   what: str | None = None) -> str:
+    async def send(
+        self,
+        to: str | Sequence[str],
+        subject: str,
+        text: str,
+        *,
+        html: str | None = None,
+        cc: Sequence[str] = (),
+        attachments: Sequence[Attachment] = (),
+        reference: str | None = None,
+        what: str | None = None,
+    ) -> str:
         """Send one mail; returns its Message-ID. Refused in a dry run (reported as ``what``)."""
         recipients = [to] if isinstance(to, str) else list(to)
-        description = what or f"mail{' for ' + reference if reference else ''} to {len(recipients) + len(cc)} recipient(s)"
+        description = (
+            what or f"mail{' for ' + reference if reference else ''} to {len(recipients) + len(cc)} recipient(s)"
+        )
         self.ctx.check_write(self.system, description)
-        message = build_message(self.settings, recipients, subject, text, html=html, cc=cc, attachments=attachments,
-                                reference=reference)
+        message = build_message(
+            self.settings, recipients, subject, text, html=html, cc=cc, attachments=attachments, reference=reference
+        )
         await self._deliver(message, [*recipients, *cc])
         message_id = str(message["Message-ID"])
         log.info("mail sent", system=self.system, recipients=len(recipients) + len(cc), reference=reference)
         if self.settings.audit_sends:
-            await record_write(self.ctx, system=self.system, what=description,
-                               details={"message_id": message_id, "reference": reference,
-                                        "recipients": len(recipients) + len(cc)})
+            await record_write(
+                self.ctx,
+                system=self.system,
+                what=description,
+                details={"message_id": message_id, "reference": reference, "recipients": len(recipients) + len(cc)},
+            )
         return message_id
 
     async def _deliver(self, message: EmailMessage, recipients: list[str]) -> None:
@@ -146,37 +170,56 @@ class Mailer:
         password = s.password.resolve() if s.password else None
         try:
             _responses, _text = await aiosmtplib.send(
-                message, recipients=recipients, hostname=s.host, port=s.port, username=username, password=password,
-                use_tls=s.security == "tls", start_tls=s.security == "starttls", validate_certs=s.validate_certs,
-                tls_context=self._tls_context(), timeout=s.timeout_seconds)
+                message,
+                recipients=recipients,
+                hostname=s.host,
+                port=s.port,
+                username=username,
+                password=password,
+                use_tls=s.security == "tls",
+                start_tls=s.security == "starttls",
+                validate_certs=s.validate_certs,
+                tls_context=self._tls_context(),
+                timeout=s.timeout_seconds,
+            )
         except aiosmtplib.SMTPAuthenticationError as exc:
-            raise ConnectorAuthError(f"{self.system}: the SMTP server refused our credentials ({exc.code})",
-                                     system=self.system) from exc
+            raise ConnectorAuthError(
+                f"{self.system}: the SMTP server refused our credentials ({exc.code})", system=self.system
+            ) from exc
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = sorted({r.code for r in exc.recipients})
             if all(500 <= c < 600 for c in codes):
-                raise BusinessError(f"{self.system}: every recipient was refused ({', '.join(map(str, codes))})",
-                                    code="mail_recipient_refused") from exc
-            raise ConnectorUnavailable(f"{self.system}: recipients temporarily refused ({codes})",
-                                       system=self.system) from exc
+                raise BusinessError(
+                    f"{self.system}: every recipient was refused ({', '.join(map(str, codes))})",
+                    code="mail_recipient_refused",
+                ) from exc
+            raise ConnectorUnavailable(
+                f"{self.system}: recipients temporarily refused ({codes})", system=self.system
+            ) from exc
         except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPServerDisconnected) as exc:
-            raise ConnectorUnavailable(f"{self.system}: SMTP server {s.host}:{s.port} unavailable "
-                                       f"({type(exc).__name__})", system=self.system) from exc
+            raise ConnectorUnavailable(
+                f"{self.system}: SMTP server {s.host}:{s.port} unavailable ({type(exc).__name__})", system=self.system
+            ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             message_text = redact_text(str(exc.message).splitlines()[0] if exc.message else "")
             if 400 <= exc.code < 500:
-                raise ConnectorUnavailable(f"{self.system}: SMTP server answered {exc.code} {message_text}",
-                                           system=self.system) from exc
-            raise ConnectorError(f"{self.system}: SMTP server answered {exc.code} {message_text}",
-                                 code="smtp", system=self.system) from exc
+                raise ConnectorUnavailable(
+                    f"{self.system}: SMTP server answered {exc.code} {message_text}", system=self.system
+                ) from exc
+            raise ConnectorError(
+                f"{self.system}: SMTP server answered {exc.code} {message_text}", code="smtp", system=self.system
+            ) from exc
         except aiosmtplib.SMTPNotSupported as exc:
-            raise ConfigError(f"connectors.{self.system}: the server does not support what we asked "
-                              f"({redact_text(str(exc))})") from exc
+            raise ConfigError(
+                f"connectors.{self.system}: the server does not support what we asked ({redact_text(str(exc))})"
+            ) from exc
         except aiosmtplib.SMTPException as exc:
             if "not supported" in str(exc):  # e.g. STARTTLS asked for, the server does not offer it
                 raise ConfigError(f"connectors.{self.system}: {redact_text(str(exc))}") from exc
-            raise ConnectorError(f"{self.system}: sending failed ({type(exc).__name__})", code="smtp",
-                                 system=self.system) from exc
+            raise ConnectorError(
+                f"{self.system}: sending failed ({type(exc).__name__})", code="smtp", system=self.system
+            ) from exc
         except (OSError, ssl.SSLError) as exc:
-            raise ConnectorUnavailable(f"{self.system}: SMTP server {s.host}:{s.port} unavailable "
-                                       f"({type(exc).__name__})", system=self.system) from exc
+            raise ConnectorUnavailable(
+                f"{self.system}: SMTP server {s.host}:{s.port} unavailable ({type(exc).__name__})", system=self.system
+            ) from exc

@@ -44,7 +44,9 @@ from core.settings import SecretRef
 class SmsSettings(HttpSettings):
     """The section ``[connectors.sms]``: the gateway's HTTP settings plus what SMS needs."""
 
-    sender: str = Field(default="Kommunen", description="Sender shown on the phone: a name (≤ 11 characters) or number.")
+    sender: str = Field(
+        default="Kommunen", description="Sender shown on the phone: a name (≤ 11 characters) or number."
+    )
     send_path: str = Field(default="sms/messages", description="Path for sending.")
     status_path: str = Field(default="sms/messages/{id}", description="Path of one message's delivery status.")
     inbound_path: str = Field(default="sms/inbound", description="Path for polling inbound replies.")
@@ -55,7 +57,9 @@ class SmsSettings(HttpSettings):
     webhook_tolerance_seconds: float = Field(default=300, gt=0, description="Oldest webhook timestamp accepted.")
     webhook_signature_header: str = Field(default="X-Signature", description="Header with the HMAC-SHA256 (hex).")
     webhook_timestamp_header: str | None = Field(
-        default="X-Timestamp", description="Header with the Unix time signed along (empty: body alone, no replay check).")
+        default="X-Timestamp",
+        description="Header with the Unix time signed along (empty: body alone, no replay check).",
+    )
 
 
 class DeliveryStatus(StrEnum):
@@ -147,8 +151,15 @@ def normalize_msisdn(number: str, country_code: str = "46") -> str:
 class SmsClient:
     """Sends SMS through the gateway, asks for delivery status and polls for replies."""
 
-    def __init__(self, ctx: ConnectorContext, settings: SmsSettings, *, system: str = "sms",
-                 http: HttpConnector | None = None, **http_kwargs: Any) -> None:
+    def __init__(
+        self,
+        ctx: ConnectorContext,
+        settings: SmsSettings,
+        *,
+        system: str = "sms",
+        http: HttpConnector | None = None,
+        **http_kwargs: Any,
+    ) -> None:
         self.ctx = ctx
         self.settings = settings
         self.system = system
@@ -175,8 +186,9 @@ class SmsClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def send(self, to: str, text: str, *, reference: str, subject: str | None = None,
-                   purpose: str | None = None) -> SentSms:
+    async def send(
+        self, to: str, text: str, *, reference: str, subject: str | None = None, purpose: str | None = None
+    ) -> SentSms:
         """Send ``text`` to ``to``; ``reference`` (the work item's) makes a retried send idempotent.
 
         Refused in a dry run. ``subject``/``purpose`` go into the write's audit event.
@@ -185,38 +197,54 @@ class SmsClient:
         if not text.strip():
             raise BusinessError("an SMS needs a text", code="sms_empty")
         if len(text) > self.settings.max_length:
-            raise BusinessError(f"the SMS is {len(text)} characters, longer than {self.settings.max_length}",
-                                code="sms_too_long")
+            raise BusinessError(
+                f"the SMS is {len(text)} characters, longer than {self.settings.max_length}", code="sms_too_long"
+            )
         body = {"to": number, "from": self.settings.sender, "text": text, "reference": reference}
-        answer = await self.http.post_json(self.settings.send_path, body, headers={"Idempotency-Key": reference},
-                                           idempotent=True, what=f"SMS for {reference}", subject=subject,
-                                           purpose=purpose)
+        answer = await self.http.post_json(
+            self.settings.send_path,
+            body,
+            headers={"Idempotency-Key": reference},
+            idempotent=True,
+            what=f"SMS for {reference}",
+            subject=subject,
+            purpose=purpose,
+        )
         if not isinstance(answer, dict) or not (answer.get("id") or answer.get("message_id")):
-            raise ConnectorError(f"{self.system}: the gateway's answer to a send has no message id",
-                                 code="bad_response")
-        return SentSms(id=str(answer.get("id") or answer.get("message_id")), status=_status(answer.get("status")),
-                       reference=reference)
+            raise ConnectorError(
+                f"{self.system}: the gateway's answer to a send has no message id", code="bad_response"
+            )
+        return SentSms(
+            id=str(answer.get("id") or answer.get("message_id")),
+            status=_status(answer.get("status")),
+            reference=reference,
+        )
 
     async def status(self, message_id: str) -> DeliveryReport:
         """The delivery status of one message."""
         answer = await self.http.get_json(self.settings.status_path.format(id=message_id))
         try:
-            return DeliveryReport(id=str(answer.get("id", message_id)), status=_status(answer.get("status")),
-                                  updated_at=answer.get("updated_at") or answer.get("delivered_at"),
-                                  error=answer.get("error"))
+            return DeliveryReport(
+                id=str(answer.get("id", message_id)),
+                status=_status(answer.get("status")),
+                updated_at=answer.get("updated_at") or answer.get("delivered_at"),
+                error=answer.get("error"),
+            )
         except (AttributeError, ValidationError) as exc:
             raise ConnectorError(f"{self.system}: unexpected delivery report", code="bad_response") from exc
 
     async def poll_replies(self, cursor: str | None = None) -> InboundBatch:
         """Replies received since ``cursor`` (everything when None) and the next cursor."""
         param = self.settings.inbound_cursor_param
-        answer = await self.http.get_json(self.settings.inbound_path,
-                                          params={param: cursor} if cursor is not None else None)
+        answer = await self.http.get_json(
+            self.settings.inbound_path, params={param: cursor} if cursor is not None else None
+        )
         items = answer if isinstance(answer, list) else (answer.get("items") or answer.get("messages") or [])
         next_cursor = None
         if isinstance(answer, dict):
-            next_cursor = next((answer[k] for k in ("cursor", "next_cursor", "last_seq") if answer.get(k) is not None),
-                               None)
+            next_cursor = next(
+                (answer[k] for k in ("cursor", "next_cursor", "last_seq") if answer.get(k) is not None), None
+            )
         try:
             messages = [InboundSms.model_validate(m) for m in items]
         except ValidationError as exc:
@@ -251,8 +279,15 @@ class SmsWebhook:
         async def sms_hook(event: SmsEvent = Depends(webhook)) -> dict: ...
     """
 
-    def __init__(self, secret: str, *, tolerance_seconds: float = 300, clock: Clock | None = None,
-                 signature_header: str = "X-Signature", timestamp_header: str | None = "X-Timestamp") -> None:
+    def __init__(
+        self,
+        secret: str,
+        *,
+        tolerance_seconds: float = 300,
+        clock: Clock | None = None,
+        signature_header: str = "X-Signature",
+        timestamp_header: str | None = "X-Timestamp",
+    ) -> None:
         if not secret:
             raise WebhookRejected("the SMS webhook has no shared secret configured")
         self._secret = secret
@@ -266,9 +301,13 @@ class SmsWebhook:
         """The webhook verifier ``[connectors.sms]`` describes (its secret resolved now)."""
         if settings.webhook_secret is None:
             raise WebhookRejected("connectors.sms.webhook_secret is not configured")
-        return cls(settings.webhook_secret.resolve(), tolerance_seconds=settings.webhook_tolerance_seconds,
-                   clock=clock, signature_header=settings.webhook_signature_header,
-                   timestamp_header=settings.webhook_timestamp_header)
+        return cls(
+            settings.webhook_secret.resolve(),
+            tolerance_seconds=settings.webhook_tolerance_seconds,
+            clock=clock,
+            signature_header=settings.webhook_signature_header,
+            timestamp_header=settings.webhook_timestamp_header,
+        )
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> None:
         """Raise WebhookRejected unless the signature is right (and the timestamp recent, when one is signed)."""
@@ -300,8 +339,12 @@ class SmsWebhook:
             if kind == "inbound":
                 return SmsEvent(kind="inbound", inbound=InboundSms.model_validate(data))
             if kind == "status":
-                report = DeliveryReport(id=str(data["id"]), status=_status(data.get("status")),
-                                        updated_at=data.get("updated_at"), error=data.get("error"))
+                report = DeliveryReport(
+                    id=str(data["id"]),
+                    status=_status(data.get("status")),
+                    updated_at=data.get("updated_at"),
+                    error=data.get("error"),
+                )
                 return SmsEvent(kind="status", report=report)
         except (ValueError, KeyError, AttributeError, ValidationError) as exc:
             raise ConnectorError("the SMS webhook payload is not valid", code="bad_webhook") from exc

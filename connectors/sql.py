@@ -50,8 +50,10 @@ class SqlSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(description="SQLAlchemy URL without a password, e.g. postgresql+psycopg://robot@db/hr "
-                                 "or sqlite:////srv/export.db.")
+    url: str = Field(
+        description="SQLAlchemy URL without a password, e.g. postgresql+psycopg://robot@db/hr "
+        "or sqlite:////srv/export.db."
+    )
     password: SecretRef | None = Field(default=None, description="The database password, by reference.")
     statement_timeout_seconds: float = Field(default=30, gt=0, description="Longest a statement may run.")
     connect_timeout_seconds: int = Field(default=10, ge=1, description="Timeout for connecting.")
@@ -86,7 +88,9 @@ _FIRST_WORDS = {"select", "with", "values", "table"}
 # Statement keywords that change something; a column so named must be "quoted".
 _WRITE_WORDS = re.compile(
     r"\b(insert|update|delete|merge|upsert|create|drop|alter|truncate|grant|revoke|into|copy|call|lock|"
-    r"attach|detach|pragma|vacuum|reindex)\b", re.I)
+    r"attach|detach|pragma|vacuum|reindex)\b",
+    re.I,
+)
 
 
 def check_select(sql: str) -> None:
@@ -130,8 +134,12 @@ def build_engine(settings: SqlSettings) -> Engine:
         url = url.set(password=settings.password.resolve())
     timeout = settings.statement_timeout_seconds
     if url.get_backend_name() == "sqlite":
-        engine = create_engine(_sqlite_read_only_url(url), pool_size=settings.pool_size, pool_pre_ping=True,
-                               connect_args={"check_same_thread": False, "timeout": settings.connect_timeout_seconds})
+        engine = create_engine(
+            _sqlite_read_only_url(url),
+            pool_size=settings.pool_size,
+            pool_pre_ping=True,
+            connect_args={"check_same_thread": False, "timeout": settings.connect_timeout_seconds},
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
@@ -140,7 +148,8 @@ def build_engine(settings: SqlSettings) -> Engine:
             record.info["deadline"] = state
             # SQLite has no statement timeout: a progress handler interrupts a query past its deadline.
             dbapi_conn.set_progress_handler(
-                lambda: 1 if state["deadline"] is not None and time.monotonic() > state["deadline"] else 0, 1000)
+                lambda: 1 if state["deadline"] is not None and time.monotonic() > state["deadline"] else 0, 1000
+            )
 
         @event.listens_for(engine, "before_cursor_execute")
         def _deadline(conn: Connection, _cursor: Any, _stmt: Any, _params: Any, _context: Any, _many: bool) -> None:
@@ -161,9 +170,16 @@ def build_engine(settings: SqlSettings) -> Engine:
     if given:  # keep the URL's own options (e.g. a search_path); ours come last and win
         options = f"{given if isinstance(given, str) else ' '.join(given)} {options}"
         url = url.difference_update_query(["options"])
-    engine = create_engine(url, pool_size=settings.pool_size, pool_pre_ping=True,
-                           connect_args={"options": options, "connect_timeout": settings.connect_timeout_seconds,
-                                         "application_name": "kollega-readonly"})
+    engine = create_engine(
+        url,
+        pool_size=settings.pool_size,
+        pool_pre_ping=True,
+        connect_args={
+            "options": options,
+            "connect_timeout": settings.connect_timeout_seconds,
+            "application_name": "kollega-readonly",
+        },
+    )
 
     @event.listens_for(engine, "connect")
     def _pg_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -193,8 +209,9 @@ def translate(exc: sa_exc.SQLAlchemyError, system: str) -> ConnectorError:
         # SQLite raises OperationalError for bad SQL too; only these mean "not reachable now".
         if any(m in lowered for m in ("unable to open", "locked", "busy", "disk i/o", "closed")):
             return ConnectorUnavailable(f"{system}: database unavailable: {first}", system=system)
-    elif isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or getattr(exc, "connection_invalidated",
-                                                                                     False):
+    elif isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or getattr(
+        exc, "connection_invalidated", False
+    ):
         return ConnectorUnavailable(f"{system}: database unavailable: {first}", system=system)
     return ConnectorError(f"{system}: query failed: {first}", code="sql", system=system)
 
@@ -224,8 +241,9 @@ class ReadOnlyDatabase:
         self.engine.dispose()
 
     # -- synchronous core ----------------------------------------------------------------
-    def fetch_all_sync(self, stmt: str | ClauseElement, params: Mapping[str, Any] | None = None, *,
-                       max_rows: int | None = None) -> list[dict[str, Any]]:
+    def fetch_all_sync(
+        self, stmt: str | ClauseElement, params: Mapping[str, Any] | None = None, *, max_rows: int | None = None
+    ) -> list[dict[str, Any]]:
         """Run one read-only query and return its rows as dicts (blocking)."""
         statement = _statement(stmt)
         limit = max_rows or self.settings.max_rows
@@ -238,28 +256,38 @@ class ReadOnlyDatabase:
         except sa_exc.SQLAlchemyError as exc:
             raise translate(exc, self.system) from exc
         if len(rows) > limit:
-            raise ConnectorError(f"{self.system}: the query returned more than {limit} rows", code="too_many_rows",
-                                 system=self.system)
-        log.debug("sql query", system=self.system, rows=len(rows),
-                  elapsed_ms=round((time.monotonic() - started) * 1000))
+            raise ConnectorError(
+                f"{self.system}: the query returned more than {limit} rows", code="too_many_rows", system=self.system
+            )
+        log.debug(
+            "sql query", system=self.system, rows=len(rows), elapsed_ms=round((time.monotonic() - started) * 1000)
+        )
         return rows
 
     # -- async API -----------------------------------------------------------------------
-    async def fetch_all(self, stmt: str | ClauseElement, params: Mapping[str, Any] | None = None, *,
-                        subject: str | None = None, purpose: str | None = None,
-                        max_rows: int | None = None) -> list[dict[str, Any]]:
+    async def fetch_all(
+        self,
+        stmt: str | ClauseElement,
+        params: Mapping[str, Any] | None = None,
+        *,
+        subject: str | None = None,
+        purpose: str | None = None,
+        max_rows: int | None = None,
+    ) -> list[dict[str, Any]]:
         """Rows of one read-only query; ``subject``/``purpose`` write a data-access audit event."""
         require_purpose(subject, purpose)
         if subject is not None and self.ctx is None:
             raise ConfigError("a read of personal data needs a run context for the access log")
         rows = await asyncio.to_thread(self.fetch_all_sync, stmt, params, max_rows=max_rows)
         if subject is not None and purpose is not None and self.ctx is not None:
-            await record_access(self.ctx, subject=subject, system=self.system, purpose=purpose,
-                                details={"rows": len(rows)})
+            await record_access(
+                self.ctx, subject=subject, system=self.system, purpose=purpose, details={"rows": len(rows)}
+            )
         return rows
 
-    async def fetch_one(self, stmt: str | ClauseElement, params: Mapping[str, Any] | None = None,
-                        **kwargs: Any) -> dict[str, Any] | None:
+    async def fetch_one(
+        self, stmt: str | ClauseElement, params: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> dict[str, Any] | None:
         """The first row, or None."""
         rows = await self.fetch_all(stmt, params, **kwargs)
         return rows[0] if rows else None

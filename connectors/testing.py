@@ -31,8 +31,9 @@ from core.errors import DryRunRefusal
 
 def launch_chromium(pw: Playwright) -> Browser:
     """Headless Chromium for tests and scripts on Playwright's sync API, found and flagged as the connector does."""
-    return pw.chromium.launch(executable_path=find_browser(None, pw.chromium.executable_path), headless=True,
-                              args=list(CI_LAUNCH_ARGS))
+    return pw.chromium.launch(
+        executable_path=find_browser(None, pw.chromium.executable_path), headless=True, args=list(CI_LAUNCH_ARGS)
+    )
 
 
 @contextmanager
@@ -44,8 +45,14 @@ def serve_app(app: Any, *, host: str = "127.0.0.1", graceful_seconds: int = 1) -
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", access_log=False,
-                            timeout_graceful_shutdown=graceful_seconds)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="off",
+        ws="none",
+        access_log=False,
+        timeout_graceful_shutdown=graceful_seconds,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
     thread.start()
@@ -90,22 +97,51 @@ class RecordingContext:
         self.accesses.append({"subject": subject, "system": system, "purpose": purpose, "details": details or {}})
         return len(self.accesses)
 
-    def record(self, action: str, *, subject: str | None = None, purpose: str | None = None,
-               details: dict[str, Any] | None = None) -> int:
+    def record(
+        self,
+        action: str,
+        *,
+        subject: str | None = None,
+        purpose: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> int:
         """Record an audit event; returns its position."""
         self.events.append({"action": action, "subject": subject, "purpose": purpose, "details": details or {}})
         return len(self.events)
 
-    def save_artifact(self, *, work_item_id: int | None, kind: str, filename: str, content_type: str, data: bytes,
-                      sensitive: bool = True) -> int:
+    def save_artifact(
+        self,
+        *,
+        work_item_id: int | None,
+        kind: str,
+        filename: str,
+        content_type: str,
+        data: bytes,
+        sensitive: bool = True,
+    ) -> int:
         """Keep the artifact in memory; returns its position."""
-        self.artifacts.append({"work_item_id": work_item_id, "kind": kind, "filename": filename,
-                               "content_type": content_type, "data": data, "sensitive": sensitive})
+        self.artifacts.append(
+            {
+                "work_item_id": work_item_id,
+                "kind": kind,
+                "filename": filename,
+                "content_type": content_type,
+                "data": data,
+                "sensitive": sensitive,
+            }
+        )
         return len(self.artifacts)
 
 
-def run_context(db: Any, tmp_path: Path, *, dry_run: bool = False, connectors: dict[str, dict[str, Any]] | None = None,
-                clock: Any = None, tenant: str | None = None) -> RunContext:
+def run_context(
+    db: Any,
+    tmp_path: Path,
+    *,
+    dry_run: bool = False,
+    connectors: dict[str, dict[str, Any]] | None = None,
+    clock: Any = None,
+    tenant: str | None = None,
+) -> RunContext:
     """A real RunContext (audit log, artifact store) on ``db`` for the test tenant, as the engine builds it."""
     from core.engine import Engine
     from core.registry import Registry

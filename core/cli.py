@@ -629,8 +629,13 @@ def purge_cmd(
         return
     table = Table("Tenant", "Work items", "Review items", "Artifacts", "Periods (days: items / reviews / artifacts)")
     for r in results:
-        table.add_row(r.tenant, str(r.work_items), str(r.review_items), str(r.artifacts),
-                      f"{r.work_item_days or 'kept'} / {r.review_days or 'kept'} / {r.artifact_days}")
+        table.add_row(
+            r.tenant,
+            str(r.work_items),
+            str(r.review_items),
+            str(r.artifacts),
+            f"{r.work_item_days or 'kept'} / {r.review_days or 'kept'} / {r.artifact_days}",
+        )
     console.print(table)
     if dry_run:
         console.print("Dry run: nothing was changed.")

@@ -22,7 +22,7 @@ from core.errors import ConfigError
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
 
 FILES: dict[str, str] = {
-    "pyproject.toml": '''[build-system]
+    "pyproject.toml": """[build-system]
 requires = ["setuptools>=69", "wheel"]
 build-backend = "setuptools.build_meta"
 
@@ -50,8 +50,8 @@ include = ["$package*"]
 testpaths = ["tests"]
 asyncio_mode = "auto"
 asyncio_default_fixture_loop_scope = "function"
-''',
-    "README.md": '''# $display
+""",
+    "README.md": """# $display
 
 A Kollega robot (`$name`). It reads case files (`*.json`) from `[robots.$name] inbox_dir`,
 checks each with the rules in `$package/rules.py`, finishes the clean ones and prepares
@@ -70,7 +70,7 @@ Settings (`config/kollega.toml`):
 
 Replace the rules and the case format with your own; keep `rules.py` free of I/O so that
 it can be tested without anything running.
-''',
+""",
     "$package/__init__.py": '''"""$display: a Kollega robot."""
 ''',
     "$package/rules.py": '''"""The rules of $display: pure functions, no I/O, tested on their own."""
@@ -195,7 +195,7 @@ class $cls(Robot):
         """Record the person's decision (replace with the write to your system)."""
         ctx.record("$name.decided", details={"review_id": review.id, "state": str(review.state)})
 ''',
-    "$package/templates/review.html": '''{# $display: how a case looks in the review inbox. Autoescaped and sandboxed. #}
+    "$package/templates/review.html": """{# $display: how a case looks in the review inbox. Autoescaped and sandboxed. #}
 <section class="robot-material">
   <h2>Ärende {{ material.reference }}</h2>
   <p>Belopp: <strong>{{ material.amount }} kr</strong></p>
@@ -205,8 +205,8 @@ class $cls(Robot):
   <ul>{% for r in material.reasons %}<li>{{ r }}</li>{% endfor %}</ul>
   {% endif %}
 </section>
-''',
-    "schedules/$name.toml": '''# Copy to Kollega's schedules/ folder to run $display every working night.
+""",
+    "schedules/$name.toml": """# Copy to Kollega's schedules/ folder to run $display every working night.
 name = "$name"
 robot = "$name"
 tenants = ["*"]
@@ -217,7 +217,7 @@ window_end = "06:00"
 catch_up = true
 enabled = true
 description = "$display går igenom nattens ärendefiler."
-''',
+""",
     "tests/__init__.py": "",
     "tests/test_rules.py": '''"""The rules, without anything running."""
 

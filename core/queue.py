@@ -670,7 +670,9 @@ def _claim_statement(dialect: str, reclaim_expired: bool, by_ids: bool) -> Any:
     c = _ITEMS.c
     # The statuses are SQL literals, not parameters: a prepared statement's generic plan
     # can then prove the partial index's predicate and use it.
-    due = and_(c.status.in_([literal_column(f"'{s.value}'") for s in statuses]), c.next_attempt_at <= bindparam("p_now"))
+    due = and_(
+        c.status.in_([literal_column(f"'{s.value}'") for s in statuses]), c.next_attempt_at <= bindparam("p_now")
+    )
     if by_ids:
         due = and_(due, c.id.in_(bindparam("p_ids", expanding=True)))
     pick = (

@@ -30,8 +30,14 @@ from core.storage.db import Database
 from core.storage.models import Artifact, ItemStatus, ReviewComment, ReviewItem, ReviewState, WorkItem
 
 FINISHED = (ItemStatus.done, ItemStatus.failed_business, ItemStatus.failed_application, ItemStatus.cancelled)
-CLOSED = (ReviewState.approved, ReviewState.rejected, ReviewState.returned, ReviewState.expired,
-          ReviewState.resolved, ReviewState.withdrawn)
+CLOSED = (
+    ReviewState.approved,
+    ReviewState.rejected,
+    ReviewState.returned,
+    ReviewState.expired,
+    ReviewState.resolved,
+    ReviewState.withdrawn,
+)
 
 
 @dataclass
@@ -65,8 +71,15 @@ def periods(settings: Settings, tenant: TenantSettings) -> tuple[int | None, int
     return pick("work_item_days"), pick("review_days"), artifact
 
 
-def purge(db: Database, settings: Settings, now: datetime, *, dry_run: bool = False,
-          actor: str = "system:retention", tenants: list[TenantSettings] | None = None) -> list[TenantPurge]:
+def purge(
+    db: Database,
+    settings: Settings,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    actor: str = "system:retention",
+    tenants: list[TenantSettings] | None = None,
+) -> list[TenantPurge]:
     """Clear what is past its period, tenant by tenant; returns the counts."""
     out = []
     for tenant in tenants if tenants is not None else settings.tenants:
@@ -78,10 +91,12 @@ def purge(db: Database, settings: Settings, now: datetime, *, dry_run: bool = Fa
             if review_days is not None:
                 result.review_items = _purge_reviews(s, tenant.code, now - timedelta(days=review_days), now, dry_run)
             result.artifacts, result.files = _purge_artifacts(
-                s, tenant.code, now - timedelta(days=artifact_days), now, dry_run)
+                s, tenant.code, now - timedelta(days=artifact_days), now, dry_run
+            )
             if not dry_run and (result.work_items or result.review_items or result.artifacts):
-                audit.append(s, actor=actor, action="retention.purged", tenant=tenant.code,
-                             details=result.as_dict(), now=now)
+                audit.append(
+                    s, actor=actor, action="retention.purged", tenant=tenant.code, details=result.as_dict(), now=now
+                )
         if not dry_run:  # files only after their rows are gone for good
             for path in result.files:
                 Path(path).unlink(missing_ok=True)
@@ -94,33 +109,56 @@ def _ids(s: Any, stmt: Any) -> list[int]:
 
 
 def _purge_items(s: Any, tenant: str, cutoff: datetime, now: datetime, dry_run: bool) -> int:
-    ids = _ids(s, select(WorkItem.id).where(
-        WorkItem.tenant == tenant, WorkItem.status.in_(FINISHED), WorkItem.finished_at < cutoff,
-        WorkItem.purged_at.is_(None)))
+    ids = _ids(
+        s,
+        select(WorkItem.id).where(
+            WorkItem.tenant == tenant,
+            WorkItem.status.in_(FINISHED),
+            WorkItem.finished_at < cutoff,
+            WorkItem.purged_at.is_(None),
+        ),
+    )
     if ids and not dry_run:
         for chunk in _chunks(ids):
-            s.execute(update(WorkItem).where(WorkItem.id.in_(chunk)).values(
-                payload={}, result=None, subject=None, error_message=None, return_comment=None, purged_at=now)
-                .execution_options(synchronize_session=False))
+            s.execute(
+                update(WorkItem)
+                .where(WorkItem.id.in_(chunk))
+                .values(payload={}, result=None, subject=None, error_message=None, return_comment=None, purged_at=now)
+                .execution_options(synchronize_session=False)
+            )
     return len(ids)
 
 
 def _purge_reviews(s: Any, tenant: str, cutoff: datetime, now: datetime, dry_run: bool) -> int:
-    ids = _ids(s, select(ReviewItem.id).where(
-        ReviewItem.tenant == tenant, ReviewItem.state.in_(CLOSED), ReviewItem.decided_at < cutoff,
-        ReviewItem.purged_at.is_(None)))
+    ids = _ids(
+        s,
+        select(ReviewItem.id).where(
+            ReviewItem.tenant == tenant,
+            ReviewItem.state.in_(CLOSED),
+            ReviewItem.decided_at < cutoff,
+            ReviewItem.purged_at.is_(None),
+        ),
+    )
     if ids and not dry_run:
         for chunk in _chunks(ids):
-            s.execute(update(ReviewItem).where(ReviewItem.id.in_(chunk)).values(
-                material={}, summary="", subject=None, decision_comment=None, callback_error=None, purged_at=now)
-                .execution_options(synchronize_session=False))
+            s.execute(
+                update(ReviewItem)
+                .where(ReviewItem.id.in_(chunk))
+                .values(
+                    material={}, summary="", subject=None, decision_comment=None, callback_error=None, purged_at=now
+                )
+                .execution_options(synchronize_session=False)
+            )
             s.execute(delete(ReviewComment).where(ReviewComment.review_id.in_(chunk)))
     return len(ids)
 
 
 def _purge_artifacts(s: Any, tenant: str, cutoff: datetime, now: datetime, dry_run: bool) -> tuple[int, list[str]]:
-    rows = s.execute(select(Artifact.id, Artifact.path).where(
-        Artifact.tenant == tenant, (Artifact.created_at < cutoff) | (Artifact.expires_at < now))).all()
+    rows = s.execute(
+        select(Artifact.id, Artifact.path).where(
+            Artifact.tenant == tenant, (Artifact.created_at < cutoff) | (Artifact.expires_at < now)
+        )
+    ).all()
     if rows and not dry_run:
         for chunk in _chunks([r.id for r in rows]):
             s.execute(delete(Artifact).where(Artifact.id.in_(chunk)))
@@ -128,5 +166,4 @@ def _purge_artifacts(s: Any, tenant: str, cutoff: datetime, now: datetime, dry_r
 
 
 def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
-    return [ids[i:i + size] for i in range(0, len(ids), size)]
-
+    return [ids[i : i + size] for i in range(0, len(ids), size)]

@@ -182,8 +182,16 @@ def resolve_uncertain(s: Session, work_item_id: int, *, actor: str, comment: str
     Raises :class:`AlreadyDecided` when there is none left open: a person decided
     meanwhile, and the person's decision wins.
     """
-    closed = _close_open(s, work_item_id, [ReviewKind.uncertain], ReviewState.resolved,
-                         action="review.resolved", actor=actor, comment=comment, now=now)
+    closed = _close_open(
+        s,
+        work_item_id,
+        [ReviewKind.uncertain],
+        ReviewState.resolved,
+        action="review.resolved",
+        actor=actor,
+        comment=comment,
+        now=now,
+    )
     if not closed:
         raise AlreadyDecided(f"work item {work_item_id} has no open uncertain review item any more")
     return closed
@@ -196,8 +204,16 @@ def withdraw_problem_reports(s: Session, work_item_id: int, *, actor: str, reaso
     inbox for a decision nobody needs (and a retry that fails again opens a new one).
     Decision items are left alone.
     """
-    return _close_open(s, work_item_id, [ReviewKind.exception, ReviewKind.uncertain], ReviewState.withdrawn,
-                       action="review.withdrawn", actor=actor, comment=reason, now=now)
+    return _close_open(
+        s,
+        work_item_id,
+        [ReviewKind.exception, ReviewKind.uncertain],
+        ReviewState.withdrawn,
+        action="review.withdrawn",
+        actor=actor,
+        comment=reason,
+        now=now,
+    )
 
 
 class ReviewQueue:

@@ -78,7 +78,9 @@ class RetentionSettings(BaseModel):
         default=None, ge=1, description="Days after a decision before the review item's material is cleared."
     )
     artifact_days: int | None = Field(
-        default=None, ge=1, description="Days before screenshots and snapshots are deleted (default: artifact_retention_days)."
+        default=None,
+        ge=1,
+        description="Days before screenshots and snapshots are deleted (default: artifact_retention_days).",
     )
 
 

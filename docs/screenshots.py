@@ -82,8 +82,9 @@ def main() -> None:
             jobs = night_jobs(settings, demo.SANDBOX_TENANT)
             asyncio.run(_run_many(engine, jobs, trigger="manual", show_progress=False))
         with db.session() as s:
-            open_items = s.scalars(select(ReviewItem).where(ReviewItem.state == ReviewState.open)
-                                   .order_by(ReviewItem.id)).all()
+            open_items = s.scalars(
+                select(ReviewItem).where(ReviewItem.state == ReviewState.open).order_by(ReviewItem.id)
+            ).all()
             queues: dict[str, list[str]] = {}
             for r in open_items:
                 queues.setdefault(r.tenant, [])

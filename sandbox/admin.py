@@ -81,9 +81,16 @@ def _system(system: str) -> str:
 @router.get("/health")
 async def health(state: SandboxState = Depends(get_state)) -> dict[str, Any]:
     """Liveness and what is loaded."""
-    return {"status": "ok", "seed": state.seed, "today": state.today.isoformat(), "tenant": state.options.tenant,
-            "municipality": state.options.municipality, "systems": list(SYSTEMS), "counts": state.data.counts(),
-            "now": state.now_iso()}
+    return {
+        "status": "ok",
+        "seed": state.seed,
+        "today": state.today.isoformat(),
+        "tenant": state.options.tenant,
+        "municipality": state.options.municipality,
+        "systems": list(SYSTEMS),
+        "counts": state.data.counts(),
+        "now": state.now_iso(),
+    }
 
 
 @router.get("/options")
@@ -100,8 +107,12 @@ async def reset(body: ResetIn, state: SandboxState = Depends(get_state)) -> dict
         try:
             options = SandboxOptions.model_validate({**state.options.model_dump(), **body.options})
         except ValidationError as exc:
-            raise ApiError(422, "bad_options", "the options are invalid",
-                           detail=exc.errors(include_url=False, include_context=False)) from None
+            raise ApiError(
+                422,
+                "bad_options",
+                "the options are invalid",
+                detail=exc.errors(include_url=False, include_context=False),
+            ) from None
     state.reset(body.seed, options)
     return {"seed": state.seed, "options": state.options.model_dump(mode="json"), "counts": state.data.counts()}
 
@@ -134,8 +145,13 @@ async def clear_faults(system: str, state: SandboxState = Depends(get_state)) ->
 @router.get("/state")
 async def all_state(state: SandboxState = Depends(get_state)) -> dict[str, Any]:
     """Per system: writes by action and requests by outcome."""
-    return {s: {"write_counts": {a: sum(k.values()) for a, k in state.log.counts(s).items()},
-                "requests": dict(state.requests.get(s, {}))} for s in SYSTEMS}
+    return {
+        s: {
+            "write_counts": {a: sum(k.values()) for a, k in state.log.counts(s).items()},
+            "requests": dict(state.requests.get(s, {})),
+        }
+        for s in SYSTEMS
+    }
 
 
 @router.get("/state/{system}")
@@ -147,8 +163,9 @@ async def system_state(system: str, state: SandboxState = Depends(get_state)) ->
 
 
 @router.get("/log")
-async def write_log(state: SandboxState = Depends(get_state), system: str | None = None, action: str | None = None,
-                    since: int = 0) -> dict[str, Any]:
+async def write_log(
+    state: SandboxState = Depends(get_state), system: str | None = None, action: str | None = None, since: int = 0
+) -> dict[str, Any]:
     """The write log (``seq > since``)."""
     return {"items": [e.as_dict() for e in state.log.entries(system, action, since)]}
 
@@ -184,17 +201,21 @@ async def lock_payroll_period(body: LockIn, state: SandboxState = Depends(get_st
     """Lock a period in the payroll application: saving a schedule in it is refused from now on."""
     store = payroll.store_for(state)
     store.lock(body.first, body.last)
-    return {"locked_until": store.locked_until.isoformat(),
-            "locked_ranges": [[a.isoformat(), b.isoformat()] for a, b in store.locked_ranges]}
+    return {
+        "locked_until": store.locked_until.isoformat(),
+        "locked_ranges": [[a.isoformat(), b.isoformat()] for a, b in store.locked_ranges],
+    }
 
 
 @router.post("/scheduling/employees/{employee_id}/versions", status_code=201)
-async def approve_schedule_version(employee_id: str, body: NewVersionIn,
-                                   state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+async def approve_schedule_version(
+    employee_id: str, body: NewVersionIn, state: SandboxState = Depends(get_state)
+) -> dict[str, Any]:
     """A manager approves a changed schedule as a new version (the current one becomes superseded)."""
     try:
-        return scheduling.approve_new_version(state, employee_id, period=body.period, rows=body.rows,
-                                              first_row=body.first_row)
+        return scheduling.approve_new_version(
+            state, employee_id, period=body.period, rows=body.rows, first_row=body.first_row
+        )
     except LookupError as exc:
         raise ApiError(404, "no_schedule", str(exc)) from None
 

@@ -48,10 +48,18 @@ def generate_data(seed: int, options: SandboxOptions) -> SandboxData:
     care = homecare.generate_homecare(rng("homecare"), people("homecare"), options)
     employees, schedules = scheduling.generate_employees(rng("scheduling"), people("scheduling"), options)
     return SandboxData(
-        applications=applications, registers=register_data, substitutes=substitutes, shifts=shifts, homecare=care,
-        employees=employees, schedules=schedules,
-        truth={"eservice": anomalies, "registers": {"undeclared_income": undeclared},
-               "staffing": {"behaviour": behaviour}},
+        applications=applications,
+        registers=register_data,
+        substitutes=substitutes,
+        shifts=shifts,
+        homecare=care,
+        employees=employees,
+        schedules=schedules,
+        truth={
+            "eservice": anomalies,
+            "registers": {"undeclared_income": undeclared},
+            "staffing": {"behaviour": behaviour},
+        },
     )
 
 
@@ -102,9 +110,14 @@ def create_app(seed: int = 1, options: SandboxOptions | None = None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def index() -> dict[str, Any]:
-        return {"sandbox": "Kollega", "seed": state.seed, "today": state.today.isoformat(),
-                "systems": {s: f"/{s}" for s in included},
-                "admin": "/admin", "docs": "/docs"}
+        return {
+            "sandbox": "Kollega",
+            "seed": state.seed,
+            "today": state.today.isoformat(),
+            "systems": {s: f"/{s}" for s in included},
+            "admin": "/admin",
+            "docs": "/docs",
+        }
 
     app.add_middleware(FaultMiddleware, state=state)
     return app

@@ -92,7 +92,7 @@ def paginate(items: list[Any], offset: int, limit: int) -> dict[str, Any]:
     """``{"total", "offset", "limit", "items"}`` for one page of ``items``."""
     limit = max(1, min(limit, MAX_PAGE))
     offset = max(0, offset)
-    return {"total": len(items), "offset": offset, "limit": limit, "items": items[offset:offset + limit]}
+    return {"total": len(items), "offset": offset, "limit": limit, "items": items[offset : offset + limit]}
 
 
 def content_hash(payload: Any) -> str:
@@ -120,8 +120,11 @@ def idempotency_key(request: Request, body_key: str | None, required: bool = Tru
         raise ApiError(400, "idempotency_key_mismatch", "Idempotency-Key header and body idempotency_key differ")
     key = header or body_key
     if required and not key:
-        raise ApiError(400, "idempotency_key_required",
-                       "an idempotency key is required (Idempotency-Key header or idempotency_key)")
+        raise ApiError(
+            400,
+            "idempotency_key_required",
+            "an idempotency key is required (Idempotency-Key header or idempotency_key)",
+        )
     return key
 
 
@@ -138,8 +141,12 @@ class IdempotencyStore:
             return None
         fingerprint, body = found
         if fingerprint != content_hash(payload):
-            return error(422, "idempotency_key_reused", "this idempotency key was used with a different request",
-                         idempotency_key=key)
+            return error(
+                422,
+                "idempotency_key_reused",
+                "this idempotency key was used with a different request",
+                idempotency_key=key,
+            )
         return replay_response(body)
 
     def remember(self, scope: str, key: str, payload: Any, body: dict[str, Any]) -> None:

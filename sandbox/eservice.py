@@ -39,24 +39,62 @@ __all__ = ["COST_KEYS", "INCOME_KEYS", "EserviceStore", "generate_applications",
 
 SYSTEM = "eservice"
 
-COST_KEYS = ("rent", "household_electricity", "home_insurance", "work_travel", "union_fee",
-             "unemployment_fund_fee", "childcare", "medical", "dental_acute")
-INCOME_KEYS = ("salary", "unemployment_benefit", "sickness_benefit", "activity_support", "housing_allowance",
-               "child_allowance", "maintenance_support", "study_grant", "pension", "other")
+COST_KEYS = (
+    "rent",
+    "household_electricity",
+    "home_insurance",
+    "work_travel",
+    "union_fee",
+    "unemployment_fund_fee",
+    "childcare",
+    "medical",
+    "dental_acute",
+)
+INCOME_KEYS = (
+    "salary",
+    "unemployment_benefit",
+    "sickness_benefit",
+    "activity_support",
+    "housing_allowance",
+    "child_allowance",
+    "maintenance_support",
+    "study_grant",
+    "pension",
+    "other",
+)
 
 #: Who pays each kind of income (the register that knows about it).
 PAYERS = {
-    "salary": "Arbetsgivare", "unemployment_benefit": "Arbetslöshetskassan", "sickness_benefit": "Försäkringskassan",
-    "activity_support": "Försäkringskassan", "housing_allowance": "Försäkringskassan",
-    "child_allowance": "Försäkringskassan", "maintenance_support": "Försäkringskassan", "study_grant": "CSN",
-    "pension": "Pensionsmyndigheten", "other": "Övrigt",
+    "salary": "Arbetsgivare",
+    "unemployment_benefit": "Arbetslöshetskassan",
+    "sickness_benefit": "Försäkringskassan",
+    "activity_support": "Försäkringskassan",
+    "housing_allowance": "Försäkringskassan",
+    "child_allowance": "Försäkringskassan",
+    "maintenance_support": "Försäkringskassan",
+    "study_grant": "CSN",
+    "pension": "Pensionsmyndigheten",
+    "other": "Övrigt",
 }
-EMPLOYERS = ("Ronneby kommun", "Region Blekinge", "Blekinge Bemanning AB", "Kallinge Bygg AB", "ICA Kvantum Ronneby",
-             "Städservice Syd AB", "Ronneby Brunn Hotell AB", "Lagercentralen Listerby AB")
+EMPLOYERS = (
+    "Ronneby kommun",
+    "Region Blekinge",
+    "Blekinge Bemanning AB",
+    "Kallinge Bygg AB",
+    "ICA Kvantum Ronneby",
+    "Städservice Syd AB",
+    "Ronneby Brunn Hotell AB",
+    "Lagercentralen Listerby AB",
+)
 CHILD_ALLOWANCE = {0: 0, 1: 1250, 2: 2650, 3: 4480, 4: 6740, 5: 9240}
-COMPLEMENT_TOPICS = ("Lönespecifikation för förra månaden", "Hyresavi för ansökningsmånaden",
-                     "Kontoutdrag för de senaste tre månaderna", "Intyg från Arbetsförmedlingen",
-                     "Läkarintyg", "Beslut från Försäkringskassan")
+COMPLEMENT_TOPICS = (
+    "Lönespecifikation för förra månaden",
+    "Hyresavi för ansökningsmånaden",
+    "Kontoutdrag för de senaste tre månaderna",
+    "Intyg från Arbetsförmedlingen",
+    "Läkarintyg",
+    "Beslut från Försäkringskassan",
+)
 
 
 # --- generation --------------------------------------------------------------------------------
@@ -98,31 +136,56 @@ def _incomes(rng: random.Random, adults: list[Person], children: list[Person], t
     for adult in adults:
         roll = rng.random()
         kind, amount = (
-            ("salary", rng.randint(300, 1800) * 10) if roll < 0.25 else
-            ("unemployment_benefit", rng.randint(600, 1400) * 10) if roll < 0.45 else
-            ("sickness_benefit", rng.randint(500, 1200) * 10) if roll < 0.58 else
-            ("activity_support", rng.randint(400, 900) * 10) if roll < 0.72 else
-            ("study_grant", rng.randint(300, 1200) * 10) if roll < 0.77 else
-            ("pension", rng.randint(700, 1300) * 10) if roll < 0.82 and adult.age(today) > 60 else
-            ("", 0)
+            ("salary", rng.randint(300, 1800) * 10)
+            if roll < 0.25
+            else ("unemployment_benefit", rng.randint(600, 1400) * 10)
+            if roll < 0.45
+            else ("sickness_benefit", rng.randint(500, 1200) * 10)
+            if roll < 0.58
+            else ("activity_support", rng.randint(400, 900) * 10)
+            if roll < 0.72
+            else ("study_grant", rng.randint(300, 1200) * 10)
+            if roll < 0.77
+            else ("pension", rng.randint(700, 1300) * 10)
+            if roll < 0.82 and adult.age(today) > 60
+            else ("", 0)
         )
         if kind:
             payer = rng.choice(EMPLOYERS) if kind == "salary" else PAYERS[kind]
             out.append({"personnummer": adult.personnummer, "type": kind, "amount": amount, "payer": payer})
     if children:
-        out.append({"personnummer": adults[0].personnummer, "type": "child_allowance",
-                    "amount": CHILD_ALLOWANCE[min(len(children), 5)], "payer": PAYERS["child_allowance"]})
+        out.append(
+            {
+                "personnummer": adults[0].personnummer,
+                "type": "child_allowance",
+                "amount": CHILD_ALLOWANCE[min(len(children), 5)],
+                "payer": PAYERS["child_allowance"],
+            }
+        )
         if len(adults) == 1 and rng.random() < 0.6:
-            out.append({"personnummer": adults[0].personnummer, "type": "maintenance_support",
-                        "amount": 1673 * len(children), "payer": PAYERS["maintenance_support"]})
+            out.append(
+                {
+                    "personnummer": adults[0].personnummer,
+                    "type": "maintenance_support",
+                    "amount": 1673 * len(children),
+                    "payer": PAYERS["maintenance_support"],
+                }
+            )
         if rng.random() < 0.4:
-            out.append({"personnummer": adults[0].personnummer, "type": "housing_allowance",
-                        "amount": rng.randint(100, 450) * 10, "payer": PAYERS["housing_allowance"]})
+            out.append(
+                {
+                    "personnummer": adults[0].personnummer,
+                    "type": "housing_allowance",
+                    "amount": rng.randint(100, 450) * 10,
+                    "payer": PAYERS["housing_allowance"],
+                }
+            )
     return out
 
 
-def _costs(rng: random.Random, size: int, incomes: list[dict[str, Any]], children: list[Person],
-           today: date) -> dict[str, int]:
+def _costs(
+    rng: random.Random, size: int, incomes: list[dict[str, Any]], children: list[Person], today: date
+) -> dict[str, int]:
     working = any(i["type"] == "salary" for i in incomes)
     preschool = sum(1 for c in children if 1 <= c.age(today) <= 5)
     return {
@@ -138,31 +201,49 @@ def _costs(rng: random.Random, size: int, incomes: list[dict[str, Any]], childre
     }
 
 
-def _attachments(rng: random.Random, app_id: str, costs: dict[str, int], incomes: list[dict[str, Any]],
-                 submitted: datetime) -> list[dict[str, Any]]:
+def _attachments(
+    rng: random.Random, app_id: str, costs: dict[str, int], incomes: list[dict[str, Any]], submitted: datetime
+) -> list[dict[str, Any]]:
     kinds = ["kontoutdrag"]
     if costs["rent"] > 0:
         kinds.append("hyresavi")
     if any(i["type"] == "salary" for i in incomes):
         kinds.append("lonespecifikation")
-    optional = {"household_electricity": "elfaktura", "home_insurance": "forsakringsbrev", "childcare":
-                "barnomsorgsfaktura", "medical": "kvitto_lakarvard", "dental_acute": "tandlakarkvitto"}
+    optional = {
+        "household_electricity": "elfaktura",
+        "home_insurance": "forsakringsbrev",
+        "childcare": "barnomsorgsfaktura",
+        "medical": "kvitto_lakarvard",
+        "dental_acute": "tandlakarkvitto",
+    }
     kinds += [kind for key, kind in optional.items() if costs[key] > 0 and rng.random() < 0.8]
-    return [{"id": f"{app_id}-A{n + 1}", "type": kind, "filename": f"{kind}.pdf",
-             "size_bytes": rng.randint(40_000, 900_000), "received_at": submitted.isoformat(timespec="seconds")}
-            for n, kind in enumerate(kinds)]
+    return [
+        {
+            "id": f"{app_id}-A{n + 1}",
+            "type": kind,
+            "filename": f"{kind}.pdf",
+            "size_bytes": rng.randint(40_000, 900_000),
+            "received_at": submitted.isoformat(timespec="seconds"),
+        }
+        for n, kind in enumerate(kinds)
+    ]
 
 
-def generate_applications(rng: random.Random, people: PersonFactory, options: SandboxOptions
-                          ) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+def generate_applications(
+    rng: random.Random, people: PersonFactory, options: SandboxOptions
+) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
     """The coming month's applications, and the anomalies planted in them (by kind → application ids)."""
     today = options.today
     month = add_months(today, 1)
     income_month = add_months(month, -1)
     opens = min(month - timedelta(days=19), today - timedelta(days=1))
     window = max(1, (today - opens).days)
-    anomalies: dict[str, list[str]] = {"invalid_personnummer": [], "missing_attachment": [],
-                                       "household_inconsistent": [], "negative_amount": []}
+    anomalies: dict[str, list[str]] = {
+        "invalid_personnummer": [],
+        "missing_attachment": [],
+        "household_inconsistent": [],
+        "negative_amount": [],
+    }
     apps: list[dict[str, Any]] = []
     for i in range(options.applications):
         app_id = f"EB-{month:%Y%m}-{i + 1:04d}"
@@ -175,9 +256,13 @@ def generate_applications(rng: random.Random, people: PersonFactory, options: Sa
         months_on_support = rng.randint(1, 36) if kind == "reapplication" else 0
         salaried = any(x["type"] == "salary" for x in incomes)
         app: dict[str, Any] = {
-            "id": app_id, "tenant": options.tenant, "kind": kind, "month": month_key(month),
+            "id": app_id,
+            "tenant": options.tenant,
+            "kind": kind,
+            "month": month_key(month),
             "income_period": {"from": income_month.isoformat(), "to": month_end(income_month).isoformat()},
-            "submitted_at": submitted.isoformat(timespec="seconds"), "updated_at": submitted.isoformat(timespec="seconds"),
+            "submitted_at": submitted.isoformat(timespec="seconds"),
+            "updated_at": submitted.isoformat(timespec="seconds"),
             "status": "submitted",
             "applicant": _member(adults[0], today),
             "co_applicant": _member(adults[1], today) if len(adults) > 1 else None,
@@ -199,8 +284,10 @@ def generate_applications(rng: random.Random, people: PersonFactory, options: Sa
             income_total = sum(x["amount"] for x in incomes) + rng.randint(-100, 100) * 10
             amount = max(0, 3300 * len(adults) + 2600 * len(children) + 1200 + rent - max(0, income_total))
             app["previous_decision"] = {
-                "month": month_key(income_month), "decision": "approved" if amount > 0 else "rejected",
-                "amount": amount // 10 * 10, "decided_at": (income_month - timedelta(days=rng.randint(2, 8))).isoformat(),
+                "month": month_key(income_month),
+                "decision": "approved" if amount > 0 else "rejected",
+                "amount": amount // 10 * 10,
+                "decided_at": (income_month - timedelta(days=rng.randint(2, 8))).isoformat(),
                 "basis": {"rent": rent, "household_size": prev_size, "income_total": max(0, income_total)},
             }
         _complements(rng, app, today)
@@ -216,16 +303,24 @@ def _complements(rng: random.Random, app: dict[str, Any], today: date) -> None:
     requested = local(today - timedelta(days=rng.randint(1, 12)), rng.randint(8, 16))
     arrived = roll < 0.05
     request: dict[str, Any] = {
-        "id": f"{app['id']}-K1", "what": rng.choice(COMPLEMENT_TOPICS),
-        "requested_at": requested.isoformat(timespec="seconds"), "requested_by": "handläggare",
-        "due": (requested.date() + timedelta(days=7)).isoformat(), "arrived_at": None, "attachment_id": None,
+        "id": f"{app['id']}-K1",
+        "what": rng.choice(COMPLEMENT_TOPICS),
+        "requested_at": requested.isoformat(timespec="seconds"),
+        "requested_by": "handläggare",
+        "due": (requested.date() + timedelta(days=7)).isoformat(),
+        "arrived_at": None,
+        "attachment_id": None,
     }
     if arrived:
         came = requested + timedelta(days=rng.randint(1, 4), hours=rng.randint(0, 6))
         came = min(came, local(today, 6))
-        attachment = {"id": f"{app['id']}-A{len(app['attachments']) + 1}", "type": "komplettering",
-                      "filename": "komplettering.pdf", "size_bytes": rng.randint(40_000, 400_000),
-                      "received_at": came.isoformat(timespec="seconds")}
+        attachment = {
+            "id": f"{app['id']}-A{len(app['attachments']) + 1}",
+            "type": "komplettering",
+            "filename": "komplettering.pdf",
+            "size_bytes": rng.randint(40_000, 400_000),
+            "received_at": came.isoformat(timespec="seconds"),
+        }
         app["attachments"].append(attachment)
         request.update(arrived_at=attachment["received_at"], attachment_id=attachment["id"])
     else:
@@ -270,7 +365,9 @@ def _store(state: SandboxState) -> EserviceStore:
 
 
 def _index(state: SandboxState) -> dict[str, dict[str, Any]]:
-    index: dict[str, dict[str, Any]] = state.store("eservice.index", lambda: {a["id"]: a for a in state.data.applications})
+    index: dict[str, dict[str, Any]] = state.store(
+        "eservice.index", lambda: {a["id"]: a for a in state.data.applications}
+    )
     return index
 
 
@@ -290,8 +387,13 @@ def mark_complement_arrived(state: SandboxState, complement_id: str) -> dict[str
         if request["id"] == complement_id:
             if request["arrived_at"] is None:
                 now = state.now_iso()
-                attachment = {"id": f"{app_id}-A{len(app['attachments']) + 1}", "type": "komplettering",
-                              "filename": "komplettering.pdf", "size_bytes": 120_000, "received_at": now}
+                attachment = {
+                    "id": f"{app_id}-A{len(app['attachments']) + 1}",
+                    "type": "komplettering",
+                    "filename": "komplettering.pdf",
+                    "size_bytes": 120_000,
+                    "received_at": now,
+                }
                 app["attachments"].append(attachment)
                 request.update(arrived_at=now, attachment_id=attachment["id"])
                 app["updated_at"] = now
@@ -350,24 +452,39 @@ class ComplementIn(BaseModel):
 
 
 def _summary(app: dict[str, Any], store: EserviceStore) -> dict[str, Any]:
-    return {"id": app["id"], "kind": app["kind"], "month": app["month"], "status": app["status"],
-            "submitted_at": app["submitted_at"], "updated_at": app["updated_at"],
-            "has_decision": app["id"] in store.decisions,
-            "awaiting_complement": any(r["arrived_at"] is None for r in app["complement_requests"])}
+    return {
+        "id": app["id"],
+        "kind": app["kind"],
+        "month": app["month"],
+        "status": app["status"],
+        "submitted_at": app["submitted_at"],
+        "updated_at": app["updated_at"],
+        "has_decision": app["id"] in store.decisions,
+        "awaiting_complement": any(r["arrived_at"] is None for r in app["complement_requests"]),
+    }
 
 
 @router.get("/applications")
-async def list_applications(state: SandboxState = Depends(get_state), month: str | None = None,
-                            kind: Literal["new", "reapplication"] | None = None, status: str | None = None,
-                            submitted_since: datetime | None = None, offset: int = 0, limit: int = 100
-                            ) -> dict[str, Any]:
+async def list_applications(
+    state: SandboxState = Depends(get_state),
+    month: str | None = None,
+    kind: Literal["new", "reapplication"] | None = None,
+    status: str | None = None,
+    submitted_since: datetime | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> dict[str, Any]:
     """Summaries of the month's applications (no personal data), oldest first."""
     wanted = month_key(parse_month(month)) if month else month_key(add_months(state.today, 1))
     store = _store(state)
-    items = [_summary(a, store) for a in state.data.applications
-             if a["month"] == wanted and (kind is None or a["kind"] == kind)
-             and (status is None or a["status"] == status)
-             and (submitted_since is None or datetime.fromisoformat(a["submitted_at"]) > _aware(submitted_since))]
+    items = [
+        _summary(a, store)
+        for a in state.data.applications
+        if a["month"] == wanted
+        and (kind is None or a["kind"] == kind)
+        and (status is None or a["status"] == status)
+        and (submitted_since is None or datetime.fromisoformat(a["submitted_at"]) > _aware(submitted_since))
+    ]
     return {"month": wanted, **paginate(items, offset, limit)}
 
 
@@ -390,8 +507,9 @@ async def list_complements(app_id: str, state: SandboxState = Depends(get_state)
 
 
 @router.post("/applications/{app_id}/complements", status_code=201)
-async def request_complement(app_id: str, body: ComplementIn, request: Request,
-                             state: SandboxState = Depends(get_state)) -> Any:
+async def request_complement(
+    app_id: str, body: ComplementIn, request: Request, state: SandboxState = Depends(get_state)
+) -> Any:
     """Ask the applicant for a complement; idempotent by key."""
     app = _application(state, app_id)
     key = idempotency_key(request, body.idempotency_key)
@@ -402,9 +520,15 @@ async def request_complement(app_id: str, body: ComplementIn, request: Request,
     if replay is not None:
         return replay
     now = state.now_iso()
-    item = {"id": f"{app_id}-K{len(app['complement_requests']) + 1}", "what": body.what, "requested_at": now,
-            "requested_by": body.requested_by, "due": body.due.isoformat(), "arrived_at": None,
-            "attachment_id": None}
+    item = {
+        "id": f"{app_id}-K{len(app['complement_requests']) + 1}",
+        "what": body.what,
+        "requested_at": now,
+        "requested_by": body.requested_by,
+        "due": body.due.isoformat(),
+        "arrived_at": None,
+        "attachment_id": None,
+    }
     app["complement_requests"].append(item)
     app["status"] = "awaiting_complement"
     app["updated_at"] = now
@@ -414,8 +538,9 @@ async def request_complement(app_id: str, body: ComplementIn, request: Request,
 
 
 @router.post("/applications/{app_id}/decision", status_code=201)
-async def write_decision(app_id: str, body: DecisionIn, request: Request,
-                         state: SandboxState = Depends(get_state)) -> Any:
+async def write_decision(
+    app_id: str, body: DecisionIn, request: Request, state: SandboxState = Depends(get_state)
+) -> Any:
     """Register the decision; same key again → the same answer (200), another decision → 409."""
     app = _application(state, app_id)
     key = idempotency_key(request, body.idempotency_key)
@@ -428,19 +553,26 @@ async def write_decision(app_id: str, body: DecisionIn, request: Request,
         state.log.record(SYSTEM, "decision.replayed", app_id, {"idempotency_key": key})
         return replay
     if app_id in store.decisions:
-        return error(409, "decision_exists", f"application {app_id} already has a decision",
-                     decision=store.decisions[app_id])
+        return error(
+            409, "decision_exists", f"application {app_id} already has a decision", decision=store.decisions[app_id]
+        )
     if body.month != app["month"]:
         return error(422, "wrong_month", f"application {app_id} concerns {app['month']}, not {body.month}")
     now = state.now_iso()
-    decision = {"application_id": app_id, "decision_id": f"BES-{app_id[3:]}", "idempotency_key": key,
-                "recorded_at": now, **payload}
+    decision = {
+        "application_id": app_id,
+        "decision_id": f"BES-{app_id[3:]}",
+        "idempotency_key": key,
+        "recorded_at": now,
+        **payload,
+    }
     store.decisions[app_id] = decision
     store.idempotency.remember(f"decision:{app_id}", key, payload, decision)
     app["status"] = "decided"
     app["updated_at"] = now
-    state.log.record(SYSTEM, "decision.created", app_id, {"idempotency_key": key, "decision": body.decision,
-                                                          "amount": body.amount})
+    state.log.record(
+        SYSTEM, "decision.created", app_id, {"idempotency_key": key, "decision": body.decision, "amount": body.amount}
+    )
     return JSONResponse(decision, status_code=201)
 
 

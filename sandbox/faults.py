@@ -56,8 +56,10 @@ async def _error(send: Send, scope: Scope, system: str, settings: FaultSettings,
     if settings.retry_after_seconds is not None:
         extra.append((b"retry-after", str(settings.retry_after_seconds).encode()))
     if _wants_html(scope, system):
-        body = (f"<!doctype html><html lang=\"sv\"><head><meta charset=\"utf-8\"><title>Fel {status}</title></head>"
-                f"<body><h1>Ett tekniskt fel har uppstått ({status})</h1></body></html>").encode()
+        body = (
+            f'<!doctype html><html lang="sv"><head><meta charset="utf-8"><title>Fel {status}</title></head>'
+            f"<body><h1>Ett tekniskt fel har uppstått ({status})</h1></body></html>"
+        ).encode()
         await _respond(send, status, body, "text/html; charset=utf-8", extra)
     else:
         body = json.dumps({"error": "injected_fault", "kind": kind, "status": status, "system": system}).encode()
@@ -99,8 +101,13 @@ class FaultMiddleware:
             self._count(runtime, system, "maintenance")
             retry = str(settings.retry_after_seconds if settings.retry_after_seconds is not None else 300).encode()
             body = MAINTENANCE_HTML.format(system=system).encode()
-            await _respond(send, 503, body, "text/html; charset=utf-8",
-                           [(b"retry-after", retry), (b"x-sandbox-fault", b"maintenance")])
+            await _respond(
+                send,
+                503,
+                body,
+                "text/html; charset=utf-8",
+                [(b"retry-after", retry), (b"x-sandbox-fault", b"maintenance")],
+            )
             return
         if self._take(runtime, "hang_next") or u_hang < settings.hang_rate:
             self._count(runtime, system, "hang")
@@ -125,8 +132,9 @@ class FaultMiddleware:
         state.count_request(system, "handled")
         await self.app(scope, receive, send)
 
-    async def _run_then_fail(self, scope: Scope, receive: Receive, system: str, settings: FaultSettings,
-                             send: Send) -> None:
+    async def _run_then_fail(
+        self, scope: Scope, receive: Receive, system: str, settings: FaultSettings, send: Send
+    ) -> None:
         async def swallow(message: Message) -> None:
             return None
 

@@ -49,8 +49,17 @@ _LEVELS = (  # care levels: which daily activities a client gets
     ("Lunch", "Tillsyn"),
     ("Morgonhjälp", "Lunch", "Middag"),
     ("Morgonhjälp", "Läkemedel morgon", "Lunch", "Middag", "Kvällshjälp"),
-    ("Morgonhjälp", "Läkemedel morgon", "Frukost", "Lunch", "Läkemedel lunch", "Tillsyn", "Middag",
-     "Läkemedel kväll", "Kvällshjälp"),
+    (
+        "Morgonhjälp",
+        "Läkemedel morgon",
+        "Frukost",
+        "Lunch",
+        "Läkemedel lunch",
+        "Tillsyn",
+        "Middag",
+        "Läkemedel kväll",
+        "Kvällshjälp",
+    ),
 )
 _MODES = (("car", 0.7), ("bike", 0.2), ("walk", 0.1))
 _SHIFTS = (("dag", (7, 0), (16, 0)), ("mellan", (10, 0), (19, 0)), ("kväll", (13, 0), (22, 0)))
@@ -64,21 +73,33 @@ def _slug(name: str) -> str:
 def _activities_for(level: tuple[str, ...], rng: random.Random, weekday: int, weekly: bool) -> list[str]:
     acts = list(level)
     if weekly:
-        acts += [name for name, spec in ACTIVITIES.items() if spec[4] is not None and weekday in spec[4]
-                 and rng.random() < 0.3]
+        acts += [
+            name
+            for name, spec in ACTIVITIES.items()
+            if spec[4] is not None and weekday in spec[4] and rng.random() < 0.3
+        ]
     return acts
 
 
 def _visit(rng: random.Random, visit_id: str, client: dict[str, Any], day: date, activity: str) -> dict[str, Any]:
     (eh, em), (lh, lm), (dmin, dmax), competences, _ = ACTIVITIES[activity]
     return {
-        "id": visit_id, "client_id": client["id"], "group": client["group"], "date": day.isoformat(),
-        "activity": activity, "earliest_start": local(day, eh, em).isoformat(timespec="minutes"),
+        "id": visit_id,
+        "client_id": client["id"],
+        "group": client["group"],
+        "date": day.isoformat(),
+        "activity": activity,
+        "earliest_start": local(day, eh, em).isoformat(timespec="minutes"),
         "latest_start": local(day, lh, lm).isoformat(timespec="minutes"),
-        "duration_minutes": rng.randrange(dmin, dmax + 1, 5), "competences": list(competences),
-        "staff_count": 1, "sync": None, "locked": None,
-        "preferred_staff": list(client["preferred_staff"]), "contact_person": client["contact_person"],
-        "lat": client["address"]["lat"], "lon": client["address"]["lon"],
+        "duration_minutes": rng.randrange(dmin, dmax + 1, 5),
+        "competences": list(competences),
+        "staff_count": 1,
+        "sync": None,
+        "locked": None,
+        "preferred_staff": list(client["preferred_staff"]),
+        "contact_person": client["contact_person"],
+        "lat": client["address"]["lat"],
+        "lon": client["address"]["lon"],
     }
 
 
@@ -88,8 +109,14 @@ def generate_homecare(rng: random.Random, people: PersonFactory, options: Sandbo
     groups: list[dict[str, Any]] = []
     for g in range(options.homecare_groups):
         area = AREAS[g]
-        groups.append({"id": _slug(area.name), "name": f"Hemtjänst {area.name}", "area": area.name,
-                       "office": {"lat": area.lat, "lon": area.lon}})
+        groups.append(
+            {
+                "id": _slug(area.name),
+                "name": f"Hemtjänst {area.name}",
+                "area": area.name,
+                "office": {"lat": area.lat, "lon": area.lon},
+            }
+        )
     staff: list[dict[str, Any]] = []
     for i in range(options.homecare_staff):
         group = groups[i % len(groups)]
@@ -100,18 +127,29 @@ def generate_homecare(rng: random.Random, people: PersonFactory, options: Sandbo
             competences.append("delegering_läkemedel")
         name, begins, ends = _SHIFTS[0] if i % 20 < 10 else _SHIFTS[1] if i % 20 < 13 else _SHIFTS[2]
         shift_start, shift_end = local(tomorrow, *begins), local(tomorrow, *ends)
-        staff.append({
-            "id": f"S{i + 1:03d}", "group": group["id"], "first_name": person.first_name,
-            "last_name": person.last_name, "competences": competences,
-            "travel_mode": rng.choices([m for m, _ in _MODES], [w for _, w in _MODES])[0],
-            "shift": {"name": name, "start": shift_start.isoformat(timespec="minutes"),
-                      "end": shift_end.isoformat(timespec="minutes")},
-            "break": {"minutes": BREAK_MINUTES,
-                      "earliest": (shift_start + timedelta(hours=3)).isoformat(timespec="minutes"),
-                      "latest": (shift_start + timedelta(hours=5)).isoformat(timespec="minutes"),
-                      "max_work_without_break_minutes": 300},
-            "start_location": dict(group["office"]), "end_location": dict(group["office"]),
-        })
+        staff.append(
+            {
+                "id": f"S{i + 1:03d}",
+                "group": group["id"],
+                "first_name": person.first_name,
+                "last_name": person.last_name,
+                "competences": competences,
+                "travel_mode": rng.choices([m for m, _ in _MODES], [w for _, w in _MODES])[0],
+                "shift": {
+                    "name": name,
+                    "start": shift_start.isoformat(timespec="minutes"),
+                    "end": shift_end.isoformat(timespec="minutes"),
+                },
+                "break": {
+                    "minutes": BREAK_MINUTES,
+                    "earliest": (shift_start + timedelta(hours=3)).isoformat(timespec="minutes"),
+                    "latest": (shift_start + timedelta(hours=5)).isoformat(timespec="minutes"),
+                    "max_work_without_break_minutes": 300,
+                },
+                "start_location": dict(group["office"]),
+                "end_location": dict(group["office"]),
+            }
+        )
     by_group = {g["id"]: [s["id"] for s in staff if s["group"] == g["id"]] for g in groups}
     clients: list[dict[str, Any]] = []
     visits: list[dict[str, Any]] = []
@@ -127,10 +165,17 @@ def generate_homecare(rng: random.Random, people: PersonFactory, options: Sandbo
         level = _LEVELS[rng.choices(range(len(_LEVELS)), (0.3, 0.35, 0.25, 0.1))[0]]
         address = people.address(area)
         address["lat"], address["lon"] = people.point_near(area.lat, area.lon, 4.0 if len(groups) == 1 else 2.5)
-        client = {"id": f"K{n + 1:04d}", "group": group["id"], **person.as_dict(options.today),
-                  "address": address, "contact_person": contact, "preferred_staff": pool[:2],
-                  "care_level": len(level), "double_staffing": rng.random() < options.double_staffing_share * 2,
-                  "key_code": f"{rng.randint(1000, 9999)}"}
+        client = {
+            "id": f"K{n + 1:04d}",
+            "group": group["id"],
+            **person.as_dict(options.today),
+            "address": address,
+            "contact_person": contact,
+            "preferred_staff": pool[:2],
+            "care_level": len(level),
+            "double_staffing": rng.random() < options.double_staffing_share * 2,
+            "key_code": f"{rng.randint(1000, 9999)}",
+        }
         clients.append(client)
         n += 1
         for act in _activities_for(level, rng, tomorrow.isoweekday(), weekly=True):
@@ -143,31 +188,56 @@ def generate_homecare(rng: random.Random, people: PersonFactory, options: Sandbo
                 v = _visit(rng, "", client, day, act)
                 chosen = contact if rng.random() < 0.3 else rng.choice(pool)
                 start = datetime.fromisoformat(v["earliest_start"]) + timedelta(minutes=rng.randint(0, 30))
-                history.append({"date": day.isoformat(), "client_id": client["id"], "activity": act,
-                                "staff_ids": [chosen], "start": start.isoformat(timespec="minutes"),
-                                "duration_minutes": v["duration_minutes"]})
+                history.append(
+                    {
+                        "date": day.isoformat(),
+                        "client_id": client["id"],
+                        "activity": act,
+                        "staff_ids": [chosen],
+                        "start": start.isoformat(timespec="minutes"),
+                        "duration_minutes": v["duration_minutes"],
+                    }
+                )
     _double_and_lock(rng, visits, clients, staff, options.double_staffing_share)
-    return {"groups": groups, "clients": clients, "staff": staff, "visits": visits,
-            "history": sorted(history, key=lambda h: (h["date"], h["start"], h["client_id"])),
-            "date": tomorrow.isoformat()}
+    return {
+        "groups": groups,
+        "clients": clients,
+        "staff": staff,
+        "visits": visits,
+        "history": sorted(history, key=lambda h: (h["date"], h["start"], h["client_id"])),
+        "date": tomorrow.isoformat(),
+    }
 
 
-def _double_and_lock(rng: random.Random, visits: list[dict[str, Any]], clients: list[dict[str, Any]],
-                     staff: list[dict[str, Any]], share: float) -> None:
+def _double_and_lock(
+    rng: random.Random,
+    visits: list[dict[str, Any]],
+    clients: list[dict[str, Any]],
+    staff: list[dict[str, Any]],
+    share: float,
+) -> None:
     doubled = {c["id"] for c in clients if c["double_staffing"]}
     candidates = [v for v in visits if v["client_id"] in doubled and not v["activity"].startswith("Läkemedel")]
     for v in rng.sample(candidates, min(len(candidates), round(share * len(visits)))):
         v["staff_count"] = 2
         v["competences"] = ["undersköterska"]
-        v["sync"] = ({"type": "simultaneous"} if rng.random() < 0.8
-                     else {"type": "sequential", "min_gap_minutes": 0, "max_gap_minutes": 30})
+        v["sync"] = (
+            {"type": "simultaneous"}
+            if rng.random() < 0.8
+            else {"type": "sequential", "min_gap_minutes": 0, "max_gap_minutes": 30}
+        )
     by_id = {s["id"]: s for s in staff}
     singles = [v for v in visits if v["staff_count"] == 1]
     for v in rng.sample(singles, min(len(singles), max(0, round(0.03 * len(visits))))):
         earliest = datetime.fromisoformat(v["earliest_start"])
-        fits = [s for s in v["preferred_staff"] if set(v["competences"]) <= set(by_id[s]["competences"])
-                and datetime.fromisoformat(by_id[s]["shift"]["start"]) <= earliest
-                and earliest + timedelta(minutes=v["duration_minutes"] + 30) <= datetime.fromisoformat(by_id[s]["shift"]["end"])]
+        fits = [
+            s
+            for s in v["preferred_staff"]
+            if set(v["competences"]) <= set(by_id[s]["competences"])
+            and datetime.fromisoformat(by_id[s]["shift"]["start"]) <= earliest
+            and earliest + timedelta(minutes=v["duration_minutes"] + 30)
+            <= datetime.fromisoformat(by_id[s]["shift"]["end"])
+        ]
         if fits:
             v["locked"] = {"staff_id": fits[0], "start": v["earliest_start"]}
 
@@ -246,18 +316,23 @@ async def list_clients(state: SandboxState = Depends(get_state), group: str | No
 
 
 @router.get("/visits")
-async def list_visits(state: SandboxState = Depends(get_state), date: date | None = None,
-                      group: str | None = None) -> dict[str, Any]:
+async def list_visits(
+    state: SandboxState = Depends(get_state), date: date | None = None, group: str | None = None
+) -> dict[str, Any]:
     """The visits of a day (only tomorrow is planned; other days are empty)."""
     g = _group_or_404(state, group)
     day = (date or datetime.fromisoformat(state.data.homecare["date"]).date()).isoformat()
-    return {"group": g, "date": day,
-            "items": [v for v in state.data.homecare["visits"] if v["group"] == g and v["date"] == day]}
+    return {
+        "group": g,
+        "date": day,
+        "items": [v for v in state.data.homecare["visits"] if v["group"] == g and v["date"] == day],
+    }
 
 
 @router.get("/staff")
-async def list_staff(state: SandboxState = Depends(get_state), date: date | None = None,
-                     group: str | None = None) -> dict[str, Any]:
+async def list_staff(
+    state: SandboxState = Depends(get_state), date: date | None = None, group: str | None = None
+) -> dict[str, Any]:
     """The staff on duty on a day (tomorrow), with shift, break rule, competences and travel mode."""
     g = _group_or_404(state, group)
     day = (date or datetime.fromisoformat(state.data.homecare["date"]).date()).isoformat()
@@ -266,8 +341,12 @@ async def list_staff(state: SandboxState = Depends(get_state), date: date | None
 
 
 @router.get("/history")
-async def list_history(state: SandboxState = Depends(get_state), group: str | None = None,
-                       date_from: date | None = None, date_to: date | None = None) -> dict[str, Any]:
+async def list_history(
+    state: SandboxState = Depends(get_state),
+    group: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+) -> dict[str, Any]:
     """Performed visits (who visited whom, when), by default the 14 days before tomorrow."""
     g = _group_or_404(state, group)
     clients = {c["id"] for c in state.data.homecare["clients"] if c["group"] == g}
@@ -284,8 +363,9 @@ async def get_baseline(state: SandboxState = Depends(get_state), group: str | No
     store = _store(state)
     if g not in store.baseline:
         hc = state.data.homecare
-        store.baseline[g] = baseline_plan([v for v in hc["visits"] if v["group"] == g],
-                                          [s for s in hc["staff"] if s["group"] == g], hc["date"], g)
+        store.baseline[g] = baseline_plan(
+            [v for v in hc["visits"] if v["group"] == g], [s for s in hc["staff"] if s["group"] == g], hc["date"], g
+        )
     return store.baseline[g]
 
 
@@ -309,8 +389,7 @@ def _validate(state: SandboxState, body: PlanIn) -> list[str]:
             problems.append(f"{a.visit_id}: needs {v['staff_count']} different staff")
         problems += [f"{a.visit_id}: unknown staff {s}" for s in a.staff_ids if s not in staff]
         lock = v["locked"]
-        if lock and (lock["staff_id"] not in a.staff_ids or
-                     _aware(a.start) != datetime.fromisoformat(lock["start"])):
+        if lock and (lock["staff_id"] not in a.staff_ids or _aware(a.start) != datetime.fromisoformat(lock["start"])):
             problems.append(f"{a.visit_id}: locked to {lock['staff_id']} at {lock['start']}")
     for u in body.unassigned:
         if u.visit_id not in visits:
@@ -343,19 +422,29 @@ async def publish_plan(body: PlanIn, request: Request, state: SandboxState = Dep
     if problems:
         return error(422, "invalid_plan", "the plan cannot be published", problems=problems)
     version = sum(1 for p in store.plans.values() if p["group"] == group and p["date"] == payload["date"]) + 1
-    plan = {"plan_id": f"PLAN-{group}-{body.date:%Y%m%d}-v{version}", "version": version,
-            "published_at": state.now_iso(), "idempotency_key": key, **payload}
+    plan = {
+        "plan_id": f"PLAN-{group}-{body.date:%Y%m%d}-v{version}",
+        "version": version,
+        "published_at": state.now_iso(),
+        "idempotency_key": key,
+        **payload,
+    }
     store.plans[plan["plan_id"]] = plan
     store.latest[(group, payload["date"])] = plan["plan_id"]
     store.idempotency.remember("plan", key, payload, plan)
-    state.log.record(SYSTEM, "plan.published", f"{group}/{payload['date']}",
-                     {"plan_id": plan["plan_id"], "assignments": len(body.assignments), "unassigned": len(body.unassigned)})
+    state.log.record(
+        SYSTEM,
+        "plan.published",
+        f"{group}/{payload['date']}",
+        {"plan_id": plan["plan_id"], "assignments": len(body.assignments), "unassigned": len(body.unassigned)},
+    )
     return JSONResponse(plan, status_code=201)
 
 
 @router.get("/plans")
-async def get_published(state: SandboxState = Depends(get_state), date: date | None = None,
-                        group: str | None = None) -> Any:
+async def get_published(
+    state: SandboxState = Depends(get_state), date: date | None = None, group: str | None = None
+) -> Any:
     """The latest published plan for a group and day (404 if none)."""
     g = _group_or_404(state, group)
     day = (date or datetime.fromisoformat(state.data.homecare["date"]).date()).isoformat()
@@ -377,7 +466,8 @@ async def get_plan(plan_id: str, state: SandboxState = Depends(get_state)) -> di
 def inspect(state: SandboxState) -> dict[str, Any]:
     """Admin view: plans published per group and day, and their versions."""
     store = _store(state)
-    return {"plans_published": state.log.count(SYSTEM, "plan.published"),
-            "plans": {f"{g}/{d}": pid for (g, d), pid in store.latest.items()},
-            "versions": sorted(store.plans)}
-
+    return {
+        "plans_published": state.log.count(SYSTEM, "plan.published"),
+        "plans": {f"{g}/{d}": pid for (g, d), pid in store.latest.items()},
+        "versions": sorted(store.plans),
+    }

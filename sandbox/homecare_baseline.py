@@ -47,8 +47,9 @@ class _Staff:
     route: list[str] = field(default_factory=list)
     travel: float = 0.0
 
-    def trial(self, where: tuple[float, float], earliest: datetime, duration: timedelta
-              ) -> tuple[datetime, datetime | None, float]:
+    def trial(
+        self, where: tuple[float, float], earliest: datetime, duration: timedelta
+    ) -> tuple[datetime, datetime | None, float]:
         """(arrival, break start if one must come first, travel minutes) for a visit at ``where``."""
         minutes = travel_minutes(self.pos, where, self.mode)
         free, pause = self.free, None
@@ -59,8 +60,15 @@ class _Staff:
             arrival = max(free + timedelta(minutes=minutes), earliest)
         return arrival, pause, minutes
 
-    def commit(self, visit_id: str, where: tuple[float, float], start: datetime, duration: timedelta,
-               pause: datetime | None, minutes: float) -> None:
+    def commit(
+        self,
+        visit_id: str,
+        where: tuple[float, float],
+        start: datetime,
+        duration: timedelta,
+        pause: datetime | None,
+        minutes: float,
+    ) -> None:
         """Take the visit."""
         if pause is not None:
             self.break_at = pause
@@ -72,13 +80,20 @@ class _Staff:
 
 def baseline_plan(visits: list[dict[str, Any]], staff: list[dict[str, Any]], day: str, group: str) -> dict[str, Any]:
     """The greedy plan in the shape ``POST /homecare/plans`` takes, plus routes, breaks and totals."""
-    team = {s["id"]: _Staff(
-        id=s["id"], competences=set(s["competences"]), mode=s["travel_mode"],
-        pos=(s["start_location"]["lat"], s["start_location"]["lon"]),
-        free=datetime.fromisoformat(s["shift"]["start"]), end=datetime.fromisoformat(s["shift"]["end"]),
-        break_earliest=datetime.fromisoformat(s["break"]["earliest"]),
-        break_latest=datetime.fromisoformat(s["break"]["latest"]), break_minutes=s["break"]["minutes"],
-    ) for s in staff}
+    team = {
+        s["id"]: _Staff(
+            id=s["id"],
+            competences=set(s["competences"]),
+            mode=s["travel_mode"],
+            pos=(s["start_location"]["lat"], s["start_location"]["lon"]),
+            free=datetime.fromisoformat(s["shift"]["start"]),
+            end=datetime.fromisoformat(s["shift"]["end"]),
+            break_earliest=datetime.fromisoformat(s["break"]["earliest"]),
+            break_latest=datetime.fromisoformat(s["break"]["latest"]),
+            break_minutes=s["break"]["minutes"],
+        )
+        for s in staff
+    }
     assignments: list[dict[str, Any]] = []
     unassigned: list[dict[str, Any]] = []
     order = sorted(visits, key=lambda v: (v["latest_start"], v["earliest_start"], v["id"]))
@@ -103,24 +118,34 @@ def baseline_plan(visits: list[dict[str, Any]], staff: list[dict[str, Any]], day
                 options.append((arrival, member.id, pause, minutes))
         options.sort(key=lambda o: (o[0], o[1]))
         if len(options) < v["staff_count"]:
-            reason = "ingen med rätt kompetens hinner i tid" if options or any(
-                set(v["competences"]) <= m.competences for m in team.values()) else "ingen med rätt kompetens i tjänst"
+            reason = (
+                "ingen med rätt kompetens hinner i tid"
+                if options or any(set(v["competences"]) <= m.competences for m in team.values())
+                else "ingen med rätt kompetens i tjänst"
+            )
             unassigned.append({"visit_id": v["id"], "reason": reason})
             continue
-        chosen = options[:v["staff_count"]]
+        chosen = options[: v["staff_count"]]
         start = max(o[0] for o in chosen)
         for _, member_id, pause, minutes in chosen:
             team[member_id].commit(v["id"], where, start, duration, pause, minutes)
-        assignments.append({"visit_id": v["id"], "staff_ids": [o[1] for o in chosen],
-                            "start": start.isoformat(timespec="minutes")})
+        assignments.append(
+            {"visit_id": v["id"], "staff_ids": [o[1] for o in chosen], "start": start.isoformat(timespec="minutes")}
+        )
     for member in team.values():  # anyone who never needed to break takes it at the earliest
         if member.break_at is None:
             member.break_at = max(member.break_earliest, min(member.free, member.break_latest))
     return {
-        "kind": "baseline", "group": group, "date": day,
-        "assignments": assignments, "unassigned": unassigned,
+        "kind": "baseline",
+        "group": group,
+        "date": day,
+        "assignments": assignments,
+        "unassigned": unassigned,
         "routes": {m.id: m.route for m in team.values()},
         "breaks": {m.id: m.break_at.isoformat(timespec="minutes") if m.break_at else None for m in team.values()},
-        "totals": {"assigned": len(assignments), "unassigned": len(unassigned),
-                   "travel_minutes": round(sum(m.travel for m in team.values()), 1)},
+        "totals": {
+            "assigned": len(assignments),
+            "unassigned": len(unassigned),
+            "travel_minutes": round(sum(m.travel for m in team.values()), 1),
+        },
     }

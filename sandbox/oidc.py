@@ -69,8 +69,12 @@ class DemoUser:
     def claims(self, scope: Iterable[str]) -> dict[str, Any]:
         """The user's claims for the granted scopes; roles, tenants and queues always."""
         scopes = set(scope)
-        out: dict[str, Any] = {"sub": self.sub, "roles": list(self.roles), "tenants": list(self.tenants),
-                               "queues": list(self.queues)}
+        out: dict[str, Any] = {
+            "sub": self.sub,
+            "roles": list(self.roles),
+            "tenants": list(self.tenants),
+            "queues": list(self.queues),
+        }
         if "profile" in scopes:
             given, _, family = self.name.partition(" ")
             out.update(name=self.name, given_name=given, family_name=family, preferred_username=self.username)
@@ -80,18 +84,60 @@ class DemoUser:
 
 
 DEMO_USERS: tuple[DemoUser, ...] = (
-    DemoUser("anna.handlaggare", "Anna Lind", "anna.lind@ronneby.example", ("case_worker",), ("1081",),
-             ("ronney.review",), "Handläggare, ekonomiskt bistånd (kö ronney.review), Ronneby kommun 1081"),
-    DemoUser("erik.samordnare", "Erik Berg", "erik.berg@ronneby.example", ("coordinator",), ("1081",),
-             ("bosse.review", "lena.review"), "Samordnare, bemanning och hemtjänst, Ronneby kommun 1081"),
-    DemoUser("sara.drift", "Sara Holm", "sara.holm@ronneby.example", ("operations",), ("1081",), (),
-             "Drift, Ronneby kommun 1081"),
-    DemoUser("johan.it", "Johan Ek", "johan.ek@ronneby.example", ("it_admin",), ("1081",), (),
-             "IT-administratör, Ronneby kommun 1081"),
-    DemoUser("maria.revisor", "Maria Sjö", "maria.sjo@ronneby.example", ("auditor",), ("1081",), (),
-             "Granskare (loggkontroll), Ronneby kommun 1081"),
-    DemoUser("karin.karlshamn", "Karin Ström", "karin.strom@karlshamn.example", ("case_worker",), ("1082",),
-             ("ronney.review",), "Handläggare, ekonomiskt bistånd (kö ronney.review), Karlshamns kommun 1082"),
+    DemoUser(
+        "anna.handlaggare",
+        "Anna Lind",
+        "anna.lind@ronneby.example",
+        ("case_worker",),
+        ("1081",),
+        ("ronney.review",),
+        "Handläggare, ekonomiskt bistånd (kö ronney.review), Ronneby kommun 1081",
+    ),
+    DemoUser(
+        "erik.samordnare",
+        "Erik Berg",
+        "erik.berg@ronneby.example",
+        ("coordinator",),
+        ("1081",),
+        ("bosse.review", "lena.review"),
+        "Samordnare, bemanning och hemtjänst, Ronneby kommun 1081",
+    ),
+    DemoUser(
+        "sara.drift",
+        "Sara Holm",
+        "sara.holm@ronneby.example",
+        ("operations",),
+        ("1081",),
+        (),
+        "Drift, Ronneby kommun 1081",
+    ),
+    DemoUser(
+        "johan.it",
+        "Johan Ek",
+        "johan.ek@ronneby.example",
+        ("it_admin",),
+        ("1081",),
+        (),
+        "IT-administratör, Ronneby kommun 1081",
+    ),
+    DemoUser(
+        "maria.revisor",
+        "Maria Sjö",
+        "maria.sjo@ronneby.example",
+        ("auditor",),
+        ("1081",),
+        (),
+        "Granskare (loggkontroll), Ronneby kommun 1081",
+    ),
+    DemoUser(
+        "karin.karlshamn",
+        "Karin Ström",
+        "karin.strom@karlshamn.example",
+        ("case_worker",),
+        ("1082",),
+        ("ronney.review",),
+        "Handläggare, ekonomiskt bistånd (kö ronney.review), Karlshamns kommun 1082",
+    ),
 )
 
 
@@ -109,8 +155,13 @@ class OidcClient:
         if uri in self.redirect_uris:
             return True
         parts = urlsplit(uri)
-        return (self.allow_loopback and parts.scheme == "http" and parts.hostname in _LOOPBACK
-                and not parts.fragment and not parts.username)
+        return (
+            self.allow_loopback
+            and parts.scheme == "http"
+            and parts.hostname in _LOOPBACK
+            and not parts.fragment
+            and not parts.username
+        )
 
 
 @dataclass
@@ -178,8 +229,9 @@ def signing_key(seed: int, bits: int = 2048) -> RSAKey:
     while q == p:
         q = prime()
     d = pow(e, -1, math.lcm(p - 1, q - 1))
-    numbers = rsa.RSAPrivateNumbers(p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q),
-                                    rsa.RSAPublicNumbers(e, p * q))
+    numbers = rsa.RSAPrivateNumbers(
+        p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q), rsa.RSAPublicNumbers(e, p * q)
+    )
     key = RSAKey.import_key(numbers.private_key(), {"use": "sig", "alg": "RS256"})
     key.ensure_kid()
     return key
@@ -197,10 +249,17 @@ def s256(verifier: str) -> str:
 class OidcProvider:
     """The provider's state: signing key, clients, users, pending grants and tokens."""
 
-    def __init__(self, seed: int = DEFAULT_SEED, *, clients: Iterable[OidcClient] | None = None,
-                 users: Iterable[DemoUser] = DEMO_USERS, issuer: str | None = None,
-                 code_ttl: timedelta = timedelta(seconds=120), token_ttl: timedelta = timedelta(hours=1),
-                 clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        seed: int = DEFAULT_SEED,
+        *,
+        clients: Iterable[OidcClient] | None = None,
+        users: Iterable[DemoUser] = DEMO_USERS,
+        issuer: str | None = None,
+        code_ttl: timedelta = timedelta(seconds=120),
+        token_ttl: timedelta = timedelta(hours=1),
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.seed = seed
         self.key = signing_key(seed)
         self.clients = {c.client_id: c for c in (clients or [OidcClient(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)])}
@@ -233,9 +292,16 @@ class OidcProvider:
         assert grant.username is not None
         now = self.clock()
         at_hash = _b64url(hashlib.sha256(access_token.encode()).digest()[:16])
-        claims = {"iss": issuer, "aud": grant.client_id, "azp": grant.client_id, "iat": int(now.timestamp()),
-                  "exp": int((now + self.token_ttl).timestamp()), "auth_time": int(grant.created.timestamp()),
-                  "at_hash": at_hash, **self.users[grant.username].claims(grant.scope)}
+        claims = {
+            "iss": issuer,
+            "aud": grant.client_id,
+            "azp": grant.client_id,
+            "iat": int(now.timestamp()),
+            "exp": int((now + self.token_ttl).timestamp()),
+            "auth_time": int(grant.created.timestamp()),
+            "at_hash": at_hash,
+            **self.users[grant.username].claims(grant.scope),
+        }
         if grant.nonce is not None:
             claims["nonce"] = grant.nonce
         return jwt.encode({"alg": "RS256", "kid": self.key.kid, "typ": "JWT"}, claims, self.key)
@@ -253,11 +319,17 @@ def provider_for(state: Any) -> OidcProvider:
 
 def setup(state: Any) -> None:
     """Called once by ``create_app``: the provider's users and counts join ``GET /admin/state/oidc``."""
+
     def inspect(st: Any) -> dict[str, Any]:
         provider = provider_for(st)
-        return {"issuer_key_id": provider.key.kid, "users": sorted(provider.users),
-                "codes_issued": len(provider.codes), "codes_redeemed": sum(g.used for g in provider.codes.values()),
-                "access_tokens": len(provider.tokens)}
+        return {
+            "issuer_key_id": provider.key.kid,
+            "users": sorted(provider.users),
+            "codes_issued": len(provider.codes),
+            "codes_redeemed": sum(g.used for g in provider.codes.values()),
+            "access_tokens": len(provider.tokens),
+        }
+
     state.register_inspector("oidc", inspect)
 
 
@@ -288,7 +360,9 @@ button{font-size:1rem;padding:.3rem .8rem}.desc{color:#374151;margin-left:.5rem}
 </main></body></html>""")
 
 
-def _page(title: str, *, status: int = 200, error: str = "", users: Iterable[DemoUser] = (), tx: str = "") -> HTMLResponse:
+def _page(
+    title: str, *, status: int = 200, error: str = "", users: Iterable[DemoUser] = (), tx: str = ""
+) -> HTMLResponse:
     html = _PAGE.render(title=title, error=error, users=list(users), tx=tx)
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
@@ -299,36 +373,60 @@ def _redirect(uri: str, params: dict[str, str | None]) -> RedirectResponse:
     return RedirectResponse(urlunsplit(parts._replace(query=urlencode(query))), status_code=303)
 
 
-def _oauth_error(error: str, description: str, status: int = 400, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "error_description": description}, status_code=status,
-                        headers={"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})})
+def _oauth_error(
+    error: str, description: str, status: int = 400, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": error, "error_description": description},
+        status_code=status,
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})},
+    )
 
 
 @router.get("/.well-known/openid-configuration")
 async def discovery(request: Request) -> JSONResponse:
     """The discovery document."""
     issuer = get_provider(request).issuer_for(request)
-    return JSONResponse({
-        "issuer": issuer,
-        "authorization_endpoint": f"{issuer}/authorize",
-        "token_endpoint": f"{issuer}/token",
-        "userinfo_endpoint": f"{issuer}/userinfo",
-        "jwks_uri": f"{issuer}/jwks",
-        "end_session_endpoint": f"{issuer}/logout",
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "scopes_supported": list(SCOPES),
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "code_challenge_methods_supported": ["S256"],
-        "authorization_response_iss_parameter_supported": True,
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "name",
-                             "given_name", "family_name", "preferred_username", "email", "email_verified",
-                             "roles", "tenants", "queues"],
-        "ui_locales_supported": ["sv"],
-    })
+    return JSONResponse(
+        {
+            "issuer": issuer,
+            "authorization_endpoint": f"{issuer}/authorize",
+            "token_endpoint": f"{issuer}/token",
+            "userinfo_endpoint": f"{issuer}/userinfo",
+            "jwks_uri": f"{issuer}/jwks",
+            "end_session_endpoint": f"{issuer}/logout",
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": list(SCOPES),
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": True,
+            "claims_supported": [
+                "sub",
+                "iss",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "at_hash",
+                "azp",
+                "name",
+                "given_name",
+                "family_name",
+                "preferred_username",
+                "email",
+                "email_verified",
+                "roles",
+                "tenants",
+                "queues",
+            ],
+            "ui_locales_supported": ["sv"],
+        }
+    )
 
 
 @router.get("/jwks")
@@ -371,8 +469,15 @@ async def authorize(request: Request) -> Response:
         return refuse("invalid_request", "code_challenge is not a base64url SHA-256 value.")
     provider.prune()
     tx = secrets.token_urlsafe(24)
-    provider.pending[tx] = Grant(client.client_id, redirect_uri, tuple(s for s in scope if s in SCOPES), state,
-                                 q.get("nonce"), challenge, provider.clock())
+    provider.pending[tx] = Grant(
+        client.client_id,
+        redirect_uri,
+        tuple(s for s in scope if s in SCOPES),
+        state,
+        q.get("nonce"),
+        challenge,
+        provider.clock(),
+    )
     return _page("Logga in i sandlådan", users=provider.users.values(), tx=tx)
 
 
@@ -406,14 +511,16 @@ def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, st
         try:
             raw = base64.b64decode(header[6:].strip(), validate=True).decode()
         except (ValueError, UnicodeDecodeError):
-            return _oauth_error("invalid_client", "Malformed Basic credentials.", 401,
-                                {"WWW-Authenticate": 'Basic realm="oidc"'})
+            return _oauth_error(
+                "invalid_client", "Malformed Basic credentials.", 401, {"WWW-Authenticate": 'Basic realm="oidc"'}
+            )
         client_id, _, secret = raw.partition(":")
         return unquote_plus(client_id), unquote_plus(secret), "basic"
     if "client_id" in form and "client_secret" in form:
         return form["client_id"], form["client_secret"], "post"
-    return _oauth_error("invalid_client", "Client authentication is required.", 401,
-                        {"WWW-Authenticate": 'Basic realm="oidc"'})
+    return _oauth_error(
+        "invalid_client", "Client authentication is required.", 401, {"WWW-Authenticate": 'Basic realm="oidc"'}
+    )
 
 
 @router.post("/token")
@@ -427,8 +534,12 @@ async def token(request: Request) -> Response:
     client_id, secret, method = creds
     client = provider.clients.get(client_id)
     if client is None or not hmac.compare_digest(client.secret.encode(), secret.encode()):
-        return _oauth_error("invalid_client", "Unknown client or wrong secret.", 401,
-                            {"WWW-Authenticate": 'Basic realm="oidc"'} if method == "basic" else None)
+        return _oauth_error(
+            "invalid_client",
+            "Unknown client or wrong secret.",
+            401,
+            {"WWW-Authenticate": 'Basic realm="oidc"'} if method == "basic" else None,
+        )
     if form.get("grant_type") != "authorization_code":
         return _oauth_error("unsupported_grant_type", "Only authorization_code is supported.")
     grant = provider.codes.get(form.get("code", ""))
@@ -449,13 +560,20 @@ async def token(request: Request) -> Response:
         return _oauth_error("invalid_grant", "PKCE verification failed.")
     assert grant.username is not None
     access_token = secrets.token_urlsafe(32)
-    provider.tokens[access_token] = AccessToken(grant.username, client.client_id, grant.scope,
-                                                provider.clock() + provider.token_ttl)
+    provider.tokens[access_token] = AccessToken(
+        grant.username, client.client_id, grant.scope, provider.clock() + provider.token_ttl
+    )
     grant.access_tokens.append(access_token)
-    return JSONResponse({"access_token": access_token, "token_type": "Bearer",
-                         "expires_in": int(provider.token_ttl.total_seconds()), "scope": " ".join(grant.scope),
-                         "id_token": provider.id_token(provider.issuer_for(request), grant, access_token)},
-                        headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+    return JSONResponse(
+        {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": int(provider.token_ttl.total_seconds()),
+            "scope": " ".join(grant.scope),
+            "id_token": provider.id_token(provider.issuer_for(request), grant, access_token),
+        },
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
 
 
 @router.api_route("/userinfo", methods=["GET", "POST"])
@@ -465,8 +583,9 @@ async def userinfo(request: Request) -> Response:
     header = request.headers.get("authorization", "")
     issued = provider.tokens.get(header[7:].strip()) if header.lower().startswith("bearer ") else None
     if issued is None or issued.expires < provider.clock():
-        return JSONResponse({"error": "invalid_token"}, status_code=401,
-                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return JSONResponse(
+            {"error": "invalid_token"}, status_code=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        )
     return JSONResponse(provider.users[issued.username].claims(issued.scope), headers={"Cache-Control": "no-store"})
 
 
@@ -479,5 +598,17 @@ async def logout(request: Request, post_logout_redirect_uri: str = "", state: st
     return _page("Du är utloggad")
 
 
-__all__ = ["DEMO_CLIENT_ID", "DEMO_CLIENT_SECRET", "DEMO_USERS", "DemoUser", "OidcClient", "OidcProvider",
-           "get_provider", "provider_for", "router", "s256", "setup", "signing_key"]
+__all__ = [
+    "DEMO_CLIENT_ID",
+    "DEMO_CLIENT_SECRET",
+    "DEMO_USERS",
+    "DemoUser",
+    "OidcClient",
+    "OidcProvider",
+    "get_provider",
+    "provider_for",
+    "router",
+    "s256",
+    "setup",
+    "signing_key",
+]

@@ -62,8 +62,11 @@ RETIRED_CODES: dict[str, str] = {"KOMP": "Kompledighet (utgått)"}
 DEFAULT_USERS: dict[str, str] = {"robot.harry": "sandlada-harry", "lonehandlaggare": "sandlada-lon"}
 
 WEEKDAYS = ("mån", "tis", "ons", "tors", "fre", "lör", "sön")
-LOGIN_REASONS = {"expired": "Din session har gått ut. Logga in igen.", "required": "Logga in för att fortsätta.",
-                 "loggedout": "Du är utloggad."}
+LOGIN_REASONS = {
+    "expired": "Din session har gått ut. Logga in igen.",
+    "required": "Logga in för att fortsätta.",
+    "loggedout": "Du är utloggad.",
+}
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 _UNITS = ("Hemtjänst Ronneby centrum", "Särskilt boende Lindebo", "Hemtjänst Kallinge", "Kommunkontoret")
@@ -102,8 +105,13 @@ class ScheduleRow:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"date": self.day.isoformat(), "start": self.start, "end": self.end,
-                "break_minutes": self.break_minutes, "activity": self.activity}
+        return {
+            "date": self.day.isoformat(),
+            "start": self.start,
+            "end": self.end,
+            "break_minutes": self.break_minutes,
+            "activity": self.activity,
+        }
 
 
 @dataclass(frozen=True)
@@ -126,10 +134,15 @@ class SaveRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (no personnummer)."""
-        return {"reference": self.reference, "employee_number": self.employee_number,
-                "period_start": self.period_start.isoformat(), "period_end": self.period_end.isoformat(),
-                "rows": [r.as_dict() for r in self.rows], "username": self.username,
-                "saved_at": self.saved_at.isoformat(timespec="seconds")}
+        return {
+            "reference": self.reference,
+            "employee_number": self.employee_number,
+            "period_start": self.period_start.isoformat(),
+            "period_end": self.period_end.isoformat(),
+            "rows": [r.as_dict() for r in self.rows],
+            "username": self.username,
+            "saved_at": self.saved_at.isoformat(timespec="seconds"),
+        }
 
 
 @dataclass
@@ -185,10 +198,19 @@ def _internal_key(seed: int, number: str) -> str:
 class PayrollStore:
     """Everything the payroll system holds: employees, registrations, the write log, sessions."""
 
-    def __init__(self, seed: int, employees: Iterable[Employee], *, users: Mapping[str, str] | None = None,
-                 activity_codes: Mapping[str, str] | None = None, locked_until: date | None = None,
-                 latency_ms: tuple[float, float] = (100.0, 300.0), idle_timeout: timedelta = timedelta(minutes=15),
-                 clock: Callable[[], datetime] | None = None, today: date | None = None) -> None:
+    def __init__(
+        self,
+        seed: int,
+        employees: Iterable[Employee],
+        *,
+        users: Mapping[str, str] | None = None,
+        activity_codes: Mapping[str, str] | None = None,
+        locked_until: date | None = None,
+        latency_ms: tuple[float, float] = (100.0, 300.0),
+        idle_timeout: timedelta = timedelta(minutes=15),
+        clock: Callable[[], datetime] | None = None,
+        today: date | None = None,
+    ) -> None:
         self.seed = seed
         self.employees = {e.key: e for e in employees}
         self.users = dict(users or DEFAULT_USERS)
@@ -197,7 +219,9 @@ class PayrollStore:
         today = today or self.clock().date()
         self.today = today
         # Default: pay for the month before last has been calculated, so it is locked.
-        self.locked_until = locked_until or (today.replace(day=1) - timedelta(days=1)).replace(day=1) - timedelta(days=1)
+        self.locked_until = locked_until or (today.replace(day=1) - timedelta(days=1)).replace(day=1) - timedelta(
+            days=1
+        )
         self.locked_ranges: list[tuple[date, date]] = []
         self.latency_ms = latency_ms
         self.idle_timeout = idle_timeout
@@ -216,15 +240,30 @@ class PayrollStore:
         employees = []
         for i in range(count):
             number, person = str(100001 + i), people.person(20, 66)
-            employees.append(Employee(_internal_key(seed, number), number, f"{person.first_name} {person.last_name}",
-                                      person.personnummer, rng.choice(_UNITS)))
+            employees.append(
+                Employee(
+                    _internal_key(seed, number),
+                    number,
+                    f"{person.first_name} {person.last_name}",
+                    person.personnummer,
+                    rng.choice(_UNITS),
+                )
+            )
         return cls(seed, employees, **kwargs)
 
     @classmethod
     def from_sandbox(cls, state: Any) -> PayrollStore:
         """A store over the shared sandbox state: its employees (id → employee number), clock and write log."""
-        employees = [Employee(_internal_key(state.seed, e["id"]), e["id"], f"{e['first_name']} {e['last_name']}",
-                              e["personnummer"], e.get("unit", "")) for e in state.employees]
+        employees = [
+            Employee(
+                _internal_key(state.seed, e["id"]),
+                e["id"],
+                f"{e['first_name']} {e['last_name']}",
+                e["personnummer"],
+                e.get("unit", ""),
+            )
+            for e in state.employees
+        ]
         store = cls(state.seed, employees, clock=state.now, today=state.today)
         page_ms = getattr(state.options, "payroll_latency_ms", None)  # used if the sandbox options get such a field
         if page_ms:
@@ -244,8 +283,10 @@ class PayrollStore:
         if digits.isdigit() and len(digits) in (10, 12):
             return [e for e in self.employees.values() if re.sub(r"\D", "", e.personnummer).endswith(digits)]
         words = q.split()
-        return sorted((e for e in self.employees.values() if words and all(w in e.name.casefold() for w in words)),
-                      key=lambda e: (e.name, e.number))
+        return sorted(
+            (e for e in self.employees.values() if words and all(w in e.name.casefold() for w in words)),
+            key=lambda e: (e.name, e.number),
+        )
 
     def by_number(self, number: str) -> Employee | None:
         """The employee with this employee number."""
@@ -265,26 +306,37 @@ class PayrollStore:
 
     def save_count(self, number: str, start: date, end: date) -> int:
         """How many times this employee's period has been saved."""
-        return sum(1 for s in self.saves if s.employee_number == number and (s.period_start, s.period_end) == (start, end))
+        return sum(
+            1 for s in self.saves if s.employee_number == number and (s.period_start, s.period_end) == (start, end)
+        )
 
     def inspect(self) -> dict[str, Any]:
         """What tests may check: registered rows per employee number, saves, locks, open sessions."""
         numbers = {e.key: e.number for e in self.employees.values()}
-        return {"registered": {numbers[k]: [r.as_dict() for r in rows] for k, rows in self.registered.items() if rows},
-                "saves": len(self.saves), "locked_until": self.locked_until.isoformat(),
-                "locked_ranges": [[a.isoformat(), b.isoformat()] for a, b in self.locked_ranges],
-                "sessions": sum(1 for s in self.sessions.values() if s.username)}
+        return {
+            "registered": {numbers[k]: [r.as_dict() for r in rows] for k, rows in self.registered.items() if rows},
+            "saves": len(self.saves),
+            "locked_until": self.locked_until.isoformat(),
+            "locked_ranges": [[a.isoformat(), b.isoformat()] for a, b in self.locked_ranges],
+            "sessions": sum(1 for s in self.sessions.values() if s.username),
+        }
 
     # -- validation and saving -------------------------------------------------------------
 
-    def validate(self, employee: Employee, start: date, end: date,
-                 raw: list[dict[str, str]]) -> tuple[list[ScheduleRow], list[tuple[str, str]]]:
+    def validate(
+        self, employee: Employee, start: date, end: date, raw: list[dict[str, str]]
+    ) -> tuple[list[ScheduleRow], list[tuple[str, str]]]:
         """Parse submitted rows; returns rows and errors as (field name, Swedish message)."""
         errors: list[tuple[str, str]] = []
         locked = [d for d in _days(start, end) if self.is_locked(d)]
         if locked:
-            return [], [("", f"Perioden är låst: lönen till och med {locked[-1].isoformat()} är redan beräknad "
-                             "och kan inte ändras.")]
+            return [], [
+                (
+                    "",
+                    f"Perioden är låst: lönen till och med {locked[-1].isoformat()} är redan beräknad "
+                    "och kan inte ändras.",
+                )
+            ]
         named: list[tuple[ScheduleRow, str]] = []
         for i, r in enumerate(raw):
             name = f"row-{i}"
@@ -304,14 +356,14 @@ class PayrollStore:
                 if not values[k]:
                     errors.append((f"{name}-{k}", f"{day}: {what} saknas."))
                 elif not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", values[k]):
-                    errors.append((f"{name}-{k}", f"{day}: ogiltig {what} \"{values[k]}\" (ange tt:mm)."))
+                    errors.append((f"{name}-{k}", f'{day}: ogiltig {what} "{values[k]}" (ange tt:mm).'))
             if not values["break"].isdigit() and values["break"]:
                 errors.append((f"{name}-break", f"{day}: rasten ska anges i hela minuter."))
             code = values["activity"]
             if not code:
                 errors.append((f"{name}-activity", f"{day}: aktivitetskod saknas."))
             elif code not in self.activity_codes:
-                errors.append((f"{name}-activity", f"{day}: okänd aktivitetskod \"{code}\"."))
+                errors.append((f"{name}-activity", f'{day}: okänd aktivitetskod "{code}".'))
             if len(errors) > problems:
                 continue
             row = ScheduleRow(day, values["start"], values["end"], int(values["break"] or 0), code)
@@ -325,19 +377,32 @@ class PayrollStore:
             else:
                 named.append((row, name))
         # Registered rows on the days just outside the period take part: a night shift overlaps the next morning.
-        around = [(r, "") for r in self.registered.get(employee.key, [])
-                  if r.day in (start - timedelta(days=1), end + timedelta(days=1))]
+        around = [
+            (r, "")
+            for r in self.registered.get(employee.key, [])
+            if r.day in (start - timedelta(days=1), end + timedelta(days=1))
+        ]
         for (a, _), (b, name_b) in itertools.pairwise(sorted(named + around, key=lambda pair: pair[0].interval())):
             if b.interval()[0] < a.interval()[1]:
-                errors.append((f"{name_b}-start" if name_b else "", f"Överlappande rader: {a.label()} överlappar {b.label()}."))
+                errors.append(
+                    (f"{name_b}-start" if name_b else "", f"Överlappande rader: {a.label()} överlappar {b.label()}.")
+                )
         return [r for r, _ in named], errors
 
     def save(self, employee: Employee, start: date, end: date, rows: list[ScheduleRow], username: str) -> SaveRecord:
         """Replace the period's registration with ``rows`` and log the save."""
         kept = [r for r in self.registered.get(employee.key, []) if not start <= r.day <= end]
         self.registered[employee.key] = sorted(kept + rows, key=ScheduleRow.interval)
-        record = SaveRecord(f"R-{len(self.saves) + 1:06d}", employee.key, employee.number, start, end,
-                            tuple(rows), username, self.clock())
+        record = SaveRecord(
+            f"R-{len(self.saves) + 1:06d}",
+            employee.key,
+            employee.number,
+            start,
+            end,
+            tuple(rows),
+            username,
+            self.clock(),
+        )
         self.saves.append(record)
         for listener in self.on_save:
             listener(record)
@@ -415,12 +480,14 @@ class _Halt(Exception):
 
 def _halts(handler: Callable[P, Awaitable[Response]]) -> Callable[P, Awaitable[Response]]:
     """Let a handler's helpers end the request by raising :class:`_Halt`."""
+
     @functools.wraps(handler)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
         try:
             return await handler(*args, **kwargs)
         except _Halt as halt:
             return halt.response
+
     return wrapper
 
 
@@ -461,25 +528,33 @@ class Page:
         form = {k: v for k, v in (await self.request.form()).items() if isinstance(v, str)}
         token = form.get("csrf_token", "")
         if self.session is None or not token or not hmac.compare_digest(token, self.session.csrf):
-            raise self.halt(403, "Begäran nekades",
-                            "Säkerhetstoken saknas eller är ogiltig. Ladda om sidan och försök igen.")
+            raise self.halt(
+                403, "Begäran nekades", "Säkerhetstoken saknas eller är ogiltig. Ladda om sidan och försök igen."
+            )
         return form
 
     def employee(self, key: str) -> Employee:
         """The employee with internal id ``key``, or a 404 page."""
         employee = self.store.employees.get(key)
         if employee is None:
-            raise self.halt(404, "Anställd hittades inte",
-                            "Den anställda finns inte i PersonalLön. Sök igen med anställningsnummer eller namn.")
+            raise self.halt(
+                404,
+                "Anställd hittades inte",
+                "Den anställda finns inte i PersonalLön. Sök igen med anställningsnummer eller namn.",
+            )
         return employee
 
     def period(self, employee: Employee, fom: str, tom: str) -> tuple[date, date]:
         """A valid period, or the employee page with a Swedish error."""
         try:
             start, end = date.fromisoformat(fom), date.fromisoformat(tom)
-            problem = ("Periodens sista dag ligger före den första." if end < start else
-                       f"En period får vara högst {MAX_PERIOD_DAYS} dagar." if (end - start).days >= MAX_PERIOD_DAYS
-                       else "")
+            problem = (
+                "Periodens sista dag ligger före den första."
+                if end < start
+                else f"En period får vara högst {MAX_PERIOD_DAYS} dagar."
+                if (end - start).days >= MAX_PERIOD_DAYS
+                else ""
+            )
         except ValueError:
             problem = "Ange perioden som två datum (ÅÅÅÅ-MM-DD)."
         if problem:
@@ -500,15 +575,18 @@ async def _begin(request: Request, *, login_required: bool = True) -> Page:
     if session is not None and session.username is not None:
         session.requests += 1
     limit = faults.session_expiry_after
-    if session is not None and (now - session.last_seen > store.idle_timeout
-                                or (limit is not None and session.requests > limit)):
+    if session is not None and (
+        now - session.last_seen > store.idle_timeout or (limit is not None and session.requests > limit)
+    ):
         del store.sessions[sid]
         session = None
     if login_required and (session is None or session.username is None):
         # No cookie, or a session that never logged in: "required"; a session that is gone: "expired".
         target = f"/payroll/login?reason={'required' if session is not None or not sid else 'expired'}"
         if request.method == "GET":
-            target += "&next=" + quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="")
+            target += "&next=" + quote(
+                request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe=""
+            )
         raise _Halt(RedirectResponse(target, status_code=303))
     if session is not None:
         session.last_seen = now
@@ -518,7 +596,12 @@ async def _begin(request: Request, *, login_required: bool = True) -> Page:
 
 def _safe_next(value: str) -> str:
     """Only redirect back into the payroll application (no open redirects)."""
-    if value.startswith("/payroll/") and "//" not in value and "\\" not in value and not value.startswith("/payroll/log"):
+    if (
+        value.startswith("/payroll/")
+        and "//" not in value
+        and "\\" not in value
+        and not value.startswith("/payroll/log")
+    ):
         return value
     return "/payroll/search"
 
@@ -556,8 +639,13 @@ async def login(request: Request) -> Response:
     username, password = form.get("username", "").strip(), form.get("password", "")
     expected = page.store.users.get(username)
     if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
-        return page.render("login.html", notice="", next=form.get("next", ""), username=username,
-                           error="Fel användarnamn eller lösenord.")
+        return page.render(
+            "login.html",
+            notice="",
+            next=form.get("next", ""),
+            username=username,
+            error="Fel användarnamn eller lösenord.",
+        )
     page.store.sessions.pop(page.session.sid, None)
     session = page.store.new_session(username)
     return _session_cookie(RedirectResponse(_safe_next(form.get("next", "")), status_code=303), session.sid)
@@ -585,8 +673,9 @@ async def search(request: Request) -> Response:
         return page.render("search.html", query="", results=None, error="", total=0)
     query = (await page.form()).get("query", "").strip()
     if not query:
-        return page.render("search.html", 422, query="", results=None, total=0,
-                           error="Ange anställningsnummer eller namn.")
+        return page.render(
+            "search.html", 422, query="", results=None, total=0, error="Ange anställningsnummer eller namn."
+        )
     hits = page.store.search(query)
     return page.render("search.html", query=query, results=hits[:50], total=len(hits), error="")
 
@@ -599,22 +688,47 @@ async def employee_page(request: Request, key: str, fom: str = "", tom: str = ""
     employee = page.employee(key)
     today = page.store.clock().date()
     monday = today - timedelta(days=today.weekday())
-    return page.render("employee.html", employee=employee, fom=fom or monday.isoformat(),
-                       tom=tom or (monday + timedelta(days=6)).isoformat(), error="")
+    return page.render(
+        "employee.html",
+        employee=employee,
+        fom=fom or monday.isoformat(),
+        tom=tom or (monday + timedelta(days=6)).isoformat(),
+        error="",
+    )
 
 
 def _nth(rows: list[ScheduleRow], n: int) -> ScheduleRow | None:
     return rows[n] if n < len(rows) else None
 
 
-def _render_form(page: Page, employee: Employee, start: date, end: date, rows: list[dict[str, str]],
-                 errors: list[tuple[str, str]], status: int = 200) -> Response:
-    codes = {**page.store.activity_codes, **{k: v for k, v in RETIRED_CODES.items() if k not in page.store.activity_codes}}
-    return page.render("schedule.html", status, employee=employee, fom=start.isoformat(), tom=end.isoformat(),
-                       rows=rows, codes=codes, errors=errors, error_fields={f for f, _ in errors if f},
-                       existing=bool(page.store.registered_rows(employee.key, start, end)),
-                       locked=any(page.store.is_locked(d) for d in _days(start, end)),
-                       columns=page.layout.order(["start", "end", "break", "activity"]), rows_per_day=ROWS_PER_DAY)
+def _render_form(
+    page: Page,
+    employee: Employee,
+    start: date,
+    end: date,
+    rows: list[dict[str, str]],
+    errors: list[tuple[str, str]],
+    status: int = 200,
+) -> Response:
+    codes = {
+        **page.store.activity_codes,
+        **{k: v for k, v in RETIRED_CODES.items() if k not in page.store.activity_codes},
+    }
+    return page.render(
+        "schedule.html",
+        status,
+        employee=employee,
+        fom=start.isoformat(),
+        tom=end.isoformat(),
+        rows=rows,
+        codes=codes,
+        errors=errors,
+        error_fields={f for f, _ in errors if f},
+        existing=bool(page.store.registered_rows(employee.key, start, end)),
+        locked=any(page.store.is_locked(d) for d in _days(start, end)),
+        columns=page.layout.order(["start", "end", "break", "activity"]),
+        rows_per_day=ROWS_PER_DAY,
+    )
 
 
 @router.get("/employees/{key}/schedule")
@@ -628,9 +742,18 @@ async def schedule_form(request: Request, key: str, fom: str = "", tom: str = ""
     for r in page.store.registered_rows(employee.key, start, end):
         by_day.setdefault(r.day, []).append(r)
     blank = {"start": "", "end": "", "break": "", "activity": ""}
-    rows = [{"date": d.isoformat(), **({"start": x.start, "end": x.end, "break": str(x.break_minutes),
-                                        "activity": x.activity} if (x := _nth(by_day.get(d, []), n)) else blank)}
-            for d in _days(start, end) for n in range(ROWS_PER_DAY)]
+    rows = [
+        {
+            "date": d.isoformat(),
+            **(
+                {"start": x.start, "end": x.end, "break": str(x.break_minutes), "activity": x.activity}
+                if (x := _nth(by_day.get(d, []), n))
+                else blank
+            ),
+        }
+        for d in _days(start, end)
+        for n in range(ROWS_PER_DAY)
+    ]
     return _render_form(page, employee, start, end, rows, [])
 
 
@@ -674,10 +797,28 @@ async def registered(request: Request, key: str, fom: str = "", tom: str = "") -
     start, end = page.period(employee, fom, tom)
     rows = page.store.registered_rows(employee.key, start, end)
     minutes = sum(int((r.interval()[1] - r.interval()[0]).total_seconds() // 60) - r.break_minutes for r in rows)
-    return page.render("registered.html", employee=employee, fom=start.isoformat(), tom=end.isoformat(), rows=rows,
-                       codes=page.store.activity_codes, total=f"{minutes // 60}:{minutes % 60:02d}",
-                       columns=page.layout.order(["date", "start", "end", "break", "activity", "description"]))
+    return page.render(
+        "registered.html",
+        employee=employee,
+        fom=start.isoformat(),
+        tom=end.isoformat(),
+        rows=rows,
+        codes=page.store.activity_codes,
+        total=f"{minutes // 60}:{minutes % 60:02d}",
+        columns=page.layout.order(["date", "start", "end", "break", "activity", "description"]),
+    )
 
 
-__all__ = ["ACTIVITY_CODES", "DEFAULT_USERS", "Employee", "PayrollFaults", "PayrollStore", "SaveRecord",
-           "ScheduleRow", "get_store", "router", "setup", "store_for"]
+__all__ = [
+    "ACTIVITY_CODES",
+    "DEFAULT_USERS",
+    "Employee",
+    "PayrollFaults",
+    "PayrollStore",
+    "SaveRecord",
+    "ScheduleRow",
+    "get_store",
+    "router",
+    "setup",
+    "store_for",
+]

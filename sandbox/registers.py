@@ -30,8 +30,15 @@ __all__ = ["SOURCES", "generate_registers", "router"]
 
 SYSTEM = "registers"
 
-SOURCES = ("forsakringskassan", "pensionsmyndigheten", "arbetsformedlingen", "csn", "skatteverket", "akassa",
-           "transportstyrelsen")
+SOURCES = (
+    "forsakringskassan",
+    "pensionsmyndigheten",
+    "arbetsformedlingen",
+    "csn",
+    "skatteverket",
+    "akassa",
+    "transportstyrelsen",
+)
 
 #: Income type → (source, Swedish name of the benefit).
 _BENEFITS: dict[str, tuple[str, str]] = {
@@ -49,33 +56,53 @@ _PAY_DAY = {"forsakringskassan": 25, "pensionsmyndigheten": 19, "csn": 24, "akas
 
 
 def _empty() -> dict[str, Any]:
-    return {"forsakringskassan": [], "pensionsmyndigheten": [], "csn": [], "akassa": [],
-            "arbetsformedlingen": {"registered": False}, "skatteverket": {"income": [], "folkbokforing": None},
-            "transportstyrelsen": {"vehicles": []}}
+    return {
+        "forsakringskassan": [],
+        "pensionsmyndigheten": [],
+        "csn": [],
+        "akassa": [],
+        "arbetsformedlingen": {"registered": False},
+        "skatteverket": {"income": [], "folkbokforing": None},
+        "transportstyrelsen": {"vehicles": []},
+    }
 
 
-def _add_income(record: dict[str, Any], rng: random.Random, kind: str, amount: int, payer: str,
-                months: list[date], vary: bool) -> None:
+def _add_income(
+    record: dict[str, Any], rng: random.Random, kind: str, amount: int, payer: str, months: list[date], vary: bool
+) -> None:
     for n, month in enumerate(months):
         last = n == len(months) - 1
         value = amount if last or not vary else max(0, round(amount * rng.uniform(0.85, 1.1) / 10) * 10)
         if kind == "salary":
             gross = round(value / 0.7)
-            record["skatteverket"]["income"].append({
-                "employer": payer, "month": month_key(month), "gross": gross, "preliminary_tax": gross - value,
-                "net": value, "source": "arbetsgivardeklaration"})
+            record["skatteverket"]["income"].append(
+                {
+                    "employer": payer,
+                    "month": month_key(month),
+                    "gross": gross,
+                    "preliminary_tax": gross - value,
+                    "net": value,
+                    "source": "arbetsgivardeklaration",
+                }
+            )
         elif kind in _BENEFITS:
             source, name = _BENEFITS[kind]
             paid = month.replace(day=_PAY_DAY[source])
-            entry = {"benefit": name, "type": kind, "month": month_key(month), "amount": value,
-                     "paid_on": paid.isoformat()}
+            entry = {
+                "benefit": name,
+                "type": kind,
+                "month": month_key(month),
+                "amount": value,
+                "paid_on": paid.isoformat(),
+            }
             if source == "akassa":
                 entry["fund"] = payer
             record[source].append(entry)
 
 
-def generate_registers(rng: random.Random, applications: list[dict[str, Any]], options: SandboxOptions
-                       ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+def generate_registers(
+    rng: random.Random, applications: list[dict[str, Any]], options: SandboxOptions
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """Register data for every adult in the applications, and the planted undeclared incomes."""
     registers: dict[str, dict[str, Any]] = {}
     undeclared: list[dict[str, Any]] = []
@@ -93,8 +120,9 @@ def generate_registers(rng: random.Random, applications: list[dict[str, Any]], o
             for income in app["incomes"]:
                 if income["personnummer"] == number:
                     payer = fund if income["type"] == "unemployment_benefit" else income["payer"]
-                    _add_income(record, rng, income["type"], income["amount"], payer, months,
-                                vary=income["type"] == "salary")
+                    _add_income(
+                        record, rng, income["type"], income["amount"], payer, months, vary=income["type"] == "salary"
+                    )
             kinds = {i["type"] for i in app["incomes"] if i["personnummer"] == number}
             if kinds & {"unemployment_benefit", "activity_support"} or rng.random() < 0.3:
                 record["arbetsformedlingen"] = {
@@ -105,39 +133,62 @@ def generate_registers(rng: random.Random, applications: list[dict[str, Any]], o
                     "extent_percent": rng.choice((100, 100, 100, 75, 50)),
                 }
             if rng.random() < 0.25:
-                record["transportstyrelsen"]["vehicles"] = [{
-                    "registration": f"{''.join(rng.choices('ABCDEFGHJKLMNPRSTUWXYZ', k=3))} {rng.randint(10, 99)}"
-                                    f"{rng.choice('ABCDEFGHJKLMNPRSTUWXYZ0123456789')}",
-                    "model_year": rng.randint(2002, 2022), "owner_since": f"{rng.randint(2015, 2025)}-0{rng.randint(1, 9)}-01"}]
+                record["transportstyrelsen"]["vehicles"] = [
+                    {
+                        "registration": f"{''.join(rng.choices('ABCDEFGHJKLMNPRSTUWXYZ', k=3))} {rng.randint(10, 99)}"
+                        f"{rng.choice('ABCDEFGHJKLMNPRSTUWXYZ0123456789')}",
+                        "model_year": rng.randint(2002, 2022),
+                        "owner_since": f"{rng.randint(2015, 2025)}-0{rng.randint(1, 9)}-01",
+                    }
+                ]
         if adults and rng.random() < options.undeclared_income_rate:
             undeclared.append(_plant_undeclared(rng, app, registers, months))
     return registers, [u for u in undeclared if u]
 
 
-def _plant_undeclared(rng: random.Random, app: dict[str, Any], registers: dict[str, dict[str, Any]],
-                      months: list[date]) -> dict[str, Any]:
+def _plant_undeclared(
+    rng: random.Random, app: dict[str, Any], registers: dict[str, dict[str, Any]], months: list[date]
+) -> dict[str, Any]:
     adult = rng.choice([a for a in (app["applicant"], app["co_applicant"]) if a is not None])
     record = registers.get(adult["personnummer"])
     if record is None:  # an invalid personnummer planted in the e-service: nothing to find
         return {}
-    salary = next((i for i in app["incomes"] if i["personnummer"] == adult["personnummer"] and i["type"] == "salary"),
-                  None)
+    salary = next(
+        (i for i in app["incomes"] if i["personnummer"] == adult["personnummer"] and i["type"] == "salary"), None
+    )
     if salary is not None and rng.random() < 0.4:
         extra = rng.randint(50, 300) * 10
-        row = next(r for r in record["skatteverket"]["income"]
-                   if r["month"] == month_key(months[-1]) and r["employer"] == salary["payer"])
+        row = next(
+            r
+            for r in record["skatteverket"]["income"]
+            if r["month"] == month_key(months[-1]) and r["employer"] == salary["payer"]
+        )
         row["net"] += extra
         row["gross"] = round(row["net"] / 0.7)
         row["preliminary_tax"] = row["gross"] - row["net"]
-        return {"application_id": app["id"], "personnummer": adult["personnummer"], "kind": "higher",
-                "source": "skatteverket", "type": "salary", "declared": salary["amount"], "register": row["net"]}
+        return {
+            "application_id": app["id"],
+            "personnummer": adult["personnummer"],
+            "kind": "higher",
+            "source": "skatteverket",
+            "type": "salary",
+            "declared": salary["amount"],
+            "register": row["net"],
+        }
     kind = rng.choice(("sickness_benefit", "unemployment_benefit", "salary", "housing_allowance"))
     amount = rng.randint(120, 600) * 10 if kind != "salary" else rng.randint(150, 900) * 10
     payer = rng.choice(EMPLOYERS) if kind == "salary" else _FUNDS[0] if kind == "unemployment_benefit" else "FK"
     _add_income(record, rng, kind, amount, payer, months[-1:], vary=False)
     source = "skatteverket" if kind == "salary" else _BENEFITS[kind][0]
-    return {"application_id": app["id"], "personnummer": adult["personnummer"], "kind": "missing",
-            "source": source, "type": kind, "declared": 0, "register": amount}
+    return {
+        "application_id": app["id"],
+        "personnummer": adult["personnummer"],
+        "kind": "missing",
+        "source": source,
+        "type": kind,
+        "declared": 0,
+        "register": amount,
+    }
 
 
 # --- API ---------------------------------------------------------------------------------------
@@ -207,19 +258,31 @@ async def lookup(request: Request, state: SandboxState = Depends(get_state)) -> 
         return error(400, "bad_period", "the period must run forwards and cover at most 13 months")
     sources = list(body.sources or SOURCES)
     record = state.data.registers.get(number)
-    entry = state.log.record(SYSTEM, "lookup", body.case_id or "", {
-        "personnummer": number, "purpose": body.purpose, "legal_basis": body.legal_basis,
-        "organisation": body.organisation, "case_worker": body.case_worker, "sources": sources,
-        "period": {"from": body.period.from_.isoformat(), "to": body.period.to.isoformat()}})
-    return JSONResponse({
-        "request_id": f"SSBTEK-{entry.seq:07d}",
-        "fetched_at": entry.at,
-        "personnummer": number,
-        "case_id": body.case_id,
-        "period": {"from": body.period.from_.isoformat(), "to": body.period.to.isoformat()},
-        "found": record is not None,
-        "sources": {s: _answer(record, s, body.period) for s in sources},
-    })
+    entry = state.log.record(
+        SYSTEM,
+        "lookup",
+        body.case_id or "",
+        {
+            "personnummer": number,
+            "purpose": body.purpose,
+            "legal_basis": body.legal_basis,
+            "organisation": body.organisation,
+            "case_worker": body.case_worker,
+            "sources": sources,
+            "period": {"from": body.period.from_.isoformat(), "to": body.period.to.isoformat()},
+        },
+    )
+    return JSONResponse(
+        {
+            "request_id": f"SSBTEK-{entry.seq:07d}",
+            "fetched_at": entry.at,
+            "personnummer": number,
+            "case_id": body.case_id,
+            "period": {"from": body.period.from_.isoformat(), "to": body.period.to.isoformat()},
+            "found": record is not None,
+            "sources": {s: _answer(record, s, body.period) for s in sources},
+        }
+    )
 
 
 def inspect(state: SandboxState) -> dict[str, Any]:

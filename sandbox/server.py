@@ -16,8 +16,17 @@ def uvicorn_config(seed: int, host: str, port: int, log_level: str = "warning", 
     """The uvicorn configuration of a sandbox (``options`` are :class:`SandboxOptions` fields)."""
     app = create_app(seed, SandboxOptions(**options))
     # h11 and no websockets: nothing else is needed, and fewer imports mean fewer surprises.
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, http="h11",
-                          ws="none", lifespan="on", timeout_graceful_shutdown=2)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        http="h11",
+        ws="none",
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+    )
 
 
 def serve(seed: int = 1, host: str = "127.0.0.1", port: int = 8765, **options: Any) -> None:

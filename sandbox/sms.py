@@ -77,6 +77,7 @@ def _store(state: SandboxState) -> SmsStore:
         store = SmsStore()
         store.webhook["url"] = state.options.sms_webhook_url
         return store
+
     return state.store(SYSTEM, create)
 
 
@@ -94,8 +95,10 @@ def _unreachable(state: SandboxState, sub_id: str) -> bool:
 
 def _available(sub: dict[str, Any], shift: dict[str, Any]) -> bool:
     start, end = datetime.fromisoformat(shift["start"]), datetime.fromisoformat(shift["end"])
-    return any(datetime.fromisoformat(a["start"]) <= start and end <= datetime.fromisoformat(a["end"])
-               for a in sub["available"])
+    return any(
+        datetime.fromisoformat(a["start"]) <= start and end <= datetime.fromisoformat(a["end"])
+        for a in sub["available"]
+    )
 
 
 def _plan_reply(state: SandboxState, store: SmsStore, message: dict[str, Any], sub: dict[str, Any]) -> None:
@@ -116,9 +119,14 @@ def _plan_reply(state: SandboxState, store: SmsStore, message: dict[str, Any], s
         p_yes *= 0.2
     answer = "JA" if u_yes < p_yes else "NEJ"
     minutes = delay[0] + u_delay * (delay[1] - delay[0])
-    forms = ((0.45, f"{answer} {code}"), (0.60, f"{answer.lower()} {code.lower()}"),
-             (0.72, f"  {answer.capitalize()}  {code} "), (0.82, f"{answer.capitalize()} {code}, mvh {sub['first_name']}"),
-             (0.92, f"{answer}\n{code}"), (1.01, answer.capitalize()))
+    forms = (
+        (0.45, f"{answer} {code}"),
+        (0.60, f"{answer.lower()} {code.lower()}"),
+        (0.72, f"  {answer.capitalize()}  {code} "),
+        (0.82, f"{answer.capitalize()} {code}, mvh {sub['first_name']}"),
+        (0.92, f"{answer}\n{code}"),
+        (1.01, answer.capitalize()),
+    )
     text = next(form for limit, form in forms if u_form < limit)
     due = datetime.fromisoformat(message["created_at"]) + timedelta(minutes=minutes)
     reply = {"from": sub["phone"], "to": message["from"], "text": text, "in_reply_to": message["id"]}
@@ -134,10 +142,16 @@ def materialize(state: SandboxState) -> int:
         return 0
     store.pending = [p for p in store.pending if p[0] > now]
     for when, _, reply in due:
-        item = {"id": f"IN-{len(store.inbound) + 1:06d}", "seq": len(store.inbound) + 1, **reply,
-                "received_at": when.isoformat(timespec="seconds")}
+        item = {
+            "id": f"IN-{len(store.inbound) + 1:06d}",
+            "seq": len(store.inbound) + 1,
+            **reply,
+            "received_at": when.isoformat(timespec="seconds"),
+        }
         store.inbound.append(item)
-        state.log.record(SYSTEM, "inbound.received", item["from"], {"id": item["id"], "in_reply_to": item["in_reply_to"]})
+        state.log.record(
+            SYSTEM, "inbound.received", item["from"], {"id": item["id"], "in_reply_to": item["in_reply_to"]}
+        )
         if store.webhook["url"]:
             store.webhook_queue.append({"type": "inbound", "message": item})
     return len(due)
@@ -157,8 +171,9 @@ async def deliver_webhooks(state: SandboxState, client: httpx.AsyncClient) -> No
             stamp = str(int(time.time()))
             headers["X-Sandbox-Signature"] = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
             headers["X-Timestamp"] = stamp
-            headers["X-Signature"] = "sha256=" + hmac.new(secret.encode(), f"{stamp}.".encode() + body,
-                                                          hashlib.sha256).hexdigest()
+            headers["X-Signature"] = (
+                "sha256=" + hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+            )
         status: int | str = "error"
         for attempt in range(1, 4):
             try:
@@ -169,8 +184,9 @@ async def deliver_webhooks(state: SandboxState, client: httpx.AsyncClient) -> No
             except httpx.HTTPError as exc:
                 status = type(exc).__name__
             await asyncio.sleep(0.2 * attempt)
-        store.webhook_deliveries.append({"type": event["type"], "id": event["message"]["id"], "url": url,
-                                         "status": status})
+        store.webhook_deliveries.append(
+            {"type": event["type"], "id": event["message"]["id"], "url": url, "status": status}
+        )
 
 
 async def background(state: SandboxState, stop: asyncio.Event) -> None:
@@ -225,34 +241,56 @@ async def send(body: MessageIn, request: Request, state: SandboxState = Depends(
     now = state.now()
     sub = _phone_book(state).get(to)
     failed = sub is not None and _unreachable(state, sub["id"])
-    message: dict[str, Any] = {"id": f"SMS-{len(store.outbound) + 1:06d}", "to": to, "from": body.sender or SENDER,
-               "text": body.text, "reference": body.reference, "created_at": now.isoformat(timespec="seconds"),
-               "status": "failed" if failed else "delivered",
-               "delivered_at": None if failed else (now + timedelta(seconds=2)).isoformat(timespec="seconds"),
-               "error": "unreachable" if failed else None}
+    message: dict[str, Any] = {
+        "id": f"SMS-{len(store.outbound) + 1:06d}",
+        "to": to,
+        "from": body.sender or SENDER,
+        "text": body.text,
+        "reference": body.reference,
+        "created_at": now.isoformat(timespec="seconds"),
+        "status": "failed" if failed else "delivered",
+        "delivered_at": None if failed else (now + timedelta(seconds=2)).isoformat(timespec="seconds"),
+        "error": "unreachable" if failed else None,
+    }
     store.outbound[message["id"]] = message
     quiet = now.hour >= QUIET_START or now.hour < QUIET_END
-    state.log.record(SYSTEM, "message.sent", to, {"id": message["id"], "quiet_hours": quiet,
-                                                  "substitute_id": sub["id"] if sub else None})
+    state.log.record(
+        SYSTEM,
+        "message.sent",
+        to,
+        {"id": message["id"], "quiet_hours": quiet, "substitute_id": sub["id"] if sub else None},
+    )
     if sub is not None and not failed:
         _plan_reply(state, store, message, sub)
     if store.webhook["url"] and store.webhook["delivery_reports"]:
-        store.webhook_queue.append({"type": "status", "message": {
-            "id": message["id"], "status": message["status"],
-            "updated_at": message["delivered_at"] or message["created_at"], "error": message["error"]}})
+        store.webhook_queue.append(
+            {
+                "type": "status",
+                "message": {
+                    "id": message["id"],
+                    "status": message["status"],
+                    "updated_at": message["delivered_at"] or message["created_at"],
+                    "error": message["error"],
+                },
+            }
+        )
     if key:
         store.idempotency.remember("message", key, payload, message)
     return JSONResponse(message, status_code=202)
 
 
 @router.get("/messages")
-async def list_messages(state: SandboxState = Depends(get_state), to: str | None = None,
-                        reference: str | None = None, limit: int = 1000) -> dict[str, Any]:
+async def list_messages(
+    state: SandboxState = Depends(get_state), to: str | None = None, reference: str | None = None, limit: int = 1000
+) -> dict[str, Any]:
     """Outbound messages, oldest first."""
     number = normalise_number(to) if to else None
-    items = [m for m in _store(state).outbound.values()
-             if (number is None or m["to"] == number) and (reference is None or m["reference"] == reference)]
-    return {"items": items[:max(1, limit)]}
+    items = [
+        m
+        for m in _store(state).outbound.values()
+        if (number is None or m["to"] == number) and (reference is None or m["reference"] == reference)
+    ]
+    return {"items": items[: max(1, limit)]}
 
 
 @router.get("/messages/{message_id}")
@@ -269,7 +307,7 @@ async def inbound(state: SandboxState = Depends(get_state), after: int = 0, limi
     """Replies received so far with ``seq > after``; ``last_seq`` is the cursor for the next poll."""
     materialize(state)
     store = _store(state)
-    items = [m for m in store.inbound if m["seq"] > after][:max(1, limit)]
+    items = [m for m in store.inbound if m["seq"] > after][: max(1, limit)]
     return {"items": items, "last_seq": items[-1]["seq"] if items else after}
 
 
@@ -277,8 +315,12 @@ async def inbound(state: SandboxState = Depends(get_state), after: int = 0, limi
 async def get_webhook(state: SandboxState = Depends(get_state)) -> dict[str, Any]:
     """The webhook URL (the secret is not shown) and delivery attempts."""
     store = _store(state)
-    return {"url": store.webhook["url"], "has_secret": bool(store.webhook["secret"]),
-            "delivery_reports": store.webhook["delivery_reports"], "deliveries": store.webhook_deliveries}
+    return {
+        "url": store.webhook["url"],
+        "has_secret": bool(store.webhook["secret"]),
+        "delivery_reports": store.webhook["delivery_reports"],
+        "deliveries": store.webhook_deliveries,
+    }
 
 
 @router.put("/webhook")
@@ -297,7 +339,10 @@ def inspect(state: SandboxState) -> dict[str, Any]:
         "sent": len(sent),
         "sent_by_recipient": state.log.counts(SYSTEM).get("message.sent", {}),
         "quiet_hours_violations": sum(1 for e in sent if e.details["quiet_hours"]),
-        "replies_pending": [{"due": d.isoformat(timespec="seconds"), **r} for d, _, r in sorted(store.pending, key=lambda p: (p[0], p[1]))],
+        "replies_pending": [
+            {"due": d.isoformat(timespec="seconds"), **r}
+            for d, _, r in sorted(store.pending, key=lambda p: (p[0], p[1]))
+        ],
         "inbound": len(store.inbound),
         "webhook_deliveries": store.webhook_deliveries,
     }

@@ -54,8 +54,13 @@ UNITS: tuple[tuple[str, str, str], ...] = (
 )
 QUALIFICATIONS = ("undersköterska", "vårdbiträde", "stödassistent", "sjuksköterska")
 #: Shift templates: (name, start hh:mm, length in hours)
-_TEMPLATES = (("dag", (7, 0), 9.0), ("förmiddag", (7, 0), 6.0), ("kväll", (13, 30), 8.0),
-              ("sen kväll", (15, 0), 7.0), ("natt", (21, 15), 10.0))
+_TEMPLATES = (
+    ("dag", (7, 0), 9.0),
+    ("förmiddag", (7, 0), 6.0),
+    ("kväll", (13, 30), 8.0),
+    ("sen kväll", (15, 0), 7.0),
+    ("natt", (21, 15), 10.0),
+)
 _REASONS = ("sjukfrånvaro", "semester", "vakans", "utbildning", "vård av barn")
 #: Reply behaviour → (share of substitutes, P(yes), delay range in minutes; None = never answers)
 BEHAVIOURS: dict[str, tuple[float, float, tuple[int, int] | None]] = {
@@ -92,8 +97,9 @@ def _qualifications_for(rng: random.Random, kind: str) -> list[str]:
     return ["undersköterska"] if rng.random() < 0.7 else ["vårdbiträde"]
 
 
-def generate_staffing(rng: random.Random, people: PersonFactory, options: SandboxOptions
-                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
+def generate_staffing(
+    rng: random.Random, people: PersonFactory, options: SandboxOptions
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
     """(substitutes, open shifts, reply behaviour per substitute id)."""
     today = options.today
     horizon = [today + timedelta(days=d) for d in range(1, options.staffing_horizon_days + 1)]
@@ -104,15 +110,27 @@ def generate_staffing(rng: random.Random, people: PersonFactory, options: Sandbo
         template = rng.choice(_TEMPLATES)
         start, end = _shift_times(day, template)
         quals = _qualifications_for(rng, kind)
-        shifts.append({
-            "id": f"PASS-{day:%Y%m%d}-{i + 1:03d}", "code": f"P{101 + i}", "unit": unit, "unit_kind": kind,
-            "area": area, "name": template[0], "start": _iso(start), "end": _iso(end), "hours": _hours(start, end),
-            "qualifications": quals,
-            "medication_delegation": quals[0] in ("undersköterska", "sjuksköterska") and rng.random() < 0.5,
-            "driving_licence": kind == "hemtjänst" and rng.random() < 0.8,
-            "reason": rng.choice(_REASONS), "status": "open", "booking_id": None, "booked_substitute_id": None,
-            "deadline": _iso(start - timedelta(hours=2)),
-        })
+        shifts.append(
+            {
+                "id": f"PASS-{day:%Y%m%d}-{i + 1:03d}",
+                "code": f"P{101 + i}",
+                "unit": unit,
+                "unit_kind": kind,
+                "area": area,
+                "name": template[0],
+                "start": _iso(start),
+                "end": _iso(end),
+                "hours": _hours(start, end),
+                "qualifications": quals,
+                "medication_delegation": quals[0] in ("undersköterska", "sjuksköterska") and rng.random() < 0.5,
+                "driving_licence": kind == "hemtjänst" and rng.random() < 0.8,
+                "reason": rng.choice(_REASONS),
+                "status": "open",
+                "booking_id": None,
+                "booked_substitute_id": None,
+                "deadline": _iso(start - timedelta(hours=2)),
+            }
+        )
     phones = reserved_phone_numbers()
     kinds = list(BEHAVIOURS)
     weights = [BEHAVIOURS[k][0] for k in kinds]
@@ -123,13 +141,23 @@ def generate_staffing(rng: random.Random, people: PersonFactory, options: Sandbo
         person = people.person(19, 68)
         sub_id = f"V{i + 1:03d}"
         roll = rng.random()
-        quals = (["undersköterska", "vårdbiträde"] if roll < 0.55 else ["vårdbiträde"] if roll < 0.8
-                 else ["stödassistent"] if roll < 0.92 else ["sjuksköterska", "undersköterska", "vårdbiträde"])
+        quals = (
+            ["undersköterska", "vårdbiträde"]
+            if roll < 0.55
+            else ["vårdbiträde"]
+            if roll < 0.8
+            else ["stödassistent"]
+            if roll < 0.92
+            else ["sjuksköterska", "undersköterska", "vårdbiträde"]
+        )
         if rng.random() < 0.15 and "stödassistent" not in quals:
             quals.append("stödassistent")
         sub: dict[str, Any] = {
-            "id": sub_id, "personnummer": person.personnummer, "first_name": person.first_name,
-            "last_name": person.last_name, "phone": phones[i],
+            "id": sub_id,
+            "personnummer": person.personnummer,
+            "first_name": person.first_name,
+            "last_name": person.last_name,
+            "phone": phones[i],
             "qualifications": quals,
             "medication_delegation": "undersköterska" in quals and rng.random() < 0.6,
             "driving_licence": rng.random() < 0.75,
@@ -139,10 +167,13 @@ def generate_staffing(rng: random.Random, people: PersonFactory, options: Sandbo
             "preferred_units": sorted(u[0] for u in rng.sample(UNITS, rng.randint(0, 3))),
             "home_area": rng.choice(UNITS)[2],
             "distance_km": round(rng.uniform(0.5, 35.0), 1),
-            "available": [], "bookings": [], "hours_by_month": {},
+            "available": [],
+            "bookings": [],
+            "hours_by_month": {},
         }
-        sub["priority_right_until"] = (today + timedelta(days=rng.randint(20, 270))).isoformat() \
-            if sub["priority_right"] else None
+        sub["priority_right_until"] = (
+            (today + timedelta(days=rng.randint(20, 270))).isoformat() if sub["priority_right"] else None
+        )
         # past bookings this month, then future ones in the horizon
         target = rng.choice((0, 20, 40, 60, 80, 100, 120, 140, 150, 158)) * rng.uniform(0.9, 1.0)
         day = month_start
@@ -168,15 +199,29 @@ def _month_hours(sub: dict[str, Any], month: str) -> float:
     return float(sub["hours_by_month"].get(month, 0.0))
 
 
-def _add_booking(sub: dict[str, Any], rng: random.Random, day: date, unit: str,
-                 template: tuple[str, tuple[int, int], float], past: bool) -> None:
+def _add_booking(
+    sub: dict[str, Any],
+    rng: random.Random,
+    day: date,
+    unit: str,
+    template: tuple[str, tuple[int, int], float],
+    past: bool,
+) -> None:
     start, end = _shift_times(day, template)
     for b in sub["bookings"]:
         if _overlaps(start, end, datetime.fromisoformat(b["start"]), datetime.fromisoformat(b["end"])):
             return
     booking_id = f"BOK-{sub['id']}-{len(sub['bookings']) + 1:03d}"
-    sub["bookings"].append({"id": booking_id, "shift_id": None, "unit": unit, "start": _iso(start), "end": _iso(end),
-                            "hours": _hours(start, end)})
+    sub["bookings"].append(
+        {
+            "id": booking_id,
+            "shift_id": None,
+            "unit": unit,
+            "start": _iso(start),
+            "end": _iso(end),
+            "hours": _hours(start, end),
+        }
+    )
     _count_hours(sub, start, _hours(start, end))
 
 
@@ -233,14 +278,26 @@ async def list_units() -> dict[str, Any]:
 
 
 @router.get("/shifts")
-async def list_shifts(state: SandboxState = Depends(get_state), status: str | None = "open",
-                      start_from: datetime | None = None, start_to: datetime | None = None, unit: str | None = None,
-                      offset: int = 0, limit: int = 100) -> dict[str, Any]:
+async def list_shifts(
+    state: SandboxState = Depends(get_state),
+    status: str | None = "open",
+    start_from: datetime | None = None,
+    start_to: datetime | None = None,
+    unit: str | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> dict[str, Any]:
     """Shifts (default: open ones) by start time; ``status=all`` for every shift."""
+
     def keep(s: dict[str, Any]) -> bool:
         start = datetime.fromisoformat(s["start"])
-        return ((status in (None, "all") or s["status"] == status) and (unit is None or s["unit"] == unit)
-                and (start_from is None or start >= _aware(start_from)) and (start_to is None or start < _aware(start_to)))
+        return (
+            (status in (None, "all") or s["status"] == status)
+            and (unit is None or s["unit"] == unit)
+            and (start_from is None or start >= _aware(start_from))
+            and (start_to is None or start < _aware(start_to))
+        )
+
     items = sorted((s for s in state.data.shifts if keep(s)), key=lambda s: (s["start"], s["id"]))
     return paginate(items, offset, limit)
 
@@ -259,11 +316,15 @@ async def get_shift(shift_id: str, state: SandboxState = Depends(get_state)) -> 
 
 
 @router.get("/substitutes")
-async def list_substitutes(state: SandboxState = Depends(get_state), qualification: str | None = None,
-                           offset: int = 0, limit: int = 200) -> dict[str, Any]:
+async def list_substitutes(
+    state: SandboxState = Depends(get_state), qualification: str | None = None, offset: int = 0, limit: int = 200
+) -> dict[str, Any]:
     """Substitutes with qualifications, availability, bookings and hours this month."""
-    items = [_public_sub(s, state.today) for s in state.data.substitutes
-             if qualification is None or qualification in s["qualifications"]]
+    items = [
+        _public_sub(s, state.today)
+        for s in state.data.substitutes
+        if qualification is None or qualification in s["qualifications"]
+    ]
     return paginate(items, offset, limit)
 
 
@@ -305,11 +366,21 @@ async def create_booking(body: BookingIn, request: Request, state: SandboxState 
         if _overlaps(start, end, datetime.fromisoformat(b["start"]), datetime.fromisoformat(b["end"])):
             store.conflicts += 1
             state.log.record(SYSTEM, "booking.conflict", shift["id"], {"substitute_id": sub["id"], "reason": "overlap"})
-            return error(409, "substitute_overlap", f"{sub['id']} is booked at an overlapping time",
-                         conflicting_booking=b)
-    booking = {"id": f"BOK-{len(store.bookings) + 1:05d}", "shift_id": shift["id"], "substitute_id": sub["id"],
-               "unit": shift["unit"], "start": shift["start"], "end": shift["end"], "hours": shift["hours"],
-               "booked_at": state.now_iso(), "booked_by": body.booked_by, "status": "active"}
+            return error(
+                409, "substitute_overlap", f"{sub['id']} is booked at an overlapping time", conflicting_booking=b
+            )
+    booking = {
+        "id": f"BOK-{len(store.bookings) + 1:05d}",
+        "shift_id": shift["id"],
+        "substitute_id": sub["id"],
+        "unit": shift["unit"],
+        "start": shift["start"],
+        "end": shift["end"],
+        "hours": shift["hours"],
+        "booked_at": state.now_iso(),
+        "booked_by": body.booked_by,
+        "status": "active",
+    }
     store.bookings[booking["id"]] = booking
     sub["bookings"].append({k: booking[k] for k in ("id", "shift_id", "unit", "start", "end", "hours")})
     _count_hours(sub, start, shift["hours"])
@@ -321,11 +392,16 @@ async def create_booking(body: BookingIn, request: Request, state: SandboxState 
 
 
 @router.get("/bookings")
-async def list_bookings(state: SandboxState = Depends(get_state), shift_id: str | None = None,
-                        substitute_id: str | None = None) -> dict[str, Any]:
+async def list_bookings(
+    state: SandboxState = Depends(get_state), shift_id: str | None = None, substitute_id: str | None = None
+) -> dict[str, Any]:
     """Bookings made through this API (active and cancelled)."""
-    items = [b for b in _store(state).bookings.values()
-             if (shift_id is None or b["shift_id"] == shift_id) and (substitute_id is None or b["substitute_id"] == substitute_id)]
+    items = [
+        b
+        for b in _store(state).bookings.values()
+        if (shift_id is None or b["shift_id"] == shift_id)
+        and (substitute_id is None or b["substitute_id"] == substitute_id)
+    ]
     return {"items": items}
 
 

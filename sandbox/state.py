@@ -69,11 +69,15 @@ class SandboxOptions(BaseModel):
     # income support
     applications: int = Field(500, ge=0, le=20_000, description="Applications for the coming month.")
     reapplication_share: float = Field(0.7, ge=0, le=1)
-    undeclared_income_rate: float = Field(0.1, ge=0, le=1, description="Applications with a register income not declared.")
+    undeclared_income_rate: float = Field(
+        0.1, ge=0, le=1, description="Applications with a register income not declared."
+    )
     anomaly_rate: float = Field(0.04, ge=0, le=1, description="Applications with deliberately bad data.")
     # staffing
     substitutes: int = Field(120, ge=0, le=495, description="At most the 495 numbers reserved for fiction.")
-    open_shifts: int = Field(40, ge=0, le=5_000, description="Open shifts over the staffing horizon (one night's work).")
+    open_shifts: int = Field(
+        40, ge=0, le=5_000, description="Open shifts over the staffing horizon (one night's work)."
+    )
     staffing_horizon_days: int = Field(3, ge=1, le=62)
     # home care
     homecare_visits: int = Field(300, ge=0, le=5_000, description="Visits tomorrow, over all groups.")
@@ -83,7 +87,8 @@ class SandboxOptions(BaseModel):
     # scheduling / payroll
     employees: int = Field(800, ge=0, le=20_000)
     payroll_latency_ms: tuple[float, float] | None = Field(
-        None, description="Payroll pages take between these many ms (None: the payroll app's own default).")
+        None, description="Payroll pages take between these many ms (None: the payroll app's own default)."
+    )
     # clock and SMS
     clock_start: datetime | None = Field(None, description="Start of the sandbox clock; default today 07:00 local.")
     time_scale: float = Field(1.0, ge=0, le=10_000, description="Sandbox seconds per real second (0 = frozen).")
@@ -149,15 +154,23 @@ class FaultRuntime:
     @classmethod
     def create(cls, settings: FaultSettings, rng: random.Random) -> FaultRuntime:
         """Runtime state for freshly set ``settings``."""
-        return cls(settings=settings, rng=rng, fail_next=settings.fail_next,
-                   fail_after_processing_next=settings.fail_after_processing_next, hang_next=settings.hang_next)
+        return cls(
+            settings=settings,
+            rng=rng,
+            fail_next=settings.fail_next,
+            fail_after_processing_next=settings.fail_after_processing_next,
+            hang_next=settings.hang_next,
+        )
 
     def describe(self) -> dict[str, Any]:
         """Settings, remaining counters and statistics, for the admin API."""
         return {
             "settings": self.settings.model_dump(mode="json"),
-            "remaining": {"fail_next": self.fail_next, "fail_after_processing_next": self.fail_after_processing_next,
-                          "hang_next": self.hang_next},
+            "remaining": {
+                "fail_next": self.fail_next,
+                "fail_after_processing_next": self.fail_after_processing_next,
+                "hang_next": self.hang_next,
+            },
             "stats": dict(self.stats),
         }
 
@@ -217,8 +230,14 @@ class WriteEntry:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"seq": self.seq, "system": self.system, "action": self.action, "key": self.key, "at": self.at,
-                "details": self.details}
+        return {
+            "seq": self.seq,
+            "system": self.system,
+            "action": self.action,
+            "key": self.key,
+            "at": self.at,
+            "details": self.details,
+        }
 
 
 class WriteLog:
@@ -230,15 +249,24 @@ class WriteLog:
 
     def record(self, system: str, action: str, key: str, details: dict[str, Any] | None = None) -> WriteEntry:
         """Append one write (``action`` such as ``decision.created``, ``key`` such as an application id)."""
-        entry = WriteEntry(seq=len(self._entries) + 1, system=system, action=action, key=key,
-                           at=self._clock.now().isoformat(timespec="seconds"), details=dict(details or {}))
+        entry = WriteEntry(
+            seq=len(self._entries) + 1,
+            system=system,
+            action=action,
+            key=key,
+            at=self._clock.now().isoformat(timespec="seconds"),
+            details=dict(details or {}),
+        )
         self._entries.append(entry)
         return entry
 
     def entries(self, system: str | None = None, action: str | None = None, since: int = 0) -> list[WriteEntry]:
         """Entries, optionally of one system and action, with ``seq > since``."""
-        return [e for e in self._entries
-                if e.seq > since and (system is None or e.system == system) and (action is None or e.action == action)]
+        return [
+            e
+            for e in self._entries
+            if e.seq > since and (system is None or e.system == system) and (action is None or e.action == action)
+        ]
 
     def counts(self, system: str) -> dict[str, dict[str, int]]:
         """``{action: {key: count}}`` for one system."""

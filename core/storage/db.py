@@ -126,7 +126,10 @@ class Database:
                 # Its own small pool of connections that stay in autocommit mode: switching a
                 # pooled connection back and forth would cost round trips of its own.
                 self._autocommit = create_engine(
-                    make_url(self.url), isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=self._pool_size,
+                    make_url(self.url),
+                    isolation_level="AUTOCOMMIT",
+                    pool_size=2,
+                    max_overflow=self._pool_size,
                 )
                 _ping_when_idle(self._autocommit, IDLE_PING_SECONDS)
             with self._autocommit.connect() as conn:

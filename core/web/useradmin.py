@@ -64,8 +64,20 @@ def _manageable(db: Database, username: str, admin_tenants: set[str]) -> User:
     return user
 
 
-def create(db: Database, admin: str, admin_tenants: set[str], *, username: str, display_name: str, email: str,
-           role: str, tenant: str, queue: str, oidc_only: bool, now: datetime) -> Created:
+def create(
+    db: Database,
+    admin: str,
+    admin_tenants: set[str],
+    *,
+    username: str,
+    display_name: str,
+    email: str,
+    role: str,
+    tenant: str,
+    queue: str,
+    oidc_only: bool,
+    now: datetime,
+) -> Created:
     """A local account with a first grant; a generated password unless it logs in through OIDC only."""
     username = username.strip().lower()
     if not USERNAME.match(username):
@@ -75,13 +87,31 @@ def create(db: Database, admin: str, admin_tenants: set[str], *, username: str, 
         if s.scalar(select(User.id).where(User.username == username)) is not None:
             raise UserAdminError(f"Användaren {username} finns redan")
     password = None if oidc_only else secrets.token_urlsafe(12)
-    user_id = create_user(db, username, display_name=display_name.strip(), email=email.strip() or None,
-                          password=password, grants=[grant], actor=admin, now=now)
+    user_id = create_user(
+        db,
+        username,
+        display_name=display_name.strip(),
+        email=email.strip() or None,
+        password=password,
+        grants=[grant],
+        actor=admin,
+        now=now,
+    )
     return Created(user_id, password)
 
 
-def change_grant(db: Database, admin: str, admin_tenants: set[str], *, username: str, role: str, tenant: str,
-                 queue: str, revoke: bool, now: datetime) -> None:
+def change_grant(
+    db: Database,
+    admin: str,
+    admin_tenants: set[str],
+    *,
+    username: str,
+    role: str,
+    tenant: str,
+    queue: str,
+    revoke: bool,
+    now: datetime,
+) -> None:
     """Add or remove one grant in one of the admin's tenants."""
     grant = _grant(role, tenant, queue, admin_tenants)
     with db.session() as s:
@@ -90,17 +120,30 @@ def change_grant(db: Database, admin: str, admin_tenants: set[str], *, username:
             raise NotFound()
         if revoke and user.username == admin.removeprefix("user:") and grant.role == Role.it_admin:
             raise UserAdminError("Du kan inte ta bort din egen IT-administratörsroll")
-        s.execute(delete(UserRole).where(UserRole.user_id == user.id, UserRole.role == grant.role,
-                                         UserRole.tenant == grant.tenant, UserRole.queue == grant.queue))
+        s.execute(
+            delete(UserRole).where(
+                UserRole.user_id == user.id,
+                UserRole.role == grant.role,
+                UserRole.tenant == grant.tenant,
+                UserRole.queue == grant.queue,
+            )
+        )
         if not revoke:
             s.add(UserRole(user_id=user.id, role=grant.role, tenant=grant.tenant, queue=grant.queue))
-        audit.append(s, actor=admin, action="user.revoked" if revoke else "user.granted", tenant=grant.tenant,
-                     subject=f"user:{username}",
-                     details={"grants": [f"{grant.role.value}:{grant.tenant}:{grant.queue}"]}, now=now)
+        audit.append(
+            s,
+            actor=admin,
+            action="user.revoked" if revoke else "user.granted",
+            tenant=grant.tenant,
+            subject=f"user:{username}",
+            details={"grants": [f"{grant.role.value}:{grant.tenant}:{grant.queue}"]},
+            now=now,
+        )
 
 
-def set_active(db: Database, admin: str, admin_tenants: set[str], *, username: str, active: bool,
-               now: datetime) -> None:
+def set_active(
+    db: Database, admin: str, admin_tenants: set[str], *, username: str, active: bool, now: datetime
+) -> None:
     """Disable (sessions and tokens stop working at once) or enable an account."""
     user = _manageable(db, username, admin_tenants)
     if not active and user.username == admin.removeprefix("user:"):
@@ -109,8 +152,9 @@ def set_active(db: Database, admin: str, admin_tenants: set[str], *, username: s
         row = s.get(User, user.id)
         assert row is not None
         row.active = active
-        audit.append(s, actor=admin, action="user.enabled" if active else "user.disabled",
-                     subject=f"user:{username}", now=now)
+        audit.append(
+            s, actor=admin, action="user.enabled" if active else "user.disabled", subject=f"user:{username}", now=now
+        )
 
 
 def reset_password(db: Database, admin: str, admin_tenants: set[str], *, username: str, now: datetime) -> str:

@@ -238,9 +238,7 @@ def evaluate(data: MatchInput, rules: BosseRules = DEFAULT_RULES) -> MatchResult
             ineligible.append({"id": sub.id, "reasons": [v.reason for v in violations]})
         else:
             eligible.append(sub)
-    ranked: list[EligibleEntry] = [
-        {"id": c.id, "rank": c.rank, "why": c.why} for c in rank_candidates(shift, eligible)
-    ]
+    ranked: list[EligibleEntry] = [{"id": c.id, "rank": c.rank, "why": c.why} for c in rank_candidates(shift, eligible)]
     return {"eligible": ranked, "ineligible": ineligible}
 
 

@@ -141,8 +141,9 @@ class Work:
         now = self.now()
         if self.quiet(now):
             until = quiet_hours_end_after(now, self.settings.quiet_hours_start, self.settings.quiet_hours_end)
-            raise QuietHours(f"tysta timmar: SMS skickas tidigast {_iso(until)}",
-                             retry_after=(until - now).total_seconds() + 1)
+            raise QuietHours(
+                f"tysta timmar: SMS skickas tidigast {_iso(until)}", retry_after=(until - now).total_seconds() + 1
+            )
 
     async def pool(self) -> list[SubstituteInfo]:
         """The substitutes, read once per run for the night's preparation (cached in the run)."""
@@ -154,8 +155,16 @@ class Work:
         self.ctx.resources[key] = pool
         return await pool.get()
 
-    async def send(self, kind: MessageKind, shift: ShiftInfo, substitute_id: str, to: str,
-                   *, wave: int | None = None, subject: str | None = None) -> None:
+    async def send(
+        self,
+        kind: MessageKind,
+        shift: ShiftInfo,
+        substitute_id: str,
+        to: str,
+        *,
+        wave: int | None = None,
+        subject: str | None = None,
+    ) -> None:
         """Send one message about ``shift``; its reference makes a repeat a no-op at the gateway."""
         ref = Reference(self.ctx.tenant, shift.id, kind, substitute_id, wave if kind is MessageKind.offer else None)
         await self.gateway.send(ref, to, message_text(kind, shift), subject=subject)
@@ -195,31 +204,51 @@ class Work:
             mine = ledger.of(shift.id)
             if not quiet:
                 replies += [
-                    NewItem(str(ItemRef("reply", shift.id, r.id)),
-                            {"shift_id": shift.id, "substitute_id": r.substitute_id,
-                             "answer": r.answer.value if r.answer else None, "received_at": _iso(r.received_at)})
+                    NewItem(
+                        str(ItemRef("reply", shift.id, r.id)),
+                        {
+                            "shift_id": shift.id,
+                            "substitute_id": r.substitute_id,
+                            "answer": r.answer.value if r.answer else None,
+                            "received_at": _iso(r.received_at),
+                        },
+                    )
                     for r in mine.replies
                 ]
             if not shift.is_open:
                 ours = shift.booked_by == self.settings.booked_by
                 if not quiet and shift.booking_id and pending_notices(shift, mine, booked_by_us=ours):
-                    closes.append(NewItem(str(ItemRef("close", shift.id, shift.booking_id, slot)),
-                                          {"shift_id": shift.id}))
+                    closes.append(
+                        NewItem(str(ItemRef("close", shift.id, shift.booking_id, slot)), {"shift_id": shift.id})
+                    )
                 continue
             pending_yes = mine.yes_queue(received_before=close_at(shift, self.settings))
-            stale = [sub for sub in pending_yes
-                     if (answered := mine.offers[sub].answered_at) and now - answered >= SETTLE_GRACE]
+            stale = [
+                sub
+                for sub in pending_yes
+                if (answered := mine.offers[sub].answered_at) and now - answered >= SETTLE_GRACE
+            ]
             if stale and not quiet:
                 closes.append(NewItem(str(ItemRef("settle", shift.id, None, slot)), {"shift_id": shift.id}))
             step = next_step(shift, evaluate_shift(shift, pool, self.settings.rules), mine, now, self.settings)
             if step.kind is StepKind.wave:
-                waves.append(NewItem(str(ItemRef("wave", shift.id, str(step.wave), slot)),
-                                     {"shift_id": shift.id, "wave": step.wave, "planned": list(step.candidates)}))
+                waves.append(
+                    NewItem(
+                        str(ItemRef("wave", shift.id, str(step.wave), slot)),
+                        {"shift_id": shift.id, "wave": step.wave, "planned": list(step.candidates)},
+                    )
+                )
             elif step.kind is StepKind.unfilled:
-                unfilled.append(NewItem(str(ItemRef("unfilled", shift.id)),
-                                        {"shift_id": shift.id, "reason": step.code, "reason_text": step.reason}))
-        prepare = [NewItem(str(ItemRef("prepare", s.id)), {"shift_id": s.id, "code": s.code, "start": _iso(s.start)})
-                   for s in open_shifts]
+                unfilled.append(
+                    NewItem(
+                        str(ItemRef("unfilled", shift.id)),
+                        {"shift_id": shift.id, "reason": step.code, "reason_text": step.reason},
+                    )
+                )
+        prepare = [
+            NewItem(str(ItemRef("prepare", s.id)), {"shift_id": s.id, "code": s.code, "start": _iso(s.start)})
+            for s in open_shifts
+        ]
         if ledger.unmatched:
             self.ctx.log.info("replies not matched to any offer", count=ledger.unmatched)
         return replies + closes + waves + unfilled + prepare
@@ -253,23 +282,26 @@ class Work:
         evaluation = evaluate_shift(shift, await self.pool(), self.settings.rules)
         s = self.settings
         first = [c.id for c in evaluation.eligible if c.reachable][: s.wave_size]
-        return Done({
-            **result,
-            "status": "prepared",
-            "eligible": len(evaluation.eligible),
-            "ineligible": len(evaluation.ineligible),
-            "ranking": [{"rank": c.rank, "id": c.id, "why": c.why} for c in evaluation.eligible[:10]],
-            "first_wave": first,
-            "offers_from": _iso(quiet_hours_end_after(self.now(), s.quiet_hours_start, s.quiet_hours_end)),
-            "closes_at": _iso(close_at(shift, s)),
-        })
+        return Done(
+            {
+                **result,
+                "status": "prepared",
+                "eligible": len(evaluation.eligible),
+                "ineligible": len(evaluation.ineligible),
+                "ranking": [{"rank": c.rank, "id": c.id, "why": c.why} for c in evaluation.eligible[:10]],
+                "first_wave": first,
+                "offers_from": _iso(quiet_hours_end_after(self.now(), s.quiet_hours_start, s.quiet_hours_end)),
+                "closes_at": _iso(close_at(shift, s)),
+            }
+        )
 
     async def _fresh(self, shift_id: str) -> tuple[ShiftInfo, ShiftLedger]:
         shift, ledger = await asyncio.gather(self.staffing.shift(shift_id), self.gateway.ledger())
         return shift, ledger.of(shift_id)
 
-    async def _offer(self, shift: ShiftInfo, evaluation: Evaluation, people: dict[str, SubstituteInfo],
-                     targets: list[str], wave: int) -> list[str]:
+    async def _offer(
+        self, shift: ShiftInfo, evaluation: Evaluation, people: dict[str, SubstituteInfo], targets: list[str], wave: int
+    ) -> list[str]:
         sent = []
         for sub in targets:
             person = people[sub]
@@ -332,8 +364,11 @@ class Work:
             if ledger.notice(MessageKind.notbooked, sub) is None and sub in ledger.offers:
                 await self.send(MessageKind.notbooked, shift, sub, ledger.offers[sub].message.to)
         sent = await self._notify(shift, ledger)
-        result.update(status="booked" if not shift.is_open else "open", booked_substitute_id=shift.booked_substitute_id,
-                      notices=sent)
+        result.update(
+            status="booked" if not shift.is_open else "open",
+            booked_substitute_id=shift.booked_substitute_id,
+            notices=sent,
+        )
         offer = ledger.offers.get(replied or "")
         late = (
             offer is not None
@@ -364,10 +399,19 @@ class Work:
         if offer.answer is not Answer.yes:
             return
         person = await self.staffing.substitute(sub)
-        await asyncio.to_thread(self.ctx.record, "bosse.booked", subject=person.personnummer,
-                                purpose=self.settings.purpose,
-                                details={"shift_id": shift.id, "substitute_id": sub, "booking_id": shift.booking_id,
-                                         "via": "sms_yes", "recovered": True})
+        await asyncio.to_thread(
+            self.ctx.record,
+            "bosse.booked",
+            subject=person.personnummer,
+            purpose=self.settings.purpose,
+            details={
+                "shift_id": shift.id,
+                "substitute_id": sub,
+                "booking_id": shift.booking_id,
+                "via": "sms_yes",
+                "recovered": True,
+            },
+        )
 
     def _person_lock(self, substitute_id: str) -> asyncio.Lock:
         locks: dict[str, asyncio.Lock] = self.ctx.resources.setdefault("bosse:person-locks", {})
@@ -375,8 +419,9 @@ class Work:
             locks[substitute_id] = asyncio.Lock()
         return locks[substitute_id]
 
-    async def book_checked(self, shift: ShiftInfo, substitute_id: str, *, via: str,
-                           details: dict[str, Any] | None = None) -> Booking:
+    async def book_checked(
+        self, shift: ShiftInfo, substitute_id: str, *, via: str, details: dict[str, Any] | None = None
+    ) -> Booking:
         """Book ``substitute_id`` if the rules allow it now; never leave a booking that breaks them.
 
         The person's data is read fresh and checked; the staffing system checks again (409).
@@ -398,20 +443,38 @@ class Work:
                     return Booking(reasons=["krockar med en annan bokning i bemanningssystemet"])
                 return Booking(conflict=outcome.conflict)
             after = await self.staffing.substitute(substitute_id)
-            violations = check_eligibility(shift.to_rules(), after.to_rules(shift, without_booking=outcome.booking_id),
-                                           rules)
+            violations = check_eligibility(
+                shift.to_rules(), after.to_rules(shift, without_booking=outcome.booking_id), rules
+            )
             if violations and outcome.booking_id and await self._latest(substitute_id, outcome.booking_id):
                 await self.staffing.cancel(outcome.booking_id, subject=person.personnummer)
-                await asyncio.to_thread(self.ctx.record, "bosse.booking_withdrawn", subject=person.personnummer,
-                                        purpose=self.settings.purpose,
-                                        details={**(details or {}), "shift_id": shift.id, "substitute_id": substitute_id,
-                                                 "booking_id": outcome.booking_id,
-                                                 "reasons": [v.reason for v in violations]})
+                await asyncio.to_thread(
+                    self.ctx.record,
+                    "bosse.booking_withdrawn",
+                    subject=person.personnummer,
+                    purpose=self.settings.purpose,
+                    details={
+                        **(details or {}),
+                        "shift_id": shift.id,
+                        "substitute_id": substitute_id,
+                        "booking_id": outcome.booking_id,
+                        "reasons": [v.reason for v in violations],
+                    },
+                )
                 return Booking(reasons=[v.reason for v in violations])
-            await asyncio.to_thread(self.ctx.record, "bosse.booked", subject=person.personnummer,
-                                    purpose=self.settings.purpose,
-                                    details={**(details or {}), "shift_id": shift.id, "substitute_id": substitute_id,
-                                             "booking_id": outcome.booking_id, "via": via})
+            await asyncio.to_thread(
+                self.ctx.record,
+                "bosse.booked",
+                subject=person.personnummer,
+                purpose=self.settings.purpose,
+                details={
+                    **(details or {}),
+                    "shift_id": shift.id,
+                    "substitute_id": substitute_id,
+                    "booking_id": outcome.booking_id,
+                    "via": via,
+                },
+            )
             return Booking(booked=True, booking_id=outcome.booking_id)
 
     async def _latest(self, substitute_id: str, booking_id: str) -> bool:
@@ -433,25 +496,47 @@ class Work:
             sent.append(f"{kind.value}:{sub}")
         return sent
 
-    async def _late_yes(self, shift: ShiftInfo, ledger: ShiftLedger, substitute_id: str,
-                        result: dict[str, Any]) -> Done | NeedsReview:
+    async def _late_yes(
+        self, shift: ShiftInfo, ledger: ShiftLedger, substitute_id: str, result: dict[str, Any]
+    ) -> Done | NeedsReview:
         """A yes after the deadline on a still open shift: the coordinators decide (or a polite no)."""
         people = {p.id: p for p in await self.staffing.substitutes()}
         evaluation = evaluate_shift(shift, people.values(), self.settings.rules)
         if evaluation.rank_of(substitute_id) is None:
             await self.send(MessageKind.notbooked, shift, substitute_id, ledger.offers[substitute_id].message.to)
             return Done({**result, "late_yes": substitute_id, "status": "late_yes_not_eligible"})
-        return self._review(shift, evaluation, ledger, people, reason="late_yes",
-                            reason_text=f"{substitute_id} svarade JA efter sista tidpunkten för erbjudanden",
-                            late_yes=substitute_id)
+        return self._review(
+            shift,
+            evaluation,
+            ledger,
+            people,
+            reason="late_yes",
+            reason_text=f"{substitute_id} svarade JA efter sista tidpunkten för erbjudanden",
+            late_yes=substitute_id,
+        )
 
-    def _review(self, shift: ShiftInfo, evaluation: Evaluation, ledger: ShiftLedger,
-                people: dict[str, SubstituteInfo], *, reason: str, reason_text: str, note: str | None = None,
-                late_yes: str | None = None) -> NeedsReview:
-        material = review_material(shift, evaluation, ledger, people, reason=reason, reason_text=reason_text,
-                                   note=note, late_yes=late_yes)
-        return NeedsReview(queue=QUEUE, title=review_title(shift, late_yes=late_yes),
-                           summary=review_summary(material), material=material, due=shift.start)
+    def _review(
+        self,
+        shift: ShiftInfo,
+        evaluation: Evaluation,
+        ledger: ShiftLedger,
+        people: dict[str, SubstituteInfo],
+        *,
+        reason: str,
+        reason_text: str,
+        note: str | None = None,
+        late_yes: str | None = None,
+    ) -> NeedsReview:
+        material = review_material(
+            shift, evaluation, ledger, people, reason=reason, reason_text=reason_text, note=note, late_yes=late_yes
+        )
+        return NeedsReview(
+            queue=QUEUE,
+            title=review_title(shift, late_yes=late_yes),
+            summary=review_summary(material),
+            material=material,
+            due=shift.start,
+        )
 
     async def unfilled(self, shift_id: str, payload: dict[str, Any], comment: str | None) -> Done | NeedsReview:
         """Hand the shift to the coordinators; when they returned it, send another wave first."""
@@ -465,11 +550,15 @@ class Work:
             self.guard_quiet()
             wave = ledger.last_wave + 1
             named = [s for s in _SUBSTITUTE_ID.findall(comment) if (c := evaluation.rank_of(s)) and c.reachable]
-            targets = ([s for s in named if s not in ledger.offers]
-                       or wave_targets(evaluation, ledger, wave, self.settings.wave_size))
+            targets = [s for s in named if s not in ledger.offers] or wave_targets(
+                evaluation, ledger, wave, self.settings.wave_size
+            )
             sent = await self._offer(shift, evaluation, people, targets, wave)
-            note = (f"Ny omgång ({wave}) skickad till {', '.join(sent)} på bemanningens begäran." if sent
-                    else "Ingen fler behörig vikarie att skicka erbjudande till.")
+            note = (
+                f"Ny omgång ({wave}) skickad till {', '.join(sent)} på bemanningens begäran."
+                if sent
+                else "Ingen fler behörig vikarie att skicka erbjudande till."
+            )
             ledger = (await self.gateway.ledger()).of(shift_id)
         reason = str(payload.get("reason") or "deadline")
         reason_text = str(payload.get("reason_text") or "passet är inte tillsatt")
@@ -497,19 +586,25 @@ class Work:
         if chosen is None:
             raise BusinessError("Ange vilken vikarie som ska bokas (t.ex. V012) i kommentaren", code="no_choice")
         if not shift.is_open:
-            await asyncio.to_thread(self.ctx.record, "bosse.decision_moot",
-                                    details={**details, "chosen": chosen,
-                                             "booked_substitute_id": shift.booked_substitute_id})
+            await asyncio.to_thread(
+                self.ctx.record,
+                "bosse.decision_moot",
+                details={**details, "chosen": chosen, "booked_substitute_id": shift.booked_substitute_id},
+            )
             if shift.booked_substitute_id == chosen and not self.quiet():
                 await self._notify(shift, ledger)
             return
         booking = await self.book_checked(shift, chosen, via="decision", details=details)
         if booking.reasons:
-            raise BusinessError(f"{chosen} kan inte bokas på {shift.code}: {'; '.join(booking.reasons)}",
-                                code="not_eligible")
+            raise BusinessError(
+                f"{chosen} kan inte bokas på {shift.code}: {'; '.join(booking.reasons)}", code="not_eligible"
+            )
         if not booking.booked:
-            await asyncio.to_thread(self.ctx.record, "bosse.decision_moot",
-                                    details={**details, "chosen": chosen, "conflict": booking.conflict})
+            await asyncio.to_thread(
+                self.ctx.record,
+                "bosse.decision_moot",
+                details={**details, "chosen": chosen, "conflict": booking.conflict},
+            )
             return
         if not self.quiet():  # in quiet hours the next daytime run's close item tells everyone
             shift, ledger = await self._fresh(shift_id)
@@ -552,4 +647,3 @@ class _Pool:
             if self._people is None:
                 self._people = await self._staffing.substitutes()
             return self._people
-

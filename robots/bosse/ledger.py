@@ -153,15 +153,41 @@ class ShiftLedger:
         events: list[tuple[datetime, int, dict[str, Any]]] = []
         for o in self.offers.values():
             m = o.message
-            events.append((m.sent_at, 0, {"at": m.sent_at.isoformat(), "kind": "offer", "substitute_id": m.substitute_id,
-                                          "wave": m.wave, "delivered": m.delivered}))
+            events.append(
+                (
+                    m.sent_at,
+                    0,
+                    {
+                        "at": m.sent_at.isoformat(),
+                        "kind": "offer",
+                        "substitute_id": m.substitute_id,
+                        "wave": m.wave,
+                        "delivered": m.delivered,
+                    },
+                )
+            )
         for (kind, sub), m in self.notices.items():
-            events.append((m.sent_at, 0, {"at": m.sent_at.isoformat(), "kind": kind.value, "substitute_id": sub,
-                                          "delivered": m.delivered}))
+            events.append(
+                (
+                    m.sent_at,
+                    0,
+                    {"at": m.sent_at.isoformat(), "kind": kind.value, "substitute_id": sub, "delivered": m.delivered},
+                )
+            )
         for r in self.replies:
-            events.append((r.received_at, 1, {"at": r.received_at.isoformat(), "kind": "reply",
-                                               "substitute_id": r.substitute_id,
-                                               "answer": r.answer.value if r.answer else None, "text": r.text[:160]}))
+            events.append(
+                (
+                    r.received_at,
+                    1,
+                    {
+                        "at": r.received_at.isoformat(),
+                        "kind": "reply",
+                        "substitute_id": r.substitute_id,
+                        "answer": r.answer.value if r.answer else None,
+                        "text": r.text[:160],
+                    },
+                )
+            )
         return [e for _, _, e in sorted(events, key=lambda e: (e[0], e[1]))]
 
 

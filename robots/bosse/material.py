@@ -77,15 +77,17 @@ def review_material(
     eligible = []
     for c in evaluation.eligible:
         offer, status = _offer_status(ledger, c.id)
-        eligible.append({
-            "rank": c.rank,
-            "id": c.id,
-            "name": name(c.id),
-            "why": c.why,
-            "reachable": c.reachable,
-            "offer": offer,
-            "status": status if c.reachable else f"{status}; saknar giltigt mobilnummer",
-        })
+        eligible.append(
+            {
+                "rank": c.rank,
+                "id": c.id,
+                "name": name(c.id),
+                "why": c.why,
+                "reachable": c.reachable,
+                "offer": offer,
+                "status": status if c.reachable else f"{status}; saknar giltigt mobilnummer",
+            }
+        )
     ineligible = [{"id": sub, "name": name(sub), "reasons": list(reasons)} for sub, reasons in evaluation.ineligible]
     history = []
     for event in ledger.history():
@@ -127,8 +129,10 @@ def review_title(shift: ShiftInfo, *, late_yes: str | None = None) -> str:
 def review_summary(material: Mapping[str, Any]) -> str:
     """One or two sentences for the inbox list."""
     counts = material["counts"]
-    text = (f"{str(material['reason_text']).capitalize()}. {counts['eligible']} behöriga, "
-            f"{counts['offered']} har fått erbjudande, {counts['no']} har tackat nej.")
+    text = (
+        f"{str(material['reason_text']).capitalize()}. {counts['eligible']} behöriga, "
+        f"{counts['offered']} har fått erbjudande, {counts['no']} har tackat nej."
+    )
     if material.get("proposed"):
         text += f" Förslag: {material['proposed_name']} ({material['proposed']})."
     else:

@@ -69,8 +69,13 @@ class Reference:
     wave: int | None = None
 
     def __str__(self) -> str:
-        parts = [_PREFIX, quote(self.tenant, safe=""), quote(self.shift_id, safe=""), self.kind.value,
-                 quote(self.substitute_id, safe="")]
+        parts = [
+            _PREFIX,
+            quote(self.tenant, safe=""),
+            quote(self.shift_id, safe=""),
+            self.kind.value,
+            quote(self.substitute_id, safe=""),
+        ]
         if self.kind is MessageKind.offer:
             parts.append(f"w{self.wave or 1}")
         return "/".join(parts)
@@ -123,16 +128,19 @@ def message_text(kind: MessageKind, shift: ShiftInfo) -> str:
     code, label = shift.code, shift_label(shift)
     if kind is MessageKind.offer:
         name = f" ({shift.name})" if shift.name else ""
-        return (f"Bemanningen: vill du ta pass {code}, {label}{name}? "
-                f"Svara JA {code} eller NEJ {code}. Först till kvarn.")
+        return (
+            f"Bemanningen: vill du ta pass {code}, {label}{name}? Svara JA {code} eller NEJ {code}. Först till kvarn."
+        )
     if kind is MessageKind.confirm:
         return f"Bemanningen: du är bokad på pass {code}, {label}. Tack!"
     if kind is MessageKind.filled:
         return f"Bemanningen: pass {code}, {label}, är nu tillsatt. Tack för ditt intresse, du behöver inte svara."
     if kind is MessageKind.late:
         return f"Bemanningen: tack för ditt svar! Pass {code} är redan tillsatt, så du blir inte bokad på det."
-    return (f"Bemanningen: tack för ditt svar! Vi kan tyvärr inte boka dig på pass {code}, "
-            "eftersom det inte går ihop med dina andra pass eller arbetstidsreglerna.")
+    return (
+        f"Bemanningen: tack för ditt svar! Vi kan tyvärr inte boka dig på pass {code}, "
+        "eftersom det inte går ihop med dina andra pass eller arbetstidsreglerna."
+    )
 
 
 @dataclass(frozen=True)

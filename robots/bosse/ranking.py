@@ -85,9 +85,7 @@ def _facts(shift: Shift, person: Substitute, *, mention_distance: bool) -> list[
     ]
     if shift.unit is not None:
         facts.append(
-            f"önskar enheten {shift.unit}"
-            if _wants_unit(shift, person)
-            else f"har inte önskat enheten {shift.unit}"
+            f"önskar enheten {shift.unit}" if _wants_unit(shift, person) else f"har inte önskat enheten {shift.unit}"
         )
     if mention_distance:
         facts.append(

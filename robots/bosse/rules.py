@@ -184,9 +184,7 @@ class Substitute:
 DEFAULT_RULES = BosseRules()
 
 
-def check_eligibility(
-    shift: Shift, substitute: Substitute, rules: BosseRules = DEFAULT_RULES
-) -> list[Violation]:
+def check_eligibility(shift: Shift, substitute: Substitute, rules: BosseRules = DEFAULT_RULES) -> list[Violation]:
     """Every rule the substitute fails for the shift, in :class:`Rule` order; empty if eligible."""
     span = shift.span
     violations: list[Violation] = []
@@ -271,11 +269,7 @@ def _check_weekly_rest(span: Interval, bookings: Sequence[Interval], rules: Boss
 def _check_monthly_cap(span: Interval, substitute: Substitute, rules: BosseRules) -> list[Violation]:
     # The whole shift counts against the month it is booked in, even a night shift that ends
     # on the 1st: the conservative reading, and the input carries only one month's hours.
-    cap = (
-        substitute.max_hours_month
-        if substitute.max_hours_month is not None
-        else rules.default_max_hours_month
-    )
+    cap = substitute.max_hours_month if substitute.max_hours_month is not None else rules.default_max_hours_month
     booked = Fraction(str(substitute.hours_this_month))
     shift_hours = hours_of(span.duration)
     total = booked + shift_hours
@@ -374,8 +368,7 @@ def local_to_utc(local: datetime) -> datetime:
     aware = local.replace(tzinfo=STOCKHOLM).astimezone(UTC)
     if aware.astimezone(STOCKHOLM).replace(tzinfo=None) != local:
         raise ValueError(
-            f"{local.isoformat(timespec='minutes')} does not exist in Swedish time "
-            "(the clocks skip that hour)"
+            f"{local.isoformat(timespec='minutes')} does not exist in Swedish time (the clocks skip that hour)"
         )
     return aware
 

@@ -142,7 +142,6 @@ class StaffingApi:
         booking_id = body.get("id") if isinstance(body, dict) else None
         return BookingOutcome(True, booking_id=str(booking_id) if booking_id else None)
 
-
     async def bookings_of(self, substitute_id: str) -> list[dict[str, Any]]:
         """The person's bookings made through the API (active and cancelled), with ``booked_at``."""
         answer = await self.http.get_json("bookings", params={"substitute_id": substitute_id})
@@ -153,9 +152,14 @@ class StaffingApi:
 
     async def cancel(self, booking_id: str, *, subject: str | None) -> None:
         """Cancel a booking Bosse made (the shift is open again); repeating it changes nothing."""
-        await self.http.request("DELETE", f"bookings/{quote(booking_id, safe='')}", idempotent=True,
-                                subject=subject, purpose=self.settings.purpose,
-                                what=f"cancellation of booking {booking_id}")
+        await self.http.request(
+            "DELETE",
+            f"bookings/{quote(booking_id, safe='')}",
+            idempotent=True,
+            subject=subject,
+            purpose=self.settings.purpose,
+            what=f"cancellation of booking {booking_id}",
+        )
 
 
 class OfferGateway:
@@ -182,8 +186,13 @@ class OfferGateway:
         while True:
             batch = await self.sms.poll_replies(cursor)
             replies.extend(
-                {"id": m.id, "from": m.sender, "text": m.text, "received_at": m.received_at,
-                 "in_reply_to": m.in_reply_to}
+                {
+                    "id": m.id,
+                    "from": m.sender,
+                    "text": m.text,
+                    "received_at": m.received_at,
+                    "in_reply_to": m.in_reply_to,
+                }
                 for m in batch.messages
             )
             if not batch.messages or batch.cursor == cursor:

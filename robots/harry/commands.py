@@ -34,16 +34,26 @@ def build_cli() -> typer.Typer:
         report: dict[str, Any] = {
             "file": contents.file,
             "sha256": contents.sha256,
-            "schedules": [{"reference": s.reference, "employee_id": s.employee_id, "period": s.period,
-                           "version": s.version, "rows": len(s.rows)} for s in contents.schedules],
+            "schedules": [
+                {
+                    "reference": s.reference,
+                    "employee_id": s.employee_id,
+                    "period": s.period,
+                    "version": s.version,
+                    "rows": len(s.rows),
+                }
+                for s in contents.schedules
+            ],
             "broken": [{"reference": b.reference, "problems": list(b.problems)} for b in contents.broken],
             "superseded": contents.superseded,
         }
         if as_json:
             typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
         else:
-            typer.echo(f"{contents.file}: {len(contents.schedules)} scheman, {len(contents.broken)} med fel, "
-                       f"{contents.superseded} ersatta av en nyare version i samma fil")
+            typer.echo(
+                f"{contents.file}: {len(contents.schedules)} scheman, {len(contents.broken)} med fel, "
+                f"{contents.superseded} ersatta av en nyare version i samma fil"
+            )
             for s in report["schedules"]:
                 typer.echo(f"  {s['reference']}  ({s['rows']} rader)")
             for b in contents.broken:

@@ -27,8 +27,17 @@ from robots.harry.schedule import Row, Schedule, period_bounds
 
 TIME_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
 #: Columns an export must have (``personnummer`` and ``approved_at`` are optional).
-REQUIRED_COLUMNS = ("employee_id", "schedule_id", "version", "period", "date", "start", "end", "break_minutes",
-                    "activity_code")
+REQUIRED_COLUMNS = (
+    "employee_id",
+    "schedule_id",
+    "version",
+    "period",
+    "date",
+    "start",
+    "end",
+    "break_minutes",
+    "activity_code",
+)
 #: Columns naming the schedule a line belongs to (used to group lines, even invalid ones).
 _KEY_COLUMNS = ("employee_id", "period", "version", "schedule_id")
 
@@ -81,8 +90,14 @@ class BrokenSchedule:
 
     def payload(self) -> dict[str, Any]:
         """The work item's payload."""
-        return {"kind": "invalid", "employee_id": self.employee_id, "period": self.period, "version": self.version,
-                "file": self.file, "problems": list(self.problems)}
+        return {
+            "kind": "invalid",
+            "employee_id": self.employee_id,
+            "period": self.period,
+            "version": self.version,
+            "file": self.file,
+            "problems": list(self.problems),
+        }
 
 
 @dataclass
@@ -150,15 +165,32 @@ def read_export(data: bytes, file: str) -> ExportContents:
             contents.superseded += 1
             continue
         if key in errors:
-            contents.broken.append(BrokenSchedule(employee, period, version, file, digest,
-                                                  tuple(_problem(e) for e in errors[key]), subjects.get(key) or None))
+            contents.broken.append(
+                BrokenSchedule(
+                    employee,
+                    period,
+                    version,
+                    file,
+                    digest,
+                    tuple(_problem(e) for e in errors[key]),
+                    subjects.get(key) or None,
+                )
+            )
             continue
         models = valid[key]
         first, last = period_bounds(period)
         approved = next((m.approved_at for m in models if m.approved_at is not None), None)
-        schedule = Schedule(employee, period, first, last, int(version), schedule_id,
-                            tuple(m.row() for m in models), f"csv:{file}",
-                            approved.isoformat(timespec="seconds") if approved else None)
+        schedule = Schedule(
+            employee,
+            period,
+            first,
+            last,
+            int(version),
+            schedule_id,
+            tuple(m.row() for m in models),
+            f"csv:{file}",
+            approved.isoformat(timespec="seconds") if approved else None,
+        )
         contents.schedules.append(schedule)
         personnummer = next((m.personnummer for m in models if m.personnummer), None)
         if personnummer:

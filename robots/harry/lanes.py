@@ -53,8 +53,15 @@ class Lane:
 class BrowserLanes:
     """A fixed number of lanes on one browser, for one run (closed with the run's resources)."""
 
-    def __init__(self, ctx: ConnectorContext | None, browser: BrowserConnector, *, size: int, items_per_lane: int,
-                 make_login: Callable[[], LoginHelper]) -> None:
+    def __init__(
+        self,
+        ctx: ConnectorContext | None,
+        browser: BrowserConnector,
+        *,
+        size: int,
+        items_per_lane: int,
+        make_login: Callable[[], LoginHelper],
+    ) -> None:
         self.ctx = ctx
         self.browser = browser
         self.size = size
@@ -86,8 +93,11 @@ class BrowserLanes:
         s = self.browser.settings
         try:
             context = await browser.new_context(
-                locale=s.locale, timezone_id=s.timezone_id, ignore_https_errors=s.ignore_https_errors,
-                viewport={"width": s.viewport_width, "height": s.viewport_height})
+                locale=s.locale,
+                timezone_id=s.timezone_id,
+                ignore_https_errors=s.ignore_https_errors,
+                viewport={"width": s.viewport_width, "height": s.viewport_height},
+            )
         except PlaywrightError as exc:
             raise translate(exc, "opening a browser context") from exc
         context.set_default_timeout(s.timeout_seconds * 1000)

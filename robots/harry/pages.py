@@ -44,8 +44,13 @@ REGISTERED_HEADING, FORM_HEADING, SAVED_HEADING = "Registrerat schema", "Registr
 NOT_SAVED_HEADING = "Schemat kunde inte sparas"
 EMPTY_NOTICE = "Inget schema är registrerat för perioden"
 LOCKED_NOTICE = "Perioden är låst"
-COLUMNS = {"Datum": "date", "Starttid": "start", "Sluttid": "end", "Rast (minuter)": "break_minutes",
-           "Aktivitetskod": "activity_code"}
+COLUMNS = {
+    "Datum": "date",
+    "Starttid": "start",
+    "Sluttid": "end",
+    "Rast (minuter)": "break_minutes",
+    "Aktivitetskod": "activity_code",
+}
 
 _TABLE_JS = """(table) => ({
   headers: Array.from(table.querySelectorAll('thead th')).map(th => th.textContent.replace(/\\s+/g, ' ').trim()),
@@ -127,14 +132,25 @@ class PayrollPage(PageObject):
     #: The page's main heading (level 1), checked after arriving.
     heading: ClassVar[str] = ""
 
-    def __init__(self, page: Page, *, base_url: str, ctx: ConnectorContext | None = None,
-                 find_timeout_seconds: float = 5, reload_retries: int = 2) -> None:
+    def __init__(
+        self,
+        page: Page,
+        *,
+        base_url: str,
+        ctx: ConnectorContext | None = None,
+        find_timeout_seconds: float = 5,
+        reload_retries: int = 2,
+    ) -> None:
         super().__init__(page, base_url=base_url, ctx=ctx, find_timeout_seconds=find_timeout_seconds)
         self.reload_retries = reload_retries
 
     def _kwargs(self) -> dict[str, Any]:
-        return {"base_url": self.base_url, "ctx": self.ctx, "find_timeout_seconds": self.find_timeout_ms / 1000,
-                "reload_retries": self.reload_retries}
+        return {
+            "base_url": self.base_url,
+            "ctx": self.ctx,
+            "find_timeout_seconds": self.find_timeout_ms / 1000,
+            "reload_retries": self.reload_retries,
+        }
 
     def then(self, cls: type[P]) -> P:
         """The page object for the page the browser is on now."""
@@ -145,8 +161,9 @@ class PayrollPage(PageObject):
         """Whether the browser shows the login page (the session is gone)."""
         return "/login" in self.page.url.split("?")[0]
 
-    def _problem(self, response: Response | None, doing: str, ok: frozenset[int], login_ok: bool
-                 ) -> ConnectorError | None:
+    def _problem(
+        self, response: Response | None, doing: str, ok: frozenset[int], login_ok: bool
+    ) -> ConnectorError | None:
         if not login_ok and self.on_login_page():
             return SessionExpired(f"payroll: the session had expired ({doing})")
         status = response.status if response is not None else 200
@@ -158,8 +175,14 @@ class PayrollPage(PageObject):
             return ConnectorUnavailable(f"payroll: {doing} answered {status}", code="payroll_unavailable", **details)
         return ConnectorError(f"payroll: {doing} answered {status}", code=f"payroll_{status}")
 
-    async def _navigate(self, action: Callable[[], Awaitable[Response | None]], doing: str, *,
-                        ok: frozenset[int] = frozenset({200}), login_ok: bool = False) -> Response | None:
+    async def _navigate(
+        self,
+        action: Callable[[], Awaitable[Response | None]],
+        doing: str,
+        *,
+        ok: frozenset[int] = frozenset({200}),
+        login_ok: bool = False,
+    ) -> Response | None:
         """Run ``action`` (which navigates), check the answer; a failed GET is reloaded a few times."""
         for attempt in range(self.reload_retries + 1):
             try:
@@ -170,8 +193,12 @@ class PayrollPage(PageObject):
             if problem is None:
                 return response
             retry_after = problem.details.get("retry_after", 0)
-            reloadable = (isinstance(problem, ConnectorUnavailable) and retry_after <= RELOAD_MAX_RETRY_AFTER
-                          and response is not None and response.request.method == "GET")
+            reloadable = (
+                isinstance(problem, ConnectorUnavailable)
+                and retry_after <= RELOAD_MAX_RETRY_AFTER
+                and response is not None
+                and response.request.method == "GET"
+            )
             if not reloadable or attempt == self.reload_retries:
                 raise problem
             await asyncio.sleep(0.25 * 2**attempt)
@@ -182,20 +209,24 @@ class PayrollPage(PageObject):
         url = f"{self.base_url}/{path.lstrip('/')}"
         await self._navigate(lambda: self.page.goto(url), doing, login_ok=login_ok)
 
-    async def follow(self, locator: Locator, doing: str, *, ok: frozenset[int] = frozenset({200}),
-                     login_ok: bool = False) -> Response | None:
+    async def follow(
+        self, locator: Locator, doing: str, *, ok: frozenset[int] = frozenset({200}), login_ok: bool = False
+    ) -> Response | None:
         """Click a link or button that loads a new page, and check that page's answer."""
+
         async def click() -> Response | None:
             async with self.page.expect_navigation() as navigation:
                 await locator.click()
             return await navigation.value
+
         return await self._navigate(click, doing, ok=ok, login_ok=login_ok)
 
     async def arrived(self) -> None:
         """Check this is the expected page: its level-1 heading is there (else PageLayoutError)."""
         if self.heading:
-            await self.require(self.page.get_by_role("heading", level=1, name=self.heading, exact=True),
-                               f"heading {self.heading!r}")
+            await self.require(
+                self.page.get_by_role("heading", level=1, name=self.heading, exact=True), f"heading {self.heading!r}"
+            )
 
     async def alert_texts(self) -> list[str]:
         """The texts of the page's alerts (error messages)."""
@@ -272,16 +303,22 @@ class SearchPage(PayrollPage):
         await self.arrived()
         if await self.visible_count(self.page.get_by_role("status").filter(has_text=NO_MATCH)):
             raise EmployeeNotFound(f"Den anställda {employee_id} finns inte i PersonalLön (sökningen gav ingen träff).")
-        table = await self.require(self.page.get_by_role("table", name=re.compile(r"^Sökresultat")),
-                                   "the search results table")
+        table = await self.require(
+            self.page.get_by_role("table", name=re.compile(r"^Sökresultat")), "the search results table"
+        )
         rows = table.get_by_role("row").filter(has=self.page.get_by_role("cell", name=employee_id, exact=True))
         count = await self.visible_count(rows)
         if count == 0:
-            raise EmployeeNotFound(f"Den anställda {employee_id} finns inte i PersonalLön "
-                                   "(inget sökresultat har exakt det anställningsnumret).")
+            raise EmployeeNotFound(
+                f"Den anställda {employee_id} finns inte i PersonalLön "
+                "(inget sökresultat har exakt det anställningsnumret)."
+            )
         if count > 1:
-            raise BusinessError(f"PersonalLön har {count} anställda med anställningsnummer {employee_id}; "
-                                "HaRry kan inte veta vem schemat gäller.", code="employee_ambiguous")
+            raise BusinessError(
+                f"PersonalLön har {count} anställda med anställningsnummer {employee_id}; "
+                "HaRry kan inte veta vem schemat gäller.",
+                code="employee_ambiguous",
+            )
         link = await self.require(rows.get_by_role("link"), "the link to the employee")
         await self.follow(link, "opening the employee")
         employee = self.then(EmployeePage)
@@ -313,7 +350,7 @@ class EmployeePage(PayrollPage):
             raise BusinessError(f"PersonalLön godtog inte perioden {first}–{last}: {said}", code="period_refused")
 
     async def open_registered(self, first: date, last: date) -> RegisteredPage:
-        """"Visa registrerat" for the period."""
+        """ "Visa registrerat" for the period."""
         await self._choose_period(first, last, "Visa registrerat", "opening what is registered")
         page = self.then(RegisteredPage)
         await page.arrived()
@@ -321,7 +358,7 @@ class EmployeePage(PayrollPage):
 
 
 class RegisteredPage(PayrollPage):
-    """"Registrerat schema": a table (Datum, Starttid, Sluttid, Rast (minuter), Aktivitetskod …) or a notice."""
+    """ "Registrerat schema": a table (Datum, Starttid, Sluttid, Rast (minuter), Aktivitetskod …) or a notice."""
 
     heading = REGISTERED_HEADING
 
@@ -334,11 +371,15 @@ class RegisteredPage(PayrollPage):
             empty = self.page.get_by_role("status").filter(has_text=EMPTY_NOTICE)
             if await self.visible_count(empty) == 1:
                 return []
-            raise PageLayoutError(f"payroll: neither a table {REGISTERED_HEADING!r} for {first}–{last} nor the "
-                                  f"notice {EMPTY_NOTICE!r} on {self.where()}", what="registered table")
+            raise PageLayoutError(
+                f"payroll: neither a table {REGISTERED_HEADING!r} for {first}–{last} nor the "
+                f"notice {EMPTY_NOTICE!r} on {self.where()}",
+                what="registered table",
+            )
         if found > 1:
-            raise PageLayoutError(f"payroll: {found} tables {REGISTERED_HEADING!r} on {self.where()}",
-                                  what="registered table")
+            raise PageLayoutError(
+                f"payroll: {found} tables {REGISTERED_HEADING!r} on {self.where()}", what="registered table"
+            )
         try:
             data = await table.evaluate(_TABLE_JS)
         except PlaywrightError as exc:
@@ -359,21 +400,32 @@ def parse_table(headers: list[str], cells: list[list[str]], *, where: str = "") 
     index = {}
     for title, name in COLUMNS.items():
         if headers.count(title) != 1:
-            raise PageLayoutError(f"payroll: the registered table has {headers.count(title)} columns {title!r} "
-                                  f"on {where}", what=f"column {title!r}")
+            raise PageLayoutError(
+                f"payroll: the registered table has {headers.count(title)} columns {title!r} on {where}",
+                what=f"column {title!r}",
+            )
         index[name] = headers.index(title)
     rows = []
     for line in cells:
         try:
-            rows.append(Row(date.fromisoformat(line[index["date"]]), line[index["start"]], line[index["end"]],
-                            int(line[index["break_minutes"]]), line[index["activity_code"]]))
+            rows.append(
+                Row(
+                    date.fromisoformat(line[index["date"]]),
+                    line[index["start"]],
+                    line[index["end"]],
+                    int(line[index["break_minutes"]]),
+                    line[index["activity_code"]],
+                )
+            )
         except (IndexError, ValueError) as exc:
-            raise PageLayoutError(f"payroll: a registered row cannot be read on {where}", what="registered row") from exc
+            raise PageLayoutError(
+                f"payroll: a registered row cannot be read on {where}", what="registered row"
+            ) from exc
     return rows
 
 
 class ScheduleForm(PayrollPage):
-    """"Registrera schema": per day and row the fields "Starttid D rad N" … and the button "Spara"."""
+    """ "Registrera schema": per day and row the fields "Starttid D rad N" … and the button "Spara"."""
 
     heading = FORM_HEADING
     _form: ElementHandle | None = None
@@ -424,16 +476,25 @@ class ScheduleForm(PayrollPage):
         if missing or ambiguous:
             bad = missing or ambiguous
             what = "no field" if missing else "several fields"
-            raise PageLayoutError(f"payroll: {what} labelled {bad[0]!r} on {self.where()} ({len(bad)} such "
-                                  "labels); nothing was typed", what=bad[0])
+            raise PageLayoutError(
+                f"payroll: {what} labelled {bad[0]!r} on {self.where()} ({len(bad)} such labels); nothing was typed",
+                what=bad[0],
+            )
         current = {label: snapshot[label][0]["value"] or "" for label in values}
-        unknown = Counter(value for label, value in values.items()
-                          if value and label.startswith(FORM_LABELS["activity_code"])
-                          and value not in (snapshot[label][0]["options"] or []))
+        unknown = Counter(
+            value
+            for label, value in values.items()
+            if value
+            and label.startswith(FORM_LABELS["activity_code"])
+            and value not in (snapshot[label][0]["options"] or [])
+        )
         if unknown:
             codes = ", ".join(sorted(unknown))
-            raise ScheduleRefused(f"PersonalLön erbjuder inte aktivitetskoden {codes}; schemat kan inte registreras "
-                                  "som det är. Inget har skrivits in.", code="unknown_activity_code")
+            raise ScheduleRefused(
+                f"PersonalLön erbjuder inte aktivitetskoden {codes}; schemat kan inte registreras "
+                "som det är. Inget har skrivits in.",
+                code="unknown_activity_code",
+            )
         changes = changed_fields(values, current)
         if typed:
             for label, value in changes.items():
@@ -449,13 +510,16 @@ class ScheduleForm(PayrollPage):
             except PlaywrightError as exc:
                 raise translate(exc, "filling the registration form") from exc
             if refused:
-                raise PageLayoutError(f"payroll: the label {refused!r} changed while filling the form on "
-                                      f"{self.where()}", what=refused)
+                raise PageLayoutError(
+                    f"payroll: the label {refused!r} changed while filling the form on {self.where()}", what=refused
+                )
         after = await self.snapshot()
         wrong = [label for label, value in values.items() if (after[label][0]["value"] or "").strip() != value]
         if wrong:
-            raise ConnectorError(f"payroll: the form did not take the value of {wrong[0]!r} ({len(wrong)} fields) "
-                                 f"on {self.where()}", code="payroll_form_refused_value")
+            raise ConnectorError(
+                f"payroll: the form did not take the value of {wrong[0]!r} ({len(wrong)} fields) on {self.where()}",
+                code="payroll_form_refused_value",
+            )
         return len(changes)
 
     async def save(self, what: str) -> SavedPage:
@@ -476,12 +540,14 @@ class ScheduleForm(PayrollPage):
             if locked:
                 raise PeriodLocked(f"PersonalLön sparade inte schemat: {locked[0]}")
             raise ScheduleRefused("PersonalLön sparade inte schemat: " + " ".join(messages or ["okänt fel"]))
-        raise ConnectorError(f"payroll: after saving, neither {SAVED_HEADING!r} nor {NOT_SAVED_HEADING!r} "
-                             f"on {self.where()}", code="payroll_unknown_answer")
+        raise ConnectorError(
+            f"payroll: after saving, neither {SAVED_HEADING!r} nor {NOT_SAVED_HEADING!r} on {self.where()}",
+            code="payroll_unknown_answer",
+        )
 
 
 class SavedPage(PayrollPage):
-    """"Schemat är sparat": the registration number and a link to what is registered."""
+    """ "Schemat är sparat": the registration number and a link to what is registered."""
 
     heading = SAVED_HEADING
 
@@ -500,4 +566,3 @@ class SavedPage(PayrollPage):
         page = self.then(RegisteredPage)
         await page.arrived()
         return page
-

@@ -79,8 +79,11 @@ class Registration:
     async def _read_registered(self, page: Page) -> tuple[RegisteredPage, list[Row]]:
         """Search the employee, open the period and read what is registered (audited as an access)."""
         s = self.schedule
-        options: dict[str, Any] = {"base_url": self.base_url, "ctx": self.ctx,
-                                   "find_timeout_seconds": self.find_timeout_seconds}
+        options: dict[str, Any] = {
+            "base_url": self.base_url,
+            "ctx": self.ctx,
+            "find_timeout_seconds": self.find_timeout_seconds,
+        }
         search = SearchPage(page, **options)
         await search.open()
         employee = await search.find(s.employee_id)
@@ -111,10 +114,19 @@ class Registration:
         self.fields_changed = await form.fill_schedule(form_values(s), typed=self.typed_entry)
         saved = await form.save(what=f"schema {s.employee_id} {s.period} version {s.version}")
         self.saved_as = await saved.registration() or "okänt registreringsnummer"
-        await record_write(self.ctx, system="payroll", what=f"schema {s.employee_id} {s.period} version {s.version}",
-                           subject=self.item.subject, purpose=PURPOSE,
-                           details={"reference": self.item.reference, "registration": self.saved_as,
-                                    "rows": len(s.rows), "fields_changed": self.fields_changed})
+        await record_write(
+            self.ctx,
+            system="payroll",
+            what=f"schema {s.employee_id} {s.period} version {s.version}",
+            subject=self.item.subject,
+            purpose=PURPOSE,
+            details={
+                "reference": self.item.reference,
+                "registration": self.saved_as,
+                "rows": len(s.rows),
+                "fields_changed": self.fields_changed,
+            },
+        )
         readback = await self.read_back(saved)
         shown = await readback.rows(s.first, s.last)
         differences = compare(s.rows, shown)
@@ -131,37 +143,72 @@ class Registration:
         if self._access_recorded or not self.item.subject or self.item.id == 0:
             return
         self._access_recorded = True
-        await record_access(self.ctx, subject=self.item.subject, system="payroll", purpose=PURPOSE,
-                            details={"reference": self.item.reference})
+        await record_access(
+            self.ctx,
+            subject=self.item.subject,
+            system="payroll",
+            purpose=PURPOSE,
+            details={"reference": self.item.reference},
+        )
 
     # -- outcomes ------------------------------------------------------------------------
     def _done(self, outcome: str, *, rechecked: bool = False) -> Done:
         s = self.schedule
-        return Done({"outcome": outcome, "verified": True, "employee_id": s.employee_id, "period": s.period,
-                     "version": s.version, "rows": len(s.rows), "registration": self.saved_as,
-                     "fields_changed": self.fields_changed, "source": s.source,
-                     "rechecked": rechecked or self.item.return_comment is not None})
+        return Done(
+            {
+                "outcome": outcome,
+                "verified": True,
+                "employee_id": s.employee_id,
+                "period": s.period,
+                "version": s.version,
+                "rows": len(s.rows),
+                "registration": self.saved_as,
+                "fields_changed": self.fields_changed,
+                "source": s.source,
+                "rechecked": rechecked or self.item.return_comment is not None,
+            }
+        )
 
     async def _deviation(self, page: Page, shown: list[Row], differences: list[Difference]) -> NeedsReview:
         s = self.schedule
         artifact = await self._screenshot(page)
         material = {
-            "reference": self.item.reference, "employee_id": s.employee_id, "employee_name": self.employee_name,
-            "period": s.period, "period_from": s.first.isoformat(), "period_to": s.last.isoformat(),
-            "version": s.version, "schedule_id": s.schedule_id, "source": s.source, "approved_at": s.approved_at,
-            "registration": self.saved_as, "expected": [r.as_dict() for r in s.rows],
-            "shown": [r.as_dict() for r in shown], "differences": [d.as_dict() for d in differences],
-            "lines": side_by_side(s.rows, shown), "screenshot_artifact_id": artifact,
+            "reference": self.item.reference,
+            "employee_id": s.employee_id,
+            "employee_name": self.employee_name,
+            "period": s.period,
+            "period_from": s.first.isoformat(),
+            "period_to": s.last.isoformat(),
+            "version": s.version,
+            "schedule_id": s.schedule_id,
+            "source": s.source,
+            "approved_at": s.approved_at,
+            "registration": self.saved_as,
+            "expected": [r.as_dict() for r in s.rows],
+            "shown": [r.as_dict() for r in shown],
+            "differences": [d.as_dict() for d in differences],
+            "lines": side_by_side(s.rows, shown),
+            "screenshot_artifact_id": artifact,
         }
-        return NeedsReview(queue=DEVIATION_QUEUE,
-                           title=f"Schemat för {s.employee_id} ({s.period}, version {s.version}) "
-                                 "stämmer inte i PersonalLön",
-                           summary=summary_of(differences), material=material, subject=self.item.subject)
+        return NeedsReview(
+            queue=DEVIATION_QUEUE,
+            title=f"Schemat för {s.employee_id} ({s.period}, version {s.version}) stämmer inte i PersonalLön",
+            summary=summary_of(differences),
+            material=material,
+            subject=self.item.subject,
+        )
 
     async def _screenshot(self, page: Page) -> int | None:
         try:
             data = await page.screenshot(full_page=True)
         except PlaywrightError:
             return None
-        return await asyncio.to_thread(self.ctx.save_artifact, work_item_id=self.item.id or None, kind="screenshot",
-                                       filename="avvikelse.png", content_type="image/png", data=data, sensitive=True)
+        return await asyncio.to_thread(
+            self.ctx.save_artifact,
+            work_item_id=self.item.id or None,
+            kind="screenshot",
+            filename="avvikelse.png",
+            content_type="image/png",
+            data=data,
+            sensitive=True,
+        )

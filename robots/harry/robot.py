@@ -53,26 +53,36 @@ class HarrySettings(BaseModel):
     api_system: str | None = Field(
         default="scheduling",
         description="The scheduling system's API: the connector section [connectors.<name>] to use; "
-                    "empty = do not read the API (exports only).")
+        "empty = do not read the API (exports only).",
+    )
     periods: list[str] = Field(
-        default_factory=list, description="Periods (YYYY-MM) to collect from the API; empty = every period.")
+        default_factory=list, description="Periods (YYYY-MM) to collect from the API; empty = every period."
+    )
     lookback_days: int | None = Field(
-        default=None, ge=1, description="Only schedules approved in the last N days (API); empty = all approved.")
+        default=None, ge=1, description="Only schedules approved in the last N days (API); empty = all approved."
+    )
     drop_folder: DropFolderSettings | None = Field(
-        default=None, description="Drop folder of the scheduling system's CSV exports; empty = no exports.")
+        default=None, description="Drop folder of the scheduling system's CSV exports; empty = no exports."
+    )
     payroll_url: str | None = Field(
-        default=None, description="Base URL of the payroll application; empty = [connectors.payroll].base_url.")
+        default=None, description="Base URL of the payroll application; empty = [connectors.payroll].base_url."
+    )
     username: str = Field(default="robot.harry", description="HaRry's user name in the payroll system.")
     password: SecretRef = Field(description='HaRry\'s password, by reference: {env = "NAME"} or {file = "/path"}.')
-    contexts: int = Field(default=3, ge=1, le=16,
-                          description="Browser contexts working in parallel (each its own session).")
-    items_per_context: int = Field(default=40, ge=1,
-                                   description="Items a browser context serves before it is replaced (memory).")
-    typed_entry: bool = Field(default=False,
-                              description="Type each form field through the browser one by one (slower; for forms "
-                                          "whose scripts react to typing) instead of setting them by label at once.")
-    browser_system: str = Field(default="browser",
-                                description="The [connectors.<name>] section with the browser settings.")
+    contexts: int = Field(
+        default=3, ge=1, le=16, description="Browser contexts working in parallel (each its own session)."
+    )
+    items_per_context: int = Field(
+        default=40, ge=1, description="Items a browser context serves before it is replaced (memory)."
+    )
+    typed_entry: bool = Field(
+        default=False,
+        description="Type each form field through the browser one by one (slower; for forms "
+        "whose scripts react to typing) instead of setting them by label at once.",
+    )
+    browser_system: str = Field(
+        default="browser", description="The [connectors.<name>] section with the browser settings."
+    )
 
 
 class Harry(Robot):
@@ -80,8 +90,10 @@ class Harry(Robot):
 
     name = "harry"
     display_name = "HaRry"
-    description = ("Registers every approved schedule in the payroll system through its web pages, day by day, "
-                   "and verifies it by reading it back.")
+    description = (
+        "Registers every approved schedule in the payroll system through its web pages, day by day, "
+        "and verifies it by reading it back."
+    )
     settings_model = HarrySettings
     manual_minutes_per_item = 12.0
     review_template = "robots.harry:templates/review.html"
@@ -124,20 +136,34 @@ class Harry(Robot):
             raise BusinessError(invalid_message(item.payload), code="export_invalid")
         schedule = await self._schedule(ctx, item)
         if schedule is None:
-            return Done({"outcome": "superseded", "verified": False, "employee_id": item.payload.get("employee_id"),
-                         "period": item.payload.get("period"), "version": item.payload.get("version")})
+            return Done(
+                {
+                    "outcome": "superseded",
+                    "verified": False,
+                    "employee_id": item.payload.get("employee_id"),
+                    "period": item.payload.get("period"),
+                    "version": item.payload.get("version"),
+                }
+            )
         found = problems(schedule)
         if found:
             what = schedule.what()
-            raise BusinessError(f"{what[0].upper()}{what[1:]} kan inte registreras i PersonalLön: "
-                                + " ".join(found[:5]), code="schedule_unfit")
+            raise BusinessError(
+                f"{what[0].upper()}{what[1:]} kan inte registreras i PersonalLön: " + " ".join(found[:5]),
+                code="schedule_unfit",
+            )
         lock = self._period_locks.setdefault(f"{schedule.employee_id}/{schedule.period}", asyncio.Lock())
         async with lock:
             lanes = BrowserLanes.for_run(ctx, LANES_KEY, lambda: self._lanes(ctx))
             async with lanes.page(item.id or None) as (lane, page):
-                registration = Registration(ctx, item, schedule, self._payroll_url(ctx),
-                                            find_timeout_seconds=lanes.browser.settings.find_timeout_seconds,
-                                            typed_entry=self.config.typed_entry)
+                registration = Registration(
+                    ctx,
+                    item,
+                    schedule,
+                    self._payroll_url(ctx),
+                    find_timeout_seconds=lanes.browser.settings.find_timeout_seconds,
+                    typed_entry=self.config.typed_entry,
+                )
                 return await registration.run(lane, page)
 
     async def recheck(self, ctx: RunContext, item: WorkItemView) -> Done | None:
@@ -155,8 +181,13 @@ class Harry(Robot):
         async with lock:
             lanes = BrowserLanes.for_run(ctx, LANES_KEY, lambda: self._lanes(ctx))
             async with lanes.page(item.id or None) as (lane, page):
-                registration = Registration(ctx, item, schedule, self._payroll_url(ctx),
-                                            find_timeout_seconds=lanes.browser.settings.find_timeout_seconds)
+                registration = Registration(
+                    ctx,
+                    item,
+                    schedule,
+                    self._payroll_url(ctx),
+                    find_timeout_seconds=lanes.browser.settings.find_timeout_seconds,
+                )
                 return await registration.check(lane, page)
 
     async def _schedule(self, ctx: RunContext, item: WorkItemView) -> Schedule | None:
@@ -176,8 +207,10 @@ class Harry(Robot):
             return None  # changed since it was listed: the changed content is collected as its own item
         schedule = Schedule.from_payload({**data, "source": "api"})
         if content_hash(schedule.rows) != schedule.digest:
-            ctx.log.warning("the scheduling system's content hash differs from HaRry's; "
-                            "the same schedule from a CSV export would be a second (harmless) item")
+            ctx.log.warning(
+                "the scheduling system's content hash differs from HaRry's; "
+                "the same schedule from a CSV export would be a second (harmless) item"
+            )
         return schedule
 
     def _payroll_url(self, ctx: RunContext) -> str:
@@ -195,9 +228,10 @@ class Harry(Robot):
 
         def make_login() -> LoginHelper:
             async def log_in(page: Any) -> None:
-                await LoginPage(page, base_url=base_url, ctx=ctx,
-                                find_timeout_seconds=browser.settings.find_timeout_seconds
-                                ).log_in(s.username, s.password.resolve())
+                await LoginPage(
+                    page, base_url=base_url, ctx=ctx, find_timeout_seconds=browser.settings.find_timeout_seconds
+                ).log_in(s.username, s.password.resolve())
+
             return LoginHelper(log_in, url_contains(login_path), system="payroll")
 
         return BrowserLanes(ctx, browser, size=s.contexts, items_per_lane=s.items_per_context, make_login=make_login)
@@ -212,16 +246,29 @@ class Harry(Robot):
         """
         if review.queue != DEVIATION_QUEUE:
             return
-        action = {"approved": "harry.registered_by_hand", "rejected": "harry.registration_rejected",
-                  "returned": "harry.retry_requested"}.get(review.state)
+        action = {
+            "approved": "harry.registered_by_hand",
+            "rejected": "harry.registration_rejected",
+            "returned": "harry.retry_requested",
+        }.get(review.state)
         if action is None:
             return
         material = review.material
         await asyncio.to_thread(
-            ctx.record, action, subject=review.subject, purpose=PURPOSE,
-            details={"review_id": review.id, "work_item_id": review.work_item_id, "decided_by": review.decided_by,
-                     "reference": material.get("reference"), "employee_id": material.get("employee_id"),
-                     "period": material.get("period"), "version": material.get("version")})
+            ctx.record,
+            action,
+            subject=review.subject,
+            purpose=PURPOSE,
+            details={
+                "review_id": review.id,
+                "work_item_id": review.work_item_id,
+                "decided_by": review.decided_by,
+                "reference": material.get("reference"),
+                "employee_id": material.get("employee_id"),
+                "period": material.get("period"),
+                "version": material.get("version"),
+            },
+        )
 
     def cli(self) -> typer.Typer | None:
         """``kollega harry check-export FILE``: what HaRry would make of an export file."""
@@ -236,8 +283,11 @@ def invalid_message(payload: dict[str, Any]) -> str:
     more = len(payload.get("problems", [])) - 8
     tail = f" (och {more} fel till)" if more > 0 else ""
     if payload.get("kind") == "invalid_file":
-        return (f"Exportfilen {payload.get('file')} kunde inte läsas: {shown}{tail}. "
-                "Ta en ny export från schemasystemet.")
-    return (f"Schemat för {payload.get('employee_id')}, period {payload.get('period')} (version "
-            f"{payload.get('version')}) i exportfilen {payload.get('file')} har fel och registreras inte: "
-            f"{shown}{tail}. Rätta schemat i schemasystemet och exportera det igen.")
+        return (
+            f"Exportfilen {payload.get('file')} kunde inte läsas: {shown}{tail}. Ta en ny export från schemasystemet."
+        )
+    return (
+        f"Schemat för {payload.get('employee_id')}, period {payload.get('period')} (version "
+        f"{payload.get('version')}) i exportfilen {payload.get('file')} har fel och registreras inte: "
+        f"{shown}{tail}. Rätta schemat i schemasystemet och exportera det igen."
+    )

@@ -26,10 +26,20 @@ ROWS_PER_DAY = 2
 #: The compared fields of a row, in the order people read them.
 FIELDS = ("start", "end", "break_minutes", "activity_code")
 #: The payroll form's label of each field: ``"<label> <date> rad <n>"``.
-FORM_LABELS = {"start": "Starttid", "end": "Sluttid", "break_minutes": "Rast (minuter)", "activity_code": "Aktivitetskod"}
+FORM_LABELS = {
+    "start": "Starttid",
+    "end": "Sluttid",
+    "break_minutes": "Rast (minuter)",
+    "activity_code": "Aktivitetskod",
+}
 #: How a field is called in a Swedish message.
-FIELD_NAMES_SV = {"start": "starttid", "end": "sluttid", "break_minutes": "rast", "activity_code": "aktivitetskod",
-                  "row": "rad"}
+FIELD_NAMES_SV = {
+    "start": "starttid",
+    "end": "sluttid",
+    "break_minutes": "rast",
+    "activity_code": "aktivitetskod",
+    "row": "rad",
+}
 
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -47,14 +57,24 @@ class Row:
 
     def as_dict(self) -> dict[str, Any]:
         """The scheduling system's JSON form (also the canonical form for the content hash)."""
-        return {"date": self.day.isoformat(), "start": self.start, "end": self.end,
-                "break_minutes": self.break_minutes, "activity_code": self.activity_code}
+        return {
+            "date": self.day.isoformat(),
+            "start": self.start,
+            "end": self.end,
+            "break_minutes": self.break_minutes,
+            "activity_code": self.activity_code,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Row:
         """From the JSON form (``date``, ``start``, ``end``, ``break_minutes``, ``activity_code``)."""
-        return cls(date.fromisoformat(str(data["date"])), str(data["start"]), str(data["end"]),
-                   int(data["break_minutes"]), str(data["activity_code"]))
+        return cls(
+            date.fromisoformat(str(data["date"])),
+            str(data["start"]),
+            str(data["end"]),
+            int(data["break_minutes"]),
+            str(data["activity_code"]),
+        )
 
     def value(self, name: str) -> str:
         """One field as the payroll form shows it (text)."""
@@ -133,20 +153,37 @@ class Schedule:
 
     def payload(self) -> dict[str, Any]:
         """The work item's payload (no personnummer: that is the item's subject)."""
-        return {"kind": "schedule", "employee_id": self.employee_id, "period": self.period,
-                "period_from": self.first.isoformat(), "period_to": self.last.isoformat(),
-                "version": self.version, "schedule_id": self.schedule_id, "content_hash": self.digest,
-                "source": self.source, "approved_at": self.approved_at,
-                "rows": [r.as_dict() for r in canonical(self.rows)]}
+        return {
+            "kind": "schedule",
+            "employee_id": self.employee_id,
+            "period": self.period,
+            "period_from": self.first.isoformat(),
+            "period_to": self.last.isoformat(),
+            "version": self.version,
+            "schedule_id": self.schedule_id,
+            "content_hash": self.digest,
+            "source": self.source,
+            "approved_at": self.approved_at,
+            "rows": [r.as_dict() for r in canonical(self.rows)],
+        }
 
     @classmethod
     def from_payload(cls, data: Mapping[str, Any]) -> Schedule:
         """From a work item's payload (or an API schedule, which has the same keys)."""
         first = date.fromisoformat(str(data["period_from"]))
         last = date.fromisoformat(str(data["period_to"]))
-        return cls(str(data["employee_id"]), str(data["period"]), first, last, int(data["version"]),
-                   str(data["schedule_id"]), tuple(Row.from_dict(r) for r in data.get("rows") or []),
-                   str(data.get("source") or "api"), data.get("approved_at"), str(data.get("content_hash") or ""))
+        return cls(
+            str(data["employee_id"]),
+            str(data["period"]),
+            first,
+            last,
+            int(data["version"]),
+            str(data["schedule_id"]),
+            tuple(Row.from_dict(r) for r in data.get("rows") or []),
+            str(data.get("source") or "api"),
+            data.get("approved_at"),
+            str(data.get("content_hash") or ""),
+        )
 
     def what(self) -> str:
         """A short, personnummer-free description for messages and the audit log."""
@@ -210,14 +247,21 @@ class Difference:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form for the review material."""
-        return {"date": self.day.isoformat(), "row": self.slot, "field": self.field,
-                "expected": self.expected, "shown": self.shown}
+        return {
+            "date": self.day.isoformat(),
+            "row": self.slot,
+            "field": self.field,
+            "expected": self.expected,
+            "shown": self.shown,
+        }
 
     def describe(self) -> str:
         """In Swedish, for a summary line."""
         what = FIELD_NAMES_SV.get(self.field, self.field)
-        return (f"{self.day.isoformat()} rad {self.slot}, {what}: godkänt {self.expected or '–'}, "
-                f"i PersonalLön {self.shown or '–'}")
+        return (
+            f"{self.day.isoformat()} rad {self.slot}, {what}: godkänt {self.expected or '–'}, "
+            f"i PersonalLön {self.shown or '–'}"
+        )
 
 
 def _by_day(rows: Iterable[Row]) -> dict[date, list[Row]]:
@@ -255,9 +299,15 @@ def side_by_side(expected: Sequence[Row], shown: Sequence[Row]) -> list[dict[str
             x = a[slot - 1] if slot <= len(a) else None
             y = b[slot - 1] if slot <= len(b) else None
             differs = list(FIELDS) if x is None or y is None else [n for n in FIELDS if x.value(n) != y.value(n)]
-            lines.append({"date": day.isoformat(), "row": slot,
-                          "expected": x.as_dict() if x else None, "shown": y.as_dict() if y else None,
-                          "differs": differs})
+            lines.append(
+                {
+                    "date": day.isoformat(),
+                    "row": slot,
+                    "expected": x.as_dict() if x else None,
+                    "shown": y.as_dict() if y else None,
+                    "differs": differs,
+                }
+            )
     return lines
 
 

@@ -27,8 +27,9 @@ log = get_logger("kollega.robots.harry.sources")
 PAGE_SIZE = 1000
 
 
-async def from_api(ctx: RunContext, system: str, periods: list[str], lookback_days: int | None
-                   ) -> AsyncIterator[NewItem]:
+async def from_api(
+    ctx: RunContext, system: str, periods: list[str], lookback_days: int | None
+) -> AsyncIterator[NewItem]:
     """Approved schedules listed by the scheduling system's API (summaries; rows come later)."""
     api = HttpConnector.for_run(ctx, system)
     params: dict[str, Any] = {"status": "approved", "limit": PAGE_SIZE}
@@ -42,8 +43,11 @@ async def from_api(ctx: RunContext, system: str, periods: list[str], lookback_da
             page = await api.get_json("schedules", params=query)
             items = page.get("items") or []
             for s in items:
-                yield NewItem(reference=reference(s["employee_id"], s["period"], int(s["version"]), s["content_hash"]),
-                              payload=api_payload(s), subject=s.get("personnummer"))
+                yield NewItem(
+                    reference=reference(s["employee_id"], s["period"], int(s["version"]), s["content_hash"]),
+                    payload=api_payload(s),
+                    subject=s.get("personnummer"),
+                )
             offset += len(items)
             if not items or offset >= int(page.get("total", 0)):
                 break
@@ -51,11 +55,19 @@ async def from_api(ctx: RunContext, system: str, periods: list[str], lookback_da
 
 def api_payload(summary: dict[str, Any]) -> dict[str, Any]:
     """A work item's payload from an API schedule summary (rows are fetched when processing)."""
-    return {"kind": "schedule", "employee_id": summary["employee_id"], "period": summary["period"],
-            "period_from": summary["period_from"], "period_to": summary["period_to"],
-            "version": int(summary["version"]), "schedule_id": summary["schedule_id"],
-            "content_hash": summary["content_hash"], "source": "api", "approved_at": summary.get("approved_at"),
-            "rows": None}
+    return {
+        "kind": "schedule",
+        "employee_id": summary["employee_id"],
+        "period": summary["period"],
+        "period_from": summary["period_from"],
+        "period_to": summary["period_to"],
+        "version": int(summary["version"]),
+        "schedule_id": summary["schedule_id"],
+        "content_hash": summary["content_hash"],
+        "source": "api",
+        "approved_at": summary.get("approved_at"),
+        "rows": None,
+    }
 
 
 def items_of_file(data: bytes, name: str) -> list[NewItem]:
@@ -64,14 +76,25 @@ def items_of_file(data: bytes, name: str) -> list[NewItem]:
         contents = read_export(data, name)
     except FileFormatError as exc:
         digest = hashlib.sha256(data).hexdigest()
-        return [NewItem(reference=f"fil/{digest[:16]}",
-                        payload={"kind": "invalid_file", "file": name, "problems": [exc.message]})]
-    items = [NewItem(reference=s.reference, payload=s.payload(), subject=contents.subjects.get(s.reference))
-             for s in contents.schedules]
+        return [
+            NewItem(
+                reference=f"fil/{digest[:16]}",
+                payload={"kind": "invalid_file", "file": name, "problems": [exc.message]},
+            )
+        ]
+    items = [
+        NewItem(reference=s.reference, payload=s.payload(), subject=contents.subjects.get(s.reference))
+        for s in contents.schedules
+    ]
     items += [NewItem(reference=b.reference, payload=b.payload(), subject=b.subject) for b in contents.broken]
     if contents.broken or contents.superseded:
-        log.info("export read", file=name, schedules=len(contents.schedules), broken=len(contents.broken),
-                 superseded=contents.superseded)
+        log.info(
+            "export read",
+            file=name,
+            schedules=len(contents.schedules),
+            broken=len(contents.broken),
+            superseded=contents.superseded,
+        )
     return items
 
 

@@ -53,16 +53,26 @@ class PayrollSandbox:
 
     def saves_per_period(self) -> Counter[str]:
         """How many times each employee's period was saved in the payroll system (``E10001:2026-12-01:…``)."""
-        return Counter(s.employee_number + ":" + s.period_start.isoformat() + ":" + s.period_end.isoformat()
-                       for s in self.payroll.saves)
+        return Counter(
+            s.employee_number + ":" + s.period_start.isoformat() + ":" + s.period_end.isoformat()
+            for s in self.payroll.saves
+        )
 
     def registered(self, employee_id: str) -> list[dict[str, Any]]:
         """The rows registered for an employee, as the scheduling system writes rows."""
         number = {e.key: e.number for e in self.payroll.employees.values()}
         for key, rows in self.payroll.registered.items():
             if number[key] == employee_id:
-                return [{"date": r.day.isoformat(), "start": r.start, "end": r.end, "break_minutes": r.break_minutes,
-                         "activity_code": r.activity} for r in rows]
+                return [
+                    {
+                        "date": r.day.isoformat(),
+                        "start": r.start,
+                        "end": r.end,
+                        "break_minutes": r.break_minutes,
+                        "activity_code": r.activity,
+                    }
+                    for r in rows
+                ]
         return []
 
     def admin(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -76,8 +86,9 @@ class PayrollSandbox:
         """Lock a period in the payroll system (``POST /admin/payroll/locks``)."""
         return self.admin("payroll/locks", {"from": first.isoformat(), "to": last.isoformat()})
 
-    def approve_new_version(self, employee_id: str, change: dict[str, Any],
-                            period: str | None = None) -> dict[str, Any]:
+    def approve_new_version(
+        self, employee_id: str, change: dict[str, Any], period: str | None = None
+    ) -> dict[str, Any]:
         """Approve a changed schedule (the first row updated with ``change``) as a new version, over HTTP."""
         body: dict[str, Any] = {"first_row": change, **({"period": period} if period else {})}
         return self.admin(f"scheduling/employees/{employee_id}/versions", body)
@@ -91,8 +102,14 @@ def payroll_sandbox(seed: int = 3, **options: Any) -> Iterator[PayrollSandbox]:
         yield PayrollSandbox(url, app.state.sandbox)
 
 
-def harry_app_settings(tmp_path: Path, url: str, *, robot: dict[str, Any] | None = None,
-                       browser: dict[str, Any] | None = None, worker: dict[str, Any] | None = None) -> Settings:
+def harry_app_settings(
+    tmp_path: Path,
+    url: str,
+    *,
+    robot: dict[str, Any] | None = None,
+    browser: dict[str, Any] | None = None,
+    worker: dict[str, Any] | None = None,
+) -> Settings:
     """Application settings for a test run of HaRry against the sandbox at ``url``.
 
     The password is given by reference to the environment variable ``KOLLEGA_TEST_HARRY_PASSWORD``,
@@ -100,14 +117,24 @@ def harry_app_settings(tmp_path: Path, url: str, *, robot: dict[str, Any] | None
     """
     os.environ[PASSWORD_ENV] = DEFAULT_USERS["robot.harry"]
     section = {"password": {"env": PASSWORD_ENV}, **(robot or {})}
-    browser_section = {"navigation_timeout_seconds": 10, "timeout_seconds": 10,
-                       "find_timeout_seconds": 3, **(browser or {})}
+    browser_section = {
+        "navigation_timeout_seconds": 10,
+        "timeout_seconds": 10,
+        "find_timeout_seconds": 3,
+        **(browser or {}),
+    }
     base = make_settings(tmp_path)
     worker_settings = base.worker.model_copy(update=worker or {})
-    return make_settings(tmp_path, robots={"harry": section}, worker=worker_settings,
-                         connectors={"scheduling": {"base_url": f"{url}/scheduling"},
-                                     "payroll": {"base_url": f"{url}/payroll"},
-                                     "browser": browser_section})
+    return make_settings(
+        tmp_path,
+        robots={"harry": section},
+        worker=worker_settings,
+        connectors={
+            "scheduling": {"base_url": f"{url}/scheduling"},
+            "payroll": {"base_url": f"{url}/payroll"},
+            "browser": browser_section,
+        },
+    )
 
 
 def run_worker(db_url: str, url: str, var_dir: str) -> None:

@@ -43,8 +43,9 @@ class TravelTable:
         self.problem = problem
         places: list[Location] = []
         seen: dict[Location, int] = {}
-        for loc in [v.location for v in problem.visits] + [x for s in problem.staff
-                                                            for x in (s.start_location, s.end_location)]:
+        for loc in [v.location for v in problem.visits] + [
+            x for s in problem.staff for x in (s.start_location, s.end_location)
+        ]:
             if loc not in seen:
                 seen[loc] = len(places)
                 places.append(loc)
@@ -80,8 +81,7 @@ def check_plan(problem: Problem, plan: Plan, travel: TravelTable | None = None) 
     return out
 
 
-def _check_coverage(problem: Problem, plan: Plan, visits: dict[str, Visit],
-                    staff: dict[str, Staff]) -> list[Violation]:
+def _check_coverage(problem: Problem, plan: Plan, visits: dict[str, Visit], staff: dict[str, Staff]) -> list[Violation]:
     out: list[Violation] = []
     rows: dict[str, list[tuple[str, int, int]]] = {}
     for r in plan.routes:
@@ -89,8 +89,9 @@ def _check_coverage(problem: Problem, plan: Plan, visits: dict[str, Visit],
             continue
         for st in r.stops:
             if st.visit_id not in visits:
-                out.append(Violation("unknown_visit", f"{r.staff_id} visits unknown {st.visit_id}",
-                                     st.visit_id, r.staff_id))
+                out.append(
+                    Violation("unknown_visit", f"{r.staff_id} visits unknown {st.visit_id}", st.visit_id, r.staff_id)
+                )
                 continue
             rows.setdefault(st.visit_id, []).append((r.staff_id, st.start, st.role))
     left: set[str] = set()
@@ -104,8 +105,7 @@ def _check_coverage(problem: Problem, plan: Plan, visits: dict[str, Visit],
         if not u.reason.strip():
             out.append(Violation("unassigned_reason", f"{u.visit_id} is unassigned without a reason", u.visit_id))
         if u.visit_id in rows:
-            out.append(Violation("assigned_and_unassigned", f"{u.visit_id} is both planned and unassigned",
-                                 u.visit_id))
+            out.append(Violation("assigned_and_unassigned", f"{u.visit_id} is both planned and unassigned", u.visit_id))
     for v in problem.visits:
         got = rows.get(v.id)
         if got is None:
@@ -129,15 +129,27 @@ def _check_coverage(problem: Problem, plan: Plan, visits: dict[str, Visit],
             if holder is None:
                 out.append(Violation("locked", f"{v.id} is locked to {v.locked.staff_id}", v.id, v.locked.staff_id))
             elif v.locked.start is not None and holder[1] != v.locked.start:
-                out.append(Violation("locked", f"{v.id} is locked to start at {v.locked.start}, starts {holder[1]}",
-                                     v.id, v.locked.staff_id))
+                out.append(
+                    Violation(
+                        "locked",
+                        f"{v.id} is locked to start at {v.locked.start}, starts {holder[1]}",
+                        v.id,
+                        v.locked.staff_id,
+                    )
+                )
         if v.staff_count == 2 and v.sync is not None:
             first, second = by_role[0][1], by_role[1][1]
             if v.sync.kind == "simultaneous" and first != second:
                 out.append(Violation("sync", f"{v.id}: the two staff start at {first} and {second}", v.id))
             elif v.sync.kind == "sequential" and not v.sync.min_gap <= second - first <= v.sync.max_gap:
-                out.append(Violation("sync", f"{v.id}: second start {second} is {second - first} after the first, "
-                                             f"allowed {v.sync.min_gap}–{v.sync.max_gap}", v.id))
+                out.append(
+                    Violation(
+                        "sync",
+                        f"{v.id}: second start {second} is {second - first} after the first, "
+                        f"allowed {v.sync.min_gap}–{v.sync.max_gap}",
+                        v.id,
+                    )
+                )
     return out
 
 
@@ -149,8 +161,9 @@ def _check_route(problem: Problem, member: Staff, route: Route, table: TravelTab
     load = 0
     for prev, st in itertools.pairwise(stops):
         if st.start < prev.start:
-            out.append(Violation("order", f"{sid}: {st.visit_id} starts before the stop listed before it",
-                                 st.visit_id, sid))
+            out.append(
+                Violation("order", f"{sid}: {st.visit_id} starts before the stop listed before it", st.visit_id, sid)
+            )
     for st in stops:
         v = visits[st.visit_id]
         load += v.load
@@ -163,8 +176,9 @@ def _check_route(problem: Problem, member: Staff, route: Route, table: TravelTab
             out.append(Violation("too_early", f"{v.id} starts {st.start}, window opens {v.earliest}", v.id, sid))
         if st.start > v.latest + problem.max_lateness:
             allowed = f" (+{problem.max_lateness} allowed)" if problem.max_lateness else ""
-            out.append(Violation("time_window", f"{v.id} starts {st.start}, window closes {v.latest}{allowed}",
-                                 v.id, sid))
+            out.append(
+                Violation("time_window", f"{v.id} starts {st.start}, window closes {v.latest}{allowed}", v.id, sid)
+            )
     if member.capacity is not None and load > member.capacity:
         out.append(Violation("capacity", f"{sid} carries {load}, capacity {member.capacity}", staff_id=sid))
     out += _check_break(member, route, stops, visits)
@@ -181,15 +195,17 @@ def _check_route(problem: Problem, member: Staff, route: Route, table: TravelTab
         if brk is not None and free <= brk[0] and brk[1] <= st.start:
             need += brk[1] - brk[0]
         if st.start - free < need:
-            out.append(Violation(code, f"{sid} cannot reach {v.id} by {st.start} (free {free}, needs {need})",
-                                 v.id, sid))
+            out.append(
+                Violation(code, f"{sid} cannot reach {v.id} by {st.start} (free {free}, needs {need})", v.id, sid)
+            )
         here, free, code = v.location, max(free, st.start + v.duration), "travel"
     need = table.time(here, member.end_location, mode)
     if brk is not None and free <= brk[0]:
         need += brk[1] - brk[0]
     if free + need > member.shift_end:
-        out.append(Violation("shift_end", f"{sid} is back at {free + need}, the shift ends {member.shift_end}",
-                             staff_id=sid))
+        out.append(
+            Violation("shift_end", f"{sid} is back at {free + need}, the shift ends {member.shift_end}", staff_id=sid)
+        )
     return out
 
 

@@ -61,9 +61,11 @@ def solve_command(
     if as_json:
         typer.echo(json.dumps(out, ensure_ascii=False))
     else:
-        typer.echo(f"{instance.name}: {'feasible' if feasible else 'NOT all planned'}, {out['vehicles']} routes, "
-                   f"distance {out['distance']}, tardiness {out['total_tardiness']} (max {out['max_tardiness']}), "
-                   f"objective {out['objective']} [{result.engine}, {result.seconds} s]")
+        typer.echo(
+            f"{instance.name}: {'feasible' if feasible else 'NOT all planned'}, {out['vehicles']} routes, "
+            f"distance {out['distance']}, tardiness {out['total_tardiness']} (max {out['max_tardiness']}), "
+            f"objective {out['objective']} [{result.engine}, {result.seconds} s]"
+        )
         for u in out["unassigned"]:
             typer.echo(f"  unassigned {u['visit_id']}: {u['reason']}")
     raise typer.Exit(0 if feasible else 1)

@@ -17,11 +17,14 @@ from robots.lena.model import Lock, Problem
 
 __all__ = ["Changes", "apply_changes", "parse_comment"]
 
-_LOCK = re.compile(r"^l[åa]s\s+(?P<visit>\S+)\s+(?:till\s+)?(?P<staff>\S+)(?:\s+(?:kl\.?\s*)?(?P<time>\d{1,2}[:.]\d{2}))?\s*$",
-                   re.IGNORECASE)
+_LOCK = re.compile(
+    r"^l[åa]s\s+(?P<visit>\S+)\s+(?:till\s+)?(?P<staff>\S+)(?:\s+(?:kl\.?\s*)?(?P<time>\d{1,2}[:.]\d{2}))?\s*$",
+    re.IGNORECASE,
+)
 _ABSENT = re.compile(r"^(?:frånvarande|franvarande|sjuk|ledig)\s+(?P<staff>\S+)\s*$", re.IGNORECASE)
-_LATE = re.compile(r"^till[åa]t\s+sen(?:a)?\s+ankomst(?:er)?(?:\s+(?P<minutes>\d+))?(?:\s*min(?:uter)?)?\s*$",
-                   re.IGNORECASE)
+_LATE = re.compile(
+    r"^till[åa]t\s+sen(?:a)?\s+ankomst(?:er)?(?:\s+(?P<minutes>\d+))?(?:\s*min(?:uter)?)?\s*$", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,10 @@ def apply_changes(problem: Problem, changes: Changes) -> tuple[Problem, list[str
         if lock is not None and lock.staff_id in known_staff:
             slack = changes.max_lateness if changes.max_lateness is not None else problem.max_lateness
             if lock.start is not None and not v.earliest <= lock.start <= v.latest + slack:
-                problems.append(f"Låsningen av {v.id} kl {lock.start // 60:02d}:{lock.start % 60:02d} ligger utanför "
-                                "besökets tidsfönster; låst till personen utan tid")
+                problems.append(
+                    f"Låsningen av {v.id} kl {lock.start // 60:02d}:{lock.start % 60:02d} ligger utanför "
+                    "besökets tidsfönster; låst till personen utan tid"
+                )
                 lock = Lock(lock.staff_id)
             v = replace(v, locked=lock)
         visits.append(v)

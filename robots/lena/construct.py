@@ -79,8 +79,14 @@ class Greedy:
             self.items.append([_Item(start, s.shift_start, s.shift_start), _Item(end, s.shift_end, s.shift_end)])
         familiar = familiar_staff(p)
         self.continuity = [
-            [0.0 if t.is_break else cost_of(t.visit, s.id, familiar.get(t.visit.client_id, set()),
-                                             self.weights.continuity) for s in self.staff] for t in net.tasks]
+            [
+                0.0
+                if t.is_break
+                else cost_of(t.visit, s.id, familiar.get(t.visit.client_id, set()), self.weights.continuity)
+                for s in self.staff
+            ]
+            for t in net.tasks
+        ]
         self.breaks = {t.vehicles[0]: k for k, t in enumerate(net.tasks) if t.is_break}
         #: Per node: is it a break? Per mode: the travel matrix as lists (faster to index than numpy).
         self.brk = [False] * net.num_depots + [t.is_break for t in net.tasks]
@@ -96,8 +102,9 @@ class Greedy:
             raise ValueError("pushing later visits needs soft time windows")
         nd = net.num_depots
         #: Per node: does it stay put when a visit goes in before it (depot, break, double-staffed, locked)?
-        self.fixed = [True] * nd + [t.is_break or t.visit.staff_count == 2 or t.visit.locked is not None
-                                    for t in net.tasks]
+        self.fixed = [True] * nd + [
+            t.is_break or t.visit.staff_count == 2 or t.visit.locked is not None for t in net.tasks
+        ]
         #: Per node: the latest start without lateness, and the hard limit.
         self.latest = [0] * nd + [t.visit.latest for t in net.tasks]
         self.limit = [0] * nd + [t.visit.latest + (0 if t.is_break else p.max_lateness) for t in net.tasks]
@@ -370,8 +377,13 @@ class Greedy:
                     t2 = max(s2.lo, t1 + sync.min_gap)
                     if t1 > s1.hi or t2 > min(s2.hi, t1 + sync.max_gap):
                         continue
-                c = (base1 + b2 + w.lateness * (max(0, t1 - late1) + max(0, t2 - late2))
-                     + wait_w * (t1 - s1.ready + t2 - s2.ready) + 0.001 * (t1 - s1.lo + t2 - s2.lo))
+                c = (
+                    base1
+                    + b2
+                    + w.lateness * (max(0, t1 - late1) + max(0, t2 - late2))
+                    + wait_w * (t1 - s1.ready + t2 - s2.ready)
+                    + 0.001 * (t1 - s1.lo + t2 - s2.lo)
+                )
                 if push and c < bound:
                     if s1.tail is not None:
                         c += w.lateness * self._pushed(s1.vehicle, s1.position, t1 + s1.tail)
@@ -392,10 +404,21 @@ class Greedy:
         pairs: dict[str, list[int]] = {}
         for k, t in enumerate(tasks):
             pairs.setdefault(t.visit.id, []).append(k)
-        todo = order if order is not None else sorted(
-            (k for k in range(len(tasks)) if k not in self.placed and not tasks[k].is_break),
-            key=lambda k: (tasks[k].visit.locked is None, DOUBLES_FIRST and tasks[k].visit.staff_count != 2, tasks[k].visit.latest,
-                           tasks[k].visit.earliest, tasks[k].visit.id, tasks[k].role))
+        todo = (
+            order
+            if order is not None
+            else sorted(
+                (k for k in range(len(tasks)) if k not in self.placed and not tasks[k].is_break),
+                key=lambda k: (
+                    tasks[k].visit.locked is None,
+                    DOUBLES_FIRST and tasks[k].visit.staff_count != 2,
+                    tasks[k].visit.latest,
+                    tasks[k].visit.earliest,
+                    tasks[k].visit.id,
+                    tasks[k].role,
+                ),
+            )
+        )
         left: list[int] = []
         for k in todo:
             if not self.breaks_placed and tasks[k].visit.locked is None:
@@ -521,8 +544,11 @@ class Greedy:
         total = 0.0
         for k, t in enumerate(self.net.tasks):
             if k not in self.placed:
-                total += 10 * w.locked_unassigned if t.is_break else (
-                    w.locked_unassigned if t.visit.locked is not None else w.unassigned)
+                total += (
+                    10 * w.locked_unassigned
+                    if t.is_break
+                    else (w.locked_unassigned if t.visit.locked is not None else w.unassigned)
+                )
         return total
 
     # -- results ---------------------------------------------------------------------------
@@ -537,8 +563,11 @@ class Greedy:
         tasks = self.net.tasks
         out = []
         for v, row in enumerate(self.items):
-            stops = tuple(Stop(tasks[it.node - nd].visit.id, it.start, tasks[it.node - nd].role)
-                          for it in row if it.node >= nd and not tasks[it.node - nd].is_break)
+            stops = tuple(
+                Stop(tasks[it.node - nd].visit.id, it.start, tasks[it.node - nd].role)
+                for it in row
+                if it.node >= nd and not tasks[it.node - nd].is_break
+            )
             brk = next((it.start for it in row if it.node >= nd and tasks[it.node - nd].is_break), None)
             out.append(Route(self.staff[v].id, stops, brk))
         return out

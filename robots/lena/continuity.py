@@ -90,6 +90,8 @@ def summary(problem: Problem, assignments: Mapping[str, Iterable[str]]) -> dict[
             if s not in known.get(v.client_id, set()):
                 new_faces += 1
     today = [counts[c] for c in clients_today if c in counts]
-    return {"mean_distinct_staff": round(mean(today), 2) if today else 0.0,
-            "max_distinct_staff": float(max(today, default=0)),
-            "new_face_visits": float(new_faces)}
+    return {
+        "mean_distinct_staff": round(mean(today), 2) if today else 0.0,
+        "max_distinct_staff": float(max(today, default=0)),
+        "new_face_visits": float(new_faces),
+    }

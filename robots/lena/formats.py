@@ -79,11 +79,16 @@ class Instance:
         distance = self.distance(plan)
         if objective is None:
             objective = distance if self.format == "solomon" else (distance + total + worst) / 3
-        return {"feasible": feasible, "vehicles": sum(1 for r in plan.routes if r.stops),
-                "distance": round(distance, 3), "total_tardiness": round(total, 3), "max_tardiness": round(worst, 3),
-                "objective": round(objective, 3),
-                "routes": [[st.visit_id for st in sorted(r.stops, key=lambda s: s.start)] for r in plan.routes if r.stops],
-                "unassigned": [{"visit_id": u.visit_id, "code": u.code, "reason": u.reason} for u in plan.unassigned]}
+        return {
+            "feasible": feasible,
+            "vehicles": sum(1 for r in plan.routes if r.stops),
+            "distance": round(distance, 3),
+            "total_tardiness": round(total, 3),
+            "max_tardiness": round(worst, 3),
+            "objective": round(objective, 3),
+            "routes": [[st.visit_id for st in sorted(r.stops, key=lambda s: s.start)] for r in plan.routes if r.stops],
+            "unassigned": [{"visit_id": u.visit_id, "code": u.code, "reason": u.reason} for u in plan.unassigned],
+        }
 
 
 def _legs(inst: Instance, plan: Plan) -> list[float]:
@@ -94,8 +99,11 @@ def _legs(inst: Instance, plan: Plan) -> list[float]:
         if not r.stops:
             continue
         member = p.member(r.staff_id)
-        places = [member.start_location] + [p.visit(st.visit_id).location
-                                            for st in sorted(r.stops, key=lambda s: s.start)] + [member.end_location]
+        places = (
+            [member.start_location]
+            + [p.visit(st.visit_id).location for st in sorted(r.stops, key=lambda s: s.start)]
+            + [member.end_location]
+        )
         for a, b in itertools.pairwise(places):
             if inst.matrix is not None:
                 out.append(inst.matrix[index[a.key or ""]][index[b.key or ""]])
@@ -123,12 +131,12 @@ def read_solomon(text: str, name: str = "") -> Instance:
     lines = [ln.split() for ln in text.splitlines()]
     try:
         at = next(i for i, ln in enumerate(lines) if ln and ln[0].upper() == "VEHICLE")
-        count, capacity = (int(x) for x in next(ln for ln in lines[at + 1:] if ln and ln[0].isdigit())[:2])
+        count, capacity = (int(x) for x in next(ln for ln in lines[at + 1 :] if ln and ln[0].isdigit())[:2])
         at = next(i for i, ln in enumerate(lines) if ln and ln[0].upper() == "CUSTOMER")
     except (StopIteration, ValueError) as exc:
         raise FormatError(["solomon: no VEHICLE section with NUMBER and CAPACITY, or no CUSTOMER section"]) from exc
     rows: list[list[float]] = []
-    for n, ln in enumerate(lines[at + 1:], start=at + 2):
+    for n, ln in enumerate(lines[at + 1 :], start=at + 2):
         if not ln or not ln[0].lstrip("-").isdigit():
             continue
         if len(ln) < 7:
@@ -141,12 +149,30 @@ def read_solomon(text: str, name: str = "") -> Instance:
         raise FormatError(["solomon: no customers"])
     depot, customers = rows[0], rows[1:]
     home = Location(depot[1], depot[2], "0")
-    visits = tuple(Visit(id=str(int(c[0])), client_id=str(int(c[0])), location=Location(c[1], c[2], str(int(c[0]))),
-                         earliest=round(c[4] * SCALE), latest=round(c[5] * SCALE),
-                         duration=max(1, round(c[6] * SCALE)), load=int(c[3])) for c in customers)
-    staff = tuple(Staff(id=f"V{k + 1}", shift_start=round(depot[4] * SCALE), shift_end=round(depot[5] * SCALE),
-                        start_location=home, end_location=home, travel_mode="vehicle", capacity=capacity)
-                  for k in range(count))
+    visits = tuple(
+        Visit(
+            id=str(int(c[0])),
+            client_id=str(int(c[0])),
+            location=Location(c[1], c[2], str(int(c[0]))),
+            earliest=round(c[4] * SCALE),
+            latest=round(c[5] * SCALE),
+            duration=max(1, round(c[6] * SCALE)),
+            load=int(c[3]),
+        )
+        for c in customers
+    )
+    staff = tuple(
+        Staff(
+            id=f"V{k + 1}",
+            shift_start=round(depot[4] * SCALE),
+            shift_end=round(depot[5] * SCALE),
+            start_location=home,
+            end_location=home,
+            travel_mode="vehicle",
+            capacity=capacity,
+        )
+        for k in range(count)
+    )
     problem = Problem(visits, staff, EuclideanTravelTimes(SCALE), name=name)
     _validated(problem)
     return Instance(problem, "solomon", SCALE, Weights(travel=1.0, unassigned=1e7, locked_unassigned=1e8))
@@ -186,25 +212,48 @@ def read_hhcrsp(text: str, name: str = "") -> Instance:
                     sync = Sync("sequential", round(float(lo) * SCALE), round(float(hi) * SCALE))
                 else:
                     sync = Sync("simultaneous")
-            visits.append(Visit(id=str(p["id"]), client_id=str(p["id"]), location=Location(key=str(p["id"])),
-                                earliest=window[0], latest=window[1], duration=duration, competences=services[0],
-                                staff_count=len(needs), sync=sync,
-                                second_competences=services[1] if len(needs) == 2 else None))
+            visits.append(
+                Visit(
+                    id=str(p["id"]),
+                    client_id=str(p["id"]),
+                    location=Location(key=str(p["id"])),
+                    earliest=window[0],
+                    latest=window[1],
+                    duration=duration,
+                    competences=services[0],
+                    staff_count=len(needs),
+                    sync=sync,
+                    second_competences=services[1] if len(needs) == 2 else None,
+                )
+            )
             horizon = max(horizon, window[1] + duration)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise FormatError([f"hhcrsp: patient {n + 1} is malformed ({type(exc).__name__}: {exc})"]) from exc
     depot = Location(key=keys[0])
     far = max(max(float(x) for x in r) for r in matrix)
     end = horizon + round(far * SCALE) * (len(keys) + 1)  # no shifts in these instances: never binding
-    staff = tuple(Staff(id=str(c["id"]), shift_start=0, shift_end=end, start_location=depot, end_location=depot,
-                        competences=frozenset(str(a) for a in c.get("abilities", [])), travel_mode="vehicle")
-                  for c in data["caregivers"])
-    problem = Problem(tuple(visits), staff, MatrixTravelTimes.single(keys, matrix, SCALE), max_lateness=end,
-                      name=name)
+    staff = tuple(
+        Staff(
+            id=str(c["id"]),
+            shift_start=0,
+            shift_end=end,
+            start_location=depot,
+            end_location=depot,
+            competences=frozenset(str(a) for a in c.get("abilities", [])),
+            travel_mode="vehicle",
+        )
+        for c in data["caregivers"]
+    )
+    problem = Problem(tuple(visits), staff, MatrixTravelTimes.single(keys, matrix, SCALE), max_lateness=end, name=name)
     _validated(problem)
-    return Instance(problem, "hhcrsp", SCALE, Weights(travel=1.0, lateness=1.0, unassigned=1e7,
-                                                       locked_unassigned=1e8),
-                    matrix=[[float(x) for x in r] for r in matrix], keys=keys)
+    return Instance(
+        problem,
+        "hhcrsp",
+        SCALE,
+        Weights(travel=1.0, lateness=1.0, unassigned=1e7, locked_unassigned=1e8),
+        matrix=[[float(x) for x in r] for r in matrix],
+        keys=keys,
+    )
 
 
 # -- Kollega -------------------------------------------------------------------------------
@@ -233,13 +282,18 @@ def read_kollega(text: str, name: str = "") -> Instance:
         data = json.loads(text)
     except ValueError as exc:
         raise FormatError([f"kollega: not JSON ({exc})"]) from exc
-    if not isinstance(data, dict) or not isinstance(data.get("visits"), list) or not isinstance(data.get("staff"), list):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("visits"), list)
+        or not isinstance(data.get("staff"), list)
+    ):
         raise FormatError(["kollega: needs an object with the lists 'visits' and 'staff'"])
     try:
         visits = tuple(_kollega_visit(v, n) for n, v in enumerate(data["visits"]))
         staff = tuple(_kollega_staff(s, n) for n, s in enumerate(data["staff"]))
-        history = tuple(HistoryEntry(str(h["date"]), str(h["client_id"]), tuple(h["staff_ids"]))
-                        for h in data.get("history", []))
+        history = tuple(
+            HistoryEntry(str(h["date"]), str(h["client_id"]), tuple(h["staff_ids"])) for h in data.get("history", [])
+        )
         travel = _kollega_travel(data.get("travel") or {"kind": "haversine"})
         day = date.fromisoformat(data["day"]) if data.get("day") else date(2000, 1, 1)
         problem = Problem(visits, staff, travel, history, int(data.get("max_lateness", 0)), day, name)
@@ -256,16 +310,27 @@ def _kollega_visit(v: dict[str, Any], n: int) -> Visit:
     sync = v.get("sync")
     lock = v.get("locked")
     return Visit(
-        id=str(v["id"]), client_id=str(v.get("client_id", v["id"])), location=_loc(v.get("location"), where),
-        earliest=_time(v["earliest"], f"{where}.earliest"), latest=_time(v["latest"], f"{where}.latest"),
-        duration=int(v["duration"]), competences=frozenset(v.get("competences", [])),
+        id=str(v["id"]),
+        client_id=str(v.get("client_id", v["id"])),
+        location=_loc(v.get("location"), where),
+        earliest=_time(v["earliest"], f"{where}.earliest"),
+        latest=_time(v["latest"], f"{where}.latest"),
+        duration=int(v["duration"]),
+        competences=frozenset(v.get("competences", [])),
         staff_count=int(v.get("staff_count", 1)),
         sync=Sync(sync.get("type", "simultaneous"), int(sync.get("min_gap", 0)), int(sync.get("max_gap", 0)))
-        if sync else None,
-        locked=Lock(str(lock["staff_id"]), _time(lock["start"], f"{where}.locked.start") if lock.get("start") is not None
-                    else None) if lock else None,
-        preferred_staff=tuple(v.get("preferred_staff", [])), contact_person=v.get("contact_person"),
-        activity=str(v.get("activity", "")))
+        if sync
+        else None,
+        locked=Lock(
+            str(lock["staff_id"]),
+            _time(lock["start"], f"{where}.locked.start") if lock.get("start") is not None else None,
+        )
+        if lock
+        else None,
+        preferred_staff=tuple(v.get("preferred_staff", [])),
+        contact_person=v.get("contact_person"),
+        activity=str(v.get("activity", "")),
+    )
 
 
 def _kollega_staff(s: dict[str, Any], n: int) -> Staff:
@@ -273,14 +338,23 @@ def _kollega_staff(s: dict[str, Any], n: int) -> Staff:
     b = s.get("break")
     home = _loc(s.get("start_location"), f"{where}.start_location")
     return Staff(
-        id=str(s["id"]), shift_start=_time(s["shift_start"], f"{where}.shift_start"),
-        shift_end=_time(s["shift_end"], f"{where}.shift_end"), start_location=home,
+        id=str(s["id"]),
+        shift_start=_time(s["shift_start"], f"{where}.shift_start"),
+        shift_end=_time(s["shift_end"], f"{where}.shift_end"),
+        start_location=home,
         end_location=_loc(s["end_location"], f"{where}.end_location") if s.get("end_location") else home,
-        competences=frozenset(s.get("competences", [])), travel_mode=str(s.get("travel_mode", "car")),
-        break_rule=BreakRule(int(b["minutes"]), _time(b["earliest"], f"{where}.break.earliest"),
-                             _time(b["latest"], f"{where}.break.latest"),
-                             int(b.get("max_work_without_break", 300))) if b else None,
-        name=str(s.get("name", "")))
+        competences=frozenset(s.get("competences", [])),
+        travel_mode=str(s.get("travel_mode", "car")),
+        break_rule=BreakRule(
+            int(b["minutes"]),
+            _time(b["earliest"], f"{where}.break.earliest"),
+            _time(b["latest"], f"{where}.break.latest"),
+            int(b.get("max_work_without_break", 300)),
+        )
+        if b
+        else None,
+        name=str(s.get("name", "")),
+    )
 
 
 def _kollega_travel(t: dict[str, Any]) -> Any:

@@ -61,9 +61,17 @@ def _place(d: Mapping[str, Any], where: str) -> Location:
         raise ModelError([f"{where}: no coordinates (lat, lon)"]) from exc
 
 
-def to_problem(day: date, visits: Iterable[Mapping[str, Any]], staff: Iterable[Mapping[str, Any]],
-               history: Iterable[Mapping[str, Any]] = (), *, travel: TravelTimeSource | None = None,
-               max_lateness: int = 0, name: str = "", tz: ZoneInfo = STOCKHOLM) -> Problem:
+def to_problem(
+    day: date,
+    visits: Iterable[Mapping[str, Any]],
+    staff: Iterable[Mapping[str, Any]],
+    history: Iterable[Mapping[str, Any]] = (),
+    *,
+    travel: TravelTimeSource | None = None,
+    max_lateness: int = 0,
+    name: str = "",
+    tz: ZoneInfo = STOCKHOLM,
+) -> Problem:
     """The model of a day from the home-care API's visits, staff and history; ModelError names what is wrong."""
     problems: list[str] = []
     out_visits: list[Visit] = []
@@ -80,10 +88,10 @@ def to_problem(day: date, visits: Iterable[Mapping[str, Any]], staff: Iterable[M
             problems.append(f"staff {s.get('id', '?')}: {type(exc).__name__}: {exc}")
     if problems:
         raise ModelError(problems)
-    past = tuple(HistoryEntry(str(h["date"]), str(h["client_id"]), tuple(h.get("staff_ids") or ()))
-                 for h in history)
-    problem = Problem(tuple(out_visits), tuple(out_staff), travel or HaversineTravelTimes(), past,
-                      max_lateness, day, name)
+    past = tuple(HistoryEntry(str(h["date"]), str(h["client_id"]), tuple(h.get("staff_ids") or ())) for h in history)
+    problem = Problem(
+        tuple(out_visits), tuple(out_staff), travel or HaversineTravelTimes(), past, max_lateness, day, name
+    )
     problem.validate()
     return problem
 
@@ -93,33 +101,62 @@ def _visit(day: date, v: Mapping[str, Any], tz: ZoneInfo) -> Visit:
     lock = v.get("locked")
     staff_count = int(v.get("staff_count", 1))
     return Visit(
-        id=str(v["id"]), client_id=str(v["client_id"]), location=_place(v, f"visit {v['id']}"),
-        earliest=to_minutes(day, v["earliest_start"], tz), latest=to_minutes(day, v["latest_start"], tz),
-        duration=int(v["duration_minutes"]), competences=frozenset(v.get("competences") or ()),
+        id=str(v["id"]),
+        client_id=str(v["client_id"]),
+        location=_place(v, f"visit {v['id']}"),
+        earliest=to_minutes(day, v["earliest_start"], tz),
+        latest=to_minutes(day, v["latest_start"], tz),
+        duration=int(v["duration_minutes"]),
+        competences=frozenset(v.get("competences") or ()),
         staff_count=staff_count,
-        sync=(Sync(sync["type"], int(sync.get("min_gap_minutes", 0)), int(sync.get("max_gap_minutes", 0)))
-              if sync else (Sync() if staff_count == 2 else None)),
+        sync=(
+            Sync(sync["type"], int(sync.get("min_gap_minutes", 0)), int(sync.get("max_gap_minutes", 0)))
+            if sync
+            else (Sync() if staff_count == 2 else None)
+        ),
         locked=Lock(str(lock["staff_id"]), to_minutes(day, lock["start"], tz) if lock.get("start") else None)
-        if lock else None,
-        preferred_staff=tuple(v.get("preferred_staff") or ()), contact_person=v.get("contact_person"),
-        activity=str(v.get("activity", "")))
+        if lock
+        else None,
+        preferred_staff=tuple(v.get("preferred_staff") or ()),
+        contact_person=v.get("contact_person"),
+        activity=str(v.get("activity", "")),
+    )
 
 
 def _staff(day: date, s: Mapping[str, Any], tz: ZoneInfo) -> Staff:
     b = s.get("break")
     home = _place(s["start_location"], f"staff {s['id']} start")
     return Staff(
-        id=str(s["id"]), shift_start=to_minutes(day, s["shift"]["start"], tz),
-        shift_end=to_minutes(day, s["shift"]["end"], tz), start_location=home,
+        id=str(s["id"]),
+        shift_start=to_minutes(day, s["shift"]["start"], tz),
+        shift_end=to_minutes(day, s["shift"]["end"], tz),
+        start_location=home,
         end_location=_place(s["end_location"], f"staff {s['id']} end") if s.get("end_location") else home,
-        competences=frozenset(s.get("competences") or ()), travel_mode=str(s.get("travel_mode", "car")),
-        break_rule=BreakRule(int(b["minutes"]), to_minutes(day, b["earliest"], tz), to_minutes(day, b["latest"], tz),
-                             int(b.get("max_work_without_break_minutes", 300))) if b else None,
-        name=" ".join(x for x in (s.get("first_name"), s.get("last_name")) if x))
+        competences=frozenset(s.get("competences") or ()),
+        travel_mode=str(s.get("travel_mode", "car")),
+        break_rule=BreakRule(
+            int(b["minutes"]),
+            to_minutes(day, b["earliest"], tz),
+            to_minutes(day, b["latest"], tz),
+            int(b.get("max_work_without_break_minutes", 300)),
+        )
+        if b
+        else None,
+        name=" ".join(x for x in (s.get("first_name"), s.get("last_name")) if x),
+    )
 
 
-def plan_body(problem: Problem, plan: Plan, *, day: date, group: str, published_by: str,
-              idempotency_key: str, comment: str | None = None, tz: ZoneInfo = STOCKHOLM) -> dict[str, Any]:
+def plan_body(
+    problem: Problem,
+    plan: Plan,
+    *,
+    day: date,
+    group: str,
+    published_by: str,
+    idempotency_key: str,
+    comment: str | None = None,
+    tz: ZoneInfo = STOCKHOLM,
+) -> dict[str, Any]:
     """The body of ``POST /homecare/plans`` for ``plan``."""
     rows = plan.assignments()
     assignments = []
@@ -134,9 +171,13 @@ def plan_body(problem: Problem, plan: Plan, *, day: date, group: str, published_
             item["starts"] = [iso(day, p[1], tz) for p in people]
         assignments.append(item)
     body: dict[str, Any] = {
-        "date": day.isoformat(), "group": group, "published_by": published_by, "idempotency_key": idempotency_key,
+        "date": day.isoformat(),
+        "group": group,
+        "published_by": published_by,
+        "idempotency_key": idempotency_key,
         "assignments": assignments,
-        "unassigned": [{"visit_id": u.visit_id, "reason": u.reason} for u in plan.unassigned]}
+        "unassigned": [{"visit_id": u.visit_id, "reason": u.reason} for u in plan.unassigned],
+    }
     if comment:
         body["comment"] = comment
     return body

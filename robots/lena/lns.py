@@ -46,8 +46,10 @@ def _related(g: Greedy, rng: random.Random, count: int) -> set[int]:
     sv = net.tasks[seed].visit
     travel = next(iter(net.travel.values()))
     x = net.node(seed)
-    scored = sorted(placed, key=lambda k: int(travel[x, net.node(k)]) + abs(net.tasks[k].visit.earliest - sv.earliest)
-                    * 0.5 + rng.random())
+    scored = sorted(
+        placed,
+        key=lambda k: int(travel[x, net.node(k)]) + abs(net.tasks[k].visit.earliest - sv.earliest) * 0.5 + rng.random(),
+    )
     return set(scored[:count])
 
 
@@ -110,8 +112,15 @@ def improve(start: Greedy, *, seconds: float, seed: int, iterations: int | None 
         trial = current.clone()
         count = rng.randint(MIN_REMOVE, max(MIN_REMOVE + 1, min(MAX_REMOVE, n_visits // 8)))
         pick = rng.random()
-        chosen = (_related(trial, rng, count) if pick < MIX[0] else _worst(trial, rng, count) if pick < MIX[1]
-                  else _random(trial, rng, count) if pick < MIX[2] else _route(trial, rng, count))
+        chosen = (
+            _related(trial, rng, count)
+            if pick < MIX[0]
+            else _worst(trial, rng, count)
+            if pick < MIX[1]
+            else _random(trial, rng, count)
+            if pick < MIX[2]
+            else _route(trial, rng, count)
+        )
         touched: set[int] = set()
         for k in chosen:
             touched |= trial.remove(k)
@@ -120,8 +129,14 @@ def improve(start: Greedy, *, seconds: float, seed: int, iterations: int | None 
         trial.evicted = []
         missing = [k for k in range(len(tasks)) if k not in trial.placed and not tasks[k].is_break]
         rng.shuffle(missing)
-        order = sorted(missing, key=lambda k: (tasks[k].visit.locked is None, tasks[k].visit.staff_count != 2,
-                                               tasks[k].visit.latest + rng.randint(0, 30)))
+        order = sorted(
+            missing,
+            key=lambda k: (
+                tasks[k].visit.locked is None,
+                tasks[k].visit.staff_count != 2,
+                tasks[k].visit.latest + rng.randint(0, 30),
+            ),
+        )
         trial.insert_all(order)
         cost = trial.cost()
         if cost < current_cost - 1e-9 or rng.random() < math.exp(-(cost - current_cost) / temperature):
@@ -130,6 +145,5 @@ def improve(start: Greedy, *, seconds: float, seed: int, iterations: int | None 
                 best, best_cost = trial.clone(), cost
         # Cooling by the share of the budget used: by moves when a move limit is given (deterministic), else by time.
         done = moves / iterations if iterations else (time.monotonic() - began) / max(seconds, 1e-9)
-        temperature = (start_temperature * END_TEMPERATURE ** min(1.0, done) if soft
-                       else temperature * HARD_COOLING)
+        temperature = start_temperature * END_TEMPERATURE ** min(1.0, done) if soft else temperature * HARD_COOLING
     return best, moves

@@ -54,8 +54,9 @@ class PlanMetrics:
     days: dict[str, StaffDay] = field(default_factory=dict)
 
 
-def evaluate(problem: Problem, plan: Plan, weights: Weights | None = None,
-             table: TravelTable | None = None) -> PlanMetrics:
+def evaluate(
+    problem: Problem, plan: Plan, weights: Weights | None = None, table: TravelTable | None = None
+) -> PlanMetrics:
     """Figures of ``plan`` (assumed checked); travel is counted from office to office."""
     w = weights or Weights()
     table = table or TravelTable(problem)
@@ -94,5 +95,5 @@ def evaluate(problem: Problem, plan: Plan, weights: Weights | None = None,
         left = visits.get(u.visit_id)
         if left is not None:
             penalty += left.staff_count * (w.locked_unassigned if left.locked else w.unassigned)
-    m.objective = (w.travel * m.travel + w.lateness * m.lateness_total + m.continuity_cost + penalty)
+    m.objective = w.travel * m.travel + w.lateness * m.lateness_total + m.continuity_cost + penalty
     return m

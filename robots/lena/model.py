@@ -126,8 +126,7 @@ class EuclideanTravelTimes:
 
     def matrix(self, locations: Sequence[Location], mode: str) -> list[list[int]]:
         """Scaled distances, rounded up so that a plan feasible here is feasible in exact arithmetic."""
-        return [[math.ceil(math.hypot(a.x - b.x, a.y - b.y) * self.scale - 1e-9) for b in locations]
-                for a in locations]
+        return [[math.ceil(math.hypot(a.x - b.x, a.y - b.y) * self.scale - 1e-9) for b in locations] for a in locations]
 
 
 @dataclass(frozen=True)
@@ -247,8 +246,9 @@ class Staff:
         if rule is None or not self.needs_break():
             return None
         lo = max(rule.earliest, self.shift_start, self.shift_end - rule.max_work_without_break - rule.minutes)
-        hi = min(rule.latest - rule.minutes, self.shift_end - rule.minutes,
-                 self.shift_start + rule.max_work_without_break)
+        hi = min(
+            rule.latest - rule.minutes, self.shift_end - rule.minutes, self.shift_start + rule.max_work_without_break
+        )
         return lo, hi
 
 
@@ -394,8 +394,10 @@ def _staff_problems(s: Staff, modes: frozenset[str] | None) -> Iterable[str]:
     window = s.break_window()
     assert window is not None
     if window[0] > window[1]:
-        yield (f"{where}: no break of {rule.minutes} in {rule.earliest}–{rule.latest} leaves at most "
-               f"{rule.max_work_without_break} of the shift {s.shift_start}–{s.shift_end} on each side")
+        yield (
+            f"{where}: no break of {rule.minutes} in {rule.earliest}–{rule.latest} leaves at most "
+            f"{rule.max_work_without_break} of the shift {s.shift_start}–{s.shift_end} on each side"
+        )
 
 
 # -- plans ---------------------------------------------------------------------------------

@@ -74,8 +74,9 @@ def polish(g: Greedy, seconds: float, seed: int, iterations: int | None = None, 
         index[k] = len(clients)
         clients.append(Client(location=nd + k, service_duration=t.visit.duration, tw_early=lo, tw_late=hi))
     # The two places of one double-staffed visit, as node pairs (never the same person: out of reach of each other).
-    pairs = np.array([(nd + k, nd + j) for k in placed for j in net.same_visit(k) if k < j and j in g.placed],
-                     dtype=np.int64).reshape(-1, 2)
+    pairs = np.array(
+        [(nd + k, nd + j) for k in placed for j in net.same_visit(k) if k < j and j in g.placed], dtype=np.int64
+    ).reshape(-1, 2)
     # One vehicle type and routing profile per person: other people's pinned visits and visits
     # needing a competence the person lacks are out of reach.
     base = {mode: np.ascontiguousarray(m, dtype=np.int64) for mode, m in net.travel.items()}
@@ -91,15 +92,29 @@ def polish(g: Greedy, seconds: float, seed: int, iterations: int | None = None, 
         matrix[pairs[:, 0], pairs[:, 1]] = UNREACHABLE
         matrix[pairs[:, 1], pairs[:, 0]] = UNREACHABLE
         profiles.append(matrix)
-        types.append(VehicleType(num_available=1, start_depot=net.depots.index(s.start_location),
-                                 end_depot=net.depots.index(s.end_location), tw_early=s.shift_start,
-                                 tw_late=s.shift_end, profile=v))
+        types.append(
+            VehicleType(
+                num_available=1,
+                start_depot=net.depots.index(s.start_location),
+                end_depot=net.depots.index(s.end_location),
+                tw_early=s.shift_start,
+                tw_late=s.shift_end,
+                profile=v,
+            )
+        )
     locations = [Location(x=0, y=0) for _ in range(nd + len(tasks))]
-    data = ProblemData(locations=locations, clients=clients, depots=[Depot(location=d) for d in range(nd)],
-                       vehicle_types=types, distance_matrices=profiles,  # type: ignore[arg-type]
-                       duration_matrices=profiles)  # type: ignore[arg-type]
-    initial = Solution(data, [PyRoute(data, [index[it.node - nd] for it in row[1:-1]], v)
-                              for v, row in enumerate(g.items) if len(row) > 2])
+    data = ProblemData(
+        locations=locations,
+        clients=clients,
+        depots=[Depot(location=d) for d in range(nd)],
+        vehicle_types=types,
+        distance_matrices=profiles,  # type: ignore[arg-type]
+        duration_matrices=profiles,
+    )  # type: ignore[arg-type]
+    initial = Solution(
+        data,
+        [PyRoute(data, [index[it.node - nd] for it in row[1:-1]], v) for v, row in enumerate(g.items) if len(row) > 2],
+    )
     result = run_pyvrp(data, seconds, seed, iterations, initial)
     if not result.is_feasible():
         return None
@@ -112,16 +127,19 @@ def polish(g: Greedy, seconds: float, seed: int, iterations: int | None = None, 
     times = timetable(g, sequences, {k: where[nd + k][1] for k in pinned})
     if times is None:
         return None
-    routes = [Route(s.id, tuple(Stop(tasks[k].visit.id, times[k], tasks[k].role) for k in seq))
-              for s, seq in zip(staff, sequences, strict=True)]
+    routes = [
+        Route(s.id, tuple(Stop(tasks[k].visit.id, times[k], tasks[k].role) for k in seq))
+        for s, seq in zip(staff, sequences, strict=True)
+    ]
     out = Greedy(net, push=g.push)
     out.load(routes)
     out.compact_all()
     return out if out.cost() < g.cost() - 1e-9 else None
 
 
-def timetable(g: Greedy, sequences: list[list[int]], fixed: dict[int, int] | None = None,
-              passes: int = 200) -> dict[int, int] | None:
+def timetable(
+    g: Greedy, sequences: list[list[int]], fixed: dict[int, int] | None = None, passes: int = 200
+) -> dict[int, int] | None:
     """The earliest start of every task when each person does ``sequences[v]`` in that order, the two
     people of a double-staffed visit synchronised (soft windows: a start may be late). None when the
     orders cannot be synchronised (they wait on each other) or a hard limit breaks. ``fixed``: tasks that

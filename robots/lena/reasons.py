@@ -72,16 +72,23 @@ def candidates(problem: Problem, table: TravelTable, v: Visit) -> Candidates:
         qualified = [i for i, s in enumerate(staff) if need <= s.competences]
         if not qualified:
             what = ", ".join(sorted(need)) or "-"
-            return Candidates(unassigned=Unassigned(v.id, "no_competence",
-                                                    f"Ingen i tjänst har kompetensen {what}"))
+            return Candidates(unassigned=Unassigned(v.id, "no_competence", f"Ingen i tjänst har kompetensen {what}"))
         fitting = tuple(i for i in qualified if fits_shift(problem, table, staff[i], v))
         if not fitting:
-            return Candidates(unassigned=Unassigned(
-                v.id, "no_shift", f"Ingen behörig i tjänst har ett arbetspass som rymmer besöket {_window(problem, v)}"))
+            return Candidates(
+                unassigned=Unassigned(
+                    v.id,
+                    "no_shift",
+                    f"Ingen behörig i tjänst har ett arbetspass som rymmer besöket {_window(problem, v)}",
+                )
+            )
         roles.append(fitting)
     if len(roles) == 2 and len(set(roles[0]) | set(roles[1])) < 2:
-        return Candidates(unassigned=Unassigned(
-            v.id, "double_staffing", "Dubbelbemanning kräver två behöriga i tjänst, bara en kan komma"))
+        return Candidates(
+            unassigned=Unassigned(
+                v.id, "double_staffing", "Dubbelbemanning kräver två behöriga i tjänst, bara en kan komma"
+            )
+        )
     return Candidates(roles=tuple(roles))
 
 
@@ -100,8 +107,11 @@ def _locked(problem: Problem, table: TravelTable, v: Visit) -> Candidates:
         return Candidates(unassigned=Unassigned(v.id, "locked_unqualified", f"Låst till {who} som saknar {missing}"))
     if not fits_shift(problem, table, member, v, v.locked.start):
         when = clock(problem, v.locked.start) if v.locked.start is not None else _window(problem, v)
-        return Candidates(unassigned=Unassigned(
-            v.id, "locked_outside_shift", f"Låst till {who} vars arbetspass inte rymmer besöket {when}"))
+        return Candidates(
+            unassigned=Unassigned(
+                v.id, "locked_outside_shift", f"Låst till {who} vars arbetspass inte rymmer besöket {when}"
+            )
+        )
     if len(roles) == 1:
         return Candidates(roles=((index,),))
     other = 1 - role
@@ -114,8 +124,11 @@ def _locked(problem: Problem, table: TravelTable, v: Visit) -> Candidates:
         if fits_shift(problem, table, s, v, at):
             others.append(i)
     if not others:
-        return Candidates(unassigned=Unassigned(
-            v.id, "double_staffing", f"Låst till {who}, men ingen andra behörig kan komma samtidigt"))
+        return Candidates(
+            unassigned=Unassigned(
+                v.id, "double_staffing", f"Låst till {who}, men ingen andra behörig kan komma samtidigt"
+            )
+        )
     pair = [(index,), tuple(others)]
     if role == 1:
         pair.reverse()
@@ -125,10 +138,11 @@ def _locked(problem: Problem, table: TravelTable, v: Visit) -> Candidates:
 def left_out(problem: Problem, v: Visit) -> Unassigned:
     """The reason for a visit the solver could not fit in."""
     if v.locked is not None:
-        return Unassigned(v.id, "capacity",
-                          f"Det låsta besöket hos {v.locked.staff_id} krockar med andra låsta besök eller rasten")
+        return Unassigned(
+            v.id, "capacity", f"Det låsta besöket hos {v.locked.staff_id} krockar med andra låsta besök eller rasten"
+        )
     if v.staff_count == 2:
-        return Unassigned(v.id, "capacity",
-                          f"Två behöriga hinner inte vara där samtidigt inom {_window(problem, v)}")
-    return Unassigned(v.id, "capacity",
-                      f"Ingen behörig hinner med besöket inom {_window(problem, v)}; deras dagar är fulla")
+        return Unassigned(v.id, "capacity", f"Två behöriga hinner inte vara där samtidigt inom {_window(problem, v)}")
+    return Unassigned(
+        v.id, "capacity", f"Ingen behörig hinner med besöket inom {_window(problem, v)}; deras dagar är fulla"
+    )

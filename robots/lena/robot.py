@@ -51,42 +51,66 @@ class LenaSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    groups: list[str] = Field(default_factory=list,
-                              description="Home-care groups to plan (ids); empty = every group the system lists.")
-    days_ahead: int = Field(default=1, ge=0, le=14, description="Plan the day this many days after today (1 = tomorrow).")
+    groups: list[str] = Field(
+        default_factory=list, description="Home-care groups to plan (ids); empty = every group the system lists."
+    )
+    days_ahead: int = Field(
+        default=1, ge=0, le=14, description="Plan the day this many days after today (1 = tomorrow)."
+    )
     plan_date: date | None = Field(default=None, description="Plan this date instead (for a re-run or a test).")
     history_days: int = Field(default=14, ge=0, le=60, description="Days of history for continuity (Kolada counts 14).")
-    time_limit_seconds: float = Field(default=60.0, gt=0, le=3600,
-                                      description="Seconds the solver may search per group; keep below the item timeout.")
-    work_limit: int | None = Field(default=None, ge=1,
-                                   description="Stop the search after this many solutions, for plans that are "
-                                               "the same on every run (None: the time limit decides).")
+    time_limit_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="Seconds the solver may search per group; keep below the item timeout."
+    )
+    work_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="Stop the search after this many solutions, for plans that are "
+        "the same on every run (None: the time limit decides).",
+    )
     seed: int = Field(default=1, ge=0, description="Seed of the search; the same seed and data give the same plan.")
     allow_lateness: bool = Field(default=False, description="May a visit start after its window (at a cost)?")
     max_lateness_minutes: int = Field(default=15, ge=0, le=240, description="How late, at most, when allowed.")
     lateness_weight: float = Field(default=2.0, ge=0, description="Cost of one minute late, in minutes of travel.")
     travel_weight: float = Field(default=1.0, ge=0, description="Cost of one minute of travel.")
-    unassigned_weight: float = Field(default=10_000.0, gt=0,
-                                     description="Cost of leaving a visit out, per person it needs (in minutes of travel).")
+    unassigned_weight: float = Field(
+        default=10_000.0, gt=0, description="Cost of leaving a visit out, per person it needs (in minutes of travel)."
+    )
     continuity_contact: float = Field(default=0.0, ge=0, description="Cost when the client's contact person comes.")
-    continuity_preferred: float = Field(default=2.0, ge=0, description="Cost when one of the client's preferred staff comes.")
+    continuity_preferred: float = Field(
+        default=2.0, ge=0, description="Cost when one of the client's preferred staff comes."
+    )
     continuity_familiar: float = Field(default=5.0, ge=0, description="Cost when someone from the last 14 days comes.")
     continuity_new_face: float = Field(default=20.0, ge=0, description="Cost when someone new to the client comes.")
-    separate_process: bool = Field(default=True,
-                                   description="Solve in a child process: OR-Tools holds Python's GIL while it "
-                                               "searches, which would freeze the worker's event loop.")
-    compare_with_system_plan: bool = Field(default=True,
-                                           description="Fetch the home-care system's own plan to compare continuity.")
+    separate_process: bool = Field(
+        default=True,
+        description="Solve in a child process: OR-Tools holds Python's GIL while it "
+        "searches, which would freeze the worker's event loop.",
+    )
+    compare_with_system_plan: bool = Field(
+        default=True, description="Fetch the home-care system's own plan to compare continuity."
+    )
     published_by: str = Field(default="Lena (Kollega)", min_length=1, description="Name on the published plan.")
 
     def solver_options(self) -> SolverOptions:
         """The solver options these settings describe."""
         return SolverOptions(
-            time_limit=self.time_limit_seconds, seed=self.seed, work_limit=self.work_limit,
-            weights=Weights(travel=self.travel_weight, lateness=self.lateness_weight, unassigned=self.unassigned_weight,
-                            locked_unassigned=10 * self.unassigned_weight,
-                            continuity=ContinuityWeights(self.continuity_contact, self.continuity_preferred,
-                                                         self.continuity_familiar, self.continuity_new_face)))
+            time_limit=self.time_limit_seconds,
+            seed=self.seed,
+            work_limit=self.work_limit,
+            weights=Weights(
+                travel=self.travel_weight,
+                lateness=self.lateness_weight,
+                unassigned=self.unassigned_weight,
+                locked_unassigned=10 * self.unassigned_weight,
+                continuity=ContinuityWeights(
+                    self.continuity_contact,
+                    self.continuity_preferred,
+                    self.continuity_familiar,
+                    self.continuity_new_face,
+                ),
+            ),
+        )
 
 
 class LenaRobot(Robot):
@@ -94,8 +118,10 @@ class LenaRobot(Robot):
 
     name = "lena"
     display_name = "Lena"
-    description = ("Plans tomorrow's home-care visits: who visits whom and when, with short routes, breaks "
-                   "and the same faces for each client; the coordinator approves before publishing.")
+    description = (
+        "Plans tomorrow's home-care visits: who visits whom and when, with short routes, breaks "
+        "and the same faces for each client; the coordinator approves before publishing."
+    )
     settings_model = LenaSettings
     manual_minutes_per_item = 120.0
     review_template = "review.html"
@@ -121,8 +147,10 @@ class LenaRobot(Robot):
         for g in groups:
             if wanted and g["id"] not in wanted:
                 continue
-            yield NewItem(reference=f"homecare-{g['id']}-{day.isoformat()}",
-                          payload={"group": g["id"], "group_name": g.get("name", g["id"]), "date": day.isoformat()})
+            yield NewItem(
+                reference=f"homecare-{g['id']}-{day.isoformat()}",
+                payload={"group": g["id"], "group_name": g.get("name", g["id"]), "date": day.isoformat()},
+            )
 
     async def _problem(self, ctx: RunContext, group: str, day: date) -> Problem:
         api = HttpConnector.for_run(ctx, SYSTEM)
@@ -131,18 +159,44 @@ class LenaRobot(Robot):
         staff = (await api.get_json("/staff", params=params))["items"]
         history: list[dict[str, Any]] = []
         if self.conf.history_days:
-            history = (await api.get_json("/history", params={
-                "group": group, "date_from": (day - timedelta(days=self.conf.history_days)).isoformat(),
-                "date_to": (day - timedelta(days=1)).isoformat()}))["items"]
-        await asyncio.to_thread(ctx.record, "lena.data_read", purpose=PURPOSE, details={
-            "system": SYSTEM, "group": group, "date": day.isoformat(), "visits": len(visits),
-            "clients": len({v.get("client_id") for v in visits}), "staff": len(staff), "history": len(history)})
+            history = (
+                await api.get_json(
+                    "/history",
+                    params={
+                        "group": group,
+                        "date_from": (day - timedelta(days=self.conf.history_days)).isoformat(),
+                        "date_to": (day - timedelta(days=1)).isoformat(),
+                    },
+                )
+            )["items"]
+        await asyncio.to_thread(
+            ctx.record,
+            "lena.data_read",
+            purpose=PURPOSE,
+            details={
+                "system": SYSTEM,
+                "group": group,
+                "date": day.isoformat(),
+                "visits": len(visits),
+                "clients": len({v.get("client_id") for v in visits}),
+                "staff": len(staff),
+                "history": len(history),
+            },
+        )
         try:
-            return to_problem(day, visits, staff, history, name=f"{group} {day}",
-                              max_lateness=self.conf.max_lateness_minutes if self.conf.allow_lateness else 0)
+            return to_problem(
+                day,
+                visits,
+                staff,
+                history,
+                name=f"{group} {day}",
+                max_lateness=self.conf.max_lateness_minutes if self.conf.allow_lateness else 0,
+            )
         except ModelError as exc:
-            raise BusinessError(f"Planeringsdata för {group} {day} går inte att använda: "
-                                + "; ".join(exc.problems[:10]), code="lena_bad_data") from exc
+            raise BusinessError(
+                f"Planeringsdata för {group} {day} går inte att använda: " + "; ".join(exc.problems[:10]),
+                code="lena_bad_data",
+            ) from exc
 
     async def process(self, ctx: RunContext, item: WorkItemView) -> Outcome:
         """Plan one group's day and hand it to the coordinator."""
@@ -158,7 +212,9 @@ class LenaRobot(Robot):
         except SolverError as exc:
             raise BusinessError(f"Ingen giltig plan kunde göras för {group} {day}: {exc}", code="lena_no_plan") from exc
         if result.status != "solved":
-            raise ApplicationError(f"Lösaren hittade ingen plan för {group} {day} inom tidsgränsen", code="lena_timeout")
+            raise ApplicationError(
+                f"Lösaren hittade ingen plan för {group} {day} inom tidsgränsen", code="lena_timeout"
+            )
         violations = check_plan(problem, result.plan)
         if violations:  # the solver's own guard makes this unreachable; never hand on a broken plan
             raise BusinessError("Planen bryter mot regler: " + "; ".join(map(str, violations[:5])), code="lena_check")
@@ -166,18 +222,36 @@ class LenaRobot(Robot):
         view = build_view(problem, result.plan, result.metrics, baseline=baseline, notes=notes)
         totals = view["totals"]
         first = min((s.shift_start for s in problem.staff), default=7 * 60)
-        material = {"group": group, "group_name": item.payload.get("group_name", group), "date": day.isoformat(),
-                    "plan": plan_to_dict(result.plan), "view": view, "locks": {k: [v.staff_id, v.start]
-                                                                                for k, v in changes.locks.items()},
-                    "absent": sorted(changes.absent), "max_lateness": problem.max_lateness,
-                    "replanned_with_comment": bool(item.return_comment),
-                    "solver": {"engine": result.engine, "seconds": result.seconds, "objective": result.metrics.objective,
-                               "seed": self.conf.seed, "time_limit": self.conf.time_limit_seconds}}
-        summary = (f"{totals['assigned']} av {totals['visits']} besök planerade, {totals['unassigned']} ej planerade; "
-                   f"restid {totals['travel_minutes']} min; kontinuitet {totals['continuity_mean']} olika personal "
-                   "per brukare")
-        return NeedsReview(queue="lena.plan", title=f"Hemtjänstplan {item.payload.get('group_name', group)} {day}",
-                           summary=summary, material=material, due=from_minutes(day, first))
+        material = {
+            "group": group,
+            "group_name": item.payload.get("group_name", group),
+            "date": day.isoformat(),
+            "plan": plan_to_dict(result.plan),
+            "view": view,
+            "locks": {k: [v.staff_id, v.start] for k, v in changes.locks.items()},
+            "absent": sorted(changes.absent),
+            "max_lateness": problem.max_lateness,
+            "replanned_with_comment": bool(item.return_comment),
+            "solver": {
+                "engine": result.engine,
+                "seconds": result.seconds,
+                "objective": result.metrics.objective,
+                "seed": self.conf.seed,
+                "time_limit": self.conf.time_limit_seconds,
+            },
+        }
+        summary = (
+            f"{totals['assigned']} av {totals['visits']} besök planerade, {totals['unassigned']} ej planerade; "
+            f"restid {totals['travel_minutes']} min; kontinuitet {totals['continuity_mean']} olika personal "
+            "per brukare"
+        )
+        return NeedsReview(
+            queue="lena.plan",
+            title=f"Hemtjänstplan {item.payload.get('group_name', group)} {day}",
+            summary=summary,
+            material=material,
+            due=from_minutes(day, first),
+        )
 
     async def _solve(self, problem: Problem) -> SolveResult:
         options = self.conf.solver_options()
@@ -201,8 +275,11 @@ class LenaRobot(Robot):
         """Approved: publish the reviewed plan (checked again, once, read back). Returned: noted; re-planned next."""
         m = review.material
         if review.state == "returned":
-            await asyncio.to_thread(ctx.record, "lena.replan_requested", details={
-                "review_id": review.id, "group": m.get("group"), "date": m.get("date")})
+            await asyncio.to_thread(
+                ctx.record,
+                "lena.replan_requested",
+                details={"review_id": review.id, "group": m.get("group"), "date": m.get("date")},
+            )
             return
         if review.state != "approved":
             return
@@ -213,8 +290,11 @@ class LenaRobot(Robot):
         problem = _with_lateness(problem, int(m.get("max_lateness", 0)))
         violations = check_plan(problem, plan)
         if violations:
-            raise BusinessError("Planen går inte längre ihop med verksamhetssystemets uppgifter: "
-                                + "; ".join(map(str, violations[:5])), code="lena_stale_plan")
+            raise BusinessError(
+                "Planen går inte längre ihop med verksamhetssystemets uppgifter: "
+                + "; ".join(map(str, violations[:5])),
+                code="lena_stale_plan",
+            )
         key = f"lena-{ctx.tenant}-{group}-{day.isoformat()}-review-{review.id}"
         api = HttpConnector.for_run(ctx, SYSTEM)
         params = {"group": group, "date": day.isoformat()}
@@ -222,17 +302,33 @@ class LenaRobot(Robot):
         if current.status_code == 200 and api.json_of(current).get("idempotency_key") == key:
             ctx.log.info("plan already published", review_id=review.id)
             return
-        body = plan_body(problem, plan, day=day, group=group, published_by=f"{self.conf.published_by}, "
-                         f"godkänd av {review.decided_by or 'samordnare'}", idempotency_key=key)
+        body = plan_body(
+            problem,
+            plan,
+            day=day,
+            group=group,
+            published_by=f"{self.conf.published_by}, godkänd av {review.decided_by or 'samordnare'}",
+            idempotency_key=key,
+        )
         answer = await api.post_json("/plans", body, what=f"publish plan {group} {day}")
         back = await api.get_json("/plans", params=params)
         if back.get("idempotency_key") != key or assignments_of(back) != assignments_of(body):
-            raise ApplicationError(f"Den publicerade planen för {group} {day} stämmer inte vid kontrolläsning",
-                                   code="lena_readback")
-        await asyncio.to_thread(ctx.record, "lena.plan_published", details={
-            "review_id": review.id, "group": group, "date": day.isoformat(), "plan_id": answer.get("plan_id"),
-            "assignments": len(body["assignments"]), "unassigned": len(body["unassigned"]),
-            "approved_by": review.decided_by})
+            raise ApplicationError(
+                f"Den publicerade planen för {group} {day} stämmer inte vid kontrolläsning", code="lena_readback"
+            )
+        await asyncio.to_thread(
+            ctx.record,
+            "lena.plan_published",
+            details={
+                "review_id": review.id,
+                "group": group,
+                "date": day.isoformat(),
+                "plan_id": answer.get("plan_id"),
+                "assignments": len(body["assignments"]),
+                "unassigned": len(body["unassigned"]),
+                "approved_by": review.decided_by,
+            },
+        )
 
     def cli(self) -> typer.Typer | None:
         """``kollega lena solve …``."""
@@ -243,8 +339,10 @@ class LenaRobot(Robot):
 
 def _comment_of(material: dict[str, Any]) -> str:
     """The locks and absences the reviewed plan was made with, as a comment."""
-    lines = [f"lås {vid} {staff}" + (f" {start // 60:02d}:{start % 60:02d}" if start is not None else "")
-             for vid, (staff, start) in (material.get("locks") or {}).items()]
+    lines = [
+        f"lås {vid} {staff}" + (f" {start // 60:02d}:{start % 60:02d}" if start is not None else "")
+        for vid, (staff, start) in (material.get("locks") or {}).items()
+    ]
     lines += [f"frånvarande {s}" for s in material.get("absent") or []]
     return "\n".join(lines)
 

@@ -55,8 +55,14 @@ def break_task(problem: Problem, vehicle: int) -> Task | None:
     window = s.break_window()
     if window is None or s.break_rule is None:
         return None
-    visit = Visit(id=f"break:{s.id}", client_id="", location=s.start_location, earliest=window[0],
-                  latest=window[1], duration=s.break_rule.minutes)
+    visit = Visit(
+        id=f"break:{s.id}",
+        client_id="",
+        location=s.start_location,
+        earliest=window[0],
+        latest=window[1],
+        duration=s.break_rule.minutes,
+    )
     return Task(visit, 0, (vehicle,), is_break=True)
 
 
@@ -149,12 +155,19 @@ class RoutingModel:
     def _build(self) -> None:
         problem, routing, w = self.problem, self.routing, self.weights
         staff = problem.staff
-        horizon = max([s.shift_end for s in staff] + [t.visit.latest + problem.max_lateness + t.visit.duration
-                                                      for t in self.tasks]) + 1
-        time_cb = {mode: routing.RegisterTransitMatrix((m + self.service[:, None]).tolist())
-                   for mode, m in self.travel.items()}
-        routing.AddDimensionWithVehicleTransits([time_cb[s.travel_mode] for s in staff], horizon, horizon,
-                                                False, "time")
+        horizon = (
+            max(
+                [s.shift_end for s in staff]
+                + [t.visit.latest + problem.max_lateness + t.visit.duration for t in self.tasks]
+            )
+            + 1
+        )
+        time_cb = {
+            mode: routing.RegisterTransitMatrix((m + self.service[:, None]).tolist()) for mode, m in self.travel.items()
+        }
+        routing.AddDimensionWithVehicleTransits(
+            [time_cb[s.travel_mode] for s in staff], horizon, horizon, False, "time"
+        )
         self.time = routing.GetDimensionOrDie("time")
         self._costs()
         solver = routing.solver()
@@ -166,8 +179,12 @@ class RoutingModel:
             i = self.index(k)
             vis = t.visit
             cumul = self.time.CumulVar(i)
-            locked_here = vis.locked is not None and vis.locked.start is not None and \
-                any(staff[x].id == vis.locked.staff_id for x in t.vehicles) and len(t.vehicles) == 1
+            locked_here = (
+                vis.locked is not None
+                and vis.locked.start is not None
+                and any(staff[x].id == vis.locked.staff_id for x in t.vehicles)
+                and len(t.vehicles) == 1
+            )
             if locked_here:
                 assert vis.locked is not None and vis.locked.start is not None
                 cumul.SetRange(vis.locked.start, vis.locked.start)
@@ -206,10 +223,20 @@ class RoutingModel:
         forbidden = 4 * round(COST_SCALE * max(w.unassigned, w.locked_unassigned)) + 1
         registered: dict[tuple[str, bytes], int] = {}
         for v, s in enumerate(staff):
-            arrive = np.array([0] * self.num_depots + [
-                0 if t.is_break and v in t.vehicles else
-                round(COST_SCALE * cost_of(t.visit, s.id, familiar.get(t.visit.client_id, set()), w.continuity))
-                if v in t.vehicles else forbidden for t in self.tasks], dtype=np.int64)
+            arrive = np.array(
+                [0] * self.num_depots
+                + [
+                    0
+                    if t.is_break and v in t.vehicles
+                    else round(
+                        COST_SCALE * cost_of(t.visit, s.id, familiar.get(t.visit.client_id, set()), w.continuity)
+                    )
+                    if v in t.vehicles
+                    else forbidden
+                    for t in self.tasks
+                ],
+                dtype=np.int64,
+            )
             key = (s.travel_mode, arrive.tobytes())
             if key not in registered:
                 registered[key] = routing.RegisterTransitMatrix((travel_cost[s.travel_mode] + arrive[None, :]).tolist())
@@ -245,12 +272,20 @@ class RoutingModel:
         loads = [0] * self.num_depots + [t.visit.load for t in self.tasks]
         cb = self.routing.RegisterUnaryTransitVector(loads)
         big = sum(loads) + 1
-        self.routing.AddDimensionWithVehicleCapacity(cb, 0, [s.capacity if s.capacity is not None else big
-                                                             for s in staff], True, "load")
+        self.routing.AddDimensionWithVehicleCapacity(
+            cb, 0, [s.capacity if s.capacity is not None else big for s in staff], True, "load"
+        )
 
     # -- solving -------------------------------------------------------------------------
-    def parameters(self, *, seconds: float, first_solution: str, metaheuristic: str,
-                   solution_limit: int | None = None, log: bool = False) -> Any:
+    def parameters(
+        self,
+        *,
+        seconds: float,
+        first_solution: str,
+        metaheuristic: str,
+        solution_limit: int | None = None,
+        log: bool = False,
+    ) -> Any:
         """Search parameters: a first-solution strategy, a metaheuristic, a time and work limit."""
         params = pywrapcp.DefaultRoutingSearchParameters()
         params.first_solution_strategy = getattr(routing_enums_pb2.FirstSolutionStrategy, first_solution)

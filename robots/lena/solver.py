@@ -143,8 +143,9 @@ def solve(problem: Problem, options: SolverOptions | None = None) -> SolveResult
     return SolveResult(plan, metrics, engine, round(time.monotonic() - began, 3), status, repaired)
 
 
-def _search(problem: Problem, tasks: list[Task], opts: SolverOptions,
-            began: float) -> tuple[list[Route], list[int], str, str]:
+def _search(
+    problem: Problem, tasks: list[Task], opts: SolverOptions, began: float
+) -> tuple[list[Route], list[int], str, str]:
     """Routes, the tasks left out, the engine used and the status."""
     net = Network(problem, tasks, opts.weights)
 
@@ -158,8 +159,13 @@ def _search(problem: Problem, tasks: list[Task], opts: SolverOptions,
         first = "PARALLEL_CHEAPEST_INSERTION" if len(tasks) <= 150 else "LOCAL_CHEAPEST_INSERTION"
 
     def params(model: RoutingModel, seconds: float) -> object:
-        return model.parameters(seconds=max(0.2, seconds), first_solution=first, metaheuristic=opts.metaheuristic,
-                                solution_limit=opts.work_limit, log=opts.log)
+        return model.parameters(
+            seconds=max(0.2, seconds),
+            first_solution=first,
+            metaheuristic=opts.metaheuristic,
+            solution_limit=opts.work_limit,
+            log=opts.log,
+        )
 
     everyone = list(range(len(tasks)))
     if opts.strategy == "ortools":  # the plain baseline: OR-Tools from its own first solution
@@ -172,8 +178,9 @@ def _search(problem: Problem, tasks: list[Task], opts: SolverOptions,
     model = RoutingModel(net)
     if is_plain(model):
         share = 1.0 if opts.strategy == "pyvrp" else opts.warm_start_share
-        initial = pyvrp_routes(model, max(0.05, opts.time_limit * share - (time.monotonic() - began)), opts.seed,
-                               opts.work_limit)
+        initial = pyvrp_routes(
+            model, max(0.05, opts.time_limit * share - (time.monotonic() - began)), opts.seed, opts.work_limit
+        )
         if initial is not None:
             if opts.strategy == "pyvrp":
                 start = model.read(params(model, 1.0), initial)
@@ -212,8 +219,9 @@ def _search(problem: Problem, tasks: list[Task], opts: SolverOptions,
     if opts.strategy in ("auto", "lns"):
         # Ruin and recreate first (it moves double-staffed visits well); OR-Tools then polishes.
         share = 1.0 if opts.strategy == "lns" else (LNS_SHARE_BIG if len(tasks) > 150 else LNS_SHARE_SMALL)
-        greedy, moves = improve(greedy, seconds=(remaining() - reserve) * share, seed=opts.seed,
-                                iterations=opts.work_limit)
+        greedy, moves = improve(
+            greedy, seconds=(remaining() - reserve) * share, seed=opts.seed, iterations=opts.work_limit
+        )
         routes, left = greedy.plan_routes(), [k for k in everyone if k not in greedy.placed]
         if opts.strategy == "lns":
             return routes, left, f"greedy+lns({moves})", "solved"
@@ -233,8 +241,12 @@ def _search(problem: Problem, tasks: list[Task], opts: SolverOptions,
         again = ortools_round(state, seconds)
         if again is None:
             # OR-Tools could not restore the start (it happens on big, busy days): search on with the LNS.
-            state, _ = improve(state, seconds=max(0.0, min(budget, remaining() - reserve)), seed=opts.seed + round_no + 1,
-                               iterations=opts.work_limit)
+            state, _ = improve(
+                state,
+                seconds=max(0.0, min(budget, remaining() - reserve)),
+                seed=opts.seed + round_no + 1,
+                iterations=opts.work_limit,
+            )
             engine = engine if engine.endswith("+lns") else engine + "+lns"
         else:
             engine = engine + "+ortools" if "ortools" not in engine else engine
@@ -245,8 +257,9 @@ def _search(problem: Problem, tasks: list[Task], opts: SolverOptions,
     return best[1], best[2], engine, "solved"
 
 
-def _lns_and_polish(greedy: Greedy, opts: SolverOptions, left: Callable[[], float],
-                    ortools: Callable[[Greedy, float], Greedy | None]) -> tuple[Greedy, str]:
+def _lns_and_polish(
+    greedy: Greedy, opts: SolverOptions, left: Callable[[], float], ortools: Callable[[Greedy, float], Greedy | None]
+) -> tuple[Greedy, str]:
     """The steps of :data:`POLISH_START`, then of :data:`POLISH_REPEAT` in turn until the time is up.
 
     Each step's result is kept only when it is cheaper (the LNS returns the best plan it saw).
@@ -322,8 +335,11 @@ def _take_out(problem: Problem, plan: Plan, violations: list[Violation], table: 
         routes.append(route)
     # Both people of a double-staffed visit go together.
     routes = [Route(r.staff_id, tuple(s for s in r.stops if s.visit_id not in drop), r.break_start) for r in routes]
-    extra = tuple(Unassigned(vid, "check_failed", f"Togs bort vid kontrollen: {why}") for vid, why in drop.items()
-                  if not any(u.visit_id == vid for u in plan.unassigned))
+    extra = tuple(
+        Unassigned(vid, "check_failed", f"Togs bort vid kontrollen: {why}")
+        for vid, why in drop.items()
+        if not any(u.visit_id == vid for u in plan.unassigned)
+    )
     return Plan(tuple(routes), tuple(sorted(plan.unassigned + extra, key=lambda u: u.visit_id)))
 
 

@@ -28,13 +28,16 @@ def is_plain(model: RoutingModel) -> bool:
         and len({s.travel_mode for s in staff}) == 1
         and all(s.break_window() is None for s in staff)
         and all(t.visit.staff_count == 1 and t.visit.locked is None and t.vehicles == everyone for t in tasks)
-        and (model.weights.continuity.is_flat() or (not problem.history and not any(
-            t.visit.preferred_staff or t.visit.contact_person for t in tasks)))
+        and (
+            model.weights.continuity.is_flat()
+            or (not problem.history and not any(t.visit.preferred_staff or t.visit.contact_person for t in tasks))
+        )
     )
 
 
-def pyvrp_routes(model: RoutingModel, seconds: float, seed: int,
-                 iterations: int | None = None) -> list[list[int]] | None:
+def pyvrp_routes(
+    model: RoutingModel, seconds: float, seed: int, iterations: int | None = None
+) -> list[list[int]] | None:
     """Network task indices per vehicle from a PyVRP run, or None (PyVRP missing, or no feasible solution)."""
     try:
         from pyvrp import Client, Depot, Location, ProblemData, VehicleType
@@ -48,20 +51,47 @@ def pyvrp_routes(model: RoutingModel, seconds: float, seed: int,
     has_load = any(t.visit.load for t in tasks) and any(s.capacity is not None for s in staff)
     big = sum(t.visit.load for t in tasks) + 1
     locations = [Location(x=0, y=0) for _ in range(model.num_nodes)]
-    clients = [Client(location=nd + k, delivery=[t.visit.load] if has_load else [],
-                      service_duration=t.visit.duration, tw_early=t.visit.earliest, tw_late=t.visit.latest)
-               for k, t in enumerate(tasks)]
+    clients = [
+        Client(
+            location=nd + k,
+            delivery=[t.visit.load] if has_load else [],
+            service_duration=t.visit.duration,
+            tw_early=t.visit.earliest,
+            tw_late=t.visit.latest,
+        )
+        for k, t in enumerate(tasks)
+    ]
     depots = [Depot(location=d) for d in range(nd)]
     groups: dict[tuple[int, int, int, int, int], list[int]] = {}
     for v, s in enumerate(staff):
-        key = (model.depots.index(s.start_location), model.depots.index(s.end_location), s.shift_start,
-               s.shift_end, s.capacity if s.capacity is not None else big)
+        key = (
+            model.depots.index(s.start_location),
+            model.depots.index(s.end_location),
+            s.shift_start,
+            s.shift_end,
+            s.capacity if s.capacity is not None else big,
+        )
         groups.setdefault(key, []).append(v)
     kinds = list(groups)
-    types = [VehicleType(num_available=len(groups[k]), capacity=[k[4]] if has_load else [], start_depot=k[0],
-                         end_depot=k[1], tw_early=k[2], tw_late=k[3]) for k in kinds]
-    data = ProblemData(locations=locations, clients=clients, depots=depots, vehicle_types=types,
-                       distance_matrices=[matrix], duration_matrices=[matrix])  # type: ignore[list-item]
+    types = [
+        VehicleType(
+            num_available=len(groups[k]),
+            capacity=[k[4]] if has_load else [],
+            start_depot=k[0],
+            end_depot=k[1],
+            tw_early=k[2],
+            tw_late=k[3],
+        )
+        for k in kinds
+    ]
+    data = ProblemData(
+        locations=locations,
+        clients=clients,
+        depots=depots,
+        vehicle_types=types,
+        distance_matrices=[matrix],
+        duration_matrices=[matrix],
+    )  # type: ignore[list-item]
     result = run_pyvrp(data, seconds, seed, iterations)
     if not result.is_feasible():
         return None
@@ -84,5 +114,6 @@ def run_pyvrp(data: Any, seconds: float, seed: int, iterations: int | None = Non
     with warnings.catch_warnings():
         # PyVRP warns when it struggles to find a feasible solution; the callers fall back then.
         warnings.simplefilter("ignore")
-        return solve(data, MultipleCriteria(stop), seed=seed, display=False, collect_stats=False,
-                     initial_solution=initial)
+        return solve(
+            data, MultipleCriteria(stop), seed=seed, display=False, collect_stats=False, initial_solution=initial
+        )

@@ -63,8 +63,11 @@ def _print_result(console: Console, result: NormResult) -> None:
     for line in result.lines:
         table.add_row(line.label, _kr(line.amount), line.source)
     table.add_section()
-    table.add_row("Riksnorm", _kr(result.norm.total),
-                  f"personliga {_kr(result.norm.personal_costs)} + gemensamma {_kr(result.norm.household_costs)}")
+    table.add_row(
+        "Riksnorm",
+        _kr(result.norm.total),
+        f"personliga {_kr(result.norm.personal_costs)} + gemensamma {_kr(result.norm.household_costs)}",
+    )
     table.add_row("Skäliga kostnader", _kr(result.reasonable_costs), "")
     table.add_row("Inkomster", _kr(-result.income), "")
     table.add_row("[bold]Försörjningsstöd[/bold]", f"[bold]{_kr(result.support)}[/bold]", "lägst 0 kr")
@@ -123,8 +126,13 @@ def build_cli(tables_dir: Path | None = None) -> typer.Typer:
         table.add_column("Källa", overflow="fold")
         table.add_column("Fil", overflow="fold")
         for info in infos:
-            table.add_row(str(info.year), "ja" if info.verified else "[bold red]NEJ[/bold red]",
-                          "ja" if info.complete else "nej", info.source, Path(info.file).name)
+            table.add_row(
+                str(info.year),
+                "ja" if info.verified else "[bold red]NEJ[/bold red]",
+                "ja" if info.complete else "nej",
+                info.source,
+                Path(info.file).name,
+            )
         Console().print(table)
         if any(not i.verified for i in infos):
             Console().print("Beräkningar med en overifierad tabell säger det till handläggaren.")

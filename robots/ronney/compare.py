@@ -298,8 +298,9 @@ def compare_previous(
                     f"{kr(declared_income_total)} kr ({signed_kr(change)} kr)",
                 )
             )
-    rows.append(_row(f"Beviljat belopp ({'förslag' if proposed is not None else 'ej beräknat'} nu)",
-                     previous.amount, proposed))
+    rows.append(
+        _row(f"Beviljat belopp ({'förslag' if proposed is not None else 'ej beräknat'} nu)", previous.amount, proposed)
+    )
     if previous.decision == "rejected":
         flags.append(Flag("info", "previous_rejected", f"Ansökan för {month_name(previous.month)} avslogs"))
     return rows, flags

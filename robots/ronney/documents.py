@@ -47,8 +47,15 @@ def template_environment() -> Environment:
 
 
 def _review_context(review: Mapping[str, Any] | None, material: Mapping[str, Any]) -> dict[str, Any]:
-    base = {"id": None, "title": material.get("title", ""), "summary": material.get("summary", ""),
-            "state": "open", "kind": "decision", "queue": material.get("queue", ""), "created_at": None}
+    base = {
+        "id": None,
+        "title": material.get("title", ""),
+        "summary": material.get("summary", ""),
+        "state": "open",
+        "kind": "decision",
+        "queue": material.get("queue", ""),
+        "created_at": None,
+    }
     return {**base, **(review or {})}
 
 

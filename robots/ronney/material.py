@@ -80,7 +80,9 @@ def _household(app: Application) -> dict[str, Any]:
         )
     address = ""
     if app.address:
-        address = ", ".join(str(app.address.get(k) or "") for k in ("street", "postal_code", "city") if app.address.get(k))
+        address = ", ".join(
+            str(app.address.get(k) or "") for k in ("street", "postal_code", "city") if app.address.get(k)
+        )
     return {
         "members": members,
         "cohabiting": app.cohabiting,
@@ -251,7 +253,10 @@ def application_material(
         "previous_month_text": month_name(previous.month) if previous else None,
         "previous_decision_text": (
             {"approved": "beviljat", "partially_approved": "delvis beviljat", "rejected": "avslag"}.get(
-                previous.decision, previous.decision) if previous else None
+                previous.decision, previous.decision
+            )
+            if previous
+            else None
         ),
         "registers": _registers(app, lookups),
         "attachments": _attachments(app),

@@ -116,7 +116,8 @@ class Ronney(Robot):
         """Submitted applications of the month not yet decided, and overdue complements. Reads only."""
         es = Eservice(ctx, self.cfg)
         wanted = [
-            s async for s in es.summaries(self.month(ctx))
+            s
+            async for s in es.summaries(self.month(ctx))
             if not s.get("has_decision") and s.get("status") in ("submitted", "awaiting_complement")
         ]
         today = self.today(ctx)
@@ -135,7 +136,7 @@ class Ronney(Robot):
 
         batch = self.cfg.collect_concurrency * 4
         for start in range(0, len(wanted), batch):
-            for items in await asyncio.gather(*(read(s) for s in wanted[start:start + batch])):
+            for items in await asyncio.gather(*(read(s) for s in wanted[start : start + batch])):
                 for item in items:
                     yield item
 
@@ -188,8 +189,9 @@ class Ronney(Robot):
         cfg = self.cfg
         app = await self._read(ctx, item)
         if app.decision is not None:
-            return Done({"application_id": app.id, "already_decided": True,
-                         "decision_id": app.decision.get("decision_id")})
+            return Done(
+                {"application_id": app.id, "already_decided": True, "decision_id": app.decision.get("decision_id")}
+            )
         if app.status == "awaiting_complement" and item.return_comment is None:
             # A complement was asked for after collecting: its arrival makes a new version to prepare.
             return Done({"application_id": app.id, "waiting_for_complement": True})
@@ -197,18 +199,25 @@ class Ronney(Robot):
         today = self.today(ctx)
         months = [(_add_months(app.income_period.from_.replace(day=1), -n)) for n in range(cfg.register_months)]
         registers = Registers(ctx, cfg, cfg.organisation or self._municipality(ctx))
-        answers = await asyncio.gather(*(
-            registers.lookup(adult.personnummer, case_id=app.id, period_from=months[-1], period_to=app.income_period.to)
-            for adult in app.adults
-        ))
+        answers = await asyncio.gather(
+            *(
+                registers.lookup(
+                    adult.personnummer, case_id=app.id, period_from=months[-1], period_to=app.income_period.to
+                )
+                for adult in app.adults
+            )
+        )
         lookups = {digits(a.personnummer): ans for a, ans in zip(app.adults, answers, strict=True)}
         month_keys = sorted(m.strftime("%Y-%m") for m in months)
         comparison = compare_incomes(app, lookups, tolerance=cfg.income_tolerance, months=month_keys)
         max_rent = cfg.max_rent_for(ctx.tenant, app.members)
         result, as_declared, calc_error = self._calculate(ctx, app, comparison.used, comparison.declared, max_rent)
         previous_rows, previous_flags = compare_previous(
-            app, declared_income_total=sum(comparison.declared.values()),
-            proposed=result.support if result else None, tolerance=cfg.previous_month_income_tolerance)
+            app,
+            declared_income_total=sum(comparison.declared.values()),
+            proposed=result.support if result else None,
+            tolerance=cfg.previous_month_income_tolerance,
+        )
         missing = missing_items(app)
         flags: list[Flag] = [
             *comparison.flags,
@@ -219,20 +228,41 @@ class Ronney(Robot):
             *self._calculation_flags(app, result, max_rent),
         ]
         if item.payload.get("version") and _version(app.updated_at.isoformat()) != item.payload["version"]:
-            flags.append(Flag("info", "changed_since_collected",
-                              "Ansökan har ändrats i e-tjänsten sedan Ronney hittade den: underlaget visar den nya"))
+            flags.append(
+                Flag(
+                    "info",
+                    "changed_since_collected",
+                    "Ansökan har ändrats i e-tjänsten sedan Ronney hittade den: underlaget visar den nya",
+                )
+            )
         now = ctx.clock.now()
         material = application_material(
-            app=app, reference=item.reference, flags=flags, missing=missing, comparison=comparison,
-            register_months=month_keys, lookups=lookups, previous_rows=previous_rows, result=result,
-            as_declared=as_declared, calculation_error=calc_error, municipality=self._municipality(ctx),
-            prepared_at=now, return_comment=item.return_comment)
+            app=app,
+            reference=item.reference,
+            flags=flags,
+            missing=missing,
+            comparison=comparison,
+            register_months=month_keys,
+            lookups=lookups,
+            previous_rows=previous_rows,
+            result=result,
+            as_declared=as_declared,
+            calculation_error=calc_error,
+            municipality=self._municipality(ctx),
+            prepared_at=now,
+            return_comment=item.return_comment,
+        )
         await self._documents(ctx, item, material)
         ctx.log.info("application prepared", flags=len(flags), missing=len(missing), calculated=result is not None)
         return NeedsReview(
-            queue=APPLICATION_QUEUE, title=material["title"], summary=material["summary"], material=material,
-            subject=app.applicant.personnummer, four_eyes=cfg.four_eyes,
-            due=now + timedelta(hours=cfg.review_due_hours) if cfg.review_due_hours else None)
+            queue=APPLICATION_QUEUE,
+            title=material["title"],
+            summary=material["summary"],
+            material=material,
+            subject=app.applicant.personnummer,
+            four_eyes=cfg.four_eyes,
+            due=now + timedelta(hours=cfg.review_due_hours) if cfg.review_due_hours else None,
+        )
 
     def _calculate(
         self, ctx: RunContext, app: Application, used: dict[str, int], declared: dict[str, int], max_rent: int | None
@@ -248,9 +278,13 @@ class Ronney(Robot):
             if exc.message not in warned:  # once per run and problem: operations must add the figures
                 warned.add(exc.message)
                 ctx.log.warning("riksnorm table cannot be used", year=app.year, error=exc.message)
-            return None, None, (
-                f"Riksnormen för {app.year} kan inte användas för det här hushållet ({exc.message}). "
-                "Beräkna stödet manuellt; driften lägger in den officiella tabellen."
+            return (
+                None,
+                None,
+                (
+                    f"Riksnormen för {app.year} kan inte användas för det här hushållet ({exc.message}). "
+                    "Beräkna stödet manuellt; driften lägger in den officiella tabellen."
+                ),
             )
         except ValidationError as exc:
             raise InconsistentHousehold(f"Hushållet kan inte beräknas: {describe_errors(exc)}") from None
@@ -263,9 +297,14 @@ class Ronney(Robot):
         rent = app.costs.get("rent", 0)
         if rent <= max_rent:
             return []
-        return [Flag("info", "rent_capped",
-                     f"Hyran {kr(rent)} kr är högre än kommunens högsta godtagbara boendekostnad för "
-                     f"{app.members} person(er), {kr(max_rent)} kr: {kr(max_rent)} kr räknas")]
+        return [
+            Flag(
+                "info",
+                "rent_capped",
+                f"Hyran {kr(rent)} kr är högre än kommunens högsta godtagbara boendekostnad för "
+                f"{app.members} person(er), {kr(max_rent)} kr: {kr(max_rent)} kr räknas",
+            )
+        ]
 
     async def _documents(self, ctx: RunContext, item: WorkItemView, material: dict[str, Any]) -> None:
         """Render the decision basis, keep it as sensitive artifacts of the item, list them in the material."""
@@ -273,22 +312,33 @@ class Ronney(Robot):
             return  # a dry run stores nothing
         html = render_basis(material)
         name = f"beslutsunderlag-{material['application_id']}"
-        docs: list[dict[str, Any]] = [{"title": "Beslutsunderlag (HTML)", "filename": f"{name}.html",
-                                       "content_type": "text/html"}]
+        docs: list[dict[str, Any]] = [
+            {"title": "Beslutsunderlag (HTML)", "filename": f"{name}.html", "content_type": "text/html"}
+        ]
         files = [html.encode("utf-8")]
         if self.cfg.pdf:
             try:
                 files.append(await PdfRenderer.for_run(ctx, self.cfg.pdf_pages).render(html))
-                docs.append({"title": "Beslutsunderlag (PDF)", "filename": f"{name}.pdf",
-                             "content_type": "application/pdf"})
+                docs.append(
+                    {"title": "Beslutsunderlag (PDF)", "filename": f"{name}.pdf", "content_type": "application/pdf"}
+                )
             except (ConnectorError, ConfigError) as exc:
                 ctx.log.warning("decision basis PDF failed", error=exc.message)
-                material["flags"].append(Flag("info", "pdf_failed", "Beslutsunderlaget kunde inte skapas som PDF; "
-                                                                     "HTML-versionen finns").as_json())
+                material["flags"].append(
+                    Flag(
+                        "info", "pdf_failed", "Beslutsunderlaget kunde inte skapas som PDF; HTML-versionen finns"
+                    ).as_json()
+                )
         for doc, data in zip(docs, files, strict=True):
             doc["artifact_id"] = await asyncio.to_thread(
-                ctx.save_artifact, work_item_id=item.id, kind="decision_basis", filename=doc["filename"],
-                content_type=doc["content_type"], data=data, sensitive=True)
+                ctx.save_artifact,
+                work_item_id=item.id,
+                kind="decision_basis",
+                filename=doc["filename"],
+                content_type=doc["content_type"],
+                data=data,
+                sensitive=True,
+            )
             doc["size"] = len(data)
         material["documents"] = docs
 
@@ -297,16 +347,32 @@ class Ronney(Robot):
         complement_id = str(item.payload.get("complement_id") or "")
         request = next((c for c in app.complement_requests if c.id == complement_id), None)
         if app.decision is not None or request is None or request.arrived_at is not None:
-            return Done({"application_id": app.id, "complement_id": complement_id,
-                         "complement_arrived": bool(request and request.arrived_at),
-                         "already_decided": app.decision is not None})
+            return Done(
+                {
+                    "application_id": app.id,
+                    "complement_id": complement_id,
+                    "complement_arrived": bool(request and request.arrived_at),
+                    "already_decided": app.decision is not None,
+                }
+            )
         now = ctx.clock.now()
-        material = complement_material(app=app, reference=item.reference, request=request, today=self.today(ctx),
-                                       due_days=self.cfg.complement_due_days, prepared_at=now)
+        material = complement_material(
+            app=app,
+            reference=item.reference,
+            request=request,
+            today=self.today(ctx),
+            due_days=self.cfg.complement_due_days,
+            prepared_at=now,
+        )
         if item.return_comment:
             material["return_comment"] = item.return_comment
-        return NeedsReview(queue=COMPLEMENT_QUEUE, title=material["title"], summary=material["summary"],
-                           material=material, subject=app.applicant.personnummer)
+        return NeedsReview(
+            queue=COMPLEMENT_QUEUE,
+            title=material["title"],
+            summary=material["summary"],
+            material=material,
+            subject=app.applicant.personnummer,
+        )
 
     # -- decisions -------------------------------------------------------------------------
     async def on_decision(self, ctx: RunContext, review: ReviewView) -> None:
@@ -336,17 +402,31 @@ class Ronney(Robot):
             if proposal.get("amount") is None:
                 raise BusinessError(
                     "Ansökan har inget föreslaget belopp, så Ronney kan inte skriva beslutet till e-tjänsten: "
-                    "fatta beslutet direkt i e-tjänsten", code="no_amount")
+                    "fatta beslutet direkt i e-tjänsten",
+                    code="no_amount",
+                )
             reasoning = str(proposal.get("reasoning") or "")
             if review.decision_comment:
                 reasoning += f" Handläggarens kommentar: {review.decision_comment}"
             payload: dict[str, Any] = {
-                "decision": proposal["decision"], "amount": int(proposal["amount"]), "month": month,
-                "decided_by": self._decided_by(review), "lines": list(proposal.get("lines") or []),
-                "reasoning": reasoning.strip(), "reference": reference}
+                "decision": proposal["decision"],
+                "amount": int(proposal["amount"]),
+                "month": month,
+                "decided_by": self._decided_by(review),
+                "lines": list(proposal.get("lines") or []),
+                "reasoning": reasoning.strip(),
+                "reference": reference,
+            }
         else:
-            payload = {"decision": "rejected", "amount": 0, "month": month, "decided_by": self._decided_by(review),
-                       "lines": [], "reasoning": review.decision_comment or "Ansökan avslås.", "reference": reference}
+            payload = {
+                "decision": "rejected",
+                "amount": 0,
+                "month": month,
+                "decided_by": self._decided_by(review),
+                "lines": [],
+                "reasoning": review.decision_comment or "Ansökan avslås.",
+                "reference": reference,
+            }
         key = f"ronney-{ctx.tenant}-{app_id}-review-{review.id}"
         es = Eservice(ctx, self.cfg)
         existing = await es.decision(app_id)  # check before writing: a crash may have left it written
@@ -356,59 +436,99 @@ class Ronney(Robot):
             if status == 409:
                 existing = body.get("decision") if isinstance(body.get("decision"), dict) else {}
             elif status == 422:
-                raise BusinessError(f"E-tjänsten tog inte emot beslutet ({body.get('error', 'okänt fel')})",
-                                    code="decision_refused")
+                raise BusinessError(
+                    f"E-tjänsten tog inte emot beslutet ({body.get('error', 'okänt fel')})", code="decision_refused"
+                )
         if existing is not None and existing.get("idempotency_key") != key:
-            await asyncio.to_thread(ctx.record, "ronney.decision_exists", subject=review.subject, details={
-                "review_id": review.id, "application_id": app_id, "decision_id": existing.get("decision_id")})
+            await asyncio.to_thread(
+                ctx.record,
+                "ronney.decision_exists",
+                subject=review.subject,
+                details={"review_id": review.id, "application_id": app_id, "decision_id": existing.get("decision_id")},
+            )
             if existing.get("decision") == payload["decision"] and existing.get("amount") == payload["amount"]:
                 return  # the same decision is already there: nothing to do
-            raise BusinessError("Ansökan har redan ett annat beslut i e-tjänsten; det här beslutet skrevs inte",
-                                code="decision_exists")
+            raise BusinessError(
+                "Ansökan har redan ett annat beslut i e-tjänsten; det här beslutet skrevs inte", code="decision_exists"
+            )
         readback = await es.decision(app_id)
-        if (readback is None or readback.get("idempotency_key") != key or readback.get("amount") != payload["amount"]
-                or readback.get("decision") != payload["decision"]):
-            raise ApplicationError("the decision read back from the e-service does not match what was written",
-                                   code="readback_mismatch")
+        if (
+            readback is None
+            or readback.get("idempotency_key") != key
+            or readback.get("amount") != payload["amount"]
+            or readback.get("decision") != payload["decision"]
+        ):
+            raise ApplicationError(
+                "the decision read back from the e-service does not match what was written", code="readback_mismatch"
+            )
         await asyncio.to_thread(
-            ctx.record, "ronney.decision_written", subject=review.subject, purpose=self.cfg.purpose,
-            details={"review_id": review.id, "application_id": app_id, "decision_id": readback.get("decision_id"),
-                     "decision": payload["decision"], "amount": payload["amount"], "month": month,
-                     "decided_by": payload["decided_by"], "already_written": existing is not None,
-                     "replayed": status == 200})
+            ctx.record,
+            "ronney.decision_written",
+            subject=review.subject,
+            purpose=self.cfg.purpose,
+            details={
+                "review_id": review.id,
+                "application_id": app_id,
+                "decision_id": readback.get("decision_id"),
+                "decision": payload["decision"],
+                "amount": payload["amount"],
+                "month": month,
+                "decided_by": payload["decided_by"],
+                "already_written": existing is not None,
+                "replayed": status == 200,
+            },
+        )
 
     async def _carry_out_complement(self, ctx: RunContext, review: ReviewView) -> None:
         m = review.material
         app_id = str(m["application_id"])
         complement = m.get("complement") or {}
-        details: dict[str, Any] = {"review_id": review.id, "application_id": app_id,
-                                   "complement_id": complement.get("id")}
+        details: dict[str, Any] = {
+            "review_id": review.id,
+            "application_id": app_id,
+            "complement_id": complement.get("id"),
+        }
         if review.state == "rejected":
-            await asyncio.to_thread(ctx.record, "ronney.complement_not_requested", subject=review.subject,
-                                    details=details)
+            await asyncio.to_thread(
+                ctx.record, "ronney.complement_not_requested", subject=review.subject, details=details
+            )
             return
         es = Eservice(ctx, self.cfg)
         requests = await es.complements(app_id)
         original = next((r for r in requests if r.get("id") == complement.get("id")), None)
         if original is not None and original.get("arrived_at"):
-            await asyncio.to_thread(ctx.record, "ronney.complement_not_needed", subject=review.subject,
-                                    details=details)
+            await asyncio.to_thread(ctx.record, "ronney.complement_not_needed", subject=review.subject, details=details)
             return
         what = str((m.get("proposed_request") or {}).get("what") or complement.get("what"))
         by = self._decided_by(review)
         since = str(original.get("requested_at") or "") if original else ""
-        again = next((r for r in requests if r.get("id") != complement.get("id") and r.get("what") == what
-                      and r.get("requested_by") == by and str(r.get("requested_at") or "") > since), None)
+        again = next(
+            (
+                r
+                for r in requests
+                if r.get("id") != complement.get("id")
+                and r.get("what") == what
+                and r.get("requested_by") == by
+                and str(r.get("requested_at") or "") > since
+            ),
+            None,
+        )
         if again is None:  # check before writing: not requested again already
             due = self.today(ctx) + timedelta(days=self.cfg.complement_due_days)
             key = f"ronney-{ctx.tenant}-{app_id}-{complement.get('id')}-review-{review.id}"
-            again = await es.request_complement(app_id, what=what, due=due, requested_by=by, key=key,
-                                                subject=review.subject)
+            again = await es.request_complement(
+                app_id, what=what, due=due, requested_by=by, key=key, subject=review.subject
+            )
             if not any(r.get("id") == again.get("id") for r in await es.complements(app_id)):
-                raise ApplicationError("the complement request is not in the e-service after writing it",
-                                       code="readback_mismatch")
-        await asyncio.to_thread(ctx.record, "ronney.complement_requested", subject=review.subject,
-                                details={**details, "new_complement_id": again.get("id"), "due": again.get("due")})
+                raise ApplicationError(
+                    "the complement request is not in the e-service after writing it", code="readback_mismatch"
+                )
+        await asyncio.to_thread(
+            ctx.record,
+            "ronney.complement_requested",
+            subject=review.subject,
+            details={**details, "new_complement_id": again.get("id"), "due": again.get("due")},
+        )
 
     # -- commands --------------------------------------------------------------------------
     def cli(self) -> typer.Typer:
@@ -416,4 +536,3 @@ class Ronney(Robot):
         from robots.ronney.cli import build_cli
 
         return build_cli(getattr(self.settings, "norm_tables_dir", None))
-

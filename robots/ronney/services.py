@@ -46,8 +46,9 @@ class Eservice:
         """Every application summary of ``month`` (no personal data), oldest first."""
         offset = 0
         while True:
-            page = await self.api.get_json("applications", params={"month": month, "offset": offset,
-                                                                   "limit": page_size})
+            page = await self.api.get_json(
+                "applications", params={"month": month, "offset": offset, "limit": page_size}
+            )
             items = page.get("items") or []
             for item in items:
                 yield item
@@ -61,8 +62,9 @@ class Eservice:
         When the applicant is not known yet (``subject`` None, while collecting), the access is
         recorded after the read, under the personnummer the application names.
         """
-        response = await self.api.get(f"applications/{app_id}", subject=subject, purpose=self.purpose,
-                                      allow_status=(404,))
+        response = await self.api.get(
+            f"applications/{app_id}", subject=subject, purpose=self.purpose, allow_status=(404,)
+        )
         if response.status_code == 404:
             raise ApplicationGone("Ansökan finns inte längre i e-tjänsten: den kan ha tagits bort eller flyttats")
         raw = self.api.json_of(response)
@@ -72,8 +74,13 @@ class Eservice:
             applicant = raw.get("applicant") if isinstance(raw.get("applicant"), dict) else {}
             number = str(applicant.get("personnummer") or "") if applicant else ""
             if number:
-                await record_access(self.ctx, subject=number, system="eservice", purpose=self.purpose,
-                                    details={"case_id": app_id, "stage": stage})
+                await record_access(
+                    self.ctx,
+                    subject=number,
+                    system="eservice",
+                    purpose=self.purpose,
+                    details={"case_id": app_id, "stage": stage},
+                )
         return raw
 
     async def decision(self, app_id: str) -> dict[str, Any] | None:
@@ -84,14 +91,21 @@ class Eservice:
         found = self.api.json_of(response)
         return found if isinstance(found, dict) else None
 
-    async def write_decision(self, app_id: str, payload: dict[str, Any], *, key: str,
-                             subject: str | None) -> tuple[int, dict[str, Any]]:
+    async def write_decision(
+        self, app_id: str, payload: dict[str, Any], *, key: str, subject: str | None
+    ) -> tuple[int, dict[str, Any]]:
         """POST the decision with an idempotency key; returns (status, body). 409 = another decision exists."""
         response = await self.api.request(
-            "POST", f"applications/{app_id}/decision", json=payload, headers={"Idempotency-Key": key},
-            subject=subject, purpose=self.purpose, what=f"decision for application {app_id}",
+            "POST",
+            f"applications/{app_id}/decision",
+            json=payload,
+            headers={"Idempotency-Key": key},
+            subject=subject,
+            purpose=self.purpose,
+            what=f"decision for application {app_id}",
             idempotent=True,  # the idempotency key makes a repeat a replay, never a second decision
-            allow_status=(409, 422))
+            allow_status=(409, 422),
+        )
         body = self.api.json_of(response, empty_ok=True) or {}
         return response.status_code, body
 
@@ -100,14 +114,20 @@ class Eservice:
         body = await self.api.get_json(f"applications/{app_id}/complements")
         return list(body.get("items") or [])
 
-    async def request_complement(self, app_id: str, *, what: str, due: date, requested_by: str, key: str,
-                                 subject: str | None) -> dict[str, Any]:
+    async def request_complement(
+        self, app_id: str, *, what: str, due: date, requested_by: str, key: str, subject: str | None
+    ) -> dict[str, Any]:
         """Ask the applicant for a complement (idempotent by ``key``)."""
         body = await self.api.request(
-            "POST", f"applications/{app_id}/complements",
+            "POST",
+            f"applications/{app_id}/complements",
             json={"what": what, "due": due.isoformat(), "requested_by": requested_by},
-            headers={"Idempotency-Key": key}, subject=subject, purpose=self.purpose,
-            what=f"complement request for application {app_id}", idempotent=True)
+            headers={"Idempotency-Key": key},
+            subject=subject,
+            purpose=self.purpose,
+            what=f"complement request for application {app_id}",
+            idempotent=True,
+        )
         found = self.api.json_of(body, empty_ok=True)
         return found if isinstance(found, dict) else {}
 
@@ -137,15 +157,25 @@ class Registers:
         if s.register_sources:
             body["sources"] = s.register_sources
         purpose = f"{s.purpose}; ärende {case_id}; rättslig grund: {s.legal_basis}"[:500]
-        response = await self.api.request("POST", "lookup", json=body, subject=personnummer, purpose=purpose,
-                                          write=False, idempotent=True, allow_status=(400,))
+        response = await self.api.request(
+            "POST",
+            "lookup",
+            json=body,
+            subject=personnummer,
+            purpose=purpose,
+            write=False,
+            idempotent=True,
+            allow_status=(400,),
+        )
         raw = self.api.json_of(response)
         if response.status_code == 400:
             code = str(raw.get("error") if isinstance(raw, dict) else "") or "bad_request"
             if code == "invalid_personnummer":
                 raise LookupRefused("Registren godtar inte personnumret för en vuxen i ansökan: kontrollera det")
-            raise LookupRefused(f"Registerfrågan nekades ({code}): kontrollera Ronneys inställningar för "
-                                "ändamål och rättslig grund", code="lookup_refused")
+            raise LookupRefused(
+                f"Registerfrågan nekades ({code}): kontrollera Ronneys inställningar för ändamål och rättslig grund",
+                code="lookup_refused",
+            )
         try:
             return parse_lookup(personnummer, raw)
         except ValueError as exc:

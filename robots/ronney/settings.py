@@ -126,9 +126,7 @@ class RonneySettings(BaseModel):
         gt=0,
         description="Deadline of a review item, in hours after it was prepared; empty = no deadline.",
     )
-    four_eyes: bool = Field(
-        default=False, description="Decisions need the approval of two different case workers."
-    )
+    four_eyes: bool = Field(default=False, description="Decisions need the approval of two different case workers.")
 
     @field_validator("month")
     @classmethod

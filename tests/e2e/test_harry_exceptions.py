@@ -55,8 +55,21 @@ def reviews(db: Database, queue: str) -> list[ReviewItem]:
 
 def csv_line(employee: str, day: str, start: str, end: str, pause: int, code: str, period: str = "2026-12") -> str:
     """One export line."""
-    return ";".join([employee, PNR, f"SCH-{employee}-{period}-v1", "1", period, day, start, end, str(pause), code,
-                     "2026-11-20T10:00:00+01:00"])
+    return ";".join(
+        [
+            employee,
+            PNR,
+            f"SCH-{employee}-{period}-v1",
+            "1",
+            period,
+            day,
+            start,
+            end,
+            str(pause),
+            code,
+            "2026-11-20T10:00:00+01:00",
+        ]
+    )
 
 
 def test_refusals_become_swedish_business_errors_with_screenshots(tmp_path: Path) -> None:
@@ -77,8 +90,12 @@ def test_refusals_become_swedish_business_errors_with_screenshots(tmp_path: Path
     (drop / "schema_export_test.csv").write_text("\n".join([";".join(CSV_COLUMNS), *lines]) + "\n", encoding="utf-8")
     with payroll_sandbox(seed=6, employees=8, payroll_latency_ms=LATENCY) as sb, temporary_database(tmp_path) as db:
         sb.lock(date(2027, 1, 1), date(2027, 1, 31))
-        settings = harry_app_settings(tmp_path, sb.url, worker={"concurrency": 3}, robot={
-            "api_system": None, "drop_folder": {"folder": str(drop), "min_age_seconds": 0}})
+        settings = harry_app_settings(
+            tmp_path,
+            sb.url,
+            worker={"concurrency": 3},
+            robot={"api_system": None, "drop_folder": {"folder": str(drop), "min_age_seconds": 0}},
+        )
 
         result = run_robot(Harry, db=db, app_settings=settings)
         assert result.summary.counts == {**result.summary.counts, "collected": 7, "done": 1, "failed_business": 6}
@@ -105,8 +122,9 @@ def test_refusals_become_swedish_business_errors_with_screenshots(tmp_path: Path
         assert sb.registered("E10004") == [] and sb.registered("E10003") == []
 
 
-def test_worker_dies_between_save_and_verify_then_recheck_finds_it_registered(tmp_path: Path,
-                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_dies_between_save_and_verify_then_recheck_finds_it_registered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Cancelled after "Spara": the next run marks the item uncertain, re-checks it in the UI by itself,
     finds the schedule registered and settles it; nothing is typed again and no person is needed."""
     clock = FakeClock()
@@ -151,9 +169,13 @@ def test_worker_sigkilled_mid_night_then_restarted_leaves_no_duplicate_rows(tmp_
     """A worker process (with its Chromium) is SIGKILLed right after a save; nothing is saved twice."""
     with payroll_sandbox(seed=9, employees=4, payroll_latency_ms=LATENCY) as sb, temporary_database(tmp_path) as db:
         log = (tmp_path / "worker.log").open("wb")
-        worker = subprocess.Popen([sys.executable, "-m", "robots.harry.testing", db.url, sb.url, str(tmp_path)],
-                                  cwd=Path(__file__).resolve().parents[2], stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)  # its own process group: Chromium dies with it
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "robots.harry.testing", db.url, sb.url, str(tmp_path)],
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # its own process group: Chromium dies with it
         try:
             deadline = time.monotonic() + 90
             while not sb.payroll.saves and worker.poll() is None and time.monotonic() < deadline:
@@ -184,8 +206,9 @@ def test_worker_sigkilled_mid_night_then_restarted_leaves_no_duplicate_rows(tmp_
         assert second.summary.counts["uncertain"] == len(in_flight)
         assert second.summary.counts["rechecked"] == len(between)
         hr = ReviewQueue(db, later.now)
-        open_uncertain = [r for r in reviews(db, "harry.exceptions")
-                          if r.kind == ReviewKind.uncertain and r.state == ReviewState.open]
+        open_uncertain = [
+            r for r in reviews(db, "harry.exceptions") if r.kind == ReviewKind.uncertain and r.state == ReviewState.open
+        ]
         assert len(open_uncertain) == len(in_flight) - len(between)
         for review in open_uncertain:
             hr.decide(review.id, "return", actor="user:hr", comment="Kontrollera i PersonalLön")
@@ -240,7 +263,8 @@ def test_deviation_goes_to_hr_and_decisions_are_carried_out(tmp_path: Path, monk
         assert retried.result["outcome"] == "registered"
         assert len(sb.payroll.saves) == saves_before + 1  # only the retried one was typed in again
         assert sb.registered(retried.payload["employee_id"]) == next(
-            s["rows"] for s in with_rows if s["employee_id"] == retried.payload["employee_id"])
+            s["rows"] for s in with_rows if s["employee_id"] == retried.payload["employee_id"]
+        )
         with db.session() as s:
             actions = set(s.scalars(select(AuditEvent.action).where(AuditEvent.action.like("harry.%"))).all())
         assert actions == {"harry.registered_by_hand", "harry.retry_requested"}

@@ -55,8 +55,12 @@ def test_night_registers_each_schedule_once_verified_and_rerun_writes_nothing(tm
     drop = tmp_path / "drop"
     with payroll_sandbox(seed=3, employees=20, payroll_latency_ms=LATENCY) as sb, temporary_database(tmp_path) as db:
         write_csv_export(sb.state, drop)  # the same schedules again, as the CSV export
-        settings = harry_app_settings(tmp_path, sb.url, worker={"concurrency": 3},
-                                      robot={"drop_folder": {"folder": str(drop), "min_age_seconds": 0}})
+        settings = harry_app_settings(
+            tmp_path,
+            sb.url,
+            worker={"concurrency": 3},
+            robot={"drop_folder": {"folder": str(drop), "min_age_seconds": 0}},
+        )
         approved = sb.approved()
         with_rows = [s for s in approved if s["rows"]]
 
@@ -68,8 +72,11 @@ def test_night_registers_each_schedule_once_verified_and_rerun_writes_nothing(tm
         results = [i.result or {} for i in items(db)]
         assert all(r["verified"] for r in results)
         assert Counter(r["outcome"] for r in results) == Counter(
-            {"registered": len(with_rows), **({"already_registered": len(approved) - len(with_rows)}
-                                              if len(approved) > len(with_rows) else {})})
+            {
+                "registered": len(with_rows),
+                **({"already_registered": len(approved) - len(with_rows)} if len(approved) > len(with_rows) else {}),
+            }
+        )
         assert len(writes(db)) == len(with_rows)
         assert list((drop / "processed").iterdir())  # the export was taken, and its schedules were no new items
         personnummer = {i.subject for i in items(db)} - {None}

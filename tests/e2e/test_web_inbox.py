@@ -126,8 +126,15 @@ def test_forged_form_is_refused_and_other_tenant_gets_404(served: Served, browse
 
 
 #: The main pages and who sees them.
-A11Y_PAGES = [("anna", "/inbox"), ("anna", "/inbox/items/FIRST"), ("sara", "/ops"), ("sara", "/ops/schedules"),
-              ("johan", "/admin/users"), ("maria", "/audit"), ("anna", "/me")]
+A11Y_PAGES = [
+    ("anna", "/inbox"),
+    ("anna", "/inbox/items/FIRST"),
+    ("sara", "/ops"),
+    ("sara", "/ops/schedules"),
+    ("johan", "/admin/users"),
+    ("maria", "/audit"),
+    ("anna", "/me"),
+]
 
 
 def test_main_pages_have_no_serious_accessibility_violations(served: Served, browser: Browser) -> None:
@@ -136,8 +143,9 @@ def test_main_pages_have_no_serious_accessibility_violations(served: Served, bro
 
     axe = Axe()
     with served.env.db.session() as s:
-        first = s.scalars(select(ReviewItem.id).where(ReviewItem.state == ReviewState.open)
-                          .order_by(ReviewItem.id)).first()
+        first = s.scalars(
+            select(ReviewItem.id).where(ReviewItem.state == ReviewState.open).order_by(ReviewItem.id)
+        ).first()
     problems: list[str] = []
     for user in dict.fromkeys(u for u, _ in A11Y_PAGES):
         context = browser.new_context(locale="sv-SE")
@@ -148,12 +156,14 @@ def test_main_pages_have_no_serious_accessibility_violations(served: Served, bro
                 if who != user:
                     continue
                 page.goto(served.base_url + path.replace("FIRST", str(first)))
-                result = axe.run(page, options={"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa",
-                                                                                          "wcag21a", "wcag21aa"]}})
+                result = axe.run(
+                    page, options={"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+                )
                 for v in result.response["violations"]:
                     if v["impact"] in ("serious", "critical"):
-                        problems.append(f"{path}: {v['id']} ({v['impact']}): {v['help']} – "
-                                        f"{[n['target'] for n in v['nodes'][:3]]}")
+                        problems.append(
+                            f"{path}: {v['id']} ({v['impact']}): {v['help']} – {[n['target'] for n in v['nodes'][:3]]}"
+                        )
         finally:
             context.close()
     assert not problems, "\n".join(problems)

@@ -56,20 +56,36 @@ def test_four_eyes_approval_in_the_browser_reaches_the_sandbox(tmp_path: Path, b
     DEFAULT_BREAKERS.reset()
     with running_sandbox(seed=4, **OPTIONS) as url, temporary_database(tmp_path) as db:
         settings = make_settings(
-            tmp_path, robots={"ronney": {"pdf": False, "four_eyes": True}},
-            connectors={"eservice": {"base_url": f"{url}/eservice"}, "registers": {"base_url": f"{url}/registers"}})
+            tmp_path,
+            robots={"ronney": {"pdf": False, "four_eyes": True}},
+            connectors={"eservice": {"base_url": f"{url}/eservice"}, "registers": {"base_url": f"{url}/registers"}},
+        )
         off_loop(run_robot, Ronney, db=db, app_settings=settings)
         with db.session() as s:
             # One with a proposed amount (without one, the decision is made in the e-service itself).
-            review = next((r for r in s.scalars(select(ReviewItem).where(
-                ReviewItem.queue == "ronney.application", ReviewItem.state == ReviewState.open)
-                .order_by(ReviewItem.id)) if (r.material.get("proposal") or {}).get("amount") is not None), None)
+            review = next(
+                (
+                    r
+                    for r in s.scalars(
+                        select(ReviewItem)
+                        .where(ReviewItem.queue == "ronney.application", ReviewItem.state == ReviewState.open)
+                        .order_by(ReviewItem.id)
+                    )
+                    if (r.material.get("proposal") or {}).get("amount") is not None
+                ),
+                None,
+            )
             assert review is not None and review.four_eyes
             review_id, application_id = review.id, review.material["application_id"]
             amount = (review.material.get("proposal") or {}).get("amount")
         for name in ("anna", "bertil"):
-            create_user(db, name, display_name=name.capitalize(), password_hash=hash_password(PASSWORD),
-                        grants=[Grant(Role.case_worker, "0000", "ronney.application")])
+            create_user(
+                db,
+                name,
+                display_name=name.capitalize(),
+                password_hash=hash_password(PASSWORD),
+                grants=[Grant(Role.case_worker, "0000", "ronney.application")],
+            )
         registry = Registry(robots={"ronney": Ronney})
         app = create_app(settings, db, registry)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

@@ -50,8 +50,10 @@ def main() -> None:
         Path(config["var_dir"]),
         worker=WorkerSettings(**config["worker"]),
         robots={Bosse.name: config["robot"]},
-        connectors={"staffing": {"base_url": f"{sandbox}/staffing"},
-                    "sms": {"base_url": f"{sandbox}/", "sender": "Bemanningen"}},
+        connectors={
+            "staffing": {"base_url": f"{sandbox}/staffing"},
+            "sms": {"base_url": f"{sandbox}/", "sender": "Bemanningen"},
+        },
     )
     clock = TimelineClock(datetime.fromisoformat(config["clock_start"]), float(config["clock_wall"]))
     db = Database(url)
@@ -59,8 +61,10 @@ def main() -> None:
         engine = Engine(db, settings, Registry(robots={Bosse.name: Bosse}), clock=clock)
         print("STARTED", flush=True)
         summary = asyncio.run(engine.run(Bosse.name, TEST_TENANT.code))
-        print("SUMMARY " + json.dumps({"status": summary.status.value, "counts": summary.counts,
-                                       "error": summary.error}), flush=True)
+        print(
+            "SUMMARY " + json.dumps({"status": summary.status.value, "counts": summary.counts, "error": summary.error}),
+            flush=True,
+        )
     finally:
         db.dispose()
 

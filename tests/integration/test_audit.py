@@ -40,8 +40,14 @@ def fill(db: Database, clock: FakeClock, n: int = N) -> Auditor:
     auditor = Auditor(db.session, clock)
     for i in range(1, n + 1):
         clock.advance(1)
-        auditor.record(actor=f"user:anna{i % 3}", action="review.opened", tenant="0000", subject=f"work_item:{i}",
-                       purpose="handläggning", details={"i": i, "queue": "example.review", "note": "åäö"})
+        auditor.record(
+            actor=f"user:anna{i % 3}",
+            action="review.opened",
+            tenant="0000",
+            subject=f"work_item:{i}",
+            purpose="handläggning",
+            details={"i": i, "queue": "example.review", "note": "åäö"},
+        )
     return auditor
 
 
@@ -69,13 +75,27 @@ def swap(db: Database, a: int, b: int) -> None:
     sql(db, "UPDATE audit_events SET seq = :b WHERE seq = -1", b=b)
 
 
-def insert_raw(db: Database, seq: int, prev_hash: str, digest: str | None = None, clock: FakeClock | None = None,
-               actor: str = "user:mallory") -> None:
+def insert_raw(
+    db: Database,
+    seq: int,
+    prev_hash: str,
+    digest: str | None = None,
+    clock: FakeClock | None = None,
+    actor: str = "user:mallory",
+) -> None:
     """Insert an event directly; with digest None its hash is computed correctly (a careful forger)."""
     when = (clock or FakeClock()).now()
-    fields: dict[str, Any] = {"seq": seq, "time": when, "tenant": "0000", "actor": actor, "action": "review.approved",
-                              "subject": "work_item:99", "purpose": None, "details": {"forged": True},
-                              "prev_hash": prev_hash}
+    fields: dict[str, Any] = {
+        "seq": seq,
+        "time": when,
+        "tenant": "0000",
+        "actor": actor,
+        "action": "review.approved",
+        "subject": "work_item:99",
+        "purpose": None,
+        "details": {"forged": True},
+        "prev_hash": prev_hash,
+    }
     fields["hash"] = digest or audit.event_hash(**fields)
     with db.session() as s:
         s.add(AuditEvent(**fields))
@@ -137,8 +157,9 @@ class TestIntactChain:
             pytest.param({"big": 1e20}, id="large-float"),
         ],
     )
-    def test_details_survive_the_database_round_trip(self, db: Database, clock: FakeClock,
-                                                     details: dict[str, Any]) -> None:
+    def test_details_survive_the_database_round_trip(
+        self, db: Database, clock: FakeClock, details: dict[str, Any]
+    ) -> None:
         # What is hashed must be exactly what the column gives back, on every backend.
         Auditor(db.session, clock).record(actor="robot:example", action="test", details=details)
         result = verify(db)
@@ -158,8 +179,15 @@ class TestTamper:
 
     @pytest.mark.parametrize(
         ("column", "value"),
-        [("actor", "user:mallory"), ("action", "review.rejected"), ("subject", "work_item:999"),
-         ("tenant", "9999"), ("purpose", "nyfikenhet"), ("prev_hash", "f" * 64), ("hash", "e" * 64)],
+        [
+            ("actor", "user:mallory"),
+            ("action", "review.rejected"),
+            ("subject", "work_item:999"),
+            ("tenant", "9999"),
+            ("purpose", "nyfikenhet"),
+            ("prev_hash", "f" * 64),
+            ("hash", "e" * 64),
+        ],
     )
     def test_modified_field(self, db: Database, clock: FakeClock, column: str, value: str) -> None:
         fill(db, clock)
@@ -188,8 +216,17 @@ class TestTamper:
         # A careful intruder recomputes the event's hash: the next event's link breaks.
         fill(db, clock)
         ev = event(db, 5)
-        digest = audit.event_hash(seq=5, time=ev.time, tenant=ev.tenant, actor="user:mallory", action=ev.action,
-                                  subject=ev.subject, purpose=ev.purpose, details=ev.details, prev_hash=ev.prev_hash)
+        digest = audit.event_hash(
+            seq=5,
+            time=ev.time,
+            tenant=ev.tenant,
+            actor="user:mallory",
+            action=ev.action,
+            subject=ev.subject,
+            purpose=ev.purpose,
+            details=ev.details,
+            prev_hash=ev.prev_hash,
+        )
         sql(db, "UPDATE audit_events SET actor = 'user:mallory', hash = :h WHERE seq = 5", h=digest)
         result = verify(db)
         assert_broken(result, 6)
@@ -199,8 +236,17 @@ class TestTamper:
         # No later event links to it; the head's hash is what no longer matches, at event N.
         fill(db, clock)
         ev = event(db, N)
-        digest = audit.event_hash(seq=N, time=ev.time, tenant=ev.tenant, actor="user:mallory", action=ev.action,
-                                  subject=ev.subject, purpose=ev.purpose, details=ev.details, prev_hash=ev.prev_hash)
+        digest = audit.event_hash(
+            seq=N,
+            time=ev.time,
+            tenant=ev.tenant,
+            actor="user:mallory",
+            action=ev.action,
+            subject=ev.subject,
+            purpose=ev.purpose,
+            details=ev.details,
+            prev_hash=ev.prev_hash,
+        )
         sql(db, "UPDATE audit_events SET actor = 'user:mallory', hash = :h WHERE seq = :s", h=digest, s=N)
         assert_broken(verify(db), N)
 
@@ -254,8 +300,9 @@ class TestTamper:
         sql(db, "DELETE FROM audit_events WHERE seq > 7")
         assert_broken(verify(db), 8)
 
-    def test_truncated_tail_with_consistent_head_needs_a_checkpoint(self, db: Database, clock: FakeClock,
-                                                                    tmp_path: Path) -> None:
+    def test_truncated_tail_with_consistent_head_needs_a_checkpoint(
+        self, db: Database, clock: FakeClock, tmp_path: Path
+    ) -> None:
         fill(db, clock)
         cp_file = tmp_path / "outside" / "audit.checkpoint"
         with db.session() as s:
@@ -289,10 +336,21 @@ class TestTamper:
                 ev = s.get(AuditEvent, seq)
                 assert ev is not None
                 actor = "user:mallory" if seq == 3 else ev.actor
-                digest = audit.event_hash(seq=seq, time=ev.time, tenant=ev.tenant, actor=actor, action=ev.action,
-                                          subject=ev.subject, purpose=ev.purpose, details=ev.details, prev_hash=prev)
-                s.execute(text("UPDATE audit_events SET actor = :a, prev_hash = :p, hash = :h WHERE seq = :s"),
-                          {"a": actor, "p": prev, "h": digest, "s": seq})
+                digest = audit.event_hash(
+                    seq=seq,
+                    time=ev.time,
+                    tenant=ev.tenant,
+                    actor=actor,
+                    action=ev.action,
+                    subject=ev.subject,
+                    purpose=ev.purpose,
+                    details=ev.details,
+                    prev_hash=prev,
+                )
+                s.execute(
+                    text("UPDATE audit_events SET actor = :a, prev_hash = :p, hash = :h WHERE seq = :s"),
+                    {"a": actor, "p": prev, "h": digest, "s": seq},
+                )
                 prev = digest
             s.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev})
         assert verify(db).ok
@@ -324,8 +382,7 @@ def assert_one_unforked_chain(db: Database, expected: Counter[str]) -> None:
     result = verify(db)
     assert result.ok, result.problem
     with db.session() as s:
-        rows = s.execute(select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.actor)
-                         .order_by(AuditEvent.seq)).all()
+        rows = s.execute(select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.actor).order_by(AuditEvent.seq)).all()
     seqs = [r.seq for r in rows]
     assert seqs == list(range(1, len(rows) + 1)), "seqs are not contiguous"
     prevs = [r.prev_hash for r in rows]
@@ -385,8 +442,12 @@ class TestConcurrentWriters:
         """)
         go = tmp_path / "go"
         procs = [
-            subprocess.Popen([sys.executable, "-c", child, db.url, str(p), str(threads), str(per_thread), str(go)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, "-c", child, db.url, str(p), str(threads), str(per_thread), str(go)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for p in range(processes)
         ]
         try:
@@ -412,8 +473,14 @@ class TestDataAccess:
 
     def test_data_access_event(self, db: Database, clock: FakeClock) -> None:
         auditor = Auditor(db.session, clock)
-        seq = auditor.data_access(actor="robot:ronney", tenant="0000", subject="191212121212", system="Procapita",
-                                  purpose="beräkning av försörjningsstöd", details={"run_id": 4})
+        seq = auditor.data_access(
+            actor="robot:ronney",
+            tenant="0000",
+            subject="191212121212",
+            system="Procapita",
+            purpose="beräkning av försörjningsstöd",
+            details={"run_id": 4},
+        )
         ev = event(db, seq)
         assert ev.action == "data.read"
         assert ev.actor == "robot:ronney"
@@ -426,13 +493,19 @@ class TestDataAccess:
 
     def test_access_log_queryable_by_subject(self, db: Database, clock: FakeClock) -> None:
         auditor = Auditor(db.session, clock)
-        auditor.data_access(actor="robot:ronney", tenant="0000", subject="191212121212", system="SPAR",
-                            purpose="adressuppgift")
-        auditor.data_access(actor="user:anna", tenant="0000", subject="191212121212", system="Kollega",
-                            purpose="handläggning")
-        auditor.data_access(actor="user:anna", tenant="0000", subject="201212121212", system="Kollega",
-                            purpose="handläggning")
+        auditor.data_access(
+            actor="robot:ronney", tenant="0000", subject="191212121212", system="SPAR", purpose="adressuppgift"
+        )
+        auditor.data_access(
+            actor="user:anna", tenant="0000", subject="191212121212", system="Kollega", purpose="handläggning"
+        )
+        auditor.data_access(
+            actor="user:anna", tenant="0000", subject="201212121212", system="Kollega", purpose="handläggning"
+        )
         with db.session() as s:
-            who = s.execute(select(AuditEvent.actor, AuditEvent.details).where(AuditEvent.subject == "191212121212")
-                            .order_by(AuditEvent.seq)).all()
+            who = s.execute(
+                select(AuditEvent.actor, AuditEvent.details)
+                .where(AuditEvent.subject == "191212121212")
+                .order_by(AuditEvent.seq)
+            ).all()
         assert [(r.actor, r.details["system"]) for r in who] == [("robot:ronney", "SPAR"), ("user:anna", "Kollega")]

@@ -44,16 +44,24 @@ SLOW_READ_MS = 1500
 
 
 def worker_config(town: Town, tmp_path: Path, start: datetime, wall: float) -> str:
-    return json.dumps({
-        "var_dir": str(tmp_path / "var"),
-        "sandbox_url": town.url,
-        "worker": {"concurrency": 1, "lease_seconds": LEASE_SECONDS, "item_timeout_seconds": LEASE_SECONDS - 1,
-                   "max_attempts": 3, "backoff_base_seconds": 0.2, "backoff_cap_seconds": 1,
-                   "retry_wait_seconds": 30},
-        "robot": {"wave_size": 3},
-        "clock_start": start.isoformat(),
-        "clock_wall": wall,
-    })
+    return json.dumps(
+        {
+            "var_dir": str(tmp_path / "var"),
+            "sandbox_url": town.url,
+            "worker": {
+                "concurrency": 1,
+                "lease_seconds": LEASE_SECONDS,
+                "item_timeout_seconds": LEASE_SECONDS - 1,
+                "max_attempts": 3,
+                "backoff_base_seconds": 0.2,
+                "backoff_cap_seconds": 1,
+                "retry_wait_seconds": 30,
+            },
+            "robot": {"wave_size": 3},
+            "clock_start": start.isoformat(),
+            "clock_wall": wall,
+        }
+    )
 
 
 def events(town: Town, action: str) -> list[AuditEvent]:

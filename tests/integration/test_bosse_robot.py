@@ -42,8 +42,15 @@ pytestmark = pytest.mark.timeout(120)
 
 #: One open shift with four reachable eligible candidates (seed 4).
 ONE_SHIFT: dict[str, Any] = {"seed": 4, "open_shifts": 1, "substitutes": 60}
-SMALL = {"substitutes": 30, "open_shifts": 8, "applications": 0, "employees": 0, "homecare_visits": 0,
-         "homecare_staff": 0, "time_scale": 0}
+SMALL = {
+    "substitutes": 30,
+    "open_shifts": 8,
+    "applications": 0,
+    "employees": 0,
+    "homecare_visits": 0,
+    "homecare_staff": 0,
+    "time_scale": 0,
+}
 
 
 def local(text: str) -> datetime:
@@ -162,11 +169,24 @@ def make_town(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         (tmp_path / f"db{len(created)}").mkdir()
         db = dbm.__enter__()
         created.append((cm, dbm))
-        worker = WorkerSettings(concurrency=concurrency, lease_seconds=60, item_timeout_seconds=30, max_attempts=3,
-                                backoff_base_seconds=1, backoff_cap_seconds=10, retry_wait_seconds=60)
-        app = make_settings(tmp_path, worker=worker, robots={"bosse": robot or {}},
-                            connectors={"staffing": {"base_url": f"{url}/staffing"},
-                                        "sms": {"base_url": f"{url}/", "sender": "Bemanningen"}})
+        worker = WorkerSettings(
+            concurrency=concurrency,
+            lease_seconds=60,
+            item_timeout_seconds=30,
+            max_attempts=3,
+            backoff_base_seconds=1,
+            backoff_cap_seconds=10,
+            retry_wait_seconds=60,
+        )
+        app = make_settings(
+            tmp_path,
+            worker=worker,
+            robots={"bosse": robot or {}},
+            connectors={
+                "staffing": {"base_url": f"{url}/staffing"},
+                "sms": {"base_url": f"{url}/", "sender": "Bemanningen"},
+            },
+        )
         town = Town(url, apps[-1].state.sandbox, db, app, FakeClock())
         towns.append(town)
         town.get("/staffing/shifts")  # data generated before behaviours are changed
@@ -201,8 +221,11 @@ class TestNightAndDay:
         assert night.counts["collected"] >= 8 and night.counts["failed_application"] == 0
         prepared = {ref for ref, w in town.items().items() if "/" not in ref}
         assert prepared == open_shifts
-        assert all(w.status is ItemStatus.done and w.result["status"] == "prepared"
-                   for ref, w in town.items().items() if ref in prepared)
+        assert all(
+            w.status is ItemStatus.done and w.result["status"] == "prepared"
+            for ref, w in town.items().items()
+            if ref in prepared
+        )
         assert town.messages() == []  # nothing is sent at night
 
         town.day("2026-11-23T07:00", "2026-11-27T00:00")
@@ -222,8 +245,9 @@ class TestNightAndDay:
         shifts = {s.id: s for s in town.shifts()}
         for b in booked.values():
             shift, person = shifts[b["shift_id"]], people[b["substitute_id"]]
-            violations = check_eligibility(shift.to_rules(), person.to_rules(shift, without_booking=b["id"]),
-                                           BosseRules())
+            violations = check_eligibility(
+                shift.to_rules(), person.to_rules(shift, without_booking=b["id"]), BosseRules()
+            )
             assert violations == [], (b, [v.reason for v in violations])
 
         staffing = town.get("/admin/state/staffing")
@@ -234,8 +258,9 @@ class TestNightAndDay:
         # Each message once; each person offered a shift at most once.
         refs = [m["reference"] for m in town.messages()]
         assert len(refs) == len(set(refs))
-        offers = Counter((r.shift_id, r.substitute_id) for r in map(parse_reference, refs)
-                         if r and r.kind is MessageKind.offer)
+        offers = Counter(
+            (r.shift_id, r.substitute_id) for r in map(parse_reference, refs) if r and r.kind is MessageKind.offer
+        )
         assert set(offers.values()) == {1}
 
         ledger = town.ledger()
@@ -326,7 +351,11 @@ class TestReplies:
         town.at("2026-11-23T07:40")
         town.run()  # third said yes: booked, confirmed, the silent ones told it is filled
         (booking,) = town.bookings()
-        assert (booking["shift_id"], booking["substitute_id"], booking["booked_by"]) == (shift.id, third, "Kollega/Bosse")
+        assert (booking["shift_id"], booking["substitute_id"], booking["booked_by"]) == (
+            shift.id,
+            third,
+            "Kollega/Bosse",
+        )
         ledger = town.ledger().of(shift.id)
         assert ledger.notice(MessageKind.confirm, third)
         assert ledger.notice(MessageKind.filled, second) and ledger.notice(MessageKind.filled, fourth)
@@ -382,10 +411,16 @@ class TestConflicts:
             if person.id == a:
                 other = town.state.data.substitutes
                 entry = next(x for x in other if x["id"] == a)
-                entry["bookings"].append({"id": "BOK-ELSEWHERE", "shift_id": None, "unit": "Annan enhet",
-                                          "start": s.start.astimezone(STOCKHOLM).isoformat(timespec="minutes"),
-                                          "end": s.end.astimezone(STOCKHOLM).isoformat(timespec="minutes"),
-                                          "hours": s.hours})
+                entry["bookings"].append(
+                    {
+                        "id": "BOK-ELSEWHERE",
+                        "shift_id": None,
+                        "unit": "Annan enhet",
+                        "start": s.start.astimezone(STOCKHOLM).isoformat(timespec="minutes"),
+                        "end": s.end.astimezone(STOCKHOLM).isoformat(timespec="minutes"),
+                        "hours": s.hours,
+                    }
+                )
             return await real_book(self, s, person)
 
         monkeypatch.setattr(systems.StaffingApi, "book", racing_book)
@@ -399,8 +434,7 @@ class TestConflicts:
         settle = [w.result for ref, w in town.items().items() if "/reply/" in ref and w.result.get("refused")]
         assert settle and a in settle[0]["refused"]
 
-    def test_a_rule_broken_meanwhile_undoes_the_booking(self, make_town: Any,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_a_rule_broken_meanwhile_undoes_the_booking(self, make_town: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         town = make_town(**ONE_SHIFT, robot={"wave_size": 3})
         town.everyone("silent")
         shift, ranked = pick_shift(town, 2)
@@ -421,10 +455,16 @@ class TestConflicts:
             if person.id == a:
                 entry = next(x for x in town.state.data.substitutes if x["id"] == a)
                 later = s.end + timedelta(hours=2)
-                entry["bookings"].append({"id": "BOK-OTHER-WORKER", "shift_id": None, "unit": "Annan enhet",
-                                          "start": later.astimezone(STOCKHOLM).isoformat(timespec="minutes"),
-                                          "end": (later + timedelta(hours=4)).astimezone(STOCKHOLM)
-                                          .isoformat(timespec="minutes"), "hours": 4.0})
+                entry["bookings"].append(
+                    {
+                        "id": "BOK-OTHER-WORKER",
+                        "shift_id": None,
+                        "unit": "Annan enhet",
+                        "start": later.astimezone(STOCKHOLM).isoformat(timespec="minutes"),
+                        "end": (later + timedelta(hours=4)).astimezone(STOCKHOLM).isoformat(timespec="minutes"),
+                        "hours": 4.0,
+                    }
+                )
             return await real_book(self, s, person)
 
         monkeypatch.setattr(systems.StaffingApi, "book", racing_book)
@@ -477,7 +517,6 @@ class TestOutages:
         assert summary.status.value == "failed" and "staffing" in (summary.error or "")
         assert town.items() == {}
 
-
     def test_sms_gateway_down_then_back(self, make_town: Any) -> None:
         town = make_town(**ONE_SHIFT, robot={"wave_size": 2})
         town.everyone("silent")
@@ -529,8 +568,9 @@ class TestCoordinators:
         assert {e["kind"] for e in m["history"]} == {"offer", "reply"}
 
         chosen = ranked[1]
-        ReviewQueue(town.db, town.clock.now).decide(review.id, "approve", actor="user:samordnare",
-                                    comment=f"{chosen} har ringt och kan ändå")
+        ReviewQueue(town.db, town.clock.now).decide(
+            review.id, "approve", actor="user:samordnare", comment=f"{chosen} har ringt och kan ändå"
+        )
         town.at("2026-11-23T08:00")
         town.run()
         (booking,) = town.bookings()
@@ -550,7 +590,9 @@ class TestCoordinators:
         town.run()
         (review,) = town.reviews()
         assert review.material["reason"] == "max_waves"
-        ReviewQueue(town.db, town.clock.now).decide(review.id, "return", actor="user:samordnare", comment="Skicka en omgång till")
+        ReviewQueue(town.db, town.clock.now).decide(
+            review.id, "return", actor="user:samordnare", comment="Skicka en omgång till"
+        )
         town.at("2026-11-23T07:40")
         town.run()
         ledger = town.ledger().of(shift.id)
@@ -578,4 +620,3 @@ class TestCoordinators:
         town.at(closes + timedelta(minutes=20))
         town.run()
         assert [b["substitute_id"] for b in town.bookings()] == [ranked[0]]
-

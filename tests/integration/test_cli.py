@@ -107,8 +107,9 @@ def test_artifacts_purge_deletes_what_is_past_its_retention(tmp_path: Path) -> N
     clock = FakeClock(datetime.now(UTC) - timedelta(days=31))
     RunStore(db, clock.now).ensure_tenant("1081", "Ronneby kommun")
     store = ArtifactStore(db, tmp_path / "var" / "artifacts", 30, clock)
-    store.save(tenant="1081", work_item_id=None, kind="screenshot", filename="x.png", content_type="image/png",
-               data=b"png")
+    store.save(
+        tenant="1081", work_item_id=None, kind="screenshot", filename="x.png", content_type="image/png", data=b"png"
+    )
     db.dispose()
     out = kollega(tmp_path, "artifacts", "purge", "--json")
     assert out.returncode == 0, out.stderr

@@ -120,8 +120,11 @@ class SearchPage(PageObject):
 def login_settings(url: str, monkeypatch: pytest.MonkeyPatch) -> FormLoginSettings:
     monkeypatch.setenv("PAYROLL_USER", "robot")
     monkeypatch.setenv("PAYROLL_PASSWORD", "hemligt")
-    return FormLoginSettings(base_url=url, username={"env": "PAYROLL_USER"},  # type: ignore[arg-type]
-                             password={"env": "PAYROLL_PASSWORD"})  # type: ignore[arg-type]
+    return FormLoginSettings(
+        base_url=url,
+        username={"env": "PAYROLL_USER"},  # type: ignore[arg-type]
+        password={"env": "PAYROLL_PASSWORD"},
+    )  # type: ignore[arg-type]
 
 
 class TestFailureEvidence:
@@ -189,8 +192,9 @@ class TestLogin:
             assert await helper.run(page, search) == "4 träffar"
             assert helper.logins == 2
 
-    async def test_second_expiry_is_an_auth_error(self, webapp: tuple[str, App],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_second_expiry_is_an_auth_error(
+        self, webapp: tuple[str, App], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         url, app = webapp
         helper = LoginHelper.with_form(login_settings(url, monkeypatch), system="payroll")
 
@@ -212,8 +216,9 @@ class TestLogin:
 class TestContexts:
     """A fresh context per item: no cookies leak from one item to the next."""
 
-    async def test_fresh_context_per_item_and_dry_run(self, webapp: tuple[str, App],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_fresh_context_per_item_and_dry_run(
+        self, webapp: tuple[str, App], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         url, _app = webapp
         helper = LoginHelper.with_form(login_settings(url, monkeypatch), system="payroll")
         ctx = RecordingContext(dry_run=True)

@@ -64,7 +64,9 @@ def build_app(state: State) -> FastAPI:
     @app.post("/oauth/token")
     async def token(request: Request) -> Response:
         form = await request.form()
-        if form.get("grant_type") != "client_credentials" or not request.headers.get("authorization", "").startswith("Basic "):
+        if form.get("grant_type") != "client_credentials" or not request.headers.get("authorization", "").startswith(
+            "Basic "
+        ):
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         state.tokens_issued += 1
         value = f"token-{state.tokens_issued}"
@@ -93,10 +95,17 @@ def server() -> Iterator[tuple[str, State]]:
 
 
 def connector(url: str, clock: Any = None, ctx: Any = None, **overrides: Any) -> HttpConnector:
-    settings = HttpSettings.model_validate({"base_url": url, "retry": {"jitter": 0, "backoff_base_seconds": 0.05},
-                                            **overrides})
-    return HttpConnector(ctx or RecordingContext(), "system", settings, clock=clock or FakeClock(),
-                         breakers=BreakerRegistry(), token_cache=TokenCache())
+    settings = HttpSettings.model_validate(
+        {"base_url": url, "retry": {"jitter": 0, "backoff_base_seconds": 0.05}, **overrides}
+    )
+    return HttpConnector(
+        ctx or RecordingContext(),
+        "system",
+        settings,
+        clock=clock or FakeClock(),
+        breakers=BreakerRegistry(),
+        token_cache=TokenCache(),
+    )
 
 
 class TestRetriesOverHttp:
@@ -139,8 +148,13 @@ class TestCircuitBreakerOverHttp:
         clock = FakeClock()
         state.healthy = False
         breakers = BreakerRegistry()
-        settings = HttpSettings.model_validate({"base_url": url, "retry": {"attempts": 1},
-                                                "circuit_breaker": {"failure_threshold": 3, "cooldown_seconds": 30}})
+        settings = HttpSettings.model_validate(
+            {
+                "base_url": url,
+                "retry": {"attempts": 1},
+                "circuit_breaker": {"failure_threshold": 3, "cooldown_seconds": 30},
+            }
+        )
         api = HttpConnector(RecordingContext(), "staffing", settings, clock=clock, breakers=breakers)
         other_run = HttpConnector(RecordingContext(), "staffing", settings, clock=clock, breakers=breakers)
         try:
@@ -164,14 +178,20 @@ class TestCircuitBreakerOverHttp:
 class TestOAuth2:
     """The client-credentials token is fetched once, cached, and refreshed on expiry and on 401."""
 
-    async def test_token_cached_refreshed_on_expiry_and_401(self, server: tuple[str, State],
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_token_cached_refreshed_on_expiry_and_401(
+        self, server: tuple[str, State], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         url, state = server
         monkeypatch.setenv("CLIENT_SECRET", "s3cret")
         clock = FakeClock()
         issued_before = state.tokens_issued
-        auth = {"kind": "oauth2_client_credentials", "token_url": "/oauth/token", "client_id": "kollega",
-                "client_secret": {"env": "CLIENT_SECRET"}, "refresh_margin_seconds": 10}
+        auth = {
+            "kind": "oauth2_client_credentials",
+            "token_url": "/oauth/token",
+            "client_id": "kollega",
+            "client_secret": {"env": "CLIENT_SECRET"},
+            "refresh_margin_seconds": 10,
+        }
         async with connector(url, clock=clock, auth=auth) as api:
             first = (await api.get_json("/protected"))["token"]
             assert (await api.get_json("/protected"))["token"] == first
@@ -193,8 +213,9 @@ class TestAccessLog:
             ctx = run_context(db, tmp_path, connectors={"registers": {"base_url": url}})
             api = HttpConnector.for_run(ctx, "registers")
             try:
-                data = await api.get_json(f"/persons/{PNR}/incomes", subject=PNR,
-                                          purpose="utredning av ekonomiskt bistånd")
+                data = await api.get_json(
+                    f"/persons/{PNR}/incomes", subject=PNR, purpose="utredning av ekonomiskt bistånd"
+                )
             finally:
                 await api.aclose()
             assert data["incomes"][0]["amount"] == 4200
@@ -203,7 +224,11 @@ class TestAccessLog:
                 assert len(events) == 1
                 ev = events[0]
                 assert (ev.subject, ev.purpose, ev.actor, ev.tenant) == (
-                    PNR, "utredning av ekonomiskt bistånd", "robot:example", "0000")
+                    PNR,
+                    "utredning av ekonomiskt bistånd",
+                    "robot:example",
+                    "0000",
+                )
                 assert ev.details["system"] == "registers"
                 assert PNR not in ev.details["path"]
             assert ctx.audit.verify().ok

@@ -31,7 +31,9 @@ class Inbox:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=email.policy.default)))
+        self.messages.append(
+            (list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=email.policy.default))
+        )
         return "250 Message accepted"
 
 
@@ -49,8 +51,14 @@ def free_port() -> int:
 @pytest.fixture
 def smtp() -> Iterator[tuple[int, Inbox]]:
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), authenticator=authenticator,
-                            auth_required=False, auth_require_tls=False)
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=free_port(),
+        authenticator=authenticator,
+        auth_required=False,
+        auth_require_tls=False,
+    )
     controller.start()
     try:
         yield controller.port, inbox
@@ -59,9 +67,18 @@ def smtp() -> Iterator[tuple[int, Inbox]]:
 
 
 def settings(port: int, **extra: Any) -> MailSettings:
-    return MailSettings.model_validate({"host": "127.0.0.1", "port": port, "security": "none",
-                                        "sender": "kollega@ronneby.example", "sender_name": "Kollega, Ronneby kommun",
-                                        "reply_to": "bistand@ronneby.example", "timeout_seconds": 5, **extra})
+    return MailSettings.model_validate(
+        {
+            "host": "127.0.0.1",
+            "port": port,
+            "security": "none",
+            "sender": "kollega@ronneby.example",
+            "sender_name": "Kollega, Ronneby kommun",
+            "reply_to": "bistand@ronneby.example",
+            "timeout_seconds": 5,
+            **extra,
+        }
+    )
 
 
 class TestSend:
@@ -71,10 +88,15 @@ class TestSend:
         port, inbox = smtp
         ctx = RecordingContext()
         message_id = await Mailer(ctx, settings(port)).send(
-            ["handlaggare@ronneby.example"], "Underlag klart: ärende 17", "Hej!\nUnderlaget är klart.",
-            html="<p>Hej!</p>", cc=["chef@ronneby.example"], reference="case-17",
-            attachments=[Attachment("underlag.pdf", b"%PDF-1.4 test", "application/pdf")])
-        (rcpts, msg), = inbox.messages
+            ["handlaggare@ronneby.example"],
+            "Underlag klart: ärende 17",
+            "Hej!\nUnderlaget är klart.",
+            html="<p>Hej!</p>",
+            cc=["chef@ronneby.example"],
+            reference="case-17",
+            attachments=[Attachment("underlag.pdf", b"%PDF-1.4 test", "application/pdf")],
+        )
+        ((rcpts, msg),) = inbox.messages
         assert rcpts == ["handlaggare@ronneby.example", "chef@ronneby.example"]
         assert msg["Subject"] == "Underlag klart: ärende 17"
         assert msg["Message-ID"] == message_id

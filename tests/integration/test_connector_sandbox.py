@@ -30,8 +30,14 @@ from core.testing import FakeClock, temporary_database
 
 sandbox_testing = pytest.importorskip("sandbox.testing")
 
-OPTIONS: dict[str, Any] = {"applications": 10, "substitutes": 12, "open_shifts": 6, "homecare_visits": 10,
-                           "homecare_staff": 4, "employees": 60}
+OPTIONS: dict[str, Any] = {
+    "applications": 10,
+    "substitutes": 12,
+    "open_shifts": 6,
+    "homecare_visits": 10,
+    "homecare_staff": 4,
+    "employees": 60,
+}
 
 
 @pytest.fixture(scope="module")
@@ -66,12 +72,26 @@ class RecordingClock(FakeClock):
         await super().sleep(seconds)
 
 
-def http(url: str, system: str, *, clock: FakeClock | None = None, ctx: Any = None,
-         breakers: BreakerRegistry | None = None, **overrides: Any) -> HttpConnector:
-    settings = HttpSettings.model_validate({"base_url": f"{url}/{system}", "retry": {"jitter": 0,
-                                            "backoff_base_seconds": 0.01}, **overrides})
-    return HttpConnector(ctx or RecordingContext(), system, settings, clock=clock or FakeClock(),
-                         breakers=breakers or BreakerRegistry(), token_cache=TokenCache())
+def http(
+    url: str,
+    system: str,
+    *,
+    clock: FakeClock | None = None,
+    ctx: Any = None,
+    breakers: BreakerRegistry | None = None,
+    **overrides: Any,
+) -> HttpConnector:
+    settings = HttpSettings.model_validate(
+        {"base_url": f"{url}/{system}", "retry": {"jitter": 0, "backoff_base_seconds": 0.01}, **overrides}
+    )
+    return HttpConnector(
+        ctx or RecordingContext(),
+        system,
+        settings,
+        clock=clock or FakeClock(),
+        breakers=breakers or BreakerRegistry(),
+        token_cache=TokenCache(),
+    )
 
 
 def a_substitute(url: str) -> dict[str, Any]:
@@ -84,13 +104,19 @@ class TestHttpAgainstSandbox:
     async def test_register_lookup_retried_then_audited(self, sandbox: str, faults: Any, tmp_path: Path) -> None:
         pnr = a_substitute(sandbox)["personnummer"]
         faults("registers", fail_next=2, error_status=503)
-        body = {"personnummer": pnr, "period": {"from": "2026-08-01", "to": "2026-10-31"}, "case_id": "EB-1",
-                "purpose": "utredning av ekonomiskt bistånd", "legal_basis": "SoL 4 kap. 1 §"}
+        body = {
+            "personnummer": pnr,
+            "period": {"from": "2026-08-01", "to": "2026-10-31"},
+            "case_id": "EB-1",
+            "purpose": "utredning av ekonomiskt bistånd",
+            "legal_basis": "SoL 4 kap. 1 §",
+        }
         with temporary_database(tmp_path) as db:
             ctx = run_context(db, tmp_path)
             async with http(sandbox, "registers", ctx=ctx) as api:
-                answer = await api.post_json("lookup", body, write=False, idempotent=True, subject=pnr,
-                                             purpose="utredning av ekonomiskt bistånd")
+                answer = await api.post_json(
+                    "lookup", body, write=False, idempotent=True, subject=pnr, purpose="utredning av ekonomiskt bistånd"
+                )
             assert answer["personnummer"] == pnr
             with db.session() as s:
                 events = s.scalars(select(AuditEvent).where(AuditEvent.action == "data.read")).all()
@@ -109,8 +135,14 @@ class TestHttpAgainstSandbox:
         faults("staffing", error_rate=1.0, error_status=500)
         clock = FakeClock()
         breakers = BreakerRegistry()
-        async with http(sandbox, "staffing", clock=clock, breakers=breakers, retry={"attempts": 1},
-                        circuit_breaker={"failure_threshold": 2, "cooldown_seconds": 60}) as api:
+        async with http(
+            sandbox,
+            "staffing",
+            clock=clock,
+            breakers=breakers,
+            retry={"attempts": 1},
+            circuit_breaker={"failure_threshold": 2, "cooldown_seconds": 60},
+        ) as api:
             for _ in range(2):
                 with pytest.raises(ConnectorUnavailable):
                     await api.get("units")
@@ -156,15 +188,26 @@ class TestSmsAgainstSandbox:
         code = httpx.get(f"{sandbox}/staffing/shifts").json()["items"][0]["code"]
         settings = SmsSettings.model_validate({"base_url": f"{sandbox}/", "sender": "Bemanningen"})
         with serve_app(hook_app) as hook_url:
-            httpx.put(f"{sandbox}/sms/webhook", json={"url": f"{hook_url}/hooks/sms",
-                                                      "secret": "delad-hemlighet"}).raise_for_status()
+            httpx.put(
+                f"{sandbox}/sms/webhook", json={"url": f"{hook_url}/hooks/sms", "secret": "delad-hemlighet"}
+            ).raise_for_status()
             try:
-                async with SmsClient(RecordingContext(), settings, clock=FakeClock(),
-                                     breakers=BreakerRegistry()) as sms:
-                    sent = [await sms.send(s["phone"], f"Pass {code} i morgon 07-13. Svara JA {code} eller NEJ.",
-                                           reference=f"offer-{s['id']}") for s in subs]
-                    again = await sms.send(subs[0]["phone"], f"Pass {code} i morgon 07-13. Svara JA {code} eller NEJ.",
-                                           reference=f"offer-{subs[0]['id']}")
+                async with SmsClient(
+                    RecordingContext(), settings, clock=FakeClock(), breakers=BreakerRegistry()
+                ) as sms:
+                    sent = [
+                        await sms.send(
+                            s["phone"],
+                            f"Pass {code} i morgon 07-13. Svara JA {code} eller NEJ.",
+                            reference=f"offer-{s['id']}",
+                        )
+                        for s in subs
+                    ]
+                    again = await sms.send(
+                        subs[0]["phone"],
+                        f"Pass {code} i morgon 07-13. Svara JA {code} eller NEJ.",
+                        reference=f"offer-{subs[0]['id']}",
+                    )
                     assert again.id == sent[0].id  # idempotent by reference
                     assert (await sms.status(sent[0].id)).status in ("delivered", "failed")
                     httpx.post(f"{sandbox}/admin/clock", json={"advance_minutes": 24 * 60}).raise_for_status()
@@ -206,12 +249,21 @@ class TestPayrollInChromium:
     def helper(self, sandbox: str, monkeypatch: pytest.MonkeyPatch) -> LoginHelper:
         monkeypatch.setenv("PAYROLL_USER", "robot.harry")
         monkeypatch.setenv("PAYROLL_PASSWORD", "sandlada-harry")
-        return LoginHelper.with_form(FormLoginSettings.model_validate({
-            "base_url": sandbox, "login_path": "/payroll/login", "username": {"env": "PAYROLL_USER"},
-            "password": {"env": "PAYROLL_PASSWORD"}}), system="payroll")
+        return LoginHelper.with_form(
+            FormLoginSettings.model_validate(
+                {
+                    "base_url": sandbox,
+                    "login_path": "/payroll/login",
+                    "username": {"env": "PAYROLL_USER"},
+                    "password": {"env": "PAYROLL_PASSWORD"},
+                }
+            ),
+            system="payroll",
+        )
 
-    async def test_session_expiry_relogin_and_alt_layout(self, sandbox: str, faults: Any,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_session_expiry_relogin_and_alt_layout(
+        self, sandbox: str, faults: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         helper = self.helper(sandbox, monkeypatch)
 
         async def search(page: Page) -> str:
@@ -228,8 +280,9 @@ class TestPayrollInChromium:
             faults("payroll", alt_layout=True)
             assert await helper.run(page, search) == first  # other ids and classes, same labels
 
-    async def test_missing_label_is_a_clear_error_with_a_screenshot(self, sandbox: str, tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_missing_label_is_a_clear_error_with_a_screenshot(
+        self, sandbox: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         helper = self.helper(sandbox, monkeypatch)
         with temporary_database(tmp_path) as db:
             ctx = run_context(db, tmp_path)

@@ -35,7 +35,9 @@ class Gateway:
             self.posts += 1
             key = request.headers["idempotency-key"]
             if key in self.by_key:
-                return JSONResponse({"id": self.by_key[key], "status": "queued"}, headers={"Idempotent-Replayed": "true"})
+                return JSONResponse(
+                    {"id": self.by_key[key], "status": "queued"}, headers={"Idempotent-Replayed": "true"}
+                )
             if self.fail_next:
                 self.fail_next = False
                 return JSONResponse({}, status_code=429, headers={"Retry-After": "0"})
@@ -51,8 +53,16 @@ class Gateway:
 
         @app.get("/sms/inbound")
         async def inbound(after: str | None = None) -> Response:
-            items = [{"id": f"in-{i}", "from": "+46701234567", "text": "JA" if i % 2 else "nej",
-                      "received_at": "2026-11-23T07:05:00Z", "in_reply_to": f"m-{i}"} for i in (1, 2)]
+            items = [
+                {
+                    "id": f"in-{i}",
+                    "from": "+46701234567",
+                    "text": "JA" if i % 2 else "nej",
+                    "received_at": "2026-11-23T07:05:00Z",
+                    "in_reply_to": f"m-{i}",
+                }
+                for i in (1, 2)
+            ]
             found = [m for m in items if after is None or m["id"] > after]
             return JSONResponse({"items": found, "cursor": found[-1]["id"] if found else after})
 
@@ -78,10 +88,12 @@ class TestGateway:
         url, gw = gateway
         gw.fail_next = True
         async with client(url) as sms:
-            first = await sms.send("0701234567", "Pass 24/11 07-16 på Solgården? Svara JA eller NEJ",
-                                   reference="offer-1")
-            again = await sms.send("0701234567", "Pass 24/11 07-16 på Solgården? Svara JA eller NEJ",
-                                   reference="offer-1")
+            first = await sms.send(
+                "0701234567", "Pass 24/11 07-16 på Solgården? Svara JA eller NEJ", reference="offer-1"
+            )
+            again = await sms.send(
+                "0701234567", "Pass 24/11 07-16 på Solgården? Svara JA eller NEJ", reference="offer-1"
+            )
             assert first.id == again.id
             assert list(gw.sent) == [first.id] and gw.posts == 3  # 429, created, replayed
             assert (await sms.status(first.id)).status is DeliveryStatus.delivered
@@ -103,16 +115,32 @@ class TestWebhook:
             received.append(event)
             return {"ok": "yes"}
 
-        body = json.dumps({"type": "inbound", "id": "in-7", "from": "+46701234567", "text": "Ja",
-                           "received_at": "2026-11-23T07:00:00Z"}).encode()
+        body = json.dumps(
+            {
+                "type": "inbound",
+                "id": "in-7",
+                "from": "+46701234567",
+                "text": "Ja",
+                "received_at": "2026-11-23T07:00:00Z",
+            }
+        ).encode()
         stamp = int(time.time())
         with serve_app(app) as url:
-            good = httpx.post(f"{url}/hooks/sms", content=body, headers={
-                "X-Signature": sign_webhook(body, "delad-hemlighet", stamp), "X-Timestamp": str(stamp)})
-            bad = httpx.post(f"{url}/hooks/sms", content=body, headers={
-                "X-Signature": sign_webhook(body, "gissad", stamp), "X-Timestamp": str(stamp)})
+            good = httpx.post(
+                f"{url}/hooks/sms",
+                content=body,
+                headers={"X-Signature": sign_webhook(body, "delad-hemlighet", stamp), "X-Timestamp": str(stamp)},
+            )
+            bad = httpx.post(
+                f"{url}/hooks/sms",
+                content=body,
+                headers={"X-Signature": sign_webhook(body, "gissad", stamp), "X-Timestamp": str(stamp)},
+            )
             garbage = b'{"type": "inbound"}'
-            invalid = httpx.post(f"{url}/hooks/sms", content=garbage, headers={
-                "X-Signature": sign_webhook(garbage, "delad-hemlighet", stamp), "X-Timestamp": str(stamp)})
+            invalid = httpx.post(
+                f"{url}/hooks/sms",
+                content=garbage,
+                headers={"X-Signature": sign_webhook(garbage, "delad-hemlighet", stamp), "X-Timestamp": str(stamp)},
+            )
         assert good.status_code == 200 and bad.status_code == 401 and invalid.status_code == 400
         assert len(received) == 1 and received[0].inbound is not None and received[0].inbound.answer == "JA"

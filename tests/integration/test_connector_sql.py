@@ -29,8 +29,11 @@ def hr_schema(pg_url: str) -> Iterator[tuple[str, str]]:
     with admin.begin() as conn:
         conn.execute(text(f'create schema "{schema}"'))
         conn.execute(text(f'create table "{schema}".employees (id serial primary key, pnr text, name text)'))
-        conn.execute(text(f"insert into \"{schema}\".employees (pnr, name) values ('{PNR}', 'Tolvan'), "
-                          "('19800101-0000', 'Anna')"))
+        conn.execute(
+            text(
+                f"insert into \"{schema}\".employees (pnr, name) values ('{PNR}', 'Tolvan'), ('19800101-0000', 'Anna')"
+            )
+        )
     try:
         yield f"{pg_url}?options=-csearch_path%3D{schema}", schema
     finally:
@@ -89,8 +92,12 @@ class TestPostgres:
             ctx = run_context(kdb, tmp_path, connectors={"hr": {"url": hr_schema[0]}})
             db = ReadOnlyDatabase.for_run(ctx, "hr")
             try:
-                await db.fetch_one("select name from employees where pnr = :pnr", {"pnr": PNR}, subject=PNR,
-                                   purpose="kontroll av anställning")
+                await db.fetch_one(
+                    "select name from employees where pnr = :pnr",
+                    {"pnr": PNR},
+                    subject=PNR,
+                    purpose="kontroll av anställning",
+                )
             finally:
                 await db.aclose()
             with kdb.session() as s:

@@ -37,16 +37,21 @@ def form_page(variant: str) -> str:
             if variant == "missing" and name == "end" and slot == 1:
                 label = "Sluttid"  # the label was changed: HaRry must not guess
             fid = f"r{slot}-{name}"
-            control = (f'<select id="{fid}" name="{fid}"><option value="">– Ingen –</option>'
-                       '<option value="ARB">ARB</option><option value="UTB">UTB</option></select>'
-                       if name == "activity" else f'<input type="text" id="{fid}" name="{fid}" value="">')
+            control = (
+                f'<select id="{fid}" name="{fid}"><option value="">– Ingen –</option>'
+                '<option value="ARB">ARB</option><option value="UTB">UTB</option></select>'
+                if name == "activity"
+                else f'<input type="text" id="{fid}" name="{fid}" value="">'
+            )
             cells.append(f'<td><label for="{fid}">{label}</label>{control}</td>')
         if variant == "ambiguous" and slot == 1:
             cells.append(f'<td><label for="dup">Starttid {DAY} rad 1</label><input id="dup" name="dup"></td>')
-    return (f'<!doctype html><html lang="sv"><head><title>Registrera schema</title></head><body>'
-            f'<h1>Registrera schema</h1><form method="post" action="/saved"><table>'
-            f'<caption>Schemarader {DAY} – {DAY}</caption><tbody><tr>{"".join(cells)}</tr></tbody></table>'
-            f'<button type="submit">Spara</button></form></body></html>')
+    return (
+        f'<!doctype html><html lang="sv"><head><title>Registrera schema</title></head><body>'
+        f'<h1>Registrera schema</h1><form method="post" action="/saved"><table>'
+        f"<caption>Schemarader {DAY} – {DAY}</caption><tbody><tr>{''.join(cells)}</tr></tbody></table>"
+        f'<button type="submit">Spara</button></form></body></html>'
+    )
 
 
 class Flaky:
@@ -77,8 +82,9 @@ def local_app() -> FastAPI:
 
     @app.get("/payroll/maintenance/search", response_class=HTMLResponse)
     async def maintenance() -> HTMLResponse:
-        return HTMLResponse("<h1>Systemet är tillfälligt stängt för underhåll</h1>", status_code=503,
-                            headers={"Retry-After": "300"})
+        return HTMLResponse(
+            "<h1>Systemet är tillfälligt stängt för underhåll</h1>", status_code=503, headers={"Retry-After": "300"}
+        )
 
     return app
 
@@ -92,10 +98,21 @@ def base_url() -> Iterator[str]:
 
 def lanes_for(ctx: RecordingContext, size: int = 1, navigation_timeout: float = 15) -> BrowserLanes:
     """Lanes on a real Chromium (no login needed for these pages)."""
-    browser = BrowserConnector(ctx, BrowserSettings(executable_path=Path("/usr/bin/chromium"), find_timeout_seconds=1,
-                                                    navigation_timeout_seconds=navigation_timeout))
-    return BrowserLanes(ctx, browser, size=size, items_per_lane=2,
-                        make_login=lambda: LoginHelper(lambda page: asyncio.sleep(0), url_contains("/login")))
+    browser = BrowserConnector(
+        ctx,
+        BrowserSettings(
+            executable_path=Path("/usr/bin/chromium"),
+            find_timeout_seconds=1,
+            navigation_timeout_seconds=navigation_timeout,
+        ),
+    )
+    return BrowserLanes(
+        ctx,
+        browser,
+        size=size,
+        items_per_lane=2,
+        make_login=lambda: LoginHelper(lambda page: asyncio.sleep(0), url_contains("/login")),
+    )
 
 
 def one_day(*rows: Row) -> Schedule:
@@ -106,14 +123,20 @@ def one_day(*rows: Row) -> Schedule:
 async def values_on(page: object) -> dict[str, str]:
     """Every input's and select's value on the page, by name."""
     return await page.evaluate(  # type: ignore[attr-defined,no-any-return]
-        "() => Object.fromEntries(Array.from(document.querySelectorAll('input, select')).map(e => [e.name, e.value]))")
+        "() => Object.fromEntries(Array.from(document.querySelectorAll('input, select')).map(e => [e.name, e.value]))"
+    )
 
 
 class TestChangedForm:
     """A changed layout never makes HaRry type into a guessed field."""
 
-    @pytest.mark.parametrize(("variant", "message"), [("missing", "no field labelled 'Sluttid 2026-12-01 rad 1'"),
-                                                      ("ambiguous", "several fields labelled 'Starttid 2026-12-01")])
+    @pytest.mark.parametrize(
+        ("variant", "message"),
+        [
+            ("missing", "no field labelled 'Sluttid 2026-12-01 rad 1'"),
+            ("ambiguous", "several fields labelled 'Starttid 2026-12-01"),
+        ],
+    )
     def test_clear_error_screenshot_nothing_typed(self, base_url: str, variant: str, message: str) -> None:
         ctx = RecordingContext()
         typed: dict[str, str] = {}
@@ -178,8 +201,16 @@ class TestChangedForm:
 
         changed, values = asyncio.run(scenario())
         assert changed == 8
-        assert values == {"r1-start": "07:00", "r1-end": "12:00", "r1-break": "0", "r1-activity": "ARB",
-                          "r2-start": "13:00", "r2-end": "16:00", "r2-break": "0", "r2-activity": "UTB"}
+        assert values == {
+            "r1-start": "07:00",
+            "r1-end": "12:00",
+            "r1-break": "0",
+            "r1-activity": "ARB",
+            "r2-start": "13:00",
+            "r2-end": "16:00",
+            "r2-break": "0",
+            "r2-activity": "UTB",
+        }
 
 
 class TestAnswers:
@@ -215,7 +246,6 @@ class TestAnswers:
             asyncio.run(scenario())
         assert caught.value.retryable and caught.value.details["retry_after"] == 300
         assert [a["kind"] for a in ctx.artifacts] == ["screenshot", "html"]
-
 
     def test_slow_page_is_an_application_error(self, base_url: str) -> None:
         ctx = RecordingContext()

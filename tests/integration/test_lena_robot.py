@@ -27,8 +27,15 @@ from sandbox.testing import running_sandbox
 
 pytestmark = pytest.mark.timeout(180)
 
-SMALL = {"applications": 0, "substitutes": 1, "open_shifts": 0, "employees": 0, "homecare_visits": 40,
-         "homecare_staff": 8, "time_scale": 0}
+SMALL = {
+    "applications": 0,
+    "substitutes": 1,
+    "open_shifts": 0,
+    "employees": 0,
+    "homecare_visits": 40,
+    "homecare_staff": 8,
+    "time_scale": 0,
+}
 DAY = date(2026, 11, 24)
 TEMPLATES = Path(__file__).resolve().parents[2] / "robots" / "lena" / "templates"
 
@@ -64,19 +71,33 @@ class Office:
 
     def problem(self, group: str) -> Any:
         params = {"group": group, "date": DAY.isoformat()}
-        return to_problem(DAY, self.get("/homecare/visits", **params)["items"],
-                          self.get("/homecare/staff", **params)["items"],
-                          self.get("/homecare/history", group=group)["items"])
+        return to_problem(
+            DAY,
+            self.get("/homecare/visits", **params)["items"],
+            self.get("/homecare/staff", **params)["items"],
+            self.get("/homecare/history", group=group)["items"],
+        )
 
 
 @pytest.fixture
 def office(tmp_path: Path) -> Iterator[Office]:
     DEFAULT_BREAKERS.reset()
     with running_sandbox(seed=5, **SMALL) as url, temporary_database(tmp_path) as db:
-        worker = WorkerSettings(concurrency=1, lease_seconds=120, item_timeout_seconds=60, max_attempts=3,
-                                backoff_base_seconds=1, backoff_cap_seconds=10, retry_wait_seconds=60)
-        app = make_settings(tmp_path, worker=worker, robots={"lena": {"time_limit_seconds": 3, "seed": 1}},
-                            connectors={"homecare": {"base_url": f"{url}/homecare"}})
+        worker = WorkerSettings(
+            concurrency=1,
+            lease_seconds=120,
+            item_timeout_seconds=60,
+            max_attempts=3,
+            backoff_base_seconds=1,
+            backoff_cap_seconds=10,
+            retry_wait_seconds=60,
+        )
+        app = make_settings(
+            tmp_path,
+            worker=worker,
+            robots={"lena": {"time_limit_seconds": 3, "seed": 1}},
+            connectors={"homecare": {"base_url": f"{url}/homecare"}},
+        )
         o = Office(url, db, app)
         yield o
         o.http.close()
@@ -85,10 +106,18 @@ def office(tmp_path: Path) -> Iterator[Office]:
 
 def render(review: ReviewItem) -> str:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    context = {"id": review.id, "title": review.title, "summary": review.summary, "state": review.state.value,
-               "kind": review.kind.value, "queue": review.queue, "created_at": review.created_at}
-    return env.get_template(LenaRobot.review_template).render(review=context, material=review.material, lang="sv",
-                                                              _=lambda s: s)
+    context = {
+        "id": review.id,
+        "title": review.title,
+        "summary": review.summary,
+        "state": review.state.value,
+        "kind": review.kind.value,
+        "queue": review.queue,
+        "created_at": review.created_at,
+    }
+    return env.get_template(LenaRobot.review_template).render(
+        review=context, material=review.material, lang="sv", _=lambda s: s
+    )
 
 
 class TestPlanAndPublish:
@@ -124,8 +153,9 @@ class TestPlanAndPublish:
         published = office.get("/homecare/plans", group=group, date=DAY.isoformat())
         assert published["idempotency_key"].endswith(f"review-{review.id}")
         assert len(published["assignments"]) == len(plan.assignments())
-        assert {a["visit_id"]: a["staff_ids"] for a in published["assignments"]} == \
-            {v: [s for s, _, _ in rows] for v, rows in plan.assignments().items()}
+        assert {a["visit_id"]: a["staff_ids"] for a in published["assignments"]} == {
+            v: [s for s, _, _ in rows] for v, rows in plan.assignments().items()
+        }
         [event] = office.audit("lena.plan_published")
         assert event.details["plan_id"] == published["plan_id"]
         assert [i.status for i in office.items()] == [ItemStatus.done]
@@ -139,11 +169,20 @@ class TestPlanAndPublish:
         plan = plan_from_dict(first.material["plan"])
         problem = office.problem(first.material["group"])
         # Lock a planned single visit to someone qualified who does not have it now, at its window start.
-        target = next(v for v in problem.visits if v.staff_count == 1 and v.locked is None and v.id in
-                      plan.assignments() and v.earliest >= 9 * 60)
+        target = next(
+            v
+            for v in problem.visits
+            if v.staff_count == 1 and v.locked is None and v.id in plan.assignments() and v.earliest >= 9 * 60
+        )
         current = plan.assignments()[target.id][0][0]
-        other = next(s for s in problem.staff if s.id != current and target.competences <= s.competences
-                     and s.shift_start + 30 <= target.earliest and target.earliest + 60 <= s.shift_end)
+        other = next(
+            s
+            for s in problem.staff
+            if s.id != current
+            and target.competences <= s.competences
+            and s.shift_start + 30 <= target.earliest
+            and target.earliest + 60 <= s.shift_end
+        )
         start = f"{target.earliest // 60:02d}:{target.earliest % 60:02d}"
         office.decide(first.id, "return", comment=f"lås {target.id} {other.id} {start}\nfrånvarande {current}")
         summary = office.run()

@@ -22,9 +22,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 NAME = "invoice_check"
 
 
-def sh(args: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run(args, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                         timeout=180, check=False)
+def sh(
+    args: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(
+        args, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=180, check=False
+    )
     assert out.returncode == 0, f"{' '.join(args)}\n{out.stdout}\n{out.stderr}"
     return out
 
@@ -59,8 +62,11 @@ def test_a_generated_robot_installs_runs_is_scheduled_and_rendered_without_touch
     assert robots[NAME]["health"] == "ok" and robots[NAME]["display_name"] == "Fakturakollen"
 
     # Its generated tests pass as generated.
-    tests = sh([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=package,
-               env={**os_env, "PYTHONPATH": env["PYTHONPATH"]})
+    tests = sh(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=package,
+        env={**os_env, "PYTHONPATH": env["PYTHONPATH"]},
+    )
     assert "passed" in tests.stdout and "failed" not in tests.stdout
 
     # Scheduled from a plain schedule file.

@@ -569,8 +569,16 @@ def test_the_claims_cached_plan_reads_the_due_index_in_order(
 
         sql = re.sub(r"%\((\w+)\)s", number, compiled.string)
         now = clock.now()
-        values = {**compiled.params, "p_robot": "r", "p_tenant": "0000", "p_now": now, "p_limit": 1, "p_owner": "w",
-                  "p_token": "t", "p_until": now + timedelta(minutes=5)}
+        values = {
+            **compiled.params,
+            "p_robot": "r",
+            "p_tenant": "0000",
+            "p_now": now,
+            "p_limit": 1,
+            "p_owner": "w",
+            "p_token": "t",
+            "p_until": now + timedelta(minutes=5),
+        }
         with db.engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE work_items")
             conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")

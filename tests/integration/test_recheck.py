@@ -95,8 +95,15 @@ def _fresh_ledger() -> None:
 
 def settings(tmp_path: Path) -> Settings:
     """Short item timeout (the 'death'), short lease."""
-    worker = WorkerSettings(concurrency=2, lease_seconds=5, item_timeout_seconds=0.2, max_attempts=3,
-                            backoff_base_seconds=1, backoff_cap_seconds=10, retry_wait_seconds=0)
+    worker = WorkerSettings(
+        concurrency=2,
+        lease_seconds=5,
+        item_timeout_seconds=0.2,
+        max_attempts=3,
+        backoff_base_seconds=1,
+        backoff_cap_seconds=10,
+        retry_wait_seconds=0,
+    )
     return make_settings(tmp_path, worker=worker)
 
 
@@ -146,7 +153,10 @@ class TestTheNextRunSettlesWhatItFindsDone:
             assert item.result == {"outcome": "already_written", "rechecked": True}
             rv = reviews[item.id]
             assert (rv.state, rv.decided_by, rv.callback_status) == (
-                ReviewState.resolved, "robot:ledger", CallbackStatus.none)
+                ReviewState.resolved,
+                "robot:ledger",
+                CallbackStatus.none,
+            )
             assert rv.decided_at is not None
         resolved = events(db, "review.resolved")
         assert [e.actor for e in resolved] == ["robot:ledger"] * 2
@@ -202,13 +212,12 @@ class TestWhatTheRobotCannotConfirmStaysWithThePerson:
         assert again.counts["rechecked"] == 2
         assert {i.status for i in items(db).values()} == {ItemStatus.done}
 
-    def test_an_item_a_person_decided_on_is_not_rechecked(
-        self, db: Database, tmp_path: Path, clock: FakeClock
-    ) -> None:
+    def test_an_item_a_person_decided_on_is_not_rechecked(self, db: Database, tmp_path: Path, clock: FakeClock) -> None:
         make_uncertain(db, tmp_path, clock)
         c1 = items(db)["c-1"]
-        ReviewQueue(db, clock.now).decide(uncertain_reviews(db)[c1.id].id, "reject", actor="user:anna",
-                                          comment="Jag kontrollerar själv")
+        ReviewQueue(db, clock.now).decide(
+            uncertain_reviews(db)[c1.id].id, "reject", actor="user:anna", comment="Jag kontrollerar själv"
+        )
 
         run_robot(Ledger, db=db, clock=clock, app_settings=settings(tmp_path))
         assert Ledger.rechecked == ["c-2"]
@@ -249,8 +258,9 @@ class TestLeases:
         assert stale.status == ItemStatus.uncertain
         assert uncertain_reviews(db)[stale.id].state == ReviewState.open, "the failed settle changed nothing"
 
-        ReviewQueue(db, clock.now).decide(uncertain_reviews(db)[second[0].id].id, "return", actor="user:anna",
-                                          comment="Kör om")
+        ReviewQueue(db, clock.now).decide(
+            uncertain_reviews(db)[second[0].id].id, "return", actor="user:anna", comment="Kör om"
+        )
         with pytest.raises(AlreadyDecided):  # the person decided while the robot was re-checking
             queue.settle_uncertain(second[0], Done({"x": 1}), actor="robot:ledger")
         item = items(db)[second[0].reference]

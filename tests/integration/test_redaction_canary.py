@@ -39,8 +39,10 @@ def captured_logs() -> Iterator[io.StringIO]:
     """Logging configured as in production (JSON lines) into a StringIO; restored afterwards."""
     root = logging.getLogger()
     level = root.level
-    noisy = {name: logging.getLogger(name).level for name in ("httpx", "httpcore", "sqlalchemy.engine",
-                                                               "apscheduler.executors", "alembic")}
+    noisy = {
+        name: logging.getLogger(name).level
+        for name in ("httpx", "httpcore", "sqlalchemy.engine", "apscheduler.executors", "alembic")
+    }
     stream = io.StringIO()
     configure_logging(level="DEBUG", fmt="json", stream=stream)
     try:
@@ -67,8 +69,13 @@ class CanaryRobot(Robot):
         return [NewItem(reference="case-1", payload={"n": 1}, subject=CANARY)]
 
     async def process(self, ctx: Any, item: Any) -> Done | NeedsReview:
-        ctx.log.info(f"looking up {CANARY}", person=CANARY, pnr_short="121212-1212", as_int=int(CANARY),
-                     nested={"who": "19121212-1212", "list": ["121212+1212"]})
+        ctx.log.info(
+            f"looking up {CANARY}",
+            person=CANARY,
+            pnr_short="121212-1212",
+            as_int=int(CANARY),
+            nested={"who": "19121212-1212", "list": ["121212+1212"]},
+        )
         logging.getLogger("vendor.sdk").warning("vendor lookup of %s returned nothing", "19121212-1212")
         raise self.error(f"Personen {CANARY} (även 121212-1212) saknar inkomstuppgift")
 
@@ -90,8 +97,13 @@ class DecisionFailsRobot(CanaryRobot):
 
     async def process(self, ctx: Any, item: Any) -> Done | NeedsReview:
         # Review material and subject may hold personal data: they are for the case worker.
-        return NeedsReview(queue="canary.review", title="Ärende case-1", summary="Förslag: bifall",
-                           material={"pnr": CANARY}, subject=CANARY)
+        return NeedsReview(
+            queue="canary.review",
+            title="Ärende case-1",
+            summary="Förslag: bifall",
+            material={"pnr": CANARY},
+            subject=CANARY,
+        )
 
     async def on_decision(self, ctx: Any, review: Any) -> None:
         ctx.log.warning("carrying out", person=review.material["pnr"])
@@ -132,10 +144,12 @@ def assert_no_canary_logged(stream: io.StringIO) -> str:
 class TestCanary:
     """The canary goes in through a failing robot and comes out masked everywhere."""
 
-    @pytest.mark.parametrize("error", [BusinessError, ApplicationError, ConnectorError, ValueError, KeyError,
-                                       RuntimeError])
-    def test_failing_process(self, db: Database, captured_logs: io.StringIO, clock: FakeClock,
-                             error: type[BaseException]) -> None:
+    @pytest.mark.parametrize(
+        "error", [BusinessError, ApplicationError, ConnectorError, ValueError, KeyError, RuntimeError]
+    )
+    def test_failing_process(
+        self, db: Database, captured_logs: io.StringIO, clock: FakeClock, error: type[BaseException]
+    ) -> None:
         result = run_robot(robot_raising(error), db=db, clock=clock)
         counts = result.summary.counts
         if error is BusinessError:
@@ -153,8 +167,9 @@ class TestCanary:
             (review,) = s.scalars(select(ReviewItem))
             assert PERSONNUMMER_MASK in review.summary
 
-    def test_unexpected_error_traceback_is_logged_masked(self, db: Database, captured_logs: io.StringIO,
-                                                         clock: FakeClock) -> None:
+    def test_unexpected_error_traceback_is_logged_masked(
+        self, db: Database, captured_logs: io.StringIO, clock: FakeClock
+    ) -> None:
         run_robot(robot_raising(ValueError), db=db, clock=clock)
         out = assert_no_canary_logged(captured_logs)
         tracebacks = [json.loads(line).get("exception", "") for line in out.splitlines()]

@@ -18,8 +18,11 @@ from core.testing import ExampleRobot, FakeClock, make_settings, run_robot
 
 
 def _night(db: Database, tmp_path: Path, clock: FakeClock, tenant: str) -> None:
-    settings = make_settings(tmp_path, tenants=[TenantSettings(code=tenant, name=f"Kommun {tenant}")],
-                             robots={"example": {"items": 9, "flaky_every": 0, "batch": f"b{tenant}"}})
+    settings = make_settings(
+        tmp_path,
+        tenants=[TenantSettings(code=tenant, name=f"Kommun {tenant}")],
+        robots={"example": {"items": 9, "flaky_every": 0, "batch": f"b{tenant}"}},
+    )
     run_robot(ExampleRobot, db=db, app_settings=settings, tenant=tenant, clock=clock)
 
 
@@ -29,48 +32,74 @@ def test_purge_clears_finished_work_past_each_tenants_period_and_nothing_else(db
     _night(db, tmp_path, clock, "1081")
     reviews = ReviewQueue(db, clock.now)
     with db.session() as s:
-        decision = s.scalars(select(ReviewItem.id).where(ReviewItem.tenant == "0000", ReviewItem.kind == "decision")
-                             .order_by(ReviewItem.id)).first()
+        decision = s.scalars(
+            select(ReviewItem.id)
+            .where(ReviewItem.tenant == "0000", ReviewItem.kind == "decision")
+            .order_by(ReviewItem.id)
+        ).first()
     assert decision is not None
     reviews.comment(decision, actor="user:anna", text="Kontrollera hyran")
     reviews.decide(decision, "approve", actor="user:anna")
     store = ArtifactStore(db, tmp_path / "artifacts", 30, clock)
-    shot = store.save(tenant="0000", work_item_id=None, kind="screenshot", filename="a.png",
-                      content_type="image/png", data=b"png")
+    shot = store.save(
+        tenant="0000", work_item_id=None, kind="screenshot", filename="a.png", content_type="image/png", data=b"png"
+    )
     shot_path = Path(store.for_item(None)[0].path)  # type: ignore[arg-type]
 
     settings = make_settings(
         tmp_path,
         retention=RetentionSettings(work_item_days=90, review_days=90, artifact_days=10),
-        tenants=[TenantSettings(code="0000", name="Testkommun"),
-                 TenantSettings(code="1081", name="Ronneby kommun", retention=RetentionSettings(work_item_days=400))],
+        tenants=[
+            TenantSettings(code="0000", name="Testkommun"),
+            TenantSettings(code="1081", name="Ronneby kommun", retention=RetentionSettings(work_item_days=400)),
+        ],
     )
     later = clock.now() + timedelta(days=120)
 
     dry = purge(db, settings, later, dry_run=True)
-    assert {r.tenant: (r.work_items, r.review_items, r.artifacts) for r in dry} == {"0000": (6, 1, 1), "1081": (0, 0, 0)}
+    assert {r.tenant: (r.work_items, r.review_items, r.artifacts) for r in dry} == {
+        "0000": (6, 1, 1),
+        "1081": (0, 0, 0),
+    }
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(WorkItem).where(WorkItem.purged_at.is_not(None))) == 0
 
     done = purge(db, settings, later)
-    assert [(r.tenant, r.work_items, r.review_items, r.artifacts) for r in done] == [("0000", 6, 1, 1), ("1081", 0, 0, 0)]
+    assert [(r.tenant, r.work_items, r.review_items, r.artifacts) for r in done] == [
+        ("0000", 6, 1, 1),
+        ("1081", 0, 0, 0),
+    ]
     with db.session() as s:
         cleared = s.scalars(select(WorkItem).where(WorkItem.tenant == "0000", WorkItem.purged_at.is_not(None))).all()
         assert {i.status for i in cleared} <= {ItemStatus.done, ItemStatus.failed_business}
-        assert all(i.payload == {} and i.result is None and i.subject is None and i.error_message is None
-                   for i in cleared)
+        assert all(
+            i.payload == {} and i.result is None and i.subject is None and i.error_message is None for i in cleared
+        )
         # Waiting for a person: untouched, whatever its age.
-        waiting = s.scalars(select(WorkItem).where(WorkItem.tenant == "0000",
-                                                   WorkItem.status == ItemStatus.needs_review)).all()
+        waiting = s.scalars(
+            select(WorkItem).where(WorkItem.tenant == "0000", WorkItem.status == ItemStatus.needs_review)
+        ).all()
         assert waiting and all(i.purged_at is None and i.payload for i in waiting)
         # Ronneby keeps finished work 400 days.
-        assert s.scalar(select(func.count()).select_from(WorkItem).where(
-            WorkItem.tenant == "1081", WorkItem.purged_at.is_not(None))) == 0
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(WorkItem)
+                .where(WorkItem.tenant == "1081", WorkItem.purged_at.is_not(None))
+            )
+            == 0
+        )
         decided = s.get(ReviewItem, decision)
         assert decided is not None and decided.material == {} and decided.state == ReviewState.approved
         assert s.scalar(select(func.count()).select_from(ReviewComment).where(ReviewComment.review_id == decision)) == 0
-        assert s.scalar(select(func.count()).select_from(ReviewItem).where(
-            ReviewItem.state == ReviewState.open, ReviewItem.purged_at.is_not(None))) == 0
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(ReviewItem)
+                .where(ReviewItem.state == ReviewState.open, ReviewItem.purged_at.is_not(None))
+            )
+            == 0
+        )
         assert s.get(Artifact, shot) is None
         events = s.scalars(select(AuditEvent).where(AuditEvent.action == "retention.purged")).all()
         assert [(e.tenant, e.details["work_items"]) for e in events] == [("0000", 6)]

@@ -28,14 +28,25 @@ def queue(db: Database, clock: FakeClock) -> ReviewQueue:
     return ReviewQueue(db, clock)
 
 
-def new_review(db: Database, clock: FakeClock, *, four_eyes: bool = False, due_in: float | None = None,
-               tenant: str = TENANT) -> int:
+def new_review(
+    db: Database, clock: FakeClock, *, four_eyes: bool = False, due_in: float | None = None, tenant: str = TENANT
+) -> int:
     with db.session() as s:
         review = create_review(
-            s, tenant=tenant, robot="example", work_item_id=None, queue="example.review", kind=ReviewKind.decision,
-            title="Ärende demo-1", summary="Föreslaget belopp 1037 kr", material={"amount": 1037},
-            subject=SUBJECT, actor="robot:example", now=clock.now(),
-            due_at=clock.now() + timedelta(seconds=due_in) if due_in is not None else None, four_eyes=four_eyes,
+            s,
+            tenant=tenant,
+            robot="example",
+            work_item_id=None,
+            queue="example.review",
+            kind=ReviewKind.decision,
+            title="Ärende demo-1",
+            summary="Föreslaget belopp 1037 kr",
+            material={"amount": 1037},
+            subject=SUBJECT,
+            actor="robot:example",
+            now=clock.now(),
+            due_at=clock.now() + timedelta(seconds=due_in) if due_in is not None else None,
+            four_eyes=four_eyes,
         )
         return review.id
 
@@ -80,16 +91,17 @@ class TestDecisions:
         assert item.callback_status == CallbackStatus.pending  # the robot carries it out next
         assert item.version == 2
         last = events(db)[-1]
-        assert (last.action, last.actor, last.subject, last.tenant) == ("review.approved", "user:anna", SUBJECT,
-                                                                         TENANT)
+        assert (last.action, last.actor, last.subject, last.tenant) == ("review.approved", "user:anna", SUBJECT, TENANT)
         assert last.details["review_id"] == rid
         assert queue.list() == []  # no longer open
         assert [r.id for r in queue.list(state=ReviewState.approved)] == [rid]
 
-    @pytest.mark.parametrize(("decision", "state"), [("reject", ReviewState.rejected),
-                                                     ("return", ReviewState.returned)])
-    def test_reject_and_return_with_comment(self, db: Database, clock: FakeClock, queue: ReviewQueue,
-                                            decision: str, state: ReviewState) -> None:
+    @pytest.mark.parametrize(
+        ("decision", "state"), [("reject", ReviewState.rejected), ("return", ReviewState.returned)]
+    )
+    def test_reject_and_return_with_comment(
+        self, db: Database, clock: FakeClock, queue: ReviewQueue, decision: str, state: ReviewState
+    ) -> None:
         rid = new_review(db, clock)
         queue.decide(rid, decision, actor="user:anna", comment="Beloppet stämmer inte")
         item = row(db, rid)
@@ -99,8 +111,9 @@ class TestDecisions:
 
     @pytest.mark.parametrize("decision", ["reject", "return"])
     @pytest.mark.parametrize("comment", [None, "", "   "])
-    def test_reject_and_return_need_a_comment(self, db: Database, clock: FakeClock, queue: ReviewQueue,
-                                              decision: str, comment: str | None) -> None:
+    def test_reject_and_return_need_a_comment(
+        self, db: Database, clock: FakeClock, queue: ReviewQueue, decision: str, comment: str | None
+    ) -> None:
         rid = new_review(db, clock)
         with pytest.raises(ReviewError, match="comment is required"):
             queue.decide(rid, decision, actor="user:anna", comment=comment)
@@ -116,8 +129,9 @@ class TestDecisions:
         with pytest.raises(ReviewError, match="does not exist"):
             queue.decide(4711, "approve", actor="user:anna")
 
-    def test_every_transition_is_audited_and_the_chain_verifies(self, db: Database, clock: FakeClock,
-                                                                queue: ReviewQueue) -> None:
+    def test_every_transition_is_audited_and_the_chain_verifies(
+        self, db: Database, clock: FakeClock, queue: ReviewQueue
+    ) -> None:
         a, b, c = new_review(db, clock), new_review(db, clock, four_eyes=True), new_review(db, clock, due_in=60)
         queue.assign(a, "user:anna", actor="user:chef")
         queue.comment(a, "Tittar på det", actor="user:anna")
@@ -127,9 +141,14 @@ class TestDecisions:
         clock.advance(120)
         queue.expire_overdue()
         assert actions(db) == [
-            "review.created", "review.created", "review.created",
-            "review.assigned", "review.commented", "review.returned",
-            "review.first_approval", "review.approved",
+            "review.created",
+            "review.created",
+            "review.created",
+            "review.assigned",
+            "review.commented",
+            "review.returned",
+            "review.first_approval",
+            "review.approved",
             "review.expired",
         ]
         assert row(db, c).state == ReviewState.expired
@@ -173,8 +192,7 @@ class TestFourEyes:
         queue.decide(rid, "reject", actor="user:bertil", comment="Fel underlag")
         assert row(db, rid).state == ReviewState.rejected
 
-    def test_without_four_eyes_one_approval_decides(self, db: Database, clock: FakeClock,
-                                                    queue: ReviewQueue) -> None:
+    def test_without_four_eyes_one_approval_decides(self, db: Database, clock: FakeClock, queue: ReviewQueue) -> None:
         rid = new_review(db, clock)
         assert queue.decide(rid, "approve", actor="user:anna").state == ReviewState.approved
 
@@ -286,8 +304,7 @@ class TestAssignmentAndComments:
         queue.assign(rid, None, actor="user:chef")
         assert row(db, rid).assignee is None
         assigned = [e for e in events(db) if e.action == "review.assigned"]
-        assert [(e.actor, e.details["assignee"]) for e in assigned] == [("user:chef", "user:anna"),
-                                                                         ("user:chef", None)]
+        assert [(e.actor, e.details["assignee"]) for e in assigned] == [("user:chef", "user:anna"), ("user:chef", None)]
 
     def test_decided_item_cannot_be_assigned(self, db: Database, clock: FakeClock, queue: ReviewQueue) -> None:
         rid = new_review(db, clock)
@@ -301,8 +318,10 @@ class TestAssignmentAndComments:
         clock.advance(10)
         queue.comment(rid, "Underlag inkommet", actor="user:bertil")
         comments = queue.comments(rid)
-        assert [(c.author, c.text) for c in comments] == [("user:anna", "Ringde sökande"),
-                                                          ("user:bertil", "Underlag inkommet")]
+        assert [(c.author, c.text) for c in comments] == [
+            ("user:anna", "Ringde sökande"),
+            ("user:bertil", "Underlag inkommet"),
+        ]
         assert comments[1].created_at == clock.now()
         assert actions(db).count("review.commented") == 2
 
@@ -339,16 +358,16 @@ class TestAccessLog:
         queue.get(rid, viewer="user:anna")
         queue.get(rid, viewer="user:bertil")
         queue.get(rid, viewer="user:anna")
-        assert [e.actor for e in events(db) if e.action == "review.opened"] == ["user:anna", "user:bertil",
-                                                                                 "user:anna"]
+        assert [e.actor for e in events(db) if e.action == "review.opened"] == ["user:anna", "user:bertil", "user:anna"]
 
     def test_get_without_viewer_is_not_an_access(self, db: Database, clock: FakeClock, queue: ReviewQueue) -> None:
         rid = new_review(db, clock)
         queue.get(rid)
         assert actions(db) == ["review.created"]
 
-    def test_other_tenants_items_are_invisible_and_not_logged(self, db: Database, clock: FakeClock,
-                                                              queue: ReviewQueue) -> None:
+    def test_other_tenants_items_are_invisible_and_not_logged(
+        self, db: Database, clock: FakeClock, queue: ReviewQueue
+    ) -> None:
         rid = new_review(db, clock, tenant="9999")
         with pytest.raises(ReviewError, match="does not exist"):
             queue.get(rid, viewer="user:anna", tenants={TENANT})

@@ -29,11 +29,19 @@ from robots.ronney.robot import Ronney
 sandbox_testing = pytest.importorskip("sandbox.testing")
 
 SEED = 4  # every kind of planted anomaly, and applications waiting for a complement
-OPTIONS: dict[str, Any] = {"applications": 40, "tenant": "0000", "municipality": "Testkommun",
-                           "anomaly_rate": 0.25, "undeclared_income_rate": 0.3}
+OPTIONS: dict[str, Any] = {
+    "applications": 40,
+    "tenant": "0000",
+    "municipality": "Testkommun",
+    "anomaly_rate": 0.25,
+    "undeclared_income_rate": 0.3,
+}
 SMALL: dict[str, Any] = {**OPTIONS, "applications": 15, "anomaly_rate": 0}
-BAD_DATA = {"invalid_personnummer": "invalid_personnummer", "household_inconsistent": "household_inconsistent",
-            "negative_amount": "invalid_amount"}
+BAD_DATA = {
+    "invalid_personnummer": "invalid_personnummer",
+    "household_inconsistent": "household_inconsistent",
+    "negative_amount": "invalid_amount",
+}
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +76,11 @@ def settings_for(tmp_path: Path, url: str, *, eservice: dict[str, Any] | None = 
     return make_settings(
         tmp_path,
         robots={"ronney": {"pdf": False, "complement_reminder_days": 1, **robot}},
-        connectors={"eservice": {"base_url": f"{url}/eservice", **(eservice or {})},
-                    "registers": {"base_url": f"{url}/registers"}})
+        connectors={
+            "eservice": {"base_url": f"{url}/eservice", **(eservice or {})},
+            "registers": {"base_url": f"{url}/registers"},
+        },
+    )
 
 
 def admin(url: str, path: str) -> Any:
@@ -102,8 +113,11 @@ def expected_items(url: str) -> set[str]:
             found.add(summary["id"])
         elif summary["status"] == "awaiting_complement":
             complements = httpx.get(f"{url}/eservice/applications/{summary['id']}/complements").json()["items"]
-            found |= {f"{summary['id']}/komplettering/{c['id']}" for c in complements
-                      if c["arrived_at"] is None and c["requested_at"][:10] <= "2026-11-22"}
+            found |= {
+                f"{summary['id']}/komplettering/{c['id']}"
+                for c in complements
+                if c["arrived_at"] is None and c["requested_at"][:10] <= "2026-11-22"
+            }
     return found
 
 
@@ -165,14 +179,16 @@ class TestNight:
 
         # No personnummer in titles, summaries or error messages.
         numbers = {e.subject for e in result.audit_events if e.subject and e.subject.isdigit()}
-        texts = [r.title for r in reviews(db)] + [r.summary for r in reviews(db)] + \
-                [i.error_message or "" for i in found]
+        texts = (
+            [r.title for r in reviews(db)] + [r.summary for r in reviews(db)] + [i.error_message or "" for i in found]
+        )
         assert numbers and not any(n in t for n in numbers for t in texts)
 
     def test_register_lookups_are_audited_with_subject_purpose_case_and_legal_basis(self, night: Night) -> None:
         result, sandbox = night.result, night.url
-        lookups = [e for e in result.audit_events
-                   if e.action == "data.read" and (e.details or {}).get("system") == "registers"]
+        lookups = [
+            e for e in result.audit_events if e.action == "data.read" and (e.details or {}).get("system") == "registers"
+        ]
         assert len(lookups) == admin(sandbox, "state/registers")["lookups"] > 0
         for event in lookups:
             assert event.subject and len(event.subject) == 12 and event.actor == "robot:ronney"
@@ -181,8 +197,9 @@ class TestNight:
         log = admin(sandbox, "log?system=registers&action=lookup")["items"]
         assert {e["key"] for e in log} <= {app_id(i.reference) for i in items(night.db)}
         assert all(e["details"]["legal_basis"] and e["details"]["purpose"] for e in log)
-        reads = [e for e in result.audit_events if e.action == "data.read"
-                 and (e.details or {}).get("system") == "eservice"]
+        reads = [
+            e for e in result.audit_events if e.action == "data.read" and (e.details or {}).get("system") == "eservice"
+        ]
         assert len(reads) >= 2 * result.summary.counts["needs_review"]  # collect and process each read one
 
     def test_collecting_again_finds_nothing_new(self, night: Night) -> None:
@@ -201,8 +218,9 @@ def test_dry_run_stores_nothing_and_writes_nothing(sandbox: str, db: Database, t
 
 def approved_review(db: Database, *, with_amount: bool = True) -> ReviewItem:
     for review in reviews(db, "ronney.application"):
-        if (review.material["proposal"]["amount"] is not None) == with_amount and \
-                review.material["proposal"]["decision"] == "approved":
+        if (review.material["proposal"]["amount"] is not None) == with_amount and review.material["proposal"][
+            "decision"
+        ] == "approved":
             return review
     raise AssertionError("no suitable review item")
 
@@ -242,8 +260,11 @@ class TestDecisions:
         assert state["decision_attempts"][application] == 1  # the second run checked first and did not write
         decision = httpx.get(f"{small}/eservice/applications/{application}/decision").json()
         proposal = review.material["proposal"]
-        assert (decision["decision"], decision["amount"], decision["month"]) == ("approved", proposal["amount"],
-                                                                                  "2026-12")
+        assert (decision["decision"], decision["amount"], decision["month"]) == (
+            "approved",
+            proposal["amount"],
+            "2026-12",
+        )
         assert decision["decided_by"] == "anna" and decision["lines"] == proposal["lines"]
         with db.session() as s:
             written = s.scalars(select(AuditEvent).where(AuditEvent.action == "ronney.decision_written")).all()
@@ -282,8 +303,7 @@ class TestDecisions:
         decision = httpx.get(f"{small}/eservice/applications/{application}/decision").json()
         assert (decision["decision"], decision["amount"], decision["reasoning"]) == ("rejected", 0, reason)
 
-    def test_returned_item_is_prepared_again_with_the_comment(self, small: str, db: Database,
-                                                              tmp_path: Path) -> None:
+    def test_returned_item_is_prepared_again_with_the_comment(self, small: str, db: Database, tmp_path: Path) -> None:
         settings = settings_for(tmp_path, small)
         clock = FakeClock()
         run_robot(Ronney, db=db, app_settings=settings, clock=clock)
@@ -296,8 +316,7 @@ class TestDecisions:
         assert newest.material["return_comment"] == "Kontrollera hyran igen"
         assert admin(small, "state/eservice")["decisions"] == {}
 
-    def test_approving_without_a_proposed_amount_writes_nothing(self, small: str, db: Database,
-                                                                tmp_path: Path) -> None:
+    def test_approving_without_a_proposed_amount_writes_nothing(self, small: str, db: Database, tmp_path: Path) -> None:
         settings = settings_for(tmp_path, small)
         clock = FakeClock()
         run_robot(Ronney, db=db, app_settings=settings, clock=clock)

@@ -22,10 +22,21 @@ from sandbox.people import TEST_BIRTH_NUMBERS, is_test_personnummer
 from sandbox.state import SandboxOptions
 from sandbox.testing import running_sandbox
 
-SMALL = {"applications": 60, "substitutes": 30, "open_shifts": 12, "homecare_visits": 60, "homecare_staff": 10,
-         "employees": 40}
-PURPOSE = {"case_id": "EB-202612-0001", "purpose": "Handläggning av ekonomiskt bistånd",
-           "legal_basis": "11 kap. 11 § SoL", "organisation": "Ronneby kommun", "case_worker": "robot:ronney"}
+SMALL = {
+    "applications": 60,
+    "substitutes": 30,
+    "open_shifts": 12,
+    "homecare_visits": 60,
+    "homecare_staff": 10,
+    "employees": 40,
+}
+PURPOSE = {
+    "case_id": "EB-202612-0001",
+    "purpose": "Handläggning av ekonomiskt bistånd",
+    "legal_basis": "11 kap. 11 § SoL",
+    "organisation": "Ronneby kommun",
+    "case_worker": "robot:ronney",
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +50,9 @@ def base_url() -> Iterator[str]:
 def client(base_url: str) -> Iterator[httpx.Client]:
     """A client of the shared sandbox, reset to seed 1 and default options first."""
     with httpx.Client(base_url=base_url, timeout=10) as c:
-        reset = c.post("/admin/reset", json={"seed": 1, "options": SandboxOptions(time_scale=0).model_dump(mode="json")})
+        reset = c.post(
+            "/admin/reset", json={"seed": 1, "options": SandboxOptions(time_scale=0).model_dump(mode="json")}
+        )
         assert reset.status_code == 200, reset.text
         yield c
 
@@ -66,8 +79,12 @@ class TestDeterminism:
     """The same seed gives the same data, over HTTP and in-process; another seed gives other data."""
 
     def test_same_seed_same_data_different_seed_different(self) -> None:
-        with running_sandbox(seed=7, **SMALL) as a, running_sandbox(seed=7, **SMALL) as b, \
-                running_sandbox(seed=8, **SMALL) as other, httpx.Client(timeout=10) as http:
+        with (
+            running_sandbox(seed=7, **SMALL) as a,
+            running_sandbox(seed=7, **SMALL) as b,
+            running_sandbox(seed=8, **SMALL) as other,
+            httpx.Client(timeout=10) as http,
+        ):
             snaps = []
             for url in (a, b, other):
                 http.base_url = httpx.URL(url)
@@ -140,8 +157,14 @@ class TestRegisters:
         r = client.post("/registers/lookup", headers={"X-Personnummer": number}, json={**PURPOSE, "period": period})
         assert r.status_code == 200 and r.json()["found"] is True
         assert set(r.json()["sources"]) >= {"forsakringskassan", "arbetsformedlingen", "csn", "skatteverket", "akassa"}
-        bad = client.post("/registers/lookup", json={**PURPOSE, "period": period, "personnummer": number[:-1] + "0"
-                                                     if number[-1] != "0" else number[:-1] + "1"})
+        bad = client.post(
+            "/registers/lookup",
+            json={
+                **PURPOSE,
+                "period": period,
+                "personnummer": number[:-1] + "0" if number[-1] != "0" else number[:-1] + "1",
+            },
+        )
         assert bad.status_code == 400 and bad.json()["error"] == "invalid_personnummer"
 
     def test_undeclared_income_is_in_the_register_and_lookups_are_recorded(self, client: httpx.Client) -> None:
@@ -149,16 +172,26 @@ class TestRegisters:
         assert planted, "seed 1 plants undeclared incomes"
         case = planted[0]
         app = client.get(f"/eservice/applications/{case['application_id']}").json()
-        r = client.post("/registers/lookup", json={**PURPOSE, "case_id": app["id"], "personnummer": case["personnummer"],
-                                                   "period": app["income_period"]})
+        r = client.post(
+            "/registers/lookup",
+            json={
+                **PURPOSE,
+                "case_id": app["id"],
+                "personnummer": case["personnummer"],
+                "period": app["income_period"],
+            },
+        )
         answer = r.json()["sources"][case["source"]]
         if case["source"] == "skatteverket":
             amounts = [row["net"] for row in answer["income"]]
         else:
             amounts = [p["amount"] for p in answer["payments"] if p["type"] == case["type"]]
         assert case["register"] in amounts
-        declared = sum(i["amount"] for i in app["incomes"]
-                       if i["personnummer"] == case["personnummer"] and i["type"] == case["type"])
+        declared = sum(
+            i["amount"]
+            for i in app["incomes"]
+            if i["personnummer"] == case["personnummer"] and i["type"] == case["type"]
+        )
         assert declared == case["declared"] != case["register"]
         state = client.get("/admin/state/registers").json()
         assert state["lookups"] == 1 and state["lookups_by_case"] == {app["id"]: 1}
@@ -194,8 +227,13 @@ class TestEservice:
     def test_decision_write_back_is_idempotent_and_visible_in_admin_state(self, client: httpx.Client) -> None:
         url = "/eservice/applications/EB-202612-0007/decision"
         assert client.get(url).status_code == 404
-        decision = {"decision": "approved", "amount": 7340, "month": "2026-12", "decided_by": "user:anna",
-                    "lines": [{"text": "Riksnorm", "amount": 4180}, {"text": "Hyra", "amount": 3160}]}
+        decision = {
+            "decision": "approved",
+            "amount": 7340,
+            "month": "2026-12",
+            "decided_by": "user:anna",
+            "lines": [{"text": "Riksnorm", "amount": 4180}, {"text": "Hyra", "amount": 3160}],
+        }
         assert client.post(url, json=decision).status_code == 400  # no idempotency key
         first = client.post(url, json=decision, headers={"Idempotency-Key": "ronney:EB-202612-0007:1"})
         assert first.status_code == 201
@@ -204,15 +242,20 @@ class TestEservice:
         assert again.json() == first.json()
         other = client.post(url, json=decision, headers={"Idempotency-Key": "another"})
         assert other.status_code == 409 and other.json()["error"] == "decision_exists"
-        changed = client.post(url, json={**decision, "amount": 1}, headers={"Idempotency-Key": "ronney:EB-202612-0007:1"})
+        changed = client.post(
+            url, json={**decision, "amount": 1}, headers={"Idempotency-Key": "ronney:EB-202612-0007:1"}
+        )
         assert changed.status_code == 422
         assert client.get(url).json()["amount"] == 7340
         state = client.get("/admin/state/eservice").json()
         assert state["decisions_written"] == {"EB-202612-0007": 1}
         assert state["decision_attempts"]["EB-202612-0007"] == 4
         assert state["write_counts"]["decision.created"] == {"EB-202612-0007": 1}
-        wrong = client.post("/eservice/applications/EB-202612-0008/decision",
-                            json={**decision, "month": "2026-11"}, headers={"Idempotency-Key": "k"})
+        wrong = client.post(
+            "/eservice/applications/EB-202612-0008/decision",
+            json={**decision, "month": "2026-11"},
+            headers={"Idempotency-Key": "k"},
+        )
         assert wrong.status_code == 422
 
 
@@ -248,8 +291,9 @@ class TestStaffing:
 def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
     from datetime import datetime
 
-    return (datetime.fromisoformat(a["start"]) < datetime.fromisoformat(b["end"])
-            and datetime.fromisoformat(b["start"]) < datetime.fromisoformat(a["end"]))
+    return datetime.fromisoformat(a["start"]) < datetime.fromisoformat(b["end"]) and datetime.fromisoformat(
+        b["start"]
+    ) < datetime.fromisoformat(a["end"])
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -313,18 +357,21 @@ class TestSms:
         client.post("/admin/reset", json={"seed": 1})
         self._offer_everyone(client)
         client.post("/admin/clock", json={"advance_minutes": 7 * 60})
-        assert [(r["from"], r["text"], r["received_at"]) for r in client.get("/sms/inbound").json()["items"]] == \
-            [(r["from"], r["text"], r["received_at"]) for r in replies]
+        assert [(r["from"], r["text"], r["received_at"]) for r in client.get("/sms/inbound").json()["items"]] == [
+            (r["from"], r["text"], r["received_at"]) for r in replies
+        ]
         state = client.get("/admin/state/sms").json()
         assert state["sent"] == len(subs) and state["quiet_hours_violations"] == 0
 
     def test_quiet_hours_are_recorded_and_replies_reach_the_webhook(
-            self, client: httpx.Client, webhook: tuple[str, list[tuple[dict[str, Any], str]]]) -> None:
+        self, client: httpx.Client, webhook: tuple[str, list[tuple[dict[str, Any], str]]]
+    ) -> None:
         url, received = webhook
         assert client.put("/sms/webhook", json={"url": url, "secret": "s3cret"}).status_code == 200
         client.post("/admin/clock", json={"set": "2026-11-23T22:15:00+01:00"})
-        eager = next(sid for sid, kind in client.get("/admin/truth").json()["staffing"]["behaviour"].items()
-                     if kind == "eager")
+        eager = next(
+            sid for sid, kind in client.get("/admin/truth").json()["staffing"]["behaviour"].items() if kind == "eager"
+        )
         sub = client.get(f"/staffing/substitutes/{eager}").json()
         shift = client.get("/staffing/shifts").json()["items"][0]
         client.post("/sms/messages", json={"to": sub["phone"], "text": f"Svara JA {shift['code']} eller NEJ"})
@@ -345,8 +392,10 @@ class TestSms:
         deadline = time.monotonic() + 5
         while len(received) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert received[1][0] == {"type": "status", "message": {"id": sent["id"], "status": "delivered",
-                                                                "updated_at": sent["delivered_at"], "error": None}}
+        assert received[1][0] == {
+            "type": "status",
+            "message": {"id": sent["id"], "status": "delivered", "updated_at": sent["delivered_at"], "error": None},
+        }
         assert received[1][1] == ""  # no secret, no signature
 
 
@@ -364,7 +413,9 @@ class TestFaults:
 
     def test_error_rate_is_deterministic_per_seed(self, client: httpx.Client) -> None:
         def run() -> list[int]:
-            client.post("/admin/faults/staffing", json={"error_rate": 0.3, "error_status": 503, "retry_after_seconds": 2})
+            client.post(
+                "/admin/faults/staffing", json={"error_rate": 0.3, "error_status": 503, "retry_after_seconds": 2}
+            )
             return [client.get("/staffing/units").status_code for _ in range(100)]
 
         first = run()
@@ -423,8 +474,11 @@ class TestReset:
 
     def test_reset(self, client: httpx.Client) -> None:
         original = client.get("/eservice/applications/EB-202612-0001").json()
-        client.post("/eservice/applications/EB-202612-0001/decision", headers={"Idempotency-Key": "x"},
-                    json={"decision": "rejected", "amount": 0, "month": "2026-12", "decided_by": "user:anna"})
+        client.post(
+            "/eservice/applications/EB-202612-0001/decision",
+            headers={"Idempotency-Key": "x"},
+            json={"decision": "rejected", "amount": 0, "month": "2026-12", "decided_by": "user:anna"},
+        )
         client.post("/admin/faults/eservice", json={"latency_ms": 10})
         other = client.post("/admin/reset", json={"seed": 2}).json()
         assert other["seed"] == 2
@@ -451,16 +505,23 @@ class TestHomecareAndScheduling:
         history = client.get("/homecare/history").json()["items"]
         assert len({h["date"] for h in history}) == 14
         baseline = client.get("/homecare/plans/baseline").json()
-        plan = {"date": visits["date"], "group": visits["group"], "published_by": "user:coordinator",
-                "assignments": [{k: a[k] for k in ("visit_id", "staff_ids", "start")} for a in baseline["assignments"]],
-                "unassigned": baseline["unassigned"]}
+        plan = {
+            "date": visits["date"],
+            "group": visits["group"],
+            "published_by": "user:coordinator",
+            "assignments": [{k: a[k] for k in ("visit_id", "staff_ids", "start")} for a in baseline["assignments"]],
+            "unassigned": baseline["unassigned"],
+        }
         assert client.get("/homecare/plans").status_code == 404
         published = client.post("/homecare/plans", json=plan, headers={"Idempotency-Key": "lena:1"})
         assert published.status_code == 201, published.text
         assert client.post("/homecare/plans", json=plan, headers={"Idempotency-Key": "lena:1"}).status_code == 200
         assert client.get("/homecare/plans").json()["plan_id"] == published.json()["plan_id"]
-        bad = client.post("/homecare/plans", json={**plan, "assignments": plan["assignments"][1:]},
-                          headers={"Idempotency-Key": "lena:2"})
+        bad = client.post(
+            "/homecare/plans",
+            json={**plan, "assignments": plan["assignments"][1:]},
+            headers={"Idempotency-Key": "lena:2"},
+        )
         assert bad.status_code == 422 and bad.json()["problems"]
         assert client.get("/admin/state/homecare").json()["plans_published"] == 1
 

@@ -61,15 +61,23 @@ def pkce() -> tuple[str, str]:
 
 
 def auth_params(challenge: str | None, **extra: str) -> dict[str, str]:
-    params = {"response_type": "code", "client_id": DEMO_CLIENT_ID, "redirect_uri": REDIRECT,
-              "scope": "openid profile email", "state": "st-123", "nonce": "n-456", **extra}
+    params = {
+        "response_type": "code",
+        "client_id": DEMO_CLIENT_ID,
+        "redirect_uri": REDIRECT,
+        "scope": "openid profile email",
+        "state": "st-123",
+        "nonce": "n-456",
+        **extra,
+    }
     if challenge is not None:
         params.update(code_challenge=challenge, code_challenge_method="S256")
     return params
 
 
-async def authorize(client: httpx.AsyncClient, challenge: str, username: str = "anna.handlaggare",
-                    **extra: str) -> dict[str, list[str]]:
+async def authorize(
+    client: httpx.AsyncClient, challenge: str, username: str = "anna.handlaggare", **extra: str
+) -> dict[str, list[str]]:
     """Run the browser half of the flow: the login page, then the chosen user; returns the callback query."""
     page = await client.get("/oidc/authorize", params=auth_params(challenge, **extra))
     assert page.status_code == 200, page.text
@@ -86,8 +94,9 @@ async def redeem(client: httpx.AsyncClient, code: str, verifier: str, *, basic: 
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
     if basic:
         return await client.post("/oidc/token", data=data, auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET))
-    return await client.post("/oidc/token", data={**data, "client_id": DEMO_CLIENT_ID,
-                                                   "client_secret": DEMO_CLIENT_SECRET})
+    return await client.post(
+        "/oidc/token", data={**data, "client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}
+    )
 
 
 class TestDiscovery:
@@ -133,18 +142,25 @@ class TestCodeFlow:
         token = jwt.decode(tokens["id_token"], jwks, algorithms=["RS256"])
         assert token.header["alg"] == "RS256"
         claims = token.claims
-        registry = jwt.JWTClaimsRegistry(iss={"essential": True, "value": ISSUER},
-                                         aud={"essential": True, "value": DEMO_CLIENT_ID},
-                                         nonce={"essential": True, "value": "n-456"},
-                                         sub={"essential": True}, exp={"essential": True}, iat={"essential": True},
-                                         now=int(datetime(2026, 11, 23, 7, 31, tzinfo=UTC).timestamp()))
+        registry = jwt.JWTClaimsRegistry(
+            iss={"essential": True, "value": ISSUER},
+            aud={"essential": True, "value": DEMO_CLIENT_ID},
+            nonce={"essential": True, "value": "n-456"},
+            sub={"essential": True},
+            exp={"essential": True},
+            iat={"essential": True},
+            now=int(datetime(2026, 11, 23, 7, 31, tzinfo=UTC).timestamp()),
+        )
         registry.validate(claims)
         assert claims["name"] == "Anna Lind"
         assert claims["roles"] == ["case_worker"]
         assert claims["tenants"] == ["1081"]
         assert claims["queues"] == ["ronney.review"]
-        expected_at_hash = base64.urlsafe_b64encode(
-            hashlib.sha256(tokens["access_token"].encode()).digest()[:16]).rstrip(b"=").decode()
+        expected_at_hash = (
+            base64.urlsafe_b64encode(hashlib.sha256(tokens["access_token"].encode()).digest()[:16])
+            .rstrip(b"=")
+            .decode()
+        )
         assert claims["at_hash"] == expected_at_hash
 
         info = await client.get("/oidc/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
@@ -166,13 +182,15 @@ class TestCodeFlow:
             assert f"Logga in som {name}" in page
         verifier, challenge = pkce()
         callback = await authorize(client, challenge, username="karin.karlshamn")
-        claims = jwt.decode((await redeem(client, callback["code"][0], verifier)).json()["id_token"],
-                            signing_key(5)).claims
+        claims = jwt.decode(
+            (await redeem(client, callback["code"][0], verifier)).json()["id_token"], signing_key(5)
+        ).claims
         assert claims["tenants"] == ["1082"]
         verifier, challenge = pkce()
         callback = await authorize(client, challenge, username="maria.revisor")
-        claims = jwt.decode((await redeem(client, callback["code"][0], verifier)).json()["id_token"],
-                            signing_key(5)).claims
+        claims = jwt.decode(
+            (await redeem(client, callback["code"][0], verifier)).json()["id_token"], signing_key(5)
+        ).claims
         assert claims["roles"] == ["auditor"]
 
     async def test_without_nonce_there_is_no_nonce_claim(self, client: httpx.AsyncClient) -> None:
@@ -182,7 +200,7 @@ class TestCodeFlow:
         page = await client.get("/oidc/authorize", params=params)
         tx = re.search(r'name="tx" value="([^"]+)"', page.text)
         assert tx is not None
-        location = (await client.post("/oidc/authorize", data={"tx": tx.group(1), "username": "sara.drift"}))
+        location = await client.post("/oidc/authorize", data={"tx": tx.group(1), "username": "sara.drift"})
         code = parse_qs(urlsplit(location.headers["location"]).query)["code"][0]
         claims = jwt.decode((await redeem(client, code, verifier)).json()["id_token"], signing_key(5)).claims
         assert "nonce" not in claims
@@ -202,8 +220,11 @@ class TestRefusals:
 
     async def test_missing_verifier_is_refused(self, client: httpx.AsyncClient) -> None:
         callback = await authorize(client, pkce()[1])
-        response = await client.post("/oidc/token", auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET), data={
-            "grant_type": "authorization_code", "code": callback["code"][0], "redirect_uri": REDIRECT})
+        response = await client.post(
+            "/oidc/token",
+            auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
+            data={"grant_type": "authorization_code", "code": callback["code"][0], "redirect_uri": REDIRECT},
+        )
         assert response.json()["error"] == "invalid_grant"
 
     async def test_code_reuse_is_refused_and_revokes_the_tokens(self, client: httpx.AsyncClient) -> None:
@@ -217,13 +238,16 @@ class TestRefusals:
         info = await client.get("/oidc/userinfo", headers={"Authorization": f"Bearer {first.json()['access_token']}"})
         assert info.status_code == 401
 
-    @pytest.mark.parametrize(("params", "description"), [
-        ({"code_challenge_method": "plain"}, "S256"),
-        ({"code_challenge_method": ""}, "S256"),
-        ({"code_challenge": ""}, "code_challenge is missing"),
-    ], ids=["plain", "method-missing", "challenge-missing"])
-    async def test_pkce_must_be_s256(self, client: httpx.AsyncClient, params: dict[str, str],
-                                     description: str) -> None:
+    @pytest.mark.parametrize(
+        ("params", "description"),
+        [
+            ({"code_challenge_method": "plain"}, "S256"),
+            ({"code_challenge_method": ""}, "S256"),
+            ({"code_challenge": ""}, "code_challenge is missing"),
+        ],
+        ids=["plain", "method-missing", "challenge-missing"],
+    )
+    async def test_pkce_must_be_s256(self, client: httpx.AsyncClient, params: dict[str, str], description: str) -> None:
         query = {**auth_params(pkce()[1]), **params}
         query = {k: v for k, v in query.items() if v}
         response = await client.get("/oidc/authorize", params=query)
@@ -240,8 +264,10 @@ class TestRefusals:
             assert "location" not in response.headers
 
     async def test_openid_scope_and_code_response_type_required(self, client: httpx.AsyncClient) -> None:
-        for params, error in (({"scope": "profile"}, "invalid_scope"), ({"response_type": "token"},
-                                                                          "unsupported_response_type")):
+        for params, error in (
+            ({"scope": "profile"}, "invalid_scope"),
+            ({"response_type": "token"}, "unsupported_response_type"),
+        ):
             response = await client.get("/oidc/authorize", params={**auth_params(pkce()[1]), **params})
             assert parse_qs(urlsplit(response.headers["location"]).query)["error"] == [error]
 
@@ -258,16 +284,25 @@ class TestRefusals:
     async def test_redirect_uri_must_match(self, client: httpx.AsyncClient) -> None:
         verifier, challenge = pkce()
         code = (await authorize(client, challenge))["code"][0]
-        response = await client.post("/oidc/token", auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET), data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": "http://127.0.0.1:9/other",
-            "code_verifier": verifier})
+        response = await client.post(
+            "/oidc/token",
+            auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": "http://127.0.0.1:9/other",
+                "code_verifier": verifier,
+            },
+        )
         assert response.json()["error"] == "invalid_grant"
 
     async def test_expired_code(self, client: httpx.AsyncClient, clock: Clock) -> None:
         verifier, challenge = pkce()
         code = (await authorize(client, challenge))["code"][0]
         clock.now += timedelta(minutes=5)
-        assert (await redeem(client, code, verifier)).json()["error_description"] == "The authorization code has expired."
+        assert (await redeem(client, code, verifier)).json()[
+            "error_description"
+        ] == "The authorization code has expired."
 
     async def test_cancel_returns_access_denied(self, client: httpx.AsyncClient) -> None:
         page = await client.get("/oidc/authorize", params=auth_params(pkce()[1]))
@@ -306,8 +341,9 @@ class TestSharedState:
 
 async def test_code_flow_over_real_http_in_the_sandbox() -> None:
     """create_app mounts the provider: discovery, login page, token and JWKS over real HTTP on a free port."""
-    with running_sandbox(seed=8, employees=3, applications=2, substitutes=2, open_shifts=1, homecare_visits=2,
-                         homecare_staff=1) as base:
+    with running_sandbox(
+        seed=8, employees=3, applications=2, substitutes=2, open_shifts=1, homecare_visits=2, homecare_staff=1
+    ) as base:
         async with httpx.AsyncClient(base_url=base, timeout=30) as c:
             doc = (await c.get("/oidc/.well-known/openid-configuration")).json()
             assert doc["issuer"] == f"{base}/oidc"
@@ -317,8 +353,10 @@ async def test_code_flow_over_real_http_in_the_sandbox() -> None:
             response = await redeem(c, callback["code"][0], verifier)
             jwks = KeySet.import_key_set((await c.get(doc["jwks_uri"])).json())
             claims = jwt.decode(response.json()["id_token"], jwks, algorithms=["RS256"]).claims
-            jwt.JWTClaimsRegistry(iss={"essential": True, "value": doc["issuer"]},
-                                  aud={"essential": True, "value": DEMO_CLIENT_ID},
-                                  nonce={"essential": True, "value": "n-456"}).validate(claims)
+            jwt.JWTClaimsRegistry(
+                iss={"essential": True, "value": doc["issuer"]},
+                aud={"essential": True, "value": DEMO_CLIENT_ID},
+                nonce={"essential": True, "value": "n-456"},
+            ).validate(claims)
             assert claims["roles"] == ["it_admin"]
             assert (await c.get("/admin/state/oidc")).json()["codes_redeemed"] == 1

@@ -82,8 +82,15 @@ def week_rows(start: date = WEEK[0]) -> list[dict[str, str]]:
     for i in range(7):
         day = start + timedelta(days=i)
         work = day.weekday() < 5
-        rows.append({"date": day.isoformat(), "start": "07:00" if work else "", "end": "16:00" if work else "",
-                     "break": "45" if work else "", "activity": "ARB" if work else ""})
+        rows.append(
+            {
+                "date": day.isoformat(),
+                "start": "07:00" if work else "",
+                "end": "16:00" if work else "",
+                "break": "45" if work else "",
+                "activity": "ARB" if work else "",
+            }
+        )
     return rows
 
 
@@ -101,16 +108,18 @@ class Robot:
 
     async def login(self, username: str = "robot.harry", password: str = "sandlada-harry") -> httpx.Response:
         token = await self.csrf("/payroll/login")
-        return await self.client.post("/payroll/login", data={"csrf_token": token, "username": username,
-                                                               "password": password})
+        return await self.client.post(
+            "/payroll/login", data={"csrf_token": token, "username": username, "password": password}
+        )
 
     async def search(self, query: str) -> httpx.Response:
         token = await self.csrf("/payroll/search")
         return await self.client.post("/payroll/search", data={"csrf_token": token, "query": query})
 
     async def save(self, key: str, rows: list[dict[str, str]], period: tuple[date, date] = WEEK) -> httpx.Response:
-        page = await self.client.get(f"/payroll/employees/{key}/schedule",
-                                     params={"fom": period[0].isoformat(), "tom": period[1].isoformat()})
+        page = await self.client.get(
+            f"/payroll/employees/{key}/schedule", params={"fom": period[0].isoformat(), "tom": period[1].isoformat()}
+        )
         data = dict(Form(page.text).hidden)
         slots: dict[str, list[str]] = {}  # date → the form's row indices for it, two per day
         for name, value in data.items():
@@ -172,8 +181,9 @@ class TestLogin:
     async def test_missing_or_wrong_csrf_token_is_refused(self, robot: Robot, store: PayrollStore) -> None:
         await robot.client.get("/payroll/login")
         for data in ({}, {"csrf_token": "forged"}):
-            response = await robot.client.post("/payroll/login",
-                                               data={**data, "username": "robot.harry", "password": "sandlada-harry"})
+            response = await robot.client.post(
+                "/payroll/login", data={**data, "username": "robot.harry", "password": "sandlada-harry"}
+            )
             assert response.status_code == 403
             assert "Säkerhetstoken saknas eller är ogiltig" in response.text
         assert not any(s.username for s in store.sessions.values())
@@ -193,17 +203,33 @@ class TestLogin:
 
     async def test_login_returns_to_next_page_but_never_elsewhere(self, robot: Robot, employee: Employee) -> None:
         token = await robot.csrf("/payroll/login")
-        response = await robot.client.post("/payroll/login", follow_redirects=False, data={
-            "csrf_token": token, "username": "robot.harry", "password": "sandlada-harry",
-            "next": f"/payroll/employees/{employee.key}"})
+        response = await robot.client.post(
+            "/payroll/login",
+            follow_redirects=False,
+            data={
+                "csrf_token": token,
+                "username": "robot.harry",
+                "password": "sandlada-harry",
+                "next": f"/payroll/employees/{employee.key}",
+            },
+        )
         assert response.headers["location"] == f"/payroll/employees/{employee.key}"
         token = await robot.csrf("/payroll/login")
-        response = await robot.client.post("/payroll/login", follow_redirects=False, data={
-            "csrf_token": token, "username": "robot.harry", "password": "sandlada-harry", "next": "//evil.example/"})
+        response = await robot.client.post(
+            "/payroll/login",
+            follow_redirects=False,
+            data={
+                "csrf_token": token,
+                "username": "robot.harry",
+                "password": "sandlada-harry",
+                "next": "//evil.example/",
+            },
+        )
         assert response.headers["location"] == "/payroll/search"
 
-    async def test_session_expires_after_n_requests(self, robot: Robot, store: PayrollStore,
-                                                    employee: Employee) -> None:
+    async def test_session_expires_after_n_requests(
+        self, robot: Robot, store: PayrollStore, employee: Employee
+    ) -> None:
         store.faults = PayrollFaults(session_expiry_after=3)
         await robot.login()  # the search page after login is request 1
         for _ in range(2):
@@ -216,15 +242,20 @@ class TestLogin:
         # Logging in again gives a fresh allowance of requests.
         assert "<h1>Sök anställd</h1>" in (await robot.login()).text
 
-    async def test_expired_session_refuses_a_save(self, robot: Robot, store: PayrollStore,
-                                                  employee: Employee) -> None:
+    async def test_expired_session_refuses_a_save(self, robot: Robot, store: PayrollStore, employee: Employee) -> None:
         await robot.login()
-        page = await robot.client.get(f"/payroll/employees/{employee.key}/schedule",
-                                      params={"fom": WEEK[0].isoformat(), "tom": WEEK[1].isoformat()})
+        page = await robot.client.get(
+            f"/payroll/employees/{employee.key}/schedule",
+            params={"fom": WEEK[0].isoformat(), "tom": WEEK[1].isoformat()},
+        )
         store.faults = PayrollFaults(session_expiry_after=1)
-        data = {**Form(page.text).hidden, **{f"row-{i}-{k}": v for i, r in enumerate(week_rows()) for k, v in r.items()}}
-        response = await robot.client.post(f"/payroll/employees/{employee.key}/schedule", data=data,
-                                           follow_redirects=False)
+        data = {
+            **Form(page.text).hidden,
+            **{f"row-{i}-{k}": v for i, r in enumerate(week_rows()) for k, v in r.items()},
+        }
+        response = await robot.client.post(
+            f"/payroll/employees/{employee.key}/schedule", data=data, follow_redirects=False
+        )
         assert response.headers["location"] == "/payroll/login?reason=expired"
         assert store.saves == []
 
@@ -267,7 +298,10 @@ class TestSearch:
     async def test_personnummer_never_in_a_url(self, robot: Robot, employee: Employee) -> None:
         await robot.login()
         digits = re.sub(r"\D", "", employee.personnummer)
-        pages = [await robot.search(employee.personnummer), await robot.client.get(f"/payroll/employees/{employee.key}")]
+        pages = [
+            await robot.search(employee.personnummer),
+            await robot.client.get(f"/payroll/employees/{employee.key}"),
+        ]
         assert f"{digits[:8]}-{digits[8:]}" in pages[1].text  # shown on the page, as in the real system
         for page in pages:
             assert str(page.url).find(digits) == -1
@@ -278,15 +312,16 @@ class TestSearch:
 class TestRegistration:
     """Register a period, see the confirmation, read it back; validation errors on the page."""
 
-    async def test_register_confirm_and_read_back(self, robot: Robot, store: PayrollStore,
-                                                  employee: Employee) -> None:
+    async def test_register_confirm_and_read_back(self, robot: Robot, store: PayrollStore, employee: Employee) -> None:
         await robot.login()
         response = await robot.save(employee.key, week_rows())
         assert response.status_code == 200
         assert "<h1>Schemat är sparat</h1>" in response.text
         assert "Registrering R-000001 är sparad." in response.text
-        read = await robot.client.get(f"/payroll/employees/{employee.key}/registered",
-                                      params={"fom": WEEK[0].isoformat(), "tom": WEEK[1].isoformat()})
+        read = await robot.client.get(
+            f"/payroll/employees/{employee.key}/registered",
+            params={"fom": WEEK[0].isoformat(), "tom": WEEK[1].isoformat()},
+        )
         cells = re.findall(r"<td>([^<]*)</td>", read.text)
         assert cells[:6] == ["2026-11-23", "07:00", "16:00", "45", "ARB", "Arbetstid"]
         assert "Antal rader: 5. Summa arbetstid: 41:15." in read.text
@@ -294,12 +329,15 @@ class TestRegistration:
         assert store.saves[0].rows[0].activity == "ARB"
         assert store.inspect()["registered"][employee.number][4]["date"] == "2026-11-27"
 
-    async def test_form_is_prefilled_and_a_save_replaces_the_period(self, robot: Robot, store: PayrollStore,
-                                                                    employee: Employee) -> None:
+    async def test_form_is_prefilled_and_a_save_replaces_the_period(
+        self, robot: Robot, store: PayrollStore, employee: Employee
+    ) -> None:
         await robot.login()
         await robot.save(employee.key, week_rows())
-        page = await robot.client.get(f"/payroll/employees/{employee.key}/schedule",
-                                      params={"fom": WEEK[0].isoformat(), "tom": WEEK[1].isoformat()})
+        page = await robot.client.get(
+            f"/payroll/employees/{employee.key}/schedule",
+            params={"fom": WEEK[0].isoformat(), "tom": WEEK[1].isoformat()},
+        )
         form = Form(page.text)
         assert form.field("Starttid 2026-11-24 rad 1")["value"] == "07:00"
         assert form.field("Starttid 2026-11-24 rad 2")["value"] == ""
@@ -309,22 +347,30 @@ class TestRegistration:
         rows[4].update(start="", end="", activity="", **{"break": ""})
         await robot.save(employee.key, rows)
         registered = store.registered_rows(employee.key, *WEEK)
-        assert [(r.day.day, r.start) for r in registered] == [(23, "08:00"), (24, "07:00"), (25, "07:00"), (26, "07:00")]
+        assert [(r.day.day, r.start) for r in registered] == [
+            (23, "08:00"),
+            (24, "07:00"),
+            (25, "07:00"),
+            (26, "07:00"),
+        ]
         assert store.save_count(employee.number, *WEEK) == 2
 
     async def test_locked_period(self, robot: Robot, store: PayrollStore, employee: Employee) -> None:
         store.lock(date(2026, 11, 1), date(2026, 11, 30))
         await robot.login()
-        page = await robot.client.get(f"/payroll/employees/{employee.key}/schedule",
-                                      params={"fom": WEEK[0].isoformat(), "tom": WEEK[1].isoformat()})
+        page = await robot.client.get(
+            f"/payroll/employees/{employee.key}/schedule",
+            params={"fom": WEEK[0].isoformat(), "tom": WEEK[1].isoformat()},
+        )
         assert "Perioden är låst" in page.text
         response = await robot.save(employee.key, week_rows())
         assert response.status_code == 422
         assert "Perioden är låst" in response.text
         assert store.saves == []
 
-    async def test_periods_before_last_payroll_run_are_locked_by_default(self, robot: Robot,
-                                                                         employee: Employee) -> None:
+    async def test_periods_before_last_payroll_run_are_locked_by_default(
+        self, robot: Robot, employee: Employee
+    ) -> None:
         await robot.login()
         response = await robot.save(employee.key, week_rows(date(2026, 9, 21)), (date(2026, 9, 21), date(2026, 9, 27)))
         assert "Perioden är låst" in response.text
@@ -367,9 +413,12 @@ class TestRegistration:
         rows[2]["break"] = "600"
         rows[3]["break"] = "en halvtimme"
         response = await robot.save(employee.key, rows)
-        for message in ('2026-11-23: ogiltig starttid &#34;25:00&#34; (ange tt:mm).', "2026-11-24: sluttid saknas.",
-                        "2026-11-25: rasten är lika lång som eller längre än passet.",
-                        "2026-11-26: rasten ska anges i hela minuter."):
+        for message in (
+            "2026-11-23: ogiltig starttid &#34;25:00&#34; (ange tt:mm).",
+            "2026-11-24: sluttid saknas.",
+            "2026-11-25: rasten är lika lång som eller längre än passet.",
+            "2026-11-26: rasten ska anges i hela minuter.",
+        ):
             assert message in response.text
 
     async def test_a_split_day_has_two_rows(self, robot: Robot, store: PayrollStore, employee: Employee) -> None:
@@ -380,8 +429,10 @@ class TestRegistration:
         assert "Schemat är sparat" in (await robot.save(employee.key, rows)).text
         tuesday = store.registered_rows(employee.key, date(2026, 11, 24), date(2026, 11, 24))
         assert [(r.start, r.end, r.activity) for r in tuesday] == [("07:00", "12:00", "ARB"), ("13:00", "16:00", "APT")]
-        page = await robot.client.get(f"/payroll/employees/{employee.key}/schedule",
-                                      params={"fom": WEEK[0].isoformat(), "tom": WEEK[1].isoformat()})
+        page = await robot.client.get(
+            f"/payroll/employees/{employee.key}/schedule",
+            params={"fom": WEEK[0].isoformat(), "tom": WEEK[1].isoformat()},
+        )
         assert Form(page.text).field("Starttid 2026-11-24 rad 2")["value"] == "13:00"
 
     async def test_overlap_within_a_day(self, robot: Robot, employee: Employee) -> None:
@@ -394,49 +445,70 @@ class TestRegistration:
         await robot.login()
         data = {"csrf_token": await robot.csrf("/payroll/search"), "fom": "2026-11-23", "tom": "2026-11-23"}
         for i, (begin, finish) in enumerate((("06:00", "08:00"), ("09:00", "10:00"), ("11:00", "12:00"))):
-            data.update({f"row-{i}-date": "2026-11-23", f"row-{i}-start": begin, f"row-{i}-end": finish,
-                         f"row-{i}-activity": "ARB"})
+            data.update(
+                {
+                    f"row-{i}-date": "2026-11-23",
+                    f"row-{i}-start": begin,
+                    f"row-{i}-end": finish,
+                    f"row-{i}-activity": "ARB",
+                }
+            )
         response = await robot.client.post(f"/payroll/employees/{employee.key}/schedule", data=data)
         assert "2026-11-23: högst 2 rader per dag." in response.text
 
     async def test_employee_not_found(self, robot: Robot) -> None:
         await robot.login()
-        for path in ("/payroll/employees/nosuchkey", "/payroll/employees/nosuchkey/schedule?fom=2026-11-23&tom=2026-11-29"):
+        for path in (
+            "/payroll/employees/nosuchkey",
+            "/payroll/employees/nosuchkey/schedule?fom=2026-11-23&tom=2026-11-29",
+        ):
             response = await robot.client.get(path)
             assert response.status_code == 404
             assert "<h1>Anställd hittades inte</h1>" in response.text
 
     async def test_invalid_period(self, robot: Robot, employee: Employee) -> None:
         await robot.login()
-        response = await robot.client.get(f"/payroll/employees/{employee.key}/schedule",
-                                          params={"fom": "2026-11-01", "tom": "2026-12-31"})
+        response = await robot.client.get(
+            f"/payroll/employees/{employee.key}/schedule", params={"fom": "2026-11-01", "tom": "2026-12-31"}
+        )
         assert response.status_code == 422
         assert "En period får vara högst 31 dagar." in response.text
 
-    async def test_save_without_csrf_token_is_refused(self, robot: Robot, store: PayrollStore,
-                                                      employee: Employee) -> None:
+    async def test_save_without_csrf_token_is_refused(
+        self, robot: Robot, store: PayrollStore, employee: Employee
+    ) -> None:
         await robot.login()
-        data = {"fom": WEEK[0].isoformat(), "tom": WEEK[1].isoformat(),
-                **{f"row-{i}-{k}": v for i, r in enumerate(week_rows()) for k, v in r.items()}}
+        data = {
+            "fom": WEEK[0].isoformat(),
+            "tom": WEEK[1].isoformat(),
+            **{f"row-{i}-{k}": v for i, r in enumerate(week_rows()) for k, v in r.items()},
+        }
         response = await robot.client.post(f"/payroll/employees/{employee.key}/schedule", data=data)
         assert response.status_code == 403
         assert store.saves == []
 
     async def test_nothing_registered(self, robot: Robot, employee: Employee) -> None:
         await robot.login()
-        response = await robot.client.get(f"/payroll/employees/{employee.key}/registered",
-                                          params={"fom": WEEK[0].isoformat(), "tom": WEEK[1].isoformat()})
+        response = await robot.client.get(
+            f"/payroll/employees/{employee.key}/registered",
+            params={"fom": WEEK[0].isoformat(), "tom": WEEK[1].isoformat()},
+        )
         assert "Inget schema är registrerat för perioden." in response.text
 
 
 class TestFaults:
     """Alternative layout and page latency (maintenance and errors come from the sandbox middleware)."""
 
-    LABELS = ("Starttid 2026-11-23 rad 1", "Sluttid 2026-11-23 rad 1", "Rast (minuter) 2026-11-23 rad 1",
-              "Aktivitetskod 2026-11-23 rad 2")
+    LABELS = (
+        "Starttid 2026-11-23 rad 1",
+        "Sluttid 2026-11-23 rad 1",
+        "Rast (minuter) 2026-11-23 rad 1",
+        "Aktivitetskod 2026-11-23 rad 2",
+    )
 
-    async def test_alternative_layout_keeps_labels_and_roles(self, robot: Robot, store: PayrollStore,
-                                                            employee: Employee) -> None:
+    async def test_alternative_layout_keeps_labels_and_roles(
+        self, robot: Robot, store: PayrollStore, employee: Employee
+    ) -> None:
         await robot.login()
         params = {"fom": WEEK[0].isoformat(), "tom": WEEK[1].isoformat()}
         path = f"/payroll/employees/{employee.key}/schedule"
@@ -470,8 +542,10 @@ class TestFaults:
 class TestSharedState:
     """Mounted in the sandbox: employees, clock, faults and the write log come from the shared state."""
 
-    EMPLOYEES = [{"id": "E0001", "first_name": "Linnéa", "last_name": "Berg", "personnummer": "198507149803"},
-                 {"id": "E0002", "first_name": "Nils", "last_name": "Lind", "personnummer": "197203029815"}]
+    EMPLOYEES = [
+        {"id": "E0001", "first_name": "Linnéa", "last_name": "Berg", "personnummer": "198507149803"},
+        {"id": "E0002", "first_name": "Nils", "last_name": "Lind", "personnummer": "197203029815"},
+    ]
 
     @pytest.fixture
     def state(self) -> SandboxState:
@@ -484,8 +558,9 @@ class TestSharedState:
         application = FastAPI()
         application.include_router(router)
         application.state.sandbox = state
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://testserver",
-                                     follow_redirects=True) as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://testserver", follow_redirects=True
+        ) as client:
             robot = Robot(client, store_for(state))
             assert robot.store is not None
             robot.store.latency_ms = (0.0, 0.0)
@@ -499,8 +574,13 @@ class TestSharedState:
         assert "Schemat är sparat" in (await shared.save(key.group(1), week_rows())).text
         assert state.log.count("payroll", "schedule.saved", "E0001:2026-11-23:2026-11-29") == 1
         entry = state.log.entries("payroll")[0]
-        assert entry.details["rows"][0] == {"date": "2026-11-23", "start": "07:00", "end": "16:00",
-                                            "break_minutes": 45, "activity": "ARB"}
+        assert entry.details["rows"][0] == {
+            "date": "2026-11-23",
+            "start": "07:00",
+            "end": "16:00",
+            "break_minutes": 45,
+            "activity": "ARB",
+        }
         assert "198507149803" not in str(entry.as_dict())
         inspected = state.inspect("payroll")
         assert inspected["write_counts"] == {"schedule.saved": {"E0001:2026-11-23:2026-11-29": 1}}
@@ -523,8 +603,14 @@ class TestSharedState:
         assert store_for(state) is not shared.store
 
 
-SMALL = {"employees": 12, "applications": 5, "substitutes": 5, "open_shifts": 3, "homecare_visits": 10,
-         "homecare_staff": 3}
+SMALL = {
+    "employees": 12,
+    "applications": 5,
+    "substitutes": 5,
+    "open_shifts": 3,
+    "homecare_visits": 10,
+    "homecare_staff": 3,
+}
 
 
 async def test_in_the_sandbox_over_real_http() -> None:
@@ -537,8 +623,10 @@ async def test_in_the_sandbox_over_real_http() -> None:
             found = await robot.search(first["id"])
             key = re.search(r'href="/payroll/employees/(\w+)"', found.text)
             assert key is not None
-            rows = [{"date": "2026-12-01", "start": "07:00", "end": "12:00", "break": "0", "activity": "ARB"},
-                    {"date": "2026-12-01", "start": "13:00", "end": "16:00", "break": "0", "activity": "APT"}]
+            rows = [
+                {"date": "2026-12-01", "start": "07:00", "end": "12:00", "break": "0", "activity": "ARB"},
+                {"date": "2026-12-01", "start": "13:00", "end": "16:00", "break": "0", "activity": "APT"},
+            ]
             saved = await robot.save(key.group(1), rows, (date(2026, 12, 1), date(2026, 12, 31)))
             assert "Schemat är sparat" in saved.text
             inspected = (await client.get("/admin/state/payroll")).json()
@@ -576,8 +664,10 @@ async def test_admin_routes_lock_a_period_and_approve_a_new_schedule_version() -
             summaries = (await client.get("/scheduling/schedules")).json()["items"]
             current = next(s for s in summaries if s["row_count"] > 0)
             employee, period = current["employee_id"], current["period"]
-            made = await client.post(f"/admin/scheduling/employees/{employee}/versions",
-                                     json={"period": period, "first_row": {"end": "17:45"}})
+            made = await client.post(
+                f"/admin/scheduling/employees/{employee}/versions",
+                json={"period": period, "first_row": {"end": "17:45"}},
+            )
             assert made.status_code == 201
             new = made.json()
             assert new["version"] == current["version"] + 1 and new["rows"][0]["end"] == "17:45"
@@ -588,17 +678,20 @@ async def test_admin_routes_lock_a_period_and_approve_a_new_schedule_version() -
             shown = (await client.get(f"/scheduling/employees/{employee}/schedule", params={"period": period})).json()
             assert shown["schedule_id"] == new["schedule_id"]
 
-            replaced = await client.post(f"/admin/scheduling/employees/{employee}/versions",
-                                         json={"period": period, "rows": new["rows"][1:]})
+            replaced = await client.post(
+                f"/admin/scheduling/employees/{employee}/versions", json={"period": period, "rows": new["rows"][1:]}
+            )
             assert replaced.status_code == 201 and len(replaced.json()["rows"]) == len(new["rows"]) - 1
-            both = await client.post(f"/admin/scheduling/employees/{employee}/versions",
-                                     json={"rows": [], "first_row": {"end": "17:00"}})
+            both = await client.post(
+                f"/admin/scheduling/employees/{employee}/versions", json={"rows": [], "first_row": {"end": "17:00"}}
+            )
             assert both.status_code == 422
             missing = await client.post("/admin/scheduling/employees/E99999/versions", json={"first_row": {}})
             assert missing.status_code == 404 and missing.json()["error"] == "no_schedule"
 
 
 # -- a real browser ---------------------------------------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -664,8 +757,15 @@ def test_browser_registers_a_week_and_reads_it_back(served: str, store: PayrollS
             shown = []
             for row in table.get_by_role("row").all()[1:]:
                 cells = dict(zip(headers, row.get_by_role("cell").all_inner_texts(), strict=True))
-                shown.append((cells["Datum"], cells["Starttid"], cells["Sluttid"], cells["Rast (minuter)"],
-                              cells["Aktivitetskod"]))
+                shown.append(
+                    (
+                        cells["Datum"],
+                        cells["Starttid"],
+                        cells["Sluttid"],
+                        cells["Rast (minuter)"],
+                        cells["Aktivitetskod"],
+                    )
+                )
             expected = [(r["date"], r["start"], r["end"], r["break"], r["activity"]) for r in week_rows() if r["start"]]
             assert shown == expected
         finally:

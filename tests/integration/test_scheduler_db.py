@@ -19,8 +19,14 @@ from core.testing import TEST_TENANT, FakeClock, make_settings
 
 def nightly(**fields: Any) -> Schedule:
     """01:30 every night (calendar all unless asked), window until 06:00."""
-    base: dict[str, Any] = {"name": "nightly", "robot": "example", "tenants": ["*"], "cron": "30 1 * * *",
-                            "window_end": "06:00", "calendar": "all"}
+    base: dict[str, Any] = {
+        "name": "nightly",
+        "robot": "example",
+        "tenants": ["*"],
+        "cron": "30 1 * * *",
+        "window_end": "06:00",
+        "calendar": "all",
+    }
     return Schedule(**{**base, **fields})
 
 
@@ -58,8 +64,9 @@ class TestFire:
         ]
         assert all(r.robot == "example" and r.deadline_at == local(2026, 11, 23, 6) for r in rows)
 
-    def test_concurrent_schedulers_race_for_the_same_slots(self, db: Database, clock: FakeClock,
-                                                            settings: Settings) -> None:
+    def test_concurrent_schedulers_race_for_the_same_slots(
+        self, db: Database, clock: FakeClock, settings: Settings
+    ) -> None:
         clock.set(local(2026, 11, 30, 12, 0))
         schedulers = [make(db, settings, clock, owner=name) for name in ("a", "b", "c")]
         slots = [f"2026-11-{day:02d}T01:30" for day in range(1, 21)]
@@ -137,19 +144,27 @@ class TestCatchUp:
         assert [(r.slot, r.status, r.trigger, r.error) for r in runs(db)][1:] == [
             ("2026-11-21T01:30", RunStatus.skipped, "schedule", "Lördag"),
             ("2026-11-22T01:30", RunStatus.skipped, "schedule", "Söndag"),
-            ("2026-11-23T01:30", RunStatus.missed, "schedule",
-             "the scheduler was not running; the window ended at 06:00"),
-            ("2026-11-24T01:30", RunStatus.missed, "schedule",
-             "the scheduler was not running; the window ended at 06:00"),
+            (
+                "2026-11-23T01:30",
+                RunStatus.missed,
+                "schedule",
+                "the scheduler was not running; the window ended at 06:00",
+            ),
+            (
+                "2026-11-24T01:30",
+                RunStatus.missed,
+                "schedule",
+                "the scheduler was not running; the window ended at 06:00",
+            ),
             ("2026-11-25T01:30", RunStatus.queued, "catch_up", None),
         ]
 
-    def test_first_start_considers_only_the_latest_slot(self, db: Database, clock: FakeClock,
-                                                        settings: Settings) -> None:
+    def test_first_start_considers_only_the_latest_slot(
+        self, db: Database, clock: FakeClock, settings: Settings
+    ) -> None:
         clock.set(local(2026, 11, 24, 2, 0))
         assert len(make(db, settings, clock).catch_up()) == 1
-        assert [(r.slot, r.status, r.trigger) for r in runs(db)] == [
-            ("2026-11-24T01:30", RunStatus.queued, "catch_up")]
+        assert [(r.slot, r.status, r.trigger) for r in runs(db)] == [("2026-11-24T01:30", RunStatus.queued, "catch_up")]
 
     def test_catch_up_off_records_missed(self, db: Database, clock: FakeClock, settings: Settings) -> None:
         s = nightly(catch_up=False)
@@ -177,8 +192,10 @@ class TestCatchUp:
         scheduler.fire(s, "2026-03-28T02:30")
         clock.set(datetime(2026, 3, 29, 1, 45, tzinfo=UTC))  # 03:45 CEST, after the 02:30 slot (01:30 UTC)
         scheduler.catch_up()
-        assert [(r.slot, r.trigger) for r in runs(db)] == [("2026-03-28T02:30", "schedule"),
-                                                          ("2026-03-29T02:30", "catch_up")]
+        assert [(r.slot, r.trigger) for r in runs(db)] == [
+            ("2026-03-28T02:30", "schedule"),
+            ("2026-03-29T02:30", "catch_up"),
+        ]
         assert runs(db)[-1].deadline_at == window_end_at(s, "2026-03-29T02:30") == local(2026, 3, 29, 6)
 
 
@@ -238,7 +255,9 @@ class TestServe:
         assert type(aps._jobstores["default"]).__name__ == "MemoryJobStore"
         # Catch-up ran before the jobs started: both slots are still inside their 06:00 windows.
         assert [(r.schedule, r.slot, r.trigger) for r in runs(db)] == [
-            ("evening", "2026-11-23T22:00", "catch_up"), ("nightly", "2026-11-24T01:30", "catch_up")]
+            ("evening", "2026-11-23T22:00", "catch_up"),
+            ("nightly", "2026-11-24T01:30", "catch_up"),
+        ]
         stop.set()
         await asyncio.wait_for(task, timeout=10)
         assert not aps.running
@@ -266,8 +285,9 @@ class TestServe:
             lock = s.get(Lock, "scheduler")
             assert lock is not None and lock.owner == "a"  # the standby did not release the leader's lock
 
-    async def test_late_job_records_the_newest_due_slot(self, db: Database, clock: FakeClock,
-                                                        settings: Settings) -> None:
+    async def test_late_job_records_the_newest_due_slot(
+        self, db: Database, clock: FakeClock, settings: Settings
+    ) -> None:
         scheduler = make(db, settings, clock)
         clock.set(local(2026, 11, 24, 1, 30) + timedelta(minutes=20))  # within the misfire grace
         assert scheduler.try_lead()

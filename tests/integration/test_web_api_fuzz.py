@@ -43,14 +43,16 @@ def test_no_generated_request_crashes_the_api(api_schema: Any) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=8, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=8, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+        )
         def check(case: Any) -> None:
             for user in ("sara", "johan", "maria", "anna"):
                 response = case.call(headers={"Authorization": f"Bearer {TOKENS[user]}"})
                 if response.status_code >= 500:
-                    crashes.append(f"{user}: {case.method} {case.formatted_path} {case.query or ''} → "
-                                   f"{response.status_code}")
+                    crashes.append(
+                        f"{user}: {case.method} {case.formatted_path} {case.query or ''} → {response.status_code}"
+                    )
 
         check()
     assert not crashes, "\n".join(sorted(set(crashes))[:20])

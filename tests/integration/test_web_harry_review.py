@@ -40,22 +40,47 @@ class RefusingPayroll(Robot):
 
     async def process(self, ctx: Any, item: Any) -> NeedsReview:
         """E10001 is refused (locked period), E10002 differs after the read-back."""
-        shot = await asyncio.to_thread(ctx.save_artifact, work_item_id=item.id, kind="screenshot",
-                                       filename="fel.png", content_type="image/png", data=PNG, sensitive=True)
+        shot = await asyncio.to_thread(
+            ctx.save_artifact,
+            work_item_id=item.id,
+            kind="screenshot",
+            filename="fel.png",
+            content_type="image/png",
+            data=PNG,
+            sensitive=True,
+        )
         type(self).artifact_ids[item.reference[:6]] = shot
         if item.reference.startswith("E10001"):
-            raise BusinessError("Perioden 2026-12-01–2026-12-31 är låst i PersonalLön.", code="period_locked",
-                                artifacts=[shot])
+            raise BusinessError(
+                "Perioden 2026-12-01–2026-12-31 är låst i PersonalLön.", code="period_locked", artifacts=[shot]
+            )
         rows = [{"date": "2026-12-01", "start": "07:00", "end": "16:00", "break_minutes": 30, "activity_code": "ARB"}]
-        line = {"date": "2026-12-01", "row": 1, "expected": rows[0], "shown": {**rows[0], "end": "23:00"},
-                "differs": ["end"]}
-        return NeedsReview(queue="harry.deviation", title="Schemat för E10002 stämmer inte i PersonalLön",
-                           summary="1 skillnad: sluttid", material={
-                               "reference": item.reference, "employee_id": "E10002", "period": "2026-12",
-                               "period_from": "2026-12-01", "period_to": "2026-12-31", "version": 1,
-                               "source": "api", "expected": rows, "shown": [line["shown"]],
-                               "differences": [{"date": "2026-12-01", "row": 1, "field": "end"}],
-                               "lines": [line], "screenshot_artifact_id": shot})
+        line = {
+            "date": "2026-12-01",
+            "row": 1,
+            "expected": rows[0],
+            "shown": {**rows[0], "end": "23:00"},
+            "differs": ["end"],
+        }
+        return NeedsReview(
+            queue="harry.deviation",
+            title="Schemat för E10002 stämmer inte i PersonalLön",
+            summary="1 skillnad: sluttid",
+            material={
+                "reference": item.reference,
+                "employee_id": "E10002",
+                "period": "2026-12",
+                "period_from": "2026-12-01",
+                "period_to": "2026-12-31",
+                "version": 1,
+                "source": "api",
+                "expected": rows,
+                "shown": [line["shown"]],
+                "differences": [{"date": "2026-12-01", "row": 1, "field": "end"}],
+                "lines": [line],
+                "screenshot_artifact_id": shot,
+            },
+        )
 
 
 def night(db: Database, tmp_path: Path, **web: Any) -> tuple[WebEnv, dict[str, int], dict[str, ReviewItem]]:
@@ -72,7 +97,8 @@ async def test_the_exception_review_names_its_screenshot_and_shows_it_to_allowed
     db: Database, tmp_path: Path
 ) -> None:
     env, shots, reviews = await asyncio.to_thread(
-        night, db, tmp_path, artifact_roles=[Role.case_worker, Role.operations])
+        night, db, tmp_path, artifact_roles=[Role.case_worker, Role.operations]
+    )
     exception = reviews[ReviewKind.exception.value]
     assert exception.material["artifacts"] == [shots["E10001"]]
 

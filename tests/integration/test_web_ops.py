@@ -362,8 +362,10 @@ class TestProblemReportsFollowTheItem:
         with env.db.session() as s:
             failed = s.scalar(select(WorkItem.id).where(WorkItem.status == ItemStatus.failed_business))
             decisions_before = s.scalar(
-                select(func.count()).select_from(ReviewItem).where(
-                    ReviewItem.kind == ReviewKind.decision, ReviewItem.state == ReviewState.open))
+                select(func.count())
+                .select_from(ReviewItem)
+                .where(ReviewItem.kind == ReviewKind.decision, ReviewItem.state == ReviewState.open)
+            )
         async with web_client(env.app) as client:
             csrf = await login(client, "sara")
             answer = await client.post(f"/api/v1/items/{failed}/cancel", headers={"X-CSRF-Token": csrf})
@@ -371,17 +373,27 @@ class TestProblemReportsFollowTheItem:
         assert open_problem_reviews(env, failed) == 0
         with env.db.session() as s:
             decisions_after = s.scalar(
-                select(func.count()).select_from(ReviewItem).where(
-                    ReviewItem.kind == ReviewKind.decision, ReviewItem.state == ReviewState.open))
+                select(func.count())
+                .select_from(ReviewItem)
+                .where(ReviewItem.kind == ReviewKind.decision, ReviewItem.state == ReviewState.open)
+            )
         assert decisions_after == decisions_before
 
 
 def open_problem_reviews(env: WebEnv, work_item_id: int) -> int:
     with env.db.session() as s:
-        return int(s.scalar(
-            select(func.count()).select_from(ReviewItem).where(
-                ReviewItem.work_item_id == work_item_id, ReviewItem.state == ReviewState.open,
-                ReviewItem.kind.in_([ReviewKind.exception, ReviewKind.uncertain]))) or 0)
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(ReviewItem)
+                .where(
+                    ReviewItem.work_item_id == work_item_id,
+                    ReviewItem.state == ReviewState.open,
+                    ReviewItem.kind.in_([ReviewKind.exception, ReviewKind.uncertain]),
+                )
+            )
+            or 0
+        )
 
 
 class TestLocalMonths:

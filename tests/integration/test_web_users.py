@@ -23,22 +23,34 @@ def grants(env: WebEnv, username: str) -> set[tuple[str, str, str]]:
     with env.db.session() as s:
         user = s.scalar(select(User).where(User.username == username))
         assert user is not None
-        return {(g.role.value, g.tenant, g.queue) for g in s.scalars(select(UserRole).where(UserRole.user_id == user.id))}
+        return {
+            (g.role.value, g.tenant, g.queue) for g in s.scalars(select(UserRole).where(UserRole.user_id == user.id))
+        }
 
 
 async def test_it_admin_creates_an_account_whose_one_time_password_works(env: WebEnv) -> None:
     async with web_client(env.app) as client:
         csrf = await login(client, "johan")
-        page = await client.post("/admin/users", data={
-            "csrf_token": csrf, "username": "Lisa.Berg", "display_name": "Lisa Berg", "role": "case_worker",
-            "tenant": "0000", "queue": "example.review"})
+        page = await client.post(
+            "/admin/users",
+            data={
+                "csrf_token": csrf,
+                "username": "Lisa.Berg",
+                "display_name": "Lisa Berg",
+                "role": "case_worker",
+                "tenant": "0000",
+                "queue": "example.review",
+            },
+        )
         assert page.status_code == 200
         password = re.search(r"<code>([^<]+)</code>", page.text)
         assert password is not None and "visas bara nu" in page.text
     assert grants(env, "lisa.berg") == {("case_worker", "0000", "example.review")}
     async with web_client(env.app) as client:
-        answer = await client.post("/login", data={"username": "lisa.berg", "password": password.group(1),
-                                                   "csrf_token": await _login_csrf(client)})
+        answer = await client.post(
+            "/login",
+            data={"username": "lisa.berg", "password": password.group(1), "csrf_token": await _login_csrf(client)},
+        )
         assert answer.status_code == 303
         me = await client.get("/me")
         assert me.status_code == 200 and "Lisa Berg" in me.text  # logged in with the one-time password
@@ -50,12 +62,22 @@ async def test_it_admin_creates_an_account_whose_one_time_password_works(env: We
 async def test_grant_revoke_disable_and_reset_within_the_admins_tenant(env: WebEnv) -> None:
     async with web_client(env.app) as client:
         csrf = await login(client, "johan")
-        await client.post("/admin/users/grants", data={"csrf_token": csrf, "username": "bertil",
-                                                        "role": "coordinator", "tenant": "0000"})
+        await client.post(
+            "/admin/users/grants",
+            data={"csrf_token": csrf, "username": "bertil", "role": "coordinator", "tenant": "0000"},
+        )
         assert ("coordinator", "0000", "") in grants(env, "bertil")
-        await client.post("/admin/users/grants", data={"csrf_token": csrf, "username": "bertil", "role": "case_worker",
-                                                        "tenant": "0000", "queue": "example.review",
-                                                        "action": "revoke"})
+        await client.post(
+            "/admin/users/grants",
+            data={
+                "csrf_token": csrf,
+                "username": "bertil",
+                "role": "case_worker",
+                "tenant": "0000",
+                "queue": "example.review",
+                "action": "revoke",
+            },
+        )
         assert grants(env, "bertil") == {("coordinator", "0000", "")}
         await client.post("/admin/users/bertil/active", data={"csrf_token": csrf, "active": "false"})
         reset = await client.post("/admin/users/bertil/password", data={"csrf_token": csrf})
@@ -73,15 +95,17 @@ async def test_grant_revoke_disable_and_reset_within_the_admins_tenant(env: WebE
 async def test_nothing_outside_the_admins_tenants(env: WebEnv) -> None:
     async with web_client(env.app) as client:
         csrf = await login(client, "johan")  # IT admin of 0000 only
-        other = await client.post("/admin/users/grants", data={"csrf_token": csrf, "username": "bertil",
-                                                                "role": "it_admin", "tenant": "9999"})
+        other = await client.post(
+            "/admin/users/grants", data={"csrf_token": csrf, "username": "bertil", "role": "it_admin", "tenant": "9999"}
+        )
         assert other.status_code == 403
         hidden = await client.post("/admin/users/karin/active", data={"csrf_token": csrf, "active": "false"})
         assert hidden.status_code == 404  # a case worker of the other municipality
         page = await client.get("/admin/users")
         assert "karin" not in page.text
-        self_lockout = await client.post("/admin/users/johan/active", data={"csrf_token": csrf, "active": "false"},
-                                         follow_redirects=True)
+        self_lockout = await client.post(
+            "/admin/users/johan/active", data={"csrf_token": csrf, "active": "false"}, follow_redirects=True
+        )
         assert "ditt eget konto" in self_lockout.text
         no_csrf = await client.post("/admin/users/bertil/active", data={"active": "false"})
         assert no_csrf.status_code in (400, 403)
@@ -89,8 +113,9 @@ async def test_nothing_outside_the_admins_tenants(env: WebEnv) -> None:
     async with web_client(env.app) as client:
         csrf = await login(client, "sara")  # operations, not IT admin
         assert (await client.get("/admin/users")).status_code == 403
-        refused = await client.post("/admin/users", data={"csrf_token": csrf, "username": "x1", "role": "auditor",
-                                                          "tenant": "0000"})
+        refused = await client.post(
+            "/admin/users", data={"csrf_token": csrf, "username": "x1", "role": "auditor", "tenant": "0000"}
+        )
         assert refused.status_code == 403
     with env.db.session() as s:
         assert s.scalar(select(User).where(User.username == "x1")) is None

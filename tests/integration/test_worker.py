@@ -83,11 +83,18 @@ class TestArtifactRetention:
     def test_worker_deletes_expired_artifacts_and_keeps_fresh_ones(self, db: Database, tmp_path: Path) -> None:
         clock = FakeClock()
         engine = _engine(db, tmp_path, clock)
-        old = engine.artifacts.save(tenant="0000", work_item_id=None, kind="screenshot", filename="a.png",
-                                    content_type="image/png", data=b"old")
+        old = engine.artifacts.save(
+            tenant="0000", work_item_id=None, kind="screenshot", filename="a.png", content_type="image/png", data=b"old"
+        )
         clock.advance(timedelta(days=engine.settings.artifact_retention_days, hours=1).total_seconds())
-        fresh = engine.artifacts.save(tenant="0000", work_item_id=None, kind="screenshot", filename="b.png",
-                                      content_type="image/png", data=b"fresh")
+        fresh = engine.artifacts.save(
+            tenant="0000",
+            work_item_id=None,
+            kind="screenshot",
+            filename="b.png",
+            content_type="image/png",
+            data=b"fresh",
+        )
         paths = {a.id: Path(a.path) for a in engine.artifacts.for_item(None)}  # type: ignore[arg-type]
         worker = Worker(engine)
         assert asyncio.run(worker.purge_artifacts_if_due()) == 1

@@ -15,19 +15,38 @@ from robots.bosse.rules import BosseRules
 
 #: The example input of issue 5, item 3.
 ISSUE_EXAMPLE: dict[str, Any] = {
-    "shift": {"id": "s1", "start": "2026-12-01T07:00", "end": "2026-12-01T16:00",
-              "qualifications": ["undersköterska"], "medication_delegation": True, "driving_licence": False},
-    "substitutes": [{"id": "v1", "qualifications": ["undersköterska"], "medication_delegation": True,
-                     "driving_licence": True, "available": [{"start": "2026-12-01T06:00", "end": "2026-12-01T18:00"}],
-                     "bookings": [{"start": "2026-11-30T13:00", "end": "2026-11-30T21:30"}],
-                     "hours_this_month": 120, "max_hours_month": 165, "priority_right": False}],
+    "shift": {
+        "id": "s1",
+        "start": "2026-12-01T07:00",
+        "end": "2026-12-01T16:00",
+        "qualifications": ["undersköterska"],
+        "medication_delegation": True,
+        "driving_licence": False,
+    },
+    "substitutes": [
+        {
+            "id": "v1",
+            "qualifications": ["undersköterska"],
+            "medication_delegation": True,
+            "driving_licence": True,
+            "available": [{"start": "2026-12-01T06:00", "end": "2026-12-01T18:00"}],
+            "bookings": [{"start": "2026-11-30T13:00", "end": "2026-11-30T21:30"}],
+            "hours_this_month": 120,
+            "max_hours_month": 165,
+            "priority_right": False,
+        }
+    ],
 }
 
 
 def _sub(sub_id: str, **kw: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"id": sub_id, "qualifications": ["undersköterska"], "medication_delegation": True,
-                            "available": [{"start": "2026-12-01T06:00", "end": "2026-12-01T18:00"}],
-                            "hours_this_month": 100}
+    base: dict[str, Any] = {
+        "id": sub_id,
+        "qualifications": ["undersköterska"],
+        "medication_delegation": True,
+        "available": [{"start": "2026-12-01T06:00", "end": "2026-12-01T18:00"}],
+        "hours_this_month": 100,
+    }
     return {**base, **kw}
 
 
@@ -73,8 +92,11 @@ class TestMatchJson:
         assert set(out["eligible"][0]) == {"id", "rank", "why"}
         (v4,) = out["ineligible"]
         assert v4["id"] == "v4"
-        assert v4["reasons"] == ["saknar kvalifikation undersköterska", "saknar läkemedelsdelegering",
-                                 "ingen anmäld tillgänglighet under passet"]
+        assert v4["reasons"] == [
+            "saknar kvalifikation undersköterska",
+            "saknar läkemedelsdelegering",
+            "ingen anmäld tillgänglighet under passet",
+        ]
 
     def test_stdin(self, runner: CliRunner) -> None:
         result = runner.invoke(make_app(), ["match", "-", "--json"], input=json.dumps(ISSUE_EXAMPLE))
@@ -108,15 +130,20 @@ class TestMatchText:
 class TestBadInput:
     """Bad input exits 2 with a message on stderr naming the field; nothing on stdout."""
 
-    @pytest.mark.parametrize(("mutate", "field"), [
-        (lambda d: d["shift"].pop("end"), "shift.end"),
-        (lambda d: d["shift"].update(start="1 december"), "shift.start"),
-        (lambda d: d["substitutes"][0].update(hours_this_month="many"), "substitutes[0].hours_this_month"),
-        (lambda d: d["substitutes"][0].update(hours_this_mont=3), "substitutes[0].hours_this_mont"),
-        (lambda d: d["substitutes"][0]["available"][0].update(end="2026-12-01T05:00"),
-         "substitutes[0].available[0].end"),
-        (lambda d: d.pop("substitutes"), "substitutes"),
-    ])
+    @pytest.mark.parametrize(
+        ("mutate", "field"),
+        [
+            (lambda d: d["shift"].pop("end"), "shift.end"),
+            (lambda d: d["shift"].update(start="1 december"), "shift.start"),
+            (lambda d: d["substitutes"][0].update(hours_this_month="many"), "substitutes[0].hours_this_month"),
+            (lambda d: d["substitutes"][0].update(hours_this_mont=3), "substitutes[0].hours_this_mont"),
+            (
+                lambda d: d["substitutes"][0]["available"][0].update(end="2026-12-01T05:00"),
+                "substitutes[0].available[0].end",
+            ),
+            (lambda d: d.pop("substitutes"), "substitutes"),
+        ],
+    )
     def test_names_the_field(self, runner: CliRunner, tmp_path: Path, mutate: Any, field: str) -> None:
         data = json.loads(json.dumps(ISSUE_EXAMPLE))
         mutate(data)

@@ -65,8 +65,9 @@ def hours(iv: Interval) -> float:
 
 # -- strategies ------------------------------------------------------------------------------
 @st.composite
-def periods(draw: st.DrawFn, monday: date, first_day: int, last_day: int, min_hours: float = 2.0,
-            max_hours: float = 13.0) -> Interval:
+def periods(
+    draw: st.DrawFn, monday: date, first_day: int, last_day: int, min_hours: float = 2.0, max_hours: float = 13.0
+) -> Interval:
     """A period starting on a quarter-hour of a day near ``monday`` (built in UTC, so the
     hour the clocks skip in spring is never produced as a local time)."""
     day = draw(st.integers(first_day, last_day))
@@ -83,21 +84,33 @@ def substitutes(draw: st.DrawFn, monday: date, n: int) -> SubstituteInfo:
         if not any(iv.overlaps(b) for b in bookings):  # the staffing system never holds overlaps
             bookings.append(iv)
     # Availability as people state it: whole days or long stretches on some of the days.
-    available = [Interval(start, start + GRID * draw(st.integers(12 * 4, 30 * 4)))
-                 for day in range(-1, 9) if draw(st.integers(0, 9)) < 7
-                 for start in [midnight(monday + timedelta(days=day)) + GRID * draw(st.integers(0, 40))]]
+    available = [
+        Interval(start, start + GRID * draw(st.integers(12 * 4, 30 * 4)))
+        for day in range(-1, 9)
+        if draw(st.integers(0, 9)) < 7
+        for start in [midnight(monday + timedelta(days=day)) + GRID * draw(st.integers(0, 40))]
+    ]
     by_month: dict[str, float] = {}
     for b in bookings:
         by_month[month_of(b.start)] = by_month.get(month_of(b.start), 0.0) + hours(b)
     for month in sorted({*by_month, month_of(midnight(monday))}):  # hours booked outside the roster shown
         by_month[month] = by_month.get(month, 0.0) + draw(st.sampled_from((0.0, 20.0, 60.0, 110.0, 150.0)))
     return SubstituteInfo(
-        id=f"V{n:03d}", first_name="Test", last_name=str(n), phone=f"+4670174{n:04d}", personnummer=None,
+        id=f"V{n:03d}",
+        first_name="Test",
+        last_name=str(n),
+        phone=f"+4670174{n:04d}",
+        personnummer=None,
         qualifications=tuple(draw(st.sets(st.sampled_from(QUALS), min_size=1))),
-        medication_delegation=draw(MOSTLY_TRUE), driving_licence=draw(MOSTLY_TRUE),
-        available=tuple(available), bookings=tuple(bookings), booking_ids=tuple(f"OLD-{n}-{i}" for i in range(len(bookings))),
-        hours_by_month=by_month, max_hours_month=draw(st.sampled_from((None, 120.0, 165.0, 180.0))),
-        priority_right=draw(st.booleans()), preferred_units=tuple(draw(st.sets(st.sampled_from(UNITS)))),
+        medication_delegation=draw(MOSTLY_TRUE),
+        driving_licence=draw(MOSTLY_TRUE),
+        available=tuple(available),
+        bookings=tuple(bookings),
+        booking_ids=tuple(f"OLD-{n}-{i}" for i in range(len(bookings))),
+        hours_by_month=by_month,
+        max_hours_month=draw(st.sampled_from((None, 120.0, 165.0, 180.0))),
+        priority_right=draw(st.booleans()),
+        preferred_units=tuple(draw(st.sets(st.sampled_from(UNITS)))),
         distance_km=draw(st.one_of(st.none(), st.floats(0.5, 40, allow_nan=False))),
     )
 
@@ -107,9 +120,15 @@ def shifts(draw: st.DrawFn, monday: date, n: int) -> ShiftInfo:
     """One open shift in the week of ``monday`` (or just after it)."""
     span = draw(periods(monday, 0, 7, 3, 12))
     return ShiftInfo(
-        id=f"PASS-{n:03d}", code=f"P{101 + n}", unit=draw(st.sampled_from(UNITS)), start=span.start, end=span.end,
-        hours=hours(span), qualifications=tuple(draw(st.sets(st.sampled_from(QUALS), max_size=1))),
-        medication_delegation=draw(MOSTLY_FALSE), driving_licence=draw(MOSTLY_FALSE),
+        id=f"PASS-{n:03d}",
+        code=f"P{101 + n}",
+        unit=draw(st.sampled_from(UNITS)),
+        start=span.start,
+        end=span.end,
+        hours=hours(span),
+        qualifications=tuple(draw(st.sets(st.sampled_from(QUALS), max_size=1))),
+        medication_delegation=draw(MOSTLY_FALSE),
+        driving_licence=draw(MOSTLY_FALSE),
     )
 
 
@@ -125,8 +144,10 @@ class Roster:
 @st.composite
 def rosters(draw: st.DrawFn) -> Roster:
     monday = draw(st.sampled_from(MONDAYS))
-    rules = BosseRules(min_daily_rest_hours=draw(st.sampled_from((9.0, 11.0, 12.5))),
-                       min_weekly_rest_hours=draw(st.sampled_from((24.0, 36.0, 48.0))))
+    rules = BosseRules(
+        min_daily_rest_hours=draw(st.sampled_from((9.0, 11.0, 12.5))),
+        min_weekly_rest_hours=draw(st.sampled_from((24.0, 36.0, 48.0))),
+    )
     size = draw(st.integers(3, 12))
     people = tuple(draw(substitutes(monday, i)) for i in range(size))
     open_shifts = tuple(draw(shifts(monday, i)) for i in range(draw(st.integers(1, 10))))
@@ -138,8 +159,12 @@ def book(person: SubstituteInfo, shift: ShiftInfo) -> SubstituteInfo:
     """The staffing system's booking: one more booking and the month's hours go up."""
     by_month = dict(person.hours_by_month)
     by_month[shift.month] = by_month.get(shift.month, 0.0) + shift.hours
-    return replace(person, bookings=(*person.bookings, Interval(shift.start, shift.end)),
-                   booking_ids=(*person.booking_ids, f"BOK-{shift.id}"), hours_by_month=by_month)
+    return replace(
+        person,
+        bookings=(*person.bookings, Interval(shift.start, shift.end)),
+        booking_ids=(*person.booking_ids, f"BOK-{shift.id}"),
+        hours_by_month=by_month,
+    )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -152,8 +177,10 @@ def test_no_booking_bosse_makes_ever_breaks_a_rule(roster: Roster, data: st.Data
     offered = {s.id: [c.id for c in evaluate_shift(s, people.values(), rules).eligible[:wave]] for s in roster.shifts}
     booked: list[tuple[ShiftInfo, str]] = []
     for shift in data.draw(st.permutations(roster.shifts), label="order the shifts are answered in"):
-        yeses = data.draw(st.lists(st.sampled_from(offered[shift.id]), unique=True) if offered[shift.id]
-                          else st.just([]), label=f"yeses for {shift.id}, in order")
+        yeses = data.draw(
+            st.lists(st.sampled_from(offered[shift.id]), unique=True) if offered[shift.id] else st.just([]),
+            label=f"yeses for {shift.id}, in order",
+        )
         for sub in yeses:  # the first yes that still passes the re-check is booked
             if not check_eligibility(shift.to_rules(), people[sub].to_rules(shift), rules):
                 people[sub] = book(people[sub], shift)
@@ -205,15 +232,23 @@ def brute_weeks(span: Interval) -> list[Interval]:
 
 
 @settings(max_examples=80, deadline=None)
-@given(monday=st.sampled_from(MONDAYS), data=st.data(),
-       daily=st.sampled_from((9.0, 11.0)), weekly=st.sampled_from((24.0, 36.0, 48.0)))
+@given(
+    monday=st.sampled_from(MONDAYS),
+    data=st.data(),
+    daily=st.sampled_from((9.0, 11.0)),
+    weekly=st.sampled_from((24.0, 36.0, 48.0)),
+)
 def test_time_rules_agree_with_brute_force(monday: date, data: st.DataObject, daily: float, weekly: float) -> None:
     rules = BosseRules(min_daily_rest_hours=daily, min_weekly_rest_hours=weekly)
     span = data.draw(periods(monday, -1, 7, 1, 14), label="shift")
     bookings = data.draw(st.lists(periods(monday, -3, 10, 1, 14), max_size=10), label="bookings")
     shift = Shift("s", span.start, span.end)
-    person = Substitute("v", available=(Interval(span.start - timedelta(days=1), span.end + timedelta(days=1)),),
-                        bookings=bookings, max_hours_month=744)
+    person = Substitute(
+        "v",
+        available=(Interval(span.start - timedelta(days=1), span.end + timedelta(days=1)),),
+        bookings=bookings,
+        max_hours_month=744,
+    )
     found = {v.rule for v in check_eligibility(shift, person, rules)}
 
     assert (Rule.OVERLAP in found) == any(b.overlaps(span) for b in bookings)

@@ -28,51 +28,102 @@ def local(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=STOCKHOLM).astimezone(UTC)
 
 
-SHIFT = ShiftInfo(id="PASS-20261124-001", code="P101", unit="Solgården", unit_kind="äldreboende", name="dag",
-                  start=local("2026-11-24T07:00"), end=local("2026-11-24T16:00"), hours=9.0,
-                  qualifications=("undersköterska",), medication_delegation=True, reason="sjukfrånvaro",
-                  deadline=local("2026-11-24T05:00"))
+SHIFT = ShiftInfo(
+    id="PASS-20261124-001",
+    code="P101",
+    unit="Solgården",
+    unit_kind="äldreboende",
+    name="dag",
+    start=local("2026-11-24T07:00"),
+    end=local("2026-11-24T16:00"),
+    hours=9.0,
+    qualifications=("undersköterska",),
+    medication_delegation=True,
+    reason="sjukfrånvaro",
+    deadline=local("2026-11-24T05:00"),
+)
 DAY = (Interval(local("2026-11-24T06:00"), local("2026-11-24T18:00")),)
 
 
 def person(sub_id: str, name: str, **kw: Any) -> SubstituteInfo:
-    base: dict[str, Any] = {"id": sub_id, "first_name": name, "last_name": "Testsson",
-                            "phone": f"+4670174060{sub_id[-1]}", "personnummer": None,
-                            "qualifications": ("undersköterska",), "medication_delegation": True, "available": DAY,
-                            "hours_by_month": {"2026-11": 40.0}}
+    base: dict[str, Any] = {
+        "id": sub_id,
+        "first_name": name,
+        "last_name": "Testsson",
+        "phone": f"+4670174060{sub_id[-1]}",
+        "personnummer": None,
+        "qualifications": ("undersköterska",),
+        "medication_delegation": True,
+        "available": DAY,
+        "hours_by_month": {"2026-11": 40.0},
+    }
     return SubstituteInfo(**{**base, **kw})
 
 
-PEOPLE = {p.id: p for p in [
-    person("V1", "Anna", priority_right=True),
-    person("V2", "Britt", hours_by_month={"2026-11": 20.0}),
-    person("V3", "<script>alert(1)</script>"),
-    person("V4", "Cecilia", qualifications=("vårdbiträde",), medication_delegation=False),
-    person("V5", "Doris", available=()),
-]}
+PEOPLE = {
+    p.id: p
+    for p in [
+        person("V1", "Anna", priority_right=True),
+        person("V2", "Britt", hours_by_month={"2026-11": 20.0}),
+        person("V3", "<script>alert(1)</script>"),
+        person("V4", "Cecilia", qualifications=("vårdbiträde",), medication_delegation=False),
+        person("V5", "Doris", available=()),
+    ]
+}
 
 
 def material(**kw: Any) -> dict[str, Any]:
     evaluation = evaluate_shift(SHIFT, PEOPLE.values(), BosseRules())
     text = message_text(MessageKind.offer, SHIFT)
-    sent = [{"id": f"S{i}", "reference": str(Reference("1081", SHIFT.id, MessageKind.offer, sub, 1)),
-             "to": PEOPLE[sub].phone, "text": text, "status": "delivered",
-             "created_at": local("2026-11-23T07:00").isoformat()} for i, sub in enumerate(("V1", "V2"))]
-    inbound = [{"id": "IN-1", "from": PEOPLE["V1"].phone, "text": "Nej P101, mvh Anna",
-                "received_at": (local("2026-11-23T07:00") + timedelta(minutes=4)).isoformat(), "in_reply_to": "S0"}]
+    sent = [
+        {
+            "id": f"S{i}",
+            "reference": str(Reference("1081", SHIFT.id, MessageKind.offer, sub, 1)),
+            "to": PEOPLE[sub].phone,
+            "text": text,
+            "status": "delivered",
+            "created_at": local("2026-11-23T07:00").isoformat(),
+        }
+        for i, sub in enumerate(("V1", "V2"))
+    ]
+    inbound = [
+        {
+            "id": "IN-1",
+            "from": PEOPLE["V1"].phone,
+            "text": "Nej P101, mvh Anna",
+            "received_at": (local("2026-11-23T07:00") + timedelta(minutes=4)).isoformat(),
+            "in_reply_to": "S0",
+        }
+    ]
     ledger = build_ledger("1081", sent, inbound).of(SHIFT.id)
-    return review_material(SHIFT, evaluation, ledger, PEOPLE, reason="deadline",
-                           reason_text="passet är inte tillsatt vid sista tidpunkten för erbjudanden", **kw)
+    return review_material(
+        SHIFT,
+        evaluation,
+        ledger,
+        PEOPLE,
+        reason="deadline",
+        reason_text="passet är inte tillsatt vid sista tidpunkten för erbjudanden",
+        **kw,
+    )
 
 
 def render(material: dict[str, Any], review: dict[str, Any] | None = None) -> str:
     # As the web app renders it (core/web/inbox.py): sandboxed and autoescaping.
-    env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                               undefined=jinja2.StrictUndefined)
-    review = review or {"id": 1, "title": "t", "summary": "s", "state": "open", "kind": "decision", "queue": QUEUE,
-                        "created_at": datetime(2026, 11, 23, 19, 45, tzinfo=UTC)}
-    return env.get_template(Bosse.review_template or "").render(review=review, material=material, lang="sv",
-                                                               _=lambda s: s)
+    env = SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    review = review or {
+        "id": 1,
+        "title": "t",
+        "summary": "s",
+        "state": "open",
+        "kind": "decision",
+        "queue": QUEUE,
+        "created_at": datetime(2026, 11, 23, 19, 45, tzinfo=UTC),
+    }
+    return env.get_template(Bosse.review_template or "").render(
+        review=review, material=material, lang="sv", _=lambda s: s
+    )
 
 
 class TestMaterial:
@@ -91,16 +142,21 @@ class TestMaterial:
         }
         # Proposal: nobody said yes; the best ranked who did not say no.
         assert (m["proposed"], m["proposed_name"]) == ("V2", "Britt Testsson")
-        assert [(e["kind"], e["substitute_id"]) for e in m["history"]] == [("offer", "V1"), ("offer", "V2"),
-                                                                           ("reply", "V1")]
+        assert [(e["kind"], e["substitute_id"]) for e in m["history"]] == [
+            ("offer", "V1"),
+            ("offer", "V2"),
+            ("reply", "V1"),
+        ]
         assert m["history"][0]["at"] == "2026-11-23T07:00+01:00"
         assert "+4670" not in str(m)  # no phone numbers in the material
 
     def test_title_and_summary(self) -> None:
         m = material()
         assert review_title(SHIFT) == "Obemannat pass P101: Solgården, tis 24/11 07:00–16:00"
-        assert review_summary(m) == ("Passet är inte tillsatt vid sista tidpunkten för erbjudanden. 3 behöriga, "
-                                     "2 har fått erbjudande, 1 har tackat nej. Förslag: Britt Testsson (V2).")
+        assert review_summary(m) == (
+            "Passet är inte tillsatt vid sista tidpunkten för erbjudanden. 3 behöriga, "
+            "2 har fått erbjudande, 1 har tackat nej. Förslag: Britt Testsson (V2)."
+        )
 
     def test_late_yes_is_proposed(self) -> None:
         m = material(late_yes="V3")
@@ -115,11 +171,24 @@ class TestTemplate:
         html = render(material())
         assert "<section" in html and "<html" not in html and "<body" not in html
         assert "<button" not in html and "<form" not in html
-        for text in ("Passet P101", "Solgården", "2026-11-24 07:00–16:00", "läkemedelsdelegering",
-                     "Bosses förslag", "Britt Testsson", "företrädesrätt", "40 h bokade denna månad",
-                     "omgång 1: svarade NEJ", "saknar kvalifikation undersköterska",
-                     "ingen anmäld tillgänglighet under passet", "SMS-historik", "Nej P101, mvh Anna",
-                     "Godkänn", "Returnera", "Avslå"):
+        for text in (
+            "Passet P101",
+            "Solgården",
+            "2026-11-24 07:00–16:00",
+            "läkemedelsdelegering",
+            "Bosses förslag",
+            "Britt Testsson",
+            "företrädesrätt",
+            "40 h bokade denna månad",
+            "omgång 1: svarade NEJ",
+            "saknar kvalifikation undersköterska",
+            "ingen anmäld tillgänglighet under passet",
+            "SMS-historik",
+            "Nej P101, mvh Anna",
+            "Godkänn",
+            "Returnera",
+            "Avslå",
+        ):
             assert text in html, text
 
     def test_escapes_what_people_typed(self) -> None:
@@ -128,8 +197,18 @@ class TestTemplate:
 
     def test_exception_items_render_too(self) -> None:
         exc = {"reference": "PASS-1/wave-1/2026112307", "error_code": "http_503", "error": "staffing answered 503"}
-        html = render(exc, {"id": 2, "title": "Tekniskt fel", "summary": "s", "state": "open", "kind": "exception",
-                            "queue": "bosse.exceptions", "created_at": "2026-11-23T07:00"})
+        html = render(
+            exc,
+            {
+                "id": 2,
+                "title": "Tekniskt fel",
+                "summary": "s",
+                "state": "open",
+                "kind": "exception",
+                "queue": "bosse.exceptions",
+                "created_at": "2026-11-23T07:00",
+            },
+        )
         assert "staffing answered 503" in html and "PASS-1/wave-1/2026112307" in html
 
 
@@ -180,8 +259,9 @@ class TestSchedules:
         settings = BosseSettings()
         for hour in range(7, 21):
             for minute in range(0, 60, 5):
-                assert not in_quiet_hours(local(f"2026-11-23T{hour:02d}:{minute:02d}"), settings.quiet_hours_start,
-                                          settings.quiet_hours_end)
+                assert not in_quiet_hours(
+                    local(f"2026-11-23T{hour:02d}:{minute:02d}"), settings.quiet_hours_start, settings.quiet_hours_end
+                )
         # The last run (20:55) comes after the moment shifts early next morning are handed over.
         assert close_at(SHIFT, settings) <= local("2026-11-23T20:55")
 
@@ -189,4 +269,3 @@ class TestSchedules:
         for name in ("bosse-night", "bosse-replies"):
             text = (PROJECT_ROOT / "schedules" / f"{name}.toml").read_text(encoding="utf-8")
             assert text.startswith("# ") and tomllib.loads(text)["robot"] == "bosse"
-

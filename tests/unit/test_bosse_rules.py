@@ -320,9 +320,7 @@ def test_week_without_36_hours_free_fails() -> None:
     # 16:00 -> 07:00 = 15 h between days, Sun 16:00 -> Mon 00:00 = 8 h. Longest: 15 h.
     days = ["2026-11-30", "2026-12-02", "2026-12-03", "2026-12-04", "2026-12-05", "2026-12-06"]
     v = sub(bookings=_weekdays(days))
-    assert reasons(shift(), v) == [
-        "veckovila vecka 49: längsta sammanhängande ledighet 15 h, minst 36 h krävs"
-    ]
+    assert reasons(shift(), v) == ["veckovila vecka 49: längsta sammanhängande ledighet 15 h, minst 36 h krävs"]
 
 
 def test_weekly_rest_of_exactly_36_hours_is_ok_and_a_minute_less_is_not() -> None:
@@ -333,9 +331,7 @@ def test_weekly_rest_of_exactly_36_hours_is_ok_and_a_minute_less_is_not() -> Non
     assert reasons(shift(), ok) == []
     # Sun from 03:59: 35 h 59 min = 35,983 h.
     short = sub(bookings=[*_weekdays(days), iv("2026-12-06T03:59", "2026-12-06T12:00")])
-    assert reasons(shift(), short) == [
-        "veckovila vecka 49: längsta sammanhängande ledighet 35,98 h, minst 36 h krävs"
-    ]
+    assert reasons(shift(), short) == ["veckovila vecka 49: längsta sammanhängande ledighet 35,98 h, minst 36 h krävs"]
 
 
 def test_weekly_rest_must_lie_inside_the_calendar_week() -> None:
@@ -343,9 +339,7 @@ def test_weekly_rest_must_lie_inside_the_calendar_week() -> None:
     # continuing into next week does not count for this week.
     days = ["2026-11-30", "2026-12-02", "2026-12-03", "2026-12-04", "2026-12-05"]
     v = sub(bookings=_weekdays(days))
-    assert reasons(shift(), v) == [
-        "veckovila vecka 49: längsta sammanhängande ledighet 32 h, minst 36 h krävs"
-    ]
+    assert reasons(shift(), v) == ["veckovila vecka 49: längsta sammanhängande ledighet 32 h, minst 36 h krävs"]
 
 
 def test_weekly_rest_threshold_is_a_setting() -> None:
@@ -385,9 +379,7 @@ def test_shift_spanning_two_weeks_can_fail_both() -> None:
     # night shift from 22:00 (rest Sun 16:00 -> 22:00 is 6 h, so dygnsvila fails too).
     week_49 = _weekdays(["2026-11-30", "2026-12-01", "2026-12-02", "2026-12-03", "2026-12-04", "2026-12-05"])
     s = shift("2026-12-06T22:00", "2026-12-07T07:00")
-    v = sub(
-        bookings=[*week_49, iv("2026-12-06T07:00", "2026-12-06T16:00"), *_week_50_bookings("12:00", "20:00")]
-    )
+    v = sub(bookings=[*week_49, iv("2026-12-06T07:00", "2026-12-06T16:00"), *_week_50_bookings("12:00", "20:00")])
     assert reasons(s, v) == [
         "dygnsvila 6 h före passet, minst 11 h krävs",
         # Week 49: longest free is 15 h between day shifts (Sun 16:00 -> 22:00 is 6 h).
@@ -692,10 +684,7 @@ def test_mixed_example_ranks_the_eligible_and_explains_the_rest() -> None:
             {
                 "id": "v2",
                 "rank": 1,
-                "why": (
-                    "företrädesrätt; 140 h bokade denna månad; har inte önskat enheten Solgården; "
-                    "avstånd okänt"
-                ),
+                "why": ("företrädesrätt; 140 h bokade denna månad; har inte önskat enheten Solgården; avstånd okänt"),
             },
             {
                 "id": "v3",
@@ -705,10 +694,7 @@ def test_mixed_example_ranks_the_eligible_and_explains_the_rest() -> None:
             {
                 "id": "v5",
                 "rank": 3,
-                "why": (
-                    "ingen företrädesrätt; 80 h bokade denna månad; har inte önskat enheten Solgården; "
-                    "2 km bort"
-                ),
+                "why": ("ingen företrädesrätt; 80 h bokade denna månad; har inte önskat enheten Solgården; 2 km bort"),
             },
         ],
         "ineligible": [  # input order
@@ -846,10 +832,7 @@ def test_several_errors_are_counted_on_one_line() -> None:
     del payload["substitutes"][0]["hours_this_month"]
     with pytest.raises(ValidationError) as caught:
         match(payload)
-    assert (
-        format_validation_error(caught.value)
-        == "invalid input at shift.start: is required (and 2 more errors)"
-    )
+    assert format_validation_error(caught.value) == "invalid input at shift.start: is required (and 2 more errors)"
 
 
 def test_malformed_json_is_a_validation_error() -> None:

@@ -54,8 +54,13 @@ class TestFindBrowser:
             find_browser(None, None)
 
     def test_ci_flags(self) -> None:
-        for flag in ("--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync"):
+        for flag in (
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ):
             assert flag in CI_LAUNCH_ARGS
 
 

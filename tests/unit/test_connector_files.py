@@ -106,9 +106,15 @@ class TestCsv:
         table = read_csv(text.encode(), Simple, column_map={"Nr": "employee", "Timmar": "hours"}, strict=False)
         assert table.errors[0].column == "Timmar" and table.errors[0].row == 2
 
-    @pytest.mark.parametrize(("text", "expected"), [
-        ("a;b;c\n1;2;3\n", ";"), ("a,b,c\n1,2,3\n", ","), ("a\tb\n1\t2\n", "\t"), ("a;b\n\"1,5\";2\n", ";"),
-    ])
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("a;b;c\n1;2;3\n", ";"),
+            ("a,b,c\n1,2,3\n", ","),
+            ("a\tb\n1\t2\n", "\t"),
+            ('a;b\n"1,5";2\n', ";"),
+        ],
+    )
     def test_sniff(self, text: str, expected: str) -> None:
         assert sniff_delimiter(text) == expected
 

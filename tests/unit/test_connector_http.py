@@ -43,19 +43,32 @@ class SleepRecorder(FakeClock):
         await super().sleep(seconds)
 
 
-def make(handler: Callable[[httpx.Request], httpx.Response], *, ctx: RecordingContext | None = None,
-         clock: FakeClock | None = None, breakers: BreakerRegistry | None = None, **overrides: Any
-         ) -> tuple[HttpConnector, RecordingContext, SleepRecorder]:
+def make(
+    handler: Callable[[httpx.Request], httpx.Response],
+    *,
+    ctx: RecordingContext | None = None,
+    clock: FakeClock | None = None,
+    breakers: BreakerRegistry | None = None,
+    **overrides: Any,
+) -> tuple[HttpConnector, RecordingContext, SleepRecorder]:
     settings = {"base_url": "http://system.test/api", "retry": {"attempts": 3, "jitter": 0}, **overrides}
     ctx = ctx or RecordingContext()
     clk = clock or SleepRecorder()
-    conn = HttpConnector(ctx, "registers", HttpSettings.model_validate(settings), clock=clk,
-                         transport=httpx.MockTransport(handler), breakers=breakers or BreakerRegistry(),
-                         token_cache=TokenCache())
+    conn = HttpConnector(
+        ctx,
+        "registers",
+        HttpSettings.model_validate(settings),
+        clock=clk,
+        transport=httpx.MockTransport(handler),
+        breakers=breakers or BreakerRegistry(),
+        token_cache=TokenCache(),
+    )
     return conn, ctx, clk  # type: ignore[return-value]
 
 
-def scripted(*responses: httpx.Response | Exception) -> tuple[Callable[[httpx.Request], httpx.Response], list[httpx.Request]]:
+def scripted(
+    *responses: httpx.Response | Exception,
+) -> tuple[Callable[[httpx.Request], httpx.Response], list[httpx.Request]]:
     seen: list[httpx.Request] = []
     queue = list(responses)
 
@@ -296,8 +309,14 @@ class TestDryRunAndAudit:
         handler, _seen = scripted(httpx.Response(200, json={"income": 1}))
         conn, ctx, _clock = make(handler)
         await conn.get_json(f"/persons/{PNR}", subject=PNR, purpose="utredning ekonomiskt bistånd")
-        assert ctx.accesses == [{"subject": PNR, "system": "registers", "purpose": "utredning ekonomiskt bistånd",
-                                 "details": {"method": "GET", "path": "/persons/<personnummer>", "status": 200}}]
+        assert ctx.accesses == [
+            {
+                "subject": PNR,
+                "system": "registers",
+                "purpose": "utredning ekonomiskt bistånd",
+                "details": {"method": "GET", "path": "/persons/<personnummer>", "status": 200},
+            }
+        ]
 
     async def test_failed_read_is_not_recorded_and_purpose_is_required(self) -> None:
         handler, _seen = scripted(httpx.Response(404))
@@ -345,8 +364,9 @@ class TestSettings:
 
     def test_inline_secret_is_refused(self) -> None:
         with pytest.raises(ConfigError):
-            validate_settings(HttpSettings, {"base_url": "http://x", "auth": {"kind": "api_key", "key": "inline"}},
-                              "registers")
+            validate_settings(
+                HttpSettings, {"base_url": "http://x", "auth": {"kind": "api_key", "key": "inline"}}, "registers"
+            )
 
     def test_for_run_reuses_one_connector(self) -> None:
         ctx = RecordingContext(app_settings=type("S", (), {"connectors": {"registers": {"base_url": "http://x"}}})())

@@ -26,10 +26,16 @@ from core.testing import FakeClock
 class TestNumbers:
     """Swedish mobile numbers are normalised to E.164; nonsense is a business error."""
 
-    @pytest.mark.parametrize(("raw", "expected"), [
-        ("070-123 45 67", "+46701234567"), ("+46 70 123 45 67", "+46701234567"),
-        ("0046701234567", "+46701234567"), ("46701234567", "+46701234567"), ("(070) 1234567", "+46701234567"),
-    ])
+    @pytest.mark.parametrize(
+        ("raw", "expected"),
+        [
+            ("070-123 45 67", "+46701234567"),
+            ("+46 70 123 45 67", "+46701234567"),
+            ("0046701234567", "+46701234567"),
+            ("46701234567", "+46701234567"),
+            ("(070) 1234567", "+46701234567"),
+        ],
+    )
     def test_normalised(self, raw: str, expected: str) -> None:
         assert normalize_msisdn(raw) == expected
 
@@ -43,11 +49,13 @@ class TestNumbers:
 class TestReplies:
     """JA/NEJ answers are recognised loosely."""
 
-    @pytest.mark.parametrize(("text", "answer"), [("Ja", "JA"), (" ja!", "JA"), ("NEJ.", "NEJ"), ("nej tack", None),
-                                                  ("kanske", None)])
+    @pytest.mark.parametrize(
+        ("text", "answer"), [("Ja", "JA"), (" ja!", "JA"), ("NEJ.", "NEJ"), ("nej tack", None), ("kanske", None)]
+    )
     def test_answer(self, text: str, answer: str | None) -> None:
-        sms = InboundSms.model_validate({"id": "1", "from": "+46701234567", "text": text,
-                                         "received_at": "2026-11-23T08:00:00+01:00"})
+        sms = InboundSms.model_validate(
+            {"id": "1", "from": "+46701234567", "text": text, "received_at": "2026-11-23T08:00:00+01:00"}
+        )
         assert sms.answer == answer
 
 
@@ -55,15 +63,24 @@ class TestWebhook:
     """The shared-secret HMAC signature is verified before anything is parsed."""
 
     def body(self) -> bytes:
-        return json.dumps({"type": "inbound", "id": "in-1", "from": "+46701234567", "text": "JA",
-                           "received_at": "2026-11-23T07:00:00Z", "in_reply_to": "m-9"}).encode()
+        return json.dumps(
+            {
+                "type": "inbound",
+                "id": "in-1",
+                "from": "+46701234567",
+                "text": "JA",
+                "received_at": "2026-11-23T07:00:00Z",
+                "in_reply_to": "m-9",
+            }
+        ).encode()
 
     def test_valid_signature_parses(self) -> None:
         clock = FakeClock()
         stamp = int(clock.now().timestamp())
         hook = SmsWebhook("s3cret", clock=clock)
-        event = hook.parse(self.body(), {"X-Signature": sign_webhook(self.body(), "s3cret", stamp),
-                                         "X-Timestamp": str(stamp)})
+        event = hook.parse(
+            self.body(), {"X-Signature": sign_webhook(self.body(), "s3cret", stamp), "X-Timestamp": str(stamp)}
+        )
         assert event.kind == "inbound" and event.inbound is not None
         assert event.inbound.answer == "JA" and event.inbound.in_reply_to == "m-9"
 
@@ -71,8 +88,9 @@ class TestWebhook:
         clock = FakeClock()
         stamp = int(clock.now().timestamp())
         body = json.dumps({"type": "status", "id": "m-9", "status": "DELIVERED"}).encode()
-        event = SmsWebhook("k", clock=clock).parse(body, {"x-signature": sign_webhook(body, "k", stamp),
-                                                          "x-timestamp": str(stamp)})
+        event = SmsWebhook("k", clock=clock).parse(
+            body, {"x-signature": sign_webhook(body, "k", stamp), "x-timestamp": str(stamp)}
+        )
         assert event.report is not None and event.report.status is DeliveryStatus.delivered
 
     @pytest.mark.parametrize("case", ["wrong-secret", "tampered", "unsigned", "stale"])
@@ -97,8 +115,9 @@ class TestWebhook:
         stamp = int(clock.now().timestamp())
         body = b'{"type": "inbound"}'
         with pytest.raises(ConnectorError) as err:
-            SmsWebhook("k", clock=clock).parse(body, {"X-Signature": sign_webhook(body, "k", stamp),
-                                                      "X-Timestamp": str(stamp)})
+            SmsWebhook("k", clock=clock).parse(
+                body, {"X-Signature": sign_webhook(body, "k", stamp), "X-Timestamp": str(stamp)}
+            )
         assert err.value.code == "bad_webhook"
 
 
@@ -107,8 +126,9 @@ class TestClient:
 
     def client(self, handler: httpx.MockTransport, ctx: RecordingContext | None = None) -> SmsClient:
         settings = SmsSettings(base_url="http://gw.test/", sender="Bemanning")
-        return SmsClient(ctx or RecordingContext(), settings, transport=handler, clock=FakeClock(),
-                         breakers=BreakerRegistry())
+        return SmsClient(
+            ctx or RecordingContext(), settings, transport=handler, clock=FakeClock(), breakers=BreakerRegistry()
+        )
 
     async def test_send(self) -> None:
         seen: list[httpx.Request] = []
@@ -117,12 +137,17 @@ class TestClient:
             seen.append(request)
             return httpx.Response(201, json={"id": "m-1", "status": "queued"})
 
-        sent = await self.client(httpx.MockTransport(handler)).send("070-123 45 67", "Pass i morgon 07-16? Svara JA/NEJ",
-                                                                    reference="shift-88")
+        sent = await self.client(httpx.MockTransport(handler)).send(
+            "070-123 45 67", "Pass i morgon 07-16? Svara JA/NEJ", reference="shift-88"
+        )
         assert sent.id == "m-1" and sent.status is DeliveryStatus.queued
         assert seen[0].headers["Idempotency-Key"] == "shift-88"
-        assert json.loads(seen[0].content) == {"to": "+46701234567", "from": "Bemanning",
-                                               "text": "Pass i morgon 07-16? Svara JA/NEJ", "reference": "shift-88"}
+        assert json.loads(seen[0].content) == {
+            "to": "+46701234567",
+            "from": "Bemanning",
+            "text": "Pass i morgon 07-16? Svara JA/NEJ",
+            "reference": "shift-88",
+        }
 
     async def test_dry_run_and_too_long(self) -> None:
         transport = httpx.MockTransport(lambda r: httpx.Response(500))
@@ -137,8 +162,15 @@ class TestClient:
         def handler(request: httpx.Request) -> httpx.Response:
             since = request.url.params.get("after")
             if since is None:
-                return httpx.Response(200, json={"items": [{"id": "in-1", "from": "+46701234567", "text": "JA",
-                                                            "received_at": "2026-11-23T07:00:00Z"}], "cursor": "c1"})
+                return httpx.Response(
+                    200,
+                    json={
+                        "items": [
+                            {"id": "in-1", "from": "+46701234567", "text": "JA", "received_at": "2026-11-23T07:00:00Z"}
+                        ],
+                        "cursor": "c1",
+                    },
+                )
             return httpx.Response(200, json={"items": [], "cursor": since})
 
         client = self.client(httpx.MockTransport(handler))
@@ -148,7 +180,8 @@ class TestClient:
         assert second.messages == [] and second.cursor == "c1"
 
     async def test_status_unknown_value(self) -> None:
-        transport = httpx.MockTransport(lambda r: httpx.Response(200, json={"id": "m-1", "status": "weird",
-                                                                            "updated_at": None}))
+        transport = httpx.MockTransport(
+            lambda r: httpx.Response(200, json={"id": "m-1", "status": "weird", "updated_at": None})
+        )
         report = await self.client(transport).status("m-1")
         assert report.status is DeliveryStatus.unknown

@@ -21,8 +21,10 @@ def sqlite_file(tmp_path: Path) -> Path:
     path = tmp_path / "hr.db"
     with sqlite3.connect(path) as conn:
         conn.execute("create table employees (id integer primary key, pnr text, name text, comment text)")
-        conn.executemany("insert into employees (pnr, name, comment) values (?, ?, ?)",
-                         [(PNR, "Tolvan Tolvansson", "update; drop"), ("19800101-0000", "Anna", None)])
+        conn.executemany(
+            "insert into employees (pnr, name, comment) values (?, ?, ?)",
+            [(PNR, "Tolvan Tolvansson", "update; drop"), ("19800101-0000", "Anna", None)],
+        )
     conn.close()
     return path
 
@@ -30,31 +32,37 @@ def sqlite_file(tmp_path: Path) -> Path:
 class TestStatementCheck:
     """Only one SELECT is let through."""
 
-    @pytest.mark.parametrize("sql", [
-        "select * from employees",
-        "  SELECT 1;",
-        "with x as (select 1 as a) select a from x",
-        "values (1)",
-        "select 'insert into t values (1)' as text -- delete everything",
-        'select "update" from t /* drop table t */',
-        "select last_update, deleted_at from t",
-    ])
+    @pytest.mark.parametrize(
+        "sql",
+        [
+            "select * from employees",
+            "  SELECT 1;",
+            "with x as (select 1 as a) select a from x",
+            "values (1)",
+            "select 'insert into t values (1)' as text -- delete everything",
+            'select "update" from t /* drop table t */',
+            "select last_update, deleted_at from t",
+        ],
+    )
     def test_allowed(self, sql: str) -> None:
         check_select(sql)
 
-    @pytest.mark.parametrize("sql", [
-        "insert into t values (1)",
-        "update t set a = 1",
-        "delete from t",
-        "drop table t",
-        "select 1; delete from t",
-        "with x as (delete from t returning *) select * from x",
-        "select * into copy_t from t",
-        "select * from t for update",
-        "pragma query_only = off",
-        "attach database 'x.db' as x",
-        "",
-    ])
+    @pytest.mark.parametrize(
+        "sql",
+        [
+            "insert into t values (1)",
+            "update t set a = 1",
+            "delete from t",
+            "drop table t",
+            "select 1; delete from t",
+            "with x as (delete from t returning *) select * from x",
+            "select * into copy_t from t",
+            "select * from t for update",
+            "pragma query_only = off",
+            "attach database 'x.db' as x",
+            "",
+        ],
+    )
     def test_refused(self, sql: str) -> None:
         with pytest.raises(ReadOnlyViolation):
             check_select(sql)
@@ -64,18 +72,25 @@ class TestSqlite:
     """A SQLite file is opened read-only: even a write that passed the check would be refused."""
 
     def db(self, path: Path, **extra: object) -> ReadOnlyDatabase:
-        return ReadOnlyDatabase(SqlSettings(url=f"sqlite:///{path}", **extra), system="hr",  # type: ignore[arg-type]
-                                ctx=RecordingContext())
+        return ReadOnlyDatabase(
+            SqlSettings(url=f"sqlite:///{path}", **extra),
+            system="hr",  # type: ignore[arg-type]
+            ctx=RecordingContext(),
+        )
 
     async def test_select_and_access_log(self, sqlite_file: Path) -> None:
         db = self.db(sqlite_file)
         try:
-            rows = await db.fetch_all("select name from employees where pnr = :pnr", {"pnr": PNR}, subject=PNR,
-                                      purpose="lönekontroll")
+            rows = await db.fetch_all(
+                "select name from employees where pnr = :pnr", {"pnr": PNR}, subject=PNR, purpose="lönekontroll"
+            )
             assert rows == [{"name": "Tolvan Tolvansson"}]
             assert db.ctx.accesses[0]["subject"] == PNR  # type: ignore[union-attr]
             employees = table("employees", column("name"), column("comment"))
-            assert await db.scalar(select(employees.c.comment).where(employees.c.name == "Tolvan Tolvansson")) == "update; drop"
+            assert (
+                await db.scalar(select(employees.c.comment).where(employees.c.name == "Tolvan Tolvansson"))
+                == "update; drop"
+            )
         finally:
             await db.aclose()
 
@@ -100,8 +115,9 @@ class TestSqlite:
 
     def test_timeout_interrupts_a_long_query(self, sqlite_file: Path) -> None:
         db = self.db(sqlite_file, statement_timeout_seconds=0.2)
-        slow = ("with recursive n(i) as (select 1 union all select i + 1 from n where i < 100000000) "
-                "select count(*) from n")
+        slow = (
+            "with recursive n(i) as (select 1 union all select i + 1 from n where i < 100000000) select count(*) from n"
+        )
         try:
             with pytest.raises(ConnectorUnavailable) as err:
                 db.fetch_all_sync(slow)

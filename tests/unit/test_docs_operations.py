@@ -54,7 +54,7 @@ def _commands() -> list[list[str]]:
         for part in re.split(r"&&|;", line):
             words = shlex.split(part.strip())
             if "kollega" in words:  # `kollega …`, or the image's command in `docker run … kollega worker`
-                found.append(words[words.index("kollega") + 1:])
+                found.append(words[words.index("kollega") + 1 :])
     return [f for f in found if f]
 
 

@@ -38,7 +38,7 @@ def _drawn_tree() -> dict[str, str | None]:
     base_indent = len(lines[start]) - len(lines[start].lstrip())
     parents: dict[str, str | None] = {"KollegaError": None}
     stack = ["KollegaError"]  # stack[d] = the last class drawn at depth d
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line.strip():
             break
         m = _BRANCH.match(line[base_indent:])

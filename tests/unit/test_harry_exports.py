@@ -20,11 +20,32 @@ HEADER = ";".join(CSV_COLUMNS)
 PNR = "199001012383"
 
 
-def line(employee: str = "E10001", version: int = 1, day: str = "2026-12-01", start: str = "07:00",
-         end: str = "16:00", pause: str = "30", code: str = "ARB", period: str = "2026-12") -> str:
+def line(
+    employee: str = "E10001",
+    version: int = 1,
+    day: str = "2026-12-01",
+    start: str = "07:00",
+    end: str = "16:00",
+    pause: str = "30",
+    code: str = "ARB",
+    period: str = "2026-12",
+) -> str:
     """One export line."""
-    return ";".join([employee, PNR, f"SCH-{employee}-{period}-v{version}", str(version), period, day, start, end,
-                     pause, code, "2026-11-20T10:00:00+01:00"])
+    return ";".join(
+        [
+            employee,
+            PNR,
+            f"SCH-{employee}-{period}-v{version}",
+            str(version),
+            period,
+            day,
+            start,
+            end,
+            pause,
+            code,
+            "2026-11-20T10:00:00+01:00",
+        ]
+    )
 
 
 def export(*lines: str) -> bytes:
@@ -44,11 +65,20 @@ class TestExportRow:
         assert r.row() == Row(date(2026, 12, 1), "07:00", "16:00", 30, "ARB")
         assert r.personnummer == PNR
 
-    @pytest.mark.parametrize(("column", "value"), [
-        ("start", "25:00"), ("end", "7.30"), ("break_minutes", "trettio"), ("date", "2026-02-30"),
-        ("activity_code", "arb kod"), ("period", "2026-13"), ("version", "0"), ("date", "2027-01-01"),
-        ("break_minutes", "-5"),
-    ])
+    @pytest.mark.parametrize(
+        ("column", "value"),
+        [
+            ("start", "25:00"),
+            ("end", "7.30"),
+            ("break_minutes", "trettio"),
+            ("date", "2026-02-30"),
+            ("activity_code", "arb kod"),
+            ("period", "2026-13"),
+            ("version", "0"),
+            ("date", "2027-01-01"),
+            ("break_minutes", "-5"),
+        ],
+    )
     def test_invalid(self, column: str, value: str) -> None:
         with pytest.raises(ValidationError):
             ExportRow.model_validate(self.good(**{column: value}))
@@ -62,8 +92,12 @@ class TestReadExport:
         assert [s.employee_id for s in contents.schedules] == ["E10001", "E10002"]
         first = contents.schedules[0]
         assert [r.day.day for r in first.rows] == [1, 2]  # canonical order
-        assert (first.first, first.last, first.version, first.source) == (date(2026, 12, 1), date(2026, 12, 31), 1,
-                                                                          "csv:x.csv")
+        assert (first.first, first.last, first.version, first.source) == (
+            date(2026, 12, 1),
+            date(2026, 12, 31),
+            1,
+            "csv:x.csv",
+        )
         assert contents.subjects[first.reference] == PNR
         assert first.approved_at == "2026-11-20T10:00:00+01:00"
         assert contents.broken == []
@@ -104,8 +138,11 @@ class TestSameScheduleSameReference:
         state = SandboxState(5, options, generate_data)
         summary = write_csv_export(state, tmp_path)
         contents = read_export(Path(summary["path"]).read_bytes(), summary["filename"])
-        from_api = {reference(s["employee_id"], s["period"], s["version"], s["content_hash"])
-                    for s in state.data.schedules if s["status"] == "approved"}
+        from_api = {
+            reference(s["employee_id"], s["period"], s["version"], s["content_hash"])
+            for s in state.data.schedules
+            if s["status"] == "approved"
+        }
         assert {s.reference for s in contents.schedules} == from_api
         assert contents.broken == []
 
@@ -117,7 +154,16 @@ class TestSameScheduleSameReference:
         assert lines == summary["malformed_lines"]
 
     def test_api_payload_has_no_rows_yet(self) -> None:
-        payload = api_payload({"employee_id": "E1", "period": "2026-12", "period_from": "2026-12-01",
-                               "period_to": "2026-12-31", "version": 2, "schedule_id": "S", "content_hash": "h",
-                               "personnummer": PNR})
+        payload = api_payload(
+            {
+                "employee_id": "E1",
+                "period": "2026-12",
+                "period_from": "2026-12-01",
+                "period_to": "2026-12-31",
+                "version": 2,
+                "schedule_id": "S",
+                "content_hash": "h",
+                "personnummer": PNR,
+            }
+        )
         assert payload["rows"] is None and payload["version"] == 2 and "personnummer" not in payload

@@ -32,15 +32,24 @@ def settings(**extra: Any) -> HarrySettings:
 
 def render(review: dict[str, Any], material: dict[str, Any]) -> str:
     """Render the review template as the web app would (autoescaped; strict about undefined names)."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
+    )
     return env.get_template("review.html").render(review=review, material=material, lang="sv", _=lambda s: s)
 
 
 def review_dict(**extra: Any) -> dict[str, Any]:
     """The ``review`` context the web app passes."""
-    return {"id": 7, "title": "Schemat för E10001", "summary": "1 skillnad(er)", "state": "open",
-            "kind": "decision", "queue": "harry.deviation", "created_at": "2026-11-24T02:10:00+01:00", **extra}
+    return {
+        "id": 7,
+        "title": "Schemat för E10001",
+        "summary": "1 skillnad(er)",
+        "state": "open",
+        "kind": "decision",
+        "queue": "harry.deviation",
+        "created_at": "2026-11-24T02:10:00+01:00",
+        **extra,
+    }
 
 
 class TestSettings:
@@ -76,12 +85,26 @@ class TestInvalidExports:
     """A schedule from a broken export becomes a business error in plain Swedish."""
 
     def item(self, payload: dict[str, Any]) -> WorkItemView:
-        return WorkItemView(id=1, robot="harry", tenant="0000", reference="r", payload=payload, subject=None,
-                            attempts=1, lease_token="t")
+        return WorkItemView(
+            id=1,
+            robot="harry",
+            tenant="0000",
+            reference="r",
+            payload=payload,
+            subject=None,
+            attempts=1,
+            lease_token="t",
+        )
 
     def test_message(self) -> None:
-        payload = {"kind": "invalid", "employee_id": "E10001", "period": "2026-12", "version": "1", "file": "x.csv",
-                   "problems": ["rad 3, kolumn start: ogiltigt eller saknat värde"]}
+        payload = {
+            "kind": "invalid",
+            "employee_id": "E10001",
+            "period": "2026-12",
+            "version": "1",
+            "file": "x.csv",
+            "problems": ["rad 3, kolumn start: ogiltigt eller saknat värde"],
+        }
         msg = invalid_message(payload)
         assert msg.startswith("Schemat för E10001, period 2026-12 (version 1) i exportfilen x.csv har fel")
         assert "Rätta schemat i schemasystemet" in msg
@@ -91,16 +114,20 @@ class TestInvalidExports:
         with pytest.raises(BusinessError, match=r"Exportfilen x\.csv kunde inte läsas"):
             asyncio.run(Harry(settings()).process(RecordingContext(), self.item(payload)))  # type: ignore[arg-type]
 
-
     def test_schedule_the_form_cannot_hold_is_refused_before_the_browser(self) -> None:
-        rows = [Row(date(2026, 12, 4), start, end, 0, "ARB") for start, end in
-                (("06:00", "08:00"), ("09:00", "11:00"), ("12:00", "14:00"))]
-        payload = Schedule("E10001", "2026-12", date(2026, 12, 1), date(2026, 12, 31), 1, "S", tuple(rows),
-                           "csv:x.csv").payload()
+        rows = [
+            Row(date(2026, 12, 4), start, end, 0, "ARB")
+            for start, end in (("06:00", "08:00"), ("09:00", "11:00"), ("12:00", "14:00"))
+        ]
+        payload = Schedule(
+            "E10001", "2026-12", date(2026, 12, 1), date(2026, 12, 31), 1, "S", tuple(rows), "csv:x.csv"
+        ).payload()
         with pytest.raises(BusinessError) as caught:
             asyncio.run(Harry(settings()).process(RecordingContext(), self.item(payload)))  # type: ignore[arg-type]
-        assert str(caught.value) == ("Schemat för E10001, period 2026-12 (version 1) kan inte registreras i "
-                                     "PersonalLön: 2026-12-04 har 3 rader; PersonalLön tar emot högst 2 per dag.")
+        assert str(caught.value) == (
+            "Schemat för E10001, period 2026-12 (version 1) kan inte registreras i "
+            "PersonalLön: 2026-12-04 har 3 rader; PersonalLön tar emot högst 2 per dag."
+        )
         assert caught.value.code == "schedule_unfit"
 
 
@@ -108,14 +135,29 @@ class TestDecisions:
     """HR's decisions on a deviation are carried out (and audited); others are left to the kernel."""
 
     def review(self, state: str, queue: str = "harry.deviation") -> ReviewView:
-        return ReviewView(id=3, tenant="0000", robot="harry", work_item_id=9, queue=queue, kind="decision",
-                          title="t", material={"reference": "E1/2026-12/v1/abc", "employee_id": "E1",
-                                               "period": "2026-12", "version": 1},
-                          subject="199001012383", state=state, decided_by="user:hr", decision_comment=None)
+        return ReviewView(
+            id=3,
+            tenant="0000",
+            robot="harry",
+            work_item_id=9,
+            queue=queue,
+            kind="decision",
+            title="t",
+            material={"reference": "E1/2026-12/v1/abc", "employee_id": "E1", "period": "2026-12", "version": 1},
+            subject="199001012383",
+            state=state,
+            decided_by="user:hr",
+            decision_comment=None,
+        )
 
-    @pytest.mark.parametrize(("state", "action"), [("approved", "harry.registered_by_hand"),
-                                                   ("rejected", "harry.registration_rejected"),
-                                                   ("returned", "harry.retry_requested")])
+    @pytest.mark.parametrize(
+        ("state", "action"),
+        [
+            ("approved", "harry.registered_by_hand"),
+            ("rejected", "harry.registration_rejected"),
+            ("returned", "harry.retry_requested"),
+        ],
+    )
     def test_audited(self, state: str, action: str) -> None:
         ctx = RecordingContext()
         asyncio.run(Harry(settings()).on_decision(ctx, self.review(state)))  # type: ignore[arg-type]
@@ -132,17 +174,31 @@ class TestReviewTemplate:
     """The template shows the approved schedule next to what PersonalLön shows, differences marked."""
 
     def material(self) -> dict[str, Any]:
-        expected = [Row(date(2026, 12, 1), "07:00", "16:00", 30, "ARB"), Row(date(2026, 12, 2), "07:00", "16:00", 30,
-                                                                             "ARB")]
+        expected = [
+            Row(date(2026, 12, 1), "07:00", "16:00", 30, "ARB"),
+            Row(date(2026, 12, 2), "07:00", "16:00", 30, "ARB"),
+        ]
         shown = [Row(date(2026, 12, 1), "07:00", "17:00", 30, "ARB")]
         diffs = compare(expected, shown)
-        return {"reference": "E10001/2026-12/v1/abc", "employee_id": "E10001", "employee_name": "Anna <Test>",
-                "period": "2026-12", "period_from": "2026-12-01", "period_to": "2026-12-31", "version": 1,
-                "schedule_id": "S", "source": "api", "approved_at": "2026-11-20T10:00:00+01:00",
-                "registration": "R-000001", "expected": [r.as_dict() for r in expected],
-                "shown": [r.as_dict() for r in shown], "differences": [d.as_dict() for d in diffs],
-                "lines": side_by_side(expected, shown), "screenshot_artifact_id": 42,
-                "summary": summary_of(diffs)}
+        return {
+            "reference": "E10001/2026-12/v1/abc",
+            "employee_id": "E10001",
+            "employee_name": "Anna <Test>",
+            "period": "2026-12",
+            "period_from": "2026-12-01",
+            "period_to": "2026-12-31",
+            "version": 1,
+            "schedule_id": "S",
+            "source": "api",
+            "approved_at": "2026-11-20T10:00:00+01:00",
+            "registration": "R-000001",
+            "expected": [r.as_dict() for r in expected],
+            "shown": [r.as_dict() for r in shown],
+            "differences": [d.as_dict() for d in diffs],
+            "lines": side_by_side(expected, shown),
+            "screenshot_artifact_id": 42,
+            "summary": summary_of(diffs),
+        }
 
     def test_deviation(self) -> None:
         html = render(review_dict(), self.material())
@@ -157,28 +213,46 @@ class TestReviewTemplate:
 
     def test_screenshot_url_from_the_web_app(self) -> None:
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
-        html = env.get_template("review.html").render(review=review_dict(), material=self.material(), lang="sv",
-                                                      _=lambda s: s, artifact_url=lambda i: f"/x/{i}.png")
+        html = env.get_template("review.html").render(
+            review=review_dict(),
+            material=self.material(),
+            lang="sv",
+            _=lambda s: s,
+            artifact_url=lambda i: f"/x/{i}.png",
+        )
         assert 'data-artifact-id="42"' in html and 'src="/x/42.png"' in html
-        html = env.get_template("review.html").render(review=review_dict(), material=self.material(), lang="sv",
-                                                      _=lambda s: s, artifact_url=lambda i: None)
+        html = env.get_template("review.html").render(
+            review=review_dict(), material=self.material(), lang="sv", _=lambda s: s, artifact_url=lambda i: None
+        )
         assert "<img" not in html and "visas bara för behöriga roller" in html
 
     def test_exception_names_its_artifacts(self) -> None:
-        material = {"reference": "E1/2026-12/v1/abc", "error_code": "period_locked", "error": "låst",
-                    "artifacts": [5, 6]}
+        material = {
+            "reference": "E1/2026-12/v1/abc",
+            "error_code": "period_locked",
+            "error": "låst",
+            "artifacts": [5, 6],
+        }
         html = render(review_dict(kind="exception", queue="harry.exceptions"), material)
         assert "Det finns 2 bilagor" in html and "href" not in html
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                                 undefined=jinja2.StrictUndefined)
-        html = env.get_template("review.html").render(review=review_dict(kind="exception", queue="harry.exceptions"),
-                                                      material=material, lang="sv", _=lambda s: s,
-                                                      artifact_url=lambda i: f"/x/{i}")
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
+        )
+        html = env.get_template("review.html").render(
+            review=review_dict(kind="exception", queue="harry.exceptions"),
+            material=material,
+            lang="sv",
+            _=lambda s: s,
+            artifact_url=lambda i: f"/x/{i}",
+        )
         assert 'href="/x/5"' in html and 'href="/x/6"' in html
 
     def test_exception_and_uncertain(self) -> None:
-        material = {"reference": "E1/2026-12/v1/abc", "error_code": "period_locked",
-                    "error": "Perioden 2026-12-01–2026-12-31 är låst i PersonalLön"}
+        material = {
+            "reference": "E1/2026-12/v1/abc",
+            "error_code": "period_locked",
+            "error": "Perioden 2026-12-01–2026-12-31 är låst i PersonalLön",
+        }
         html = render(review_dict(kind="exception", queue="harry.exceptions"), material)
         assert "Schemat kunde inte registreras" in html and "är låst i PersonalLön" in html
         html = render(review_dict(kind="uncertain", queue="harry.exceptions"), material)
@@ -190,9 +264,11 @@ class TestCheckExportCommand:
 
     def test_reports_schedules_and_broken(self, tmp_path: Path) -> None:
         pnr = "199001012383"
-        lines = [";".join(CSV_COLUMNS),
-                 f"E10001;{pnr};SCH-1;1;2026-12;2026-12-01;07:00;16:00;30;ARB;",
-                 f"E10002;{pnr};SCH-2;1;2026-12;2026-12-01;07:00;16:00;30;;"]
+        lines = [
+            ";".join(CSV_COLUMNS),
+            f"E10001;{pnr};SCH-1;1;2026-12;2026-12-01;07:00;16:00;30;ARB;",
+            f"E10002;{pnr};SCH-2;1;2026-12;2026-12-01;07:00;16:00;30;;",
+        ]
         path = tmp_path / "export.csv"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         app = Harry(HarrySettings.model_construct()).cli()

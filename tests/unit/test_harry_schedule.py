@@ -87,11 +87,14 @@ class TestReference:
 class TestPeriod:
     """Months as periods."""
 
-    @pytest.mark.parametrize(("period", "first", "last"), [
-        ("2026-12", date(2026, 12, 1), date(2026, 12, 31)),
-        ("2027-02", date(2027, 2, 1), date(2027, 2, 28)),
-        ("2028-02", date(2028, 2, 1), date(2028, 2, 29)),
-    ])
+    @pytest.mark.parametrize(
+        ("period", "first", "last"),
+        [
+            ("2026-12", date(2026, 12, 1), date(2026, 12, 31)),
+            ("2027-02", date(2027, 2, 1), date(2027, 2, 28)),
+            ("2028-02", date(2028, 2, 1), date(2028, 2, 29)),
+        ],
+    )
     def test_bounds(self, period: str, first: date, last: date) -> None:
         assert period_bounds(period) == (first, last)
 
@@ -108,7 +111,9 @@ class TestProblems:
         assert problems(schedule(row(1), row(2, "07:00", "12:00", 0), row(2, "13:00", "16:00", 0, "APT"))) == []
 
     def test_three_rows_a_day(self) -> None:
-        found = problems(schedule(row(4, "06:00", "08:00", 0), row(4, "09:00", "11:00", 0), row(4, "12:00", "14:00", 0)))
+        found = problems(
+            schedule(row(4, "06:00", "08:00", 0), row(4, "09:00", "11:00", 0), row(4, "12:00", "14:00", 0))
+        )
         assert found == [f"2026-12-04 har 3 rader; PersonalLön tar emot högst {ROWS_PER_DAY} per dag."]
 
     def test_outside_period(self) -> None:
@@ -158,7 +163,10 @@ class TestCompare:
     def test_field_differences(self) -> None:
         found = compare([row(1), row(2)], [row(1, end="17:00"), row(2, pause=45, code="UTB")])
         assert [(d.day.day, d.field, d.expected, d.shown) for d in found] == [
-            (1, "end", "16:00", "17:00"), (2, "break_minutes", "30", "45"), (2, "activity_code", "ARB", "UTB")]
+            (1, "end", "16:00", "17:00"),
+            (2, "break_minutes", "30", "45"),
+            (2, "activity_code", "ARB", "UTB"),
+        ]
 
     def test_extra_row_in_payroll(self) -> None:
         found = compare([row(1)], [row(1), row(9)])

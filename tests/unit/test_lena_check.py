@@ -19,8 +19,9 @@ ROUTES = {
 
 def plan(routes: dict | None = None, unassigned: tuple[Unassigned, ...] = ()) -> Plan:
     rows = routes if routes is not None else ROUTES
-    return Plan(tuple(Route(sid, tuple(Stop(*s) for s in stops), brk) for sid, (brk, stops) in rows.items()),
-                unassigned)
+    return Plan(
+        tuple(Route(sid, tuple(Stop(*s) for s in stops), brk) for sid, (brk, stops) in rows.items()), unassigned
+    )
 
 
 def edit(staff: str, index: int, start: int | None = None, **change: object) -> dict:
@@ -49,19 +50,22 @@ class TestValidPlan:
 class TestEachRule:
     """Each hard rule broken on its own is detected under its code."""
 
-    @pytest.mark.parametrize(("routes", "code"), [
-        (edit("A", 0, 440), "too_early"),
-        (edit("A", 0, 520), "time_window"),
-        (edit("A", 1, 481), "travel"),
-        (edit("B", 2, 719), "travel"),  # the break 11:20-11:50 plus 10 min of travel no longer fit
-        (edit("B", 0, 545), "sync"),  # simultaneous: both start together
-        (edit("B", 3, 781), "sync"),  # sequential: 10-30 min after the first
-        (edit("B", 3, 830), "sync"),
-        (edit("B", 1, 661), "locked"),
-        (edit("B", 1, visit_id="V2"), "competence"),
-        (edit("B", 0, role=0), "roles"),
-        (edit("B", 0, visit_id="V99"), "unknown_visit"),
-    ])
+    @pytest.mark.parametrize(
+        ("routes", "code"),
+        [
+            (edit("A", 0, 440), "too_early"),
+            (edit("A", 0, 520), "time_window"),
+            (edit("A", 1, 481), "travel"),
+            (edit("B", 2, 719), "travel"),  # the break 11:20-11:50 plus 10 min of travel no longer fit
+            (edit("B", 0, 545), "sync"),  # simultaneous: both start together
+            (edit("B", 3, 781), "sync"),  # sequential: 10-30 min after the first
+            (edit("B", 3, 830), "sync"),
+            (edit("B", 1, 661), "locked"),
+            (edit("B", 1, visit_id="V2"), "competence"),
+            (edit("B", 0, role=0), "roles"),
+            (edit("B", 0, visit_id="V99"), "unknown_visit"),
+        ],
+    )
     def test_stop_level_rules(self, routes: dict, code: str) -> None:
         assert code in codes(day(), plan(routes))
 
@@ -102,11 +106,14 @@ class TestEachRule:
         early_end = replace(day(), staff=(day().staff[0], replace(day().staff[1], shift_end=890)))
         assert "shift_end" in codes(early_end, plan())
 
-    @pytest.mark.parametrize(("staff", "start", "code"), [
-        ("A", None, "break_missing"),
-        ("A", 625, "break_window"),
-        ("B", 660, "break_overlap"),
-    ])
+    @pytest.mark.parametrize(
+        ("staff", "start", "code"),
+        [
+            ("A", None, "break_missing"),
+            ("A", 625, "break_window"),
+            ("B", 660, "break_overlap"),
+        ],
+    )
     def test_breaks(self, staff: str, start: int | None, code: str) -> None:
         rows = {k: (b, s) for k, (b, s) in ROUTES.items()}
         rows[staff] = (start, rows[staff][1])
@@ -114,8 +121,9 @@ class TestEachRule:
 
     def test_capacity(self) -> None:
         p = day()
-        loaded = replace(p, visits=tuple(replace(v, load=2) for v in p.visits),
-                         staff=(replace(p.staff[0], capacity=5), p.staff[1]))
+        loaded = replace(
+            p, visits=tuple(replace(v, load=2) for v in p.visits), staff=(replace(p.staff[0], capacity=5), p.staff[1])
+        )
         assert "capacity" in codes(loaded, plan())
 
     def test_violations_name_visit_and_staff(self) -> None:

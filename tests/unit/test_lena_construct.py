@@ -35,8 +35,11 @@ class TestPush:
 
     def test_insert_between_pushes_the_next_visit(self) -> None:
         # After C, B would start at 550, 30 minutes late; between A and C it is on time and C is not late.
-        p = problem([visit("A", 10, 0, 480, 490, 20), visit("C", 30, 0, 480, 600, 20), visit("B", 20, 0, 480, 520, 20)],
-                    [member("P", 0, 1440)], max_lateness=SOFT)
+        p = problem(
+            [visit("A", 10, 0, 480, 490, 20), visit("C", 30, 0, 480, 600, 20), visit("B", 20, 0, 480, 520, 20)],
+            [member("P", 0, 1440)],
+            max_lateness=SOFT,
+        )
         g = greedy(p)
         assert g.insert(task(g, "A")) and g.insert(task(g, "C"))
         assert order(g) == [("A", 480), ("C", 520)]
@@ -45,16 +48,24 @@ class TestPush:
         assert check_plan(p, Plan(tuple(g.plan_routes()), ())) == []
 
     def test_hard_windows_never_push(self) -> None:
-        p = problem([visit("A", 10, 0, 480, 490, 20), visit("C", 30, 0, 480, 600, 20), visit("B", 20, 0, 480, 600, 20)],
-                    [member("P", 0, 1440)])
+        p = problem(
+            [visit("A", 10, 0, 480, 490, 20), visit("C", 30, 0, 480, 600, 20), visit("B", 20, 0, 480, 600, 20)],
+            [member("P", 0, 1440)],
+        )
         g = greedy(p)
         assert g.insert(task(g, "A")) and g.insert(task(g, "C")) and g.insert(task(g, "B"))
         assert order(g) == [("A", 480), ("C", 520), ("B", 550)]
 
     def test_push_stops_at_a_double_staffed_visit(self) -> None:
-        p = problem([visit("A", 10, 0, 480, 600, 20), visit("D", 30, 0, 480, 600, 20, staff_count=2),
-                     visit("B", 20, 0, 480, 600, 20)],
-                    [member("P", 0, 1440), member("Q", 0, 1440)], max_lateness=SOFT)
+        p = problem(
+            [
+                visit("A", 10, 0, 480, 600, 20),
+                visit("D", 30, 0, 480, 600, 20, staff_count=2),
+                visit("B", 20, 0, 480, 600, 20),
+            ],
+            [member("P", 0, 1440), member("Q", 0, 1440)],
+            max_lateness=SOFT,
+        )
         g = greedy(p)
         a = task(g, "A")
         assert g.insert(a) and g.insert(task(g, "D", 0), task(g, "D", 1))
@@ -66,8 +77,11 @@ class TestPush:
 
     def test_the_lateness_of_a_push_is_charged(self) -> None:
         # B between A and C or after C: the same travel, but between it pushes C 40 minutes past its window.
-        p = problem([visit("A", 10, 0, 480, 490, 20), visit("C", 30, 0, 480, 520, 20), visit("B", 40, 0, 480, 600, 20)],
-                    [member("P", 0, 1440)], max_lateness=SOFT)
+        p = problem(
+            [visit("A", 10, 0, 480, 490, 20), visit("C", 30, 0, 480, 520, 20), visit("B", 40, 0, 480, 600, 20)],
+            [member("P", 0, 1440)],
+            max_lateness=SOFT,
+        )
         g = greedy(p)
         assert g.insert(task(g, "A")) and g.insert(task(g, "C")) and g.insert(task(g, "B"))
         assert [vid for vid, _ in order(g)] == ["A", "C", "B"]
@@ -81,8 +95,18 @@ def test_push_only_on_big_days_by_default() -> None:
 
 def test_soft_day_solved_within_the_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(construct, "PUSH_MIN_TASKS", 0)
-    visits = [visit(f"V{i}", (i * 7) % 23, (i * 11) % 19, 480 + 15 * (i % 6), 500 + 15 * (i % 6), 20,
-                    staff_count=2 if i % 5 == 0 else 1) for i in range(24)]
+    visits = [
+        visit(
+            f"V{i}",
+            (i * 7) % 23,
+            (i * 11) % 19,
+            480 + 15 * (i % 6),
+            500 + 15 * (i % 6),
+            20,
+            staff_count=2 if i % 5 == 0 else 1,
+        )
+        for i in range(24)
+    ]
     p = problem(visits, [member(s, 0, 1440) for s in "PQR"], max_lateness=SOFT)
     r = solve(p, SolverOptions(time_limit=2.0, seed=3, strategy="lns", work_limit=30))
     assert check_plan(p, r.plan) == [] and r.plan.unassigned == ()

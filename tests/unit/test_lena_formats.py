@@ -30,14 +30,26 @@ CUST NO.   XCOORD.   YCOORD.    DEMAND   READY TIME   DUE DATE   SERVICE TIME
 
 HHCRSP = {
     "patients": [
-        {"id": "p1", "location": [3, 4], "time_window": [0, 60],
-         "required_caregivers": [{"service": "s1", "duration": 10}]},
-        {"id": "p2", "location": [6, 8], "time_window": [20, 40],
-         "required_caregivers": [{"service": "s1", "duration": 10}, {"service": "s2", "duration": 10}],
-         "synchronization": {"type": "simultaneous"}},
-        {"id": "p3", "location": [0, 5], "time_window": [0, 30],
-         "required_caregivers": [{"service": "s1", "duration": 5}, {"service": "s2", "duration": 5}],
-         "synchronization": {"type": "sequential", "distance": [5, 10]}},
+        {
+            "id": "p1",
+            "location": [3, 4],
+            "time_window": [0, 60],
+            "required_caregivers": [{"service": "s1", "duration": 10}],
+        },
+        {
+            "id": "p2",
+            "location": [6, 8],
+            "time_window": [20, 40],
+            "required_caregivers": [{"service": "s1", "duration": 10}, {"service": "s2", "duration": 10}],
+            "synchronization": {"type": "simultaneous"},
+        },
+        {
+            "id": "p3",
+            "location": [0, 5],
+            "time_window": [0, 30],
+            "required_caregivers": [{"service": "s1", "duration": 5}, {"service": "s2", "duration": 5}],
+            "synchronization": {"type": "sequential", "distance": [5, 10]},
+        },
     ],
     "services": [{"id": "s1", "default_duration": 10}, {"id": "s2", "default_duration": 10}],
     "caregivers": [{"id": "c1", "abilities": ["s1"]}, {"id": "c2", "abilities": ["s1", "s2"]}],
@@ -46,14 +58,40 @@ HHCRSP = {
 }
 
 KOLLEGA = {
-    "day": "2026-11-24", "travel": {"kind": "euclidean", "scale": 1},
-    "visits": [{"id": "V1", "client_id": "K1", "location": {"x": 10, "y": 0}, "earliest": "08:00",
-                "latest": "09:00", "duration": 30, "competences": ["usk"]},
-               {"id": "V2", "location": {"x": 0, "y": 10}, "earliest": 480, "latest": 540, "duration": 20,
-                "staff_count": 2, "sync": {"type": "simultaneous"}, "locked": {"staff_id": "A", "start": "08:30"}}],
-    "staff": [{"id": "A", "shift_start": "07:00", "shift_end": "16:00", "start_location": {"x": 0, "y": 0},
-               "competences": ["usk"], "break": {"minutes": 30, "earliest": "10:00", "latest": "13:00"}},
-              {"id": "B", "shift_start": "07:00", "shift_end": "12:00", "start_location": {"x": 0, "y": 0}}],
+    "day": "2026-11-24",
+    "travel": {"kind": "euclidean", "scale": 1},
+    "visits": [
+        {
+            "id": "V1",
+            "client_id": "K1",
+            "location": {"x": 10, "y": 0},
+            "earliest": "08:00",
+            "latest": "09:00",
+            "duration": 30,
+            "competences": ["usk"],
+        },
+        {
+            "id": "V2",
+            "location": {"x": 0, "y": 10},
+            "earliest": 480,
+            "latest": 540,
+            "duration": 20,
+            "staff_count": 2,
+            "sync": {"type": "simultaneous"},
+            "locked": {"staff_id": "A", "start": "08:30"},
+        },
+    ],
+    "staff": [
+        {
+            "id": "A",
+            "shift_start": "07:00",
+            "shift_end": "16:00",
+            "start_location": {"x": 0, "y": 0},
+            "competences": ["usk"],
+            "break": {"minutes": 30, "earliest": "10:00", "latest": "13:00"},
+        },
+        {"id": "B", "shift_start": "07:00", "shift_end": "12:00", "start_location": {"x": 0, "y": 0}},
+    ],
     "history": [{"date": "2026-11-20", "client_id": "K1", "staff_ids": ["B"]}],
 }
 
@@ -72,14 +110,19 @@ class TestSolomon:
         assert out["distance"] == pytest.approx(30.0, abs=1e-6)  # 0→1→2→0 and 0→3→0 (capacity)
         assert out["vehicles"] == 2 and out["objective"] == out["distance"]
 
-    @pytest.mark.parametrize(("text", "words"), [
-        ("nothing here", "no VEHICLE section"),
-        (SOLOMON.replace("    2          6       8          10       0         100          10", "    2  6 8"),
-         "line 12 has 3 fields"),
-        (SOLOMON.replace(" 100 ", " 1x0 "), "not a number"),
-        (SOLOMON.split("    1 ")[0], "no customers"),
-        (SOLOMON.replace("      0          50", "    500          50"), "window ends"),
-    ])
+    @pytest.mark.parametrize(
+        ("text", "words"),
+        [
+            ("nothing here", "no VEHICLE section"),
+            (
+                SOLOMON.replace("    2          6       8          10       0         100          10", "    2  6 8"),
+                "line 12 has 3 fields",
+            ),
+            (SOLOMON.replace(" 100 ", " 1x0 "), "not a number"),
+            (SOLOMON.split("    1 ")[0], "no customers"),
+            (SOLOMON.replace("      0          50", "    500          50"), "window ends"),
+        ],
+    )
     def test_malformed(self, text: str, words: str) -> None:
         with pytest.raises(FormatError) as info:
             read_solomon(text)
@@ -100,15 +143,19 @@ class TestHhcrsp:
         rows = r.plan.assignments()["p2"]
         assert rows[1][0] == "c2" and rows[0][1] == rows[1][1]  # only c2 has s2
         out = inst.summary(r.plan, True)
-        assert out["objective"] == pytest.approx((out["distance"] + out["total_tardiness"] + out["max_tardiness"]) / 3,
-                                                 abs=1e-3)
+        assert out["objective"] == pytest.approx(
+            (out["distance"] + out["total_tardiness"] + out["max_tardiness"]) / 3, abs=1e-3
+        )
 
-    @pytest.mark.parametrize(("data", "words"), [
-        ("{", "not JSON"),
-        (json.dumps({"patients": []}), "'patients' must be a non-empty list"),
-        (json.dumps({**HHCRSP, "distances": [[0, 1], [1, 0]]}), "'distances' must be 4×4"),
-        (json.dumps({**HHCRSP, "patients": [{"id": "p1"}, *HHCRSP["patients"][1:]]}), "patient 1 is malformed"),
-    ])
+    @pytest.mark.parametrize(
+        ("data", "words"),
+        [
+            ("{", "not JSON"),
+            (json.dumps({"patients": []}), "'patients' must be a non-empty list"),
+            (json.dumps({**HHCRSP, "distances": [[0, 1], [1, 0]]}), "'distances' must be 4×4"),
+            (json.dumps({**HHCRSP, "patients": [{"id": "p1"}, *HHCRSP["patients"][1:]]}), "patient 1 is malformed"),
+        ],
+    )
     def test_malformed(self, data: str, words: str) -> None:
         with pytest.raises(FormatError) as info:
             read_hhcrsp(data)
@@ -126,14 +173,17 @@ class TestKollega:
         r = solve(p, SolverOptions(time_limit=1.0))
         assert check_plan(p, r.plan) == []
 
-    @pytest.mark.parametrize(("change", "words"), [
-        ({"visits": "x"}, "needs an object with the lists"),
-        ({"travel": {"kind": "teleport"}}, "unknown travel kind"),
-        ({"visits": [{**KOLLEGA["visits"][0], "earliest": "8 am"}]}, "is not a time"),
-        ({"visits": [{**KOLLEGA["visits"][0], "location": {}}]}, "a location needs"),
-        ({"staff": [{"id": "A", "start_location": {"x": 0, "y": 0}}]}, "KeyError"),
-        ({"visits": [{**KOLLEGA["visits"][0], "duration": 0}]}, "must be positive"),
-    ])
+    @pytest.mark.parametrize(
+        ("change", "words"),
+        [
+            ({"visits": "x"}, "needs an object with the lists"),
+            ({"travel": {"kind": "teleport"}}, "unknown travel kind"),
+            ({"visits": [{**KOLLEGA["visits"][0], "earliest": "8 am"}]}, "is not a time"),
+            ({"visits": [{**KOLLEGA["visits"][0], "location": {}}]}, "a location needs"),
+            ({"staff": [{"id": "A", "start_location": {"x": 0, "y": 0}}]}, "KeyError"),
+            ({"visits": [{**KOLLEGA["visits"][0], "duration": 0}]}, "must be positive"),
+        ],
+    )
     def test_malformed(self, change: dict, words: str) -> None:
         with pytest.raises(FormatError) as info:
             read_kollega(json.dumps({**KOLLEGA, **change}))
@@ -153,8 +203,16 @@ class TestCli:
         result = CliRunner().invoke(app, ["solve", str(f), "--time-limit", "1", "--json"])
         assert result.exit_code == 0, result.output
         out = json.loads(result.output)
-        assert set(out) == {"feasible", "vehicles", "distance", "total_tardiness", "max_tardiness", "objective",
-                            "routes", "unassigned"}
+        assert set(out) == {
+            "feasible",
+            "vehicles",
+            "distance",
+            "total_tardiness",
+            "max_tardiness",
+            "objective",
+            "routes",
+            "unassigned",
+        }
         assert out["feasible"] and sorted(v for r in out["routes"] for v in r) == ["1", "2", "3"]
 
     def test_guesses_hhcrsp_and_reports_text(self, tmp_path: Path) -> None:

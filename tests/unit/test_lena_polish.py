@@ -34,10 +34,19 @@ def soft_day(n: int, staff: int, seed: int) -> Problem:
     for i in range(n):
         start = rng.randrange(420, 840, 10)
         double = i % 4 == 0
-        visits.append(visit(f"V{i:03d}", rng.uniform(-25, 25), rng.uniform(-25, 25), start, start + 90,
-                            rng.choice([15, 20, 30]), staff_count=2 if double else 1,
-                            sync=Sync("sequential", 5, 20) if double and i % 8 == 0 else None,
-                            competences=["usk"] if i % 5 == 1 else []))
+        visits.append(
+            visit(
+                f"V{i:03d}",
+                rng.uniform(-25, 25),
+                rng.uniform(-25, 25),
+                start,
+                start + 90,
+                rng.choice([15, 20, 30]),
+                staff_count=2 if double else 1,
+                sync=Sync("sequential", 5, 20) if double and i % 8 == 0 else None,
+                competences=["usk"] if i % 5 == 1 else [],
+            )
+        )
     people = [member(f"S{j}", competences=["usk"] if j % 2 == 0 else []) for j in range(staff)]
     return problem(visits, people, max_lateness=240)
 
@@ -46,8 +55,11 @@ class TestTimetable:
     """Each person's visits as early as they can be, the two people of a visit waiting for each other."""
 
     def test_simultaneous_visit_waits_for_the_later_person(self) -> None:
-        p = problem([visit("X", 20, 0, 480, 540, 30), visit("D", 10, 0, 480, 600, 20, staff_count=2)],
-                    [member("A"), member("B")], max_lateness=60)
+        p = problem(
+            [visit("X", 20, 0, 480, 540, 30), visit("D", 10, 0, 480, 600, 20, staff_count=2)],
+            [member("A"), member("B")],
+            max_lateness=60,
+        )
         g = state(p)
         times = timetable(g, [[task(g, "X"), task(g, "D", 0)], [task(g, "D", 1)]])
         assert times is not None
@@ -55,9 +67,14 @@ class TestTimetable:
         assert times[task(g, "X")] == 480 and times[task(g, "D", 0)] == times[task(g, "D", 1)] == 520
 
     def test_sequential_gap_pulls_the_first_person_later(self) -> None:
-        p = problem([visit("Y", 10, 0, 560, 600, 30),
-                     visit("D", 10, 0, 480, 600, 20, staff_count=2, sync=Sync("sequential", 10, 30))],
-                    [member("A"), member("B")], max_lateness=60)
+        p = problem(
+            [
+                visit("Y", 10, 0, 560, 600, 30),
+                visit("D", 10, 0, 480, 600, 20, staff_count=2, sync=Sync("sequential", 10, 30)),
+            ],
+            [member("A"), member("B")],
+            max_lateness=60,
+        )
         g = state(p)
         times = timetable(g, [[task(g, "D", 0)], [task(g, "Y"), task(g, "D", 1)]])
         assert times is not None
@@ -65,14 +82,16 @@ class TestTimetable:
         assert times[task(g, "D", 1)] == 590 and times[task(g, "D", 0)] == 560
 
     def test_crossed_orders_cannot_be_synchronised(self) -> None:
-        p = problem([visit("D", 10, 0, 480, 600, 20, staff_count=2), visit("E", -10, 0, 480, 600, 20, staff_count=2)],
-                    [member("A"), member("B")], max_lateness=60)
+        p = problem(
+            [visit("D", 10, 0, 480, 600, 20, staff_count=2), visit("E", -10, 0, 480, 600, 20, staff_count=2)],
+            [member("A"), member("B")],
+            max_lateness=60,
+        )
         g = state(p)
         assert timetable(g, [[task(g, "D", 0), task(g, "E", 0)], [task(g, "E", 1), task(g, "D", 1)]]) is None
 
     def test_locked_start_is_kept_or_the_order_refused(self) -> None:
-        p = problem([visit("X", 20, 0, 480, 540, 30), visit("L", 10, 0, 480, 600, 20)],
-                    [member("A")], max_lateness=60)
+        p = problem([visit("X", 20, 0, 480, 540, 30), visit("L", 10, 0, 480, 600, 20)], [member("A")], max_lateness=60)
         g = state(p)
         order = [[task(g, "X"), task(g, "L")]]
         assert timetable(g, order, {task(g, "L"): 560}) == {task(g, "X"): 480, task(g, "L"): 560}
@@ -96,8 +115,9 @@ class TestPolish:
         with_breaks = problem([visit("V", 10, 0, 480, 540)], [member("A", brk=(30, 600, 780))])
         assert not can_polish(state(with_breaks))
         people = [member("A"), member("B")]
-        familiar = problem([visit("V", 10, 0, 480, 540, client="K")], people,
-                           history=[HistoryEntry("2026-11-20", "K", ("A",))])
+        familiar = problem(
+            [visit("V", 10, 0, 480, 540, client="K")], people, history=[HistoryEntry("2026-11-20", "K", ("A",))]
+        )
         assert not can_polish(state(familiar))
         assert can_polish(state(problem([visit("V", 10, 0, 480, 540, client="K")], people)))
 

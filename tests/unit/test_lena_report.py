@@ -21,8 +21,15 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "robots" / "lena" / "templates
 
 def render(material: dict) -> str:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    review = {"id": 1, "title": "Hemtjänstplan", "summary": "", "state": "open", "kind": "decision",
-              "queue": "lena.plan", "created_at": None}
+    review = {
+        "id": 1,
+        "title": "Hemtjänstplan",
+        "summary": "",
+        "state": "open",
+        "kind": "decision",
+        "queue": "lena.plan",
+        "created_at": None,
+    }
     return env.get_template("review.html").render(review=review, material=material, lang="sv", _=lambda s: s)
 
 
@@ -32,8 +39,13 @@ class TestView:
     def test_view_of_the_hand_made_plan(self) -> None:
         p = day()
         plan = hand_made()
-        view = build_view(p, plan, evaluate(p, plan), baseline={"V1": ["B"], "V4": ["B"]},
-                          notes=["Samordnarens kommentar: ring först"])
+        view = build_view(
+            p,
+            plan,
+            evaluate(p, plan),
+            baseline={"V1": ["B"], "V4": ["B"]},
+            notes=["Samordnarens kommentar: ring först"],
+        )
         assert view["warnings"][0]["kind"] == "comment"
         assert view["totals"]["assigned"] == 8 and view["totals"]["unassigned"] == 0
         a = next(d for d in view["staff"] if d["id"] == "A")
@@ -46,20 +58,31 @@ class TestView:
     def test_unassigned_and_tight_break_are_warned(self) -> None:
         p = day()
         rows = hand_made()
-        plan = Plan(tuple(Route(r.staff_id, tuple(s for s in r.stops if s.visit_id != "V7"), r.break_start)
-                          for r in rows.routes), (Unassigned("V7", "capacity", "Ingen hinner"),))
+        plan = Plan(
+            tuple(
+                Route(r.staff_id, tuple(s for s in r.stops if s.visit_id != "V7"), r.break_start) for r in rows.routes
+            ),
+            (Unassigned("V7", "capacity", "Ingen hinner"),),
+        )
         view = build_view(p, plan, evaluate(p, plan))
         kinds = [w["kind"] for w in view["warnings"]]
         assert kinds[0] == "unassigned" and "tight_break" in kinds  # B's break is followed by exactly the trip
-        assert view["unassigned"] == [{"visit_id": "V7", "client_id": "K3", "activity": "", "window": "14:30–15:00",
-                                       "reason": "Ingen hinner"}]
+        assert view["unassigned"] == [
+            {"visit_id": "V7", "client_id": "K3", "activity": "", "window": "14:30–15:00", "reason": "Ingen hinner"}
+        ]
         assert view["totals"]["continuity_mean_baseline"] is None
 
     def test_template_renders_swedish_without_buttons(self) -> None:
         p = day()
         plan = hand_made()
-        html = render({"group": "g", "group_name": "Hemtjänst Centrum", "date": "2026-11-24",
-                       "view": build_view(p, plan, evaluate(p, plan), baseline={})})
+        html = render(
+            {
+                "group": "g",
+                "group_name": "Hemtjänst Centrum",
+                "date": "2026-11-24",
+                "view": build_view(p, plan, evaluate(p, plan), baseline={}),
+            }
+        )
         for heading in ("Att se över", "Sammanfattning", "Personalens dagar", "Kontinuitet per brukare"):
             assert heading in html
         assert "Hemtjänst Centrum" in html and "<button" not in html and "<form" not in html

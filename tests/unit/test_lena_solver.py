@@ -38,25 +38,31 @@ class TestHardRules:
         assert r.plan.unassigned == () and r.status == "solved"
 
     def test_competence_decides_who_goes(self) -> None:
-        p = problem([visit("M", 10, 0, 480, 500, competences=["delegering_läkemedel"])],
-                    [member("A"), member("B", competences=["delegering_läkemedel"])])
+        p = problem(
+            [visit("M", 10, 0, 480, 500, competences=["delegering_läkemedel"])],
+            [member("A"), member("B", competences=["delegering_läkemedel"])],
+        )
         assert who(planned(p), "M") == ["B"]
 
     def test_double_staffing_simultaneous(self) -> None:
-        p = problem([visit("D", 10, 0, 480, 540, staff_count=2), visit("S", -10, 0, 480, 540)],
-                    [member("A"), member("B")])
+        p = problem(
+            [visit("D", 10, 0, 480, 540, staff_count=2), visit("S", -10, 0, 480, 540)], [member("A"), member("B")]
+        )
         rows = planned(p).plan.assignments()["D"]
         assert {s for s, _, _ in rows} == {"A", "B"} and rows[0][1] == rows[1][1]
 
     def test_double_staffing_sequential(self) -> None:
-        p = problem([visit("D", 10, 0, 480, 600, staff_count=2, sync=Sync("sequential", 20, 25))],
-                    [member("A"), member("B")])
+        p = problem(
+            [visit("D", 10, 0, 480, 600, staff_count=2, sync=Sync("sequential", 20, 25))], [member("A"), member("B")]
+        )
         first, second = planned(p).plan.assignments()["D"]
         assert 20 <= second[1] - first[1] <= 25 and first[0] != second[0]
 
     def test_double_staffing_needs_two_different_people(self) -> None:
-        p = problem([visit("D", 10, 0, 480, 540, staff_count=2, competences=["usk"])],
-                    [member("A", competences=["usk"]), member("B")])
+        p = problem(
+            [visit("D", 10, 0, 480, 540, staff_count=2, competences=["usk"])],
+            [member("A", competences=["usk"]), member("B")],
+        )
         [u] = planned(p).plan.unassigned
         assert u.code == "double_staffing"
 
@@ -68,8 +74,10 @@ class TestHardRules:
         assert route is not None and route.break_start is not None and 630 <= route.break_start <= 690
 
     def test_locked_visit_goes_to_the_person_at_the_time(self) -> None:
-        p = problem([visit("L", 10, 0, 480, 600, locked=Lock("B", 555)), visit("X", -10, 0, 480, 600)],
-                    [member("A"), member("B", start=540)])
+        p = problem(
+            [visit("L", 10, 0, 480, 600, locked=Lock("B", 555)), visit("X", -10, 0, 480, 600)],
+            [member("A"), member("B", start=540)],
+        )
         [(staff, start, _)] = planned(p).plan.assignments()["L"]
         assert (staff, start) == ("B", 555)
 
@@ -78,21 +86,23 @@ class TestHardRules:
         visits = [visit("P", 10, 0, 480, 490, 60), visit("Q", -10, 0, 480, 490, 60)]
         strict = planned(problem(visits, [member("A")]))
         assert len(strict.plan.unassigned) == 1
-        lenient = planned(problem(visits, [member("A")], max_lateness=90),
-                          replace(FAST, weights=Weights(lateness=1.0)))
+        lenient = planned(problem(visits, [member("A")], max_lateness=90), replace(FAST, weights=Weights(lateness=1.0)))
         assert lenient.plan.unassigned == () and 0 < lenient.metrics.lateness_max <= 90
 
 
 class TestUnassignedReasons:
     """Visits that cannot be planned are reported with a reason, never a crash."""
 
-    @pytest.mark.parametrize(("v", "code"), [
-        (visit("X", 10, 0, 480, 500, competences=["sjuksköterska"]), "no_competence"),
-        (visit("X", 10, 0, 1200, 1260), "no_shift"),
-        (visit("X", 10, 0, 480, 500, locked=Lock("Z", 490)), "locked_absent"),
-        (visit("X", 10, 0, 480, 500, locked=Lock("A", 490), competences=["usk"]), "locked_unqualified"),
-        (visit("X", 10, 0, 420, 500, locked=Lock("A", 421)), "locked_outside_shift"),
-    ])
+    @pytest.mark.parametrize(
+        ("v", "code"),
+        [
+            (visit("X", 10, 0, 480, 500, competences=["sjuksköterska"]), "no_competence"),
+            (visit("X", 10, 0, 1200, 1260), "no_shift"),
+            (visit("X", 10, 0, 480, 500, locked=Lock("Z", 490)), "locked_absent"),
+            (visit("X", 10, 0, 480, 500, locked=Lock("A", 490), competences=["usk"]), "locked_unqualified"),
+            (visit("X", 10, 0, 420, 500, locked=Lock("A", 421)), "locked_outside_shift"),
+        ],
+    )
     def test_reasons_before_solving(self, v: object, code: str) -> None:
         r = planned(problem([v], [member("A")]))  # type: ignore[list-item]
         [u] = r.plan.unassigned
@@ -124,14 +134,17 @@ class TestObjective:
         assert who(planned(with_b), "V") == ["B"]
         with_a = problem(base, staff, history=[HistoryEntry("2026-11-20", "K", ("A",))])
         assert who(planned(with_a), "V") == ["A"]
-        contact = problem([replace(base[0], contact_person="A")], staff,
-                          history=[HistoryEntry("2026-11-20", "K", ("B",))])
+        contact = problem(
+            [replace(base[0], contact_person="A")], staff, history=[HistoryEntry("2026-11-20", "K", ("B",))]
+        )
         assert who(planned(contact), "V") == ["A"]
 
     def test_continuity_outweighs_a_little_travel(self) -> None:
-        p = problem([visit("V1", 10, 0, 480, 540, client="K"), visit("V2", -10, 0, 480, 540, client="L")],
-                    [member("A"), member("B")],
-                    history=[HistoryEntry("2026-11-20", "K", ("B",)), HistoryEntry("2026-11-20", "L", ("A",))])
+        p = problem(
+            [visit("V1", 10, 0, 480, 540, client="K"), visit("V2", -10, 0, 480, 540, client="L")],
+            [member("A"), member("B")],
+            history=[HistoryEntry("2026-11-20", "K", ("B",)), HistoryEntry("2026-11-20", "L", ("A",))],
+        )
         r = planned(p)
         assert who(r, "V1") == ["B"] and who(r, "V2") == ["A"]
         flat = planned(p, replace(FAST, weights=Weights(continuity=ContinuityWeights(0, 0, 0, 0))))
@@ -143,13 +156,21 @@ def random_day(n: int, staff: int, seed: int) -> Problem:
     visits = []
     for i in range(n):
         start = rng.randrange(420, 900, 15)
-        visits.append(visit(f"V{i:03d}", rng.uniform(-20, 20), rng.uniform(-20, 20), start, start + 60,
-                            rng.choice([15, 20, 30]), client=f"K{i % 15}",
-                            staff_count=2 if i % 10 == 0 else 1,
-                            competences=["usk"] if i % 4 == 0 else []))
+        visits.append(
+            visit(
+                f"V{i:03d}",
+                rng.uniform(-20, 20),
+                rng.uniform(-20, 20),
+                start,
+                start + 60,
+                rng.choice([15, 20, 30]),
+                client=f"K{i % 15}",
+                staff_count=2 if i % 10 == 0 else 1,
+                competences=["usk"] if i % 4 == 0 else [],
+            )
+        )
     people = [member(f"S{j}", competences=["usk"] if j % 2 == 0 else [], brk=(30, 600, 780)) for j in range(staff)]
-    return problem(visits, people, history=[HistoryEntry("2026-11-20", f"K{i}", (f"S{i % staff}",))
-                                             for i in range(15)])
+    return problem(visits, people, history=[HistoryEntry("2026-11-20", f"K{i}", (f"S{i % staff}",)) for i in range(15)])
 
 
 class TestSearch:

@@ -100,8 +100,11 @@ class TestRedactText:
         ("text", "secret"),
         [
             # Credentials inside a URL: database and HTTP errors quote URLs.
-            pytest.param("cannot connect to postgresql+psycopg://kollega:hemligt123@db.example/kollega",
-                         "hemligt123", id="database-url"),
+            pytest.param(
+                "cannot connect to postgresql+psycopg://kollega:hemligt123@db.example/kollega",
+                "hemligt123",
+                id="database-url",
+            ),
             pytest.param("GET https://robot:hemligt123@intranet.example/api failed", "hemligt123", id="http-url"),
             # ODBC-style connection strings (SQL Server behind many municipal systems).
             pytest.param("Driver={ODBC Driver 18};Server=db;Uid=kollega;Pwd=hemligt123;", "hemligt123", id="odbc-pwd"),
@@ -149,8 +152,10 @@ def log_stream() -> Iterator[io.StringIO]:
     """Logging configured in JSON mode to a StringIO; the process's logging restored afterwards."""
     root = logging.getLogger()
     level = root.level
-    noisy = {name: logging.getLogger(name).level for name in ("httpx", "httpcore", "sqlalchemy.engine",
-                                                               "apscheduler.executors", "alembic")}
+    noisy = {
+        name: logging.getLogger(name).level
+        for name in ("httpx", "httpcore", "sqlalchemy.engine", "apscheduler.executors", "alembic")
+    }
     stream = io.StringIO()
     configure_logging(level="DEBUG", fmt="json", stream=stream)
     try:
@@ -220,8 +225,12 @@ class TestConfigureLogging:
 
     def test_message_and_fields_are_redacted(self, log_stream: io.StringIO) -> None:
         get_logger("kollega.test").info(
-            "looked up 191212121212", person="121212-1212", password="hunter2", token="abc123",
-            nested={"pnr": "19121212-1212", "api_key": "k-999"}, url="https://x.example/?token=abc123",
+            "looked up 191212121212",
+            person="121212-1212",
+            password="hunter2",
+            token="abc123",
+            nested={"pnr": "19121212-1212", "api_key": "k-999"},
+            url="https://x.example/?token=abc123",
         )
         out = log_stream.getvalue()
         for secret in ("191212121212", "121212-1212", "19121212-1212", "hunter2", "abc123", "k-999"):

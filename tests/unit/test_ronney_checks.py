@@ -60,12 +60,22 @@ def application(**changes: Any) -> dict[str, Any]:
         "applicant": {"personnummer": ANNA, "first_name": "Anna", "last_name": "Berg", "age": 41},
         "co_applicant": None,
         "cohabiting": False,
-        "children": [{"personnummer": KID, "first_name": "Elsa", "last_name": "Berg", "age": 5,
-                      "lunch_at_home": False}],
+        "children": [
+            {"personnummer": KID, "first_name": "Elsa", "last_name": "Berg", "age": 5, "lunch_at_home": False}
+        ],
         "other_household_members": 0,
         "address": {"street": "Sjövägen 32", "postal_code": "370 21", "city": "Listerby", "area": "Listerby"},
-        "costs": {"rent": 7000, "household_electricity": 300, "home_insurance": 150, "work_travel": 0,
-                  "union_fee": 0, "unemployment_fund_fee": 0, "childcare": 500, "medical": 0, "dental_acute": 0},
+        "costs": {
+            "rent": 7000,
+            "household_electricity": 300,
+            "home_insurance": 150,
+            "work_travel": 0,
+            "union_fee": 0,
+            "unemployment_fund_fee": 0,
+            "childcare": 500,
+            "medical": 0,
+            "dental_acute": 0,
+        },
         "incomes": [
             {"personnummer": ANNA, "type": "salary", "amount": 9000, "payer": "Kallinge Bygg AB"},
             {"personnummer": ANNA, "type": "child_allowance", "amount": 1250, "payer": "Försäkringskassan"},
@@ -75,32 +85,55 @@ def application(**changes: Any) -> dict[str, Any]:
         "attachments": [
             {"id": "A1", "type": "kontoutdrag", "filename": "k.pdf", "received_at": "2026-11-12T07:41:00+01:00"},
             {"id": "A2", "type": "hyresavi", "filename": "h.pdf", "received_at": "2026-11-12T07:41:00+01:00"},
-            {"id": "A3", "type": "lonespecifikation", "filename": "l.pdf",
-             "received_at": "2026-11-12T07:41:00+01:00"},
+            {"id": "A3", "type": "lonespecifikation", "filename": "l.pdf", "received_at": "2026-11-12T07:41:00+01:00"},
         ],
         "complement_requests": [],
-        "previous_decision": {"month": "2026-11", "decision": "approved", "amount": 6000, "decided_at": "2026-10-28",
-                              "basis": {"rent": 7000, "household_size": 2, "income_total": 10250}},
+        "previous_decision": {
+            "month": "2026-11",
+            "decision": "approved",
+            "amount": 6000,
+            "decided_at": "2026-10-28",
+            "basis": {"rent": 7000, "household_size": 2, "income_total": 10250},
+        },
         "decision": None,
     }
     app.update(changes)
     return app
 
 
-def lookup_answer(person: str, *, fk: list[dict[str, Any]] = (), salary: list[dict[str, Any]] = (),
-                  registered: bool = True, vehicles: list[dict[str, Any]] = (), found: bool = True,
-                  municipality: str = "Ronneby kommun", street: str = "Sjövägen 32") -> dict[str, Any]:
+def lookup_answer(
+    person: str,
+    *,
+    fk: list[dict[str, Any]] = (),
+    salary: list[dict[str, Any]] = (),
+    registered: bool = True,
+    vehicles: list[dict[str, Any]] = (),
+    found: bool = True,
+    municipality: str = "Ronneby kommun",
+    street: str = "Sjövägen 32",
+) -> dict[str, Any]:
     """A register answer in the sandbox's shape (sandbox/API.md, b)."""
     return {
-        "request_id": "SSBTEK-0000001", "fetched_at": "2026-11-23T01:00:00+01:00", "personnummer": person,
-        "case_id": "EB-202612-0001", "found": found,
+        "request_id": "SSBTEK-0000001",
+        "fetched_at": "2026-11-23T01:00:00+01:00",
+        "personnummer": person,
+        "case_id": "EB-202612-0001",
+        "found": found,
         "sources": {
             "forsakringskassan": {"status": "ok" if fk else "no_data", "payments": list(fk)},
             "pensionsmyndigheten": {"status": "no_data", "payments": []},
             "arbetsformedlingen": {"status": "ok", "registered": registered, "extent_percent": 100},
             "csn": {"status": "no_data", "payments": []},
-            "skatteverket": {"status": "ok", "income": list(salary), "folkbokforing": {
-                "street": street, "postal_code": "370 21", "city": "Listerby", "municipality": municipality}},
+            "skatteverket": {
+                "status": "ok",
+                "income": list(salary),
+                "folkbokforing": {
+                    "street": street,
+                    "postal_code": "370 21",
+                    "city": "Listerby",
+                    "municipality": municipality,
+                },
+            },
             "akassa": {"status": "no_data", "payments": []},
             "transportstyrelsen": {"status": "ok", "vehicles": list(vehicles)},
         },
@@ -108,23 +141,32 @@ def lookup_answer(person: str, *, fk: list[dict[str, Any]] = (), salary: list[di
 
 
 def salary_row(month: str, net: int, employer: str = "Kallinge Bygg AB") -> dict[str, Any]:
-    return {"employer": employer, "month": month, "gross": round(net / 0.7), "preliminary_tax": 0, "net": net,
-            "source": "arbetsgivardeklaration"}
+    return {
+        "employer": employer,
+        "month": month,
+        "gross": round(net / 0.7),
+        "preliminary_tax": 0,
+        "net": net,
+        "source": "arbetsgivardeklaration",
+    }
 
 
 def fk_row(month: str, kind: str, amount: int, benefit: str) -> dict[str, Any]:
     return {"benefit": benefit, "type": kind, "month": month, "amount": amount, "paid_on": f"{month}-25"}
 
 
-AGREEING = lookup_answer(ANNA, fk=[fk_row("2026-11", "child_allowance", 1250, "barnbidrag")],
-                         salary=[salary_row("2026-09", 8800), salary_row("2026-10", 9100),
-                                 salary_row("2026-11", 9000)])
+AGREEING = lookup_answer(
+    ANNA,
+    fk=[fk_row("2026-11", "child_allowance", 1250, "barnbidrag")],
+    salary=[salary_row("2026-09", 8800), salary_row("2026-10", 9100), salary_row("2026-11", 9000)],
+)
 
 
 def compare(app: dict[str, Any], answer: dict[str, Any] = AGREEING, tolerance: int = 100) -> Any:
     parsed = parse_application(app)
-    return compare_incomes(parsed, {ANNA: parse_lookup(ANNA, answer)}, tolerance=tolerance,
-                           months=["2026-09", "2026-10", "2026-11"])
+    return compare_incomes(
+        parsed, {ANNA: parse_lookup(ANNA, answer)}, tolerance=tolerance, months=["2026-09", "2026-10", "2026-11"]
+    )
 
 
 def assert_no_personnummer(message: str) -> None:
@@ -144,12 +186,15 @@ class TestReading:
     def test_unknown_extra_keys_from_a_newer_e_service_are_ignored(self) -> None:
         assert parse_application(application(new_field={"x": 1})).id == "EB-202612-0001"
 
-    @pytest.mark.parametrize(("change", "needle"), [
-        ({"applicant": None}, "applicant"),
-        ({"costs": "sjutusen"}, "costs"),
-        ({"income_period": {"from": "igår"}}, "income_period"),
-        ({"kind": "förnyelse"}, "kind"),
-    ])
+    @pytest.mark.parametrize(
+        ("change", "needle"),
+        [
+            ({"applicant": None}, "applicant"),
+            ({"costs": "sjutusen"}, "costs"),
+            ({"income_period": {"from": "igår"}}, "income_period"),
+            ({"kind": "förnyelse"}, "kind"),
+        ],
+    )
     def test_malformed_application_names_the_field(self, change: dict[str, Any], needle: str) -> None:
         with pytest.raises(MalformedApplication) as info:
             parse_application(application(**change))
@@ -182,8 +227,9 @@ class TestValidation:
 
     @pytest.mark.parametrize("who", ["applicant", "child", "co_applicant"])
     def test_invalid_personnummer(self, who: str) -> None:
-        raw = application(co_applicant={"personnummer": OLLE, "first_name": "Olle", "last_name": "Berg", "age": 43},
-                          cohabiting=True)
+        raw = application(
+            co_applicant={"personnummer": OLLE, "first_name": "Olle", "last_name": "Berg", "age": 43}, cohabiting=True
+        )
         member = raw["children"][0] if who == "child" else raw[who]
         member["personnummer"] = member["personnummer"][:-1] + str((int(member["personnummer"][-1]) + 1) % 10)
         with pytest.raises(InvalidPersonnummer) as info:
@@ -264,8 +310,11 @@ class TestMissing:
     def test_required_attachments(self) -> None:
         raw = application(attachments=[])
         texts = [m["text"] for m in missing_items(parse_application(raw))]
-        assert texts == ["Kontoutdrag saknas (krävs alltid)", "Hyresavi saknas (krävs när ansökan har hyra)",
-                         "Lönespecifikation saknas (krävs när ansökan har lön)"]
+        assert texts == [
+            "Kontoutdrag saknas (krävs alltid)",
+            "Hyresavi saknas (krävs när ansökan har hyra)",
+            "Lönespecifikation saknas (krävs när ansökan har lön)",
+        ]
 
     def test_no_rent_no_payslip_needed(self) -> None:
         raw = application(attachments=[{"id": "A1", "type": "kontoutdrag"}], incomes=[])
@@ -273,18 +322,36 @@ class TestMissing:
         assert missing_items(parse_application(raw)) == []
 
     def test_outstanding_complement(self) -> None:
-        raw = application(complement_requests=[
-            {"id": "K1", "what": "Hyresavi för december", "requested_at": "2026-11-10T10:00:00+01:00",
-             "requested_by": "anna", "due": "2026-11-17", "arrived_at": None},
-            {"id": "K2", "what": "Kontoutdrag", "requested_at": "2026-11-10T10:00:00+01:00",
-             "requested_by": "anna", "due": "2026-11-17", "arrived_at": "2026-11-12T09:00:00+01:00"}])
+        raw = application(
+            complement_requests=[
+                {
+                    "id": "K1",
+                    "what": "Hyresavi för december",
+                    "requested_at": "2026-11-10T10:00:00+01:00",
+                    "requested_by": "anna",
+                    "due": "2026-11-17",
+                    "arrived_at": None,
+                },
+                {
+                    "id": "K2",
+                    "what": "Kontoutdrag",
+                    "requested_at": "2026-11-10T10:00:00+01:00",
+                    "requested_by": "anna",
+                    "due": "2026-11-17",
+                    "arrived_at": "2026-11-12T09:00:00+01:00",
+                },
+            ]
+        )
         missing = missing_items(parse_application(raw))
         assert [m["what"] for m in missing] == ["komplettering"]
         assert "Hyresavi för december" in missing[0]["text"] and "senast 2026-11-17" in missing[0]["text"]
 
     def test_overdue_complements_after_the_configured_days(self) -> None:
-        raw = application(complement_requests=[
-            {"id": "K1", "what": "Hyresavi", "requested_at": "2026-11-13T10:00:00+01:00", "due": "2026-11-20"}])
+        raw = application(
+            complement_requests=[
+                {"id": "K1", "what": "Hyresavi", "requested_at": "2026-11-13T10:00:00+01:00", "due": "2026-11-20"}
+            ]
+        )
         app = parse_application(raw)
         assert overdue_complements(app, date(2026, 11, 22), 10) == []
         assert [c.id for c in overdue_complements(app, date(2026, 11, 23), 10)] == ["K1"]
@@ -308,7 +375,8 @@ class TestIncomeComparison:
     def test_undeclared_benefit_is_flagged_in_plain_swedish(self) -> None:
         answer = copy.deepcopy(AGREEING)
         answer["sources"]["forsakringskassan"]["payments"].append(
-            fk_row("2026-11", "sickness_benefit", 3450, "sjukpenning"))
+            fk_row("2026-11", "sickness_benefit", 3450, "sjukpenning")
+        )
         result = compare(application(), answer)
         assert [f.code for f in result.flags] == ["income_missing"]
         flag = result.flags[0]
@@ -322,8 +390,10 @@ class TestIncomeComparison:
         answer["sources"]["skatteverket"]["income"][-1]["net"] = 9720
         result = compare(application(), answer)
         assert [f.code for f in result.flags] == ["income_higher"]
-        assert "Kallinge Bygg AB (lön enligt Skatteverket) är 9 720 kr enligt registret men 9 000 kr" in \
-            result.flags[0].text
+        assert (
+            "Kallinge Bygg AB (lön enligt Skatteverket) är 9 720 kr enligt registret men 9 000 kr"
+            in result.flags[0].text
+        )
         assert "+720 kr" in result.flags[0].text
         assert result.used["salary"] == 9720
 
@@ -344,7 +414,8 @@ class TestIncomeComparison:
     def test_only_the_income_month_is_compared(self) -> None:
         answer = copy.deepcopy(AGREEING)
         answer["sources"]["forsakringskassan"]["payments"].append(
-            fk_row("2026-10", "sickness_benefit", 3000, "sjukpenning"))
+            fk_row("2026-10", "sickness_benefit", 3000, "sjukpenning")
+        )
         result = compare(application(), answer)
         assert result.flags == []
         assert {h["month"] for h in result.history} == {"2026-09", "2026-10", "2026-11"}
@@ -357,16 +428,29 @@ class TestIncomeComparison:
         assert result.rows[-1]["register"] is None and result.used["other"] == 400
 
     def test_two_adults_are_compared_separately(self) -> None:
-        raw = application(co_applicant={"personnummer": OLLE, "first_name": "Olle", "last_name": "Berg", "age": 43},
-                          cohabiting=True)
-        raw["incomes"].append({"personnummer": OLLE, "type": "unemployment_benefit", "amount": 8000,
-                               "payer": "Byggnads a-kassa"})
+        raw = application(
+            co_applicant={"personnummer": OLLE, "first_name": "Olle", "last_name": "Berg", "age": 43}, cohabiting=True
+        )
+        raw["incomes"].append(
+            {"personnummer": OLLE, "type": "unemployment_benefit", "amount": 8000, "payer": "Byggnads a-kassa"}
+        )
         olle = lookup_answer(OLLE)
-        olle["sources"]["akassa"] = {"status": "ok", "payments": [
-            {"benefit": "arbetslöshetsersättning", "type": "unemployment_benefit", "month": "2026-11",
-             "amount": 8600, "paid_on": "2026-11-15", "fund": "Byggnads a-kassa"}]}
-        result = compare_incomes(parse_application(raw), {ANNA: parse_lookup(ANNA, AGREEING),
-                                                          OLLE: parse_lookup(OLLE, olle)}, tolerance=100)
+        olle["sources"]["akassa"] = {
+            "status": "ok",
+            "payments": [
+                {
+                    "benefit": "arbetslöshetsersättning",
+                    "type": "unemployment_benefit",
+                    "month": "2026-11",
+                    "amount": 8600,
+                    "paid_on": "2026-11-15",
+                    "fund": "Byggnads a-kassa",
+                }
+            ],
+        }
+        result = compare_incomes(
+            parse_application(raw), {ANNA: parse_lookup(ANNA, AGREEING), OLLE: parse_lookup(OLLE, olle)}, tolerance=100
+        )
         assert [f.code for f in result.flags] == ["income_higher"]
         assert "Byggnads a-kassa är 8 600 kr" in result.flags[0].text and "Olle" in result.flags[0].text
         assert result.used == {"salary": 9000, "child_allowance": 1250, "unemployment_benefit": 8600}
@@ -377,8 +461,9 @@ class TestRegisterFlags:
 
     def flags(self, answer: dict[str, Any], app: dict[str, Any] | None = None) -> list[str]:
         parsed = parse_application(app or application())
-        return [f.code for f in register_flags(parsed, {ANNA: parse_lookup(ANNA, answer)},
-                                               municipality="Ronneby kommun")]
+        return [
+            f.code for f in register_flags(parsed, {ANNA: parse_lookup(ANNA, answer)}, municipality="Ronneby kommun")
+        ]
 
     def test_nothing_to_say(self) -> None:
         assert self.flags(AGREEING) == []
@@ -387,13 +472,15 @@ class TestRegisterFlags:
         assert self.flags(lookup_answer(ANNA, found=False)) == ["register_not_found"]
 
     def test_registered_in_another_municipality_at_another_address(self) -> None:
-        answer = lookup_answer(ANNA, municipality="Karlshamns kommun", street="Storgatan 1",
-                               salary=[salary_row("2026-11", 9000)])
+        answer = lookup_answer(
+            ANNA, municipality="Karlshamns kommun", street="Storgatan 1", salary=[salary_row("2026-11", 9000)]
+        )
         assert self.flags(answer) == ["other_municipality", "address_differs"]
 
     def test_vehicle(self) -> None:
-        answer = lookup_answer(ANNA, salary=[salary_row("2026-11", 9000)],
-                               vehicles=[{"registration": "ABC 12D", "model_year": 2012}])
+        answer = lookup_answer(
+            ANNA, salary=[salary_row("2026-11", 9000)], vehicles=[{"registration": "ABC 12D", "model_year": 2012}]
+        )
         assert self.flags(answer) == ["vehicle"]
 
     def test_no_income_and_not_a_job_seeker(self) -> None:
@@ -406,8 +493,9 @@ class TestPreviousMonth:
     """This month against the previous month's decision."""
 
     def test_unchanged(self) -> None:
-        rows, flags = compare_previous(parse_application(application()), declared_income_total=10250,
-                                       proposed=6100, tolerance=500)
+        rows, flags = compare_previous(
+            parse_application(application()), declared_income_total=10250, proposed=6100, tolerance=500
+        )
         assert flags == []
         assert [r["what"] for r in rows][:3] == ["Hyra", "Personer i hushållet", "Inkomster enligt ansökan"]
         assert rows[-1]["change"] == 100
@@ -416,10 +504,14 @@ class TestPreviousMonth:
         raw = application()
         raw["costs"]["rent"] = 7250
         raw["previous_decision"]["basis"] = {"rent": 7000, "household_size": 3, "income_total": 11500}
-        _rows, flags = compare_previous(parse_application(raw), declared_income_total=10250, proposed=None,
-                                        tolerance=500)
+        _rows, flags = compare_previous(
+            parse_application(raw), declared_income_total=10250, proposed=None, tolerance=500
+        )
         assert [(f.code, f.severity) for f in flags] == [
-            ("rent_changed", "warning"), ("household_changed", "warning"), ("income_changed", "warning")]
+            ("rent_changed", "warning"),
+            ("household_changed", "warning"),
+            ("income_changed", "warning"),
+        ]
         assert flags[0].text == "Hyran har ändrats sedan förra månaden: 7 000 kr → 7 250 kr (+250 kr)"
         assert "11 500 kr → 10 250 kr (−1 250 kr)" in flags[2].text
 
@@ -430,8 +522,7 @@ class TestPreviousMonth:
     def test_previous_rejection_is_mentioned(self) -> None:
         raw = application()
         raw["previous_decision"]["decision"] = "rejected"
-        _rows, flags = compare_previous(parse_application(raw), declared_income_total=10250, proposed=0,
-                                        tolerance=500)
+        _rows, flags = compare_previous(parse_application(raw), declared_income_total=10250, proposed=0, tolerance=500)
         assert [f.code for f in flags] == ["previous_rejected"]
 
 
@@ -482,14 +573,17 @@ class TestNormHousehold:
         assert [s.max_rent_for("1081", n) for n in (1, 2, 3, 4, 6)] == [6000, 7000, 7000, 9000, 9000]
         assert s.max_rent_for("1082", 2) is None
 
-    @pytest.mark.parametrize(("data", "field"), [
-        ({"month": "2026-13"}, "month"),
-        ({"max_rent": {"Ronneby": {"1": 5000}}}, "max_rent"),
-        ({"register_sources": ["försäkringskassan"]}, "register_sources"),
-        ({"legal_basis": "     "}, "legal_basis"),
-        ({"complement_reminder_days": 0}, "complement_reminder_days"),
-        ({"unknown": 1}, "unknown"),
-    ])
+    @pytest.mark.parametrize(
+        ("data", "field"),
+        [
+            ({"month": "2026-13"}, "month"),
+            ({"max_rent": {"Ronneby": {"1": 5000}}}, "max_rent"),
+            ({"register_sources": ["försäkringskassan"]}, "register_sources"),
+            ({"legal_basis": "     "}, "legal_basis"),
+            ({"complement_reminder_days": 0}, "complement_reminder_days"),
+            ({"unknown": 1}, "unknown"),
+        ],
+    )
     def test_bad_settings_name_the_field(self, data: dict[str, Any], field: str) -> None:
         with pytest.raises(ValueError, match=field):
             RonneySettings.model_validate(data)

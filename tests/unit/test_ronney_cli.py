@@ -16,14 +16,36 @@ from robots.ronney.robot import Ronney
 
 #: The example of issue 4, item 3, verbatim.
 EXAMPLE: dict[str, Any] = {
-    "year": 2021, "adults": [{"age": 35}], "cohabiting": False,
-    "children": [{"age": 4, "lunch_at_home": False}], "other_household_members": 0,
-    "costs": {"rent": 6500, "household_electricity": 300, "home_insurance": 150, "work_travel": 0, "union_fee": 0,
-              "unemployment_fund_fee": 0, "childcare": 0, "medical": 0, "dental_acute": 0},
-    "incomes": {"salary": 0, "unemployment_benefit": 0, "sickness_benefit": 0, "activity_support": 0,
-                "housing_allowance": 0, "child_allowance": 1250, "maintenance_support": 0, "study_grant": 0,
-                "pension": 0, "other": 0},
-    "job_stimulus_active": False, "max_rent": None,
+    "year": 2021,
+    "adults": [{"age": 35}],
+    "cohabiting": False,
+    "children": [{"age": 4, "lunch_at_home": False}],
+    "other_household_members": 0,
+    "costs": {
+        "rent": 6500,
+        "household_electricity": 300,
+        "home_insurance": 150,
+        "work_travel": 0,
+        "union_fee": 0,
+        "unemployment_fund_fee": 0,
+        "childcare": 0,
+        "medical": 0,
+        "dental_acute": 0,
+    },
+    "incomes": {
+        "salary": 0,
+        "unemployment_benefit": 0,
+        "sickness_benefit": 0,
+        "activity_support": 0,
+        "housing_allowance": 0,
+        "child_allowance": 1250,
+        "maintenance_support": 0,
+        "study_grant": 0,
+        "pension": 0,
+        "other": 0,
+    },
+    "job_stimulus_active": False,
+    "max_rent": None,
 }
 
 
@@ -69,8 +91,14 @@ class TestCalcJson:
         assert out["support"] == 3160 + 1020 and out["income"] == 0 and out["reasonable_costs"] == 0
 
     def test_rent_cap_and_job_stimulus(self, runner: CliRunner, tmp_path: Path) -> None:
-        data = {"year": 2021, "adults": [{"age": 30}], "costs": {"rent": 8000}, "max_rent": 6000,
-                "incomes": {"salary": 10000}, "job_stimulus_active": True}
+        data = {
+            "year": 2021,
+            "adults": [{"age": 30}],
+            "costs": {"rent": 8000},
+            "max_rent": 6000,
+            "incomes": {"salary": 10000},
+            "job_stimulus_active": True,
+        }
         out = json.loads(calc(runner, tmp_path, data, "--json").stdout)
         # 4 180 norm + 6 000 capped rent − (10 000 − 2 500 disregarded) = 2 680
         assert out["support"] == 4180 + 6000 - 7500
@@ -104,18 +132,21 @@ class TestCalcTable:
 class TestCalcBadInput:
     """Bad input exits 2 with a message on stderr naming the field."""
 
-    @pytest.mark.parametrize(("change", "field"), [
-        ({"costs": {"rent": -1}}, "costs.rent"),
-        ({"incomes": {"salary": -5}}, "incomes.salary"),
-        ({"costs": {"yacht": 100}}, "costs.yacht"),
-        ({"pets": 2}, "pets"),
-        ({"adults": [{"age": 30}, {"age": 31}, {"age": 32}], "cohabiting": True}, "adults"),
-        ({"adults": [{"age": 121}]}, "adults.0.age"),
-        ({"adults": [{"age": 30}, {"age": 31}], "cohabiting": False}, "cohabiting"),
-        ({"children": [{"age": 21}]}, "children.0.age"),
-        ({"other_household_members": -1}, "other_household_members"),
-        ({"year": "tjugotjugoett"}, "year"),
-    ])
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            ({"costs": {"rent": -1}}, "costs.rent"),
+            ({"incomes": {"salary": -5}}, "incomes.salary"),
+            ({"costs": {"yacht": 100}}, "costs.yacht"),
+            ({"pets": 2}, "pets"),
+            ({"adults": [{"age": 30}, {"age": 31}, {"age": 32}], "cohabiting": True}, "adults"),
+            ({"adults": [{"age": 121}]}, "adults.0.age"),
+            ({"adults": [{"age": 30}, {"age": 31}], "cohabiting": False}, "cohabiting"),
+            ({"children": [{"age": 21}]}, "children.0.age"),
+            ({"other_household_members": -1}, "other_household_members"),
+            ({"year": "tjugotjugoett"}, "year"),
+        ],
+    )
     def test_names_the_field(self, runner: CliRunner, tmp_path: Path, change: dict[str, Any], field: str) -> None:
         result = calc(runner, tmp_path, {**EXAMPLE, **change}, "--json")
         assert result.exit_code == 2
@@ -160,7 +191,8 @@ class TestNorms:
 
     def test_another_folder(self, runner: CliRunner, tmp_path: Path) -> None:
         (tmp_path / "norm-2021.toml").write_text(
-            (Path(__file__).resolve().parents[2] / "robots/ronney/data/norm-2021.toml").read_text(encoding="utf-8"))
+            (Path(__file__).resolve().parents[2] / "robots/ronney/data/norm-2021.toml").read_text(encoding="utf-8")
+        )
         result = runner.invoke(app(), ["norms", "--json", "--tables", str(tmp_path)])
         assert [t["year"] for t in json.loads(result.stdout)] == [2021]
         out = calc(runner, tmp_path, EXAMPLE, "--json", "--tables", str(tmp_path))

@@ -64,6 +64,7 @@ def test_schedule_file_is_after_midnight_outside_two_to_three() -> None:
 
 # --- process() against stand-ins ------------------------------------------------------------
 
+
 class Systems:
     """Stand-ins for the e-service and the registers, answering from dicts; requests are recorded."""
 
@@ -78,8 +79,10 @@ class Systems:
         self.requests.append((request.method, request.url.path, body))
         path = request.url.path
         if path.endswith("/applications"):
-            return httpx.Response(200, json={"month": "2026-12", "total": len(self.listing), "offset": 0,
-                                             "limit": 200, "items": self.listing})
+            return httpx.Response(
+                200,
+                json={"month": "2026-12", "total": len(self.listing), "offset": 0, "limit": 200, "items": self.listing},
+            )
         if path.endswith("/applications/EB-BROKEN"):
             return httpx.Response(500, json={"error": "internal"})
         if path.endswith(f"/applications/{self.app.get('id')}"):
@@ -105,15 +108,27 @@ def context(db: Database, tmp_path: Path, systems: Systems, **robot_settings: An
     transport = httpx.MockTransport(systems.handler)
     for system in ("eservice", "registers"):
         ctx.resources[f"http:{system}"] = HttpConnector(
-            ctx, system, HttpSettings(base_url=f"http://{system}.test/"), transport=transport,
-            breakers=BreakerRegistry(), token_cache=TokenCache())
+            ctx,
+            system,
+            HttpSettings(base_url=f"http://{system}.test/"),
+            transport=transport,
+            breakers=BreakerRegistry(),
+            token_cache=TokenCache(),
+        )
     return robot, ctx
 
 
 def item(reference: str = "EB-202612-0001@20261112T074100", **payload: Any) -> WorkItemView:
-    return WorkItemView(id=0, robot="ronney", tenant="0000", reference=reference,
-                        payload={"kind": "application", "application_id": "EB-202612-0001", **payload},
-                        subject=ANNA, attempts=1, lease_token=None)
+    return WorkItemView(
+        id=0,
+        robot="ronney",
+        tenant="0000",
+        reference=reference,
+        payload={"kind": "application", "application_id": "EB-202612-0001", **payload},
+        subject=ANNA,
+        attempts=1,
+        lease_token=None,
+    )
 
 
 def verified_2021(app: dict[str, Any]) -> dict[str, Any]:
@@ -136,14 +151,14 @@ def process(robot: Ronney, ctx: RunContext, it: WorkItemView | None = None) -> A
 class TestProcess:
     """process() end to end on stand-ins: the proposal, its flags, and bad data."""
 
-    def test_prepares_a_review_with_proposal_flags_and_register_data(self, database: Database,
-                                                                      tmp_path: Path) -> None:
+    def test_prepares_a_review_with_proposal_flags_and_register_data(self, database: Database, tmp_path: Path) -> None:
         app = verified_2021(application())
         systems = Systems(app)
         answer = in_2021(AGREEING)
         answer["sources"]["forsakringskassan"]["payments"] = [
             fk_row("2021-11", "child_allowance", 1250, "barnbidrag"),
-            fk_row("2021-11", "sickness_benefit", 3450, "sjukpenning")]
+            fk_row("2021-11", "sickness_benefit", 3450, "sjukpenning"),
+        ]
         systems.registers[ANNA] = answer
         robot, ctx = context(database, tmp_path, systems, max_rent={"0000": {"2": 6500}})
         outcome = process(robot, ctx)
@@ -164,8 +179,9 @@ class TestProcess:
         assert ANNA not in outcome.title and ANNA not in outcome.summary
         assert "210 kr föreslås" in outcome.title
 
-    def test_unverified_table_without_the_figure_gives_a_review_without_amount(self, database: Database,
-                                                                               tmp_path: Path) -> None:
+    def test_unverified_table_without_the_figure_gives_a_review_without_amount(
+        self, database: Database, tmp_path: Path
+    ) -> None:
         systems = Systems(application(tenant="0000"))
         robot, ctx = context(database, tmp_path, systems)
         outcome = process(robot, ctx)
@@ -182,8 +198,9 @@ class TestProcess:
             process(robot, ctx)
         assert info.value.code == "malformed_application"
 
-    def test_invalid_personnummer_is_a_business_error_before_any_lookup(self, database: Database,
-                                                                        tmp_path: Path) -> None:
+    def test_invalid_personnummer_is_a_business_error_before_any_lookup(
+        self, database: Database, tmp_path: Path
+    ) -> None:
         raw = application(tenant="0000")
         raw["applicant"]["personnummer"] = ANNA[:-1] + str((int(ANNA[-1]) + 1) % 10)
         systems = Systems(raw)
@@ -202,8 +219,7 @@ class TestProcess:
         systems = Systems(application(tenant="0000", decision={"decision_id": "BES-1"}))
         robot, ctx = context(database, tmp_path, systems)
         outcome = process(robot, ctx)
-        assert outcome.result == {"application_id": "EB-202612-0001", "already_decided": True,
-                                  "decision_id": "BES-1"}
+        assert outcome.result == {"application_id": "EB-202612-0001", "already_decided": True, "decision_id": "BES-1"}
 
     def test_returned_item_shows_the_comment(self, database: Database, tmp_path: Path) -> None:
         robot, ctx = context(database, tmp_path, Systems(application(tenant="0000")))
@@ -218,9 +234,17 @@ class TestCollect:
 
     @staticmethod
     def summary(app_id: str, status: str = "submitted", **extra: Any) -> dict[str, Any]:
-        return {"id": app_id, "kind": "reapplication", "month": "2026-12", "status": status,
-                "submitted_at": "2026-11-12T07:41:00+01:00", "updated_at": "2026-11-12T07:41:00+01:00",
-                "has_decision": False, "awaiting_complement": status == "awaiting_complement", **extra}
+        return {
+            "id": app_id,
+            "kind": "reapplication",
+            "month": "2026-12",
+            "status": status,
+            "submitted_at": "2026-11-12T07:41:00+01:00",
+            "updated_at": "2026-11-12T07:41:00+01:00",
+            "has_decision": False,
+            "awaiting_complement": status == "awaiting_complement",
+            **extra,
+        }
 
     def collect(self, robot: Ronney, ctx: RunContext) -> list[Any]:
         async def run() -> list[Any]:
@@ -230,49 +254,101 @@ class TestCollect:
 
     def test_items_and_one_unreadable_application(self, database: Database, tmp_path: Path) -> None:
         systems = Systems(application(tenant="0000"))
-        systems.listing = [self.summary("EB-202612-0001"), self.summary("EB-BROKEN"),
-                           self.summary("EB-DONE", has_decision=True), self.summary("EB-OLD", status="decided")]
+        systems.listing = [
+            self.summary("EB-202612-0001"),
+            self.summary("EB-BROKEN"),
+            self.summary("EB-DONE", has_decision=True),
+            self.summary("EB-OLD", status="decided"),
+        ]
         robot, ctx = context(database, tmp_path, systems)
         ctx.resources["http:eservice"].settings.retry.attempts = 1
         found = self.collect(robot, ctx)
         assert [(i.reference, i.subject) for i in found] == [
-            ("EB-202612-0001@20261112T074100", ANNA), ("EB-BROKEN@20261112T074100", None)]
-        assert found[0].payload == {"application_id": "EB-202612-0001", "month": "2026-12",
-                                    "application_kind": "reapplication", "kind": "application",
-                                    "version": "20261112T074100"}
+            ("EB-202612-0001@20261112T074100", ANNA),
+            ("EB-BROKEN@20261112T074100", None),
+        ]
+        assert found[0].payload == {
+            "application_id": "EB-202612-0001",
+            "month": "2026-12",
+            "application_kind": "reapplication",
+            "kind": "application",
+            "version": "20261112T074100",
+        }
         assert all(method == "GET" for method, _p, _b in systems.requests)
 
     def test_overdue_complement_becomes_its_own_item(self, database: Database, tmp_path: Path) -> None:
-        waiting = application(tenant="0000", status="awaiting_complement", complement_requests=[
-            {"id": "EB-202612-0001-K1", "what": "Hyresavi", "requested_at": "2026-11-10T10:00:00+01:00",
-             "due": "2026-11-17", "arrived_at": None},
-            {"id": "EB-202612-0001-K2", "what": "Intyg", "requested_at": "2026-11-20T10:00:00+01:00",
-             "due": "2026-11-27", "arrived_at": None}])
+        waiting = application(
+            tenant="0000",
+            status="awaiting_complement",
+            complement_requests=[
+                {
+                    "id": "EB-202612-0001-K1",
+                    "what": "Hyresavi",
+                    "requested_at": "2026-11-10T10:00:00+01:00",
+                    "due": "2026-11-17",
+                    "arrived_at": None,
+                },
+                {
+                    "id": "EB-202612-0001-K2",
+                    "what": "Intyg",
+                    "requested_at": "2026-11-20T10:00:00+01:00",
+                    "due": "2026-11-27",
+                    "arrived_at": None,
+                },
+            ],
+        )
         systems = Systems(waiting)
         systems.listing = [self.summary("EB-202612-0001", status="awaiting_complement")]
         robot, ctx = context(database, tmp_path, systems, complement_reminder_days=10)
         found = self.collect(robot, ctx)
         assert [i.reference for i in found] == ["EB-202612-0001/komplettering/EB-202612-0001-K1"]
-        outcome = asyncio.run(robot.process(ctx, WorkItemView(
-            id=0, robot="ronney", tenant="0000", reference=found[0].reference, payload=found[0].payload,
-            subject=ANNA, attempts=1, lease_token=None)))
+        outcome = asyncio.run(
+            robot.process(
+                ctx,
+                WorkItemView(
+                    id=0,
+                    robot="ronney",
+                    tenant="0000",
+                    reference=found[0].reference,
+                    payload=found[0].payload,
+                    subject=ANNA,
+                    attempts=1,
+                    lease_token=None,
+                ),
+            )
+        )
         assert isinstance(outcome, NeedsReview) and outcome.queue == "ronney.complement"
-        assert outcome.title.startswith("Begär komplettering? EB-202612-0001: Hyresavi har inte kommit, begärd för 13 dagar sedan")
+        assert outcome.title.startswith(
+            "Begär komplettering? EB-202612-0001: Hyresavi har inte kommit, begärd för 13 dagar sedan"
+        )
         assert outcome.material["proposed_request"] == {"what": "Hyresavi", "due": "2026-11-30"}
 
 
 # --- the review template ---------------------------------------------------------------------
 
 COMPLEMENT = {
-    "kind": "complement", "application_id": "EB-202612-0005", "month_text": "december 2026",
-    "applicant_name": "Anna Berg", "applicant_personnummer": ANNA,
+    "kind": "complement",
+    "application_id": "EB-202612-0005",
+    "month_text": "december 2026",
+    "applicant_name": "Anna Berg",
+    "applicant_personnummer": ANNA,
     "flags": [{"severity": "warning", "code": "complement_missing", "text": "Hyresavi har inte kommit in"}],
-    "complement": {"id": "EB-202612-0005-K1", "what": "Hyresavi", "requested": "2026-11-13 10:00",
-                   "requested_by": "handläggare", "due": "2026-11-20", "days_waiting": 10},
-    "proposed_request": {"what": "Hyresavi", "due": "2026-11-30"}, "attachments": [],
+    "complement": {
+        "id": "EB-202612-0005-K1",
+        "what": "Hyresavi",
+        "requested": "2026-11-13 10:00",
+        "requested_by": "handläggare",
+        "due": "2026-11-20",
+        "days_waiting": 10,
+    },
+    "proposed_request": {"what": "Hyresavi", "due": "2026-11-30"},
+    "attachments": [],
 }
-EXCEPTION = {"reference": "EB-202612-0015@20261116T140800", "error_code": "household_inconsistent",
-             "error": "Ansökan anger att sökande är sambo men har ingen medsökande"}
+EXCEPTION = {
+    "reference": "EB-202612-0015@20261116T140800",
+    "error_code": "household_inconsistent",
+    "error": "Ansökan anger att sökande är sambo men har ingen medsökande",
+}
 
 
 @pytest.fixture(scope="module")
@@ -290,12 +366,21 @@ def application_material(tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
 
 def environments() -> list[Environment]:
     # The web app may render with a plain or a sandboxed environment; both must work.
-    return [Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True),
-            SandboxedEnvironment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True)]
+    return [
+        Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True),
+        SandboxedEnvironment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True),
+    ]
 
 
-REVIEW = {"id": 42, "title": "Återansökan EB-202612-0001", "summary": "Hushåll: 1 vuxen, 1 barn.",
-          "state": "open", "kind": "decision", "queue": "ronney.application", "created_at": "2026-11-23T01:10"}
+REVIEW = {
+    "id": 42,
+    "title": "Återansökan EB-202612-0001",
+    "summary": "Hushåll: 1 vuxen, 1 barn.",
+    "state": "open",
+    "kind": "decision",
+    "queue": "ronney.application",
+    "created_at": "2026-11-23T01:10",
+}
 
 
 class TestTemplate:
@@ -303,8 +388,9 @@ class TestTemplate:
 
     @pytest.mark.parametrize("env", environments(), ids=["plain", "sandboxed"])
     def test_application(self, env: Environment, application_material: dict[str, Any]) -> None:
-        html = env.get_template("review.html").render(review=REVIEW, material=application_material, lang="sv",
-                                                      _=lambda s: s)
+        html = env.get_template("review.html").render(
+            review=REVIEW, material=application_material, lang="sv", _=lambda s: s
+        )
         for forbidden in ("<html", "<body", "<button", "<form", "<script"):
             assert forbidden not in html
         headings = re.findall(r"<h3[^>]*>([^<]+)</h3>", html)
@@ -323,18 +409,24 @@ class TestTemplate:
         assert "<script>" not in html and "&lt;script&gt;" in html
 
     def test_translation_function_is_used(self, application_material: dict[str, Any]) -> None:
-        html = render_review(application_material, REVIEW, lang="en",
-                             gettext=lambda s: {"Förslag": "Proposal"}.get(s, s))
+        html = render_review(
+            application_material, REVIEW, lang="en", gettext=lambda s: {"Förslag": "Proposal"}.get(s, s)
+        )
         assert ">Proposal</h3>" in html
 
     @pytest.mark.parametrize("env", environments(), ids=["plain", "sandboxed"])
     def test_complement_and_exception(self, env: Environment) -> None:
         template = env.get_template("review.html")
-        html = template.render(review={**REVIEW, "queue": "ronney.complement"}, material=COMPLEMENT, lang="sv",
-                               _=lambda s: s)
+        html = template.render(
+            review={**REVIEW, "queue": "ronney.complement"}, material=COMPLEMENT, lang="sv", _=lambda s: s
+        )
         assert "Begär komplettering?" in html and "2026-11-30" in html
-        html = template.render(review={**REVIEW, "kind": "exception", "queue": "ronney.exceptions"},
-                               material=EXCEPTION, lang="sv", _=lambda s: s)
+        html = template.render(
+            review={**REVIEW, "kind": "exception", "queue": "ronney.exceptions"},
+            material=EXCEPTION,
+            lang="sv",
+            _=lambda s: s,
+        )
         assert "sambo men har ingen medsökande" in html and "household_inconsistent" in html
 
     def test_empty_material_renders(self) -> None:

@@ -25,8 +25,13 @@ from core.settings import PROJECT_ROOT, SchedulerSettings
 
 def schedule(**fields: Any) -> Schedule:
     """A schedule with sensible defaults for the fields a test does not care about."""
-    base: dict[str, Any] = {"name": "night", "robot": "example", "tenants": ["*"], "cron": "30 2 * * *",
-                            "window_end": "06:00"}
+    base: dict[str, Any] = {
+        "name": "night",
+        "robot": "example",
+        "tenants": ["*"],
+        "cron": "30 2 * * *",
+        "window_end": "06:00",
+    }
     return Schedule(**{**base, **fields})
 
 
@@ -90,8 +95,13 @@ class TestDaylightSavingNights:
         hourly = schedule(cron="30 * * * *")
         spring = [slot for slot, _ in slots_on(hourly, "2026-03-29", utc(2026, 3, 28, 12), count=40)]
         # 02:30 takes 03:30 CEST, so the wall time 03:30 (the same instant) is not fired again.
-        assert spring[:5] == ["2026-03-29T00:30", "2026-03-29T01:30", "2026-03-29T02:30", "2026-03-29T04:30",
-                              "2026-03-29T05:30"]
+        assert spring[:5] == [
+            "2026-03-29T00:30",
+            "2026-03-29T01:30",
+            "2026-03-29T02:30",
+            "2026-03-29T04:30",
+            "2026-03-29T05:30",
+        ]
         assert len(spring) == 23
         autumn = slots_on(hourly, "2026-10-25", utc(2026, 10, 24, 12), count=40)
         instants = [instant for _, instant in autumn]
@@ -122,10 +132,15 @@ class TestOrdinaryNights:
         weekdays = schedule(cron="30 1 * * 1-5")
         # Friday 2026-11-27 noon → Monday, Tuesday (APScheduler alone would read 1-5 as Tue-Sat).
         assert [slot for slot, _ in next_slots(weekdays, utc(2026, 11, 27, 12), 2)] == [
-            "2026-11-30T01:30", "2026-12-01T01:30"]
+            "2026-11-30T01:30",
+            "2026-12-01T01:30",
+        ]
         weekend = schedule(cron="0 9 * * 6-7")
         assert [slot for slot, _ in next_slots(weekend, utc(2026, 11, 23), 3)] == [
-            "2026-11-28T09:00", "2026-11-29T09:00", "2026-12-05T09:00"]
+            "2026-11-28T09:00",
+            "2026-11-29T09:00",
+            "2026-12-05T09:00",
+        ]
         sunday = schedule(cron="0 9 * * 0")
         assert next_slots(sunday, utc(2026, 11, 23), 1)[0][0] == "2026-11-29T09:00"
         assert next_slots(schedule(cron="0 9 * * mon-fri/2"), utc(2026, 11, 22), 3)[2][0] == "2026-11-27T09:00"
@@ -153,21 +168,24 @@ class TestCalendar:
     workdays = schedule(calendar="workdays")
     defaults = SchedulerSettings()
 
-    @pytest.mark.parametrize(("day", "reason"), [
-        (date(2026, 11, 23), None),  # an ordinary Monday
-        (date(2026, 11, 28), "Lördag"),
-        (date(2026, 11, 29), "Söndag"),
-        (date(2026, 12, 25), "Juldagen"),
-        (date(2026, 12, 26), "Annandag jul"),
-        (date(2026, 12, 24), "Julafton"),
-        (date(2026, 6, 19), "Midsommarafton"),
-        (date(2026, 6, 6), "Nationaldagen"),  # a Saturday: the holiday's name says more
-        (date(2026, 12, 31), "Nyårsafton"),
-        (date(2027, 1, 1), "Nyårsdagen"),
-        (date(2026, 4, 3), "Långfredagen"),
-        (date(2026, 4, 6), "Annandag påsk"),
-        (date(2026, 5, 14), "Kristi himmelsfärdsdag"),
-    ])
+    @pytest.mark.parametrize(
+        ("day", "reason"),
+        [
+            (date(2026, 11, 23), None),  # an ordinary Monday
+            (date(2026, 11, 28), "Lördag"),
+            (date(2026, 11, 29), "Söndag"),
+            (date(2026, 12, 25), "Juldagen"),
+            (date(2026, 12, 26), "Annandag jul"),
+            (date(2026, 12, 24), "Julafton"),
+            (date(2026, 6, 19), "Midsommarafton"),
+            (date(2026, 6, 6), "Nationaldagen"),  # a Saturday: the holiday's name says more
+            (date(2026, 12, 31), "Nyårsafton"),
+            (date(2027, 1, 1), "Nyårsdagen"),
+            (date(2026, 4, 3), "Långfredagen"),
+            (date(2026, 4, 6), "Annandag påsk"),
+            (date(2026, 5, 14), "Kristi himmelsfärdsdag"),
+        ],
+    )
     def test_default_reasons(self, day: date, reason: str | None) -> None:
         assert skip_reason(self.workdays, day, self.defaults) == reason
 
@@ -228,28 +246,46 @@ class TestScheduleFiles:
         self.write(tmp_path, "notes.txt", "not a schedule")
         assert [s.name for s in self.load(tmp_path)] == ["a", "b"]
 
-    @pytest.mark.parametrize(("text", "key", "problem"), [
-        ('robot = "nobody"\ntenants = ["0000"]\ncron = "30 1 * * *"\nwindow_end = "06:00"\n', "robot", "nobody"),
-        ('robot = "example"\ntenants = ["9999"]\ncron = "30 1 * * *"\nwindow_end = "06:00"\n', "tenants", "9999"),
-        ('robot = "example"\ntenants = ["abc"]\ncron = "30 1 * * *"\nwindow_end = "06:00"\n', "tenants",
-         "kommunkod"),
-        ('robot = "example"\ntenants = ["*", "0000"]\ncron = "30 1 * * *"\nwindow_end = "06:00"\n', "tenants", "*"),
-        ('robot = "example"\ntenants = ["0000"]\ncron = "30 1 * *"\nwindow_end = "06:00"\n', "cron", "5 fields"),
-        ('robot = "example"\ntenants = ["0000"]\ncron = "61 1 * * *"\nwindow_end = "06:00"\n', "cron", "61"),
-        ('robot = "example"\ntenants = ["0000"]\ncron = "0 0 30 2 *"\nwindow_end = "06:00"\n', "cron", "never"),
-        ('robot = "example"\ntenants = ["0000"]\ncron = "0 1 1 * 1"\nwindow_end = "06:00"\n', "cron", "not both"),
-        ('robot = "example"\ntenants = ["0000"]\ncron = "0 1 * * 9"\nwindow_end = "06:00"\n', "cron", "weekday"),
-        ('robot = "example"\ntenants = ["0000"]\ncron = "30 1 * * *"\nwindow_end = "6"\n', "window_end", "HH:MM"),
-        ('robot = "example"\ntenants = ["0000"]\ncron = "30 1 * * *"\n', "window_end", "required"),
-        ('robot = "example"\ntenants = ["0000"]\ncron = "30 1 * * *"\nwindow_end = "06:00"\ntimezone = "Mars/Olympus"\n',
-         "timezone", "Mars/Olympus"),
-        ('robot = "example"\ntenants = ["0000"]\ncron = "30 1 * * *"\nwindow_end = "06:00"\ncalendar = "holidays"\n',
-         "calendar", "workdays"),
-        ('robot = "example"\ntenants = ["0000"]\ncron = "30 1 * * *"\nwindow_end = "06:00"\ncatchup = false\n',
-         "catchup", "Extra inputs"),
-        ('robot = "example"\ntenants = ["0000"]\ncron = "30 1 * * *"\nwindow_end = "06:00"\nname = "Bad Name"\n',
-         "name", "lower-case"),
-    ])
+    @pytest.mark.parametrize(
+        ("text", "key", "problem"),
+        [
+            ('robot = "nobody"\ntenants = ["0000"]\ncron = "30 1 * * *"\nwindow_end = "06:00"\n', "robot", "nobody"),
+            ('robot = "example"\ntenants = ["9999"]\ncron = "30 1 * * *"\nwindow_end = "06:00"\n', "tenants", "9999"),
+            (
+                'robot = "example"\ntenants = ["abc"]\ncron = "30 1 * * *"\nwindow_end = "06:00"\n',
+                "tenants",
+                "kommunkod",
+            ),
+            ('robot = "example"\ntenants = ["*", "0000"]\ncron = "30 1 * * *"\nwindow_end = "06:00"\n', "tenants", "*"),
+            ('robot = "example"\ntenants = ["0000"]\ncron = "30 1 * *"\nwindow_end = "06:00"\n', "cron", "5 fields"),
+            ('robot = "example"\ntenants = ["0000"]\ncron = "61 1 * * *"\nwindow_end = "06:00"\n', "cron", "61"),
+            ('robot = "example"\ntenants = ["0000"]\ncron = "0 0 30 2 *"\nwindow_end = "06:00"\n', "cron", "never"),
+            ('robot = "example"\ntenants = ["0000"]\ncron = "0 1 1 * 1"\nwindow_end = "06:00"\n', "cron", "not both"),
+            ('robot = "example"\ntenants = ["0000"]\ncron = "0 1 * * 9"\nwindow_end = "06:00"\n', "cron", "weekday"),
+            ('robot = "example"\ntenants = ["0000"]\ncron = "30 1 * * *"\nwindow_end = "6"\n', "window_end", "HH:MM"),
+            ('robot = "example"\ntenants = ["0000"]\ncron = "30 1 * * *"\n', "window_end", "required"),
+            (
+                'robot = "example"\ntenants = ["0000"]\ncron = "30 1 * * *"\nwindow_end = "06:00"\ntimezone = "Mars/Olympus"\n',
+                "timezone",
+                "Mars/Olympus",
+            ),
+            (
+                'robot = "example"\ntenants = ["0000"]\ncron = "30 1 * * *"\nwindow_end = "06:00"\ncalendar = "holidays"\n',
+                "calendar",
+                "workdays",
+            ),
+            (
+                'robot = "example"\ntenants = ["0000"]\ncron = "30 1 * * *"\nwindow_end = "06:00"\ncatchup = false\n',
+                "catchup",
+                "Extra inputs",
+            ),
+            (
+                'robot = "example"\ntenants = ["0000"]\ncron = "30 1 * * *"\nwindow_end = "06:00"\nname = "Bad Name"\n',
+                "name",
+                "lower-case",
+            ),
+        ],
+    )
     def test_bad_file_names_file_key_and_problem(self, tmp_path: Path, text: str, key: str, problem: str) -> None:
         self.write(tmp_path, "ok.toml", self.good)
         path = self.write(tmp_path, "broken.toml", text)

@@ -57,7 +57,9 @@ class TestLoading:
         assert {t.code for t in s.tenants} >= {"1081"}
 
     def test_toml_values(self, tmp_path: Path) -> None:
-        cfg = write(tmp_path, """
+        cfg = write(
+            tmp_path,
+            """
 database_url = "postgresql+psycopg://kollega@db/kollega"
 [[tenants]]
 code = "1081"
@@ -68,7 +70,8 @@ lease_seconds = 120
 item_timeout_seconds = 60
 [robots.example]
 items = 5
-""")
+""",
+        )
         s = load_settings(cfg)
         assert s.database_url == "postgresql+psycopg://kollega@db/kollega"
         assert s.effective_database_url == s.database_url
@@ -81,10 +84,14 @@ items = 5
         monkeypatch.setenv("KOLLEGA_CONFIG", str(write(tmp_path, "[worker]\nconcurrency = 11\n")))
         assert load_settings().worker.concurrency == 11
 
-    def test_env_overrides_file_nested_with_double_underscore(self, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-        cfg = write(tmp_path, "timezone = 'Europe/Stockholm'\n[worker]\nconcurrency = 2\nlease_seconds = 100\n"
-                              "item_timeout_seconds = 50\n")
+    def test_env_overrides_file_nested_with_double_underscore(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        cfg = write(
+            tmp_path,
+            "timezone = 'Europe/Stockholm'\n[worker]\nconcurrency = 2\nlease_seconds = 100\n"
+            "item_timeout_seconds = 50\n",
+        )
         monkeypatch.setenv("KOLLEGA_WORKER__CONCURRENCY", "16")
         monkeypatch.setenv("KOLLEGA_TIMEZONE", "UTC")
         monkeypatch.setenv("KOLLEGA_DATABASE_URL", "postgresql+psycopg://kollega@db/kollega")
@@ -242,7 +249,6 @@ class TestSecrets:
             s.robot_settings("payroll", PayrollSettings)
 
 
-
 class TestPerTenantConnectors:
     """Two municipalities on one deployment each reach their own systems."""
 
@@ -256,9 +262,14 @@ class TestPerTenantConnectors:
 
         settings = make_settings(
             tmp_path,
-            tenants=[TenantSettings(code="1081", name="Ronneby kommun"),
-                     TenantSettings(code="1082", name="Karlshamns kommun",
-                                    connectors={"eservice": {"base_url": "https://karlshamn.example/api/"}})],
+            tenants=[
+                TenantSettings(code="1081", name="Ronneby kommun"),
+                TenantSettings(
+                    code="1082",
+                    name="Karlshamns kommun",
+                    connectors={"eservice": {"base_url": "https://karlshamn.example/api/"}},
+                ),
+            ],
             connectors={"eservice": {"base_url": "https://ronneby.example/api/", "timeout_seconds": 12}},
         )
         ronneby = connector_settings(SimpleNamespace(app_settings=settings, tenant="1081"), "eservice", HttpSettings)

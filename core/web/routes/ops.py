@@ -229,8 +229,15 @@ def _users_page(request: Request, p: Person, *, shown_password: tuple[str, str] 
     for user, grant in grants:
         entry = users.setdefault(user.username, {"user": user, "grants": []})
         entry["grants"].append(grant)  # type: ignore[attr-defined]
-    return render(request, "users.html", users=list(users.values()), tenant_names=names,
-                  admin_tenants=sorted(tenants), roles=[r.value for r in Role], shown_password=shown_password)
+    return render(
+        request,
+        "users.html",
+        users=list(users.values()),
+        tenant_names=names,
+        admin_tenants=sorted(tenants),
+        roles=[r.value for r in Role],
+        shown_password=shown_password,
+    )
 
 
 @router.get("/admin/users")
@@ -259,9 +266,19 @@ def users_create(
     """Create a local account with a first grant; its generated password is shown once."""
     ctx = web_context(request)
     try:
-        made = useradmin.create(ctx.db, p.actor, _admin_tenants(p), username=username, display_name=display_name,
-                                email=email, role=role, tenant=tenant, queue=queue, oidc_only=oidc_only,
-                                now=ctx.clock())
+        made = useradmin.create(
+            ctx.db,
+            p.actor,
+            _admin_tenants(p),
+            username=username,
+            display_name=display_name,
+            email=email,
+            role=role,
+            tenant=tenant,
+            queue=queue,
+            oidc_only=oidc_only,
+            now=ctx.clock(),
+        )
     except useradmin.UserAdminError as exc:
         return _admin_failed(request, p, exc)
     if made.password is None:
@@ -283,8 +300,17 @@ def users_grant(
     """Add or remove one grant in one of the admin's tenants."""
     ctx = web_context(request)
     try:
-        useradmin.change_grant(ctx.db, p.actor, _admin_tenants(p), username=username, role=role, tenant=tenant,
-                               queue=queue, revoke=action == "revoke", now=ctx.clock())
+        useradmin.change_grant(
+            ctx.db,
+            p.actor,
+            _admin_tenants(p),
+            username=username,
+            role=role,
+            tenant=tenant,
+            queue=queue,
+            revoke=action == "revoke",
+            now=ctx.clock(),
+        )
     except useradmin.UserAdminError as exc:
         return _admin_failed(request, p, exc)
     _ = translator(request_lang(request))
