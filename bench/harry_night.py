@@ -246,7 +246,7 @@ def night(
                 **({"executable_path": executable} if executable else {}),
             },
         )
-        engine = Engine(db, settings, Registry(robots={"harry": Harry}))
+        engine = Engine.from_database(db, settings, Registry(robots={"harry": Harry}))
         sandbox_before = cpu_seconds(sandbox_pid)
         with (
             CpuSampler({sandbox_pid}) as cpu,

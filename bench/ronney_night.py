@@ -116,7 +116,7 @@ def one_night(
         connectors={"eservice": {"base_url": f"{url}/eservice"}, "registers": {"base_url": f"{url}/registers"}},
     )
     with temporary_database(folder) as db:
-        engine = Engine(db, settings, Registry(robots={"ronney": Ronney}), clock=SystemClock())
+        engine = Engine.from_database(db, settings, Registry(robots={"ronney": Ronney}), clock=SystemClock())
         started = time.perf_counter()
         summary = asyncio.run(engine.run("ronney", TENANT.code))
         seconds = time.perf_counter() - started

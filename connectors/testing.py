@@ -148,5 +148,7 @@ def run_context(
     from core.testing import TEST_TENANT, ExampleRobot, FakeClock, make_settings
 
     settings = make_settings(tmp_path, connectors=connectors or {})
-    engine = Engine(db, settings, Registry(robots={ExampleRobot.name: ExampleRobot}), clock=clock or FakeClock())
+    engine = Engine.from_database(
+        db, settings, Registry(robots={ExampleRobot.name: ExampleRobot}), clock=clock or FakeClock()
+    )
     return engine.context(ExampleRobot(), tenant or TEST_TENANT.code, None, dry_run)

@@ -77,7 +77,7 @@ def registry() -> Registry:
 
 
 def _engine(settings: Settings, db: Database) -> Engine:
-    return Engine(db, settings, registry())
+    return Engine.from_database(db, settings, registry())
 
 
 def _emit_json(data: Any) -> None:

@@ -35,7 +35,8 @@ from core.errors import (
 )
 from core.interfaces import ReviewStore, WorkItemStore
 from core.logging import redact_text
-from core.queue import RetryPolicy, WorkItemView, WorkQueue
+from core.queue import RetryPolicy, WorkQueue
+from core.records import WorkItemView
 from core.registry import Registry
 from core.review import ReviewQueue
 from core.robot import Done, NeedsReview, NewItem, Robot
@@ -112,6 +113,18 @@ class Engine:
         self.artifacts = ArtifactStore(db, settings.var_dir / "artifacts", settings.artifact_retention_days, self.clock)
         for t in settings.tenants:
             self.runs.ensure_tenant(t.code, t.name, t.ops_email)
+
+    @classmethod
+    def from_database(
+        cls,
+        db: Database,
+        settings: Settings,
+        registry: Registry,
+        clock: Clock | None = None,
+        owner: str | None = None,
+    ) -> Engine:
+        """The common case: every store on one database."""
+        return cls(db, settings, registry, clock=clock, owner=owner)
 
     # -- helpers -----------------------------------------------------------------------
     def robot_instance(self, name: str) -> Robot:

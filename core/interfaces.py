@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from core.audit import VerifyResult
-    from core.queue import RetryPolicy, WorkItemView
-    from core.review import ReviewView
+    from core.queue import RetryPolicy
+    from core.records import ReviewView, WorkItemView
     from core.robot import Done, NeedsReview, NewItem
 
 

@@ -13,7 +13,7 @@ import functools
 import random
 import secrets
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.errors import LeaseLost
+from core.records import WorkItemView
 from core.review import create_review, resolve_uncertain
 from core.robot import Done, NeedsReview, NewItem
 from core.storage.db import Database
@@ -35,43 +36,6 @@ Clock = Callable[[], datetime]
 def system_clock() -> datetime:
     """The real time in UTC."""
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class WorkItemView:
-    """A snapshot of a claimed work item, as a robot sees it."""
-
-    id: int
-    robot: str
-    tenant: str
-    reference: str
-    payload: dict[str, Any]
-    subject: str | None
-    attempts: int
-    lease_token: str | None
-    run_id: int | None = None
-    return_comment: str | None = None
-    status: str = ItemStatus.in_progress.value
-    result: dict[str, Any] | None = field(default=None)
-
-    @classmethod
-    def from_row(cls, row: Any) -> WorkItemView:
-        """Build from an ORM row or a RETURNING row."""
-        status = row.status.value if isinstance(row.status, ItemStatus) else str(row.status)
-        return cls(
-            id=row.id,
-            robot=row.robot,
-            tenant=row.tenant,
-            reference=row.reference,
-            payload=row.payload or {},
-            subject=row.subject,
-            attempts=row.attempts,
-            lease_token=row.lease_token,
-            run_id=row.run_id,
-            return_comment=row.return_comment,
-            status=status,
-            result=row.result,
-        )
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ import builtins
 import random
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.errors import AlreadyDecided, FourEyesViolation, LeaseLost, ReviewError
+from core.records import ReviewView
 from core.storage.db import Database
 from core.storage.models import (
     CallbackStatus,
@@ -43,45 +43,6 @@ from core.storage.models import (
 )
 
 DECISIONS = ("approve", "reject", "return")
-
-
-@dataclass(frozen=True)
-class ReviewView:
-    """A snapshot of a review item, as a robot's on_decision sees it."""
-
-    id: int
-    tenant: str
-    robot: str
-    work_item_id: int | None
-    queue: str
-    kind: str
-    title: str
-    material: dict[str, Any]
-    subject: str | None
-    state: str
-    decided_by: str | None
-    decision_comment: str | None
-    #: The lease token of the worker carrying the decision out (set by claim_callbacks).
-    callback_token: str | None = None
-
-    @classmethod
-    def from_row(cls, row: ReviewItem) -> ReviewView:
-        """Build from an ORM row."""
-        return cls(
-            id=row.id,
-            tenant=row.tenant,
-            robot=row.robot,
-            work_item_id=row.work_item_id,
-            queue=row.queue,
-            kind=row.kind.value,
-            title=row.title,
-            material=row.material or {},
-            subject=row.subject,
-            state=row.state.value,
-            decided_by=row.decided_by,
-            decision_comment=row.decision_comment,
-            callback_token=row.callback_token,
-        )
 
 
 def create_review(

@@ -25,6 +25,14 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+# The status enums live with the records (pure data); re-exported here for the models' users.
+from core.records import FINAL_ITEM_STATUSES as FINAL_ITEM_STATUSES
+from core.records import CallbackStatus as CallbackStatus
+from core.records import ItemStatus as ItemStatus
+from core.records import ReviewKind as ReviewKind
+from core.records import ReviewState as ReviewState
+from core.records import RunStatus as RunStatus
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
@@ -52,72 +60,6 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 def utcnow() -> datetime:
     """The current time in UTC (storage default; the engine passes its own clock)."""
     return datetime.now(UTC)
-
-
-class ItemStatus(enum.StrEnum):
-    """Where a work item stands."""
-
-    pending = "pending"  # waiting to be claimed (new, or a retry after next_attempt_at)
-    in_progress = "in_progress"  # claimed by a worker holding a lease
-    done = "done"  # handled completely
-    needs_review = "needs_review"  # prepared; a person decides in a review queue
-    failed_business = "failed_business"  # bad or missing data; a person handles it
-    failed_application = "failed_application"  # technical failure after max attempts
-    uncertain = "uncertain"  # worker died mid-write; a person checks what happened
-    cancelled = "cancelled"  # cancelled by operations staff
-
-
-FINAL_ITEM_STATUSES = frozenset(
-    {
-        ItemStatus.done,
-        ItemStatus.failed_business,
-        ItemStatus.failed_application,
-        ItemStatus.uncertain,
-        ItemStatus.cancelled,
-    }
-)
-
-
-class RunStatus(enum.StrEnum):
-    """Where a run stands."""
-
-    queued = "queued"  # created by the scheduler or a person; waits for a worker
-    running = "running"  # a worker executes it
-    succeeded = "succeeded"  # finished; every item reached a final or review state
-    attention = "attention"  # finished, but some items failed or are uncertain
-    failed = "failed"  # the run itself could not run (collect failed, robot missing …)
-    missed = "missed"  # its slot passed while no scheduler was up, outside the window
-    skipped = "skipped"  # the calendar skipped the slot (weekend, public holiday)
-    cancelled = "cancelled"  # cancelled by operations staff before it ran
-
-
-class ReviewState(enum.StrEnum):
-    """Where a review item stands."""
-
-    open = "open"  # waiting for a decision
-    approved = "approved"  # approved (by two different people under four-eyes)
-    rejected = "rejected"  # rejected
-    returned = "returned"  # sent back to the robot with a comment
-    expired = "expired"  # its deadline passed without a decision
-    resolved = "resolved"  # closed by the robot itself (an uncertain item re-checked); no person decided
-    withdrawn = "withdrawn"  # a problem report closed because operations retried or cancelled its item
-
-
-class ReviewKind(enum.StrEnum):
-    """Why a review item exists."""
-
-    decision = "decision"  # a prepared matter waiting for a person's decision
-    exception = "exception"  # a business error or a failed item a person must handle
-    uncertain = "uncertain"  # a side effect may or may not have happened
-
-
-class CallbackStatus(enum.StrEnum):
-    """Whether the robot has carried out a decision yet."""
-
-    none = "none"  # nothing to carry out (no decision yet)
-    pending = "pending"  # decided; on_decision not yet run successfully
-    done = "done"  # on_decision ran successfully
-    failed = "failed"  # on_decision failed after its attempts; operations must act
 
 
 def _enum(cls: type[enum.Enum]) -> Enum:

@@ -29,8 +29,7 @@ from urllib.parse import quote, unquote
 
 from core.context import RunContext
 from core.errors import ApplicationError, BusinessError
-from core.queue import WorkItemView
-from core.review import ReviewView
+from core.records import ReviewView, WorkItemView
 from core.robot import Done, NeedsReview, NewItem
 from robots.bosse.ledger import ShiftLedger
 from robots.bosse.material import QUEUE, review_material, review_summary, review_title

@@ -28,7 +28,7 @@ from playwright.async_api import Page
 
 from connectors.base import record_access, record_write
 from core.context import RunContext
-from core.queue import WorkItemView
+from core.records import WorkItemView
 from core.robot import Done, NeedsReview, Outcome
 from robots.harry.lanes import Lane
 from robots.harry.pages import RegisteredPage, SearchPage

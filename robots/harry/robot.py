@@ -29,8 +29,7 @@ from connectors.files import DropFolderSettings
 from connectors.http import HttpConnector
 from core.context import RunContext
 from core.errors import BusinessError, ConfigError
-from core.queue import WorkItemView
-from core.review import ReviewView
+from core.records import ReviewView, WorkItemView
 from core.robot import Done, NewItem, Outcome, Robot
 from core.settings import SecretRef
 from robots.harry.lanes import BrowserLanes

@@ -149,7 +149,7 @@ def run_worker(db_url: str, url: str, var_dir: str) -> None:
 
     db = Database(db_url)
     try:
-        engine = Engine(db, harry_app_settings(Path(var_dir), url), Registry(robots={"harry": Harry}))
+        engine = Engine.from_database(db, harry_app_settings(Path(var_dir), url), Registry(robots={"harry": Harry}))
         summary = asyncio.run(engine.run("harry", TEST_TENANT.code))
         print(f"SUMMARY {summary.counts}", flush=True)
     finally:

@@ -55,8 +55,7 @@ if TYPE_CHECKING:
     import typer
 
     from core.context import RunContext
-    from core.queue import WorkItemView
-    from core.review import ReviewView
+    from core.records import ReviewView, WorkItemView
 
 __all__ = ["Ronney"]
 

@@ -133,7 +133,7 @@ def test_four_eyes_approval_in_the_browser_reaches_the_sandbox(tmp_path: Path, b
             thread.join(timeout=10)
             sock.close()
         # A worker carries the decision out: the e-service has it, once.
-        off_loop(asyncio.run, Engine(db, settings, registry).drain("ronney", "0000"))
+        off_loop(asyncio.run, Engine.from_database(db, settings, registry).drain("ronney", "0000"))
         decision = httpx.get(f"{url}/eservice/applications/{application_id}/decision").json()
         assert decision["decided_by"] == "bertil" and decision["decision"] in ("approved", "partially_approved")
         assert decision["amount"] == amount

@@ -58,7 +58,7 @@ def main() -> None:
     clock = TimelineClock(datetime.fromisoformat(config["clock_start"]), float(config["clock_wall"]))
     db = Database(url)
     try:
-        engine = Engine(db, settings, Registry(robots={Bosse.name: Bosse}), clock=clock)
+        engine = Engine.from_database(db, settings, Registry(robots={Bosse.name: Bosse}), clock=clock)
         print("STARTED", flush=True)
         summary = asyncio.run(engine.run(Bosse.name, TEST_TENANT.code))
         print(

@@ -32,7 +32,7 @@ def main() -> None:
     )
     db = Database(url)
     try:
-        engine = Engine(db, settings, Registry(robots={robot.name: robot}))
+        engine = Engine.from_database(db, settings, Registry(robots={robot.name: robot}))
         summary = asyncio.run(engine.run(robot.name, TEST_TENANT.code))
         print("SUMMARY " + json.dumps({"status": summary.status.value, "counts": summary.counts}), flush=True)
     finally:

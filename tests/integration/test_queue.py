@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 
 from core import audit
 from core.errors import LeaseLost
-from core.queue import RetryPolicy, WorkItemView, WorkQueue
+from core.queue import RetryPolicy, WorkQueue
+from core.records import WorkItemView
 from core.robot import Done, NeedsReview, NewItem
 from core.runs import RunStore
 from core.storage.db import Database

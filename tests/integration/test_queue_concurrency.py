@@ -74,7 +74,7 @@ async def test_asyncio_claimers_process_every_item_exactly_once(db: Database, tm
         worker=WorkerSettings(concurrency=claimers, lease_seconds=600, item_timeout_seconds=300, max_attempts=3),
         robots={RecordingRobot.name: {"log_path": str(log)}},
     )
-    engine = Engine(db, settings, Registry(robots={RecordingRobot.name: RecordingRobot}))
+    engine = Engine.from_database(db, settings, Registry(robots={RecordingRobot.name: RecordingRobot}))
     expected = enqueue_all(db, RecordingRobot.name)
 
     counts = await engine.drain(RecordingRobot.name, TENANT)

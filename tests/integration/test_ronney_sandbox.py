@@ -18,8 +18,9 @@ from sqlalchemy import select
 
 from connectors.http import DEFAULT_BREAKERS
 from core.engine import Engine
+from core.records import ReviewView
 from core.registry import Registry
-from core.review import ReviewQueue, ReviewView
+from core.review import ReviewQueue
 from core.settings import Settings
 from core.storage.db import Database
 from core.storage.models import Artifact, AuditEvent, ItemStatus, ReviewItem, WorkItem
@@ -253,7 +254,7 @@ class TestDecisions:
         review = approved_review(db)
         application = review.material["application_id"]
         ReviewQueue(db, clock.now).decide(review.id, "approve", actor="user:anna")
-        engine = Engine(db, settings, Registry(robots={"ronney": Ronney}), clock=clock)
+        engine = Engine.from_database(db, settings, Registry(robots={"ronney": Ronney}), clock=clock)
         assert asyncio.run(carry_out(engine, review.id, times=2)) == [None, None]
         state = admin(small, "state/eservice")
         assert state["decisions_written"][application] == 1
@@ -285,7 +286,7 @@ class TestDecisions:
         ReviewQueue(db, clock.now).decide(review.id, "approve", actor="user:anna")
         # The e-service records the decision, then answers 503: we cannot know whether it was written.
         httpx.post(f"{small}/admin/faults/eservice", json={"fail_after_processing_next": 1, "methods": ["POST"]})
-        engine = Engine(db, settings, Registry(robots={"ronney": Ronney}), clock=clock)
+        engine = Engine.from_database(db, settings, Registry(robots={"ronney": Ronney}), clock=clock)
         first, second = asyncio.run(carry_out(engine, review.id, times=2))
         assert first is not None and second is None
         state = admin(small, "state/eservice")
@@ -322,7 +323,7 @@ class TestDecisions:
         run_robot(Ronney, db=db, app_settings=settings, clock=clock)
         review = next(r for r in reviews(db, "ronney.application") if r.material["proposal"]["amount"] is None)
         ReviewQueue(db, clock.now).decide(review.id, "approve", actor="user:anna")
-        engine = Engine(db, settings, Registry(robots={"ronney": Ronney}), clock=clock)
+        engine = Engine.from_database(db, settings, Registry(robots={"ronney": Ronney}), clock=clock)
         (error,) = asyncio.run(carry_out(engine, review.id))
         assert error is not None and "inget föreslaget belopp" in str(error)
         assert admin(small, "state/eservice")["decisions"] == {}
@@ -335,7 +336,7 @@ class TestDecisions:
         application = review.material["application_id"]
         before = httpx.get(f"{small}/eservice/applications/{application}/complements").json()["items"]
         ReviewQueue(db, clock.now).decide(review.id, "approve", actor="user:anna")
-        engine = Engine(db, settings, Registry(robots={"ronney": Ronney}), clock=clock)
+        engine = Engine.from_database(db, settings, Registry(robots={"ronney": Ronney}), clock=clock)
         assert asyncio.run(carry_out(engine, review.id, times=2)) == [None, None]
         after = httpx.get(f"{small}/eservice/applications/{application}/complements").json()["items"]
         assert len(after) == len(before) + 1

@@ -21,7 +21,7 @@ from core.worker import Worker
 
 def _engine(db: Database, tmp_path: Path, clock: FakeClock) -> Engine:
     settings: Settings = make_settings(tmp_path, robots={"example": {"items": 9, "flaky_every": 0}})
-    return Engine(db, settings, Registry(robots={"example": ExampleRobot}), clock=clock)
+    return Engine.from_database(db, settings, Registry(robots={"example": ExampleRobot}), clock=clock)
 
 
 def _schedule() -> Schedule:

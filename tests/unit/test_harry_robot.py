@@ -15,8 +15,7 @@ from typer.testing import CliRunner
 import robots.harry
 from connectors.testing import RecordingContext
 from core.errors import BusinessError, ConfigError
-from core.queue import WorkItemView
-from core.review import ReviewView
+from core.records import ReviewView, WorkItemView
 from core.robot import Robot
 from robots.harry.robot import Harry, HarrySettings, invalid_message
 from robots.harry.schedule import Row, Schedule, compare, side_by_side, summary_of

@@ -23,7 +23,7 @@ from connectors.http import BreakerRegistry, HttpConnector, HttpSettings, TokenC
 from core.context import RunContext
 from core.engine import Engine
 from core.errors import BusinessError
-from core.queue import WorkItemView
+from core.records import WorkItemView
 from core.registry import Registry
 from core.robot import NeedsReview, Robot
 from core.storage.db import Database
@@ -101,7 +101,7 @@ def database(tmp_path: Path) -> Iterator[Database]:
 
 def context(db: Database, tmp_path: Path, systems: Systems, **robot_settings: Any) -> tuple[Ronney, RunContext]:
     settings = make_settings(tmp_path, robots={"ronney": {"pdf": False, **robot_settings}})
-    engine = Engine(db, settings, Registry(robots={"ronney": Ronney}), clock=FakeClock())
+    engine = Engine.from_database(db, settings, Registry(robots={"ronney": Ronney}), clock=FakeClock())
     robot = engine.robot_instance("ronney")
     assert isinstance(robot, Ronney)
     ctx = engine.context(robot, "0000", None, dry_run=True)

@@ -138,7 +138,7 @@ def run_robot(
     """Run one robot once, synchronously, against ``db``; returns the summary and the audit events written."""
     root = tmp_path or Path(db.url.removeprefix("sqlite:///")).parent
     app = app_settings or make_settings(root, robots={robot.name: settings or {}})
-    engine = Engine(db, app, Registry(robots={robot.name: robot}), clock=clock or FakeClock())
+    engine = Engine.from_database(db, app, Registry(robots={robot.name: robot}), clock=clock or FakeClock())
     with db.session() as s:
         before = s.scalar(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1)) or 0
     summary = asyncio.run(engine.run(robot.name, tenant, dry_run=dry_run, limit=limit))
