@@ -42,7 +42,7 @@ from core.registry import Registry  # noqa: E402
 from core.storage.db import Database  # noqa: E402
 from core.testing import TEST_TENANT  # noqa: E402
 from robots.harry.robot import Harry  # noqa: E402
-from robots.harry.testing import harry_app_settings  # noqa: E402
+from tests.helpers.harry import harry_app_settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "harry.json"
 

@@ -1,9 +1,14 @@
-"""RunContext: what a robot gets while it runs — settings, clock, logger, audit, tenant, run id."""
+"""RunContext: what a robot gets while it runs — settings, clock, logger, audit, tenant, run id.
+
+The engine builds one per run (:meth:`core.engine.Engine.context`). Robots see it through
+the narrower protocol :class:`core.api.RunContext`, which this class fulfils.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from pydantic import BaseModel
@@ -38,6 +43,19 @@ class RunContext:
     def actor(self) -> str:
         """The audit actor of this robot (``robot:ronney``)."""
         return f"robot:{self.robot}"
+
+    @property
+    def tenant_name(self) -> str:
+        """The tenant's name from ``[[tenants]]``, or its code when the deployment does not name it."""
+        for tenant in self.app_settings.tenants:
+            if tenant.code == self.tenant:
+                return tenant.name
+        return self.tenant
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        """The tenant's local time zone: the deployment's ``timezone`` (validated when loaded)."""
+        return ZoneInfo(self.app_settings.timezone or "Europe/Stockholm")
 
     def check_write(self, system: str, what: str) -> None:
         """Connectors call this before every external write: refused and reported in a dry run."""

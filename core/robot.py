@@ -10,22 +10,32 @@ A robot is a plugin: a subclass of :class:`Robot` registered under the entry-poi
 
 A robot never decides in a citizen's matter on its own: it prepares and proposes, a person
 decides, and only then does ``on_decision`` carry the decision out.
+
+``Robot`` is generic over its pydantic settings model: ``class Ronney(Robot[RonneySettings])``
+types ``self.settings`` as ``RonneySettings`` and sets ``settings_model`` from the parameter.
+What a robot is handed while it runs is the :class:`RunContext` protocol below (the engine's
+concrete class is :class:`core.context.RunContext`). Robot authors import all of this from
+:mod:`core.api`.
 """
 
 from __future__ import annotations
 
 import abc
+import typing
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, cast
 
 from pydantic import BaseModel
+from typing_extensions import TypeVar
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     import typer
 
-    from core.context import RunContext
+    from core.clock import Clock
     from core.records import ReviewView, WorkItemView
 
 
@@ -69,10 +79,125 @@ class NeedsReview:
 Outcome = Done | NeedsReview
 
 
-class Robot(abc.ABC):
-    """Base class of every robot.
+class RobotLog(Protocol):
+    """The structured logger a robot gets (structlog): an event name plus key-value fields."""
 
-    Subclasses set the class attributes and implement :meth:`collect` and :meth:`process`.
+    def debug(self, event: str, *args: Any, **fields: Any) -> Any:
+        """Log at debug level."""
+        ...
+
+    def info(self, event: str, *args: Any, **fields: Any) -> Any:
+        """Log at info level."""
+        ...
+
+    def warning(self, event: str, *args: Any, **fields: Any) -> Any:
+        """Log at warning level."""
+        ...
+
+    def error(self, event: str, *args: Any, **fields: Any) -> Any:
+        """Log at error level."""
+        ...
+
+    def exception(self, event: str, *args: Any, **fields: Any) -> Any:
+        """Log at error level with the current exception's traceback."""
+        ...
+
+
+class RunContext(Protocol):
+    """What a robot may use during one run for one tenant (the engine hands it in).
+
+    A narrow view of :class:`core.context.RunContext`: the tenant and its local time, the
+    clock, the log, the audit trail, artifacts and the write guard. It also fulfils
+    :class:`core.interfaces.ConnectorContext`, so a robot passes it on to its connectors.
+    """
+
+    #: The tenant's kommunkod (``1081``).
+    tenant: str
+    #: True in a dry run: every external write is refused (see :meth:`check_write`).
+    dry_run: bool
+    #: Connectors and other shared resources opened for this run (closed at its end).
+    resources: dict[str, Any]
+
+    @property
+    def tenant_name(self) -> str:
+        """The tenant's name from ``[[tenants]]`` (``Ronneby kommun``), or its code when unnamed."""
+        ...
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        """The tenant's local time zone (the deployment's ``timezone``, Europe/Stockholm by default)."""
+        ...
+
+    @property
+    def clock(self) -> Clock:
+        """The clock of the run (a fake one in tests): ``now()`` in UTC and ``sleep()``."""
+        ...
+
+    @property
+    def log(self) -> RobotLog:
+        """The run's logger, bound to robot, tenant and run id."""
+        ...
+
+    @property
+    def actor(self) -> str:
+        """The audit actor of this robot (``robot:ronney``)."""
+        ...
+
+    def check_write(self, system: str, what: str) -> None:
+        """Call before every external write: raises DryRunRefusal (and reports it) in a dry run."""
+        ...
+
+    def record(
+        self,
+        action: str,
+        *,
+        subject: str | None = None,
+        purpose: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Write an audit event as this robot (e.g. an external write); returns its sequence number."""
+        ...
+
+    def record_access(self, *, subject: str, system: str, purpose: str, details: dict[str, Any] | None = None) -> int:
+        """Write a data-access event: this robot read ``subject``'s data from ``system`` for ``purpose``."""
+        ...
+
+    def save_artifact(
+        self,
+        *,
+        work_item_id: int | None,
+        kind: str,
+        filename: str,
+        content_type: str,
+        data: bytes,
+        sensitive: bool = True,
+    ) -> int:
+        """Attach a file (screenshot, snapshot, document) to a work item; returns its id."""
+        ...
+
+
+#: The settings model a robot is generic over (``Robot[RonneySettings]``). Covariant, with
+#: BaseModel as its default, so a bare ``type[Robot]`` (the engine, the registry) holds every
+#: robot class; a robot without settings writes ``Robot[NoSettings]``.
+SettingsT = TypeVar("SettingsT", bound=BaseModel, default=BaseModel, covariant=True)
+
+
+def _settings_parameter(cls: type) -> type[BaseModel] | None:
+    """The concrete settings model ``cls`` gave its generic base (``Robot[RonneySettings]``), if any."""
+    for base in getattr(cls, "__orig_bases__", ()):
+        origin = typing.get_origin(base)
+        if isinstance(origin, type) and issubclass(origin, Robot):
+            for arg in typing.get_args(base):
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    return arg
+    return None
+
+
+class Robot(abc.ABC, Generic[SettingsT]):
+    """Base class of every robot, generic over its settings model.
+
+    Subclasses name their settings model as the type parameter (``Robot[RonneySettings]``),
+    set the class attributes and implement :meth:`collect` and :meth:`process`.
     """
 
     #: Entry-point name, lower case (``ronney``).
@@ -81,7 +206,8 @@ class Robot(abc.ABC):
     display_name: ClassVar[str]
     #: One sentence on what the robot does.
     description: ClassVar[str] = ""
-    #: Pydantic model validating the robot's section ``[robots.<name>]`` of the settings.
+    #: Pydantic model validating the robot's section ``[robots.<name>]`` of the settings; set
+    #: from the type parameter (``Robot[RonneySettings]``) unless the class sets it itself.
     settings_model: ClassVar[type[BaseModel]] = NoSettings
     #: How long a person would need for one item by hand (time-saved reporting).
     manual_minutes_per_item: ClassVar[float] = 0.0
@@ -94,8 +220,26 @@ class Robot(abc.ABC):
     #: Attempts before an item fails for good (None = the engine's setting).
     max_attempts: ClassVar[int | None] = None
 
-    def __init__(self, settings: BaseModel | None = None) -> None:
-        self.settings = settings if settings is not None else self.settings_model()
+    #: The validated section ``[robots.<name>]``, typed by the class's type parameter.
+    settings: SettingsT
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "settings_model" not in cls.__dict__:
+            model = _settings_parameter(cls)
+            if model is not None:
+                cls.settings_model = model
+
+    def __init__(self, settings: SettingsT | None = None) -> None:
+        if settings is None:
+            value: BaseModel = self.settings_model()
+        elif isinstance(settings, self.settings_model):
+            value = settings
+        else:
+            # Settings of another (e.g. an older, equivalent) model: checked by this robot's own.
+            value = self.settings_model.model_validate(settings.model_dump())
+        # Safe: settings_model is the class's type parameter (or a subclass of it, see validate_class).
+        self.settings = cast(SettingsT, value)
 
     @abc.abstractmethod
     def collect(self, ctx: RunContext) -> Iterable[NewItem] | AsyncIterator[NewItem]:
@@ -105,7 +249,7 @@ class Robot(abc.ABC):
     async def process(self, ctx: RunContext, item: WorkItemView) -> Outcome:
         """Process one item; safe to run twice for the same item."""
 
-    async def on_decision(self, ctx: RunContext, review: ReviewView) -> None:  # noqa: B027
+    async def on_decision(self, ctx: RunContext, review: ReviewView) -> None:
         """Carry out a person's decision. The default does nothing."""
 
     async def recheck(self, ctx: RunContext, item: WorkItemView) -> Done | None:
@@ -136,6 +280,12 @@ class Robot(abc.ABC):
             problems.append(f"name {name!r} must be lower case letters, digits and underscores")
         if not (isinstance(cls.settings_model, type) and issubclass(cls.settings_model, BaseModel)):
             problems.append("settings_model must be a pydantic BaseModel subclass")
+        else:
+            declared = next((_settings_parameter(k) for k in cls.__mro__ if _settings_parameter(k)), None)
+            if declared is not None and not issubclass(cls.settings_model, declared):
+                problems.append(
+                    f"settings_model {cls.settings_model.__name__} is not the type parameter {declared.__name__}"
+                )
         if getattr(cls, "__abstractmethods__", None):
             missing = ", ".join(sorted(cls.__abstractmethods__))
             problems.append(f"abstract methods not implemented: {missing}")

@@ -27,10 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote
 
-from core.context import RunContext
-from core.errors import ApplicationError, BusinessError
-from core.records import ReviewView, WorkItemView
-from core.robot import Done, NeedsReview, NewItem
+from core.api import ApplicationError, BusinessError, Done, NeedsReview, NewItem, ReviewView, RunContext, WorkItemView
 from robots.bosse.ledger import ShiftLedger
 from robots.bosse.material import QUEUE, review_material, review_summary, review_title
 from robots.bosse.messages import Answer, MessageKind, Reference, message_text

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 
 from connectors.sms import normalize_msisdn
-from core.errors import BusinessError
+from core.api import BusinessError
 from robots.bosse.ledger import ShiftLedger
 from robots.bosse.messages import Answer, MessageKind
 from robots.bosse.ranking import rank_candidates

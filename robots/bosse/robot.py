@@ -13,24 +13,21 @@ How the steps map onto work items: :mod:`robots.bosse.flow` and ``docs/robots/bo
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
-
-from core.robot import Done, NeedsReview, NewItem, Robot
+from core.api import Done, NeedsReview, NewItem, Robot
 from robots.bosse.flow import Work
 from robots.bosse.settings import BosseSettings
 
 if TYPE_CHECKING:
     import typer
 
-    from core.context import RunContext
-    from core.records import ReviewView, WorkItemView
+    from core.api import ReviewView, RunContext, WorkItemView
 
 __all__ = ["Bosse"]
 
 
-class Bosse(Robot):
+class Bosse(Robot[BosseSettings]):
     """Finds, offers and books substitutes for open shifts; hands the rest to the coordinators."""
 
     name = "bosse"
@@ -39,7 +36,6 @@ class Bosse(Robot):
         "Finds substitutes for open shifts within the working-time rules, offers them by SMS in "
         "waves and books the first valid yes; what cannot be filled goes to the staffing coordinators."
     )
-    settings_model: ClassVar[type[BaseModel]] = BosseSettings
     #: A coordinator checking rules, texting and booking one shift by hand (or one reply).
     manual_minutes_per_item = 6.0
     review_template = "review.html"
@@ -50,8 +46,7 @@ class Bosse(Robot):
     @property
     def bosse_settings(self) -> BosseSettings:
         """The validated settings."""
-        settings = self.settings
-        return settings if isinstance(settings, BosseSettings) else BosseSettings.model_validate(settings.model_dump())
+        return self.settings
 
     async def collect(self, ctx: RunContext) -> AsyncIterator[NewItem]:
         """The steps due now: replies, notices, waves, hand-overs, and new shifts to prepare."""

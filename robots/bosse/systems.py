@@ -16,8 +16,7 @@ from urllib.parse import quote
 
 from connectors.http import HttpConnector
 from connectors.sms import SentSms, SmsClient
-from core.context import RunContext
-from core.errors import ConnectorError
+from core.api import ConnectorError, RunContext
 from robots.bosse.ledger import Ledger, build_ledger
 from robots.bosse.messages import Reference, booking_key, reference_prefix
 from robots.bosse.records import BadRecord, ShiftInfo, SubstituteInfo, parse_shift, parse_substitute

@@ -24,9 +24,7 @@ from playwright.async_api import BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
 from connectors.browser import BrowserConnector, LoginHelper, translate
-from core.errors import BusinessError, KollegaError
-from core.interfaces import ConnectorContext
-from core.logging import get_logger
+from core.api import BusinessError, ConnectorContext, KollegaError, get_logger
 
 log = get_logger("kollega.robots.harry.lanes")
 

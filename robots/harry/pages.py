@@ -28,8 +28,7 @@ from playwright.async_api import ElementHandle, Locator, Page, Response
 from playwright.async_api import Error as PlaywrightError
 
 from connectors.browser import PageLayoutError, PageObject, translate
-from core.errors import BusinessError, ConnectorAuthError, ConnectorError, ConnectorUnavailable
-from core.interfaces import ConnectorContext
+from core.api import BusinessError, ConnectorAuthError, ConnectorContext, ConnectorError, ConnectorUnavailable
 from robots.harry.schedule import FORM_LABELS, Row, changed_fields
 
 SYSTEM = "payroll"

@@ -27,9 +27,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 
 from connectors.base import record_access, record_write
-from core.context import RunContext
-from core.records import WorkItemView
-from core.robot import Done, NeedsReview, Outcome
+from core.api import Done, NeedsReview, Outcome, RunContext, WorkItemView
 from robots.harry.lanes import Lane
 from robots.harry.pages import RegisteredPage, SearchPage
 from robots.harry.schedule import Difference, Row, Schedule, compare, form_values, side_by_side, summary_of

@@ -27,11 +27,18 @@ from connectors.base import connector_section, validate_settings
 from connectors.browser import BrowserConnector, BrowserSettings, LoginHelper, url_contains
 from connectors.files import DropFolderSettings
 from connectors.http import HttpConnector
-from core.context import RunContext
-from core.errors import BusinessError, ConfigError
-from core.records import ReviewView, WorkItemView
-from core.robot import Done, NewItem, Outcome, Robot
-from core.settings import SecretRef
+from core.api import (
+    BusinessError,
+    ConfigError,
+    Done,
+    NewItem,
+    Outcome,
+    ReviewView,
+    Robot,
+    RunContext,
+    SecretRef,
+    WorkItemView,
+)
 from robots.harry.lanes import BrowserLanes
 from robots.harry.pages import LoginPage
 from robots.harry.registration import DEVIATION_QUEUE, PURPOSE, Registration
@@ -84,7 +91,7 @@ class HarrySettings(BaseModel):
     )
 
 
-class Harry(Robot):
+class Harry(Robot[HarrySettings]):
     """Registers approved schedules in the payroll system, verified, exactly once."""
 
     name = "harry"
@@ -93,12 +100,11 @@ class Harry(Robot):
         "Registers every approved schedule in the payroll system through its web pages, day by day, "
         "and verifies it by reading it back."
     )
-    settings_model = HarrySettings
     manual_minutes_per_item = 12.0
     review_template = "robots.harry:templates/review.html"
     side_effects_repeatable = False
 
-    def __init__(self, settings: BaseModel | None = None) -> None:
+    def __init__(self, settings: HarrySettings | None = None) -> None:
         super().__init__(settings)
         # Two versions of one employee's period must never be typed into the payroll system at once.
         self._period_locks: dict[str, asyncio.Lock] = {}
@@ -106,7 +112,6 @@ class Harry(Robot):
     @property
     def config(self) -> HarrySettings:
         """The validated settings."""
-        assert isinstance(self.settings, HarrySettings)
         return self.settings
 
     # -- collect -------------------------------------------------------------------------

@@ -17,9 +17,7 @@ from typing import Any
 
 from connectors.files import DropFolder, DropFolderSettings, FileFormatError
 from connectors.http import HttpConnector
-from core.context import RunContext
-from core.logging import get_logger
-from core.robot import NewItem
+from core.api import NewItem, RunContext, get_logger
 from robots.harry.exports import read_export
 from robots.harry.schedule import reference
 

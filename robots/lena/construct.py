@@ -225,10 +225,10 @@ class Greedy:
             row = self.items[v]
             a = row[0].node
             n = len(row)
+            room: list[int] = []  # only read when push is set
             if push:
-                room = self._rooms.get(v)
-                if room is None:
-                    room = self._rooms[v] = self._room(v)
+                cached = self._rooms.get(v)
+                room = cached if cached is not None else self._rooms.setdefault(v, self._room(v))
             for i in range(n - 1):
                 prev, nxt = row[i], row[i + 1]
                 if not brk[prev.node]:

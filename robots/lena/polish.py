@@ -108,9 +108,10 @@ def polish(g: Greedy, seconds: float, seed: int, iterations: int | None = None, 
         clients=clients,
         depots=[Depot(location=d) for d in range(nd)],
         vehicle_types=types,
+        # pyvrp's stub declares the matrices ``ndarray[int]`` (an int *shape*), which no real array has.
         distance_matrices=profiles,  # type: ignore[arg-type]
-        duration_matrices=profiles,
-    )  # type: ignore[arg-type]
+        duration_matrices=profiles,  # type: ignore[arg-type]
+    )
     initial = Solution(
         data,
         [PyRoute(data, [index[it.node - nd] for it in row[1:-1]], v) for v, row in enumerate(g.items) if len(row) > 2],

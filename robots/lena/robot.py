@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.http import HttpConnector
-from core.errors import ApplicationError, BusinessError, ConnectorError
-from core.robot import Done, NeedsReview, NewItem, Outcome, Robot
+from core.api import ApplicationError, BusinessError, ConnectorError, Done, NeedsReview, NewItem, Outcome, Robot
 from robots.lena.check import check_plan
 from robots.lena.comments import apply_changes, parse_comment
 from robots.lena.continuity import ContinuityWeights
@@ -36,8 +35,7 @@ from robots.lena.solver import SolverError, SolveResult, SolverOptions, solve
 if TYPE_CHECKING:
     import typer
 
-    from core.context import RunContext
-    from core.records import ReviewView, WorkItemView
+    from core.api import ReviewView, RunContext, WorkItemView
 
 __all__ = ["LenaRobot", "LenaSettings"]
 
@@ -112,7 +110,7 @@ class LenaSettings(BaseModel):
         )
 
 
-class LenaRobot(Robot):
+class LenaRobot(Robot[LenaSettings]):
     """Plans tomorrow's home-care visits per group; a coordinator approves before anything is published."""
 
     name = "lena"
@@ -121,14 +119,12 @@ class LenaRobot(Robot):
         "Plans tomorrow's home-care visits: who visits whom and when, with short routes, breaks "
         "and the same faces for each client; the coordinator approves before publishing."
     )
-    settings_model = LenaSettings
     manual_minutes_per_item = 120.0
     review_template = "review.html"
 
     @property
     def conf(self) -> LenaSettings:
         """The validated settings."""
-        assert isinstance(self.settings, LenaSettings)
         return self.settings
 
     def plan_date(self, ctx: RunContext) -> date:

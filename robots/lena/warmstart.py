@@ -89,9 +89,10 @@ def pyvrp_routes(
         clients=clients,
         depots=depots,
         vehicle_types=types,
-        distance_matrices=[matrix],
-        duration_matrices=[matrix],
-    )  # type: ignore[list-item]
+        # pyvrp's stub declares the matrices ``ndarray[int]`` (an int *shape*), which no real array has.
+        distance_matrices=[matrix],  # type: ignore[list-item]
+        duration_matrices=[matrix],  # type: ignore[list-item]
+    )
     result = run_pyvrp(data, seconds, seed, iterations)
     if not result.is_feasible():
         return None

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.errors import BusinessError
+from core.api import BusinessError
 
 __all__ = [
     "ATTACHMENT_LABELS",

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from stdnum.se import personnummer as stdnum_personnummer  # type: ignore[import-untyped]
 
-from core.errors import BusinessError
+from core.api import BusinessError
 from robots.ronney.application import (
     ATTACHMENT_LABELS,
     COST_KEYS,

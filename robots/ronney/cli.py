@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from core.errors import ConfigError
+from core.api import ConfigError
 from robots.ronney.norm import Household, NormResult, calculate, describe_errors
 from robots.ronney.tables import DATA_DIR, list_tables, load_table
 

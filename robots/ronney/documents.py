@@ -20,8 +20,7 @@ from playwright.async_api import BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
 from connectors.browser import BrowserConnector, translate
-from core.interfaces import ConnectorContext
-from core.logging import get_logger
+from core.api import ConnectorContext, get_logger
 
 __all__ = ["TEMPLATES_DIR", "PdfRenderer", "render_basis", "render_review", "template_environment"]
 

@@ -18,13 +18,21 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, cast
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from core.errors import ApplicationError, BusinessError, ConfigError, ConnectorError
-from core.robot import Done, NeedsReview, NewItem, Outcome, Robot
+from core.api import (
+    ApplicationError,
+    BusinessError,
+    ConfigError,
+    ConnectorError,
+    Done,
+    NeedsReview,
+    NewItem,
+    Outcome,
+    Robot,
+)
 from robots.ronney.application import Application, MalformedApplication, parse_application
 from robots.ronney.checks import (
     Flag,
@@ -54,8 +62,7 @@ from robots.ronney.tables import load_table
 if TYPE_CHECKING:
     import typer
 
-    from core.context import RunContext
-    from core.records import ReviewView, WorkItemView
+    from core.api import ReviewView, RunContext, WorkItemView
 
 __all__ = ["Ronney"]
 
@@ -70,7 +77,7 @@ def _version(updated_at: str) -> str:
     return re.sub(r"[^0-9T]", "", updated_at.split("+")[0])[:15] or "0"
 
 
-class Ronney(Robot):
+class Ronney(Robot[RonneySettings]):
     """Prepares income-support applications at night for a case worker's decision."""
 
     name = "ronney"
@@ -79,7 +86,6 @@ class Ronney(Robot):
         "Prepares income-support applications overnight: checks them, fetches register data, "
         "calculates by the national norm and leaves a decision basis for the case worker."
     )
-    settings_model = RonneySettings
     #: An estimate of a case worker's time to check and calculate one re-application by hand,
     #: used only for time-saved reporting; not a measured figure.
     manual_minutes_per_item = 25.0
@@ -88,27 +94,18 @@ class Ronney(Robot):
     @property
     def cfg(self) -> RonneySettings:
         """The validated settings."""
-        return cast(RonneySettings, self.settings)
+        return self.settings
 
     # -- time ------------------------------------------------------------------------------
-    def _zone(self, ctx: RunContext) -> ZoneInfo:
-        return ZoneInfo(getattr(ctx.app_settings, "timezone", "Europe/Stockholm") or "Europe/Stockholm")
-
     def today(self, ctx: RunContext) -> date:
-        """Today's date in the deployment's time zone."""
-        return ctx.clock.now().astimezone(self._zone(ctx)).date()
+        """Today's date in the tenant's time zone."""
+        return ctx.clock.now().astimezone(ctx.timezone).date()
 
     def month(self, ctx: RunContext) -> str:
         """The month applied for: the setting, or the coming month."""
         if self.cfg.month:
             return self.cfg.month
         return _add_months(self.today(ctx).replace(day=1), 1).strftime("%Y-%m")
-
-    def _municipality(self, ctx: RunContext) -> str:
-        for tenant in getattr(ctx.app_settings, "tenants", []) or []:
-            if tenant.code == ctx.tenant:
-                return str(tenant.name)
-        return ctx.tenant
 
     # -- collect ---------------------------------------------------------------------------
     async def collect(self, ctx: RunContext) -> AsyncIterator[NewItem]:
@@ -197,7 +194,7 @@ class Ronney(Robot):
         validate(app, tenant=ctx.tenant)
         today = self.today(ctx)
         months = [(_add_months(app.income_period.from_.replace(day=1), -n)) for n in range(cfg.register_months)]
-        registers = Registers(ctx, cfg, cfg.organisation or self._municipality(ctx))
+        registers = Registers(ctx, cfg, cfg.organisation or ctx.tenant_name)
         answers = await asyncio.gather(
             *(
                 registers.lookup(
@@ -221,7 +218,7 @@ class Ronney(Robot):
         flags: list[Flag] = [
             *comparison.flags,
             *previous_flags,
-            *register_flags(app, lookups, municipality=self._municipality(ctx)),
+            *register_flags(app, lookups, municipality=ctx.tenant_name),
             *application_flags(app),
             *age_flags(app, today),
             *self._calculation_flags(app, result, max_rent),
@@ -247,7 +244,7 @@ class Ronney(Robot):
             result=result,
             as_declared=as_declared,
             calculation_error=calc_error,
-            municipality=self._municipality(ctx),
+            municipality=ctx.tenant_name,
             prepared_at=now,
             return_comment=item.return_comment,
         )

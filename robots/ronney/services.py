@@ -14,8 +14,7 @@ from typing import Any
 
 from connectors.base import record_access
 from connectors.http import HttpConnector
-from core.context import RunContext
-from core.errors import ApplicationError, BusinessError, ConnectorError
+from core.api import ApplicationError, BusinessError, ConnectorError, RunContext
 from robots.ronney.application import LookupAnswer, parse_lookup
 from robots.ronney.settings import RonneySettings
 

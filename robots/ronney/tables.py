@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
-from core.errors import ConfigError
+from core.api import ConfigError
 
 #: Where the shipped tables live (package data: ``robots/ronney/data/norm-*.toml``).
 DATA_DIR = Path(__file__).resolve().parent / "data"

@@ -30,9 +30,9 @@ from core.storage.models import AuditEvent, ItemStatus, ReviewItem, ReviewKind, 
 from core.testing import FakeClock, run_robot, temporary_database
 from robots.harry import registration
 from robots.harry.robot import Harry
-from robots.harry.testing import harry_app_settings, payroll_sandbox
 from sandbox.payroll import ScheduleRow
 from sandbox.scheduling import CSV_COLUMNS
+from tests.helpers.harry import harry_app_settings, payroll_sandbox
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -170,7 +170,7 @@ def test_worker_sigkilled_mid_night_then_restarted_leaves_no_duplicate_rows(tmp_
     with payroll_sandbox(seed=9, employees=4, payroll_latency_ms=LATENCY) as sb, temporary_database(tmp_path) as db:
         log = (tmp_path / "worker.log").open("wb")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "robots.harry.testing", db.url, sb.url, str(tmp_path)],
+            [sys.executable, "-m", "tests.helpers.harry", db.url, sb.url, str(tmp_path)],
             cwd=Path(__file__).resolve().parents[2],
             stdout=log,
             stderr=subprocess.STDOUT,

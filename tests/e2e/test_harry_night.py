@@ -18,9 +18,9 @@ from core.storage.db import Database
 from core.storage.models import AuditEvent, ItemStatus, WorkItem
 from core.testing import FakeClock, run_robot, temporary_database
 from robots.harry.robot import Harry
-from robots.harry.testing import PayrollSandbox, harry_app_settings, payroll_sandbox
 from sandbox.scheduling import write_csv_export
 from sandbox.state import FaultSettings
+from tests.helpers.harry import PayrollSandbox, harry_app_settings, payroll_sandbox
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -1,6 +1,7 @@
 """Test kit for HaRry: a sandbox you can reach into, settings pointing at it, payroll inspection.
 
-Used by HaRry's integration and end-to-end tests and by ``bench/harry_night.py``::
+Used by HaRry's end-to-end tests and by ``bench/harry_night.py`` (it lives under tests/, not in
+robots/harry/, because it drives the engine and the sandbox: a robot imports only ``core.api``)::
 
     with payroll_sandbox(seed=3, employees=20) as sandbox:
         settings = harry_app_settings(tmp_path, sandbox.url)
@@ -32,7 +33,7 @@ from sandbox.app import create_app
 from sandbox.payroll import DEFAULT_USERS, PayrollStore, store_for
 from sandbox.state import SandboxOptions, SandboxState
 
-PASSWORD_ENV = "KOLLEGA_TEST_HARRY_PASSWORD"  # noqa: S105 - the name of a variable, not a password
+PASSWORD_ENV = "KOLLEGA_TEST_HARRY_PASSWORD"
 
 
 @dataclass
@@ -156,7 +157,7 @@ def run_worker(db_url: str, url: str, var_dir: str) -> None:
         db.dispose()
 
 
-if __name__ == "__main__":  # python -m robots.harry.testing DB_URL SANDBOX_URL VAR_DIR
+if __name__ == "__main__":  # python -m tests.helpers.harry DB_URL SANDBOX_URL VAR_DIR
     import sys
 
     run_worker(*sys.argv[1:4])

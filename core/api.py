@@ -1,0 +1,66 @@
+"""The robots' one door into core: everything a robot author imports from Kollega's kernel.
+
+A robot imports from ``core.api`` and from ``connectors`` only (a test fails when a module
+under robots/ imports another part of core)::
+
+    from core.api import Done, NeedsReview, NewItem, Outcome, Robot, RunContext, WorkItemView
+
+    class Greeter(Robot[GreeterSettings]):
+        name = "greeter"
+        display_name = "Greeter"
+
+        async def collect(self, ctx: RunContext) -> AsyncIterator[NewItem]: ...
+        async def process(self, ctx: RunContext, item: WorkItemView) -> Outcome: ...
+
+Every name in ``__all__`` is documented in docs/writing-a-robot.md (a test checks it).
+"""
+
+from __future__ import annotations
+
+from core.errors import (
+    ApplicationError,
+    BusinessError,
+    ConfigError,
+    ConnectorAuthError,
+    ConnectorError,
+    ConnectorUnavailable,
+    DryRunRefusal,
+    ItemTimeout,
+    KollegaError,
+    RobotError,
+)
+from core.interfaces import ConnectorContext
+from core.logging import get_logger
+from core.records import ItemStatus, ReviewKind, ReviewState, ReviewView, WorkItemView
+from core.robot import Done, NeedsReview, NewItem, NoSettings, Outcome, Robot, RobotLog, RunContext, SettingsT
+from core.settings import SecretRef
+
+__all__ = [
+    "ApplicationError",
+    "BusinessError",
+    "ConfigError",
+    "ConnectorAuthError",
+    "ConnectorContext",
+    "ConnectorError",
+    "ConnectorUnavailable",
+    "Done",
+    "DryRunRefusal",
+    "ItemStatus",
+    "ItemTimeout",
+    "KollegaError",
+    "NeedsReview",
+    "NewItem",
+    "NoSettings",
+    "Outcome",
+    "ReviewKind",
+    "ReviewState",
+    "ReviewView",
+    "Robot",
+    "RobotError",
+    "RobotLog",
+    "RunContext",
+    "SecretRef",
+    "SettingsT",
+    "WorkItemView",
+    "get_logger",
+]
