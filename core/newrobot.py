@@ -1,7 +1,7 @@
 """``kollega new-robot NAME``: IT's plugin kit.
 
-Writes a new robot as its own installable package, outside the core: a robot class with
-a settings model, a pure rules module, a review template, tests that use
+Writes a new robot as its own installable package, outside the core: a robot class generic
+over its settings model that imports from :mod:`core.api` only, a pure rules module, a review template, tests that use
 :mod:`core.testing`, a schedule to copy, and the ``kollega.robots`` entry point. The
 generated robot is small but real: it reads case files (JSON) from a folder, checks each
 with its rules, finishes the clean ones and prepares the others for a person's decision.
@@ -131,12 +131,10 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import BusinessError
-from core.robot import Done, NeedsReview, NewItem, Outcome, Robot
+from core.api import BusinessError, Done, NeedsReview, NewItem, Outcome, ReviewView, Robot, RunContext, WorkItemView
 from $package.rules import CaseError, judge, parse_case
 
 
@@ -149,38 +147,32 @@ class ${cls}Settings(BaseModel):
     auto_limit: int = Field(default=5000, ge=0, description="Cases up to this amount (kr) are finished without a person.")
 
 
-class $cls(Robot):
+class $cls(Robot[${cls}Settings]):
     """Reads case files, checks them, finishes the clean ones and prepares the rest for a person."""
 
     name = "$name"
     display_name = "$display"
     description = "Checks case files and prepares the ones that need a person's decision."
-    settings_model = ${cls}Settings
     manual_minutes_per_item = 5.0
     review_template = "review.html"
 
-    @property
-    def conf(self) -> ${cls}Settings:
-        assert isinstance(self.settings, ${cls}Settings)
-        return self.settings
-
-    async def collect(self, ctx: Any) -> AsyncIterator[NewItem]:
+    async def collect(self, ctx: RunContext) -> AsyncIterator[NewItem]:
         """One item per case file; the file name is the reference, so a rerun finds nothing new."""
-        folder = self.conf.inbox_dir
+        folder = self.settings.inbox_dir
         if not folder.is_dir():
             ctx.log.warning("inbox folder missing", folder=str(folder))
             return
         for path in sorted(folder.glob("*.json")):
             yield NewItem(reference=path.stem, payload={"file": str(path)})
 
-    async def process(self, ctx: Any, item: Any) -> Outcome:
+    async def process(self, ctx: RunContext, item: WorkItemView) -> Outcome:
         """Check one case."""
         path = Path(item.payload["file"])
         try:
             case = parse_case(json.loads(path.read_text(encoding="utf-8")))
         except (CaseError, json.JSONDecodeError) as exc:
             raise BusinessError(f"Ärendefilen {path.name} går inte att använda: {exc}", code="bad_case") from exc
-        verdict = judge(case, auto_limit=self.conf.auto_limit)
+        verdict = judge(case, auto_limit=self.settings.auto_limit)
         if verdict.auto:
             return Done({"reference": case.reference, "amount": case.amount})
         return NeedsReview(
@@ -191,7 +183,7 @@ class $cls(Robot):
                       "reasons": list(verdict.reasons)},
         )
 
-    async def on_decision(self, ctx: Any, review: Any) -> None:
+    async def on_decision(self, ctx: RunContext, review: ReviewView) -> None:
         """Record the person's decision (replace with the write to your system)."""
         ctx.record("$name.decided", details={"review_id": review.id, "state": str(review.state)})
 ''',
