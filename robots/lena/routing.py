@@ -300,8 +300,11 @@ class RoutingModel:
         """Solve from ``initial`` routes (network task indices, or timed routes); an assignment or None."""
         routing = self.routing
         if initial:
-            timed = isinstance(initial[0], Route)
-            start = self.timed(params, initial) if timed else self.read(params, initial)  # type: ignore[arg-type]
+            # The list is one kind or the other; the comprehensions only tell mypy which.
+            if isinstance(initial[0], Route):
+                start = self.timed(params, [r for r in initial if isinstance(r, Route)])
+            else:
+                start = self.read(params, [r for r in initial if not isinstance(r, Route)])
             if start is not None:
                 return routing.SolveFromAssignmentWithParameters(start, params)
             return None
