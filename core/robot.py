@@ -184,7 +184,7 @@ SettingsT = TypeVar("SettingsT", bound=BaseModel, default=BaseModel, covariant=T
 
 def _settings_parameter(cls: type) -> type[BaseModel] | None:
     """The concrete settings model ``cls`` gave its generic base (``Robot[RonneySettings]``), if any."""
-    for base in getattr(cls, "__orig_bases__", ()):
+    for base in cls.__dict__.get("__orig_bases__", ()):
         origin = typing.get_origin(base)
         if isinstance(origin, type) and issubclass(origin, Robot):
             for arg in typing.get_args(base):
