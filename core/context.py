@@ -7,7 +7,7 @@ the narrower protocol :class:`core.api.RunContext`, which this class fulfils.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -18,6 +18,9 @@ from core.audit import Auditor
 from core.clock import Clock
 from core.errors import DryRunRefusal
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from core.robot import RunContext as RobotRunContext
 
 
 @dataclass
@@ -113,3 +116,10 @@ class RunContext:
             data=data,
             sensitive=sensitive,
         )
+
+
+if TYPE_CHECKING:
+
+    def _fulfils_the_robot_protocol(ctx: RunContext) -> RobotRunContext:
+        # mypy checks here that this class offers robots everything core.api.RunContext promises.
+        return ctx
