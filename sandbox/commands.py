@@ -7,12 +7,15 @@ Core does not know them: pyproject.toml registers them under the entry-point gro
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
 from core.cli.common import Exit, console, load_cli_settings, open_database, registry
 from core.cli.runs import summaries_table
 from core.storage.db import redact_url
+from sandbox.demo import DEMO_CONFIG, demo_night, demo_users, load_demo_settings
 
 sandbox_app = typer.Typer(no_args_is_help=True, help="The simulated municipality the robots work against.")
 
@@ -34,13 +37,13 @@ def demo_command(
     no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the night's summary."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port of the inbox afterwards."),
     seed: int = typer.Option(1, "--seed", help="The sandbox municipality's seed."),
+    demo_config: Path = typer.Option(DEMO_CONFIG, "--demo-config", help="The demo's own settings file."),
 ) -> None:
     """The sandbox, one full night of every robot on the embedded database, then the review inbox."""
     from core.review import ReviewQueue
-    from sandbox.demo import demo_night, demo_users, load_demo_settings
 
     settings = load_cli_settings()
-    demo = load_demo_settings()
+    demo = load_demo_settings(demo_config)
     db = open_database(settings, migrated=False)
     db.upgrade()
     reg = registry()

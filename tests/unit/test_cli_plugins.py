@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.metadata import EntryPoint
+from pathlib import Path
 
 import pytest
 import typer
@@ -76,6 +77,18 @@ class TestMain:
         bad = EntryPoint("fortune", "no_such_package:cmd", COMMANDS_GROUP)
         assert main(["new-robot", "--help"], commands=[bad, *declared_commands()]) == 0
         assert "command fortune (no_such_package:cmd) could not be loaded" in capsys.readouterr().err
+
+    def test_the_demo_refuses_a_missing_settings_file_before_it_starts(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from core.cli import main
+
+        monkeypatch.setenv("KOLLEGA_VAR_DIR", str(tmp_path / "var"))
+        monkeypatch.delenv("KOLLEGA_DATABASE_URL", raising=False)
+        missing = tmp_path / "demo.toml"
+        assert main(["demo", "--no-serve", "--demo-config", str(missing)], commands=declared_commands()) == 2
+        assert f"the demo's settings file {missing} does not exist" in capsys.readouterr().err
+        assert not (tmp_path / "var").exists()
 
 
 def test_the_cli_exit_is_a_kollega_error_with_a_stable_code() -> None:
