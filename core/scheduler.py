@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays.constants
@@ -56,6 +56,10 @@ from core.settings import SchedulerSettings, Settings, TenantSettings
 from core.storage.db import Database
 from core.storage.models import Lock, RunStatus
 from core.storage.web_models import schedule_pause
+
+if TYPE_CHECKING:
+    from core.clock import Clock
+    from core.registry import Registry
 
 log = get_logger("kollega.scheduler")
 
@@ -412,9 +416,7 @@ class Scheduler:
 
     def tenant_codes(self, schedule: Schedule) -> list[str]:
         """The schedule's tenants, with "*" expanded to every configured tenant."""
-        if schedule.tenants == ["*"]:
-            return [t.code for t in self.settings.tenants]
-        return list(schedule.tenants)
+        return schedule_tenants(schedule, self.settings)
 
     # -- recording runs ----------------------------------------------------------------
     def fire(self, schedule: Schedule, slot: str, trigger: str = "schedule") -> list[int]:
@@ -647,3 +649,52 @@ class Scheduler:
             except Exception:
                 log.exception("scheduler.release_failed", owner=self.owner)
             log.info("scheduler.stopped", owner=self.owner)
+
+
+# -- what runs tonight -----------------------------------------------------------------
+def schedule_tenants(schedule: Schedule, settings: Settings) -> list[str]:
+    """The configured tenants a schedule runs for: ``["*"]`` is every one, in configuration order.
+
+    The one tenant filter: the scheduler records runs for these, ``kollega schedules``
+    shows them and ``kollega night`` runs them.
+    """
+    codes = [t.code for t in settings.tenants]
+    if schedule.tenants == ["*"]:
+        return codes
+    return [code for code in schedule.tenants if code in codes]
+
+
+def installed_schedules(settings: Settings, registry: Registry) -> list[Schedule]:
+    """The schedule files of the deployment, checked against the installed robots and configured tenants."""
+    return load_schedules(
+        settings.scheduler.schedules_dir, robots=set(registry.robots), tenants={t.code for t in settings.tenants}
+    )
+
+
+def night_jobs(
+    settings: Settings, registry: Registry, clock: Clock, tenants: list[str] | None = None
+) -> list[tuple[str, str]]:
+    """(robot, tenant) pairs of the enabled schedules, in the order they fire in the coming 24 h.
+
+    ``tenants`` narrows the night to those kommunkoder (default: every configured tenant).
+    Robots without any schedule come last, so that a night run covers every installed
+    robot; a robot whose schedules are all disabled is left out.
+    """
+    chosen = [t.code for t in settings.tenants] if tenants is None else list(tenants)
+    now = clock.now()
+    firing: list[tuple[datetime, str, str]] = []
+    switched_off: set[str] = set()
+    for schedule in installed_schedules(settings, registry):
+        if not schedule.enabled:
+            switched_off.add(schedule.robot)
+            continue
+        upcoming = next_slots(schedule, now, 1)
+        when = upcoming[0][1] if upcoming else now + timedelta(days=365)
+        firing += [(when, schedule.robot, t) for t in schedule_tenants(schedule, settings) if t in chosen]
+    jobs: list[tuple[str, str]] = []
+    for _when, robot, tenant in sorted(firing, key=lambda f: f[0]):
+        if robot in registry.robots and (robot, tenant) not in jobs:
+            jobs.append((robot, tenant))
+    scheduled = {robot for robot, _tenant in jobs} | switched_off
+    jobs += [(robot, t) for robot in sorted(registry.robots) if robot not in scheduled for t in chosen]
+    return jobs

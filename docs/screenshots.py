@@ -31,14 +31,16 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from connectors.testing import launch_chromium  # noqa: E402
-from core import demo  # noqa: E402
-from core.cli import _run_many, night_jobs  # noqa: E402
+from core.cli.runs import run_many  # noqa: E402
+from core.clock import SystemClock  # noqa: E402
 from core.engine import Engine  # noqa: E402
 from core.logging import configure_logging  # noqa: E402
 from core.registry import load_robots  # noqa: E402
+from core.scheduler import night_jobs  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 from core.storage.db import Database  # noqa: E402
 from core.storage.models import ReviewItem, ReviewKind, ReviewState  # noqa: E402
+from sandbox.demo import apply_demo_settings, demo_users, load_demo_settings, point_connectors_at  # noqa: E402
 
 #: A small municipality: enough for every kind of page, quick to prepare.
 SIZE = {"applications": 40, "employees": 20}
@@ -74,13 +76,16 @@ def main() -> None:
         db = Database(settings.effective_database_url)
         db.upgrade()
         registry = load_robots()
-        engine = Engine(db, settings, registry)
+        demo = load_demo_settings()
+        tenant = demo.sandbox.tenant
+        apply_demo_settings(settings, demo, registry)
+        engine = Engine.from_database(db, settings, registry)
         from sandbox.testing import running_sandbox
 
-        with running_sandbox(seed=args.seed, today=date.today(), tenant=demo.SANDBOX_TENANT, **SIZE) as url:
-            demo.point_connectors_at(settings, url)
-            jobs = night_jobs(settings, demo.SANDBOX_TENANT)
-            asyncio.run(_run_many(engine, jobs, trigger="manual", show_progress=False))
+        with running_sandbox(seed=args.seed, today=date.today(), tenant=tenant, **SIZE) as url:
+            point_connectors_at(settings, url, demo.sandbox.systems)
+            jobs = night_jobs(settings, registry, SystemClock(), [tenant])
+            asyncio.run(run_many(engine, jobs, trigger="manual", show_progress=False))
         with db.session() as s:
             open_items = s.scalars(
                 select(ReviewItem).where(ReviewItem.state == ReviewState.open).order_by(ReviewItem.id)
@@ -94,7 +99,7 @@ def main() -> None:
             first: dict[str, int] = {}
             for r in sorted(open_items, key=lambda r: (r.kind != ReviewKind.decision, r.id)):
                 first.setdefault(r.robot, r.id)
-        users = {u.username: u.password for u in demo.demo_users(db, [demo.SANDBOX_TENANT], queues)}
+        users = {u.username: u.password for u in demo_users(db, [tenant], queues)}
         from core.web.app import create_app
         from core.web.testing import log_in_page
 
@@ -103,7 +108,7 @@ def main() -> None:
             with sync_playwright() as pw:
                 browser = launch_chromium(pw)
                 page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="sv-SE")
-                worker = f"handlaggare.{demo.SANDBOX_TENANT}"
+                worker = f"handlaggare.{tenant}"
                 log_in_page(page, base, worker, users[worker])
                 page.goto(f"{base}/inbox")
                 page.screenshot(path=args.out / "inkorg.png", full_page=False)
@@ -112,7 +117,7 @@ def main() -> None:
                         page.goto(f"{base}/inbox/items/{first[robot]}")
                         page.screenshot(path=args.out / f"arende-{shot}.png")
                 page.context.clear_cookies()
-                ops = f"drift.{demo.SANDBOX_TENANT}"
+                ops = f"drift.{tenant}"
                 log_in_page(page, base, ops, users[ops])
                 page.goto(f"{base}/ops")
                 page.screenshot(path=args.out / "drift.png")

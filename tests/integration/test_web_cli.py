@@ -1,4 +1,4 @@
-"""`kollega users …` and `kollega serve`, mounted as core/cli.py will mount them."""
+"""`kollega users …` and `kollega serve` (core/cli/users.py, core/cli/web.py), mounted as core/cli mounts them."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import typer
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from core.cli.users import users_app
+from core.cli.web import serve_command
 from core.storage.db import Database
 from core.storage.web_models import ApiToken, Role, User, UserRole
 from core.testing import temporary_database
 from core.web.auth import check_password
-from core.web.cli import serve_command, users_app
 
 
 @pytest.fixture

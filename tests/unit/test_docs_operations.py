@@ -33,8 +33,9 @@ SECRET_VARIABLES = {"KOLLEGA_HARRY_PASSWORD", "KOLLEGA_OIDC_SECRET", "KOLLEGA_ME
 def _cli() -> Any:
     """The CLI as a command tree (typer's Click-compatible groups and commands)."""
     from core import cli
+    from tests.helpers.commands import declared_commands
 
-    cli._mount_robot_commands()
+    assert cli.mount_plugins(declared_commands()) == [], "a command plugin did not load"
     return typer.main.get_command(cli.app)
 
 

@@ -322,20 +322,55 @@ class TestNightJobs:
     """``kollega night`` / ``kollega demo`` run what the schedules say, in firing order."""
 
     def test_every_robot_with_an_enabled_schedule_and_none_switched_off(self, tmp_path: Path) -> None:
-        from core.cli import night_jobs
-        from core.testing import make_settings
+        from core.registry import load_robots
+        from core.scheduler import night_jobs
+        from core.testing import FakeClock, make_settings
 
         settings = make_settings(tmp_path, scheduler=SchedulerSettings(schedules_dir=PROJECT_ROOT / "schedules"))
-        robots = [robot for robot, _tenant in night_jobs(settings, None)]
+        robots = [robot for robot, _tenant in night_jobs(settings, load_robots(), FakeClock())]
         assert {"ronney", "bosse", "lena", "harry"} <= set(robots)
         assert "example" not in robots  # its shipped schedule is switched off
         assert len(robots) == len(set(robots))  # bosse has two schedules but runs once a night
 
+    def test_in_the_order_the_schedules_fire_after_the_clock(self, tmp_path: Path) -> None:
+        from core.registry import load_robots
+        from core.scheduler import night_jobs
+        from core.testing import FakeClock, make_settings
+
+        settings = make_settings(tmp_path, scheduler=SchedulerSettings(schedules_dir=PROJECT_ROOT / "schedules"))
+        # 23:00 in Stockholm: Bosse's night at 00:15, Ronney 00:30, HaRry 00:40, Lena at 19:30.
+        evening = FakeClock(utc(2026, 11, 23, 22, 0))
+        assert [robot for robot, _tenant in night_jobs(settings, load_robots(), evening)] == [
+            "bosse",
+            "ronney",
+            "harry",
+            "lena",
+        ]
+        # 18:00: Bosse answers replies every five minutes in the day, Lena plans at 19:30.
+        afternoon = FakeClock(utc(2026, 11, 23, 17, 0))
+        assert [robot for robot, _tenant in night_jobs(settings, load_robots(), afternoon)][:2] == ["bosse", "lena"]
+
     def test_a_robot_without_any_schedule_still_runs(self, tmp_path: Path) -> None:
-        from core.cli import night_jobs
-        from core.testing import make_settings
+        from core.registry import load_robots
+        from core.scheduler import night_jobs
+        from core.testing import FakeClock, make_settings
 
         empty = tmp_path / "schedules"
         empty.mkdir()
         settings = make_settings(tmp_path, scheduler=SchedulerSettings(schedules_dir=empty))
-        assert "example" in [robot for robot, _tenant in night_jobs(settings, None)]
+        assert "example" in [robot for robot, _tenant in night_jobs(settings, load_robots(), FakeClock())]
+
+    def test_only_the_chosen_and_configured_tenants(self, tmp_path: Path) -> None:
+        from core.registry import load_robots
+        from core.scheduler import night_jobs, schedule_tenants
+        from core.settings import TenantSettings
+        from core.testing import FakeClock, make_settings
+
+        tenants = [TenantSettings(code="1081", name="Ronneby"), TenantSettings(code="1082", name="Karlshamn")]
+        settings = make_settings(
+            tmp_path, tenants=tenants, scheduler=SchedulerSettings(schedules_dir=PROJECT_ROOT / "schedules")
+        )
+        jobs = night_jobs(settings, load_robots(), FakeClock(), ["1082"])
+        assert jobs and {tenant for _robot, tenant in jobs} == {"1082"}
+        assert schedule_tenants(schedule(tenants=["*"]), settings) == ["1081", "1082"]
+        assert schedule_tenants(schedule(tenants=["1082", "2080"]), settings) == ["1082"]

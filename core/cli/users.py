@@ -1,73 +1,28 @@
-"""``kollega serve`` and ``kollega users …``, mounted into the main command by core/cli.py::
-
-from core.web.cli import serve_command, users_app
-app.command("serve")(serve_command)
-app.add_typer(users_app, name="users")
-"""
+"""``kollega users …``: the people who use the web app, their roles and API tokens."""
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime, timedelta
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import delete, select
 
 from core import audit
+from core.cli.common import console, emit_json, load_cli_settings, open_database
 from core.errors import ConfigError
-from core.logging import configure_logging
-from core.registry import load_robots
-from core.settings import Settings, load_settings
 from core.storage.db import Database
 from core.storage.web_models import Role, User, UserRole
 from core.web.auth import Grant, create_token, create_user, hash_password
 
-console = Console()
 users_app = typer.Typer(no_args_is_help=True, help="People who use the web app: accounts, roles, API tokens.")
 ROLE_HELP = "Role: " + ", ".join(r.value for r in Role) + "."
 
 
-def _settings() -> Settings:
-    settings = load_settings()
-    configure_logging(settings.logging.level, settings.logging.format)
-    return settings
-
-
-def _db(settings: Settings) -> Database:
-    db = Database(settings.effective_database_url)
-    db.check_migrated()
-    return db
-
-
-def serve_command(
-    host: str = typer.Option("127.0.0.1", "--host", help="Bind address (put a TLS-terminating proxy in front)."),
-    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port."),
-    forwarded_allow_ips: str = typer.Option(
-        "127.0.0.1", "--forwarded-allow-ips", help="Proxies whose X-Forwarded-* headers are trusted."
-    ),
-    alerts: bool = typer.Option(True, "--alerts/--no-alerts", help="Check for alerts and mail them."),
-) -> None:
-    """Serve the web app: inbox, operations dashboard, audit viewer, JSON API, /metrics."""
-    import uvicorn
-
-    from core.web.app import create_app
-
-    settings = _settings()
-    db = _db(settings)
-    app = create_app(settings, db, load_robots(), run_alert_loop=alerts)
-    console.print(f"Kollega web on http://{host}:{port}/ (API description: /api/v1/openapi.json)")
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips,
-        server_header=False,
-        log_level=settings.logging.level.lower(),
-    )
+def register(app: typer.Typer) -> None:
+    """Add ``kollega users …`` to ``app``."""
+    app.add_typer(users_app, name="users")
 
 
 def _grants(roles: list[str], tenants: list[str], queues: list[str], specs: list[str]) -> set[Grant]:
@@ -120,8 +75,8 @@ def users_add(
 ) -> None:
     """Create a local account with roles scoped to tenants."""
     grants = _grants(role, tenant, queue, grant)
-    settings = _settings()
-    db = _db(settings)
+    settings = load_cli_settings()
+    db = open_database(settings)
     with db.session() as s:
         if s.scalar(select(User.id).where(User.username == username)) is not None:
             raise ConfigError(f"user {username!r} already exists")
@@ -141,7 +96,7 @@ def _user(db: Database, username: str) -> User:
 @users_app.command("list")
 def users_list(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Users and their grants."""
-    db = _db(_settings())
+    db = open_database(load_cli_settings())
     with db.session() as s:
         users = s.scalars(select(User).order_by(User.username)).all()
         grants = s.scalars(select(UserRole).order_by(UserRole.tenant, UserRole.role)).all()
@@ -158,7 +113,7 @@ def users_list(as_json: bool = typer.Option(False, "--json", help="Machine-reada
         for u in users
     ]
     if as_json:
-        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
+        emit_json(rows)
         return
     table = Table("User", "Name", "Login", "Active", "Grants")
     for r in rows:
@@ -183,7 +138,7 @@ def users_grant(
 ) -> None:
     """Add (or with --revoke remove) grants."""
     grants = _grants(role, tenant, queue, grant)
-    db = _db(_settings())
+    db = open_database(load_cli_settings())
     user = _user(db, username)
     with db.session() as s:
         for g in grants:
@@ -212,7 +167,7 @@ def users_passwd(
     username: str = typer.Argument(...), password_stdin: bool = typer.Option(False, "--password-stdin")
 ) -> None:
     """Set a new password (and unlock the account)."""
-    db = _db(_settings())
+    db = open_database(load_cli_settings())
     user = _user(db, username)
     password = _password(password_stdin)
     with db.session() as s:
@@ -229,7 +184,7 @@ def users_disable(
     enable: bool = typer.Option(False, "--enable", help="Enable the account again."),
 ) -> None:
     """Disable an account (its sessions and tokens stop working at once), or enable it again."""
-    db = _db(_settings())
+    db = open_database(load_cli_settings())
     user = _user(db, username)
     with db.session() as s:
         row = s.get(User, user.id)
@@ -248,7 +203,7 @@ def users_token(
     days: int = typer.Option(90, "--days", min=1, max=3650, help="Days until the token expires."),
 ) -> None:
     """Create an API token (printed once; only its hash is stored)."""
-    db = _db(_settings())
+    db = open_database(load_cli_settings())
     token = create_token(db, username, name, expires_at=datetime.now(UTC) + timedelta(days=days))
     console.print("API token (shown once, keep it secret):", style="bold")
     sys.stdout.write(token + "\n")

@@ -1,0 +1,94 @@
+"""What every command group shares: the consoles, bootstrapping, JSON output, the exit signal."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+from core.engine import Engine
+from core.errors import ConfigError, KollegaError
+from core.logging import configure_logging
+from core.registry import Registry, load_robots
+from core.settings import Settings, load_settings
+from core.storage.db import Database
+
+#: Tables and messages for people (standard output).
+console = Console()
+#: Progress, warnings and errors (standard error), so that ``--json`` output stays clean.
+err_console = Console(stderr=True, soft_wrap=True)
+
+_registry: Registry | None = None
+
+
+class Exit(KollegaError):
+    """The command has finished and leaves with this exit code (its output is already printed).
+
+    Exit codes: 0 success, 1 the job ran but something needs attention, 2 bad input or
+    configuration.
+    """
+
+    code = "cli_exit"
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__(f"exit code {exit_code}", exit_code=exit_code)
+        self.exit_code = exit_code
+
+
+def load_cli_settings() -> Settings:
+    """The deployment's settings, with logging configured from them."""
+    settings = load_settings()
+    configure_logging(settings.logging.level, settings.logging.format)
+    return settings
+
+
+def open_database(settings: Settings, *, migrated: bool = True) -> Database:
+    """The deployment's database; ``migrated`` refuses one whose schema is behind the code."""
+    db = Database(settings.effective_database_url)
+    if migrated:
+        db.check_migrated()
+    return db
+
+
+def registry() -> Registry:
+    """The robots installed, loaded once per process."""
+    global _registry
+    if _registry is None:
+        _registry = load_robots()
+    return _registry
+
+
+def use_registry(reg: Registry | None) -> None:
+    """Use ``reg`` as the installed robots from now on (None: load them again when asked)."""
+    global _registry
+    _registry = reg
+
+
+def build_engine(settings: Settings, db: Database) -> Engine:
+    """An engine on the database for the installed robots."""
+    return Engine.from_database(db, settings, registry())
+
+
+def emit_json(data: Any) -> None:
+    """Write ``data`` as indented JSON on standard output."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def chosen_tenants(settings: Settings, tenant: str | None) -> list[str]:
+    """The kommunkoder a command works on: ``tenant`` if given (and configured), else all configured."""
+    codes = [t.code for t in settings.tenants]
+    if tenant is not None:
+        if tenant not in codes:
+            raise ConfigError(f"unknown tenant {tenant!r}; configured tenants: {', '.join(codes) or 'none'}")
+        return [tenant]
+    if not codes:
+        raise ConfigError("no tenants configured: add a [[tenants]] section to config/kollega.toml")
+    return codes
+
+
+def cli_actor(by: str | None) -> str:
+    """The audit actor of a command: the named user, or the logged-in OS user."""
+    return f"user:{by}" if by else f"cli:{getpass.getuser()}"
