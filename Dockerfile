@@ -7,6 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PLAYWRIGHT_BROWSERS_PATH=/ms-playwright \
     KOLLEGA_VAR_DIR=/var/lib/kollega \
     KOLLEGA_CONFIG=/app/config/kollega.toml \
+    KOLLEGA_DEMO_CONFIG=/app/config/demo.toml \
     KOLLEGA_SCHEDULER__SCHEDULES_DIR=/app/schedules
 
 WORKDIR /app

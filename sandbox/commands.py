@@ -37,7 +37,12 @@ def demo_command(
     no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the night's summary."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port of the inbox afterwards."),
     seed: int = typer.Option(1, "--seed", help="The sandbox municipality's seed."),
-    demo_config: Path = typer.Option(DEMO_CONFIG, "--demo-config", help="The demo's own settings file."),
+    demo_config: Path = typer.Option(
+        DEMO_CONFIG,
+        "--demo-config",
+        envvar="KOLLEGA_DEMO_CONFIG",
+        help="The demo's own settings file (an installed image has no config/ beside the code).",
+    ),
 ) -> None:
     """The sandbox, one full night of every robot on the embedded database, then the review inbox."""
     from core.review import ReviewQueue
