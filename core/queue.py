@@ -12,45 +12,26 @@ from __future__ import annotations
 import functools
 import random
 import secrets
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Table, and_, bindparam, exists, func, literal_column, or_, select, update
+from sqlalchemy import Integer, Table, and_, bindparam, distinct, exists, func, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from core import audit
+from core.clock import Clock, SystemClock
 from core.errors import LeaseLost
 from core.records import WorkItemView
-from core.review import create_review, resolve_uncertain
+from core.review import create_review, lock_reviews_of, resolve_uncertain, withdraw_problem_reports
 from core.robot import Done, NeedsReview, NewItem
 from core.storage.db import Database
 from core.storage.models import ItemStatus, ReviewItem, ReviewKind, ReviewState, WorkItem
+from core.transitions import CANCELLABLE, REQUEUEABLE, RETRYABLE, RetryPolicy
 
-Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    """The real time in UTC."""
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter and a cap."""
-
-    max_attempts: int = 5
-    base_seconds: float = 30.0
-    cap_seconds: float = 3600.0
-
-    def delay(self, attempts: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait before attempt ``attempts + 1`` ("equal jitter": half fixed, half random)."""
-        ceiling = float(min(self.cap_seconds, self.base_seconds * (2 ** max(attempts - 1, 0))))
-        jitter: float = (rng or random).uniform(0, ceiling / 2)
-        return ceiling / 2 + jitter
+__all__ = ["RetryPolicy", "WorkQueue"]
 
 
 _RETURNING = (
@@ -72,16 +53,16 @@ _RETURNING = (
 class WorkQueue:
     """The work-item queue on one database."""
 
-    def __init__(self, db: Database, clock: Clock = system_clock) -> None:
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
-        self.clock = clock
+        self.clock: Clock = clock or SystemClock()
 
     # -- enqueue ---------------------------------------------------------------------
     def enqueue(self, robot: str, tenant: str, items: Sequence[NewItem], run_id: int | None = None) -> int:
         """Insert new items; a known (robot, tenant, reference) is left alone. Returns how many were new."""
         if not items:
             return 0
-        now = self.clock()
+        now = self.clock.now()
         # Sorted and de-duplicated so that concurrent enqueues take row locks in the same
         # order: PostgreSQL would otherwise deadlock two collectors of the same references.
         items = sorted({it.reference: it for it in items}.values(), key=lambda it: it.reference)
@@ -124,7 +105,7 @@ class WorkQueue:
         ids: Collection[int] | None = None,
     ) -> list[WorkItemView]:
         """Lease up to ``limit`` due items (pending, or in progress with an expired lease) in one statement."""
-        now = self.clock()
+        now = self.clock.now()
         statement = _claim_statement(self.db.dialect, reclaim_expired, ids is not None)
         params: dict[str, Any] = {
             "p_robot": robot,
@@ -143,7 +124,7 @@ class WorkQueue:
 
     def extend(self, item: WorkItemView, lease_seconds: float) -> None:
         """Extend the lease of an item still being worked on."""
-        now = self.clock()
+        now = self.clock.now()
         with self.db.session() as s:
             until = now + timedelta(seconds=lease_seconds)
             self._owned_update(s, item, lease_until=until, next_attempt_at=until, updated_at=now)
@@ -159,12 +140,12 @@ class WorkQueue:
             raise LeaseLost(f"work item {item.id}: lease lost; another worker owns it now or it was finished")
 
     def _release(self) -> dict[str, Any]:
-        now = self.clock()
+        now = self.clock.now()
         return {"lease_owner": None, "lease_token": None, "lease_until": None, "updated_at": now}
 
     def complete(self, item: WorkItemView, outcome: Done | NeedsReview, *, actor: str) -> int | None:
         """Record a Done or NeedsReview outcome; returns the review item id for NeedsReview."""
-        now = self.clock()
+        now = self.clock.now()
         if isinstance(outcome, Done):
             with self.db.single_statement() as conn:
                 self._owned_update(
@@ -215,7 +196,7 @@ class WorkQueue:
         ``artifacts`` (ids of screenshots and the like, saved for this failure) go into the
         review's material, so the review page can show them to those allowed to see them.
         """
-        now = self.clock()
+        now = self.clock.now()
         with self.db.session() as s:
             self._owned_update(
                 s,
@@ -259,7 +240,7 @@ class WorkQueue:
 
         Returns True when the item will be retried.
         """
-        now = self.clock()
+        now = self.clock.now()
         with self.db.session() as s:
             if item.attempts < policy.max_attempts:
                 delay = max(policy.delay(item.attempts, rng), min_delay)
@@ -331,6 +312,49 @@ class WorkQueue:
             now=now,
         )
 
+    def mark_uncertain(self, item: WorkItemView, *, actor: str, code: str, message: str) -> None:
+        """The worker stopped mid-item (a timeout) in a robot whose writes must not be repeated blindly.
+
+        Under the current lease only (:class:`LeaseLost` otherwise): the item becomes
+        ``uncertain`` and a person gets an uncertain review, as when the reaper finds a dead
+        worker's item.
+        """
+        now = self.clock.now()
+        with self.db.session() as s:
+            self._owned_update(
+                s,
+                item,
+                status=ItemStatus.uncertain,
+                error_kind="uncertain",
+                error_code=code,
+                error_message=message,
+                finished_at=now,
+                **self._release(),
+            )
+            self._exception_review(
+                s,
+                item.tenant,
+                item.robot,
+                item.id,
+                item.reference,
+                item.subject,
+                UNCERTAIN_TITLE,
+                code,
+                message,
+                actor,
+                now,
+                kind=ReviewKind.uncertain,
+            )
+            audit.append(
+                s,
+                actor=actor,
+                action="item.uncertain",
+                tenant=item.tenant,
+                subject=item.subject,
+                details={"robot": item.robot, "count": 1, "reason": code, "work_item_id": item.id},
+                now=now,
+            )
+
     # -- expired leases ----------------------------------------------------------------
     def reap_expired(
         self, robot: str, tenant: str, *, side_effects_repeatable: bool, max_attempts: int, actor: str
@@ -340,7 +364,7 @@ class WorkQueue:
         Items of a repeatable robot with attempts left are not touched here: the next claim
         takes them over.
         """
-        now = self.clock()
+        now = self.clock.now()
         expired = and_(
             WorkItem.robot == robot,
             WorkItem.tenant == tenant,
@@ -372,7 +396,7 @@ class WorkQueue:
                         r.id,
                         r.reference,
                         r.subject,
-                        "Osäkert utfall: kontrollera om ändringen blev gjord",
+                        UNCERTAIN_TITLE,
                         "lease_expired",
                         "The worker stopped mid-item; check the target system before acting.",
                         actor,
@@ -439,7 +463,7 @@ class WorkQueue:
         one item at once, and a re-check that dies simply lets the lease run out). Items a
         person has already decided on are the person's and are not offered.
         """
-        now = self.clock()
+        now = self.clock.now()
         w = WorkItem
         still_open = exists().where(
             ReviewItem.work_item_id == w.id,
@@ -490,7 +514,7 @@ class WorkQueue:
         is gone, and :class:`~core.errors.AlreadyDecided` when a person decided meanwhile;
         either way nothing changes.
         """
-        now = self.clock()
+        now = self.clock.now()
         with self.db.session() as s:
             # Locks in the order a decision's callback takes them: review rows, the work item,
             # then the audit head (every audit append); any other order could deadlock.
@@ -530,7 +554,7 @@ class WorkQueue:
 
     def release_uncertain(self, item: WorkItemView, *, actor: str, reason: str) -> None:
         """The re-check could not settle the item: it stays uncertain, for a person (audited)."""
-        now = self.clock()
+        now = self.clock.now()
         with self.db.session() as s:
             s.execute(
                 update(WorkItem)
@@ -580,35 +604,138 @@ class WorkQueue:
         with self.db.session() as s:
             return s.get(WorkItem, item_id)
 
-    def requeue(self, item_id: int, *, actor: str, comment: str | None = None) -> None:
-        """Put a finished or failed item back in the queue (retry by operations or a returned decision)."""
-        now = self.clock()
+    def due_robots(self) -> set[tuple[str, str]]:
+        """(robot, tenant) pairs with items due now: pending and due, or in progress with an expired lease."""
+        now = self.clock.now()
         with self.db.session() as s:
-            s.execute(
+            rows = s.execute(
+                select(distinct(WorkItem.robot), WorkItem.tenant).where(
+                    ((WorkItem.status == ItemStatus.pending) & (WorkItem.next_attempt_at <= now))
+                    | ((WorkItem.status == ItemStatus.in_progress) & (WorkItem.lease_until < now))
+                )
+            ).all()
+        return {(r[0], r[1]) for r in rows}
+
+    # -- operations: requeue, retry, cancel --------------------------------------------
+    @staticmethod
+    def _to_pending(s: Session, item_id: int, comment: str | None, now: datetime) -> str | None:
+        """Back to pending, only from a status core.transitions allows (checked in the UPDATE); its tenant."""
+        row = s.execute(
+            update(WorkItem)
+            .where(WorkItem.id == item_id, WorkItem.status.in_(REQUEUEABLE))
+            .values(
+                status=ItemStatus.pending,
+                attempts=0,
+                next_attempt_at=now,
+                return_comment=comment,
+                error_kind=None,
+                error_code=None,
+                error_message=None,
+                finished_at=None,
+                updated_at=now,
+            )
+            .returning(WorkItem.tenant)
+            .execution_options(synchronize_session=False)
+        ).one_or_none()
+        return None if row is None else str(row[0])
+
+    def requeue(self, item_id: int, *, actor: str, comment: str | None = None) -> bool:
+        """Put an item back in the queue: a retry, or a decision returned to the robot (audited).
+
+        Only from the statuses core.transitions allows (never ``done`` nor ``in_progress``),
+        checked in the same statement; False when refused.
+        """
+        now = self.clock.now()
+        with self.db.session() as s:
+            tenant = self._to_pending(s, item_id, comment, now)
+            if tenant is None:
+                return False
+            _audit_requeued(s, actor, tenant, item_id, comment, now)
+            return True
+
+    def retry(self, item_id: int, *, actor: str) -> bool:
+        """Operations put a failed, uncertain or cancelled item back, and withdraw its problem reports.
+
+        One transaction; False when its status does not allow a retry (checked in the UPDATE).
+        """
+        now = self.clock.now()
+        with self.db.session() as s:
+            lock_reviews_of(s, item_id)  # review rows before the item, as a re-check locks them
+            changed = s.execute(
                 update(WorkItem)
-                .where(WorkItem.id == item_id, WorkItem.status != ItemStatus.in_progress)
+                .where(WorkItem.id == item_id, WorkItem.status.in_(RETRYABLE))
                 .values(
                     status=ItemStatus.pending,
                     attempts=0,
                     next_attempt_at=now,
-                    return_comment=comment,
+                    return_comment=None,
                     error_kind=None,
                     error_code=None,
                     error_message=None,
                     finished_at=None,
                     updated_at=now,
                 )
-            )
-            row = s.get(WorkItem, item_id)
+                .returning(WorkItem.tenant)
+                .execution_options(synchronize_session=False)
+            ).one_or_none()
+            if changed is None:
+                return False
+            _audit_requeued(s, actor, changed[0], item_id, None, now)
+            # The problem report is being dealt with: out of the inbox.
+            withdraw_problem_reports(s, item_id, actor=actor, reason="item retried by operations", now=now)
+            return True
+
+    def cancel(self, item_id: int, *, actor: str) -> bool:
+        """Operations cancel a pending, failed or uncertain item, and withdraw its problem reports.
+
+        One transaction; the lease is cleared; False when its status does not allow it.
+        """
+        now = self.clock.now()
+        with self.db.session() as s:
+            lock_reviews_of(s, item_id)
+            previous = s.scalar(select(WorkItem.status).where(WorkItem.id == item_id))
+            changed = s.execute(
+                update(WorkItem)
+                .where(WorkItem.id == item_id, WorkItem.status.in_(CANCELLABLE))
+                .values(
+                    status=ItemStatus.cancelled,
+                    finished_at=now,
+                    updated_at=now,
+                    lease_owner=None,
+                    lease_token=None,
+                    lease_until=None,
+                )
+                .returning(WorkItem.tenant)
+                .execution_options(synchronize_session=False)
+            ).one_or_none()
+            if changed is None:
+                return False
+            withdraw_problem_reports(s, item_id, actor=actor, reason="item cancelled by operations", now=now)
             audit.append(
                 s,
                 actor=actor,
-                action="item.requeued",
-                tenant=row.tenant if row else None,
+                action="item.cancelled",
+                tenant=changed[0],
                 subject=f"work_item:{item_id}",
-                details={"comment": bool(comment)},
+                details={"previous": previous.value if previous is not None else None},
                 now=now,
             )
+            return True
+
+
+UNCERTAIN_TITLE = "Osäkert utfall: kontrollera om ändringen blev gjord"
+
+
+def _audit_requeued(s: Session, actor: str, tenant: str, item_id: int, comment: str | None, now: datetime) -> None:
+    audit.append(
+        s,
+        actor=actor,
+        action="item.requeued",
+        tenant=tenant,
+        subject=f"work_item:{item_id}",
+        details={"comment": bool(comment)},
+        now=now,
+    )
 
 
 def _material(reference: str, code: str, message: str, artifacts: Sequence[int]) -> dict[str, Any]:
