@@ -82,7 +82,7 @@ def one_round(url: str | None, data: Path, processes: int, items: int, batch: in
     """Fill a fresh database, let ``processes`` workers drain it; items per second."""
     data.mkdir(parents=True, exist_ok=True)
     with temporary_database(data, url) as db:
-        RunStore(db, lambda: datetime.now(UTC)).ensure_tenant(TENANT, "Benchkommun")
+        RunStore(db).ensure_tenant(TENANT, "Benchkommun")
         WorkQueue(db).enqueue(ROBOT, TENANT, [NewItem(reference=f"b-{i}") for i in range(items)])
         barrier = Path(tempfile.mkdtemp(prefix="barrier-", dir=data))
         procs = [

@@ -205,7 +205,7 @@ def test_worker_sigkilled_mid_night_then_restarted_leaves_no_duplicate_rows(tmp_
         second = run_robot(Harry, db=db, app_settings=settings, clock=later)
         assert second.summary.counts["uncertain"] == len(in_flight)
         assert second.summary.counts["rechecked"] == len(between)
-        hr = ReviewQueue(db, later.now)
+        hr = ReviewQueue(db, later)
         open_uncertain = [
             r for r in reviews(db, "harry.exceptions") if r.kind == ReviewKind.uncertain and r.state == ReviewState.open
         ]
@@ -250,7 +250,7 @@ def test_deviation_goes_to_hr_and_decisions_are_carried_out(tmp_path: Path, monk
         assert len(material["expected"]) == len(material["shown"]) and material["screenshot_artifact_id"]
         assert "sluttid" in deviations[0].summary and material["registration"].startswith("R-")
 
-        hr = ReviewQueue(db, clock.now)
+        hr = ReviewQueue(db, clock)
         hr.decide(deviations[0].id, "approve", actor="user:hr")  # registered by hand
         hr.decide(deviations[1].id, "return", actor="user:hr", comment="Försök igen")  # retry
         saves_before = len(sb.payroll.saves)

@@ -523,7 +523,7 @@ def test_the_run_heartbeat_renews_the_lease_whatever_counts_the_summary_carries(
     from core.testing import FakeClock
 
     clock = FakeClock()
-    runs = RunStore(db, clock.now)
+    runs = RunStore(db, clock)
     runs.ensure_tenant("0000", "Testkommun")
     run_id = runs.create(robot="example", tenant="0000", trigger="manual")
     assert run_id is not None

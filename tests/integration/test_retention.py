@@ -30,7 +30,7 @@ def test_purge_clears_finished_work_past_each_tenants_period_and_nothing_else(db
     clock = FakeClock()
     _night(db, tmp_path, clock, "0000")
     _night(db, tmp_path, clock, "1081")
-    reviews = ReviewQueue(db, clock.now)
+    reviews = ReviewQueue(db, clock)
     with db.session() as s:
         decision = s.scalars(
             select(ReviewItem.id)
