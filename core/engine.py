@@ -137,6 +137,7 @@ class Engine:
         owner: str | None = None,
     ) -> Engine:
         """The common case: every store in SQL on one database, artifacts under ``var/artifacts``."""
+        # Imported here: the engine itself depends on the ports only, not on SQLAlchemy.
         from core.artifacts import FileArtifactStore
         from core.audit import Auditor
         from core.queue import WorkQueue

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from core.artifacts import ArtifactStore
+from core.artifacts import FileArtifactStore
 from core.review import ReviewQueue
 from core.storage.db import Database
 from core.storage.models import AuditEvent, ItemStatus, ReviewItem, ReviewKind, ReviewState, RunStatus, WorkItem
@@ -108,7 +108,7 @@ def test_refusals_become_swedish_business_errors_with_screenshots(tmp_path: Path
             "E10004": ("unknown_activity_code", "PersonalLön erbjuder inte aktivitetskoden XYZ"),
             "E10006": ("export_invalid", "rad 9, kolumn start: ogiltigt eller saknat värde"),
         }
-        artifacts = ArtifactStore(db, tmp_path / "var" / "artifacts", 30, FakeClock())
+        artifacts = FileArtifactStore(db, tmp_path / "var" / "artifacts", 30, FakeClock())
         for employee, (code, text) in expected.items():
             item = found[employee]
             assert item.status == ItemStatus.failed_business, employee

@@ -21,7 +21,7 @@ from core.errors import AlreadyDecided, ApplicationError, LeaseLost
 from core.queue import WorkQueue
 from core.review import ReviewQueue
 from core.robot import Done, NewItem, Robot
-from core.runs import RunStore
+from core.runs import SqlRunStore
 from core.settings import Settings, WorkerSettings
 from core.storage.db import Database
 from core.storage.models import (
@@ -172,7 +172,7 @@ class TestTheNextRunSettlesWhatItFindsDone:
     def test_the_run_that_reaps_a_dead_workers_item_rechecks_it_at_once(
         self, db: Database, tmp_path: Path, clock: FakeClock
     ) -> None:
-        RunStore(db, clock).ensure_tenant(TENANT, "Testkommun")
+        SqlRunStore(db, clock).ensure_tenant(TENANT, "Testkommun")
         queue = WorkQueue(db, clock)
         queue.enqueue("ledger", TENANT, [NewItem("c-1"), NewItem("c-2")])
         queue.claim("ledger", TENANT, "dead-worker", limit=1, lease_seconds=5)  # c-1: the worker dies
