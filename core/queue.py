@@ -5,6 +5,8 @@ SKIP LOCKED) RETURNING``, on SQLite the same UPDATE … RETURNING inside a ``BEG
 IMMEDIATE`` transaction. It checks lease expiry itself, so an item held by a dead worker
 is taken over without a separate sweep. Every change after the claim is conditional on
 the lease token: a worker that lost its lease changes nothing (:class:`LeaseLost`).
+Re-checking uncertain items and operations' requeue, retry and cancel are in
+core/queue_ops.py; which status may go where, in core/transitions.py.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Table, and_, bindparam, distinct, exists, func, literal_column, or_, select, update
+from sqlalchemy import Integer, Table, and_, bindparam, distinct, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -24,34 +26,19 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.clock import Clock, SystemClock
 from core.errors import LeaseLost
+from core.queue_ops import RETURNING, UNCERTAIN_TITLE, ItemOperations
 from core.records import WorkItemView
-from core.review import create_review, lock_reviews_of, resolve_uncertain, withdraw_problem_reports
+from core.review import create_review
 from core.robot import Done, NeedsReview, NewItem
 from core.storage.db import Database
-from core.storage.models import ItemStatus, ReviewItem, ReviewKind, ReviewState, WorkItem
-from core.transitions import CANCELLABLE, REQUEUEABLE, RETRYABLE, RetryPolicy
+from core.storage.models import ItemStatus, ReviewKind, WorkItem
+from core.transitions import RetryPolicy
 
 __all__ = ["RetryPolicy", "WorkQueue"]
 
 
-_RETURNING = (
-    WorkItem.id,
-    WorkItem.robot,
-    WorkItem.tenant,
-    WorkItem.reference,
-    WorkItem.payload,
-    WorkItem.subject,
-    WorkItem.attempts,
-    WorkItem.lease_token,
-    WorkItem.run_id,
-    WorkItem.return_comment,
-    WorkItem.status,
-    WorkItem.result,
-)
-
-
-class WorkQueue:
-    """The work-item queue on one database."""
+class WorkQueue(ItemOperations):
+    """The work-item queue on one database (the :class:`core.interfaces.WorkItemStore` port in SQL)."""
 
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
@@ -138,10 +125,6 @@ class WorkQueue:
         )
         if res.rowcount != 1:
             raise LeaseLost(f"work item {item.id}: lease lost; another worker owns it now or it was finished")
-
-    def _release(self) -> dict[str, Any]:
-        now = self.clock.now()
-        return {"lease_owner": None, "lease_token": None, "lease_until": None, "updated_at": now}
 
     def complete(self, item: WorkItemView, outcome: Done | NeedsReview, *, actor: str) -> int | None:
         """Record a Done or NeedsReview outcome; returns the review item id for NeedsReview."""
@@ -446,132 +429,6 @@ class WorkQueue:
                     )
         return counts
 
-    # -- re-checking uncertain items ---------------------------------------------------
-    def claim_uncertain(
-        self,
-        robot: str,
-        tenant: str,
-        owner: str,
-        *,
-        limit: int = 1,
-        lease_seconds: float = 300,
-        exclude: Collection[int] = (),
-    ) -> list[WorkItemView]:
-        """Lease uncertain items whose uncertain review is still open, for the robot to re-check.
-
-        The item stays ``uncertain``; only its lease is taken (so two workers never re-check
-        one item at once, and a re-check that dies simply lets the lease run out). Items a
-        person has already decided on are the person's and are not offered.
-        """
-        now = self.clock.now()
-        w = WorkItem
-        still_open = exists().where(
-            ReviewItem.work_item_id == w.id,
-            ReviewItem.kind == ReviewKind.uncertain,
-            ReviewItem.state == ReviewState.open,
-        )
-        pick = (
-            select(w.id)
-            .where(
-                w.robot == robot,
-                w.tenant == tenant,
-                w.status == ItemStatus.uncertain,
-                or_(w.lease_until.is_(None), w.lease_until < now),
-                still_open,
-            )
-            .order_by(w.id)
-            .limit(limit)
-        )
-        if exclude:
-            pick = pick.where(w.id.not_in(list(exclude)))
-        if self.db.dialect == "postgresql":
-            pick = pick.with_for_update(skip_locked=True, of=w)
-        statement = (
-            update(w)
-            .where(w.id.in_(pick.scalar_subquery()))
-            .values(
-                lease_owner=owner,
-                lease_token=secrets.token_hex(16),
-                lease_until=now + timedelta(seconds=lease_seconds),
-                updated_at=now,
-            )
-            .returning(*_RETURNING)
-            .execution_options(synchronize_session=False)
-        )
-        with self.db.session() as s:
-            rows = s.execute(statement).all()
-        return sorted((WorkItemView.from_row(r) for r in rows), key=lambda v: v.id)
-
-    def _uncertain_owned(self, item: WorkItemView) -> Any:
-        return and_(
-            WorkItem.id == item.id, WorkItem.lease_token == item.lease_token, WorkItem.status == ItemStatus.uncertain
-        )
-
-    def settle_uncertain(self, item: WorkItemView, outcome: Done, *, actor: str) -> list[int]:
-        """The robot's re-check found the write done: the item is done, its uncertain review resolved.
-
-        Returns the ids of the review items closed. Raises :class:`LeaseLost` when the lease
-        is gone, and :class:`~core.errors.AlreadyDecided` when a person decided meanwhile;
-        either way nothing changes.
-        """
-        now = self.clock.now()
-        with self.db.session() as s:
-            # Locks in the order a decision's callback takes them: review rows, the work item,
-            # then the audit head (every audit append); any other order could deadlock.
-            s.execute(
-                select(ReviewItem.id)
-                .where(ReviewItem.work_item_id == item.id, ReviewItem.kind == ReviewKind.uncertain)
-                .with_for_update()
-            ).all()
-            res = s.connection().execute(
-                update(WorkItem)
-                .where(self._uncertain_owned(item))
-                .values(
-                    status=ItemStatus.done,
-                    result=outcome.result,
-                    error_kind=None,
-                    error_code=None,
-                    error_message=None,
-                    finished_at=now,
-                    **self._release(),
-                )
-            )
-            if res.rowcount != 1:
-                raise LeaseLost(f"work item {item.id}: lease lost while re-checking it")
-            closed = resolve_uncertain(
-                s, item.id, actor=actor, comment="The robot re-checked the target system: the write was done.", now=now
-            )
-            audit.append(
-                s,
-                actor=actor,
-                action="item.rechecked",
-                tenant=item.tenant,
-                subject=item.subject,
-                details={"work_item_id": item.id, "robot": item.robot, "settled": True, "review_ids": closed},
-                now=now,
-            )
-            return closed
-
-    def release_uncertain(self, item: WorkItemView, *, actor: str, reason: str) -> None:
-        """The re-check could not settle the item: it stays uncertain, for a person (audited)."""
-        now = self.clock.now()
-        with self.db.session() as s:
-            s.execute(
-                update(WorkItem)
-                .where(self._uncertain_owned(item))
-                .values(**self._release())
-                .execution_options(synchronize_session=False)
-            )
-            audit.append(
-                s,
-                actor=actor,
-                action="item.rechecked",
-                tenant=item.tenant,
-                subject=item.subject,
-                details={"work_item_id": item.id, "robot": item.robot, "settled": False, "reason": reason},
-                now=now,
-            )
-
     # -- queries -----------------------------------------------------------------------
     def pending_count(self, robot: str, tenant: str) -> int:
         """Items not yet in a final or review state (pending or in progress)."""
@@ -615,127 +472,6 @@ class WorkQueue:
                 )
             ).all()
         return {(r[0], r[1]) for r in rows}
-
-    # -- operations: requeue, retry, cancel --------------------------------------------
-    @staticmethod
-    def _to_pending(s: Session, item_id: int, comment: str | None, now: datetime) -> str | None:
-        """Back to pending, only from a status core.transitions allows (checked in the UPDATE); its tenant."""
-        row = s.execute(
-            update(WorkItem)
-            .where(WorkItem.id == item_id, WorkItem.status.in_(REQUEUEABLE))
-            .values(
-                status=ItemStatus.pending,
-                attempts=0,
-                next_attempt_at=now,
-                return_comment=comment,
-                error_kind=None,
-                error_code=None,
-                error_message=None,
-                finished_at=None,
-                updated_at=now,
-            )
-            .returning(WorkItem.tenant)
-            .execution_options(synchronize_session=False)
-        ).one_or_none()
-        return None if row is None else str(row[0])
-
-    def requeue(self, item_id: int, *, actor: str, comment: str | None = None) -> bool:
-        """Put an item back in the queue: a retry, or a decision returned to the robot (audited).
-
-        Only from the statuses core.transitions allows (never ``done`` nor ``in_progress``),
-        checked in the same statement; False when refused.
-        """
-        now = self.clock.now()
-        with self.db.session() as s:
-            tenant = self._to_pending(s, item_id, comment, now)
-            if tenant is None:
-                return False
-            _audit_requeued(s, actor, tenant, item_id, comment, now)
-            return True
-
-    def retry(self, item_id: int, *, actor: str) -> bool:
-        """Operations put a failed, uncertain or cancelled item back, and withdraw its problem reports.
-
-        One transaction; False when its status does not allow a retry (checked in the UPDATE).
-        """
-        now = self.clock.now()
-        with self.db.session() as s:
-            lock_reviews_of(s, item_id)  # review rows before the item, as a re-check locks them
-            changed = s.execute(
-                update(WorkItem)
-                .where(WorkItem.id == item_id, WorkItem.status.in_(RETRYABLE))
-                .values(
-                    status=ItemStatus.pending,
-                    attempts=0,
-                    next_attempt_at=now,
-                    return_comment=None,
-                    error_kind=None,
-                    error_code=None,
-                    error_message=None,
-                    finished_at=None,
-                    updated_at=now,
-                )
-                .returning(WorkItem.tenant)
-                .execution_options(synchronize_session=False)
-            ).one_or_none()
-            if changed is None:
-                return False
-            _audit_requeued(s, actor, changed[0], item_id, None, now)
-            # The problem report is being dealt with: out of the inbox.
-            withdraw_problem_reports(s, item_id, actor=actor, reason="item retried by operations", now=now)
-            return True
-
-    def cancel(self, item_id: int, *, actor: str) -> bool:
-        """Operations cancel a pending, failed or uncertain item, and withdraw its problem reports.
-
-        One transaction; the lease is cleared; False when its status does not allow it.
-        """
-        now = self.clock.now()
-        with self.db.session() as s:
-            lock_reviews_of(s, item_id)
-            previous = s.scalar(select(WorkItem.status).where(WorkItem.id == item_id))
-            changed = s.execute(
-                update(WorkItem)
-                .where(WorkItem.id == item_id, WorkItem.status.in_(CANCELLABLE))
-                .values(
-                    status=ItemStatus.cancelled,
-                    finished_at=now,
-                    updated_at=now,
-                    lease_owner=None,
-                    lease_token=None,
-                    lease_until=None,
-                )
-                .returning(WorkItem.tenant)
-                .execution_options(synchronize_session=False)
-            ).one_or_none()
-            if changed is None:
-                return False
-            withdraw_problem_reports(s, item_id, actor=actor, reason="item cancelled by operations", now=now)
-            audit.append(
-                s,
-                actor=actor,
-                action="item.cancelled",
-                tenant=changed[0],
-                subject=f"work_item:{item_id}",
-                details={"previous": previous.value if previous is not None else None},
-                now=now,
-            )
-            return True
-
-
-UNCERTAIN_TITLE = "Osäkert utfall: kontrollera om ändringen blev gjord"
-
-
-def _audit_requeued(s: Session, actor: str, tenant: str, item_id: int, comment: str | None, now: datetime) -> None:
-    audit.append(
-        s,
-        actor=actor,
-        action="item.requeued",
-        tenant=tenant,
-        subject=f"work_item:{item_id}",
-        details={"comment": bool(comment)},
-        now=now,
-    )
 
 
 def _material(reference: str, code: str, message: str, artifacts: Sequence[int]) -> dict[str, Any]:
@@ -786,7 +522,7 @@ def _claim_statement(dialect: str, reclaim_expired: bool, by_ids: bool) -> Any:
             attempts=c.attempts + 1,
             updated_at=bindparam("p_now"),
         )
-        .returning(*(_ITEMS.c[col.key] for col in _RETURNING))
+        .returning(*(_ITEMS.c[col.key] for col in RETURNING))
     )
 
 

@@ -590,3 +590,51 @@ def test_the_claims_cached_plan_reads_the_due_index_in_order(
             conn.rollback()
     assert "ix_work_items_due" in plan, plan
     assert "Sort" not in plan, plan
+
+
+class TestOperationsRacingARecheck:
+    """Operations' retry and a robot's re-check of the same uncertain item, at the same moment."""
+
+    def test_the_item_ends_done_or_pending_never_a_done_item_back_in_the_queue(
+        self, queue: WorkQueue, db: Database, clock: FakeClock
+    ) -> None:
+        n = 12
+        queue.enqueue("r", TENANT, items(*(f"race-{i}" for i in range(n))))
+        queue.claim("r", TENANT, "w1", limit=n, lease_seconds=10)
+        clock.advance(11)
+        assert (
+            queue.reap_expired("r", TENANT, side_effects_repeatable=False, max_attempts=3, actor="t")["uncertain"] == n
+        )
+        leased = queue.claim_uncertain("r", TENANT, "w2", limit=n)
+        assert len(leased) == n
+        for item in leased:
+            barrier = threading.Barrier(2)
+            outcome: dict[str, Any] = {}
+
+            def settle(
+                item: WorkItemView = item, barrier: threading.Barrier = barrier, out: dict[str, Any] = outcome
+            ) -> None:
+                barrier.wait()
+                try:
+                    queue.settle_uncertain(item, Done({"found": True}), actor="robot:r")
+                    out["settled"] = True
+                except Exception as exc:  # LeaseLost or AlreadyDecided: the retry got there first
+                    out["settled"] = type(exc).__name__
+
+            def retry(
+                item: WorkItemView = item, barrier: threading.Barrier = barrier, out: dict[str, Any] = outcome
+            ) -> None:
+                barrier.wait()
+                out["retried"] = queue.retry(item.id, actor="user:drift")
+
+            threads = [threading.Thread(target=settle), threading.Thread(target=retry)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            stored = row(db, item.id)
+            if outcome["settled"] is True:
+                assert outcome["retried"] is False and stored.status == ItemStatus.done, outcome
+                assert stored.result == {"found": True}
+            else:
+                assert outcome["retried"] is True and stored.status == ItemStatus.pending, outcome
