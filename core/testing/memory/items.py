@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import random
 
 
-from core.testing.memory.state import UNCERTAIN_TITLE, MemoryItem, MemoryState, _material
+from core.testing.memory.state import UNCERTAIN_TITLE, MemoryItem, MemoryState, exception_material
 
 
 class MemoryWorkItemStore:
@@ -141,7 +141,7 @@ class MemoryWorkItemStore:
             kind=kw.pop("kind", ReviewKind.exception),
             title=title,
             summary=message,
-            material=_material(row.reference, code, message, artifacts),
+            material=exception_material(row.reference, code, message, artifacts),
             subject=row.subject,
             actor=actor,
         )

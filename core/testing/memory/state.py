@@ -269,7 +269,8 @@ class MemoryState:
         return closed
 
 
-def _material(reference: str, code: str, message: str, artifacts: Sequence[int]) -> dict[str, Any]:
+def exception_material(reference: str, code: str, message: str, artifacts: Sequence[int]) -> dict[str, Any]:
+    """An exception review's material, as core.queue writes it (artifact ids only when there are any)."""
     material: dict[str, Any] = {"reference": reference, "error_code": code, "error": message}
     if artifacts:
         material["artifacts"] = [int(a) for a in artifacts]
