@@ -74,7 +74,7 @@ def main() -> None:
         db = Database(settings.effective_database_url)
         db.upgrade()
         registry = load_robots()
-        engine = Engine(db, settings, registry)
+        engine = Engine.from_database(db, settings, registry)
         from sandbox.testing import running_sandbox
 
         with running_sandbox(seed=args.seed, today=date.today(), tenant=demo.SANDBOX_TENANT, **SIZE) as url:
