@@ -38,7 +38,7 @@ from sqlalchemy import func, select  # noqa: E402
 
 from core.queue import WorkQueue  # noqa: E402
 from core.robot import Done, NewItem  # noqa: E402
-from core.runs import RunStore  # noqa: E402
+from core.runs import SqlRunStore  # noqa: E402
 from core.storage.db import Database, redact_url  # noqa: E402
 from core.storage.models import ItemStatus, WorkItem  # noqa: E402
 from core.testing import temporary_database  # noqa: E402
@@ -82,7 +82,7 @@ def one_round(url: str | None, data: Path, processes: int, items: int, batch: in
     """Fill a fresh database, let ``processes`` workers drain it; items per second."""
     data.mkdir(parents=True, exist_ok=True)
     with temporary_database(data, url) as db:
-        RunStore(db, lambda: datetime.now(UTC)).ensure_tenant(TENANT, "Benchkommun")
+        SqlRunStore(db).ensure_tenant(TENANT, "Benchkommun")
         WorkQueue(db).enqueue(ROBOT, TENANT, [NewItem(reference=f"b-{i}") for i in range(items)])
         barrier = Path(tempfile.mkdtemp(prefix="barrier-", dir=data))
         procs = [

@@ -43,6 +43,7 @@ from core.errors import ConfigError, ConnectorAuthError, ConnectorError, Connect
 from core.interfaces import ConnectorContext
 from core.logging import get_logger, redact_text
 from core.settings import SecretRef
+from core.transitions import backoff_delay as shared_backoff
 
 log = get_logger("kollega.connectors.http")
 
@@ -263,11 +264,7 @@ DEFAULT_BREAKERS = BreakerRegistry()
 # -- backoff, Retry-After, rate limit, tokens --------------------------------------------
 def backoff_delay(attempt: int, retry: RetrySettings, rng: random.Random | None = None) -> float:
     """Wait before try ``attempt + 1`` after ``attempt`` failed tries: base · 2^(attempt-1), capped, plus jitter."""
-    delay = min(retry.backoff_cap_seconds, retry.backoff_base_seconds * (2.0 ** max(attempt - 1, 0)))
-    if retry.jitter:
-        fraction = rng.random() if rng is not None else random.random()
-        delay += delay * retry.jitter * fraction
-    return delay
+    return shared_backoff(attempt, retry.backoff_base_seconds, retry.backoff_cap_seconds, jitter=retry.jitter, rng=rng)
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

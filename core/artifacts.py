@@ -9,21 +9,22 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, select
 
+from core.clock import Clock
 from core.storage.db import Database
 from core.storage.models import Artifact
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class ArtifactStore:
-    """Saves, finds and expires artifacts."""
+class FileArtifactStore:
+    """Saves, finds and expires artifacts: files under ``root``, rows in the database (the ArtifactStore port)."""
 
-    def __init__(self, db: Database, root: Path, retention_days: int, clock: object) -> None:
+    def __init__(self, db: Database, root: Path, retention_days: int, clock: Clock) -> None:
         self.db = db
         self.root = root
         self.retention = timedelta(days=retention_days)
@@ -41,7 +42,7 @@ class ArtifactStore:
         sensitive: bool = True,
     ) -> int:
         """Store one file and its row; returns the artifact id."""
-        now: datetime = self.clock.now()  # type: ignore[attr-defined]
+        now = self.clock.now()
         folder = self.root / tenant / str(work_item_id or "run")
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         digest = hashlib.sha256(data).hexdigest()
@@ -77,7 +78,7 @@ class ArtifactStore:
 
     def purge_expired(self) -> int:
         """Delete files and rows past their retention; returns how many."""
-        now: datetime = self.clock.now()  # type: ignore[attr-defined]
+        now = self.clock.now()
         with self.db.session() as s:
             rows = s.scalars(select(Artifact).where(Artifact.expires_at < now)).all()
             for art in rows:

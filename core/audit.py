@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.clock import Clock, SystemClock
 from core.errors import AuditChainBroken, ConfigError
 from core.storage.models import AuditEvent, AuditHead
 
@@ -273,11 +274,11 @@ def read_checkpoint(path: Path) -> tuple[int, str]:
 
 
 class Auditor:
-    """Writes audit events through a session factory; what robots and the web app use."""
+    """Writes audit events through a session factory (the :class:`core.interfaces.AuditSink` port in SQL)."""
 
-    def __init__(self, session_factory: Callable[[], Any], clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, session_factory: Callable[[], Any], clock: Clock | None = None) -> None:
         self._session_factory = session_factory
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock: Clock = clock or SystemClock()
 
     def record(
         self,
@@ -299,7 +300,7 @@ class Auditor:
                 subject=subject,
                 purpose=purpose,
                 details=details,
-                now=self._clock(),
+                now=self._clock.now(),
             )
             return ev.seq
 
@@ -322,6 +323,11 @@ class Auditor:
             purpose=purpose,
             details={"system": system, **(details or {})},
         )
+
+    def events(self, after_seq: int = 0) -> list[AuditEvent]:
+        """The events after ``after_seq``, in order."""
+        with self._session_factory() as session:
+            return list(session.scalars(select(AuditEvent).where(AuditEvent.seq > after_seq).order_by(AuditEvent.seq)))
 
     def verify(self, checkpoint: tuple[int, str] | None = None) -> VerifyResult:
         """Verify the chain (see :func:`verify`)."""

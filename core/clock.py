@@ -1,4 +1,7 @@
-"""Clocks: the real one, and the interface a fake clock (core.testing.FakeClock) fulfils."""
+"""The one clock type of Kollega: every store, the engine, the scheduler and the robots take a :class:`Clock`.
+
+:class:`SystemClock` is the real one; core.testing.FakeClock is the test double.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +32,3 @@ class SystemClock:
     async def sleep(self, seconds: float) -> None:
         """Sleep on the event loop."""
         await asyncio.sleep(max(seconds, 0))
-
-    def __call__(self) -> datetime:
-        return self.now()

@@ -13,10 +13,9 @@ from zoneinfo import ZoneInfo
 import structlog
 from pydantic import BaseModel
 
-from core.artifacts import ArtifactStore
-from core.audit import Auditor
 from core.clock import Clock
 from core.errors import DryRunRefusal
+from core.interfaces import ArtifactStore, AuditSink
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -33,7 +32,7 @@ class RunContext:
     settings: BaseModel
     app_settings: Settings
     clock: Clock
-    audit: Auditor
+    audit: AuditSink
     artifacts: ArtifactStore
     dry_run: bool = False
     log: Any = field(default_factory=lambda: structlog.get_logger("kollega.robot"))

@@ -14,12 +14,10 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from core.artifacts import ArtifactStore
-from core.audit import Auditor
 from core.clock import Clock, SystemClock
 from core.context import RunContext
 from core.errors import (
@@ -33,17 +31,16 @@ from core.errors import (
     KollegaError,
     LeaseLost,
 )
-from core.interfaces import ReviewStore, WorkItemStore
+from core.interfaces import ArtifactStore, AuditSink, ReviewStore, RunStore, WorkItemStore
 from core.logging import redact_text
-from core.queue import RetryPolicy, WorkQueue
-from core.records import WorkItemView
+from core.records import ReviewKind, RunStatus, WorkItemView
 from core.registry import Registry
-from core.review import ReviewQueue
 from core.robot import Done, NeedsReview, NewItem, Robot
-from core.runs import RunStore
 from core.settings import Settings
-from core.storage.db import Database
-from core.storage.models import ReviewKind, RunStatus
+from core.transitions import RetryPolicy
+
+if TYPE_CHECKING:
+    from core.storage.db import Database
 
 log = structlog.get_logger("kollega.engine")
 
@@ -96,21 +93,37 @@ def _new_counts() -> dict[str, int]:
 
 
 class Engine:
-    """Runs robots against the work-item queue, the review queue and the audit log."""
+    """Runs robots against the stores it is given: work items, reviews, runs, audit log, artifacts.
+
+    It depends on the ports of core/interfaces.py only; :meth:`from_database` builds the SQL
+    stores on one database (the common case), core.testing.memory the in-memory ones.
+    """
 
     def __init__(
-        self, db: Database, settings: Settings, registry: Registry, clock: Clock | None = None, owner: str | None = None
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        queue: WorkItemStore,
+        reviews: ReviewStore,
+        runs: RunStore,
+        audit: AuditSink,
+        artifacts: ArtifactStore,
+        clock: Clock | None = None,
+        owner: str | None = None,
+        db: Database | None = None,
     ) -> None:
-        self.db = db
         self.settings = settings
         self.registry = registry
         self.clock: Clock = clock or SystemClock()
         self.owner = owner or worker_id()
-        self.queue: WorkItemStore = WorkQueue(db, self.clock.now)
-        self.reviews: ReviewStore = ReviewQueue(db, self.clock.now)
-        self.runs = RunStore(db, self.clock.now)
-        self.auditor = Auditor(db.session, self.clock.now)
-        self.artifacts = ArtifactStore(db, settings.var_dir / "artifacts", settings.artifact_retention_days, self.clock)
+        self.queue = queue
+        self.reviews = reviews
+        self.runs = runs
+        self.auditor = audit
+        self.artifacts = artifacts
+        #: The database behind the SQL stores (None on other stores): retention works on it directly.
+        self.db = db
         for t in settings.tenants:
             self.runs.ensure_tenant(t.code, t.name, t.ops_email)
 
@@ -123,8 +136,27 @@ class Engine:
         clock: Clock | None = None,
         owner: str | None = None,
     ) -> Engine:
-        """The common case: every store on one database."""
-        return cls(db, settings, registry, clock=clock, owner=owner)
+        """The common case: every store in SQL on one database, artifacts under ``var/artifacts``."""
+        # Imported here: the engine itself depends on the ports only, not on SQLAlchemy.
+        from core.artifacts import FileArtifactStore
+        from core.audit import Auditor
+        from core.queue import WorkQueue
+        from core.review import ReviewQueue
+        from core.runs import SqlRunStore
+
+        clock = clock or SystemClock()
+        return cls(
+            settings,
+            registry,
+            queue=WorkQueue(db, clock),
+            reviews=ReviewQueue(db, clock),
+            runs=SqlRunStore(db, clock),
+            audit=Auditor(db.session, clock),
+            artifacts=FileArtifactStore(db, settings.var_dir / "artifacts", settings.artifact_retention_days, clock),
+            clock=clock,
+            owner=owner,
+            db=db,
+        )
 
     # -- helpers -----------------------------------------------------------------------
     def robot_instance(self, name: str) -> Robot:
@@ -555,25 +587,18 @@ class Engine:
         log.info("item failed (application)", code=code, will_retry=retry)
 
     async def _uncertain(self, robot: Robot, item: WorkItemView, counts: dict[str, int]) -> None:
-        # Timed out mid-write in a robot whose writes must not be repeated blindly.
-        def mark() -> None:
-            from datetime import timedelta
-
-            from sqlalchemy import update
-
-            from core.storage.models import WorkItem
-
-            with self.db.session() as s:
-                s.execute(
-                    update(WorkItem)
-                    .where(WorkItem.id == item.id, WorkItem.lease_token == item.lease_token)
-                    .values(lease_until=self.clock.now() - timedelta(seconds=1))
-                )
-            self.queue.reap_expired(
-                robot.name, item.tenant, side_effects_repeatable=False, max_attempts=0, actor=f"robot:{robot.name}"
+        # Timed out mid-write in a robot whose writes must not be repeated blindly: a person checks.
+        try:
+            await asyncio.to_thread(
+                self.queue.mark_uncertain,
+                item,
+                actor=f"robot:{robot.name}",
+                code="timeout",
+                message="the item timed out mid-work; the external write may or may not have happened",
             )
-
-        await asyncio.to_thread(mark)
+        except LeaseLost:
+            log.warning("timed-out item not marked uncertain: lease lost; another worker has it")
+            return
         counts["uncertain"] += 1
 
     async def _callbacks(self, robot: Robot, ctx: RunContext) -> None:

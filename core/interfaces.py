@@ -1,7 +1,14 @@
-"""The interfaces between the kernel and what it drives, in one place.
+"""The ports between the kernel and what it drives, in one place.
 
-The engine depends on these Protocols, not on SQLAlchemy or a particular library;
-connectors in ``connectors/`` fulfil the outward-facing ones (SMS, mail, browser).
+The engine, the worker, the web layer's state changes and the CLI depend on these
+Protocols, not on SQLAlchemy: the SQL stores (core/queue.py, core/review.py, core/runs.py,
+core/audit.py, core/artifacts.py) and the in-memory ones (core/testing/memory.py) fulfil
+them, and one contract suite (tests/contract/) holds every implementation to the same
+behaviour. Which work-item transition is allowed from which status is defined once, in
+core/transitions.py. Connectors (``connectors/``) see a run through :class:`ConnectorContext`.
+
+Stores return *records*: read-only views (an ORM row or a frozen dataclass) with the
+fields below. The clock every store takes is :class:`core.clock.Clock`.
 """
 
 from __future__ import annotations
@@ -11,17 +18,201 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    import random
+
     from core.audit import VerifyResult
-    from core.queue import RetryPolicy
-    from core.records import ReviewView, WorkItemView
+    from core.records import CallbackStatus, ItemStatus, ReviewKind, ReviewState, ReviewView, RunStatus, WorkItemView
     from core.robot import Done, NeedsReview, NewItem
+    from core.transitions import RetryPolicy
 
 
+# -- records ----------------------------------------------------------------------------
+class ItemRecord(Protocol):
+    """A work item as a store holds it (read-only)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def robot(self) -> str: ...
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def reference(self) -> str: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+    @property
+    def subject(self) -> str | None: ...
+    @property
+    def status(self) -> ItemStatus: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def next_attempt_at(self) -> datetime: ...
+    @property
+    def lease_owner(self) -> str | None: ...
+    @property
+    def lease_token(self) -> str | None: ...
+    @property
+    def lease_until(self) -> datetime | None: ...
+    @property
+    def run_id(self) -> int | None: ...
+    @property
+    def result(self) -> dict[str, Any] | None: ...
+    @property
+    def error_kind(self) -> str | None: ...
+    @property
+    def error_code(self) -> str | None: ...
+    @property
+    def error_message(self) -> str | None: ...
+    @property
+    def return_comment(self) -> str | None: ...
+    @property
+    def finished_at(self) -> datetime | None: ...
+
+
+class ReviewRecord(Protocol):
+    """A review item as a store holds it (read-only)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def robot(self) -> str: ...
+    @property
+    def work_item_id(self) -> int | None: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def kind(self) -> ReviewKind: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def material(self) -> dict[str, Any]: ...
+    @property
+    def subject(self) -> str | None: ...
+    @property
+    def state(self) -> ReviewState: ...
+    @property
+    def assignee(self) -> str | None: ...
+    @property
+    def due_at(self) -> datetime | None: ...
+    @property
+    def four_eyes(self) -> bool: ...
+    @property
+    def first_approver(self) -> str | None: ...
+    @property
+    def decided_by(self) -> str | None: ...
+    @property
+    def decided_at(self) -> datetime | None: ...
+    @property
+    def decision_comment(self) -> str | None: ...
+    @property
+    def callback_status(self) -> CallbackStatus: ...
+    @property
+    def callback_attempts(self) -> int: ...
+    @property
+    def callback_error(self) -> str | None: ...
+    @property
+    def version(self) -> int: ...
+
+
+class RunRecord(Protocol):
+    """A run as a store holds it (read-only)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def robot(self) -> str: ...
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def trigger(self) -> str: ...
+    @property
+    def schedule(self) -> str | None: ...
+    @property
+    def slot(self) -> str | None: ...
+    @property
+    def status(self) -> RunStatus: ...
+    @property
+    def dry_run(self) -> bool: ...
+    @property
+    def item_limit(self) -> int | None: ...
+    @property
+    def collected(self) -> int: ...
+    @property
+    def done(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def finished_at(self) -> datetime | None: ...
+    @property
+    def deadline_at(self) -> datetime | None: ...
+    @property
+    def lease_owner(self) -> str | None: ...
+    @property
+    def lease_until(self) -> datetime | None: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+class AuditRecord(Protocol):
+    """One audit event (read-only)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def time(self) -> datetime: ...
+    @property
+    def tenant(self) -> str | None: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def subject(self) -> str | None: ...
+    @property
+    def purpose(self) -> str | None: ...
+    @property
+    def details(self) -> dict[str, Any]: ...
+
+
+class ArtifactRecord(Protocol):
+    """A stored file attached to a work item (read-only)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def work_item_id(self) -> int | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def filename(self) -> str: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def sensitive(self) -> bool: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+
+
+# -- stores -----------------------------------------------------------------------------
 class WorkItemStore(Protocol):
-    """Work items: idempotent enqueue, leased claims, lease-checked completion."""
+    """Work items: idempotent enqueue, leased claims, lease-checked finishing, operations' retry and cancel.
+
+    After the claim every change by a worker is conditional on its lease token: a worker
+    that lost its lease changes nothing and gets :class:`~core.errors.LeaseLost`. Every
+    transition is audited; the allowed ones are those of core/transitions.py.
+    """
 
     def enqueue(self, robot: str, tenant: str, items: Sequence[NewItem], run_id: int | None = None) -> int:
-        """Insert new items; known references are left alone. Returns how many were new."""
+        """Insert new items; known (robot, tenant, reference)s are left alone. Returns how many were new."""
         ...
 
     def claim(
@@ -35,17 +226,21 @@ class WorkItemStore(Protocol):
         reclaim_expired: bool = True,
         ids: Collection[int] | None = None,
     ) -> list[WorkItemView]:
-        """Lease due items in one statement."""
+        """Lease due items (pending, or in progress with an expired lease when ``reclaim_expired``); attempts + 1."""
+        ...
+
+    def extend(self, item: WorkItemView, lease_seconds: float) -> None:
+        """Extend the lease of an item still being worked on (LeaseLost when it is not ours any more)."""
         ...
 
     def complete(self, item: WorkItemView, outcome: Done | NeedsReview, *, actor: str) -> int | None:
-        """Record Done or NeedsReview (only under the current lease)."""
+        """Record Done or NeedsReview under the current lease; returns the decision review's id for NeedsReview."""
         ...
 
     def fail_business(
         self, item: WorkItemView, *, code: str, message: str, actor: str, artifacts: Sequence[int] = ()
     ) -> int:
-        """Fail for good and open an exception review (its material names the failure's artifacts)."""
+        """Fail for good and open an exception review (its material names the artifacts). Returns the review id."""
         ...
 
     def fail_application(
@@ -56,24 +251,29 @@ class WorkItemStore(Protocol):
         message: str,
         actor: str,
         policy: RetryPolicy,
+        rng: random.Random | None = None,
         min_delay: float = 0.0,
         artifacts: Sequence[int] = (),
     ) -> bool:
-        """Retry later, or fail for good after max attempts (exception review with the artifacts). True = retry."""
+        """Retry after the policy's backoff, or fail for good after max attempts (exception review). True = retry."""
         ...
 
-    def extend(self, item: WorkItemView, lease_seconds: float) -> None:
-        """Extend the lease of an item still being worked on."""
+    def mark_uncertain(self, item: WorkItemView, *, actor: str, code: str, message: str) -> None:
+        """The worker stopped mid-item (a timeout) in a robot whose writes must not be repeated: uncertain, for a person."""
         ...
 
     def reap_expired(
         self, robot: str, tenant: str, *, side_effects_repeatable: bool, max_attempts: int, actor: str
     ) -> dict[str, int]:
-        """Settle items whose worker died (uncertain, or failed when out of attempts)."""
+        """Settle items whose worker died (uncertain, or failed when out of attempts); counts by new status."""
         ...
 
     def next_due(self, robot: str, tenant: str, ids: Collection[int] | None = None) -> datetime | None:
-        """When the next pending item falls due."""
+        """When the next pending item of robot+tenant (optionally among ``ids``) falls due."""
+        ...
+
+    def due_robots(self) -> set[tuple[str, str]]:
+        """(robot, tenant) pairs with items due now: pending and due, or in progress with an expired lease."""
         ...
 
     def claim_uncertain(
@@ -94,12 +294,44 @@ class WorkItemStore(Protocol):
         ...
 
     def release_uncertain(self, item: WorkItemView, *, actor: str, reason: str) -> None:
-        """A re-check could not settle the item: it stays uncertain for a person."""
+        """A re-check could not settle the item: it stays uncertain for a person (audited)."""
+        ...
+
+    def requeue(self, item_id: int, *, actor: str, comment: str | None = None) -> bool:
+        """Back to pending from a retryable or returned status only (never done); False when refused."""
+        ...
+
+    def retry(self, item_id: int, *, actor: str) -> bool:
+        """Operations put a failed, uncertain or cancelled item back, withdrawing its problem reports (one transaction)."""
+        ...
+
+    def cancel(self, item_id: int, *, actor: str) -> bool:
+        """Operations cancel a pending, failed or uncertain item, withdrawing its problem reports (one transaction)."""
+        ...
+
+    def get(self, item_id: int) -> ItemRecord | None:
+        """One work item, or None."""
         ...
 
 
 class ReviewStore(Protocol):
-    """Review items and the carrying-out of decisions."""
+    """Review items: decisions (four-eyes, optimistic versions), deadlines, and carrying decisions out."""
+
+    def get(self, review_id: int, *, viewer: str | None = None, tenants: set[str] | None = None) -> ReviewRecord:
+        """One review item (ReviewError when unknown); a named viewer's opening is written to the access log."""
+        ...
+
+    def for_item(self, work_item_id: int) -> Sequence[ReviewRecord]:
+        """The review items of one work item, oldest first."""
+        ...
+
+    def assign(self, review_id: int, assignee: str | None, *, actor: str) -> None:
+        """Assign (or unassign with None) an open review item."""
+        ...
+
+    def comment(self, review_id: int, text: str, *, actor: str) -> None:
+        """Add a comment."""
+        ...
 
     def decide(
         self,
@@ -109,8 +341,16 @@ class ReviewStore(Protocol):
         actor: str,
         comment: str | None = None,
         expected_version: int | None = None,
-    ) -> Any:
-        """Approve, reject or return an open item."""
+    ) -> ReviewRecord:
+        """Approve, reject or return an open item (AlreadyDecided, FourEyesViolation, ReviewError)."""
+        ...
+
+    def expire_overdue(self, *, actor: str = "system:kollega") -> int:
+        """Expire open items past their deadline; returns how many."""
+        ...
+
+    def due_robots(self) -> set[tuple[str, str]]:
+        """(robot, tenant) pairs with decisions due to be carried out."""
         ...
 
     def claim_callbacks(
@@ -120,22 +360,75 @@ class ReviewStore(Protocol):
         ...
 
     def callback_done(self, review: ReviewView, *, actor: str) -> None:
-        """The robot carried the decision out."""
+        """The robot carried the decision out: settle its work item (LeaseLost when no longer ours)."""
         ...
 
     def callback_failed(
         self, review: ReviewView, error: str, *, max_attempts: int, base_seconds: float, cap_seconds: float, actor: str
     ) -> bool:
-        """Carrying out failed: retry later or give up. True = will retry."""
+        """Carrying out failed: retry later with backoff, or give up to a person. True = will retry."""
         ...
 
-    def expire_overdue(self, *, actor: str = "system:kollega") -> int:
-        """Expire open items past their deadline."""
+
+class RunStore(Protocol):
+    """Runs: created by the scheduler or a person, claimed and heart-beaten by a worker, finished with counts."""
+
+    def ensure_tenant(self, code: str, name: str, ops_email: str | None = None) -> None:
+        """Create or update a tenant."""
+        ...
+
+    def create(
+        self,
+        *,
+        robot: str,
+        tenant: str,
+        trigger: str,
+        status: RunStatus = ...,
+        schedule: str | None = None,
+        slot: str | None = None,
+        dry_run: bool = False,
+        item_limit: int | None = None,
+        deadline_at: datetime | None = None,
+        error: str | None = None,
+        actor: str = "system:kollega",
+    ) -> int | None:
+        """Insert a run (queued by default); None when its (schedule, tenant, slot) already exists."""
+        ...
+
+    def claim_queued(self, owner: str, lease_seconds: float) -> RunRecord | None:
+        """Take the oldest queued run (or one whose worker stopped renewing its lease)."""
+        ...
+
+    def start(self, run_id: int, owner: str, lease_seconds: float) -> None:
+        """Mark a run as running on this host."""
+        ...
+
+    def heartbeat(self, run_id: int, lease_seconds: float, counts: dict[str, int] | None = None) -> None:
+        """Renew the run's lease and store the counts so far."""
+        ...
+
+    def finish(
+        self,
+        run_id: int,
+        status: RunStatus,
+        counts: dict[str, int],
+        error: str | None = None,
+        actor: str = "system:kollega",
+    ) -> None:
+        """Record the end of a run with its counts (error text redacted)."""
+        ...
+
+    def get(self, run_id: int) -> RunRecord | None:
+        """One run, or None."""
+        ...
+
+    def last_slot(self, schedule: str) -> str | None:
+        """The latest slot recorded for a schedule."""
         ...
 
 
 class AuditSink(Protocol):
-    """The append-only audit and access log."""
+    """The append-only, hash-chained audit and access log."""
 
     def record(
         self,
@@ -163,11 +456,42 @@ class AuditSink(Protocol):
         """Record a read of personal data."""
         ...
 
+    def events(self, after_seq: int = 0) -> Sequence[AuditRecord]:
+        """The events after ``after_seq``, in order."""
+        ...
+
     def verify(self, checkpoint: tuple[int, str] | None = None) -> VerifyResult:
-        """Walk the chain."""
+        """Walk the chain and name the first bad seq."""
         ...
 
 
+class ArtifactStore(Protocol):
+    """Files attached to work items (screenshots, snapshots, documents): saved, found, expired."""
+
+    def save(
+        self,
+        *,
+        tenant: str,
+        work_item_id: int | None,
+        kind: str,
+        filename: str,
+        content_type: str,
+        data: bytes,
+        sensitive: bool = True,
+    ) -> int:
+        """Store one file; returns its id."""
+        ...
+
+    def for_item(self, work_item_id: int) -> Sequence[ArtifactRecord]:
+        """The artifacts of one work item."""
+        ...
+
+    def purge_expired(self) -> int:
+        """Delete files past their retention; returns how many."""
+        ...
+
+
+# -- what connectors see -------------------------------------------------------------------
 @runtime_checkable
 class WriteGuard(Protocol):
     """What a connector asks before every external write (RunContext fulfils it)."""
@@ -175,36 +499,15 @@ class WriteGuard(Protocol):
     dry_run: bool
 
     def check_write(self, system: str, what: str) -> None:
-        """Raise DryRunRefusal in a dry run; otherwise return."""
+        """Raise DryRunRefusal in a dry run (and report the refused write); otherwise return."""
         ...
 
 
-class SmsSender(Protocol):
-    """Sends text messages and reads replies."""
-
-    async def send(self, to: str, text: str, *, reference: str) -> str:
-        """Send one message; returns the gateway's message id."""
-        ...
-
-
-class Mailer(Protocol):
-    """Sends mail."""
-
-    async def send(self, to: Sequence[str], subject: str, body: str) -> None:
-        """Send one message."""
-        ...
-
-
-class ConnectorContext(Protocol):
-    """The part of :class:`core.context.RunContext` that connectors use."""
+class ConnectorContext(WriteGuard, Protocol):
+    """The part of :class:`core.context.RunContext` that connectors use: the write guard, audit, artifacts."""
 
     tenant: str
-    dry_run: bool
     resources: dict[str, Any]
-
-    def check_write(self, system: str, what: str) -> None:
-        """Raise DryRunRefusal in a dry run (and report the refused write)."""
-        ...
 
     def record_access(self, *, subject: str, system: str, purpose: str, details: dict[str, Any] | None = None) -> int:
         """Write a data-access audit event."""

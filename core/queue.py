@@ -5,6 +5,8 @@ SKIP LOCKED) RETURNING``, on SQLite the same UPDATE … RETURNING inside a ``BEG
 IMMEDIATE`` transaction. It checks lease expiry itself, so an item held by a dead worker
 is taken over without a separate sweep. Every change after the claim is conditional on
 the lease token: a worker that lost its lease changes nothing (:class:`LeaseLost`).
+Re-checking uncertain items and operations' requeue, retry and cancel are in
+core/queue_ops.py; which status may go where, in core/transitions.py.
 """
 
 from __future__ import annotations
@@ -12,76 +14,42 @@ from __future__ import annotations
 import functools
 import random
 import secrets
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Table, and_, bindparam, exists, func, literal_column, or_, select, update
+from sqlalchemy import Integer, Table, and_, bindparam, distinct, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from core import audit
+from core.clock import Clock, SystemClock
 from core.errors import LeaseLost
+from core.queue_ops import RETURNING, UNCERTAIN_TITLE, ItemOperations
 from core.records import WorkItemView
-from core.review import create_review, resolve_uncertain
+from core.review import create_review
 from core.robot import Done, NeedsReview, NewItem
 from core.storage.db import Database
-from core.storage.models import ItemStatus, ReviewItem, ReviewKind, ReviewState, WorkItem
+from core.storage.models import ItemStatus, ReviewKind, WorkItem
+from core.transitions import RetryPolicy
 
-Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    """The real time in UTC."""
-    return datetime.now(UTC)
+__all__ = ["RetryPolicy", "WorkQueue"]
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter and a cap."""
+class WorkQueue(ItemOperations):
+    """The work-item queue on one database (the :class:`core.interfaces.WorkItemStore` port in SQL)."""
 
-    max_attempts: int = 5
-    base_seconds: float = 30.0
-    cap_seconds: float = 3600.0
-
-    def delay(self, attempts: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait before attempt ``attempts + 1`` ("equal jitter": half fixed, half random)."""
-        ceiling = float(min(self.cap_seconds, self.base_seconds * (2 ** max(attempts - 1, 0))))
-        jitter: float = (rng or random).uniform(0, ceiling / 2)
-        return ceiling / 2 + jitter
-
-
-_RETURNING = (
-    WorkItem.id,
-    WorkItem.robot,
-    WorkItem.tenant,
-    WorkItem.reference,
-    WorkItem.payload,
-    WorkItem.subject,
-    WorkItem.attempts,
-    WorkItem.lease_token,
-    WorkItem.run_id,
-    WorkItem.return_comment,
-    WorkItem.status,
-    WorkItem.result,
-)
-
-
-class WorkQueue:
-    """The work-item queue on one database."""
-
-    def __init__(self, db: Database, clock: Clock = system_clock) -> None:
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
-        self.clock = clock
+        self.clock: Clock = clock or SystemClock()
 
     # -- enqueue ---------------------------------------------------------------------
     def enqueue(self, robot: str, tenant: str, items: Sequence[NewItem], run_id: int | None = None) -> int:
         """Insert new items; a known (robot, tenant, reference) is left alone. Returns how many were new."""
         if not items:
             return 0
-        now = self.clock()
+        now = self.clock.now()
         # Sorted and de-duplicated so that concurrent enqueues take row locks in the same
         # order: PostgreSQL would otherwise deadlock two collectors of the same references.
         items = sorted({it.reference: it for it in items}.values(), key=lambda it: it.reference)
@@ -124,7 +92,7 @@ class WorkQueue:
         ids: Collection[int] | None = None,
     ) -> list[WorkItemView]:
         """Lease up to ``limit`` due items (pending, or in progress with an expired lease) in one statement."""
-        now = self.clock()
+        now = self.clock.now()
         statement = _claim_statement(self.db.dialect, reclaim_expired, ids is not None)
         params: dict[str, Any] = {
             "p_robot": robot,
@@ -143,7 +111,7 @@ class WorkQueue:
 
     def extend(self, item: WorkItemView, lease_seconds: float) -> None:
         """Extend the lease of an item still being worked on."""
-        now = self.clock()
+        now = self.clock.now()
         with self.db.session() as s:
             until = now + timedelta(seconds=lease_seconds)
             self._owned_update(s, item, lease_until=until, next_attempt_at=until, updated_at=now)
@@ -158,13 +126,9 @@ class WorkQueue:
         if res.rowcount != 1:
             raise LeaseLost(f"work item {item.id}: lease lost; another worker owns it now or it was finished")
 
-    def _release(self) -> dict[str, Any]:
-        now = self.clock()
-        return {"lease_owner": None, "lease_token": None, "lease_until": None, "updated_at": now}
-
     def complete(self, item: WorkItemView, outcome: Done | NeedsReview, *, actor: str) -> int | None:
         """Record a Done or NeedsReview outcome; returns the review item id for NeedsReview."""
-        now = self.clock()
+        now = self.clock.now()
         if isinstance(outcome, Done):
             with self.db.single_statement() as conn:
                 self._owned_update(
@@ -215,7 +179,7 @@ class WorkQueue:
         ``artifacts`` (ids of screenshots and the like, saved for this failure) go into the
         review's material, so the review page can show them to those allowed to see them.
         """
-        now = self.clock()
+        now = self.clock.now()
         with self.db.session() as s:
             self._owned_update(
                 s,
@@ -259,7 +223,7 @@ class WorkQueue:
 
         Returns True when the item will be retried.
         """
-        now = self.clock()
+        now = self.clock.now()
         with self.db.session() as s:
             if item.attempts < policy.max_attempts:
                 delay = max(policy.delay(item.attempts, rng), min_delay)
@@ -331,6 +295,49 @@ class WorkQueue:
             now=now,
         )
 
+    def mark_uncertain(self, item: WorkItemView, *, actor: str, code: str, message: str) -> None:
+        """The worker stopped mid-item (a timeout) in a robot whose writes must not be repeated blindly.
+
+        Under the current lease only (:class:`LeaseLost` otherwise): the item becomes
+        ``uncertain`` and a person gets an uncertain review, as when the reaper finds a dead
+        worker's item.
+        """
+        now = self.clock.now()
+        with self.db.session() as s:
+            self._owned_update(
+                s,
+                item,
+                status=ItemStatus.uncertain,
+                error_kind="uncertain",
+                error_code=code,
+                error_message=message,
+                finished_at=now,
+                **self._release(),
+            )
+            self._exception_review(
+                s,
+                item.tenant,
+                item.robot,
+                item.id,
+                item.reference,
+                item.subject,
+                UNCERTAIN_TITLE,
+                code,
+                message,
+                actor,
+                now,
+                kind=ReviewKind.uncertain,
+            )
+            audit.append(
+                s,
+                actor=actor,
+                action="item.uncertain",
+                tenant=item.tenant,
+                subject=item.subject,
+                details={"robot": item.robot, "count": 1, "reason": code, "work_item_id": item.id},
+                now=now,
+            )
+
     # -- expired leases ----------------------------------------------------------------
     def reap_expired(
         self, robot: str, tenant: str, *, side_effects_repeatable: bool, max_attempts: int, actor: str
@@ -340,7 +347,7 @@ class WorkQueue:
         Items of a repeatable robot with attempts left are not touched here: the next claim
         takes them over.
         """
-        now = self.clock()
+        now = self.clock.now()
         expired = and_(
             WorkItem.robot == robot,
             WorkItem.tenant == tenant,
@@ -372,7 +379,7 @@ class WorkQueue:
                         r.id,
                         r.reference,
                         r.subject,
-                        "Osäkert utfall: kontrollera om ändringen blev gjord",
+                        UNCERTAIN_TITLE,
                         "lease_expired",
                         "The worker stopped mid-item; check the target system before acting.",
                         actor,
@@ -422,132 +429,6 @@ class WorkQueue:
                     )
         return counts
 
-    # -- re-checking uncertain items ---------------------------------------------------
-    def claim_uncertain(
-        self,
-        robot: str,
-        tenant: str,
-        owner: str,
-        *,
-        limit: int = 1,
-        lease_seconds: float = 300,
-        exclude: Collection[int] = (),
-    ) -> list[WorkItemView]:
-        """Lease uncertain items whose uncertain review is still open, for the robot to re-check.
-
-        The item stays ``uncertain``; only its lease is taken (so two workers never re-check
-        one item at once, and a re-check that dies simply lets the lease run out). Items a
-        person has already decided on are the person's and are not offered.
-        """
-        now = self.clock()
-        w = WorkItem
-        still_open = exists().where(
-            ReviewItem.work_item_id == w.id,
-            ReviewItem.kind == ReviewKind.uncertain,
-            ReviewItem.state == ReviewState.open,
-        )
-        pick = (
-            select(w.id)
-            .where(
-                w.robot == robot,
-                w.tenant == tenant,
-                w.status == ItemStatus.uncertain,
-                or_(w.lease_until.is_(None), w.lease_until < now),
-                still_open,
-            )
-            .order_by(w.id)
-            .limit(limit)
-        )
-        if exclude:
-            pick = pick.where(w.id.not_in(list(exclude)))
-        if self.db.dialect == "postgresql":
-            pick = pick.with_for_update(skip_locked=True, of=w)
-        statement = (
-            update(w)
-            .where(w.id.in_(pick.scalar_subquery()))
-            .values(
-                lease_owner=owner,
-                lease_token=secrets.token_hex(16),
-                lease_until=now + timedelta(seconds=lease_seconds),
-                updated_at=now,
-            )
-            .returning(*_RETURNING)
-            .execution_options(synchronize_session=False)
-        )
-        with self.db.session() as s:
-            rows = s.execute(statement).all()
-        return sorted((WorkItemView.from_row(r) for r in rows), key=lambda v: v.id)
-
-    def _uncertain_owned(self, item: WorkItemView) -> Any:
-        return and_(
-            WorkItem.id == item.id, WorkItem.lease_token == item.lease_token, WorkItem.status == ItemStatus.uncertain
-        )
-
-    def settle_uncertain(self, item: WorkItemView, outcome: Done, *, actor: str) -> list[int]:
-        """The robot's re-check found the write done: the item is done, its uncertain review resolved.
-
-        Returns the ids of the review items closed. Raises :class:`LeaseLost` when the lease
-        is gone, and :class:`~core.errors.AlreadyDecided` when a person decided meanwhile;
-        either way nothing changes.
-        """
-        now = self.clock()
-        with self.db.session() as s:
-            # Locks in the order a decision's callback takes them: review rows, the work item,
-            # then the audit head (every audit append); any other order could deadlock.
-            s.execute(
-                select(ReviewItem.id)
-                .where(ReviewItem.work_item_id == item.id, ReviewItem.kind == ReviewKind.uncertain)
-                .with_for_update()
-            ).all()
-            res = s.connection().execute(
-                update(WorkItem)
-                .where(self._uncertain_owned(item))
-                .values(
-                    status=ItemStatus.done,
-                    result=outcome.result,
-                    error_kind=None,
-                    error_code=None,
-                    error_message=None,
-                    finished_at=now,
-                    **self._release(),
-                )
-            )
-            if res.rowcount != 1:
-                raise LeaseLost(f"work item {item.id}: lease lost while re-checking it")
-            closed = resolve_uncertain(
-                s, item.id, actor=actor, comment="The robot re-checked the target system: the write was done.", now=now
-            )
-            audit.append(
-                s,
-                actor=actor,
-                action="item.rechecked",
-                tenant=item.tenant,
-                subject=item.subject,
-                details={"work_item_id": item.id, "robot": item.robot, "settled": True, "review_ids": closed},
-                now=now,
-            )
-            return closed
-
-    def release_uncertain(self, item: WorkItemView, *, actor: str, reason: str) -> None:
-        """The re-check could not settle the item: it stays uncertain, for a person (audited)."""
-        now = self.clock()
-        with self.db.session() as s:
-            s.execute(
-                update(WorkItem)
-                .where(self._uncertain_owned(item))
-                .values(**self._release())
-                .execution_options(synchronize_session=False)
-            )
-            audit.append(
-                s,
-                actor=actor,
-                action="item.rechecked",
-                tenant=item.tenant,
-                subject=item.subject,
-                details={"work_item_id": item.id, "robot": item.robot, "settled": False, "reason": reason},
-                now=now,
-            )
-
     # -- queries -----------------------------------------------------------------------
     def pending_count(self, robot: str, tenant: str) -> int:
         """Items not yet in a final or review state (pending or in progress)."""
@@ -580,35 +461,17 @@ class WorkQueue:
         with self.db.session() as s:
             return s.get(WorkItem, item_id)
 
-    def requeue(self, item_id: int, *, actor: str, comment: str | None = None) -> None:
-        """Put a finished or failed item back in the queue (retry by operations or a returned decision)."""
-        now = self.clock()
+    def due_robots(self) -> set[tuple[str, str]]:
+        """(robot, tenant) pairs with items due now: pending and due, or in progress with an expired lease."""
+        now = self.clock.now()
         with self.db.session() as s:
-            s.execute(
-                update(WorkItem)
-                .where(WorkItem.id == item_id, WorkItem.status != ItemStatus.in_progress)
-                .values(
-                    status=ItemStatus.pending,
-                    attempts=0,
-                    next_attempt_at=now,
-                    return_comment=comment,
-                    error_kind=None,
-                    error_code=None,
-                    error_message=None,
-                    finished_at=None,
-                    updated_at=now,
+            rows = s.execute(
+                select(distinct(WorkItem.robot), WorkItem.tenant).where(
+                    ((WorkItem.status == ItemStatus.pending) & (WorkItem.next_attempt_at <= now))
+                    | ((WorkItem.status == ItemStatus.in_progress) & (WorkItem.lease_until < now))
                 )
-            )
-            row = s.get(WorkItem, item_id)
-            audit.append(
-                s,
-                actor=actor,
-                action="item.requeued",
-                tenant=row.tenant if row else None,
-                subject=f"work_item:{item_id}",
-                details={"comment": bool(comment)},
-                now=now,
-            )
+            ).all()
+        return {(r[0], r[1]) for r in rows}
 
 
 def _material(reference: str, code: str, message: str, artifacts: Sequence[int]) -> dict[str, Any]:
@@ -659,7 +522,7 @@ def _claim_statement(dialect: str, reclaim_expired: bool, by_ids: bool) -> Any:
             attempts=c.attempts + 1,
             updated_at=bindparam("p_now"),
         )
-        .returning(*(_ITEMS.c[col.key] for col in _RETURNING))
+        .returning(*(_ITEMS.c[col.key] for col in RETURNING))
     )
 
 

@@ -19,16 +19,15 @@ resolved by an optimistic version check: the second gets :class:`AlreadyDecided`
 from __future__ import annotations
 
 import builtins
-import random
 import secrets
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import distinct, select, update
 from sqlalchemy.orm import Session
 
 from core import audit
+from core.clock import Clock, SystemClock
 from core.errors import AlreadyDecided, FourEyesViolation, LeaseLost, ReviewError
 from core.records import ReviewView
 from core.storage.db import Database
@@ -41,6 +40,7 @@ from core.storage.models import (
     ReviewState,
     WorkItem,
 )
+from core.transitions import DECIDABLE, REQUEUEABLE, equal_jitter_delay
 
 DECISIONS = ("approve", "reject", "return")
 
@@ -137,6 +137,16 @@ def _close_open(
     return [row.id for row in rows]
 
 
+def lock_reviews_of(s: Session, work_item_id: int) -> None:
+    """Lock a work item's review rows in the caller's transaction.
+
+    Every transaction that changes both a work item and its reviews takes the review rows
+    first, then the item, then the audit head (as a decision's callback does): any other
+    order could deadlock against it on PostgreSQL.
+    """
+    s.execute(select(ReviewItem.id).where(ReviewItem.work_item_id == work_item_id).with_for_update()).all()
+
+
 def resolve_uncertain(s: Session, work_item_id: int, *, actor: str, comment: str, now: datetime) -> list[int]:
     """Close the open uncertain review items of a work item the robot settled itself (audited).
 
@@ -180,9 +190,9 @@ def withdraw_problem_reports(s: Session, work_item_id: int, *, actor: str, reaso
 class ReviewQueue:
     """Decisions, assignment, comments, deadlines and decision callbacks."""
 
-    def __init__(self, db: Database, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock: Clock = clock or SystemClock()
 
     def get(self, review_id: int, *, viewer: str | None = None, tenants: set[str] | None = None) -> ReviewItem:
         """One review item; a named viewer's opening is written to the access log."""
@@ -199,7 +209,7 @@ class ReviewQueue:
                     subject=row.subject,
                     purpose="handläggning",
                     details={"review_id": row.id, "queue": row.queue},
-                    now=self.clock(),
+                    now=self.clock.now(),
                 )
             return row
 
@@ -226,6 +236,24 @@ class ReviewQueue:
         with self.db.session() as s:
             return list(s.scalars(stmt).all())
 
+    def for_item(self, work_item_id: int) -> builtins.list[ReviewItem]:
+        """The review items of one work item, oldest first."""
+        with self.db.session() as s:
+            return list(
+                s.scalars(select(ReviewItem).where(ReviewItem.work_item_id == work_item_id).order_by(ReviewItem.id))
+            )
+
+    def due_robots(self) -> set[tuple[str, str]]:
+        """(robot, tenant) pairs with decisions due to be carried out."""
+        now = self.clock.now()
+        with self.db.session() as s:
+            rows = s.execute(
+                select(distinct(ReviewItem.robot), ReviewItem.tenant).where(
+                    ReviewItem.callback_status == CallbackStatus.pending, ReviewItem.callback_next_at <= now
+                )
+            ).all()
+        return {(r[0], r[1]) for r in rows}
+
     def comments(self, review_id: int) -> builtins.list[ReviewComment]:
         """Comments on a review item, oldest first."""
         with self.db.session() as s:
@@ -247,7 +275,7 @@ class ReviewQueue:
 
     def assign(self, review_id: int, assignee: str | None, *, actor: str) -> None:
         """Assign (or unassign with None) an open review item."""
-        now = self.clock()
+        now = self.clock.now()
         with self.db.session() as s:
             row = self._locked_open(s, review_id)
             row.assignee, row.updated_at, row.version = assignee, now, row.version + 1
@@ -265,7 +293,7 @@ class ReviewQueue:
         """Add a comment."""
         if not text.strip():
             raise ReviewError("a comment cannot be empty")
-        now = self.clock()
+        now = self.clock.now()
         with self.db.session() as s:
             row = s.get(ReviewItem, review_id)
             if row is None:
@@ -299,7 +327,7 @@ class ReviewQueue:
             raise ReviewError(f"unknown decision {decision!r}; use one of {', '.join(DECISIONS)}")
         if decision in ("reject", "return") and not (comment and comment.strip()):
             raise ReviewError(f"a comment is required to {decision} an item")
-        now = self.clock()
+        now = self.clock.now()
         with self.db.session() as s:
             row = self._locked_open(s, review_id)
             if expected_version is not None and row.version != expected_version:
@@ -357,7 +385,7 @@ class ReviewQueue:
 
     def expire_overdue(self, *, actor: str = "system:kollega") -> int:
         """Mark open items past their deadline as expired (audited); returns how many."""
-        now = self.clock()
+        now = self.clock.now()
         with self.db.session() as s:
             rows = s.execute(
                 update(ReviewItem)
@@ -383,7 +411,7 @@ class ReviewQueue:
         self, robot: str, tenant: str, *, limit: int = 20, lease_seconds: float = 300
     ) -> builtins.list[ReviewView]:
         """Lease decided items whose decision the robot has not carried out yet."""
-        now = self.clock()
+        now = self.clock.now()
         pick = (
             select(ReviewItem.id)
             .where(
@@ -421,21 +449,26 @@ class ReviewQueue:
 
     def callback_done(self, review: ReviewView, *, actor: str) -> None:
         """The robot carried the decision out: settle the work item accordingly."""
-        now = self.clock()
+        now = self.clock.now()
         with self.db.session() as s:
             row = self._owned_callback(s, review)
             row.callback_status, row.callback_error, row.updated_at = CallbackStatus.done, None, now
             if row.work_item_id is not None:
                 item = s.get(WorkItem, row.work_item_id)
-                if item is not None and item.status != ItemStatus.in_progress:
-                    if row.state == ReviewState.returned:
+                if item is not None:
+                    if row.state == ReviewState.returned and item.status in REQUEUEABLE:
                         # Back to the robot: processed again, with the comment available.
                         item.status, item.attempts, item.next_attempt_at = ItemStatus.pending, 0, now
                         item.return_comment, item.finished_at = row.decision_comment, None
-                    elif row.kind == ReviewKind.decision:
+                        item.updated_at = now
+                    elif (
+                        row.state != ReviewState.returned
+                        and row.kind == ReviewKind.decision
+                        and item.status in DECIDABLE
+                    ):
                         item.status, item.finished_at = ItemStatus.done, now
                         item.result = {**(item.result or {}), "decision": row.state.value, "decided_by": row.decided_by}
-                    item.updated_at = now
+                        item.updated_at = now
             audit.append(
                 s,
                 actor=actor,
@@ -450,14 +483,14 @@ class ReviewQueue:
         self, review: ReviewView, error: str, *, max_attempts: int, base_seconds: float, cap_seconds: float, actor: str
     ) -> bool:
         """on_decision failed: retry with backoff, or give up after max attempts. True = will retry."""
-        now = self.clock()
+        now = self.clock.now()
         with self.db.session() as s:
             row = self._owned_callback(s, review)
             row.callback_error, row.updated_at = error, now
             retry = row.callback_attempts < max_attempts
             if retry:
-                ceiling = min(cap_seconds, base_seconds * 2 ** max(row.callback_attempts - 1, 0))
-                row.callback_next_at = now + timedelta(seconds=ceiling / 2 + random.uniform(0, ceiling / 2))
+                delay = equal_jitter_delay(row.callback_attempts, base_seconds, cap_seconds)
+                row.callback_next_at = now + timedelta(seconds=delay)
             else:
                 row.callback_status = CallbackStatus.failed
                 # Nobody would notice an audit event alone: a person gets the item.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from core import audit
+from core.clock import Clock, SystemClock
 from core.logging import redact_text
 from core.storage.db import Database
 from core.storage.models import Run, RunStatus, Tenant
@@ -19,17 +19,17 @@ from core.storage.models import Run, RunStatus, Tenant
 COUNT_FIELDS = ("collected", "done", "needs_review", "failed_business", "failed_application", "uncertain", "retried")
 
 
-class RunStore:
-    """Creates, claims and finishes runs."""
+class SqlRunStore:
+    """Creates, claims and finishes runs in the database (the :class:`core.interfaces.RunStore` port)."""
 
-    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
-        self.clock = clock
+        self.clock: Clock = clock or SystemClock()
 
     def ensure_tenant(self, code: str, name: str, ops_email: str | None = None) -> None:
         """Create or update a tenant row (from the settings' tenant list)."""
         dialect_insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
-        stmt = dialect_insert(Tenant).values(code=code, name=name, ops_email=ops_email, created_at=self.clock())
+        stmt = dialect_insert(Tenant).values(code=code, name=name, ops_email=ops_email, created_at=self.clock.now())
         # An upsert: several processes starting at once must not trip over each other.
         stmt = stmt.on_conflict_do_update(index_elements=["code"], set_={"name": name, "ops_email": ops_email})
         with self.db.session() as s:
@@ -51,7 +51,7 @@ class RunStore:
         actor: str = "system:kollega",
     ) -> int | None:
         """Insert a run; None when its (schedule, slot) already exists (another scheduler got it)."""
-        now = self.clock()
+        now = self.clock.now()
         try:
             with self.db.session() as s:
                 run = Run(
@@ -106,7 +106,7 @@ class RunStore:
 
     def claim_queued(self, owner: str, lease_seconds: float) -> Run | None:
         """Take the oldest queued run (or one whose worker stopped renewing its lease)."""
-        now = self.clock()
+        now = self.clock.now()
         due = (Run.status == RunStatus.queued) | ((Run.status == RunStatus.running) & (Run.lease_until < now))
         pick = select(Run.id).where(due).order_by(Run.created_at, Run.id).limit(1)
         if self.db.dialect == "postgresql":
@@ -128,7 +128,7 @@ class RunStore:
 
     def start(self, run_id: int, owner: str, lease_seconds: float) -> None:
         """Mark a run as running on this host."""
-        now = self.clock()
+        now = self.clock.now()
         with self.db.session() as s:
             s.execute(
                 update(Run)
@@ -144,7 +144,7 @@ class RunStore:
 
     def heartbeat(self, run_id: int, lease_seconds: float, counts: dict[str, int] | None = None) -> None:
         """Renew the run's lease, and store the counts so far for the dashboard."""
-        now = self.clock()
+        now = self.clock.now()
         with self.db.session() as s:
             s.execute(
                 update(Run)
@@ -165,7 +165,7 @@ class RunStore:
         actor: str = "system:kollega",
     ) -> None:
         """Record the end of a run with its counts (error text is redacted)."""
-        now = self.clock()
+        now = self.clock.now()
         safe_error = redact_text(error) if error else None
         with self.db.session() as s:
             run = s.get(Run, run_id)

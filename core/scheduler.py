@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays.constants
@@ -49,9 +49,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from core.clock import Clock
 from core.errors import ConfigError
 from core.logging import get_logger
-from core.runs import RunStore
+from core.runs import SqlRunStore
 from core.settings import SchedulerSettings, Settings, TenantSettings
 from core.storage.db import Database
 from core.storage.models import Lock, RunStatus
@@ -82,14 +83,6 @@ _EVE_SETTINGS = {
     "Midsommarafton": "midsommarafton_is_holiday",
     "Nyårsafton": "nyarsafton_is_holiday",
 }
-
-
-class NowClock(Protocol):
-    """The only thing the scheduler needs from a clock (core.clock.SystemClock, core.testing.FakeClock)."""
-
-    def now(self) -> datetime:
-        """The current time, timezone-aware UTC."""
-        ...
 
 
 # -- cron ------------------------------------------------------------------------------
@@ -387,15 +380,13 @@ def skip_reason(schedule: Schedule, local_date: date, scheduler_settings: Schedu
 class Scheduler:
     """Records runs for schedule slots; leads through a lease so only one process fires."""
 
-    def __init__(
-        self, db: Database, settings: Settings, schedules: list[Schedule], clock: NowClock, owner: str
-    ) -> None:
+    def __init__(self, db: Database, settings: Settings, schedules: list[Schedule], clock: Clock, owner: str) -> None:
         self.db = db
         self.settings = settings
         self.schedules = {s.name: s for s in schedules}
         self.clock = clock
         self.owner = owner
-        self.runs = RunStore(db, clock.now)
+        self.runs = SqlRunStore(db, clock)
         #: The running AsyncIOScheduler while serve() runs (for inspection and tests).
         self.aps: AsyncIOScheduler | None = None
         self._lease_until: datetime | None = None

@@ -12,11 +12,10 @@ import time
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy import distinct, select
 
 from core.engine import Engine, RunSummary
+from core.records import RunStatus
 from core.retention import purge
-from core.storage.models import CallbackStatus, ItemStatus, ReviewItem, RunStatus, WorkItem
 
 log = structlog.get_logger("kollega.worker")
 
@@ -44,6 +43,8 @@ class Worker:
             return 0
         if purged:
             log.info("expired artifacts deleted", count=purged)
+        if self.engine.db is None:  # retention works on the SQL tables; other stores keep nothing for long
+            return purged
         try:  # and personal data in finished work past each tenant's retention periods
             done = await asyncio.to_thread(
                 purge, self.engine.db, self.engine.settings, self.engine.clock.now(), actor="system:worker"
@@ -74,20 +75,7 @@ class Worker:
         )
 
     def _due_pairs(self) -> list[tuple[str, str]]:
-        now = self.engine.clock.now()
-        with self.engine.db.session() as s:
-            items = s.execute(
-                select(distinct(WorkItem.robot), WorkItem.tenant).where(
-                    ((WorkItem.status == ItemStatus.pending) & (WorkItem.next_attempt_at <= now))
-                    | ((WorkItem.status == ItemStatus.in_progress) & (WorkItem.lease_until < now))
-                )
-            ).all()
-            calls = s.execute(
-                select(distinct(ReviewItem.robot), ReviewItem.tenant).where(
-                    ReviewItem.callback_status == CallbackStatus.pending, ReviewItem.callback_next_at <= now
-                )
-            ).all()
-        return sorted({(r[0], r[1]) for r in [*items, *calls]})
+        return sorted(self.engine.queue.due_robots() | self.engine.reviews.due_robots())
 
     async def drain_once(self) -> int:
         """Process due retries and carry out decisions for every robot and tenant; returns pairs handled."""

@@ -23,11 +23,11 @@ def register(app: typer.Typer) -> None:
 @artifacts_app.command("purge")
 def artifacts_purge(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Delete artifacts past artifact_retention_days now (workers also do it every hour)."""
-    from core.artifacts import ArtifactStore
+    from core.artifacts import FileArtifactStore
 
     settings = load_cli_settings()
     db = open_database(settings)
-    store = ArtifactStore(db, settings.var_dir / "artifacts", settings.artifact_retention_days, SystemClock())
+    store = FileArtifactStore(db, settings.var_dir / "artifacts", settings.artifact_retention_days, SystemClock())
     purged = store.purge_expired()
     if as_json:
         print(json.dumps({"deleted": purged, "retention_days": settings.artifact_retention_days}))

@@ -49,8 +49,6 @@ class FakeClock:
         """The fake current time."""
         return self._now
 
-    __call__ = now
-
     def advance(self, seconds: float) -> None:
         """Move time forward."""
         self._now += timedelta(seconds=seconds)

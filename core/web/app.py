@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -23,12 +23,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.clock import Clock, SystemClock
 from core.errors import AlreadyDecided, ReviewError
 from core.logging import get_logger
 from core.queue import WorkQueue
 from core.registry import Registry
 from core.review import ReviewQueue
-from core.runs import RunStore
+from core.runs import SqlRunStore
 from core.settings import Settings
 from core.storage.db import Database
 from core.web import alerts
@@ -80,13 +81,14 @@ def create_app(
     registry: Registry,
     *,
     web: WebSettings | None = None,
-    clock: Callable[[], datetime] | None = None,
+    clock: Clock | None = None,
     oidc_transport: httpx.AsyncBaseTransport | None = None,
     run_alert_loop: bool = False,
 ) -> FastAPI:
     """The web app for one deployment (``run_alert_loop``: `kollega serve` checks and mails alerts)."""
     web = web or web_settings(settings)
-    now: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+    clock = clock or SystemClock()
+    now: Callable[[], datetime] = clock.now
     oidc = None
     if web.oidc is not None:
         oidc = OidcClient(
@@ -99,9 +101,9 @@ def create_app(
         registry=registry,
         clock=now,
         auth=Auth(db, web, now),
-        reviews=ReviewQueue(db, now),
-        runs=RunStore(db, now),
-        queue=WorkQueue(db, now),
+        reviews=ReviewQueue(db, clock),
+        runs=SqlRunStore(db, clock),
+        queue=WorkQueue(db, clock),
         env=make_environment(),
         oidc=oidc,
     )

@@ -15,11 +15,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from core import audit
 from core.errors import ConfigError
-from core.review import withdraw_problem_reports
 from core.scheduler import load_schedules, next_slots
 from core.storage.models import Artifact, ItemStatus, Run, RunStatus, WorkItem
 from core.storage.web_models import ReviewTiming, SchedulePause
@@ -27,8 +26,6 @@ from core.web.auth import NotFound
 from core.web.deps import WebContext
 
 SEVERITY = ["cancelled", "skipped", "succeeded", "queued", "running", "attention", "missed", "failed"]
-RETRYABLE = {ItemStatus.failed_business, ItemStatus.failed_application, ItemStatus.uncertain, ItemStatus.cancelled}
-CANCELLABLE = {ItemStatus.pending, ItemStatus.failed_business, ItemStatus.failed_application, ItemStatus.uncertain}
 
 
 def night_window(now: datetime, zone: str) -> tuple[datetime, datetime]:
@@ -354,43 +351,11 @@ def get_artifact(ctx: WebContext, tenants: set[str], artifact_id: int, actor: st
 
 def retry_item(ctx: WebContext, tenants: set[str], item_id: int, actor: str) -> bool:
     """Put a failed, uncertain or cancelled item back in the queue; False when its status does not allow it."""
-    item, _arts = get_item(ctx, tenants, item_id)
-    if item.status not in RETRYABLE:
-        return False
-    ctx.queue.requeue(item_id, actor=actor)
-    with ctx.db.session() as s:  # the problem report is being dealt with: out of the inbox
-        withdraw_problem_reports(s, item_id, actor=actor, reason="item retried by operations", now=ctx.clock())
-    return True
+    get_item(ctx, tenants, item_id)  # NotFound outside the person's tenants
+    return ctx.queue.retry(item_id, actor=actor)
 
 
 def cancel_item(ctx: WebContext, tenants: set[str], item_id: int, actor: str) -> bool:
     """Cancel a pending, failed or uncertain item (audited); False when its status does not allow it."""
-    item, _arts = get_item(ctx, tenants, item_id)
-    if item.status not in CANCELLABLE:
-        return False
-    now = ctx.clock()
-    with ctx.db.session() as s:
-        changed = s.execute(  # type: ignore[attr-defined]
-            update(WorkItem)
-            .where(WorkItem.id == item_id, WorkItem.status.in_(CANCELLABLE))
-            .values(
-                status=ItemStatus.cancelled,
-                finished_at=now,
-                updated_at=now,
-                lease_owner=None,
-                lease_token=None,
-                lease_until=None,
-            )
-        ).rowcount
-        if changed:
-            withdraw_problem_reports(s, item_id, actor=actor, reason="item cancelled by operations", now=now)
-            audit.append(
-                s,
-                actor=actor,
-                action="item.cancelled",
-                tenant=item.tenant,
-                subject=f"work_item:{item_id}",
-                details={"previous": item.status.value},
-                now=now,
-            )
-    return bool(changed)
+    get_item(ctx, tenants, item_id)
+    return ctx.queue.cancel(item_id, actor=actor)

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from core.queue import WorkQueue
 from core.registry import Registry
 from core.review import ReviewQueue
-from core.runs import RunStore
+from core.runs import SqlRunStore
 from core.settings import Settings
 from core.storage.db import Database
 from core.storage.web_models import Role
@@ -53,7 +53,7 @@ class WebContext:
     clock: Callable[[], datetime]
     auth: Auth
     reviews: ReviewQueue
-    runs: RunStore
+    runs: SqlRunStore
     queue: WorkQueue
     env: jinja2.Environment
     oidc: OidcClient | None

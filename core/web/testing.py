@@ -22,7 +22,7 @@ from fastapi import FastAPI
 
 from core.registry import Registry
 from core.robot import Robot
-from core.runs import RunStore
+from core.runs import SqlRunStore
 from core.settings import Settings
 from core.storage.db import Database
 from core.storage.web_models import Role
@@ -127,9 +127,9 @@ def make_web_env(
     settings = make_settings(tmp_path)
     clock = clock or FakeClock()
     registry = Registry(robots=dict(robots or {"example": ExampleRobot}))
-    RunStore(db, clock.now).ensure_tenant("9999", "Andra kommunen", "drift@andra.example")
-    RunStore(db, clock.now).ensure_tenant("0000", "Testkommun", "drift@test.example")
+    SqlRunStore(db, clock).ensure_tenant("9999", "Andra kommunen", "drift@andra.example")
+    SqlRunStore(db, clock).ensure_tenant("0000", "Testkommun", "drift@test.example")
     ids = add_test_users(db) if users else {}
     web = web_settings(settings, **web_overrides)
-    app = create_app(settings, db, registry, web=web, clock=clock.now)
+    app = create_app(settings, db, registry, web=web, clock=clock)
     return WebEnv(app, db, settings, clock, ids, registry)

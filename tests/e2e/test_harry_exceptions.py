@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from core.artifacts import ArtifactStore
+from core.artifacts import FileArtifactStore
 from core.review import ReviewQueue
 from core.storage.db import Database
 from core.storage.models import AuditEvent, ItemStatus, ReviewItem, ReviewKind, ReviewState, RunStatus, WorkItem
@@ -108,7 +108,7 @@ def test_refusals_become_swedish_business_errors_with_screenshots(tmp_path: Path
             "E10004": ("unknown_activity_code", "PersonalLön erbjuder inte aktivitetskoden XYZ"),
             "E10006": ("export_invalid", "rad 9, kolumn start: ogiltigt eller saknat värde"),
         }
-        artifacts = ArtifactStore(db, tmp_path / "var" / "artifacts", 30, FakeClock())
+        artifacts = FileArtifactStore(db, tmp_path / "var" / "artifacts", 30, FakeClock())
         for employee, (code, text) in expected.items():
             item = found[employee]
             assert item.status == ItemStatus.failed_business, employee
@@ -205,7 +205,7 @@ def test_worker_sigkilled_mid_night_then_restarted_leaves_no_duplicate_rows(tmp_
         second = run_robot(Harry, db=db, app_settings=settings, clock=later)
         assert second.summary.counts["uncertain"] == len(in_flight)
         assert second.summary.counts["rechecked"] == len(between)
-        hr = ReviewQueue(db, later.now)
+        hr = ReviewQueue(db, later)
         open_uncertain = [
             r for r in reviews(db, "harry.exceptions") if r.kind == ReviewKind.uncertain and r.state == ReviewState.open
         ]
@@ -250,7 +250,7 @@ def test_deviation_goes_to_hr_and_decisions_are_carried_out(tmp_path: Path, monk
         assert len(material["expected"]) == len(material["shown"]) and material["screenshot_artifact_id"]
         assert "sluttid" in deviations[0].summary and material["registration"].startswith("R-")
 
-        hr = ReviewQueue(db, clock.now)
+        hr = ReviewQueue(db, clock)
         hr.decide(deviations[0].id, "approve", actor="user:hr")  # registered by hand
         hr.decide(deviations[1].id, "return", actor="user:hr", comment="Försök igen")  # retry
         saves_before = len(sb.payroll.saves)

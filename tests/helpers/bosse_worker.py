@@ -35,8 +35,6 @@ class TimelineClock:
     def now(self) -> datetime:
         return self.start + timedelta(seconds=time.time() - self.wall)
 
-    __call__ = now
-
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(seconds, 0))
 

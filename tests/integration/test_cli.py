@@ -97,16 +97,16 @@ class TestCli:
 def test_artifacts_purge_deletes_what_is_past_its_retention(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from core.artifacts import ArtifactStore
-    from core.runs import RunStore
+    from core.artifacts import FileArtifactStore
+    from core.runs import SqlRunStore
     from core.storage.db import Database
     from core.testing import FakeClock
 
     assert kollega(tmp_path, "db", "upgrade").returncode == 0
     db = Database(f"sqlite:///{tmp_path / 'var' / 'kollega.db'}")
     clock = FakeClock(datetime.now(UTC) - timedelta(days=31))
-    RunStore(db, clock.now).ensure_tenant("1081", "Ronneby kommun")
-    store = ArtifactStore(db, tmp_path / "var" / "artifacts", 30, clock)
+    SqlRunStore(db, clock).ensure_tenant("1081", "Ronneby kommun")
+    store = FileArtifactStore(db, tmp_path / "var" / "artifacts", 30, clock)
     store.save(
         tenant="1081", work_item_id=None, kind="screenshot", filename="x.png", content_type="image/png", data=b"png"
     )

@@ -27,7 +27,7 @@ from core.errors import (
 from core.queue import WorkQueue
 from core.review import ReviewQueue
 from core.robot import Done, NeedsReview, NewItem, Robot
-from core.runs import RunStore
+from core.runs import SqlRunStore
 from core.settings import Settings, WorkerSettings
 from core.storage.db import Database
 from core.storage.models import (
@@ -364,7 +364,7 @@ class TestDryRunAndLimit:
         self, db: Database, tmp_path: Path, clock: FakeClock
     ) -> None:
         # 20 cases left pending by an earlier night, and 4 tasks claiming at once.
-        RunStore(db, clock).ensure_tenant("0000", "Testkommun")
+        SqlRunStore(db, clock).ensure_tenant("0000", "Testkommun")
         backlog = [NewItem(reference=f"old-{i}", payload={"n": 1, "amount": 1037}) for i in range(20)]
         WorkQueue(db, clock).enqueue("example", "0000", backlog)
         summary = run_robot(ExampleRobot, db=db, tmp_path=tmp_path, clock=clock, settings=QUIET, limit=5).summary
@@ -519,11 +519,11 @@ class TestDecisions:
 
 def test_the_run_heartbeat_renews_the_lease_whatever_counts_the_summary_carries(db: Database) -> None:
     """A run's lease must be renewed during a long night: counts without a column must not break it."""
-    from core.runs import RunStore
+    from core.runs import SqlRunStore
     from core.testing import FakeClock
 
     clock = FakeClock()
-    runs = RunStore(db, clock.now)
+    runs = SqlRunStore(db, clock)
     runs.ensure_tenant("0000", "Testkommun")
     run_id = runs.create(robot="example", tenant="0000", trigger="manual")
     assert run_id is not None

@@ -67,7 +67,7 @@ class Office:
             return list(s.scalars(select(AuditEvent).where(AuditEvent.action == action)))
 
     def decide(self, review_id: int, decision: str, comment: str | None = None) -> None:
-        ReviewQueue(self.db, self.clock.now).decide(review_id, decision, actor="user:samordnare", comment=comment)
+        ReviewQueue(self.db, self.clock).decide(review_id, decision, actor="user:samordnare", comment=comment)
 
     def problem(self, group: str) -> Any:
         params = {"group": group, "date": DAY.isoformat()}

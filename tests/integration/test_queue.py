@@ -20,7 +20,7 @@ from core.errors import LeaseLost
 from core.queue import RetryPolicy, WorkQueue
 from core.records import WorkItemView
 from core.robot import Done, NeedsReview, NewItem
-from core.runs import RunStore
+from core.runs import SqlRunStore
 from core.storage.db import Database
 from core.storage.models import AuditEvent, ItemStatus, ReviewItem, ReviewKind, ReviewState, WorkItem
 from core.testing import FakeClock
@@ -32,7 +32,7 @@ TENANT, OTHER_TENANT = "0000", "1081"
 @pytest.fixture
 def queue(db: Database, clock: FakeClock) -> Iterator[WorkQueue]:
     """A queue on the test database with two tenants, driven by the fake clock."""
-    runs = RunStore(db, clock)
+    runs = SqlRunStore(db, clock)
     runs.ensure_tenant(TENANT, "Testkommun")
     runs.ensure_tenant(OTHER_TENANT, "Ronneby kommun")
     yield WorkQueue(db, clock)
@@ -523,7 +523,7 @@ def test_a_dropped_connection_in_the_autocommit_pool_is_replaced_after_idling(
 
     monkeypatch.setattr(dbmod, "IDLE_PING_SECONDS", 0.0)  # every checkout counts as idle
     with temporary_database(tmp_path, pg_url) as db:
-        RunStore(db, clock).ensure_tenant("0000", "Testkommun")
+        SqlRunStore(db, clock).ensure_tenant("0000", "Testkommun")
         q = WorkQueue(db, clock)
         q.enqueue("r", "0000", items("a", "b"))
         [first] = q.claim("r", "0000", "w1")
@@ -556,7 +556,7 @@ def test_the_claims_cached_plan_reads_the_due_index_in_order(
     from core.testing import temporary_database
 
     with temporary_database(tmp_path, pg_url) as db:
-        RunStore(db, clock).ensure_tenant("0000", "Testkommun")
+        SqlRunStore(db, clock).ensure_tenant("0000", "Testkommun")
         WorkQueue(db, clock).enqueue("r", "0000", items(*(f"i-{n}" for n in range(500))))
         compiled = _claim_statement("postgresql", reclaim_expired, False).compile(
             dialect=db.engine.dialect, compile_kwargs={"render_postcompile": True}
@@ -590,3 +590,51 @@ def test_the_claims_cached_plan_reads_the_due_index_in_order(
             conn.rollback()
     assert "ix_work_items_due" in plan, plan
     assert "Sort" not in plan, plan
+
+
+class TestOperationsRacingARecheck:
+    """Operations' retry and a robot's re-check of the same uncertain item, at the same moment."""
+
+    def test_the_item_ends_done_or_pending_never_a_done_item_back_in_the_queue(
+        self, queue: WorkQueue, db: Database, clock: FakeClock
+    ) -> None:
+        n = 12
+        queue.enqueue("r", TENANT, items(*(f"race-{i}" for i in range(n))))
+        queue.claim("r", TENANT, "w1", limit=n, lease_seconds=10)
+        clock.advance(11)
+        assert (
+            queue.reap_expired("r", TENANT, side_effects_repeatable=False, max_attempts=3, actor="t")["uncertain"] == n
+        )
+        leased = queue.claim_uncertain("r", TENANT, "w2", limit=n)
+        assert len(leased) == n
+        for item in leased:
+            barrier = threading.Barrier(2)
+            outcome: dict[str, Any] = {}
+
+            def settle(
+                item: WorkItemView = item, barrier: threading.Barrier = barrier, out: dict[str, Any] = outcome
+            ) -> None:
+                barrier.wait()
+                try:
+                    queue.settle_uncertain(item, Done({"found": True}), actor="robot:r")
+                    out["settled"] = True
+                except Exception as exc:  # LeaseLost or AlreadyDecided: the retry got there first
+                    out["settled"] = type(exc).__name__
+
+            def retry(
+                item: WorkItemView = item, barrier: threading.Barrier = barrier, out: dict[str, Any] = outcome
+            ) -> None:
+                barrier.wait()
+                out["retried"] = queue.retry(item.id, actor="user:drift")
+
+            threads = [threading.Thread(target=settle), threading.Thread(target=retry)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            stored = row(db, item.id)
+            if outcome["settled"] is True:
+                assert outcome["retried"] is False and stored.status == ItemStatus.done, outcome
+                assert stored.result == {"found": True}
+            else:
+                assert outcome["retried"] is True and stored.status == ItemStatus.pending, outcome

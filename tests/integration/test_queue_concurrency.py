@@ -15,7 +15,6 @@ its first attempt (leases are long, so any second attempt would be a double clai
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from core.engine import Engine
 from core.queue import WorkQueue
 from core.registry import Registry
 from core.robot import NewItem
-from core.runs import RunStore
+from core.runs import SqlRunStore
 from core.settings import WorkerSettings
 from core.storage.db import Database
 from core.storage.models import ItemStatus, WorkItem
@@ -41,7 +40,7 @@ TENANT = TEST_TENANT.code
 
 def enqueue_all(db: Database, robot: str) -> set[int]:
     """Enqueue N_ITEMS items for ``robot``; their ids."""
-    RunStore(db, lambda: datetime.now(UTC)).ensure_tenant(TENANT, TEST_TENANT.name)
+    SqlRunStore(db).ensure_tenant(TENANT, TEST_TENANT.name)
     assert WorkQueue(db).enqueue(robot, TENANT, [NewItem(reference=f"item-{i}") for i in range(N_ITEMS)]) == N_ITEMS
     with db.session() as s:
         return set(s.scalars(select(WorkItem.id).where(WorkItem.robot == robot)).all())

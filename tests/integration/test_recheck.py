@@ -21,7 +21,7 @@ from core.errors import AlreadyDecided, ApplicationError, LeaseLost
 from core.queue import WorkQueue
 from core.review import ReviewQueue
 from core.robot import Done, NewItem, Robot
-from core.runs import RunStore
+from core.runs import SqlRunStore
 from core.settings import Settings, WorkerSettings
 from core.storage.db import Database
 from core.storage.models import (
@@ -172,8 +172,8 @@ class TestTheNextRunSettlesWhatItFindsDone:
     def test_the_run_that_reaps_a_dead_workers_item_rechecks_it_at_once(
         self, db: Database, tmp_path: Path, clock: FakeClock
     ) -> None:
-        RunStore(db, clock.now).ensure_tenant(TENANT, "Testkommun")
-        queue = WorkQueue(db, clock.now)
+        SqlRunStore(db, clock).ensure_tenant(TENANT, "Testkommun")
+        queue = WorkQueue(db, clock)
         queue.enqueue("ledger", TENANT, [NewItem("c-1"), NewItem("c-2")])
         queue.claim("ledger", TENANT, "dead-worker", limit=1, lease_seconds=5)  # c-1: the worker dies
         Ledger.written.add("c-1")
@@ -215,7 +215,7 @@ class TestWhatTheRobotCannotConfirmStaysWithThePerson:
     def test_an_item_a_person_decided_on_is_not_rechecked(self, db: Database, tmp_path: Path, clock: FakeClock) -> None:
         make_uncertain(db, tmp_path, clock)
         c1 = items(db)["c-1"]
-        ReviewQueue(db, clock.now).decide(
+        ReviewQueue(db, clock).decide(
             uncertain_reviews(db)[c1.id].id, "reject", actor="user:anna", comment="Jag kontrollerar själv"
         )
 
@@ -243,7 +243,7 @@ class TestLeases:
         self, db: Database, tmp_path: Path, clock: FakeClock
     ) -> None:
         make_uncertain(db, tmp_path, clock)
-        queue = WorkQueue(db, clock.now)
+        queue = WorkQueue(db, clock)
         first = queue.claim_uncertain("ledger", TENANT, "w1", limit=10, lease_seconds=60)
         assert len(first) == 2 and all(v.status == "uncertain" and v.lease_token for v in first)
         assert queue.claim_uncertain("ledger", TENANT, "w2", limit=10) == []
@@ -258,7 +258,7 @@ class TestLeases:
         assert stale.status == ItemStatus.uncertain
         assert uncertain_reviews(db)[stale.id].state == ReviewState.open, "the failed settle changed nothing"
 
-        ReviewQueue(db, clock.now).decide(
+        ReviewQueue(db, clock).decide(
             uncertain_reviews(db)[second[0].id].id, "return", actor="user:anna", comment="Kör om"
         )
         with pytest.raises(AlreadyDecided):  # the person decided while the robot was re-checking

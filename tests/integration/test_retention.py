@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from core import audit
-from core.artifacts import ArtifactStore
+from core.artifacts import FileArtifactStore
 from core.retention import purge
 from core.review import ReviewQueue
 from core.settings import RetentionSettings, TenantSettings
@@ -30,7 +30,7 @@ def test_purge_clears_finished_work_past_each_tenants_period_and_nothing_else(db
     clock = FakeClock()
     _night(db, tmp_path, clock, "0000")
     _night(db, tmp_path, clock, "1081")
-    reviews = ReviewQueue(db, clock.now)
+    reviews = ReviewQueue(db, clock)
     with db.session() as s:
         decision = s.scalars(
             select(ReviewItem.id)
@@ -40,7 +40,7 @@ def test_purge_clears_finished_work_past_each_tenants_period_and_nothing_else(db
     assert decision is not None
     reviews.comment(decision, actor="user:anna", text="Kontrollera hyran")
     reviews.decide(decision, "approve", actor="user:anna")
-    store = ArtifactStore(db, tmp_path / "artifacts", 30, clock)
+    store = FileArtifactStore(db, tmp_path / "artifacts", 30, clock)
     shot = store.save(
         tenant="0000", work_item_id=None, kind="screenshot", filename="a.png", content_type="image/png", data=b"png"
     )

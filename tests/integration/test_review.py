@@ -12,7 +12,7 @@ from sqlalchemy import select
 from core import audit
 from core.errors import AlreadyDecided, FourEyesViolation, ReviewError
 from core.review import ReviewQueue, create_review
-from core.runs import RunStore
+from core.runs import SqlRunStore
 from core.storage.db import Database
 from core.storage.models import AuditEvent, CallbackStatus, ReviewItem, ReviewKind, ReviewState
 from core.testing import FakeClock
@@ -23,8 +23,8 @@ SUBJECT = "191212121212"  # Skatteverket's test personnummer
 
 @pytest.fixture
 def queue(db: Database, clock: FakeClock) -> ReviewQueue:
-    RunStore(db, clock).ensure_tenant(TENANT, "Testkommun")
-    RunStore(db, clock).ensure_tenant("9999", "Annan kommun")
+    SqlRunStore(db, clock).ensure_tenant(TENANT, "Testkommun")
+    SqlRunStore(db, clock).ensure_tenant("9999", "Annan kommun")
     return ReviewQueue(db, clock)
 
 

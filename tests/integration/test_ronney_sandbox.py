@@ -253,7 +253,7 @@ class TestDecisions:
         run_robot(Ronney, db=db, app_settings=settings, clock=clock)
         review = approved_review(db)
         application = review.material["application_id"]
-        ReviewQueue(db, clock.now).decide(review.id, "approve", actor="user:anna")
+        ReviewQueue(db, clock).decide(review.id, "approve", actor="user:anna")
         engine = Engine.from_database(db, settings, Registry(robots={"ronney": Ronney}), clock=clock)
         assert asyncio.run(carry_out(engine, review.id, times=2)) == [None, None]
         state = admin(small, "state/eservice")
@@ -283,7 +283,7 @@ class TestDecisions:
         run_robot(Ronney, db=db, app_settings=settings, clock=clock)
         review = approved_review(db)
         application = review.material["application_id"]
-        ReviewQueue(db, clock.now).decide(review.id, "approve", actor="user:anna")
+        ReviewQueue(db, clock).decide(review.id, "approve", actor="user:anna")
         # The e-service records the decision, then answers 503: we cannot know whether it was written.
         httpx.post(f"{small}/admin/faults/eservice", json={"fail_after_processing_next": 1, "methods": ["POST"]})
         engine = Engine.from_database(db, settings, Registry(robots={"ronney": Ronney}), clock=clock)
@@ -299,7 +299,7 @@ class TestDecisions:
         review = reviews(db, "ronney.application")[0]
         application = review.material["application_id"]
         reason = "Sökanden har tillgångar som ska användas först."
-        ReviewQueue(db, clock.now).decide(review.id, "reject", actor="user:anna", comment=reason)
+        ReviewQueue(db, clock).decide(review.id, "reject", actor="user:anna", comment=reason)
         run_robot(Ronney, db=db, app_settings=settings, clock=clock)  # carries it out
         decision = httpx.get(f"{small}/eservice/applications/{application}/decision").json()
         assert (decision["decision"], decision["amount"], decision["reasoning"]) == ("rejected", 0, reason)
@@ -309,7 +309,7 @@ class TestDecisions:
         clock = FakeClock()
         run_robot(Ronney, db=db, app_settings=settings, clock=clock)
         review = reviews(db, "ronney.application")[0]
-        ReviewQueue(db, clock.now).decide(review.id, "return", actor="user:anna", comment="Kontrollera hyran igen")
+        ReviewQueue(db, clock).decide(review.id, "return", actor="user:anna", comment="Kontrollera hyran igen")
         again = run_robot(Ronney, db=db, app_settings=settings, clock=clock)
         assert again.summary.counts["needs_review"] == 1
         newest = reviews(db, "ronney.application")[-1]
@@ -322,7 +322,7 @@ class TestDecisions:
         clock = FakeClock()
         run_robot(Ronney, db=db, app_settings=settings, clock=clock)
         review = next(r for r in reviews(db, "ronney.application") if r.material["proposal"]["amount"] is None)
-        ReviewQueue(db, clock.now).decide(review.id, "approve", actor="user:anna")
+        ReviewQueue(db, clock).decide(review.id, "approve", actor="user:anna")
         engine = Engine.from_database(db, settings, Registry(robots={"ronney": Ronney}), clock=clock)
         (error,) = asyncio.run(carry_out(engine, review.id))
         assert error is not None and "inget föreslaget belopp" in str(error)
@@ -335,7 +335,7 @@ class TestDecisions:
         review = reviews(db, "ronney.complement")[0]
         application = review.material["application_id"]
         before = httpx.get(f"{small}/eservice/applications/{application}/complements").json()["items"]
-        ReviewQueue(db, clock.now).decide(review.id, "approve", actor="user:anna")
+        ReviewQueue(db, clock).decide(review.id, "approve", actor="user:anna")
         engine = Engine.from_database(db, settings, Registry(robots={"ronney": Ronney}), clock=clock)
         assert asyncio.run(carry_out(engine, review.id, times=2)) == [None, None]
         after = httpx.get(f"{small}/eservice/applications/{application}/complements").json()["items"]

@@ -16,7 +16,7 @@ import pytest
 from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 
-from core.artifacts import ArtifactStore
+from core.artifacts import FileArtifactStore
 from core.settings import TenantSettings
 from core.storage.db import Database
 from core.storage.models import AuditEvent, ReviewItem, Run, WorkItem
@@ -52,7 +52,7 @@ def _other_tenant_objects(env: WebEnv, tmp_path: Path) -> dict[str, int]:
         s.add(alert)
         s.flush()
         alert_id = alert.id
-    artifact_id = ArtifactStore(env.db, tmp_path / "artifacts", 30, env.clock).save(
+    artifact_id = FileArtifactStore(env.db, tmp_path / "artifacts", 30, env.clock).save(
         tenant="9999",
         work_item_id=item_id,
         kind="screenshot",

@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
-from core.artifacts import ArtifactStore
+from core.artifacts import FileArtifactStore
 from core.storage.db import Database
 from core.storage.models import (
     AuditEvent,
@@ -152,7 +152,7 @@ class TestRunsAndItems:
     async def test_screenshots_only_for_allowed_roles(self, db: Database, tmp_path: Path) -> None:
         env = make_web_env(db, tmp_path, artifact_roles=[Role.it_admin])
         await seed(env)
-        store = ArtifactStore(env.db, tmp_path / "artifacts", 30, env.clock)
+        store = FileArtifactStore(env.db, tmp_path / "artifacts", 30, env.clock)
         art = store.save(
             tenant="0000",
             work_item_id=1,

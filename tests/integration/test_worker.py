@@ -63,7 +63,7 @@ class TestWorker:
         clock = FakeClock()
         engine = _engine(db, tmp_path, clock)
         asyncio.run(engine.run("example", "0000"))
-        reviews = ReviewQueue(db, clock.now)
+        reviews = ReviewQueue(db, clock)
         decision = reviews.list(queue="example.review")[0]
         reviews.decide(decision.id, "approve", actor="user:anna")
 

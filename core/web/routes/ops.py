@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from core.storage.models import Tenant
 from core.storage.web_models import Role, User, UserRole
+from core.transitions import can_cancel, can_retry
 from core.web import alerts, dashboard, inbox, useradmin
 from core.web.auth import Forbidden, NotFound, Principal
 from core.web.charts import stacked_bars
@@ -119,8 +120,8 @@ def item_page(request: Request, p: Person, item_id: RowId) -> HTMLResponse:
         item=item,
         artifacts=artifacts,
         show_artifacts=artifact_allowed(ctx, p, item.tenant),
-        retryable=item.status in dashboard.RETRYABLE,
-        cancellable=item.status in dashboard.CANCELLABLE,
+        retryable=can_retry(item.status),
+        cancellable=can_cancel(item.status),
     )
 
 

@@ -1,0 +1,262 @@
+"""Runs, the audit log and artifacts in memory."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from core.audit import GENESIS_HASH, VerifyResult, event_hash
+from core.logging import redact_text
+from core.records import RunStatus
+
+if TYPE_CHECKING:
+    pass
+
+from core.testing.memory.state import COUNT_FIELDS, MemoryArtifact, MemoryEvent, MemoryRun, MemoryState
+
+
+class MemoryRunStore:
+    """Runs in memory (the :class:`core.interfaces.RunStore` port)."""
+
+    def __init__(self, state: MemoryState) -> None:
+        self.state = state
+
+    def ensure_tenant(self, code: str, name: str, ops_email: str | None = None) -> None:
+        """Create or update a tenant."""
+        with self.state.lock:
+            self.state.tenants[code] = (name, ops_email)
+
+    def create(
+        self,
+        *,
+        robot: str,
+        tenant: str,
+        trigger: str,
+        status: RunStatus = RunStatus.queued,
+        schedule: str | None = None,
+        slot: str | None = None,
+        dry_run: bool = False,
+        item_limit: int | None = None,
+        deadline_at: datetime | None = None,
+        error: str | None = None,
+        actor: str = "system:kollega",
+    ) -> int | None:
+        """Insert a run; None when its (schedule, tenant, slot) already exists."""
+        with self.state.lock:
+            if schedule is not None and any(
+                (r.schedule, r.tenant, r.slot) == (schedule, tenant, slot) for r in self.state.runs.values()
+            ):
+                return None
+            now = self.state.clock.now()
+            run = MemoryRun(
+                self.state.next_id("run"),
+                robot,
+                tenant,
+                trigger,
+                schedule,
+                slot,
+                status,
+                dry_run,
+                item_limit,
+                now,
+                deadline_at=deadline_at,
+                error=error,
+            )
+            if status in (RunStatus.missed, RunStatus.skipped):
+                run.finished_at = now
+            self.state.runs[run.id] = run
+            details = {
+                "run_id": run.id,
+                "robot": robot,
+                "trigger": trigger,
+                "schedule": schedule,
+                "slot": slot,
+                "dry_run": dry_run,
+                "reason": error,
+            }
+            self.state.audit(actor=actor, action=f"run.{status.value}", tenant=tenant, details=details)
+            return run.id
+
+    def claim_queued(self, owner: str, lease_seconds: float) -> MemoryRun | None:
+        """Take the oldest queued run (or one whose worker stopped renewing its lease)."""
+        with self.state.lock:
+            now = self.state.clock.now()
+            due = [
+                r
+                for r in self.state.runs.values()
+                if r.status == RunStatus.queued
+                or (r.status == RunStatus.running and r.lease_until is not None and r.lease_until < now)
+            ]
+            if not due:
+                return None
+            run = min(due, key=lambda r: (r.created_at, r.id))
+            run.status, run.lease_owner, run.host = RunStatus.running, owner, "memory"
+            run.lease_until = now + timedelta(seconds=lease_seconds)
+            return copy.deepcopy(run)
+
+    def start(self, run_id: int, owner: str, lease_seconds: float) -> None:
+        """Mark a run as running."""
+        with self.state.lock:
+            now = self.state.clock.now()
+            run = self.state.runs[run_id]
+            run.status, run.started_at, run.host, run.lease_owner = RunStatus.running, now, "memory", owner
+            run.lease_until = now + timedelta(seconds=lease_seconds)
+
+    def heartbeat(self, run_id: int, lease_seconds: float, counts: dict[str, int] | None = None) -> None:
+        """Renew the run's lease and store the counts so far."""
+        with self.state.lock:
+            run = self.state.runs[run_id]
+            run.lease_until = self.state.clock.now() + timedelta(seconds=lease_seconds)
+            for k, v in (counts or {}).items():
+                if k in COUNT_FIELDS:
+                    setattr(run, k, v)
+
+    def finish(
+        self,
+        run_id: int,
+        status: RunStatus,
+        counts: dict[str, int],
+        error: str | None = None,
+        actor: str = "system:kollega",
+    ) -> None:
+        """Record the end of a run with its counts (error text redacted)."""
+        with self.state.lock:
+            run = self.state.runs[run_id]
+            safe_error = redact_text(error) if error else None
+            run.status, run.finished_at, run.error = status, self.state.clock.now(), safe_error
+            run.lease_owner = run.lease_until = None
+            for f in COUNT_FIELDS:
+                setattr(run, f, counts.get(f, 0))
+            details = {"run_id": run_id, "robot": run.robot, **counts, "error": safe_error}
+            self.state.audit(actor=actor, action=f"run.{status.value}", tenant=run.tenant, details=details)
+
+    def get(self, run_id: int) -> MemoryRun | None:
+        """A copy of one run, or None."""
+        with self.state.lock:
+            run = self.state.runs.get(run_id)
+            return copy.deepcopy(run) if run is not None else None
+
+    def last_slot(self, schedule: str) -> str | None:
+        """The latest slot recorded for a schedule."""
+        with self.state.lock:
+            slots = [r.slot for r in self.state.runs.values() if r.schedule == schedule and r.slot is not None]
+            return max(slots, default=None)
+
+
+class MemoryAuditSink:
+    """The hash-chained audit log in memory (the :class:`core.interfaces.AuditSink` port)."""
+
+    def __init__(self, state: MemoryState) -> None:
+        self.state = state
+
+    def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        tenant: str | None = None,
+        subject: str | None = None,
+        purpose: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Append one event; returns its seq."""
+        with self.state.lock:
+            return self.state.audit(
+                actor=actor, action=action, tenant=tenant, subject=subject, purpose=purpose, details=details
+            )
+
+    def data_access(
+        self,
+        *,
+        actor: str,
+        tenant: str | None,
+        subject: str,
+        system: str,
+        purpose: str,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Record a read of personal data."""
+        return self.record(
+            actor=actor,
+            action="data.read",
+            tenant=tenant,
+            subject=subject,
+            purpose=purpose,
+            details={"system": system, **(details or {})},
+        )
+
+    def events(self, after_seq: int = 0) -> list[MemoryEvent]:
+        """The events after ``after_seq``, in order."""
+        with self.state.lock:
+            return [e for e in self.state.events if e.seq > after_seq]
+
+    def verify(self, checkpoint: tuple[int, str] | None = None) -> VerifyResult:
+        """Walk the chain and name the first bad seq (a checkpoint detects truncation)."""
+        with self.state.lock:
+            prev, count = GENESIS_HASH, 0
+            for n, ev in enumerate(self.state.events, start=1):
+                fields = {k: v for k, v in ev.__dict__.items() if k != "hash"}
+                if ev.seq != n or ev.prev_hash != prev or event_hash(**fields) != ev.hash:
+                    return VerifyResult(False, count, n - 1, prev, n, f"event {n} was modified, moved or removed")
+                prev, count = ev.hash, count + 1
+            if checkpoint is not None:
+                cp_seq, cp_hash = checkpoint
+                known = {e.seq: e.hash for e in self.state.events}
+                if known.get(cp_seq) != cp_hash:
+                    problem = f"event {cp_seq} does not match the checkpoint: the chain was truncated or rewritten"
+                    return VerifyResult(False, count, count, prev, cp_seq, problem)
+            return VerifyResult(True, count, count, prev)
+
+
+class MemoryArtifactStore:
+    """Artifacts in memory, bytes included (the :class:`core.interfaces.ArtifactStore` port)."""
+
+    def __init__(self, state: MemoryState, retention_days: int = 30) -> None:
+        self.state = state
+        self.retention = timedelta(days=retention_days)
+
+    def save(
+        self,
+        *,
+        tenant: str,
+        work_item_id: int | None,
+        kind: str,
+        filename: str,
+        content_type: str,
+        data: bytes,
+        sensitive: bool = True,
+    ) -> int:
+        """Keep one file; returns its id."""
+        with self.state.lock:
+            now = self.state.clock.now()
+            art = MemoryArtifact(
+                self.state.next_id("artifact"),
+                tenant,
+                work_item_id,
+                kind,
+                filename,
+                content_type,
+                bytes(data),
+                sensitive,
+                now,
+                now + self.retention,
+            )
+            self.state.artifacts[art.id] = art
+            return art.id
+
+    def for_item(self, work_item_id: int) -> list[MemoryArtifact]:
+        """The artifacts of one work item."""
+        with self.state.lock:
+            return sorted(
+                (a for a in self.state.artifacts.values() if a.work_item_id == work_item_id), key=lambda a: a.id
+            )
+
+    def purge_expired(self) -> int:
+        """Forget artifacts past their retention; returns how many."""
+        with self.state.lock:
+            now = self.state.clock.now()
+            gone = [a.id for a in self.state.artifacts.values() if a.expires_at < now]
+            for art_id in gone:
+                del self.state.artifacts[art_id]
+            return len(gone)

@@ -1,0 +1,235 @@
+"""Review items in memory."""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import secrets
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from core.errors import AlreadyDecided, FourEyesViolation, LeaseLost, ReviewError
+from core.records import CallbackStatus, ItemStatus, ReviewKind, ReviewState, ReviewView
+from core.transitions import DECIDABLE, REQUEUEABLE, equal_jitter_delay
+
+if TYPE_CHECKING:
+    pass
+
+from core.testing.memory.state import DECISIONS, MemoryReview, MemoryState
+
+
+class MemoryReviewStore:
+    """Review items in memory (the :class:`core.interfaces.ReviewStore` port)."""
+
+    def __init__(self, state: MemoryState) -> None:
+        self.state = state
+
+    def _row(self, review_id: int) -> MemoryReview:
+        row = self.state.reviews.get(review_id)
+        if row is None:
+            raise ReviewError(f"review item {review_id} does not exist")
+        return row
+
+    def _open(self, review_id: int) -> MemoryReview:
+        row = self._row(review_id)
+        if row.state != ReviewState.open:
+            raise AlreadyDecided(
+                f"review item {review_id} was already {row.state.value} by {row.decided_by or 'the system'}"
+            )
+        return row
+
+    def get(self, review_id: int, *, viewer: str | None = None, tenants: set[str] | None = None) -> MemoryReview:
+        """A copy of one review item; a named viewer's opening is written to the access log."""
+        with self.state.lock:
+            row = self.state.reviews.get(review_id)
+            if row is None or (tenants is not None and row.tenant not in tenants):
+                raise ReviewError(f"review item {review_id} does not exist")
+            if viewer is not None:
+                details = {"review_id": row.id, "queue": row.queue}
+                self.state.audit(
+                    actor=viewer,
+                    action="review.opened",
+                    tenant=row.tenant,
+                    subject=row.subject,
+                    purpose="handläggning",
+                    details=details,
+                )
+            return copy.deepcopy(row)
+
+    def for_item(self, work_item_id: int) -> builtins.list[MemoryReview]:
+        """Copies of the review items of one work item, oldest first."""
+        with self.state.lock:
+            rows = [r for r in self.state.reviews.values() if r.work_item_id == work_item_id]
+            return [copy.deepcopy(r) for r in sorted(rows, key=lambda r: r.id)]
+
+    def assign(self, review_id: int, assignee: str | None, *, actor: str) -> None:
+        """Assign (or unassign with None) an open review item."""
+        with self.state.lock:
+            row = self._open(review_id)
+            row.assignee, row.version = assignee, row.version + 1
+            details = {"review_id": review_id, "assignee": assignee}
+            self.state.audit(
+                actor=actor, action="review.assigned", tenant=row.tenant, subject=row.subject, details=details
+            )
+
+    def comment(self, review_id: int, text: str, *, actor: str) -> None:
+        """Add a comment."""
+        if not text.strip():
+            raise ReviewError("a comment cannot be empty")
+        with self.state.lock:
+            row = self._row(review_id)
+            row.comments.append((actor, text, self.state.clock.now()))
+            details = {"review_id": review_id}
+            self.state.audit(
+                actor=actor, action="review.commented", tenant=row.tenant, subject=row.subject, details=details
+            )
+
+    def decide(
+        self,
+        review_id: int,
+        decision: str,
+        *,
+        actor: str,
+        comment: str | None = None,
+        expected_version: int | None = None,
+    ) -> MemoryReview:
+        """Approve, reject or return an open item (as core.review.ReviewQueue.decide)."""
+        if decision not in DECISIONS:
+            raise ReviewError(f"unknown decision {decision!r}; use one of {', '.join(DECISIONS)}")
+        if decision in ("reject", "return") and not (comment and comment.strip()):
+            raise ReviewError(f"a comment is required to {decision} an item")
+        with self.state.lock:
+            now = self.state.clock.now()
+            row = self._open(review_id)
+            if expected_version is not None and row.version != expected_version:
+                raise AlreadyDecided(f"review item {review_id} changed while you were looking at it")
+            if decision == "approve" and row.four_eyes and row.first_approver is None:
+                row.first_approver, row.first_approved_at, row.version = actor, now, row.version + 1
+                self.state.audit(
+                    actor=actor,
+                    action="review.first_approval",
+                    tenant=row.tenant,
+                    subject=row.subject,
+                    details={"review_id": review_id},
+                )
+                return copy.deepcopy(row)
+            if decision == "approve" and row.four_eyes and row.first_approver == actor:
+                raise FourEyesViolation("this queue requires a second approval by a different person")
+            row.state = DECISIONS[decision]
+            row.decided_by, row.decided_at, row.decision_comment = actor, now, comment
+            row.callback_status, row.callback_next_at, row.callback_attempts = CallbackStatus.pending, now, 0
+            row.version += 1
+            if comment:
+                row.comments.append((actor, comment, now))
+            details = {
+                "review_id": review_id,
+                "queue": row.queue,
+                "four_eyes": row.four_eyes,
+                "first_approver": row.first_approver,
+            }
+            action = f"review.{row.state.value}"
+            self.state.audit(actor=actor, action=action, tenant=row.tenant, subject=row.subject, details=details)
+            return copy.deepcopy(row)
+
+    def expire_overdue(self, *, actor: str = "system:kollega") -> int:
+        """Mark open items past their deadline as expired (audited); returns how many."""
+        with self.state.lock:
+            now = self.state.clock.now()
+            rows = [
+                r
+                for r in sorted(self.state.reviews.values(), key=lambda r: r.id)
+                if r.state == ReviewState.open and r.due_at is not None and r.due_at < now
+            ]
+            for r in rows:
+                r.state, r.version = ReviewState.expired, r.version + 1
+                details = {"review_id": r.id, "queue": r.queue}
+                self.state.audit(
+                    actor=actor, action="review.expired", tenant=r.tenant, subject=r.subject, details=details
+                )
+            return len(rows)
+
+    def _due(self, r: MemoryReview, now: datetime) -> bool:
+        return (
+            r.callback_status == CallbackStatus.pending and r.callback_next_at is not None and r.callback_next_at <= now
+        )
+
+    def due_robots(self) -> set[tuple[str, str]]:
+        """(robot, tenant) pairs with decisions due to be carried out."""
+        with self.state.lock:
+            now = self.state.clock.now()
+            return {(r.robot, r.tenant) for r in self.state.reviews.values() if self._due(r, now)}
+
+    def claim_callbacks(
+        self, robot: str, tenant: str, *, limit: int = 20, lease_seconds: float = 300
+    ) -> builtins.list[ReviewView]:
+        """Lease decided items whose decision the robot has not carried out yet."""
+        with self.state.lock:
+            now = self.state.clock.now()
+            due = sorted(
+                (
+                    r
+                    for r in self.state.reviews.values()
+                    if r.robot == robot and r.tenant == tenant and self._due(r, now)
+                ),
+                key=lambda r: (r.callback_next_at or now, r.id),
+            )[:limit]
+            for r in due:
+                r.callback_next_at = now + timedelta(seconds=lease_seconds)
+                r.callback_attempts, r.callback_token = r.callback_attempts + 1, secrets.token_hex(16)
+            return [ReviewView.from_row(r) for r in sorted(due, key=lambda r: r.id)]
+
+    def _owned_callback(self, review: ReviewView) -> MemoryReview:
+        row = self.state.reviews.get(review.id)
+        if row is None or row.callback_status != CallbackStatus.pending or row.callback_token != review.callback_token:
+            raise LeaseLost(f"review item {review.id}: another worker is carrying out this decision now")
+        return row
+
+    def callback_done(self, review: ReviewView, *, actor: str) -> None:
+        """The robot carried the decision out: settle the work item accordingly."""
+        with self.state.lock:
+            now = self.state.clock.now()
+            row = self._owned_callback(review)
+            row.callback_status, row.callback_error = CallbackStatus.done, None
+            item = self.state.items.get(row.work_item_id) if row.work_item_id is not None else None
+            if item is not None:
+                if row.state == ReviewState.returned and item.status in REQUEUEABLE:
+                    item.status, item.attempts, item.next_attempt_at = ItemStatus.pending, 0, now
+                    item.return_comment, item.finished_at, item.updated_at = row.decision_comment, None, now
+                elif row.state != ReviewState.returned and row.kind == ReviewKind.decision and item.status in DECIDABLE:
+                    item.status, item.finished_at, item.updated_at = ItemStatus.done, now, now
+                    item.result = {**(item.result or {}), "decision": row.state.value, "decided_by": row.decided_by}
+            details = {"review_id": row.id, "decision": row.state.value}
+            self.state.audit(
+                actor=actor, action="review.carried_out", tenant=row.tenant, subject=row.subject, details=details
+            )
+
+    def callback_failed(
+        self, review: ReviewView, error: str, *, max_attempts: int, base_seconds: float, cap_seconds: float, actor: str
+    ) -> bool:
+        """on_decision failed: retry with backoff, or give up to a person after max attempts."""
+        with self.state.lock:
+            now = self.state.clock.now()
+            row = self._owned_callback(review)
+            row.callback_error = error
+            retry = row.callback_attempts < max_attempts
+            if retry:
+                delay = equal_jitter_delay(row.callback_attempts, base_seconds, cap_seconds)
+                row.callback_next_at = now + timedelta(seconds=delay)
+            else:
+                row.callback_status = CallbackStatus.failed
+                self.state.create_review(
+                    tenant=row.tenant,
+                    robot=row.robot,
+                    work_item_id=row.work_item_id,
+                    queue=f"{row.robot}.exceptions",
+                    kind=ReviewKind.exception,
+                    title="Beslutet kunde inte verkställas",
+                    summary=f"The decision on review item {row.id} could not be carried out: {error}",
+                    material={"review_id": row.id, "decision": row.state.value, "error": error},
+                    subject=row.subject,
+                    actor=actor,
+                )
+            details = {"review_id": row.id, "attempt": row.callback_attempts, "will_retry": retry, "error": error}
+            action = "review.carry_out_failed"
+            self.state.audit(actor=actor, action=action, tenant=row.tenant, subject=row.subject, details=details)
+            return retry

@@ -1,0 +1,100 @@
+"""The rules of work-item state, defined once: which transition is allowed from which status, and backoff.
+
+Pure (no I/O): every work-item store (SQL in core/queue.py, in memory in
+core/testing/memory.py), the review callbacks (core/review.py), the web layer and the CLI
+ask this module; none of them decides on its own. ::
+
+    pending ──claim──> in_progress ──complete──> done | needs_review
+       ^                  │  ──fail_business──> failed_business
+       │                  │  ──fail_application──> pending (retry) | failed_application
+       │                  └──timeout / lease expired (unrepeatable writes)──> uncertain
+       │                                                   │ ──re-check found it done──> done
+       ├──retry (operations)── failed_*, uncertain, cancelled
+       ├──returned decision── needs_review
+       └──cancel (operations)── pending, failed_*, uncertain ──> cancelled
+
+``done`` never goes back to ``pending``: a finished write is never repeated by the kernel.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from core.records import ItemStatus
+
+#: Operations may put these back in the queue (retry): a person decided the problem is dealt with.
+RETRYABLE = frozenset(
+    {ItemStatus.failed_business, ItemStatus.failed_application, ItemStatus.uncertain, ItemStatus.cancelled}
+)
+
+#: Operations may cancel these: nobody is working on them and they are not finished well.
+CANCELLABLE = frozenset(
+    {ItemStatus.pending, ItemStatus.failed_business, ItemStatus.failed_application, ItemStatus.uncertain}
+)
+
+#: A decision returned to the robot puts its item back from here (and only from here).
+RETURNABLE = frozenset({ItemStatus.needs_review})
+
+#: A carried-out decision (approved or rejected) finishes its item from here.
+DECIDABLE = frozenset({ItemStatus.needs_review})
+
+#: Only an item a worker holds can be marked uncertain (its write may have happened).
+MARKABLE_UNCERTAIN = frozenset({ItemStatus.in_progress})
+
+#: Only an uncertain item can be settled by a re-check, or released to a person.
+SETTLEABLE = frozenset({ItemStatus.uncertain})
+
+#: What ``requeue`` accepts: a retry by operations, or a decision returned to the robot.
+REQUEUEABLE = RETRYABLE | RETURNABLE
+
+
+def can_retry(status: str) -> bool:
+    """Whether operations may put an item in ``status`` back in the queue."""
+    return ItemStatus(status) in RETRYABLE
+
+
+def can_cancel(status: str) -> bool:
+    """Whether operations may cancel an item in ``status``."""
+    return ItemStatus(status) in CANCELLABLE
+
+
+def can_requeue(status: str) -> bool:
+    """Whether an item in ``status`` may go back to ``pending`` (never a done or running one)."""
+    return ItemStatus(status) in REQUEUEABLE
+
+
+def backoff_delay(
+    attempts: int, base_seconds: float, cap_seconds: float, *, jitter: float, rng: random.Random | None = None
+) -> float:
+    """Seconds to wait after ``attempts`` failed tries: exponential, capped, plus random jitter on top.
+
+    The delay is ``min(cap, base · 2^(attempts−1))``, then up to ``jitter`` times that again
+    at random (``jitter`` 0 = none; 1 = up to double). The one backoff formula of Kollega.
+    """
+    delay = float(min(cap_seconds, base_seconds * (2.0 ** max(attempts - 1, 0))))
+    if jitter:
+        fraction = rng.random() if rng is not None else random.random()
+        delay += delay * jitter * fraction
+    return delay
+
+
+def equal_jitter_delay(
+    attempts: int, base_seconds: float, cap_seconds: float, rng: random.Random | None = None
+) -> float:
+    """ "Equal jitter": of the capped exponential delay, half is fixed and half random (work items, callbacks)."""
+    # Half the ceiling, plus up to all of that half again: [ceiling/2, ceiling].
+    return backoff_delay(attempts, base_seconds / 2, cap_seconds / 2, jitter=1.0, rng=rng)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a work item is retried after a transient failure, and how long it waits."""
+
+    max_attempts: int = 5
+    base_seconds: float = 30.0
+    cap_seconds: float = 3600.0
+
+    def delay(self, attempts: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before attempt ``attempts + 1`` (equal jitter, capped)."""
+        return equal_jitter_delay(attempts, self.base_seconds, self.cap_seconds, rng)

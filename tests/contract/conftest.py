@@ -1,0 +1,77 @@
+"""The store contract suite's fixture: every port implementation, on one fake clock.
+
+``stores`` is parametrised over the in-memory stores (core.testing.memory), SQLite and
+PostgreSQL (marked ``postgres``; skipped when unreachable, except on CI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from core.artifacts import FileArtifactStore
+from core.audit import Auditor
+from core.interfaces import ArtifactStore, AuditSink, ReviewStore, RunStore, WorkItemStore
+from core.queue import WorkQueue
+from core.review import ReviewQueue
+from core.runs import SqlRunStore
+from core.testing import FakeClock, temporary_database
+from core.testing.memory import MemoryStores
+
+TENANT = "0000"
+OTHER = "9999"
+
+
+@dataclass
+class Stores:
+    """One backend's stores, as the ports see them."""
+
+    backend: str
+    clock: FakeClock
+    queue: WorkItemStore
+    reviews: ReviewStore
+    runs: RunStore
+    audit: AuditSink
+    artifacts: ArtifactStore
+
+    def actions(self, after: int = 0) -> list[str]:
+        """The audit actions written after seq ``after``."""
+        return [e.action for e in self.audit.events(after)]
+
+    def last_seq(self) -> int:
+        """The latest audit seq (0 when empty)."""
+        events = self.audit.events()
+        return events[-1].seq if events else 0
+
+
+@pytest.fixture(
+    params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+)
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    """Every store of one backend, with tenants 0000 and 9999 known."""
+    clock = FakeClock()
+    backend = str(request.param)
+    if backend == "memory":
+        mem = MemoryStores(clock)
+        made = Stores(backend, clock, mem.queue, mem.reviews, mem.runs, mem.audit, mem.artifacts)
+        made.runs.ensure_tenant(TENANT, "Testkommun")
+        made.runs.ensure_tenant(OTHER, "Annan kommun")
+        yield made
+        return
+    url = None if backend == "sqlite" else str(request.getfixturevalue("pg_url"))
+    with temporary_database(tmp_path, url) as db:
+        made = Stores(
+            backend,
+            clock,
+            WorkQueue(db, clock),
+            ReviewQueue(db, clock),
+            SqlRunStore(db, clock),
+            Auditor(db.session, clock),
+            FileArtifactStore(db, tmp_path / "artifacts", 30, clock),
+        )
+        made.runs.ensure_tenant(TENANT, "Testkommun")
+        made.runs.ensure_tenant(OTHER, "Annan kommun")
+        yield made

@@ -1,0 +1,541 @@
+"""The store contract: every implementation of the ports behaves the same (memory, SQLite, PostgreSQL).
+
+What the engine, the web layer and the CLI rely on from a work-item, review, run, audit
+and artifact store, written once against the ports of core/interfaces.py.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from core.errors import AlreadyDecided, FourEyesViolation, LeaseLost, ReviewError
+from core.records import CallbackStatus, ItemStatus, ReviewKind, ReviewState, RunStatus, WorkItemView
+from core.robot import Done, NeedsReview, NewItem
+from core.transitions import CANCELLABLE, RETRYABLE, RetryPolicy
+from tests.contract.conftest import OTHER, TENANT, Stores
+
+ROBOT = "example"
+ACTOR = "robot:example"
+
+
+def items(*refs: str) -> list[NewItem]:
+    return [NewItem(reference=r, payload={"ref": r}, subject=f"subject-{r}") for r in refs]
+
+
+def claim_one(stores: Stores, owner: str = "w1", **kw: object) -> WorkItemView:
+    claimed = stores.queue.claim(ROBOT, TENANT, owner, **kw)  # type: ignore[arg-type]
+    assert len(claimed) == 1
+    return claimed[0]
+
+
+def status(stores: Stores, item_id: int) -> ItemStatus:
+    row = stores.queue.get(item_id)
+    assert row is not None
+    return row.status
+
+
+def needs_review(queue: str = "example.review", *, four_eyes: bool = False) -> NeedsReview:
+    return NeedsReview(queue=queue, title="Ärende", summary="Förslag", material={"amount": 1}, four_eyes=four_eyes)
+
+
+def make_uncertain(stores: Stores) -> WorkItemView:
+    stores.queue.enqueue(ROBOT, TENANT, items("u"))
+    item = claim_one(stores, lease_seconds=60)
+    stores.clock.advance(61)
+    assert stores.queue.reap_expired(ROBOT, TENANT, side_effects_repeatable=False, max_attempts=3, actor=ACTOR) == {
+        "uncertain": 1,
+        "failed_application": 0,
+    }
+    return item
+
+
+class TestEnqueueAndClaim:
+    """Idempotent enqueue; claims lease due items in order, once."""
+
+    def test_a_known_reference_is_left_alone(self, stores: Stores) -> None:
+        assert stores.queue.enqueue(ROBOT, TENANT, items("a", "b", "a")) == 2
+        assert stores.queue.enqueue(ROBOT, TENANT, items("b", "c")) == 1
+        assert stores.queue.enqueue(ROBOT, OTHER, items("a")) == 1
+        assert stores.queue.enqueue("other", TENANT, items("a")) == 1
+        assert stores.queue.enqueue(ROBOT, TENANT, []) == 0
+
+    def test_claim_leases_with_owner_token_and_one_more_attempt(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("a", "b"))
+        first = claim_one(stores, lease_seconds=60)
+        assert (first.reference, first.attempts, first.status, first.payload) == ("a", 1, "in_progress", {"ref": "a"})
+        row = stores.queue.get(first.id)
+        assert row is not None and row.lease_owner == "w1" and row.lease_token == first.lease_token
+        assert row.lease_until is not None and (row.lease_until - stores.clock.now()).total_seconds() == 60
+        second = claim_one(stores, "w2")
+        assert second.reference == "b" and second.lease_token != first.lease_token
+        assert stores.queue.claim(ROBOT, TENANT, "w3") == []
+
+    def test_claim_takes_only_its_robot_tenant_and_ids(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, OTHER, items("x"))
+        stores.queue.enqueue("other", TENANT, items("y"))
+        assert stores.queue.claim(ROBOT, TENANT, "w") == []
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        a = claim_one(stores)
+        policy = RetryPolicy(max_attempts=3, base_seconds=1, cap_seconds=1)
+        stores.queue.fail_application(a, code="503", message="down", actor=ACTOR, policy=policy)
+        stores.clock.advance(2)
+        stores.queue.enqueue(ROBOT, TENANT, items("b"))
+        claimed = stores.queue.claim(ROBOT, TENANT, "w", limit=5, ids=[a.id])
+        assert [c.reference for c in claimed] == ["a"]
+
+    def test_an_expired_lease_is_reclaimed_only_when_asked(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        first = claim_one(stores, lease_seconds=30)
+        stores.clock.advance(31)
+        assert stores.queue.claim(ROBOT, TENANT, "w2", reclaim_expired=False) == []
+        again = claim_one(stores, "w2", reclaim_expired=True)
+        assert again.id == first.id and again.attempts == 2
+
+    def test_extend_keeps_the_lease_alive(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        item = claim_one(stores, lease_seconds=30)
+        stores.clock.advance(20)
+        stores.queue.extend(item, 30)
+        stores.clock.advance(20)
+        assert stores.queue.claim(ROBOT, TENANT, "w2") == []
+
+    def test_next_due_and_due_robots(self, stores: Stores) -> None:
+        assert stores.queue.next_due(ROBOT, TENANT) is None
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        assert stores.queue.next_due(ROBOT, TENANT) == stores.clock.now()
+        assert (ROBOT, TENANT) in stores.queue.due_robots()
+        claim_one(stores, lease_seconds=30)
+        assert stores.queue.due_robots() == set()
+        stores.clock.advance(31)
+        assert stores.queue.due_robots() == {(ROBOT, TENANT)}
+
+
+class TestFinishing:
+    """Every change after the claim needs the current lease."""
+
+    def test_done_releases_the_lease(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        item = claim_one(stores)
+        assert stores.queue.complete(item, Done({"ok": 1}), actor=ACTOR) is None
+        row = stores.queue.get(item.id)
+        assert row is not None
+        assert (row.status, row.result, row.lease_token, row.lease_until) == (ItemStatus.done, {"ok": 1}, None, None)
+        assert row.finished_at == stores.clock.now()
+
+    def test_complete_only_under_the_current_lease(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        stale = claim_one(stores, lease_seconds=30)
+        stores.clock.advance(31)
+        fresh = claim_one(stores, "w2")
+        with pytest.raises(LeaseLost):
+            stores.queue.complete(stale, Done({}), actor=ACTOR)
+        with pytest.raises(LeaseLost):
+            stores.queue.extend(stale, 30)
+        stores.queue.complete(fresh, Done({}), actor=ACTOR)
+        with pytest.raises(LeaseLost):  # finished once only
+            stores.queue.complete(fresh, Done({}), actor=ACTOR)
+
+    def test_needs_review_opens_a_decision_review(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        item = claim_one(stores)
+        before = stores.last_seq()
+        review_id = stores.queue.complete(item, needs_review(), actor=ACTOR)
+        assert review_id is not None and status(stores, item.id) == ItemStatus.needs_review
+        review = stores.reviews.get(review_id)
+        assert (review.kind, review.state, review.queue, review.work_item_id) == (
+            ReviewKind.decision,
+            ReviewState.open,
+            "example.review",
+            item.id,
+        )
+        assert review.subject == "subject-a"
+        assert stores.actions(before) == ["review.created"]
+
+    def test_business_failure_is_final_with_an_exception_review(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        item = claim_one(stores)
+        review_id = stores.queue.fail_business(
+            item, code="missing", message="belopp saknas", actor=ACTOR, artifacts=[7]
+        )
+        row = stores.queue.get(item.id)
+        assert row is not None and (row.status, row.error_kind, row.error_code) == (
+            ItemStatus.failed_business,
+            "business",
+            "missing",
+        )
+        review = stores.reviews.get(review_id)
+        assert (review.kind, review.queue) == (ReviewKind.exception, "example.exceptions")
+        assert review.material == {
+            "reference": "a",
+            "error_code": "missing",
+            "error": "belopp saknas",
+            "artifacts": [7],
+        }
+
+    def test_application_failure_retries_with_backoff_then_fails(self, stores: Stores) -> None:
+        policy = RetryPolicy(max_attempts=2, base_seconds=10, cap_seconds=60)
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        item = claim_one(stores)
+        assert stores.queue.fail_application(
+            item, code="503", message="down", actor=ACTOR, policy=policy, rng=random.Random(1)
+        )
+        row = stores.queue.get(item.id)
+        assert row is not None and row.status == ItemStatus.pending and row.error_code == "503"
+        wait = (row.next_attempt_at - stores.clock.now()).total_seconds()
+        assert wait == pytest.approx(policy.delay(1, random.Random(1)), abs=1e-3)
+        assert stores.queue.claim(ROBOT, TENANT, "w") == []  # not due yet
+        stores.clock.advance(wait + 1)
+        item = claim_one(stores)
+        assert item.attempts == 2
+        assert not stores.queue.fail_application(item, code="503", message="down", actor=ACTOR, policy=policy)
+        assert status(stores, item.id) == ItemStatus.failed_application
+        [review] = stores.reviews.for_item(item.id)
+        assert review.kind == ReviewKind.exception and review.title == "Tekniskt fel efter 2 försök"
+
+    def test_min_delay_is_honoured(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        item = claim_one(stores)
+        policy = RetryPolicy(max_attempts=3, base_seconds=1, cap_seconds=1)
+        stores.queue.fail_application(item, code="429", message="slow", actor=ACTOR, policy=policy, min_delay=120)
+        row = stores.queue.get(item.id)
+        assert row is not None and (row.next_attempt_at - stores.clock.now()).total_seconds() == pytest.approx(120)
+
+
+class TestUncertain:
+    """A dead or timed-out worker of an unrepeatable robot leaves the item to a person or a re-check."""
+
+    def test_reap_makes_an_unrepeatable_item_uncertain(self, stores: Stores) -> None:
+        before = stores.last_seq()
+        item = make_uncertain(stores)
+        row = stores.queue.get(item.id)
+        assert row is not None and (row.status, row.error_code, row.lease_token) == (
+            ItemStatus.uncertain,
+            "lease_expired",
+            None,
+        )
+        [review] = stores.reviews.for_item(item.id)
+        assert (review.kind, review.state) == (ReviewKind.uncertain, ReviewState.open)
+        assert stores.actions(before) == ["review.created", "item.uncertain"]
+
+    def test_reap_fails_a_repeatable_item_only_when_out_of_attempts(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        item = claim_one(stores, lease_seconds=10)
+        stores.clock.advance(11)
+        reap = {"side_effects_repeatable": True, "max_attempts": 2, "actor": ACTOR}
+        assert stores.queue.reap_expired(ROBOT, TENANT, **reap) == {"uncertain": 0, "failed_application": 0}  # type: ignore[arg-type]
+        assert status(stores, item.id) == ItemStatus.in_progress  # the next claim takes it over
+        claim_one(stores, lease_seconds=10)
+        stores.clock.advance(11)
+        assert stores.queue.reap_expired(ROBOT, TENANT, **reap) == {"uncertain": 0, "failed_application": 1}  # type: ignore[arg-type]
+        assert status(stores, item.id) == ItemStatus.failed_application
+
+    def test_mark_uncertain_needs_the_lease(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        item = claim_one(stores)
+        stores.queue.mark_uncertain(item, actor=ACTOR, code="timeout", message="timed out")
+        row = stores.queue.get(item.id)
+        assert row is not None and (row.status, row.error_code) == (ItemStatus.uncertain, "timeout")
+        assert [r.kind for r in stores.reviews.for_item(item.id)] == [ReviewKind.uncertain]
+        with pytest.raises(LeaseLost):
+            stores.queue.mark_uncertain(item, actor=ACTOR, code="timeout", message="again")
+
+    def test_a_recheck_settles_the_item_and_resolves_its_review(self, stores: Stores) -> None:
+        item = make_uncertain(stores)
+        [leased] = stores.queue.claim_uncertain(ROBOT, TENANT, "w2")
+        assert leased.id == item.id and leased.status == "uncertain"
+        assert stores.queue.claim_uncertain(ROBOT, TENANT, "w3") == []  # leased: not offered twice
+        closed = stores.queue.settle_uncertain(leased, Done({"found": True}), actor=ACTOR)
+        row = stores.queue.get(item.id)
+        assert row is not None and (row.status, row.result) == (ItemStatus.done, {"found": True})
+        [review] = stores.reviews.for_item(item.id)
+        assert closed == [review.id] and review.state == ReviewState.resolved
+        assert review.callback_status == CallbackStatus.none
+
+    def test_a_person_decided_first(self, stores: Stores) -> None:
+        item = make_uncertain(stores)
+        [leased] = stores.queue.claim_uncertain(ROBOT, TENANT, "w2")
+        [review] = stores.reviews.for_item(item.id)
+        stores.reviews.decide(review.id, "approve", actor="user:anna")
+        with pytest.raises(AlreadyDecided):
+            stores.queue.settle_uncertain(leased, Done({}), actor=ACTOR)
+        assert status(stores, item.id) == ItemStatus.uncertain
+        assert stores.queue.claim_uncertain(ROBOT, TENANT, "w3") == []  # the person's now
+
+    def test_release_leaves_it_uncertain_and_offers_it_again(self, stores: Stores) -> None:
+        item = make_uncertain(stores)
+        [leased] = stores.queue.claim_uncertain(ROBOT, TENANT, "w2")
+        before = stores.last_seq()
+        stores.queue.release_uncertain(leased, actor=ACTOR, reason="inconclusive")
+        assert status(stores, item.id) == ItemStatus.uncertain
+        assert stores.actions(before) == ["item.rechecked"]
+        assert [v.id for v in stores.queue.claim_uncertain(ROBOT, TENANT, "w3")] == [item.id]
+        assert stores.queue.claim_uncertain(ROBOT, TENANT, "w4", exclude={item.id}) == []
+
+
+class TestOperations:
+    """Retry, cancel and requeue: only from the statuses core.transitions allows, each in one step."""
+
+    def test_retry_puts_a_failed_item_back_and_withdraws_its_report(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        item = claim_one(stores)
+        stores.queue.fail_business(item, code="bad", message="bad data", actor=ACTOR)
+        before = stores.last_seq()
+        assert stores.queue.retry(item.id, actor="user:drift")
+        row = stores.queue.get(item.id)
+        assert row is not None and (row.status, row.attempts, row.error_code) == (ItemStatus.pending, 0, None)
+        [review] = stores.reviews.for_item(item.id)
+        assert review.state == ReviewState.withdrawn
+        assert stores.actions(before) == ["item.requeued", "review.withdrawn"]
+
+    def test_cancel_clears_the_lease_and_withdraws_reports(self, stores: Stores) -> None:
+        item = make_uncertain(stores)
+        before = stores.last_seq()
+        assert stores.queue.cancel(item.id, actor="user:drift")
+        row = stores.queue.get(item.id)
+        assert row is not None and (row.status, row.lease_token) == (ItemStatus.cancelled, None)
+        assert [r.state for r in stores.reviews.for_item(item.id)] == [ReviewState.withdrawn]
+        assert stores.actions(before) == ["review.withdrawn", "item.cancelled"]
+        assert stores.audit.events(before)[-1].details == {"previous": "uncertain"}
+        assert stores.queue.retry(item.id, actor="user:drift")  # a cancelled item may be retried
+
+    @pytest.mark.parametrize("final", [ItemStatus.done, ItemStatus.needs_review, ItemStatus.in_progress])
+    def test_refused_transitions(self, stores: Stores, final: ItemStatus) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        item = claim_one(stores)
+        if final == ItemStatus.done:
+            stores.queue.complete(item, Done({}), actor=ACTOR)
+        elif final == ItemStatus.needs_review:
+            stores.queue.complete(item, needs_review(), actor=ACTOR)
+        before = stores.last_seq()
+        assert final not in RETRYABLE and final not in CANCELLABLE
+        assert not stores.queue.retry(item.id, actor="user:drift")
+        assert not stores.queue.cancel(item.id, actor="user:drift")
+        if final != ItemStatus.needs_review:  # a returned decision may requeue needs_review
+            assert not stores.queue.requeue(item.id, actor="user:drift")
+        assert status(stores, item.id) == final
+        assert stores.actions(before) == []
+
+    def test_a_done_item_never_goes_back_to_pending(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        item = claim_one(stores)
+        stores.queue.complete(item, Done({}), actor=ACTOR)
+        assert not stores.queue.requeue(item.id, actor="user:drift", comment="igen")
+        assert not stores.queue.retry(item.id, actor="user:drift")
+        assert status(stores, item.id) == ItemStatus.done
+
+    def test_a_retry_racing_a_recheck_cannot_undo_the_settled_item(self, stores: Stores) -> None:
+        # Operations saw the item uncertain (retryable) and pressed retry; meanwhile a
+        # re-check found the write done. The retry must not put the done item back.
+        item = make_uncertain(stores)
+        assert stores.queue.get(item.id).status in RETRYABLE  # type: ignore[union-attr]
+        [leased] = stores.queue.claim_uncertain(ROBOT, TENANT, "w2")
+        stores.queue.settle_uncertain(leased, Done({"found": True}), actor=ACTOR)
+        assert not stores.queue.retry(item.id, actor="user:drift")
+        assert not stores.queue.requeue(item.id, actor="user:drift")
+        row = stores.queue.get(item.id)
+        assert row is not None and (row.status, row.result) == (ItemStatus.done, {"found": True})
+
+    def test_a_recheck_racing_a_retry_finds_its_lease_gone(self, stores: Stores) -> None:
+        item = make_uncertain(stores)
+        [leased] = stores.queue.claim_uncertain(ROBOT, TENANT, "w2")
+        assert stores.queue.retry(item.id, actor="user:drift")
+        with pytest.raises((LeaseLost, AlreadyDecided)):
+            stores.queue.settle_uncertain(leased, Done({}), actor=ACTOR)
+        assert status(stores, item.id) == ItemStatus.pending
+
+
+class TestReviews:
+    """Decisions are final and audited; four-eyes; concurrent deciders; carrying decisions out."""
+
+    def decision(self, stores: Stores, *, four_eyes: bool = False) -> tuple[int, int]:
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        item = claim_one(stores)
+        review_id = stores.queue.complete(item, needs_review(four_eyes=four_eyes), actor=ACTOR)
+        assert review_id is not None
+        return item.id, review_id
+
+    def test_approve_is_final_and_audited(self, stores: Stores) -> None:
+        _item_id, review_id = self.decision(stores)
+        before = stores.last_seq()
+        decided = stores.reviews.decide(review_id, "approve", actor="user:anna")
+        assert (decided.state, decided.decided_by) == (ReviewState.approved, "user:anna")
+        assert decided.callback_status == CallbackStatus.pending
+        assert stores.actions(before) == ["review.approved"]
+        for second in ("approve", "reject"):
+            with pytest.raises(AlreadyDecided):
+                stores.reviews.decide(review_id, second, actor="user:bo", comment="nej")
+
+    def test_bad_decisions(self, stores: Stores) -> None:
+        _item_id, review_id = self.decision(stores)
+        with pytest.raises(ReviewError):
+            stores.reviews.decide(review_id, "maybe", actor="user:anna")
+        with pytest.raises(ReviewError):
+            stores.reviews.decide(review_id, "reject", actor="user:anna")  # a comment is required
+        with pytest.raises(ReviewError):
+            stores.reviews.get(review_id + 1000)
+
+    def test_four_eyes_needs_two_different_people(self, stores: Stores) -> None:
+        _item_id, review_id = self.decision(stores, four_eyes=True)
+        first = stores.reviews.decide(review_id, "approve", actor="user:anna")
+        assert (first.state, first.first_approver) == (ReviewState.open, "user:anna")
+        with pytest.raises(FourEyesViolation):
+            stores.reviews.decide(review_id, "approve", actor="user:anna")
+        assert stores.reviews.decide(review_id, "approve", actor="user:bo").state == ReviewState.approved
+
+    def test_a_stale_version_is_refused(self, stores: Stores) -> None:
+        _item_id, review_id = self.decision(stores)
+        seen = stores.reviews.get(review_id).version
+        stores.reviews.assign(review_id, "user:bo", actor="user:bo")
+        with pytest.raises(AlreadyDecided):
+            stores.reviews.decide(review_id, "approve", actor="user:anna", expected_version=seen)
+
+    def test_opening_with_a_viewer_is_an_access(self, stores: Stores) -> None:
+        _item_id, review_id = self.decision(stores)
+        before = stores.last_seq()
+        stores.reviews.get(review_id)
+        assert stores.actions(before) == []
+        stores.reviews.get(review_id, viewer="user:anna")
+        [event] = stores.audit.events(before)
+        assert (event.action, event.actor, event.purpose) == ("review.opened", "user:anna", "handläggning")
+        with pytest.raises(ReviewError):
+            stores.reviews.get(review_id, tenants={OTHER})
+
+    def test_carrying_out_an_approval_finishes_the_item(self, stores: Stores) -> None:
+        item_id, review_id = self.decision(stores)
+        assert stores.reviews.claim_callbacks(ROBOT, TENANT) == []
+        stores.reviews.decide(review_id, "approve", actor="user:anna")
+        assert stores.reviews.due_robots() == {(ROBOT, TENANT)}
+        [view] = stores.reviews.claim_callbacks(ROBOT, TENANT, lease_seconds=60)
+        assert stores.reviews.claim_callbacks(ROBOT, TENANT) == []  # leased
+        stores.reviews.callback_done(view, actor=ACTOR)
+        row = stores.queue.get(item_id)
+        assert row is not None and row.status == ItemStatus.done
+        assert row.result == {"decision": "approved", "decided_by": "user:anna"}
+        with pytest.raises(LeaseLost):
+            stores.reviews.callback_done(view, actor=ACTOR)
+
+    def test_a_returned_decision_puts_the_item_back_with_the_comment(self, stores: Stores) -> None:
+        item_id, review_id = self.decision(stores)
+        stores.reviews.decide(review_id, "return", actor="user:anna", comment="Kontrollera hyran")
+        [view] = stores.reviews.claim_callbacks(ROBOT, TENANT)
+        stores.reviews.callback_done(view, actor=ACTOR)
+        again = claim_one(stores)
+        assert (again.id, again.return_comment, again.attempts) == (item_id, "Kontrollera hyran", 1)
+
+    def test_a_failing_callback_retries_then_goes_to_a_person(self, stores: Stores) -> None:
+        item_id, review_id = self.decision(stores)
+        stores.reviews.decide(review_id, "approve", actor="user:anna")
+        [view] = stores.reviews.claim_callbacks(ROBOT, TENANT)
+        backoff = {"max_attempts": 2, "base_seconds": 10, "cap_seconds": 10, "actor": ACTOR}
+        assert stores.reviews.callback_failed(view, "boom", **backoff)  # type: ignore[arg-type]
+        assert stores.reviews.claim_callbacks(ROBOT, TENANT) == []
+        stores.clock.advance(11)
+        [view] = stores.reviews.claim_callbacks(ROBOT, TENANT)
+        assert not stores.reviews.callback_failed(view, "boom", **backoff)  # type: ignore[arg-type]
+        decision, exception = stores.reviews.for_item(item_id)
+        assert decision.callback_status == CallbackStatus.failed and decision.callback_error == "boom"
+        assert (exception.kind, exception.state) == (ReviewKind.exception, ReviewState.open)
+
+    def test_overdue_items_expire(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        item = claim_one(stores)
+        due = stores.clock.now()
+        review_id = stores.queue.complete(
+            item, NeedsReview(queue="q", title="t", summary="s", material={}, due=due), actor=ACTOR
+        )
+        assert stores.reviews.expire_overdue() == 0
+        stores.clock.advance(1)
+        assert stores.reviews.expire_overdue() == 1
+        assert review_id is not None and stores.reviews.get(review_id).state == ReviewState.expired
+
+    def test_comments_and_assignment(self, stores: Stores) -> None:
+        _item_id, review_id = self.decision(stores)
+        before = stores.last_seq()
+        stores.reviews.comment(review_id, "Ser bra ut", actor="user:anna")
+        with pytest.raises(ReviewError):
+            stores.reviews.comment(review_id, "  ", actor="user:anna")
+        stores.reviews.assign(review_id, "user:anna", actor="user:anna")
+        assert stores.reviews.get(review_id).assignee == "user:anna"
+        assert stores.actions(before) == ["review.commented", "review.assigned"]
+
+
+class TestRuns:
+    """Runs: created once per slot, claimed, heart-beaten, finished with counts."""
+
+    def test_lifecycle(self, stores: Stores) -> None:
+        run_id = stores.runs.create(robot=ROBOT, tenant=TENANT, trigger="manual")
+        assert run_id is not None
+        claimed = stores.runs.claim_queued("w1", 60)
+        assert claimed is not None and claimed.id == run_id and claimed.status == RunStatus.running
+        assert stores.runs.claim_queued("w2", 60) is None
+        stores.runs.start(run_id, "w1", 60)
+        stores.runs.heartbeat(run_id, 60, {"collected": 3, "rechecked": 1})
+        run = stores.runs.get(run_id)
+        assert run is not None and run.collected == 3 and run.started_at == stores.clock.now()
+        before = stores.last_seq()
+        stores.runs.finish(run_id, RunStatus.succeeded, {"collected": 3, "done": 2})
+        run = stores.runs.get(run_id)
+        assert run is not None and (run.status, run.done, run.lease_owner) == (RunStatus.succeeded, 2, None)
+        assert stores.actions(before) == ["run.succeeded"]
+
+    def test_a_dead_workers_run_is_claimed_again(self, stores: Stores) -> None:
+        run_id = stores.runs.create(robot=ROBOT, tenant=TENANT, trigger="manual")
+        assert stores.runs.claim_queued("w1", 30) is not None
+        stores.clock.advance(31)
+        again = stores.runs.claim_queued("w2", 30)
+        assert again is not None and again.id == run_id and again.lease_owner == "w2"
+
+    def test_a_slot_runs_once(self, stores: Stores) -> None:
+        slot = {
+            "robot": ROBOT,
+            "tenant": TENANT,
+            "trigger": "schedule",
+            "schedule": "nightly",
+            "slot": "2026-11-23T01:00",
+        }
+        assert stores.runs.create(**slot) is not None  # type: ignore[arg-type]
+        assert stores.runs.create(**slot) is None  # type: ignore[arg-type]
+        assert stores.runs.create(**{**slot, "tenant": OTHER}) is not None  # type: ignore[arg-type]
+        assert stores.runs.last_slot("nightly") == "2026-11-23T01:00"
+
+    def test_errors_are_redacted(self, stores: Stores) -> None:
+        run_id = stores.runs.create(robot=ROBOT, tenant=TENANT, trigger="manual")
+        assert run_id is not None
+        stores.runs.finish(run_id, RunStatus.failed, {}, "lookup of 19121212-1212 failed")
+        run = stores.runs.get(run_id)
+        assert run is not None and run.error is not None and "1212-1212" not in run.error
+
+
+class TestAuditAndArtifacts:
+    """The audit chain verifies; artifacts are found per item and expire."""
+
+    def test_audit_chain(self, stores: Stores) -> None:
+        seq = stores.audit.record(actor="user:anna", action="test", tenant=TENANT, details={"n": 1})
+        access = stores.audit.data_access(
+            actor=ACTOR, tenant=TENANT, subject="191212121212", system="register", purpose="test"
+        )
+        assert access == seq + 1
+        event = stores.audit.events(seq)[0]
+        assert (event.action, event.details) == ("data.read", {"system": "register"})
+        result = stores.audit.verify()
+        assert result.ok and result.last_seq == access
+
+    def test_artifacts(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+        item = claim_one(stores)
+        art = stores.artifacts.save(
+            tenant=TENANT,
+            work_item_id=item.id,
+            kind="screenshot",
+            filename="s.png",
+            content_type="image/png",
+            data=b"x",
+        )
+        assert [a.id for a in stores.artifacts.for_item(item.id)] == [art]
+        assert stores.artifacts.for_item(item.id)[0].sensitive
+        assert stores.artifacts.purge_expired() == 0
+        stores.clock.advance(31 * 86400)
+        assert stores.artifacts.purge_expired() == 1
+        assert list(stores.artifacts.for_item(item.id)) == []
