@@ -30,7 +30,6 @@ import uvicorn  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from connectors.testing import launch_chromium  # noqa: E402
 from core import demo  # noqa: E402
 from core.cli import _run_many, night_jobs  # noqa: E402
 from core.engine import Engine  # noqa: E402
@@ -39,6 +38,7 @@ from core.registry import load_robots  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 from core.storage.db import Database  # noqa: E402
 from core.storage.models import ReviewItem, ReviewKind, ReviewState  # noqa: E402
+from core.testing.browser import launch_chromium  # noqa: E402
 
 #: A small municipality: enough for every kind of page, quick to prepare.
 SIZE = {"applications": 40, "employees": 20}
@@ -95,8 +95,8 @@ def main() -> None:
             for r in sorted(open_items, key=lambda r: (r.kind != ReviewKind.decision, r.id)):
                 first.setdefault(r.robot, r.id)
         users = {u.username: u.password for u in demo.demo_users(db, [demo.SANDBOX_TENANT], queues)}
+        from core.testing.web import log_in_page
         from core.web.app import create_app
-        from core.web.testing import log_in_page
 
         base, server, thread = serve(create_app(settings, db, registry))
         try:
