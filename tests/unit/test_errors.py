@@ -193,6 +193,25 @@ class TestMessagesAndCodes:
             assert code not in codes, f"{name} and {codes[code]} share the code {code!r}"
             codes[code] = name
 
+    def test_robots_errors_have_their_own_codes_and_docstrings(self) -> None:
+        # Robots draw their errors in their own docs, but their codes share work_items.error_code
+        # with the kernel's: a robot's code must not read as one of the kernel's, nor another robot's.
+        kernel = {cls.__dict__["code"]: name for name, cls in _tree_classes().items()}
+        robots = importlib.import_module("robots")
+        for info in pkgutil.walk_packages(robots.__path__, "robots."):
+            importlib.import_module(info.name)
+        codes: dict[str, str] = {}
+        for cls in _subclasses(KollegaError):
+            if not cls.__module__.startswith("robots."):
+                continue
+            name = f"{cls.__module__}.{cls.__qualname__}"
+            code = cls.__dict__.get("code")
+            assert isinstance(code, str) and code, f"{name} does not define its own code"
+            assert (cls.__dict__.get("__doc__") or "").strip(), f"{name} has no docstring"
+            assert code not in kernel, f"{name} has the code {code!r} of the kernel's {kernel.get(code)}"
+            assert code not in codes, f"{name} and {codes.get(code)} share the code {code!r}"
+            codes[code] = name
+
     def test_audit_chain_broken_names_the_seq(self) -> None:
         exc = AuditChainBroken("event 7 was modified", seq=7)
         assert exc.seq == 7
