@@ -38,10 +38,10 @@ ever need to know this tree::
     └── ApiError                    an error answer of a simulated system (sandbox.common)
 
 Each class has a stable ``code`` of its own (stored in ``work_items.error_code`` when an
-item fails); its docstring's first line is its default message. The
-classes named with a module live there, next to the code that raises them; the rest live
-here. Robots derive their own errors from ``BusinessError``, ``ApplicationError`` or
-``ConnectorError``. tests/unit/test_errors.py fails when a class is missing from this
+item fails); its docstring's first line is its default message. The classes named with a
+module live there, next to the code that raises them; the rest live here. Robots derive
+their own errors from ``BusinessError``, ``ApplicationError`` or ``ConnectorError``, with
+codes of their own. tests/unit/test_errors.py fails when a class is missing from this
 drawing, sits under another parent, lacks a docstring or shares a code.
 
 ``ConnectorError`` is treated by the engine like an :class:`ApplicationError` (retried),
