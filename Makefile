@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kollega-installed
 
-.PHONY: demo test setup system-deps lint typecheck bench-queue clean
+.PHONY: demo test setup system-deps check lint typecheck bench-queue clean
 
 demo: setup  ## one full night of every robot against the sandbox, then the review inbox
 	$(BIN)/kollega demo
@@ -35,10 +35,14 @@ system-deps:
 	    echo "No Chromium found: install your distribution's chromium or run '$(BIN)/playwright install chromium'"; \
 	fi
 
-lint: setup
-	$(BIN)/ruff check .
+# The gates CI enforces before the tests (.ci/run): any finding fails the build.
+check: lint typecheck  ## ruff check, ruff format --check, mypy
 
-typecheck: setup
+lint: $(STAMP)  ## ruff's rules and its formatter (pyproject.toml), checked, nothing changed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)  ## mypy --strict over the packages listed in pyproject.toml's [tool.mypy]
 	$(BIN)/mypy
 
 bench-queue: setup

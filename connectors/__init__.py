@@ -9,5 +9,6 @@
 
 Each is configured from a pydantic settings model (its section ``[connectors.<system>]``),
 translates library errors into :mod:`core.errors` at its boundary, and refuses writes in a
-dry run. :mod:`connectors.testing` has test helpers (a local server, a recording context).
+dry run. Their test helpers (a local server, a recording context, Chromium) are in the test
+kit, :mod:`core.testing`.
 """

@@ -10,18 +10,39 @@ ever need to know this tree::
     ├── PluginError                 a robot plugin failed to import or is not a valid Robot
     ├── RobotError                  raised by a robot while processing a work item
     │   ├── BusinessError           bad or missing data: never retried, goes to a person
+    │   │   ├── FileFormatError     a file cannot be read as its format (connectors.files)
+    │   │   └── FileValidationError rows of a file are invalid (connectors.files)
     │   └── ApplicationError        transient trouble: retried with backoff
     │       └── ItemTimeout         a work item took longer than its per-item timeout
     ├── ConnectorError              an external system misbehaved (ApplicationError-like)
     │   ├── ConnectorUnavailable    connection refused, 5xx, circuit open: retry later
+    │   │   └── CircuitOpen         the system failed repeatedly; its breaker is open (connectors.http)
     │   ├── ConnectorAuthError      credentials refused
-    │   └── DryRunRefusal           a write was refused because the run is a dry run
+    │   │   └── WebhookRejected     a webhook's signature is missing, wrong or stale (connectors.sms)
+    │   ├── DryRunRefusal           a write was refused because the run is a dry run
+    │   ├── PageLayoutError         a page lacks a field or button, or has two (connectors.browser)
+    │   └── ReadOnlyViolation       a write to a read-only database (connectors.sql)
     ├── QueueError                  work-item queue misuse
     │   └── LeaseLost               the worker's lease on an item has expired or moved on
-    ├── ReviewError                 an invalid review decision
-    │   ├── AlreadyDecided          somebody else decided first
+    ├── ReviewError                 an invalid review decision (web: 422)
+    │   ├── AlreadyDecided          somebody else decided first (web: 409)
     │   └── FourEyesViolation       the second approval must come from another person
-    └── AuditChainBroken            the audit chain failed verification
+    ├── AuditChainBroken            the audit chain failed verification
+    ├── WebError                    a web request that cannot be served as asked
+    │   ├── AuthError               not logged in, or the session ended: login page, API 401 (core.web.auth)
+    │   ├── Forbidden               logged in but not allowed: 403 (core.web.auth)
+    │   ├── NotFound                no such object, or one the person may not see: 404 (core.web.auth)
+    │   ├── CsrfError               a form without a valid CSRF token or from another origin: 403 (core.web.auth)
+    │   ├── OidcError               an OpenID Connect login could not be completed (core.web.oidc)
+    │   └── UserAdminError          a user-admin request the admin can correct (core.web.useradmin)
+    └── ApiError                    an error answer of a simulated system (sandbox.common)
+
+Each class has a stable ``code`` of its own (stored in ``work_items.error_code`` when an
+item fails); its docstring's first line is its default message. The classes named with a
+module live there, next to the code that raises them; the rest live here. Robots derive
+their own errors from ``BusinessError``, ``ApplicationError`` or ``ConnectorError``, with
+codes of their own. tests/unit/test_errors.py fails when a class is missing from this
+drawing, sits under another parent, lacks a docstring or shares a code.
 
 ``ConnectorError`` is treated by the engine like an :class:`ApplicationError` (retried),
 except where its class says ``retryable = False`` (a changed page layout, a refused write):
@@ -164,3 +185,9 @@ class AuditChainBroken(KollegaError):
     def __init__(self, message: str | None = None, *, seq: int | None = None, **details: Any) -> None:
         super().__init__(message, **details)
         self.seq = seq
+
+
+class WebError(KollegaError):
+    """The web request cannot be served as asked."""
+
+    code = "web"

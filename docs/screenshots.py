@@ -30,7 +30,6 @@ import uvicorn  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from connectors.testing import launch_chromium  # noqa: E402
 from core.cli.runs import run_many  # noqa: E402
 from core.clock import SystemClock  # noqa: E402
 from core.engine import Engine  # noqa: E402
@@ -40,6 +39,7 @@ from core.scheduler import night_jobs  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 from core.storage.db import Database  # noqa: E402
 from core.storage.models import ReviewItem, ReviewKind, ReviewState  # noqa: E402
+from core.testing.browser import launch_chromium  # noqa: E402
 from sandbox.demo import apply_demo_settings, demo_users, load_demo_settings, point_connectors_at  # noqa: E402
 
 #: A small municipality: enough for every kind of page, quick to prepare.
@@ -100,8 +100,8 @@ def main() -> None:
             for r in sorted(open_items, key=lambda r: (r.kind != ReviewKind.decision, r.id)):
                 first.setdefault(r.robot, r.id)
         users = {u.username: u.password for u in demo_users(db, [tenant], queues)}
+        from core.testing.web import log_in_page
         from core.web.app import create_app
-        from core.web.testing import log_in_page
 
         base, server, thread = serve(create_app(settings, db, registry))
         try:

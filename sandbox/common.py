@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from core.errors import KollegaError
 from sandbox.state import TZ
 
 __all__ = [
@@ -33,14 +34,18 @@ __all__ = [
 MAX_PAGE = 1000
 
 
-class ApiError(Exception):
-    """An error answer ``{"error": code, "message": message, **extra}``; the app turns it into a response."""
+class ApiError(KollegaError):
+    """An error answer of a simulated system: ``{"error": code, "message": message, **extra}``.
+
+    The sandbox's app turns it into a JSON response with ``status``; the instance's ``code``
+    is the answer's ``error`` field (``not_found``, ``conflict`` …).
+    """
+
+    code = "sandbox_api"
 
     def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
+        super().__init__(message, code=code, **extra)
         self.status = status
-        self.code = code
-        self.message = message
         self.extra = extra
 
     def response(self) -> JSONResponse:

@@ -470,6 +470,8 @@ router = APIRouter(prefix="/payroll", include_in_schema=False)
 P = ParamSpec("P")
 
 
+# Control flow, not an error: it carries an ordinary answer (a login redirect, a page) out of a
+# handler's helpers and never leaves the handler, so it stays outside the KollegaError tree.
 class _Halt(Exception):
     """Stop handling the request and answer with ``response`` (login redirect, refusal, fault page)."""
 

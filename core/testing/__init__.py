@@ -9,8 +9,22 @@ Used by Kollega's own tests and by third-party robot packages::
             result = run_robot(MyRobot, db=db, settings={"batch": 3})
             assert result.summary.counts["needs_review"] == 3
 
+    async def test_my_robot_async(tmp_path):  # inside a running event loop
+        with temporary_database(tmp_path) as db:
+            result = await run_robot_async(MyRobot, db=db)
+
 It also ships :class:`ExampleRobot`, a small robot that exercises every outcome; the demo
-runs it until the real robots exist.
+runs it until the real robots exist. The rest of the kit, one module per concern:
+
+- :mod:`core.testing.context`: :class:`RecordingContext` (a run context that records what a
+  robot or connector did) and :func:`run_context` (a real one on a test database); both are
+  importable from here too.
+- :mod:`core.testing.server`: :func:`~core.testing.server.serve_app`, any ASGI app over real
+  HTTP on a free port.
+- :mod:`core.testing.web`: the web app with test users, a logged-in client, CSRF tokens.
+- :mod:`core.testing.browser`: Chromium launched as the browser connector launches it.
+
+The sandbox's own kit is :mod:`sandbox.testing` (core does not import the sandbox).
 """
 
 from __future__ import annotations
@@ -35,6 +49,23 @@ from core.robot import Done, NeedsReview, NewItem, Robot
 from core.settings import Settings, TenantSettings, WorkerSettings
 from core.storage.db import Database
 from core.storage.models import AuditEvent
+from core.testing.context import RecordingContext, run_context
+
+__all__ = [
+    "TEST_TENANT",
+    "ExampleRobot",
+    "ExampleSettings",
+    "ExampleWriterRobot",
+    "FakeClock",
+    "RecordingContext",
+    "RobotResult",
+    "make_settings",
+    "postgres_url",
+    "run_context",
+    "run_robot",
+    "run_robot_async",
+    "temporary_database",
+]
 
 TEST_TENANT = TenantSettings(code="0000", name="Testkommun", ops_email="drift@test.example")
 
@@ -121,6 +152,35 @@ class RobotResult:
     audit_events: list[AuditEvent] = field(default_factory=list)
 
 
+async def run_robot_async(
+    robot: type[Robot],
+    *,
+    db: Database,
+    tmp_path: Path | None = None,
+    settings: dict[str, Any] | None = None,
+    tenant: str = TEST_TENANT.code,
+    clock: Any = None,
+    dry_run: bool = False,
+    limit: int | None = None,
+    app_settings: Settings | None = None,
+) -> RobotResult:
+    """Run one robot once against ``db`` on the running event loop; returns the summary and the audit events written.
+
+    ``settings`` are the robot's own (``[robots.<name>]``); ``app_settings`` replaces the
+    whole test configuration instead. Files go under ``tmp_path`` (default: beside a SQLite
+    database).
+    """
+    root = tmp_path or Path(db.url.removeprefix("sqlite:///")).parent
+    app = app_settings or make_settings(root, robots={robot.name: settings or {}})
+    engine = Engine.from_database(db, app, Registry(robots={robot.name: robot}), clock=clock or FakeClock())
+    with db.session() as s:
+        before = s.scalar(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1)) or 0
+    summary = await engine.run(robot.name, tenant, dry_run=dry_run, limit=limit)
+    with db.session() as s:
+        events = list(s.scalars(select(AuditEvent).where(AuditEvent.seq > before).order_by(AuditEvent.seq)).all())
+    return RobotResult(summary, events)
+
+
 def run_robot(
     robot: type[Robot],
     *,
@@ -133,16 +193,29 @@ def run_robot(
     limit: int | None = None,
     app_settings: Settings | None = None,
 ) -> RobotResult:
-    """Run one robot once, synchronously, against ``db``; returns the summary and the audit events written."""
-    root = tmp_path or Path(db.url.removeprefix("sqlite:///")).parent
-    app = app_settings or make_settings(root, robots={robot.name: settings or {}})
-    engine = Engine.from_database(db, app, Registry(robots={robot.name: robot}), clock=clock or FakeClock())
-    with db.session() as s:
-        before = s.scalar(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1)) or 0
-    summary = asyncio.run(engine.run(robot.name, tenant, dry_run=dry_run, limit=limit))
-    with db.session() as s:
-        events = list(s.scalars(select(AuditEvent).where(AuditEvent.seq > before).order_by(AuditEvent.seq)).all())
-    return RobotResult(summary, events)
+    """:func:`run_robot_async` from synchronous code, on an event loop of its own.
+
+    Inside a running event loop (an ``async def`` test) await :func:`run_robot_async` instead.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # no loop running: the usual case
+    else:
+        raise RuntimeError("run_robot() cannot start a loop inside a running one: await run_robot_async() instead")
+    return asyncio.run(
+        run_robot_async(
+            robot,
+            db=db,
+            tmp_path=tmp_path,
+            settings=settings,
+            tenant=tenant,
+            clock=clock,
+            dry_run=dry_run,
+            limit=limit,
+            app_settings=app_settings,
+        )
+    )
 
 
 class ExampleSettings(BaseModel):

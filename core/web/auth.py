@@ -28,6 +28,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from core import audit
+from core.errors import WebError
 from core.storage.db import Database
 from core.storage.models import ReviewItem
 from core.storage.web_models import ApiToken, Role, User, UserRole, WebSession
@@ -153,24 +154,35 @@ class Principal:
         return "/me"
 
 
-class AuthError(Exception):
-    """Not logged in (or the session ended); ``expired`` says the session timed out."""
+class AuthError(WebError):
+    """Not logged in (or the session ended); ``expired`` says the session timed out.
+
+    The web app answers with the login page (401 in the JSON API).
+    """
+
+    code = "login_required"
 
     def __init__(self, expired: bool = False) -> None:
-        super().__init__("login required")
+        super().__init__("login required", expired=expired)
         self.expired = expired
 
 
-class Forbidden(Exception):
-    """Logged in, but not allowed to do this."""
+class Forbidden(WebError):
+    """Logged in, but not allowed to do this (403)."""
+
+    code = "forbidden"
 
 
-class NotFound(Exception):
-    """No such object, or one in a tenant or queue the person does not see (the same answer)."""
+class NotFound(WebError):
+    """No such object, or one in a tenant or queue the person does not see (the same answer: 404)."""
+
+    code = "not_found"
 
 
-class CsrfError(Exception):
-    """A state-changing request without a valid CSRF token, or from another origin."""
+class CsrfError(WebError):
+    """A state-changing request without a valid CSRF token, or from another origin (403)."""
+
+    code = "csrf"
 
 
 def load_grants(s: Session, user_id: int) -> frozenset[Grant]:

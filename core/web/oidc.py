@@ -29,6 +29,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import delete, select
 
 from core import audit
+from core.errors import WebError
 from core.storage.db import Database
 from core.storage.web_models import LoginState, Role, User, UserRole
 from core.web.auth import Grant, sha256
@@ -38,8 +39,10 @@ LOGIN_TTL = timedelta(minutes=10)
 BINDING_COOKIE = "kollega_oidc"
 
 
-class OidcError(Exception):
-    """The login could not be completed; the message is safe to show (no tokens in it)."""
+class OidcError(WebError):
+    """The OpenID Connect login could not be completed; the message is safe to show (no tokens in it)."""
+
+    code = "oidc"
 
 
 def _b64url(data: bytes) -> str:

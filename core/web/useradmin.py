@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 
 from core import audit
+from core.errors import WebError
 from core.storage.db import Database
 from core.storage.web_models import Role, User, UserRole
 from core.web.auth import Forbidden, Grant, NotFound, create_user, hash_password
@@ -26,8 +27,13 @@ USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 QUEUE = re.compile(r"^[a-z0-9_.-]{0,128}$")
 
 
-class UserAdminError(ValueError):
-    """A request the admin can correct; the message is Swedish (shown in the page)."""
+class UserAdminError(WebError):
+    """The user-admin request cannot be carried out as asked; the admin can correct it.
+
+    The message is Swedish: the page shows it to the admin.
+    """
+
+    code = "user_admin"
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ import uvicorn
 from playwright.sync_api import Browser, expect, sync_playwright
 from sqlalchemy import select
 
-from connectors.testing import launch_chromium
 from core.storage.models import ReviewItem, ReviewState
 from core.testing import ExampleRobot, FakeClock, run_robot, temporary_database
-from core.web.testing import WebEnv, log_in_page, make_web_env
+from core.testing.browser import launch_chromium
+from core.testing.web import WebEnv, log_in_page, make_web_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

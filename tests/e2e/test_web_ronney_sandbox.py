@@ -20,15 +20,15 @@ from playwright.sync_api import Browser, expect, sync_playwright
 from sqlalchemy import select
 
 from connectors.http import DEFAULT_BREAKERS
-from connectors.testing import launch_chromium
 from core.engine import Engine
 from core.registry import Registry
 from core.storage.models import ReviewItem, ReviewState
 from core.storage.web_models import Role
 from core.testing import make_settings, run_robot, temporary_database
+from core.testing.browser import launch_chromium
+from core.testing.web import PASSWORD, log_in_page
 from core.web.app import create_app
 from core.web.auth import Grant, create_user, hash_password
-from core.web.testing import PASSWORD, log_in_page
 from robots.ronney.robot import Ronney
 from sandbox.testing import running_sandbox
 

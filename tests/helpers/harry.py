@@ -26,9 +26,9 @@ from typing import Any
 
 import httpx
 
-from connectors.testing import serve_app
 from core.settings import Settings
 from core.testing import make_settings
+from core.testing.server import serve_app
 from sandbox.app import create_app
 from sandbox.payroll import DEFAULT_USERS, PayrollStore, store_for
 from sandbox.state import SandboxOptions, SandboxState

@@ -22,12 +22,12 @@ from connectors.browser import (
     PageLayoutError,
     PageObject,
 )
-from connectors.testing import RecordingContext, run_context, serve_app
 from core.errors import ConnectorAuthError, DryRunRefusal
 from core.queue import WorkQueue
 from core.robot import NewItem
 from core.storage.models import WorkItem
-from core.testing import temporary_database
+from core.testing import RecordingContext, run_context, temporary_database
+from core.testing.server import serve_app
 
 pytestmark = pytest.mark.browser
 

@@ -15,10 +15,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from connectors.http import BreakerRegistry, CircuitOpen, HttpConnector, HttpSettings, TokenCache
-from connectors.testing import RecordingContext, run_context, serve_app
 from core.errors import ConnectorUnavailable
 from core.storage.models import AuditEvent
-from core.testing import FakeClock, temporary_database
+from core.testing import FakeClock, RecordingContext, run_context, temporary_database
+from core.testing.server import serve_app
 
 PNR = "19121212-1212"
 

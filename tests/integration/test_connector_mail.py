@@ -14,8 +14,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from connectors.mail import Attachment, Mailer, MailSettings
-from connectors.testing import RecordingContext
 from core.errors import BusinessError, ConnectorAuthError, ConnectorUnavailable, DryRunRefusal
+from core.testing import RecordingContext
 
 
 class Inbox:

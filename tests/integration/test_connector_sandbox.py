@@ -23,10 +23,10 @@ from connectors.browser import (
 )
 from connectors.http import BreakerRegistry, CircuitOpen, HttpConnector, HttpSettings, TokenCache
 from connectors.sms import SmsClient, SmsEvent, SmsSettings, SmsWebhook
-from connectors.testing import RecordingContext, run_context, serve_app
 from core.errors import ConnectorUnavailable
 from core.storage.models import Artifact, AuditEvent
-from core.testing import FakeClock, temporary_database
+from core.testing import FakeClock, RecordingContext, run_context, temporary_database
+from core.testing.server import serve_app
 
 sandbox_testing = pytest.importorskip("sandbox.testing")
 

@@ -14,8 +14,8 @@ from fastapi.responses import JSONResponse, Response
 
 from connectors.http import BreakerRegistry
 from connectors.sms import DeliveryStatus, SmsClient, SmsEvent, SmsSettings, SmsWebhook, sign_webhook
-from connectors.testing import RecordingContext, serve_app
-from core.testing import FakeClock
+from core.testing import FakeClock, RecordingContext
+from core.testing.server import serve_app
 
 
 class Gateway:

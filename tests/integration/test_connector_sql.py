@@ -11,10 +11,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy import exc as sa_exc
 
 from connectors.sql import ReadOnlyDatabase, ReadOnlyViolation, SqlSettings, translate
-from connectors.testing import run_context
 from core.errors import ConnectorUnavailable
 from core.storage.models import AuditEvent
-from core.testing import temporary_database
+from core.testing import run_context, temporary_database
 
 pytestmark = pytest.mark.postgres
 

@@ -16,8 +16,9 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from connectors.browser import BrowserConnector, BrowserSettings, LoginHelper, PageLayoutError, url_contains
-from connectors.testing import RecordingContext, serve_app
 from core.errors import BusinessError, ConnectorUnavailable
+from core.testing import RecordingContext
+from core.testing.server import serve_app
 from robots.harry.lanes import BrowserLanes
 from robots.harry.pages import ScheduleForm, ScheduleRefused, SearchPage
 from robots.harry.schedule import Row, Schedule, form_values

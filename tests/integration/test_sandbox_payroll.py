@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from connectors.testing import launch_chromium
+from core.testing.browser import launch_chromium
 from sandbox.payroll import Employee, PayrollFaults, PayrollStore, router, setup, store_for
 from sandbox.state import FaultSettings, SandboxData, SandboxOptions, SandboxState
 from sandbox.testing import running_sandbox

@@ -17,8 +17,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from core.testing import ExampleRobot, run_robot, temporary_database
+from core.testing.web import make_web_env
 from core.web.auth import create_token
-from core.web.testing import make_web_env
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from core.review import create_review
 from core.storage.db import Database
 from core.storage.models import AuditEvent, ReviewKind
-from core.web.testing import WebEnv, login, make_web_env, web_client
+from core.testing.web import WebEnv, login, make_web_env, web_client
 
 PNR = "191212121212"
 

@@ -14,8 +14,8 @@ from core.storage.db import Database
 from core.storage.models import AuditEvent
 from core.storage.web_models import User, WebSession
 from core.testing import temporary_database
+from core.testing.web import PASSWORD, WebEnv, csrf_from, login, make_web_env, web_client
 from core.web.auth import PASSWORD_HASHER, create_token, sha256
-from core.web.testing import PASSWORD, WebEnv, csrf_from, login, make_web_env, web_client
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from core.storage.db import Database
 from core.storage.models import AuditEvent, ReviewItem, Run, WorkItem
 from core.storage.web_models import Alert
 from core.testing import ExampleRobot, make_settings, run_robot
-from core.web.testing import WebEnv, login, make_web_env, web_client
+from core.testing.web import WebEnv, login, make_web_env, web_client
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from core.storage.db import Database
 from core.storage.models import AuditEvent, ReviewItem, ReviewKind
 from core.storage.web_models import Role
 from core.testing import run_robot
-from core.web.testing import WebEnv, add_test_users, login, make_web_env, web_client
+from core.testing.web import WebEnv, add_test_users, login, make_web_env, web_client
 from robots.harry.robot import Harry, HarrySettings
 
 PNG = b"\x89PNG\r\n\x1a\nfake"

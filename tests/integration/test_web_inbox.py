@@ -19,7 +19,7 @@ from core.storage.db import Database
 from core.storage.models import AuditEvent, ReviewItem, ReviewKind, ReviewState
 from core.storage.web_models import ReviewTiming
 from core.testing import ExampleRobot, temporary_database
-from core.web.testing import WebEnv, login, make_web_env, web_client
+from core.testing.web import WebEnv, login, make_web_env, web_client
 
 PNR = "191212121212"  # Skatteverket's best-known test personnummer
 PNR_PATTERN = re.compile(r"(19|20)?\d{6}[-+]?\d{4}")

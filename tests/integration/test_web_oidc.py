@@ -15,8 +15,8 @@ from sqlalchemy import select, update
 from core.settings import SecretRef
 from core.storage.web_models import LoginState, Role, User, UserRole
 from core.testing import FakeClock, temporary_database
+from core.testing.web import WebEnv, make_web_env, web_client
 from core.web.settings import OidcSettings
-from core.web.testing import WebEnv, make_web_env, web_client
 from sandbox.oidc import DEMO_CLIENT_ID
 from sandbox.testing import running_sandbox
 

@@ -30,8 +30,8 @@ from core.storage.models import (
 )
 from core.storage.web_models import Alert, Role, SchedulePause
 from core.testing import ExampleRobot, RobotResult, run_robot, temporary_database
+from core.testing.web import WebEnv, csrf_from, login, make_web_env, web_client
 from core.web import alerts
-from core.web.testing import WebEnv, csrf_from, login, make_web_env, web_client
 
 SCHEDULE = """name = "example-night"
 robot = "example"

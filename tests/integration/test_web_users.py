@@ -11,7 +11,7 @@ from sqlalchemy import select
 from core.storage.db import Database
 from core.storage.models import AuditEvent
 from core.storage.web_models import Role, User, UserRole
-from core.web.testing import WebEnv, login, make_web_env, web_client
+from core.testing.web import WebEnv, login, make_web_env, web_client
 
 
 @pytest.fixture

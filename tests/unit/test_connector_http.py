@@ -24,9 +24,8 @@ from connectors.http import (
     backoff_delay,
     parse_retry_after,
 )
-from connectors.testing import RecordingContext
 from core.errors import ConfigError, ConnectorAuthError, ConnectorError, ConnectorUnavailable, DryRunRefusal
-from core.testing import FakeClock
+from core.testing import FakeClock, RecordingContext
 
 PNR = "19121212-1212"
 

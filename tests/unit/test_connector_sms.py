@@ -18,9 +18,8 @@ from connectors.sms import (
     normalize_msisdn,
     sign_webhook,
 )
-from connectors.testing import RecordingContext
 from core.errors import BusinessError, ConnectorError, DryRunRefusal
-from core.testing import FakeClock
+from core.testing import FakeClock, RecordingContext
 
 
 class TestNumbers:

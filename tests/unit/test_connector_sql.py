@@ -10,8 +10,8 @@ from sqlalchemy import column, select, table
 
 from connectors.base import validate_settings
 from connectors.sql import ReadOnlyDatabase, ReadOnlyViolation, SqlSettings, check_select
-from connectors.testing import RecordingContext
 from core.errors import ConfigError, ConnectorError, ConnectorUnavailable
+from core.testing import RecordingContext
 
 PNR = "19121212-1212"
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 import re
+from functools import cache
 
 import pytest
 
@@ -25,6 +28,59 @@ def _error_classes() -> dict[str, type[BaseException]]:
         for name, obj in vars(errors).items()
         if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__ == errors.__name__
     }
+
+
+#: The packages whose errors core/errors.py draws (robots draw their own).
+PACKAGES = ("core", "connectors", "sandbox")
+#: Alembic's env.py configures a migration context when imported: not a module to load here.
+NOT_IMPORTED = ("core.storage.migrations",)
+#: Exceptions that are control flow, not errors: they carry an ordinary answer (a redirect,
+#: an exit code that may be 0) and never leave the function that catches them.
+CONTROL_FLOW = {("sandbox.payroll", "_Halt"), ("core.cli", "Exit")}
+
+
+@cache
+def _load_packages() -> None:
+    for package in PACKAGES:
+        module = importlib.import_module(package)
+        for info in pkgutil.walk_packages(module.__path__, f"{package}."):
+            if not info.name.startswith(NOT_IMPORTED):
+                importlib.import_module(info.name)
+
+
+def _ours(cls: type) -> bool:
+    return cls.__module__.split(".")[0] in PACKAGES
+
+
+def _control_flow(cls: type) -> bool:
+    # By module or package: the CLI's module may become a package of modules.
+    return any(
+        cls.__name__ == name and (cls.__module__ == where or cls.__module__.startswith(f"{where}."))
+        for where, name in CONTROL_FLOW
+    )
+
+
+def _subclasses(root: type[BaseException]) -> list[type[BaseException]]:
+    found: list[type[BaseException]] = []
+    stack = [root]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            if sub not in found:
+                found.append(sub)
+                stack.append(sub)
+    return found
+
+
+def _tree_classes() -> dict[str, type[KollegaError]]:
+    """Every KollegaError subclass (and the root) defined in core, connectors and sandbox, by name."""
+    _load_packages()
+    classes: dict[str, type[KollegaError]] = {"KollegaError": KollegaError}
+    for cls in _subclasses(KollegaError):
+        if _ours(cls):
+            assert issubclass(cls, KollegaError)
+            assert cls.__name__ not in classes, f"two error classes are named {cls.__name__}"
+            classes[cls.__name__] = cls
+    return classes
 
 
 _BRANCH = re.compile(r"^(?P<indent>[ │]*)[├└]── (?P<name>[A-Za-z_][A-Za-z0-9_]*)")
@@ -59,6 +115,16 @@ class TestTree:
         for name, cls in _error_classes().items():
             assert issubclass(cls, KollegaError), f"{name} is not under KollegaError"
 
+    def test_no_exception_class_outside_the_tree(self) -> None:
+        # Every exception class core, connectors and sandbox define, wherever it lives.
+        _load_packages()
+        outside = {
+            f"{cls.__module__}.{cls.__qualname__}"
+            for cls in _subclasses(BaseException)
+            if _ours(cls) and not issubclass(cls, KollegaError) and not _control_flow(cls)
+        }
+        assert outside == set(), f"exception classes outside the KollegaError tree: {sorted(outside)}"
+
     def test_business_and_application_errors_are_robot_errors(self) -> None:
         assert issubclass(BusinessError, RobotError)
         assert issubclass(ApplicationError, RobotError)
@@ -75,12 +141,20 @@ class TestDrawnTree:
 
     def test_docstring_names_every_class(self) -> None:
         drawn = set(_drawn_tree())
-        defined = set(_error_classes())
+        defined = set(_tree_classes())
         assert defined - drawn == set(), f"error classes not drawn in core/errors.py's docstring: {defined - drawn}"
         assert drawn - defined == set(), f"drawn in the docstring but not defined: {drawn - defined}"
 
+    def test_drawing_names_where_a_class_lives(self) -> None:
+        # A class defined outside core/errors.py is drawn with its module, so a reader finds it.
+        doc = errors.__doc__ or ""
+        for name, cls in _tree_classes().items():
+            if cls.__module__ != errors.__name__:
+                line = next(line for line in doc.splitlines() if re.search(rf"── {name}\b", line))
+                assert f"({cls.__module__})" in line, f"{name} is drawn without its module {cls.__module__}"
+
     def test_drawing_matches_the_real_hierarchy(self) -> None:
-        classes = _error_classes()
+        classes = _tree_classes()
         for name, parent in _drawn_tree().items():
             if parent is None:
                 continue
@@ -107,12 +181,35 @@ class TestMessagesAndCodes:
         assert exc.details == {"field": "amount"}
         assert BusinessError.code == "business"  # the class default is untouched
 
+    def test_every_class_has_a_docstring(self) -> None:
+        for name, cls in _tree_classes().items():
+            assert (cls.__dict__.get("__doc__") or "").strip(), f"{name} has no docstring"
+
     def test_codes_are_unique(self) -> None:
-        codes = {}
-        for name, cls in _error_classes().items():
+        codes: dict[str, str] = {}
+        for name, cls in _tree_classes().items():
             code = cls.__dict__.get("code")
             assert isinstance(code, str) and code, f"{name} does not define its own code"
             assert code not in codes, f"{name} and {codes[code]} share the code {code!r}"
+            codes[code] = name
+
+    def test_robots_errors_have_their_own_codes_and_docstrings(self) -> None:
+        # Robots draw their errors in their own docs, but their codes share work_items.error_code
+        # with the kernel's: a robot's code must not read as one of the kernel's, nor another robot's.
+        kernel = {cls.__dict__["code"]: name for name, cls in _tree_classes().items()}
+        robots = importlib.import_module("robots")
+        for info in pkgutil.walk_packages(robots.__path__, "robots."):
+            importlib.import_module(info.name)
+        codes: dict[str, str] = {}
+        for cls in _subclasses(KollegaError):
+            if not cls.__module__.startswith("robots."):
+                continue
+            name = f"{cls.__module__}.{cls.__qualname__}"
+            code = cls.__dict__.get("code")
+            assert isinstance(code, str) and code, f"{name} does not define its own code"
+            assert (cls.__dict__.get("__doc__") or "").strip(), f"{name} has no docstring"
+            assert code not in kernel, f"{name} has the code {code!r} of the kernel's {kernel.get(code)}"
+            assert code not in codes, f"{name} and {codes.get(code)} share the code {code!r}"
             codes[code] = name
 
     def test_audit_chain_broken_names_the_seq(self) -> None:

@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 import robots.harry
-from connectors.testing import RecordingContext
 from core.errors import BusinessError, ConfigError
 from core.records import ReviewView, WorkItemView
 from core.robot import Robot
+from core.testing import RecordingContext
 from robots.harry.robot import Harry, HarrySettings, invalid_message
 from robots.harry.schedule import Row, Schedule, compare, side_by_side, summary_of
 from sandbox.scheduling import CSV_COLUMNS

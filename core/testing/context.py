@@ -1,72 +1,22 @@
-"""Test kit for connectors: a local server over real HTTP, a recording context, a real RunContext.
+"""Run contexts for tests: a recording stand-in for unit tests, a real RunContext for integration tests.
 
 Used by Kollega's connector tests and by robot authors who test their own use of a
 connector::
 
-    with serve_app(my_fastapi_app) as base_url:
-        ...  # real HTTP on 127.0.0.1, a free port
-
     ctx = RecordingContext()            # unit tests: records writes, accesses, artifacts
     ctx = run_context(db, tmp_path)     # integration tests: a real RunContext (audit, artifacts)
-    browser = launch_chromium(pw)       # Playwright's sync API: the connector's browser and flags
+
+Both are importable from :mod:`core.testing` too.
 """
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, Playwright
-
-from connectors.browser import CI_LAUNCH_ARGS, find_browser
 from core.context import RunContext
 from core.errors import DryRunRefusal
-
-
-def launch_chromium(pw: Playwright) -> Browser:
-    """Headless Chromium for tests and scripts on Playwright's sync API, found and flagged as the connector does."""
-    return pw.chromium.launch(
-        executable_path=find_browser(None, pw.chromium.executable_path), headless=True, args=list(CI_LAUNCH_ARGS)
-    )
-
-
-@contextmanager
-def serve_app(app: Any, *, host: str = "127.0.0.1", graceful_seconds: int = 1) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn in a background thread; yields its base URL (``http://127.0.0.1:PORT``)."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        lifespan="off",
-        ws="none",
-        access_log=False,
-        timeout_graceful_shutdown=graceful_seconds,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @dataclass
@@ -143,6 +93,7 @@ def run_context(
     tenant: str | None = None,
 ) -> RunContext:
     """A real RunContext (audit log, artifact store) on ``db`` for the test tenant, as the engine builds it."""
+    # Imported here: core.testing imports this module while it is itself being loaded.
     from core.engine import Engine
     from core.registry import Registry
     from core.testing import TEST_TENANT, ExampleRobot, FakeClock, make_settings

@@ -1,10 +1,13 @@
-"""Test helpers for the web app: users with roles, a logged-in httpx client, CSRF tokens from pages.
+"""Test kit for the web app: users with roles, a logged-in httpx client, CSRF tokens from pages.
 
 ::
 
-    async with web_client(app) as client:
+    env = make_web_env(db, tmp_path)
+    async with web_client(env.app) as client:
         await login(client, "anna", PASSWORD)
         page = await client.get("/inbox")
+
+:func:`log_in_page` logs in through the form in a real browser (see :mod:`core.testing.browser`).
 """
 
 from __future__ import annotations
