@@ -28,6 +28,7 @@ ever need to know this tree::
     │   ├── AlreadyDecided          somebody else decided first (web: 409)
     │   └── FourEyesViolation       the second approval must come from another person
     ├── AuditChainBroken            the audit chain failed verification
+    ├── Exit                        a CLI command ends with this exit code, its output printed (core.cli.common)
     ├── WebError                    a web request that cannot be served as asked
     │   ├── AuthError               not logged in, or the session ended: login page, API 401 (core.web.auth)
     │   ├── Forbidden               logged in but not allowed: 403 (core.web.auth)

@@ -4,4 +4,5 @@ from __future__ import annotations
 
 from core.cli import entry
 
-entry()
+if __name__ == "__main__":
+    entry()

@@ -34,9 +34,11 @@ def _error_classes() -> dict[str, type[BaseException]]:
 PACKAGES = ("core", "connectors", "sandbox")
 #: Alembic's env.py configures a migration context when imported: not a module to load here.
 NOT_IMPORTED = ("core.storage.migrations",)
-#: Exceptions that are control flow, not errors: they carry an ordinary answer (a redirect,
-#: an exit code that may be 0) and never leave the function that catches them.
-CONTROL_FLOW = {("sandbox.payroll", "_Halt"), ("core.cli", "Exit")}
+#: ``python -m …`` entry modules run their command when imported.
+ENTRY_MODULES = ".__main__"
+#: Exceptions that are control flow, not errors: they carry an ordinary answer (a redirect)
+#: and never leave the function that catches them.
+CONTROL_FLOW = {("sandbox.payroll", "_Halt")}
 
 
 @cache
@@ -44,7 +46,7 @@ def _load_packages() -> None:
     for package in PACKAGES:
         module = importlib.import_module(package)
         for info in pkgutil.walk_packages(module.__path__, f"{package}."):
-            if not info.name.startswith(NOT_IMPORTED):
+            if not info.name.startswith(NOT_IMPORTED) and not info.name.endswith(ENTRY_MODULES):
                 importlib.import_module(info.name)
 
 
