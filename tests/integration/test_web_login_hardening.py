@@ -272,8 +272,9 @@ class TestSecondFactor:
                 await _try(client, "anna", PASSWORD)
                 form = await client.get("/login/mfa")
                 statuses = [
-                    (await client.post("/login/mfa", data={"code": "123456", "csrf_token": csrf_from(form.text)}))
-                    .status_code
+                    (
+                        await client.post("/login/mfa", data={"code": "123456", "csrf_token": csrf_from(form.text)})
+                    ).status_code
                     for _ in range(4)
                 ]
                 assert statuses[:2] == [401, 401] and statuses[-1] == 429
