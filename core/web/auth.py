@@ -205,12 +205,11 @@ class LoginAttempt:
 
 def end_all_sessions(s: Session, user_id: int, *, keep: str | None = None) -> int:
     """Delete every session of a user (but ``keep``) and revoke their API tokens; returns sessions ended."""
-    stmt = delete(WebSession).where(WebSession.user_id == user_id)
-    if keep is not None:
-        stmt = stmt.where(WebSession.id != keep)
-    ended = s.execute(stmt).rowcount or 0
+    ids = [sid for sid in s.scalars(select(WebSession.id).where(WebSession.user_id == user_id)) if sid != keep]
+    if ids:
+        s.execute(delete(WebSession).where(WebSession.id.in_(ids)))
     s.execute(update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked.is_(False)).values(revoked=True))
-    return int(ended)
+    return len(ids)
 
 
 def load_grants(s: Session, user_id: int) -> frozenset[Grant]:

@@ -69,7 +69,7 @@ def test_case_worker_approves_the_oldest_item_with_the_keyboard(served: Served, 
     context = browser.new_context(locale="sv-SE")
     try:
         page = context.new_page()
-        log_in_page(page, served.base_url, "anna")
+        log_in_page(page, served.base_url, "anna", at=served.env.clock.now(), db=served.env.db)
         expect(page).to_have_url(f"{served.base_url}/inbox")
         expect(page.get_by_role("heading", name="Inkorg")).to_be_visible()
         page.get_by_label("Kö", exact=True).select_option("example.review")
@@ -106,7 +106,7 @@ def test_forged_form_is_refused_and_other_tenant_gets_404(served: Served, browse
     context = browser.new_context(locale="sv-SE")
     try:
         page = context.new_page()
-        log_in_page(page, served.base_url, "bertil")
+        log_in_page(page, served.base_url, "bertil", at=served.env.clock.now(), db=served.env.db)
         item = page.locator("a[data-item-id]").first
         item_id = item.get_attribute("data-item-id")
         item.click()
@@ -117,7 +117,7 @@ def test_forged_form_is_refused_and_other_tenant_gets_404(served: Served, browse
         page.get_by_role("button", name="Logga ut").click()
         page.wait_for_url("**/login?out=1")
         expect(page.get_by_role("status")).to_contain_text("Du är utloggad")
-        log_in_page(page, served.base_url, "karin")
+        log_in_page(page, served.base_url, "karin", at=served.env.clock.now(), db=served.env.db)
         response = page.goto(f"{served.base_url}/inbox/items/{item_id}")
         assert response is not None and response.status == 404
         expect(page.get_by_role("heading", name="Hittades inte")).to_be_visible()
@@ -151,7 +151,7 @@ def test_main_pages_have_no_serious_accessibility_violations(served: Served, bro
         context = browser.new_context(locale="sv-SE")
         try:
             page = context.new_page()
-            log_in_page(page, served.base_url, user)
+            log_in_page(page, served.base_url, user, at=served.env.clock.now(), db=served.env.db)
             for who, path in A11Y_PAGES:
                 if who != user:
                     continue

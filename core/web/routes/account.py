@@ -67,7 +67,9 @@ async def enrol_form(request: Request, p: Pending) -> Response:
     ctx = web_context(request)
     if p.pending != "mfa_enrol":
         return redirect(p.home())
-    secret = await run_in_threadpool(ctx.auth.totp_secret, p) or await run_in_threadpool(ctx.auth.begin_enrolment, p)
+    secret = await run_in_threadpool(ctx.auth.totp_secret, p)
+    if secret is None:
+        secret = await run_in_threadpool(ctx.auth.begin_enrolment, p)
     return _enrol_page(request, p, secret)
 
 

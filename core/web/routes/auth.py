@@ -83,7 +83,7 @@ async def login(
     attempt = await run_in_threadpool(ctx.auth.verify_password, username.strip(), password, address)
     if attempt.wait_seconds > 0:
         wait = int(attempt.wait_seconds) + 1
-        response = _login_page(
+        slow = _login_page(
             request,
             error=_("För många misslyckade inloggningar. Vänta {seconds} sekunder och försök igen.").format(
                 seconds=wait
@@ -91,8 +91,8 @@ async def login(
             status=429,
             next_url=next,
         )
-        response.headers["Retry-After"] = str(wait)
-        return response
+        slow.headers["Retry-After"] = str(wait)
+        return slow
     user = attempt.user
     if user is None:
         return _login_page(request, error=_("Fel användarnamn eller lösenord."), status=401, next_url=next)
