@@ -298,4 +298,5 @@ EN: dict[str, str] = {
     "Inget granskat ännu.": "Nothing reviewed yet.",
     "Välj en av dina kommuner.": "Choose one of your municipalities.",
     "Ange period (ÅÅÅÅ-MM-DD) och antal.": "Give a period (YYYY-MM-DD) and a number.",
+    "Det är ett engångslösenord: personen väljer ett eget vid nästa inloggning. Personens sessioner och API-nycklar har avslutats.": "It is a one-time password: the person chooses their own at the next login. Their sessions and API tokens have ended.",
 }
