@@ -18,7 +18,7 @@ from sqlalchemy import select
 from core.storage.models import ReviewItem, ReviewState
 from core.testing import ExampleRobot, FakeClock, run_robot, temporary_database
 from core.testing.browser import launch_chromium
-from core.testing.web import WebEnv, log_in_page, make_web_env
+from core.testing.web import PASSWORD, WebEnv, log_in_page, make_web_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -133,7 +133,9 @@ A11Y_PAGES = [
     ("sara", "/ops/schedules"),
     ("johan", "/admin/users"),
     ("maria", "/audit"),
+    ("maria", "/audit/checks"),
     ("anna", "/me"),
+    ("anna", "/account/password"),
 ]
 
 
@@ -167,3 +169,36 @@ def test_main_pages_have_no_serious_accessibility_violations(served: Served, bro
         finally:
             context.close()
     assert not problems, "\n".join(problems)
+
+
+def test_first_login_enrols_the_second_factor_in_the_browser(served: Served, browser: Browser) -> None:
+    """A person without a second factor scans (here: reads) the key, confirms a code, keeps recovery codes."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    from core.storage.web_models import User
+    from core.web.mfa import code_at
+
+    with served.env.db.session() as s:
+        user = s.scalar(select(User).where(User.username == "erik"))
+        assert user is not None
+        user.totp_secret = user.totp_confirmed_at = user.totp_last_step = None
+    context = browser.new_context(locale="sv-SE")
+    try:
+        page = context.new_page()
+        page.goto(f"{served.base_url}/login")
+        page.get_by_label("Användarnamn").fill("erik")
+        page.get_by_label("Lösenord").fill(PASSWORD)
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(f"{served.base_url}/login/mfa/enrol")
+        assert page.locator("figure.qr svg").count() == 1  # the QR code renders under the strict CSP
+        result = Axe().run(page, options={"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa"]}})
+        serious = [v["id"] for v in result.response["violations"] if v["impact"] in ("serious", "critical")]
+        assert not serious, serious
+        key = page.locator("#totp-secret").inner_text().replace(" ", "")
+        page.get_by_label("Kod").fill(code_at(key, served.env.clock.now()))
+        page.keyboard.press("Enter")
+        expect(page.locator("#recovery-codes li")).to_have_count(10)
+        page.get_by_role("link", name="Jag har sparat koderna – fortsätt").click()
+        expect(page).to_have_url(f"{served.base_url}/inbox")
+    finally:
+        context.close()
