@@ -18,6 +18,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import delete, or_
 from sqlalchemy.orm import Session
 
 from core.storage.web_models import LoginThrottle
@@ -59,6 +60,14 @@ def blocked_for(s: Session, keys: list[str], now: datetime) -> float:
 
 def record_failure(s: Session, key: str, rule: Rule, now: datetime) -> None:
     """Count one failure for ``key``; block it when past the free attempts."""
+    # Keys quiet for a window and no longer blocked are forgotten, so the table stays small.
+    s.execute(
+        delete(LoginThrottle).where(
+            LoginThrottle.key != key,
+            LoginThrottle.last_failure_at < now - rule.window,
+            or_(LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until < now),
+        )
+    )
     row = s.get(LoginThrottle, key)
     if row is None:
         row = LoginThrottle(key=key, failures=0, last_failure_at=now)
