@@ -82,8 +82,16 @@ def users_add(
         if s.scalar(select(User.id).where(User.username == username)) is not None:
             raise ConfigError(f"user {username!r} already exists")
     password = None if no_password else _password(password_stdin)
-    create_user(db, username, display_name=name, email=email, password=password, grants=grants)
-    console.print(f"user {username} created with {len(grants)} grant(s)")
+    user_id = create_user(db, username, display_name=name, email=email, password=password, grants=grants)
+    if password is not None:
+        with db.session() as s:
+            row = s.get(User, user_id)
+            assert row is not None
+            row.must_change_password = True  # the operator typed it: the person replaces it at first login
+    console.print(
+        f"user {username} created with {len(grants)} grant(s)"
+        + ("; the password is one-time (changed at first login)" if password is not None else "")
+    )
 
 
 def _user(db: Database, username: str) -> User:

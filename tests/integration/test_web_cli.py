@@ -94,6 +94,8 @@ def test_users_passwd_sets_a_one_time_password_and_mfa_reset_forgets_the_factor(
         input="ett-långt-lösenord\n",
     )
     assert added.exit_code == 0, added.output
+    with db.session() as s:
+        assert s.scalar(select(User.must_change_password).where(User.username == "anna"))  # the operator knew it
     create_token(db, "anna", "script")
     with db.session() as s:
         user = s.scalar(select(User).where(User.username == "anna"))
