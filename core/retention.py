@@ -11,6 +11,13 @@ Three categories, each with a period per tenant (``[retention]`` for the deploym
 
 Rows stay, with their status, times and counts, so the dashboard's statistics still add
 up; the audit and access log is not touched (it holds no payloads) and still verifies.
+
+**The access log outlives every tenant's retention.** Socialstyrelsen's rules for social
+services' records (docs/operations.md, "Åtkomstloggen") ask that access logs be kept at
+least five years. The access events (:data:`ACCESS_ACTIONS`) are never removed here, and
+:func:`access_log_cutoff` is the one answer to "what may go": nothing younger than
+:data:`ACCESS_LOG_YEARS` years, however short a tenant's periods are. Anything that ever
+archives or thins the audit table must ask it.
 Each purge is itself an audit event per tenant and category. Open work — pending, in
 progress, waiting for review, uncertain, open review items — is never purged.
 """
@@ -28,6 +35,11 @@ from core import audit
 from core.settings import Settings, TenantSettings
 from core.storage.db import Database
 from core.storage.models import Artifact, ItemStatus, ReviewComment, ReviewItem, ReviewState, WorkItem
+
+#: Audit actions that are reads of personal data: the access log that must be kept and checked.
+ACCESS_ACTIONS = ("data.read", "review.opened", "artifact.opened", "audit.searched", "audit.exported")
+#: The shortest time access events are kept (Socialstyrelsen: at least five years).
+ACCESS_LOG_YEARS = 5
 
 FINISHED = (ItemStatus.done, ItemStatus.failed_business, ItemStatus.failed_application, ItemStatus.cancelled)
 CLOSED = (
@@ -69,6 +81,21 @@ def periods(settings: Settings, tenant: TenantSettings) -> tuple[int | None, int
 
     artifact = pick("artifact_days") or settings.artifact_retention_days
     return pick("work_item_days"), pick("review_days"), artifact
+
+
+def access_log_cutoff(settings: Settings, tenant: TenantSettings, now: datetime) -> datetime:
+    """The newest time an access event of ``tenant`` may be removed at: five years back, at the least.
+
+    A tenant's own retention periods shorten the work-item and review periods only; the
+    access log's floor is the same for every tenant whatever they say.
+    """
+    work_days, review_days, artifact_days = periods(settings, tenant)
+    longest = max(d for d in (work_days, review_days, artifact_days, 0) if d is not None)
+    try:
+        floor = now.replace(year=now.year - ACCESS_LOG_YEARS)
+    except ValueError:  # 29 February
+        floor = now.replace(year=now.year - ACCESS_LOG_YEARS, day=28)
+    return min(floor, now - timedelta(days=longest))
 
 
 def purge(

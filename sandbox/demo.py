@@ -69,6 +69,10 @@ class DemoSettings(BaseModel):
     robots: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Robot → settings laid under its deployment section for the demo."
     )
+    web: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Web settings laid under the deployment's [web] (e.g. mfa_required = false: a banner says so).",
+    )
 
 
 def load_demo_settings(path: Path = DEMO_CONFIG) -> DemoSettings:
@@ -107,6 +111,8 @@ def apply_demo_settings(settings: Settings, demo: DemoSettings, registry: Regist
     settings.worker = settings.worker.model_copy(
         update={"backoff_base_seconds": min(settings.worker.backoff_base_seconds, demo.backoff_base_seconds)}
     )
+    # The deployment's own [web] keys win, as for robots.
+    settings.web = {**demo.web, **settings.web}
     for name in sorted(registry.robots):
         own = settings.robots.get(name, {})
         section = {**demo.robots.get(name, {}), **own}

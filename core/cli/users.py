@@ -13,8 +13,9 @@ from core import audit
 from core.cli.common import console, emit_json, load_cli_settings, open_database
 from core.errors import ConfigError
 from core.storage.db import Database
-from core.storage.web_models import Role, User, UserRole
-from core.web.auth import Grant, create_token, create_user, hash_password
+from core.storage.web_models import RecoveryCode, Role, User, UserRole
+from core.web.auth import Grant, create_token, create_user, end_all_sessions
+from core.web.useradmin import one_time_password
 
 users_app = typer.Typer(no_args_is_help=True, help="People who use the web app: accounts, roles, API tokens.")
 ROLE_HELP = "Role: " + ", ".join(r.value for r in Role) + "."
@@ -81,8 +82,16 @@ def users_add(
         if s.scalar(select(User.id).where(User.username == username)) is not None:
             raise ConfigError(f"user {username!r} already exists")
     password = None if no_password else _password(password_stdin)
-    create_user(db, username, display_name=name, email=email, password=password, grants=grants)
-    console.print(f"user {username} created with {len(grants)} grant(s)")
+    user_id = create_user(db, username, display_name=name, email=email, password=password, grants=grants)
+    if password is not None:
+        with db.session() as s:
+            row = s.get(User, user_id)
+            assert row is not None
+            row.must_change_password = True  # the operator typed it: the person replaces it at first login
+    console.print(
+        f"user {username} created with {len(grants)} grant(s)"
+        + ("; the password is one-time (changed at first login)" if password is not None else "")
+    )
 
 
 def _user(db: Database, username: str) -> User:
@@ -166,16 +175,45 @@ def users_grant(
 def users_passwd(
     username: str = typer.Argument(...), password_stdin: bool = typer.Option(False, "--password-stdin")
 ) -> None:
-    """Set a new password (and unlock the account)."""
+    """Set a one-time password: the account is unlocked, its sessions and API tokens end, and the
+    person must choose their own password at the next login (the operator never knows it)."""
     db = open_database(load_cli_settings())
     user = _user(db, username)
     password = _password(password_stdin)
     with db.session() as s:
         row = s.get(User, user.id)
         assert row is not None
-        row.password_hash, row.failed_logins, row.locked_until = hash_password(password), 0, None
-        audit.append(s, actor="system:cli", action="user.password_set", subject=f"user:{username}")
-    console.print(f"password of {username} set")
+        one_time_password(s, row, password)
+        ended = end_all_sessions(s, row.id)
+        audit.append(
+            s,
+            actor="system:cli",
+            action="user.password_reset",
+            subject=f"user:{username}",
+            details={"sessions_ended": ended, "tokens_revoked": True, "must_change": True},
+        )
+    console.print(f"one-time password of {username} set; sessions and API tokens ended; to be changed at next login")
+
+
+@users_app.command("mfa-reset")
+def users_mfa_reset(username: str = typer.Argument(...)) -> None:
+    """Forget a person's second factor (lost phone): they enrol again at the next login; sessions end."""
+    db = open_database(load_cli_settings())
+    user = _user(db, username)
+    with db.session() as s:
+        row = s.get(User, user.id)
+        assert row is not None
+        row.totp_secret, row.totp_confirmed_at, row.totp_last_step = None, None, None
+        s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == row.id))
+        ended = end_all_sessions(s, row.id)
+        audit.append(
+            s,
+            actor="system:cli",
+            action="user.mfa_reset",
+            subject=f"user:{username}",
+            details={"sessions_ended": ended},
+        )
+    console.print(f"second factor of {username} reset; enrolment at the next login")
 
 
 @users_app.command("disable")

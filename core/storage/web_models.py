@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.storage.models import Base, _enum, utcnow
@@ -43,6 +43,53 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column()
+    #: Set by an admin's reset: the one-time password must be replaced at the next login.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_changed_at: Mapped[datetime | None] = mapped_column()
+    #: The TOTP secret (RFC 6238, base32); set at enrolment, confirmed by a first code.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column()
+    #: The last 30-second step whose code was accepted: a code is never accepted twice.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RecoveryCode(Base):
+    """A single-use recovery code for the second factor; only its SHA-256 is stored."""
+
+    __tablename__ = "web_recovery_codes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("web_users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+class LoginThrottle(Base):
+    """Failed logins per client address (hashed) and for the whole deployment (``global``)."""
+
+    __tablename__ = "web_login_throttle"
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column()
+    #: No attempt from this key is checked before then (failures meanwhile do not extend it).
+    blocked_until: Mapped[datetime | None] = mapped_column()
+
+
+class AccessCheck(Base):
+    """One access event drawn for an auditor's random check (slumpvis kontroll), and its verdict."""
+
+    __tablename__ = "audit_access_checks"
+    __table_args__ = (Index("ix_audit_access_checks_tenant", "tenant", "drawn_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(4))
+    event_seq: Mapped[int] = mapped_column(BigInteger)
+    drawn_by: Mapped[str] = mapped_column(String(200))
+    drawn_at: Mapped[datetime] = mapped_column()
+    #: ``ok`` (justified) or ``deviation`` (needs follow-up); None until reviewed.
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(String(1000), default="")
+    reviewed_by: Mapped[str | None] = mapped_column(String(200))
+    reviewed_at: Mapped[datetime | None] = mapped_column()
 
 
 class UserRole(Base):
@@ -75,6 +122,9 @@ class WebSession(Base):
     method: Mapped[str] = mapped_column(String(16), default="password")
     #: A one-time message for the next page (e.g. "someone else decided first").
     flash: Mapped[str | None] = mapped_column(Text)
+    #: A step still owed before the session may do anything else: ``password`` (change the
+    #: one-time password), ``mfa_enrol``, ``mfa`` (enter a code); empty = fully logged in.
+    pending: Mapped[str] = mapped_column(String(16), default="")
 
 
 class LoginState(Base):

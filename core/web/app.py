@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -33,12 +32,12 @@ from core.runs import SqlRunStore
 from core.settings import Settings
 from core.storage.db import Database
 from core.web import alerts
-from core.web.auth import Auth, AuthError, CsrfError, Forbidden, NotFound
+from core.web.auth import PENDING_STEPS, Auth, AuthError, CsrfError, Forbidden, NotFound
 from core.web.deps import WebContext, make_environment, redirect, render, request_lang
 from core.web.i18n import translator
-from core.web.metrics import CONTENT_TYPE, exposition
+from core.web.metrics import CONTENT_TYPE, exposition, metrics_allowed
 from core.web.oidc import OidcClient
-from core.web.routes import api, audit, auth, inbox, ops
+from core.web.routes import access_check, account, api, audit, auth, inbox, ops
 from core.web.settings import WebSettings, web_settings
 
 log = get_logger("kollega.web")
@@ -151,6 +150,8 @@ def create_app(
             response: Response = JSONResponse(
                 {"detail": "login required"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
             )
+        elif exc.pending:
+            return redirect(PENDING_STEPS[exc.pending])
         elif exc.expired:
             response = redirect("/login?expired=1")
         else:
@@ -202,11 +203,9 @@ def create_app(
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:
-        """Prometheus text format."""
-        if web.metrics_token is not None:
-            expected = f"Bearer {web.metrics_token.resolve()}".encode()
-            if not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected):
-                return Response("unauthorized\n", status_code=401, media_type="text/plain")
+        """Prometheus text format: with the bearer token, or from an allowed network (default: this machine)."""
+        if not metrics_allowed(web, request.headers.get("authorization", ""), request.client):
+            return Response("unauthorized\n", status_code=401, media_type="text/plain")
         return Response(exposition(db, now()), media_type=CONTENT_TYPE)
 
     @app.get("/healthz", include_in_schema=False)
@@ -216,6 +215,6 @@ def create_app(
         return {"status": "ok"}
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (auth, inbox, ops, audit, api):
+    for module in (auth, account, inbox, ops, audit, access_check, api):
         app.include_router(module.router)
     return app

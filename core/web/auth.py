@@ -24,7 +24,7 @@ from typing import Any
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import Request
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -32,6 +32,8 @@ from core.errors import WebError
 from core.storage.db import Database
 from core.storage.models import ReviewItem
 from core.storage.web_models import ApiToken, Role, User, UserRole, WebSession
+from core.web import mfa, throttle
+from core.web.passwords import PasswordPolicyError, check_new_password
 from core.web.settings import WebSettings
 
 #: OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
@@ -41,6 +43,8 @@ PASSWORD_HASHER = PasswordHasher(
 #: Verified against when the user name is unknown, so both cases take the same time.
 _DUMMY_HASH = PASSWORD_HASHER.hash(secrets.token_urlsafe(16))
 LOGIN_CSRF_COOKIE = "kollega_login_csrf"
+#: Where a person who still owes a login step is sent.
+PENDING_STEPS = {"password": "/account/password", "mfa_enrol": "/login/mfa/enrol", "mfa": "/login/mfa"}
 LANG_COOKIE = "kollega_lang"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
@@ -92,6 +96,8 @@ class Principal:
     csrf_token: str | None = None
     via: str = "session"
     flash: str | None = field(default=None, repr=False)
+    #: A login step still owed (``password``, ``mfa_enrol``, ``mfa``); empty = fully logged in.
+    pending: str = ""
 
     @property
     def actor(self) -> str:
@@ -144,7 +150,9 @@ class Principal:
         return self.tenants(Role.operations, Role.it_admin)
 
     def home(self) -> str:
-        """Where this person lands after login."""
+        """Where this person lands after login (or the login step they still owe)."""
+        if self.pending:
+            return PENDING_STEPS[self.pending]
         if self.may_use_inbox:
             return "/inbox"
         if self.ops_tenants:
@@ -162,9 +170,11 @@ class AuthError(WebError):
 
     code = "login_required"
 
-    def __init__(self, expired: bool = False) -> None:
+    def __init__(self, expired: bool = False, pending: str = "") -> None:
         super().__init__("login required", expired=expired)
         self.expired = expired
+        #: Logged in, but a step is owed first (the app sends the person to it).
+        self.pending = pending
 
 
 class Forbidden(WebError):
@@ -185,6 +195,23 @@ class CsrfError(WebError):
     code = "csrf"
 
 
+@dataclass(frozen=True)
+class LoginAttempt:
+    """The outcome of a password check: the user, or None and how long to wait (0 = just wrong)."""
+
+    user: User | None
+    wait_seconds: float
+
+
+def end_all_sessions(s: Session, user_id: int, *, keep: str | None = None) -> int:
+    """Delete every session of a user (but ``keep``) and revoke their API tokens; returns sessions ended."""
+    ids = [sid for sid in s.scalars(select(WebSession.id).where(WebSession.user_id == user_id)) if sid != keep]
+    if ids:
+        s.execute(delete(WebSession).where(WebSession.id.in_(ids)))
+    s.execute(update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked.is_(False)).values(revoked=True))
+    return len(ids)
+
+
 def load_grants(s: Session, user_id: int) -> frozenset[Grant]:
     """A user's grants."""
     rows = s.scalars(select(UserRole).where(UserRole.user_id == user_id)).all()
@@ -202,35 +229,192 @@ class Auth:
         self.absolute = timedelta(hours=web.session_absolute_hours)
 
     # -- local accounts -------------------------------------------------------------
-    def verify_password(self, username: str, password: str) -> User | None:
-        """The user when the password is right and the account active and unlocked; audited either way."""
+    def _rules(self) -> tuple[throttle.Rule, throttle.Rule]:
+        window = timedelta(minutes=self.web.throttle_window_minutes)
+        address = throttle.Rule(self.web.address_free_attempts, 1.0, self.web.address_max_delay_seconds, window)
+        everyone = throttle.Rule(self.web.global_free_attempts, 1.0, self.web.global_max_delay_seconds, window)
+        return address, everyone
+
+    def verify_password(self, username: str, password: str, address: str | None = None) -> LoginAttempt:
+        """Check a password behind the throttles; audited either way.
+
+        While the client's address, the deployment (global) or the account is in its delay,
+        nothing is checked and nothing is counted: an attempt then never extends a delay.
+        """
         now = self.clock()
+        keys = [throttle.address_key(address), throttle.GLOBAL]
         with self.db.session() as s:
+            wait = throttle.blocked_for(s, keys, now)
             user = s.scalar(select(User).where(User.username == username))
-            ok = check_password(user.password_hash if user else None, password)
-            if user is None:
-                audit.append(s, actor="system:web", action="user.login_failed", details={"reason": "unknown"}, now=now)
-                return None
-            locked = user.locked_until is not None and user.locked_until > now
-            if not ok or not user.active or locked:
-                reason = "locked" if locked else "inactive" if not user.active else "password"
-                if not ok:
-                    user.failed_logins += 1
-                    if user.failed_logins >= self.web.max_failed_logins:
-                        user.locked_until = now + timedelta(minutes=self.web.lockout_minutes)
-                        user.failed_logins = 0
+            if user is not None and user.locked_until is not None and user.locked_until > now:
+                wait = max(wait, (user.locked_until - now).total_seconds())
+            if wait > 0:
                 audit.append(
-                    s, actor=f"user:{user.username}", action="user.login_failed", details={"reason": reason}, now=now
+                    s,
+                    actor=f"user:{user.username}" if user else "system:web",
+                    action="user.login_throttled",
+                    details={"wait_seconds": int(wait) + 1},
+                    now=now,
                 )
-                return None
+                return LoginAttempt(None, wait)
+            ok = check_password(user.password_hash if user else None, password)
+            if user is None or not ok or not user.active:
+                reason = "unknown" if user is None else "inactive" if ok else "password"
+                self._failed(s, user, keys, now)
+                audit.append(
+                    s,
+                    actor=f"user:{user.username}" if user else "system:web",
+                    action="user.login_failed",
+                    details={"reason": reason},
+                    now=now,
+                )
+                return LoginAttempt(None, 0.0)
             user.failed_logins, user.locked_until = 0, None
+            throttle.record_success(s, keys[0])
             if user.password_hash and PASSWORD_HASHER.check_needs_rehash(user.password_hash):
                 user.password_hash = hash_password(password)
-            return user
+            s.flush()
+            s.expunge(user)
+            return LoginAttempt(user, 0.0)
+
+    def _failed(self, s: Session, user: User | None, keys: list[str], now: datetime) -> None:
+        """Count a failure against the address, the deployment and (when known) the account."""
+        address_rule, global_rule = self._rules()
+        throttle.record_failure(s, keys[0], address_rule, now)
+        throttle.record_failure(s, keys[1], global_rule, now)
+        if user is not None:
+            user.failed_logins += 1
+            account = throttle.Rule(self.web.max_failed_logins, 1.0, self.web.lockout_minutes * 60.0, timedelta(0))
+            seconds = throttle.delay(account, user.failed_logins)
+            if seconds:
+                user.locked_until = now + timedelta(seconds=seconds)
+
+    def login_blocked_for(self, address: str | None) -> float:
+        """Seconds this address (or everyone) must wait before the next attempt (0 = none)."""
+        with self.db.session() as s:
+            return throttle.blocked_for(s, [throttle.address_key(address), throttle.GLOBAL], self.clock())
+
+    def first_pending_step(self, user: User) -> str:
+        """What a password login still owes before the session is complete ("" = nothing)."""
+        if user.must_change_password:
+            return "password"
+        if self.web.mfa_required and user.password_hash is not None:
+            return "mfa" if user.totp_confirmed_at is not None else "mfa_enrol"
+        return ""
+
+    def check_second_factor(self, principal: Principal, code: str, address: str | None) -> bool:
+        """A TOTP code or an unused recovery code; on success the session is complete (audited)."""
+        now = self.clock()
+        keys = [throttle.address_key(address), throttle.GLOBAL]
+        with self.db.session() as s:
+            user = s.get(User, principal.user_id)
+            if user is None or throttle.blocked_for(s, keys, now) > 0:
+                return False
+            if user.locked_until is not None and user.locked_until > now:
+                return False
+            method = "totp" if mfa.check_totp(user, code, now) else ""
+            if not method and mfa.use_recovery_code(s, user.id, code, now):
+                method = "recovery_code"
+            if not method:
+                self._failed(s, user, keys, now)
+                audit.append(s, actor=principal.actor, action="user.mfa_failed", now=now)
+                return False
+            user.failed_logins, user.locked_until = 0, None
+            self._complete_step(s, principal, "mfa")
+            audit.append(s, actor=principal.actor, action="user.mfa_passed", details={"method": method}, now=now)
+            return True
+
+    def _complete_step(self, s: Session, principal: Principal, step: str) -> None:
+        row = s.get(WebSession, principal.session_id) if principal.session_id else None
+        if row is None or row.pending != step:
+            return
+        user = s.get(User, principal.user_id)
+        assert user is not None
+        # After the one-time password is replaced, the second factor is still owed.
+        row.pending = self.first_pending_step(user) if step == "password" else ""
+
+    def change_password(self, principal: Principal, current: str, new: str) -> None:
+        """The person's own change: the current password, the policy; other sessions and all tokens end.
+
+        Raises PasswordPolicyError (Swedish message) when refused.
+        """
+        now = self.clock()
+        with self.db.session() as s:
+            user = s.get(User, principal.user_id)
+            if user is None or user.password_hash is None:
+                raise PasswordPolicyError("Kontot loggar in via kommunens inloggning och har inget lösenord här.")
+            if not check_password(user.password_hash, current):
+                audit.append(s, actor=principal.actor, action="user.password_change_failed", now=now)
+                raise PasswordPolicyError("Det nuvarande lösenordet stämmer inte.")
+            if new == current:
+                raise PasswordPolicyError("Det nya lösenordet måste skilja sig från det gamla.")
+            check_new_password(new, username=user.username, min_length=self.web.password_min_length)
+            user.password_hash = hash_password(new)
+            user.must_change_password, user.password_changed_at = False, now
+            ended = end_all_sessions(s, user.id, keep=principal.session_id)
+            self._complete_step(s, principal, "password")
+            audit.append(
+                s, actor=principal.actor, action="user.password_changed", details={"sessions_ended": ended}, now=now
+            )
+
+    def begin_enrolment(self, principal: Principal) -> str:
+        """A new (unconfirmed) TOTP secret for the person; returns it."""
+        secret = mfa.new_secret()
+        with self.db.session() as s:
+            user = s.get(User, principal.user_id)
+            assert user is not None
+            if user.totp_confirmed_at is not None and principal.pending != "mfa_enrol":
+                raise Forbidden()  # re-enrolment goes through an admin's reset
+            user.totp_secret, user.totp_confirmed_at, user.totp_last_step = secret, None, None
+        return secret
+
+    def confirm_enrolment(self, principal: Principal, code: str) -> list[str] | None:
+        """Confirm the secret with a first code; returns the new recovery codes (None when the code is wrong)."""
+        now = self.clock()
+        with self.db.session() as s:
+            user = s.get(User, principal.user_id)
+            if user is None or user.totp_secret is None or user.totp_confirmed_at is not None:
+                return None
+            if not mfa.check_totp(user, code, now):
+                audit.append(s, actor=principal.actor, action="user.mfa_failed", details={"enrolment": True}, now=now)
+                return None
+            user.totp_confirmed_at = now
+            codes = mfa.new_recovery_codes(s, user.id, now)
+            self._complete_step(s, principal, "mfa_enrol")
+            audit.append(s, actor=principal.actor, action="user.mfa_enrolled", now=now)
+            return codes
+
+    def totp_secret(self, principal: Principal) -> str | None:
+        """The person's unconfirmed secret during enrolment (None otherwise)."""
+        with self.db.session() as s:
+            user = s.get(User, principal.user_id)
+            if user is None or user.totp_confirmed_at is not None:
+                return None
+            return user.totp_secret
+
+    def mfa_status(self, principal: Principal) -> tuple[bool, int]:
+        """(enrolled, recovery codes left) for the profile page."""
+        with self.db.session() as s:
+            user = s.get(User, principal.user_id)
+            enrolled = user is not None and user.totp_confirmed_at is not None
+            return enrolled, mfa.recovery_codes_left(s, principal.user_id) if enrolled else 0
+
+    def new_recovery_codes(self, principal: Principal) -> list[str]:
+        """Replace the person's recovery codes (the old ones stop working); audited."""
+        now = self.clock()
+        with self.db.session() as s:
+            codes = mfa.new_recovery_codes(s, principal.user_id, now)
+            audit.append(s, actor=principal.actor, action="user.recovery_codes_renewed", now=now)
+            return codes
 
     # -- sessions --------------------------------------------------------------------
-    def start_session(self, user: User, *, method: str, lang: str, old_token: str | None = None) -> str:
-        """A new session for ``user`` (any previous one of this browser is deleted); returns the cookie value."""
+    def start_session(
+        self, user: User, *, method: str, lang: str, old_token: str | None = None, pending: str = ""
+    ) -> str:
+        """A new session for ``user`` (any previous one of this browser is deleted); returns the cookie value.
+
+        ``pending``: a step the session owes first (see :meth:`first_pending_step`).
+        """
         now = self.clock()
         token = secrets.token_urlsafe(32)
         with self.db.session() as s:
@@ -246,12 +430,16 @@ class Auth:
                     last_seen_at=now,
                     expires_at=now + self.absolute,
                     method=method,
+                    pending=pending,
                 )
             )
             row = s.get(User, user.id)
             assert row is not None
             row.last_login_at = now
-            audit.append(s, actor=f"user:{user.username}", action="user.login", details={"method": method}, now=now)
+            details: dict[str, Any] = {"method": method}
+            if pending:
+                details["pending"] = pending
+            audit.append(s, actor=f"user:{user.username}", action="user.login", details=details, now=now)
         return token
 
     def principal_for_session(self, token: str) -> Principal:
@@ -291,6 +479,7 @@ class Auth:
                         session_id=row.id,
                         csrf_token=row.csrf_token,
                         flash=flash,
+                        pending=row.pending,
                     )
         raise AuthError(expired=ended != "inactive")
 

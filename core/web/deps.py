@@ -119,11 +119,19 @@ async def optional_principal(request: Request) -> Principal | None:
     return await run_in_threadpool(load_principal, request)
 
 
-async def current_principal(request: Request) -> Principal:
-    """Dependency: the person; AuthError (→ login page or 401) when not logged in."""
+async def pending_principal(request: Request) -> Principal:
+    """Dependency: the person, even one who still owes a login step (the step pages use this)."""
     principal = await optional_principal(request)
     if principal is None:
         raise AuthError(expired=bool(getattr(request.state, "session_expired", False)))
+    return principal
+
+
+async def current_principal(request: Request) -> Principal:
+    """Dependency: the fully logged-in person; AuthError (→ login page, the owed step, or 401) otherwise."""
+    principal = await pending_principal(request)
+    if principal.pending:
+        raise AuthError(pending=principal.pending)
     return principal
 
 
@@ -177,6 +185,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         when=lambda value, fmt="%Y-%m-%d %H:%M": local_time(value, ctx.zone, fmt),
         label=lambda value: _(label(str(value))),
         who=lambda actor: (actor or "").removeprefix("user:"),
+        mfa_off=not ctx.web.mfa_required,
         **context,
     )
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})

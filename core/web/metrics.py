@@ -2,12 +2,18 @@
 
 Read from the database at each scrape (any number of ``kollega serve`` processes give the
 same answer). Labels are robot, tenant, status and queue names only: never personal data.
+
+Not open by default: a scrape needs ``[web] metrics_token`` as a bearer token, or must
+come from one of ``[web] metrics_networks`` (default this machine only, 127.0.0.1 and ::1).
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -17,6 +23,7 @@ from sqlalchemy import func, select
 from core.storage.db import Database
 from core.storage.models import ReviewItem, ReviewState, Run, WorkItem
 from core.storage.web_models import Alert
+from core.web.settings import WebSettings
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -99,3 +106,17 @@ def exposition(db: Database, now: datetime) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(KollegaCollector(db, now))
     return generate_latest(registry)
+
+
+def metrics_allowed(web: WebSettings, authorization: str, client: Any) -> bool:
+    """Whether a scrape may read the figures: the right bearer token, or a client in an allowed network."""
+    if web.metrics_token is not None:
+        expected = f"Bearer {web.metrics_token.resolve()}".encode()
+        if hmac.compare_digest(authorization.encode(), expected):
+            return True
+    host = getattr(client, "host", None)
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in web.metrics_networks)

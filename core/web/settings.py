@@ -65,15 +65,43 @@ class WebSettings(BaseModel):
     session_absolute_hours: float = Field(default=10, gt=0, description="A session ends this long after login.")
     default_lang: str = Field(default="sv", pattern="^(sv|en)$", description="Language before a person chooses one.")
     local_login: bool = Field(default=True, description="Allow local accounts (user name and password).")
-    max_failed_logins: int = Field(default=5, ge=1, description="Failed passwords before an account is locked.")
-    lockout_minutes: int = Field(default=15, ge=1, description="How long a locked account stays locked.")
+    max_failed_logins: int = Field(
+        default=5, ge=1, description="Failed passwords before an account is delayed (then 1 s, 2 s, 4 s … per failure)."
+    )
+    lockout_minutes: int = Field(
+        default=15, ge=1, description="The longest an account's delay grows to; attempts during it do not extend it."
+    )
+    address_free_attempts: int = Field(
+        default=10, ge=1, description="Failed logins from one client address before its exponential delay starts."
+    )
+    address_max_delay_seconds: int = Field(
+        default=900, ge=1, description="The longest delay one client address gets (it doubles per failure up to this)."
+    )
+    global_free_attempts: int = Field(
+        default=200, ge=1, description="Failed logins from all addresses within the window before everyone is slowed."
+    )
+    global_max_delay_seconds: int = Field(
+        default=30, ge=1, description="The longest delay the global throttle imposes (kept short: it slows everyone)."
+    )
+    throttle_window_minutes: int = Field(
+        default=15, ge=1, description="Failures older than this (with none since) are forgotten."
+    )
+    password_min_length: int = Field(default=12, ge=8, description="Shortest password a person may choose.")
+    mfa_required: bool = Field(
+        default=True,
+        description="Local accounts must use a second factor (TOTP). Switch off only for the demo: a banner says so.",
+    )
     oidc: OidcSettings | None = Field(default=None, description="OpenID Connect login; empty = local accounts only.")
     artifact_roles: list[Role] = Field(
         default=[Role.operations, Role.it_admin],
         description="Roles that may see screenshots and other artifacts (they hold personal data).",
     )
     metrics_token: SecretRef | None = Field(
-        default=None, description="Bearer token /metrics requires; empty = /metrics is open (bind to an internal net)."
+        default=None, description="Bearer token /metrics accepts from any address (Prometheus' bearer_token_file)."
+    )
+    metrics_networks: list[str] = Field(
+        default=["127.0.0.1/32", "::1/128"],
+        description="Client networks that may read /metrics without a token (default: this machine only).",
     )
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 

@@ -4,8 +4,8 @@ An IT admin acts only within the municipalities (tenants) where they hold the it
 role: they may grant and revoke roles there, create local accounts with a first grant
 there, and disable, enable or reset the password of an account whose grants all lie in
 their tenants (one municipality's IT cannot lock out another's staff). Every change is
-audited with the admin as actor. A new or reset password is generated, shown once and
-stored only as an argon2id hash.
+audited with the admin as actor. A new or reset password is generated, shown once,
+stored only as an argon2id hash, and must be replaced by the person at the next login.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 
@@ -21,7 +22,7 @@ from core import audit
 from core.errors import WebError
 from core.storage.db import Database
 from core.storage.web_models import Role, User, UserRole
-from core.web.auth import Forbidden, Grant, NotFound, create_user, hash_password
+from core.web.auth import Forbidden, Grant, NotFound, create_user, end_all_sessions, hash_password
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 QUEUE = re.compile(r"^[a-z0-9_.-]{0,128}$")
@@ -103,6 +104,11 @@ def create(
         actor=admin,
         now=now,
     )
+    if password is not None:
+        with db.session() as s:
+            row = s.get(User, user_id)
+            assert row is not None
+            row.must_change_password = True  # the admin saw it: the person replaces it at first login
     return Created(user_id, password)
 
 
@@ -164,12 +170,31 @@ def set_active(
 
 
 def reset_password(db: Database, admin: str, admin_tenants: set[str], *, username: str, now: datetime) -> str:
-    """A new generated password (shown once), and the account unlocked."""
+    """A one-time password (shown once) the person must replace at the next login.
+
+    The account is unlocked, and every session and API token of the person ends: whoever
+    held the old password (or a token made with it) is out. The admin never learns the
+    password the person goes on to use.
+    """
     user = _manageable(db, username, admin_tenants)
     password = secrets.token_urlsafe(12)
     with db.session() as s:
         row = s.get(User, user.id)
         assert row is not None
-        row.password_hash, row.failed_logins, row.locked_until = hash_password(password), 0, None
-        audit.append(s, actor=admin, action="user.password_set", subject=f"user:{username}", now=now)
+        one_time_password(s, row, password)
+        ended = end_all_sessions(s, row.id)
+        audit.append(
+            s,
+            actor=admin,
+            action="user.password_reset",
+            subject=f"user:{username}",
+            details={"sessions_ended": ended, "tokens_revoked": True, "must_change": True},
+            now=now,
+        )
     return password
+
+
+def one_time_password(s: Any, row: User, password: str) -> None:
+    """Set ``password`` as a one-time password on ``row``: unlocked, to be changed at the next login."""
+    row.password_hash, row.failed_logins, row.locked_until = hash_password(password), 0, None
+    row.must_change_password = True

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from core.storage.models import ReviewItem, ReviewState
 from core.testing import ExampleRobot, FakeClock, run_robot, temporary_database
 from core.testing.browser import launch_chromium
-from core.testing.web import WebEnv, log_in_page, make_web_env
+from core.testing.web import PASSWORD, WebEnv, log_in_page, make_web_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -69,7 +69,7 @@ def test_case_worker_approves_the_oldest_item_with_the_keyboard(served: Served, 
     context = browser.new_context(locale="sv-SE")
     try:
         page = context.new_page()
-        log_in_page(page, served.base_url, "anna")
+        log_in_page(page, served.base_url, "anna", at=served.env.clock.now(), db=served.env.db)
         expect(page).to_have_url(f"{served.base_url}/inbox")
         expect(page.get_by_role("heading", name="Inkorg")).to_be_visible()
         page.get_by_label("Kö", exact=True).select_option("example.review")
@@ -106,7 +106,7 @@ def test_forged_form_is_refused_and_other_tenant_gets_404(served: Served, browse
     context = browser.new_context(locale="sv-SE")
     try:
         page = context.new_page()
-        log_in_page(page, served.base_url, "bertil")
+        log_in_page(page, served.base_url, "bertil", at=served.env.clock.now(), db=served.env.db)
         item = page.locator("a[data-item-id]").first
         item_id = item.get_attribute("data-item-id")
         item.click()
@@ -117,7 +117,7 @@ def test_forged_form_is_refused_and_other_tenant_gets_404(served: Served, browse
         page.get_by_role("button", name="Logga ut").click()
         page.wait_for_url("**/login?out=1")
         expect(page.get_by_role("status")).to_contain_text("Du är utloggad")
-        log_in_page(page, served.base_url, "karin")
+        log_in_page(page, served.base_url, "karin", at=served.env.clock.now(), db=served.env.db)
         response = page.goto(f"{served.base_url}/inbox/items/{item_id}")
         assert response is not None and response.status == 404
         expect(page.get_by_role("heading", name="Hittades inte")).to_be_visible()
@@ -133,7 +133,9 @@ A11Y_PAGES = [
     ("sara", "/ops/schedules"),
     ("johan", "/admin/users"),
     ("maria", "/audit"),
+    ("maria", "/audit/checks"),
     ("anna", "/me"),
+    ("anna", "/account/password"),
 ]
 
 
@@ -151,7 +153,7 @@ def test_main_pages_have_no_serious_accessibility_violations(served: Served, bro
         context = browser.new_context(locale="sv-SE")
         try:
             page = context.new_page()
-            log_in_page(page, served.base_url, user)
+            log_in_page(page, served.base_url, user, at=served.env.clock.now(), db=served.env.db)
             for who, path in A11Y_PAGES:
                 if who != user:
                     continue
@@ -167,3 +169,36 @@ def test_main_pages_have_no_serious_accessibility_violations(served: Served, bro
         finally:
             context.close()
     assert not problems, "\n".join(problems)
+
+
+def test_first_login_enrols_the_second_factor_in_the_browser(served: Served, browser: Browser) -> None:
+    """A person without a second factor scans (here: reads) the key, confirms a code, keeps recovery codes."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    from core.storage.web_models import User
+    from core.web.mfa import code_at
+
+    with served.env.db.session() as s:
+        user = s.scalar(select(User).where(User.username == "erik"))
+        assert user is not None
+        user.totp_secret = user.totp_confirmed_at = user.totp_last_step = None
+    context = browser.new_context(locale="sv-SE")
+    try:
+        page = context.new_page()
+        page.goto(f"{served.base_url}/login")
+        page.get_by_label("Användarnamn").fill("erik")
+        page.get_by_label("Lösenord").fill(PASSWORD)
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(f"{served.base_url}/login/mfa/enrol")
+        assert page.locator("figure.qr svg").count() == 1  # the QR code renders under the strict CSP
+        result = Axe().run(page, options={"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa"]}})
+        serious = [v["id"] for v in result.response["violations"] if v["impact"] in ("serious", "critical")]
+        assert not serious, serious
+        key = page.locator("#totp-secret").inner_text().replace(" ", "")
+        page.get_by_label("Kod").fill(code_at(key, served.env.clock.now()))
+        page.keyboard.press("Enter")
+        expect(page.locator("#recovery-codes li")).to_have_count(10)
+        page.get_by_role("link", name="Jag har sparat koderna – fortsätt").click()
+        expect(page).to_have_url(f"{served.base_url}/inbox")
+    finally:
+        context.close()

@@ -26,7 +26,7 @@ from core.storage.models import ReviewItem, ReviewState
 from core.storage.web_models import Role
 from core.testing import make_settings, run_robot, temporary_database
 from core.testing.browser import launch_chromium
-from core.testing.web import PASSWORD, log_in_page
+from core.testing.web import PASSWORD, enrol_totp, log_in_page
 from core.web.app import create_app
 from core.web.auth import Grant, create_user, hash_password
 from robots.ronney.robot import Ronney
@@ -86,6 +86,7 @@ def test_four_eyes_approval_in_the_browser_reaches_the_sandbox(tmp_path: Path, b
                 password_hash=hash_password(PASSWORD),
                 grants=[Grant(Role.case_worker, "0000", "ronney.application")],
             )
+            enrol_totp(db, name)  # their second factor, as if they had scanned the QR code
         registry = Registry(robots={"ronney": Ronney})
         app = create_app(settings, db, registry)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -102,7 +103,7 @@ def test_four_eyes_approval_in_the_browser_reaches_the_sandbox(tmp_path: Path, b
             for n, name in enumerate(("anna", "bertil")):
                 context = browser.new_context(locale="sv-SE")
                 page = context.new_page()
-                log_in_page(page, base, name)
+                log_in_page(page, base, name, db=db)
                 page.goto(f"{base}/inbox?queue=ronney.application")
                 page.locator(f"a[data-item-id='{review_id}']").click()
                 expect(page).to_have_url(f"{base}/inbox/items/{review_id}")
@@ -124,7 +125,7 @@ def test_four_eyes_approval_in_the_browser_reaches_the_sandbox(tmp_path: Path, b
             # The item has left the queue.
             context = browser.new_context(locale="sv-SE")
             page = context.new_page()
-            log_in_page(page, base, "anna")
+            log_in_page(page, base, "anna", db=db)
             page.goto(f"{base}/inbox?queue=ronney.application")
             assert page.locator(f"a[data-item-id='{review_id}']").count() == 0
             context.close()

@@ -64,7 +64,9 @@ class TestPasswords:
             for _ in range(5):
                 await client.post("/login", data={"username": "anna", "password": "fel", "csrf_token": token})
             locked = await client.post("/login", data={"username": "anna", "password": PASSWORD, "csrf_token": token})
-            assert locked.status_code == 401
+            # Refused even with the right password, told to wait (429 + Retry-After since issue 17).
+            assert locked.status_code == 429 and int(locked.headers["retry-after"]) >= 1
+            assert "sekunder" in locked.text and "session" not in str(client.cookies).lower()
             lite.clock.advance(16 * 60)
             assert (
                 await client.post("/login", data={"username": "anna", "password": PASSWORD, "csrf_token": token})

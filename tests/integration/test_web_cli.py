@@ -78,3 +78,38 @@ def test_users_add_list_grant_token(cli: tuple[typer.Typer, Database]) -> None:
 def test_serve_help(cli: tuple[typer.Typer, Database]) -> None:
     result = CliRunner().invoke(cli[0], ["serve", "--help"])
     assert result.exit_code == 0 and "--port" in result.stdout
+
+
+def test_users_passwd_sets_a_one_time_password_and_mfa_reset_forgets_the_factor(
+    cli: tuple[typer.Typer, Database],
+) -> None:
+    """Issue 17: the operator's password is one-time; sessions and tokens end; a lost phone re-enrols."""
+    from core.web.auth import create_token
+
+    app, db = cli
+    runner = CliRunner()
+    added = runner.invoke(
+        app,
+        ["users", "add", "anna", "--role", "auditor", "--tenant", "1081", "--password-stdin"],
+        input="ett-långt-lösenord\n",
+    )
+    assert added.exit_code == 0, added.output
+    with db.session() as s:
+        assert s.scalar(select(User.must_change_password).where(User.username == "anna"))  # the operator knew it
+    create_token(db, "anna", "script")
+    with db.session() as s:
+        user = s.scalar(select(User).where(User.username == "anna"))
+        assert user is not None
+        user.totp_secret, user.totp_last_step = "JBSWY3DPEHPK3PXP", 5
+    changed = runner.invoke(app, ["users", "passwd", "anna", "--password-stdin"], input="ett-annat-långt-lösenord\n")
+    assert changed.exit_code == 0, changed.output
+    with db.session() as s:
+        user = s.scalar(select(User).where(User.username == "anna"))
+        assert user is not None and user.must_change_password
+        assert check_password(user.password_hash, "ett-annat-långt-lösenord")
+        assert all(t.revoked for t in s.scalars(select(ApiToken)))
+    reset = runner.invoke(app, ["users", "mfa-reset", "anna"])
+    assert reset.exit_code == 0, reset.output
+    with db.session() as s:
+        user = s.scalar(select(User).where(User.username == "anna"))
+        assert user is not None and user.totp_secret is None and user.totp_confirmed_at is None

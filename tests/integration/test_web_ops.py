@@ -12,6 +12,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
@@ -330,10 +331,30 @@ class TestMetrics:
         env = make_web_env(
             lite.db, tmp_path / "again", metrics_token=SecretRef(env="KOLLEGA_TEST_METRICS"), users=False
         )
-        async with web_client(env.app) as client:
+        # From another machine (not in metrics_networks): the token is needed (issue 17).
+        async with _client_from(env.app, "203.0.113.7") as client:
             assert (await client.get("/metrics")).status_code == 401
+            assert (await client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
             ok = await client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
             assert ok.status_code == 200
+
+    async def test_closed_by_default_except_to_this_machine(self, lite: WebEnv, tmp_path: Path) -> None:
+        env = make_web_env(lite.db, tmp_path / "default", users=False)
+        async with _client_from(env.app, "203.0.113.7") as client:
+            assert (await client.get("/metrics")).status_code == 401
+        async with _client_from(env.app, "127.0.0.1") as client:
+            assert (await client.get("/metrics")).status_code == 200
+        wider = make_web_env(lite.db, tmp_path / "wider", users=False, metrics_networks=["203.0.113.0/24"])
+        async with _client_from(wider.app, "203.0.113.7") as client:
+            assert (await client.get("/metrics")).status_code == 200
+        async with _client_from(wider.app, "198.51.100.1") as client:
+            assert (await client.get("/metrics")).status_code == 401
+
+
+def _client_from(app: Any, host: str) -> httpx.AsyncClient:
+    """An in-process client whose requests come from ``host``."""
+    transport = httpx.ASGITransport(app=app, client=(host, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="https://testserver")
 
 
 def test_csrf_helper_finds_token() -> None:

@@ -47,6 +47,19 @@ class TestShippedFile:
         for name, cls in registry.robots.items():
             settings.robot_settings(name, cls.settings_model)  # raises naming the key
 
+    def test_the_demo_switches_the_second_factor_off_and_a_deployment_can_keep_it(self, tmp_path: Path) -> None:
+        from core.web.settings import web_settings
+
+        shipped = load_demo_settings()
+        assert shipped.web == {"mfa_required": False}
+        settings = Settings(var_dir=tmp_path / "var")
+        assert web_settings(settings).mfa_required  # on by default
+        apply_demo_settings(settings, shipped, Registry(robots={}))
+        assert not web_settings(settings).mfa_required
+        strict = Settings(var_dir=tmp_path / "var", web={"mfa_required": True})
+        apply_demo_settings(strict, shipped, Registry(robots={}))
+        assert web_settings(strict).mfa_required  # the deployment's own key wins
+
     def test_a_missing_or_wrong_file_is_a_config_error(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="does not exist"):
             load_demo_settings(tmp_path / "nowhere.toml")

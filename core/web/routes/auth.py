@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from core.web.auth import LANG_COOKIE, LOGIN_CSRF_COOKIE, Principal
+from core.web.auth import LANG_COOKIE, LOGIN_CSRF_COOKIE, PENDING_STEPS, Principal
 from core.web.deps import (
     csrf_guard,
     current_principal,
     login_csrf_token,
     optional_principal,
+    pending_principal,
     redirect,
     render,
     safe_next,
@@ -77,23 +79,44 @@ async def login(
     _ = translator(normalise_lang(request.cookies.get(LANG_COOKIE), ctx.web.default_lang))
     if not ctx.web.local_login:
         return _login_page(request, error=_("Inloggning med lösenord är avstängd."), status=403)
-    user = await run_in_threadpool(ctx.auth.verify_password, username.strip(), password)
-    if user is None:
-        return _login_page(
-            request, error=_("Fel användarnamn eller lösenord, eller så är kontot låst."), status=401, next_url=next
+    address = request.client.host if request.client else None
+    attempt = await run_in_threadpool(ctx.auth.verify_password, username.strip(), password, address)
+    if attempt.wait_seconds > 0:
+        wait = int(attempt.wait_seconds) + 1
+        slow = _login_page(
+            request,
+            error=_("För många misslyckade inloggningar. Vänta {seconds} sekunder och försök igen.").format(
+                seconds=wait
+            ),
+            status=429,
+            next_url=next,
         )
+        slow.headers["Retry-After"] = str(wait)
+        return slow
+    user = attempt.user
+    if user is None:
+        return _login_page(request, error=_("Fel användarnamn eller lösenord."), status=401, next_url=next)
     lang = normalise_lang(request.cookies.get(LANG_COOKIE), ctx.web.default_lang)
+    pending = ctx.auth.first_pending_step(user)
     token = await run_in_threadpool(
-        ctx.auth.start_session, user, method="password", lang=lang, old_token=request.cookies.get(ctx.cookie_name)
+        ctx.auth.start_session,
+        user,
+        method="password",
+        lang=lang,
+        old_token=request.cookies.get(ctx.cookie_name),
+        pending=pending,
     )
-    response = redirect(safe_next(next, "/"))
+    target = safe_next(next, "/")
+    response = redirect(
+        PENDING_STEPS[pending] + (f"?next={quote(target)}" if target != "/" else "") if pending else target
+    )
     response.set_cookie(ctx.cookie_name, token, **ctx.cookie_args())
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     return response
 
 
 @router.post("/logout")
-async def logout(request: Request, p: Annotated[Principal, Depends(current_principal)]) -> Response:
+async def logout(request: Request, p: Annotated[Principal, Depends(pending_principal)]) -> Response:
     """End the session on the server and drop the cookie."""
     ctx = web_context(request)
     await run_in_threadpool(ctx.auth.end_session, p)
@@ -171,5 +194,14 @@ async def oidc_callback(
 
 @router.get("/me")
 async def me(request: Request, p: Annotated[Principal, Depends(current_principal)]) -> HTMLResponse:
-    """Who I am and what I may do."""
-    return render(request, "me.html", grants=sorted(p.grants, key=lambda g: (g.tenant, g.role.value, g.queue)))
+    """Who I am and what I may do; my password and second factor."""
+    ctx = web_context(request)
+    enrolled, codes_left = await run_in_threadpool(ctx.auth.mfa_status, p)
+    return render(
+        request,
+        "me.html",
+        grants=sorted(p.grants, key=lambda g: (g.tenant, g.role.value, g.queue)),
+        mfa_enrolled=enrolled,
+        recovery_codes_left=codes_left,
+        mfa_required=ctx.web.mfa_required,
+    )
