@@ -465,6 +465,18 @@ class AuditSink(Protocol):
         ...
 
 
+class AlertSink(Protocol):
+    """Operations alerts a robot raises (shown on the dashboard, mailed to the tenant's ops_email)."""
+
+    def raise_alert(self, *, key: str, kind: str, tenant: str, robot: str, run_id: int | None, message: str) -> bool:
+        """Insert the alert unless one with ``key`` exists; True when it is new (raised once per key)."""
+        ...
+
+    def alert_keys(self, tenant: str | None = None) -> Sequence[str]:
+        """The keys of the alerts raised so far (of one tenant, or all), oldest first."""
+        ...
+
+
 class ArtifactStore(Protocol):
     """Files attached to work items (screenshots, snapshots, documents): saved, found, expired."""
 

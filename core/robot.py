@@ -162,6 +162,10 @@ class RunContext(Protocol):
         """Write a data-access event: this robot read ``subject``'s data from ``system`` for ``purpose``."""
         ...
 
+    def alert(self, key: str, message: str) -> bool:
+        """Raise an operations alert once per ``key`` (dashboard and mail to ops); True when new."""
+        ...
+
     def save_artifact(
         self,
         *,
