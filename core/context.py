@@ -7,6 +7,7 @@ the narrower protocol :class:`core.api.RunContext`, which this class fulfils.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -96,6 +97,11 @@ class RunContext:
             purpose=purpose,
             details={"run_id": self.run_id, **(details or {})},
         )
+
+    @property
+    def var_dir(self) -> Path:
+        """The deployment's data folder (``var_dir``)."""
+        return self.app_settings.var_dir
 
     def alert(self, key: str, message: str) -> bool:
         """Raise an operations alert once per ``key`` (per robot and tenant); True when it is new.

@@ -268,7 +268,16 @@ def application_flags(app: Application) -> list[Flag]:
                 "warning",
                 "job_stimulus_early",
                 f"Jobbstimulans är markerad men hushållet har haft försörjningsstöd i {app.months_on_support} "
-                "månader: den gäller först efter 6 månader i följd",
+                "månader: den gäller först efter 6 månader i följd, så beräkningen räknar hela lönen",
+            )
+        )
+    if app.job_stimulus_months_used is not None and app.job_stimulus_months_used >= 24 and salary:
+        flags.append(
+            Flag(
+                "info",
+                "job_stimulus_ended",
+                f"Jobbstimulans har använts i {app.job_stimulus_months_used} månader: den gäller i högst 24 månader, "
+                "så beräkningen räknar hela lönen",
             )
         )
     if app.job_stimulus_active and not salary:
@@ -294,10 +303,22 @@ def household_for_norm(app: Application, incomes: Mapping[str, int], max_rent: i
         "year": app.year,
         "adults": [{"age": a.age} for a in app.adults],
         "cohabiting": app.cohabiting,
-        "children": [{"age": c.age, "lunch_at_home": c.lunch_at_home} for c in app.children],
+        "children": [
+            {
+                "age": c.age,
+                "lunch_at_home": c.lunch_at_home,
+                "in_school": c.in_school,
+                "work_income": c.work_income,
+                "work_income_year_to_date": c.work_income_year_to_date,
+            }
+            for c in app.children
+        ],
         "other_household_members": app.other_household_members,
         "costs": {k: app.costs.get(k, 0) for k in COST_KEYS},
         "incomes": {k: v for k, v in incomes.items() if v},
         "job_stimulus_active": app.job_stimulus_active,
+        "months_on_support": app.months_on_support,
+        "job_stimulus_months_used": app.job_stimulus_months_used,
+        "month": int(app.month[5:7]),
         "max_rent": max_rent,
     }
