@@ -108,6 +108,14 @@ def build_cli(tables_dir: Path | None = None) -> typer.Typer:
             return option or tables_dir or DATA_DIR, False
         return _deployment()
 
+    def where(option: Path | None) -> tuple[Path, list[Path], bool]:
+        # An explicit --tables folder is the only one looked in; otherwise the deployment's,
+        # then the shipped tables (and the sandbox's where the settings allow them).
+        folder, sandbox = folder_and_sandbox(option)
+        if option is not None or tables_dir is not None:
+            return folder, [folder], False
+        return folder, search_dirs(folder, sandbox=sandbox), sandbox
+
     @app.command("calc")
     def calc_cmd(
         file: str = typer.Argument(..., help="JSON file with one household ('-' = standard input)."),
@@ -124,11 +132,12 @@ def build_cli(tables_dir: Path | None = None) -> typer.Typer:
         """
         household = _read_household(file)
         try:
-            folder, sandbox = folder_and_sandbox(tables)
-            table = find_table(household.year, search_dirs(folder, sandbox=sandbox), allow_sandbox=sandbox)
+            _folder, dirs, sandbox = where(tables)
+            table = find_table(household.year, dirs, allow_sandbox=sandbox)
             if table is None:
                 raise ConfigError(
-                    f"no riksnorm table for {household.year}: install it with `kollega ronney norms add FILE`"
+                    f"no riksnorm table for {household.year}: install norm-{household.year}.toml with "
+                    "`kollega ronney norms add FILE`"
                 )
             result = calculate(household, table)
         except ConfigError as exc:
@@ -153,9 +162,9 @@ def build_cli(tables_dir: Path | None = None) -> typer.Typer:
         if ctx.invoked_subcommand is not None:
             return
         try:
-            folder, sandbox = folder_and_sandbox(tables)
+            folder, dirs, _sandbox = where(tables)
             infos: dict[int, TableInfo] = {}
-            for directory in reversed(search_dirs(folder, sandbox=sandbox)):
+            for directory in reversed(dirs):
                 if directory.is_dir():
                     infos.update({i.year: i for i in list_tables(directory)})  # the first folder wins
         except ConfigError as exc:

@@ -351,8 +351,16 @@ def describe_errors(exc: ValidationError) -> str:
 def _cite(table: NormTable, law: str) -> str:
     # Every norm line repeats the flag, so no view of a single line can hide it (the case
     # worker's view; the applicant's letter shows labels and amounts, not these sources).
-    flag = "" if table.official else " (sandlådans påhittade belopp)" if table.sandbox else " (ej verifierad)"
-    return f"riksnorm {table.year}{flag}, {law}"
+    # The law itself (from legal.toml) is in the reasons of the decision.
+    del law
+    flag = (
+        ""
+        if table.official
+        else " (SANDLÅDANS PÅHITTADE BELOPP)"
+        if table.sandbox
+        else " (EJ VERIFIERAD mot förordningen)"
+    )
+    return f"riksnorm {table.year}{flag}, {table.cite}"
 
 
 def _kr(amount: int) -> str:

@@ -200,8 +200,8 @@ class NormTable(BaseModel):
     def _missing(self, figure: str, what: str) -> ConfigError:
         # details["what"] is Swedish (``barn 4–6 år``): the case worker's text names it.
         return ConfigError(
-            f"the riksnorm table for {self.year} has no amount for {what} ({figure}): "
-            f"install the full table with `kollega ronney norms add FILE`",
+            f"the riksnorm table for {self.year} ({Path(self.file).name or f'norm-{self.year}.toml'}) has no amount "
+            f"for {what} ({figure}): install the full table with `kollega ronney norms add FILE`",
             code="norm_figure_missing",
             year=self.year,
             what=what,
