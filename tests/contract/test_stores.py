@@ -539,3 +539,15 @@ class TestAuditAndArtifacts:
         stores.clock.advance(31 * 86400)
         assert stores.artifacts.purge_expired() == 1
         assert list(stores.artifacts.for_item(item.id)) == []
+
+
+class TestAlerts:
+    """A robot's operations alert: raised once per key, kept per tenant (RunContext.alert's port)."""
+
+    def test_raised_once_per_key(self, stores: Stores) -> None:
+        kwargs = {"kind": "robot", "robot": "ronney", "run_id": None, "message": "Riksnormen för 2027 saknas"}
+        assert stores.alerts.raise_alert(key="robot:ronney:0000:norm-missing-2027", tenant=TENANT, **kwargs)
+        assert not stores.alerts.raise_alert(key="robot:ronney:0000:norm-missing-2027", tenant=TENANT, **kwargs)
+        assert stores.alerts.raise_alert(key="robot:ronney:9999:norm-missing-2027", tenant=OTHER, **kwargs)
+        assert list(stores.alerts.alert_keys(TENANT)) == ["robot:ronney:0000:norm-missing-2027"]
+        assert len(stores.alerts.alert_keys()) == 2
