@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from core.alert_sink import SqlAlertSink
 from core.artifacts import FileArtifactStore
 from core.audit import Auditor
-from core.alert_sink import SqlAlertSink
 from core.interfaces import AlertSink, ArtifactStore, AuditSink, ReviewStore, RunStore, WorkItemStore
 from core.queue import WorkQueue
 from core.review import ReviewQueue
