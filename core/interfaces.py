@@ -108,6 +108,8 @@ class ReviewRecord(Protocol):
     @property
     def decision_comment(self) -> str | None: ...
     @property
+    def decision_data(self) -> dict[str, Any] | None: ...
+    @property
     def callback_status(self) -> CallbackStatus: ...
     @property
     def callback_attempts(self) -> int: ...
@@ -341,8 +343,14 @@ class ReviewStore(Protocol):
         actor: str,
         comment: str | None = None,
         expected_version: int | None = None,
+        decision_data: dict[str, Any] | None = None,
     ) -> ReviewRecord:
-        """Approve, reject or return an open item (AlreadyDecided, FourEyesViolation, ReviewError)."""
+        """Approve, reject or return an open item (AlreadyDecided, FourEyesViolation, ReviewError).
+
+        ``decision_data`` (robot-specific, e.g. changed amounts) is kept with the decision and
+        handed to on_decision. An approval without a truthy value for every key of the
+        material's ``required_on_approve`` is refused (ReviewError, code ``confirmation_required``).
+        """
         ...
 
     def expire_overdue(self, *, actor: str = "system:kollega") -> int:
