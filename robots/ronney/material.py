@@ -156,6 +156,21 @@ def _costs(app: Application, result: NormResult | None) -> list[dict[str, Any]]:
     ]
 
 
+def decision_sentence(month: str, amount: int, decision: str) -> str:
+    """The decision itself, in the applicant's Swedish."""
+    if decision == "rejected" or amount <= 0:
+        return f"Din ansökan om försörjningsstöd för {month_name(month)} avslås."
+    partly = "delvis " if decision == "partially_approved" else ""
+    return f"Du beviljas {partly}försörjningsstöd med {kr(amount)} kr för {month_name(month)}."
+
+
+def legal_texts(month: str) -> tuple[str, str]:
+    """(the legal basis of the decision, how to appeal) in force in ``month`` (from legal.toml)."""
+    legal = legal_data()
+    on = date(int(month[:4]), int(month[5:7]), 1)
+    return legal.ref("support", on).text, legal.ref("appeal", on).text
+
+
 def decision_payload_parts(app: Application, result: NormResult) -> tuple[list[dict[str, Any]], str]:
     """The decision's lines (label and signed amount) and its reasons, for the letter to the applicant.
 
@@ -168,17 +183,14 @@ def decision_payload_parts(app: Application, result: NormResult) -> tuple[list[d
     lines = [{"text": line.label, "amount": line.amount} for line in result.lines]
     support = result.support or 0
     norm_total = result.norm.total if result.norm is not None else 0
-    basis = legal.ref("support", on).text
+    basis, appeal = legal_texts(app.month)
     norm_ref = legal.ref("riksnorm", on).text
-    if support > 0:
-        decision = f"Du beviljas försörjningsstöd med {kr(support)} kr för {month_name(app.month)}."
-    else:
-        decision = f"Din ansökan om försörjningsstöd för {month_name(app.month)} avslås."
+    decision = decision_sentence(app.month, support, "approved" if support > 0 else "rejected")
     reasoning = (
         f"{decision} Ditt behov är riksnormen {kr(norm_total)} kr ({norm_ref}) och skäliga kostnader "
         f"{kr(result.reasonable_costs)} kr, sammanlagt {kr(norm_total + result.reasonable_costs)} kr. Hushållets "
         f"inkomster som räknas är {kr(result.income)} kr. Skillnaden är {kr(support)} kr. Beslutet är fattat "
-        f"enligt {basis}. {legal.ref('appeal', on).text}"
+        f"enligt {basis}. {appeal}"
     )
     return lines, reasoning
 
@@ -229,6 +241,7 @@ def application_material(
     if app.previous_decision is not None:
         summary += f" Förra månaden: {kr(app.previous_decision.amount)} kr."
     previous = app.previous_decision
+    unverified = bool(result is not None and result.table is not None and not result.table.verified)
     return {
         "kind": "application",
         "version": MATERIAL_VERSION,
@@ -263,7 +276,18 @@ def application_material(
         ),
         "calculation": result.to_contract_json() if result else None,
         #: The case worker must confirm before approving on a table that is not official.
-        "table_unverified": bool(result is not None and result.table is not None and not result.table.verified),
+        "table_unverified": unverified,
+        # The kernel refuses an approval without this ticked (core.transitions.check_confirmations).
+        **(
+            {
+                "required_on_approve": {
+                    "confirm_unverified_table": f"Jag har kontrollerat beloppen: riksnormen för {app.year} i "
+                    "beräkningen är inte den officiella"
+                }
+            }
+            if unverified and amount is not None
+            else {}
+        ),
         "calculation_error": calculation_error,
         "table_warnings": list(result.warnings) if result else [],
         "household": _household(app),

@@ -47,12 +47,15 @@ from robots.ronney.checks import (
     validate,
 )
 from robots.ronney.compare import compare_incomes, compare_previous, register_flags
+from robots.ronney.decision import apply_changes
 from robots.ronney.documents import PdfRenderer, render_basis
 from robots.ronney.material import (
     APPLICATION_QUEUE,
     COMPLEMENT_QUEUE,
     application_material,
     complement_material,
+    decision_sentence,
+    legal_texts,
 )
 from robots.ronney.norm import Household, NormResult, calculate, describe_errors
 from robots.ronney.services import Eservice, Registers
@@ -432,6 +435,7 @@ class Ronney(Robot[RonneySettings]):
         app_id, month = str(m["application_id"]), str(m["month"])
         proposal = m.get("proposal") or {}
         reference = f"kollega:ronney:review:{review.id}"
+        basis, appeal = legal_texts(month)
         if review.state == "approved":
             if proposal.get("amount") is None:
                 raise BusinessError(
@@ -439,26 +443,52 @@ class Ronney(Robot[RonneySettings]):
                     "fatta beslutet direkt i e-tjänsten",
                     code="no_amount",
                 )
-            reasoning = str(proposal.get("reasoning") or "")
+            calc_lines = list((m.get("calculation") or {}).get("lines") or [])
+            changed = apply_changes(calc_lines, review.decision_data)
+            if changed.changed:
+                reasoning = (
+                    f"{decision_sentence(month, changed.amount, changed.decision)} Handläggaren har prövat "
+                    f"beräkningen: {' '.join(changed.reasons)} Beslutet är fattat enligt {basis}. {appeal}"
+                )
+                decision, amount, lines = changed.decision, changed.amount, changed.lines
+            else:
+                reasoning = str(proposal.get("reasoning") or "")
+                decision, amount = str(proposal["decision"]), int(proposal["amount"])
+                lines = list(proposal.get("lines") or [])
             if review.decision_comment:
                 reasoning += f" Handläggarens kommentar: {review.decision_comment}"
+            if m.get("table_unverified"):
+                # The kernel refused the approval without the box ticked; this records what was confirmed.
+                await asyncio.to_thread(
+                    ctx.record,
+                    "ronney.unverified_table_confirmed",
+                    subject=review.subject,
+                    details={
+                        "review_id": review.id,
+                        "application_id": app_id,
+                        "decided_by": self._decided_by(review),
+                        "confirmed": bool((review.decision_data or {}).get("confirm_unverified_table")),
+                    },
+                )
             payload: dict[str, Any] = {
-                "decision": proposal["decision"],
-                "amount": int(proposal["amount"]),
+                "decision": decision,
+                "amount": amount,
                 "month": month,
                 "decided_by": self._decided_by(review),
-                "lines": list(proposal.get("lines") or []),
+                "lines": lines,
                 "reasoning": reasoning.strip(),
                 "reference": reference,
             }
         else:
+            why = review.decision_comment or "Inkomsterna täcker behovet."
             payload = {
                 "decision": "rejected",
                 "amount": 0,
                 "month": month,
                 "decided_by": self._decided_by(review),
                 "lines": [],
-                "reasoning": review.decision_comment or "Ansökan avslås.",
+                "reasoning": f"{decision_sentence(month, 0, 'rejected')} Skäl: {why} Beslutet är fattat enligt "
+                f"{basis}. {appeal}",
                 "reference": reference,
             }
         key = f"ronney-{ctx.tenant}-{app_id}-review-{review.id}"

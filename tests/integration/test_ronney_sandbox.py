@@ -302,7 +302,11 @@ class TestDecisions:
         ReviewQueue(db, clock).decide(review.id, "reject", actor="user:anna", comment=reason)
         run_robot(Ronney, db=db, app_settings=settings, clock=clock)  # carries it out
         decision = httpx.get(f"{small}/eservice/applications/{application}/decision").json()
-        assert (decision["decision"], decision["amount"], decision["reasoning"]) == ("rejected", 0, reason)
+        assert (decision["decision"], decision["amount"]) == ("rejected", 0)
+        # Issue 18: the letter holds the decision, the case worker's reason and how to appeal.
+        assert decision["reasoning"].startswith("Din ansökan om försörjningsstöd för ")
+        assert f"Skäl: {reason}" in decision["reasoning"]
+        assert "överklaga" in decision["reasoning"] and "inom tre veckor" in decision["reasoning"]
 
     def test_returned_item_is_prepared_again_with_the_comment(self, small: str, db: Database, tmp_path: Path) -> None:
         settings = settings_for(tmp_path, small)
