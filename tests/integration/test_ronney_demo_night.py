@@ -140,3 +140,63 @@ def test_a_second_night_raises_no_second_alert(sandbox_url: str, tmp_path: Path)
         run_robot(Ronney, db=db, app_settings=settings, clock=FakeClock(NIGHT.replace(day=7)))
         with db.session() as s:
             assert len(s.scalars(select(Alert)).all()) == 1
+
+
+def test_the_written_decision_is_the_case_workers_changed_one(sandbox_url: str, tmp_path: Path) -> None:
+    import asyncio
+
+    from core.engine import Engine
+    from core.errors import ReviewError
+    from core.registry import Registry
+    from core.review import ReviewQueue
+    from core.storage.models import AuditEvent
+
+    httpx.post(f"{sandbox_url}/admin/reset", json={"seed": 3, "options": OPTIONS}).raise_for_status()
+    DEFAULT_BREAKERS.reset()
+    settings = make_settings(
+        tmp_path,
+        robots={"ronney": {"pdf": False, "sandbox_tables": True}},
+        connectors={
+            "eservice": {"base_url": f"{sandbox_url}/eservice"},
+            "registers": {"base_url": f"{sandbox_url}/registers"},
+        },
+    )
+    clock = FakeClock(NIGHT)
+    with temporary_database(tmp_path) as db:
+        run_robot(Ronney, db=db, app_settings=settings, clock=clock)
+        with db.session() as s:
+            rows = list(s.scalars(select(ReviewItem).where(ReviewItem.queue == "ronney.application")))
+        row = next(
+            r
+            for r in rows
+            if (r.material["proposal"]["amount"] or 0) > 2000
+            and any(line["key"] == "rent" for line in r.material["calculation"]["lines"])
+        )
+        lines = row.material["calculation"]["lines"]
+        rent_index = next(i for i, line in enumerate(lines) if line["key"] == "rent")
+        rent = lines[rent_index]["amount"]
+        queue = ReviewQueue(db, clock)
+        change = {
+            f"line.{rent_index}.decision": "delvis",
+            f"line.{rent_index}.amount": str(rent - 1000),
+            f"line.{rent_index}.reason": "Hyran är högre än skäligt för hushållet",
+        }
+        # Not official (the sandbox's table): the approval needs the case worker's confirmation.
+        with pytest.raises(ReviewError) as info:
+            queue.decide(row.id, "approve", actor="user:anna", decision_data=change)
+        assert info.value.code == "confirmation_required"
+        queue.decide(row.id, "approve", actor="user:anna", decision_data={**change, "confirm_unverified_table": "1"})
+        engine = Engine.from_database(db, settings, Registry(robots={"ronney": Ronney}), clock=clock)
+        asyncio.run(engine.run("ronney", "0000"))
+        application = row.material["application_id"]
+        written = httpx.get(f"{sandbox_url}/eservice/applications/{application}/decision").json()
+        assert written["decision"] == "partially_approved"
+        assert written["amount"] == row.material["proposal"]["amount"] - 1000
+        assert "Hyran är högre än skäligt" in written["reasoning"] and "överklaga" in written["reasoning"]
+        for forbidden in ("påhittade", "verifierad", "sandlåd", "kontrollera beloppen", "testdata"):
+            assert forbidden not in written["reasoning"].lower()
+            assert all(forbidden not in line["text"].lower() for line in written["lines"])
+        with db.session() as s:
+            actions = {e.action: e.details for e in s.scalars(select(AuditEvent))}
+        assert actions["ronney.unverified_table_confirmed"]["confirmed"] is True
+        assert actions["review.approved"]["decision_data"]["confirm_unverified_table"] == "1"
