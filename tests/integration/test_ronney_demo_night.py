@@ -26,6 +26,7 @@ from core.storage.db import Database
 from core.storage.models import ReviewItem
 from core.storage.web_models import Alert
 from core.testing import FakeClock, make_settings, run_robot, temporary_database
+from robots.ronney.documents import render_basis
 from robots.ronney.robot import Ronney
 from sandbox.demo import load_demo_settings
 
@@ -82,7 +83,9 @@ def rendered(row: ReviewItem) -> str:
 
 
 def visible_strings(row: ReviewItem) -> list[str]:
-    return [row.title, row.summary or "", rendered(row)]
+    """Everything of an item a case worker reads: title, summary, the item page, the decision basis."""
+    basis = re.sub(r"<[^>]+>", " ", render_basis(row.material, {"title": row.title, "summary": row.summary}))
+    return [row.title, row.summary or "", rendered(row), basis]
 
 
 def assert_swedish_only(rows: list[ReviewItem]) -> None:
