@@ -84,7 +84,8 @@ def rendered(row: ReviewItem) -> str:
 
 def visible_strings(row: ReviewItem) -> list[str]:
     """Everything of an item a case worker reads: title, summary, the item page, the decision basis."""
-    basis = re.sub(r"<[^>]+>", " ", render_basis(row.material, {"title": row.title, "summary": row.summary}))
+    html = render_basis(row.material, {"title": row.title, "summary": row.summary})
+    basis = re.sub(r"<[^>]+>", " ", re.sub(r"<style.*?</style>", " ", html, flags=re.DOTALL))
     return [row.title, row.summary or "", rendered(row), basis]
 
 
