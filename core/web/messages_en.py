@@ -221,6 +221,7 @@ EN: dict[str, str] = {
     "Missad": "Missed",
     "Hoppades över": "Skipped",
     "Drog över tiden": "Overran",
+    "Larm från roboten": "Alert from the robot",
     "Fler undantag än vanligt": "More exceptions than usual",
     "Handläggare": "Case worker",
     "Samordnare": "Coordinator",
