@@ -33,7 +33,7 @@ from core.interfaces import ConnectorContext
 from core.logging import get_logger
 from core.records import ItemStatus, ReviewKind, ReviewState, ReviewView, WorkItemView
 from core.robot import Done, NeedsReview, NewItem, NoSettings, Outcome, Robot, RobotLog, RunContext, SettingsT
-from core.settings import SecretRef
+from core.settings import SecretRef, load_settings
 
 __all__ = [
     "ApplicationError",
@@ -63,4 +63,5 @@ __all__ = [
     "SettingsT",
     "WorkItemView",
     "get_logger",
+    "load_settings",
 ]

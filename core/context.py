@@ -7,6 +7,7 @@ the narrower protocol :class:`core.api.RunContext`, which this class fulfils.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel
 
 from core.clock import Clock
 from core.errors import DryRunRefusal
-from core.interfaces import ArtifactStore, AuditSink
+from core.interfaces import AlertSink, ArtifactStore, AuditSink
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ class RunContext:
     audit: AuditSink
     artifacts: ArtifactStore
     dry_run: bool = False
+    #: Where :meth:`alert` writes (None: the alert is only logged, e.g. a context built by hand).
+    alerts: AlertSink | None = None
     log: Any = field(default_factory=lambda: structlog.get_logger("kollega.robot"))
     #: Connectors and other shared resources a robot opened for this run (closed at the end).
     resources: dict[str, Any] = field(default_factory=dict)
@@ -93,6 +96,25 @@ class RunContext:
             subject=subject,
             purpose=purpose,
             details={"run_id": self.run_id, **(details or {})},
+        )
+
+    @property
+    def var_dir(self) -> Path:
+        """The deployment's data folder (``var_dir``)."""
+        return self.app_settings.var_dir
+
+    def alert(self, key: str, message: str) -> bool:
+        """Raise an operations alert once per ``key`` (per robot and tenant); True when it is new.
+
+        The alert is shown on the dashboard and mailed to the tenant's ``ops_email``, like a
+        failed run. ``message`` is for operations staff (Swedish), never personal data.
+        """
+        full_key = f"robot:{self.robot}:{self.tenant}:{key}"
+        self.log.warning("operations alert", key=key)
+        if self.alerts is None:
+            return False
+        return self.alerts.raise_alert(
+            key=full_key, kind="robot", tenant=self.tenant, robot=self.robot, run_id=self.run_id, message=message
         )
 
     def save_artifact(

@@ -31,7 +31,7 @@ from core.errors import (
     KollegaError,
     LeaseLost,
 )
-from core.interfaces import ArtifactStore, AuditSink, ReviewStore, RunStore, WorkItemStore
+from core.interfaces import AlertSink, ArtifactStore, AuditSink, ReviewStore, RunStore, WorkItemStore
 from core.logging import redact_text
 from core.records import ReviewKind, RunStatus, WorkItemView
 from core.registry import Registry
@@ -109,6 +109,7 @@ class Engine:
         runs: RunStore,
         audit: AuditSink,
         artifacts: ArtifactStore,
+        alerts: AlertSink | None = None,
         clock: Clock | None = None,
         owner: str | None = None,
         db: Database | None = None,
@@ -122,6 +123,8 @@ class Engine:
         self.runs = runs
         self.auditor = audit
         self.artifacts = artifacts
+        #: Where robots' operations alerts go (None: they are only logged).
+        self.alerts = alerts
         #: The database behind the SQL stores (None on other stores): retention works on it directly.
         self.db = db
         for t in settings.tenants:
@@ -138,6 +141,7 @@ class Engine:
     ) -> Engine:
         """The common case: every store in SQL on one database, artifacts under ``var/artifacts``."""
         # Imported here: the engine itself depends on the ports only, not on SQLAlchemy.
+        from core.alert_sink import SqlAlertSink
         from core.artifacts import FileArtifactStore
         from core.audit import Auditor
         from core.queue import WorkQueue
@@ -153,6 +157,7 @@ class Engine:
             runs=SqlRunStore(db, clock),
             audit=Auditor(db.session, clock),
             artifacts=FileArtifactStore(db, settings.var_dir / "artifacts", settings.artifact_retention_days, clock),
+            alerts=SqlAlertSink(db, clock),
             clock=clock,
             owner=owner,
             db=db,
@@ -180,6 +185,7 @@ class Engine:
             clock=self.clock,
             audit=self.auditor,
             artifacts=self.artifacts,
+            alerts=self.alerts,
             dry_run=dry_run,
             log=structlog.get_logger("kollega.robot").bind(robot=robot.name, tenant=tenant, run_id=run_id),
         )

@@ -108,6 +108,8 @@ class ReviewRecord(Protocol):
     @property
     def decision_comment(self) -> str | None: ...
     @property
+    def decision_data(self) -> dict[str, Any] | None: ...
+    @property
     def callback_status(self) -> CallbackStatus: ...
     @property
     def callback_attempts(self) -> int: ...
@@ -341,8 +343,14 @@ class ReviewStore(Protocol):
         actor: str,
         comment: str | None = None,
         expected_version: int | None = None,
+        decision_data: dict[str, Any] | None = None,
     ) -> ReviewRecord:
-        """Approve, reject or return an open item (AlreadyDecided, FourEyesViolation, ReviewError)."""
+        """Approve, reject or return an open item (AlreadyDecided, FourEyesViolation, ReviewError).
+
+        ``decision_data`` (robot-specific, e.g. changed amounts) is kept with the decision and
+        handed to on_decision. An approval without a truthy value for every key of the
+        material's ``required_on_approve`` is refused (ReviewError, code ``confirmation_required``).
+        """
         ...
 
     def expire_overdue(self, *, actor: str = "system:kollega") -> int:
@@ -462,6 +470,18 @@ class AuditSink(Protocol):
 
     def verify(self, checkpoint: tuple[int, str] | None = None) -> VerifyResult:
         """Walk the chain and name the first bad seq."""
+        ...
+
+
+class AlertSink(Protocol):
+    """Operations alerts a robot raises (shown on the dashboard, mailed to the tenant's ops_email)."""
+
+    def raise_alert(self, *, key: str, kind: str, tenant: str, robot: str, run_id: int | None, message: str) -> bool:
+        """Insert the alert unless one with ``key`` exists; True when it is new (raised once per key)."""
+        ...
+
+    def alert_keys(self, tenant: str | None = None) -> Sequence[str]:
+        """The keys of the alerts raised so far (of one tenant, or all), oldest first."""
         ...
 
 

@@ -132,6 +132,8 @@ class ReviewView:
     decision_comment: str | None
     #: The lease token of the worker carrying the decision out (set by claim_callbacks).
     callback_token: str | None = None
+    #: Robot-specific data the person gave with the decision (e.g. changed amounts), or None.
+    decision_data: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> ReviewView:
@@ -150,4 +152,5 @@ class ReviewView:
             decided_by=row.decided_by,
             decision_comment=row.decision_comment,
             callback_token=row.callback_token,
+            decision_data=getattr(row, "decision_data", None),
         )

@@ -40,7 +40,7 @@ from core.storage.models import (
     ReviewState,
     WorkItem,
 )
-from core.transitions import DECIDABLE, REQUEUEABLE, equal_jitter_delay
+from core.transitions import DECIDABLE, REQUEUEABLE, check_confirmations, equal_jitter_delay
 
 DECISIONS = ("approve", "reject", "return")
 
@@ -317,8 +317,12 @@ class ReviewQueue:
         actor: str,
         comment: str | None = None,
         expected_version: int | None = None,
+        decision_data: dict[str, Any] | None = None,
     ) -> ReviewItem:
         """Approve, reject or return an open item. Final; the robot carries it out afterwards.
+
+        ``decision_data`` (robot-specific) is kept with the decision and handed to on_decision;
+        see :func:`check_confirmations` for what an approval must confirm.
 
         ``expected_version`` (from the page the person saw) turns a concurrent change into
         :class:`AlreadyDecided` instead of silently overriding it.
@@ -332,6 +336,9 @@ class ReviewQueue:
             row = self._locked_open(s, review_id)
             if expected_version is not None and row.version != expected_version:
                 raise AlreadyDecided(f"review item {review_id} changed while you were looking at it")
+            if decision == "approve":
+                check_confirmations(row.material, decision_data)
+            row.decision_data = decision_data or None
             if decision == "approve" and row.four_eyes and row.first_approver is None:
                 row.first_approver, row.first_approved_at = actor, now
                 row.version += 1
@@ -371,6 +378,7 @@ class ReviewQueue:
                     "queue": row.queue,
                     "four_eyes": row.four_eyes,
                     "first_approver": row.first_approver,
+                    **({"decision_data": decision_data} if decision_data else {}),
                 },
                 now=now,
             )

@@ -25,6 +25,7 @@ import typing
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, cast
 
 from pydantic import BaseModel
@@ -160,6 +161,15 @@ class RunContext(Protocol):
 
     def record_access(self, *, subject: str, system: str, purpose: str, details: dict[str, Any] | None = None) -> int:
         """Write a data-access event: this robot read ``subject``'s data from ``system`` for ``purpose``."""
+        ...
+
+    @property
+    def var_dir(self) -> Path:
+        """The deployment's data folder (``var_dir``): a robot keeps its deployment data under its own name there."""
+        ...
+
+    def alert(self, key: str, message: str) -> bool:
+        """Raise an operations alert once per ``key`` (dashboard and mail to ops); True when new."""
         ...
 
     def save_artifact(

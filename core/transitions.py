@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
+from core.errors import ReviewError
 from core.records import ItemStatus
 
 #: Operations may put these back in the queue (retry): a person decided the problem is dealt with.
@@ -98,3 +100,21 @@ class RetryPolicy:
     def delay(self, attempts: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before attempt ``attempts + 1`` (equal jitter, capped)."""
         return equal_jitter_delay(attempts, self.base_seconds, self.cap_seconds, rng)
+
+
+def check_confirmations(material: dict[str, Any] | None, decision_data: dict[str, Any] | None) -> None:
+    """Refuse an approval that lacks a confirmation the robot asked for in its material.
+
+    A robot lists, under ``material["required_on_approve"]``, keys whose value in the
+    decision's data must be truthy (a checkbox the person ticked), each with the Swedish text
+    that says what is confirmed. Raises ReviewError (code ``confirmation_required``) naming them.
+    """
+    required = (material or {}).get("required_on_approve")
+    if not isinstance(required, dict):
+        return
+    given = decision_data or {}
+    missing = [str(text) for key, text in required.items() if not given.get(key)]
+    if missing:
+        raise ReviewError(
+            "the approval needs a confirmation: " + "; ".join(missing), code="confirmation_required", missing=missing
+        )

@@ -190,6 +190,8 @@ class ReviewItem(Base):
     decided_by: Mapped[str | None] = mapped_column(String(200))
     decided_at: Mapped[datetime | None] = mapped_column()
     decision_comment: Mapped[str | None] = mapped_column(Text)
+    #: Robot-specific data given with the decision (form fields ``data.<key>``), for on_decision.
+    decision_data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     callback_status: Mapped[CallbackStatus] = mapped_column(_enum(CallbackStatus), default=CallbackStatus.none)
     callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
     callback_next_at: Mapped[datetime | None] = mapped_column()

@@ -68,6 +68,7 @@ STATE_LABELS = {
     "skipped": "Hoppades över",
     "overrun": "Drog över tiden",
     "exception_jump": "Fler undantag än vanligt",
+    "robot": "Larm från roboten",
     "case_worker": "Handläggare",
     "coordinator": "Samordnare",
     "operations": "Drift",

@@ -174,14 +174,25 @@ def decide(
     comment: str | None,
     version: int | None,
     _: Translator,
+    decision_data: dict[str, Any] | None = None,
 ) -> DecisionResult:
-    """Approve, reject or return; a concurrent decision gives a clear message instead of an error."""
+    """Approve, reject or return; a concurrent decision gives a clear message instead of an error.
+
+    ``decision_data`` holds the robot's own form fields (``data.<key>``, e.g. changed amounts).
+    """
     row = visible_item(ctx, p, review_id)
     if not p.can_decide(row.tenant, row.queue):
         raise Forbidden()
     comment = (comment or "").strip() or None
     try:
-        item = ctx.reviews.decide(review_id, decision, actor=p.actor, comment=comment, expected_version=version)
+        item = ctx.reviews.decide(
+            review_id,
+            decision,
+            actor=p.actor,
+            comment=comment,
+            expected_version=version,
+            decision_data=decision_data or None,
+        )
     except AlreadyDecided:
         current = visible_item(ctx, p, review_id)
         if current.state != ReviewState.open:
@@ -200,7 +211,10 @@ def decide(
             _(FOUR_EYES_MESSAGE),
             row,
         )
-    except ReviewError:
+    except ReviewError as exc:
+        if exc.code == "confirmation_required":
+            missing = "; ".join(str(m) for m in exc.details.get("missing", []))
+            return DecisionResult("invalid", _("Bekräfta innan du godkänner: {what}", what=missing), row)
         return DecisionResult("invalid", _("Skriv en kommentar när du avslår eller returnerar ett ärende."), row)
     if item.state == ReviewState.open:
         return DecisionResult(

@@ -115,6 +115,11 @@ class Member(_Model):
     age: int = Field(ge=0, le=130)
     #: Children only: eats lunch at home five days a week (matters for ages 0–6).
     lunch_at_home: bool = True
+    #: Children: in grundskola, gymnasieskola or comparable basic education.
+    in_school: bool = False
+    #: Children: income from own work in the income month, and earlier this calendar year.
+    work_income: int = Field(default=0, ge=0)
+    work_income_year_to_date: int = Field(default=0, ge=0)
 
     @property
     def name(self) -> str:
@@ -199,6 +204,8 @@ class Application(_Model):
     incomes: tuple[DeclaredIncome, ...] = ()
     months_on_support: int = Field(default=0, ge=0)
     job_stimulus_active: bool = False
+    #: Months jobbstimulans has been applied in the current two-year period (when the e-service knows).
+    job_stimulus_months_used: int | None = Field(default=None, ge=0)
     attachments: tuple[Attachment, ...] = ()
     complement_requests: tuple[ComplementRequest, ...] = ()
     previous_decision: PreviousDecision | None = None

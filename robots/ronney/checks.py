@@ -268,7 +268,16 @@ def application_flags(app: Application) -> list[Flag]:
                 "warning",
                 "job_stimulus_early",
                 f"Jobbstimulans är markerad men hushållet har haft försörjningsstöd i {app.months_on_support} "
-                "månader: den gäller först efter 6 månader i följd",
+                "månader: den gäller först efter 6 månader i följd, så beräkningen räknar hela lönen",
+            )
+        )
+    if app.job_stimulus_months_used is not None and app.job_stimulus_months_used >= 24 and salary:
+        flags.append(
+            Flag(
+                "info",
+                "job_stimulus_ended",
+                f"Jobbstimulans har använts i {app.job_stimulus_months_used} månader: den gäller i högst 24 månader, "
+                "så beräkningen räknar hela lönen",
             )
         )
     if app.job_stimulus_active and not salary:
@@ -288,16 +297,34 @@ def application_flags(app: Application) -> list[Flag]:
 # --- the household for the norm calculation -------------------------------------------------
 
 
+def _child_for_norm(child: Member) -> dict[str, Any]:
+    # The pupil fields only when the application says something: the contract's defaults otherwise.
+    data: dict[str, Any] = {"age": child.age, "lunch_at_home": child.lunch_at_home}
+    if child.in_school:
+        data["in_school"] = True
+    if child.work_income or child.work_income_year_to_date:
+        data["work_income"] = child.work_income
+        data["work_income_year_to_date"] = child.work_income_year_to_date
+    return data
+
+
 def household_for_norm(app: Application, incomes: Mapping[str, int], max_rent: int | None) -> dict[str, Any]:
     """The application as the JSON contract of ``kollega ronney calc`` (norm.Household)."""
     return {
         "year": app.year,
         "adults": [{"age": a.age} for a in app.adults],
         "cohabiting": app.cohabiting,
-        "children": [{"age": c.age, "lunch_at_home": c.lunch_at_home} for c in app.children],
+        "children": [_child_for_norm(c) for c in app.children],
         "other_household_members": app.other_household_members,
         "costs": {k: app.costs.get(k, 0) for k in COST_KEYS},
         "incomes": {k: v for k, v in incomes.items() if v},
-        "job_stimulus_active": app.job_stimulus_active,
+        # With the months used known, the law decides (6 months on support, at most 24 used); without
+        # them the e-service's mark counts, but never before 6 consecutive months on support.
+        **(
+            {"months_on_support": app.months_on_support, "job_stimulus_months_used": app.job_stimulus_months_used}
+            if app.job_stimulus_months_used is not None
+            else {"job_stimulus_active": app.job_stimulus_active and app.months_on_support >= 6}
+        ),
+        "month": int(app.month[5:7]),
         "max_rent": max_rent,
     }

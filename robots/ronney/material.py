@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from robots.ronney.application import ATTACHMENT_LABELS, SOURCE_NAMES, Application, ComplementRequest, LookupAnswer
 from robots.ronney.checks import COST_LABELS, Flag, digits, kr, month_name, roles
 from robots.ronney.compare import IncomeComparison
+from robots.ronney.legal import legal_data
 from robots.ronney.norm import NormResult
 
 __all__ = [
@@ -155,16 +156,42 @@ def _costs(app: Application, result: NormResult | None) -> list[dict[str, Any]]:
     ]
 
 
+def decision_sentence(month: str, amount: int, decision: str) -> str:
+    """The decision itself, in the applicant's Swedish."""
+    if decision == "rejected" or amount <= 0:
+        return f"Din ansökan om försörjningsstöd för {month_name(month)} avslås."
+    partly = "delvis " if decision == "partially_approved" else ""
+    return f"Du beviljas {partly}försörjningsstöd med {kr(amount)} kr för {month_name(month)}."
+
+
+def legal_texts(month: str) -> tuple[str, str]:
+    """(the legal basis of the decision, how to appeal) in force in ``month`` (from legal.toml)."""
+    legal = legal_data()
+    on = date(int(month[:4]), int(month[5:7]), 1)
+    return legal.ref("support", on).text, legal.ref("appeal", on).text
+
+
 def decision_payload_parts(app: Application, result: NormResult) -> tuple[list[dict[str, Any]], str]:
-    """The decision's lines (text and signed amount) and its reasoning, for the e-service."""
-    lines = [{"text": f"{line.label} – {line.source}", "amount": line.amount} for line in result.lines]
+    """The decision's lines (label and signed amount) and its reasons, for the letter to the applicant.
+
+    Only what the applicant is told: the decision, the amounts, the reasons with their legal
+    basis and how to appeal. Never the case worker's warnings, flags, data sources or a note
+    on the table's quality (those stay in the review material).
+    """
+    legal = legal_data()
+    on = date(app.year, int(app.month[5:7]), 1)
+    lines = [{"text": line.label, "amount": line.amount} for line in result.lines]
+    support = result.support or 0
+    norm_total = result.norm.total if result.norm is not None else 0
+    basis, appeal = legal_texts(app.month)
+    norm_ref = legal.ref("riksnorm", on).text
+    decision = decision_sentence(app.month, support, "approved" if support > 0 else "rejected")
     reasoning = (
-        f"Försörjningsstöd för {month_name(app.month)} enligt riksnormen {result.table.year}: riksnorm "
-        f"{kr(result.norm.total)} kr + skäliga kostnader {kr(result.reasonable_costs)} kr − inkomster "
-        f"{kr(result.income)} kr = {kr(result.support)} kr."
+        f"{decision} Ditt behov är riksnormen {kr(norm_total)} kr ({norm_ref}) och skäliga kostnader "
+        f"{kr(result.reasonable_costs)} kr, sammanlagt {kr(norm_total + result.reasonable_costs)} kr. Hushållets "
+        f"inkomster som räknas är {kr(result.income)} kr. Skillnaden är {kr(support)} kr. Beslutet är fattat "
+        f"enligt {basis}. {appeal}"
     )
-    if result.warnings:
-        reasoning += " " + " ".join(result.warnings)
     return lines, reasoning
 
 
@@ -191,11 +218,11 @@ def application_material(
     ]
     amount = result.support if result else None
     decision = None if amount is None else "approved" if amount > 0 else "rejected"
-    lines, reasoning = decision_payload_parts(app, result) if result else ([], "")
+    lines, reasoning = decision_payload_parts(app, result) if result and amount is not None else ([], "")
     warnings_n = sum(1 for f in flags if f.severity == "warning")
     kind_text = "Nyansökan" if app.kind == "new" else "Återansökan"
     title = f"{kind_text} {app.id}, {month_name(app.month)}: " + (
-        f"{kr(amount)} kr föreslås" if amount is not None else "belopp kan inte beräknas"
+        f"{kr(amount)} kr föreslås" if amount is not None else f"beloppet väntar på riksnormen för {app.year}"
     )
     if warnings_n or missing:
         parts = [f"{warnings_n} {'avvikelse' if warnings_n == 1 else 'avvikelser'}"] if warnings_n else []
@@ -205,11 +232,16 @@ def application_material(
     if app.children:
         members += f", {len(app.children)} barn"
     summary = f"Hushåll: {members}. " + (
-        f"Föreslaget försörjningsstöd {kr(amount)} kr." if amount is not None else "Inget belopp föreslås."
+        f"Föreslaget försörjningsstöd {kr(amount)} kr."
+        if amount is not None
+        else "Kostnader och inkomster är beräknade; beloppet väntar på årets riksnorm."
     )
+    if result is not None and result.table is not None and result.table.sandbox:
+        summary += " Demo: beräknat med sandlådans påhittade riksnorm."
     if app.previous_decision is not None:
         summary += f" Förra månaden: {kr(app.previous_decision.amount)} kr."
     previous = app.previous_decision
+    unverified = bool(result is not None and result.table is not None and not result.table.verified)
     return {
         "kind": "application",
         "version": MATERIAL_VERSION,
@@ -243,6 +275,19 @@ def application_material(
             else None
         ),
         "calculation": result.to_contract_json() if result else None,
+        #: The case worker must confirm before approving on a table that is not official.
+        "table_unverified": unverified,
+        # The kernel refuses an approval without this ticked (core.transitions.check_confirmations).
+        **(
+            {
+                "required_on_approve": {
+                    "confirm_unverified_table": f"Jag har kontrollerat beloppen: riksnormen för {app.year} i "
+                    "beräkningen är inte den officiella"
+                }
+            }
+            if unverified and amount is not None
+            else {}
+        ),
         "calculation_error": calculation_error,
         "table_warnings": list(result.warnings) if result else [],
         "household": _household(app),

@@ -8,15 +8,20 @@ case worker, and special reasons (särskilda skäl) to deviate from the norm are
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from core.api import ConfigError
+from robots.ronney.legal import LegalData, legal_data
 from robots.ronney.tables import MAX_TABULATED_HOUSEHOLD, NormTable, band_for_age
 
 __all__ = [
     "COST_LABELS",
     "INCOME_LABELS",
+    "JOB_STIMULUS_MAX_MONTHS",
+    "JOB_STIMULUS_MIN_MONTHS",
     "Adult",
     "Child",
     "Costs",
@@ -37,6 +42,12 @@ Section = Literal["personal", "household", "cost", "income"]
 
 #: Share of employment income disregarded under jobbstimulans, in per cent.
 JOB_STIMULUS_PERCENT = 25
+#: Jobbstimulans applies after this many consecutive months with försörjningsstöd …
+JOB_STIMULUS_MIN_MONTHS = 6
+#: … for at most this many months (two years), then the six months must be met again.
+JOB_STIMULUS_MAX_MONTHS = 24
+#: A child (under 18) is a "barn"; older members up to 20 count as "skolungdom" only in school.
+ADULT_AGE = 18
 
 _COST_LABELS: dict[str, str] = {
     "rent": "Boendekostnad (hyra)",
@@ -86,6 +97,17 @@ class Child(_Frozen):
 
     age: int = Field(ge=0, le=20)
     lunch_at_home: bool = True
+    #: In grundskola, gymnasieskola or comparable basic education (matters for ages 18–20).
+    in_school: bool = False
+    #: The child's income from own work this month (kr).
+    work_income: Amount = 0
+    #: The child's income from own work this calendar year before this month (kr).
+    work_income_year_to_date: Amount = 0
+
+    @property
+    def work_income_protected(self) -> bool:
+        """Whether the law shields this member's income from work (a child, or a pupil under 21)."""
+        return self.age < ADULT_AGE or self.in_school
 
 
 class Costs(_Frozen):
@@ -129,6 +151,15 @@ class Household(_Frozen):
     costs: Costs = Costs()
     incomes: Incomes = Incomes()
     job_stimulus_active: bool = False
+    #: Consecutive months with försörjningsstöd before this one; with the next field it decides
+    #: jobbstimulans (``job_stimulus_active`` is used only when both are absent).
+    months_on_support: int | None = Field(default=None, ge=0)
+    #: Months jobbstimulans has already been applied in the current two-year period.
+    job_stimulus_months_used: int | None = Field(default=None, ge=0)
+    #: The month applied for (1–12); the legal references are those in force on its first day.
+    month: int | None = Field(default=None, ge=1, le=12)
+    #: The prisbasbelopp of the year; empty = the one in legal.toml.
+    prisbasbelopp: Amount | None = None
     #: The municipality's maximum housing cost for this household type, when configured.
     max_rent: Amount | None = None
 
@@ -164,6 +195,18 @@ class Household(_Frozen):
                 "the household without being a sambo applies separately and is counted in other_household_members"
             )
         return cohabiting
+
+    @property
+    def job_stimulus(self) -> bool:
+        """Whether jobbstimulans applies: 6 consecutive months on support, and under 24 months used."""
+        if self.months_on_support is None and self.job_stimulus_months_used is None:
+            return self.job_stimulus_active
+        return job_stimulus_applies(self.months_on_support or 0, self.job_stimulus_months_used or 0)
+
+    @property
+    def on(self) -> date:
+        """The first day of the month applied for (January when the month is not given)."""
+        return date(self.year, self.month or 1, 1)
 
     @property
     def members(self) -> int:
@@ -205,23 +248,34 @@ class TableRef(_Frozen):
 
     year: int
     verified: bool
+    #: Same as ``verified``; kept out of the JSON contract, which is ``{"year", "verified"}``.
+    official: bool = Field(default=False, exclude=True)
+    #: The sandbox municipality's invented table (the demo's); not in the JSON contract.
+    sandbox: bool = Field(default=False, exclude=True)
 
 
 class NormResult(_Frozen):
     """The calculated support; ``model_dump(mode="json")`` is the ``--json`` contract."""
 
-    norm: NormTotals
+    #: None when the year's table is missing: the norm part waits for it.
+    norm: NormTotals | None
     reasonable_costs: int
     income: int
-    support: int
+    #: None when the norm part waits for the year's table.
+    support: int | None
     lines: tuple[NormLine, ...]
-    table: TableRef
+    table: TableRef | None
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """What the case worker must be told before relying on the result (Swedish)."""
-        if self.table.verified:
+        """What the case worker must be told before relying on the result (Swedish); never in the letter."""
+        if self.table is None or self.table.verified:
             return ()
+        if self.table.sandbox:
+            return (
+                f"Demo: riksnormen för {self.table.year} är sandlådekommunens påhittade belopp, inte den "
+                "officiella riksnormen. Beloppet är ett exempel och får inte användas för ett riktigt beslut.",
+            )
         return (
             f"Riksnormen för {self.table.year} är inte verifierad mot socialtjänstförordningen: "
             "kontrollera beloppen innan beslut.",
@@ -235,29 +289,53 @@ class NormResult(_Frozen):
 # --- the calculation ------------------------------------------------------------------------
 
 
-def calculate(household: Household, table: NormTable) -> NormResult:
-    """Försörjningsstöd for one household with ``table`` (must be the household's year)."""
-    if household.year != table.year:
+def calculate(household: Household, table: NormTable | None, legal: LegalData | None = None) -> NormResult:
+    """Försörjningsstöd for one household with ``table`` (must be the household's year).
+
+    Without a table (the year's is not installed) everything but the norm is calculated:
+    ``norm`` and ``support`` are None and the norm part waits for the table.
+    """
+    if table is not None and household.year != table.year:
         raise ValueError(f"the household is for {household.year} but the table is for {table.year}")
-    cite = _cite(table)
+    legal = legal or legal_data()
+    costs = _cost_lines(household)
+    incomes = _income_lines(household, legal)
+    reasonable = sum(line.amount for line in costs)
+    income = -sum(line.amount for line in incomes)
+    if table is None:
+        return NormResult(
+            norm=None,
+            reasonable_costs=reasonable,
+            income=income,
+            support=None,
+            lines=(*costs, *incomes),
+            table=None,
+        )
+    cite = _cite(table, legal.ref("riksnorm", household.on).text)
     personal = _personal_lines(household, table, cite)
     common = _household_lines(household, table, cite)
-    costs = _cost_lines(household)
-    incomes = _income_lines(household)
-
     personal_costs = sum(line.amount for line in personal)
     household_costs = sum(line.amount for line in common)
     norm_total = personal_costs + household_costs
-    reasonable = sum(line.amount for line in costs)
-    income = -sum(line.amount for line in incomes)
     return NormResult(
         norm=NormTotals(personal_costs=personal_costs, household_costs=household_costs, total=norm_total),
         reasonable_costs=reasonable,
         income=income,
         support=max(0, norm_total + reasonable - income),
         lines=(*personal, *common, *costs, *incomes),
-        table=TableRef(year=table.year, verified=table.verified),
+        table=TableRef(year=table.year, verified=table.official, official=table.official, sandbox=table.sandbox),
     )
+
+
+def job_stimulus_applies(months_on_support: int, months_used: int) -> bool:
+    """Jobbstimulans: after 6 consecutive months with försörjningsstöd, for at most 24 months."""
+    return months_on_support >= JOB_STIMULUS_MIN_MONTHS and months_used < JOB_STIMULUS_MAX_MONTHS
+
+
+def pupil_disregard(work_income: int, year_to_date: int, prisbasbelopp: int) -> int:
+    """The part of this month's income from work not counted: what fits under one prisbasbelopp this year."""
+    room = max(0, prisbasbelopp - year_to_date)
+    return min(work_income, room)
 
 
 def describe_errors(exc: ValidationError) -> str:
@@ -270,9 +348,18 @@ def describe_errors(exc: ValidationError) -> str:
     return "\n".join(out)
 
 
-def _cite(table: NormTable) -> str:
-    # Every norm line repeats the flag, so no view of a single line can hide it.
-    flag = "" if table.verified else " (EJ VERIFIERAD mot förordningen)"
+def _cite(table: NormTable, law: str) -> str:
+    # Every norm line repeats the flag, so no view of a single line can hide it (the case
+    # worker's view; the applicant's letter shows labels and amounts, not these sources).
+    # The law itself (from legal.toml) is in the reasons of the decision.
+    del law
+    flag = (
+        ""
+        if table.official
+        else " (SANDLÅDANS PÅHITTADE BELOPP)"
+        if table.sandbox
+        else " (EJ VERIFIERAD mot förordningen)"
+    )
     return f"riksnorm {table.year}{flag}, {table.cite}"
 
 
@@ -394,13 +481,58 @@ def _cost_lines(household: Household) -> list[NormLine]:
     return lines
 
 
-def _income_lines(household: Household) -> list[NormLine]:
+def _pupil_lines(household: Household, legal: LegalData) -> list[NormLine]:
+    lines: list[NormLine] = []
+    law = legal.ref("pupil_income", household.on).text
+    for n, child in enumerate(household.children, start=1):
+        if child.work_income == 0:
+            continue
+        lines.append(
+            NormLine(
+                section="income",
+                key="child_work_income",
+                label=f"Arbetsinkomst, barn {n} ({child.age} år)",
+                amount=-child.work_income,
+                source="ansökan: barnets inkomst av eget arbete denna månad",
+            )
+        )
+        if not child.work_income_protected:
+            continue  # an adult child not in school: counted like any income
+        pbb = household.prisbasbelopp
+        if pbb is None:
+            known = legal.pbb(household.year)
+            if known is None:
+                raise ConfigError(
+                    f"legal.toml has no prisbasbelopp for {household.year}: add it with its source",
+                    code="prisbasbelopp_missing",
+                    year=household.year,
+                    what=f"prisbasbeloppet för {household.year}",
+                )
+            pbb = known.amount
+        disregarded = pupil_disregard(child.work_income, child.work_income_year_to_date, pbb)
+        if disregarded:
+            lines.append(
+                NormLine(
+                    section="income",
+                    key="child_work_income_disregarded",
+                    label=f"Räknas inte: barn {n}s arbetsinkomst upp till ett prisbasbelopp per år",
+                    amount=disregarded,
+                    source=f"{law}: inkomst av eget arbete räknas inte till den del årets inkomst ryms inom ett "
+                    f"prisbasbelopp ({_kr(pbb)} kr); tidigare i år {_kr(child.work_income_year_to_date)} kr, "
+                    f"denna månad {_kr(child.work_income)} kr",
+                )
+            )
+    return lines
+
+
+def _income_lines(household: Household, legal: LegalData) -> list[NormLine]:
     lines = []
+    stimulus_law = legal.ref("job_stimulus", household.on).text
     for key, label in _INCOME_LABELS.items():
         amount: int = getattr(household.incomes, key)
         if amount == 0:
             continue
-        stimulus = key == "salary" and household.job_stimulus_active
+        stimulus = key == "salary" and household.job_stimulus
         lines.append(
             NormLine(
                 section="income",
@@ -419,8 +551,8 @@ def _income_lines(household: Household) -> list[NormLine]:
                     key="job_stimulus",
                     label=f"Jobbstimulans: {JOB_STIMULUS_PERCENT} % av lönen räknas inte",
                     amount=disregarded,
-                    source=f"4 kap. 1 b § socialtjänstlagen (2001:453): {JOB_STIMULUS_PERCENT} % av inkomst av "
+                    source=f"{stimulus_law}: {JOB_STIMULUS_PERCENT} % av inkomst av "
                     f"anställning räknas inte ({_kr(amount)} kr × {JOB_STIMULUS_PERCENT} %, avrundat)",
                 )
             )
-    return lines
+    return lines + _pupil_lines(household, legal)

@@ -47,17 +47,20 @@ from robots.ronney.checks import (
     validate,
 )
 from robots.ronney.compare import compare_incomes, compare_previous, register_flags
+from robots.ronney.decision import apply_changes
 from robots.ronney.documents import PdfRenderer, render_basis
 from robots.ronney.material import (
     APPLICATION_QUEUE,
     COMPLEMENT_QUEUE,
     application_material,
     complement_material,
+    decision_sentence,
+    legal_texts,
 )
 from robots.ronney.norm import Household, NormResult, calculate, describe_errors
 from robots.ronney.services import Eservice, Registers
 from robots.ronney.settings import RonneySettings
-from robots.ronney.tables import load_table
+from robots.ronney.tables import NormTable, deployment_dir, find_table, search_dirs
 
 if TYPE_CHECKING:
     import typer
@@ -211,7 +214,7 @@ class Ronney(Robot[RonneySettings]):
         previous_rows, previous_flags = compare_previous(
             app,
             declared_income_total=sum(comparison.declared.values()),
-            proposed=result.support if result else None,
+            proposed=result.support,
             tolerance=cfg.previous_month_income_tolerance,
         )
         missing = missing_items(app)
@@ -249,7 +252,9 @@ class Ronney(Robot[RonneySettings]):
             return_comment=item.return_comment,
         )
         await self._documents(ctx, item, material)
-        ctx.log.info("application prepared", flags=len(flags), missing=len(missing), calculated=result is not None)
+        ctx.log.info(
+            "application prepared", flags=len(flags), missing=len(missing), calculated=result.support is not None
+        )
         return NeedsReview(
             queue=APPLICATION_QUEUE,
             title=material["title"],
@@ -260,31 +265,67 @@ class Ronney(Robot[RonneySettings]):
             due=now + timedelta(hours=cfg.review_due_hours) if cfg.review_due_hours else None,
         )
 
+    def _table(self, ctx: RunContext, year: int) -> tuple[NormTable | None, str | None]:
+        """The year's riksnorm table, or None and why not (Swedish); raises an operations alert once."""
+        cfg = self.cfg
+        folder = deployment_dir(cfg.norm_tables_dir, ctx.var_dir)
+        try:
+            table = find_table(year, search_dirs(folder, sandbox=cfg.sandbox_tables), allow_sandbox=cfg.sandbox_tables)
+        except ConfigError as exc:
+            ctx.log.warning("riksnorm table cannot be used", year=year, error=exc.message)
+            ctx.alert(
+                f"norm-invalid-{year}",
+                f"Ronney: riksnormstabellen för {year} kan inte användas (den är felaktig eller är sandlådans "
+                f"testtabell). Installera den officiella tabellen med kommandot `kollega ronney norms add FIL`; "
+                "loggen visar felet.",
+            )
+            return None, f"Riksnormen för {year} kan inte användas ännu"
+        if table is None:
+            ctx.alert(
+                f"norm-missing-{year}",
+                f"Ronney: riksnormen för {year} saknas, så försörjningsstödet för ansökningar som gäller {year} kan "
+                f"inte beräknas. Lägg in tabellen från socialtjänstförordningen med kommandot "
+                f"`kollega ronney norms add FIL`.",
+            )
+            return None, f"Riksnormen för {year} är inte inlagd ännu"
+        return table, None
+
     def _calculate(
         self, ctx: RunContext, app: Application, used: dict[str, int], declared: dict[str, int], max_rent: int | None
-    ) -> tuple[NormResult | None, NormResult | None, str | None]:
+    ) -> tuple[NormResult, NormResult | None, str | None]:
+        """The calculation; without a usable table everything but the norm part, and why it waits (Swedish)."""
+        table, why = self._table(ctx, app.year)
         try:
-            table = load_table(app.year, self.cfg.norm_tables_dir)
-            result = calculate(Household.model_validate(household_for_norm(app, used, max_rent)), table)
-            as_declared = None
-            if declared != used:
-                as_declared = calculate(Household.model_validate(household_for_norm(app, declared, max_rent)), table)
-        except ConfigError as exc:
-            warned: set[str] = ctx.resources.setdefault("ronney:warned", set())
-            if exc.message not in warned:  # once per run and problem: operations must add the figures
-                warned.add(exc.message)
-                ctx.log.warning("riksnorm table cannot be used", year=app.year, error=exc.message)
-            return (
-                None,
-                None,
-                (
-                    f"Riksnormen för {app.year} kan inte användas för det här hushållet ({exc.message}). "
-                    "Beräkna stödet manuellt; driften lägger in den officiella tabellen."
-                ),
-            )
+            household = Household.model_validate(household_for_norm(app, used, max_rent))
+            declared_household = Household.model_validate(household_for_norm(app, declared, max_rent))
         except ValidationError as exc:
             raise InconsistentHousehold(f"Hushållet kan inte beräknas: {describe_errors(exc)}") from None
-        return result, as_declared, None
+        try:
+            result = calculate(household, table)
+            as_declared = calculate(declared_household, table) if declared != used and table is not None else None
+        except ConfigError as exc:
+            what = str(exc.details.get("what") or "ett belopp")
+            ctx.log.warning("calculation figure missing", year=app.year, code=exc.code)
+            ctx.alert(
+                f"{exc.code}-{app.year}",
+                f"Ronney: {what} saknas i Ronneys tabeller för {app.year}, så försörjningsstödet kan inte beräknas "
+                "för alla ansökningar. Lägg in den fullständiga riksnormen med `kollega ronney norms add FIL` "
+                "(prisbasbeloppet står i Ronneys lagtabell).",
+            )
+            why = f"Beloppet för {what} saknas i tabellerna för {app.year}"
+            if exc.code != "norm_figure_missing":
+                raise BusinessError(
+                    f"{why}: beräkna stödet manuellt tills driften har lagt in det", code="figure_missing"
+                ) from None
+            result, as_declared = calculate(household, None), None
+        if why is None:
+            return result, as_declared, None
+        return (
+            result,
+            None,
+            f"{why}. Kostnader och inkomster är beräknade; riksnormen och det föreslagna beloppet kommer när "
+            "driften har lagt in årets riksnorm (driften har fått ett larm).",
+        )
 
     @staticmethod
     def _calculation_flags(app: Application, result: NormResult | None, max_rent: int | None) -> list[Flag]:
@@ -394,6 +435,7 @@ class Ronney(Robot[RonneySettings]):
         app_id, month = str(m["application_id"]), str(m["month"])
         proposal = m.get("proposal") or {}
         reference = f"kollega:ronney:review:{review.id}"
+        basis, appeal = legal_texts(month)
         if review.state == "approved":
             if proposal.get("amount") is None:
                 raise BusinessError(
@@ -401,26 +443,52 @@ class Ronney(Robot[RonneySettings]):
                     "fatta beslutet direkt i e-tjänsten",
                     code="no_amount",
                 )
-            reasoning = str(proposal.get("reasoning") or "")
+            calc_lines = list((m.get("calculation") or {}).get("lines") or [])
+            changed = apply_changes(calc_lines, review.decision_data)
+            if changed.changed:
+                reasoning = (
+                    f"{decision_sentence(month, changed.amount, changed.decision)} Handläggaren har prövat "
+                    f"beräkningen: {' '.join(changed.reasons)} Beslutet är fattat enligt {basis}. {appeal}"
+                )
+                decision, amount, lines = changed.decision, changed.amount, changed.lines
+            else:
+                reasoning = str(proposal.get("reasoning") or "")
+                decision, amount = str(proposal["decision"]), int(proposal["amount"])
+                lines = list(proposal.get("lines") or [])
             if review.decision_comment:
                 reasoning += f" Handläggarens kommentar: {review.decision_comment}"
+            if m.get("table_unverified"):
+                # The kernel refused the approval without the box ticked; this records what was confirmed.
+                await asyncio.to_thread(
+                    ctx.record,
+                    "ronney.unverified_table_confirmed",
+                    subject=review.subject,
+                    details={
+                        "review_id": review.id,
+                        "application_id": app_id,
+                        "decided_by": self._decided_by(review),
+                        "confirmed": bool((review.decision_data or {}).get("confirm_unverified_table")),
+                    },
+                )
             payload: dict[str, Any] = {
-                "decision": proposal["decision"],
-                "amount": int(proposal["amount"]),
+                "decision": decision,
+                "amount": amount,
                 "month": month,
                 "decided_by": self._decided_by(review),
-                "lines": list(proposal.get("lines") or []),
+                "lines": lines,
                 "reasoning": reasoning.strip(),
                 "reference": reference,
             }
         else:
+            why = review.decision_comment or "Inkomsterna täcker behovet."
             payload = {
                 "decision": "rejected",
                 "amount": 0,
                 "month": month,
                 "decided_by": self._decided_by(review),
                 "lines": [],
-                "reasoning": review.decision_comment or "Ansökan avslås.",
+                "reasoning": f"{decision_sentence(month, 0, 'rejected')} Skäl: {why} Beslutet är fattat enligt "
+                f"{basis}. {appeal}",
                 "reference": reference,
             }
         key = f"ronney-{ctx.tenant}-{app_id}-review-{review.id}"
@@ -531,4 +599,4 @@ class Ronney(Robot[RonneySettings]):
         """``kollega ronney calc FILE [--json]`` and ``kollega ronney norms``."""
         from robots.ronney.cli import build_cli
 
-        return build_cli(getattr(self.settings, "norm_tables_dir", None))
+        return build_cli()

@@ -109,8 +109,13 @@ class RonneySettings(BaseModel):
     )
     norm_tables_dir: Path | None = Field(
         default=None,
-        description="Folder with riksnorm tables norm-YYYY.toml to use instead of the ones shipped with Ronney "
-        "(for a year the förordning has published but this version does not ship).",
+        description="The deployment's folder of riksnorm tables norm-YYYY.toml (installed with `kollega ronney "
+        "norms add FILE`), looked in before the tables shipped with Ronney. Empty = <var_dir>/ronney/norms.",
+    )
+    sandbox_tables: bool = Field(
+        default=False,
+        description="Allow the sandbox municipality's invented riksnorm tables (the demo's). Only the demo's "
+        "configuration sets this; a production deployment refuses a sandbox table.",
     )
     pdf: bool = Field(
         default=True,

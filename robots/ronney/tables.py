@@ -1,17 +1,23 @@
-"""Riksnorm tables: one TOML file per year under ``robots/ronney/data``, loaded and checked.
+"""Riksnorm tables: one TOML file per year, deployment data, loaded and checked.
 
-A table is data, not code: operations staff enter a new year's amounts from
-2 kap. 1 § socialtjänstförordningen (2001:937) when the förordning is published. A table
-that has not been checked against the official text carries ``verified = false`` and may be
-incomplete; a calculation that needs a figure the table lacks stops with a ConfigError naming
-the file and the figure, because a guessed norm amount is worse than no amount.
+A table is data, not code: operations staff install a new year's amounts from
+2 kap. 1 § socialtjänstförordningen (2001:937) with ``kollega ronney norms add FILE`` when
+the förordning is published. Tables are looked for in the deployment's folder first
+(``norm_tables_dir``, or ``<var_dir>/ronney/norms``), then among the tables shipped with
+Ronney (``robots/ronney/data``). A table that has not been checked against the official text
+carries ``official = false`` and may be incomplete; a calculation that needs a figure the
+table lacks stops with a ConfigError naming the figure, because a guessed norm amount is
+worse than no amount. A sandbox table (``sandbox = true``, the demo's invented figures) is
+refused unless the settings allow sandbox tables, which only the demo's configuration does.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
@@ -22,6 +28,8 @@ from core.api import ConfigError
 
 #: Where the shipped tables live (package data: ``robots/ronney/data/norm-*.toml``).
 DATA_DIR = Path(__file__).resolve().parent / "data"
+#: The sandbox municipality's tables (invented figures for the demo; never official).
+SANDBOX_DIR = DATA_DIR / "sandbox"
 
 _FILE_RE = re.compile(r"^norm-(\d{4})\.toml$")
 
@@ -82,7 +90,16 @@ class NormTable(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     year: int = Field(ge=2000, le=2100)
-    verified: bool
+    #: True only when every figure is checked against the official text (the förordning).
+    official: bool
+    #: The SFS number of the förordning that sets the amounts (``2020:1013``), when known.
+    sfs: str | None = Field(default=None, pattern=r"^\d{4}:\d{1,4}$")
+    #: The date the amounts apply from (1 January of the year).
+    in_force: date | None = None
+    #: Where the amounts were read (the förordning or Socialstyrelsen's page).
+    source_url: str | None = Field(default=None, pattern=r"^https?://")
+    #: A sandbox municipality's invented table (the demo's); refused unless sandbox tables are allowed.
+    sandbox: bool = False
     #: Short citation used in every calculation line, e.g. "Socialstyrelsen".
     cite: str = Field(min_length=1)
     source: str = Field(min_length=1)
@@ -98,6 +115,35 @@ class NormTable(BaseModel):
     announced_totals: AdultAmounts | None = None
     #: The file the table was read from (set by the loader; used in error messages).
     file: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_verified(cls, data: object) -> object:
+        # Tables written before issue 18 say ``verified``; it meant what ``official`` means now.
+        if isinstance(data, dict) and "verified" in data and "official" not in data:
+            data = {**data, "official": data["verified"]}
+            del data["verified"]
+        return data
+
+    @property
+    def verified(self) -> bool:
+        """The same as :attr:`official` (the name the calculation's output contract uses)."""
+        return self.official
+
+    def install_problems(self) -> list[str]:
+        """What keeps this table from being installed as deployment data (empty when it may be)."""
+        problems = [f"missing figure {f}" for f in self.missing_figures()]
+        if self.sfs is None:
+            problems.append('sfs: the SFS number of the förordning is missing (e.g. sfs = "2025:1234")')
+        if self.in_force is None:
+            problems.append("in_force: the date the amounts apply from is missing (e.g. in_force = 2027-01-01)")
+        elif self.in_force.year != self.year:
+            problems.append(f"in_force: {self.in_force} is not in {self.year}")
+        if self.source_url is None:
+            problems.append("source_url: where the amounts were read is missing")
+        if self.sandbox:
+            problems.append("sandbox = true: a sandbox table is the demo's and cannot be installed")
+        return problems
 
     @model_validator(mode="after")
     def _check(self) -> NormTable:
@@ -121,10 +167,12 @@ class NormTable(BaseModel):
                 raise ValueError(
                     f"household_common.{big}: {self.household_common[big]} is less than for {small} members"
                 )
-        if self.verified:
+        if self.official:
             missing = self.missing_figures()
             if missing:
-                raise ValueError(f"verified = true but figures are missing: {', '.join(missing)}")
+                raise ValueError(f"official = true but figures are missing: {', '.join(missing)}")
+            if self.sandbox:
+                raise ValueError("a sandbox table (sandbox = true) cannot be official")
         totals = self.announced_totals
         if totals is not None:
             self._check_total("single", totals.single, self.adults.single, self.household_common.get(1))
@@ -150,9 +198,13 @@ class NormTable(BaseModel):
         return missing
 
     def _missing(self, figure: str, what: str) -> ConfigError:
+        # details["what"] is Swedish (``barn 4–6 år``): the case worker's text names it.
         return ConfigError(
-            f"the riksnorm table {self.file or f'norm-{self.year}.toml'} has no amount for {what} ({figure}): "
-            f"enter it from 2 kap. 1 § socialtjänstförordningen (2001:937) for {self.year}"
+            f"the riksnorm table for {self.year} ({Path(self.file).name or f'norm-{self.year}.toml'}) has no amount "
+            f"for {what} ({figure}): install the full table with `kollega ronney norms add FILE`",
+            code="norm_figure_missing",
+            year=self.year,
+            what=what,
         )
 
     def adult_single(self) -> int:
@@ -200,6 +252,11 @@ class TableInfo(BaseModel):
 
     year: int
     verified: bool
+    official: bool
+    sandbox: bool
+    sfs: str | None
+    in_force: date | None
+    source_url: str | None
     source: str
     file: str
     complete: bool
@@ -236,13 +293,68 @@ def list_tables(directory: Path | None = None) -> list[TableInfo]:
         infos.append(
             TableInfo(
                 year=table.year,
-                verified=table.verified,
+                verified=table.official,
+                official=table.official,
+                sandbox=table.sandbox,
+                sfs=table.sfs,
+                in_force=table.in_force,
+                source_url=table.source_url,
                 source=table.source,
                 file=str(path),
                 complete=not table.missing_figures(),
             )
         )
     return infos
+
+
+def deployment_dir(norm_tables_dir: Path | None, var_dir: Path) -> Path:
+    """The deployment's table folder: the configured one, or ``<var_dir>/ronney/norms``."""
+    return norm_tables_dir or var_dir / "ronney" / "norms"
+
+
+def search_dirs(deployment: Path | None, *, sandbox: bool) -> list[Path]:
+    """Where tables are looked for, in order: the deployment's folder, the shipped ones, the sandbox's."""
+    dirs = [deployment] if deployment is not None else []
+    dirs.append(DATA_DIR)
+    if sandbox:
+        dirs.append(SANDBOX_DIR)
+    return dirs
+
+
+def find_table(year: int, dirs: Sequence[Path], *, allow_sandbox: bool) -> NormTable | None:
+    """The table for ``year`` from the first folder that has one; None when none has.
+
+    A sandbox table is refused (ConfigError) unless ``allow_sandbox``: production settings
+    never allow it, so the demo's invented figures cannot reach a real decision.
+    """
+    for directory in dirs:
+        if table_path(year, directory).is_file():
+            table = load_table(year, directory)
+            if table.sandbox and not allow_sandbox:
+                raise ConfigError(
+                    f"the riksnorm table for {year} in {directory} is a sandbox table (sandbox = true, the demo's "
+                    "invented figures) and these settings do not allow sandbox tables: remove it and install the "
+                    "official table with `kollega ronney norms add FILE`"
+                )
+            return table
+    return None
+
+
+def install_table(source: Path, folder: Path) -> NormTable:
+    """Check ``source`` completely and copy it into ``folder`` as ``norm-YYYY.toml``; ConfigError when it may not."""
+    if not source.is_file():
+        raise ConfigError(f"{source}: no such file")
+    stat = source.stat()
+    table = _load_file(str(source), stat.st_mtime_ns, stat.st_size)
+    problems = table.install_problems()
+    if problems:
+        raise ConfigError(f"{source} cannot be installed: " + "; ".join(problems))
+    folder.mkdir(parents=True, exist_ok=True)
+    target = table_path(table.year, folder)
+    tmp = target.with_suffix(".toml.tmp")
+    tmp.write_bytes(source.read_bytes())
+    tmp.replace(target)  # atomic: a night run never reads half a table
+    return table
 
 
 @lru_cache(maxsize=64)

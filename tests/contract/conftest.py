@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from core.alert_sink import SqlAlertSink
 from core.artifacts import FileArtifactStore
 from core.audit import Auditor
-from core.interfaces import ArtifactStore, AuditSink, ReviewStore, RunStore, WorkItemStore
+from core.interfaces import AlertSink, ArtifactStore, AuditSink, ReviewStore, RunStore, WorkItemStore
 from core.queue import WorkQueue
 from core.review import ReviewQueue
 from core.runs import SqlRunStore
@@ -36,6 +37,7 @@ class Stores:
     runs: RunStore
     audit: AuditSink
     artifacts: ArtifactStore
+    alerts: AlertSink
 
     def actions(self, after: int = 0) -> list[str]:
         """The audit actions written after seq ``after``."""
@@ -56,7 +58,7 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
     backend = str(request.param)
     if backend == "memory":
         mem = MemoryStores(clock)
-        made = Stores(backend, clock, mem.queue, mem.reviews, mem.runs, mem.audit, mem.artifacts)
+        made = Stores(backend, clock, mem.queue, mem.reviews, mem.runs, mem.audit, mem.artifacts, mem.alerts)
         made.runs.ensure_tenant(TENANT, "Testkommun")
         made.runs.ensure_tenant(OTHER, "Annan kommun")
         yield made
@@ -71,6 +73,7 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
             SqlRunStore(db, clock),
             Auditor(db.session, clock),
             FileArtifactStore(db, tmp_path / "artifacts", 30, clock),
+            SqlAlertSink(db, clock),
         )
         made.runs.ensure_tenant(TENANT, "Testkommun")
         made.runs.ensure_tenant(OTHER, "Annan kommun")

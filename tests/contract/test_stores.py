@@ -539,3 +539,48 @@ class TestAuditAndArtifacts:
         stores.clock.advance(31 * 86400)
         assert stores.artifacts.purge_expired() == 1
         assert list(stores.artifacts.for_item(item.id)) == []
+
+
+class TestAlerts:
+    """A robot's operations alert: raised once per key, kept per tenant (RunContext.alert's port)."""
+
+    def test_raised_once_per_key(self, stores: Stores) -> None:
+        kwargs = {"kind": "robot", "robot": "ronney", "run_id": None, "message": "Riksnormen för 2027 saknas"}
+        assert stores.alerts.raise_alert(key="robot:ronney:0000:norm-missing-2027", tenant=TENANT, **kwargs)
+        assert not stores.alerts.raise_alert(key="robot:ronney:0000:norm-missing-2027", tenant=TENANT, **kwargs)
+        assert stores.alerts.raise_alert(key="robot:ronney:9999:norm-missing-2027", tenant=OTHER, **kwargs)
+        assert list(stores.alerts.alert_keys(TENANT)) == ["robot:ronney:0000:norm-missing-2027"]
+        assert len(stores.alerts.alert_keys()) == 2
+
+
+class TestDecisionData:
+    """A robot's own decision data (changed amounts) is kept, audited and handed to on_decision."""
+
+    def test_kept_with_the_decision_and_handed_over(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("d"))
+        item = claim_one(stores)
+        review_id = stores.queue.complete(item, needs_review(), actor=ACTOR)
+        assert review_id is not None
+        data = {"line.0.decision": "delvis", "line.0.amount": "4000", "line.0.reason": "Hyran är för hög"}
+        before = stores.last_seq()
+        decided = stores.reviews.decide(review_id, "approve", actor="user:anna", decision_data=data)
+        assert decided.decision_data == data
+        [event] = stores.audit.events(before)
+        assert event.action == "review.approved" and event.details["decision_data"] == data
+        [view] = stores.reviews.claim_callbacks(ROBOT, TENANT, lease_seconds=60)
+        assert view.decision_data == data
+
+    def test_an_approval_without_a_required_confirmation_is_refused(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("c"))
+        item = claim_one(stores)
+        material = {"required_on_approve": {"confirm_table": "Jag har kontrollerat beloppen"}}
+        outcome = NeedsReview(queue="example.review", title="Ärende", summary="Förslag", material=material)
+        review_id = stores.queue.complete(item, outcome, actor=ACTOR)
+        assert review_id is not None
+        with pytest.raises(ReviewError) as info:
+            stores.reviews.decide(review_id, "approve", actor="user:anna")
+        assert info.value.code == "confirmation_required" and "kontrollerat" in info.value.message
+        assert stores.reviews.get(review_id).state == ReviewState.open
+        # Rejecting needs no confirmation; approving with it ticked is allowed.
+        decided = stores.reviews.decide(review_id, "approve", actor="user:anna", decision_data={"confirm_table": "1"})
+        assert decided.state == ReviewState.approved

@@ -187,8 +187,13 @@ class TestProcess:
         outcome = process(robot, ctx)
         assert isinstance(outcome, NeedsReview)
         assert outcome.material["proposal"]["amount"] is None
-        assert "children_without_lunch.4-6" in outcome.material["calculation_error"]
-        assert "belopp kan inte beräknas" in outcome.title
+        # Issue 18: the figure is named in Swedish (no technical key or path for the case
+        # worker), everything but the norm is calculated, and operations get one alert.
+        assert "barn 4–6 år utan lunch hemma" in outcome.material["calculation_error"]
+        assert "children_without_lunch" not in str(outcome.material)
+        assert "beloppet väntar på riksnormen för 2026" in outcome.title
+        calc = outcome.material["calculation"]
+        assert calc["norm"] is None and calc["support"] is None and calc["reasonable_costs"] > 0
 
     def test_malformed_application_is_a_business_error(self, database: Database, tmp_path: Path) -> None:
         raw = application(tenant="0000")

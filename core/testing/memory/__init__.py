@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from core.clock import Clock, SystemClock
 from core.testing.memory.items import MemoryWorkItemStore
-from core.testing.memory.others import MemoryArtifactStore, MemoryAuditSink, MemoryRunStore
+from core.testing.memory.others import MemoryAlertSink, MemoryArtifactStore, MemoryAuditSink, MemoryRunStore
 from core.testing.memory.reviews import MemoryReviewStore
 from core.testing.memory.state import MemoryState
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 __all__ = [
+    "MemoryAlertSink",
     "MemoryArtifactStore",
     "MemoryAuditSink",
     "MemoryReviewStore",
@@ -50,6 +51,7 @@ class MemoryStores:
         self.runs = MemoryRunStore(self.state)
         self.audit = MemoryAuditSink(self.state)
         self.artifacts = MemoryArtifactStore(self.state, artifact_retention_days)
+        self.alerts = MemoryAlertSink(self.state)
 
     def engine(self, settings: Settings, registry: Registry, *, owner: str | None = None) -> Engine:
         """An :class:`~core.engine.Engine` over these stores."""
@@ -63,6 +65,7 @@ class MemoryStores:
             runs=self.runs,
             audit=self.audit,
             artifacts=self.artifacts,
+            alerts=self.alerts,
             clock=self.clock,
             owner=owner,
         )

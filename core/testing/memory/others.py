@@ -260,3 +260,35 @@ class MemoryArtifactStore:
             for art_id in gone:
                 del self.state.artifacts[art_id]
             return len(gone)
+
+
+class MemoryAlertSink:
+    """Operations alerts in memory (the :class:`core.interfaces.AlertSink` port)."""
+
+    def __init__(self, state: MemoryState) -> None:
+        self.state = state
+        #: Every alert raised, in order: dicts with the columns of ``web_alerts``.
+        self.alerts: list[dict[str, Any]] = []
+
+    def raise_alert(self, *, key: str, kind: str, tenant: str, robot: str, run_id: int | None, message: str) -> bool:
+        """Keep the alert unless ``key`` exists; True when it is new."""
+        with self.state.lock:
+            if any(a["key"] == key[:200] for a in self.alerts):
+                return False
+            self.alerts.append(
+                {
+                    "key": key[:200],
+                    "kind": kind[:32],
+                    "tenant": tenant,
+                    "robot": robot,
+                    "run_id": run_id,
+                    "message": redact_text(message),
+                    "created_at": self.state.clock.now(),
+                }
+            )
+            return True
+
+    def alert_keys(self, tenant: str | None = None) -> list[str]:
+        """The keys raised so far, oldest first."""
+        with self.state.lock:
+            return [a["key"] for a in self.alerts if tenant is None or a["tenant"] == tenant]

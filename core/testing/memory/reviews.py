@@ -6,11 +6,11 @@ import builtins
 import copy
 import secrets
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.errors import AlreadyDecided, FourEyesViolation, LeaseLost, ReviewError
 from core.records import CallbackStatus, ItemStatus, ReviewKind, ReviewState, ReviewView
-from core.transitions import DECIDABLE, REQUEUEABLE, equal_jitter_delay
+from core.transitions import DECIDABLE, REQUEUEABLE, check_confirmations, equal_jitter_delay
 
 if TYPE_CHECKING:
     pass
@@ -92,6 +92,7 @@ class MemoryReviewStore:
         actor: str,
         comment: str | None = None,
         expected_version: int | None = None,
+        decision_data: dict[str, Any] | None = None,
     ) -> MemoryReview:
         """Approve, reject or return an open item (as core.review.ReviewQueue.decide)."""
         if decision not in DECISIONS:
@@ -103,6 +104,9 @@ class MemoryReviewStore:
             row = self._open(review_id)
             if expected_version is not None and row.version != expected_version:
                 raise AlreadyDecided(f"review item {review_id} changed while you were looking at it")
+            if decision == "approve":
+                check_confirmations(row.material, decision_data)
+            row.decision_data = copy.deepcopy(decision_data) or None
             if decision == "approve" and row.four_eyes and row.first_approver is None:
                 row.first_approver, row.first_approved_at, row.version = actor, now, row.version + 1
                 self.state.audit(
@@ -126,6 +130,7 @@ class MemoryReviewStore:
                 "queue": row.queue,
                 "four_eyes": row.four_eyes,
                 "first_approver": row.first_approver,
+                **({"decision_data": decision_data} if decision_data else {}),
             }
             action = f"review.{row.state.value}"
             self.state.audit(actor=actor, action=action, tenant=row.tenant, subject=row.subject, details=details)

@@ -73,6 +73,7 @@ class MemoryReview:
     decided_by: str | None = None
     decided_at: datetime | None = None
     decision_comment: str | None = None
+    decision_data: dict[str, Any] | None = None
     callback_status: CallbackStatus = CallbackStatus.none
     callback_attempts: int = 0
     callback_next_at: datetime | None = None

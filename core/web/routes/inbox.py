@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -97,6 +97,28 @@ def item_page(request: Request, p: Person, review_id: RowId) -> HTMLResponse:
     return _item_page(request, p, review_id)
 
 
+#: A robot's own decision fields (``data.<key>``): at most this many, each at most this long.
+MAX_DECISION_FIELDS = 400
+MAX_DECISION_VALUE = 2000
+
+
+async def decision_data(request: Request) -> dict[str, str]:
+    """The robot's own fields of the decision form (``data.<key>`` → ``key``), e.g. changed amounts.
+
+    Its review template puts them in the kernel's decision form (``form="decide-form"``); the
+    robot reads them in on_decision as ``review.decision_data``. Too many or too long is refused.
+    """
+    form = await request.form()
+    data: dict[str, str] = {}
+    for name, value in form.multi_items():
+        if not name.startswith("data.") or not isinstance(value, str):
+            continue
+        if len(data) >= MAX_DECISION_FIELDS or len(value) > MAX_DECISION_VALUE or len(name) > 200:
+            raise HTTPException(status_code=422, detail="decision data too large")
+        data[name.removeprefix("data.")] = value
+    return data
+
+
 @router.post("/inbox/items/{review_id}/decide")
 def decide(
     request: Request,
@@ -104,13 +126,14 @@ def decide(
     review_id: RowId,
     decision: Annotated[str, Form()],
     version: Annotated[int, Form()],
+    data: Annotated[dict[str, str], Depends(decision_data)],
     comment: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:
     """Approve, reject or return; then on to the next item of the queue."""
     ctx = web_context(request)
     _inbox_user(p)
     _ = translator(request_lang(request))
-    result = inbox.decide(ctx, p, review_id, decision, comment, version, _)
+    result = inbox.decide(ctx, p, review_id, decision, comment, version, _, decision_data=data)
     if not result.ok:
         status = 422 if result.outcome == "invalid" else 409
         return _item_page(
