@@ -81,8 +81,8 @@ def review_show(
     """Show one review item (an audited access to personal data)."""
     from core.review import ReviewQueue
 
-    settings = load_cli_settings()
     _check_name(by)
+    settings = load_cli_settings()
     db = open_database(settings)
     rq = ReviewQueue(db)
     try:
@@ -133,10 +133,10 @@ def review_decide(
     """
     from core.review import ReviewQueue
 
+    _check_name(by)
     settings = load_cli_settings()
     db = open_database(settings)
     rq = ReviewQueue(db)
-    _check_name(by)
     try:
         # The store refuses a second approval by the same actor in the same transaction that
         # records it; the actor is the OS account, so one person cannot pose as two.
@@ -145,7 +145,10 @@ def review_decide(
     finally:
         db.dispose()
     if row.state == ReviewState.open:
-        console.print(f"review {review_id}: first approval recorded; a second person must approve (four-eyes)")
+        console.print(
+            f"review {review_id}: first approval recorded; a second person must approve (four-eyes: "
+            "another OS account or the web inbox)"
+        )
     else:
         console.print(f"review {review_id}: {row.state.value}")
 
