@@ -13,6 +13,11 @@ Errors (everything else from httpx is translated at this boundary)::
     ConnectorAuthError     401/403 (after one token refresh), token endpoint refused us
     ConnectorError         another 4xx (code ``http_<status>``), a body that is not JSON
     DryRunRefusal          a write in a dry run
+    UnsafePath             an absolute URL, or ``..``, where a path under ``base_url`` belongs
+
+Credentials (API key, OAuth2 token, client certificate) go to ``base_url`` only: a
+request's path is always relative to it, so an absolute URL, a ``//host`` reference or a
+``..`` segment (also percent-encoded) is refused before anything is sent.
 
 Example::
 
@@ -33,6 +38,7 @@ from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -167,6 +173,13 @@ class CircuitState(StrEnum):
     closed = "closed"  # requests flow; consecutive failures are counted
     open = "open"  # requests are refused at once until the cool-down has passed
     half_open = "half_open"  # one probe request is let through; its outcome closes or reopens
+
+
+class UnsafePath(ConnectorError):
+    """The path would leave the system's base URL (an absolute URL or ``..``): refused, nothing sent."""
+
+    code = "unsafe_path"
+    retryable = False  # the same path is refused again: a person must look at it
 
 
 class CircuitOpen(ConnectorUnavailable):
@@ -449,6 +462,7 @@ class HttpConnector:
         require_purpose(subject, purpose)
         is_write = write if write is not None else method not in SAFE_METHODS
         shown = redact_text(path)
+        self._check_path(path, shown)
         if is_write:
             self.ctx.check_write(self.system, what or f"{method} {shown}")
         build: dict[str, Any] = {
@@ -515,6 +529,37 @@ class HttpConnector:
             ) from exc
 
     # -- internals -----------------------------------------------------------------------
+    def _check_path(self, path: str, shown: str) -> None:
+        """Refuse a path that is not under ``base_url``: our credentials must not go anywhere else."""
+        base = self.settings.base_url
+        try:
+            url = httpx.URL(path)
+        except httpx.InvalidURL as exc:
+            raise UnsafePath(f"{self.system}: {shown!r} is not a valid path", system=self.system) from exc
+        if url.scheme or url.host or path.lstrip().startswith(("//", "\\")):
+            raise UnsafePath(
+                f"{self.system}: {shown!r} is an absolute URL; requests go only to paths under {base}",
+                system=self.system,
+            )
+        # ".." (also as %2e%2e, or between backslashes some servers treat as slashes) climbs out of the base path.
+        segments = unquote(path.split("?", 1)[0].split("#", 1)[0]).replace("\\", "/").split("/")
+        if ".." in segments:
+            raise UnsafePath(
+                f"{self.system}: {shown!r} climbs out of the base path with '..'; requests go only under {base}",
+                system=self.system,
+            )
+
+    def _check_target(self, request: httpx.Request) -> None:
+        # A second line behind _check_path: whatever httpx made of the path stays under base_url.
+        base = self.client.base_url
+        url = request.url
+        if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port) or not url.raw_path.startswith(
+            base.raw_path
+        ):
+            raise UnsafePath(
+                f"{self.system}: {redact_text(str(url))} is outside {self.settings.base_url}", system=self.system
+            )
+
     async def _send(
         self, method: str, path: str, build: dict[str, Any], *, idempotent: bool, allow_status: Collection[int]
     ) -> httpx.Response:
@@ -527,6 +572,7 @@ class HttpConnector:
                 await self._bucket.acquire()
             headers = {**self._static_headers, **(await self._auth_headers()), **build["headers"]}
             request = self.client.build_request(method, path, **{**build, "headers": headers})
+            self._check_target(request)
             shown = redact_text(str(request.url))
             if self.breaker is not None:
                 self.breaker.before_request(self.clock.now())

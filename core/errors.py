@@ -21,6 +21,7 @@ ever need to know this tree::
     │   │   └── WebhookRejected     a webhook's signature is missing, wrong or stale (connectors.sms)
     │   ├── DryRunRefusal           a write was refused because the run is a dry run
     │   ├── PageLayoutError         a page lacks a field or button, or has two (connectors.browser)
+    │   ├── UnsafePath              a path that would leave the system's base URL (connectors.http)
     │   └── ReadOnlyViolation       a write to a read-only database (connectors.sql)
     ├── QueueError                  work-item queue misuse
     │   └── LeaseLost               the worker's lease on an item has expired or moved on

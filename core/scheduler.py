@@ -423,25 +423,28 @@ class Scheduler:
         if reason is not None:
             # Nothing was lost on a day the calendar skips, even during downtime.
             status, error = RunStatus.skipped, reason
-        elif status == RunStatus.queued:
-            # Operations staff can pause a schedule from the dashboard; its slots are recorded, not run.
+        tenants = self.tenant_codes(schedule)
+        # Operations staff of a municipality can pause its share of a schedule from the
+        # dashboard: that tenant's slots are recorded as skipped; the other tenants run on.
+        paused: dict[str, str] = {}
+        if status == RunStatus.queued:
             with self.db.session() as s:
-                pause = schedule_pause(s, schedule.name)
-                if pause is not None:
-                    status = RunStatus.skipped
-                    error = f"paused by {pause.paused_by}" + (f": {pause.reason}" if pause.reason else "")
+                for tenant in tenants:
+                    pause = schedule_pause(s, schedule.name, tenant)
+                    if pause is not None:
+                        paused[tenant] = f"paused by {pause.paused_by}" + (f": {pause.reason}" if pause.reason else "")
         deadline = window_end_at(schedule, slot)
         created: list[int] = []
-        for tenant in self.tenant_codes(schedule):
+        for tenant in tenants:
             run_id = self.runs.create(
                 robot=schedule.robot,
                 tenant=tenant,
                 trigger=trigger,
-                status=status,
+                status=RunStatus.skipped if tenant in paused else status,
                 schedule=schedule.name,
                 slot=slot,
                 deadline_at=deadline,
-                error=error,
+                error=paused.get(tenant, error),
                 actor="system:scheduler",
             )
             if run_id is not None:
@@ -454,6 +457,7 @@ class Scheduler:
             status=status.value,
             trigger=trigger,
             reason=error,
+            paused=sorted(paused),
             created=len(created),
         )
         return created

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import sys
 from typing import Any
 
@@ -89,6 +90,28 @@ def chosen_tenants(settings: Settings, tenant: str | None) -> list[str]:
     return codes
 
 
-def cli_actor(by: str | None) -> str:
-    """The audit actor of a command: the named user, or the logged-in OS user."""
-    return f"user:{by}" if by else f"cli:{getpass.getuser()}"
+def os_user() -> str:
+    """The operating-system account running this process, by its real user id.
+
+    Not ``getpass.getuser()`` alone: that believes the LOGNAME and USER variables, which
+    anyone can set to another person's name.
+    """
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:  # not POSIX: no user id to look up
+        return getpass.getuser()
+    try:
+        import pwd
+
+        return pwd.getpwuid(getuid()).pw_name
+    except KeyError:
+        # No passwd entry (a container run with an arbitrary uid): the number still tells them apart.
+        return f"uid{getuid()}"
+
+
+def cli_actor() -> str:
+    """The audit actor of a command: the operating-system account that runs it (``cli:<osuser>``).
+
+    That is what the machine can vouch for; a name typed on the command line is not
+    (issue 17, M3: ``--by anna`` then ``--by bertil`` met four-eyes with one person).
+    """
+    return f"cli:{os_user()}"

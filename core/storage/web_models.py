@@ -167,11 +167,21 @@ class ReviewTiming(Base):
     seconds: Mapped[int | None] = mapped_column(Integer)
 
 
+#: The tenant of a pause made before pauses were per tenant (migration 0004): every tenant.
+ALL_TENANTS = "*"
+
+
 class SchedulePause(Base):
-    """A schedule paused by operations staff; the scheduler records its slots as skipped."""
+    """One municipality's share of a schedule paused by its operations staff; those slots are skipped.
+
+    A schedule shared by several municipalities keeps running for the others. A row whose
+    tenant is :data:`ALL_TENANTS` pauses every tenant (a pause from before migration 0004).
+    """
 
     __tablename__ = "schedule_pauses"
     schedule: Mapped[str] = mapped_column(String(128), primary_key=True)
+    #: A kommunkod, or ``*`` (every tenant: only pauses from before migration 0004).
+    tenant: Mapped[str] = mapped_column(String(4), primary_key=True)
     paused_by: Mapped[str] = mapped_column(String(200))
     paused_at: Mapped[datetime] = mapped_column()
     reason: Mapped[str] = mapped_column(String(500), default="")
@@ -197,6 +207,6 @@ class Alert(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column()
 
 
-def schedule_pause(session: Session, schedule: str) -> SchedulePause | None:
-    """The pause of a schedule, or None when it runs (what the scheduler asks before recording a slot)."""
-    return session.get(SchedulePause, schedule)
+def schedule_pause(session: Session, schedule: str, tenant: str) -> SchedulePause | None:
+    """The pause of a schedule for ``tenant``, or None when it runs there (asked before recording a slot)."""
+    return session.get(SchedulePause, (schedule, tenant)) or session.get(SchedulePause, (schedule, ALL_TENANTS))

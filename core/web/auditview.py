@@ -1,8 +1,18 @@
 """The auditors' view of the access log: search by personnummer, user or period; CSV; chain status.
 
 A search by personnummer is itself an access to personal data: it is written to the log
-(``audit.searched``, the number as subject). Personnummer never travel in URLs: the
-search form is a POST.
+(``audit.searched``, the number as subject), once per municipality searched, with that
+municipality as tenant, so only its own auditors see it. Personnummer never travel in
+URLs: the search form is a POST.
+
+Scoping (issue 17, H1): an auditor sees the events of the tenants where they hold the
+auditor role, and of the events that carry no tenant (logins, logouts, expired sessions,
+API tokens, password resets: a person's account, not a municipality's case) only those
+whose actor or subject is an account holding a grant in one of those tenants, by the
+account's grants at the time of the search. One municipality's auditor thus never sees
+another's logins, password resets or searches; events about nobody's account (a failed
+login with an unknown user name) belong to the deployment and are read with the
+database's own tools, not in a municipality's audit view.
 """
 
 from __future__ import annotations
@@ -14,11 +24,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, String, and_, literal, or_, select
 
 from core import audit
 from core.audit import VerifyResult
 from core.storage.models import AuditEvent
+from core.storage.web_models import User, UserRole
 from core.web.deps import WebContext
 
 MAX_ROWS = 5000
@@ -60,14 +71,33 @@ def parse_date(value: str | None) -> date | None:
         return None
 
 
-def search(ctx: WebContext, tenants: set[str], q: AuditQuery, limit: int = MAX_ROWS) -> list[AuditEvent]:
-    """Events matching the query in the auditor's tenants, oldest first."""
+def scope(tenants: set[str]) -> ColumnElement[bool]:
+    """The events an auditor of ``tenants`` may see (see the module docstring)."""
+    # The audit actors ("user:anna") of every account with a grant in these tenants.
+    accounts = (
+        select(literal("user:", String) + User.username)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.tenant.in_(tenants))
+    )
+    return or_(
+        AuditEvent.tenant.in_(tenants),
+        and_(AuditEvent.tenant.is_(None), or_(AuditEvent.actor.in_(accounts), AuditEvent.subject.in_(accounts))),
+    )
+
+
+def search(
+    ctx: WebContext, tenants: set[str], q: AuditQuery, limit: int = MAX_ROWS, viewer: str | None = None
+) -> list[AuditEvent]:
+    """Events matching the query in the auditor's tenants, oldest first.
+
+    The ``viewer``'s own searches are not listed back to them (each search would otherwise
+    find the ones before it); the other auditors of the tenant see them.
+    """
     zone = ZoneInfo(ctx.zone)
-    scope: ColumnElement[bool] = AuditEvent.tenant.in_(tenants)
-    if q.user:
-        # Logins and logouts carry no tenant; they belong to the person searched for.
-        scope = or_(scope, AuditEvent.tenant.is_(None))
-    stmt = select(AuditEvent).where(scope).order_by(AuditEvent.seq).limit(limit)
+    stmt = select(AuditEvent).where(scope(tenants)).order_by(AuditEvent.seq).limit(limit)
+    if viewer is not None:
+        own_search = and_(AuditEvent.actor == viewer, AuditEvent.action.in_(["audit.searched", "audit.exported"]))
+        stmt = stmt.where(~own_search)
     if q.personnummer:
         stmt = stmt.where(AuditEvent.subject.in_(subject_candidates(q.personnummer)))
     if q.user:
@@ -83,24 +113,27 @@ def search(ctx: WebContext, tenants: set[str], q: AuditQuery, limit: int = MAX_R
         return list(s.scalars(stmt).all())
 
 
-def record_search(ctx: WebContext, actor: str, q: AuditQuery, found: int, export: bool) -> None:
-    """Write the auditor's own search to the log."""
+def record_search(ctx: WebContext, actor: str, tenants: set[str], q: AuditQuery, found: int, export: bool) -> None:
+    """Write the auditor's own search to the log: one event per tenant searched, in that tenant."""
+    now = ctx.clock()
     with ctx.db.session() as s:
-        audit.append(
-            s,
-            actor=actor,
-            action="audit.exported" if export else "audit.searched",
-            subject=next(iter(subject_candidates(q.personnummer)), None),
-            purpose="logguppföljning",
-            details={
-                "user": q.user or None,
-                "start": q.start.isoformat() if q.start else None,
-                "end": q.end.isoformat() if q.end else None,
-                "action": q.action or None,
-                "found": found,
-            },
-            now=ctx.clock(),
-        )
+        for tenant in sorted(tenants):
+            audit.append(
+                s,
+                actor=actor,
+                action="audit.exported" if export else "audit.searched",
+                tenant=tenant,
+                subject=next(iter(subject_candidates(q.personnummer)), None),
+                purpose="logguppföljning",
+                details={
+                    "user": q.user or None,
+                    "start": q.start.isoformat() if q.start else None,
+                    "end": q.end.isoformat() if q.end else None,
+                    "action": q.action or None,
+                    "found": found,
+                },
+                now=now,
+            )
 
 
 def to_csv(ctx: WebContext, events: list[AuditEvent]) -> str:

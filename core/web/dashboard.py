@@ -21,7 +21,7 @@ from core import audit
 from core.errors import ConfigError
 from core.scheduler import load_schedules, next_slots
 from core.storage.models import Artifact, ItemStatus, Run, RunStatus, WorkItem
-from core.storage.web_models import ReviewTiming, SchedulePause
+from core.storage.web_models import ALL_TENANTS, ReviewTiming, SchedulePause
 from core.web.auth import NotFound
 from core.web.deps import WebContext
 
@@ -206,7 +206,7 @@ def time_saved(ctx: WebContext, tenants: set[str], months: int = 6) -> list[Save
 
 @dataclass
 class ScheduleRow:
-    """A schedule with its next run and pause state."""
+    """A schedule with its next run and pause state, for the person's tenants on it."""
 
     name: str
     robot: str
@@ -217,11 +217,13 @@ class ScheduleRow:
     next_run: datetime | None
     paused_by: str | None = None
     paused_at: datetime | None = None
+    #: The person's tenants on this schedule whose share is paused (a pause is per tenant).
+    paused_tenants: list[str] = field(default_factory=list)
 
     @property
     def paused(self) -> bool:
-        """Paused by operations staff."""
-        return self.paused_by is not None
+        """Paused by operations staff for every one of the person's tenants on it."""
+        return bool(self.tenants) and set(self.tenants) <= set(self.paused_tenants)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly."""
@@ -230,22 +232,32 @@ class ScheduleRow:
 
 def schedules(ctx: WebContext, tenants: set[str]) -> tuple[list[ScheduleRow], str | None]:
     """Schedules touching the person's tenants, and a problem reading them (if any)."""
+    rows, _all, problem = _schedules(ctx, tenants)
+    return rows, problem
+
+
+def _schedules(ctx: WebContext, tenants: set[str]) -> tuple[list[ScheduleRow], dict[str, list[str]], str | None]:
+    # Also every tenant of each schedule (not only the person's): needed to split an old all-tenant pause.
     codes = {t.code for t in ctx.settings.tenants} | tenants
     try:
         found = load_schedules(ctx.settings.scheduler.schedules_dir, robots=None, tenants=codes)
     except ConfigError as exc:
-        return [], exc.message
+        return [], {}, exc.message
     with ctx.db.session() as s:
-        pauses = {p.schedule: p for p in s.scalars(select(SchedulePause)).all()}
+        pauses = {(p.schedule, p.tenant): p for p in s.scalars(select(SchedulePause)).all()}
     now = ctx.clock()
     rows = []
+    everyone: dict[str, list[str]] = {}
     for sch in found:
         sch_tenants = sorted(codes) if sch.tenants == ["*"] else list(sch.tenants)
+        everyone[sch.name] = sch_tenants
         mine = [t for t in sch_tenants if t in tenants]
         if not mine:
             continue
         upcoming = next_slots(sch, now, 1) if sch.enabled else []
-        pause = pauses.get(sch.name)
+        # Only the pauses of the person's own tenants: another municipality's pause is its business.
+        own = {t: p for t in mine if (p := pauses.get((sch.name, t)) or pauses.get((sch.name, ALL_TENANTS)))}
+        latest = max(own.values(), key=lambda p: p.paused_at, default=None)
         rows.append(
             ScheduleRow(
                 sch.name,
@@ -255,32 +267,66 @@ def schedules(ctx: WebContext, tenants: set[str]) -> tuple[list[ScheduleRow], st
                 sch.description,
                 sch.enabled,
                 upcoming[0][1] if upcoming else None,
-                pause.paused_by if pause else None,
-                pause.paused_at if pause else None,
+                latest.paused_by if latest else None,
+                latest.paused_at if latest else None,
+                sorted(own),
             )
         )
-    return rows, None
+    return rows, everyone, None
 
 
-def set_paused(ctx: WebContext, tenants: set[str], name: str, paused: bool, actor: str, reason: str = "") -> None:
-    """Pause or resume a schedule (audited); NotFound for a schedule outside the person's tenants."""
-    rows, _problem = schedules(ctx, tenants)
-    if name not in {r.name for r in rows}:
+def set_paused(
+    ctx: WebContext,
+    tenants: set[str],
+    name: str,
+    paused: bool,
+    actor: str,
+    reason: str = "",
+    tenant: str | None = None,
+) -> list[str]:
+    """Pause or resume the person's share of a schedule (audited per tenant); the tenants changed.
+
+    Only the person's own tenants on the schedule are touched (``tenant`` narrows it to
+    one of them); a schedule shared with other municipalities keeps running for them.
+    NotFound for a schedule, or a tenant, outside the person's tenants.
+    """
+    rows, everyone, _problem = _schedules(ctx, tenants)
+    row = next((r for r in rows if r.name == name), None)
+    if row is None or (tenant is not None and tenant not in row.tenants):
         raise NotFound()
+    targets = [tenant] if tenant is not None else row.tenants
     now = ctx.clock()
     with ctx.db.session() as s:
-        existing = s.get(SchedulePause, name)
-        if paused and existing is None:
-            s.add(SchedulePause(schedule=name, paused_by=actor, paused_at=now, reason=reason[:500]))
-        elif not paused and existing is not None:
-            s.delete(existing)
-        audit.append(
-            s,
-            actor=actor,
-            action="schedule.paused" if paused else "schedule.resumed",
-            details={"schedule": name, "reason": reason[:500] or None},
-            now=now,
-        )
+        existing = {p.tenant: p for p in s.scalars(select(SchedulePause).where(SchedulePause.schedule == name))}
+        legacy = existing.pop(ALL_TENANTS, None)
+        if legacy is not None and not paused:
+            # A pause from before pauses were per tenant: it stays for every tenant but these.
+            s.delete(legacy)
+            for other in everyone.get(name, []):
+                if other not in targets and other not in existing:
+                    s.add(
+                        SchedulePause(
+                            schedule=name,
+                            tenant=other,
+                            paused_by=legacy.paused_by,
+                            paused_at=legacy.paused_at,
+                            reason=legacy.reason,
+                        )
+                    )
+        for code in targets:
+            if paused and code not in existing and legacy is None:
+                s.add(SchedulePause(schedule=name, tenant=code, paused_by=actor, paused_at=now, reason=reason[:500]))
+            elif not paused and code in existing:
+                s.delete(existing[code])
+            audit.append(
+                s,
+                actor=actor,
+                action="schedule.paused" if paused else "schedule.resumed",
+                tenant=code,
+                details={"schedule": name, "reason": reason[:500] or None},
+                now=now,
+            )
+    return targets
 
 
 def run_now(ctx: WebContext, tenants: set[str], robot: str, tenant: str, actor: str) -> int:

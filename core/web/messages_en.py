@@ -165,6 +165,7 @@ EN: dict[str, str] = {
     "Åtgärd": "Action",
     "Avstängt i schemafilen": "Disabled in the schedule file",
     "Pausat": "Paused",
+    "Pausat för {tenants}": "Paused for {tenants}",
     "av {who}": "by {who}",
     "Aktivt": "Active",
     "Återuppta": "Resume",

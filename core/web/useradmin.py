@@ -2,10 +2,12 @@
 
 An IT admin acts only within the municipalities (tenants) where they hold the it_admin
 role: they may grant and revoke roles there, create local accounts with a first grant
-there, and disable, enable or reset the password of an account whose grants all lie in
-their tenants (one municipality's IT cannot lock out another's staff). Every change is
-audited with the admin as actor. A new or reset password is generated, shown once,
-stored only as an argon2id hash, and must be replaced by the person at the next login.
+there, and disable, enable, reset the password of or grant a role to an account whose
+grants all lie in their tenants (one municipality's IT can neither lock out another's
+staff nor, by granting them a role, take them out of their own IT's hands); an account
+with no grant at all may be given one by any IT admin. Every change is audited with the
+admin as actor. A new or reset password is generated, shown once, stored only as an
+argon2id hash, and must be replaced by the person at the next login.
 """
 
 from __future__ import annotations
@@ -130,6 +132,13 @@ def change_grant(
         user = s.scalar(select(User).where(User.username == username))
         if user is None:
             raise NotFound()
+        held = set(s.scalars(select(UserRole.tenant).where(UserRole.user_id == user.id)))
+        if held and not held & admin_tenants:
+            raise NotFound()  # another municipality's account: not theirs to see (issue 17)
+        if not revoke and not held <= admin_tenants:
+            # A grant here would take the account out of its own municipality's IT's hands
+            # (an account with grants in several municipalities is managed by none alone).
+            raise Forbidden()
         if revoke and user.username == admin.removeprefix("user:") and grant.role == Role.it_admin:
             raise UserAdminError("Du kan inte ta bort din egen IT-administratörsroll")
         s.execute(

@@ -195,12 +195,12 @@ class TestSchedules:
             assert 'data-schedule="example-night"' in page.text and "2026-11-24 01:30" in page.text
             await client.post("/ops/schedules/example-night/pause", data={"reason": "Uppgradering", "csrf_token": csrf})
             with lite.db.session() as s:
-                pause = s.get(SchedulePause, "example-night")
+                pause = s.get(SchedulePause, ("example-night", "0000"))
                 assert pause is not None and pause.paused_by == "user:sara" and pause.reason == "Uppgradering"
             assert "Pausat" in (await client.get("/ops/schedules")).text
             await client.post("/ops/schedules/example-night/resume", data={"csrf_token": csrf})
             with lite.db.session() as s:
-                assert s.get(SchedulePause, "example-night") is None
+                assert s.get(SchedulePause, ("example-night", "0000")) is None
             missing = await client.post("/ops/schedules/nope/pause", data={"csrf_token": csrf})
             assert missing.status_code == 404
             response = await client.post(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
 import core.storage.web_models  # noqa: F401 - registers the web tables on Base.metadata
 from core.storage.db import Database, alembic_config
@@ -56,3 +56,35 @@ def test_downgrade_and_upgrade_again(db: Database) -> None:
     assert not set(inspect(db.engine).get_table_names()) & WEB_TABLES
     db.upgrade()
     assert set(inspect(db.engine).get_table_names()) >= WEB_TABLES
+
+
+def test_a_pause_from_before_0004_keeps_pausing_every_tenant_and_survives_a_downgrade(db: Database) -> None:
+    """Migration 0004_pause_tenant: an old schedule-wide pause becomes tenant "*" (every tenant)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from core.storage.web_models import ALL_TENANTS, SchedulePause, schedule_pause
+
+    with db.engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0003")
+    with db.engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO schedule_pauses (schedule, paused_by, paused_at, reason) VALUES (:s, :b, :a, :r)"),
+            {"s": "night", "b": "user:sara", "a": datetime(2026, 11, 1, tzinfo=UTC), "r": "Byte"},
+        )
+    db.upgrade()
+    with db.session() as s:
+        (row,) = s.scalars(select(SchedulePause)).all()
+        assert (row.schedule, row.tenant, row.paused_by, row.reason) == ("night", ALL_TENANTS, "user:sara", "Byte")
+        for tenant in ("0000", "9999"):
+            found = schedule_pause(s, "night", tenant)
+            assert found is not None and found.paused_by == "user:sara"
+        assert schedule_pause(s, "other", "0000") is None
+        s.add(SchedulePause(schedule="day", tenant="9999", paused_by="user:olle", paused_at=row.paused_at, reason=""))
+    with db.engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0003")
+    with db.engine.begin() as conn:
+        rows = conn.execute(text("SELECT schedule, paused_by FROM schedule_pauses ORDER BY schedule")).all()
+    assert [tuple(r) for r in rows] == [("day", "user:olle"), ("night", "user:sara")]
+    db.upgrade()

@@ -374,3 +374,74 @@ class TestSettings:
         assert ctx.resources["http:registers"] is first
         with pytest.raises(ConfigError):
             HttpConnector.for_run(ctx, "unknown")
+
+
+class TestOnlyPathsUnderTheBaseUrl:
+    """L4 of issue 17: credentials go to the configured system only; a path cannot point elsewhere."""
+
+    UNSAFE = (
+        "https://evil.example/steal",
+        "HTTP://evil.example/steal",
+        "//evil.example/steal",
+        "mailto:x@evil.example",
+        "../admin",
+        "/persons/../../admin",
+        "%2e%2e/admin",
+        "persons/%2E%2E/%2e%2e/admin",
+        "..\\admin",
+        "persons\\..\\..\\admin",
+    )
+
+    @pytest.mark.parametrize("path", UNSAFE)
+    @pytest.mark.parametrize("auth", ["api_key", "oauth2"])
+    async def test_refused_before_anything_is_sent(self, path: str, auth: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        from connectors.http import UnsafePath
+
+        monkeypatch.setenv("REGISTERS_SECRET", "s3cret-value")
+        handler, seen = scripted(httpx.Response(200, json={"access_token": "t", "expires_in": 60}))
+        settings: dict[str, Any] = (
+            {"auth": {"kind": "api_key", "key": {"env": "REGISTERS_SECRET"}}}
+            if auth == "api_key"
+            else {
+                "auth": {
+                    "kind": "oauth2_client_credentials",
+                    "token_url": "token",
+                    "client_id": "kollega",
+                    "client_secret": {"env": "REGISTERS_SECRET"},
+                }
+            }
+        )
+        conn, _, _ = make(handler, **settings)
+        async with conn:
+            with pytest.raises(UnsafePath) as refused:
+                await conn.request("POST", path, json={"x": 1})
+            with pytest.raises(UnsafePath):
+                await conn.get_json(path)
+        assert seen == []  # not even a token fetch
+        assert refused.value.code == "unsafe_path" and refused.value.retryable is False
+        assert "s3cret" not in str(refused.value)
+
+    async def test_paths_under_the_base_url_still_work(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("REGISTERS_SECRET", "s3cret-value")
+        handler, seen = scripted(httpx.Response(200, json={"ok": True}))
+        conn, _, _ = make(handler, auth={"kind": "api_key", "key": {"env": "REGISTERS_SECRET"}})
+        async with conn:
+            for path in ("/persons/42/incomes", "persons/42", "search?next=a/../b", "files/v1..2"):
+                assert await conn.get_json(path) == {"ok": True}
+        assert [str(r.url) for r in seen] == [
+            "http://system.test/api/persons/42/incomes",
+            "http://system.test/api/persons/42",
+            "http://system.test/api/search?next=a/../b",
+            "http://system.test/api/files/v1..2",
+        ]
+        assert all(r.headers["X-API-Key"] == "s3cret-value" for r in seen)
+
+    async def test_a_personnummer_in_a_refused_path_is_not_in_the_message(self) -> None:
+        from connectors.http import UnsafePath
+
+        handler, seen = scripted(httpx.Response(200))
+        conn, _, _ = make(handler)
+        async with conn:
+            with pytest.raises(UnsafePath) as refused:
+                await conn.get(f"https://evil.example/{PNR}")
+        assert PNR not in str(refused.value) and seen == []

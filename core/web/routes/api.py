@@ -53,8 +53,14 @@ class RunIn(BaseModel):
     tenant: str = Field(pattern=r"^\d{4}$")
 
 
-class PauseIn(BaseModel):
-    """Why a schedule is paused."""
+class PauseScope(BaseModel):
+    """Whose share of a schedule: one of the caller's tenants, or (left out) all of them on it."""
+
+    tenant: str | None = Field(default=None, pattern=r"^\d{4}$")
+
+
+class PauseIn(PauseScope):
+    """Why a schedule is paused (for the caller's tenants on it, or the one named)."""
 
     reason: str = Field(default="", max_length=500)
 
@@ -382,17 +388,18 @@ def schedules(request: Request, p: Person) -> dict[str, Any]:
 
 
 @router.post("/schedules/{name}/pause", summary="Pause a schedule")
-def pause(request: Request, p: Person, name: str, body: PauseIn) -> dict[str, str]:
-    """Its slots are skipped until resumed."""
-    dashboard.set_paused(web_context(request), ops_tenants(p), name, True, p.actor, body.reason)
-    return {"status": "paused"}
+def pause(request: Request, p: Person, name: str, body: PauseIn) -> dict[str, Any]:
+    """Its slots are skipped for the caller's tenants until resumed; other municipalities' run on."""
+    changed = dashboard.set_paused(web_context(request), ops_tenants(p), name, True, p.actor, body.reason, body.tenant)
+    return {"status": "paused", "tenants": changed}
 
 
 @router.post("/schedules/{name}/resume", summary="Resume a schedule")
-def resume(request: Request, p: Person, name: str) -> dict[str, str]:
-    """Fires again."""
-    dashboard.set_paused(web_context(request), ops_tenants(p), name, False, p.actor)
-    return {"status": "resumed"}
+def resume(request: Request, p: Person, name: str, body: PauseScope | None = None) -> dict[str, Any]:
+    """Fires again for the caller's tenants (another municipality's pause stays)."""
+    tenant = body.tenant if body else None
+    changed = dashboard.set_paused(web_context(request), ops_tenants(p), name, False, p.actor, tenant=tenant)
+    return {"status": "resumed", "tenants": changed}
 
 
 @router.post("/audit/search", summary="Search the access log")
@@ -401,8 +408,8 @@ def audit_search(request: Request, p: Person, body: AuditSearch) -> list[dict[st
     ctx = web_context(request)
     tenants = require_role(p, Role.auditor)
     q = body.query()
-    events = auditview.search(ctx, tenants, q)
-    auditview.record_search(ctx, p.actor, q, len(events), export=False)
+    events = auditview.search(ctx, tenants, q, viewer=p.actor)
+    auditview.record_search(ctx, p.actor, tenants, q, len(events), export=False)
     return [
         {
             "seq": e.seq,
@@ -430,8 +437,8 @@ def audit_export(request: Request, p: Person, body: AuditSearch) -> Response:
     ctx = web_context(request)
     tenants = require_role(p, Role.auditor)
     q = body.query()
-    events = auditview.search(ctx, tenants, q)
-    auditview.record_search(ctx, p.actor, q, len(events), export=True)
+    events = auditview.search(ctx, tenants, q, viewer=p.actor)
+    auditview.record_search(ctx, p.actor, tenants, q, len(events), export=True)
     return Response("\ufeff" + auditview.to_csv(ctx, events), media_type="text/csv; charset=utf-8")
 
 

@@ -45,9 +45,9 @@ def audit_search(
     ctx = web_context(request)
     tenants = require_role(p, Role.auditor)
     q = _query(personnummer, user, start, end, action)
-    events = auditview.search(ctx, tenants, q) if not q.empty else []
+    events = auditview.search(ctx, tenants, q, viewer=p.actor) if not q.empty else []
     if not q.empty:
-        auditview.record_search(ctx, p.actor, q, len(events), export=False)
+        auditview.record_search(ctx, p.actor, tenants, q, len(events), export=False)
     return render(
         request, "audit.html", q=q, events=events, chain=auditview.chain_status(ctx), limit=auditview.MAX_ROWS
     )
@@ -67,8 +67,8 @@ def audit_export(
     ctx = web_context(request)
     tenants = require_role(p, Role.auditor)
     q = _query(personnummer, user, start, end, action)
-    events = auditview.search(ctx, tenants, q)
-    auditview.record_search(ctx, p.actor, q, len(events), export=True)
+    events = auditview.search(ctx, tenants, q, viewer=p.actor)
+    auditview.record_search(ctx, p.actor, tenants, q, len(events), export=True)
     stamp = ctx.clock().strftime("%Y%m%d-%H%M")
     return Response(
         "\ufeff" + auditview.to_csv(ctx, events),

@@ -182,19 +182,25 @@ def schedules_page(request: Request, p: Person) -> HTMLResponse:
 
 
 @router.post("/ops/schedules/{name}/pause")
-def pause(request: Request, p: Person, name: str, reason: Annotated[str, Form(max_length=500)] = "") -> Response:
-    """Pause a schedule: its slots are skipped until resumed."""
+def pause(
+    request: Request,
+    p: Person,
+    name: str,
+    reason: Annotated[str, Form(max_length=500)] = "",
+    tenant: Annotated[str, Form(max_length=4)] = "",
+) -> Response:
+    """Pause the person's share of a schedule (one tenant, or all theirs on it): skipped until resumed."""
     ctx = web_context(request)
-    dashboard.set_paused(ctx, ops_tenants(p), name, True, p.actor, reason)
+    dashboard.set_paused(ctx, ops_tenants(p), name, True, p.actor, reason, tenant or None)
     ctx.auth.set_flash(p, translator(request_lang(request))("Schemat är pausat."))
     return redirect("/ops/schedules")
 
 
 @router.post("/ops/schedules/{name}/resume")
-def resume(request: Request, p: Person, name: str) -> Response:
-    """Resume a paused schedule."""
+def resume(request: Request, p: Person, name: str, tenant: Annotated[str, Form(max_length=4)] = "") -> Response:
+    """Resume the person's share of a paused schedule (another municipality's pause stays)."""
     ctx = web_context(request)
-    dashboard.set_paused(ctx, ops_tenants(p), name, False, p.actor)
+    dashboard.set_paused(ctx, ops_tenants(p), name, False, p.actor, tenant=tenant or None)
     ctx.auth.set_flash(p, translator(request_lang(request))("Schemat är igång igen."))
     return redirect("/ops/schedules")
 

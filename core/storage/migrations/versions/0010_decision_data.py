@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0010_decision_data"
-down_revision = "0005_login"
+down_revision = "0004_pause_tenant"
 branch_labels = None
 depends_on = None
 
