@@ -23,7 +23,7 @@ from core.storage.db import Database
 from core.storage.models import AuditEvent, Run, RunStatus
 from core.storage.web_models import ALL_TENANTS, Role, SchedulePause, User, UserRole
 from core.testing import TEST_TENANT, make_settings
-from core.testing.web import WebEnv, login, make_web_env, web_client
+from core.testing.web import WebEnv, enrol_totp, login, make_web_env, web_client
 from core.web.auth import Grant, create_user, hash_password
 
 PNR = "191212121212"
@@ -48,6 +48,7 @@ def env(db: Database, tmp_path: Path) -> WebEnv:
     env.settings.scheduler = env.settings.scheduler.model_copy(update={"schedules_dir": folder})
     env.settings.tenants = [*env.settings.tenants, TenantSettings(code="9999", name="Andra kommunen")]
     create_user(db, "vera", password_hash=hash_password(VERA_PASSWORD), grants={Grant(Role.it_admin, "9999")})
+    enrol_totp(db, "vera")
     return env
 
 
@@ -126,6 +127,7 @@ class TestAuditSearchScoping:
         assert not [e for e in found if e["actor"] == "user:maria"]
         # while a second auditor of 0000 does see it (who watches the watchers)
         create_user(env.db, "mats", password_hash=hash_password(VERA_PASSWORD), grants={Grant(Role.auditor, "0000")})
+        enrol_totp(env.db, "mats")
         async with web_client(env.app) as client:
             csrf = await login(client, "mats", VERA_PASSWORD)
             seen = (await api(client, csrf, "/audit/search", {"personnummer": PNR, "user": "maria"})).json()
