@@ -174,6 +174,23 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
+#: The web server's own loggers: uvicorn gives them handlers of its own unless told not to.
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+
+def route_uvicorn_logs() -> None:
+    """Send uvicorn's access lines and tracebacks through the redacting root handler.
+
+    ``kollega serve`` starts uvicorn with ``log_config=None`` (so uvicorn installs none of
+    its own handlers, which print unredacted); this also removes any such handlers an
+    earlier start left behind and lets the records propagate to the root handler.
+    """
+    for name in UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+
+
 def get_logger(name: str | None = None, **bound: Any) -> structlog.stdlib.BoundLogger:
     """A structlog logger, optionally with fields bound."""
     logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
