@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, or_, select
 
-from core import audit
+from core import audit, audit_checkpoint
 from core.audit import VerifyResult
 from core.storage.models import AuditEvent
 from core.web.deps import WebContext
@@ -122,6 +122,7 @@ def _cell(value: str) -> str:
 
 
 def chain_status(ctx: WebContext) -> VerifyResult:
-    """Walk the whole chain now."""
+    """Walk the whole chain now, against the latest checkpoint kept outside the database."""
+    latest = audit_checkpoint.read_latest(audit_checkpoint.checkpoint_file(ctx.settings))
     with ctx.db.session() as s:
-        return audit.verify(s)
+        return audit.verify(s, (latest.seq, latest.hash) if latest else None)

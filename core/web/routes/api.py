@@ -446,4 +446,5 @@ def chain(request: Request, p: Person) -> dict[str, Any]:
         "last_seq": result.last_seq,
         "bad_seq": result.bad_seq,
         "problem": result.problem,
+        "checkpoint_seq": result.checkpoint_seq,
     }
