@@ -37,7 +37,7 @@ from core.logging import PERSONNUMMER_MASK, SECRET_MASK, configure_logging
 from core.review import ReviewQueue
 from core.robot import Done, NeedsReview, NewItem, Robot
 from core.storage.db import Database
-from core.storage.models import AuditEvent, ReviewItem, Run, WorkItem
+from core.storage.models import AuditEvent, ReviewItem, Run, RunStatus, WorkItem
 from core.storage.web_models import Alert
 from core.testing import FakeClock, run_robot
 from core.testing.web import login, make_web_env, web_client
@@ -364,7 +364,8 @@ class TestServedCanary:
             await login(client, "sara")
             run_page = await client.get(f"/ops/runs/{failed.summary.run_id}")
             assert run_page.status_code == 200
-            api_runs = await client.get("/api/v1/ops/runs")
+            api_runs = await client.get(f"/api/v1/runs/{failed.summary.run_id}")
+            assert api_runs.status_code == 200
             ops = await client.get("/ops")
         for page in (run_page.text, api_runs.text, ops.text):
             assert not secret_leaks(page), secret_leaks(page)
@@ -392,3 +393,38 @@ class TestServedCanary:
                 assert not secret_leaks(alert.mail_error), alert.mail_error
             for ev in s.scalars(select(AuditEvent)):
                 assert not secret_leaks(json.dumps(ev.details, ensure_ascii=False)), ev.details
+
+
+class TestDashboardMasksOlderRows:
+    """Rows stored before a redaction rule existed are masked when shown (same function)."""
+
+    async def test_run_item_and_alert(self, db: Database, tmp_path: Path, clock: FakeClock) -> None:
+        env = make_web_env(db, tmp_path, clock=clock)
+        await asyncio.to_thread(run_robot, robot_raising(RuntimeError), db=db, clock=clock)
+        old = f"lookup of 19121212 1212 failed; Authorization: Basic {BASIC}"
+        with db.session() as s:  # as an older version stored them
+            (run,) = s.scalars(select(Run))
+            (item,) = s.scalars(select(WorkItem))
+            run.status, run.error = RunStatus.failed, old
+            item.error_message = old
+            run_id, item_id = run.id, item.id
+        alerts.detect(db, AlertSettings(), clock.now())
+        with db.session() as s:
+            for alert in s.scalars(select(Alert)):
+                alert.message = old
+        async with web_client(env.app) as client:
+            await login(client, "sara")
+            pages = [
+                await client.get(f"/ops/runs/{run_id}"),
+                await client.get(f"/ops/items/{item_id}"),
+                await client.get("/ops"),
+                await client.get("/api/v1/runs"),
+                await client.get(f"/api/v1/runs/{run_id}"),
+                await client.get(f"/api/v1/items/{item_id}"),
+                await client.get("/api/v1/ops/alerts"),
+            ]
+        for page in pages:
+            assert page.status_code == 200, page.url
+            assert not secret_leaks(page.text), (page.url, secret_leaks(page.text))
+        assert "lookup of" in html.unescape(pages[0].text) and "lookup of" in html.unescape(pages[1].text)
+        assert "lookup of" in pages[2].text
