@@ -22,7 +22,11 @@ import structlog
 # processor puts in (en dash, minus sign, non-breaking space). Digits on either side mean
 # it is part of a longer number.
 _PNR_SEPARATORS = "-+\u2010\u2011\u2012\u2013\u2014\u2212 \u00a0\u202f"
-PERSONNUMMER_RE = re.compile(rf"(?<!\d)(?:(?:19|20)?\d{{6}})[{_PNR_SEPARATORS}]?\d{{4}}(?!\d)")
+# The same separators percent-encoded, as they stand in an access log's URL (%20, %2B, en dash).
+_PNR_ENCODED = r"%20|%2[bB]|%[eE]2%80%9[0-5]|%[eE]2%88%92|%[cC]2%[aA]0"
+PERSONNUMMER_RE = re.compile(
+    rf"(?<!\d)(?P<date>(?:19|20)?\d{{6}})(?:[{_PNR_SEPARATORS}]|{_PNR_ENCODED})?(?P<last>\d{{4}})(?!\d)"
+)
 PERSONNUMMER_MASK = "<personnummer>"
 SECRET_MASK = "<redacted>"  # noqa: S105 - the mask, not a secret
 _SECRET_KEY_RE = re.compile(r"pass(word|wd)?|pwd|secret|token|api[_-]?key|authorization|cookie|credential", re.I)
@@ -54,8 +58,8 @@ _PG_INPUT_RE = re.compile(r"(?i)(invalid input (?:syntax|value) for [^:\n]*: )\"
 def _mask_if_date(match: re.Match[str]) -> str:
     # Only digits whose date part is a real month and day (or a samordningsnummer day,
     # +60) are masked: ids like EB-202612-0001 stay readable in logs.
-    digits = "".join(ch for ch in match.group(0) if ch.isdigit())
-    month, day = int(digits[-8:-6]), int(digits[-6:-4])
+    date = match.group("date")
+    month, day = int(date[-4:-2]), int(date[-2:])
     if 1 <= month <= 12 and (1 <= day <= 31 or 61 <= day <= 91):
         return PERSONNUMMER_MASK
     return match.group(0)

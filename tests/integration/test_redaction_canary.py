@@ -47,6 +47,9 @@ from core.web.settings import AlertSettings
 CANARY = "191212121212"
 # Every written form of the canary; none may appear anywhere checked.
 CANARY_FORMS = (
+    "19121212%201212",
+    "121212%E2%80%931212",
+    "121212%2B1212",
     "191212121212",
     "19121212-1212",
     "121212-1212",
@@ -327,6 +330,7 @@ class TestServedCanary:
                 await client.get(f"/login?pnr=19121212-1212&token={SECRET}")
                 await client.get("/ops/items/191212121212", headers={"Authorization": f"Basic {BASIC}"})
                 await client.get(f"/ops/runs?q=121212%2B1212&password={SECRET}")
+                await client.get("/login?a=19121212%201212&b=121212%E2%80%931212&c=121212+1212")
                 await client.post("/login", data={"username": "19121212-1212", "password": SECRET})
                 try:  # last: a crashed request may take its connection with it
                     crashed = await client.get("/canary/19121212 1212", headers={"Authorization": f"Bearer {SECRET}"})

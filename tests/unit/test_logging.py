@@ -141,6 +141,9 @@ class TestEveryWrittenForm:
             "121272-1212",
             "121272 1212",
             "201212121212",  # born 2012
+            "19121212%201212",  # percent-encoded, as an access log's URL has them
+            "121212%2B1212",
+            "121212%E2%80%931212",
         ],
     )
     def test_masked(self, pnr: str) -> None:
