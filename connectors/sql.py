@@ -138,6 +138,7 @@ def build_engine(settings: SqlSettings) -> Engine:
             _sqlite_read_only_url(url),
             pool_size=settings.pool_size,
             pool_pre_ping=True,
+            hide_parameters=True,  # errors never quote a lookup's values (personnummer)
             connect_args={"check_same_thread": False, "timeout": settings.connect_timeout_seconds},
         )
 
@@ -174,6 +175,7 @@ def build_engine(settings: SqlSettings) -> Engine:
         url,
         pool_size=settings.pool_size,
         pool_pre_ping=True,
+        hide_parameters=True,  # errors never quote a lookup's values (personnummer)
         connect_args={
             "options": options,
             "connect_timeout": settings.connect_timeout_seconds,

@@ -4,7 +4,16 @@ Each event's hash is SHA-256 over the canonical JSON of its fields and the previ
 event's hash. Appends are serialised through the single ``audit_head`` row, locked by an
 UPDATE in the appending transaction, so concurrent writers (several worker processes on
 PostgreSQL) never fork the chain. ``verify`` walks the chain and names the first bad seq;
-a checkpoint (seq + hash kept outside the database) detects truncation of the tail.
+a checkpoint (seq + hash kept outside the database, :mod:`core.audit_checkpoint`) detects
+truncation of the tail and a rewrite of the whole chain.
+
+Why no keyed hash (HMAC): every process that appends (web, workers, scheduler) would need
+the key, so an intruder on an application host has it along with the database password;
+one with database access only is stopped on PostgreSQL by the append-only guard (a
+trigger, migration 0006) and role separation, and a whole rewrite is caught by the
+checkpoints kept outside. Unkeyed SHA-256 lets anyone with read access, an external
+auditor included, verify the chain without holding a secret that could forge events.
+See docs/operations.md, "The audit log".
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core import audit_checkpoint
 from core.clock import Clock, SystemClock
 from core.errors import AuditChainBroken, ConfigError
 from core.storage.models import AuditEvent, AuditHead
@@ -130,6 +140,8 @@ def append(
     session.add(event)
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=digest))
     session.flush()
+    # Every N-th event: checkpoint the head once this transaction has committed.
+    audit_checkpoint.note_append(session, seq, digest)
     return event
 
 
@@ -143,6 +155,8 @@ class VerifyResult:
     last_hash: str
     bad_seq: int | None = None
     problem: str | None = None
+    #: The checkpoint (kept outside the database) the chain was checked against, if any.
+    checkpoint_seq: int | None = None
 
 
 def _iter_events(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
@@ -243,7 +257,9 @@ def verify(session: Session, checkpoint: tuple[int, str] | None = None) -> Verif
                 cp_seq,
                 f"event {cp_seq} does not match the checkpoint's hash: the chain was rewritten",
             )
-    return VerifyResult(True, count, expected_seq - 1, prev_hash)
+    return VerifyResult(
+        True, count, expected_seq - 1, prev_hash, checkpoint_seq=checkpoint[0] if checkpoint is not None else None
+    )
 
 
 def latest(session: Session) -> tuple[int, str]:
@@ -255,22 +271,19 @@ def latest(session: Session) -> tuple[int, str]:
 
 
 def write_checkpoint(path: Path, seq: int, digest: str, now: datetime | None = None) -> None:
-    """Append ``seq hash time`` to a checkpoint file (keep it outside the database's reach)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stamp = _canonical_time(now or datetime.now(UTC))
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(f"{seq} {digest} {stamp}\n")
+    """Append one checkpoint (a JSON line, fsynced) to a file kept outside the database's reach."""
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).isoformat()
+    audit_checkpoint.FileSink(path).write(audit_checkpoint.Checkpoint(seq, digest, stamp, "manual"))
 
 
 def read_checkpoint(path: Path) -> tuple[int, str]:
-    """The last checkpoint in a file written by :func:`write_checkpoint`."""
-    try:
-        lines = [ln.split() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    except OSError as exc:
-        raise ConfigError(f"checkpoint file {path} cannot be read: {exc.strerror}") from None
-    if not lines or len(lines[-1]) < 2 or not lines[-1][0].isdigit():
-        raise ConfigError(f"checkpoint file {path} holds no checkpoint ('SEQ HASH' per line)")
-    return int(lines[-1][0]), lines[-1][1]
+    """The last checkpoint in a file written by :func:`write_checkpoint` or the file sink."""
+    if not path.exists():
+        raise ConfigError(f"checkpoint file {path} cannot be read: it does not exist")
+    cp = audit_checkpoint.read_latest(path)
+    if cp is None:
+        raise ConfigError(f"checkpoint file {path} holds no checkpoint (one JSON object or 'SEQ HASH' per line)")
+    return cp.seq, cp.hash
 
 
 class Auditor:

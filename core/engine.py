@@ -32,7 +32,7 @@ from core.errors import (
     LeaseLost,
 )
 from core.interfaces import AlertSink, ArtifactStore, AuditSink, ReviewStore, RunStore, WorkItemStore
-from core.logging import redact_text
+from core.logging import error_text, redact_text
 from core.records import ReviewKind, RunStatus, WorkItemView
 from core.registry import Registry
 from core.robot import Done, NeedsReview, NewItem, Robot
@@ -247,7 +247,7 @@ class Engine:
                     await self._collect(robot, ctx, counts, limit, progress)
                     await self._process_all(robot, ctx, counts, progress, limit)
             except Exception as exc:  # the run itself failed: record it, never lose it
-                error = redact_text(f"{type(exc).__name__}: {exc}")
+                error = error_text(exc)  # database errors: class and SQLSTATE only, never values
                 log.error("run failed", error=error, exc_info=not isinstance(exc, KollegaError))
                 await asyncio.to_thread(self.runs.finish, run_id, RunStatus.failed, counts, error)
                 return RunSummary(

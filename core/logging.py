@@ -7,6 +7,8 @@ Standard-library loggers (httpx, sqlalchemy, uvicorn …) go through the same ch
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import re
 import sys
@@ -15,37 +17,95 @@ from typing import Any
 
 import structlog
 
-# A Swedish personnummer or samordningsnummer: 12 or 10 digits, optionally with - or +
-# before the last four. Digits on either side mean it is part of a longer number.
-PERSONNUMMER_RE = re.compile(r"(?<!\d)(?:(?:19|20)?\d{6})[-+]?\d{4}(?!\d)")
+# A Swedish personnummer or samordningsnummer: 12 or 10 digits, optionally with a separator
+# before the last four: hyphen, plus (100 years or older), a space, or the dashes a word
+# processor puts in (en dash, minus sign, non-breaking space). Digits on either side mean
+# it is part of a longer number.
+_PNR_SEPARATORS = "-+\u2010\u2011\u2012\u2013\u2014\u2212 \u00a0\u202f"
+# The same separators percent-encoded, as they stand in an access log's URL (%20, %2B, en dash).
+_PNR_ENCODED = r"%20|%2[bB]|%[eE]2%80%9[0-5]|%[eE]2%88%92|%[cC]2%[aA]0"
+PERSONNUMMER_RE = re.compile(
+    rf"(?<!\d)(?P<date>(?:19|20)?\d{{6}})(?:[{_PNR_SEPARATORS}]|{_PNR_ENCODED})?(?P<last>\d{{4}})(?!\d)"
+)
 PERSONNUMMER_MASK = "<personnummer>"
 SECRET_MASK = "<redacted>"  # noqa: S105 - the mask, not a secret
 _SECRET_KEY_RE = re.compile(r"pass(word|wd)?|pwd|secret|token|api[_-]?key|authorization|cookie|credential", re.I)
-# key=value / "key": "value" pairs inside free text (URLs, exception messages).
+# key=value / key: value / "key": "value" pairs inside free text (URLs, exception messages,
+# connection strings): the key may carry a prefix (db_password, X-Api-Key, client_secret).
 _SECRET_PAIR_RE = re.compile(
-    r"(?i)((?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|access_token|client_secret)[\"']?\s*[:=]\s*[\"']?)([^\s\"'&,;]+)"
+    r"(?i)((?<![A-Za-z])[\w.-]*?(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|credentials?"
+    r"|private[_-]?key|session[_-]?(?:id|key))[\"']?\s*[:=]\s*[\"']?)([^\s\"'&,;]+)"
 )
+# An Authorization or Proxy-Authorization header in free text, whatever its scheme.
+_AUTH_HEADER_RE = re.compile(r"(?i)((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:[A-Za-z][\w-]*\s+)?)[^\s\"',;]+")
+# Cookie / Set-Cookie headers: everything up to the end of the line.
+_COOKIE_HEADER_RE = re.compile(r"(?im)((?:set-)?cookie[\"']?\s*[:=]\s*[\"']?)[^\r\n\"']+")
 # user:password@ in URLs (database URLs, HTTP basic auth in links).
 _URL_USERINFO_RE = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+(@)")
-_BEARER_RE = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_BEARER_RE = re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]+")
+# "Basic dXNlcjpwYXNz" on its own: masked when the token really is base64 of user:password,
+# so that "basic checks" in prose stays readable.
+_BASIC_RE = re.compile(r"(?i)(\bbasic\s+)([A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=])")
+# Database errors: SQLAlchemy's "[parameters: …]" block and PostgreSQL's DETAIL line quote
+# the values of the failing statement (names, addresses, personnummer).
+_SQL_PARAMS_RE = re.compile(r"\[parameters: .*?\](?=\s*(?:\n|\(Background|$))", re.S)
+_PG_DETAIL_RE = re.compile(r"(?m)^(\s*(?:DETAIL|CONTEXT):\s*).*$")
+# PostgreSQL's main message quotes the value it could not read ("invalid input syntax for
+# type integer: \"Anna Andersson\"").
+_PG_INPUT_RE = re.compile(r"(?i)(invalid input (?:syntax|value) for [^:\n]*: )\"[^\"\n]*\"")
 
 
 def _mask_if_date(match: re.Match[str]) -> str:
     # Only digits whose date part is a real month and day (or a samordningsnummer day,
     # +60) are masked: ids like EB-202612-0001 stay readable in logs.
-    digits = match.group(0).replace("-", "").replace("+", "")
-    month, day = int(digits[-8:-6]), int(digits[-6:-4])
+    date = match.group("date")
+    month, day = int(date[-4:-2]), int(date[-2:])
     if 1 <= month <= 12 and (1 <= day <= 31 or 61 <= day <= 91):
         return PERSONNUMMER_MASK
     return match.group(0)
 
 
+def _mask_basic(match: re.Match[str]) -> str:
+    try:
+        decoded = base64.b64decode(match.group(2), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return match.group(0)
+    return match.group(1) + SECRET_MASK if ":" in decoded else match.group(0)
+
+
 def redact_text(text: str) -> str:
-    """Mask personnummer, bearer tokens and key=value secrets in free text."""
+    """Mask personnummer, credentials and SQL values in free text.
+
+    The one redaction function: logs (structlog and every standard-library logger,
+    uvicorn's included), ``runs.error``, item and callback errors, alerts and their mail
+    all pass through it. Masked: personnummer and samordningsnummer in every written form,
+    ``Authorization`` headers (Bearer, Basic, any scheme), cookies, ``key=value`` and
+    ``key: value`` secrets, passwords in URLs, and the parameter values database errors quote.
+    """
+    text = _SQL_PARAMS_RE.sub("[parameters withheld]", text)
+    text = _PG_DETAIL_RE.sub(r"\1(withheld)", text)
+    text = _PG_INPUT_RE.sub(r'\1"(withheld)"', text)
     text = PERSONNUMMER_RE.sub(_mask_if_date, text)
     text = _URL_USERINFO_RE.sub(r"\1" + SECRET_MASK + r"\2", text)
+    text = _AUTH_HEADER_RE.sub(r"\1" + SECRET_MASK, text)
+    text = _COOKIE_HEADER_RE.sub(r"\1" + SECRET_MASK, text)
     text = _BEARER_RE.sub(r"\1" + SECRET_MASK, text)
+    text = _BASIC_RE.sub(_mask_basic, text)
     return _SECRET_PAIR_RE.sub(r"\1" + SECRET_MASK, text)
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception as text fit for an error column (``runs.error``) and the dashboard.
+
+    A database error gives its class and SQLSTATE only: the driver's message may quote the
+    values of the failing statement ("invalid input syntax …: \"Anna Andersson\"").
+    """
+    orig = getattr(exc, "orig", None)
+    if orig is not None and type(exc).__module__.startswith("sqlalchemy"):
+        code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+        which = f" {code}" if code else ""
+        return f"{type(exc).__name__}: database error{which} ({type(orig).__name__}); statement and values withheld"
+    return redact_text(f"{type(exc).__name__}: {exc}")
 
 
 def redact_value(value: Any, key: str | None = None) -> Any:
@@ -116,6 +176,23 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None
     root.setLevel(level.upper())
     for noisy in ("httpx", "httpcore", "sqlalchemy.engine", "apscheduler.executors", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+#: The web server's own loggers: uvicorn gives them handlers of its own unless told not to.
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+
+def route_uvicorn_logs() -> None:
+    """Send uvicorn's access lines and tracebacks through the redacting root handler.
+
+    ``kollega serve`` starts uvicorn with ``log_config=None`` (so uvicorn installs none of
+    its own handlers, which print unredacted); this also removes any such handlers an
+    earlier start left behind and lets the records propagate to the root handler.
+    """
+    for name in UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
 
 
 def get_logger(name: str | None = None, **bound: Any) -> structlog.stdlib.BoundLogger:

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from core import audit
+from core import audit, audit_checkpoint
 from core.clock import Clock, SystemClock
 from core.logging import redact_text
 from core.storage.db import Database
@@ -182,6 +182,7 @@ class SqlRunStore:
                 details={"run_id": run_id, "robot": run.robot, **counts, "error": safe_error},
                 now=now,
             )
+            audit_checkpoint.request(s)  # the end of a run (of a night): checkpoint the chain's head
 
     def get(self, run_id: int) -> Run | None:
         """One run."""

@@ -160,6 +160,39 @@ class LoggingSettings(BaseModel):
     )
 
 
+class AuditSettings(BaseModel):
+    """Checkpoints of the audit chain's head outside the database (``[audit]``).
+
+    A checkpoint is written every ``checkpoint_every`` events and at the end of every run
+    to the file (always), and to the auditors' mail and an HTTP endpoint when set. Verification
+    (``kollega audit verify``, the auditors' page) checks the chain against the file's latest one.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    checkpoint_every: int = Field(
+        default=1000, ge=0, description="Checkpoint every this many audit events (0: only at the end of runs)."
+    )
+    checkpoint_at_run_end: bool = Field(default=True, description="Checkpoint at the end of every run (every night).")
+    checkpoint_file: Path | None = Field(
+        default=None,
+        description="Append-only JSON-lines file of checkpoints; put it on another volume "
+        "(default: var_dir/audit-checkpoints.jsonl).",
+    )
+    checkpoint_mail_to: list[str] = Field(
+        default_factory=list, description="Auditors' addresses each checkpoint is mailed to (over [connectors.mail])."
+    )
+    checkpoint_url: str | None = Field(
+        default=None, description="An HTTP(S) endpoint each checkpoint is POSTed to as JSON (a log collector)."
+    )
+    checkpoint_url_token: SecretRef | None = Field(
+        default=None, description="Bearer token for checkpoint_url, by reference."
+    )
+    checkpoint_timeout_seconds: float = Field(
+        default=10, gt=0, description="How long a checkpoint's mail or HTTP call may take."
+    )
+
+
 class Settings(BaseSettings):
     """All of Kollega's settings."""
 
@@ -183,6 +216,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     robots: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="One section per robot, checked by its settings_model."
     )

@@ -76,3 +76,12 @@ def clock() -> FakeClock:
 def settings(tmp_path: Path) -> Settings:
     """Test settings: one tenant (0000), fast retries, files under tmp_path."""
     return make_settings(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _audit_checkpoints_off_after_each_test() -> Iterator[None]:
+    """A CLI command run in-process configures the process's audit checkpointer: reset it."""
+    yield
+    from core import audit_checkpoint
+
+    audit_checkpoint.configure(None)

@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
+from core import audit_checkpoint
 from core.engine import Engine
 from core.errors import ConfigError, KollegaError
 from core.logging import configure_logging
@@ -51,6 +52,8 @@ def open_database(settings: Settings, *, migrated: bool = True) -> Database:
     db = Database(settings.effective_database_url)
     if migrated:
         db.check_migrated()
+    # The process's audit checkpoints (every N events, end of each run) go where [audit] says.
+    audit_checkpoint.configure(audit_checkpoint.build(settings))
     return db
 
 

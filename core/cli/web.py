@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from core.cli.common import console, load_cli_settings, open_database, registry
@@ -31,10 +33,26 @@ def serve_command(
     console.print(f"Kollega web on http://{host}:{port}/ (API description: /api/v1/openapi.json)")
     uvicorn.run(
         app,
-        host=host,
-        port=port,
-        proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips,
-        server_header=False,
-        log_level=settings.logging.level.lower(),
+        **uvicorn_options(host=host, port=port, forwarded_allow_ips=forwarded_allow_ips, level=settings.logging.level),
     )
+
+
+def uvicorn_options(*, host: str, port: int, forwarded_allow_ips: str, level: str) -> dict[str, Any]:
+    """uvicorn's configuration for ``kollega serve``: its logs go through Kollega's redaction.
+
+    ``log_config=None`` keeps uvicorn from installing its own handlers, which would print
+    access lines (paths, query strings) and tracebacks unredacted; its loggers propagate
+    to the root handler that :func:`core.logging.configure_logging` set up.
+    """
+    from core.logging import route_uvicorn_logs
+
+    route_uvicorn_logs()
+    return {
+        "host": host,
+        "port": port,
+        "proxy_headers": True,
+        "forwarded_allow_ips": forwarded_allow_ips,
+        "server_header": False,
+        "log_level": level.lower(),
+        "log_config": None,
+    }

@@ -86,7 +86,9 @@ class Database:
         self.dialect = parsed.get_backend_name()
         self._pool_size = pool_size
         self._autocommit: Engine | None = None
-        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        # hide_parameters: a database error's text never quotes the statement's values (names,
+        # addresses, personnummer), so they cannot reach logs, runs.error or alert mail.
+        kwargs: dict[str, Any] = {"echo": echo, "future": True, "hide_parameters": True}
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +130,7 @@ class Database:
                 self._autocommit = create_engine(
                     make_url(self.url),
                     isolation_level="AUTOCOMMIT",
+                    hide_parameters=True,
                     pool_size=2,
                     max_overflow=self._pool_size,
                 )

@@ -149,8 +149,52 @@ def mail_settings(connectors: dict[str, dict[str, Any]]) -> AlertMailSettings | 
     return AlertMailSettings.model_validate(section) if section else None
 
 
+#: The subject line per alert kind: fixed Swedish text, never the run's error (which may
+#: hold line breaks, which a mail header refuses, or text nobody vetted for a subject).
+SUBJECTS = {
+    "failed": "körning misslyckades",
+    "missed": "körning missades",
+    "overrun": "körning blev inte klar i tid",
+    "exception_jump": "många undantag",
+}
+#: SMTP failures worth another try at the next check (the server is away, not the message bad).
+TRANSIENT = (
+    aiosmtplib.SMTPConnectError,
+    aiosmtplib.SMTPServerDisconnected,
+    aiosmtplib.SMTPTimeoutError,
+    aiosmtplib.SMTPConnectTimeoutError,
+    OSError,
+)
+
+
+def _one_line(text: str, limit: int = 120) -> str:
+    """``text`` as one header-safe line: control characters become spaces, then cut."""
+    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    return flat[:limit]
+
+
+def build_message(alert: Alert, ops_email: str, tenant_name: str, sender: str, public_url: str) -> EmailMessage:
+    """The alert mail: a fixed one-line subject, the (redacted) message in the body."""
+    msg = EmailMessage()
+    msg["From"], msg["To"] = sender, ops_email
+    what = SUBJECTS.get(alert.kind, alert.kind)
+    msg["Subject"] = _one_line(f"Kollega: {what}: {alert.robot} för {tenant_name} ({alert.tenant})")
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    msg.set_content(
+        f"Kollega har upptäckt ett problem för {tenant_name} ({alert.tenant}):\n\n{redact_text(alert.message)}\n\n"
+        f"Se driftöversikten: {public_url}/ops\n"
+    )
+    return msg
+
+
 async def mail_new(db: Database, smtp: AlertMailSettings, now: datetime, public_url: str) -> int:
-    """Mail every alert not yet mailed to its tenant's ops_email; returns how many were sent."""
+    """Mail every alert not yet mailed to its tenant's ops_email; returns how many were sent.
+
+    Each alert is mailed on its own: one that cannot be mailed (a bad address, a message the
+    server refuses) gets its ``mail_error`` recorded and is not tried again, so it never
+    stands in front of the others; one that meets an unreachable server is tried again at
+    the next check.
+    """
     with db.session() as s:
         pending = s.execute(
             select(Alert, Tenant.ops_email, Tenant.name)
@@ -160,18 +204,11 @@ async def mail_new(db: Database, smtp: AlertMailSettings, now: datetime, public_
         ).all()
     sent = 0
     for alert, ops_email, tenant_name in pending:
-        if not ops_email:
-            _mark(db, alert.id, error="the tenant has no ops_email")
-            continue
-        msg = EmailMessage()
-        msg["From"], msg["To"] = smtp.sender, ops_email
-        msg["Subject"] = f"Kollega: {alert.message[:120]}"
-        msg["Message-ID"] = make_msgid(domain=smtp.sender.rpartition("@")[2] or None)
-        msg.set_content(
-            f"Kollega har upptäckt ett problem för {tenant_name} ({alert.tenant}):\n\n{alert.message}\n\n"
-            f"Se driftöversikten: {public_url}/ops\n"
-        )
         try:
+            if not ops_email:
+                _mark(db, alert.id, error="the tenant has no ops_email")
+                continue
+            msg = build_message(alert, ops_email, tenant_name, smtp.sender, public_url)
             await aiosmtplib.send(
                 msg,
                 hostname=smtp.host,
@@ -183,10 +220,22 @@ async def mail_new(db: Database, smtp: AlertMailSettings, now: datetime, public_
                 password=smtp.password.resolve() if smtp.password else None,
                 timeout=smtp.timeout_seconds,
             )
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            log.warning("web.alert_mail_failed", alert=alert.id, error=type(exc).__name__)
+        except TRANSIENT as exc:
+            log.warning("web.alert_mail_failed", alert=alert.id, error=type(exc).__name__, retry=True)
             continue  # tried again at the next check
-        _mark(db, alert.id, mailed_at=now)
+        except Exception as exc:  # this alert cannot be mailed: record why, go on with the others
+            reason = _one_line(redact_text(f"{type(exc).__name__}: {exc}"), 500)
+            log.warning("web.alert_mail_failed", alert=alert.id, error=reason, retry=False)
+            try:
+                _mark(db, alert.id, error=reason)
+            except Exception:
+                log.exception("web.alert_mail_error_not_recorded", alert=alert.id)
+            continue
+        try:
+            _mark(db, alert.id, mailed_at=now)
+        except Exception:
+            # Sent but not recorded: it may go out once more at the next check, which beats losing it.
+            log.exception("web.alert_mailed_not_recorded", alert=alert.id)
         sent += 1
     return sent
 

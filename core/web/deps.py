@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
+from core.logging import redact_text
 from core.queue import WorkQueue
 from core.registry import Registry
 from core.review import ReviewQueue
@@ -213,6 +214,9 @@ def make_environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.globals["Markup"] = Markup
+    # Error texts are masked when stored; shown through the same function again, so rows
+    # written before a redaction rule existed are masked on the dashboard too.
+    env.filters["redact"] = lambda text: redact_text(text) if text else text
     return env
 
 

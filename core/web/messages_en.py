@@ -185,6 +185,10 @@ EN: dict[str, str] = {
     # audit
     "Loggkedjan": "The log chain",
     "Kedjan är obruten: {n} händelser, senaste nummer {seq}.": "The chain is intact: {n} events, latest number {seq}.",
+    "Kontrollerad mot kontrollpunkten vid händelse {seq}, sparad utanför databasen.": (
+        "Checked against the checkpoint at event {seq}, kept outside the database."
+    ),
+    "Ingen kontrollpunkt finns ännu utanför databasen.": "No checkpoint has been kept outside the database yet.",
     "Kedjan är bruten vid händelse {seq}: {problem}": "The chain is broken at event {seq}: {problem}",
     "Sök i åtkomstloggen": "Search the access log",
     "Personnummer": "Personal identity number",

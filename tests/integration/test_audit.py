@@ -2,7 +2,9 @@
 
 Tampering is done the way an intruder with database access would: raw SQL on the tables,
 bypassing :func:`core.audit.append`. Each kind of tampering must be detected and the FIRST
-bad seq named.
+bad seq named. On PostgreSQL the append-only trigger (migration 0006) refuses such statements
+from every role but the owner (TestAppendOnlyGuard); the suite plays an intruder who got past
+it (a superuser switching triggers off for the session) to show the chain still catches it.
 """
 
 from __future__ import annotations
@@ -12,13 +14,18 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from core import audit
 from core.audit import Auditor, VerifyResult, read_checkpoint, require_intact, write_checkpoint
@@ -51,8 +58,17 @@ def fill(db: Database, clock: FakeClock, n: int = N) -> Auditor:
     return auditor
 
 
-def sql(db: Database, statement: str, **params: Any) -> None:
+@contextmanager
+def tamper(db: Database) -> Iterator[Session]:
+    """A session that gets past the PostgreSQL append-only guard (as a superuser could)."""
     with db.session() as s:
+        if db.dialect == "postgresql":
+            s.execute(text("SET LOCAL session_replication_role = replica"))
+        yield s
+
+
+def sql(db: Database, statement: str, **params: Any) -> None:
+    with tamper(db) as s:
         s.execute(text(statement), params)
 
 
@@ -196,14 +212,14 @@ class TestTamper:
 
     def test_modified_details(self, db: Database, clock: FakeClock) -> None:
         fill(db, clock)
-        with db.session() as s:
+        with tamper(db) as s:
             s.execute(update(AuditEvent).where(AuditEvent.seq == 4).values(details={"i": 4, "queue": "other"}))
         assert_broken(verify(db), 4)
 
     def test_modified_time(self, db: Database, clock: FakeClock) -> None:
         fill(db, clock)
         original = event(db, 6).time
-        with db.session() as s:
+        with tamper(db) as s:
             s.execute(update(AuditEvent).where(AuditEvent.seq == 6).values(time=original + timedelta(seconds=1)))
         assert_broken(verify(db), 6)
 
@@ -330,7 +346,7 @@ class TestTamper:
         # the checkpoint, kept outside the database, shows it.
         fill(db, clock)
         checkpoint = (6, event(db, 6).hash)
-        with db.session() as s:
+        with tamper(db) as s:
             prev = event(db, 2).hash
             for seq in range(3, N + 1):
                 ev = s.get(AuditEvent, seq)
@@ -509,3 +525,67 @@ class TestDataAccess:
                 .order_by(AuditEvent.seq)
             ).all()
         assert [(r.actor, r.details["system"]) for r in who] == [("robot:ronney", "SPAR"), ("user:anna", "Kollega")]
+
+
+@pytest.mark.postgres
+class TestAppendOnlyGuard:
+    """On PostgreSQL the database refuses UPDATE, DELETE and TRUNCATE of audit events (finding M6)."""
+
+    @pytest.fixture
+    def pg(self, pg_url: str, tmp_path: Path) -> Iterator[Database]:
+        from core.testing import temporary_database
+
+        with temporary_database(tmp_path, pg_url) as database:
+            yield database
+
+    @pytest.mark.parametrize(
+        "statement",
+        [
+            "UPDATE audit_events SET actor = 'user:mallory' WHERE seq = 3",
+            "DELETE FROM audit_events WHERE seq = 3",
+            "DELETE FROM audit_events WHERE seq > 7",
+            "TRUNCATE audit_events",
+        ],
+    )
+    def test_refused_for_the_connecting_role(self, pg: Database, clock: FakeClock, statement: str) -> None:
+        fill(pg, clock)
+        with pytest.raises(DBAPIError, match="append-only"), pg.session() as s:
+            s.execute(text(statement))
+        assert verify(pg).ok and verify(pg).events == N  # nothing changed
+        Auditor(pg.session, clock).record(actor="user:anna", action="still.appends")  # appending still works
+        assert verify(pg).last_seq == N + 1
+
+    def test_application_role_can_neither_rewrite_nor_switch_the_guard_off(
+        self, pg: Database, clock: FakeClock
+    ) -> None:
+        # The grants of docs/operations.md: the application's own role, not the tables' owner.
+        fill(pg, clock)
+        schema = pg.engine.url.query["options"].split("search_path=")[-1]  # type: ignore[union-attr]
+        role = f"kollega_app_{uuid.uuid4().hex[:8]}"
+        with pg.session() as s:
+            s.execute(text(f'CREATE ROLE "{role}" NOLOGIN'))
+            s.execute(text(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"'))
+            s.execute(text(f'GRANT SELECT, INSERT ON audit_events TO "{role}"'))
+            s.execute(text(f'GRANT SELECT, UPDATE ON audit_head TO "{role}"'))
+        try:
+            attempts = [
+                "UPDATE audit_events SET actor = 'user:mallory' WHERE seq = 3",
+                "DELETE FROM audit_events WHERE seq = 3",
+                "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only",
+                "DROP TRIGGER audit_events_append_only ON audit_events",
+                "SET LOCAL session_replication_role = replica",
+            ]
+            for attempt in attempts:
+                with pytest.raises(DBAPIError), pg.session() as s:
+                    s.execute(text(f'SET LOCAL ROLE "{role}"'))
+                    s.execute(text(attempt))
+            # … while the role appends as the application does.
+            with pg.session() as s:
+                s.execute(text(f'SET LOCAL ROLE "{role}"'))
+                audit.append(s, actor="user:anna", action="review.opened", now=clock.now())
+            result = verify(pg)
+            assert result.ok and result.last_seq == N + 1
+        finally:
+            with pg.session() as s:
+                s.execute(text(f'DROP OWNED BY "{role}"'))
+                s.execute(text(f'DROP ROLE "{role}"'))

@@ -69,6 +69,15 @@ class TestPostgres:
         finally:
             db.close()
 
+    def test_errors_never_quote_the_parameters(self, hr_schema: tuple[str, str]) -> None:
+        db = connect(hr_schema[0])
+        try:
+            with db.engine.connect() as conn, pytest.raises(sa_exc.DBAPIError) as err:
+                conn.execute(text("select name from employeez where pnr = :pnr"), {"pnr": PNR})
+            assert PNR not in str(err.value) and "[parameters:" not in str(err.value)
+        finally:
+            db.close()
+
     def test_statement_timeout(self, hr_schema: tuple[str, str]) -> None:
         db = connect(hr_schema[0], statement_timeout_seconds=0.2)
         try:

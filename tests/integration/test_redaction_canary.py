@@ -11,27 +11,54 @@ for the case worker, and the subject column of audit events is the access log.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import html
 import io
 import json
 import logging
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import structlog
+import uvicorn
+from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from core.cli.web import uvicorn_options
 from core.errors import ApplicationError, BusinessError, ConnectorError
-from core.logging import PERSONNUMMER_MASK, configure_logging
+from core.logging import PERSONNUMMER_MASK, SECRET_MASK, configure_logging
 from core.review import ReviewQueue
 from core.robot import Done, NeedsReview, NewItem, Robot
 from core.storage.db import Database
-from core.storage.models import AuditEvent, ReviewItem, Run, WorkItem
+from core.storage.models import AuditEvent, ReviewItem, Run, RunStatus, WorkItem
+from core.storage.web_models import Alert
 from core.testing import FakeClock, run_robot
+from core.testing.web import login, make_web_env, web_client
+from core.web import alerts
+from core.web.settings import AlertSettings
 
 CANARY = "191212121212"
 # Every written form of the canary; none may appear anywhere checked.
-CANARY_FORMS = ("191212121212", "19121212-1212", "121212-1212", "121212+1212", "1212121212")
+CANARY_FORMS = (
+    "19121212%201212",
+    "121212%E2%80%931212",
+    "121212%2B1212",
+    "191212121212",
+    "19121212-1212",
+    "121212-1212",
+    "121212+1212",
+    "1212121212",
+    "19121212 1212",
+    "121212 1212",
+    "121212\u20131212",
+)
 
 
 @pytest.fixture
@@ -198,3 +225,210 @@ class TestCanary:
             (review,) = s.scalars(select(ReviewItem))
             assert review.callback_error and PERSONNUMMER_MASK in review.callback_error
             assert review.material == {"pnr": CANARY}  # the case worker's material is untouched
+
+
+# -- the served app: uvicorn's own logs, real HTTP, alert mail, the dashboard --------------
+
+SECRET = "kanarie-hemlis-4711"  # the canary secret, published on purpose
+BASIC = base64.b64encode(f"robot:{SECRET}".encode()).decode()
+SECRET_FORMS = (SECRET, BASIC)
+
+
+def secret_leaks(text: str | None) -> list[str]:
+    return leaks(text) + [form for form in SECRET_FORMS if text and form in text]
+
+
+class SecretCollectRobot(CanaryRobot):
+    """collect() fails quoting the canary, a password and an Authorization header."""
+
+    def collect(self, ctx: Any) -> list[NewItem]:
+        logging.getLogger("vendor.sdk").warning("login with Authorization: Basic %s", BASIC)
+        raise ConnectionError(
+            f"register refused 19121212 1212 (121212\u20131212): password={SECRET}; Authorization: Basic {BASIC}"
+        )
+
+
+class SecretProcessRobot(CanaryRobot):
+    """process() fails quoting the canary and the secret: the item's error column."""
+
+    error = RuntimeError
+
+    async def process(self, ctx: Any, item: Any) -> Done | NeedsReview:
+        raise RuntimeError(f"lookup of {CANARY} failed: token: {SECRET}")
+
+
+@pytest.fixture
+def served_logs() -> Iterator[io.StringIO]:
+    """Production logging (JSON lines, INFO) into a StringIO, as `kollega serve` configures it."""
+    root = logging.getLogger()
+    level = root.level
+    stream = io.StringIO()
+    configure_logging(level="INFO", fmt="json", stream=stream)
+    try:
+        yield stream
+    finally:
+        structlog.contextvars.clear_contextvars()
+        structlog.reset_defaults()
+        for h in list(root.handlers):
+            if isinstance(h.formatter, structlog.stdlib.ProcessorFormatter):
+                root.removeHandler(h)
+        root.setLevel(level)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.raw: list[bytes] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.raw.append(bytes(envelope.content))
+        return "250 Message accepted"
+
+
+def _serve(app: Any) -> tuple[Any, threading.Thread, str]:
+    """uvicorn in a thread, configured exactly as `kollega serve` configures it."""
+    port = _free_port()
+    config = uvicorn.Config(
+        app, **uvicorn_options(host="127.0.0.1", port=port, forwarded_allow_ips="127.0.0.1", level="INFO")
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(500):
+        if server.started:
+            break
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+class TestServedCanary:
+    """The canary through the served app and a failing robot: masked in every output."""
+
+    async def test_nowhere_in_logs_error_columns_or_mail(
+        self,
+        db: Database,
+        tmp_path: Path,
+        clock: FakeClock,
+        served_logs: io.StringIO,
+        capfd: pytest.CaptureFixture[str],
+    ) -> None:
+        env = make_web_env(db, tmp_path, clock=clock)
+
+        async def boom(pnr: str) -> None:
+            raise ValueError(f"no case for {pnr}; password={SECRET}; Authorization: Basic {BASIC}")
+
+        env.app.add_api_route("/canary/{pnr}", boom)
+        server, thread, base = _serve(env.app)
+        try:
+            async with httpx.AsyncClient(base_url=base) as client:
+                await client.get(f"/login?pnr=19121212-1212&token={SECRET}")
+                await client.get("/ops/items/191212121212", headers={"Authorization": f"Basic {BASIC}"})
+                await client.get(f"/ops/runs?q=121212%2B1212&password={SECRET}")
+                await client.get("/login?a=19121212%201212&b=121212%E2%80%931212&c=121212+1212")
+                await client.post("/login", data={"username": "19121212-1212", "password": SECRET})
+                try:  # last: a crashed request may take its connection with it
+                    crashed = await client.get("/canary/19121212 1212", headers={"Authorization": f"Bearer {SECRET}"})
+                    assert crashed.status_code == 500
+                except (httpx.RemoteProtocolError, httpx.ReadError):
+                    pass  # the server may drop the connection of a crashed request instead
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+
+        # A failing robot: the run's error (collect) and an item's error (process).
+        failed = await asyncio.to_thread(run_robot, SecretCollectRobot, db=db, clock=clock)
+        assert failed.summary.status.value == "failed"
+        await asyncio.to_thread(run_robot, SecretProcessRobot, db=db, clock=clock)
+
+        # Alerts: detected, shown, mailed.
+        inbox = _Inbox()
+        controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
+        controller.start()
+        try:
+            alerts.detect(db, AlertSettings(), clock.now())
+            smtp = alerts.mail_settings(
+                {"mail": {"host": "127.0.0.1", "port": controller.port, "security": "none", "sender": "k@test.example"}}
+            )
+            assert smtp is not None
+            assert await alerts.mail_new(db, smtp, clock.now(), "https://kollega.test") >= 1
+        finally:
+            controller.stop()
+        mail = b"\n".join(inbox.raw).decode("utf-8", "replace")
+        assert "misslyckades" in mail or "=?utf-8?" in mail
+        assert not secret_leaks(mail), secret_leaks(mail)
+
+        # The dashboard: the failed run's page and the API show the stored error, redacted.
+        async with web_client(env.app) as client:
+            await login(client, "sara")
+            run_page = await client.get(f"/ops/runs/{failed.summary.run_id}")
+            assert run_page.status_code == 200
+            api_runs = await client.get(f"/api/v1/runs/{failed.summary.run_id}")
+            assert api_runs.status_code == 200
+            ops = await client.get("/ops")
+        for page in (run_page.text, api_runs.text, ops.text):
+            assert not secret_leaks(page), secret_leaks(page)
+        assert PERSONNUMMER_MASK in html.unescape(run_page.text)
+
+        # Every output the process wrote: the logs (structlog, uvicorn's access lines and
+        # tracebacks) and anything printed to stdout/stderr past them (a handler of uvicorn's own).
+        out, err = capfd.readouterr()
+        captured = served_logs.getvalue() + out + err
+        assert '"logger": "uvicorn.access"' in captured, "uvicorn's access lines were not captured"
+        assert "Exception in ASGI application" in captured and "Traceback" in captured
+        assert "run failed" in captured
+        assert not secret_leaks(captured), [line for line in captured.splitlines() if secret_leaks(line)][:5]
+        assert PERSONNUMMER_MASK in captured and SECRET_MASK in captured
+
+        # The database's error columns.
+        assert_no_canary_stored(db)
+        with db.session() as s:
+            for item in s.scalars(select(WorkItem)):
+                assert not secret_leaks(item.error_message), item.error_message
+            for run in s.scalars(select(Run)):
+                assert not secret_leaks(run.error), run.error
+            for alert in s.scalars(select(Alert)):
+                assert not secret_leaks(alert.message), alert.message
+                assert not secret_leaks(alert.mail_error), alert.mail_error
+            for ev in s.scalars(select(AuditEvent)):
+                assert not secret_leaks(json.dumps(ev.details, ensure_ascii=False)), ev.details
+
+
+class TestDashboardMasksOlderRows:
+    """Rows stored before a redaction rule existed are masked when shown (same function)."""
+
+    async def test_run_item_and_alert(self, db: Database, tmp_path: Path, clock: FakeClock) -> None:
+        env = make_web_env(db, tmp_path, clock=clock)
+        await asyncio.to_thread(run_robot, robot_raising(RuntimeError), db=db, clock=clock)
+        old = f"lookup of 19121212 1212 failed; Authorization: Basic {BASIC}"
+        with db.session() as s:  # as an older version stored them
+            (run,) = s.scalars(select(Run))
+            (item,) = s.scalars(select(WorkItem))
+            run.status, run.error = RunStatus.failed, old
+            item.error_message = old
+            run_id, item_id = run.id, item.id
+        alerts.detect(db, AlertSettings(), clock.now())
+        with db.session() as s:
+            for alert in s.scalars(select(Alert)):
+                alert.message = old
+        async with web_client(env.app) as client:
+            await login(client, "sara")
+            pages = [
+                await client.get(f"/ops/runs/{run_id}"),
+                await client.get(f"/ops/items/{item_id}"),
+                await client.get("/ops"),
+                await client.get("/api/v1/runs"),
+                await client.get(f"/api/v1/runs/{run_id}"),
+                await client.get(f"/api/v1/items/{item_id}"),
+                await client.get("/api/v1/ops/alerts"),
+            ]
+        for page in pages:
+            assert page.status_code == 200, page.url
+            assert not secret_leaks(page.text), (page.url, secret_leaks(page.text))
+        assert "lookup of" in html.unescape(pages[0].text) and "lookup of" in html.unescape(pages[1].text)
+        assert "lookup of" in pages[2].text

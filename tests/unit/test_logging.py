@@ -119,6 +119,98 @@ class TestRedactText:
         assert redact_text(text) == text
 
 
+class TestEveryWrittenForm:
+    """Review finding L6: every personnummer/samordningsnummer form, Basic auth, key: value secrets."""
+
+    @pytest.mark.parametrize(
+        "pnr",
+        [
+            "19121212-1212",
+            "191212121212",
+            "121212-1212",
+            "1212121212",
+            "19121212 1212",  # with a space, as typed into forms
+            "121212 1212",
+            "121212+1212",  # 100 years or older
+            "19121212+1212",
+            "121212\u20131212",  # en dash, as a word processor writes it
+            "19121212\u20131212",
+            "121212\u22121212",  # minus sign
+            "121212\u00a01212",  # non-breaking space
+            "19121272-1212",  # samordningsnummer: day + 60
+            "121272-1212",
+            "121272 1212",
+            "201212121212",  # born 2012
+            "19121212%201212",  # percent-encoded, as an access log's URL has them
+            "121212%2B1212",
+            "121212%E2%80%931212",
+        ],
+    )
+    def test_masked(self, pnr: str) -> None:
+        for text in (f"Ärende för {pnr} saknar belopp", f"({pnr})", f"pnr={pnr};", f"/p/{pnr}/"):
+            out = redact_text(text)
+            assert pnr not in out, text
+            assert PERSONNUMMER_MASK in out, text
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "2026-11-23 12:30",  # a date and a time
+            "den 23 november 2026 kl 1230",
+            "Belopp 12 345 kr",
+            "Belopp 123 456 kr",
+            "Summa 123456,78 kr",
+            "fakturanummer EB-202612-0001",  # not a real month
+            "ordernummer 129912 1234",  # month 99: not a date
+            "121232 1212",  # day 32: neither a person nor a samordningsnummer
+            "1081 Ronneby, 372 80 Ronneby",  # kommunkod and postnummer
+            "telefon 0457-618 000",
+            "item 12345, run 678",
+            "basic checks passed, Basic idea",  # the word, not a credential
+        ],
+    )
+    def test_ordinary_text_is_kept(self, text: str) -> None:
+        assert redact_text(text) == text
+
+    @pytest.mark.parametrize(
+        ("text", "secret"),
+        [
+            ("Authorization: Basic cm9ib3Q6aGVtbGlndDEyMw==", "cm9ib3Q6aGVtbGlndDEyMw=="),
+            ("authorization=Basic cm9ib3Q6aGVtbGlndDEyMw==", "cm9ib3Q6aGVtbGlndDEyMw=="),
+            ("headers: {'Authorization': 'Basic cm9ib3Q6aGVtbGlndDEyMw=='}", "cm9ib3Q6aGVtbGlndDEyMw=="),
+            ("sent Basic cm9ib3Q6aGVtbGlndDEyMw== to the server", "cm9ib3Q6aGVtbGlndDEyMw=="),
+            ("Authorization: Digest username-and-more", "username-and-more"),
+            ("Proxy-Authorization: Bearer abc.def", "abc.def"),
+            ("Authorization: Token 0123456789abcdef", "0123456789abcdef"),
+            ("Cookie: kollega_session=abc123; theme=dark", "abc123"),
+            ("db_password=hemligt123", "hemligt123"),
+            ("X-Api-Key: k-4711-xyz", "k-4711-xyz"),
+            ("apikey=k-4711-xyz", "k-4711-xyz"),
+            ("secret: s3cr3t-value", "s3cr3t-value"),
+            ("refresh_token=rt-abc", "rt-abc"),
+            ("credentials: robot/hemligt", "robot/hemligt"),
+            ("session_id=sess-123", "sess-123"),
+            ("private_key: MIIEvQIBADANBg", "MIIEvQIBADANBg"),
+        ],
+    )
+    def test_credentials_are_masked(self, text: str, secret: str) -> None:
+        out = redact_text(text)
+        assert secret not in out, out
+        assert SECRET_MASK in out
+
+    def test_database_error_values_are_withheld(self) -> None:
+        text = (
+            '(psycopg.errors.UniqueViolation) duplicate key value violates unique constraint "uq_t_name"\n'
+            "DETAIL:  Key (name)=(Anna Andersson, Storgatan 1) already exists.\n"
+            "[SQL: INSERT INTO t (name) VALUES (%(name)s)]\n"
+            "[parameters: {'name': 'Anna Andersson, Storgatan 1'}]\n"
+            "(Background on this error at: https://sqlalche.me/e/20/gkpj)"
+        )
+        out = redact_text(text)
+        assert "Anna" not in out and "Storgatan" not in out
+        assert "uq_t_name" in out and "INSERT INTO t" in out  # what failed stays readable
+
+
 class TestRedactValue:
     """redact_value walks fields: secret-named keys are masked whole, containers recursed."""
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from core.logging import redact_text
 from core.storage.models import Artifact, ReviewItem, Run, WorkItem
 from core.storage.web_models import Role
 from core.web import alerts, auditview, dashboard, inbox
@@ -120,7 +121,7 @@ def item_json(item: WorkItem) -> dict[str, Any]:
         "run_id": item.run_id,
         "error_kind": item.error_kind,
         "error_code": item.error_code,
-        "error_message": item.error_message,
+        "error_message": redact_text(item.error_message) if item.error_message else None,
         "created_at": _iso(item.created_at),
         "finished_at": _iso(item.finished_at),
     }
@@ -147,7 +148,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
         "deadline_at": _iso(run.deadline_at),
-        "error": run.error,
+        "error": redact_text(run.error) if run.error else None,
     }
 
 
@@ -299,7 +300,7 @@ def open_alerts(request: Request, p: Person) -> list[dict[str, Any]]:
             "tenant": a.tenant,
             "robot": a.robot,
             "run_id": a.run_id,
-            "message": a.message,
+            "message": redact_text(a.message),
             "created_at": _iso(a.created_at),
             "mailed_at": _iso(a.mailed_at),
         }
@@ -453,4 +454,5 @@ def chain(request: Request, p: Person) -> dict[str, Any]:
         "last_seq": result.last_seq,
         "bad_seq": result.bad_seq,
         "problem": result.problem,
+        "checkpoint_seq": result.checkpoint_seq,
     }
