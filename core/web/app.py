@@ -44,7 +44,7 @@ from core.web.settings import WebSettings, web_settings
 log = get_logger("kollega.web")
 STATIC = Path(__file__).parent / "static"
 CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; object-src 'none'; "
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 
