@@ -65,7 +65,7 @@ async def alert_loop(ctx: WebContext, stop: asyncio.Event) -> None:
     smtp = alerts.mail_settings(ctx.settings.connectors) if ctx.web.alerts.mail else None
     while not stop.is_set():
         try:
-            await run_in_threadpool(alerts.detect, ctx.db, ctx.web.alerts, ctx.clock())
+            await run_in_threadpool(alerts.detect, ctx.db, ctx.web.alerts, ctx.clock(), ctx.zone)
             if smtp is not None:
                 await alerts.mail_new(ctx.db, smtp, ctx.clock(), ctx.web.public_url)
         except Exception:

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from core.storage.models import CallbackStatus, ReviewItem, ReviewKind, ReviewState
-from core.web.auth import Principal
-from core.web.deps import WebContext
 from core.web.i18n import Translator, local_time
-from core.web.settings import AlertSettings
+
+if TYPE_CHECKING:
+    from core.web.auth import Principal
+    from core.web.deps import WebContext
+    from core.web.settings import AlertSettings
 
 #: How far back "Mina beslut" looks.
 MY_DECISIONS_DAYS = 14

@@ -68,6 +68,8 @@ STATE_LABELS = {
     "skipped": "Hoppades över",
     "overrun": "Drog över tiden",
     "exception_jump": "Fler undantag än vanligt",
+    "decision_failed": "Beslut kunde inte verkställas",
+    "decision_late": "Beslut dröjer",
     "case_worker": "Handläggare",
     "coordinator": "Samordnare",
     "operations": "Drift",
