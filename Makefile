@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.kollega-installed
 
 .PHONY: demo test setup system-deps check lint typecheck bench-queue clean
 
-demo: setup  ## one full night of every robot against the sandbox, then the review inbox
+demo: setup  ## one full night of every robot against the sandbox, then the review inbox with a worker beside it
 	$(BIN)/kollega demo
 
 test: setup  ## the whole test suite

@@ -32,12 +32,13 @@ from core.errors import (
 from core.interfaces import ConnectorContext
 from core.logging import get_logger
 from core.records import ItemStatus, ReviewKind, ReviewState, ReviewView, WorkItemView
-from core.robot import Done, NeedsReview, NewItem, NoSettings, Outcome, Robot, RobotLog, RunContext, SettingsT
+from core.robot import Carried, Done, NeedsReview, NewItem, NoSettings, Outcome, Robot, RobotLog, RunContext, SettingsT
 from core.settings import SecretRef, load_settings
 
 __all__ = [
     "ApplicationError",
     "BusinessError",
+    "Carried",
     "ConfigError",
     "ConnectorAuthError",
     "ConnectorContext",

@@ -35,7 +35,7 @@ from core.interfaces import AlertSink, ArtifactStore, AuditSink, ReviewStore, Ru
 from core.logging import error_text, redact_text
 from core.records import ReviewKind, RunStatus, WorkItemView
 from core.registry import Registry
-from core.robot import Done, NeedsReview, NewItem, Robot
+from core.robot import Carried, Done, NeedsReview, NewItem, Robot
 from core.settings import Settings
 from core.transitions import RetryPolicy
 
@@ -608,6 +608,7 @@ class Engine:
         counts["uncertain"] += 1
 
     async def _callbacks(self, robot: Robot, ctx: RunContext) -> None:
+        """Carry out the robot's due decisions; keep what each did (or why it failed) for the decider."""
         w = self.settings.worker
         while True:
             due = await asyncio.to_thread(
@@ -616,9 +617,10 @@ class Engine:
             if not due:
                 return
             for review in due:
+                carried: Carried | None = None
                 try:
                     if review.kind == ReviewKind.decision.value:
-                        await asyncio.wait_for(robot.on_decision(ctx, review), timeout=w.item_timeout_seconds)
+                        carried = await asyncio.wait_for(robot.on_decision(ctx, review), timeout=w.item_timeout_seconds)
                 except Exception as exc:
                     msg = redact_text(f"{type(exc).__name__}: {exc}")
                     log.warning("carrying out a decision failed", review_id=review.id, error=msg)
@@ -632,9 +634,15 @@ class Engine:
                         base_seconds=w.backoff_base_seconds,
                         cap_seconds=w.backoff_cap_seconds,
                         actor=ctx.actor,
+                        message=decider_message(exc),
                     )
                     continue
-                await self._settle(self.reviews.callback_done, review, actor=ctx.actor)
+                summary, reference = (
+                    (redact_text(carried.summary), carried.reference) if isinstance(carried, Carried) else (None, None)
+                )
+                await self._settle(
+                    self.reviews.callback_done, review, actor=ctx.actor, summary=summary, reference=reference
+                )
 
     @staticmethod
     async def _settle(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
@@ -676,3 +684,14 @@ class Engine:
             except Exception:
                 counts["failed_application"] += 1
             progress("processed", counts)
+
+
+def decider_message(exc: BaseException) -> str | None:
+    """Why carrying out a decision failed, for the person who decided (None = the general words).
+
+    A BusinessError's message is written for a case worker (in Swedish); anything else is a
+    technical failure the case worker cannot act on, so its text stays with operations.
+    """
+    if isinstance(exc, BusinessError):
+        return redact_text(str(exc))
+    return None

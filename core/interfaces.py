@@ -21,7 +21,16 @@ if TYPE_CHECKING:
     import random
 
     from core.audit import VerifyResult
-    from core.records import CallbackStatus, ItemStatus, ReviewKind, ReviewState, ReviewView, RunStatus, WorkItemView
+    from core.records import (
+        CallbackStatus,
+        ItemStatus,
+        ReviewKind,
+        ReviewState,
+        ReviewView,
+        RunStatus,
+        WaitingDecision,
+        WorkItemView,
+    )
     from core.robot import Done, NeedsReview, NewItem
     from core.transitions import RetryPolicy
 
@@ -115,6 +124,14 @@ class ReviewRecord(Protocol):
     def callback_attempts(self) -> int: ...
     @property
     def callback_error(self) -> str | None: ...
+    @property
+    def callback_summary(self) -> str | None: ...
+    @property
+    def callback_reference(self) -> str | None: ...
+    @property
+    def callback_finished_at(self) -> datetime | None: ...
+    @property
+    def callback_message(self) -> str | None: ...
     @property
     def version(self) -> int: ...
 
@@ -367,14 +384,36 @@ class ReviewStore(Protocol):
         """Lease decided items whose decision is not yet carried out."""
         ...
 
-    def callback_done(self, review: ReviewView, *, actor: str) -> None:
-        """The robot carried the decision out: settle its work item (LeaseLost when no longer ours)."""
+    def callback_done(
+        self, review: ReviewView, *, actor: str, summary: str | None = None, reference: str | None = None
+    ) -> None:
+        """The robot carried the decision out: keep what it did (Swedish summary, target reference) and
+        settle its work item (LeaseLost when no longer ours)."""
         ...
 
     def callback_failed(
-        self, review: ReviewView, error: str, *, max_attempts: int, base_seconds: float, cap_seconds: float, actor: str
+        self,
+        review: ReviewView,
+        error: str,
+        *,
+        max_attempts: int,
+        base_seconds: float,
+        cap_seconds: float,
+        actor: str,
+        message: str | None = None,
     ) -> bool:
-        """Carrying out failed: retry later with backoff, or give up to a person. True = will retry."""
+        """Carrying out failed: retry later with backoff, or give up to the person who decided. True = will retry.
+
+        ``error`` is technical (operations); ``message`` the Swedish reason the decider sees.
+        """
+        ...
+
+    def retry_callback(self, review_id: int, *, actor: str) -> bool:
+        """Queue a failed decision to be carried out again (audited); False when it is not failed."""
+        ...
+
+    def waiting_callbacks(self, *, tenants: set[str] | None = None) -> list[WaitingDecision]:
+        """Decisions not yet carried out, oldest decision first."""
         ...
 
 

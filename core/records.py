@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -154,3 +155,47 @@ class ReviewView:
             callback_token=row.callback_token,
             decision_data=getattr(row, "decision_data", None),
         )
+
+
+@dataclass(frozen=True)
+class WaitingDecision:
+    """A decision a person made that no robot has carried out yet (callback pending)."""
+
+    id: int
+    robot: str
+    tenant: str
+    queue: str
+    decided_by: str | None
+    decided_at: datetime | None
+    #: Attempts so far to carry it out (0 = not tried yet).
+    attempts: int
+    #: The Swedish reason of the latest failed attempt, if any (it will be tried again).
+    message: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> WaitingDecision:
+        """Build from an ORM row or a memory record."""
+        return cls(
+            id=row.id,
+            robot=row.robot,
+            tenant=row.tenant,
+            queue=row.queue,
+            decided_by=row.decided_by,
+            decided_at=row.decided_at,
+            attempts=row.callback_attempts,
+            message=row.callback_message,
+        )
+
+
+#: Shown to the person who decided when carrying it out failed for a technical reason.
+GENERAL_FAILURE = (
+    "Roboten kunde inte genomföra beslutet i verksamhetssystemet (systemet svarade inte eller svarade fel)."
+)
+
+
+def failure_summary(review_id: int, title: str, message: str | None) -> str:
+    """The exception item's text when a decision could not be carried out (Swedish, nothing technical)."""
+    return (
+        f"Beslutet i ärende {review_id} ({title}) kunde inte verkställas: {message or GENERAL_FAILURE} "
+        "Du kan försöka igen från ärendet, eller genomföra beslutet för hand i verksamhetssystemet."
+    )

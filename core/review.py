@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.clock import Clock, SystemClock
 from core.errors import AlreadyDecided, FourEyesViolation, LeaseLost, ReviewError
-from core.records import ReviewView
+from core.records import GENERAL_FAILURE, ReviewView, WaitingDecision, failure_summary
 from core.storage.db import Database
 from core.storage.models import (
     CallbackStatus,
@@ -455,12 +455,20 @@ class ReviewQueue:
             raise LeaseLost(f"review item {review.id}: another worker is carrying out this decision now")
         return row
 
-    def callback_done(self, review: ReviewView, *, actor: str) -> None:
-        """The robot carried the decision out: settle the work item accordingly."""
+    def callback_done(
+        self, review: ReviewView, *, actor: str, summary: str | None = None, reference: str | None = None
+    ) -> None:
+        """The robot carried the decision out: keep what it did, settle the work item accordingly.
+
+        ``summary`` (Swedish, for the person who decided) and ``reference`` (the target
+        system's id) come from the robot's :class:`core.robot.Carried`; both may be None.
+        """
         now = self.clock.now()
         with self.db.session() as s:
             row = self._owned_callback(s, review)
             row.callback_status, row.callback_error, row.updated_at = CallbackStatus.done, None, now
+            row.callback_summary, row.callback_reference = summary, reference
+            row.callback_finished_at, row.callback_message = now, None
             if row.work_item_id is not None:
                 item = s.get(WorkItem, row.work_item_id)
                 if item is not None:
@@ -483,26 +491,40 @@ class ReviewQueue:
                 action="review.carried_out",
                 tenant=row.tenant,
                 subject=row.subject,
-                details={"review_id": row.id, "decision": row.state.value},
+                details={"review_id": row.id, "decision": row.state.value, "reference": reference},
                 now=now,
             )
 
     def callback_failed(
-        self, review: ReviewView, error: str, *, max_attempts: int, base_seconds: float, cap_seconds: float, actor: str
+        self,
+        review: ReviewView,
+        error: str,
+        *,
+        max_attempts: int,
+        base_seconds: float,
+        cap_seconds: float,
+        actor: str,
+        message: str | None = None,
     ) -> bool:
-        """on_decision failed: retry with backoff, or give up after max attempts. True = will retry."""
+        """on_decision failed: retry with backoff, or give up after max attempts. True = will retry.
+
+        ``error`` is the technical text (for operations); ``message`` the Swedish reason shown
+        to the person who decided. Given up, the decision goes back to that person: an
+        exception item assigned to them.
+        """
         now = self.clock.now()
         with self.db.session() as s:
             row = self._owned_callback(s, review)
             row.callback_error, row.updated_at = error, now
+            row.callback_message = message or GENERAL_FAILURE
             retry = row.callback_attempts < max_attempts
             if retry:
                 delay = equal_jitter_delay(row.callback_attempts, base_seconds, cap_seconds)
                 row.callback_next_at = now + timedelta(seconds=delay)
             else:
-                row.callback_status = CallbackStatus.failed
-                # Nobody would notice an audit event alone: a person gets the item.
-                create_review(
+                row.callback_status, row.callback_finished_at = CallbackStatus.failed, now
+                # Nobody would notice an audit event alone: the person who decided gets it back.
+                exception = create_review(
                     s,
                     tenant=row.tenant,
                     robot=row.robot,
@@ -510,12 +532,13 @@ class ReviewQueue:
                     queue=f"{row.robot}.exceptions",
                     kind=ReviewKind.exception,
                     title="Beslutet kunde inte verkställas",
-                    summary=f"The decision on review item {row.id} could not be carried out: {error}",
+                    summary=failure_summary(row.id, row.title, row.callback_message),
                     material={"review_id": row.id, "decision": row.state.value, "error": error},
                     subject=row.subject,
                     actor=actor,
                     now=now,
                 )
+                exception.assignee = row.decided_by
             audit.append(
                 s,
                 actor=actor,
@@ -526,3 +549,53 @@ class ReviewQueue:
                 now=now,
             )
             return retry
+
+    def retry_callback(self, review_id: int, *, actor: str) -> bool:
+        """Carry out a decision whose execution failed once more ("Försök igen"; audited).
+
+        Only a failed one: False when it is not failed (already done, or still being tried).
+        The exception item reporting the failure is withdrawn: the failure is being dealt with.
+        """
+        now = self.clock.now()
+        with self.db.session() as s:
+            row = s.get(ReviewItem, review_id, with_for_update=True)
+            if row is None:
+                raise ReviewError(f"review item {review_id} does not exist")
+            if row.callback_status != CallbackStatus.failed:
+                return False
+            row.callback_status, row.callback_next_at, row.callback_attempts = CallbackStatus.pending, now, 0
+            row.callback_finished_at, row.callback_message, row.callback_error = None, None, None
+            row.callback_token, row.updated_at = None, now
+            for report in s.scalars(
+                select(ReviewItem)
+                .where(ReviewItem.kind == ReviewKind.exception, ReviewItem.state == ReviewState.open)
+                .where(ReviewItem.robot == row.robot, ReviewItem.tenant == row.tenant)
+                .where(ReviewItem.work_item_id == row.work_item_id)
+                .with_for_update()
+            ).all():
+                if (report.material or {}).get("review_id") == row.id:
+                    report.state, report.decided_by, report.decided_at = ReviewState.withdrawn, actor, now
+                    report.decision_comment, report.version = "Nytt försök att verkställa beslutet", report.version + 1
+                    report.updated_at = now
+            audit.append(
+                s,
+                actor=actor,
+                action="review.carry_out_retried",
+                tenant=row.tenant,
+                subject=row.subject,
+                details={"review_id": row.id, "queue": row.queue},
+                now=now,
+            )
+            return True
+
+    def waiting_callbacks(self, *, tenants: set[str] | None = None) -> builtins.list[WaitingDecision]:
+        """Decisions not yet carried out (pending), oldest decision first: what the dashboard and alerts watch."""
+        stmt = (
+            select(ReviewItem)
+            .where(ReviewItem.callback_status == CallbackStatus.pending)
+            .order_by(ReviewItem.decided_at, ReviewItem.id)
+        )
+        if tenants is not None:
+            stmt = stmt.where(ReviewItem.tenant.in_(tenants))
+        with self.db.session() as s:
+            return [WaitingDecision.from_row(r) for r in s.scalars(stmt).all()]

@@ -5,7 +5,8 @@ A robot is a plugin: a subclass of :class:`Robot` registered under the entry-poi
 
     collect(ctx)          -> iterable of NewItem (reads only; same reference = same case)
     process(ctx, item)    -> Done | NeedsReview, or raises BusinessError / ApplicationError
-    on_decision(ctx, rv)  -> carries out what a person decided on a review item
+    on_decision(ctx, rv)  -> carries out what a person decided on a review item; may return
+                             Carried(summary, reference): what was done, shown to the decider
     recheck(ctx, item)    -> optional: Done if an ``uncertain`` item's write turns out done
 
 A robot never decides in a citizen's matter on its own: it prepares and proposes, a person
@@ -78,6 +79,20 @@ class NeedsReview:
 
 
 Outcome = Done | NeedsReview
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What ``on_decision`` did, shown to the person who decided (Mina beslut, the item page).
+
+    ``summary`` is one Swedish sentence a case worker understands, without technical words,
+    file paths or personal identifiers (``"Bokad i bemanningssystemet, bekräftelse-SMS
+    skickat"``); the time is added by the inbox. ``reference`` is the target system's own
+    reference for what was written (a booking or decision id), when it has one.
+    """
+
+    summary: str
+    reference: str | None = None
 
 
 class RobotLog(Protocol):
@@ -259,8 +274,14 @@ class Robot(abc.ABC, Generic[SettingsT]):
     async def process(self, ctx: RunContext, item: WorkItemView) -> Outcome:
         """Process one item; safe to run twice for the same item."""
 
-    async def on_decision(self, ctx: RunContext, review: ReviewView) -> None:
-        """Carry out a person's decision. The default does nothing."""
+    async def on_decision(self, ctx: RunContext, review: ReviewView) -> Carried | None:
+        """Carry out a person's decision; return :class:`Carried` to tell the decider what was done.
+
+        ``None`` (the default, which does nothing) is shown as "utfört" without details. A
+        :class:`BusinessError`'s message is shown to the decider as the reason it failed, so
+        robots write it in Swedish; any other failure is shown in general words.
+        """
+        return None
 
     async def recheck(self, ctx: RunContext, item: WorkItemView) -> Done | None:
         """Re-check an ``uncertain`` item (its worker died mid-write) without writing anything.

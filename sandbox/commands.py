@@ -15,7 +15,7 @@ from rich.table import Table
 from core.cli.common import Exit, console, load_cli_settings, open_database, registry
 from core.cli.runs import summaries_table
 from core.storage.db import redact_url
-from sandbox.demo import DEMO_CONFIG, demo_night, demo_users, load_demo_settings
+from sandbox.demo import DEMO_CONFIG, demo_night, demo_users, load_demo_settings, worker_beside
 
 sandbox_app = typer.Typer(no_args_is_help=True, help="The simulated municipality the robots work against.")
 
@@ -44,7 +44,7 @@ def demo_command(
         help="The demo's own settings file (an installed image has no config/ beside the code).",
     ),
 ) -> None:
-    """The sandbox, one full night of every robot on the embedded database, then the review inbox."""
+    """The sandbox, one full night of every robot on the embedded database, then the review inbox with a worker beside it."""
     from core.review import ReviewQueue
 
     settings = load_cli_settings()
@@ -80,7 +80,11 @@ def demo_command(
 
         from core.web.app import create_app
 
+        assert night.engine is not None
         console.print(f"[bold]Inbox and dashboard: http://127.0.0.1:{port}/[/bold]  (Ctrl-C stops)")
-        uvicorn.run(
-            create_app(settings, db, reg), host="127.0.0.1", port=port, server_header=False, log_level="warning"
-        )
+        console.print("A worker runs beside the inbox: decisions made there are carried out within seconds.")
+        with worker_beside(night.engine):
+            uvicorn.run(
+                create_app(settings, db, reg), host="127.0.0.1", port=port, server_header=False, log_level="warning"
+            )
+        console.print("Inbox and worker stopped.")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -32,11 +33,14 @@ from core.cli.runs import run_many
 from core.clock import Clock, SystemClock
 from core.engine import Engine, RunSummary
 from core.errors import ConfigError
+from core.logging import get_logger
 from core.registry import Registry
 from core.scheduler import night_jobs
 from core.settings import PROJECT_ROOT, SecretRef, Settings, describe_validation_error
 from core.storage.db import Database
 from core.storage.web_models import Role, User
+
+log = get_logger("kollega.demo")
 
 #: The demo's settings file (read by the demo only).
 DEMO_CONFIG = PROJECT_ROOT / "config" / "demo.toml"
@@ -62,6 +66,9 @@ class DemoSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backoff_base_seconds: float = Field(default=1.0, ge=0, description="The first retry waits at most this long.")
+    worker_poll_seconds: float = Field(
+        default=2.0, gt=0, description="How often the worker beside the inbox looks for decisions to carry out."
+    )
     sandbox: SandboxSection = Field(default_factory=SandboxSection)
     passwords: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="Robot → secret setting → the sandbox's published demo password."
@@ -109,7 +116,11 @@ def apply_demo_settings(settings: Settings, demo: DemoSettings, registry: Regist
     """
     # A night compressed into minutes: transient failures are retried seconds apart.
     settings.worker = settings.worker.model_copy(
-        update={"backoff_base_seconds": min(settings.worker.backoff_base_seconds, demo.backoff_base_seconds)}
+        update={
+            "backoff_base_seconds": min(settings.worker.backoff_base_seconds, demo.backoff_base_seconds),
+            # A decision made in the demo's inbox is carried out within seconds.
+            "poll_seconds": min(settings.worker.poll_seconds, demo.worker_poll_seconds),
+        }
     )
     # The deployment's own [web] keys win, as for robots.
     settings.web = {**demo.web, **settings.web}
@@ -187,6 +198,8 @@ class DemoNight:
     urls: dict[str, str]
     jobs: list[tuple[str, str]]
     summaries: list[RunSummary]
+    #: The engine the night ran on (the worker beside the inbox uses it too).
+    engine: Engine | None = None
 
     @property
     def failed(self) -> bool:
@@ -222,7 +235,46 @@ def demo_night(
         if on_ready is not None:
             on_ready(urls, jobs)
         summaries = asyncio.run(run_many(engine, jobs, trigger="manual", show_progress=show_progress))
-        yield DemoNight(urls, jobs, summaries)
+        yield DemoNight(urls, jobs, summaries, engine)
+
+
+# -- the worker beside the inbox -----------------------------------------------------------
+@contextmanager
+def worker_beside(engine: Engine, *, stop_timeout: float = 60.0) -> Iterator[threading.Thread]:
+    """Run a worker (:class:`core.worker.Worker`) in a thread while the caller serves the inbox.
+
+    The demo's decisions are carried out by it within seconds, as ``kollega worker`` does in
+    a deployment. Leaving the block (the inbox stopped, e.g. by Ctrl-C) stops the worker
+    after the decision it is carrying out, and waits for it.
+    """
+    from core.worker import Worker
+
+    started = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def main() -> None:
+        box["loop"], box["stop"] = asyncio.get_running_loop(), asyncio.Event()
+        started.set()
+        await Worker(engine).serve(box["stop"])
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        except Exception:
+            log.error("the demo's worker stopped", exc_info=True)
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=run, name="kollega-demo-worker", daemon=True)
+    thread.start()
+    started.wait()
+    try:
+        yield thread
+    finally:
+        loop, stop = box.get("loop"), box.get("stop")
+        if loop is not None and stop is not None and thread.is_alive():
+            loop.call_soon_threadsafe(stop.set)
+        thread.join(stop_timeout)
 
 
 # -- accounts --------------------------------------------------------------------------------

@@ -196,6 +196,14 @@ class ReviewItem(Base):
     callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
     callback_next_at: Mapped[datetime | None] = mapped_column()
     callback_error: Mapped[str | None] = mapped_column(Text)
+    #: What carrying the decision out did, in Swedish for the person who decided (Carried.summary).
+    callback_summary: Mapped[str | None] = mapped_column(Text)
+    #: The target system's reference for the write (a booking or decision id), when it gave one.
+    callback_reference: Mapped[str | None] = mapped_column(String(200))
+    #: When the decision was carried out, or finally failed.
+    callback_finished_at: Mapped[datetime | None] = mapped_column()
+    #: Why carrying it out failed, in Swedish a case worker understands (no technical detail).
+    callback_message: Mapped[str | None] = mapped_column(Text)
     #: When retention cleared its material, comments and personal identifiers (None = not yet).
     purged_at: Mapped[datetime | None] = mapped_column()
     #: The lease token of the worker carrying the decision out (only it may settle it).

@@ -1,7 +1,8 @@
-"""Alerts: a failed, missed or overrunning run, or a robot whose exception share jumps.
+"""Alerts: a failed, missed or overrunning run, a robot whose exception share jumps, or a decision
+that could not be carried out or waits too long to be.
 
 :func:`detect` looks at the runs of the last two days and inserts one ``web_alerts`` row
-per problem, keyed (kind + run id) so that several ``kollega serve`` processes raise and
+per problem, keyed (kind + run id, or kind + review item) so that several ``kollega serve`` processes raise and
 mail each alert once. :func:`mail_new` sends every alert not yet mailed to its tenant's
 ``ops_email`` over SMTP, configured like the mail connector (``[connectors.mail]``: host,
 port, security, sender, username/password references). The mail says what and where,
@@ -24,8 +25,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from core.logging import get_logger, redact_text
 from core.settings import SecretRef
 from core.storage.db import Database
-from core.storage.models import Run, RunStatus, Tenant
+from core.storage.models import CallbackStatus, ReviewItem, Run, RunStatus, Tenant
 from core.storage.web_models import Alert
+from core.web.decisions import is_late
 from core.web.settings import AlertSettings
 
 log = get_logger("kollega.web.alerts")
@@ -58,8 +60,9 @@ def _share(run: Run) -> float:
     return (run.failed_business + run.failed_application + run.uncertain) / max(run.collected, 1)
 
 
-def detect(db: Database, cfg: AlertSettings, now: datetime) -> int:
-    """Insert alerts for problems in the last two days' runs; returns how many are new."""
+def detect(db: Database, cfg: AlertSettings, now: datetime, zone: str = "Europe/Stockholm") -> int:
+    """Insert alerts for problems in the last two days' runs and decisions; returns how many are new."""
+    new = detect_decisions(db, cfg, now, zone)
     with db.session() as s:
         runs = s.scalars(select(Run).where(Run.created_at >= now - WINDOW).order_by(Run.id)).all()
         history = s.execute(
@@ -100,7 +103,6 @@ def detect(db: Database, cfg: AlertSettings, now: datetime) -> int:
                             f"körning {run.id}, mot {mean:.0%} i snitt senaste 30 dagarna",
                         )
                     )
-    new = 0
     for kind, run, message in found:
         new += _insert(
             db,
@@ -110,6 +112,53 @@ def detect(db: Database, cfg: AlertSettings, now: datetime) -> int:
                 "tenant": run.tenant,
                 "robot": run.robot,
                 "run_id": run.id,
+                "message": redact_text(message),
+                "created_at": now,
+            },
+        )
+    return new
+
+
+def detect_decisions(db: Database, cfg: AlertSettings, now: datetime, zone: str) -> int:
+    """Alert once per decision that could not be carried out, and once per decision waiting too long.
+
+    A decision is late when it has waited more than ``decision_wait_minutes`` of working
+    hours (:func:`core.web.decisions.working_minutes`). The message names the robot, the
+    municipality and the item number, never whom it concerns.
+    """
+    with db.session() as s:
+        rows = s.scalars(
+            select(ReviewItem).where(
+                (ReviewItem.callback_status == CallbackStatus.pending)
+                | (
+                    (ReviewItem.callback_status == CallbackStatus.failed)
+                    & (ReviewItem.callback_finished_at >= now - WINDOW)
+                )
+            )
+        ).all()
+    new = 0
+    for row in rows:
+        if row.callback_status == CallbackStatus.failed:
+            finished = row.callback_finished_at.isoformat() if row.callback_finished_at else ""
+            kind, key = "decision_failed", f"decision_failed:{row.id}:{finished}"
+            message = f"{row.robot} kunde inte verkställa beslutet i ärende {row.id} för {row.tenant}"
+        elif is_late(row, now, zone, cfg):
+            decided = row.decided_at.isoformat() if row.decided_at else ""
+            kind, key = "decision_late", f"decision_late:{row.id}:{decided}"
+            message = (
+                f"Beslutet i ärende {row.id} ({row.robot}, {row.tenant}) har väntat mer än "
+                f"{cfg.decision_wait_minutes} minuter på att verkställas"
+            )
+        else:
+            continue
+        new += _insert(
+            db,
+            {
+                "key": key[:200],
+                "kind": kind,
+                "tenant": row.tenant,
+                "robot": row.robot,
+                "run_id": None,
                 "message": redact_text(message),
                 "created_at": now,
             },

@@ -43,7 +43,7 @@ from core.web.settings import WebSettings, web_settings
 log = get_logger("kollega.web")
 STATIC = Path(__file__).parent / "static"
 CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; object-src 'none'; "
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 
@@ -64,7 +64,7 @@ async def alert_loop(ctx: WebContext, stop: asyncio.Event) -> None:
     smtp = alerts.mail_settings(ctx.settings.connectors) if ctx.web.alerts.mail else None
     while not stop.is_set():
         try:
-            await run_in_threadpool(alerts.detect, ctx.db, ctx.web.alerts, ctx.clock())
+            await run_in_threadpool(alerts.detect, ctx.db, ctx.web.alerts, ctx.clock(), ctx.zone)
             if smtp is not None:
                 await alerts.mail_new(ctx.db, smtp, ctx.clock(), ctx.web.public_url)
         except Exception:

@@ -69,6 +69,8 @@ STATE_LABELS = {
     "overrun": "Drog över tiden",
     "exception_jump": "Fler undantag än vanligt",
     "robot": "Larm från roboten",
+    "decision_failed": "Beslut kunde inte verkställas",
+    "decision_late": "Beslut dröjer",
     "case_worker": "Handläggare",
     "coordinator": "Samordnare",
     "operations": "Drift",

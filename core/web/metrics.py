@@ -1,4 +1,5 @@
-"""``/metrics`` in the Prometheus text format: runs, items by status, queue depth, durations.
+"""``/metrics`` in the Prometheus text format: runs, items by status, queue depth, durations,
+decisions waiting to be carried out (count and oldest age) and decisions that failed.
 
 Read from the database at each scrape (any number of ``kollega serve`` processes give the
 same answer). Labels are robot, tenant, status and queue names only: never personal data.
@@ -21,7 +22,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from core.storage.db import Database
-from core.storage.models import ReviewItem, ReviewState, Run, WorkItem
+from core.storage.models import CallbackStatus, ReviewItem, ReviewState, Run, WorkItem
 from core.storage.web_models import Alert
 from core.web.settings import WebSettings
 
@@ -58,6 +59,21 @@ class KollegaCollector(Collector):
             "kollega_run_duration_seconds", "Total time of finished runs.", labels=["robot", "tenant"]
         )
         alerts = GaugeMetricFamily("kollega_alerts_open", "Unacknowledged alerts.", labels=["tenant", "kind"])
+        waiting = GaugeMetricFamily(
+            "kollega_decisions_waiting",
+            "Decisions made by a person that no robot has carried out yet.",
+            labels=["robot", "tenant"],
+        )
+        waiting_oldest = GaugeMetricFamily(
+            "kollega_decisions_waiting_oldest_age_seconds",
+            "Time since the oldest decision not yet carried out was made.",
+            labels=["robot", "tenant"],
+        )
+        failed = GaugeMetricFamily(
+            "kollega_decisions_failed",
+            "Decisions whose carrying out failed for good and waits for a person.",
+            labels=["robot", "tenant"],
+        )
         with self.db.session() as s:
             for robot, tenant, status, n in s.execute(
                 select(Run.robot, Run.tenant, Run.status, func.count()).group_by(Run.robot, Run.tenant, Run.status)
@@ -82,6 +98,20 @@ class KollegaCollector(Collector):
                 .where(Run.started_at.is_not(None), Run.finished_at.is_not(None))
                 .order_by(Run.id)
             ).all()
+            for robot, tenant, n, first in s.execute(
+                select(ReviewItem.robot, ReviewItem.tenant, func.count(), func.min(ReviewItem.decided_at))
+                .where(ReviewItem.callback_status == CallbackStatus.pending)
+                .group_by(ReviewItem.robot, ReviewItem.tenant)
+            ):
+                waiting.add_metric([robot, tenant], n)
+                if first is not None:
+                    waiting_oldest.add_metric([robot, tenant], max(0.0, (self.now - first).total_seconds()))
+            for robot, tenant, n in s.execute(
+                select(ReviewItem.robot, ReviewItem.tenant, func.count())
+                .where(ReviewItem.callback_status == CallbackStatus.failed, ReviewItem.state != ReviewState.open)
+                .group_by(ReviewItem.robot, ReviewItem.tenant)
+            ):
+                failed.add_metric([robot, tenant], n)
             for tenant, kind, n in s.execute(
                 select(Alert.tenant, Alert.kind, func.count())
                 .where(Alert.acknowledged_at.is_(None))
@@ -98,7 +128,7 @@ class KollegaCollector(Collector):
             duration.add_metric(list(key), value)
         for key, value in total.items():
             seconds.add_metric(list(key), value)
-        yield from (runs, items, depth, oldest, duration, seconds, alerts)
+        yield from (runs, items, depth, oldest, duration, seconds, alerts, waiting, waiting_oldest, failed)
 
 
 def exposition(db: Database, now: datetime) -> bytes:

@@ -50,6 +50,17 @@ class AlertSettings(BaseModel):
     )
     min_items: int = Field(default=5, ge=1, description="Runs with fewer items never raise an exception-share alert.")
     mail: bool = Field(default=True, description="Mail new alerts to the tenant's ops_email ([connectors.mail]).")
+    decision_wait_minutes: int = Field(
+        default=15,
+        ge=1,
+        description="A decision not carried out after this many minutes of working hours is marked and alerted.",
+    )
+    working_day_start_hour: int = Field(
+        default=7, ge=0, le=23, description="Working hours (local time, weekdays) start at this hour."
+    )
+    working_day_end_hour: int = Field(
+        default=17, ge=1, le=23, description="Working hours end at this hour; decisions wait only in working hours."
+    )
 
 
 class WebSettings(BaseModel):

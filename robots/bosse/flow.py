@@ -27,7 +27,17 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote
 
-from core.api import ApplicationError, BusinessError, Done, NeedsReview, NewItem, ReviewView, RunContext, WorkItemView
+from core.api import (
+    ApplicationError,
+    BusinessError,
+    Carried,
+    Done,
+    NeedsReview,
+    NewItem,
+    ReviewView,
+    RunContext,
+    WorkItemView,
+)
 from robots.bosse.ledger import ShiftLedger
 from robots.bosse.material import QUEUE, review_material, review_summary, review_title
 from robots.bosse.messages import Answer, MessageKind, Reference, message_text
@@ -561,10 +571,12 @@ class Work:
         return self._review(shift, evaluation, ledger, people, reason=reason, reason_text=reason_text, note=note)
 
     # -- decisions -----------------------------------------------------------------------
-    async def decide(self, review: ReviewView) -> None:
-        """Carry out a coordinator's decision on a ``bosse.unfilled`` review."""
+    async def decide(self, review: ReviewView) -> Carried | None:
+        """Carry out a coordinator's decision on a ``bosse.unfilled`` review; say what was done, in Swedish."""
         if review.queue != QUEUE or review.kind != "decision" or review.state not in ("approved", "rejected"):
-            return  # "returned" is carried out by processing the item again
+            if review.state == "returned" and review.queue == QUEUE:
+                return Carried("Passet erbjuds på nytt: Bosse skickar en ny omgång erbjudanden.")
+            return None  # "returned" is carried out by processing the item again
         shift_id = str((review.material.get("shift") or {}).get("id") or "")
         if not shift_id:
             raise BusinessError("granskningsunderlaget saknar pass-id", code="bad_material")
@@ -577,7 +589,10 @@ class Work:
                     await self.send(MessageKind.filled, shift, sub, ledger.offers[sub].message.to)
                     told.append(sub)
             await asyncio.to_thread(self.ctx.record, "bosse.covered_otherwise", details={**details, "told": told})
-            return
+            return Carried(
+                f"Passet {shift.code} löses på annat sätt; "
+                + (f"{len(told)} vikarie(r) har fått besked via SMS." if told else "inga SMS behövdes.")
+            )
         chosen = _chosen(review)
         if chosen is None:
             raise BusinessError("Ange vilken vikarie som ska bokas (t.ex. V012) i kommentaren", code="no_choice")
@@ -587,9 +602,13 @@ class Work:
                 "bosse.decision_moot",
                 details={**details, "chosen": chosen, "booked_substitute_id": shift.booked_substitute_id},
             )
-            if shift.booked_substitute_id == chosen and not self.quiet():
-                await self._notify(shift, ledger)
-            return
+            if shift.booked_substitute_id == chosen:
+                if not self.quiet():
+                    await self._notify(shift, ledger)
+                return Carried(f"{chosen} var redan bokad på passet {shift.code} i bemanningssystemet.")
+            return Carried(
+                f"Passet {shift.code} var redan tillsatt av någon annan i bemanningssystemet; {chosen} bokades inte.",
+            )
         booking = await self.book_checked(shift, chosen, via="decision", details=details)
         if booking.reasons:
             raise BusinessError(
@@ -601,10 +620,20 @@ class Work:
                 "bosse.decision_moot",
                 details={**details, "chosen": chosen, "conflict": booking.conflict},
             )
-            return
+            return Carried(
+                f"Passet {shift.code} tillsattes av någon annan i bemanningssystemet medan beslutet "
+                f"verkställdes; {chosen} bokades inte."
+            )
+        sent: list[str] = []
         if not self.quiet():  # in quiet hours the next daytime run's close item tells everyone
             shift, ledger = await self._fresh(shift_id)
-            await self._notify(shift, ledger)
+            sent = await self._notify(shift, ledger)
+        sms = (
+            "bekräftelse-SMS skickat"
+            if f"{MessageKind.confirm.value}:{chosen}" in sent
+            else "bekräftelse-SMS skickas när de tysta timmarna är slut"
+        )
+        return Carried(f"{chosen} bokad på passet {shift.code} i bemanningssystemet, {sms}.", booking.booking_id)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from core.api import Done, NeedsReview, NewItem, Robot
+from core.api import Carried, Done, NeedsReview, NewItem, Robot
 from robots.bosse.flow import Work
 from robots.bosse.settings import BosseSettings
 
@@ -57,9 +57,9 @@ class Bosse(Robot[BosseSettings]):
         """Do one step (see :class:`robots.bosse.flow.ItemRef`)."""
         return await Work(ctx, self.bosse_settings).process(item)
 
-    async def on_decision(self, ctx: RunContext, review: ReviewView) -> None:
+    async def on_decision(self, ctx: RunContext, review: ReviewView) -> Carried | None:
         """Approve = book the proposed (or named) person; reject = covered otherwise; return = new wave."""
-        await Work(ctx, self.bosse_settings).decide(review)
+        return await Work(ctx, self.bosse_settings).decide(review)
 
     def cli(self) -> typer.Typer:
         """``kollega bosse match FILE [--json]``."""

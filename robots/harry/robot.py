@@ -29,6 +29,7 @@ from connectors.files import DropFolderSettings
 from connectors.http import HttpConnector
 from core.api import (
     BusinessError,
+    Carried,
     ConfigError,
     Done,
     NewItem,
@@ -241,7 +242,7 @@ class Harry(Robot[HarrySettings]):
         return BrowserLanes(ctx, browser, size=s.contexts, items_per_lane=s.items_per_context, make_login=make_login)
 
     # -- decisions -----------------------------------------------------------------------
-    async def on_decision(self, ctx: RunContext, review: ReviewView) -> None:
+    async def on_decision(self, ctx: RunContext, review: ReviewView) -> Carried | None:
         """Carry out HR's decision on a deviation: registered by hand, rejected, or try again.
 
         approve = "registrerat för hand": HR has registered or corrected the schedule by hand;
@@ -249,14 +250,14 @@ class Harry(Robot[HarrySettings]):
         kernel puts the item back in the queue and HaRry checks and registers it again.
         """
         if review.queue != DEVIATION_QUEUE:
-            return
+            return None
         action = {
             "approved": "harry.registered_by_hand",
             "rejected": "harry.registration_rejected",
             "returned": "harry.retry_requested",
         }.get(review.state)
         if action is None:
-            return
+            return None
         material = review.material
         await asyncio.to_thread(
             ctx.record,
@@ -272,6 +273,14 @@ class Harry(Robot[HarrySettings]):
                 "period": material.get("period"),
                 "version": material.get("version"),
             },
+        )
+        what = f"Schemat för {material.get('employee_id')}, period {material.get('period')}"
+        return Carried(
+            {
+                "approved": f"{what} är noterat som registrerat för hand i lönesystemet.",
+                "rejected": f"{what} registreras inte, enligt ditt beslut.",
+                "returned": f"{what} är tillbaka i HaRrys kö och registreras på nytt vid nästa körning.",
+            }[review.state]
         )
 
     def cli(self) -> typer.Typer | None:

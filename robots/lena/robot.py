@@ -22,7 +22,17 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.http import HttpConnector
-from core.api import ApplicationError, BusinessError, ConnectorError, Done, NeedsReview, NewItem, Outcome, Robot
+from core.api import (
+    ApplicationError,
+    BusinessError,
+    Carried,
+    ConnectorError,
+    Done,
+    NeedsReview,
+    NewItem,
+    Outcome,
+    Robot,
+)
 from robots.lena.check import check_plan
 from robots.lena.comments import apply_changes, parse_comment
 from robots.lena.continuity import ContinuityWeights
@@ -266,7 +276,7 @@ class LenaRobot(Robot[LenaSettings]):
             ctx.log.info("no baseline plan to compare with", error=exc.code)
             return None
 
-    async def on_decision(self, ctx: RunContext, review: ReviewView) -> None:
+    async def on_decision(self, ctx: RunContext, review: ReviewView) -> Carried | None:
         """Approved: publish the reviewed plan (checked again, once, read back). Returned: noted; re-planned next."""
         m = review.material
         if review.state == "returned":
@@ -275,9 +285,9 @@ class LenaRobot(Robot[LenaSettings]):
                 "lena.replan_requested",
                 details={"review_id": review.id, "group": m.get("group"), "date": m.get("date")},
             )
-            return
+            return Carried("Lena gör en ny plan med din kommentar; den kommer som ett nytt ärende.")
         if review.state != "approved":
-            return
+            return None
         group, day = str(m["group"]), date.fromisoformat(str(m["date"]))
         plan = plan_from_dict(m["plan"])
         problem = await self._problem(ctx, group, day)
@@ -296,7 +306,11 @@ class LenaRobot(Robot[LenaSettings]):
         current = await api.get("/plans", params=params, allow_status=(404,))
         if current.status_code == 200 and api.json_of(current).get("idempotency_key") == key:
             ctx.log.info("plan already published", review_id=review.id)
-            return
+            published = api.json_of(current)
+            return Carried(
+                f"Planen för {group} {day.isoformat()} var redan publicerad i verksamhetssystemet.",
+                str(published.get("plan_id") or "") or None,
+            )
         body = plan_body(
             problem,
             plan,
@@ -323,6 +337,11 @@ class LenaRobot(Robot[LenaSettings]):
                 "unassigned": len(body["unassigned"]),
                 "approved_by": review.decided_by,
             },
+        )
+        return Carried(
+            f"Planen för {group} {day.isoformat()} är publicerad i verksamhetssystemet och kontrolläst "
+            f"({len(body['assignments'])} besök planerade).",
+            str(answer.get("plan_id") or "") or None,
         )
 
     def cli(self) -> typer.Typer | None:

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from core.api import (
     ApplicationError,
     BusinessError,
+    Carried,
     ConfigError,
     ConnectorError,
     Done,
@@ -412,25 +413,26 @@ class Ronney(Robot[RonneySettings]):
         )
 
     # -- decisions -------------------------------------------------------------------------
-    async def on_decision(self, ctx: RunContext, review: ReviewView) -> None:
-        """Carry out a case worker's decision (see the module docstring)."""
+    async def on_decision(self, ctx: RunContext, review: ReviewView) -> Carried | None:
+        """Carry out a case worker's decision (see the module docstring); say what was done, in Swedish."""
         material = review.material or {}
         details = {"review_id": review.id, "application_id": material.get("application_id"), "state": review.state}
         if review.state == "returned":
             # The kernel puts the work item back with the comment; Ronney prepares it again.
             await asyncio.to_thread(ctx.record, "ronney.returned", subject=review.subject, details=details)
-            return
+            return Carried("Ärendet är tillbaka hos Ronney, som bereder det på nytt med din kommentar.")
         if review.state not in ("approved", "rejected"):
-            return
+            return None
         if material.get("kind") == "application":
-            await self._carry_out_application(ctx, review)
-        elif material.get("kind") == "complement":
-            await self._carry_out_complement(ctx, review)
+            return await self._carry_out_application(ctx, review)
+        if material.get("kind") == "complement":
+            return await self._carry_out_complement(ctx, review)
+        return None
 
     def _decided_by(self, review: ReviewView) -> str:
         return (review.decided_by or "handläggare").removeprefix("user:") or "handläggare"
 
-    async def _carry_out_application(self, ctx: RunContext, review: ReviewView) -> None:
+    async def _carry_out_application(self, ctx: RunContext, review: ReviewView) -> Carried:
         m = review.material
         app_id, month = str(m["application_id"]), str(m["month"])
         proposal = m.get("proposal") or {}
@@ -511,7 +513,11 @@ class Ronney(Robot[RonneySettings]):
                 details={"review_id": review.id, "application_id": app_id, "decision_id": existing.get("decision_id")},
             )
             if existing.get("decision") == payload["decision"] and existing.get("amount") == payload["amount"]:
-                return  # the same decision is already there: nothing to do
+                # the same decision is already there: nothing to do
+                return Carried(
+                    "Samma beslut fanns redan i e-tjänsten; inget nytt skrevs.",
+                    str(existing.get("decision_id") or "") or None,
+                )
             raise BusinessError(
                 "Ansökan har redan ett annat beslut i e-tjänsten; det här beslutet skrevs inte", code="decision_exists"
             )
@@ -542,8 +548,14 @@ class Ronney(Robot[RonneySettings]):
                 "replayed": status == 200,
             },
         )
+        what = {"rejected": "Avslag", "partially_approved": "Delvis beviljat"}.get(payload["decision"], "Beviljat")
+        amount_text = f", {payload['amount']} kr" if payload["decision"] != "rejected" else ""
+        return Carried(
+            f"{what}{amount_text} för {m.get('month_text') or month}: beslutet är skrivet i e-tjänsten och kontrolläst.",
+            str(readback.get("decision_id") or "") or None,
+        )
 
-    async def _carry_out_complement(self, ctx: RunContext, review: ReviewView) -> None:
+    async def _carry_out_complement(self, ctx: RunContext, review: ReviewView) -> Carried:
         m = review.material
         app_id = str(m["application_id"])
         complement = m.get("complement") or {}
@@ -556,13 +568,13 @@ class Ronney(Robot[RonneySettings]):
             await asyncio.to_thread(
                 ctx.record, "ronney.complement_not_requested", subject=review.subject, details=details
             )
-            return
+            return Carried("Ingen ny begäran om komplettering skickades, enligt ditt beslut.")
         es = Eservice(ctx, self.cfg)
         requests = await es.complements(app_id)
         original = next((r for r in requests if r.get("id") == complement.get("id")), None)
         if original is not None and original.get("arrived_at"):
             await asyncio.to_thread(ctx.record, "ronney.complement_not_needed", subject=review.subject, details=details)
-            return
+            return Carried("Kompletteringen hade redan kommit in; ingen ny begäran skickades.")
         what = str((m.get("proposed_request") or {}).get("what") or complement.get("what"))
         by = self._decided_by(review)
         since = str(original.get("requested_at") or "") if original else ""
@@ -592,6 +604,10 @@ class Ronney(Robot[RonneySettings]):
             "ronney.complement_requested",
             subject=review.subject,
             details={**details, "new_complement_id": again.get("id"), "due": again.get("due")},
+        )
+        return Carried(
+            f"Begäran om komplettering är skickad via e-tjänsten, svar senast {again.get('due')}.",
+            str(again.get("id") or "") or None,
         )
 
     # -- commands --------------------------------------------------------------------------

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from core.engine import Engine
-from core.records import ItemStatus, ReviewKind, ReviewState, RunStatus
+from core.errors import ApplicationError, BusinessError
+from core.records import CallbackStatus, ItemStatus, ReviewKind, ReviewState, RunStatus
 from core.registry import Registry
-from core.robot import Done, Robot
+from core.robot import Carried, Done, Robot
 from core.settings import WorkerSettings
 from core.testing import TEST_TENANT, ExampleRobot, ExampleWriterRobot, FakeClock, make_settings
 from core.testing.memory import MemoryStores
@@ -98,3 +99,58 @@ class TestExampleRobotOnMemoryStores:
         asyncio.run(Worker(engine).serve(asyncio.Event(), once=True))
         statuses = by_reference(stores)
         assert statuses["demo-5"] == ItemStatus.done and statuses["demo-10"] == ItemStatus.done
+
+
+class TestWhatCarryingOutReports:
+    """What on_decision returns (or raises) reaches the review item, for the person who decided."""
+
+    @staticmethod
+    def night_with_a_decision(tmp_path: Path, robot: type[Robot]) -> tuple[MemoryStores, Engine, int]:
+        stores, engine = engine_on_memory(tmp_path, robot)
+        asyncio.run(engine.run(robot.name, TEST_TENANT.code))
+        decision = next(r for r in stores.state.reviews.values() if r.kind == ReviewKind.decision)
+        stores.reviews.decide(decision.id, "approve", actor="user:anna")
+        return stores, engine, decision.id
+
+    def test_a_carried_result_is_kept(self, tmp_path: Path) -> None:
+        class Booker(ExampleRobot):
+            name = "booker"
+
+            async def on_decision(self, ctx: Any, review: Any) -> Carried:
+                return Carried("Bokad i bemanningssystemet, bekräftelse-SMS skickat", "B-17")
+
+        stores, engine, review_id = self.night_with_a_decision(tmp_path, Booker)
+        asyncio.run(engine.drain("booker", TEST_TENANT.code))
+        row = stores.state.reviews[review_id]
+        assert (row.callback_status, row.callback_summary, row.callback_reference) == (
+            CallbackStatus.done,
+            "Bokad i bemanningssystemet, bekräftelse-SMS skickat",
+            "B-17",
+        )
+
+    def test_a_business_error_is_the_reason_the_decider_reads(self, tmp_path: Path) -> None:
+        class Refused(ExampleRobot):
+            name = "refused"
+
+            async def on_decision(self, ctx: Any, review: Any) -> None:
+                raise BusinessError("Vikarien är redan bokad på ett annat pass samma tid", code="taken")
+
+        stores, engine, review_id = self.night_with_a_decision(tmp_path, Refused)
+        asyncio.run(engine.drain("refused", TEST_TENANT.code))
+        row = stores.state.reviews[review_id]
+        assert row.callback_status == CallbackStatus.failed  # bad data: no retry
+        assert row.callback_message == "Vikarien är redan bokad på ett annat pass samma tid"
+
+    def test_a_technical_error_gets_general_words(self, tmp_path: Path) -> None:
+        class Down(ExampleRobot):
+            name = "down"
+
+            async def on_decision(self, ctx: Any, review: Any) -> None:
+                raise ApplicationError("HTTP 503 from https://staffing.example/api/bookings", code="http_503")
+
+        stores, engine, review_id = self.night_with_a_decision(tmp_path, Down)
+        asyncio.run(engine.drain("down", TEST_TENANT.code))
+        row = stores.state.reviews[review_id]
+        assert row.callback_status == CallbackStatus.pending  # retried later
+        assert row.callback_message is not None and "https://" not in row.callback_message
+        assert row.callback_error is not None and "503" in row.callback_error  # for operations

@@ -438,6 +438,69 @@ class TestReviews:
         assert decision.callback_status == CallbackStatus.failed and decision.callback_error == "boom"
         assert (exception.kind, exception.state) == (ReviewKind.exception, ReviewState.open)
 
+    def test_what_carrying_out_did_is_kept_for_the_decider(self, stores: Stores) -> None:
+        _item_id, review_id = self.decision(stores)
+        stores.reviews.decide(review_id, "approve", actor="user:anna")
+        [waiting] = stores.reviews.waiting_callbacks(tenants={TENANT})
+        assert (waiting.id, waiting.robot, waiting.decided_by, waiting.attempts) == (review_id, ROBOT, "user:anna", 0)
+        assert stores.reviews.waiting_callbacks(tenants={OTHER}) == []
+        [view] = stores.reviews.claim_callbacks(ROBOT, TENANT)
+        before = stores.last_seq()
+        stores.reviews.callback_done(view, actor=ACTOR, summary="Bokad i bemanningssystemet", reference="B-7")
+        row = stores.reviews.get(review_id)
+        assert (row.callback_status, row.callback_summary, row.callback_reference) == (
+            CallbackStatus.done,
+            "Bokad i bemanningssystemet",
+            "B-7",
+        )
+        assert row.callback_finished_at == stores.clock.now() and row.callback_message is None
+        assert stores.actions(before) == ["review.carried_out"]
+        assert stores.reviews.waiting_callbacks() == []
+        assert not stores.reviews.retry_callback(review_id, actor="user:anna")  # done is final
+
+    def test_a_failed_decision_goes_back_to_the_decider_and_can_be_tried_again(self, stores: Stores) -> None:
+        item_id, review_id = self.decision(stores)
+        stores.reviews.decide(review_id, "approve", actor="user:anna")
+        [view] = stores.reviews.claim_callbacks(ROBOT, TENANT)
+        backoff = {"max_attempts": 0, "base_seconds": 10, "cap_seconds": 10, "actor": ACTOR}
+        assert not stores.reviews.callback_failed(
+            view,
+            "ApplicationError: HTTP 503 from /api/bookings",
+            message="Vikarien är redan bokad på ett annat pass.",
+            **backoff,  # type: ignore[arg-type]
+        )
+        decision, exception = stores.reviews.for_item(item_id)
+        assert decision.callback_status == CallbackStatus.failed
+        assert decision.callback_message == "Vikarien är redan bokad på ett annat pass."
+        assert decision.callback_finished_at == stores.clock.now()
+        assert exception.assignee == "user:anna"  # back to the person who decided
+        assert "Vikarien är redan bokad" in exception.summary and "/api/" not in exception.summary
+        before = stores.last_seq()
+        assert stores.reviews.retry_callback(review_id, actor="user:anna")
+        assert stores.actions(before) == ["review.carry_out_retried"]
+        decision, exception = stores.reviews.for_item(item_id)
+        assert (decision.callback_status, decision.callback_message, decision.callback_attempts) == (
+            CallbackStatus.pending,
+            None,
+            0,
+        )
+        assert exception.state == ReviewState.withdrawn  # the failure report is dealt with
+        [again] = stores.reviews.claim_callbacks(ROBOT, TENANT)
+        assert again.id == review_id
+        assert not stores.reviews.retry_callback(review_id, actor="user:anna")  # pending, not failed
+
+    def test_a_technical_failure_gets_general_swedish_words(self, stores: Stores) -> None:
+        _item_id, review_id = self.decision(stores)
+        stores.reviews.decide(review_id, "approve", actor="user:anna")
+        [view] = stores.reviews.claim_callbacks(ROBOT, TENANT)
+        backoff = {"max_attempts": 3, "base_seconds": 10, "cap_seconds": 10, "actor": ACTOR}
+        assert stores.reviews.callback_failed(view, "ConnectorUnavailable: timeout", **backoff)  # type: ignore[arg-type]
+        row = stores.reviews.get(review_id)
+        assert row.callback_status == CallbackStatus.pending
+        assert row.callback_message is not None and "Roboten kunde inte" in row.callback_message
+        [waiting] = stores.reviews.waiting_callbacks()
+        assert waiting.attempts == 1 and waiting.message == row.callback_message
+
     def test_overdue_items_expire(self, stores: Stores) -> None:
         stores.queue.enqueue(ROBOT, TENANT, items("a"))
         item = claim_one(stores)

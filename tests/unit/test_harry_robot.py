@@ -163,6 +163,15 @@ class TestDecisions:
         [event] = ctx.events
         assert event["action"] == action and event["details"]["reference"] == "E1/2026-12/v1/abc"
 
+    @pytest.mark.parametrize(
+        ("state", "words"),
+        [("approved", "registrerat för hand"), ("rejected", "registreras inte"), ("returned", "registreras på nytt")],
+    )
+    def test_says_what_was_done_in_swedish(self, state: str, words: str) -> None:
+        carried = asyncio.run(Harry(settings()).on_decision(RecordingContext(), self.review(state)))  # type: ignore[arg-type]
+        assert carried is not None and words in carried.summary and "2026-12" in carried.summary
+        assert "199001012383" not in carried.summary and "/" not in carried.summary
+
     def test_other_queues_ignored(self) -> None:
         ctx = RecordingContext()
         asyncio.run(Harry(settings()).on_decision(ctx, self.review("approved", "harry.exceptions")))  # type: ignore[arg-type]

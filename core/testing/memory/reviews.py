@@ -9,7 +9,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from core.errors import AlreadyDecided, FourEyesViolation, LeaseLost, ReviewError
-from core.records import CallbackStatus, ItemStatus, ReviewKind, ReviewState, ReviewView
+from core.records import (
+    GENERAL_FAILURE,
+    CallbackStatus,
+    ItemStatus,
+    ReviewKind,
+    ReviewState,
+    ReviewView,
+    WaitingDecision,
+    failure_summary,
+)
 from core.transitions import DECIDABLE, REQUEUEABLE, check_confirmations, equal_jitter_delay
 
 if TYPE_CHECKING:
@@ -189,12 +198,16 @@ class MemoryReviewStore:
             raise LeaseLost(f"review item {review.id}: another worker is carrying out this decision now")
         return row
 
-    def callback_done(self, review: ReviewView, *, actor: str) -> None:
-        """The robot carried the decision out: settle the work item accordingly."""
+    def callback_done(
+        self, review: ReviewView, *, actor: str, summary: str | None = None, reference: str | None = None
+    ) -> None:
+        """The robot carried the decision out: keep what it did, settle the work item accordingly."""
         with self.state.lock:
             now = self.state.clock.now()
             row = self._owned_callback(review)
             row.callback_status, row.callback_error = CallbackStatus.done, None
+            row.callback_summary, row.callback_reference = summary, reference
+            row.callback_finished_at, row.callback_message = now, None
             item = self.state.items.get(row.work_item_id) if row.work_item_id is not None else None
             if item is not None:
                 if row.state == ReviewState.returned and item.status in REQUEUEABLE:
@@ -203,38 +216,89 @@ class MemoryReviewStore:
                 elif row.state != ReviewState.returned and row.kind == ReviewKind.decision and item.status in DECIDABLE:
                     item.status, item.finished_at, item.updated_at = ItemStatus.done, now, now
                     item.result = {**(item.result or {}), "decision": row.state.value, "decided_by": row.decided_by}
-            details = {"review_id": row.id, "decision": row.state.value}
+            details = {"review_id": row.id, "decision": row.state.value, "reference": reference}
             self.state.audit(
                 actor=actor, action="review.carried_out", tenant=row.tenant, subject=row.subject, details=details
             )
 
     def callback_failed(
-        self, review: ReviewView, error: str, *, max_attempts: int, base_seconds: float, cap_seconds: float, actor: str
+        self,
+        review: ReviewView,
+        error: str,
+        *,
+        max_attempts: int,
+        base_seconds: float,
+        cap_seconds: float,
+        actor: str,
+        message: str | None = None,
     ) -> bool:
-        """on_decision failed: retry with backoff, or give up to a person after max attempts."""
+        """on_decision failed: retry with backoff, or give up to the person who decided after max attempts."""
         with self.state.lock:
             now = self.state.clock.now()
             row = self._owned_callback(review)
-            row.callback_error = error
+            row.callback_error, row.callback_message = error, message or GENERAL_FAILURE
             retry = row.callback_attempts < max_attempts
             if retry:
                 delay = equal_jitter_delay(row.callback_attempts, base_seconds, cap_seconds)
                 row.callback_next_at = now + timedelta(seconds=delay)
             else:
-                row.callback_status = CallbackStatus.failed
-                self.state.create_review(
+                row.callback_status, row.callback_finished_at = CallbackStatus.failed, now
+                exception_id = self.state.create_review(
                     tenant=row.tenant,
                     robot=row.robot,
                     work_item_id=row.work_item_id,
                     queue=f"{row.robot}.exceptions",
                     kind=ReviewKind.exception,
                     title="Beslutet kunde inte verkställas",
-                    summary=f"The decision on review item {row.id} could not be carried out: {error}",
+                    summary=failure_summary(row.id, row.title, row.callback_message),
                     material={"review_id": row.id, "decision": row.state.value, "error": error},
                     subject=row.subject,
                     actor=actor,
                 )
+                self.state.reviews[exception_id].assignee = row.decided_by
             details = {"review_id": row.id, "attempt": row.callback_attempts, "will_retry": retry, "error": error}
             action = "review.carry_out_failed"
             self.state.audit(actor=actor, action=action, tenant=row.tenant, subject=row.subject, details=details)
             return retry
+
+    def retry_callback(self, review_id: int, *, actor: str) -> bool:
+        """Queue a failed decision to be carried out again (audited), withdrawing its failure report."""
+        with self.state.lock:
+            now = self.state.clock.now()
+            row = self.state.reviews.get(review_id)
+            if row is None:
+                raise ReviewError(f"review item {review_id} does not exist")
+            if row.callback_status != CallbackStatus.failed:
+                return False
+            row.callback_status, row.callback_next_at, row.callback_attempts = CallbackStatus.pending, now, 0
+            row.callback_finished_at, row.callback_message, row.callback_error, row.callback_token = (
+                None,
+                None,
+                None,
+                None,
+            )
+            for report in self.state.reviews.values():
+                if (
+                    report.kind == ReviewKind.exception
+                    and report.state == ReviewState.open
+                    and report.work_item_id == row.work_item_id
+                    and (report.material or {}).get("review_id") == row.id
+                ):
+                    report.state, report.decided_by, report.decided_at = ReviewState.withdrawn, actor, now
+                    report.decision_comment, report.version = "Nytt försök att verkställa beslutet", report.version + 1
+            details = {"review_id": row.id, "queue": row.queue}
+            self.state.audit(
+                actor=actor, action="review.carry_out_retried", tenant=row.tenant, subject=row.subject, details=details
+            )
+            return True
+
+    def waiting_callbacks(self, *, tenants: set[str] | None = None) -> list[WaitingDecision]:
+        """Decisions not yet carried out, oldest decision first."""
+        with self.state.lock:
+            rows = [
+                r
+                for r in self.state.reviews.values()
+                if r.callback_status == CallbackStatus.pending and (tenants is None or r.tenant in tenants)
+            ]
+            rows.sort(key=lambda r: (r.decided_at or self.state.clock.now(), r.id))
+            return [WaitingDecision.from_row(r) for r in rows]

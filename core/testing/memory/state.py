@@ -78,6 +78,10 @@ class MemoryReview:
     callback_attempts: int = 0
     callback_next_at: datetime | None = None
     callback_error: str | None = None
+    callback_summary: str | None = None
+    callback_reference: str | None = None
+    callback_finished_at: datetime | None = None
+    callback_message: str | None = None
     callback_token: str | None = None
     version: int = 1
     comments: list[tuple[str, str, datetime]] = field(default_factory=list)

@@ -292,7 +292,7 @@ def open_alerts(request: Request, p: Person) -> list[dict[str, Any]]:
     """Unacknowledged alerts, newest first."""
     ctx = web_context(request)
     tenants = ops_tenants(p)
-    alerts.detect(ctx.db, ctx.web.alerts, ctx.clock())
+    alerts.detect(ctx.db, ctx.web.alerts, ctx.clock(), ctx.zone)
     return [
         {
             "id": a.id,

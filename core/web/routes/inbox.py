@@ -8,14 +8,22 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import ReviewError
 from core.storage.models import ReviewState
-from core.web import inbox
+from core.web import decisions, inbox
 from core.web.auth import Forbidden, Principal
-from core.web.deps import RowId, csrf_guard, current_principal, redirect, render, request_lang, web_context
+from core.web.deps import (
+    RowId,
+    csrf_guard,
+    current_principal,
+    redirect,
+    render,
+    request_lang,
+    web_context,
+)
 from core.web.i18n import translator
 from core.web.routes.ops import artifact_allowed
 
@@ -39,18 +47,52 @@ def inbox_page(
     mine: bool = False,
     overdue: bool = False,
 ) -> HTMLResponse:
-    """The person's queues with counts, and the items oldest first."""
+    """The person's queues with counts, the items oldest first, and "Mina beslut" with what became of them."""
     ctx = web_context(request)
     _inbox_user(p)
     f = inbox.InboxFilter(queue or None, tenant or None, kind or None, mine, overdue)
+    _ = translator(request_lang(request))
+    now = ctx.clock()
+    mine_rows = [
+        (row, decisions.status_of(row, now, ctx.zone, ctx.web.alerts, _)) for row in decisions.my_decisions(ctx, p)
+    ]
     return render(
         request,
         "inbox.html",
         queues=inbox.queue_summaries(ctx, p),
         items=inbox.list_items(ctx, p, f),
         f=f,
-        now=ctx.clock(),
+        now=now,
+        my_decisions=mine_rows,
+        attention=sum(1 for _row, st in mine_rows if st.code == decisions.Status.failed or st.late),
     )
+
+
+@router.get("/inbox/decisions/status")
+def decision_statuses(request: Request, p: Person, ids: str = "") -> JSONResponse:
+    """What became of the listed decisions (the pages poll this; ids the person may not see are left out)."""
+    ctx = web_context(request)
+    _inbox_user(p)
+    wanted = [int(x) for x in ids.split(",") if x.strip().isdigit()][:100]
+    _ = translator(request_lang(request))
+    found = decisions.statuses(ctx, p, wanted, _)
+    return JSONResponse({"decisions": [s.as_dict() for s in found]}, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/inbox/items/{review_id}/retry-decision")
+def retry_decision(request: Request, p: Person, review_id: RowId) -> Response:
+    """ "Försök igen": carry a failed decision out once more (audited); its decider or anyone who may decide."""
+    ctx = web_context(request)
+    _inbox_user(p)
+    row = inbox.visible_item(ctx, p, review_id)
+    if row.decided_by != p.actor and not p.can_decide(row.tenant, row.queue):
+        raise Forbidden()
+    _ = translator(request_lang(request))
+    if ctx.reviews.retry_callback(review_id, actor=p.actor):
+        ctx.auth.set_flash(p, _("Roboten försöker genomföra beslutet igen."))
+    else:
+        ctx.auth.set_flash(p, _("Beslutet har inte misslyckats, så det finns inget att försöka igen."))
+    return redirect(f"/inbox/items/{review_id}")
 
 
 def _item_page(
@@ -67,6 +109,7 @@ def _item_page(
     lang = request_lang(request)
     _ = translator(lang)
     row = inbox.open_item(ctx, p, review_id)
+    decision = decisions.status_of(row, ctx.clock(), ctx.zone, ctx.web.alerts, _)
     # Screenshots hold personal data: only roles allowed to see artifacts get their URLs.
     show_artifacts = artifact_allowed(ctx, p, row.tenant)
     rendered = inbox.render_material(ctx, row, lang, _, inbox.artifact_url_for(show_artifacts))
@@ -87,6 +130,12 @@ def _item_page(
         comment=comment,
         now=ctx.clock(),
         next_id=inbox.next_item_id(ctx, p, row.queue, row.tenant, exclude=row.id),
+        decision=decision,
+        may_retry=row.decided_by == p.actor or p.can_decide(row.tenant, row.queue),
+        recent=[
+            (r, decisions.status_of(r, ctx.clock(), ctx.zone, ctx.web.alerts, _))
+            for r in decisions.recent_decisions(ctx, p, exclude=row.id)
+        ],
     )
 
 
@@ -142,6 +191,7 @@ def decide(
     assert result.item is not None
     ctx.auth.set_flash(p, result.message)
     following = inbox.next_item_id(ctx, p, result.item.queue, result.item.tenant)
+    # The next page shows what becomes of this decision ("Dina senaste beslut", kept current).
     return redirect(f"/inbox/items/{following}" if following else "/inbox")
 
 

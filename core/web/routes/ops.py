@@ -12,7 +12,7 @@ from sqlalchemy import select
 from core.storage.models import Tenant
 from core.storage.web_models import Role, User, UserRole
 from core.transitions import can_cancel, can_retry
-from core.web import alerts, dashboard, inbox, useradmin
+from core.web import alerts, dashboard, decisions, inbox, useradmin
 from core.web.auth import Forbidden, NotFound, Principal
 from core.web.charts import stacked_bars
 from core.web.deps import RowId, WebContext, csrf_guard, current_principal, redirect, render, request_lang, web_context
@@ -66,7 +66,7 @@ def dashboard_page(request: Request, p: Person) -> HTMLResponse:
     """Last night at a glance, alerts, trends, time saved."""
     ctx = web_context(request)
     tenants = ops_tenants(p)
-    alerts.detect(ctx.db, ctx.web.alerts, ctx.clock())
+    alerts.detect(ctx.db, ctx.web.alerts, ctx.clock(), ctx.zone)
     start, _end = dashboard.night_window(ctx.clock(), ctx.zone)
     robots = {name: cls.display_name for name, cls in ctx.registry.robots.items()}
     return render(
@@ -77,6 +77,8 @@ def dashboard_page(request: Request, p: Person) -> HTMLResponse:
         alerts=alerts.open_alerts(ctx.db, tenants),
         charts=charts_for(ctx, tenants, request_lang(request)),
         saved=dashboard.time_saved(ctx, tenants),
+        waiting=decisions.waiting_by_robot(ctx, tenants),
+        decision_wait_minutes=ctx.web.alerts.decision_wait_minutes,
         robots=robots,
         tenants=sorted(tenants),
     )

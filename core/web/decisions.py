@@ -1,0 +1,252 @@
+"""What became of a decision: väntar, utförs, utfört or misslyckades, for the person who made it.
+
+After a person decides, a worker calls the robot's ``on_decision``; the review row keeps
+what happened (:meth:`core.review.ReviewQueue.callback_done` / ``callback_failed``). This
+module turns that into the Swedish status the item page and "Mina beslut" show, finds the
+decisions that waited too long (counted in working hours), and lists a person's own
+decisions with the ones needing them first. Shared by the pages, the polling endpoint, the
+dashboard, the alerts and ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from core.storage.models import CallbackStatus, ReviewItem, ReviewKind, ReviewState
+from core.web.i18n import Translator, local_time
+
+if TYPE_CHECKING:
+    from core.web.auth import Principal
+    from core.web.deps import WebContext
+    from core.web.settings import AlertSettings
+
+#: How far back "Mina beslut" looks.
+MY_DECISIONS_DAYS = 14
+
+
+class Status:
+    """The four states a decided item's execution can be in (plus "none": nothing to carry out)."""
+
+    waiting = "waiting"  # decided; no robot has carried it out yet (or a retry is due)
+    running = "running"  # a worker holds it right now
+    done = "done"  # carried out
+    failed = "failed"  # given up: back to the person who decided
+    none = "none"  # nothing for a robot to do (open, expired, or closed by the system)
+
+
+LABELS = {
+    Status.waiting: "väntar",
+    Status.running: "utförs",
+    Status.done: "utfört",
+    Status.failed: "misslyckades",
+    Status.none: "",
+}
+
+
+@dataclass(frozen=True)
+class DecisionStatus:
+    """The status of one decided item, in words for the person who decided."""
+
+    review_id: int
+    code: str
+    #: "väntar", "utförs", "utfört" or "misslyckades" (translated).
+    label: str
+    #: What was done, why it failed, or what it waits for (translated, Swedish by default).
+    text: str
+    #: Waiting longer than the configured time (in working hours): marked, alerted.
+    late: bool = False
+    #: "Försök igen" is offered (failed only).
+    can_retry: bool = False
+
+    @property
+    def settled(self) -> bool:
+        """Nothing will change by itself any more: the page stops polling."""
+        return self.code in (Status.done, Status.failed, Status.none)
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the polling endpoint."""
+        return {
+            "id": self.review_id,
+            "code": self.code,
+            "label": self.label,
+            "text": self.text,
+            "late": self.late,
+            "can_retry": self.can_retry,
+            "settled": self.settled,
+        }
+
+
+def working_minutes(start: datetime, end: datetime, zone: str, cfg: AlertSettings) -> float:
+    """Minutes between ``start`` and ``end`` that fall in working hours (weekdays, local time).
+
+    A decision made at 16:55 on a Friday has not "waited" over the weekend: nobody could
+    have carried it out by hand before Monday morning either.
+    """
+    if end <= start:
+        return 0.0
+    tz = ZoneInfo(zone)
+    local_start, local_end = start.astimezone(tz), end.astimezone(tz)
+    day = local_start.date()
+    total = 0.0
+    while day <= local_end.date() and (day - local_start.date()).days <= 31:
+        if day.weekday() < 5:
+            opens = datetime.combine(day, time(cfg.working_day_start_hour), tz)
+            closes = datetime.combine(day, time(cfg.working_day_end_hour), tz)
+            lo, hi = max(opens, local_start), min(closes, local_end)
+            if hi > lo:
+                total += (hi - lo).total_seconds() / 60
+        day += timedelta(days=1)
+    return total
+
+
+def is_late(row: Any, now: datetime, zone: str, cfg: AlertSettings) -> bool:
+    """A pending decision that has waited longer than ``decision_wait_minutes`` of working time."""
+    if row.callback_status != CallbackStatus.pending or row.decided_at is None:
+        return False
+    return working_minutes(row.decided_at, now, zone, cfg) > cfg.decision_wait_minutes
+
+
+def status_of(row: ReviewItem, now: datetime, zone: str, cfg: AlertSettings, _: Translator) -> DecisionStatus:
+    """What became of ``row``'s decision, in the person's language."""
+    when = local_time(row.callback_finished_at, zone, "%H:%M") if row.callback_finished_at else ""
+    if row.callback_status == CallbackStatus.done:
+        text = row.callback_summary or _("Roboten har genomfört beslutet.")
+        if row.callback_reference:
+            text += " " + _("Referens: {ref}.", ref=row.callback_reference)
+        if when:
+            text += " " + _("Klart {time}.", time=when)
+        return DecisionStatus(row.id, Status.done, _(LABELS[Status.done]), text)
+    if row.callback_status == CallbackStatus.failed:
+        text = (
+            (row.callback_message or _("Roboten kunde inte genomföra beslutet."))
+            + " "
+            + _("Försök igen, eller genomför beslutet för hand i verksamhetssystemet.")
+        )
+        return DecisionStatus(row.id, Status.failed, _(LABELS[Status.failed]), text, can_retry=True)
+    if row.callback_status == CallbackStatus.pending:
+        late = is_late(row, now, zone, cfg)
+        leased = row.callback_token is not None and row.callback_next_at is not None and row.callback_next_at > now
+        if leased and not row.callback_message:
+            return DecisionStatus(
+                row.id, Status.running, _(LABELS[Status.running]), _("Roboten genomför beslutet just nu."), late
+            )
+        if row.callback_message:
+            text = _(
+                "Ett försök misslyckades: {reason} Roboten försöker igen {time}.",
+                reason=row.callback_message,
+                time=local_time(row.callback_next_at, zone, "%H:%M"),
+            )
+        else:
+            text = _("Beslutet väntar på att roboten ska genomföra det.")
+        if late:
+            text += " " + _("Det har dröjt längre än väntat; driften har fått ett larm.")
+        return DecisionStatus(row.id, Status.waiting, _(LABELS[Status.waiting]), text, late)
+    return DecisionStatus(row.id, Status.none, "", "")
+
+
+def my_decisions(ctx: WebContext, p: Principal, limit: int = 20) -> list[ReviewItem]:
+    """The person's recent decisions: failed and late first, then the newest."""
+    since = ctx.clock() - timedelta(days=MY_DECISIONS_DAYS)
+    stmt = (
+        select(ReviewItem)
+        .where(
+            p.review_filter(),
+            ReviewItem.decided_by == p.actor,
+            ReviewItem.kind == ReviewKind.decision,
+            ReviewItem.state.in_([ReviewState.approved, ReviewState.rejected, ReviewState.returned]),
+            ReviewItem.decided_at >= since,
+        )
+        .order_by(ReviewItem.decided_at.desc(), ReviewItem.id.desc())
+        .limit(200)
+    )
+    with ctx.db.session() as s:
+        rows = list(s.scalars(stmt).all())
+    now, cfg = ctx.clock(), ctx.web.alerts
+    rows.sort(
+        key=lambda r: (0 if r.callback_status == CallbackStatus.failed else 1 if is_late(r, now, ctx.zone, cfg) else 2,)
+    )
+    return rows[:limit]
+
+
+def recent_decisions(ctx: WebContext, p: Principal, *, exclude: int | None = None, limit: int = 3) -> list[ReviewItem]:
+    """The person's decisions of the last hour (newest first): shown beside the next item they open."""
+    since = ctx.clock() - timedelta(hours=1)
+    stmt = (
+        select(ReviewItem)
+        .where(
+            p.review_filter(),
+            ReviewItem.decided_by == p.actor,
+            ReviewItem.kind == ReviewKind.decision,
+            ReviewItem.decided_at >= since,
+            ReviewItem.callback_status != CallbackStatus.none,
+        )
+        .order_by(ReviewItem.decided_at.desc(), ReviewItem.id.desc())
+        .limit(limit + 1)
+    )
+    with ctx.db.session() as s:
+        rows = [r for r in s.scalars(stmt).all() if r.id != exclude]
+    return rows[:limit]
+
+
+def statuses(ctx: WebContext, p: Principal, ids: list[int], _: Translator) -> list[DecisionStatus]:
+    """The statuses of the items ``ids`` the person may see (others are left out, without a hint)."""
+    if not ids:
+        return []
+    with ctx.db.session() as s:
+        rows = s.scalars(select(ReviewItem).where(p.review_filter(), ReviewItem.id.in_(ids[:100]))).all()
+    now = ctx.clock()
+    return [status_of(r, now, ctx.zone, ctx.web.alerts, _) for r in rows]
+
+
+@dataclass(frozen=True)
+class WaitingRow:
+    """Decisions of one robot and municipality not yet carried out (the dashboard's table)."""
+
+    robot: str
+    tenant: str
+    waiting: int
+    late: int
+    failed: int
+    oldest_decided_at: datetime | None
+    oldest_minutes: float
+
+
+def waiting_by_robot(ctx: WebContext, tenants: set[str]) -> list[WaitingRow]:
+    """Per robot and municipality: decisions waiting to be carried out, how many are late, the oldest's age.
+
+    Failed ones of the last two weeks are counted too: they wait for a person.
+    """
+    now, cfg = ctx.clock(), ctx.web.alerts
+    since = now - timedelta(days=MY_DECISIONS_DAYS)
+    with ctx.db.session() as s:
+        rows = s.scalars(
+            select(ReviewItem).where(
+                ReviewItem.tenant.in_(tenants),
+                (ReviewItem.callback_status == CallbackStatus.pending)
+                | ((ReviewItem.callback_status == CallbackStatus.failed) & (ReviewItem.decided_at >= since)),
+            )
+        ).all()
+    groups: dict[tuple[str, str], list[ReviewItem]] = {}
+    for r in rows:
+        groups.setdefault((r.robot, r.tenant), []).append(r)
+    out = []
+    for (robot, tenant), members in sorted(groups.items()):
+        pending = [r for r in members if r.callback_status == CallbackStatus.pending]
+        oldest = min((r.decided_at for r in pending if r.decided_at is not None), default=None)
+        out.append(
+            WaitingRow(
+                robot,
+                tenant,
+                len(pending),
+                sum(1 for r in pending if is_late(r, now, ctx.zone, cfg)),
+                len(members) - len(pending),
+                oldest,
+                (now - oldest).total_seconds() / 60 if oldest else 0.0,
+            )
+        )
+    return out
