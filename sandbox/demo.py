@@ -21,9 +21,10 @@ import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
@@ -150,9 +151,10 @@ def sandbox(seed: int, tenant: str, options: dict[str, Any]) -> Iterator[str]:
     """A sandbox playing ``tenant``'s systems on a free local port; yields its base URL."""
     from sandbox.testing import running_sandbox
 
-    # The sandbox's "today" is the real date, so the robots' own notion of "the coming
-    # month" or "tomorrow" matches its data.
-    with running_sandbox(seed=seed, today=date.today(), tenant=tenant, **options) as base_url:
+    # The sandbox's "today" is the date in Stockholm, so the robots' own notion of "the
+    # coming month" or "tomorrow" matches its data (also between midnight and 01:00/02:00 UTC).
+    today = datetime.now(ZoneInfo("Europe/Stockholm")).date()
+    with running_sandbox(seed=seed, today=today, tenant=tenant, **options) as base_url:
         yield base_url
 
 
