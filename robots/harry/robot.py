@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.base import connector_section, validate_settings
+from connectors.base import connector_section, one_municipality_setting, require_section, validate_settings
 from connectors.browser import BrowserConnector, BrowserSettings, LoginHelper, url_contains
 from connectors.files import DropFolderSettings
 from connectors.http import HttpConnector
@@ -71,7 +71,9 @@ class HarrySettings(BaseModel):
         default=None, description="Drop folder of the scheduling system's CSV exports; empty = no exports."
     )
     payroll_url: str | None = Field(
-        default=None, description="Base URL of the payroll application; empty = [connectors.payroll].base_url."
+        default=None,
+        description="Base URL of the payroll application, for a deployment of one municipality; "
+        "empty = the base_url of the municipality's connectors.payroll.",
     )
     username: str = Field(default="robot.harry", description="HaRry's user name in the payroll system.")
     password: SecretRef = Field(description='HaRry\'s password, by reference: {env = "NAME"} or {file = "/path"}.')
@@ -120,6 +122,9 @@ class Harry(Robot[HarrySettings]):
         s = self.config
         if s.api_system is None and s.drop_folder is None:
             raise ConfigError("robots.harry: neither api_system nor drop_folder is set: HaRry has nowhere to look")
+        # The municipality's payroll system must be declared before anything is collected:
+        # a missing section fails the run at once, naming it, instead of every item later.
+        self._payroll_url(ctx)
         seen: set[str] = set()
         if s.api_system:
             async for item in from_api(ctx, s.api_system, s.periods, s.lookback_days):
@@ -218,9 +223,13 @@ class Harry(Robot[HarrySettings]):
         return schedule
 
     def _payroll_url(self, ctx: RunContext) -> str:
-        url = self.config.payroll_url or (connector_section(ctx, "payroll") or {}).get("base_url")
+        if self.config.payroll_url:
+            one_municipality_setting(ctx, "robots.harry.payroll_url")
+            url: Any = self.config.payroll_url
+        else:  # the municipality's own payroll system, or one declared shared with it
+            url = require_section(ctx, "payroll").get("base_url")
         if not url:
-            raise ConfigError("robots.harry.payroll_url is empty and there is no [connectors.payroll] base_url")
+            raise ConfigError("robots.harry.payroll_url is empty and connectors.payroll has no base_url")
         return str(url).rstrip("/")
 
     def _lanes(self, ctx: RunContext) -> BrowserLanes:
