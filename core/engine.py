@@ -31,7 +31,7 @@ from core.errors import (
     KollegaError,
     LeaseLost,
 )
-from core.interfaces import ArtifactStore, AuditSink, ReviewStore, RunStore, WorkItemStore
+from core.interfaces import ArtifactStore, AuditSink, LockStore, ReviewStore, RunStore, WorkItemStore
 from core.logging import redact_text
 from core.records import ReviewKind, RunStatus, WorkItemView
 from core.registry import Registry
@@ -79,6 +79,14 @@ def artifact_ids(exc: KollegaError) -> list[int]:
     return [int(a) for a in found if isinstance(a, int) and not isinstance(a, bool)]
 
 
+def _process_locks(clock: Clock) -> LockStore:
+    """Target locks held in this process only (an engine built without a lock store)."""
+    from core.testing.memory.locks import MemoryLockStore
+    from core.testing.memory.state import MemoryState
+
+    return MemoryLockStore(MemoryState(clock))
+
+
 def _new_counts() -> dict[str, int]:
     return {
         "collected": 0,
@@ -109,6 +117,7 @@ class Engine:
         runs: RunStore,
         audit: AuditSink,
         artifacts: ArtifactStore,
+        locks: LockStore | None = None,
         clock: Clock | None = None,
         owner: str | None = None,
         db: Database | None = None,
@@ -122,6 +131,8 @@ class Engine:
         self.runs = runs
         self.auditor = audit
         self.artifacts = artifacts
+        #: Target locks shared by every worker (RunContext.exclusive); one process's own when none is given.
+        self.locks: LockStore = locks if locks is not None else _process_locks(self.clock)
         #: The database behind the SQL stores (None on other stores): retention works on it directly.
         self.db = db
         for t in settings.tenants:
@@ -140,6 +151,7 @@ class Engine:
         # Imported here: the engine itself depends on the ports only, not on SQLAlchemy.
         from core.artifacts import FileArtifactStore
         from core.audit import Auditor
+        from core.locks import SqlLockStore
         from core.queue import WorkQueue
         from core.review import ReviewQueue
         from core.runs import SqlRunStore
@@ -153,6 +165,7 @@ class Engine:
             runs=SqlRunStore(db, clock),
             audit=Auditor(db.session, clock),
             artifacts=FileArtifactStore(db, settings.var_dir / "artifacts", settings.artifact_retention_days, clock),
+            locks=SqlLockStore(db, clock),
             clock=clock,
             owner=owner,
             db=db,
@@ -180,6 +193,8 @@ class Engine:
             clock=self.clock,
             audit=self.auditor,
             artifacts=self.artifacts,
+            locks=self.locks,
+            owner=self.owner,
             dry_run=dry_run,
             log=structlog.get_logger("kollega.robot").bind(robot=robot.name, tenant=tenant, run_id=run_id),
         )

@@ -2,7 +2,7 @@
 
 The engine, the worker, the web layer's state changes and the CLI depend on these
 Protocols, not on SQLAlchemy: the SQL stores (core/queue.py, core/review.py, core/runs.py,
-core/audit.py, core/artifacts.py) and the in-memory ones (core/testing/memory.py) fulfil
+core/audit.py, core/artifacts.py, core/locks.py) and the in-memory ones (core/testing/memory.py) fulfil
 them, and one contract suite (tests/contract/) holds every implementation to the same
 behaviour. Which work-item transition is allowed from which status is defined once, in
 core/transitions.py. Connectors (``connectors/``) see a run through :class:`ConnectorContext`.
@@ -488,6 +488,26 @@ class ArtifactStore(Protocol):
 
     def purge_expired(self) -> int:
         """Delete files past their retention; returns how many."""
+        ...
+
+
+class LockStore(Protocol):
+    """Named locks with a lease, shared by every worker: one holder per key at a time.
+
+    A holder that dies stops renewing, so its lease runs out and the next may take the
+    key: a dead holder never blocks a target for longer than one lease.
+    """
+
+    def acquire(self, key: str, owner: str, lease_seconds: float) -> bool:
+        """Take ``key`` for ``owner`` until now + lease (or renew it, when ``owner`` holds it); False when held by another."""
+        ...
+
+    def release(self, key: str, owner: str) -> bool:
+        """Give ``key`` up if ``owner`` still holds it; False when it did not (its lease ran out and was taken)."""
+        ...
+
+    def holder(self, key: str) -> str | None:
+        """The owner holding ``key`` with an unexpired lease, or None."""
         ...
 
 

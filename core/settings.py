@@ -125,6 +125,11 @@ class WorkerSettings(BaseModel):
     )
     backoff_base_seconds: float = Field(default=30, ge=0, description="First retry delay; doubles each attempt.")
     backoff_cap_seconds: float = Field(default=3600, ge=0, description="Longest retry delay.")
+    lock_lease_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="Lease of a write's target lock, renewed while held: a dead holder frees the target after it.",
+    )
     poll_seconds: float = Field(default=5, gt=0, description="How often an idle `kollega worker` looks for work.")
     retry_wait_seconds: float = Field(
         default=300,

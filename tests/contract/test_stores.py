@@ -7,10 +7,13 @@ and artifact store, written once against the ports of core/interfaces.py.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from core.errors import AlreadyDecided, FourEyesViolation, LeaseLost, ReviewError
+from core.interfaces import LockStore
 from core.records import CallbackStatus, ItemStatus, ReviewKind, ReviewState, RunStatus, WorkItemView
 from core.robot import Done, NeedsReview, NewItem
 from core.transitions import CANCELLABLE, RETRYABLE, RetryPolicy
@@ -539,3 +542,70 @@ class TestAuditAndArtifacts:
         stores.clock.advance(31 * 86400)
         assert stores.artifacts.purge_expired() == 1
         assert list(stores.artifacts.for_item(item.id)) == []
+
+
+class TestLockStore:
+    """Target locks: one holder per key, a lease that a dead holder loses, release by the holder only."""
+
+    @pytest.fixture
+    def locks(self, stores: Stores, tmp_path: Path) -> Iterator[LockStore]:
+        if stores.backend == "memory":
+            from core.testing.memory import MemoryLockStore, MemoryState
+
+            yield MemoryLockStore(MemoryState(stores.clock))
+            return
+        from core.locks import SqlLockStore
+
+        db = stores.queue.db  # type: ignore[attr-defined]
+        yield SqlLockStore(db, stores.clock)
+
+    def test_one_holder_at_a_time(self, locks: LockStore) -> None:
+        assert locks.acquire("payroll:x:E1:2026-12", "a", 60)
+        assert not locks.acquire("payroll:x:E1:2026-12", "b", 60)
+        assert locks.acquire("payroll:x:E2:2026-12", "b", 60)  # another target is free
+        assert locks.holder("payroll:x:E1:2026-12") == "a"
+
+    def test_the_holder_renews_and_releases(self, locks: LockStore, stores: Stores) -> None:
+        assert locks.acquire("k", "a", 60)
+        stores.clock.advance(50)
+        assert locks.acquire("k", "a", 60)  # renewed: 60 s from now
+        stores.clock.advance(50)
+        assert not locks.acquire("k", "b", 60)
+        assert not locks.release("k", "b")  # only the holder releases
+        assert locks.release("k", "a")
+        assert locks.holder("k") is None
+        assert locks.acquire("k", "b", 60)
+
+    def test_a_dead_holder_frees_the_target_after_its_lease(self, locks: LockStore, stores: Stores) -> None:
+        assert locks.acquire("k", "dead", 30)
+        stores.clock.advance(29)
+        assert not locks.acquire("k", "b", 30)
+        stores.clock.advance(2)
+        assert locks.holder("k") is None
+        assert locks.acquire("k", "b", 30)
+        assert not locks.release("k", "dead")  # too late: it is b's now
+        assert locks.holder("k") == "b"
+
+    def test_long_keys_stay_distinct(self, locks: LockStore) -> None:
+        base = "payroll:https://personal.example.se/a/very/long/path/to/the/payroll/application/" + "x" * 80
+        assert locks.acquire(base + ":E1:2026-12", "a", 60)
+        assert locks.acquire(base + ":E2:2026-12", "b", 60)
+        assert not locks.acquire(base + ":E1:2026-12", "b", 60)
+
+    def test_concurrent_contenders_one_wins(self, locks: LockStore) -> None:
+        import threading
+
+        wins: list[str] = []
+        barrier = threading.Barrier(6)
+
+        def contend(owner: str) -> None:
+            barrier.wait()
+            if locks.acquire("shift:S1", owner, 60):
+                wins.append(owner)
+
+        threads = [threading.Thread(target=contend, args=(f"w{i}",)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(wins) == 1

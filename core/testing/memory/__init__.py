@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from core.clock import Clock, SystemClock
 from core.testing.memory.items import MemoryWorkItemStore
+from core.testing.memory.locks import MemoryLockStore
 from core.testing.memory.others import MemoryArtifactStore, MemoryAuditSink, MemoryRunStore
 from core.testing.memory.reviews import MemoryReviewStore
 from core.testing.memory.state import MemoryState
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MemoryArtifactStore",
     "MemoryAuditSink",
+    "MemoryLockStore",
     "MemoryReviewStore",
     "MemoryRunStore",
     "MemoryState",
@@ -50,6 +52,7 @@ class MemoryStores:
         self.runs = MemoryRunStore(self.state)
         self.audit = MemoryAuditSink(self.state)
         self.artifacts = MemoryArtifactStore(self.state, artifact_retention_days)
+        self.locks = MemoryLockStore(self.state)
 
     def engine(self, settings: Settings, registry: Registry, *, owner: str | None = None) -> Engine:
         """An :class:`~core.engine.Engine` over these stores."""
@@ -63,6 +66,7 @@ class MemoryStores:
             runs=self.runs,
             audit=self.audit,
             artifacts=self.artifacts,
+            locks=self.locks,
             clock=self.clock,
             owner=owner,
         )
