@@ -108,7 +108,8 @@ class Harry(Robot[HarrySettings]):
 
     def __init__(self, settings: HarrySettings | None = None) -> None:
         super().__init__(settings)
-        # Two versions of one employee's period must never be typed into the payroll system at once.
+        # Two versions of one employee's period must never be typed into the payroll system at
+        # once: in this process by these locks, across workers and runs by ctx.exclusive.
         self._period_locks: dict[str, asyncio.Lock] = {}
 
     @property
@@ -162,7 +163,7 @@ class Harry(Robot[HarrySettings]):
                 code="schedule_unfit",
             )
         lock = self._period_locks.setdefault(f"{schedule.employee_id}/{schedule.period}", asyncio.Lock())
-        async with lock:
+        async with lock, ctx.exclusive(self._target(ctx, schedule)):
             lanes = BrowserLanes.for_run(ctx, LANES_KEY, lambda: self._lanes(ctx))
             async with lanes.page(item.id or None) as (lane, page):
                 registration = Registration(
@@ -187,7 +188,7 @@ class Harry(Robot[HarrySettings]):
         if schedule is None or problems(schedule):
             return None
         lock = self._period_locks.setdefault(f"{schedule.employee_id}/{schedule.period}", asyncio.Lock())
-        async with lock:
+        async with lock, ctx.exclusive(self._target(ctx, schedule)):
             lanes = BrowserLanes.for_run(ctx, LANES_KEY, lambda: self._lanes(ctx))
             async with lanes.page(item.id or None) as (lane, page):
                 registration = Registration(
@@ -221,6 +222,14 @@ class Harry(Robot[HarrySettings]):
                 "the same schedule from a CSV export would be a second (harmless) item"
             )
         return schedule
+
+    def _target(self, ctx: RunContext, schedule: Schedule) -> str:
+        """The lock key of one employee's period in the payroll system, by the system's address.
+
+        Keyed by the address, not the municipality: two municipalities sharing one payroll
+        system (or configured, by mistake, onto the same one) meet the same lock.
+        """
+        return f"payroll:{self._payroll_url(ctx)}:{schedule.employee_id}:{schedule.period}"
 
     def _payroll_url(self, ctx: RunContext) -> str:
         if self.config.payroll_url:

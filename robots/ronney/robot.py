@@ -381,10 +381,14 @@ class Ronney(Robot[RonneySettings]):
             return
         if review.state not in ("approved", "rejected"):
             return
-        if material.get("kind") == "application":
-            await self._carry_out_application(ctx, review)
-        elif material.get("kind") == "complement":
-            await self._carry_out_complement(ctx, review)
+        # Check, write and read-back under the application's lock in this e-service, shared by
+        # every worker and run: two carrying out one decision never both write it.
+        target = f"eservice:{Eservice(ctx, self.cfg).api.settings.base_url}:decision:{material.get('application_id')}"
+        async with ctx.exclusive(target):
+            if material.get("kind") == "application":
+                await self._carry_out_application(ctx, review)
+            elif material.get("kind") == "complement":
+                await self._carry_out_complement(ctx, review)
 
     def _decided_by(self, review: ReviewView) -> str:
         return (review.decided_by or "handläggare").removeprefix("user:") or "handläggare"
