@@ -490,6 +490,27 @@ class TestRuns:
         again = stores.runs.claim_queued("w2", 30)
         assert again is not None and again.id == run_id and again.lease_owner == "w2"
 
+    def test_a_dead_workers_run_is_resumed_before_any_new_run(self, stores: Stores) -> None:
+        dead = stores.runs.create(robot=ROBOT, tenant=OTHER, trigger="manual")
+        assert dead is not None and stores.runs.claim_queued("w1", 30) is not None
+        stores.clock.advance(5)
+        waiting = stores.runs.create(robot=ROBOT, tenant=TENANT, trigger="manual")  # queued before the lease ran out
+        stores.clock.advance(31)
+        resumed = stores.runs.claim_queued("w2", 30)
+        assert resumed is not None and resumed.id == dead and resumed.lease_owner == "w2"
+        nxt = stores.runs.claim_queued("w2", 30)
+        assert nxt is not None and nxt.id == waiting
+
+    def test_queued_runs_are_shared_fairly_by_municipality(self, stores: Stores) -> None:
+        first = stores.runs.create(robot=ROBOT, tenant=TENANT, trigger="manual")
+        stores.clock.advance(1)
+        second = stores.runs.create(robot="other", tenant=TENANT, trigger="manual")
+        stores.clock.advance(1)
+        other = stores.runs.create(robot=ROBOT, tenant=OTHER, trigger="manual")  # the newest
+        got = [stores.runs.claim_queued(w, 60) for w in ("w1", "w2", "w3")]
+        # TENANT has a run going once the first is claimed: the other municipality's comes next.
+        assert [r.id if r else None for r in got] == [first, other, second]
+
     def test_a_slot_runs_once(self, stores: Stores) -> None:
         slot = {
             "robot": ROBOT,

@@ -79,7 +79,7 @@ class MemoryRunStore:
             return run.id
 
     def claim_queued(self, owner: str, lease_seconds: float) -> MemoryRun | None:
-        """Take the oldest queued run (or one whose worker stopped renewing its lease)."""
+        """Take a run whose worker died first, then queued ones, fairly by municipality (see SqlRunStore)."""
         with self.state.lock:
             now = self.state.clock.now()
             due = [
@@ -90,7 +90,19 @@ class MemoryRunStore:
             ]
             if not due:
                 return None
-            run = min(due, key=lambda r: (r.created_at, r.id))
+
+            # A run whose worker died first; then the municipality with the fewest runs going.
+            def busy(tenant: str) -> int:
+                return sum(
+                    1
+                    for r in self.state.runs.values()
+                    if r.tenant == tenant
+                    and r.status == RunStatus.running
+                    and r.lease_until is not None
+                    and r.lease_until >= now
+                )
+
+            run = min(due, key=lambda r: (r.status != RunStatus.running, busy(r.tenant), r.created_at, r.id))
             run.status, run.lease_owner, run.host = RunStatus.running, owner, "memory"
             run.lease_until = now + timedelta(seconds=lease_seconds)
             return copy.deepcopy(run)
