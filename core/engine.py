@@ -8,6 +8,7 @@ renews while the robot works; a per-item timeout bounds every attempt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import socket
@@ -31,6 +32,7 @@ from core.errors import (
     KollegaError,
     LeaseLost,
 )
+from core.fairness import FairSlots
 from core.interfaces import ArtifactStore, AuditSink, LockStore, ReviewStore, RunStore, WorkItemStore
 from core.logging import redact_text
 from core.records import ReviewKind, RunStatus, WorkItemView
@@ -133,6 +135,8 @@ class Engine:
         self.artifacts = artifacts
         #: Target locks shared by every worker (RunContext.exclusive); one process's own when none is given.
         self.locks: LockStore = locks if locks is not None else _process_locks(self.clock)
+        #: Item slots shared fairly by municipality across the runs a worker runs at once (None: unshared).
+        self.slots: FairSlots | None = None
         #: The database behind the SQL stores (None on other stores): retention works on it directly.
         self.db = db
         for t in settings.tenants:
@@ -447,22 +451,23 @@ class Engine:
                         only = set(taken)  # the limit is reached: only retries of our own items
                     else:
                         return
-                claimed = await asyncio.to_thread(
-                    self.queue.claim,
-                    robot.name,
-                    ctx.tenant,
-                    self.owner,
-                    limit=1,
-                    lease_seconds=w.lease_seconds,
-                    reclaim_expired=robot.side_effects_repeatable,
-                    ids=only,
-                )
-                if reserved and (not claimed or claimed[0].id in taken) and budget[0] is not None:
-                    budget[0] += 1
-                if not claimed:
-                    return
-                taken.add(claimed[0].id)
-                await self._process_one(robot, ctx, claimed[0], counts)
+                async with self._slot(ctx.tenant):
+                    claimed = await asyncio.to_thread(
+                        self.queue.claim,
+                        robot.name,
+                        ctx.tenant,
+                        self.owner,
+                        limit=1,
+                        lease_seconds=w.lease_seconds,
+                        reclaim_expired=robot.side_effects_repeatable,
+                        ids=only,
+                    )
+                    if reserved and (not claimed or claimed[0].id in taken) and budget[0] is not None:
+                        budget[0] += 1
+                    if not claimed:
+                        return
+                    taken.add(claimed[0].id)
+                    await self._process_one(robot, ctx, claimed[0], counts)
                 progress("processed", counts)
 
         while True:
@@ -479,6 +484,10 @@ class Engine:
             if wait > w.retry_wait_seconds:
                 return
             await self.clock.sleep(max(wait, 0) + 0.01)
+
+    def _slot(self, tenant: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """One of the worker's item slots, shared fairly by municipality (no limit without a worker)."""
+        return self.slots.slot(tenant) if self.slots is not None else contextlib.nullcontext()
 
     async def _process_one(self, robot: Robot, ctx: RunContext, item: WorkItemView, counts: dict[str, int]) -> None:
         policy = self._policy(robot)

@@ -395,8 +395,14 @@ class RunStore(Protocol):
         """Insert a run (queued by default); None when its (schedule, tenant, slot) already exists."""
         ...
 
-    def claim_queued(self, owner: str, lease_seconds: float) -> RunRecord | None:
-        """Take the oldest queued run (or one whose worker stopped renewing its lease)."""
+    def claim_queued(
+        self, owner: str, lease_seconds: float, *, exclude_tenants: Collection[str] = ()
+    ) -> RunRecord | None:
+        """Take the next run: one whose worker died first, then queued ones, fairly by municipality.
+
+        ``exclude_tenants``: municipalities whose runs this worker already runs (it leaves
+        their other runs to other workers).
+        """
         ...
 
     def start(self, run_id: int, owner: str, lease_seconds: float) -> None:

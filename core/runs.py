@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -105,7 +106,7 @@ class SqlRunStore:
                 is not None
             )
 
-    def claim_queued(self, owner: str, lease_seconds: float) -> Run | None:
+    def claim_queued(self, owner: str, lease_seconds: float, *, exclude_tenants: Collection[str] = ()) -> Run | None:
         """Take the next run: one whose worker died first, then queued ones, fairly by municipality.
 
         A running run whose lease ran out (its worker stopped renewing it) is resumed before
@@ -116,6 +117,8 @@ class SqlRunStore:
         now = self.clock.now()
         resumable = (Run.status == RunStatus.running) & (Run.lease_until < now)
         due = (Run.status == RunStatus.queued) | resumable
+        if exclude_tenants:
+            due = due & Run.tenant.not_in(list(exclude_tenants))
         going = aliased(Run)
         busy = (
             select(func.count(going.id))

@@ -125,6 +125,13 @@ class WorkerSettings(BaseModel):
     )
     backoff_base_seconds: float = Field(default=30, ge=0, description="First retry delay; doubles each attempt.")
     backoff_cap_seconds: float = Field(default=3600, ge=0, description="Longest retry delay.")
+    runs_at_once: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description="Runs one worker works on at once, each of another municipality; their items share "
+        "`concurrency` fairly. A run whose worker died is taken over by a busy worker too.",
+    )
     lock_lease_seconds: float = Field(
         default=60,
         gt=0,

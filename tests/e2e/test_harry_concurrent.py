@@ -24,7 +24,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_two_concurrent_runs_save_every_schedule_once(tmp_path: Path) -> None:
-    with payroll_sandbox(seed=5, employees=12, payroll_latency_ms=(20.0, 60.0)) as sb, temporary_database(tmp_path) as db:
+    with (
+        payroll_sandbox(seed=5, employees=12, payroll_latency_ms=(20.0, 60.0)) as sb,
+        temporary_database(tmp_path) as db,
+    ):
         settings = harry_app_settings(tmp_path, sb.url, worker={"concurrency": 3}, robot={"contexts": 2})
         settings.tenants = [TenantSettings(code="1081", name="Ronneby"), TenantSettings(code="1082", name="Karlshamn")]
         for system in ("scheduling", "payroll"):

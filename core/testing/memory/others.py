@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -78,15 +79,20 @@ class MemoryRunStore:
             self.state.audit(actor=actor, action=f"run.{status.value}", tenant=tenant, details=details)
             return run.id
 
-    def claim_queued(self, owner: str, lease_seconds: float) -> MemoryRun | None:
+    def claim_queued(
+        self, owner: str, lease_seconds: float, *, exclude_tenants: Collection[str] = ()
+    ) -> MemoryRun | None:
         """Take a run whose worker died first, then queued ones, fairly by municipality (see SqlRunStore)."""
         with self.state.lock:
             now = self.state.clock.now()
             due = [
                 r
                 for r in self.state.runs.values()
-                if r.status == RunStatus.queued
-                or (r.status == RunStatus.running and r.lease_until is not None and r.lease_until < now)
+                if (
+                    r.status == RunStatus.queued
+                    or (r.status == RunStatus.running and r.lease_until is not None and r.lease_until < now)
+                )
+                and r.tenant not in exclude_tenants
             ]
             if not due:
                 return None
