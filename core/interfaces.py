@@ -396,12 +396,18 @@ class RunStore(Protocol):
         ...
 
     def claim_queued(
-        self, owner: str, lease_seconds: float, *, exclude_tenants: Collection[str] = ()
+        self,
+        owner: str,
+        lease_seconds: float,
+        *,
+        exclude_tenants: Collection[str] = (),
+        resumable_only: bool = False,
     ) -> RunRecord | None:
         """Take the next run: one whose worker died first, then queued ones, fairly by municipality.
 
         ``exclude_tenants``: municipalities whose runs this worker already runs (it leaves
-        their other runs to other workers).
+        their other runs to other workers); ``resumable_only``: only a run whose worker died
+        (a busy worker takes those over, and leaves new runs to a free worker).
         """
         ...
 

@@ -106,7 +106,14 @@ class SqlRunStore:
                 is not None
             )
 
-    def claim_queued(self, owner: str, lease_seconds: float, *, exclude_tenants: Collection[str] = ()) -> Run | None:
+    def claim_queued(
+        self,
+        owner: str,
+        lease_seconds: float,
+        *,
+        exclude_tenants: Collection[str] = (),
+        resumable_only: bool = False,
+    ) -> Run | None:
         """Take the next run: one whose worker died first, then queued ones, fairly by municipality.
 
         A running run whose lease ran out (its worker stopped renewing it) is resumed before
@@ -116,7 +123,7 @@ class SqlRunStore:
         """
         now = self.clock.now()
         resumable = (Run.status == RunStatus.running) & (Run.lease_until < now)
-        due = (Run.status == RunStatus.queued) | resumable
+        due = resumable if resumable_only else (Run.status == RunStatus.queued) | resumable
         if exclude_tenants:
             due = due & Run.tenant.not_in(list(exclude_tenants))
         going = aliased(Run)

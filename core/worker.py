@@ -81,17 +81,22 @@ class Worker:
         )
 
     async def take_runs(self, active: dict[asyncio.Task[RunSummary], str]) -> int:
-        """Claim runs while this worker has room (``[worker] runs_at_once``), one per municipality; returns how many.
+        """Claim runs while this worker has room; returns how many it took.
 
-        A busy worker keeps claiming: a run whose worker died is taken over at once (the
-        claim puts it first), and runs of another municipality are worked on beside the
-        one already running, their items sharing the worker's slots fairly.
+        A free worker takes the next run (a dead worker's first). A busy one takes only a
+        run whose worker died, of another municipality than its own runs, up to
+        ``[worker] runs_at_once``: that night goes on at once beside the one in hand, their
+        items sharing this worker's slots fairly, and new runs are left to a free worker.
         """
         w = self.engine.settings.worker
         taken = 0
         while len(active) < w.runs_at_once:
             run = await asyncio.to_thread(
-                self.engine.runs.claim_queued, self.engine.owner, w.lease_seconds, exclude_tenants=set(active.values())
+                self.engine.runs.claim_queued,
+                self.engine.owner,
+                w.lease_seconds,
+                exclude_tenants=set(active.values()),
+                resumable_only=bool(active),
             )
             if run is None:
                 break

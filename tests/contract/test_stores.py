@@ -501,6 +501,20 @@ class TestRuns:
         nxt = stores.runs.claim_queued("w2", 30)
         assert nxt is not None and nxt.id == waiting
 
+    def test_a_busy_worker_takes_only_dead_workers_runs_of_other_municipalities(self, stores: Stores) -> None:
+        mine = stores.runs.create(robot=ROBOT, tenant=TENANT, trigger="manual")
+        dead = stores.runs.create(robot=ROBOT, tenant=OTHER, trigger="manual")
+        assert stores.runs.claim_queued("w1", 30) is not None  # w1 runs TENANT's
+        assert stores.runs.claim_queued("dead", 30) is not None  # the other's, by a worker that dies
+        queued = stores.runs.create(robot="other", tenant=OTHER, trigger="manual")
+        assert stores.runs.claim_queued("w1", 30, exclude_tenants={TENANT}, resumable_only=True) is None
+        stores.clock.advance(31)
+        got = stores.runs.claim_queued("w1", 30, exclude_tenants={TENANT}, resumable_only=True)
+        assert got is not None and got.id == dead  # not TENANT's own (its lease looks expired too), not the new one
+        assert stores.runs.claim_queued("w1", 30, exclude_tenants={TENANT, OTHER}, resumable_only=True) is None
+        nxt = stores.runs.claim_queued("w2", 30)
+        assert nxt is not None and nxt.id in (mine, queued)
+
     def test_queued_runs_are_shared_fairly_by_municipality(self, stores: Stores) -> None:
         first = stores.runs.create(robot=ROBOT, tenant=TENANT, trigger="manual")
         stores.clock.advance(1)

@@ -47,26 +47,28 @@ def test_a_dead_workers_run_is_taken_over_first_and_shares_the_slots_fairly(tmp_
     )
     stores = MemoryStores(clock)
     engine = stores.engine(settings, Registry(robots={"night": Night}), owner="alive")
-    queued = stores.runs.create(robot="night", tenant="1081", trigger="schedule")
     died = stores.runs.create(robot="night", tenant="1082", trigger="schedule")
-    assert queued is not None and died is not None
-    # Another worker claimed 1082's run before 1081's, and died: its lease runs out.
-    taken = stores.runs.claim_queued("dead", 30, exclude_tenants={"1081"})
+    queued = stores.runs.create(robot="night", tenant="1081", trigger="schedule")
+    later = stores.runs.create(robot="night", tenant="1081", trigger="manual")
+    assert queued is not None and died is not None and later is not None
+    # Another worker took 1082's run and dies; this one takes 1081's.
+    taken = stores.runs.claim_queued("dead", 30)
     assert taken is not None and taken.id == died
-    clock.advance(31)
-
     worker = Worker(engine)
     active: dict[asyncio.Task[object], str] = {}
 
     async def night() -> None:
         engine.slots = FairSlots(settings.worker.concurrency)
-        await worker.take_runs(active)  # type: ignore[arg-type]
+        assert await worker.take_runs(active) == 1  # type: ignore[arg-type]
+        assert await worker.take_runs(active) == 0  # type: ignore[arg-type]  # busy: nothing new is taken
+        clock.advance(31)  # the dead worker's lease runs out
+        assert await worker.take_runs(active) == 1  # type: ignore[arg-type]  # busy, but takes the dead one over
         await asyncio.gather(*active)
 
     asyncio.run(night())
-    # The dead worker's run was resumed first, the queued one beside it.
-    assert list(active.values()) == ["1082", "1081"]
+    assert list(active.values()) == ["1081", "1082"]
     assert all(stores.runs.get(r).status == RunStatus.succeeded for r in (queued, died))  # type: ignore[union-attr]
+    assert stores.runs.get(later).status == RunStatus.queued  # type: ignore[union-attr]  # left to a free worker
     # Fair: with two slots and two municipalities, neither waits for the other's night.
     first_half = [tenant for tenant, _ in ORDER[:12]]
     assert first_half.count("1081") >= 4 and first_half.count("1082") >= 4, ORDER

@@ -80,7 +80,12 @@ class MemoryRunStore:
             return run.id
 
     def claim_queued(
-        self, owner: str, lease_seconds: float, *, exclude_tenants: Collection[str] = ()
+        self,
+        owner: str,
+        lease_seconds: float,
+        *,
+        exclude_tenants: Collection[str] = (),
+        resumable_only: bool = False,
     ) -> MemoryRun | None:
         """Take a run whose worker died first, then queued ones, fairly by municipality (see SqlRunStore)."""
         with self.state.lock:
@@ -89,7 +94,7 @@ class MemoryRunStore:
                 r
                 for r in self.state.runs.values()
                 if (
-                    r.status == RunStatus.queued
+                    (r.status == RunStatus.queued and not resumable_only)
                     or (r.status == RunStatus.running and r.lease_until is not None and r.lease_until < now)
                 )
                 and r.tenant not in exclude_tenants
