@@ -32,11 +32,12 @@ def validate_settings(model: type[M], data: Any, system: str) -> M:
 
 
 def connector_section(ctx: Any, system: str) -> dict[str, Any] | None:
-    """``[connectors.<system>]`` for the run's tenant: the deployment's section with the tenant's own keys over it.
+    """The section of ``system`` declared for the run's tenant; None when it declares none.
 
-    Two municipalities sharing one deployment usually have systems of their own: a
-    ``connectors`` table in a ``[[tenants]]`` entry (``connectors.eservice.base_url = …``)
-    replaces those keys for that municipality's runs.
+    A municipality uses only its own systems: ``connectors.<system>`` in its ``[[tenants]]``
+    entry, or a deployment's ``[connectors.<system>]`` that lists it in ``shared_by`` (or
+    the deployment's section when the deployment serves this municipality alone). See
+    :meth:`core.settings.Settings.connector_section`.
     """
     app = getattr(ctx, "app_settings", None)
     if app is None:
@@ -49,12 +50,37 @@ def connector_section(ctx: Any, system: str) -> dict[str, Any] | None:
     return sections.get(system)
 
 
-def connector_settings(ctx: Any, system: str, model: type[M]) -> M:
-    """The validated section ``[connectors.<system>]`` of the run's application settings, for the run's tenant."""
+def require_section(ctx: Any, system: str) -> dict[str, Any]:
+    """:func:`connector_section`, or a ConfigError naming the section the run's tenant must declare."""
+    app = getattr(ctx, "app_settings", None)
+    require = getattr(app, "require_connector_section", None)
+    if callable(require):
+        found: dict[str, Any] = require(system, getattr(ctx, "tenant", None))
+        return found
     section = connector_section(ctx, system)
     if section is None:
         raise ConfigError(f"connectors.{system} is not configured (add a [connectors.{system}] section)")
-    return validate_settings(model, section, system)
+    return section
+
+
+def one_municipality_setting(ctx: Any, key: str) -> None:
+    """Refuse a robot's deployment-wide address of a system when the deployment serves several municipalities.
+
+    One URL in ``[robots.<name>]`` would send every municipality's runs to the same system
+    without anyone having declared it shared: the system belongs in each tenant's section.
+    """
+    app = getattr(ctx, "app_settings", None)
+    tenants = getattr(app, "tenants", None) or []
+    if len(tenants) > 1:
+        raise ConfigError(
+            f"{key} is one address for all {len(tenants)} municipalities; declare the system per "
+            "municipality (connectors.<system> in each [[tenants]] entry) or shared with shared_by instead"
+        )
+
+
+def connector_settings(ctx: Any, system: str, model: type[M]) -> M:
+    """The validated section of ``system`` declared for the run's tenant (ConfigError naming it when missing)."""
+    return validate_settings(model, require_section(ctx, system), system)
 
 
 def require_purpose(subject: str | None, purpose: str | None) -> None:

@@ -28,6 +28,7 @@ from core.errors import (
     ItemTimeout,
     KollegaError,
     RobotError,
+    TargetLocked,
 )
 from core.interfaces import ConnectorContext
 from core.logging import get_logger
@@ -62,6 +63,7 @@ __all__ = [
     "RunContext",
     "SecretRef",
     "SettingsT",
+    "TargetLocked",
     "WorkItemView",
     "get_logger",
     "load_settings",

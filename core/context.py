@@ -6,6 +6,8 @@ the narrower protocol :class:`core.api.RunContext`, which this class fulfils.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +18,7 @@ from pydantic import BaseModel
 
 from core.clock import Clock
 from core.errors import DryRunRefusal
-from core.interfaces import AlertSink, ArtifactStore, AuditSink
+from core.interfaces import AlertSink, ArtifactStore, AuditSink, LockStore
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,6 +37,10 @@ class RunContext:
     clock: Clock
     audit: AuditSink
     artifacts: ArtifactStore
+    #: Target locks shared by every worker (see :meth:`exclusive`); None = this context's own.
+    locks: LockStore | None = None
+    #: The worker holding the run (a lock's owner).
+    owner: str = "local"
     dry_run: bool = False
     #: Where :meth:`alert` writes (None: the alert is only logged, e.g. a context built by hand).
     alerts: AlertSink | None = None
@@ -68,6 +74,34 @@ class RunContext:
             self.refused_writes.append({"system": system, "what": what})
             self.log.info("write refused (dry run)", system=system, what=what)
             raise DryRunRefusal(f"dry run: write to {system} refused ({what})")
+
+    @asynccontextmanager
+    async def exclusive(self, key: str, *, wait_seconds: float | None = None) -> AsyncIterator[None]:
+        """Hold the lock on a write's target (``payroll:<system>:<employee>:<period>``) while the block runs.
+
+        Every worker and every run, of any municipality, shares these locks: around a
+        check-before-write, the write and its read-back, they make the write happen once.
+        The lease is renewed while the block runs; a holder that died frees the target
+        after one lease. A target still busy after ``wait_seconds`` (default: a third of the
+        item timeout) raises :class:`core.locks.TargetLocked`, retried with backoff.
+        """
+        from core.locks import exclusive
+
+        if self.locks is None:
+            from core.testing.memory.locks import MemoryLockStore
+            from core.testing.memory.state import MemoryState
+
+            self.locks = MemoryLockStore(MemoryState(self.clock))
+        w = self.app_settings.worker
+        async with exclusive(
+            self.locks,
+            key,
+            owner=self.owner,
+            lease_seconds=w.lock_lease_seconds,
+            wait_seconds=w.item_timeout_seconds / 3 if wait_seconds is None else wait_seconds,
+            log=self.log,
+        ):
+            yield
 
     def record_access(self, *, subject: str, system: str, purpose: str, details: dict[str, Any] | None = None) -> int:
         """Write a data-access event: this robot read ``subject``'s data from ``system`` for ``purpose``."""

@@ -8,6 +8,7 @@ renews while the robot works; a per-item timeout bounds every attempt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import socket
@@ -31,7 +32,8 @@ from core.errors import (
     KollegaError,
     LeaseLost,
 )
-from core.interfaces import AlertSink, ArtifactStore, AuditSink, ReviewStore, RunStore, WorkItemStore
+from core.fairness import FairSlots
+from core.interfaces import AlertSink, ArtifactStore, AuditSink, LockStore, ReviewStore, RunStore, WorkItemStore
 from core.logging import error_text, redact_text
 from core.records import ReviewKind, RunStatus, WorkItemView
 from core.registry import Registry
@@ -79,6 +81,14 @@ def artifact_ids(exc: KollegaError) -> list[int]:
     return [int(a) for a in found if isinstance(a, int) and not isinstance(a, bool)]
 
 
+def _process_locks(clock: Clock) -> LockStore:
+    """Target locks held in this process only (an engine built without a lock store)."""
+    from core.testing.memory.locks import MemoryLockStore
+    from core.testing.memory.state import MemoryState
+
+    return MemoryLockStore(MemoryState(clock))
+
+
 def _new_counts() -> dict[str, int]:
     return {
         "collected": 0,
@@ -110,6 +120,7 @@ class Engine:
         audit: AuditSink,
         artifacts: ArtifactStore,
         alerts: AlertSink | None = None,
+        locks: LockStore | None = None,
         clock: Clock | None = None,
         owner: str | None = None,
         db: Database | None = None,
@@ -125,6 +136,10 @@ class Engine:
         self.artifacts = artifacts
         #: Where robots' operations alerts go (None: they are only logged).
         self.alerts = alerts
+        #: Target locks shared by every worker (RunContext.exclusive); one process's own when none is given.
+        self.locks: LockStore = locks if locks is not None else _process_locks(self.clock)
+        #: Item slots shared fairly by municipality across the runs a worker runs at once (None: unshared).
+        self.slots: FairSlots | None = None
         #: The database behind the SQL stores (None on other stores): retention works on it directly.
         self.db = db
         for t in settings.tenants:
@@ -144,6 +159,7 @@ class Engine:
         from core.alert_sink import SqlAlertSink
         from core.artifacts import FileArtifactStore
         from core.audit import Auditor
+        from core.locks import SqlLockStore
         from core.queue import WorkQueue
         from core.review import ReviewQueue
         from core.runs import SqlRunStore
@@ -158,6 +174,7 @@ class Engine:
             audit=Auditor(db.session, clock),
             artifacts=FileArtifactStore(db, settings.var_dir / "artifacts", settings.artifact_retention_days, clock),
             alerts=SqlAlertSink(db, clock),
+            locks=SqlLockStore(db, clock),
             clock=clock,
             owner=owner,
             db=db,
@@ -186,6 +203,8 @@ class Engine:
             audit=self.auditor,
             artifacts=self.artifacts,
             alerts=self.alerts,
+            locks=self.locks,
+            owner=self.owner,
             dry_run=dry_run,
             log=structlog.get_logger("kollega.robot").bind(robot=robot.name, tenant=tenant, run_id=run_id),
         )
@@ -438,22 +457,23 @@ class Engine:
                         only = set(taken)  # the limit is reached: only retries of our own items
                     else:
                         return
-                claimed = await asyncio.to_thread(
-                    self.queue.claim,
-                    robot.name,
-                    ctx.tenant,
-                    self.owner,
-                    limit=1,
-                    lease_seconds=w.lease_seconds,
-                    reclaim_expired=robot.side_effects_repeatable,
-                    ids=only,
-                )
-                if reserved and (not claimed or claimed[0].id in taken) and budget[0] is not None:
-                    budget[0] += 1
-                if not claimed:
-                    return
-                taken.add(claimed[0].id)
-                await self._process_one(robot, ctx, claimed[0], counts)
+                async with self._slot(ctx.tenant):
+                    claimed = await asyncio.to_thread(
+                        self.queue.claim,
+                        robot.name,
+                        ctx.tenant,
+                        self.owner,
+                        limit=1,
+                        lease_seconds=w.lease_seconds,
+                        reclaim_expired=robot.side_effects_repeatable,
+                        ids=only,
+                    )
+                    if reserved and (not claimed or claimed[0].id in taken) and budget[0] is not None:
+                        budget[0] += 1
+                    if not claimed:
+                        return
+                    taken.add(claimed[0].id)
+                    await self._process_one(robot, ctx, claimed[0], counts)
                 progress("processed", counts)
 
         while True:
@@ -470,6 +490,10 @@ class Engine:
             if wait > w.retry_wait_seconds:
                 return
             await self.clock.sleep(max(wait, 0) + 0.01)
+
+    def _slot(self, tenant: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """One of the worker's item slots, shared fairly by municipality (no limit without a worker)."""
+        return self.slots.slot(tenant) if self.slots is not None else contextlib.nullcontext()
 
     async def _process_one(self, robot: Robot, ctx: RunContext, item: WorkItemView, counts: dict[str, int]) -> None:
         policy = self._policy(robot)

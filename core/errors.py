@@ -13,7 +13,8 @@ ever need to know this tree::
     │   │   ├── FileFormatError     a file cannot be read as its format (connectors.files)
     │   │   └── FileValidationError rows of a file are invalid (connectors.files)
     │   └── ApplicationError        transient trouble: retried with backoff
-    │       └── ItemTimeout         a work item took longer than its per-item timeout
+    │       ├── ItemTimeout         a work item took longer than its per-item timeout
+    │       └── TargetLocked        another run holds the lock on a write's target: retried later
     ├── ConnectorError              an external system misbehaved (ApplicationError-like)
     │   ├── ConnectorUnavailable    connection refused, 5xx, circuit open: retry later
     │   │   └── CircuitOpen         the system failed repeatedly; its breaker is open (connectors.http)
@@ -122,6 +123,12 @@ class ItemTimeout(ApplicationError):
     """The work item took longer than its timeout."""
 
     code = "timeout"
+
+
+class TargetLocked(ApplicationError):
+    """Another run holds the lock on this write's target; the item is retried later."""
+
+    code = "target_locked"
 
 
 class ConnectorError(KollegaError):

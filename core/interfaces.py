@@ -2,7 +2,7 @@
 
 The engine, the worker, the web layer's state changes and the CLI depend on these
 Protocols, not on SQLAlchemy: the SQL stores (core/queue.py, core/review.py, core/runs.py,
-core/audit.py, core/artifacts.py) and the in-memory ones (core/testing/memory.py) fulfil
+core/audit.py, core/artifacts.py, core/locks.py) and the in-memory ones (core/testing/memory.py) fulfil
 them, and one contract suite (tests/contract/) holds every implementation to the same
 behaviour. Which work-item transition is allowed from which status is defined once, in
 core/transitions.py. Connectors (``connectors/``) see a run through :class:`ConnectorContext`.
@@ -442,8 +442,20 @@ class RunStore(Protocol):
         """Insert a run (queued by default); None when its (schedule, tenant, slot) already exists."""
         ...
 
-    def claim_queued(self, owner: str, lease_seconds: float) -> RunRecord | None:
-        """Take the oldest queued run (or one whose worker stopped renewing its lease)."""
+    def claim_queued(
+        self,
+        owner: str,
+        lease_seconds: float,
+        *,
+        exclude_tenants: Collection[str] = (),
+        resumable_only: bool = False,
+    ) -> RunRecord | None:
+        """Take the next run: one whose worker died first, then queued ones, fairly by municipality.
+
+        ``exclude_tenants``: municipalities whose runs this worker already runs (it leaves
+        their other runs to other workers); ``resumable_only``: only a run whose worker died
+        (a busy worker takes those over, and leaves new runs to a free worker).
+        """
         ...
 
     def start(self, run_id: int, owner: str, lease_seconds: float) -> None:
@@ -547,6 +559,26 @@ class ArtifactStore(Protocol):
 
     def purge_expired(self) -> int:
         """Delete files past their retention; returns how many."""
+        ...
+
+
+class LockStore(Protocol):
+    """Named locks with a lease, shared by every worker: one holder per key at a time.
+
+    A holder that dies stops renewing, so its lease runs out and the next may take the
+    key: a dead holder never blocks a target for longer than one lease.
+    """
+
+    def acquire(self, key: str, owner: str, lease_seconds: float) -> bool:
+        """Take ``key`` for ``owner`` until now + lease (or renew it, when ``owner`` holds it); False when held by another."""
+        ...
+
+    def release(self, key: str, owner: str) -> bool:
+        """Give ``key`` up if ``owner`` still holds it; False when it did not (its lease ran out and was taken)."""
+        ...
+
+    def holder(self, key: str) -> str | None:
+        """The owner holding ``key`` with an unexpired lease, or None."""
         ...
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import abc
 import typing
 from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -161,6 +162,15 @@ class RunContext(Protocol):
 
     def check_write(self, system: str, what: str) -> None:
         """Call before every external write: raises DryRunRefusal (and reports it) in a dry run."""
+        ...
+
+    def exclusive(self, key: str, *, wait_seconds: float | None = None) -> AbstractAsyncContextManager[None]:
+        """``async with ctx.exclusive("payroll:<system>:<employee>:<period>"):`` around check, write, read-back.
+
+        One holder per key across every worker and run (of any municipality), with a
+        renewed lease; a target busy for longer than ``wait_seconds`` raises TargetLocked
+        (an ApplicationError: the item is retried later).
+        """
         ...
 
     def record(

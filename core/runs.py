@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from core import audit, audit_checkpoint
 from core.clock import Clock, SystemClock
@@ -104,11 +106,33 @@ class SqlRunStore:
                 is not None
             )
 
-    def claim_queued(self, owner: str, lease_seconds: float) -> Run | None:
-        """Take the oldest queued run (or one whose worker stopped renewing its lease)."""
+    def claim_queued(
+        self,
+        owner: str,
+        lease_seconds: float,
+        *,
+        exclude_tenants: Collection[str] = (),
+        resumable_only: bool = False,
+    ) -> Run | None:
+        """Take the next run: one whose worker died first, then queued ones, fairly by municipality.
+
+        A running run whose lease ran out (its worker stopped renewing it) is resumed before
+        any new run starts. Among queued runs, the municipality with the fewest runs going
+        now comes first, then the oldest: one municipality's long night does not hold
+        another's back.
+        """
         now = self.clock.now()
-        due = (Run.status == RunStatus.queued) | ((Run.status == RunStatus.running) & (Run.lease_until < now))
-        pick = select(Run.id).where(due).order_by(Run.created_at, Run.id).limit(1)
+        resumable = (Run.status == RunStatus.running) & (Run.lease_until < now)
+        due = resumable if resumable_only else (Run.status == RunStatus.queued) | resumable
+        if exclude_tenants:
+            due = due & Run.tenant.not_in(list(exclude_tenants))
+        going = aliased(Run)
+        busy = (
+            select(func.count(going.id))
+            .where(going.tenant == Run.tenant, going.status == RunStatus.running, going.lease_until >= now)
+            .scalar_subquery()
+        )
+        pick = select(Run.id).where(due).order_by(case((resumable, 0), else_=1), busy, Run.created_at, Run.id).limit(1)
         if self.db.dialect == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
         with self.db.session() as s:

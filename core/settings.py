@@ -17,6 +17,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from core.errors import ConfigError
 
+#: The key of a deployment's ``[connectors.<system>]`` that lists the municipalities sharing it.
+SHARED_KEY = "shared_by"
+#: Connector sections describing this machine's own tools, not an external system: every
+#: municipality's runs use the deployment's section (with their own keys over it).
+LOCAL_SECTIONS = frozenset({"browser"})
+
 #: The repository (or installation) root: config/, schedules/ and var/ live below it.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "kollega.toml"
@@ -97,7 +103,8 @@ class TenantSettings(BaseModel):
     )
     connectors: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="This municipality's own systems: keys here replace those of [connectors.<system>] for its runs.",
+        description="This municipality's own systems, one section per system; over [connectors.<system>] only "
+        "when that one is shared with it (shared_by).",
     )
 
 
@@ -118,6 +125,18 @@ class WorkerSettings(BaseModel):
     )
     backoff_base_seconds: float = Field(default=30, ge=0, description="First retry delay; doubles each attempt.")
     backoff_cap_seconds: float = Field(default=3600, ge=0, description="Longest retry delay.")
+    runs_at_once: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description="Runs one worker works on at once, each of another municipality; their items share "
+        "`concurrency` fairly. A run whose worker died is taken over by a busy worker too.",
+    )
+    lock_lease_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="Lease of a write's target lock, renewed while held: a dead holder frees the target after it.",
+    )
     poll_seconds: float = Field(default=5, gt=0, description="How often an idle `kollega worker` looks for work.")
     retry_wait_seconds: float = Field(
         default=300,
@@ -224,16 +243,78 @@ class Settings(BaseSettings):
         default_factory=dict, description="The web app; validated by core.web.settings.WebSettings."
     )
     connectors: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="One section per external system, checked by its connector's settings model."
+        default_factory=dict,
+        description="One section per external system, checked by its connector's settings model; with several "
+        "municipalities, a section is used only by those its shared_by lists.",
     )
 
     def connector_section(self, system: str, tenant: str | None = None) -> dict[str, Any] | None:
-        """``[connectors.<system>]`` with the tenant's own keys over it; None when neither configures it."""
+        """The section of ``system`` that ``tenant``'s runs use; None when it declares none.
+
+        A municipality never uses another's system implicitly. It gets, in this order:
+        its own section (``connectors.<system>`` in its ``[[tenants]]`` entry), laid over
+        the deployment's ``[connectors.<system>]`` only when that one lists it in
+        ``shared_by``; else the deployment's section when it is shared with it, or when the
+        deployment serves no more than this one municipality (then there is nobody to share
+        with); else nothing. Sections of this machine's own tools (``browser``) apply to all.
+        Without ``tenant``: the deployment's own section (e.g. the alert mailer's).
+        """
         base = self.connectors.get(system)
-        own = next((t.connectors.get(system) for t in self.tenants if t.code == tenant), None) if tenant else None
-        if base is None and own is None:
-            return None
-        return {**(base or {}), **(own or {})}
+        plain = {k: v for k, v in base.items() if k != SHARED_KEY} if base is not None else None
+        if tenant is None or system in LOCAL_SECTIONS:
+            own = next((t.connectors.get(system) for t in self.tenants if t.code == tenant), None)
+            return None if plain is None and own is None else {**(plain or {}), **(own or {})}
+        own = next((t.connectors.get(system) for t in self.tenants if t.code == tenant), None)
+        shared = plain is not None and tenant in self.shared_by(system)
+        if own is not None:
+            return {**(plain or {}), **own} if shared else dict(own)
+        if plain is not None and (shared or self._sole_tenant(tenant)):
+            return plain
+        return None
+
+    def shared_by(self, system: str) -> list[str]:
+        """The municipalities ``[connectors.<system>] shared_by`` declares as sharing that system."""
+        found = (self.connectors.get(system) or {}).get(SHARED_KEY) or []
+        return [str(code) for code in found]
+
+    def _sole_tenant(self, tenant: str) -> bool:
+        """True when the deployment serves only ``tenant`` (or names no municipality at all)."""
+        return not self.tenants or [t.code for t in self.tenants] == [tenant]
+
+    def require_connector_section(self, system: str, tenant: str | None) -> dict[str, Any]:
+        """:meth:`connector_section`, or a ConfigError naming the section ``tenant`` must declare."""
+        found = self.connector_section(system, tenant)
+        if found is not None:
+            return found
+        if tenant is None or self._sole_tenant(tenant):
+            raise ConfigError(f"connectors.{system} is not configured (add a [connectors.{system}] section)")
+        name = next((t.name for t in self.tenants if t.code == tenant), tenant)
+        hint = (
+            f"[connectors.{system}] exists but is not shared with {tenant}"
+            if system in self.connectors
+            else f"there is no [connectors.{system}] either"
+        )
+        raise ConfigError(
+            f"tenant {tenant} ({name}) has no connectors.{system}: declare its own in its [[tenants]] entry "
+            f"(connectors.{system}.base_url = ...) or share one explicitly with "
+            f'[connectors.{system}] shared_by = ["{tenant}", ...]; {hint}'
+        )
+
+    @model_validator(mode="after")
+    def _shared_with_known_tenants(self) -> Settings:
+        codes = {t.code for t in self.tenants}
+        for system, section in self.connectors.items():
+            found = section.get(SHARED_KEY)
+            if found is None:
+                continue
+            if not isinstance(found, list) or not all(isinstance(c, str) for c in found):
+                raise ValueError(f'connectors.{system}.{SHARED_KEY} must be a list of kommunkoder, e.g. ["1081"]')
+            unknown = sorted(set(found) - codes) if codes else []
+            if unknown:
+                raise ValueError(
+                    f"connectors.{system}.{SHARED_KEY} names {', '.join(unknown)}, not among the configured tenants"
+                )
+        return self
 
     @field_validator("timezone")
     @classmethod

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 import structlog
 
 from core.engine import Engine, RunSummary
+from core.fairness import FairSlots
+from core.interfaces import RunRecord
 from core.records import RunStatus
 from core.retention import purge
 
@@ -63,6 +65,10 @@ class Worker:
         run = await asyncio.to_thread(self.engine.runs.claim_queued, self.engine.owner, lease)
         if run is None:
             return None
+        return await self._execute(run)
+
+    async def _execute(self, run: RunRecord) -> RunSummary:
+        """Execute a claimed run (a queued one, or one whose worker died: the engine resumes it)."""
         log.info("claimed run", run_id=run.id, robot=run.robot, tenant=run.tenant, trigger=run.trigger)
         if run.deadline_at is not None and run.started_at is None and run.deadline_at <= self.engine.clock.now():
             # Its window closed while it waited (no worker was up): record it, do not start late.
@@ -73,6 +79,30 @@ class Worker:
         return await self.engine.run(
             run.robot, run.tenant, run_id=run.id, dry_run=run.dry_run, limit=run.item_limit, trigger=run.trigger
         )
+
+    async def take_runs(self, active: dict[asyncio.Task[RunSummary], str]) -> int:
+        """Claim runs while this worker has room; returns how many it took.
+
+        A free worker takes the next run (a dead worker's first). A busy one takes only a
+        run whose worker died, of another municipality than its own runs, up to
+        ``[worker] runs_at_once``: that night goes on at once beside the one in hand, their
+        items sharing this worker's slots fairly, and new runs are left to a free worker.
+        """
+        w = self.engine.settings.worker
+        taken = 0
+        while len(active) < w.runs_at_once:
+            run = await asyncio.to_thread(
+                self.engine.runs.claim_queued,
+                self.engine.owner,
+                w.lease_seconds,
+                exclude_tenants=set(active.values()),
+                resumable_only=bool(active),
+            )
+            if run is None:
+                break
+            active[asyncio.create_task(self._execute(run))] = run.tenant
+            taken += 1
+        return taken
 
     def _due_pairs(self) -> list[tuple[str, str]]:
         return sorted(self.engine.queue.due_robots() | self.engine.reviews.due_robots())
@@ -94,23 +124,40 @@ class Worker:
 
     async def serve(self, stop: asyncio.Event, *, once: bool = False) -> None:
         """Loop until ``stop`` is set (or, with ``once``, until there is nothing left to do)."""
-        poll = self.engine.settings.worker.poll_seconds
+        w = self.engine.settings.worker
+        # The runs this worker runs at once share its item slots, fairly by municipality.
+        self.engine.slots = FairSlots(w.concurrency)
+        active: dict[asyncio.Task[RunSummary], str] = {}
         log.info("worker started", owner=self.engine.owner)
         rounds = 0
-        while not stop.is_set():
-            rounds += 1
-            if once and rounds > 1000:  # a robot failing on every drain must not spin forever
-                log.warning("worker --once gave up after 1000 rounds")
-                return
-            summary = await self.run_queued_once()
-            if summary is not None:
-                continue  # more queued runs may be waiting
-            handled = await self.drain_once()
-            await asyncio.to_thread(self.engine.reviews.expire_overdue)
-            await self.purge_artifacts_if_due()
-            if once and handled == 0:
-                return
-            if not once:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=poll)
-        log.info("worker stopped", at=datetime.now(UTC).isoformat())
+        try:
+            while not stop.is_set():
+                rounds += 1
+                if once and rounds > 1000:  # a robot failing on every drain must not spin forever
+                    log.warning("worker --once gave up after 1000 rounds")
+                    return
+                await self.take_runs(active)
+                if active:
+                    # Busy: look again for runs (a dead worker's) every poll, and when a run ends.
+                    stopping = asyncio.ensure_future(stop.wait())
+                    done, _ = await asyncio.wait(
+                        {*active, stopping}, timeout=w.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    stopping.cancel()
+                    for task in [t for t in active if t in done]:
+                        del active[task]
+                        if task.exception() is not None:
+                            log.error("a run ended with an error", exc_info=task.exception())
+                    continue
+                handled = await self.drain_once()
+                await asyncio.to_thread(self.engine.reviews.expire_overdue)
+                await self.purge_artifacts_if_due()
+                if once and handled == 0:
+                    return
+                if not once:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=w.poll_seconds)
+        finally:
+            if active:  # a stop lets the runs in hand finish, as before
+                await asyncio.gather(*active, return_exceptions=True)
+            log.info("worker stopped", at=datetime.now(UTC).isoformat())

@@ -7,7 +7,9 @@ Core does not know them: pyproject.toml registers them under the entry-point gro
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
@@ -17,6 +19,24 @@ from core.cli.runs import summaries_table
 from core.storage.db import redact_url
 from sandbox.demo import DEMO_CONFIG, demo_night, demo_users, load_demo_settings, worker_beside
 
+#: The sandbox plays a Swedish municipality: its "today" is the date in Stockholm.
+SANDBOX_TIMEZONE = ZoneInfo("Europe/Stockholm")
+
+
+def stockholm_today(now: datetime | None = None) -> date:
+    """Today's date in Europe/Stockholm (at 00:43 local time that is already the new day, unlike UTC)."""
+    return (now or datetime.now(SANDBOX_TIMEZONE)).astimezone(SANDBOX_TIMEZONE).date()
+
+
+def _parse_day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
 sandbox_app = typer.Typer(no_args_is_help=True, help="The simulated municipality the robots work against.")
 
 
@@ -25,12 +45,22 @@ def sandbox_serve(
     seed: int = typer.Option(1, "--seed", help="Same seed, same synthetic municipality."),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address (the sandbox has no authentication)."),
     port: int = typer.Option(8765, "--port", min=1, max=65535),
+    today: str | None = typer.Option(
+        None,
+        "--today",
+        callback=lambda value: _parse_day(value) and value,
+        help="The sandbox's day (YYYY-MM-DD); default today's date in Europe/Stockholm, as the robots count it.",
+    ),
+    tenant: str = typer.Option("1081", "--tenant", help="Kommunkod of the municipality the sandbox plays."),
 ) -> None:
     """Serve the sandbox's external systems over HTTP until interrupted."""
     from sandbox.server import serve
 
-    console.print(f"sandbox (seed {seed}) on http://{host}:{port}/ - API in sandbox/API.md")
-    serve(seed=seed, host=host, port=port)
+    day = _parse_day(today) or stockholm_today()
+    console.print(
+        f"sandbox (seed {seed}, {tenant}, today {day.isoformat()}) on http://{host}:{port}/ - API in sandbox/API.md"
+    )
+    serve(seed=seed, host=host, port=port, today=day, tenant=tenant)
 
 
 def demo_command(

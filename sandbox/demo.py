@@ -22,9 +22,10 @@ import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
@@ -36,7 +37,7 @@ from core.errors import ConfigError
 from core.logging import get_logger
 from core.registry import Registry
 from core.scheduler import night_jobs
-from core.settings import PROJECT_ROOT, SecretRef, Settings, describe_validation_error
+from core.settings import PROJECT_ROOT, SHARED_KEY, SecretRef, Settings, describe_validation_error
 from core.storage.db import Database
 from core.storage.web_models import Role, User
 
@@ -145,10 +146,12 @@ def _secret_file(settings: Settings, name: str, value: str) -> Path:
 
 
 def point_connectors_at(settings: Settings, base_url: str, systems: dict[str, str], tenant: str | None = None) -> None:
-    """Point each connector section of ``systems`` at its system on a running sandbox.
+    """Declare each connector section of ``systems`` at its system on a running sandbox.
 
-    Without ``tenant`` the deployment's sections (``[connectors.<system>]``) change; with
-    it, that municipality's own sections, as a second municipality on one deployment has.
+    With ``tenant`` the sections go into that municipality's own ``connectors`` (the
+    deployment's keys for the system, e.g. its timeouts, copied under them): each
+    municipality's systems are declared explicitly, never shared by accident. Without it
+    (a deployment naming no municipality) the deployment's sections change.
     """
     own = next((t for t in settings.tenants if t.code == tenant), None) if tenant else None
     if tenant and own is None:
@@ -156,7 +159,8 @@ def point_connectors_at(settings: Settings, base_url: str, systems: dict[str, st
     for system, path in systems.items():
         url = f"{base_url.rstrip('/')}/{path}"
         if own is not None:
-            own.connectors[system] = {**own.connectors.get(system, {}), "base_url": url}
+            common = {k: v for k, v in settings.connectors.get(system, {}).items() if k != SHARED_KEY}
+            own.connectors[system] = {**common, **own.connectors.get(system, {}), "base_url": url}
         else:
             settings.connectors[system] = {**settings.connectors.get(system, {}), "base_url": url}
 
@@ -167,9 +171,10 @@ def sandbox(seed: int, tenant: str, options: dict[str, Any]) -> Iterator[str]:
     """A sandbox playing ``tenant``'s systems on a free local port; yields its base URL."""
     from sandbox.testing import running_sandbox
 
-    # The sandbox's "today" is the real date, so the robots' own notion of "the coming
-    # month" or "tomorrow" matches its data.
-    with running_sandbox(seed=seed, today=date.today(), tenant=tenant, **options) as base_url:
+    # The sandbox's "today" is the date in Stockholm, so the robots' own notion of "the
+    # coming month" or "tomorrow" matches its data (also between midnight and 01:00/02:00 UTC).
+    today = datetime.now(ZoneInfo("Europe/Stockholm")).date()
+    with running_sandbox(seed=seed, today=today, tenant=tenant, **options) as base_url:
         yield base_url
 
 
@@ -177,16 +182,16 @@ def sandbox(seed: int, tenant: str, options: dict[str, Any]) -> Iterator[str]:
 def sandboxes(settings: Settings, demo: DemoSettings, seed: int) -> Iterator[dict[str, str]]:
     """One sandbox per configured municipality (a different seed each), connectors pointed at them.
 
-    The first municipality's systems are the deployment's ``[connectors.*]`` sections; every
-    other municipality gets its own sections, as two municipalities sharing one deployment
-    would. Yields kommunkod → sandbox URL.
+    Every municipality gets its own sections (``connectors`` in its ``[[tenants]]`` entry),
+    as municipalities sharing one deployment declare them; a deployment naming none gets
+    one sandbox behind its ``[connectors.*]``. Yields kommunkod → sandbox URL.
     """
     codes = [t.code for t in settings.tenants] or [demo.sandbox.tenant]
     urls: dict[str, str] = {}
     with ExitStack() as stack:
         for i, code in enumerate(codes):
             urls[code] = stack.enter_context(sandbox(seed + i, code, demo.sandbox.options))
-            point_connectors_at(settings, urls[code], demo.sandbox.systems, tenant=code if i else None)
+            point_connectors_at(settings, urls[code], demo.sandbox.systems, tenant=code if settings.tenants else None)
         yield urls
 
 

@@ -11,6 +11,9 @@ Both are importable from :mod:`core.testing` too.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,17 @@ class RecordingContext:
     events: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     app_settings: Any = None
+    #: The target keys locked with :meth:`exclusive`, in order.
+    locked: list[str] = field(default_factory=list)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict, repr=False)
+
+    @asynccontextmanager
+    async def exclusive(self, key: str, *, wait_seconds: float | None = None) -> AsyncIterator[None]:
+        """Hold ``key`` within this context (one holder at a time) and record it."""
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            self.locked.append(key)
+            yield
 
     def check_write(self, system: str, what: str) -> None:
         """Record the write; refuse it in a dry run like RunContext does."""

@@ -195,7 +195,8 @@ Sender = Callable[[EmailMessage], Any]
 def mail_settings(connectors: dict[str, dict[str, Any]]) -> AlertMailSettings | None:
     """The alert mail's SMTP settings from ``[connectors.mail]``; None when mail is not configured."""
     section = connectors.get("mail")
-    return AlertMailSettings.model_validate(section) if section else None
+    # shared_by says which municipalities' robots may use the mailer; it is no SMTP setting.
+    return AlertMailSettings.model_validate({k: v for k, v in section.items() if k != "shared_by"}) if section else None
 
 
 #: The subject line per alert kind: fixed Swedish text, never the run's error (which may

@@ -438,7 +438,13 @@ class Work:
         person are also done one at a time.
         """
         rules = self.settings.rules
-        async with self._person_lock(substitute_id):
+        # The shift and the person are locked for every worker and run (of any municipality
+        # on this staffing system), shift first, around check, booking and read-back.
+        async with (
+            self._person_lock(substitute_id),
+            self.ctx.exclusive(self.staffing.target("shift", shift.id)),
+            self.ctx.exclusive(self.staffing.target("substitute", substitute_id)),
+        ):
             person = await self.staffing.substitute(substitute_id)
             violations = check_eligibility(shift.to_rules(), person.to_rules(shift), rules)
             if violations:

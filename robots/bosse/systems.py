@@ -56,6 +56,10 @@ class StaffingApi:
         self.system = settings.staffing_system
         self.http = HttpConnector.for_run(ctx, self.system)
 
+    def target(self, kind: str, ident: str) -> str:
+        """The lock key of a booking target in this staffing system (by its address: shared or not)."""
+        return f"staffing:{self.http.settings.base_url}:{kind}:{ident}"
+
     async def _pages(self, path: str, params: dict[str, Any], page: int) -> list[Any]:
         items: list[Any] = []
         offset = 0

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.base import connector_section, validate_settings
+from connectors.base import connector_section, one_municipality_setting, require_section, validate_settings
 from connectors.browser import BrowserConnector, BrowserSettings, LoginHelper, url_contains
 from connectors.files import DropFolderSettings
 from connectors.http import HttpConnector
@@ -72,7 +72,9 @@ class HarrySettings(BaseModel):
         default=None, description="Drop folder of the scheduling system's CSV exports; empty = no exports."
     )
     payroll_url: str | None = Field(
-        default=None, description="Base URL of the payroll application; empty = [connectors.payroll].base_url."
+        default=None,
+        description="Base URL of the payroll application, for a deployment of one municipality; "
+        "empty = the base_url of the municipality's connectors.payroll.",
     )
     username: str = Field(default="robot.harry", description="HaRry's user name in the payroll system.")
     password: SecretRef = Field(description='HaRry\'s password, by reference: {env = "NAME"} or {file = "/path"}.')
@@ -107,7 +109,8 @@ class Harry(Robot[HarrySettings]):
 
     def __init__(self, settings: HarrySettings | None = None) -> None:
         super().__init__(settings)
-        # Two versions of one employee's period must never be typed into the payroll system at once.
+        # Two versions of one employee's period must never be typed into the payroll system at
+        # once: in this process by these locks, across workers and runs by ctx.exclusive.
         self._period_locks: dict[str, asyncio.Lock] = {}
 
     @property
@@ -121,6 +124,9 @@ class Harry(Robot[HarrySettings]):
         s = self.config
         if s.api_system is None and s.drop_folder is None:
             raise ConfigError("robots.harry: neither api_system nor drop_folder is set: HaRry has nowhere to look")
+        # The municipality's payroll system must be declared before anything is collected:
+        # a missing section fails the run at once, naming it, instead of every item later.
+        self._payroll_url(ctx)
         seen: set[str] = set()
         if s.api_system:
             async for item in from_api(ctx, s.api_system, s.periods, s.lookback_days):
@@ -158,7 +164,7 @@ class Harry(Robot[HarrySettings]):
                 code="schedule_unfit",
             )
         lock = self._period_locks.setdefault(f"{schedule.employee_id}/{schedule.period}", asyncio.Lock())
-        async with lock:
+        async with lock, ctx.exclusive(self._target(ctx, schedule)):
             lanes = BrowserLanes.for_run(ctx, LANES_KEY, lambda: self._lanes(ctx))
             async with lanes.page(item.id or None) as (lane, page):
                 registration = Registration(
@@ -183,7 +189,7 @@ class Harry(Robot[HarrySettings]):
         if schedule is None or problems(schedule):
             return None
         lock = self._period_locks.setdefault(f"{schedule.employee_id}/{schedule.period}", asyncio.Lock())
-        async with lock:
+        async with lock, ctx.exclusive(self._target(ctx, schedule)):
             lanes = BrowserLanes.for_run(ctx, LANES_KEY, lambda: self._lanes(ctx))
             async with lanes.page(item.id or None) as (lane, page):
                 registration = Registration(
@@ -218,10 +224,22 @@ class Harry(Robot[HarrySettings]):
             )
         return schedule
 
+    def _target(self, ctx: RunContext, schedule: Schedule) -> str:
+        """The lock key of one employee's period in the payroll system, by the system's address.
+
+        Keyed by the address, not the municipality: two municipalities sharing one payroll
+        system (or configured, by mistake, onto the same one) meet the same lock.
+        """
+        return f"payroll:{self._payroll_url(ctx)}:{schedule.employee_id}:{schedule.period}"
+
     def _payroll_url(self, ctx: RunContext) -> str:
-        url = self.config.payroll_url or (connector_section(ctx, "payroll") or {}).get("base_url")
+        if self.config.payroll_url:
+            one_municipality_setting(ctx, "robots.harry.payroll_url")
+            url: Any = self.config.payroll_url
+        else:  # the municipality's own payroll system, or one declared shared with it
+            url = require_section(ctx, "payroll").get("base_url")
         if not url:
-            raise ConfigError("robots.harry.payroll_url is empty and there is no [connectors.payroll] base_url")
+            raise ConfigError("robots.harry.payroll_url is empty and connectors.payroll has no base_url")
         return str(url).rstrip("/")
 
     def _lanes(self, ctx: RunContext) -> BrowserLanes:

@@ -303,28 +303,31 @@ class LenaRobot(Robot[LenaSettings]):
         key = f"lena-{ctx.tenant}-{group}-{day.isoformat()}-review-{review.id}"
         api = HttpConnector.for_run(ctx, SYSTEM)
         params = {"group": group, "date": day.isoformat()}
-        current = await api.get("/plans", params=params, allow_status=(404,))
-        if current.status_code == 200 and api.json_of(current).get("idempotency_key") == key:
-            ctx.log.info("plan already published", review_id=review.id)
-            published = api.json_of(current)
-            return Carried(
-                f"Planen för {group} {day.isoformat()} var redan publicerad i verksamhetssystemet.",
-                str(published.get("plan_id") or "") or None,
+        # Check, publish and read back under the lock of this group's day in this home-care
+        # system, shared by every worker and run: a plan is published once.
+        async with ctx.exclusive(f"homecare:{api.settings.base_url}:plan:{group}:{day.isoformat()}"):
+            current = await api.get("/plans", params=params, allow_status=(404,))
+            if current.status_code == 200 and api.json_of(current).get("idempotency_key") == key:
+                ctx.log.info("plan already published", review_id=review.id)
+                published = api.json_of(current)
+                return Carried(
+                    f"Planen för {group} {day.isoformat()} var redan publicerad i verksamhetssystemet.",
+                    str(published.get("plan_id") or "") or None,
+                )
+            body = plan_body(
+                problem,
+                plan,
+                day=day,
+                group=group,
+                published_by=f"{self.conf.published_by}, godkänd av {review.decided_by or 'samordnare'}",
+                idempotency_key=key,
             )
-        body = plan_body(
-            problem,
-            plan,
-            day=day,
-            group=group,
-            published_by=f"{self.conf.published_by}, godkänd av {review.decided_by or 'samordnare'}",
-            idempotency_key=key,
-        )
-        answer = await api.post_json("/plans", body, what=f"publish plan {group} {day}")
-        back = await api.get_json("/plans", params=params)
-        if back.get("idempotency_key") != key or assignments_of(back) != assignments_of(body):
-            raise ApplicationError(
-                f"Den publicerade planen för {group} {day} stämmer inte vid kontrolläsning", code="lena_readback"
-            )
+            answer = await api.post_json("/plans", body, what=f"publish plan {group} {day}")
+            back = await api.get_json("/plans", params=params)
+            if back.get("idempotency_key") != key or assignments_of(back) != assignments_of(body):
+                raise ApplicationError(
+                    f"Den publicerade planen för {group} {day} stämmer inte vid kontrolläsning", code="lena_readback"
+                )
         await asyncio.to_thread(
             ctx.record,
             "lena.plan_published",

@@ -423,10 +423,14 @@ class Ronney(Robot[RonneySettings]):
             return Carried("Ärendet är tillbaka hos Ronney, som bereder det på nytt med din kommentar.")
         if review.state not in ("approved", "rejected"):
             return None
-        if material.get("kind") == "application":
-            return await self._carry_out_application(ctx, review)
-        if material.get("kind") == "complement":
-            return await self._carry_out_complement(ctx, review)
+        # Check, write and read-back under the application's lock in this e-service, shared by
+        # every worker and run: two carrying out one decision never both write it.
+        target = f"eservice:{Eservice(ctx, self.cfg).api.settings.base_url}:decision:{material.get('application_id')}"
+        async with ctx.exclusive(target):
+            if material.get("kind") == "application":
+                return await self._carry_out_application(ctx, review)
+            if material.get("kind") == "complement":
+                return await self._carry_out_complement(ctx, review)
         return None
 
     def _decided_by(self, review: ReviewView) -> str:

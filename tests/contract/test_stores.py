@@ -7,10 +7,13 @@ and artifact store, written once against the ports of core/interfaces.py.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from core.errors import AlreadyDecided, FourEyesViolation, LeaseLost, ReviewError
+from core.interfaces import LockStore
 from core.records import CallbackStatus, ItemStatus, ReviewKind, ReviewState, RunStatus, WorkItemView
 from core.robot import Done, NeedsReview, NewItem
 from core.transitions import CANCELLABLE, RETRYABLE, RetryPolicy
@@ -550,6 +553,41 @@ class TestRuns:
         again = stores.runs.claim_queued("w2", 30)
         assert again is not None and again.id == run_id and again.lease_owner == "w2"
 
+    def test_a_dead_workers_run_is_resumed_before_any_new_run(self, stores: Stores) -> None:
+        dead = stores.runs.create(robot=ROBOT, tenant=OTHER, trigger="manual")
+        assert dead is not None and stores.runs.claim_queued("w1", 30) is not None
+        stores.clock.advance(5)
+        waiting = stores.runs.create(robot=ROBOT, tenant=TENANT, trigger="manual")  # queued before the lease ran out
+        stores.clock.advance(31)
+        resumed = stores.runs.claim_queued("w2", 30)
+        assert resumed is not None and resumed.id == dead and resumed.lease_owner == "w2"
+        nxt = stores.runs.claim_queued("w2", 30)
+        assert nxt is not None and nxt.id == waiting
+
+    def test_a_busy_worker_takes_only_dead_workers_runs_of_other_municipalities(self, stores: Stores) -> None:
+        mine = stores.runs.create(robot=ROBOT, tenant=TENANT, trigger="manual")
+        dead = stores.runs.create(robot=ROBOT, tenant=OTHER, trigger="manual")
+        assert stores.runs.claim_queued("w1", 30) is not None  # w1 runs TENANT's
+        assert stores.runs.claim_queued("dead", 30) is not None  # the other's, by a worker that dies
+        queued = stores.runs.create(robot="other", tenant=OTHER, trigger="manual")
+        assert stores.runs.claim_queued("w1", 30, exclude_tenants={TENANT}, resumable_only=True) is None
+        stores.clock.advance(31)
+        got = stores.runs.claim_queued("w1", 30, exclude_tenants={TENANT}, resumable_only=True)
+        assert got is not None and got.id == dead  # not TENANT's own (its lease looks expired too), not the new one
+        assert stores.runs.claim_queued("w1", 30, exclude_tenants={TENANT, OTHER}, resumable_only=True) is None
+        nxt = stores.runs.claim_queued("w2", 30)
+        assert nxt is not None and nxt.id in (mine, queued)
+
+    def test_queued_runs_are_shared_fairly_by_municipality(self, stores: Stores) -> None:
+        first = stores.runs.create(robot=ROBOT, tenant=TENANT, trigger="manual")
+        stores.clock.advance(1)
+        second = stores.runs.create(robot="other", tenant=TENANT, trigger="manual")
+        stores.clock.advance(1)
+        other = stores.runs.create(robot=ROBOT, tenant=OTHER, trigger="manual")  # the newest
+        got = [stores.runs.claim_queued(w, 60) for w in ("w1", "w2", "w3")]
+        # TENANT has a run going once the first is claimed: the other municipality's comes next.
+        assert [r.id if r else None for r in got] == [first, other, second]
+
     def test_a_slot_runs_once(self, stores: Stores) -> None:
         slot = {
             "robot": ROBOT,
@@ -647,3 +685,70 @@ class TestDecisionData:
         # Rejecting needs no confirmation; approving with it ticked is allowed.
         decided = stores.reviews.decide(review_id, "approve", actor="user:anna", decision_data={"confirm_table": "1"})
         assert decided.state == ReviewState.approved
+
+
+class TestLockStore:
+    """Target locks: one holder per key, a lease that a dead holder loses, release by the holder only."""
+
+    @pytest.fixture
+    def locks(self, stores: Stores, tmp_path: Path) -> Iterator[LockStore]:
+        if stores.backend == "memory":
+            from core.testing.memory import MemoryLockStore, MemoryState
+
+            yield MemoryLockStore(MemoryState(stores.clock))
+            return
+        from core.locks import SqlLockStore
+
+        db = stores.queue.db  # type: ignore[attr-defined]
+        yield SqlLockStore(db, stores.clock)
+
+    def test_one_holder_at_a_time(self, locks: LockStore) -> None:
+        assert locks.acquire("payroll:x:E1:2026-12", "a", 60)
+        assert not locks.acquire("payroll:x:E1:2026-12", "b", 60)
+        assert locks.acquire("payroll:x:E2:2026-12", "b", 60)  # another target is free
+        assert locks.holder("payroll:x:E1:2026-12") == "a"
+
+    def test_the_holder_renews_and_releases(self, locks: LockStore, stores: Stores) -> None:
+        assert locks.acquire("k", "a", 60)
+        stores.clock.advance(50)
+        assert locks.acquire("k", "a", 60)  # renewed: 60 s from now
+        stores.clock.advance(50)
+        assert not locks.acquire("k", "b", 60)
+        assert not locks.release("k", "b")  # only the holder releases
+        assert locks.release("k", "a")
+        assert locks.holder("k") is None
+        assert locks.acquire("k", "b", 60)
+
+    def test_a_dead_holder_frees_the_target_after_its_lease(self, locks: LockStore, stores: Stores) -> None:
+        assert locks.acquire("k", "dead", 30)
+        stores.clock.advance(29)
+        assert not locks.acquire("k", "b", 30)
+        stores.clock.advance(2)
+        assert locks.holder("k") is None
+        assert locks.acquire("k", "b", 30)
+        assert not locks.release("k", "dead")  # too late: it is b's now
+        assert locks.holder("k") == "b"
+
+    def test_long_keys_stay_distinct(self, locks: LockStore) -> None:
+        base = "payroll:https://personal.example.se/a/very/long/path/to/the/payroll/application/" + "x" * 80
+        assert locks.acquire(base + ":E1:2026-12", "a", 60)
+        assert locks.acquire(base + ":E2:2026-12", "b", 60)
+        assert not locks.acquire(base + ":E1:2026-12", "b", 60)
+
+    def test_concurrent_contenders_one_wins(self, locks: LockStore) -> None:
+        import threading
+
+        wins: list[str] = []
+        barrier = threading.Barrier(6)
+
+        def contend(owner: str) -> None:
+            barrier.wait()
+            if locks.acquire("shift:S1", owner, 60):
+                wins.append(owner)
+
+        threads = [threading.Thread(target=contend, args=(f"w{i}",)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(wins) == 1

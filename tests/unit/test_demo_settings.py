@@ -114,10 +114,20 @@ def test_connectors_point_at_each_municipalitys_sandbox(tmp_path: Path) -> None:
     tenants = [TenantSettings(code="1081", name="Ronneby"), TenantSettings(code="1082", name="Karlshamn")]
     settings = make_settings(tmp_path, tenants=tenants, connectors={"sms": {"timeout_seconds": 5}})
     systems = {"eservice": "eservice", "sms": ""}
-    point_connectors_at(settings, "http://127.0.0.1:1111/", systems)
+    point_connectors_at(settings, "http://127.0.0.1:1111/", systems, tenant="1081")
     point_connectors_at(settings, "http://127.0.0.1:2222", systems, tenant="1082")
+    # Each municipality's systems are declared as its own sections, the deployment's keys copied in.
+    assert tenants[0].connectors["eservice"] == {"base_url": "http://127.0.0.1:1111/eservice"}
     assert settings.connector_section("eservice", "1081") == {"base_url": "http://127.0.0.1:1111/eservice"}
     assert settings.connector_section("sms", "1081") == {"timeout_seconds": 5, "base_url": "http://127.0.0.1:1111/"}
     assert settings.connector_section("eservice", "1082") == {"base_url": "http://127.0.0.1:2222/eservice"}
+    assert settings.connector_section("sms", "1082") == {"timeout_seconds": 5, "base_url": "http://127.0.0.1:2222/"}
+    assert "eservice" not in settings.connectors  # nothing the other municipality could fall back on
     with pytest.raises(ConfigError, match="9999"):
         point_connectors_at(settings, "http://x", systems, tenant="9999")
+
+
+def test_without_tenants_the_deployments_sections_point_at_the_sandbox(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, tenants=[])
+    point_connectors_at(settings, "http://127.0.0.1:1111/", {"payroll": "payroll"})
+    assert settings.connector_section("payroll", "1081") == {"base_url": "http://127.0.0.1:1111/payroll"}

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from connectors.browser import BrowserSettings
 from connectors.http import HttpSettings
 from core.scheduler import load_schedules
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, SHARED_KEY, Settings
 from core.web.settings import WebSettings
 
 GUIDE = PROJECT_ROOT / "docs" / "operations.md"
@@ -127,7 +127,17 @@ def test_documented_deployment_settings_are_valid(tmp_path: Path) -> None:
             Settings(**block)  # raises naming the key when a setting does not exist or is invalid
         if web is not None:
             WebSettings.model_validate(web)
-        for name, section in connectors.items():
+        pairs = [(n, {k: v for k, v in sec.items() if k != SHARED_KEY}) for n, sec in connectors.items()]
+        if block.get("tenants"):
+            # Each municipality's sections as its runs see them (its own keys over a shared one);
+            # building the settings checks that shared_by names configured municipalities.
+            settings = Settings(**block, connectors=connectors)
+            for t in settings.tenants:
+                for name in {*t.connectors, *connectors}:
+                    section = settings.connector_section(name, t.code)
+                    if section is not None:
+                        pairs.append((name, section))
+        for name, section in pairs:
             (BrowserSettings if name == "browser" else HttpSettings).model_validate(section)
 
 

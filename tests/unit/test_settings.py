@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
@@ -250,31 +251,113 @@ class TestSecrets:
 
 
 class TestPerTenantConnectors:
-    """Two municipalities on one deployment each reach their own systems."""
+    """Each municipality reaches only its own systems, or one declared shared with it."""
 
-    def test_a_tenants_keys_replace_the_deployments_for_its_runs_only(self, tmp_path: Path) -> None:
-        from types import SimpleNamespace
-
-        from connectors.base import connector_settings
-        from connectors.http import HttpSettings
+    @staticmethod
+    def two(tmp_path: Path, connectors: dict[str, Any], **own: dict[str, Any]) -> Any:
         from core.settings import TenantSettings
         from core.testing import make_settings
 
-        settings = make_settings(
+        return make_settings(
             tmp_path,
             tenants=[
-                TenantSettings(code="1081", name="Ronneby kommun"),
-                TenantSettings(
-                    code="1082",
-                    name="Karlshamns kommun",
-                    connectors={"eservice": {"base_url": "https://karlshamn.example/api/"}},
-                ),
+                TenantSettings(code="1081", name="Ronneby kommun", connectors=own.get("ronneby", {})),
+                TenantSettings(code="1082", name="Karlshamns kommun", connectors=own.get("karlshamn", {})),
             ],
-            connectors={"eservice": {"base_url": "https://ronneby.example/api/", "timeout_seconds": 12}},
+            connectors=connectors,
         )
-        ronneby = connector_settings(SimpleNamespace(app_settings=settings, tenant="1081"), "eservice", HttpSettings)
-        karlshamn = connector_settings(SimpleNamespace(app_settings=settings, tenant="1082"), "eservice", HttpSettings)
+
+    @staticmethod
+    def ctx(settings: Any, tenant: str) -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(app_settings=settings, tenant=tenant)
+
+    def test_each_municipality_uses_its_own_section_only(self, tmp_path: Path) -> None:
+        from connectors.base import connector_settings
+        from connectors.http import HttpSettings
+
+        settings = self.two(
+            tmp_path,
+            {"eservice": {"base_url": "https://deployment.example/api/", "timeout_seconds": 12}},
+            ronneby={"eservice": {"base_url": "https://ronneby.example/api/"}},
+            karlshamn={"eservice": {"base_url": "https://karlshamn.example/api/"}},
+        )
+        ronneby = connector_settings(self.ctx(settings, "1081"), "eservice", HttpSettings)
+        karlshamn = connector_settings(self.ctx(settings, "1082"), "eservice", HttpSettings)
         assert ronneby.base_url == "https://ronneby.example/api/"
         assert karlshamn.base_url == "https://karlshamn.example/api/"
-        assert karlshamn.timeout_seconds == 12  # the rest comes from the deployment's section
+        # The deployment's section is not shared with them: none of its keys leak in.
+        assert karlshamn.timeout_seconds == HttpSettings.model_fields["timeout_seconds"].default
         assert settings.connector_section("nosuch", "1082") is None
+
+    def test_an_undeclared_system_stops_the_robot_naming_the_section(self, tmp_path: Path) -> None:
+        from connectors.base import connector_settings
+        from connectors.http import HttpSettings
+
+        settings = self.two(
+            tmp_path,
+            {"payroll": {"base_url": "https://lon.example/"}},
+            ronneby={"payroll": {"base_url": "https://lon.ronneby.example/"}},
+        )
+        with pytest.raises(ConfigError) as caught:
+            connector_settings(self.ctx(settings, "1082"), "payroll", HttpSettings)
+        message = str(caught.value)
+        assert "tenant 1082" in message and "connectors.payroll" in message and "shared_by" in message
+        assert "[connectors.payroll] exists but is not shared with 1082" in message
+        with pytest.raises(ConfigError, match=r"tenant 1082 .*connectors\.staffing.*no \[connectors\.staffing\]"):
+            connector_settings(self.ctx(settings, "1082"), "staffing", HttpSettings)
+
+    def test_a_system_declared_shared_serves_the_municipalities_it_names(self, tmp_path: Path) -> None:
+        from connectors.base import connector_settings
+        from connectors.http import HttpSettings
+
+        settings = self.two(
+            tmp_path,
+            {"payroll": {"base_url": "https://lon.example/", "timeout_seconds": 9, "shared_by": ["1081", "1082"]}},
+            karlshamn={"payroll": {"headers": {"X-Organisation": "karlshamn"}}},
+        )
+        ronneby = connector_settings(self.ctx(settings, "1081"), "payroll", HttpSettings)
+        karlshamn = connector_settings(self.ctx(settings, "1082"), "payroll", HttpSettings)
+        assert ronneby.base_url == karlshamn.base_url == "https://lon.example/"
+        assert karlshamn.timeout_seconds == 9
+        # The municipality's own keys (what separates it in the shared system) go over the shared section.
+        assert dict(karlshamn.headers) == {"X-Organisation": "karlshamn"}
+        assert settings.shared_by("payroll") == ["1081", "1082"]
+
+    def test_shared_with_one_is_not_shared_with_the_other(self, tmp_path: Path) -> None:
+        settings = self.two(tmp_path, {"payroll": {"base_url": "https://lon.example/", "shared_by": ["1081"]}})
+        assert settings.connector_section("payroll", "1081") == {"base_url": "https://lon.example/"}
+        assert settings.connector_section("payroll", "1082") is None
+
+    def test_a_deployment_of_one_municipality_uses_the_deployments_sections(self, tmp_path: Path) -> None:
+        from core.testing import make_settings
+
+        settings = make_settings(tmp_path, connectors={"payroll": {"base_url": "https://lon.example/"}})
+        [tenant] = settings.tenants
+        assert settings.connector_section("payroll", tenant.code) == {"base_url": "https://lon.example/"}
+
+    def test_the_browser_is_this_machines_tool_for_everyone(self, tmp_path: Path) -> None:
+        settings = self.two(tmp_path, {"browser": {"headless": True}})
+        assert settings.connector_section("browser", "1082") == {"headless": True}
+
+    def test_shared_by_must_name_configured_tenants(self, tmp_path: Path) -> None:
+        cfg = write(
+            tmp_path,
+            '[[tenants]]\ncode = "1081"\nname = "Ronneby"\n\n'
+            '[connectors.payroll]\nbase_url = "https://lon.example/"\nshared_by = ["1081", "9999"]\n',
+        )
+        with pytest.raises(ConfigError, match=r"connectors\.payroll\.shared_by names 9999"):
+            load_settings(cfg)
+
+    def test_the_shipped_configuration_shares_nothing(self) -> None:
+        from core.settings import DEFAULT_CONFIG
+
+        settings = load_settings(DEFAULT_CONFIG)
+        assert len(settings.tenants) >= 2
+        for system in ("eservice", "registers", "staffing", "sms", "homecare", "scheduling", "payroll"):
+            urls = {
+                t.code: (settings.connector_section(system, t.code) or {}).get("base_url") for t in settings.tenants
+            }
+            assert all(urls.values()), f"{system}: {urls}"
+            assert len(set(urls.values())) == len(urls), f"{system} is shared: {urls}"

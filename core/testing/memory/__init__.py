@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from core.clock import Clock, SystemClock
 from core.testing.memory.items import MemoryWorkItemStore
+from core.testing.memory.locks import MemoryLockStore
 from core.testing.memory.others import MemoryAlertSink, MemoryArtifactStore, MemoryAuditSink, MemoryRunStore
 from core.testing.memory.reviews import MemoryReviewStore
 from core.testing.memory.state import MemoryState
@@ -32,6 +33,7 @@ __all__ = [
     "MemoryAlertSink",
     "MemoryArtifactStore",
     "MemoryAuditSink",
+    "MemoryLockStore",
     "MemoryReviewStore",
     "MemoryRunStore",
     "MemoryState",
@@ -52,6 +54,7 @@ class MemoryStores:
         self.audit = MemoryAuditSink(self.state)
         self.artifacts = MemoryArtifactStore(self.state, artifact_retention_days)
         self.alerts = MemoryAlertSink(self.state)
+        self.locks = MemoryLockStore(self.state)
 
     def engine(self, settings: Settings, registry: Registry, *, owner: str | None = None) -> Engine:
         """An :class:`~core.engine.Engine` over these stores."""
@@ -66,6 +69,7 @@ class MemoryStores:
             audit=self.audit,
             artifacts=self.artifacts,
             alerts=self.alerts,
+            locks=self.locks,
             clock=self.clock,
             owner=owner,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -78,19 +79,41 @@ class MemoryRunStore:
             self.state.audit(actor=actor, action=f"run.{status.value}", tenant=tenant, details=details)
             return run.id
 
-    def claim_queued(self, owner: str, lease_seconds: float) -> MemoryRun | None:
-        """Take the oldest queued run (or one whose worker stopped renewing its lease)."""
+    def claim_queued(
+        self,
+        owner: str,
+        lease_seconds: float,
+        *,
+        exclude_tenants: Collection[str] = (),
+        resumable_only: bool = False,
+    ) -> MemoryRun | None:
+        """Take a run whose worker died first, then queued ones, fairly by municipality (see SqlRunStore)."""
         with self.state.lock:
             now = self.state.clock.now()
             due = [
                 r
                 for r in self.state.runs.values()
-                if r.status == RunStatus.queued
-                or (r.status == RunStatus.running and r.lease_until is not None and r.lease_until < now)
+                if (
+                    (r.status == RunStatus.queued and not resumable_only)
+                    or (r.status == RunStatus.running and r.lease_until is not None and r.lease_until < now)
+                )
+                and r.tenant not in exclude_tenants
             ]
             if not due:
                 return None
-            run = min(due, key=lambda r: (r.created_at, r.id))
+
+            # A run whose worker died first; then the municipality with the fewest runs going.
+            def busy(tenant: str) -> int:
+                return sum(
+                    1
+                    for r in self.state.runs.values()
+                    if r.tenant == tenant
+                    and r.status == RunStatus.running
+                    and r.lease_until is not None
+                    and r.lease_until >= now
+                )
+
+            run = min(due, key=lambda r: (r.status != RunStatus.running, busy(r.tenant), r.created_at, r.id))
             run.status, run.lease_owner, run.host = RunStatus.running, owner, "memory"
             run.lease_until = now + timedelta(seconds=lease_seconds)
             return copy.deepcopy(run)
