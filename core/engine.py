@@ -269,7 +269,7 @@ class Engine:
         owner = self.owner
         if run_id is None:
             # Runs whose runner died are found by the next run's start (or a worker's loop).
-            await self._mark_abandoned()
+            await self.mark_abandoned()
             run_id = await asyncio.to_thread(
                 self.runs.create, robot=robot_name, tenant=tenant, trigger=trigger, dry_run=dry_run, item_limit=limit
             )
@@ -304,6 +304,7 @@ class Engine:
                 )
             finally:
                 heart.cancel()
+                await asyncio.gather(heart, return_exceptions=True)  # gone before the run is recorded
                 await self._close_resources(ctx)
             # Uncertain items this run made need a person, unless the re-check right after the
             # reap settled them all (one it left may be an older one: attention errs on the safe side).
@@ -338,7 +339,7 @@ class Engine:
             return False
         return True
 
-    async def _mark_abandoned(self) -> None:
+    async def mark_abandoned(self) -> None:
         """Mark runs whose in-process runner died as abandoned (a failure here never stops a run)."""
         try:
             found = await asyncio.to_thread(self.runs.mark_abandoned)
@@ -643,6 +644,7 @@ class Engine:
                 return
             finally:
                 beat.cancel()
+                await asyncio.gather(beat, return_exceptions=True)
             if not isinstance(outcome, Done | NeedsReview):
                 await self._fail_application(
                     robot,

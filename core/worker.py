@@ -96,12 +96,27 @@ class Worker:
         """Loop until ``stop`` is set (or, with ``once``, until there is nothing left to do)."""
         poll = self.engine.settings.worker.poll_seconds
         log.info("worker started", owner=self.engine.owner)
+        # SIGTERM sets ``stop``: the engine then finishes the current items, claims no more
+        # and records its run as interrupted; the loop below ends after that.
+        relay = asyncio.create_task(self._relay_stop(stop))
+        try:
+            await self._loop(stop, poll, once=once)
+        finally:
+            relay.cancel()
+        log.info("worker stopped", at=datetime.now(UTC).isoformat())
+
+    async def _relay_stop(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.engine.request_stop()
+
+    async def _loop(self, stop: asyncio.Event, poll: float, *, once: bool) -> None:
         rounds = 0
         while not stop.is_set():
             rounds += 1
             if once and rounds > 1000:  # a robot failing on every drain must not spin forever
                 log.warning("worker --once gave up after 1000 rounds")
                 return
+            await self.engine.mark_abandoned()  # in-process runs whose runner died (no worker resumes them)
             summary = await self.run_queued_once()
             if summary is not None:
                 continue  # more queued runs may be waiting
@@ -113,4 +128,3 @@ class Worker:
             if not once:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=poll)
-        log.info("worker stopped", at=datetime.now(UTC).isoformat())
