@@ -162,7 +162,8 @@ class DropFolder:
 
     def claim(self, path: Path) -> ClaimedFile | None:
         """Take ``path``: None if another worker took it first or it duplicates a file already taken."""
-        token = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
+        # The claim time (UTC, to the microsecond) leads the new name: recover() judges staleness by it.
+        token = f"{datetime.now(UTC).strftime(CLAIM_TIME_FORMAT)}-{secrets.token_hex(4)}"
         target = self.processing / f"{token}--{path.name}"
         try:
             os.rename(path, target)  # atomic on one file system: exactly one worker succeeds
@@ -217,12 +218,20 @@ class DropFolder:
         self.complete(claimed)
 
     def recover(self) -> int:
-        """Give files left in processing/ by a dead worker back to the folder; returns how many."""
+        """Give files left in processing/ by a dead worker back to the folder; returns how many.
+
+        A file's age in processing/ is the claim time written into its name by :meth:`claim`,
+        not its modification time: a rename keeps the mtime, so a file written long ago and
+        claimed a second ago would look stale and be taken back from the worker that has it.
+        """
         now = time.time()
         count = 0
         for p in self.processing.iterdir():
             try:
-                if now - p.stat().st_mtime < self.settings.stale_processing_seconds:
+                claimed_at = _claimed_at(p.name)
+                if claimed_at is None:  # not named by claim(): fall back on the file's own time
+                    claimed_at = p.stat().st_mtime
+                if now - claimed_at < self.settings.stale_processing_seconds:
                     continue
                 digest, _size = _sha256(p)
                 os.rename(p, self.root / p.name.partition("--")[2])
@@ -232,6 +241,21 @@ class DropFolder:
                 (self.markers / digest).unlink()
             count += 1
         return count
+
+
+#: How claim() writes the claim time at the start of a file's name in processing/.
+CLAIM_TIME_FORMAT = "%Y%m%dT%H%M%S.%f"
+
+
+def _claimed_at(name: str) -> float | None:
+    """The claim time (epoch seconds) in a processing/ file's name, or None when it carries none."""
+    stamp = name.partition("-")[0]
+    for fmt in (CLAIM_TIME_FORMAT, "%Y%m%dT%H%M%S"):  # the second: names from before microseconds
+        try:
+            return datetime.strptime(stamp, fmt).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    return None
 
 
 def _sha256(path: Path) -> tuple[str, int]:

@@ -6,8 +6,10 @@ the narrower protocol :class:`core.api.RunContext`, which this class fulfils.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,12 +19,54 @@ import structlog
 from pydantic import BaseModel
 
 from core.clock import Clock
-from core.errors import DryRunRefusal
+from core.errors import DryRunRefusal, LeaseLost
 from core.interfaces import AlertSink, ArtifactStore, AuditSink, LockStore
 from core.settings import Settings
 
 if TYPE_CHECKING:
     from core.robot import RunContext as RobotRunContext
+
+
+@dataclass
+class LeaseGuard:
+    """The lease the current task works under (a work item or a decision): the write fence.
+
+    The engine sets one per item (:data:`CURRENT_LEASE`, task-local) and its heartbeat renews
+    it. :meth:`RunContext.check_write` refuses a write once the lease is known lost (the
+    heartbeat found another worker's token) or its time ran out on this process's monotonic
+    clock — which keeps running while the process is paused (SIGSTOP), so a worker resumed
+    after its lease expired writes nothing more. The deadline is measured from *before* the
+    claim or renewal was sent, so it never outlasts the database's own lease.
+    """
+
+    what: str
+    deadline: float
+    #: The share of the lease kept as a margin: a write is refused this close to the end.
+    margin: float = 0.0
+    lost: bool = False
+
+    def renewed(self, sent_at: float, seconds: float) -> None:
+        """The lease was renewed by a statement sent at ``sent_at`` (monotonic) for ``seconds``."""
+        self.deadline = sent_at + seconds
+        self.margin = seconds * 0.1
+
+    def check(self) -> None:
+        """Raise :class:`LeaseLost` when this lease is lost or (nearly) expired."""
+        if self.lost:
+            raise LeaseLost(f"{self.what}: lease lost; another worker owns it now — write refused")
+        if time.monotonic() >= self.deadline - self.margin:
+            raise LeaseLost(f"{self.what}: lease expired before this write — write refused")
+
+
+#: The lease of the item (or decision) the current asyncio task works on; None outside one.
+CURRENT_LEASE: ContextVar[LeaseGuard | None] = ContextVar("kollega_current_lease", default=None)
+
+
+def lease_guard(what: str, sent_at: float, seconds: float) -> LeaseGuard:
+    """A guard for a lease claimed by a statement sent at ``sent_at`` (monotonic) for ``seconds``."""
+    guard = LeaseGuard(what, 0.0)
+    guard.renewed(sent_at, seconds)
+    return guard
 
 
 @dataclass
@@ -69,11 +113,22 @@ class RunContext:
         return ZoneInfo(self.app_settings.timezone or "Europe/Stockholm")
 
     def check_write(self, system: str, what: str) -> None:
-        """Connectors call this before every external write: refused and reported in a dry run."""
+        """Connectors call this before every external write: refused and reported in a dry run.
+
+        Also the fence: refused with :class:`LeaseLost` when the worker no longer holds (or
+        may no longer hold) the lease of the item or decision it works on.
+        """
         if self.dry_run:
             self.refused_writes.append({"system": system, "what": what})
             self.log.info("write refused (dry run)", system=system, what=what)
             raise DryRunRefusal(f"dry run: write to {system} refused ({what})")
+        guard = CURRENT_LEASE.get()
+        if guard is not None:
+            try:
+                guard.check()
+            except LeaseLost:
+                self.log.warning("write refused: lease lost", system=system, what=what)
+                raise
 
     @asynccontextmanager
     async def exclusive(self, key: str, *, wait_seconds: float | None = None) -> AsyncIterator[None]:

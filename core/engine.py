@@ -12,15 +12,16 @@ import contextlib
 import inspect
 import os
 import socket
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from core.clock import Clock, SystemClock
-from core.context import RunContext
+from core.context import CURRENT_LEASE, LeaseGuard, RunContext, lease_guard
 from core.errors import (
     AlreadyDecided,
     ApplicationError,
@@ -35,7 +36,7 @@ from core.errors import (
 from core.fairness import FairSlots
 from core.interfaces import AlertSink, ArtifactStore, AuditSink, LockStore, ReviewStore, RunStore, WorkItemStore
 from core.logging import error_text, redact_text
-from core.records import ReviewKind, RunStatus, WorkItemView
+from core.records import IN_PROCESS_OWNER, ReviewKind, RunStatus, WorkItemView
 from core.registry import Registry
 from core.robot import Carried, Done, NeedsReview, NewItem, Robot
 from core.settings import Settings
@@ -47,6 +48,42 @@ if TYPE_CHECKING:
 log = structlog.get_logger("kollega.engine")
 
 ProgressCallback = Callable[[str, dict[str, int]], None]
+
+
+#: The error text of a run stopped by SIGTERM or SIGINT (status ``interrupted``).
+INTERRUPTED = "stopped by a signal: the current items were finished, the rest wait for the next run"
+
+
+@dataclass
+class _Halt:
+    """Why a run's item loops should stop claiming: its run lease was lost, or a signal came."""
+
+    run_lost: bool = False
+    stopped_early: bool = False
+
+
+async def gather_or_cancel(coros: Iterable[Awaitable[None]]) -> None:
+    """Run ``coros`` as tasks; when one fails, cancel the others, wait for them, re-raise.
+
+    ``asyncio.gather`` leaves the siblings of a failed task running: a run recorded as
+    failed would go on processing items behind the record's back.
+    """
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    if not tasks:
+        return
+    try:
+        _done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except BaseException:  # cancelled from outside: take every task down with us
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    for t in pending:
+        t.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for t in tasks:
+        if t.done() and not t.cancelled() and t.exception() is not None:
+            raise t.exception()  # type: ignore[misc]
 
 
 def worker_id() -> str:
@@ -142,6 +179,8 @@ class Engine:
         self.slots: FairSlots | None = None
         #: The database behind the SQL stores (None on other stores): retention works on it directly.
         self.db = db
+        #: Set by :meth:`request_stop` (SIGTERM): finish the current items, claim nothing more.
+        self.stop_requested = False
         for t in settings.tenants:
             self.runs.ensure_tenant(t.code, t.name, t.ops_email)
 
@@ -179,6 +218,16 @@ class Engine:
             owner=owner,
             db=db,
         )
+
+    def request_stop(self) -> None:
+        """Stop gracefully: every item loop finishes its current item and claims no more.
+
+        The run then ends ``interrupted``; items not yet claimed stay pending (no lease
+        held), so the next run or another worker takes them. Safe to call from a signal handler.
+        """
+        if not self.stop_requested:
+            log.warning("stop requested: finishing the current items, claiming no more")
+        self.stop_requested = True
 
     # -- helpers -----------------------------------------------------------------------
     def robot_instance(self, name: str) -> Robot:
@@ -241,20 +290,25 @@ class Engine:
         else:
             self._check_tenant(tenant)
             robot = self.robot_instance(robot_name)
+        lease = self.settings.worker.lease_seconds
+        owner = self.owner
         if run_id is None:
+            # Runs whose runner died are found by the next run's start (or a worker's loop).
+            await self.mark_abandoned()
             run_id = await asyncio.to_thread(
                 self.runs.create, robot=robot_name, tenant=tenant, trigger=trigger, dry_run=dry_run, item_limit=limit
             )
+            owner = IN_PROCESS_OWNER + self.owner  # no worker may resume it: abandoned if we die
         assert run_id is not None
-        lease = self.settings.worker.lease_seconds
-        await asyncio.to_thread(self.runs.start, run_id, self.owner, lease)
+        await asyncio.to_thread(self.runs.start, run_id, owner, lease)
         counts = _new_counts()
         ctx = self.context(robot, tenant, run_id, dry_run)
         progress = on_progress or (lambda _e, _c: None)
         reaped, recheck_left = 0, None
+        halt = _Halt()
         with structlog.contextvars.bound_contextvars(robot=robot_name, tenant=tenant, run_id=run_id):
             log.info("run started", trigger=trigger, dry_run=dry_run)
-            heart = asyncio.create_task(self._run_heartbeat(run_id, counts))
+            heart = asyncio.create_task(self._run_heartbeat(run_id, owner, counts, halt))
             try:
                 if dry_run:
                     await self._dry_run(robot, ctx, counts, limit, progress)
@@ -262,26 +316,63 @@ class Engine:
                     await self._reap(robot, tenant, counts)
                     reaped = counts["uncertain"]
                     recheck_left = await self._recheck(robot, ctx, counts)
-                    await self._callbacks(robot, ctx)
-                    await self._collect(robot, ctx, counts, limit, progress)
-                    await self._process_all(robot, ctx, counts, progress, limit)
+                    await self._callbacks(robot, ctx, halt)
+                    if not self._halting(halt):
+                        await self._collect(robot, ctx, counts, limit, progress)
+                    await self._process_all(robot, ctx, counts, progress, limit, halt=halt)
             except Exception as exc:  # the run itself failed: record it, never lose it
                 error = error_text(exc)  # database errors: class and SQLSTATE only, never values
                 log.error("run failed", error=error, exc_info=not isinstance(exc, KollegaError))
-                await asyncio.to_thread(self.runs.finish, run_id, RunStatus.failed, counts, error)
+                await self._finish_run(run_id, owner, RunStatus.failed, counts, error)
                 return RunSummary(
                     run_id, robot_name, tenant, RunStatus.failed, counts, error, ctx.refused_writes, dry_run
                 )
             finally:
                 heart.cancel()
+                await asyncio.gather(heart, return_exceptions=True)  # gone before the run is recorded
                 await self._close_resources(ctx)
             # Uncertain items this run made need a person, unless the re-check right after the
             # reap settled them all (one it left may be an older one: attention errs on the safe side).
             unsettled = counts["uncertain"] > reaped or (reaped > 0 and (recheck_left is None or recheck_left > 0))
             status = RunStatus.attention if counts["failed_application"] or unsettled else RunStatus.succeeded
-            await asyncio.to_thread(self.runs.finish, run_id, status, counts)
+            note: str | None = None
+            if self.stop_requested and halt.stopped_early:
+                status, note = RunStatus.interrupted, INTERRUPTED
+            if halt.run_lost or not await self._finish_run(run_id, owner, status, counts, note):
+                # Another worker resumed the run: its record is that worker's to write.
+                lost = "the run's lease was lost (another worker took the run over); this worker stopped"
+                log.warning("run lease lost; finish not recorded", **counts)
+                return RunSummary(run_id, robot_name, tenant, RunStatus.failed, counts, lost, ctx.refused_writes)
             log.info("run finished", status=status.value, **counts)
-            return RunSummary(run_id, robot_name, tenant, status, counts, None, ctx.refused_writes, dry_run)
+            return RunSummary(run_id, robot_name, tenant, status, counts, note, ctx.refused_writes, dry_run)
+
+    def _halting(self, halt: _Halt | None) -> bool:
+        """True when item loops must stop claiming (a signal, or the run's lease lost)."""
+        stop = self.stop_requested or (halt is not None and halt.run_lost)
+        if stop and halt is not None:
+            halt.stopped_early = True
+        return stop
+
+    async def _finish_run(
+        self, run_id: int, owner: str, status: RunStatus, counts: dict[str, int], error: str | None = None
+    ) -> bool:
+        """Record the run's end, under its owner only; False when another worker owns the run now."""
+        try:
+            await asyncio.to_thread(self.runs.finish, run_id, status, counts, error, owner=owner)
+        except LeaseLost as exc:
+            log.warning("run finish not recorded: another worker owns the run", error=str(exc))
+            return False
+        return True
+
+    async def mark_abandoned(self) -> None:
+        """Mark runs whose in-process runner died as abandoned (a failure here never stops a run)."""
+        try:
+            found = await asyncio.to_thread(self.runs.mark_abandoned)
+        except Exception:
+            log.warning("marking abandoned runs failed", exc_info=True)
+            return
+        if found:
+            log.warning("runs abandoned by a runner that died", runs=found)
 
     async def drain(self, robot_name: str, tenant: str) -> dict[str, int]:
         """Without collecting: carry out decisions and process items that fell due (worker duty)."""
@@ -290,18 +381,22 @@ class Engine:
         counts = _new_counts()
         try:
             await self._reap(robot, tenant, counts)
-            await self._callbacks(robot, ctx)
+            await self._callbacks(robot, ctx, None)
             await self._process_all(robot, ctx, counts, lambda _e, _c: None, None, wait_for_retries=False)
         finally:
             await self._close_resources(ctx)
         return counts
 
-    async def _run_heartbeat(self, run_id: int, counts: dict[str, int]) -> None:
+    async def _run_heartbeat(self, run_id: int, owner: str, counts: dict[str, int], halt: _Halt) -> None:
         lease = self.settings.worker.lease_seconds
         while True:
             await asyncio.sleep(max(lease / 3, 0.05))
             try:
-                await asyncio.to_thread(self.runs.heartbeat, run_id, lease, dict(counts))
+                await asyncio.to_thread(self.runs.heartbeat, run_id, lease, dict(counts), owner=owner)
+            except LeaseLost:  # another worker resumed the run: stop claiming, record nothing
+                log.warning("run lease lost; this worker stops the run")
+                halt.run_lost = True
+                return
             except Exception:  # a missed heartbeat is retried on the next beat
                 log.warning("run heartbeat failed", exc_info=True)
 
@@ -366,7 +461,7 @@ class Engine:
                 else:
                     left[0] += 1
 
-        await asyncio.gather(*(worker() for _ in range(w.concurrency)))
+        await gather_or_cancel(worker() for _ in range(w.concurrency))
         return left[0]
 
     async def _recheck_one(self, robot: Robot, ctx: RunContext, item: WorkItemView) -> bool:
@@ -437,6 +532,7 @@ class Engine:
         limit: int | None,
         *,
         wait_for_retries: bool = True,
+        halt: _Halt | None = None,
     ) -> None:
         w = self.settings.worker
         # Items this run may still take (None = no limit). A slot is reserved before the
@@ -447,6 +543,8 @@ class Engine:
 
         async def worker() -> None:
             while True:
+                if self._halting(halt):
+                    return
                 only: set[int] | None = None
                 reserved = False
                 if budget[0] is not None:
@@ -458,6 +556,7 @@ class Engine:
                     else:
                         return
                 async with self._slot(ctx.tenant):
+                    sent_at = time.monotonic()  # the lease is counted from before the claim
                     claimed = await asyncio.to_thread(
                         self.queue.claim,
                         robot.name,
@@ -473,12 +572,15 @@ class Engine:
                     if not claimed:
                         return
                     taken.add(claimed[0].id)
-                    await self._process_one(robot, ctx, claimed[0], counts)
+                    guard = lease_guard(f"work item {claimed[0].id}", sent_at, w.lease_seconds)
+                    await self._process_one(robot, ctx, claimed[0], counts, guard)
                 progress("processed", counts)
 
         while True:
-            await asyncio.gather(*(worker() for _ in range(w.concurrency)))
-            if not wait_for_retries:
+            # One failed task (a database error in a claim or a completion) takes the others
+            # down with it before the run is recorded as failed: nothing runs behind the record.
+            await gather_or_cancel(worker() for _ in range(w.concurrency))
+            if not wait_for_retries or self._halting(halt):
                 return
             # Retries due soon are waited for inside the run; later ones wait for the next run.
             due = await asyncio.to_thread(
@@ -495,7 +597,25 @@ class Engine:
         """One of the worker's item slots, shared fairly by municipality (no limit without a worker)."""
         return self.slots.slot(tenant) if self.slots is not None else contextlib.nullcontext()
 
-    async def _process_one(self, robot: Robot, ctx: RunContext, item: WorkItemView, counts: dict[str, int]) -> None:
+    async def _process_one(
+        self,
+        robot: Robot,
+        ctx: RunContext,
+        item: WorkItemView,
+        counts: dict[str, int],
+        guard: LeaseGuard | None = None,
+    ) -> None:
+        lease = self.settings.worker.lease_seconds
+        guard = guard or lease_guard(f"work item {item.id}", time.monotonic(), lease)
+        token = CURRENT_LEASE.set(guard)  # the write fence of this task (ctx.check_write)
+        try:
+            await self._process_leased(robot, ctx, item, counts, guard)
+        finally:
+            CURRENT_LEASE.reset(token)
+
+    async def _process_leased(
+        self, robot: Robot, ctx: RunContext, item: WorkItemView, counts: dict[str, int], guard: LeaseGuard
+    ) -> None:
         policy = self._policy(robot)
         actor = ctx.actor
         with structlog.contextvars.bound_contextvars(item_id=item.id, attempt=item.attempts):
@@ -504,7 +624,7 @@ class Engine:
                     robot, item, "lease_expired", "the worker stopped on the last attempt", counts, policy
                 )
                 return
-            beat = asyncio.create_task(self._item_heartbeat(item))
+            beat = asyncio.create_task(self._item_heartbeat(item, guard))
             try:
                 outcome = await asyncio.wait_for(
                     robot.process(ctx, item), timeout=self.settings.worker.item_timeout_seconds
@@ -554,6 +674,7 @@ class Engine:
                 return
             finally:
                 beat.cancel()
+                await asyncio.gather(beat, return_exceptions=True)
             if not isinstance(outcome, Done | NeedsReview):
                 await self._fail_application(
                     robot,
@@ -568,13 +689,16 @@ class Engine:
             if ok:
                 counts["done" if isinstance(outcome, Done) else "needs_review"] += 1
 
-    async def _item_heartbeat(self, item: WorkItemView) -> None:
+    async def _item_heartbeat(self, item: WorkItemView, guard: LeaseGuard) -> None:
         lease = self.settings.worker.lease_seconds
         while True:
             await asyncio.sleep(max(lease / 3, 0.05))
             try:
+                sent_at = time.monotonic()
                 await asyncio.to_thread(self.queue.extend, item, lease)
+                guard.renewed(sent_at, lease)
             except LeaseLost:
+                guard.lost = True  # the fence: no further external write for this item
                 return
             except Exception:
                 log.warning("item heartbeat failed", exc_info=True)
@@ -631,17 +755,44 @@ class Engine:
             return
         counts["uncertain"] += 1
 
-    async def _callbacks(self, robot: Robot, ctx: RunContext) -> None:
-        """Carry out the robot's due decisions; keep what each did (or why it failed) for the decider."""
+    async def _callbacks(self, robot: Robot, ctx: RunContext, halt: _Halt | None) -> None:
+        """Carry out decided reviews, one claim at a time, each under a lease covering its own work.
+
+        What each did (or why it failed) is kept for the person who decided.
+
+        The lease outlasts the callback's timeout, so it never expires while ``on_decision``
+        runs in a live worker. A decision whose earlier lease expired unsettled (its worker
+        died mid-callback) is not run blindly again for a robot whose writes must not be
+        repeated: it goes to a person, as an uncertain item does.
+        """
         w = self.settings.worker
-        while True:
+        lease = max(w.lease_seconds, w.item_timeout_seconds) + 30
+        while not self._halting(halt):
+            sent_at = time.monotonic()
             due = await asyncio.to_thread(
-                self.reviews.claim_callbacks, robot.name, ctx.tenant, lease_seconds=w.lease_seconds
+                self.reviews.claim_callbacks, robot.name, ctx.tenant, limit=1, lease_seconds=lease
             )
             if not due:
                 return
             for review in due:
                 carried: Carried | None = None
+                if review.callback_reclaimed and not robot.side_effects_repeatable:
+                    log.warning("a decision's earlier callback stopped mid-way; a person checks", review_id=review.id)
+                    await self._settle(
+                        self.reviews.callback_failed,
+                        review,
+                        "the worker stopped while carrying out this decision; it may or may not have been "
+                        "carried out: check the target system before acting",
+                        max_attempts=0,
+                        base_seconds=w.backoff_base_seconds,
+                        cap_seconds=w.backoff_cap_seconds,
+                        actor=ctx.actor,
+                        message="Arbetet avbröts medan beslutet verkställdes. Kontrollera i verksamhetssystemet "
+                        "om det blev gjort innan du gör något mer.",
+                    )
+                    continue
+                guard = lease_guard(f"decision on review item {review.id}", sent_at, lease)
+                token = CURRENT_LEASE.set(guard)
                 try:
                     if review.kind == ReviewKind.decision.value:
                         carried = await asyncio.wait_for(robot.on_decision(ctx, review), timeout=w.item_timeout_seconds)
@@ -661,6 +812,8 @@ class Engine:
                         message=decider_message(exc),
                     )
                     continue
+                finally:
+                    CURRENT_LEASE.reset(token)
                 summary, reference = (
                     (redact_text(carried.summary), carried.reference) if isinstance(carried, Carried) else (None, None)
                 )

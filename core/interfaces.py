@@ -462,8 +462,10 @@ class RunStore(Protocol):
         """Mark a run as running on this host."""
         ...
 
-    def heartbeat(self, run_id: int, lease_seconds: float, counts: dict[str, int] | None = None) -> None:
-        """Renew the run's lease and store the counts so far."""
+    def heartbeat(
+        self, run_id: int, lease_seconds: float, counts: dict[str, int] | None = None, *, owner: str | None = None
+    ) -> None:
+        """Renew the run's lease and store the counts so far; with ``owner``, LeaseLost unless it holds the run."""
         ...
 
     def finish(
@@ -473,8 +475,14 @@ class RunStore(Protocol):
         counts: dict[str, int],
         error: str | None = None,
         actor: str = "system:kollega",
+        *,
+        owner: str | None = None,
     ) -> None:
-        """Record the end of a run with its counts (error text redacted)."""
+        """Record the end of a run with its counts (error text redacted); with ``owner``, LeaseLost unless it holds the run."""
+        ...
+
+    def mark_abandoned(self, *, actor: str = "system:kollega") -> list[int]:
+        """Mark in-process runs (lease owner IN_PROCESS_OWNER) whose lease ran out as abandoned; their ids."""
         ...
 
     def get(self, run_id: int) -> RunRecord | None:

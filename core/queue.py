@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.clock import Clock, SystemClock
 from core.errors import LeaseLost
-from core.queue_ops import RETURNING, UNCERTAIN_TITLE, ItemOperations
+from core.queue_ops import RETURNING, UNCERTAIN_TITLE, ItemOperations, db_lease_sql, lease_end, lease_now, uses_db_clock
 from core.records import WorkItemView
 from core.review import create_review
 from core.robot import Done, NeedsReview, NewItem
@@ -93,16 +93,19 @@ class WorkQueue(ItemOperations):
     ) -> list[WorkItemView]:
         """Lease up to ``limit`` due items (pending, or in progress with an expired lease) in one statement."""
         now = self.clock.now()
-        statement = _claim_statement(self.db.dialect, reclaim_expired, ids is not None)
+        db_clock = uses_db_clock(self.db, self.clock)
+        statement = _claim_statement(self.db.dialect, reclaim_expired, ids is not None, db_clock)
         params: dict[str, Any] = {
             "p_robot": robot,
             "p_tenant": tenant,
-            "p_now": now,
             "p_limit": limit,
             "p_owner": owner,
             "p_token": secrets.token_hex(16),
-            "p_until": now + timedelta(seconds=lease_seconds),
         }
+        if db_clock:  # lease times from the server's clock: workers' clocks may disagree
+            params["p_lease"] = float(lease_seconds)
+        else:
+            params["p_now"], params["p_until"] = now, now + timedelta(seconds=lease_seconds)
         if ids is not None:
             params["p_ids"] = list(ids)
         with self.db.single_statement() as conn:
@@ -112,6 +115,23 @@ class WorkQueue(ItemOperations):
     def extend(self, item: WorkItemView, lease_seconds: float) -> None:
         """Extend the lease of an item still being worked on."""
         now = self.clock.now()
+        if uses_db_clock(self.db, self.clock):
+            # On the server's clock, as the claim: one statement setting both to the same end.
+            until = lease_end(self.db, self.clock, lease_seconds)
+            c = _ITEMS.c
+            with self.db.single_statement() as conn:
+                res = conn.execute(
+                    update(_ITEMS)
+                    .where(
+                        c.id == item.id,
+                        c.lease_token == item.lease_token,
+                        c.status == ItemStatus.in_progress,
+                    )
+                    .values(lease_until=until, next_attempt_at=until, updated_at=now)
+                )
+            if res.rowcount != 1:
+                raise LeaseLost(f"work item {item.id}: lease lost; another worker owns it now or it was finished")
+            return
         with self.db.session() as s:
             until = now + timedelta(seconds=lease_seconds)
             self._owned_update(s, item, lease_until=until, next_attempt_at=until, updated_at=now)
@@ -352,7 +372,7 @@ class WorkQueue(ItemOperations):
             WorkItem.robot == robot,
             WorkItem.tenant == tenant,
             WorkItem.status == ItemStatus.in_progress,
-            WorkItem.lease_until < now,
+            WorkItem.lease_until < lease_now(self.db, self.clock),
         )
         counts = {"uncertain": 0, "failed_application": 0}
         with self.db.session() as s:
@@ -463,7 +483,7 @@ class WorkQueue(ItemOperations):
 
     def due_robots(self) -> set[tuple[str, str]]:
         """(robot, tenant) pairs with items due now: pending and due, or in progress with an expired lease."""
-        now = self.clock.now()
+        now = lease_now(self.db, self.clock)
         with self.db.session() as s:
             rows = s.execute(
                 select(distinct(WorkItem.robot), WorkItem.tenant).where(
@@ -490,16 +510,20 @@ _ITEMS: Table = WorkItem.__table__  # type: ignore[assignment]
 
 
 @functools.lru_cache(maxsize=16)
-def _claim_statement(dialect: str, reclaim_expired: bool, by_ids: bool) -> Any:
+def _claim_statement(dialect: str, reclaim_expired: bool, by_ids: bool, db_clock: bool = False) -> Any:
     # An in-progress item's next_attempt_at is its lease expiry (set here and by extend()),
     # so "due" is one range condition served by the partial index ix_work_items_due.
+    # With db_clock, 'now' is the server's statement_timestamp() (stable within the
+    # statement, so the index range condition stays as cheap as with a bound value).
+    if db_clock:
+        p_now, p_until = db_lease_sql()
+    else:
+        p_now, p_until = bindparam("p_now"), bindparam("p_until")
     statuses = [ItemStatus.pending, ItemStatus.in_progress] if reclaim_expired else [ItemStatus.pending]
     c = _ITEMS.c
     # The statuses are SQL literals, not parameters: a prepared statement's generic plan
     # can then prove the partial index's predicate and use it.
-    due = and_(
-        c.status.in_([literal_column(f"'{s.value}'") for s in statuses]), c.next_attempt_at <= bindparam("p_now")
-    )
+    due = and_(c.status.in_([literal_column(f"'{s.value}'") for s in statuses]), c.next_attempt_at <= p_now)
     if by_ids:
         due = and_(due, c.id.in_(bindparam("p_ids", expanding=True)))
     pick = (
@@ -517,10 +541,10 @@ def _claim_statement(dialect: str, reclaim_expired: bool, by_ids: bool) -> Any:
             status=ItemStatus.in_progress,
             lease_owner=bindparam("p_owner"),
             lease_token=bindparam("p_token"),
-            lease_until=bindparam("p_until"),
-            next_attempt_at=bindparam("p_until"),
+            lease_until=p_until,
+            next_attempt_at=p_until,
             attempts=c.attempts + 1,
-            updated_at=bindparam("p_now"),
+            updated_at=p_now,
         )
         .returning(*(_ITEMS.c[col.key] for col in RETURNING))
     )

@@ -13,11 +13,11 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import Float, and_, bindparam, exists, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.clock import Clock
+from core.clock import Clock, SystemClock
 from core.errors import LeaseLost
 from core.records import WorkItemView
 from core.review import lock_reviews_of, resolve_uncertain, withdraw_problem_reports
@@ -43,6 +43,35 @@ RETURNING = (
 )
 
 UNCERTAIN_TITLE = "Osäkert utfall: kontrollera om ändringen blev gjord"
+
+
+def uses_db_clock(db: Database, clock: Clock) -> bool:
+    """True when leases are timed by the database's clock: PostgreSQL on real time.
+
+    Workers on several machines share one PostgreSQL; their own clocks may disagree, the
+    server's is one. Lease times (claim, extend, expiry checks) then come from the server
+    (``statement_timestamp()``). A store on a test clock (or SQLite, one machine) keeps the
+    clock it was given, so tests can move time.
+    """
+    return db.dialect == "postgresql" and type(clock) is SystemClock
+
+
+def lease_now(db: Database, clock: Clock) -> Any:
+    """'Now' for lease comparisons: the database's clock where :func:`uses_db_clock`, else ``clock``."""
+    return func.statement_timestamp() if uses_db_clock(db, clock) else clock.now()
+
+
+def lease_end(db: Database, clock: Clock, seconds: float) -> Any:
+    """The end of a lease of ``seconds`` starting now (on the same clock as :func:`lease_now`)."""
+    if uses_db_clock(db, clock):
+        return func.statement_timestamp() + literal_column("interval '1 second'") * float(seconds)
+    return clock.now() + timedelta(seconds=seconds)
+
+
+def db_lease_sql() -> tuple[Any, Any]:
+    """The claim's 'now' and lease end on the database's clock, as SQL with a ``p_lease`` bind parameter."""
+    now = func.statement_timestamp()
+    return now, now + literal_column("interval '1 second'") * bindparam("p_lease", type_=Float)
 
 
 def _audit_requeued(s: Session, actor: str, tenant: str, item_id: int, comment: str | None, now: datetime) -> None:
@@ -97,7 +126,7 @@ class ItemOperations:
                 w.robot == robot,
                 w.tenant == tenant,
                 w.status == ItemStatus.uncertain,
-                or_(w.lease_until.is_(None), w.lease_until < now),
+                or_(w.lease_until.is_(None), w.lease_until < lease_now(self.db, self.clock)),
                 still_open,
             )
             .order_by(w.id)

@@ -47,6 +47,13 @@ class RunStatus(enum.StrEnum):
     missed = "missed"  # its slot passed while no scheduler was up, outside the window
     skipped = "skipped"  # the calendar skipped the slot (weekend, public holiday)
     cancelled = "cancelled"  # cancelled by operations staff before it ran
+    interrupted = "interrupted"  # stopped by SIGTERM/SIGINT: current items finished, the rest left pending
+    abandoned = "abandoned"  # its in-process runner (kollega run/night/demo) died; no worker can resume it
+
+
+#: The lease-owner prefix of a run executed in-process (``kollega run``, ``night``, ``demo``):
+#: no worker can resume it, so when its heartbeat stops it is marked ``abandoned``.
+IN_PROCESS_OWNER = "in-process:"
 
 
 class ReviewState(enum.StrEnum):
@@ -135,6 +142,9 @@ class ReviewView:
     callback_token: str | None = None
     #: Robot-specific data the person gave with the decision (e.g. changed amounts), or None.
     decision_data: dict[str, Any] | None = None
+    #: True when an earlier claim's lease expired before its callback was settled: that
+    #: worker died (or stalled) mid-callback, so the decision may be half carried out.
+    callback_reclaimed: bool = False
 
     @classmethod
     def from_row(cls, row: Any) -> ReviewView:

@@ -19,6 +19,7 @@ resolved by an optimistic version check: the second gets :class:`AlreadyDecided`
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -418,10 +419,15 @@ class ReviewQueue:
     def claim_callbacks(
         self, robot: str, tenant: str, *, limit: int = 20, lease_seconds: float = 300
     ) -> builtins.list[ReviewView]:
-        """Lease decided items whose decision the robot has not carried out yet."""
+        """Lease decided items whose decision the robot has not carried out yet.
+
+        A row still holding a token was claimed before and never settled (its lease ran
+        out: the worker died mid-callback); its view says so (``callback_reclaimed``). Each
+        row is taken with a compare-and-set on that token, so two workers never both take it.
+        """
         now = self.clock.now()
         pick = (
-            select(ReviewItem.id)
+            select(ReviewItem.id, ReviewItem.callback_token)
             .where(
                 ReviewItem.robot == robot,
                 ReviewItem.tenant == tenant,
@@ -434,19 +440,31 @@ class ReviewQueue:
         if self.db.dialect == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
         with self.db.session() as s:
-            ids = s.scalars(
-                update(ReviewItem)
-                .where(ReviewItem.id.in_(pick.scalar_subquery()))
-                .values(
-                    callback_next_at=now + timedelta(seconds=lease_seconds),
-                    callback_attempts=ReviewItem.callback_attempts + 1,
-                    callback_token=secrets.token_hex(16),
+            reclaimed: dict[int, bool] = {}
+            for review_id, old_token in s.execute(pick).all():
+                same_token = (
+                    ReviewItem.callback_token.is_(None) if old_token is None else ReviewItem.callback_token == old_token
                 )
-                .returning(ReviewItem.id)
-                .execution_options(synchronize_session=False)
-            ).all()
-            rows = s.scalars(select(ReviewItem).where(ReviewItem.id.in_(ids)).order_by(ReviewItem.id)).all()
-            return [ReviewView.from_row(r) for r in rows]
+                got = s.scalar(
+                    update(ReviewItem)
+                    .where(
+                        ReviewItem.id == review_id,
+                        ReviewItem.callback_status == CallbackStatus.pending,
+                        ReviewItem.callback_next_at <= now,
+                        same_token,
+                    )
+                    .values(
+                        callback_next_at=now + timedelta(seconds=lease_seconds),
+                        callback_attempts=ReviewItem.callback_attempts + 1,
+                        callback_token=secrets.token_hex(16),
+                    )
+                    .returning(ReviewItem.id)
+                    .execution_options(synchronize_session=False)
+                )
+                if got is not None:
+                    reclaimed[got] = old_token is not None
+            rows = s.scalars(select(ReviewItem).where(ReviewItem.id.in_(list(reclaimed))).order_by(ReviewItem.id)).all()
+            return [dataclasses.replace(ReviewView.from_row(r), callback_reclaimed=reclaimed[r.id]) for r in rows]
 
     @staticmethod
     def _owned_callback(s: Session, review: ReviewView) -> ReviewItem:
@@ -521,6 +539,7 @@ class ReviewQueue:
             if retry:
                 delay = equal_jitter_delay(row.callback_attempts, base_seconds, cap_seconds)
                 row.callback_next_at = now + timedelta(seconds=delay)
+                row.callback_token = None  # settled: the next claim is a retry, not a take-over
             else:
                 row.callback_status, row.callback_finished_at = CallbackStatus.failed, now
                 # Nobody would notice an audit event alone: the person who decided gets it back.

@@ -14,7 +14,10 @@ from sqlalchemy.orm import aliased
 
 from core import audit, audit_checkpoint
 from core.clock import Clock, SystemClock
+from core.errors import LeaseLost
 from core.logging import redact_text
+from core.queue_ops import lease_end, lease_now
+from core.records import IN_PROCESS_OWNER
 from core.storage.db import Database
 from core.storage.models import Run, RunStatus, Tenant
 
@@ -122,7 +125,12 @@ class SqlRunStore:
         another's back.
         """
         now = self.clock.now()
-        resumable = (Run.status == RunStatus.running) & (Run.lease_until < now)
+        # A run executed in-process (IN_PROCESS_OWNER) is never resumed by a worker: mark_abandoned's.
+        resumable = (
+            (Run.status == RunStatus.running)
+            & (Run.lease_until < now)
+            & ~Run.lease_owner.startswith(IN_PROCESS_OWNER, autoescape=True)
+        )
         due = resumable if resumable_only else (Run.status == RunStatus.queued) | resumable
         if exclude_tenants:
             due = due & Run.tenant.not_in(list(exclude_tenants))
@@ -162,23 +170,68 @@ class SqlRunStore:
                     started_at=now,
                     host=socket.gethostname(),
                     lease_owner=owner,
-                    lease_until=now + timedelta(seconds=lease_seconds),
+                    lease_until=lease_end(self.db, self.clock, lease_seconds),
                 )
             )
 
-    def heartbeat(self, run_id: int, lease_seconds: float, counts: dict[str, int] | None = None) -> None:
-        """Renew the run's lease, and store the counts so far for the dashboard."""
-        now = self.clock.now()
+    def heartbeat(
+        self, run_id: int, lease_seconds: float, counts: dict[str, int] | None = None, *, owner: str | None = None
+    ) -> None:
+        """Renew the run's lease, and store the counts so far for the dashboard.
+
+        With ``owner``, only while that owner still holds the running run: :class:`LeaseLost`
+        when another worker resumed it or it was marked abandoned.
+        """
+        stmt = update(Run).where(Run.id == run_id)
+        if owner is not None:
+            stmt = stmt.where(Run.lease_owner == owner, Run.status == RunStatus.running)
         with self.db.session() as s:
-            s.execute(
-                update(Run)
-                .where(Run.id == run_id)
-                .values(
-                    lease_until=now + timedelta(seconds=lease_seconds),
+            res = s.execute(
+                stmt.values(
+                    lease_until=lease_end(self.db, self.clock, lease_seconds),
                     # Only the counts the runs table has columns for (a summary may carry more).
                     **{k: v for k, v in (counts or {}).items() if k in COUNT_FIELDS},
-                )
+                ).execution_options(synchronize_session=False)
             )
+            if owner is not None and res.rowcount != 1:  # type: ignore[attr-defined]
+                raise LeaseLost(f"run {run_id}: lease lost; another worker owns the run now, or it was ended")
+
+    def mark_abandoned(self, *, actor: str = "system:kollega") -> list[int]:
+        """Mark in-process runs whose heartbeat is older than their lease as ``abandoned``; returns their ids.
+
+        Only runs no worker can resume (``kollega run``, ``night``, ``demo``: lease owner
+        :data:`~core.records.IN_PROCESS_OWNER`); a worker's run is resumed by the next
+        free worker instead (claim_queued).
+        """
+        now = self.clock.now()
+        with self.db.session() as s:
+            rows = s.execute(
+                update(Run)
+                .where(
+                    Run.status == RunStatus.running,
+                    Run.lease_until < lease_now(self.db, self.clock),
+                    Run.lease_owner.startswith(IN_PROCESS_OWNER, autoescape=True),
+                )
+                .values(
+                    status=RunStatus.abandoned,
+                    finished_at=now,
+                    error="the process running it stopped (killed, or the machine went down) before it finished",
+                    lease_owner=None,
+                    lease_until=None,
+                )
+                .returning(Run.id, Run.tenant, Run.robot)
+                .execution_options(synchronize_session=False)
+            ).all()
+            for r in rows:
+                audit.append(
+                    s,
+                    actor=actor,
+                    action="run.abandoned",
+                    tenant=r.tenant,
+                    details={"run_id": r.id, "robot": r.robot},
+                    now=now,
+                )
+        return sorted(r.id for r in rows)
 
     def finish(
         self,
@@ -187,13 +240,21 @@ class SqlRunStore:
         counts: dict[str, int],
         error: str | None = None,
         actor: str = "system:kollega",
+        *,
+        owner: str | None = None,
     ) -> None:
-        """Record the end of a run with its counts (error text is redacted)."""
+        """Record the end of a run with its counts (error text is redacted).
+
+        With ``owner``, only while that owner still holds the running run (:class:`LeaseLost`
+        otherwise): a worker that lost its run never overwrites the new owner's record.
+        """
         now = self.clock.now()
         safe_error = redact_text(error) if error else None
         with self.db.session() as s:
-            run = s.get(Run, run_id)
+            run = s.get(Run, run_id, with_for_update=owner is not None)
             assert run is not None
+            if owner is not None and (run.lease_owner != owner or run.status != RunStatus.running):
+                raise LeaseLost(f"run {run_id}: lease lost; another worker owns the run now, or it was ended")
             run.status, run.finished_at, run.error = status, now, safe_error
             run.lease_owner = run.lease_until = None
             for f in COUNT_FIELDS:

@@ -127,22 +127,35 @@ class Worker:
         w = self.engine.settings.worker
         # The runs this worker runs at once share its item slots, fairly by municipality.
         self.engine.slots = FairSlots(w.concurrency)
-        active: dict[asyncio.Task[RunSummary], str] = {}
         log.info("worker started", owner=self.engine.owner)
+        # SIGTERM sets ``stop``: the engine then finishes the current items, claims no more
+        # and records its runs as interrupted; the loop below ends after that.
+        relay = asyncio.create_task(self._relay_stop(stop))
+        try:
+            await self._loop(stop, w.poll_seconds, once=once)
+        finally:
+            relay.cancel()
+        log.info("worker stopped", at=datetime.now(UTC).isoformat())
+
+    async def _relay_stop(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.engine.request_stop()
+
+    async def _loop(self, stop: asyncio.Event, poll: float, *, once: bool) -> None:
         rounds = 0
+        active: dict[asyncio.Task[RunSummary], str] = {}
         try:
             while not stop.is_set():
                 rounds += 1
                 if once and rounds > 1000:  # a robot failing on every drain must not spin forever
                     log.warning("worker --once gave up after 1000 rounds")
                     return
+                await self.engine.mark_abandoned()  # in-process runs whose runner died (no worker resumes them)
                 await self.take_runs(active)
                 if active:
                     # Busy: look again for runs (a dead worker's) every poll, and when a run ends.
                     stopping = asyncio.ensure_future(stop.wait())
-                    done, _ = await asyncio.wait(
-                        {*active, stopping}, timeout=w.poll_seconds, return_when=asyncio.FIRST_COMPLETED
-                    )
+                    done, _ = await asyncio.wait({*active, stopping}, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
                     stopping.cancel()
                     for task in [t for t in active if t in done]:
                         del active[task]
@@ -156,8 +169,7 @@ class Worker:
                     return
                 if not once:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=w.poll_seconds)
+                        await asyncio.wait_for(stop.wait(), timeout=poll)
         finally:
-            if active:  # a stop lets the runs in hand finish, as before
+            if active:  # a stop lets the runs in hand finish their current items (the engine stops them)
                 await asyncio.gather(*active, return_exceptions=True)
-            log.info("worker stopped", at=datetime.now(UTC).isoformat())

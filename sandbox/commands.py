@@ -92,6 +92,10 @@ def demo_command(
 
     with demo_night(settings, db, reg, demo, seed=seed, on_ready=announce) as night:
         console.print(summaries_table(night.summaries, reg))
+        if any(s.status.value == "interrupted" for s in night.summaries):
+            # SIGTERM or Ctrl-C during the night: the person wants the demo to stop, not to serve.
+            console.print("The night was stopped by a signal; its runs are recorded as interrupted.")
+            raise Exit(1)
         open_items = ReviewQueue(db).list()
         queues: dict[str, list[str]] = {}
         for r in open_items:

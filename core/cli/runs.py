@@ -88,8 +88,13 @@ async def run_many(
     trigger: str = "manual",
     show_progress: bool = True,
 ) -> list[RunSummary]:
-    """Run each (robot, tenant) job in turn, with a progress bar on standard error."""
+    """Run each (robot, tenant) job in turn, with a progress bar on standard error.
+
+    SIGTERM or SIGINT stops gracefully: the current items are finished, the run is recorded
+    as ``interrupted`` and the jobs not yet started are skipped. A second signal acts as usual.
+    """
     summaries: list[RunSummary] = []
+    stop_on_signal(engine)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -100,6 +105,8 @@ async def run_many(
     )
     with progress:
         for robot, tenant in jobs:
+            if engine.stop_requested:
+                break
             task = progress.add_task(f"{robot} · {tenant}", total=None)
 
             def update(_event: str, counts: dict[str, int], task: Any = task) -> None:
@@ -111,6 +118,22 @@ async def run_many(
             )
             progress.update(task, total=1, completed=1)
     return summaries
+
+
+def stop_on_signal(engine: Engine) -> None:
+    """On the running loop: the first SIGTERM or SIGINT asks ``engine`` to stop gracefully."""
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        engine.request_stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal: the default (stop at once)
+            loop.remove_signal_handler(sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+            return
 
 
 def _report(summaries: list[RunSummary], as_json: bool) -> None:

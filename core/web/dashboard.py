@@ -25,7 +25,20 @@ from core.storage.web_models import ALL_TENANTS, ReviewTiming, SchedulePause
 from core.web.auth import NotFound
 from core.web.deps import WebContext
 
-SEVERITY = ["cancelled", "skipped", "succeeded", "queued", "running", "attention", "missed", "failed"]
+# Worst last: a robot's night shows its worst run. An interrupted run (SIGTERM) left work for
+# the next run; an abandoned one lost its runner mid-way, as bad as a failure for a person to check.
+SEVERITY = [
+    "cancelled",
+    "skipped",
+    "succeeded",
+    "queued",
+    "running",
+    "interrupted",
+    "attention",
+    "missed",
+    "abandoned",
+    "failed",
+]
 
 
 def night_window(now: datetime, zone: str) -> tuple[datetime, datetime]:

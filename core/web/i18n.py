@@ -61,6 +61,8 @@ STATE_LABELS = {
     "cancelled": "Avbruten",
     "queued": "Köad",
     "running": "Körs",
+    "interrupted": "Stoppad",
+    "abandoned": "Övergiven",
     "succeeded": "Lyckades",
     "attention": "Behöver åtgärd",
     "failed": "Misslyckades",

@@ -220,6 +220,8 @@ EN: dict[str, str] = {
     "Avbruten": "Cancelled",
     "Köad": "Queued",
     "Körs": "Running",
+    "Stoppad": "Interrupted",
+    "Övergiven": "Abandoned",
     "Lyckades": "Succeeded",
     "Behöver åtgärd": "Needs attention",
     "Misslyckades": "Failed",

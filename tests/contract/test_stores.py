@@ -14,7 +14,7 @@ import pytest
 
 from core.errors import AlreadyDecided, FourEyesViolation, LeaseLost, ReviewError
 from core.interfaces import LockStore
-from core.records import CallbackStatus, ItemStatus, ReviewKind, ReviewState, RunStatus, WorkItemView
+from core.records import IN_PROCESS_OWNER, CallbackStatus, ItemStatus, ReviewKind, ReviewState, RunStatus, WorkItemView
 from core.robot import Done, NeedsReview, NewItem
 from core.transitions import CANCELLABLE, RETRYABLE, RetryPolicy
 from tests.contract.conftest import OTHER, TENANT, Stores
@@ -427,6 +427,22 @@ class TestReviews:
         again = claim_one(stores)
         assert (again.id, again.return_comment, again.attempts) == (item_id, "Kontrollera hyran", 1)
 
+    def test_a_callback_claimed_again_after_its_lease_ran_out_says_so(self, stores: Stores) -> None:
+        _item_id, review_id = self.decision(stores)
+        stores.reviews.decide(review_id, "approve", actor="user:anna")
+        [first] = stores.reviews.claim_callbacks(ROBOT, TENANT, limit=1, lease_seconds=60)
+        assert not first.callback_reclaimed
+        stores.clock.advance(61)  # its worker died mid-callback
+        [again] = stores.reviews.claim_callbacks(ROBOT, TENANT, limit=1, lease_seconds=60)
+        assert again.callback_reclaimed and again.callback_token != first.callback_token
+        with pytest.raises(LeaseLost):
+            stores.reviews.callback_done(first, actor=ACTOR)
+        backoff = {"max_attempts": 3, "base_seconds": 10, "cap_seconds": 10, "actor": ACTOR}
+        assert stores.reviews.callback_failed(again, "boom", **backoff)  # type: ignore[arg-type]
+        stores.clock.advance(11)
+        [retry] = stores.reviews.claim_callbacks(ROBOT, TENANT, limit=1, lease_seconds=60)
+        assert not retry.callback_reclaimed  # a retry after a recorded failure is not a take-over
+
     def test_a_failing_callback_retries_then_goes_to_a_person(self, stores: Stores) -> None:
         item_id, review_id = self.decision(stores)
         stores.reviews.decide(review_id, "approve", actor="user:anna")
@@ -587,6 +603,37 @@ class TestRuns:
         got = [stores.runs.claim_queued(w, 60) for w in ("w1", "w2", "w3")]
         # TENANT has a run going once the first is claimed: the other municipality's comes next.
         assert [r.id if r else None for r in got] == [first, other, second]
+
+    def test_heartbeat_and_finish_only_for_the_runs_owner(self, stores: Stores) -> None:
+        run_id = stores.runs.create(robot=ROBOT, tenant=TENANT, trigger="api")
+        assert run_id is not None and stores.runs.claim_queued("w1", 30) is not None
+        stores.runs.heartbeat(run_id, 30, {}, owner="w1")
+        stores.clock.advance(31)
+        assert stores.runs.claim_queued("w2", 30) is not None  # w1 stalled; w2 resumes the run
+        with pytest.raises(LeaseLost):
+            stores.runs.heartbeat(run_id, 30, {"done": 9}, owner="w1")
+        with pytest.raises(LeaseLost):
+            stores.runs.finish(run_id, RunStatus.succeeded, {"done": 9}, owner="w1")
+        stores.runs.finish(run_id, RunStatus.succeeded, {"done": 2}, owner="w2")
+        run = stores.runs.get(run_id)
+        assert run is not None and (run.status, run.done) == (RunStatus.succeeded, 2)
+
+    def test_a_dead_in_process_run_is_abandoned_not_resumed(self, stores: Stores) -> None:
+        mine = stores.runs.create(robot=ROBOT, tenant=TENANT, trigger="manual")
+        workers = stores.runs.create(robot=ROBOT, tenant=TENANT, trigger="api")
+        assert mine is not None and workers is not None
+        stores.runs.start(mine, IN_PROCESS_OWNER + "host:1:abc", 30)
+        assert stores.runs.claim_queued("w1", 30) is not None  # the worker's run
+        assert stores.runs.mark_abandoned() == []  # heartbeats still fresh
+        stores.clock.advance(31)
+        before = stores.last_seq()
+        assert stores.runs.mark_abandoned() == [mine]
+        assert stores.actions(before) == ["run.abandoned"]
+        run = stores.runs.get(mine)
+        assert run is not None and (run.status, run.lease_owner) == (RunStatus.abandoned, None)
+        resumed = stores.runs.claim_queued("w2", 30)
+        assert resumed is not None and resumed.id == workers  # resumed, not abandoned
+        assert stores.runs.claim_queued("w3", 30) is None  # and the abandoned one is never resumed
 
     def test_a_slot_runs_once(self, stores: Stores) -> None:
         slot = {

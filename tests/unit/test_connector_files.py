@@ -6,7 +6,7 @@ import io
 import os
 import threading
 import time
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from openpyxl import Workbook
 from pydantic import BaseModel, Field
 
 from connectors.files import (
+    CLAIM_TIME_FORMAT,
     DropFolder,
     DropFolderSettings,
     FileFormatError,
@@ -208,8 +209,34 @@ class TestDropFolder:
         folder = DropFolder(DropFolderSettings(folder=tmp_path, stale_processing_seconds=60))
         drop(tmp_path, "x.csv", b"content")
         claimed = folder.claim_all()[0]
-        old = time.time() - 120
-        os.utime(claimed.path, (old, old))
+        # Claimed two minutes ago (by a worker that died): the claim time is in the name.
+        old = datetime.now(UTC) - timedelta(seconds=120)
+        stale = claimed.path.with_name(f"{old.strftime(CLAIM_TIME_FORMAT)}-dead--x.csv")
+        claimed.path.rename(stale)
         assert folder.recover() == 1
         assert (tmp_path / "x.csv").exists()
         assert [c.original_name for c in folder.claim_all()] == ["x.csv"]
+
+    def test_recover_leaves_a_file_just_claimed_even_when_written_long_ago(self, tmp_path: Path) -> None:
+        """A rename keeps the mtime: an old file claimed a moment ago is not stale (worker B must not take it)."""
+        folder_a = DropFolder(DropFolderSettings(folder=tmp_path, stale_processing_seconds=60, min_age_seconds=0))
+        folder_b = DropFolder(DropFolderSettings(folder=tmp_path, stale_processing_seconds=60, min_age_seconds=0))
+        path = drop(tmp_path, "export.csv", b"written yesterday")
+        yesterday = time.time() - 86_400
+        os.utime(path, (yesterday, yesterday))
+        claimed = folder_a.claim_all()[0]  # worker A has it now
+        assert folder_b.recover() == 0  # worker B's recovery must not give it back
+        assert claimed.path.exists()
+        assert folder_b.claim_all() == []
+        folder_a.complete(claimed)
+        assert (tmp_path / "processed" / claimed.path.name).exists()
+
+    def test_recover_falls_back_on_mtime_for_files_not_named_by_a_claim(self, tmp_path: Path) -> None:
+        folder = DropFolder(DropFolderSettings(folder=tmp_path, stale_processing_seconds=60))
+        odd = tmp_path / "processing" / "manual--y.csv"
+        odd.write_bytes(b"y")
+        assert folder.recover() == 0  # fresh by its mtime
+        old = time.time() - 120
+        os.utime(odd, (old, old))
+        assert folder.recover() == 1
+        assert (tmp_path / "y.csv").exists()

@@ -8,8 +8,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from core.audit import GENESIS_HASH, VerifyResult, event_hash
+from core.errors import LeaseLost
 from core.logging import redact_text
-from core.records import RunStatus
+from core.records import IN_PROCESS_OWNER, RunStatus
 
 if TYPE_CHECKING:
     pass
@@ -95,7 +96,12 @@ class MemoryRunStore:
                 for r in self.state.runs.values()
                 if (
                     (r.status == RunStatus.queued and not resumable_only)
-                    or (r.status == RunStatus.running and r.lease_until is not None and r.lease_until < now)
+                    or (
+                        r.status == RunStatus.running
+                        and r.lease_until is not None
+                        and r.lease_until < now
+                        and not (r.lease_owner or "").startswith(IN_PROCESS_OWNER)  # never resumed: abandoned
+                    )
                 )
                 and r.tenant not in exclude_tenants
             ]
@@ -126,10 +132,13 @@ class MemoryRunStore:
             run.status, run.started_at, run.host, run.lease_owner = RunStatus.running, now, "memory", owner
             run.lease_until = now + timedelta(seconds=lease_seconds)
 
-    def heartbeat(self, run_id: int, lease_seconds: float, counts: dict[str, int] | None = None) -> None:
-        """Renew the run's lease and store the counts so far."""
+    def heartbeat(
+        self, run_id: int, lease_seconds: float, counts: dict[str, int] | None = None, *, owner: str | None = None
+    ) -> None:
+        """Renew the run's lease and store the counts so far (with ``owner``: only while it holds the run)."""
         with self.state.lock:
             run = self.state.runs[run_id]
+            self._check_owner(run, owner)
             run.lease_until = self.state.clock.now() + timedelta(seconds=lease_seconds)
             for k, v in (counts or {}).items():
                 if k in COUNT_FIELDS:
@@ -142,10 +151,13 @@ class MemoryRunStore:
         counts: dict[str, int],
         error: str | None = None,
         actor: str = "system:kollega",
+        *,
+        owner: str | None = None,
     ) -> None:
-        """Record the end of a run with its counts (error text redacted)."""
+        """Record the end of a run with its counts (error text redacted; with ``owner``: only while it holds the run)."""
         with self.state.lock:
             run = self.state.runs[run_id]
+            self._check_owner(run, owner)
             safe_error = redact_text(error) if error else None
             run.status, run.finished_at, run.error = status, self.state.clock.now(), safe_error
             run.lease_owner = run.lease_until = None
@@ -153,6 +165,31 @@ class MemoryRunStore:
                 setattr(run, f, counts.get(f, 0))
             details = {"run_id": run_id, "robot": run.robot, **counts, "error": safe_error}
             self.state.audit(actor=actor, action=f"run.{status.value}", tenant=run.tenant, details=details)
+
+    @staticmethod
+    def _check_owner(run: MemoryRun, owner: str | None) -> None:
+        if owner is not None and (run.lease_owner != owner or run.status != RunStatus.running):
+            raise LeaseLost(f"run {run.id}: lease lost; another worker owns the run now, or it was ended")
+
+    def mark_abandoned(self, *, actor: str = "system:kollega") -> list[int]:
+        """Mark in-process runs whose lease ran out as abandoned; returns their ids."""
+        with self.state.lock:
+            now = self.state.clock.now()
+            found = [
+                r
+                for r in self.state.runs.values()
+                if r.status == RunStatus.running
+                and r.lease_until is not None
+                and r.lease_until < now
+                and (r.lease_owner or "").startswith(IN_PROCESS_OWNER)
+            ]
+            for r in found:
+                r.status, r.finished_at, r.lease_owner, r.lease_until = RunStatus.abandoned, now, None, None
+                r.error = "the process running it stopped (killed, or the machine went down) before it finished"
+                self.state.audit(
+                    actor=actor, action="run.abandoned", tenant=r.tenant, details={"run_id": r.id, "robot": r.robot}
+                )
+            return sorted(r.id for r in found)
 
     def get(self, run_id: int) -> MemoryRun | None:
         """A copy of one run, or None."""

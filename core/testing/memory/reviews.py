@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import dataclasses
 import secrets
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -187,10 +188,14 @@ class MemoryReviewStore:
                 ),
                 key=lambda r: (r.callback_next_at or now, r.id),
             )[:limit]
+            reclaimed = {r.id: r.callback_token is not None for r in due}  # claimed before, never settled
             for r in due:
                 r.callback_next_at = now + timedelta(seconds=lease_seconds)
                 r.callback_attempts, r.callback_token = r.callback_attempts + 1, secrets.token_hex(16)
-            return [ReviewView.from_row(r) for r in sorted(due, key=lambda r: r.id)]
+            return [
+                dataclasses.replace(ReviewView.from_row(r), callback_reclaimed=reclaimed[r.id])
+                for r in sorted(due, key=lambda r: r.id)
+            ]
 
     def _owned_callback(self, review: ReviewView) -> MemoryReview:
         row = self.state.reviews.get(review.id)
@@ -241,6 +246,7 @@ class MemoryReviewStore:
             if retry:
                 delay = equal_jitter_delay(row.callback_attempts, base_seconds, cap_seconds)
                 row.callback_next_at = now + timedelta(seconds=delay)
+                row.callback_token = None  # settled: the next claim is a retry, not a take-over
             else:
                 row.callback_status, row.callback_finished_at = CallbackStatus.failed, now
                 exception_id = self.state.create_review(
