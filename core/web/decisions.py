@@ -15,6 +15,7 @@ from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from holidays import country_holidays
 from sqlalchemy import select
 
 from core.storage.models import CallbackStatus, ReviewItem, ReviewKind, ReviewState
@@ -82,19 +83,21 @@ class DecisionStatus:
 
 
 def working_minutes(start: datetime, end: datetime, zone: str, cfg: AlertSettings) -> float:
-    """Minutes between ``start`` and ``end`` that fall in working hours (weekdays, local time).
+    """Minutes between ``start`` and ``end`` that fall in working hours (local time).
 
-    A decision made at 16:55 on a Friday has not "waited" over the weekend: nobody could
-    have carried it out by hand before Monday morning either.
+    Working days are weekdays that are not Swedish public holidays. A decision made at 16:55
+    on a Friday (or the day before Midsommardagen) has not "waited" over the weekend or the
+    holiday: nobody could have carried it out by hand before the next working morning either.
     """
     if end <= start:
         return 0.0
     tz = ZoneInfo(zone)
     local_start, local_end = start.astimezone(tz), end.astimezone(tz)
     day = local_start.date()
+    public_holidays = country_holidays("SE", years=range(day.year, local_end.year + 1))
     total = 0.0
     while day <= local_end.date() and (day - local_start.date()).days <= 31:
-        if day.weekday() < 5:
+        if day.weekday() < 5 and day not in public_holidays:
             opens = datetime.combine(day, time(cfg.working_day_start_hour), tz)
             closes = datetime.combine(day, time(cfg.working_day_end_hour), tz)
             lo, hi = max(opens, local_start), min(closes, local_end)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -185,3 +186,8 @@ def test_waiting_counts_working_hours_only() -> None:
     assert working_minutes(friday, monday, "Europe/Stockholm", cfg) == pytest.approx(15)
     night = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
     assert working_minutes(night, night.replace(hour=4), "Europe/Stockholm", cfg) == 0
+    # Public holidays are not working days either: Christmas Eve 2026 is a Thursday, and
+    # Juldagen (Friday) and Annandag jul are public holidays; the decision waits until Monday.
+    thursday = datetime(2026, 12, 24, 16, 55, tzinfo=ZoneInfo("Europe/Stockholm"))
+    monday_after = datetime(2026, 12, 28, 7, 10, tzinfo=ZoneInfo("Europe/Stockholm"))
+    assert working_minutes(thursday, monday_after, "Europe/Stockholm", cfg) == pytest.approx(15)
