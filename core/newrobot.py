@@ -80,6 +80,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.api import BusinessError
+
 
 @dataclass(frozen=True)
 class Case:
@@ -98,8 +100,10 @@ class Verdict:
     reasons: tuple[str, ...] = ()
 
 
-class CaseError(ValueError):
+class CaseError(BusinessError):
     """A case file that cannot be used; the message says why, in Swedish (a person reads it)."""
+
+    code = "${name}_bad_case"
 
 
 def parse_case(data: Any) -> Case:

@@ -12,13 +12,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from core.api import BusinessError
 from robots.bosse.rules import STOCKHOLM, Interval, Shift, Substitute, local_to_utc
 
 __all__ = ["BadRecord", "ShiftInfo", "SubstituteInfo", "parse_shift", "parse_substitute", "parse_time"]
 
 
-class BadRecord(ValueError):
+class BadRecord(BusinessError):
     """The staffing system sent a record Bosse cannot read (names the field, never a value)."""
+
+    code = "bosse_bad_record"
 
 
 def parse_time(value: object, what: str) -> datetime:

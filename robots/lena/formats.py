@@ -48,6 +48,8 @@ SCALE = 1000
 class FormatError(ModelError):
     """The instance file is malformed."""
 
+    code = "lena_format"
+
 
 @dataclass(frozen=True)
 class Instance:
@@ -299,6 +301,8 @@ def read_kollega(text: str, name: str = "") -> Instance:
         problem = Problem(visits, staff, travel, history, int(data.get("max_lateness", 0)), day, name)
     except FormatError:
         raise
+    except ModelError as exc:  # the model's own findings, already in plain words
+        raise FormatError([f"kollega: {p}" for p in exc.problems]) from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise FormatError([f"kollega: {type(exc).__name__}: {exc}"]) from exc
     _validated(problem)

@@ -78,12 +78,16 @@ def to_problem(
     for v in visits:
         try:
             out_visits.append(_visit(day, v, tz))
+        except ModelError as exc:  # already in plain words (e.g. a place without coordinates)
+            problems.extend(exc.problems)
         except (KeyError, TypeError, ValueError) as exc:
             problems.append(f"visit {v.get('id', '?')}: {type(exc).__name__}: {exc}")
     out_staff: list[Staff] = []
     for s in staff:
         try:
             out_staff.append(_staff(day, s, tz))
+        except ModelError as exc:  # already in plain words (e.g. a place without coordinates)
+            problems.extend(exc.problems)
         except (KeyError, TypeError, ValueError) as exc:
             problems.append(f"staff {s.get('id', '?')}: {type(exc).__name__}: {exc}")
     if problems:

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal, Protocol, runtime_checkable
 
+from core.api import BusinessError
+
 __all__ = [
     "BreakRule",
     "EuclideanTravelTimes",
@@ -56,8 +58,10 @@ DEFAULT_SPEEDS_KMH: dict[str, float] = {"car": 40.0, "bike": 15.0, "walk": 5.0}
 DEFAULT_OVERHEAD_MINUTES: dict[str, float] = {"car": 2.0}
 
 
-class ModelError(ValueError):
+class ModelError(BusinessError):
     """The planning data is inconsistent; ``problems`` lists every finding in plain words."""
+
+    code = "lena_model"
 
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from core.api import RobotError
 from robots.lena.check import TravelTable, Violation, check_plan
 from robots.lena.construct import Greedy
 from robots.lena.lns import improve
@@ -59,8 +60,10 @@ POLISH_START: tuple[tuple[str, float], ...] = (("lns", 0.1),)
 POLISH_REPEAT: tuple[tuple[str, float], ...] = (("pyvrp", 0.05), ("ortools", 0.1), ("pyvrp", 0.05), ("lns", 0.1))
 
 
-class SolverError(RuntimeError):
+class SolverError(RobotError):
     """The solver could not produce a plan that passes the check."""
+
+    code = "lena_solver"
 
 
 @dataclass(frozen=True)
