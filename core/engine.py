@@ -82,7 +82,13 @@ async def gather_or_cancel(coros: Iterable[Awaitable[None]]) -> None:
         t.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     for t in tasks:
-        if t.done() and not t.cancelled() and t.exception() is not None:
+        if t in pending:
+            continue  # cancelled here, because a sibling failed
+        if t.cancelled():
+            # A task cancelled from within (the process is going down mid-item): as with
+            # asyncio.gather, the cancellation reaches the caller, and the run is not recorded.
+            raise asyncio.CancelledError
+        if t.exception() is not None:
             raise t.exception()  # type: ignore[misc]
 
 

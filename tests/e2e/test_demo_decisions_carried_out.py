@@ -138,6 +138,11 @@ def approve_and_see_it_carried_out(
     page.goto(f"{base}/inbox/items/{review_id}")
     if comment:
         page.get_by_label("Kommentar (krävs vid avslag och retur)").fill(comment)
+    if button == "Godkänn":
+        # What the robot asks the case worker to confirm before approving (e.g. Ronney on a
+        # norm table that is not the official one): read and ticked, as a person would.
+        for box in page.locator('input[type="checkbox"][form="decide-form"]').all():
+            box.check()
     page.get_by_role("button", name=button).click()
     page.wait_for_load_state()
     status = page.locator(f'[data-decision-status="{review_id}"]').first
