@@ -135,7 +135,12 @@ def write_config(folder: Path, db_url: str, sandbox_url: str, lease: float) -> P
         "poll_seconds": 0.5,
     }
     data["logging"] = {"level": "WARNING", "format": "json"}
-    for section in data.get("connectors", {}).values():
+    # The deployment's sections and the municipality's own (the shipped file declares each
+    # municipality's systems in its [[tenants]] entry) all point at this night's sandbox.
+    sections = [*data.get("connectors", {}).values()]
+    for tenant in data["tenants"]:
+        sections += (tenant.get("connectors") or {}).values()
+    for section in sections:
         if "base_url" in section:
             section["base_url"] = section["base_url"].replace("http://127.0.0.1:8765", sandbox_url)
     data.setdefault("robots", {}).setdefault("lena", {})["time_limit_seconds"] = 2.0
