@@ -224,11 +224,13 @@ class ItemOperations:
 
     # -- operations: requeue, retry, cancel --------------------------------------------
     @staticmethod
-    def _to_pending(s: Session, item_id: int, comment: str | None, now: datetime) -> str | None:
-        """Back to pending, only from a status core.transitions allows (checked in the UPDATE); its tenant."""
+    def _to_pending(
+        s: Session, item_id: int, comment: str | None, now: datetime, allowed: Collection[ItemStatus] = REQUEUEABLE
+    ) -> str | None:
+        """Back to pending, only from a status in ``allowed`` (checked in the UPDATE); its tenant, None if refused."""
         row = s.execute(
             update(WorkItem)
-            .where(WorkItem.id == item_id, WorkItem.status.in_(REQUEUEABLE))
+            .where(WorkItem.id == item_id, WorkItem.status.in_(allowed))
             .values(
                 status=ItemStatus.pending,
                 attempts=0,
@@ -267,26 +269,10 @@ class ItemOperations:
         now = self.clock.now()
         with self.db.session() as s:
             lock_reviews_of(s, item_id)  # review rows before the item, as a re-check locks them
-            changed = s.execute(
-                update(WorkItem)
-                .where(WorkItem.id == item_id, WorkItem.status.in_(RETRYABLE))
-                .values(
-                    status=ItemStatus.pending,
-                    attempts=0,
-                    next_attempt_at=now,
-                    return_comment=None,
-                    error_kind=None,
-                    error_code=None,
-                    error_message=None,
-                    finished_at=None,
-                    updated_at=now,
-                )
-                .returning(WorkItem.tenant)
-                .execution_options(synchronize_session=False)
-            ).one_or_none()
-            if changed is None:
+            tenant = self._to_pending(s, item_id, None, now, RETRYABLE)
+            if tenant is None:
                 return False
-            _audit_requeued(s, actor, changed[0], item_id, None, now)
+            _audit_requeued(s, actor, tenant, item_id, None, now)
             # The problem report is being dealt with: out of the inbox.
             withdraw_problem_reports(s, item_id, actor=actor, reason="item retried by operations", now=now)
             return True
