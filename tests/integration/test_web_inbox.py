@@ -373,3 +373,30 @@ class TestNoPersonalDataInUrls:
         assert any("/inbox/items/" in u for u in seen) and any("/ops/runs/" in u for u in seen)
         offenders = [u for u in seen if PNR_PATTERN.search(u.replace("/ops/runs/", "").replace("/ops/items/", ""))]
         assert not offenders, offenders
+
+
+async def test_a_problem_report_reads_in_swedish_without_raw_keys(lite: WebEnv) -> None:
+    """An exception item's material (the kernel's own keys) is labelled in Swedish; artifact ids are not listed."""
+    with lite.db.session() as s:
+        row = create_review(
+            s,
+            tenant="0000",
+            robot="example",
+            work_item_id=None,
+            queue="example.exceptions",
+            kind=ReviewKind.exception,
+            title="Ärendet kunde inte förberedas",
+            summary="Uppgift saknas",
+            material={"reference": "A-1", "error_code": "missing", "error": "Uppgift saknas", "artifacts": [7, 8]},
+            subject=None,
+            actor="robot:example",
+            now=lite.clock.now(),
+        )
+        review_id = row.id
+    async with web_client(lite.app) as client:
+        await login(client, "anna")
+        page = (await client.get(f"/inbox/items/{review_id}")).text
+    for label in ("Referens", "Felkod", "Vad som hände"):
+        assert f"<dt>{label}</dt>" in page
+    for raw in ("<dt>reference</dt>", "<dt>error_code</dt>", "<dt>error</dt>", "<dt>artifacts</dt>"):
+        assert raw not in page
