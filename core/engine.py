@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import os
 import socket
@@ -34,6 +35,7 @@ from core.errors import (
     LeaseLost,
 )
 from core.fairness import FairSlots
+from core.group_commit import GroupCommit
 from core.interfaces import AlertSink, ArtifactStore, AuditSink, LockStore, ReviewStore, RunStore, WorkItemStore
 from core.logging import error_text, redact_text
 from core.records import IN_PROCESS_OWNER, ReviewKind, RunStatus, WorkItemView
@@ -187,6 +189,7 @@ class Engine:
         self.db = db
         #: Set by :meth:`request_stop` (SIGTERM): finish the current items, claim nothing more.
         self.stop_requested = False
+        self._group_commits: dict[str, GroupCommit] = {}
         for t in settings.tenants:
             self.runs.ensure_tenant(t.code, t.name, t.ops_email)
 
@@ -585,7 +588,11 @@ class Engine:
         while True:
             # One failed task (a database error in a claim or a completion) takes the others
             # down with it before the run is recorded as failed: nothing runs behind the record.
-            await gather_or_cancel(worker() for _ in range(w.concurrency))
+            try:
+                await gather_or_cancel(worker() for _ in range(w.concurrency))
+            finally:  # no completion still being written behind the run's record
+                for group in list(self._group_commits.values()):
+                    await group.settle()
             if not wait_for_retries or self._halting(halt):
                 return
             # Retries due soon are waited for inside the run; later ones wait for the next run.
@@ -691,9 +698,22 @@ class Engine:
                     policy,
                 )
                 return
-            ok = await self._finish(self.queue.complete, item, outcome, actor=actor)
+            if isinstance(outcome, Done):
+                ok = await self._group_commit(actor).complete(item, outcome)
+                if not ok:
+                    log.warning("result discarded: lease lost", error=f"work item {item.id}: lease lost")
+            else:
+                ok = await self._finish(self.queue.complete, item, outcome, actor=actor)
             if ok:
                 counts["done" if isinstance(outcome, Done) else "needs_review"] += 1
+
+    def _group_commit(self, actor: str) -> GroupCommit:
+        """The group commit of Done outcomes for one actor (items finished together commit together)."""
+        group = self._group_commits.get(actor)
+        if group is None:
+            group = GroupCommit(functools.partial(self.queue.complete_many, actor=actor))
+            self._group_commits[actor] = group
+        return group
 
     async def _item_heartbeat(self, item: WorkItemView, guard: LeaseGuard) -> None:
         lease = self.settings.worker.lease_seconds

@@ -256,6 +256,10 @@ class WorkItemStore(Protocol):
         """Record Done or NeedsReview under the current lease; returns the decision review's id for NeedsReview."""
         ...
 
+    def complete_many(self, finished: Sequence[tuple[WorkItemView, Done]], *, actor: str) -> list[bool]:
+        """Record several Done outcomes in one commit, each under its own lease; per item, whether it was recorded."""
+        ...
+
     def fail_business(
         self, item: WorkItemView, *, code: str, message: str, actor: str, artifacts: Sequence[int] = ()
     ) -> int:

@@ -12,13 +12,14 @@ core/queue_ops.py; which status may go where, in core/transitions.py.
 from __future__ import annotations
 
 import functools
+import json
 import random
 import secrets
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Table, and_, bindparam, distinct, func, literal_column, select, update
+from sqlalchemy import Integer, Table, and_, bindparam, distinct, func, literal_column, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -190,6 +191,48 @@ class WorkQueue(ItemOperations):
                 now=now,
             )
             return review.id
+
+    def complete_many(self, finished: Sequence[tuple[WorkItemView, Done]], *, actor: str) -> list[bool]:
+        """Record several Done outcomes at once: one statement and one commit (a group commit).
+
+        Each item is completed only under its own lease, exactly as :meth:`complete` does;
+        the answer says, item by item, whether it was (False: the lease was lost, another
+        worker owns the item or it was finished, and this outcome was discarded). Nothing is
+        buffered here: the outcomes are durable when this returns, so a caller confirms no
+        side effect before it, and a crash before it leaves the items to their leases.
+        """
+        if not finished:
+            return []
+        now = self.clock.now()
+        if self.db.dialect == "postgresql":
+            params = {
+                "ids": [item.id for item, _ in finished],
+                "tokens": [item.lease_token for item, _ in finished],
+                "results": [None if o.result is None else json.dumps(o.result) for _, o in finished],
+                "now": now,
+            }
+            with self.db.single_statement() as conn:
+                ok = set(conn.execute(_COMPLETE_MANY_PG, params).scalars())
+        else:
+            # SQLite is in-process: statements cost no round trip, the commit is what counts.
+            ok = set()
+            statement = _owned_statement(_DONE_KEYS)
+            with self.db.session() as s:
+                conn = s.connection()
+                for item, outcome in finished:
+                    values = {"status": ItemStatus.done, "result": outcome.result, "finished_at": now}
+                    values |= {"error_kind": None, "error_code": None, "error_message": None, **self._release()}
+                    res = conn.execute(
+                        statement,
+                        {
+                            **{f"v_{k}": v for k, v in values.items()},
+                            "item_id": item.id,
+                            "item_token": item.lease_token,
+                        },
+                    )
+                    if res.rowcount == 1:
+                        ok.add(item.id)
+        return [item.id in ok for item, _ in finished]
 
     def fail_business(
         self, item: WorkItemView, *, code: str, message: str, actor: str, artifacts: Sequence[int] = ()
@@ -563,3 +606,35 @@ def _owned_statement(keys: tuple[str, ...]) -> Any:
         )
         .values({k: bindparam(f"v_{k}", type_=c[k].type) for k in keys})
     )
+
+
+_DONE_KEYS = tuple(
+    sorted(
+        (
+            "status",
+            "result",
+            "finished_at",
+            "error_kind",
+            "error_code",
+            "error_message",
+            "lease_owner",
+            "lease_token",
+            "lease_until",
+            "updated_at",
+        )
+    )
+)
+
+# Several completions in one statement on PostgreSQL: the outcomes arrive as parallel arrays
+# (one bind each, whatever the batch size) and each row is updated only under its own lease.
+_COMPLETE_MANY_PG = text(
+    """
+    UPDATE work_items AS w
+    SET status = 'done', result = v.result, error_kind = NULL, error_code = NULL, error_message = NULL,
+        finished_at = :now, lease_owner = NULL, lease_token = NULL, lease_until = NULL, updated_at = :now
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS varchar[]), CAST(:results AS jsonb[]))
+        AS v(id, token, result)
+    WHERE w.id = v.id AND w.lease_token = v.token AND w.status = 'in_progress'
+    RETURNING w.id
+    """
+)

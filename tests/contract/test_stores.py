@@ -140,6 +140,22 @@ class TestFinishing:
         with pytest.raises(LeaseLost):  # finished once only
             stores.queue.complete(fresh, Done({}), actor=ACTOR)
 
+    def test_complete_many_records_each_under_its_own_lease(self, stores: Stores) -> None:
+        """A group commit completes every item whose lease holds, and discards the others' outcomes."""
+        stores.queue.enqueue(ROBOT, TENANT, items("a", "b", "c"))
+        a, b, c = stores.queue.claim(ROBOT, TENANT, "w1", limit=3, lease_seconds=30)
+        stores.clock.advance(31)
+        (a_again,) = stores.queue.claim(ROBOT, TENANT, "w2", ids=[a.id])  # a's lease expired: w2 has it now
+        assert a_again.id == a.id
+        recorded = stores.queue.complete_many(
+            [(a, Done({"by": "w1"})), (b, Done({"n": 2})), (c, Done(None))], actor=ACTOR
+        )
+        assert recorded == [False, True, True]
+        assert [status(stores, i.id) for i in (a, b, c)] == [ItemStatus.in_progress, ItemStatus.done, ItemStatus.done]
+        assert stores.queue.get(b.id).result == {"n": 2}
+        assert stores.queue.complete_many([(b, Done({}))], actor=ACTOR) == [False]  # finished once only
+        assert stores.queue.complete_many([], actor=ACTOR) == []
+
     def test_needs_review_opens_a_decision_review(self, stores: Stores) -> None:
         stores.queue.enqueue(ROBOT, TENANT, items("a"))
         item = claim_one(stores)

@@ -68,6 +68,12 @@ class FailingQueue(WorkQueue):
             raise OperationalError("UPDATE work_items …", {}, Exception("injected: server closed the connection"))
         return super().complete(item, outcome, actor=actor)
 
+    def complete_many(self, finished: Any, *, actor: str) -> list[bool]:
+        type(self).completions += 1  # a group commit is one write, however many outcomes it carries
+        if type(self).completions == 3:
+            raise OperationalError("UPDATE work_items …", {}, Exception("injected: server closed the connection"))
+        return super().complete_many(finished, actor=actor)
+
 
 async def test_a_store_error_ends_the_run_failed_with_no_task_left(db: Database, tmp_path: Path) -> None:
     Counter.processed, FailingQueue.completions = [], 0

@@ -131,6 +131,21 @@ class MemoryWorkItemStore:
                 four_eyes=outcome.four_eyes,
             )
 
+    def complete_many(self, finished: Sequence[tuple[WorkItemView, Done]], *, actor: str) -> list[bool]:
+        """Record several Done outcomes at once; per item, whether its lease still held."""
+        recorded = []
+        with self.state.lock:
+            for item, outcome in finished:
+                try:
+                    row = self._owned(item)
+                except LeaseLost:
+                    recorded.append(False)
+                    continue
+                row.result = copy.deepcopy(outcome.result)
+                self._finish(row, ItemStatus.done, None, None, None)
+                recorded.append(True)
+        return recorded
+
     def _exception(self, row: MemoryItem, title: str, code: str, message: str, actor: str, **kw: Any) -> int:
         artifacts = kw.pop("artifacts", ())
         return self.state.create_review(

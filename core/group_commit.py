@@ -1,0 +1,86 @@
+"""Group commit of work-item completions: outcomes finished together are written together.
+
+The engine runs several items at once (``worker.concurrency``). Each task that finishes an
+item with :class:`~core.robot.Done` hands its outcome to one :class:`GroupCommit` and
+waits for it; the outcomes that arrive while one write is in flight are written by the
+next, in one statement and one commit (``WorkItemStore.complete_many``). Nothing waits for
+company: at low load every completion is written at once, alone; under load the batches
+grow by themselves. This is PostgreSQL's own group commit, one level up.
+
+What it keeps:
+
+- **Durable before confirmed.** ``complete`` returns only after the commit that holds the
+  outcome, so a task never goes on (nor confirms anything to anyone) with an outcome that
+  a crash could still lose. A crash before the commit leaves the item to its lease, as it
+  would without batching.
+- **Exactly once.** Each item is completed under its own lease token, in the statement;
+  an item whose lease was lost is reported back (``False``) and its outcome discarded.
+- **Errors reach every waiter.** A failed write fails each outcome it carried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from core.records import WorkItemView
+from core.robot import Done
+
+Writer = Callable[[Sequence[tuple[WorkItemView, Done]]], list[bool]]
+
+
+class GroupCommit:
+    """Coalesces concurrent Done completions into one write per round trip."""
+
+    def __init__(self, write: Writer, *, max_batch: int = 100) -> None:
+        self._write = write
+        self._max_batch = max_batch
+        self._waiting: list[tuple[WorkItemView, Done, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.writes = 0  # statements written (for benchmarks and tests)
+
+    async def complete(self, item: WorkItemView, outcome: Done) -> bool:
+        """Record the outcome; True once it is committed, False when the item's lease was lost."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        entry = (item, outcome, future)
+        self._waiting.append(entry)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # Cancelled before its write began: the outcome is withdrawn (the item stays
+            # leased, as if the task had stopped just before completing). Once in a write
+            # in flight it is committed or not with that write; settle() waits for it.
+            if entry in self._waiting:
+                self._waiting.remove(entry)
+            raise
+
+    async def settle(self) -> None:
+        """Wait until no write is in flight or waiting (the engine calls it before recording a run)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.gather(asyncio.shield(self._writer), return_exceptions=True)
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
+            try:
+                recorded = await asyncio.to_thread(self._write, [(item, outcome) for item, outcome, _ in batch])
+                self.writes += 1
+            except BaseException as exc:  # the waiters decide what a failed write means
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+                    self._fail_rest(exc)
+                    raise
+                continue
+            for (_, _, future), ok in zip(batch, recorded, strict=True):
+                if not future.done():
+                    future.set_result(ok)
+
+    def _fail_rest(self, exc: BaseException) -> None:
+        for _, _, future in self._waiting:
+            if not future.done():
+                future.set_exception(exc)
+        self._waiting = []
