@@ -210,6 +210,7 @@ async def _async_worker(system: str, dsn: str, barrier: Path, name: str) -> tupl
             done += 1
 
         batch = 100 if system == "pgqueuer_batch100" else 10
+        await qm.verify_structure()  # connect and warm up before the clock starts, as the others do
         _wait_for_go(barrier, name)
         start = time.time()
         await qm.run(mode=QueueExecutionMode.drain, batch_size=batch)
