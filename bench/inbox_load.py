@@ -1,0 +1,417 @@
+"""The morning rush: 30 case workers in the inbox at once, on PostgreSQL with a year's history.
+
+    .venv/bin/python bench/inbox_load.py [--reviews 20000] [--queues 10] [--workers 30]
+        [--seconds 300] [--history-days 365] [--out bench/results/inbox_load.json]
+
+A fresh PostgreSQL database (at KOLLEGA_TEST_POSTGRES_URL's server; dropped afterwards)
+gets two municipalities (1081, 1082), --reviews open review items spread over --queues
+queues (half per municipality, made through the queue's own NeedsReview path, so each has
+its work item and audit events), a year of finished runs with their done items (what the
+dashboard's trends and figures read), --workers case workers with grants on their
+municipality's queues and one operations user per municipality, all enrolled with a second
+factor as production requires.
+
+The web app is served by ``kollega serve``'s own uvicorn configuration in a separate
+process (real HTTP on 127.0.0.1). Each case worker logs in (password + TOTP), then for
+--seconds loops: list its queue, open an item, approve it (the item is picked by the
+worker's place among its queue's workers, as colleagues take different items); each
+operations user loads the dashboard every 2 s. The script prints and writes p50/p95/p99 in
+ms per page, errors (any 5xx, an unexpected 4xx or a transport error), conflicts (409: a
+colleague decided the item first, the page says so) and the server's resident memory
+sampled every 5 s.
+
+Targets (issue 23): p95 below 300 ms for the inbox list and an item page, below 800 ms for
+the dashboard, no errors, memory flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+TENANTS = {"1081": "Ronneby kommun", "1082": "Karlshamns kommun"}
+ROBOT = "example"
+ITEM_LINK = re.compile(r'href="/inbox/items/(\d+)"')
+VERSION = re.compile(r'name="version" value="(\d+)"')
+CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
+
+
+# -- the database ---------------------------------------------------------------------------
+def with_database(url: str, name: str) -> str:
+    """``url`` naming database ``name`` instead."""
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+def admin(url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def queues(n: int) -> dict[str, list[str]]:
+    """``n`` queue names split between the two municipalities."""
+    names = [f"{ROBOT}.kö{i}" for i in range(n)]
+    return {"1081": names[: n // 2], "1082": names[n // 2 :]}
+
+
+def seed(url: str, a: argparse.Namespace) -> dict[str, Any]:
+    """Fill the fresh database at ``url``; returns who logs in where."""
+    from sqlalchemy import text
+
+    from core.queue import WorkQueue
+    from core.robot import NeedsReview, NewItem
+    from core.runs import SqlRunStore
+    from core.storage.db import Database
+    from core.storage.web_models import Role
+    from core.testing.web import PASSWORD, _password_hash, enrol_totp
+    from core.web.auth import Grant, create_user
+
+    db = Database(url)
+    db.upgrade()
+    runs = SqlRunStore(db)
+    for code, name in TENANTS.items():
+        runs.ensure_tenant(code, name)
+    qs = queues(a.queues)
+    queue = WorkQueue(db)
+    started = time.monotonic()
+    per_queue = a.reviews // a.queues
+    for tenant, names in qs.items():
+        for qname in names:
+            refs = [NewItem(reference=f"{qname}-{i}", payload={"n": i, "amount": 1000 + i}) for i in range(per_queue)]
+            queue.enqueue(ROBOT, tenant, refs)
+            while claimed := queue.claim(ROBOT, tenant, "seed", limit=500, lease_seconds=3600):
+                for item in claimed:
+                    n = int(item.payload["n"])
+                    queue.complete(
+                        item,
+                        NeedsReview(
+                            queue=qname,
+                            title=f"Ärende {item.reference}",
+                            summary=f"Föreslaget belopp {1000 + n} kr",
+                            material={"amount": 1000 + n, "reference": item.reference},
+                        ),
+                        actor="robot:example",
+                    )
+    seeded_reviews = time.monotonic() - started
+    # A year of nightly runs per robot and municipality, each with its finished items:
+    # generated in the database, as the dashboard only reads them.
+    robots = ["ronney", "bosse", "lena", "harry", "example"]
+    with db.engine.begin() as conn:
+        for tenant in TENANTS:
+            for robot in robots:
+                conn.execute(
+                    text(
+                        """
+                        INSERT INTO runs (robot, tenant, trigger, status, dry_run, collected, done, needs_review,
+                                          failed_business, failed_application, uncertain, retried,
+                                          created_at, started_at, finished_at)
+                        SELECT :robot, :tenant, 'schedule', 'succeeded', false, :per_run, :per_run - 5, 5, 0, 0, 0, 0,
+                               d, d, d + interval '40 minutes'
+                        FROM generate_series(now() - make_interval(days => :days), now() - interval '1 day',
+                                             interval '1 day') AS d
+                        """
+                    ),
+                    {"robot": robot, "tenant": tenant, "per_run": a.items_per_run, "days": a.history_days},
+                )
+        conn.execute(
+            text(
+                """
+                INSERT INTO work_items (robot, tenant, reference, payload, subject, status, attempts,
+                                        next_attempt_at, run_id, result, created_at, updated_at, finished_at)
+                SELECT r.robot, r.tenant, 'h-' || r.id || '-' || g, '{}'::jsonb, NULL, 'done', 1,
+                       r.started_at, r.id, '{}'::jsonb, r.started_at, r.finished_at, r.finished_at
+                FROM runs r CROSS JOIN generate_series(1, :per_run) AS g
+                """
+            ),
+            {"per_run": a.items_per_run},
+        )
+    history = time.monotonic() - started - seeded_reviews
+    workers: list[dict[str, Any]] = []
+    by_queue: dict[str, int] = {}
+    pw_hash = _password_hash()
+    for i in range(a.workers):
+        tenant = "1081" if i % 2 == 0 else "1082"
+        qname = qs[tenant][(i // 2) % len(qs[tenant])]
+        name = f"handlaggare{i:02d}"
+        create_user(
+            db,
+            name,
+            display_name=f"Handläggare {i}",
+            password_hash=pw_hash,
+            grants={Grant(Role.case_worker, tenant, q) for q in qs[tenant]},
+        )
+        enrol_totp(db, name)
+        workers.append({"user": name, "queue": qname, "slot": by_queue.get(qname, 0)})
+        by_queue[qname] = by_queue.get(qname, 0) + 1
+    ops = []
+    for tenant in TENANTS:
+        name = f"drift{tenant}"
+        create_user(
+            db, name, display_name=f"Drift {tenant}", password_hash=pw_hash, grants={Grant(Role.operations, tenant)}
+        )
+        enrol_totp(db, name)
+        ops.append(name)
+    db.dispose()
+    return {
+        "workers": workers,
+        "ops": ops,
+        "password": PASSWORD,
+        "seed_seconds": {"reviews": round(seeded_reviews, 1), "history": round(history, 1)},
+    }
+
+
+# -- the server -------------------------------------------------------------------------------
+def settings_file(url: str, data: Path) -> Path:
+    """A config for ``kollega serve``: the two municipalities, this database, cookies over plain HTTP."""
+    lines = [f'database_url = "{url}"', f'var_dir = "{data / "var"}"', "", "[web]", "cookie_secure = false", ""]
+    for code, name in TENANTS.items():
+        lines += ["[[tenants]]", f'code = "{code}"', f'name = "{name}"', ""]
+    path = data / "kollega.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# -- the case workers -------------------------------------------------------------------------
+class Timings:
+    def __init__(self) -> None:
+        self.ms: dict[str, list[float]] = {}
+        self.errors: list[str] = []
+        self.conflicts = 0
+        self.decided = 0
+
+    async def timed(self, page: str, call: Any, ok: tuple[int, ...] = (200,)) -> Any:
+        started = time.perf_counter()
+        try:
+            response = await call
+        except Exception as exc:  # a transport error is an error, counted, not a crash of the bench
+            self.errors.append(f"{page}: {type(exc).__name__}")
+            return None
+        self.ms.setdefault(page, []).append((time.perf_counter() - started) * 1000)
+        if response.status_code == 409 and page == "decide":
+            self.conflicts += 1
+        elif response.status_code not in ok:
+            self.errors.append(f"{page}: HTTP {response.status_code}")
+        return response
+
+
+async def log_in(client: Any, user: str, password: str, t: Timings) -> str | None:
+    from core.testing.web import TOTP_SECRET
+    from core.web.mfa import code_at
+
+    started = time.perf_counter()
+    page = await client.get("/login")
+    response = await client.post(
+        "/login", data={"username": user, "password": password, "csrf_token": CSRF.search(page.text).group(1)}
+    )
+    if response.status_code == 303 and response.headers["location"].startswith("/login/mfa"):
+        form = await client.get("/login/mfa")
+        response = await client.post(
+            "/login/mfa",
+            data={"code": code_at(TOTP_SECRET, datetime.now(UTC)), "csrf_token": CSRF.search(form.text).group(1)},
+        )
+    if response.status_code != 303:
+        t.errors.append(f"login: HTTP {response.status_code}")
+        return None
+    t.ms.setdefault("login", []).append((time.perf_counter() - started) * 1000)
+    home = await client.get("/me")
+    match = CSRF.search(home.text)
+    return match.group(1) if match else None
+
+
+async def case_worker(base: str, w: dict[str, Any], password: str, until: float, t: Timings) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base, follow_redirects=False, timeout=60) as client:
+        if await log_in(client, w["user"], password, t) is None:
+            return
+        while time.monotonic() < until:
+            listing = await t.timed("inbox", client.get("/inbox", params={"queue": w["queue"]}))
+            if listing is None:
+                continue
+            ids = ITEM_LINK.findall(listing.text)
+            if not ids:
+                return  # the queue is empty
+            review_id = ids[w["slot"] % len(ids)]
+            item = await t.timed("item", client.get(f"/inbox/items/{review_id}"))
+            if item is None or item.status_code != 200:
+                continue
+            version, csrf = VERSION.search(item.text), CSRF.search(item.text)
+            if version is None or csrf is None:
+                continue  # decided by a colleague meanwhile: the page shows the outcome
+            decided = await t.timed(
+                "decide",
+                client.post(
+                    f"/inbox/items/{review_id}/decide",
+                    data={"decision": "approve", "version": version.group(1), "csrf_token": csrf.group(1)},
+                ),
+                ok=(303,),
+            )
+            if decided is not None and decided.status_code == 303:
+                t.decided += 1
+
+
+async def operations(base: str, user: str, password: str, until: float, t: Timings) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base, follow_redirects=False, timeout=60) as client:
+        if await log_in(client, user, password, t) is None:
+            return
+        while time.monotonic() < until:
+            await t.timed("dashboard", client.get("/ops"))
+            await asyncio.sleep(2)
+
+
+async def drive(base: str, people: dict[str, Any], seconds: float, pid: int) -> tuple[Timings, list[float]]:
+    t = Timings()
+    memory: list[float] = [rss_mib(pid)]
+    until = time.monotonic() + seconds
+
+    async def sample() -> None:
+        while time.monotonic() < until:
+            await asyncio.sleep(5)
+            memory.append(rss_mib(pid))
+
+    await asyncio.gather(
+        sample(),
+        *(case_worker(base, w, people["password"], until, t) for w in people["workers"]),
+        *(operations(base, u, people["password"], until, t) for u in people["ops"]),
+    )
+    return t, memory
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if len(values) < 2:
+        return {"n": len(values)}
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return {"n": len(values), "p50": round(q[49], 1), "p95": round(q[94], 1), "p99": round(q[98], 1)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--reviews", type=int, default=20000, help="open review items (default 20000)")
+    p.add_argument("--queues", type=int, default=10, help="queues, half per municipality (default 10)")
+    p.add_argument("--workers", type=int, default=30, help="concurrent case workers (default 30)")
+    p.add_argument("--seconds", type=float, default=300, help="how long they work (default 300)")
+    p.add_argument("--history-days", type=int, default=365, help="days of past runs (default 365)")
+    p.add_argument("--items-per-run", type=int, default=40, help="finished items per past run (default 40)")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "inbox_load.json", help="result file")
+    a = p.parse_args()
+
+    server_url = os.environ.get("KOLLEGA_TEST_POSTGRES_URL", DEFAULT_PG)
+    name = f"inbox_load_{uuid.uuid4().hex[:8]}"
+    admin(server_url, f'CREATE DATABASE "{name}"')
+    url = with_database(server_url, name)
+    data = Path(tempfile.mkdtemp(prefix="kollega-inbox-load-"))
+    server = None
+    try:
+        print(f"seeding {a.reviews} review items in {a.queues} queues and {a.history_days} days of runs …", flush=True)
+        people = seed(url, a)
+        print(f"seeded in {people['seed_seconds']} s", flush=True)
+        port = free_port()
+        env = {**os.environ, "KOLLEGA_CONFIG": str(settings_file(url, data)), "KOLLEGA_LOGGING__LEVEL": "WARNING"}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "core.cli", "serve", "--port", str(port), "--no-alerts"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=(data / "server.log").open("w"),
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the server did not start; see {data / 'server.log'}") from None
+                time.sleep(0.2)
+        print(f"{a.workers} case workers and {len(people['ops'])} operations users for {a.seconds:g} s …", flush=True)
+        timings, memory = asyncio.run(drive(base, people, a.seconds, server.pid))
+    finally:
+        if server is not None and server.poll() is None:
+            server.terminate()
+            server.wait(timeout=30)
+        admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    pages = {page: percentiles(ms) for page, ms in sorted(timings.ms.items())}
+    targets = {"inbox": 300, "item": 300, "dashboard": 800}
+    result: dict[str, Any] = {
+        "pages_ms": pages,
+        "targets_p95_ms": targets,
+        "met": {pg: pages.get(pg, {}).get("p95", float("inf")) < ms for pg, ms in targets.items()},
+        "errors": len(timings.errors),
+        "error_kinds": sorted(set(timings.errors)),
+        "conflicts_409": timings.conflicts,
+        "decided": timings.decided,
+        "server_rss_mib": {
+            "first": round(memory[0], 1),
+            "last": round(memory[-1], 1),
+            "max": round(max(memory), 1),
+            "samples": [round(m, 1) for m in memory],
+        },
+        "conditions": {
+            "reviews": a.reviews,
+            "queues": a.queues,
+            "workers": a.workers,
+            "seconds": a.seconds,
+            "history_days": a.history_days,
+            "items_per_run": a.items_per_run,
+            "seed_seconds": people["seed_seconds"],
+            "cpus": os.cpu_count(),
+            "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+            "python": platform.python_version(),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        },
+    }
+    for page, figures in pages.items():
+        print(
+            f"{page:<10} n={figures.get('n', 0):>6}  p50 {figures.get('p50', 0):>7} ms  p95 {figures.get('p95', 0):>7} ms  "
+            f"p99 {figures.get('p99', 0):>7} ms"
+        )
+    print(
+        f"errors {len(timings.errors)}, conflicts {timings.conflicts}, decided {timings.decided}; "
+        f"server memory {memory[0]:.0f} → {memory[-1]:.0f} MiB (max {max(memory):.0f})"
+    )
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {a.out}")
+
+
+if __name__ == "__main__":
+    main()
