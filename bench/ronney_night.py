@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ronney_night.py [--applications 500,2000] [--latency-ms 20] [--seed 7]
         [--concurrency 8] [--no-pdf] [--sandbox-url URL] [--data DIR] [--out bench/results/ronney.json]
+        [--backend sqlite|postgresql] [--workers N]
 
 For each volume the sandbox is reset to a month of that many applications (seed fixed),
 the register system gets ``--latency-ms`` of latency on every request (fault injection),
@@ -9,9 +10,15 @@ and one Ronney run (collect + process, the real engine on a fresh SQLite file un
 --data) prepares the whole month. Prints applications per minute and the share handled
 without a business exception, and writes them with the run's counts to --out.
 
+With ``--backend postgresql --workers N`` the night runs as in production: a fresh
+PostgreSQL schema (at KOLLEGA_TEST_POSTGRES_URL), one queued run, and N ``kollega worker``
+processes sharing its items; the time is from the first worker's start to the last item
+finished. Items per second per worker are reported too.
+
 The sandbox runs in its own process (``--sandbox-url`` uses one already running instead),
 so the robot does not share an interpreter lock with the systems it talks to.
 Target (issue 4, item 8): 2,000 applications prepared in under 10 minutes on this machine.
+Target (issue 23, item 5): 10,000 on PostgreSQL with 2 workers in under 15 minutes.
 """
 
 from __future__ import annotations
@@ -150,6 +157,107 @@ def one_night(
     }
 
 
+def one_night_workers(
+    url: str,
+    data: Path,
+    pg_url: str,
+    *,
+    applications: int,
+    seed: int,
+    latency_ms: float,
+    concurrency: int,
+    pdf: bool,
+    workers: int,
+) -> dict[str, Any]:
+    """Prepare one month with ``workers`` worker processes on PostgreSQL; returns the figures."""
+    from core.runs import SqlRunStore
+    from core.storage.models import Run, WorkItem
+
+    health = prepare_sandbox(url, seed, applications, latency_ms)
+    today = datetime.fromisoformat(str(health["today"])).date()
+    month = f"{today.year + today.month // 12}-{today.month % 12 + 1:02d}"
+    folder = Path(tempfile.mkdtemp(prefix=f"ronney-pg-{applications}-", dir=data))
+    with temporary_database(folder, pg_url) as db:
+        config = folder / "kollega.toml"
+        config.write_text(
+            "\n".join(
+                [
+                    f'database_url = "{db.url}"',
+                    f'var_dir = "{folder / "var"}"',
+                    "",
+                    "[worker]",
+                    f"concurrency = {concurrency}",
+                    "lease_seconds = 300",
+                    "item_timeout_seconds = 120",
+                    "poll_seconds = 0.5",
+                    "",
+                    "[robots.ronney]",
+                    f'month = "{month}"',
+                    f"pdf = {'true' if pdf else 'false'}",
+                    "",
+                    "[[tenants]]",
+                    f'code = "{TENANT.code}"',
+                    f'name = "{TENANT.name}"',
+                    f'connectors.eservice.base_url = "{url}/eservice"',
+                    f'connectors.registers.base_url = "{url}/registers"',
+                    "",
+                ]
+            )
+        )
+        runs = SqlRunStore(db, SystemClock())
+        runs.ensure_tenant(TENANT.code, TENANT.name)
+        run_id = runs.create(robot="ronney", tenant=TENANT.code, trigger="manual", actor="bench")
+        env = {**os.environ, "KOLLEGA_CONFIG": str(config), "KOLLEGA_LOGGING__LEVEL": "WARNING"}
+        started = time.perf_counter()
+        procs = [
+            subprocess.Popen([sys.executable, "-m", "core.cli", "worker"], cwd=ROOT, env=env) for _ in range(workers)
+        ]
+        try:
+            while True:
+                time.sleep(1)
+                if any(p.poll() is not None for p in procs):
+                    raise SystemExit("a worker exited during the night")
+                with db.session() as s:
+                    run = s.get(Run, run_id)
+                    open_items = s.scalar(
+                        select(func.count())
+                        .select_from(WorkItem)
+                        .where(WorkItem.robot == "ronney", WorkItem.status.in_(["pending", "in_progress"]))
+                    )
+                    if run is not None and run.status.value not in ("queued", "running") and not open_items:
+                        break
+            seconds = time.perf_counter() - started
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(timeout=60)
+        with db.session() as s:
+            run = s.get(Run, run_id)
+            assert run is not None
+            by_status = dict(
+                s.execute(
+                    select(WorkItem.status, func.count()).where(WorkItem.robot == "ronney").group_by(WorkItem.status)
+                ).all()
+            )
+            reviews = s.scalars(select(ReviewItem).where(ReviewItem.queue == "ronney.application")).all()
+            calculated = sum(1 for r in reviews if (r.material or {}).get("calculation") is not None)
+            status = run.status.value
+    items = sum(by_status.values())
+    return {
+        "applications": applications,
+        "seconds": round(seconds, 1),
+        "applications_per_minute": round(applications / seconds * 60, 1),
+        "items_prepared": items,
+        "items_per_second_per_worker": round(items / seconds / workers, 2),
+        "items_by_status": {str(getattr(k, "value", k)): v for k, v in by_status.items()},
+        "share_with_proposed_amount": round(calculated / max(len(reviews), 1), 4),
+        "status": status,
+        "workers": workers,
+        "month": month,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit 1 when 2,000 applications took longer than the target."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -161,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sandbox-url", default=None, help="Use this running sandbox instead of starting one.")
     parser.add_argument("--data", type=Path, default=None, help="Folder for the databases and artifacts.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ronney.json")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--workers", type=int, default=1, help="Worker processes (PostgreSQL only).")
     args = parser.parse_args(argv)
     configure_logging("WARNING", "console")
     sizes = [int(x) for x in args.applications.split(",") if x.strip()]
@@ -174,15 +284,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for n in sizes:
             print(f"preparing a month of {n} applications …", flush=True)
-            r = one_night(
-                url.rstrip("/"),
-                data,
-                applications=n,
-                seed=args.seed,
-                latency_ms=args.latency_ms,
-                concurrency=args.concurrency,
-                pdf=not args.no_pdf,
-            )
+            common: dict[str, Any] = {
+                "applications": n,
+                "seed": args.seed,
+                "latency_ms": args.latency_ms,
+                "concurrency": args.concurrency,
+                "pdf": not args.no_pdf,
+            }
+            if args.backend == "postgresql":
+                pg_url = os.environ.get(
+                    "KOLLEGA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+                )
+                r = one_night_workers(url.rstrip("/"), data, pg_url, workers=args.workers, **common)
+                results.append(r)
+                print(
+                    f"  {n:>5} applications in {r['seconds']:>6.1f} s with {args.workers} workers on PostgreSQL: "
+                    f"{r['items_per_second_per_worker']} items/s per worker; with a proposed amount "
+                    f"{r['share_with_proposed_amount']:.1%}; items {r['items_by_status']}; run {r['status']}",
+                    flush=True,
+                )
+                continue
+            r = one_night(url.rstrip("/"), data, **common)
             results.append(r)
             print(
                 f"  {r['applications']:>5} applications in {r['seconds']:>6.1f} s = "
@@ -206,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "concurrency": args.concurrency,
             "pdf": not args.no_pdf,
-            "database": "sqlite",
+            "database": args.backend,
+            "workers": args.workers if args.backend == "postgresql" else 1,
             "sandbox": "own process" if proc else url,
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
