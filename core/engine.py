@@ -236,10 +236,20 @@ class Engine:
         self.stop_requested = True
 
     # -- helpers -----------------------------------------------------------------------
-    def robot_instance(self, name: str) -> Robot:
-        """Instantiate robot ``name`` with its validated settings section."""
+    def robot_instance(self, name: str, tenant: str | None = None) -> Robot:
+        """Instantiate robot ``name`` with its validated settings: the effective ones of ``tenant``.
+
+        One instance per run: a municipality's ``[tenants.robots.<name>]`` keys lie over the
+        deployment's ``[robots.<name>]``, and its secrets are its own.
+        """
         cls = self.registry.get(name)
-        return cls(self.settings.robot_settings(name, cls.settings_model))
+        return cls(self.settings.robot_settings(name, cls.settings_model, tenant))
+
+    async def _load_secrets(self, robot: Robot) -> None:
+        """Read the robot's secrets now (env, file, Vault): a rotated one is used without a restart."""
+        from core.vault import load_secrets
+
+        await asyncio.to_thread(load_secrets, robot.settings, self.settings.vault)
 
     def _check_tenant(self, tenant: str) -> None:
         known = {t.code for t in self.settings.tenants}
@@ -289,13 +299,13 @@ class Engine:
             # A queued run (from the scheduler) whose robot or tenant is broken still ends visibly.
             try:
                 self._check_tenant(tenant)
-                robot = self.robot_instance(robot_name)
+                robot = self.robot_instance(robot_name, tenant)
             except KollegaError as exc:
                 await asyncio.to_thread(self.runs.finish, run_id, RunStatus.failed, _new_counts(), exc.message)
                 return RunSummary(run_id, robot_name, tenant, RunStatus.failed, _new_counts(), exc.message)
         else:
             self._check_tenant(tenant)
-            robot = self.robot_instance(robot_name)
+            robot = self.robot_instance(robot_name, tenant)
         lease = self.settings.worker.lease_seconds
         owner = self.owner
         if run_id is None:
@@ -316,6 +326,8 @@ class Engine:
             log.info("run started", trigger=trigger, dry_run=dry_run)
             heart = asyncio.create_task(self._run_heartbeat(run_id, owner, counts, halt))
             try:
+                # Secrets are read as the run starts; one that cannot be read fails the run, named.
+                await self._load_secrets(robot)
                 if dry_run:
                     await self._dry_run(robot, ctx, counts, limit, progress)
                 else:
@@ -382,10 +394,11 @@ class Engine:
 
     async def drain(self, robot_name: str, tenant: str) -> dict[str, int]:
         """Without collecting: carry out decisions and process items that fell due (worker duty)."""
-        robot = self.robot_instance(robot_name)
+        robot = self.robot_instance(robot_name, tenant)
         ctx = self.context(robot, tenant, None, False)
         counts = _new_counts()
         try:
+            await self._load_secrets(robot)
             await self._reap(robot, tenant, counts)
             await self._callbacks(robot, ctx, None)
             await self._process_all(robot, ctx, counts, lambda _e, _c: None, None, wait_for_retries=False)

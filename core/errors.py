@@ -6,7 +6,8 @@ ever need to know this tree::
 
     KollegaError
     ├── ConfigError                 bad or missing configuration (CLI exit code 2)
-    │   └── DatabaseNotMigrated     the schema is older than the code: run `kollega db upgrade`
+    │   ├── DatabaseNotMigrated     the schema is older than the code: run `kollega db upgrade`
+    │   └── SecretUnavailable       a secret reference (env, file, vault) cannot be read now
     ├── PluginError                 a robot plugin failed to import or is not a valid Robot
     ├── RobotError                  raised by a robot while processing a work item
     │   ├── BusinessError           bad or missing data: never retried, goes to a person
@@ -92,6 +93,12 @@ class DatabaseNotMigrated(ConfigError):
     """The database schema is not up to date: run `kollega db upgrade`."""
 
     code = "db_not_migrated"
+
+
+class SecretUnavailable(ConfigError):
+    """A secret reference cannot be read: its variable, file or vault entry is missing or refused."""
+
+    code = "secret_unavailable"
 
 
 class PluginError(KollegaError):

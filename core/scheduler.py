@@ -30,7 +30,7 @@ import asyncio
 import re
 import tomllib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -365,10 +365,21 @@ def _swedish_holidays(year: int) -> dict[date, tuple[str, ...]]:
     return {day: tuple(calendar.get_list(day)) for day in calendar}
 
 
-def skip_reason(schedule: Schedule, local_date: date, scheduler_settings: SchedulerSettings) -> str | None:
-    """Why the calendar skips ``local_date`` ("Julafton", "Lördag" …), or None when it runs."""
+def skip_reason(
+    schedule: Schedule,
+    local_date: date,
+    scheduler_settings: SchedulerSettings,
+    days_off: Mapping[date, str] | None = None,
+) -> str | None:
+    """Why the calendar skips ``local_date`` ("Julafton", "Lördag" …), or None when it runs.
+
+    ``days_off`` are a municipality's own non-working days (``[[tenants]] days_off``:
+    klämdagar, local closures), skipped like public holidays with their own reason.
+    """
     if schedule.calendar == "all":
         return None
+    if days_off and local_date in days_off:
+        return days_off[local_date]
     for name in _swedish_holidays(local_date.year).get(local_date, ()):
         setting = _EVE_SETTINGS.get(name)
         if setting is None or getattr(scheduler_settings, setting):
@@ -419,11 +430,20 @@ class Scheduler:
         return self._record(schedule, slot, trigger, RunStatus.queued, None)
 
     def _record(self, schedule: Schedule, slot: str, trigger: str, status: RunStatus, error: str | None) -> list[int]:
-        reason = skip_reason(schedule, parse_slot(slot).date(), self.settings.scheduler)
+        day = parse_slot(slot).date()
+        reason = skip_reason(schedule, day, self.settings.scheduler)
         if reason is not None:
             # Nothing was lost on a day the calendar skips, even during downtime.
             status, error = RunStatus.skipped, reason
         tenants = self.tenant_codes(schedule)
+        # A municipality's own days off (klämdagar, local closures) skip its share only.
+        local_off: dict[str, str] = {}
+        if status in (RunStatus.queued, RunStatus.missed):
+            for tenant in tenants:
+                found = self.settings.tenant(tenant)
+                own = skip_reason(schedule, day, self.settings.scheduler, found.days_off if found else None)
+                if own is not None:
+                    local_off[tenant] = own
         # Operations staff of a municipality can pause its share of a schedule from the
         # dashboard: that tenant's slots are recorded as skipped; the other tenants run on.
         paused: dict[str, str] = {}
@@ -440,11 +460,11 @@ class Scheduler:
                 robot=schedule.robot,
                 tenant=tenant,
                 trigger=trigger,
-                status=RunStatus.skipped if tenant in paused else status,
+                status=RunStatus.skipped if tenant in paused or tenant in local_off else status,
                 schedule=schedule.name,
                 slot=slot,
                 deadline_at=deadline,
-                error=paused.get(tenant, error),
+                error=local_off.get(tenant, paused.get(tenant, error)),
                 actor="system:scheduler",
             )
             if run_id is not None:
