@@ -260,6 +260,11 @@ class SchedulerSettings(BaseModel):
     schedules_dir: Path = Field(default=PROJECT_ROOT / "schedules", description="Folder of schedule TOML files.")
     misfire_grace_seconds: int = Field(default=3600, ge=1, description="How late a slot may still start.")
     leader_lease_seconds: int = Field(default=60, ge=5, description="Leader lock lease; a standby takes over after it.")
+    reload_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="How often the running scheduler looks for edited, added or removed schedule files.",
+    )
     julafton_is_holiday: bool = Field(
         default=True, description="Treat 24 December as a holiday in the 'workdays' calendar."
     )

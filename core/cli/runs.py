@@ -26,6 +26,7 @@ from core.cli.common import (
 )
 from core.clock import SystemClock
 from core.engine import Engine, RunSummary
+from core.errors import ConfigError
 from core.registry import Registry
 from core.storage.models import ItemStatus, WorkItem
 
@@ -207,16 +208,20 @@ def worker_cmd(once: bool = typer.Option(False, "--once", help="Stop when there 
 
 
 def scheduler_cmd() -> None:
-    """Create runs from schedules/*.toml at their times (one leader; catches up after downtime)."""
+    """Create runs from schedules/*.toml at their times (one leader; catches up after downtime).
+
+    Edited, added and removed schedule files are noticed while it runs ([scheduler]
+    reload_seconds); a broken file is logged and the others keep running.
+    """
     import core.scheduler as sched
     from core.engine import worker_id
 
     settings = load_cli_settings()
     db = open_database(settings)
     engine = build_engine(settings, db)
-    scheduler = sched.Scheduler(
-        db, settings, sched.installed_schedules(settings, registry()), engine.clock, worker_id()
-    )
+    if not settings.scheduler.schedules_dir.is_dir():
+        raise ConfigError(f"schedules folder {settings.scheduler.schedules_dir} does not exist")
+    scheduler = sched.Scheduler.from_folder(db, settings, registry(), engine.clock, worker_id())
     serve_until_signal(scheduler.serve)
 
 
