@@ -39,7 +39,8 @@ ever need to know this tree::
     │   ├── CsrfError               a form without a valid CSRF token or from another origin: 403 (core.web.auth)
     │   ├── OidcError               an OpenID Connect login could not be completed (core.web.oidc)
     │   ├── PasswordPolicyError     a new password too short, too common or breached (core.web.passwords)
-    │   └── UserAdminError          a user-admin request the admin can correct (core.web.useradmin)
+    │   ├── UserAdminError          a user-admin request the admin can correct (core.web.useradmin)
+    │   └── ScheduleEditError       a schedule change from the dashboard that does not validate (core.web.schedule_edit)
     └── ApiError                    an error answer of a simulated system (sandbox.common)
 
 Each class has a stable ``code`` of its own (stored in ``work_items.error_code`` when an

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from core import audit
-from core.errors import ConfigError
-from core.scheduler import load_schedules, next_slots
+from core.schedule_files import FileProblem, scan
+from core.scheduler import next_slots
 from core.storage.models import Artifact, ItemStatus, Run, RunStatus, WorkItem
 from core.storage.web_models import ALL_TENANTS, ReviewTiming, SchedulePause
 from core.web.auth import NotFound
@@ -232,6 +232,12 @@ class ScheduleRow:
     paused_at: datetime | None = None
     #: The person's tenants on this schedule whose share is paused (a pause is per tenant).
     paused_tenants: list[str] = field(default_factory=list)
+    #: The schedule file (in schedules/) and what the dashboard may change in it.
+    file: str = ""
+    window_end: str = ""
+    calendar: str = "all"
+    #: Every tenant the schedule covers: changing it changes it for all of them.
+    all_tenants: list[str] = field(default_factory=list)
 
     @property
     def paused(self) -> bool:
@@ -244,18 +250,24 @@ class ScheduleRow:
 
 
 def schedules(ctx: WebContext, tenants: set[str]) -> tuple[list[ScheduleRow], str | None]:
-    """Schedules touching the person's tenants, and a problem reading them (if any)."""
-    rows, _all, problem = _schedules(ctx, tenants)
-    return rows, problem
+    """Schedules touching the person's tenants, and the problems of broken files (if any) in one text."""
+    rows, _all, problems = _schedules(ctx, tenants)
+    return rows, "; ".join(f"{p.file}: {p.message}" for p in problems) or None
 
 
-def _schedules(ctx: WebContext, tenants: set[str]) -> tuple[list[ScheduleRow], dict[str, list[str]], str | None]:
+def schedule_problems(ctx: WebContext) -> list[FileProblem]:
+    """The schedule files that do not validate: each is reported, the others run."""
+    return _schedules(ctx, set())[2]
+
+
+def _schedules(
+    ctx: WebContext, tenants: set[str]
+) -> tuple[list[ScheduleRow], dict[str, list[str]], list[FileProblem]]:
     # Also every tenant of each schedule (not only the person's): needed to split an old all-tenant pause.
     codes = {t.code for t in ctx.settings.tenants} | tenants
-    try:
-        found = load_schedules(ctx.settings.scheduler.schedules_dir, robots=None, tenants=codes)
-    except ConfigError as exc:
-        return [], {}, exc.message
+    # File by file, as the running scheduler reads them: one broken file hides none of the others.
+    folder = scan(ctx.settings.scheduler.schedules_dir, robots=set(ctx.registry.robots) or None, tenants=codes)
+    found = list(folder.schedules.values())
     with ctx.db.session() as s:
         pauses = {(p.schedule, p.tenant): p for p in s.scalars(select(SchedulePause)).all()}
     now = ctx.clock()
@@ -283,9 +295,13 @@ def _schedules(ctx: WebContext, tenants: set[str]) -> tuple[list[ScheduleRow], d
                 latest.paused_by if latest else None,
                 latest.paused_at if latest else None,
                 sorted(own),
+                folder.files.get(sch.name, ""),
+                sch.window_end,
+                sch.calendar,
+                sch_tenants,
             )
         )
-    return rows, everyone, None
+    return rows, everyone, folder.problems
 
 
 def set_paused(
@@ -342,15 +358,18 @@ def set_paused(
     return targets
 
 
-def run_now(ctx: WebContext, tenants: set[str], robot: str, tenant: str, actor: str) -> int:
-    """Queue a manual run of ``robot`` for ``tenant``; a worker picks it up."""
+def run_now(ctx: WebContext, tenants: set[str], robot: str, tenant: str, actor: str, *, dry_run: bool = False) -> int:
+    """Queue a manual run of ``robot`` for ``tenant`` (a dry run writes nothing outside); a worker picks it up.
+
+    Audited by the run store as ``run.queued`` with the person as actor (and ``dry_run``).
+    """
     if tenant not in tenants or robot not in ctx.registry.robots:
         raise NotFound()
     configured = {t.code: t for t in ctx.settings.tenants}
     if tenant in configured:
         t = configured[tenant]
         ctx.runs.ensure_tenant(t.code, t.name, t.ops_email)
-    run_id = ctx.runs.create(robot=robot, tenant=tenant, trigger="manual", actor=actor)
+    run_id = ctx.runs.create(robot=robot, tenant=tenant, trigger="manual", actor=actor, dry_run=dry_run)
     assert run_id is not None  # manual runs have no slot, so no unique conflict
     return run_id
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from core.storage.models import Tenant
 from core.storage.web_models import Role, User, UserRole
 from core.transitions import can_cancel, can_retry
-from core.web import alerts, dashboard, decisions, inbox, useradmin
+from core.web import alerts, dashboard, decisions, inbox, schedule_edit, useradmin
 from core.web.auth import Forbidden, NotFound, Principal
 from core.web.charts import stacked_bars
 from core.web.deps import RowId, WebContext, csrf_guard, current_principal, redirect, render, request_lang, web_context
@@ -178,9 +178,50 @@ def schedules_page(request: Request, p: Person) -> HTMLResponse:
     """Schedules with their next run; pause, resume, run now."""
     ctx = web_context(request)
     tenants = ops_tenants(p)
-    rows, problem = dashboard.schedules(ctx, tenants)
+    rows, _problem = dashboard.schedules(ctx, tenants)
     robots = {name: cls.display_name for name, cls in sorted(ctx.registry.robots.items())}
-    return render(request, "schedules.html", schedules=rows, problem=problem, robots=robots, tenants=sorted(tenants))
+    return render(
+        request,
+        "schedules.html",
+        schedules=rows,
+        file_problems=dashboard.schedule_problems(ctx),
+        robots=robots,
+        tenants=sorted(tenants),
+    )
+
+
+@router.post("/ops/schedules/{name}/edit")
+def edit_schedule(
+    request: Request,
+    p: Person,
+    name: str,
+    cron: Annotated[str, Form(max_length=200)],
+    window_end: Annotated[str, Form(max_length=5)],
+    calendar: Annotated[str, Form(max_length=20)] = "all",
+    enabled: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """Change a schedule's time, window, calendar or state: written back to its file, audited."""
+    ctx = web_context(request)
+    _ = translator(request_lang(request))
+    try:
+        changed = schedule_edit.change_schedule(
+            ctx,
+            ops_tenants(p),
+            name,
+            cron=cron,
+            window_end=window_end,
+            calendar=calendar,
+            enabled=enabled == "on",
+            actor=p.actor,
+        )
+    except schedule_edit.ScheduleEditError as exc:
+        ctx.auth.set_flash(p, _(exc.message))
+        return redirect("/ops/schedules")
+    ctx.auth.set_flash(
+        p,
+        _("Schemat är ändrat; schemaläggaren använder det från nästa körning.") if changed else _("Inget ändrades."),
+    )
+    return redirect("/ops/schedules")
 
 
 @router.post("/ops/schedules/{name}/pause")
@@ -208,11 +249,19 @@ def resume(request: Request, p: Person, name: str, tenant: Annotated[str, Form(m
 
 
 @router.post("/ops/run-now")
-def run_now(request: Request, p: Person, robot: Annotated[str, Form()], tenant: Annotated[str, Form()]) -> Response:
-    """Queue a manual run; a worker starts it."""
+def run_now(
+    request: Request,
+    p: Person,
+    robot: Annotated[str, Form()],
+    tenant: Annotated[str, Form()],
+    dry_run: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """Queue a manual run (or a dry run, which writes nothing to other systems); a worker starts it."""
     ctx = web_context(request)
-    run_id = dashboard.run_now(ctx, ops_tenants(p), robot, tenant, p.actor)
-    ctx.auth.set_flash(p, translator(request_lang(request))("Körning {id} är köad.", id=run_id))
+    dry = dry_run == "on"
+    run_id = dashboard.run_now(ctx, ops_tenants(p), robot, tenant, p.actor, dry_run=dry)
+    _ = translator(request_lang(request))
+    ctx.auth.set_flash(p, _("Provkörning {id} är köad.", id=run_id) if dry else _("Körning {id} är köad.", id=run_id))
     return redirect(f"/ops/runs/{run_id}")
 
 
