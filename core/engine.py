@@ -39,6 +39,7 @@ from core.logging import error_text, redact_text
 from core.records import IN_PROCESS_OWNER, ReviewKind, RunStatus, WorkItemView
 from core.registry import Registry
 from core.robot import Carried, Done, NeedsReview, NewItem, Robot
+from core.runlog import CURRENT_RUN_LOG, RunLogBuffer, code_hash, ensure_run_log_processor
 from core.settings import Settings
 from core.transitions import RetryPolicy
 
@@ -189,6 +190,8 @@ class Engine:
         self.stop_requested = False
         for t in settings.tenants:
             self.runs.ensure_tenant(t.code, t.name, t.ops_email)
+        # Runs keep their own log even where logging was never configured (tests, embedding).
+        ensure_run_log_processor()
 
     @classmethod
     def from_database(
@@ -317,6 +320,55 @@ class Engine:
             owner = IN_PROCESS_OWNER + self.owner  # no worker may resume it: abandoned if we die
         assert run_id is not None
         await asyncio.to_thread(self.runs.start, run_id, owner, lease)
+        await self._record_version(run_id, robot)
+        # What the run logs is kept with it (redacted, bounded): every task and thread started
+        # from here inherits the buffer (core.runlog). A run taken over from a dead worker
+        # goes on numbering its log after what that worker stored.
+        stored = await asyncio.to_thread(self.runs.run_log, run_id, limit=10**9) if owner == self.owner else []
+        buffer = RunLogBuffer(
+            self.clock, self.settings.worker.run_log_max_entries, start=stored[-1].seq if stored else 0
+        )
+        token = CURRENT_RUN_LOG.set(buffer)
+        try:
+            return await self._run_started(
+                robot, robot_name, tenant, run_id, owner, trigger, dry_run, limit, on_progress
+            )
+        finally:
+            CURRENT_RUN_LOG.reset(token)
+            await self._flush_log(run_id, buffer)
+
+    async def _record_version(self, run_id: int, robot: Robot) -> None:
+        """Store the robot's distribution version and code hash on the run; a failure here is only logged."""
+        try:
+            version = self.registry.versions.get(robot.name)
+            digest = await asyncio.to_thread(code_hash, type(robot))
+            await asyncio.to_thread(self.runs.record_version, run_id, version, digest)
+        except Exception:
+            log.warning("recording the robot's version failed", exc_info=True)
+
+    async def _flush_log(self, run_id: int, buffer: RunLogBuffer) -> None:
+        """Write the run's pending log entries to the run store (a failure loses only log lines, logged)."""
+        entries, dropped = buffer.drain()
+        if not entries and not dropped:
+            return
+        try:
+            await asyncio.to_thread(self.runs.append_log, run_id, entries, dropped)
+        except Exception:
+            log.warning("storing the run's log failed", entries=len(entries), exc_info=True)
+
+    async def _run_started(
+        self,
+        robot: Robot,
+        robot_name: str,
+        tenant: str,
+        run_id: int,
+        owner: str,
+        trigger: str,
+        dry_run: bool,
+        limit: int | None,
+        on_progress: ProgressCallback | None,
+    ) -> RunSummary:
+        """The run after its row is started: stages, failure handling, the finish record."""
         counts = _new_counts()
         ctx = self.context(robot, tenant, run_id, dry_run)
         progress = on_progress or (lambda _e, _c: None)
@@ -324,7 +376,7 @@ class Engine:
         halt = _Halt()
         with structlog.contextvars.bound_contextvars(robot=robot_name, tenant=tenant, run_id=run_id):
             log.info("run started", trigger=trigger, dry_run=dry_run)
-            heart = asyncio.create_task(self._run_heartbeat(run_id, owner, counts, halt))
+            heart = asyncio.create_task(self._run_heartbeat(run_id, owner, counts, halt, CURRENT_RUN_LOG.get()))
             try:
                 # Secrets are read as the run starts; one that cannot be read fails the run, named.
                 await self._load_secrets(robot)
@@ -406,10 +458,14 @@ class Engine:
             await self._close_resources(ctx)
         return counts
 
-    async def _run_heartbeat(self, run_id: int, owner: str, counts: dict[str, int], halt: _Halt) -> None:
+    async def _run_heartbeat(
+        self, run_id: int, owner: str, counts: dict[str, int], halt: _Halt, buffer: RunLogBuffer | None = None
+    ) -> None:
         lease = self.settings.worker.lease_seconds
         while True:
             await asyncio.sleep(max(lease / 3, 0.05))
+            if buffer is not None:
+                await self._flush_log(run_id, buffer)  # a run's page shows its log while it runs
             try:
                 await asyncio.to_thread(self.runs.heartbeat, run_id, lease, dict(counts), owner=owner)
             except LeaseLost:  # another worker resumed the run: stop claiming, record nothing

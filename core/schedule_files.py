@@ -55,7 +55,9 @@ def _digest(path: Path) -> str | None:
         return None
 
 
-def scan(folder: Path, *, robots: set[str] | None, tenants: set[str], previous: ScheduleFolder | None = None) -> ScheduleFolder:
+def scan(
+    folder: Path, *, robots: set[str] | None, tenants: set[str], previous: ScheduleFolder | None = None
+) -> ScheduleFolder:
     """Read the folder; a broken file is a problem, and its last good schedule (from ``previous``) stays."""
     result = ScheduleFolder()
     if not folder.is_dir():

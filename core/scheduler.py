@@ -506,9 +506,9 @@ class Scheduler:
         aps = self.aps
         assert aps is not None
         for name, schedule in old.items():
-            if schedule.enabled and (name not in new or not new[name].enabled):
-                if aps.get_job(name) is not None:
-                    aps.remove_job(name)
+            gone = name not in new or not new[name].enabled
+            if schedule.enabled and gone and aps.get_job(name) is not None:
+                aps.remove_job(name)
         for name, schedule in new.items():
             if not schedule.enabled:
                 continue

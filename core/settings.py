@@ -239,6 +239,12 @@ class WorkerSettings(BaseModel):
         description="Lease of a write's target lock, renewed while held: a dead holder frees the target after it.",
     )
     poll_seconds: float = Field(default=5, gt=0, description="How often an idle `kollega worker` looks for work.")
+    run_log_max_entries: int = Field(
+        default=5000,
+        ge=0,
+        description="Log entries (INFO and above, redacted) kept with each run for its page; more are counted, "
+        "not kept.",
+    )
     retry_wait_seconds: float = Field(
         default=300,
         ge=0,
@@ -461,7 +467,9 @@ class Settings(BaseSettings):
 
     def robot_settings(self, name: str, model: type[BaseModel], tenant: str | None = None) -> BaseModel:
         """Validate and return robot ``name``'s effective section (for ``tenant``) with its settings model."""
-        where = f"tenants.{tenant}.robots.{name}" if tenant and name in self._tenant_robots(tenant) else f"robots.{name}"
+        where = (
+            f"tenants.{tenant}.robots.{name}" if tenant and name in self._tenant_robots(tenant) else f"robots.{name}"
+        )
         try:
             return model.model_validate(self.robot_section(name, tenant))
         except ValidationError as exc:

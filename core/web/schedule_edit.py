@@ -58,7 +58,12 @@ def change_schedule(
         raise NotFound()
     if not set(row.all_tenants) <= tenants:
         raise Forbidden()
-    changes = {"cron": " ".join(cron.split()), "window_end": window_end.strip(), "calendar": calendar, "enabled": enabled}
+    changes = {
+        "cron": " ".join(cron.split()),
+        "window_end": window_end.strip(),
+        "calendar": calendar,
+        "enabled": enabled,
+    }
     codes = {t.code for t in ctx.settings.tenants} | tenants
     try:
         before, after = write_schedule(

@@ -71,7 +71,10 @@ class TestReload:
             (folder / "typo.toml").unlink()
             (folder / "nightly.toml").write_text(NIGHTLY, encoding="utf-8")
             assert scheduler.reload() == {"added": [], "removed": [], "changed": ["nightly"]}
-        assert {e["file"] for e in logs if e["event"] == "scheduler.schedule_file_fixed"} == {"nightly.toml", "typo.toml"}
+        assert {e["file"] for e in logs if e["event"] == "scheduler.schedule_file_fixed"} == {
+            "nightly.toml",
+            "typo.toml",
+        }
         assert not any(e["event"] == "scheduler.schedule_file_invalid" for e in logs)  # each problem once
 
     def test_a_name_taken_twice_is_a_problem_of_the_second_file(self, tmp_path: Path) -> None:
@@ -137,9 +140,7 @@ class TestWriteBack:
         ("changes", "named"),
         [({"cron": "61 1 * * *"}, "cron"), ({"window_end": "25:00"}, "window_end"), ({"robot": "other"}, "robot")],
     )
-    def test_a_bad_change_leaves_the_file_as_it_was(
-        self, tmp_path: Path, changes: dict[str, str], named: str
-    ) -> None:
+    def test_a_bad_change_leaves_the_file_as_it_was(self, tmp_path: Path, changes: dict[str, str], named: str) -> None:
         folder = folder_with(tmp_path, nightly=NIGHTLY)
         with pytest.raises(ConfigError, match=named):
             write_schedule(folder, "nightly.toml", changes, robots={"example"}, tenants={"0000"})

@@ -139,7 +139,9 @@ class PayrollLoginRobot(Robot[PayrollLoginSettings]):
         return Done({})
 
 
-def _engine(tmp_path: Path, vault: VaultSettings, tenants_robots: dict[str, dict[str, Any]]) -> tuple[Engine, MemoryStores]:
+def _engine(
+    tmp_path: Path, vault: VaultSettings, tenants_robots: dict[str, dict[str, Any]]
+) -> tuple[Engine, MemoryStores]:
     stores = MemoryStores(FakeClock())
     tenants = [
         t.model_copy(update={"robots": {"payrolllogin": tenants_robots[t.code]} if t.code in tenants_robots else {}})

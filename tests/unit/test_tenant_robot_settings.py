@@ -120,7 +120,6 @@ class TestRobotsCommand:
         result = CliRunner().invoke(app, ["robots", "--tenant", "1081"])
         assert result.exit_code == 0 and "Lönelisa" in result.output and "tenants.1081" in result.output
 
-
     def test_invalid_settings_exit_2_naming_the_key(self, config: Path, capsys: pytest.CaptureFixture[str]) -> None:
         config.write_text(CONFIG.replace("contexts = 5", "contexts = 0"), encoding="utf-8")
         assert main(["robots", "--tenant", "1081"]) == 2
