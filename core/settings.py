@@ -467,13 +467,17 @@ class Settings(BaseSettings):
 
     def robot_settings(self, name: str, model: type[BaseModel], tenant: str | None = None) -> BaseModel:
         """Validate and return robot ``name``'s effective section (for ``tenant``) with its settings model."""
-        where = (
-            f"tenants.{tenant}.robots.{name}" if tenant and name in self._tenant_robots(tenant) else f"robots.{name}"
-        )
+        own = set(self._tenant_robots(tenant).get(name, {})) if tenant else set()
         try:
             return model.model_validate(self.robot_section(name, tenant))
         except ValidationError as exc:
-            raise ConfigError(describe_validation_error(exc, prefix=where)) from None
+            # Each problem is named where its key was written: the municipality's section or the deployment's.
+            lines = []
+            for err in exc.errors():
+                loc = [str(p) for p in err["loc"] if p != "__root__"]
+                where = f"tenants.{tenant}.robots.{name}" if loc and loc[0] in own else f"robots.{name}"
+                lines.append(f"{'.'.join([where, *loc])}: {err['msg']}")
+            raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
 
     def _tenant_robots(self, tenant: str) -> dict[str, dict[str, Any]]:
         found = self.tenant(tenant)

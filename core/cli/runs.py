@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable, Sequence
-from datetime import timedelta
-from typing import Any
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -29,6 +29,10 @@ from core.engine import Engine, RunSummary
 from core.errors import ConfigError
 from core.registry import Registry
 from core.storage.models import ItemStatus, WorkItem
+
+if TYPE_CHECKING:
+    from core.scheduler import Schedule
+    from core.settings import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -225,6 +229,19 @@ def scheduler_cmd() -> None:
     serve_until_signal(scheduler.serve)
 
 
+def _own_days_off(settings: Settings, schedule: Schedule, day: date) -> list[str]:
+    """``kommunkod: reason`` for each of the schedule's municipalities whose own day off ``day`` is."""
+    import core.scheduler as sched
+
+    found = []
+    for code in sched.schedule_tenants(schedule, settings):
+        tenant = settings.tenant(code)
+        reason = sched.skip_reason(schedule, day, settings.scheduler, tenant.days_off if tenant else None)
+        if reason is not None:
+            found.append(f"{code}: {reason}")
+    return found
+
+
 def schedules_cmd(
     count: int = typer.Option(3, "--count", min=1, max=50, help="How many next fire times to show."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
@@ -243,7 +260,10 @@ def schedules_cmd(
         for _slot, when in sched.next_slots(s, now, count):
             local = when.astimezone(zone)
             skip = sched.skip_reason(s, local.date(), settings.scheduler)
-            nexts.append(local.strftime("%Y-%m-%d %H:%M %Z") + (f" (skipped: {skip})" if skip else ""))
+            # A municipality's own days off (klämdagar) skip only its share of the slot.
+            own = [] if skip else _own_days_off(settings, s, local.date())
+            note = f" (skipped: {skip})" if skip else (f" (skipped for {', '.join(own)})" if own else "")
+            nexts.append(local.strftime("%Y-%m-%d %H:%M %Z") + note)
         rows.append(
             {
                 "name": s.name,

@@ -95,6 +95,13 @@ class TestEffectiveSettings:
         with pytest.raises(ConfigError, match=r"tenants\.1081\.robots\.lonerobot\.contexts: .*less than or equal"):
             settings.check_robot_sections({"lonerobot": LoneSettings})
 
+    def test_a_bad_deployment_key_is_named_as_the_deployments(self, config: Path) -> None:
+        config.write_text(CONFIG.replace('username = "robot.harry"', "username = 5"), encoding="utf-8")
+        settings = load_settings(config)
+        with pytest.raises(ConfigError, match=r"robots\.lonerobot\.username") as caught:
+            settings.robot_settings("lonerobot", LoneSettings, "1081")
+        assert "tenants.1081" not in caught.value.message  # Ronneby overrides other keys, not this one
+
     def test_an_empty_display_name_is_refused(self, config: Path) -> None:
         config.write_text(CONFIG.replace('"Lönelisa"', '" "'), encoding="utf-8")
         with pytest.raises(ConfigError, match=r"tenants\.1081\.robots\.lonerobot\.display_name"):
