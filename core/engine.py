@@ -41,6 +41,7 @@ from core.logging import error_text, redact_text
 from core.records import IN_PROCESS_OWNER, ReviewKind, RunStatus, WorkItemView
 from core.registry import Registry
 from core.robot import Carried, Done, NeedsReview, NewItem, Robot
+from core.runlog import CURRENT_RUN_LOG, RunLogBuffer, code_hash, ensure_run_log_processor
 from core.settings import Settings
 from core.transitions import RetryPolicy
 
@@ -192,6 +193,8 @@ class Engine:
         self._group_commits: dict[str, GroupCommit] = {}
         for t in settings.tenants:
             self.runs.ensure_tenant(t.code, t.name, t.ops_email)
+        # Runs keep their own log even where logging was never configured (tests, embedding).
+        ensure_run_log_processor()
 
     @classmethod
     def from_database(
@@ -239,10 +242,20 @@ class Engine:
         self.stop_requested = True
 
     # -- helpers -----------------------------------------------------------------------
-    def robot_instance(self, name: str) -> Robot:
-        """Instantiate robot ``name`` with its validated settings section."""
+    def robot_instance(self, name: str, tenant: str | None = None) -> Robot:
+        """Instantiate robot ``name`` with its validated settings: the effective ones of ``tenant``.
+
+        One instance per run: a municipality's ``[tenants.robots.<name>]`` keys lie over the
+        deployment's ``[robots.<name>]``, and its secrets are its own.
+        """
         cls = self.registry.get(name)
-        return cls(self.settings.robot_settings(name, cls.settings_model))
+        return cls(self.settings.robot_settings(name, cls.settings_model, tenant))
+
+    async def _load_secrets(self, robot: Robot) -> None:
+        """Read the robot's secrets now (env, file, Vault): a rotated one is used without a restart."""
+        from core.vault import load_secrets
+
+        await asyncio.to_thread(load_secrets, robot.settings, self.settings.vault)
 
     def _check_tenant(self, tenant: str) -> None:
         known = {t.code for t in self.settings.tenants}
@@ -292,13 +305,13 @@ class Engine:
             # A queued run (from the scheduler) whose robot or tenant is broken still ends visibly.
             try:
                 self._check_tenant(tenant)
-                robot = self.robot_instance(robot_name)
+                robot = self.robot_instance(robot_name, tenant)
             except KollegaError as exc:
                 await asyncio.to_thread(self.runs.finish, run_id, RunStatus.failed, _new_counts(), exc.message)
                 return RunSummary(run_id, robot_name, tenant, RunStatus.failed, _new_counts(), exc.message)
         else:
             self._check_tenant(tenant)
-            robot = self.robot_instance(robot_name)
+            robot = self.robot_instance(robot_name, tenant)
         lease = self.settings.worker.lease_seconds
         owner = self.owner
         if run_id is None:
@@ -310,6 +323,55 @@ class Engine:
             owner = IN_PROCESS_OWNER + self.owner  # no worker may resume it: abandoned if we die
         assert run_id is not None
         await asyncio.to_thread(self.runs.start, run_id, owner, lease)
+        await self._record_version(run_id, robot)
+        # What the run logs is kept with it (redacted, bounded): every task and thread started
+        # from here inherits the buffer (core.runlog). A run taken over from a dead worker
+        # goes on numbering its log after what that worker stored.
+        stored = await asyncio.to_thread(self.runs.run_log, run_id, limit=10**9) if owner == self.owner else []
+        buffer = RunLogBuffer(
+            self.clock, self.settings.worker.run_log_max_entries, start=stored[-1].seq if stored else 0
+        )
+        token = CURRENT_RUN_LOG.set(buffer)
+        try:
+            return await self._run_started(
+                robot, robot_name, tenant, run_id, owner, trigger, dry_run, limit, on_progress
+            )
+        finally:
+            CURRENT_RUN_LOG.reset(token)
+            await self._flush_log(run_id, buffer)
+
+    async def _record_version(self, run_id: int, robot: Robot) -> None:
+        """Store the robot's distribution version and code hash on the run; a failure here is only logged."""
+        try:
+            version = self.registry.versions.get(robot.name)
+            digest = await asyncio.to_thread(code_hash, type(robot))
+            await asyncio.to_thread(self.runs.record_version, run_id, version, digest)
+        except Exception:
+            log.warning("recording the robot's version failed", exc_info=True)
+
+    async def _flush_log(self, run_id: int, buffer: RunLogBuffer) -> None:
+        """Write the run's pending log entries to the run store (a failure loses only log lines, logged)."""
+        entries, dropped = buffer.drain()
+        if not entries and not dropped:
+            return
+        try:
+            await asyncio.to_thread(self.runs.append_log, run_id, entries, dropped)
+        except Exception:
+            log.warning("storing the run's log failed", entries=len(entries), exc_info=True)
+
+    async def _run_started(
+        self,
+        robot: Robot,
+        robot_name: str,
+        tenant: str,
+        run_id: int,
+        owner: str,
+        trigger: str,
+        dry_run: bool,
+        limit: int | None,
+        on_progress: ProgressCallback | None,
+    ) -> RunSummary:
+        """The run after its row is started: stages, failure handling, the finish record."""
         counts = _new_counts()
         ctx = self.context(robot, tenant, run_id, dry_run)
         progress = on_progress or (lambda _e, _c: None)
@@ -317,8 +379,10 @@ class Engine:
         halt = _Halt()
         with structlog.contextvars.bound_contextvars(robot=robot_name, tenant=tenant, run_id=run_id):
             log.info("run started", trigger=trigger, dry_run=dry_run)
-            heart = asyncio.create_task(self._run_heartbeat(run_id, owner, counts, halt))
+            heart = asyncio.create_task(self._run_heartbeat(run_id, owner, counts, halt, CURRENT_RUN_LOG.get()))
             try:
+                # Secrets are read as the run starts; one that cannot be read fails the run, named.
+                await self._load_secrets(robot)
                 if dry_run:
                     await self._dry_run(robot, ctx, counts, limit, progress)
                 else:
@@ -385,10 +449,11 @@ class Engine:
 
     async def drain(self, robot_name: str, tenant: str) -> dict[str, int]:
         """Without collecting: carry out decisions and process items that fell due (worker duty)."""
-        robot = self.robot_instance(robot_name)
+        robot = self.robot_instance(robot_name, tenant)
         ctx = self.context(robot, tenant, None, False)
         counts = _new_counts()
         try:
+            await self._load_secrets(robot)
             await self._reap(robot, tenant, counts)
             await self._callbacks(robot, ctx, None)
             await self._process_all(robot, ctx, counts, lambda _e, _c: None, None, wait_for_retries=False)
@@ -396,10 +461,14 @@ class Engine:
             await self._close_resources(ctx)
         return counts
 
-    async def _run_heartbeat(self, run_id: int, owner: str, counts: dict[str, int], halt: _Halt) -> None:
+    async def _run_heartbeat(
+        self, run_id: int, owner: str, counts: dict[str, int], halt: _Halt, buffer: RunLogBuffer | None = None
+    ) -> None:
         lease = self.settings.worker.lease_seconds
         while True:
             await asyncio.sleep(max(lease / 3, 0.05))
+            if buffer is not None:
+                await self._flush_log(run_id, buffer)  # a run's page shows its log while it runs
             try:
                 await asyncio.to_thread(self.runs.heartbeat, run_id, lease, dict(counts), owner=owner)
             except LeaseLost:  # another worker resumed the run: stop claiming, record nothing

@@ -6,7 +6,8 @@ ever need to know this tree::
 
     KollegaError
     ├── ConfigError                 bad or missing configuration (CLI exit code 2)
-    │   └── DatabaseNotMigrated     the schema is older than the code: run `kollega db upgrade`
+    │   ├── DatabaseNotMigrated     the schema is older than the code: run `kollega db upgrade`
+    │   └── SecretUnavailable       a secret reference (env, file, vault) cannot be read now
     ├── PluginError                 a robot plugin failed to import or is not a valid Robot
     ├── RobotError                  raised by a robot while processing a work item
     │   ├── BusinessError           bad or missing data: never retried, goes to a person
@@ -38,7 +39,8 @@ ever need to know this tree::
     │   ├── CsrfError               a form without a valid CSRF token or from another origin: 403 (core.web.auth)
     │   ├── OidcError               an OpenID Connect login could not be completed (core.web.oidc)
     │   ├── PasswordPolicyError     a new password too short, too common or breached (core.web.passwords)
-    │   └── UserAdminError          a user-admin request the admin can correct (core.web.useradmin)
+    │   ├── UserAdminError          a user-admin request the admin can correct (core.web.useradmin)
+    │   └── ScheduleEditError       a schedule change from the dashboard that does not validate (core.web.schedule_edit)
     └── ApiError                    an error answer of a simulated system (sandbox.common)
 
 Each class has a stable ``code`` of its own (stored in ``work_items.error_code`` when an
@@ -92,6 +94,12 @@ class DatabaseNotMigrated(ConfigError):
     """The database schema is not up to date: run `kollega db upgrade`."""
 
     code = "db_not_migrated"
+
+
+class SecretUnavailable(ConfigError):
+    """A secret reference cannot be read: its variable, file or vault entry is missing or refused."""
+
+    code = "secret_unavailable"
 
 
 class PluginError(KollegaError):

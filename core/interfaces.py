@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         ReviewKind,
         ReviewState,
         ReviewView,
+        RunLogEntry,
         RunStatus,
         WaitingDecision,
         WorkItemView,
@@ -175,6 +176,12 @@ class RunRecord(Protocol):
     def lease_until(self) -> datetime | None: ...
     @property
     def error(self) -> str | None: ...
+    @property
+    def robot_version(self) -> str | None: ...
+    @property
+    def code_hash(self) -> str | None: ...
+    @property
+    def log_dropped(self) -> int: ...
 
 
 class AuditRecord(Protocol):
@@ -330,6 +337,28 @@ class WorkItemStore(Protocol):
 
     def cancel(self, item_id: int, *, actor: str) -> bool:
         """Operations cancel a pending, failed or uncertain item, withdrawing its problem reports (one transaction)."""
+        ...
+
+    def bulk_failed(
+        self,
+        action: str,
+        tenants: Collection[str],
+        *,
+        actor: str,
+        robot: str | None = None,
+        status: ItemStatus | None = None,
+        error_code: str | None = None,
+        run_id: int | None = None,
+        limit: int = 1000,
+    ) -> list[int]:
+        """Retry or cancel (``action``) every failed item of ``tenants`` matching the filter; the ids changed.
+
+        Failed means :data:`core.transitions.BULK_FAILED` (``status`` narrows it to one of
+        them). Each item goes as :meth:`retry` or :meth:`cancel` would take it (its own
+        audit events, problem reports withdrawn); then one ``items.bulk_retried`` or
+        ``items.bulk_cancelled`` event per tenant names the filter and the items. ValueError
+        for an unknown action or a status that is not a failure.
+        """
         ...
 
     def get(self, item_id: int) -> ItemRecord | None:
@@ -495,6 +524,20 @@ class RunStore(Protocol):
 
     def last_slot(self, schedule: str) -> str | None:
         """The latest slot recorded for a schedule."""
+        ...
+
+    def record_version(self, run_id: int, version: str | None, code_hash: str | None) -> None:
+        """Store the robot's distribution version and code hash on the run (as it starts)."""
+        ...
+
+    def append_log(self, run_id: int, entries: Sequence[RunLogEntry], dropped: int = 0) -> None:
+        """Add entries (already redacted, in seq order) to the run's log; ``dropped`` more were not kept."""
+        ...
+
+    def run_log(
+        self, run_id: int, *, level: str | None = None, item_id: int | None = None, limit: int = 2000
+    ) -> list[RunLogEntry]:
+        """The run's log in order: entries of ``level`` or above, of ``item_id`` only when given."""
         ...
 
 

@@ -159,8 +159,11 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None
         else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     shared = _shared_processors()
+    from core.runlog import run_log_processor
+
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # After redaction: a run's own log (core.runlog) keeps what the sinks would print.
+        processors=[*shared, run_log_processor, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,

@@ -24,7 +24,7 @@ from core.review import lock_reviews_of, resolve_uncertain, withdraw_problem_rep
 from core.robot import Done
 from core.storage.db import Database
 from core.storage.models import ItemStatus, ReviewItem, ReviewKind, ReviewState, WorkItem
-from core.transitions import CANCELLABLE, REQUEUEABLE, RETRYABLE
+from core.transitions import CANCELLABLE, REQUEUEABLE, RETRYABLE, bulk_details, bulk_statuses
 
 #: What a claim returns: the columns of a WorkItemView.
 RETURNING = (
@@ -313,3 +313,46 @@ class ItemOperations:
                 now=now,
             )
             return True
+
+    def bulk_failed(
+        self,
+        action: str,
+        tenants: Collection[str],
+        *,
+        actor: str,
+        robot: str | None = None,
+        status: ItemStatus | None = None,
+        error_code: str | None = None,
+        run_id: int | None = None,
+        limit: int = 1000,
+    ) -> list[int]:
+        """Retry or cancel every failed item of ``tenants`` matching the filter (see the port); the ids changed."""
+        statuses = bulk_statuses(action, status)
+        stmt = select(WorkItem.id, WorkItem.tenant).where(
+            WorkItem.tenant.in_(list(tenants)), WorkItem.status.in_(statuses)
+        )
+        if robot:
+            stmt = stmt.where(WorkItem.robot == robot)
+        if error_code:
+            stmt = stmt.where(WorkItem.error_code == error_code)
+        if run_id is not None:
+            stmt = stmt.where(WorkItem.run_id == run_id)
+        with self.db.session() as s:
+            found = s.execute(stmt.order_by(WorkItem.id).limit(limit)).all()
+        step = self.retry if action == "retry" else self.cancel
+        changed: dict[str, list[int]] = {}
+        for item_id, tenant in found:
+            if step(int(item_id), actor=actor):  # each in its own transaction, as one by one
+                changed.setdefault(str(tenant), []).append(int(item_id))
+        now = self.clock.now()
+        with self.db.session() as s:
+            for tenant, ids in sorted(changed.items()):
+                audit.append(
+                    s,
+                    actor=actor,
+                    action=f"items.bulk_{'retried' if action == 'retry' else 'cancelled'}",
+                    tenant=tenant,
+                    details=bulk_details(ids, robot, statuses, error_code, run_id),
+                    now=now,
+                )
+        return sorted(i for ids in changed.values() for i in ids)

@@ -209,3 +209,27 @@ def failure_summary(review_id: int, title: str, message: str | None) -> str:
         f"Beslutet i ärende {review_id} ({title}) kunde inte verkställas: {message or GENERAL_FAILURE} "
         "Du kan försöka igen från ärendet, eller genomföra beslutet för hand i verksamhetssystemet."
     )
+
+
+#: Log levels a run's log keeps, lowest first (DEBUG is never kept: it is for a developer's terminal).
+RUN_LOG_LEVELS = ("info", "warning", "error", "critical")
+
+
+@dataclass(frozen=True)
+class RunLogEntry:
+    """One entry of a run's structured log, as stored: redacted, bounded, in order (``seq``)."""
+
+    seq: int
+    at: datetime
+    level: str
+    event: str
+    item_id: int | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def levels_from(level: str) -> tuple[str, ...]:
+    """The kept levels at or above ``level`` (``"warning"`` → warning, error, critical); ValueError if unknown."""
+    level = level.lower()
+    if level not in RUN_LOG_LEVELS:
+        raise ValueError(f"unknown log level {level!r}; one of {', '.join(RUN_LOG_LEVELS)}")
+    return RUN_LOG_LEVELS[RUN_LOG_LEVELS.index(level) :]

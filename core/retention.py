@@ -7,7 +7,9 @@ Three categories, each with a period per tenant (``[retention]`` for the deploym
   payload, result, error text, the person's comment and the personnummer are cleared;
 - **review items** decided (or expired, resolved, withdrawn) more than ``review_days``
   ago: material, summary, decision comment, comments and the personnummer are cleared;
-- **artifacts** (screenshots, page snapshots) older than ``artifact_days`` are deleted.
+- **artifacts** (screenshots, page snapshots) older than ``artifact_days`` are deleted;
+- **run logs** of runs that finished more than ``work_item_days`` ago are deleted (they
+  name the items they worked on); the run rows, with the robot's version, stay.
 
 Rows stay, with their status, times and counts, so the dashboard's statistics still add
 up; the audit and access log is not touched (it holds no payloads) and still verifies.
@@ -29,12 +31,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from core import audit
 from core.settings import Settings, TenantSettings
 from core.storage.db import Database
-from core.storage.models import Artifact, ItemStatus, ReviewComment, ReviewItem, ReviewState, WorkItem
+from core.storage.models import Artifact, ItemStatus, ReviewComment, ReviewItem, ReviewState, Run, RunLog, WorkItem
 
 #: Audit actions that are reads of personal data: the access log that must be kept and checked.
 ACCESS_ACTIONS = ("data.read", "review.opened", "artifact.opened", "audit.searched", "audit.exported")
@@ -63,6 +65,8 @@ class TenantPurge:
     work_items: int = 0
     review_items: int = 0
     artifacts: int = 0
+    #: Run log entries deleted (a run's log follows the work-item period: it names items).
+    run_log_entries: int = 0
     files: list[str] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -115,12 +119,13 @@ def purge(
         with db.session() as s:
             if work_days is not None:
                 result.work_items = _purge_items(s, tenant.code, now - timedelta(days=work_days), now, dry_run)
+                result.run_log_entries = _purge_run_logs(s, tenant.code, now - timedelta(days=work_days), dry_run)
             if review_days is not None:
                 result.review_items = _purge_reviews(s, tenant.code, now - timedelta(days=review_days), now, dry_run)
             result.artifacts, result.files = _purge_artifacts(
                 s, tenant.code, now - timedelta(days=artifact_days), now, dry_run
             )
-            if not dry_run and (result.work_items or result.review_items or result.artifacts):
+            if not dry_run and (result.work_items or result.review_items or result.artifacts or result.run_log_entries):
                 audit.append(
                     s, actor=actor, action="retention.purged", tenant=tenant.code, details=result.as_dict(), now=now
                 )
@@ -154,6 +159,15 @@ def _purge_items(s: Any, tenant: str, cutoff: datetime, now: datetime, dry_run: 
                 .execution_options(synchronize_session=False)
             )
     return len(ids)
+
+
+def _purge_run_logs(s: Any, tenant: str, cutoff: datetime, dry_run: bool) -> int:
+    """The logs of ``tenant``'s runs that finished before ``cutoff``: deleted (the run rows stay)."""
+    runs = select(Run.id).where(Run.tenant == tenant, Run.finished_at < cutoff)
+    found = int(s.scalar(select(func.count()).select_from(RunLog).where(RunLog.run_id.in_(runs))) or 0)
+    if found and not dry_run:
+        s.execute(delete(RunLog).where(RunLog.run_id.in_(runs)).execution_options(synchronize_session=False))
+    return found
 
 
 def _purge_reviews(s: Any, tenant: str, cutoff: datetime, now: datetime, dry_run: bool) -> int:

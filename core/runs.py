@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
@@ -17,9 +17,9 @@ from core.clock import Clock, SystemClock
 from core.errors import LeaseLost
 from core.logging import redact_text
 from core.queue_ops import lease_end, lease_now
-from core.records import IN_PROCESS_OWNER
+from core.records import IN_PROCESS_OWNER, RunLogEntry, levels_from
 from core.storage.db import Database
-from core.storage.models import Run, RunStatus, Tenant
+from core.storage.models import Run, RunLog, RunStatus, Tenant
 
 COUNT_FIELDS = ("collected", "done", "needs_review", "failed_business", "failed_application", "uncertain", "retried")
 
@@ -294,6 +294,58 @@ class SqlRunStore:
                 .limit(1)
             )
 
+    def record_version(self, run_id: int, version: str | None, code_hash: str | None) -> None:
+        """Store the robot's distribution version and code hash on the run (as it starts)."""
+        with self.db.session() as s:
+            s.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(robot_version=(version or None) and version[:100], code_hash=code_hash)
+                .execution_options(synchronize_session=False)
+            )
+
+    def append_log(self, run_id: int, entries: Sequence[RunLogEntry], dropped: int = 0) -> None:
+        """Add entries (already redacted, in seq order) to the run's log; ``dropped`` more were not kept."""
+        if not entries and not dropped:
+            return
+        with self.db.session() as s:
+            if entries:
+                s.execute(
+                    insert(RunLog),
+                    [
+                        {
+                            "run_id": run_id,
+                            "seq": e.seq,
+                            "at": e.at,
+                            "level": e.level,
+                            "event": e.event[:500],
+                            "item_id": e.item_id,
+                            "fields": e.fields,
+                        }
+                        for e in entries
+                    ],
+                )
+            if dropped:
+                s.execute(
+                    update(Run)
+                    .where(Run.id == run_id)
+                    .values(log_dropped=Run.log_dropped + dropped)
+                    .execution_options(synchronize_session=False)
+                )
+
+    def run_log(
+        self, run_id: int, *, level: str | None = None, item_id: int | None = None, limit: int = 2000
+    ) -> list[RunLogEntry]:
+        """The run's log in order: entries of ``level`` or above, of ``item_id`` only when given."""
+        stmt = select(RunLog).where(RunLog.run_id == run_id)
+        if level is not None:
+            stmt = stmt.where(RunLog.level.in_(levels_from(level)))
+        if item_id is not None:
+            stmt = stmt.where(RunLog.item_id == item_id)
+        with self.db.session() as s:
+            rows = s.scalars(stmt.order_by(RunLog.seq).limit(limit)).all()
+            return [RunLogEntry(r.seq, r.at, r.level, r.event, r.item_id, dict(r.fields or {})) for r in rows]
+
     def as_dict(self, run: Run) -> dict[str, Any]:
         """A JSON-friendly view of a run."""
         return {
@@ -310,4 +362,6 @@ class SqlRunStore:
             "started_at": run.started_at.isoformat() if run.started_at else None,
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
             "error": run.error,
+            "robot_version": run.robot_version,
+            "code_hash": run.code_hash,
         }

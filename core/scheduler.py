@@ -30,7 +30,7 @@ import asyncio
 import re
 import tomllib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -61,6 +61,7 @@ from core.storage.web_models import schedule_pause
 if TYPE_CHECKING:
     from core.clock import Clock
     from core.registry import Registry
+    from core.schedule_files import FileProblem, ScheduleFolder
 
 log = get_logger("kollega.scheduler")
 
@@ -218,6 +219,41 @@ class Schedule(BaseModel):
         return time(int(hour), int(minute))
 
 
+def load_schedule_file(path: Path, *, robots: set[str] | None, tenants: set[str]) -> Schedule:
+    """Read one schedule file; ConfigError naming the file, key and problem."""
+    try:
+        with path.open("rb") as fh:
+            data: dict[str, Any] = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+    return parse_schedule(data, path, robots=robots, tenants=tenants)
+
+
+def parse_schedule(data: dict[str, Any], path: Path, *, robots: set[str] | None, tenants: set[str]) -> Schedule:
+    """A schedule file's content as a Schedule (named after ``path`` unless it says); ConfigError naming the key."""
+    data = {"name": path.stem, **data}
+    try:
+        schedule = Schedule.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
+    if robots is not None and schedule.robot not in robots:
+        raise ConfigError(
+            f"{path}: robot: unknown robot {schedule.robot!r}; installed: {', '.join(sorted(robots)) or 'none'}"
+        )
+    for code in schedule.tenants:
+        if code != "*" and code not in tenants:
+            raise ConfigError(
+                f"{path}: tenants: unknown tenant {code!r}; configured: {', '.join(sorted(tenants)) or 'none'}"
+            )
+    return schedule
+
+
 def load_schedules(folder: Path, *, robots: set[str] | None, tenants: set[str]) -> list[Schedule]:
     """Read every ``*.toml`` in ``folder``; ConfigError naming the file, key and problem.
 
@@ -228,31 +264,9 @@ def load_schedules(folder: Path, *, robots: set[str] | None, tenants: set[str]) 
     schedules: list[Schedule] = []
     seen: dict[str, Path] = {}
     for path in sorted(folder.glob("*.toml")):
-        try:
-            with path.open("rb") as fh:
-                data: dict[str, Any] = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-        data.setdefault("name", path.stem)
-        try:
-            schedule = Schedule.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg'].removeprefix('Value error, ')}"
-                for err in exc.errors()
-            )
-            raise ConfigError(f"{path}: {problems}") from None
+        schedule = load_schedule_file(path, robots=robots, tenants=tenants)
         if schedule.name in seen:
             raise ConfigError(f"{path}: name: schedule name {schedule.name!r} is already used by {seen[schedule.name]}")
-        if robots is not None and schedule.robot not in robots:
-            raise ConfigError(
-                f"{path}: robot: unknown robot {schedule.robot!r}; installed: {', '.join(sorted(robots)) or 'none'}"
-            )
-        for code in schedule.tenants:
-            if code != "*" and code not in tenants:
-                raise ConfigError(
-                    f"{path}: tenants: unknown tenant {code!r}; configured: {', '.join(sorted(tenants)) or 'none'}"
-                )
         seen[schedule.name] = path
         schedules.append(schedule)
     return schedules
@@ -365,10 +379,21 @@ def _swedish_holidays(year: int) -> dict[date, tuple[str, ...]]:
     return {day: tuple(calendar.get_list(day)) for day in calendar}
 
 
-def skip_reason(schedule: Schedule, local_date: date, scheduler_settings: SchedulerSettings) -> str | None:
-    """Why the calendar skips ``local_date`` ("Julafton", "Lördag" …), or None when it runs."""
+def skip_reason(
+    schedule: Schedule,
+    local_date: date,
+    scheduler_settings: SchedulerSettings,
+    days_off: Mapping[date, str] | None = None,
+) -> str | None:
+    """Why the calendar skips ``local_date`` ("Julafton", "Lördag" …), or None when it runs.
+
+    ``days_off`` are a municipality's own non-working days (``[[tenants]] days_off``:
+    klämdagar, local closures), skipped like public holidays with their own reason.
+    """
     if schedule.calendar == "all":
         return None
+    if days_off and local_date in days_off:
+        return days_off[local_date]
     for name in _swedish_holidays(local_date.year).get(local_date, ()):
         setting = _EVE_SETTINGS.get(name)
         if setting is None or getattr(scheduler_settings, setting):
@@ -380,10 +405,27 @@ def skip_reason(schedule: Schedule, local_date: date, scheduler_settings: Schedu
 class Scheduler:
     """Records runs for schedule slots; leads through a lease so only one process fires."""
 
-    def __init__(self, db: Database, settings: Settings, schedules: list[Schedule], clock: Clock, owner: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        schedules: list[Schedule],
+        clock: Clock,
+        owner: str,
+        *,
+        watch: ScheduleFolder | None = None,
+        robots: set[str] | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.schedules = {s.name: s for s in schedules}
+        #: The folder as last read, when this scheduler follows schedules/ (None: a fixed list).
+        self.folder = watch
+        self._robots = robots
+        self._fingerprint = watch.digests if watch is not None else None
+        self._reported: set[FileProblem] = set()
+        if watch is not None:
+            self._report(watch.problems)
         self.clock = clock
         self.owner = owner
         self.runs = SqlRunStore(db, clock)
@@ -400,6 +442,80 @@ class Scheduler:
         except IntegrityError:
             # Another process inserted the same tenant at the same moment; now it exists.
             self.runs.ensure_tenant(tenant.code, tenant.name, tenant.ops_email)
+
+    @classmethod
+    def from_folder(cls, db: Database, settings: Settings, registry: Registry, clock: Clock, owner: str) -> Scheduler:
+        """A scheduler following the schedules folder: a broken file is reported, the others run."""
+        from core.schedule_files import scan
+
+        robots = set(registry.robots)
+        found = scan(settings.scheduler.schedules_dir, robots=robots, tenants={t.code for t in settings.tenants})
+        return cls(db, settings, list(found.schedules.values()), clock, owner, watch=found, robots=robots)
+
+    # -- following the folder ----------------------------------------------------------
+    def _report(self, problems: list[FileProblem]) -> None:
+        current = set(problems)
+        for problem in sorted(current - self._reported, key=lambda p: p.file):
+            log.error(
+                "scheduler.schedule_file_invalid",
+                file=problem.file,
+                problem=problem.message,
+                kept=problem.kept,
+                note="the last good version stays in force" if problem.kept else "this file schedules nothing",
+            )
+        for problem in sorted(self._reported - current, key=lambda p: p.file):
+            if not any(p.file == problem.file for p in current):
+                log.info("scheduler.schedule_file_fixed", file=problem.file)
+        self._reported = current
+
+    def reload(self) -> dict[str, list[str]] | None:
+        """Re-read the folder if a file was edited, added or removed; apply it. What changed, or None.
+
+        Every file is validated on its own: a broken one is logged (and shown on the
+        dashboard's schedules page) while the others apply; a schedule whose file broke keeps
+        its last good version. A changed schedule takes effect from its next fire time.
+        """
+        if self.folder is None:
+            return None
+        from core.schedule_files import fingerprint, scan
+
+        folder = self.settings.scheduler.schedules_dir
+        prints = fingerprint(folder)
+        if prints == self._fingerprint:
+            return None
+        self._fingerprint = prints
+        tenants = {t.code for t in self.settings.tenants}
+        found = scan(folder, robots=self._robots, tenants=tenants, previous=self.folder)
+        self.folder = found
+        self._report(found.problems)
+        old, new = self.schedules, found.schedules
+        changes = {
+            "added": sorted(set(new) - set(old)),
+            "removed": sorted(set(old) - set(new)),
+            "changed": sorted(n for n in set(old) & set(new) if old[n] != new[n]),
+        }
+        self.schedules = dict(new)
+        if self.aps is not None:
+            self._apply(old, new)
+        if any(changes.values()):
+            log.info("scheduler.schedules_reloaded", **changes)
+        return changes
+
+    def _apply(self, old: dict[str, Schedule], new: dict[str, Schedule]) -> None:
+        """Bring the running APScheduler's jobs in line with ``new``: each from its next fire time."""
+        aps = self.aps
+        assert aps is not None
+        for name, schedule in old.items():
+            gone = name not in new or not new[name].enabled
+            if schedule.enabled and gone and aps.get_job(name) is not None:
+                aps.remove_job(name)
+        for name, schedule in new.items():
+            if not schedule.enabled:
+                continue
+            if aps.get_job(name) is None:
+                self._add_job(aps, schedule)
+            elif old.get(name) != schedule:
+                aps.reschedule_job(name, trigger=ScheduleTrigger(schedule))
 
     def enabled_schedules(self) -> list[Schedule]:
         """The schedules that fire."""
@@ -419,11 +535,20 @@ class Scheduler:
         return self._record(schedule, slot, trigger, RunStatus.queued, None)
 
     def _record(self, schedule: Schedule, slot: str, trigger: str, status: RunStatus, error: str | None) -> list[int]:
-        reason = skip_reason(schedule, parse_slot(slot).date(), self.settings.scheduler)
+        day = parse_slot(slot).date()
+        reason = skip_reason(schedule, day, self.settings.scheduler)
         if reason is not None:
             # Nothing was lost on a day the calendar skips, even during downtime.
             status, error = RunStatus.skipped, reason
         tenants = self.tenant_codes(schedule)
+        # A municipality's own days off (klämdagar, local closures) skip its share only.
+        local_off: dict[str, str] = {}
+        if status in (RunStatus.queued, RunStatus.missed):
+            for tenant in tenants:
+                found = self.settings.tenant(tenant)
+                own = skip_reason(schedule, day, self.settings.scheduler, found.days_off if found else None)
+                if own is not None:
+                    local_off[tenant] = own
         # Operations staff of a municipality can pause its share of a schedule from the
         # dashboard: that tenant's slots are recorded as skipped; the other tenants run on.
         paused: dict[str, str] = {}
@@ -440,11 +565,11 @@ class Scheduler:
                 robot=schedule.robot,
                 tenant=tenant,
                 trigger=trigger,
-                status=RunStatus.skipped if tenant in paused else status,
+                status=RunStatus.skipped if tenant in paused or tenant in local_off else status,
                 schedule=schedule.name,
                 slot=slot,
                 deadline_at=deadline,
-                error=paused.get(tenant, error),
+                error=local_off.get(tenant, paused.get(tenant, error)),
                 actor="system:scheduler",
             )
             if run_id is not None:
@@ -585,7 +710,9 @@ class Scheduler:
 
     # -- the long-running process ------------------------------------------------------
     async def _fire_due(self, name: str) -> None:
-        schedule = self.schedules[name]
+        schedule = self.schedules.get(name)
+        if schedule is None or not schedule.enabled:
+            return  # removed or switched off by a reload since the job was due
         if not self.is_leader:
             log.info("scheduler.standby_skip", schedule=name, owner=self.owner)
             return
@@ -606,34 +733,52 @@ class Scheduler:
         # pickles jobs and deletes any it cannot unpickle.
         aps = AsyncIOScheduler(timezone=UTC, jobstores={"default": MemoryJobStore()})
         for schedule in self.enabled_schedules():
-            # APScheduler's default grace is 1 s: a nightly job a little late would be dropped.
-            aps.add_job(
-                self._fire_due,
-                trigger=ScheduleTrigger(schedule),
-                args=(schedule.name,),
-                id=schedule.name,
-                name=f"{schedule.robot}:{schedule.name}",
-                jobstore="default",
-                misfire_grace_time=self.settings.scheduler.misfire_grace_seconds,
-                coalesce=True,
-                max_instances=1,
-            )
+            self._add_job(aps, schedule)
         return aps
+
+    def _add_job(self, aps: AsyncIOScheduler, schedule: Schedule) -> None:
+        # APScheduler's default grace is 1 s: a nightly job a little late would be dropped.
+        aps.add_job(
+            self._fire_due,
+            trigger=ScheduleTrigger(schedule),
+            args=(schedule.name,),
+            id=schedule.name,
+            name=f"{schedule.robot}:{schedule.name}",
+            jobstore="default",
+            misfire_grace_time=self.settings.scheduler.misfire_grace_seconds,
+            coalesce=True,
+            max_instances=1,
+        )
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Lead or stand by, catch up, and fire every enabled schedule until ``stop`` is set."""
         renew_every = self.settings.scheduler.leader_lease_seconds / 3
+        reload_every = self.settings.scheduler.reload_seconds
         await self._contend()  # catches up first when this instance leads
         aps = self.build_aps()
         aps.start()
         self.aps = aps
         log.info("scheduler.started", owner=self.owner, schedules=[j.id for j in aps.get_jobs()])
+        loop = asyncio.get_running_loop()
+        next_renew = loop.time() + renew_every
+        next_reload = loop.time() + reload_every
         try:
             while not stop.is_set():
+                wait = max(0.0, min(next_renew, next_reload) - loop.time())
                 try:
-                    await asyncio.wait_for(stop.wait(), timeout=renew_every)
+                    await asyncio.wait_for(stop.wait(), timeout=wait)
                 except TimeoutError:
-                    await self._contend()
+                    if loop.time() >= next_reload and self.folder is not None:
+                        next_reload = loop.time() + reload_every
+                        try:
+                            # On the loop itself: APScheduler's jobs are changed from its own thread (a
+                            # few small files; reading them is quicker than a thread hop's bookkeeping).
+                            self.reload()
+                        except Exception:
+                            log.exception("scheduler.reload_failed", owner=self.owner)
+                    if loop.time() >= next_renew:
+                        next_renew = loop.time() + renew_every
+                        await self._contend()
         finally:
             if aps.running:
                 aps.shutdown(wait=False)

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from core.errors import ConfigError
+from core.errors import ConfigError, SecretUnavailable
 
 #: The key of a deployment's ``[connectors.<system>]`` that lists the municipalities sharing it.
 SHARED_KEY = "shared_by"
@@ -26,44 +36,125 @@ LOCAL_SECTIONS = frozenset({"browser"})
 #: The repository (or installation) root: config/, schedules/ and var/ live below it.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "kollega.toml"
+#: The key of a robot section naming the robot for people (not one of its settings).
+DISPLAY_NAME_KEY = "display_name"
 
 
 class SecretRef(BaseModel):
-    """A reference to a secret held outside the configuration: an env var or a file."""
+    """A reference to a secret held outside the configuration: an env var, a file or a Vault entry.
+
+    ``{vault = "path#key"}`` names key ``key`` of the KV v2 secret ``path`` under the mount
+    ``[vault] mount_point`` (see :mod:`core.vault`). The engine reads every secret of a
+    robot's settings when a run starts (:func:`core.vault.load_secrets`), so a rotated
+    secret is used from the next run on; :meth:`resolve` then returns what was read.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     env: str | None = Field(default=None, description="Name of the environment variable holding the secret.")
     file: Path | None = Field(default=None, description="Path of a file holding the secret (e.g. a Docker secret).")
+    vault: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.\-/]+#[A-Za-z0-9_.\-]+$",
+        description="A HashiCorp Vault KV v2 entry, 'path#key' (path under [vault] mount_point).",
+    )
+    #: The value read when the run started (None: read at each resolve()).
+    _loaded: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
     def _refuse_inline(cls, data: Any) -> Any:
         if isinstance(data, str):
-            raise ValueError('secrets must be given by reference, {env = "NAME"} or {file = "/path"}, never inline')
+            raise ValueError(
+                'secrets must be given by reference, {env = "NAME"}, {file = "/path"} or '
+                '{vault = "path#key"}, never inline'
+            )
         return data
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("a secret reference needs exactly one of 'env' or 'file'")
+        if sum(v is not None for v in (self.env, self.file, self.vault)) != 1:
+            raise ValueError("a secret reference needs exactly one of 'env', 'file' or 'vault'")
         return self
 
-    def resolve(self) -> str:
-        """Read the secret now; a missing secret is a ConfigError naming the reference."""
+    @property
+    def reference(self) -> str:
+        """The reference in words, for messages: ``env KOLLEGA_X``, ``file /p``, ``vault p#k``."""
+        if self.env is not None:
+            return f"env {self.env}"
+        if self.file is not None:
+            return f"file {self.file}"
+        return f"vault {self.vault}"
+
+    def read(self) -> str:
+        """Read the secret from its source now; SecretUnavailable naming the reference, never a value."""
         if self.env is not None:
             value = os.environ.get(self.env)
             if value is None:
-                raise ConfigError(f"secret environment variable {self.env} is not set")
+                raise SecretUnavailable(f"secret environment variable {self.env} is not set")
             return value
-        assert self.file is not None
-        try:
-            return self.file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"secret file {self.file} cannot be read: {exc.strerror}") from None
+        if self.file is not None:
+            try:
+                return self.file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise SecretUnavailable(f"secret file {self.file} cannot be read: {exc.strerror}") from None
+        from core.vault import read_vault_secret
+
+        assert self.vault is not None
+        return read_vault_secret(self.vault)
+
+    def load(self) -> None:
+        """Read the secret now and keep it for :meth:`resolve` (the engine does this as a run starts)."""
+        self._loaded = self.read()
+
+    def resolve(self) -> str:
+        """The secret: as loaded when the run started, else read now; SecretUnavailable when missing."""
+        if self._loaded is not None:
+            return self._loaded
+        return self.read()
+
+    def masked(self) -> str:
+        """The reference with the value hidden, for listings (``•••• (vault p#k)``)."""
+        return f"•••• ({self.reference})"
 
     def __repr__(self) -> str:
-        return f"SecretRef(env={self.env!r})" if self.env else f"SecretRef(file={str(self.file)!r})"
+        if self.env:
+            return f"SecretRef(env={self.env!r})"
+        if self.file:
+            return f"SecretRef(file={str(self.file)!r})"
+        return f"SecretRef(vault={self.vault!r})"
+
+
+class VaultSettings(BaseModel):
+    """Where secrets ``{vault = "path#key"}`` are read: a HashiCorp Vault KV v2 engine (``[vault]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(pattern=r"^https?://", description="Vault's address, e.g. https://vault.kommun.example:8200.")
+    auth: Literal["token", "approle"] = Field(default="token", description="How Kollega logs in: token or approle.")
+    token: SecretRef | None = Field(
+        default=None, description="For auth = token: the Vault token, by env or file reference."
+    )
+    role_id: str | None = Field(default=None, description="For auth = approle: the role's RoleID.")
+    secret_id: SecretRef | None = Field(
+        default=None, description="For auth = approle: the SecretID, by env or file reference."
+    )
+    approle_mount: str = Field(default="approle", description="The path the AppRole auth method is mounted at.")
+    mount_point: str = Field(default="secret", description="The path the KV version 2 engine is mounted at.")
+    namespace: str | None = Field(default=None, description="Vault Enterprise namespace; empty = none.")
+    ca_file: Path | None = Field(default=None, description="CA bundle to verify Vault's TLS certificate.")
+    timeout_seconds: float = Field(default=10, gt=0, description="How long one call to Vault may take.")
+
+    @model_validator(mode="after")
+    def _credentials_for_auth(self) -> VaultSettings:
+        for ref in (self.token, self.secret_id):
+            if ref is not None and ref.vault is not None:
+                raise ValueError("Vault's own credentials cannot come from Vault: use env or file")
+        if self.auth == "token" and self.token is None:
+            raise ValueError('auth = "token" needs token = { env = "NAME" } (or a file)')
+        if self.auth == "approle" and (self.role_id is None or self.secret_id is None):
+            raise ValueError('auth = "approle" needs role_id and secret_id = { env = "NAME" } (or a file)')
+        return self
 
 
 class RetentionSettings(BaseModel):
@@ -106,6 +197,16 @@ class TenantSettings(BaseModel):
         description="This municipality's own systems, one section per system; over [connectors.<system>] only "
         "when that one is shared with it (shared_by).",
     )
+    robots: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="This municipality's own robot settings, one section per robot ([tenants.robots.<name>]): "
+        "each key replaces the deployment's [robots.<name>] key; display_name names the robot here.",
+    )
+    days_off: dict[date, str] = Field(
+        default_factory=dict,
+        description="The municipality's own non-working days in the 'workdays' calendar (klämdagar, local "
+        'closures): date = "why", e.g. "2026-05-15" = "Klämdag".',
+    )
 
 
 class WorkerSettings(BaseModel):
@@ -138,6 +239,12 @@ class WorkerSettings(BaseModel):
         description="Lease of a write's target lock, renewed while held: a dead holder frees the target after it.",
     )
     poll_seconds: float = Field(default=5, gt=0, description="How often an idle `kollega worker` looks for work.")
+    run_log_max_entries: int = Field(
+        default=5000,
+        ge=0,
+        description="Log entries (INFO and above, redacted) kept with each run for its page; more are counted, "
+        "not kept.",
+    )
     retry_wait_seconds: float = Field(
         default=300,
         ge=0,
@@ -159,6 +266,11 @@ class SchedulerSettings(BaseModel):
     schedules_dir: Path = Field(default=PROJECT_ROOT / "schedules", description="Folder of schedule TOML files.")
     misfire_grace_seconds: int = Field(default=3600, ge=1, description="How late a slot may still start.")
     leader_lease_seconds: int = Field(default=60, ge=5, description="Leader lock lease; a standby takes over after it.")
+    reload_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="How often the running scheduler looks for edited, added or removed schedule files.",
+    )
     julafton_is_holiday: bool = Field(
         default=True, description="Treat 24 December as a holiday in the 'workdays' calendar."
     )
@@ -247,6 +359,9 @@ class Settings(BaseSettings):
         description="One section per external system, checked by its connector's settings model; with several "
         "municipalities, a section is used only by those its shared_by lists.",
     )
+    vault: VaultSettings | None = Field(
+        default=None, description='HashiCorp Vault, for secrets given as { vault = "path#key" }; empty = none.'
+    )
 
     def connector_section(self, system: str, tenant: str | None = None) -> dict[str, Any] | None:
         """The section of ``system`` that ``tenant``'s runs use; None when it declares none.
@@ -332,12 +447,80 @@ class Settings(BaseSettings):
         """The configured URL, or the embedded SQLite file under var/."""
         return self.database_url or f"sqlite:///{self.var_dir / 'kollega.db'}"
 
-    def robot_settings(self, name: str, model: type[BaseModel]) -> BaseModel:
-        """Validate and return robot ``name``'s section with its settings model."""
+    def tenant(self, code: str) -> TenantSettings | None:
+        """The ``[[tenants]]`` entry of kommunkod ``code``, if configured."""
+        return next((t for t in self.tenants if t.code == code), None)
+
+    def robot_section(self, name: str, tenant: str | None = None) -> dict[str, Any]:
+        """Robot ``name``'s effective section: ``[robots.<name>]`` with the tenant's keys over it.
+
+        A key a municipality gives (``[tenants.robots.<name>]`` in its ``[[tenants]]`` entry)
+        replaces the deployment's value of that key as a whole (a table too); the others stay.
+        ``display_name`` is not a setting of the robot and is left out.
+        """
+        section = dict(self.robots.get(name, {}))
+        found = self.tenant(tenant) if tenant is not None else None
+        if found is not None:
+            section.update(found.robots.get(name, {}))
+        section.pop(DISPLAY_NAME_KEY, None)
+        return section
+
+    def robot_settings(self, name: str, model: type[BaseModel], tenant: str | None = None) -> BaseModel:
+        """Validate and return robot ``name``'s effective section (for ``tenant``) with its settings model."""
+        own = set(self._tenant_robots(tenant).get(name, {})) if tenant else set()
         try:
-            return model.model_validate(self.robots.get(name, {}))
+            return model.model_validate(self.robot_section(name, tenant))
         except ValidationError as exc:
-            raise ConfigError(describe_validation_error(exc, prefix=f"robots.{name}")) from None
+            # Each problem is named where its key was written: the municipality's section or the deployment's.
+            lines = []
+            for err in exc.errors():
+                loc = [str(p) for p in err["loc"] if p != "__root__"]
+                where = f"tenants.{tenant}.robots.{name}" if loc and loc[0] in own else f"robots.{name}"
+                lines.append(f"{'.'.join([where, *loc])}: {err['msg']}")
+            raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
+
+    def _tenant_robots(self, tenant: str) -> dict[str, dict[str, Any]]:
+        found = self.tenant(tenant)
+        return found.robots if found is not None else {}
+
+    def robot_display_name(self, name: str, tenant: str | None, default: str) -> str:
+        """The name people of ``tenant`` see for robot ``name``: its ``display_name`` there, else ``default``."""
+        for section in (self._tenant_robots(tenant) if tenant else {}).get(name), self.robots.get(name):
+            value = (section or {}).get(DISPLAY_NAME_KEY)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+        return default
+
+    def check_robot_sections(self, models: Mapping[str, type[BaseModel]]) -> None:
+        """Validate every robot section, the deployment's and each municipality's effective one, at start.
+
+        ``models`` maps installed robot names to their settings models; a section of a robot
+        that is not installed is left alone (a broken plugin must not take the others down).
+        ConfigError naming every bad key (``tenants.1081.robots.harry.password: ...``).
+        """
+        problems: list[str] = []
+        for name, model in sorted(models.items()):
+            if name in self.robots:
+                problems += _problems(self.robot_settings, name, model, None)
+            for t in self.tenants:
+                if name in t.robots:
+                    problems += _problems(self.robot_settings, name, model, t.code)
+                    # A model that ignores unknown keys would let a misspelt override pass unseen.
+                    known = set(model.model_fields) | {DISPLAY_NAME_KEY}
+                    problems += [
+                        f"tenants.{t.code}.robots.{name}.{key}: not a setting of robot {name!r}"
+                        for key in sorted(set(t.robots[name]) - known)
+                        if model.model_config.get("extra") != "forbid"
+                    ]
+        for where, section in [(f"robots.{n}", sec) for n, sec in self.robots.items()] + [
+            (f"tenants.{t.code}.robots.{n}", sec) for t in self.tenants for n, sec in t.robots.items()
+        ]:
+            shown = section.get(DISPLAY_NAME_KEY)
+            if shown is not None and (not isinstance(shown, str) or not shown.strip()):
+                problems.append(f"{where}.{DISPLAY_NAME_KEY}: must be a non-empty string")
+        if problems:
+            text = "; ".join(p.removeprefix("invalid configuration: ") for p in problems)
+            raise ConfigError(f"invalid configuration: {text}")
 
     @classmethod
     def settings_customise_sources(
@@ -359,6 +542,14 @@ def _config_path() -> Path:
     if _config_override is not None:
         return _config_override
     return Path(os.environ.get("KOLLEGA_CONFIG", str(DEFAULT_CONFIG)))
+
+
+def _problems(check: Any, name: str, model: type[BaseModel], tenant: str | None) -> list[str]:
+    try:
+        check(name, model, tenant)
+    except ConfigError as exc:
+        return [exc.message]
+    return []
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
@@ -385,8 +576,12 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
     _config_override = path
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
     finally:
         _config_override = None
+    from core.vault import configure
+
+    configure(settings.vault)  # vault references resolved outside a run (the web app's) use it
+    return settings

@@ -47,6 +47,13 @@ MARKABLE_UNCERTAIN = frozenset({ItemStatus.in_progress})
 #: Only an uncertain item can be settled by a re-check, or released to a person.
 SETTLEABLE = frozenset({ItemStatus.uncertain})
 
+#: What a bulk retry or cancel on the items page acts on: items that failed. An uncertain item
+#: (its write may have happened) is never in a bulk action: a person looks at each one.
+BULK_FAILED = frozenset({ItemStatus.failed_business, ItemStatus.failed_application})
+
+#: The bulk actions operations may take on every failed item matching a filter.
+BULK_ACTIONS = ("retry", "cancel")
+
 #: What ``requeue`` accepts: a retry by operations, or a decision returned to the robot.
 REQUEUEABLE = RETRYABLE | RETURNABLE
 
@@ -118,3 +125,28 @@ def check_confirmations(material: dict[str, Any] | None, decision_data: dict[str
         raise ReviewError(
             "the approval needs a confirmation: " + "; ".join(missing), code="confirmation_required", missing=missing
         )
+
+
+def bulk_statuses(action: str, status: ItemStatus | None) -> list[ItemStatus]:
+    """The statuses a bulk ``action`` works on (``status`` narrows them); ValueError when not allowed."""
+    if action not in BULK_ACTIONS:
+        raise ValueError(f"unknown bulk action {action!r}; one of {', '.join(BULK_ACTIONS)}")
+    if status is not None and status not in BULK_FAILED:
+        raise ValueError(f"a bulk {action} works on failed items only, not {status.value!r}")
+    return [status] if status is not None else sorted(BULK_FAILED)
+
+
+def bulk_details(
+    ids: list[int], robot: str | None, statuses: list[ItemStatus], error_code: str | None, run_id: int | None
+) -> dict[str, object]:
+    """The audit details of a bulk action: the filter and the items it changed."""
+    return {
+        "filter": {
+            "robot": robot,
+            "status": [s.value for s in statuses],
+            "error_code": error_code,
+            "run_id": run_id,
+        },
+        "items": ids,
+        "count": len(ids),
+    }

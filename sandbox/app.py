@@ -29,7 +29,7 @@ from sandbox.state import SandboxData, SandboxOptions, SandboxState
 __all__ = ["OPTIONAL_SYSTEMS", "create_app", "generate_data"]
 
 #: Systems built in their own modules, included when present.
-OPTIONAL_SYSTEMS = ("payroll", "oidc")
+OPTIONAL_SYSTEMS = ("payroll", "oidc", "vault")
 
 
 def generate_data(seed: int, options: SandboxOptions) -> SandboxData:

@@ -72,8 +72,14 @@ def use_registry(reg: Registry | None) -> None:
 
 
 def build_engine(settings: Settings, db: Database) -> Engine:
-    """An engine on the database for the installed robots."""
-    return Engine.from_database(db, settings, registry())
+    """An engine on the database for the installed robots, their settings checked first.
+
+    Every robot's section, the deployment's and each municipality's effective one, is
+    validated here: a bad key stops the command at start, named, not a run at night.
+    """
+    reg = registry()
+    settings.check_robot_sections({name: cls.settings_model for name, cls in reg.robots.items()})
+    return Engine.from_database(db, settings, reg)
 
 
 def emit_json(data: Any) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable, Sequence
-from datetime import timedelta
-from typing import Any
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,8 +26,13 @@ from core.cli.common import (
 )
 from core.clock import SystemClock
 from core.engine import Engine, RunSummary
+from core.errors import ConfigError
 from core.registry import Registry
 from core.storage.models import ItemStatus, WorkItem
+
+if TYPE_CHECKING:
+    from core.scheduler import Schedule
+    from core.settings import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -207,17 +212,34 @@ def worker_cmd(once: bool = typer.Option(False, "--once", help="Stop when there 
 
 
 def scheduler_cmd() -> None:
-    """Create runs from schedules/*.toml at their times (one leader; catches up after downtime)."""
+    """Create runs from schedules/*.toml at their times (one leader; catches up after downtime).
+
+    Edited, added and removed schedule files are noticed while it runs ([scheduler]
+    reload_seconds); a broken file is logged and the others keep running.
+    """
     import core.scheduler as sched
     from core.engine import worker_id
 
     settings = load_cli_settings()
     db = open_database(settings)
     engine = build_engine(settings, db)
-    scheduler = sched.Scheduler(
-        db, settings, sched.installed_schedules(settings, registry()), engine.clock, worker_id()
-    )
+    if not settings.scheduler.schedules_dir.is_dir():
+        raise ConfigError(f"schedules folder {settings.scheduler.schedules_dir} does not exist")
+    scheduler = sched.Scheduler.from_folder(db, settings, registry(), engine.clock, worker_id())
     serve_until_signal(scheduler.serve)
+
+
+def _own_days_off(settings: Settings, schedule: Schedule, day: date) -> list[str]:
+    """``kommunkod: reason`` for each of the schedule's municipalities whose own day off ``day`` is."""
+    import core.scheduler as sched
+
+    found = []
+    for code in sched.schedule_tenants(schedule, settings):
+        tenant = settings.tenant(code)
+        reason = sched.skip_reason(schedule, day, settings.scheduler, tenant.days_off if tenant else None)
+        if reason is not None:
+            found.append(f"{code}: {reason}")
+    return found
 
 
 def schedules_cmd(
@@ -238,7 +260,10 @@ def schedules_cmd(
         for _slot, when in sched.next_slots(s, now, count):
             local = when.astimezone(zone)
             skip = sched.skip_reason(s, local.date(), settings.scheduler)
-            nexts.append(local.strftime("%Y-%m-%d %H:%M %Z") + (f" (skipped: {skip})" if skip else ""))
+            # A municipality's own days off (klämdagar) skip only its share of the slot.
+            own = [] if skip else _own_days_off(settings, s, local.date())
+            note = f" (skipped: {skip})" if skip else (f" (skipped for {', '.join(own)})" if own else "")
+            nexts.append(local.strftime("%Y-%m-%d %H:%M %Z") + note)
         rows.append(
             {
                 "name": s.name,

@@ -118,6 +118,30 @@ class Run(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_until: Mapped[datetime | None] = mapped_column()
     error: Mapped[str | None] = mapped_column(Text)
+    #: The robot's distribution version and a hash of its code when the run started.
+    robot_version: Mapped[str | None] = mapped_column(String(100))
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    #: Log entries not kept because the run's log reached its bound.
+    log_dropped: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class RunLog(Base):
+    """One entry of a run's structured log (redacted), kept by the retention rules."""
+
+    __tablename__ = "run_logs"
+    __table_args__ = (
+        UniqueConstraint("run_id", "seq", name="uq_run_logs_run_seq"),
+        Index("ix_run_logs_run_level", "run_id", "level"),
+        Index("ix_run_logs_run_item", "run_id", "item_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column()
+    level: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str] = mapped_column(String(500))
+    item_id: Mapped[int | None] = mapped_column(Integer)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
 
 class WorkItem(Base):

@@ -13,15 +13,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
 from core import audit
-from core.errors import ConfigError
-from core.scheduler import load_schedules, next_slots
+from core.schedule_files import FileProblem, scan
+from core.scheduler import next_slots
 from core.storage.models import Artifact, ItemStatus, Run, RunStatus, WorkItem
 from core.storage.web_models import ALL_TENANTS, ReviewTiming, SchedulePause
+from core.transitions import BULK_FAILED
 from core.web.auth import NotFound
 from core.web.deps import WebContext
 
@@ -232,6 +234,12 @@ class ScheduleRow:
     paused_at: datetime | None = None
     #: The person's tenants on this schedule whose share is paused (a pause is per tenant).
     paused_tenants: list[str] = field(default_factory=list)
+    #: The schedule file (in schedules/) and what the dashboard may change in it.
+    file: str = ""
+    window_end: str = ""
+    calendar: str = "all"
+    #: Every tenant the schedule covers: changing it changes it for all of them.
+    all_tenants: list[str] = field(default_factory=list)
 
     @property
     def paused(self) -> bool:
@@ -244,18 +252,22 @@ class ScheduleRow:
 
 
 def schedules(ctx: WebContext, tenants: set[str]) -> tuple[list[ScheduleRow], str | None]:
-    """Schedules touching the person's tenants, and a problem reading them (if any)."""
-    rows, _all, problem = _schedules(ctx, tenants)
-    return rows, problem
+    """Schedules touching the person's tenants, and the problems of broken files (if any) in one text."""
+    rows, _all, problems = _schedules(ctx, tenants)
+    return rows, "; ".join(f"{p.file}: {p.message}" for p in problems) or None
 
 
-def _schedules(ctx: WebContext, tenants: set[str]) -> tuple[list[ScheduleRow], dict[str, list[str]], str | None]:
+def schedule_problems(ctx: WebContext) -> list[FileProblem]:
+    """The schedule files that do not validate: each is reported, the others run."""
+    return _schedules(ctx, set())[2]
+
+
+def _schedules(ctx: WebContext, tenants: set[str]) -> tuple[list[ScheduleRow], dict[str, list[str]], list[FileProblem]]:
     # Also every tenant of each schedule (not only the person's): needed to split an old all-tenant pause.
     codes = {t.code for t in ctx.settings.tenants} | tenants
-    try:
-        found = load_schedules(ctx.settings.scheduler.schedules_dir, robots=None, tenants=codes)
-    except ConfigError as exc:
-        return [], {}, exc.message
+    # File by file, as the running scheduler reads them: one broken file hides none of the others.
+    folder = scan(ctx.settings.scheduler.schedules_dir, robots=set(ctx.registry.robots) or None, tenants=codes)
+    found = list(folder.schedules.values())
     with ctx.db.session() as s:
         pauses = {(p.schedule, p.tenant): p for p in s.scalars(select(SchedulePause)).all()}
     now = ctx.clock()
@@ -283,9 +295,13 @@ def _schedules(ctx: WebContext, tenants: set[str]) -> tuple[list[ScheduleRow], d
                 latest.paused_by if latest else None,
                 latest.paused_at if latest else None,
                 sorted(own),
+                folder.files.get(sch.name, ""),
+                sch.window_end,
+                sch.calendar,
+                sch_tenants,
             )
         )
-    return rows, everyone, None
+    return rows, everyone, folder.problems
 
 
 def set_paused(
@@ -342,15 +358,18 @@ def set_paused(
     return targets
 
 
-def run_now(ctx: WebContext, tenants: set[str], robot: str, tenant: str, actor: str) -> int:
-    """Queue a manual run of ``robot`` for ``tenant``; a worker picks it up."""
+def run_now(ctx: WebContext, tenants: set[str], robot: str, tenant: str, actor: str, *, dry_run: bool = False) -> int:
+    """Queue a manual run of ``robot`` for ``tenant`` (a dry run writes nothing outside); a worker picks it up.
+
+    Audited by the run store as ``run.queued`` with the person as actor (and ``dry_run``).
+    """
     if tenant not in tenants or robot not in ctx.registry.robots:
         raise NotFound()
     configured = {t.code: t for t in ctx.settings.tenants}
     if tenant in configured:
         t = configured[tenant]
         ctx.runs.ensure_tenant(t.code, t.name, t.ops_email)
-    run_id = ctx.runs.create(robot=robot, tenant=tenant, trigger="manual", actor=actor)
+    run_id = ctx.runs.create(robot=robot, tenant=tenant, trigger="manual", actor=actor, dry_run=dry_run)
     assert run_id is not None  # manual runs have no slot, so no unique conflict
     return run_id
 
@@ -376,6 +395,84 @@ def get_run(ctx: WebContext, tenants: set[str], run_id: int) -> tuple[Run, list[
             raise NotFound()
         items = list(s.scalars(select(WorkItem).where(WorkItem.run_id == run_id).order_by(WorkItem.id).limit(500)))
     return run, items
+
+
+@dataclass(frozen=True)
+class ItemFilter:
+    """Which failed items the items page shows and a bulk action takes: always inside the person's tenants."""
+
+    tenants: frozenset[str]
+    robot: str | None = None
+    status: ItemStatus | None = None
+    error_code: str | None = None
+    run_id: int | None = None
+
+    @classmethod
+    def parse(
+        cls, allowed: set[str], robot: str, status: str, error_code: str, tenant: str, run_id: int | None
+    ) -> ItemFilter:
+        """From the page's fields; an unknown status or a tenant outside ``allowed`` is NotFound."""
+        chosen: ItemStatus | None = None
+        if status:
+            try:
+                chosen = ItemStatus(status)
+            except ValueError:
+                raise NotFound() from None
+            if chosen not in BULK_FAILED:
+                raise NotFound()
+        if tenant and tenant not in allowed:
+            raise NotFound()
+        return cls(
+            frozenset([tenant] if tenant else allowed),
+            robot.strip() or None,
+            chosen,
+            error_code.strip() or None,
+            run_id,
+        )
+
+    def query(self) -> str:
+        """The filter as the items page's query string."""
+        fields = {
+            "robot": self.robot or "",
+            "status": self.status.value if self.status else "",
+            "error_code": self.error_code or "",
+            "tenant": next(iter(self.tenants)) if len(self.tenants) == 1 else "",
+            "run": str(self.run_id) if self.run_id else "",
+        }
+        return urlencode({k: v for k, v in fields.items() if v})
+
+
+#: Items the items page lists at most (a bulk action takes up to core.interfaces' limit).
+ITEMS_SHOWN = 200
+
+
+def failed_items(ctx: WebContext, chosen: ItemFilter) -> list[WorkItem]:
+    """The failed items matching ``chosen``, oldest first (at most :data:`ITEMS_SHOWN`)."""
+    stmt = select(WorkItem).where(
+        WorkItem.tenant.in_(sorted(chosen.tenants)),
+        WorkItem.status.in_([chosen.status] if chosen.status else sorted(BULK_FAILED)),
+    )
+    if chosen.robot:
+        stmt = stmt.where(WorkItem.robot == chosen.robot)
+    if chosen.error_code:
+        stmt = stmt.where(WorkItem.error_code == chosen.error_code)
+    if chosen.run_id is not None:
+        stmt = stmt.where(WorkItem.run_id == chosen.run_id)
+    with ctx.db.session() as s:
+        return list(s.scalars(stmt.order_by(WorkItem.id).limit(ITEMS_SHOWN)))
+
+
+def bulk_items(ctx: WebContext, chosen: ItemFilter, action: str, actor: str) -> list[int]:
+    """Retry or cancel every failed item matching ``chosen`` through the work-item store (audited); the ids."""
+    return ctx.queue.bulk_failed(
+        action,
+        chosen.tenants,
+        actor=actor,
+        robot=chosen.robot,
+        status=chosen.status,
+        error_code=chosen.error_code,
+        run_id=chosen.run_id,
+    )
 
 
 def get_item(ctx: WebContext, tenants: set[str], item_id: int) -> tuple[WorkItem, list[Artifact]]:

@@ -78,6 +78,11 @@ STATE_LABELS = {
     "operations": "Drift",
     "it_admin": "IT-administratör",
     "auditor": "Granskare",
+    # levels of a run's log
+    "log_info": "Information",
+    "log_warning": "Varning",
+    "log_error": "Fel",
+    "log_critical": "Allvarligt fel",
 }
 
 

@@ -14,7 +14,16 @@ import pytest
 
 from core.errors import AlreadyDecided, FourEyesViolation, LeaseLost, ReviewError
 from core.interfaces import LockStore
-from core.records import IN_PROCESS_OWNER, CallbackStatus, ItemStatus, ReviewKind, ReviewState, RunStatus, WorkItemView
+from core.records import (
+    IN_PROCESS_OWNER,
+    CallbackStatus,
+    ItemStatus,
+    ReviewKind,
+    ReviewState,
+    RunLogEntry,
+    RunStatus,
+    WorkItemView,
+)
 from core.robot import Done, NeedsReview, NewItem
 from core.transitions import CANCELLABLE, RETRYABLE, RetryPolicy
 from tests.contract.conftest import OTHER, TENANT, Stores
@@ -365,6 +374,62 @@ class TestOperations:
         assert status(stores, item.id) == ItemStatus.pending
 
 
+class TestBulkOnFailedItems:
+    """Retry or cancel every failed item matching a filter at once: each as one by one, plus one summary event."""
+
+    def _failed(self, stores: Stores, tenant: str, ref: str, code: str, business: bool = True) -> int:
+        stores.queue.enqueue(ROBOT, tenant, items(ref))
+        [item] = stores.queue.claim(ROBOT, tenant, "w1", limit=1, lease_seconds=60)
+        if business:
+            stores.queue.fail_business(item, code=code, message="bad data", actor=ACTOR)
+        else:
+            policy = RetryPolicy(max_attempts=1, base_seconds=1, cap_seconds=1)
+            stores.queue.fail_application(item, code=code, message="down", policy=policy, actor=ACTOR)
+        return item.id
+
+    def test_retry_every_failed_item_matching_the_filter(self, stores: Stores) -> None:
+        a = self._failed(stores, TENANT, "a", "missing_income")
+        b = self._failed(stores, TENANT, "b", "missing_income")
+        c = self._failed(stores, TENANT, "c", "other_code")
+        d = self._failed(stores, OTHER, "d", "missing_income")  # another municipality: out of reach
+        e = self._failed(stores, TENANT, "e", "missing_income", business=False)
+        uncertain = make_uncertain(stores)
+        before = stores.last_seq()
+        changed = stores.queue.bulk_failed(
+            "retry", [TENANT], actor="user:drift", robot=ROBOT, error_code="missing_income"
+        )
+        assert changed == [a, b, e]
+        assert [status(stores, i) for i in (a, b, c, d, e)] == [
+            ItemStatus.pending,
+            ItemStatus.pending,
+            ItemStatus.failed_business,
+            ItemStatus.failed_business,
+            ItemStatus.pending,
+        ]
+        assert status(stores, uncertain.id) == ItemStatus.uncertain  # never in a bulk action
+        events = stores.audit.events(before)
+        assert [ev.action for ev in events].count("item.requeued") == 3
+        summary = events[-1]
+        assert (summary.action, summary.tenant, summary.actor) == ("items.bulk_retried", TENANT, "user:drift")
+        assert summary.details["items"] == [a, b, e] and summary.details["filter"]["error_code"] == "missing_income"
+
+    def test_cancel_narrowed_by_status_and_refusals(self, stores: Stores) -> None:
+        a = self._failed(stores, TENANT, "a", "x")
+        b = self._failed(stores, TENANT, "b", "x", business=False)
+        assert stores.queue.bulk_failed("cancel", [TENANT], actor="user:drift", status=ItemStatus.failed_business) == [
+            a
+        ]
+        assert (status(stores, a), status(stores, b)) == (ItemStatus.cancelled, ItemStatus.failed_application)
+        assert stores.actions(stores.last_seq() - 1) == ["items.bulk_cancelled"]
+        before = stores.last_seq()
+        assert stores.queue.bulk_failed("cancel", [TENANT], actor="user:drift", robot="nobody") == []
+        assert stores.last_seq() == before  # nothing matched: nothing audited
+        with pytest.raises(ValueError, match="failed items only"):
+            stores.queue.bulk_failed("retry", [TENANT], actor="user:drift", status=ItemStatus.done)
+        with pytest.raises(ValueError, match="unknown bulk action"):
+            stores.queue.bulk_failed("delete", [TENANT], actor="user:drift")
+
+
 class TestReviews:
     """Decisions are final and audited; four-eyes; concurrent deciders; carrying decisions out."""
 
@@ -670,6 +735,33 @@ class TestRuns:
         stores.runs.finish(run_id, RunStatus.failed, {}, "lookup of 19121212-1212 failed")
         run = stores.runs.get(run_id)
         assert run is not None and run.error is not None and "1212-1212" not in run.error
+
+
+class TestRunRecords:
+    """A run keeps its robot's version and its log, filtered by level and item, in order."""
+
+    def test_version_and_log(self, stores: Stores) -> None:
+        run_id = stores.runs.create(robot=ROBOT, tenant=TENANT, trigger="manual")
+        assert run_id is not None
+        stores.runs.record_version(run_id, "1.4.2", "ab" * 32)
+        now = stores.clock.now()
+        entries = [
+            RunLogEntry(1, now, "info", "run started", None, {"trigger": "manual"}),
+            RunLogEntry(2, now, "warning", "retrying", 7, {"attempt": 2}),
+            RunLogEntry(3, now, "error", "item failed", 8, {"error": "ConnectorError: down"}),
+        ]
+        stores.runs.append_log(run_id, entries[:2])
+        stores.runs.append_log(run_id, entries[2:], dropped=4)
+        run = stores.runs.get(run_id)
+        assert run is not None and (run.robot_version, run.code_hash, run.log_dropped) == ("1.4.2", "ab" * 32, 4)
+        assert [e.seq for e in stores.runs.run_log(run_id)] == [1, 2, 3]
+        assert stores.runs.run_log(run_id)[1] == entries[1]
+        assert [e.event for e in stores.runs.run_log(run_id, level="warning")] == ["retrying", "item failed"]
+        assert [e.seq for e in stores.runs.run_log(run_id, item_id=8)] == [3]
+        assert [e.seq for e in stores.runs.run_log(run_id, limit=1)] == [1]
+        assert stores.runs.run_log(run_id, level="error", item_id=7) == []
+        with pytest.raises(ValueError, match="unknown log level"):
+            stores.runs.run_log(run_id, level="verbose")
 
 
 class TestAuditAndArtifacts:

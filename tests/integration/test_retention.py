@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -13,7 +14,17 @@ from core.retention import purge
 from core.review import ReviewQueue
 from core.settings import RetentionSettings, TenantSettings
 from core.storage.db import Database
-from core.storage.models import Artifact, AuditEvent, ItemStatus, ReviewComment, ReviewItem, ReviewState, WorkItem
+from core.storage.models import (
+    Artifact,
+    AuditEvent,
+    ItemStatus,
+    ReviewComment,
+    ReviewItem,
+    ReviewState,
+    Run,
+    RunLog,
+    WorkItem,
+)
 from core.testing import ExampleRobot, FakeClock, make_settings, run_robot
 
 
@@ -24,6 +35,11 @@ def _night(db: Database, tmp_path: Path, clock: FakeClock, tenant: str) -> None:
         robots={"example": {"items": 9, "flaky_every": 0, "batch": f"b{tenant}"}},
     )
     run_robot(ExampleRobot, db=db, app_settings=settings, tenant=tenant, clock=clock)
+
+
+def _log_count(s: Any, tenant: str) -> int:
+    runs = select(Run.id).where(Run.tenant == tenant)
+    return int(s.scalar(select(func.count()).select_from(RunLog).where(RunLog.run_id.in_(runs))) or 0)
 
 
 def test_purge_clears_finished_work_past_each_tenants_period_and_nothing_else(db: Database, tmp_path: Path) -> None:
@@ -64,11 +80,19 @@ def test_purge_clears_finished_work_past_each_tenants_period_and_nothing_else(db
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(WorkItem).where(WorkItem.purged_at.is_not(None))) == 0
 
+    with db.session() as s:
+        logged = {t: _log_count(s, t) for t in ("0000", "1081")}
+    assert logged["0000"] > 0 and logged["1081"] > 0  # each run kept its log
     done = purge(db, settings, later)
     assert [(r.tenant, r.work_items, r.review_items, r.artifacts) for r in done] == [
         ("0000", 6, 1, 1),
         ("1081", 0, 0, 0),
     ]
+    # A run's log goes with its items' data (it names them); Ronneby's is kept its 400 days.
+    assert [(r.tenant, r.run_log_entries) for r in done] == [("0000", logged["0000"]), ("1081", 0)]
+    with db.session() as s:
+        assert (_log_count(s, "0000"), _log_count(s, "1081")) == (0, logged["1081"])
+        assert s.scalar(select(func.count()).select_from(Run).where(Run.tenant == "0000")) == 1  # the run stays
     with db.session() as s:
         cleared = s.scalars(select(WorkItem).where(WorkItem.tenant == "0000", WorkItem.purged_at.is_not(None))).all()
         assert {i.status for i in cleared} <= {ItemStatus.done, ItemStatus.failed_business}

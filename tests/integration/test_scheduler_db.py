@@ -104,6 +104,24 @@ class TestFire:
         [row] = runs(db)
         assert (row.status, row.error) == (RunStatus.queued, None)
 
+    def test_a_municipalitys_own_day_off_skips_its_share_only(
+        self, db: Database, clock: FakeClock, tmp_path: Path
+    ) -> None:
+        """Ronneby's klämdag after Kristi himmelsfärd skips Ronneby's run; Karlshamn's runs."""
+        ronneby = TenantSettings(code="1081", name="Ronneby kommun", days_off={"2026-05-15": "Klämdag"})
+        karlshamn = TenantSettings(code="1082", name="Karlshamns kommun")
+        settings = make_settings(tmp_path, tenants=[ronneby, karlshamn])
+        s = nightly(calendar="workdays")
+        make(db, settings, clock, s).fire(s, "2026-05-15T01:30")
+        make(db, settings, clock, nightly(name="every-day")).fire(nightly(name="every-day"), "2026-05-15T01:30")
+        found = {(r.schedule, r.tenant): (r.status, r.error) for r in runs(db)}
+        assert found == {
+            ("nightly", "1081"): (RunStatus.skipped, "Klämdag"),
+            ("nightly", "1082"): (RunStatus.queued, None),
+            ("every-day", "1081"): (RunStatus.queued, None),  # calendar "all" runs every day
+            ("every-day", "1082"): (RunStatus.queued, None),
+        }
+
 
 class TestCatchUp:
     """Slots that passed while no scheduler ran: one catch-up inside the window, the rest recorded missed."""

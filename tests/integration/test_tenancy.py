@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from core.records import RunStatus
 from core.settings import TenantSettings
 from core.testing import make_settings, run_robot, temporary_database
 from robots.harry.robot import Harry
 
 
-def test_harry_for_a_municipality_without_its_payroll_system_fails_naming_it(tmp_path: Path) -> None:
+def test_harry_for_a_municipality_without_its_payroll_system_fails_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Secrets are read as a run starts (issue 22): give the password, so the payroll check is what fails.
+    monkeypatch.setenv("KOLLEGA_TEST_UNUSED", "sandbox-value")
     settings = make_settings(
         tmp_path,
         tenants=[

@@ -155,6 +155,17 @@ class TestItemPage:
         assert event.details["review_id"] == review_id and event.time == env.clock.now()
         assert timing is not None and timing.opened_at == env.clock.now()
 
+    async def test_a_municipality_names_its_own_robot(self, lite: WebEnv) -> None:
+        """`display_name` in [tenants.robots.<name>] is what that municipality's case workers see."""
+        review_id = add_review(lite)
+        async with web_client(lite.app) as client:
+            await login(client, "anna")
+            before = (await client.get(f"/inbox/items/{review_id}")).text
+            assert "Exempelroboten" in before
+            lite.settings.tenants[0].robots["example"] = {"display_name": "Ekonomiroboten"}
+            after = (await client.get(f"/inbox/items/{review_id}")).text
+        assert "Ekonomiroboten" in after and "Exempelroboten" not in after
+
     async def test_robot_template_is_rendered(self, lite: WebEnv, tmp_path: Path) -> None:
         package = tmp_path / "templated_robot"
         (package / "templates").mkdir(parents=True)

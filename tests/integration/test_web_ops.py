@@ -214,6 +214,46 @@ class TestSchedules:
             run = s.get(Run, run_id)
         assert run is not None and run.status == RunStatus.queued and run.trigger == "manual"
 
+    async def test_change_a_schedule_report_a_broken_file_and_start_a_dry_run(
+        self, lite: WebEnv, tmp_path: Path
+    ) -> None:
+        folder = tmp_path / "schedules"
+        folder.mkdir()
+        (folder / "example-night.toml").write_text("# kept comment\n" + SCHEDULE, encoding="utf-8")
+        (folder / "broken.toml").write_text('robot = "example"\ncron = "nonsense"\n', encoding="utf-8")
+        lite.settings.scheduler = lite.settings.scheduler.model_copy(update={"schedules_dir": folder})
+        async with web_client(lite.app) as client:
+            csrf = await login(client, "sara")
+            page = (await client.get("/ops/schedules")).text
+            # The broken file is reported in Swedish; the good schedule is still listed and editable.
+            assert 'data-schedule-file="broken.toml"' in page and "Några schemafiler har fel" in page
+            assert 'data-schedule="example-night"' in page and "Ändra schemat" in page
+            form = {"cron": "0 2 * * 1-5", "window_end": "05:30", "calendar": "workdays", "csrf_token": csrf}
+            response = await client.post("/ops/schedules/example-night/edit", data=form)
+            assert response.status_code == 303
+            text = (folder / "example-night.toml").read_text(encoding="utf-8")
+            assert text.startswith("# kept comment") and 'cron = "0 2 * * 1-5"' in text and "enabled = false" in text
+            bad = await client.post("/ops/schedules/example-night/edit", data={**form, "cron": "0 25 * * *"})
+            assert bad.status_code == 303
+            assert "Tiden (cron) är ogiltig" in (await client.get("/ops/schedules")).text
+            assert 'cron = "0 2 * * 1-5"' in (folder / "example-night.toml").read_text(encoding="utf-8")
+            no_csrf = await client.post("/ops/schedules/example-night/edit", data={**form, "csrf_token": "x"})
+            assert no_csrf.status_code == 403
+            response = await client.post(
+                "/ops/run-now", data={"robot": "example", "tenant": "0000", "dry_run": "on", "csrf_token": csrf}
+            )
+            run_id = int(response.headers["location"].rsplit("/", 1)[1])
+        with lite.db.session() as s:
+            run = s.get(Run, run_id)
+            assert run is not None and run.dry_run and run.status == RunStatus.queued
+            changed = s.scalars(select(AuditEvent).where(AuditEvent.action == "schedule.changed")).all()
+            queued = s.scalars(select(AuditEvent).where(AuditEvent.action == "run.queued")).all()
+        [event] = changed
+        assert event.actor == "user:sara" and event.tenant == "0000"
+        assert event.details["changes"]["cron"] == ["30 1 * * *", "0 2 * * 1-5"]
+        assert event.details["changes"]["enabled"] == [True, False]
+        assert any(e.details.get("dry_run") and e.actor == "user:sara" for e in queued)
+
 
 class Inbox:
     """An aiosmtpd handler keeping what it receives."""

@@ -27,7 +27,7 @@ TEXT = GUIDE.read_text(encoding="utf-8")
 BLOCKS = re.findall(r"```(\w+)\n(.*?)```", TEXT, flags=re.S)
 
 #: Environment variables the guide uses as secret references (they hold values, not settings).
-SECRET_VARIABLES = {"KOLLEGA_HARRY_PASSWORD", "KOLLEGA_OIDC_SECRET", "KOLLEGA_METRICS_TOKEN"}
+SECRET_VARIABLES = {"KOLLEGA_HARRY_PASSWORD", "KOLLEGA_OIDC_SECRET", "KOLLEGA_METRICS_TOKEN", "KOLLEGA_VAULT_TOKEN"}
 
 
 def _cli() -> Any:
@@ -91,6 +91,26 @@ def _model_for(section: str) -> tuple[type[BaseModel], list[str]]:
     return Settings, section.split(".")
 
 
+def test_the_guide_works_through_per_municipality_secrets_in_vault() -> None:
+    """Two municipalities with their own HaRry passwords in Vault: the worked example is there and valid."""
+    [block] = [b for b in _settings_blocks() if "vault" in b]
+    settings = Settings(**block)
+    passwords = {t.code: t.robots["harry"]["password"] for t in settings.tenants}
+    assert passwords == {
+        "1081": {"vault": "kollega/1081/harry#password"},
+        "1082": {"vault": "kollega/1082/harry#password"},
+    }
+    from robots.harry.robot import HarrySettings
+
+    for code in passwords:
+        harry = settings.robot_settings("harry", HarrySettings, code)
+        assert isinstance(harry, HarrySettings) and harry.password.vault == passwords[code]["vault"]
+    # The sandbox holds the passwords at exactly these paths, so the example runs against it.
+    from sandbox.vault import SEEDED
+
+    assert {f"{path}#password" for path in SEEDED} == {p["vault"] for p in passwords.values()}
+
+
 def test_the_guide_has_commands_and_settings_to_check() -> None:
     assert len(_commands()) >= 25
     assert len(_settings_blocks()) >= 4
@@ -128,6 +148,13 @@ def test_documented_deployment_settings_are_valid(tmp_path: Path) -> None:
         if web is not None:
             WebSettings.model_validate(web)
         pairs = [(n, {k: v for k, v in sec.items() if k != SHARED_KEY}) for n, sec in connectors.items()]
+        if block.get("robots") or any(t.get("robots") for t in block.get("tenants", [])):
+            # Every robot section, the deployment's and each municipality's effective one, by the
+            # installed robots' own settings models: as `kollega worker` checks them at start.
+            from core.registry import load_robots
+
+            models = {name: cls.settings_model for name, cls in load_robots().robots.items()}
+            Settings(**block).check_robot_sections(models)
         if block.get("tenants"):
             # Each municipality's sections as its runs see them (its own keys over a shared one);
             # building the settings checks that shared_by names configured municipalities.

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import AlreadyDecided, LeaseLost
 from core.records import ItemStatus, ReviewKind, ReviewState, WorkItemView
 from core.robot import Done, NeedsReview, NewItem
-from core.transitions import CANCELLABLE, REQUEUEABLE, RETRYABLE, RetryPolicy
+from core.transitions import CANCELLABLE, REQUEUEABLE, RETRYABLE, RetryPolicy, bulk_details, bulk_statuses
 
 if TYPE_CHECKING:
     import random
@@ -390,6 +390,45 @@ class MemoryWorkItemStore:
             subject = f"work_item:{item_id}"
             self.state.audit(actor=actor, action="item.cancelled", tenant=row.tenant, subject=subject, details=details)
             return True
+
+    def bulk_failed(
+        self,
+        action: str,
+        tenants: Collection[str],
+        *,
+        actor: str,
+        robot: str | None = None,
+        status: ItemStatus | None = None,
+        error_code: str | None = None,
+        run_id: int | None = None,
+        limit: int = 1000,
+    ) -> list[int]:
+        """Retry or cancel every failed item of ``tenants`` matching the filter (see the port); the ids changed."""
+        statuses = bulk_statuses(action, status)
+        with self.state.lock:
+            found = [
+                (row.id, row.tenant)
+                for row in sorted(self.state.items.values(), key=lambda r: r.id)
+                if row.tenant in tenants
+                and row.status in statuses
+                and (not robot or row.robot == robot)
+                and (not error_code or row.error_code == error_code)
+                and (run_id is None or row.run_id == run_id)
+            ][:limit]
+        step = self.retry if action == "retry" else self.cancel
+        changed: dict[str, list[int]] = {}
+        for item_id, tenant in found:
+            if step(item_id, actor=actor):
+                changed.setdefault(tenant, []).append(item_id)
+        with self.state.lock:
+            for tenant, ids in sorted(changed.items()):
+                self.state.audit(
+                    actor=actor,
+                    action=f"items.bulk_{'retried' if action == 'retry' else 'cancelled'}",
+                    tenant=tenant,
+                    details=bulk_details(ids, robot, statuses, error_code, run_id),
+                )
+        return sorted(i for ids in changed.values() for i in ids)
 
     def get(self, item_id: int) -> MemoryItem | None:
         """A copy of one work item, or None."""

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from core.audit import GENESIS_HASH, VerifyResult, event_hash
 from core.errors import LeaseLost
 from core.logging import redact_text
-from core.records import IN_PROCESS_OWNER, RunStatus
+from core.records import IN_PROCESS_OWNER, RunLogEntry, RunStatus, levels_from
 
 if TYPE_CHECKING:
     pass
@@ -202,6 +203,37 @@ class MemoryRunStore:
         with self.state.lock:
             slots = [r.slot for r in self.state.runs.values() if r.schedule == schedule and r.slot is not None]
             return max(slots, default=None)
+
+    def record_version(self, run_id: int, version: str | None, code_hash: str | None) -> None:
+        """Store the robot's distribution version and code hash on the run."""
+        with self.state.lock:
+            run = self.state.runs[run_id]
+            run.robot_version, run.code_hash = (version or None) and version[:100], code_hash
+
+    def append_log(self, run_id: int, entries: Sequence[RunLogEntry], dropped: int = 0) -> None:
+        """Add entries to the run's log; ``dropped`` more were not kept."""
+        with self.state.lock:
+            run = self.state.runs[run_id]
+            seen = {e.seq for e in run.log}
+            if any(e.seq in seen for e in entries):
+                raise ValueError(f"run {run_id}: a log entry's seq is already stored")  # as the unique constraint
+            run.log.extend(replace(e, event=e.event[:500], fields=copy.deepcopy(e.fields)) for e in entries)
+            run.log.sort(key=lambda e: e.seq)
+            run.log_dropped += dropped
+
+    def run_log(
+        self, run_id: int, *, level: str | None = None, item_id: int | None = None, limit: int = 2000
+    ) -> list[RunLogEntry]:
+        """The run's log in order, filtered by minimum level and item."""
+        wanted = levels_from(level) if level is not None else None
+        with self.state.lock:
+            run = self.state.runs.get(run_id)
+            found = [
+                e
+                for e in (run.log if run is not None else [])
+                if (wanted is None or e.level in wanted) and (item_id is None or e.item_id == item_id)
+            ]
+            return copy.deepcopy(found[:limit])
 
 
 class MemoryAuditSink:

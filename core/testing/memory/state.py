@@ -115,6 +115,11 @@ class MemoryRun:
     failed_application: int = 0
     uncertain: int = 0
     retried: int = 0
+    robot_version: str | None = None
+    code_hash: str | None = None
+    log_dropped: int = 0
+    #: The run's log (core.records.RunLogEntry), in seq order.
+    log: list[Any] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

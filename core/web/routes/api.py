@@ -52,6 +52,7 @@ class RunIn(BaseModel):
 
     robot: str
     tenant: str = Field(pattern=r"^\d{4}$")
+    dry_run: bool = Field(default=False, description="Read but write nothing to other systems.")
 
 
 class PauseScope(BaseModel):
@@ -149,6 +150,9 @@ def run_json(run: Run) -> dict[str, Any]:
         "finished_at": _iso(run.finished_at),
         "deadline_at": _iso(run.deadline_at),
         "error": redact_text(run.error) if run.error else None,
+        "dry_run": run.dry_run,
+        "robot_version": run.robot_version,
+        "code_hash": run.code_hash,
     }
 
 
@@ -330,7 +334,7 @@ def runs(request: Request, p: Person, robot: str = "", status: str = "", limit: 
 def create_run(request: Request, p: Person, body: RunIn) -> dict[str, Any]:
     """Queue a manual run; a worker starts it."""
     ctx = web_context(request)
-    run_id = dashboard.run_now(ctx, ops_tenants(p), body.robot, body.tenant, p.actor)
+    run_id = dashboard.run_now(ctx, ops_tenants(p), body.robot, body.tenant, p.actor, dry_run=body.dry_run)
     run = ctx.runs.get(run_id)
     assert run is not None
     return run_json(run)

@@ -124,7 +124,8 @@ def _item_page(
         show_artifacts=show_artifacts,
         comments=inbox.comments(ctx, row.id),
         can_decide=row.state == ReviewState.open and p.can_decide(row.tenant, row.queue),
-        robot_name=cls.display_name if cls else row.robot,
+        # Each municipality may name its robots ([tenants.robots.<name>] display_name).
+        robot_name=ctx.settings.robot_display_name(row.robot, row.tenant, cls.display_name if cls else row.robot),
         message=message,
         message_kind=message_kind,
         comment=comment,

@@ -5,20 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from sqlalchemy import select
 
+from core.records import RUN_LOG_LEVELS
 from core.storage.models import Tenant
 from core.storage.web_models import Role, User, UserRole
-from core.transitions import can_cancel, can_retry
-from core.web import alerts, dashboard, decisions, inbox, useradmin
+from core.transitions import BULK_ACTIONS, BULK_FAILED, can_cancel, can_retry
+from core.web import alerts, dashboard, decisions, inbox, schedule_edit, useradmin
 from core.web.auth import Forbidden, NotFound, Principal
 from core.web.charts import stacked_bars
 from core.web.deps import RowId, WebContext, csrf_guard, current_principal, redirect, render, request_lang, web_context
 from core.web.i18n import translator
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_guard)])
+#: Log entries a run's page shows at most (filter by level or item to see others).
+RUN_LOG_SHOWN = 1000
 Person = Annotated[Principal, Depends(current_principal)]
 
 
@@ -104,11 +107,78 @@ def runs_page(request: Request, p: Person, robot: str = "", status: str = "") ->
 
 
 @router.get("/ops/runs/{run_id}")
-def run_page(request: Request, p: Person, run_id: RowId) -> HTMLResponse:
-    """One run with its items."""
+def run_page(
+    request: Request, p: Person, run_id: RowId, level: str = "", item: Annotated[int | None, Query(ge=1)] = None
+) -> HTMLResponse:
+    """One run with its robot's version, its items and its log (filtered by level and item)."""
     ctx = web_context(request)
     run, items = dashboard.get_run(ctx, ops_tenants(p), run_id)
-    return render(request, "run.html", run=run, items=items)
+    chosen = level if level in RUN_LOG_LEVELS else ""
+    entries = ctx.runs.run_log(run_id, level=chosen or None, item_id=item, limit=RUN_LOG_SHOWN)
+    return render(
+        request,
+        "run.html",
+        run=run,
+        items=items,
+        log=entries,
+        log_levels=RUN_LOG_LEVELS,
+        level=chosen,
+        item_filter=item,
+        log_limit=RUN_LOG_SHOWN,
+    )
+
+
+@router.get("/ops/items")
+def items_page(
+    request: Request,
+    p: Person,
+    robot: str = "",
+    status: str = "",
+    error_code: str = "",
+    tenant: str = "",
+    run: Annotated[int | None, Query(ge=1)] = None,
+) -> HTMLResponse:
+    """Failed items matching a filter, and one action to retry or cancel them all."""
+    ctx = web_context(request)
+    tenants = ops_tenants(p)
+    chosen = dashboard.ItemFilter.parse(tenants, robot, status, error_code, tenant, run)
+    return render(
+        request,
+        "items.html",
+        items=dashboard.failed_items(ctx, chosen),
+        filter=chosen,
+        robots=sorted(ctx.registry.robots),
+        statuses=[s.value for s in sorted(BULK_FAILED)],
+        tenants=sorted(tenants),
+    )
+
+
+@router.post("/ops/items/bulk")
+def bulk_items(
+    request: Request,
+    p: Person,
+    action: Annotated[str, Form(max_length=10)],
+    robot: Annotated[str, Form(max_length=64)] = "",
+    status: Annotated[str, Form(max_length=32)] = "",
+    error_code: Annotated[str, Form(max_length=100)] = "",
+    tenant: Annotated[str, Form(max_length=4)] = "",
+    run: Annotated[str, Form(max_length=12)] = "",
+) -> Response:
+    """Retry or cancel every failed item matching the filter: one audited action."""
+    ctx = web_context(request)
+    _ = translator(request_lang(request))
+    if action not in BULK_ACTIONS:
+        raise NotFound()
+    run_id = int(run) if run.isdigit() else None
+    chosen = dashboard.ItemFilter.parse(ops_tenants(p), robot, status, error_code, tenant, run_id)
+    changed = dashboard.bulk_items(ctx, chosen, action, p.actor)
+    message = (
+        _("{n} ärenden är tillbaka i kön.", n=len(changed))
+        if action == "retry"
+        else _("{n} ärenden är avbrutna.", n=len(changed))
+    )
+    ctx.auth.set_flash(p, message)
+    return redirect("/ops/items?" + chosen.query())
 
 
 @router.get("/ops/items/{item_id}")
@@ -178,9 +248,50 @@ def schedules_page(request: Request, p: Person) -> HTMLResponse:
     """Schedules with their next run; pause, resume, run now."""
     ctx = web_context(request)
     tenants = ops_tenants(p)
-    rows, problem = dashboard.schedules(ctx, tenants)
+    rows, _problem = dashboard.schedules(ctx, tenants)
     robots = {name: cls.display_name for name, cls in sorted(ctx.registry.robots.items())}
-    return render(request, "schedules.html", schedules=rows, problem=problem, robots=robots, tenants=sorted(tenants))
+    return render(
+        request,
+        "schedules.html",
+        schedules=rows,
+        file_problems=dashboard.schedule_problems(ctx),
+        robots=robots,
+        tenants=sorted(tenants),
+    )
+
+
+@router.post("/ops/schedules/{name}/edit")
+def edit_schedule(
+    request: Request,
+    p: Person,
+    name: str,
+    cron: Annotated[str, Form(max_length=200)],
+    window_end: Annotated[str, Form(max_length=5)],
+    calendar: Annotated[str, Form(max_length=20)] = "all",
+    enabled: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """Change a schedule's time, window, calendar or state: written back to its file, audited."""
+    ctx = web_context(request)
+    _ = translator(request_lang(request))
+    try:
+        changed = schedule_edit.change_schedule(
+            ctx,
+            ops_tenants(p),
+            name,
+            cron=cron,
+            window_end=window_end,
+            calendar=calendar,
+            enabled=enabled == "on",
+            actor=p.actor,
+        )
+    except schedule_edit.ScheduleEditError as exc:
+        ctx.auth.set_flash(p, _(exc.message))
+        return redirect("/ops/schedules")
+    ctx.auth.set_flash(
+        p,
+        _("Schemat är ändrat; schemaläggaren använder det från nästa körning.") if changed else _("Inget ändrades."),
+    )
+    return redirect("/ops/schedules")
 
 
 @router.post("/ops/schedules/{name}/pause")
@@ -208,11 +319,19 @@ def resume(request: Request, p: Person, name: str, tenant: Annotated[str, Form(m
 
 
 @router.post("/ops/run-now")
-def run_now(request: Request, p: Person, robot: Annotated[str, Form()], tenant: Annotated[str, Form()]) -> Response:
-    """Queue a manual run; a worker starts it."""
+def run_now(
+    request: Request,
+    p: Person,
+    robot: Annotated[str, Form()],
+    tenant: Annotated[str, Form()],
+    dry_run: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """Queue a manual run (or a dry run, which writes nothing to other systems); a worker starts it."""
     ctx = web_context(request)
-    run_id = dashboard.run_now(ctx, ops_tenants(p), robot, tenant, p.actor)
-    ctx.auth.set_flash(p, translator(request_lang(request))("Körning {id} är köad.", id=run_id))
+    dry = dry_run == "on"
+    run_id = dashboard.run_now(ctx, ops_tenants(p), robot, tenant, p.actor, dry_run=dry)
+    _ = translator(request_lang(request))
+    ctx.auth.set_flash(p, _("Provkörning {id} är köad.", id=run_id) if dry else _("Körning {id} är köad.", id=run_id))
     return redirect(f"/ops/runs/{run_id}")
 
 
