@@ -124,14 +124,16 @@ async def logout(request: Request, p: Annotated[Principal, Depends(pending_princ
     """End the session on the server and drop the cookie."""
     ctx = web_context(request)
     idp_session = await run_in_threadpool(ctx.auth.end_session, p)
-    target = "/login?out=1"
+    response: Response = redirect("/login?out=1")
     if idp_session is not None and ctx.saml is not None:
         # Single logout: the IdP ends its session too and sends the browser back to /auth/saml/slo.
+        # A page that moves on by itself, not a redirect: CSP's form-action 'self' forbids a
+        # form's redirect to another origin.
         try:
-            target = await ctx.saml.logout_url(ctx.db, idp_session[0], idp_session[1], ctx.clock())
+            idp_url = await ctx.saml.logout_url(ctx.db, idp_session[0], idp_session[1], ctx.clock())
+            response = render(request, "saml_logout.html", idp_url=idp_url)
         except SamlError:
             log.warning("web.saml_logout_unavailable")
-    response = redirect(target)
     response.delete_cookie(ctx.cookie_name, path="/", secure=ctx.web.cookie_secure, httponly=True)
     return response
 
