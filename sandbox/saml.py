@@ -35,9 +35,9 @@ import httpx
 import jinja2
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from cryptography.utils import CryptographyDeprecationWarning
 
 from core.testing.saml import certificate_pem, key_pem
 from sandbox.oidc import DEFAULT_SEED, DEMO_USERS, DemoUser, signing_key
@@ -53,7 +53,7 @@ with warnings.catch_warnings():
 
 #: What the sandbox asserts after a second factor, and after a password alone.
 MFA_CONTEXT = "https://refeds.org/profile/mfa"
-PASSWORD_CONTEXT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+PASSWORD_CONTEXT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105 - a URI
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 

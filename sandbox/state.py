@@ -53,7 +53,17 @@ __all__ = [
 TZ = ZoneInfo("Europe/Stockholm")
 
 #: The systems the sandbox plays; each is served under ``/<name>`` and has its own faults.
-SYSTEMS: tuple[str, ...] = ("eservice", "registers", "staffing", "sms", "homecare", "scheduling", "payroll", "oidc", "saml")
+SYSTEMS: tuple[str, ...] = (
+    "eservice",
+    "registers",
+    "staffing",
+    "sms",
+    "homecare",
+    "scheduling",
+    "payroll",
+    "oidc",
+    "saml",
+)
 
 T = TypeVar("T")
 

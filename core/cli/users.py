@@ -13,7 +13,7 @@ from core import audit
 from core.cli.common import console, emit_json, load_cli_settings, open_database
 from core.errors import ConfigError
 from core.storage.db import Database
-from core.storage.web_models import RecoveryCode, Role, User, UserRole
+from core.storage.web_models import GrantSource, RecoveryCode, Role, User, UserRole
 from core.web.auth import Grant, create_token, create_user, end_all_sessions
 from core.web.useradmin import one_time_password
 
@@ -114,9 +114,14 @@ def users_list(as_json: bool = typer.Option(False, "--json", help="Machine-reada
             "username": u.username,
             "name": u.display_name,
             "active": u.active,
-            "login": "oidc" if u.oidc_subject else "password",
+            "login": "oidc" if u.oidc_subject else "saml" if u.saml_subject else "password",
+            # IdP grants (set at each sign-in) are marked: `kollega users revoke` changes local ones only.
             "grants": [
-                f"{g.role.value}:{g.tenant}" + (f":{g.queue}" if g.queue else "") for g in grants if g.user_id == u.id
+                f"{g.role.value}:{g.tenant}"
+                + (f":{g.queue}" if g.queue else "")
+                + (" (idp)" if g.source == GrantSource.idp else "")
+                for g in grants
+                if g.user_id == u.id
             ],
         }
         for u in users
@@ -157,6 +162,7 @@ def users_grant(
                     UserRole.role == g.role,
                     UserRole.tenant == g.tenant,
                     UserRole.queue == g.queue,
+                    UserRole.source == GrantSource.local,
                 )
             )
             if not revoke:

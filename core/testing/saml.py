@@ -37,7 +37,9 @@ def certificate_pem(key: rsa.RSAPrivateKey, common_name: str, *, not_before: dat
 
 def key_pem(key: rsa.RSAPrivateKey) -> bytes:
     """The private key as unencrypted PKCS#8 PEM (what xmlsec1 reads)."""
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def make_key_pair(directory: Path, common_name: str = "kollega-test-sp") -> tuple[Path, Path]:

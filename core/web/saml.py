@@ -362,8 +362,10 @@ class SamlServiceProvider:
         )
         info = client.apply_binding(BINDING_HTTP_REDIRECT, str(request), destination, "", sign=True)
         with db.session() as s:
-            s.add(SamlRequest(id_hash=sha256(request_id), kind="logout", browser_binding="", next_url="", created_at=now))
-        return dict(info["headers"])["Location"]
+            s.add(
+                SamlRequest(id_hash=sha256(request_id), kind="logout", browser_binding="", next_url="", created_at=now)
+            )
+        return str(dict(info["headers"])["Location"])
 
     async def logout_answer(self, db: Database, query: dict[str, str], now: datetime) -> str | None:
         """Handle a message at the SLO endpoint; returns where to send the browser (None: our login page).
@@ -452,4 +454,3 @@ def _in_response_to(saml_response: str) -> str:
 def query_of(url: str) -> dict[str, str]:
     """A URL's query as a flat dict (tests and the sandbox use it)."""
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-

@@ -36,7 +36,9 @@ PUBLIC = "http://127.0.0.1:8000"
 ACS = f"{PUBLIC}/auth/saml/acs"
 RONNEBY = TenantSettings(code="1081", name="Ronneby kommun", ops_email="drift@ronneby.example")
 GROUPS = [
-    IdpGroupGrant(group="Kollega Ronneby Handläggare EKB", role=Role.case_worker, tenant="1081", queues=["ronney.review"]),
+    IdpGroupGrant(
+        group="Kollega Ronneby Handläggare EKB", role=Role.case_worker, tenant="1081", queues=["ronney.review"]
+    ),
     IdpGroupGrant(group="Kollega Ronneby Drift", role=Role.operations, tenant="1081"),
 ]
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -82,7 +84,9 @@ async def start(client: httpx.AsyncClient, local: Local) -> PendingLogin:
     assert response.status_code == 303
     url = response.headers["location"]
     assert url.startswith("http://idp.test/saml/sso?") and "Signature=" in url and "SigAlg=" in url
-    parsed = local.idp.server(local.base).parse_authn_request(query_of(url)["SAMLRequest"], "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect")
+    parsed = local.idp.server(local.base).parse_authn_request(
+        query_of(url)["SAMLRequest"], "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+    )
     message = parsed.message
     assert message.assertion_consumer_service_url in (None, ACS)
     classes = [c.text for c in message.requested_authn_context.authn_context_class_ref]
@@ -150,9 +154,7 @@ class TestRefused:
     async def test_signed_response_around_an_unsigned_assertion(self, local: Local) -> None:
         await self._refused(
             local,
-            lambda login: local.idp.response(
-                local.base, login, "sara.drift", sign_assertion=False, sign_response=True
-            ),
+            lambda login: local.idp.response(local.base, login, "sara.drift", sign_assertion=False, sign_response=True),
         )
 
     async def test_wrong_audience(self, local: Local) -> None:
@@ -203,7 +205,7 @@ class TestRefused:
 
 def _wrap(xml: str, how: str) -> str:
     """Signature-wrapping variants (XSW): an evil assertion beside or around the signed one."""
-    import xml.etree.ElementTree as ET  # noqa: S405 - building an attack on our own test data
+    import xml.etree.ElementTree as ET
 
     ET.register_namespace("saml", SAML)
     ET.register_namespace("samlp", SAMLP)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from core.logging import get_logger
 from core.web.auth import LANG_COOKIE, LOGIN_CSRF_COOKIE, PENDING_STEPS, Principal
 from core.web.deps import (
     csrf_guard,
@@ -22,7 +23,6 @@ from core.web.deps import (
     web_context,
 )
 from core.web.i18n import normalise_lang, translator
-from core.logging import get_logger
 from core.web.oidc import BINDING_COOKIE, OidcError
 from core.web.saml import SamlError
 

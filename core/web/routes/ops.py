@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from sqlalchemy import select
 
 from core.storage.models import Tenant
-from core.storage.web_models import Role, User, UserRole
+from core.storage.web_models import GrantSource, Role, User, UserRole
 from core.transitions import can_cancel, can_retry
 from core.web import alerts, dashboard, decisions, inbox, useradmin
 from core.web.auth import Forbidden, NotFound, Principal
@@ -236,8 +236,9 @@ def _users_page(request: Request, p: Person, *, shown_password: tuple[str, str] 
         names = dict(s.execute(select(Tenant.code, Tenant.name)).tuples().all())
     users: dict[str, dict[str, object]] = {}
     for user, grant in grants:
-        entry = users.setdefault(user.username, {"user": user, "grants": []})
-        entry["grants"].append(grant)  # type: ignore[attr-defined]
+        # Local grants (the admin's to change) and the IdP's (changed at the IdP) are shown apart.
+        entry = users.setdefault(user.username, {"user": user, "grants": [], "idp_grants": []})
+        entry["idp_grants" if grant.source == GrantSource.idp else "grants"].append(grant)  # type: ignore[attr-defined]
     return render(
         request,
         "users.html",

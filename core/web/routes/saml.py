@@ -59,8 +59,8 @@ async def login(request: Request, next: str = "") -> Response:
 @router.post("/auth/saml/acs")
 async def acs(
     request: Request,
-    SAMLResponse: Annotated[str, Form(max_length=500_000)],  # noqa: N803 - SAML's parameter name
-    RelayState: Annotated[str, Form(max_length=2000)] = "",  # noqa: N803, ARG001 - the request row keeps next
+    SAMLResponse: Annotated[str, Form(max_length=500_000)],
+    RelayState: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """The IdP's Response: verified, then the person is provisioned and a new session starts."""
     ctx = web_context(request)
@@ -76,8 +76,7 @@ async def acs(
         return _login_page(
             request,
             error=_(
-                "Inloggningen gjordes utan andra faktor. Kollega visar personuppgifter och kräver "
-                "inloggning med två faktorer, till exempel e-legitimation eller SITHS-kort."
+                "Inloggningen gjordes utan andra faktor. Kollega visar personuppgifter och kräver inloggning med två faktorer, till exempel e-legitimation eller SITHS-kort."
             ),
             status=403,
         )

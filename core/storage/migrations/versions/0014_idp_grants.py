@@ -27,9 +27,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("source", sa.String(length=8), nullable=False, server_default="local"))
         batch_op.drop_constraint("uq_web_user_roles", type_="unique")
         batch_op.create_unique_constraint("uq_web_user_roles", ["user_id", "role", "tenant", "queue", "source"])
-    oidc_users = sa.select(sa.column("id")).select_from(sa.table("web_users")).where(
-        sa.column("oidc_subject").is_not(None)
-    )
+    users = sa.table("web_users", sa.column("id"), sa.column("oidc_subject"))
+    oidc_users = sa.select(users.c.id).where(users.c.oidc_subject.is_not(None))
     roles = sa.table("web_user_roles", sa.column("user_id"), sa.column("source"))
     op.execute(roles.update().where(roles.c.user_id.in_(oidc_users)).values(source="idp"))
     with op.batch_alter_table("web_users", schema=None) as batch_op:
