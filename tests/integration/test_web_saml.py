@@ -329,3 +329,31 @@ async def test_sign_in_and_single_logout_through_the_sandbox_idp(
         assert done.status_code == 303 and done.headers["location"] == "/login?out=1"
         again = await client.get("/auth/saml/slo", params=query_of(back.headers["location"]))
         assert again.status_code == 400  # a LogoutResponse is accepted once
+
+
+async def test_unsolicited_sign_in_when_allowed_is_still_never_replayed(db: Database, tmp_path: Path) -> None:
+    """IdP-initiated sign-in (allow_unsolicited): accepted once; the same assertion again is refused."""
+    idp = SamlIdp(seed=5)
+    (tmp_path / "idp.xml").write_text(idp.metadata("http://idp.test"), encoding="utf-8")
+    saml = saml_settings(tmp_path, idp_metadata_file=tmp_path / "idp.xml").model_copy(
+        update={"allow_unsolicited": True}
+    )
+    env = make_web_env(
+        db,
+        tmp_path,
+        clock=FakeClock(datetime.now(UTC)),
+        settings_overrides={"tenants": [RONNEBY]},
+        public_url=PUBLIC,
+        saml=saml,
+        idp_groups=GROUPS,
+    )
+    local = Local(env, idp)
+    async with web_client(env.app) as client:
+        login = await start(client, local)
+        unsolicited = PendingLogin("id-" + "1" * 32, login.sp, login.acs, "", login.created)
+        xml = idp.response(local.base, unsolicited, "sara.drift")
+        first = await post(client, xml)
+        assert first.status_code == 303 and signed_in(client)
+    async with web_client(env.app) as other:
+        replay = await post(other, xml)
+        assert replay.status_code == 400 and not signed_in(other)
