@@ -179,7 +179,6 @@ class SamlIdp:
         """A Response (XML) for a pending login; the keyword arguments make broken ones for tests."""
         user = self.users[username]
         server = self.server(base, lifetime_seconds=lifetime_seconds)
-        session_index = secrets.token_hex(16)
         identity = {
             "uid": [user.username],
             "displayName": [user.name],
@@ -199,9 +198,8 @@ class SamlIdp:
             sign_assertion=sign_assertion,
             sign_response=sign_assertion if sign_response is None else sign_response,
             session_not_on_or_after=None,
-            session_index=session_index,
         )
-        self.issued.append((login.sp, username, session_index))
+        self.issued.append((login.sp, username, _session_index(str(response))))
         return str(response)
 
     def prune(self) -> None:
@@ -209,6 +207,14 @@ class SamlIdp:
         horizon = datetime.now(UTC) - timedelta(minutes=10)
         for tx in [t for t, p in self.pending.items() if p.created < horizon]:
             del self.pending[tx]
+
+
+def _session_index(xml: str) -> str:
+    """The SessionIndex pysaml2 put in a Response's AuthnStatement ("" when none)."""
+    from defusedxml import ElementTree
+
+    statement = ElementTree.fromstring(xml.encode()).find(".//{urn:oasis:names:tc:SAML:2.0:assertion}AuthnStatement")
+    return str(statement.get("SessionIndex") or "") if statement is not None else ""
 
 
 def idp_for(state: Any) -> SamlIdp:

@@ -37,7 +37,8 @@ class OidcSettings(BaseModel):
         default="groups", description="Claim listing the user's groups, mapped to grants by [[web.idp_groups]]."
     )
     sync_roles: bool = Field(
-        default=True, description="Replace the user's grants with the claims' at every login (the provider decides)."
+        default=True,
+        description="Replace the user's IdP grants (claims and mapped groups) at every login; local grants stay.",
     )
     timeout_seconds: float = Field(default=10, gt=0, description="Timeout of calls to the provider.")
     clock_skew_seconds: int = Field(default=60, ge=0, description="Tolerated clock difference for exp/iat.")

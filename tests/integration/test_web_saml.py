@@ -357,3 +357,30 @@ async def test_unsolicited_sign_in_when_allowed_is_still_never_replayed(db: Data
     async with web_client(env.app) as other:
         replay = await post(other, xml)
         assert replay.status_code == 400 and not signed_in(other)
+
+
+@pytest.mark.parametrize("signed", [True, False])
+async def test_logout_started_by_the_idp(local: Local, signed: bool) -> None:
+    """A signed LogoutRequest from the IdP ends the person's session and is answered; an unsigned one is refused."""
+    from saml2 import BINDING_HTTP_REDIRECT
+
+    async with web_client(local.env.app) as client:
+        login = await start(client, local)
+        assert (await post(client, local.idp.response(local.base, login, "sara.drift"))).status_code == 303
+        _sp, username, session_index = local.idp.issued[-1]
+        server = local.idp.server(local.base)
+        slo = server.metadata.single_logout_service(login.sp, BINDING_HTTP_REDIRECT, "spsso")[0]["location"]
+        user = local.idp.users[username]
+        _id, request = server.create_logout_request(
+            slo, login.sp, name_id=local.idp.name_id(local.base, login.sp, user), session_indexes=[session_index]
+        )
+        info = server.apply_binding(BINDING_HTTP_REDIRECT, str(request), slo, "", sign=signed)
+        query = query_of(dict(info["headers"])["Location"])
+        answer = await client.get("/auth/saml/slo", params=query)
+        me = await client.get("/me")
+    if signed:
+        assert answer.status_code == 303 and answer.headers["location"].startswith(f"{local.base}/saml/slo?")
+        assert "SAMLResponse=" in answer.headers["location"] and "Signature=" in answer.headers["location"]
+        assert me.status_code == 303  # the session has ended
+    else:
+        assert answer.status_code == 400 and me.status_code == 200

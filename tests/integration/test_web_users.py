@@ -156,7 +156,7 @@ async def test_idp_grants_are_shown_apart_and_left_to_the_idp(env: WebEnv) -> No
         assert "Från kommunens inloggning" in page.text and "Behörigheter i Kollega" in page.text
         row = page.text[page.text.index(">bertil<") :]
         row = row[: row.index("</tr>")]
-        local_cell, idp_cell = row.split("<td><ul class=\"plain\">")[1:3]
+        local_cell, idp_cell = row.split('<td><ul class="plain">')[1:3]
         assert "Handläggare" in local_cell and "Ta bort" in local_cell
         assert "Drift" in idp_cell and "Ta bort" not in idp_cell
         refused = await client.post(
@@ -166,7 +166,5 @@ async def test_idp_grants_are_shown_apart_and_left_to_the_idp(env: WebEnv) -> No
         )
         assert "ändras i kommunens katalog" in refused.text
     with env.db.session() as s:
-        sources = {
-            (r.role.value, r.source) for r in s.scalars(select(UserRole).where(UserRole.user_id == bertil.id))
-        }
+        sources = {(r.role.value, r.source) for r in s.scalars(select(UserRole).where(UserRole.user_id == bertil.id))}
     assert ("operations", "idp") in sources and ("case_worker", "local") in sources

@@ -4,7 +4,8 @@ Grants get a ``source``: ``local`` (an admin's) or ``idp`` (the identity provide
 at every sign-in). Grants of accounts that sign in through OpenID Connect were written by
 the sign-in's role sync (on by default), so they become ``idp``; everyone else's stay
 ``local``. Deployments that ran with ``sync_roles = false`` and granted their OIDC accounts
-by hand: grant them again (`kollega users grant`), or their grants go at the next sign-in.
+by hand: their grants became IdP grants; `kollega users grant NAME --grant … --revoke --idp`
+removes one, `kollega users grant` gives local ones.
 
 Revision ID: 0014_idp_grants
 Revises: 0009_callback_result
