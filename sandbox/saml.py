@@ -27,6 +27,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -57,6 +58,24 @@ PASSWORD_CONTEXT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTran
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
+@lru_cache(maxsize=8)
+def key_files(seed: int) -> tuple[Path, Path]:
+    """The IdP's key (the OIDC provider's, from the seed) and a self-signed certificate, as files.
+
+    Made once per seed and process (a sandbox reset keeps them): test-only material.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="sandbox-saml-"))
+    key = serialization.load_pem_private_key(signing_key(seed).as_pem(private=True), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    key_file, cert_file = directory / "idp.key", directory / "idp.crt"
+    key_file.write_bytes(key_pem(key))
+    key_file.chmod(0o600)
+    cert_file.write_bytes(
+        certificate_pem(key, "kollega-sandbox-idp (test only)", not_before=datetime(2020, 1, 1, tzinfo=UTC))
+    )
+    return key_file, cert_file
+
+
 @dataclass
 class PendingLogin:
     """An AuthnRequest waiting for the person to pick a demo user."""
@@ -81,16 +100,7 @@ class SamlIdp:
     logouts: int = 0
 
     def __post_init__(self) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="sandbox-saml-"))
-        private = signing_key(self.seed).as_pem(private=True)
-        key = serialization.load_pem_private_key(private, password=None)
-        assert isinstance(key, rsa.RSAPrivateKey)
-        self.key_file = self.directory / "idp.key"
-        self.cert_file = self.directory / "idp.crt"
-        self.key_file.write_bytes(key_pem(key))
-        self.cert_file.write_bytes(
-            certificate_pem(key, "kollega-sandbox-idp (test only)", not_before=datetime(2020, 1, 1, tzinfo=UTC))
-        )
+        self.key_file, self.cert_file = key_files(self.seed)
         self._servers: dict[tuple[str, frozenset[str]], Server] = {}
 
     @staticmethod
