@@ -49,7 +49,7 @@ with warnings.catch_warnings():
     from saml2.config import SPConfig
     from saml2.metadata import create_metadata_string
     from saml2.response import StatusError
-    from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
+    from saml2.s_utils import UnknownPrincipal
     from saml2.saml import NAMEID_FORMAT_PERSISTENT, AuthnContextClassRef, NameID
     from saml2.samlp import RequestedAuthnContext
 from sqlalchemy import delete, select
@@ -235,7 +235,7 @@ class SamlServiceProvider:
             request_id, info = client.prepare_for_authenticate(
                 entityid=idp, binding=BINDING_HTTP_REDIRECT, sign=True, response_binding=BINDING_HTTP_POST
             )
-        except (UnsupportedBinding, Exception) as exc:  # pysaml2 raises bare Exception subclasses here
+        except Exception as exc:  # pysaml2 raises many unrelated classes (SignOnError, bare Exception …)
             raise SamlError(f"no AuthnRequest could be made ({type(exc).__name__})") from exc
         binding = secrets.token_urlsafe(32)
         with db.session() as s:
@@ -277,7 +277,11 @@ class SamlServiceProvider:
         assertion = response.assertion
         if assertion.signature is None:  # belt and braces: pysaml2 already requires it
             raise SamlError("the assertion is not signed")
-        issuer = str(response.issuer() or "")
+        # The signed assertion's Issuer (not the Response's, which may be unsigned), and only our IdP:
+        # a federation's metadata lists many IdPs whose keys pysaml2 would otherwise all trust.
+        issuer = str(assertion.issuer.text or "").strip() if assertion.issuer is not None else ""
+        if issuer != self._idp_entity(client):
+            raise SamlError("the assertion comes from another IdP than the configured one")
         name_id = response.name_id
         if name_id is None or not name_id.text:
             raise SamlError("the assertion names nobody (no NameID)")

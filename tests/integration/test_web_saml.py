@@ -384,3 +384,32 @@ async def test_logout_started_by_the_idp(local: Local, signed: bool) -> None:
         assert me.status_code == 303  # the session has ended
     else:
         assert answer.status_code == 400 and me.status_code == 200
+
+
+async def test_an_assertion_from_another_idp_of_the_same_metadata_is_refused(db: Database, tmp_path: Path) -> None:
+    """A federation's metadata lists several IdPs: only the configured one may sign people in."""
+    ours, other = SamlIdp(seed=5), SamlIdp(seed=3)
+    federation = (
+        '<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata">'
+        + ours.metadata("http://idp.test")
+        + other.metadata("http://idp2.test")
+        + "</md:EntitiesDescriptor>"
+    )
+    (tmp_path / "federation.xml").write_text(federation, encoding="utf-8")
+    saml = saml_settings(tmp_path, idp_metadata_file=tmp_path / "federation.xml").model_copy(
+        update={"idp_entity_id": "http://idp.test/saml/metadata"}
+    )
+    env = make_web_env(
+        db,
+        tmp_path,
+        clock=FakeClock(datetime.now(UTC)),
+        settings_overrides={"tenants": [RONNEBY]},
+        public_url=PUBLIC,
+        saml=saml,
+        idp_groups=GROUPS,
+    )
+    async with web_client(env.app) as client:
+        login = await start(client, Local(env, ours))
+        other.register(ours.sps[login.sp])
+        response = await post(client, other.response("http://idp2.test", login, "sara.drift"))
+        assert response.status_code == 400 and not signed_in(client)
