@@ -19,6 +19,11 @@ COPY sandbox ./sandbox
 COPY config ./config
 COPY schedules ./schedules
 
+# xmlsec1: the XML-signature program pysaml2 verifies SAML assertions with (core/web/saml.py).
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends xmlsec1 \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN pip install . \
     && playwright install --with-deps chromium \
     && useradd --system --create-home --uid 10001 kollega \

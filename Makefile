@@ -24,8 +24,15 @@ $(STAMP): pyproject.toml
 
 # Debian's Chromium for the browser robots and end-to-end tests: its headless shell (what
 # runs at night: the lighter build) and the full browser (for a window when debugging);
-# elsewhere use `.venv/bin/playwright install chromium` instead.
+# elsewhere use `.venv/bin/playwright install chromium` instead. And xmlsec1, the program
+# pysaml2 checks SAML signatures with (SAML sign-in and its tests).
 system-deps:
+	@if command -v xmlsec1 >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1; \
+	else \
+	    echo "No xmlsec1 found: install your distribution's xmlsec1 (SAML sign-in needs it)"; \
+	fi
 	@if command -v chromium-headless-shell >/dev/null 2>&1 || ls $$HOME/.cache/ms-playwright/chromium-* >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-headless-shell; \

@@ -38,6 +38,8 @@ ever need to know this tree::
     │   ├── NotFound                no such object, or one the person may not see: 404 (core.web.auth)
     │   ├── CsrfError               a form without a valid CSRF token or from another origin: 403 (core.web.auth)
     │   ├── OidcError               an OpenID Connect login could not be completed (core.web.oidc)
+    │   ├── SamlError               a SAML sign-in or logout could not be completed (core.web.saml)
+    │   │   └── SamlMfaMissing      the IdP asserted no multi-factor authentication (core.web.saml)
     │   ├── PasswordPolicyError     a new password too short, too common or breached (core.web.passwords)
     │   ├── UserAdminError          a user-admin request the admin can correct (core.web.useradmin)
     │   └── ScheduleEditError       a schedule change from the dashboard that does not validate (core.web.schedule_edit)

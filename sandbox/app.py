@@ -2,10 +2,10 @@
 
 ``create_app(seed, options)`` generates the data (:func:`generate_data`), puts a
 :class:`sandbox.state.SandboxState` on ``app.state.sandbox``, includes the routers of the
-systems — and of ``sandbox.payroll`` and ``sandbox.oidc`` when those modules exist and
+systems — and of ``sandbox.payroll``, ``sandbox.oidc`` and ``sandbox.saml`` when those modules exist and
 expose ``router`` (an optional ``setup(state)`` in them is called once, to register
 inspectors or reset hooks) — and wraps everything in :class:`sandbox.faults.FaultMiddleware`.
-Their routers must use the prefixes ``/payroll`` and ``/oidc`` so that faults reach them.
+Their routers must use the prefixes ``/payroll``, ``/oidc`` and ``/saml`` so that faults reach them.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sandbox.state import SandboxData, SandboxOptions, SandboxState
 __all__ = ["OPTIONAL_SYSTEMS", "create_app", "generate_data"]
 
 #: Systems built in their own modules, included when present.
-OPTIONAL_SYSTEMS = ("payroll", "oidc", "vault")
+OPTIONAL_SYSTEMS = ("payroll", "oidc", "vault", "saml")
 
 
 def generate_data(seed: int, options: SandboxOptions) -> SandboxData:

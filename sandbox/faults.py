@@ -22,7 +22,7 @@ from sandbox.state import SYSTEMS, FaultRuntime, FaultSettings, SandboxState
 
 __all__ = ["MAINTENANCE_HTML", "FaultMiddleware"]
 
-HTML_SYSTEMS = frozenset({"payroll", "oidc"})
+HTML_SYSTEMS = frozenset({"payroll", "oidc", "saml"})
 
 MAINTENANCE_HTML = """<!doctype html>
 <html lang="sv"><head><meta charset="utf-8"><title>Underhåll pågår</title></head>

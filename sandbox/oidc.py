@@ -60,6 +60,8 @@ class DemoUser:
     tenants: tuple[str, ...]
     queues: tuple[str, ...] = ()
     description: str = ""
+    #: Directory groups, as a municipality's IdP sends them (``groups`` claim and SAML attribute).
+    groups: tuple[str, ...] = ()
 
     @property
     def sub(self) -> str:
@@ -74,6 +76,7 @@ class DemoUser:
             "roles": list(self.roles),
             "tenants": list(self.tenants),
             "queues": list(self.queues),
+            "groups": list(self.groups),
         }
         if "profile" in scopes:
             given, _, family = self.name.partition(" ")
@@ -92,6 +95,7 @@ DEMO_USERS: tuple[DemoUser, ...] = (
         ("1081",),
         ("ronney.review",),
         "Handläggare, ekonomiskt bistånd (kö ronney.review), Ronneby kommun 1081",
+        ("Kollega Ronneby Handläggare EKB", "Alla anställda"),
     ),
     DemoUser(
         "erik.samordnare",
@@ -101,6 +105,7 @@ DEMO_USERS: tuple[DemoUser, ...] = (
         ("1081",),
         ("bosse.review", "lena.review"),
         "Samordnare, bemanning och hemtjänst, Ronneby kommun 1081",
+        ("Kollega Ronneby Samordnare", "Alla anställda"),
     ),
     DemoUser(
         "sara.drift",
@@ -110,6 +115,7 @@ DEMO_USERS: tuple[DemoUser, ...] = (
         ("1081",),
         (),
         "Drift, Ronneby kommun 1081",
+        ("Kollega Ronneby Drift", "Alla anställda"),
     ),
     DemoUser(
         "johan.it",
@@ -119,6 +125,7 @@ DEMO_USERS: tuple[DemoUser, ...] = (
         ("1081",),
         (),
         "IT-administratör, Ronneby kommun 1081",
+        ("Kollega Ronneby IT", "Alla anställda"),
     ),
     DemoUser(
         "maria.revisor",
@@ -128,6 +135,7 @@ DEMO_USERS: tuple[DemoUser, ...] = (
         ("1081",),
         (),
         "Granskare (loggkontroll), Ronneby kommun 1081",
+        ("Kollega Ronneby Granskare", "Alla anställda"),
     ),
     DemoUser(
         "karin.karlshamn",
@@ -137,6 +145,7 @@ DEMO_USERS: tuple[DemoUser, ...] = (
         ("1082",),
         ("ronney.review",),
         "Handläggare, ekonomiskt bistånd (kö ronney.review), Karlshamns kommun 1082",
+        ("Kollega Karlshamn Handläggare EKB", "Alla anställda"),
     ),
 )
 
@@ -423,6 +432,7 @@ async def discovery(request: Request) -> JSONResponse:
                 "roles",
                 "tenants",
                 "queues",
+                "groups",
             ],
             "ui_locales_supported": ["sv"],
         }

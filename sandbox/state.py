@@ -63,6 +63,7 @@ SYSTEMS: tuple[str, ...] = (
     "payroll",
     "oidc",
     "vault",
+    "saml",
 )
 
 T = TypeVar("T")

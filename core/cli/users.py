@@ -13,7 +13,7 @@ from core import audit
 from core.cli.common import console, emit_json, load_cli_settings, open_database
 from core.errors import ConfigError
 from core.storage.db import Database
-from core.storage.web_models import RecoveryCode, Role, User, UserRole
+from core.storage.web_models import GrantSource, RecoveryCode, Role, User, UserRole
 from core.web.auth import Grant, create_token, create_user, end_all_sessions
 from core.web.useradmin import one_time_password
 
@@ -114,9 +114,14 @@ def users_list(as_json: bool = typer.Option(False, "--json", help="Machine-reada
             "username": u.username,
             "name": u.display_name,
             "active": u.active,
-            "login": "oidc" if u.oidc_subject else "password",
+            "login": "oidc" if u.oidc_subject else "saml" if u.saml_subject else "password",
+            # IdP grants (set at each sign-in) are marked: `users grant --revoke` changes local ones (--idp: the IdP's).
             "grants": [
-                f"{g.role.value}:{g.tenant}" + (f":{g.queue}" if g.queue else "") for g in grants if g.user_id == u.id
+                f"{g.role.value}:{g.tenant}"
+                + (f":{g.queue}" if g.queue else "")
+                + (" (idp)" if g.source == GrantSource.idp else "")
+                for g in grants
+                if g.user_id == u.id
             ],
         }
         for u in users
@@ -144,8 +149,17 @@ def users_grant(
     queue: list[str] = typer.Option([], "--queue"),
     grant: list[str] = typer.Option([], "--grant", help="role:tenant[:queue] (repeatable)."),
     revoke: bool = typer.Option(False, "--revoke", help="Remove these grants instead."),
+    idp: bool = typer.Option(
+        False,
+        "--idp",
+        help="With --revoke: remove the identity provider's grant instead of the local one "
+        "(it comes back at the next sign-in if the IdP still gives it).",
+    ),
 ) -> None:
-    """Add (or with --revoke remove) grants."""
+    """Add (or with --revoke remove) local grants; IdP grants are set at each sign-in."""
+    if idp and not revoke:
+        raise typer.BadParameter("--idp only goes with --revoke: IdP grants are given by the IdP", param_hint="--idp")
+    source = GrantSource.idp if idp else GrantSource.local
     grants = _grants(role, tenant, queue, grant)
     db = open_database(load_cli_settings())
     user = _user(db, username)
@@ -157,6 +171,7 @@ def users_grant(
                     UserRole.role == g.role,
                     UserRole.tenant == g.tenant,
                     UserRole.queue == g.queue,
+                    UserRole.source == source,
                 )
             )
             if not revoke:
@@ -166,7 +181,10 @@ def users_grant(
             actor="system:cli",
             action="user.revoked" if revoke else "user.granted",
             subject=f"user:{username}",
-            details={"grants": sorted(f"{g.role.value}:{g.tenant}:{g.queue}" for g in grants)},
+            details={
+                "grants": sorted(f"{g.role.value}:{g.tenant}:{g.queue}" for g in grants),
+                "source": source.value,
+            },
         )
     console.print(f"{'revoked' if revoke else 'granted'} {len(grants)} grant(s) for {username}")
 

@@ -26,10 +26,13 @@ class Role(enum.StrEnum):
 
 
 class User(Base):
-    """A person who logs in: a local account (password) or one from OpenID Connect."""
+    """A person who logs in: a local account (password) or one from OpenID Connect or SAML."""
 
     __tablename__ = "web_users"
-    __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_web_users_oidc"),)
+    __table_args__ = (
+        UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_web_users_oidc"),
+        UniqueConstraint("saml_issuer", "saml_subject", name="uq_web_users_saml"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(200), unique=True)
     display_name: Mapped[str] = mapped_column(String(200), default="")
@@ -38,6 +41,9 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     oidc_issuer: Mapped[str | None] = mapped_column(String(500))
     oidc_subject: Mapped[str | None] = mapped_column(String(255))
+    #: The SAML IdP's entity ID and the person's persistent NameID there (migration 0014).
+    saml_issuer: Mapped[str | None] = mapped_column(String(500))
+    saml_subject: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column()
@@ -92,11 +98,18 @@ class AccessCheck(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column()
 
 
+class GrantSource(enum.StrEnum):
+    """Where a grant comes from: kept apart, so a sign-in never touches what an admin granted."""
+
+    local = "local"  # granted in Kollega by an IT admin or `kollega users grant`
+    idp = "idp"  # given by the identity provider at the last sign-in (claims or mapped groups)
+
+
 class UserRole(Base):
-    """One grant: a role in a tenant (and, for case workers and coordinators, a queue)."""
+    """One grant: a role in a tenant (and, for case workers and coordinators, a queue), from one source."""
 
     __tablename__ = "web_user_roles"
-    __table_args__ = (UniqueConstraint("user_id", "role", "tenant", "queue", name="uq_web_user_roles"),)
+    __table_args__ = (UniqueConstraint("user_id", "role", "tenant", "queue", "source", name="uq_web_user_roles"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("web_users.id", ondelete="CASCADE"), index=True)
     role: Mapped[Role] = mapped_column(_enum(Role))
@@ -104,6 +117,8 @@ class UserRole(Base):
     tenant: Mapped[str] = mapped_column(String(4))
     #: The review queue (e.g. ``ronney.review``); empty string = not queue-bound.
     queue: Mapped[str] = mapped_column(String(128), default="")
+    #: ``local`` or ``idp`` (:class:`GrantSource`; migration 0014). A sign-in replaces only ``idp`` rows.
+    source: Mapped[str] = mapped_column(String(8), default=GrantSource.local.value, server_default="local")
 
 
 class WebSession(Base):
@@ -125,6 +140,9 @@ class WebSession(Base):
     #: A step still owed before the session may do anything else: ``password`` (change the
     #: one-time password), ``mfa_enrol``, ``mfa`` (enter a code); empty = fully logged in.
     pending: Mapped[str] = mapped_column(String(16), default="")
+    #: SAML sessions: the NameID and SessionIndex the IdP asserted, for single logout.
+    idp_name_id: Mapped[str | None] = mapped_column(String(500))
+    idp_session_index: Mapped[str | None] = mapped_column(String(200))
 
 
 class LoginState(Base):
@@ -136,6 +154,31 @@ class LoginState(Base):
     code_verifier: Mapped[str] = mapped_column(String(128))
     browser_binding: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column()
+
+
+class SamlRequest(Base):
+    """A SAML request we sent (AuthnRequest or LogoutRequest), awaiting its answer; used once."""
+
+    __tablename__ = "web_saml_requests"
+    #: SHA-256 of the request's ID (the answer's InResponseTo).
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: ``authn`` or ``logout``.
+    kind: Mapped[str] = mapped_column(String(8))
+    #: SHA-256 of the browser-binding cookie (empty for logouts, whose browser has no session left).
+    browser_binding: Mapped[str] = mapped_column(String(64), default="")
+    #: Where to go after the login (a path of this app).
+    next_url: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column()
+
+
+class SamlAssertionSeen(Base):
+    """An assertion already used to sign in: refused if it comes again before it expires (replay)."""
+
+    __tablename__ = "web_saml_assertions_seen"
+    #: SHA-256 of the IdP's entity ID and the assertion's ID.
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: The assertion's NotOnOrAfter (plus the tolerated skew): the row may be forgotten then.
+    expires_at: Mapped[datetime] = mapped_column()
 
 
 class ApiToken(Base):

@@ -191,10 +191,11 @@ def make_web_env(
     robots: dict[str, type[Robot]] | None = None,
     clock: FakeClock | None = None,
     users: bool = True,
+    settings_overrides: dict[str, Any] | None = None,
     **web_overrides: Any,
 ) -> WebEnv:
-    """Test settings (tenant 0000), the test users, and an app whose clock the test moves."""
-    settings = make_settings(tmp_path)
+    """Test settings (tenant 0000, or ``settings_overrides``), the test users, and an app whose clock the test moves."""
+    settings = make_settings(tmp_path, **(settings_overrides or {}))
     clock = clock or FakeClock()
     registry = Registry(robots=dict(robots or {"example": ExampleRobot}))
     SqlRunStore(db, clock).ensure_tenant("9999", "Andra kommunen", "drift@andra.example")

@@ -31,13 +31,14 @@ from core.review import ReviewQueue
 from core.runs import SqlRunStore
 from core.settings import Settings
 from core.storage.db import Database
-from core.web import alerts
+from core.web import alerts, idp_grants
 from core.web.auth import PENDING_STEPS, Auth, AuthError, CsrfError, Forbidden, NotFound
 from core.web.deps import WebContext, make_environment, redirect, render, request_lang
 from core.web.i18n import translator
 from core.web.metrics import CONTENT_TYPE, exposition, metrics_allowed
 from core.web.oidc import OidcClient
-from core.web.routes import access_check, account, api, audit, auth, inbox, ops
+from core.web.routes import access_check, account, api, audit, auth, inbox, ops, saml
+from core.web.saml import SamlServiceProvider
 from core.web.settings import WebSettings, web_settings
 
 log = get_logger("kollega.web")
@@ -88,10 +89,26 @@ def create_app(
     web = web or web_settings(settings)
     clock = clock or SystemClock()
     now: Callable[[], datetime] = clock.now
+    tenants = [t.code for t in settings.tenants]
+    idp_grants.check_mapping(web.idp_groups, tenants)
     oidc = None
     if web.oidc is not None:
         oidc = OidcClient(
-            web.oidc, web.oidc.redirect_uri or f"{web.public_url}/auth/oidc/callback", transport=oidc_transport
+            web.oidc,
+            web.oidc.redirect_uri or f"{web.public_url}/auth/oidc/callback",
+            transport=oidc_transport,
+            groups=web.idp_groups,
+            tenants=tenants,
+        )
+    saml_sp = None
+    if web.saml is not None:
+        saml_sp = SamlServiceProvider(
+            web.saml,
+            web.public_url,
+            groups=web.idp_groups,
+            tenants=tenants,
+            mfa_required=web.mfa_required,
+            transport=oidc_transport,
         )
     ctx = WebContext(
         settings=settings,
@@ -105,6 +122,7 @@ def create_app(
         queue=WorkQueue(db, clock),
         env=make_environment(),
         oidc=oidc,
+        saml=saml_sp,
     )
 
     @contextlib.asynccontextmanager
@@ -215,6 +233,6 @@ def create_app(
         return {"status": "ok"}
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (auth, account, inbox, ops, audit, access_check, api):
+    for module in (auth, saml, account, inbox, ops, audit, access_check, api):
         app.include_router(module.router)
     return app

@@ -409,11 +409,19 @@ class Auth:
 
     # -- sessions --------------------------------------------------------------------
     def start_session(
-        self, user: User, *, method: str, lang: str, old_token: str | None = None, pending: str = ""
+        self,
+        user: User,
+        *,
+        method: str,
+        lang: str,
+        old_token: str | None = None,
+        pending: str = "",
+        idp_session: tuple[str, str] | None = None,
     ) -> str:
         """A new session for ``user`` (any previous one of this browser is deleted); returns the cookie value.
 
-        ``pending``: a step the session owes first (see :meth:`first_pending_step`).
+        ``pending``: a step the session owes first (see :meth:`first_pending_step`);
+        ``idp_session``: the SAML NameID and SessionIndex, for single logout.
         """
         now = self.clock()
         token = secrets.token_urlsafe(32)
@@ -431,6 +439,8 @@ class Auth:
                     expires_at=now + self.absolute,
                     method=method,
                     pending=pending,
+                    idp_name_id=idp_session[0] if idp_session else None,
+                    idp_session_index=idp_session[1] if idp_session else None,
                 )
             )
             row = s.get(User, user.id)
@@ -483,13 +493,19 @@ class Auth:
                     )
         raise AuthError(expired=ended != "inactive")
 
-    def end_session(self, principal: Principal) -> None:
-        """Log out: the session row is deleted, so the cookie is worthless even if kept."""
+    def end_session(self, principal: Principal) -> tuple[str, str] | None:
+        """Log out: the session row is deleted, so the cookie is worthless even if kept.
+
+        Returns the SAML (NameID, SessionIndex) of a SAML session, for single logout at the IdP.
+        """
         if principal.session_id is None:
-            return
+            return None
         with self.db.session() as s:
+            row = s.get(WebSession, principal.session_id)
+            idp = (row.idp_name_id, row.idp_session_index or "") if row is not None and row.idp_name_id else None
             s.execute(delete(WebSession).where(WebSession.id == principal.session_id))
             audit.append(s, actor=principal.actor, action="user.logout", now=self.clock())
+        return idp
 
     def set_flash(self, principal: Principal, message: str) -> None:
         """A message shown once on the person's next page."""

@@ -38,6 +38,7 @@ from core.web.auth import (
 )
 from core.web.i18n import LANGUAGES, label, local_time, normalise_lang, translator
 from core.web.oidc import OidcClient
+from core.web.saml import SamlServiceProvider
 from core.web.settings import WebSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -58,6 +59,7 @@ class WebContext:
     queue: WorkQueue
     env: jinja2.Environment
     oidc: OidcClient | None
+    saml: SamlServiceProvider | None = None
 
     @property
     def zone(self) -> str:

@@ -6,8 +6,9 @@ authenticator app. They then get ten recovery codes, shown once; only their SHA-
 and each works once. A code is accepted for the current 30-second step and one step either
 side (clock drift), and never twice: the last accepted step is stored.
 
-Accounts that log in through OpenID Connect (or SAML behind it) get their second factor
-from the identity provider; Kollega does not ask them for one.
+Accounts that log in through OpenID Connect or SAML get their second factor from the
+identity provider; Kollega does not ask them for one. A SAML IdP must say so: its
+AuthnContextClassRef must be one of ``[web.saml] mfa_authn_contexts`` (core.web.saml).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@
                              browser), ``iss`` compared, the code redeemed with the verifier, the
                              ID token's signature (JWKS), iss, aud, azp, exp, iat and nonce checked
 
-The provider's claims ``roles``, ``tenants`` and ``queues`` become the user's grants.
+The provider's claims ``roles``, ``tenants`` and ``queues``, and its ``groups`` through the
+``[[web.idp_groups]]`` mapping, become the user's IdP grants (core.web.idp_grants).
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from sqlalchemy import delete, select
 from core import audit
 from core.errors import WebError
 from core.storage.db import Database
-from core.storage.web_models import LoginState, Role, User, UserRole
+from core.storage.web_models import LoginState, Role, User
+from core.web import idp_grants
 from core.web.auth import Grant, sha256
-from core.web.settings import OidcSettings
+from core.web.settings import IdpGroupGrant, OidcSettings
 
 LOGIN_TTL = timedelta(minutes=10)
 BINDING_COOKIE = "kollega_oidc"
@@ -57,8 +59,19 @@ def pkce_challenge(verifier: str) -> str:
 class OidcClient:
     """Talks to one provider; discovery and keys are cached for an hour."""
 
-    def __init__(self, cfg: OidcSettings, redirect_uri: str, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        cfg: OidcSettings,
+        redirect_uri: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        groups: list[IdpGroupGrant] | None = None,
+        tenants: list[str] | None = None,
+    ) -> None:
         self.cfg = cfg
+        #: The ``[[web.idp_groups]]`` mapping and the deployment's kommunkoder (IdP grants stay within them).
+        self.groups = groups or []
+        self.tenants = tenants or []
         self.issuer = cfg.issuer.rstrip("/")
         self.redirect_uri = redirect_uri
         self.transport = transport
@@ -210,7 +223,7 @@ class OidcClient:
         return claims
 
     def grants_from(self, claims: dict[str, Any]) -> set[Grant]:
-        """Grants from the role, tenant and queue claims (unknown roles are ignored)."""
+        """Grants from the role, tenant and queue claims and the mapped groups (unknown roles are ignored)."""
 
         def strings(name: str) -> list[str]:
             value = claims.get(name) or []
@@ -225,7 +238,7 @@ class OidcClient:
                     grants.update(Grant(role, tenant, q) for q in queues)
                 else:
                     grants.add(Grant(role, tenant))
-        return grants
+        return grants | idp_grants.mapped_grants(strings(self.cfg.groups_claim), self.groups)
 
     def provision(self, db: Database, claims: dict[str, Any], now: datetime) -> User:
         """The user for these claims: found by (issuer, sub), created on first login; grants synced."""
@@ -260,14 +273,5 @@ class OidcClient:
             else:
                 user.display_name = str(claims.get("name") or user.display_name)
             if self.cfg.sync_roles:
-                current = {
-                    Grant(Role(r.role), r.tenant, r.queue): r
-                    for r in s.scalars(select(UserRole).where(UserRole.user_id == user.id))
-                }
-                wanted_grants = self.grants_from(claims)
-                for grant, row in current.items():
-                    if grant not in wanted_grants:
-                        s.delete(row)
-                for grant in wanted_grants - set(current):
-                    s.add(UserRole(user_id=user.id, role=grant.role, tenant=grant.tenant, queue=grant.queue))
+                idp_grants.sync(s, user, self.grants_from(claims), tenants=self.tenants, via="oidc", now=now)
             return user

@@ -1,4 +1,4 @@
-"""Settings of the web app: sessions, cookies, OpenID Connect, alerts, metrics.
+"""Settings of the web app: sessions, cookies, OpenID Connect, SAML, IdP groups, alerts, metrics.
 
 Read from the ``[web]`` section of the deployment settings once ``core.settings.Settings``
 has a ``web`` field (``KOLLEGA_WEB__SESSION_IDLE_MINUTES=20`` then works too); until then
@@ -7,9 +7,10 @@ has a ``web`` field (``KOLLEGA_WEB__SESSION_IDLE_MINUTES=20`` then works too); u
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.settings import SecretRef, Settings
 from core.storage.web_models import Role
@@ -32,11 +33,98 @@ class OidcSettings(BaseModel):
     roles_claim: str = Field(default="roles", description="Claim listing the user's roles (Kollega role names).")
     tenants_claim: str = Field(default="tenants", description="Claim listing the user's kommunkoder.")
     queues_claim: str = Field(default="queues", description="Claim listing the user's review queues.")
+    groups_claim: str = Field(
+        default="groups", description="Claim listing the user's groups, mapped to grants by [[web.idp_groups]]."
+    )
     sync_roles: bool = Field(
-        default=True, description="Replace the user's grants with the claims' at every login (the provider decides)."
+        default=True,
+        description="Replace the user's IdP grants (claims and mapped groups) at every login; local grants stay.",
     )
     timeout_seconds: float = Field(default=10, gt=0, description="Timeout of calls to the provider.")
     clock_skew_seconds: int = Field(default=60, ge=0, description="Tolerated clock difference for exp/iat.")
+
+
+#: AuthnContextClassRef values that mean a second factor was used (sources in docs/web.md, "SAML"):
+#: the REFEDS MFA profile, the Swedish eID Framework's LoA 3 and 4 (and LoA 3 of uncertified
+#: providers), and SAML 2.0's own classes for smart cards, two-factor mobiles and token codes.
+MFA_AUTHN_CONTEXTS = [
+    "https://refeds.org/profile/mfa",
+    "http://id.elegnamnden.se/loa/1.0/loa3",
+    "http://id.elegnamnden.se/loa/1.0/loa4",
+    "http://id.swedenconnect.se/loa/1.0/uncertified-loa3",
+    "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI",
+    "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract",
+    "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken",
+]
+
+
+class SamlSettings(BaseModel):
+    """The municipality's SAML 2.0 identity provider (Kollega is the service provider)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    idp_metadata_url: str | None = Field(
+        default=None, description="Where the IdP publishes its metadata (read at the first sign-in, then hourly)."
+    )
+    idp_metadata_file: Path | None = Field(default=None, description="The IdP's metadata as a file instead.")
+    idp_entity_id: str | None = Field(
+        default=None, description="The IdP to use when the metadata (e.g. a federation's) lists several."
+    )
+    sp_entity_id: str | None = Field(
+        default=None, description="Our entity ID; empty = <public_url>/auth/saml/metadata (our metadata's URL)."
+    )
+    sp_key: SecretRef = Field(description="Our private key (PEM) for signing requests, by reference.")
+    sp_cert_file: Path = Field(description="Our certificate (PEM), published in our metadata.")
+    button_label: str = Field(default="Logga in med SAML (kommunens IdP)", description="Text of the login button.")
+    username_attribute: str = Field(
+        default="uid", description="Attribute naming the person's user name (else the NameID is used)."
+    )
+    display_name_attribute: str = Field(default="displayName", description="Attribute with the person's name.")
+    email_attribute: str = Field(default="mail", description="Attribute with the person's e-mail address.")
+    groups_attribute: str = Field(
+        default="groups",
+        description="Attribute listing the person's groups, mapped by [[web.idp_groups]] "
+        "(ADFS: http://schemas.xmlsoap.org/claims/Group).",
+    )
+    mfa_authn_contexts: list[str] = Field(
+        default_factory=lambda: list(MFA_AUTHN_CONTEXTS),
+        description="AuthnContextClassRef values that count as multi-factor; asked for in every AuthnRequest.",
+    )
+    allow_unsolicited: bool = Field(
+        default=False, description="Accept IdP-initiated sign-ins (responses to no request of ours)."
+    )
+    clock_skew_seconds: int = Field(
+        default=60, ge=0, le=300, description="Tolerated clock difference for NotBefore/NotOnOrAfter."
+    )
+    timeout_seconds: float = Field(default=10, gt=0, description="Timeout of reading the IdP's metadata.")
+
+    @model_validator(mode="after")
+    def _one_metadata_source(self) -> SamlSettings:
+        if (self.idp_metadata_url is None) == (self.idp_metadata_file is None):
+            raise ValueError("[web.saml] needs exactly one of idp_metadata_url or idp_metadata_file")
+        return self
+
+
+class IdpGroupGrant(BaseModel):
+    """One identity-provider group and the grants its members get at every sign-in (OIDC and SAML)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group: str = Field(min_length=1, description="The group's name as the IdP sends it (exact match).")
+    role: Role = Field(description="The role its members get.")
+    tenant: str = Field(pattern=r"^\d{4}$", description="The municipality (kommunkod); must be a configured tenant.")
+    queues: list[str] = Field(
+        default_factory=list,
+        description="Review queues (case workers need at least one; coordinators: empty = every queue).",
+    )
+
+    @model_validator(mode="after")
+    def _queues_fit_the_role(self) -> IdpGroupGrant:
+        if self.role == Role.case_worker and not self.queues:
+            raise ValueError(f"idp group {self.group!r}: a case_worker grant needs queues")
+        if self.queues and self.role not in (Role.case_worker, Role.coordinator):
+            raise ValueError(f"idp group {self.group!r}: only case_worker and coordinator grants have queues")
+        return self
 
 
 class AlertSettings(BaseModel):
@@ -103,6 +191,10 @@ class WebSettings(BaseModel):
         description="Local accounts must use a second factor (TOTP). Switch off only for the demo: a banner says so.",
     )
     oidc: OidcSettings | None = Field(default=None, description="OpenID Connect login; empty = local accounts only.")
+    saml: SamlSettings | None = Field(default=None, description="SAML 2.0 login; empty = none.")
+    idp_groups: list[IdpGroupGrant] = Field(
+        default_factory=list, description="IdP groups → grants, applied at every OIDC or SAML sign-in."
+    )
     artifact_roles: list[Role] = Field(
         default=[Role.operations, Role.it_admin],
         description="Roles that may see screenshots and other artifacts (they hold personal data).",

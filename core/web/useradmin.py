@@ -23,7 +23,7 @@ from sqlalchemy import delete, select
 from core import audit
 from core.errors import WebError
 from core.storage.db import Database
-from core.storage.web_models import Role, User, UserRole
+from core.storage.web_models import GrantSource, Role, User, UserRole
 from core.web.auth import Forbidden, Grant, NotFound, create_user, end_all_sessions, hash_password
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
@@ -141,12 +141,24 @@ def change_grant(
             raise Forbidden()
         if revoke and user.username == admin.removeprefix("user:") and grant.role == Role.it_admin:
             raise UserAdminError("Du kan inte ta bort din egen IT-administratörsroll")
+        if revoke and not s.scalar(
+            select(UserRole.id).where(
+                UserRole.user_id == user.id,
+                UserRole.role == grant.role,
+                UserRole.tenant == grant.tenant,
+                UserRole.queue == grant.queue,
+                UserRole.source == GrantSource.local,
+            )
+        ):
+            raise UserAdminError("Behörigheten kommer från kommunens inloggning och ändras i kommunens katalog")
+        # Only the local grant: the IdP's (source idp) is the IdP's to change, at the next sign-in.
         s.execute(
             delete(UserRole).where(
                 UserRole.user_id == user.id,
                 UserRole.role == grant.role,
                 UserRole.tenant == grant.tenant,
                 UserRole.queue == grant.queue,
+                UserRole.source == GrantSource.local,
             )
         )
         if not revoke:

@@ -113,3 +113,29 @@ def test_users_passwd_sets_a_one_time_password_and_mfa_reset_forgets_the_factor(
     with db.session() as s:
         user = s.scalar(select(User).where(User.username == "anna"))
         assert user is not None and user.totp_secret is None and user.totp_confirmed_at is None
+
+
+def test_users_grant_changes_local_grants_and_removes_an_idp_grant_only_when_asked(
+    cli: tuple[typer.Typer, Database],
+) -> None:
+    from core.storage.web_models import GrantSource
+
+    app, db = cli
+    runner = CliRunner()
+    added = runner.invoke(app, ["users", "add", "sara", "--role", "operations", "--tenant", "1081", "--no-password"])
+    assert added.exit_code == 0, added.output
+    with db.session() as s:
+        user = s.scalar(select(User).where(User.username == "sara"))
+        assert user is not None
+        s.add(UserRole(user_id=user.id, role=Role.operations, tenant="1081", queue="", source=GrantSource.idp))
+    listed = json.loads(runner.invoke(app, ["users", "list", "--json"]).stdout)
+    assert sorted(listed[0]["grants"]) == ["operations:1081", "operations:1081 (idp)"]
+    assert runner.invoke(app, ["users", "grant", "sara", "--grant", "operations:1081", "--idp"]).exit_code != 0
+    local = runner.invoke(app, ["users", "grant", "sara", "--grant", "operations:1081", "--revoke"])
+    assert local.exit_code == 0, local.output
+    with db.session() as s:
+        assert [r.source for r in s.scalars(select(UserRole))] == ["idp"]
+    idp = runner.invoke(app, ["users", "grant", "sara", "--grant", "operations:1081", "--revoke", "--idp"])
+    assert idp.exit_code == 0, idp.output
+    with db.session() as s:
+        assert s.scalars(select(UserRole)).all() == []

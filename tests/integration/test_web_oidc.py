@@ -12,7 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from core.settings import SecretRef
+from core.settings import SecretRef, TenantSettings
+from core.storage.db import Database
 from core.storage.web_models import LoginState, Role, User, UserRole
 from core.testing import FakeClock, temporary_database
 from core.testing.web import WebEnv, make_web_env, web_client
@@ -21,6 +22,8 @@ from sandbox.oidc import DEMO_CLIENT_ID
 from sandbox.testing import running_sandbox
 
 REDIRECT = "http://127.0.0.1:8000/auth/oidc/callback"
+#: The deployment serves Ronneby only: the provider's grants in Karlshamn (1082) are dropped.
+TENANTS = [TenantSettings(code="1081", name="Ronneby kommun")]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,9 @@ def env(provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     )
     with temporary_database(tmp_path) as db:
         # ID tokens carry real time: the app judges them by a clock starting now.
-        yield make_web_env(db, tmp_path, clock=FakeClock(datetime.now(UTC)), oidc=oidc)
+        yield make_web_env(
+            db, tmp_path, clock=FakeClock(datetime.now(UTC)), settings_overrides={"tenants": TENANTS}, oidc=oidc
+        )
 
 
 async def start(client: httpx.AsyncClient) -> str:
@@ -144,3 +149,86 @@ class TestOidcLogin:
             state = parse_qs(urlsplit(url).query)["state"][0]
             response = await callback(client, {"error": "access_denied", "state": state})
             assert response.status_code == 400
+
+
+class TestGroupsToGrants:
+    """[[web.idp_groups]]: groups become IdP grants at each sign-in, kept apart from local grants, audited."""
+
+    async def test_groups_are_mapped_and_local_grants_are_kept(
+        self, provider: str, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("KOLLEGA_TEST_OIDC_SECRET", "sandbox-kollega-web-secret")
+        from core.audit import AuditEvent
+        from core.storage.web_models import GrantSource
+        from core.web.auth import Grant
+        from core.web.settings import IdpGroupGrant
+
+        mapping = [
+            IdpGroupGrant(group="Kollega Ronneby Drift", role=Role.operations, tenant="1081"),
+            IdpGroupGrant(group="Kollega Ronneby Drift", role=Role.auditor, tenant="1081"),
+        ]
+        oidc = OidcSettings(
+            issuer=f"{provider}/oidc",
+            client_id=DEMO_CLIENT_ID,
+            client_secret=SecretRef(env="KOLLEGA_TEST_OIDC_SECRET"),
+            redirect_uri=REDIRECT,
+        )
+        env = make_web_env(
+            db,
+            tmp_path,
+            clock=FakeClock(datetime.now(UTC)),
+            settings_overrides={"tenants": TENANTS},
+            oidc=oidc,
+            idp_groups=mapping,
+        )
+        async with web_client(env.app) as client:
+            assert (await callback(client, provider_login(await start(client), "sara.drift"))).status_code == 303
+        with env.db.session() as s:
+            user = s.scalar(select(User).where(User.username == "sara.drift"))
+            assert user is not None
+            # An admin's local grant beside the IdP's.
+            s.add(UserRole(user_id=user.id, role=Role.coordinator, tenant="1081", queue="", source="local"))
+            # A stale IdP grant the provider no longer gives.
+            s.add(UserRole(user_id=user.id, role=Role.it_admin, tenant="1081", queue="", source="idp"))
+        async with web_client(env.app) as client:
+            assert (await callback(client, provider_login(await start(client), "sara.drift"))).status_code == 303
+        with env.db.session() as s:
+            rows = s.scalars(select(UserRole).where(UserRole.user_id == user.id)).all()
+            held = {(Grant(Role(r.role), r.tenant, r.queue), r.source) for r in rows}
+            events = s.scalars(
+                select(AuditEvent).where(AuditEvent.action == "user.idp_grants_changed").order_by(AuditEvent.seq)
+            ).all()
+        assert held == {
+            (Grant(Role.operations, "1081"), GrantSource.idp),
+            (Grant(Role.auditor, "1081"), GrantSource.idp),
+            (Grant(Role.coordinator, "1081"), GrantSource.local),
+        }
+        assert [(e.tenant, e.details["added"], e.details["removed"]) for e in events] == [
+            ("1081", ["auditor:1081:", "operations:1081:"], []),
+            ("1081", [], ["it_admin:1081:"]),
+        ]
+
+    async def test_a_tenant_the_deployment_does_not_serve_is_never_granted(
+        self, provider: str, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("KOLLEGA_TEST_OIDC_SECRET", "sandbox-kollega-web-secret")
+        from core.audit import AuditEvent
+
+        oidc = OidcSettings(
+            issuer=f"{provider}/oidc",
+            client_id=DEMO_CLIENT_ID,
+            client_secret=SecretRef(env="KOLLEGA_TEST_OIDC_SECRET"),
+            redirect_uri=REDIRECT,
+        )
+        env = make_web_env(
+            db, tmp_path, clock=FakeClock(datetime.now(UTC)), settings_overrides={"tenants": TENANTS}, oidc=oidc
+        )
+        async with web_client(env.app) as client:
+            # Karin's claims grant Karlshamn (1082), which this deployment does not serve.
+            assert (await callback(client, provider_login(await start(client), "karin.karlshamn"))).status_code == 303
+        with env.db.session() as s:
+            user = s.scalar(select(User).where(User.username == "karin.karlshamn"))
+            assert user is not None
+            assert s.scalars(select(UserRole).where(UserRole.user_id == user.id)).all() == []
+            ignored = s.scalar(select(AuditEvent).where(AuditEvent.action == "user.idp_grants_ignored"))
+            assert ignored is not None and ignored.details["unknown_tenants"] == ["1082"]

@@ -140,3 +140,31 @@ async def _login_csrf(client: object) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert match is not None
     return match.group(1)
+
+
+async def test_idp_grants_are_shown_apart_and_left_to_the_idp(env: WebEnv) -> None:
+    """A grant from the identity provider is listed on its own and cannot be revoked here; a local one beside it can."""
+    from core.storage.web_models import GrantSource
+
+    with env.db.session() as s:
+        bertil = s.scalar(select(User).where(User.username == "bertil"))
+        assert bertil is not None
+        s.add(UserRole(user_id=bertil.id, role=Role.operations, tenant="0000", queue="", source=GrantSource.idp))
+    async with web_client(env.app) as client:
+        csrf = await login(client, "johan")
+        page = await client.get("/admin/users")
+        assert "Från kommunens inloggning" in page.text and "Behörigheter i Kollega" in page.text
+        row = page.text[page.text.index(">bertil<") :]
+        row = row[: row.index("</tr>")]
+        local_cell, idp_cell = row.split('<td><ul class="plain">')[1:3]
+        assert "Handläggare" in local_cell and "Ta bort" in local_cell
+        assert "Drift" in idp_cell and "Ta bort" not in idp_cell
+        refused = await client.post(
+            "/admin/users/grants",
+            data={"csrf_token": csrf, "username": "bertil", "role": "operations", "tenant": "0000", "action": "revoke"},
+            follow_redirects=True,
+        )
+        assert "ändras i kommunens katalog" in refused.text
+    with env.db.session() as s:
+        sources = {(r.role.value, r.source) for r in s.scalars(select(UserRole).where(UserRole.user_id == bertil.id))}
+    assert ("operations", "idp") in sources and ("case_worker", "local") in sources

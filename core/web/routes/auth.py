@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from core.logging import get_logger
 from core.web.auth import LANG_COOKIE, LOGIN_CSRF_COOKIE, PENDING_STEPS, Principal
 from core.web.deps import (
     csrf_guard,
@@ -23,8 +24,10 @@ from core.web.deps import (
 )
 from core.web.i18n import normalise_lang, translator
 from core.web.oidc import BINDING_COOKIE, OidcError
+from core.web.saml import SamlError
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_guard)])
+log = get_logger("kollega.web")
 YEAR = 365 * 24 * 3600
 
 
@@ -46,6 +49,7 @@ def _login_page(request: Request, *, error: str | None = None, status: int = 200
         notice=notice,
         next_url=safe_next(next_url or request.query_params.get("next"), ""),
         oidc=ctx.web.oidc,
+        saml=ctx.web.saml,
         local_login=ctx.web.local_login,
     )
     if fresh:
@@ -119,8 +123,17 @@ async def login(
 async def logout(request: Request, p: Annotated[Principal, Depends(pending_principal)]) -> Response:
     """End the session on the server and drop the cookie."""
     ctx = web_context(request)
-    await run_in_threadpool(ctx.auth.end_session, p)
-    response = redirect("/login?out=1")
+    idp_session = await run_in_threadpool(ctx.auth.end_session, p)
+    response: Response = redirect("/login?out=1")
+    if idp_session is not None and ctx.saml is not None:
+        # Single logout: the IdP ends its session too and sends the browser back to /auth/saml/slo.
+        # A page that moves on by itself, not a redirect: CSP's form-action 'self' forbids a
+        # form's redirect to another origin.
+        try:
+            idp_url = await ctx.saml.logout_url(ctx.db, idp_session[0], idp_session[1], ctx.clock())
+            response = render(request, "saml_logout.html", idp_url=idp_url)
+        except SamlError:
+            log.warning("web.saml_logout_unavailable")
     response.delete_cookie(ctx.cookie_name, path="/", secure=ctx.web.cookie_secure, httponly=True)
     return response
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from core.records import RUN_LOG_LEVELS
 from core.storage.models import Tenant
-from core.storage.web_models import Role, User, UserRole
+from core.storage.web_models import GrantSource, Role, User, UserRole
 from core.transitions import BULK_ACTIONS, BULK_FAILED, can_cancel, can_retry
 from core.web import alerts, dashboard, decisions, inbox, schedule_edit, useradmin
 from core.web.auth import Forbidden, NotFound, Principal
@@ -355,8 +355,9 @@ def _users_page(request: Request, p: Person, *, shown_password: tuple[str, str] 
         names = dict(s.execute(select(Tenant.code, Tenant.name)).tuples().all())
     users: dict[str, dict[str, object]] = {}
     for user, grant in grants:
-        entry = users.setdefault(user.username, {"user": user, "grants": []})
-        entry["grants"].append(grant)  # type: ignore[attr-defined]
+        # Local grants (the admin's to change) and the IdP's (changed at the IdP) are shown apart.
+        entry = users.setdefault(user.username, {"user": user, "grants": [], "idp_grants": []})
+        entry["idp_grants" if grant.source == GrantSource.idp else "grants"].append(grant)  # type: ignore[attr-defined]
     return render(
         request,
         "users.html",
