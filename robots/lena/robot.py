@@ -16,7 +16,8 @@ import multiprocessing
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -51,6 +52,21 @@ __all__ = ["LenaRobot", "LenaSettings"]
 
 SYSTEM = "homecare"
 PURPOSE = "planering av hemtjänstinsatser"
+
+
+def plan_day_passed(material: dict[str, Any], now: datetime, zone: ZoneInfo) -> str | None:
+    """The Swedish reason a plan's review item has lost its point (its day is over), or None."""
+    try:
+        day = date.fromisoformat(str(material.get("date")))
+    except ValueError:
+        return None
+    if day >= now.astimezone(zone).date():
+        return None
+    group = material.get("group_name") or material.get("group") or ""
+    return (
+        f"Planen för {group} gällde {day.isoformat()}, en dag som har passerat, och publicerades inte. "
+        "Besöken den dagen gjordes efter verksamhetssystemets egen plan."
+    ).replace("för  gällde", "gällde")
 
 
 class LenaSettings(BaseModel):
@@ -275,6 +291,10 @@ class LenaRobot(Robot[LenaSettings]):
         except ConnectorError as exc:
             ctx.log.info("no baseline plan to compare with", error=exc.code)
             return None
+
+    def lapse_reason(self, review: ReviewView, now: datetime, zone: ZoneInfo) -> str | None:
+        """A plan for a day that has passed can no longer be published: the item lapses."""
+        return plan_day_passed(review.material, now, zone)
 
     async def on_decision(self, ctx: RunContext, review: ReviewView) -> Carried | None:
         """Approved: publish the reviewed plan (checked again, once, read back). Returned: noted; re-planned next."""
