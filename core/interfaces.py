@@ -385,7 +385,7 @@ class ReviewStore(Protocol):
         """
         ...
 
-    def past_due(self, *, limit: int = 500) -> list[ReviewRecord]:
+    def past_due(self, *, limit: int = 500) -> Sequence[ReviewRecord]:
         """Open items whose deadline has passed (still open: nothing expires), earliest deadline first."""
         ...
 

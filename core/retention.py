@@ -49,6 +49,7 @@ CLOSED = (
     ReviewState.expired,
     ReviewState.resolved,
     ReviewState.withdrawn,
+    ReviewState.lapsed,
 )
 
 

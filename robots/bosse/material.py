@@ -148,9 +148,9 @@ def shift_started(material: dict[str, Any], now: datetime, zone: ZoneInfo) -> st
     ``ShiftInfo.as_material``); material without one never lapses.
     """
     shift = material.get("shift") if isinstance(material, dict) else None
-    start_text = shift.get("start") if isinstance(shift, dict) else None
-    if not isinstance(start_text, str):
+    if not isinstance(shift, dict) or not isinstance(shift.get("start"), str):
         return None
+    start_text = str(shift["start"])
     try:
         start = datetime.fromisoformat(start_text)
     except ValueError:

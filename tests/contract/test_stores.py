@@ -7,8 +7,8 @@ and artifact store, written once against the ports of core/interfaces.py.
 from __future__ import annotations
 
 import random
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -545,7 +545,11 @@ class TestReviews:
         assert not stores.reviews.mark_escalated(review_id, actor="system:kollega", to="coordinators")
         assert stores.actions(before) == ["review.overdue", "review.escalated"]
         row = stores.reviews.get(review_id)
-        assert (row.state, row.overdue_at, row.escalated_at) == (ReviewState.open, stores.clock.now(), stores.clock.now())
+        assert (row.state, row.overdue_at, row.escalated_at) == (
+            ReviewState.open,
+            stores.clock.now(),
+            stores.clock.now(),
+        )
         assert stores.audit.events(before)[-1].details["to"] == "coordinators"
         stores.reviews.decide(review_id, "approve", actor="user:anna")  # still decidable
         assert stores.reviews.past_due() == []

@@ -148,8 +148,12 @@ class TestRobotHooks:
         before = datetime(2026, 12, 7, 5, 59, tzinfo=UTC)
         assert shift_started(material, before, ZONE) is None
         reason = shift_started(material, before + timedelta(minutes=1), ZONE)
-        assert reason is not None and reason.startswith("Passet (Solgården, mån 7/12 07:00–16:00) började 2026-12-07 07:00")
-        assert shift_started({}, before, ZONE) is None and shift_started({"shift": {"start": "x"}}, before, ZONE) is None
+        assert reason is not None and reason.startswith(
+            "Passet (Solgården, mån 7/12 07:00–16:00) började 2026-12-07 07:00"
+        )
+        assert (
+            shift_started({}, before, ZONE) is None and shift_started({"shift": {"start": "x"}}, before, ZONE) is None
+        )
 
     def test_lena_a_day_that_has_passed_in_stockholm(self) -> None:
         material = {"date": "2026-12-07", "group": "g1", "group_name": "Norr"}
