@@ -226,10 +226,14 @@ class ReviewQueue:
         state: ReviewState | None = ReviewState.open,
         limit: int = 500,
     ) -> builtins.list[ReviewItem]:
-        """Review items, oldest first (the order a case worker works through them)."""
+        """Review items in the order a case worker works through them: overdue first, by deadline, oldest."""
+        now = self.clock.now()
+        overdue_first = case((ReviewItem.overdue_at.is_not(None) | (ReviewItem.due_at < now), 0), else_=1)
         stmt = (
             select(ReviewItem)
-            .order_by(ReviewItem.due_at.is_(None), ReviewItem.due_at, ReviewItem.created_at, ReviewItem.id)
+            .order_by(
+                overdue_first, ReviewItem.due_at.is_(None), ReviewItem.due_at, ReviewItem.created_at, ReviewItem.id
+            )
             .limit(limit)
         )
         if tenants is not None:

@@ -176,3 +176,24 @@ async def test_the_escalation_is_mailed_to_ops_and_the_coordinators(
     body = msg.get_body(preferencelist=("plain",))
     assert body is not None and f"Ärende {late}" in body.get_content() and "/inbox" in body.get_content()
     assert "191212" not in body.get_content()
+
+
+async def test_the_api_shows_overdue_and_hands_over(lite: WebEnv) -> None:
+    late = add_review(lite, due_in_hours=1)
+    fresh = add_review(lite, due_in_hours=5)
+    lite.clock.advance(2 * 3600)
+    async with web_client(lite.app) as client:
+        csrf = await login(client, "anna")
+        listed = {r["id"]: r["overdue"] for r in (await client.get("/api/v1/reviews")).json()}
+        assert listed == {late: True, fresh: False}
+        headers = {"X-CSRF-Token": csrf}
+        refused = await client.post(
+            f"/api/v1/reviews/{late}/hand-over", json={"to": "user:sara"}, headers=headers
+        )  # operations may not decide in the queue
+        assert refused.status_code == 422 and "Välj en kollega" in refused.json()["message"]
+        done = await client.post(
+            f"/api/v1/reviews/{late}/hand-over",
+            json={"to": "user:erik", "comment": "Till samordnaren"},
+            headers=headers,
+        )
+        assert done.status_code == 200 and done.json()["review"]["assignee"] == "user:erik"
