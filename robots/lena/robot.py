@@ -33,11 +33,12 @@ from core.api import (
     NewItem,
     Outcome,
     Robot,
+    local_today,
 )
 from robots.lena.check import check_plan
 from robots.lena.comments import apply_changes, parse_comment
 from robots.lena.continuity import ContinuityWeights
-from robots.lena.homecare import STOCKHOLM, assignments_of, from_minutes, plan_body, to_problem
+from robots.lena.homecare import assignments_of, from_minutes, plan_body, to_problem
 from robots.lena.metrics import Weights
 from robots.lena.model import ModelError, Problem
 from robots.lena.report import build_view, plan_from_dict, plan_to_dict
@@ -154,10 +155,10 @@ class LenaRobot(Robot[LenaSettings]):
         return self.settings
 
     def plan_date(self, ctx: RunContext) -> date:
-        """The day to plan: the setting, or today (local time) plus ``days_ahead``."""
+        """The day to plan: the setting, or today (the tenant's local date) plus ``days_ahead``."""
         if self.conf.plan_date is not None:
             return self.conf.plan_date
-        return ctx.clock.now().astimezone(STOCKHOLM).date() + timedelta(days=self.conf.days_ahead)
+        return local_today(ctx.clock, ctx.timezone) + timedelta(days=self.conf.days_ahead)
 
     async def collect(self, ctx: RunContext) -> AsyncIterator[NewItem]:
         """One item per group for the day to plan."""
