@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.api import NeedsReview, NewItem, Outcome, Robot, RunContext, WorkItemView
 from core.overdue import SweepResult, SweepTimer, sweep
 from core.records import ItemStatus, ReviewKind, ReviewState, ReviewView
+from core.registry import Registry
 from core.settings import ReviewSettings
-from core.testing import FakeClock
+from core.testing import FakeClock, make_settings
 from core.testing.memory import MemoryStores
+from core.worker import Worker
 from robots.bosse.material import shift_started
 from robots.lena.robot import plan_day_passed
 
@@ -162,3 +166,24 @@ class TestRobotHooks:
         reason = plan_day_passed(material, datetime(2026, 12, 7, 23, 30, tzinfo=UTC), ZONE)
         assert reason is not None and "Norr" in reason and "2026-12-07" in reason
         assert plan_day_passed({"date": "?"}, datetime(2027, 1, 1, tzinfo=UTC), ZONE) is None
+
+
+class TestWorker:
+    """Every worker sweeps, at most every ``[review] check_every_seconds``, on the engine's stores."""
+
+    def test_the_worker_lapses_marks_and_escalates(self, tmp_path: Path) -> None:
+        stores = MemoryStores(FakeClock())
+        engine = stores.engine(
+            make_settings(tmp_path, review={"check_every_seconds": 60}), Registry(robots={"shifty": Shifty})
+        )
+        worker = Worker(engine)
+        kept = review(stores, "a", {})
+        gone = review(stores, "b", {"lapse": True})
+        stores.clock.advance(61)
+        assert asyncio.run(worker.sweep_overdue_if_due()) == SweepResult(lapsed=1, marked_overdue=1, escalated=1)
+        assert stores.reviews.get(gone).state == ReviewState.lapsed
+        assert stores.reviews.get(kept).state == ReviewState.open
+        assert stores.alerts.alert_keys() == [f"review_overdue:{kept}"]
+        assert asyncio.run(worker.sweep_overdue_if_due()) is None  # not again within the minute
+        stores.clock.advance(60)
+        assert asyncio.run(worker.sweep_overdue_if_due()) == SweepResult()
