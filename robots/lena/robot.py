@@ -63,11 +63,12 @@ def plan_day_passed(material: dict[str, Any], now: datetime, zone: ZoneInfo) -> 
         return None
     if day >= now.astimezone(zone).date():
         return None
-    group = material.get("group_name") or material.get("group") or ""
+    group = material.get("group_name") or material.get("group")
+    plan = f"Planen för {group}" if group else "Planen"
     return (
-        f"Planen för {group} gällde {day.isoformat()}, en dag som har passerat, och publicerades inte. "
-        "Besöken den dagen gjordes efter verksamhetssystemets egen plan."
-    ).replace("för  gällde", "gällde")
+        f"{plan} gällde {day.isoformat()}, en dag som har passerat, och publicerades inte. "
+        "Besöken den dagen följde den plan som redan fanns i verksamhetssystemet."
+    )
 
 
 class LenaSettings(BaseModel):
