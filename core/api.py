@@ -17,6 +17,7 @@ Every name in ``__all__`` is documented in docs/writing-a-robot.md (a test check
 
 from __future__ import annotations
 
+from core.clock import local_today
 from core.errors import (
     ApplicationError,
     BusinessError,
@@ -67,4 +68,5 @@ __all__ = [
     "WorkItemView",
     "get_logger",
     "load_settings",
+    "local_today",
 ]

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from core.records import (
         CallbackStatus,
         ItemStatus,
+        QueueBacklog,
         ReviewKind,
         ReviewState,
         ReviewView,
@@ -107,6 +108,12 @@ class ReviewRecord(Protocol):
     def assignee(self) -> str | None: ...
     @property
     def due_at(self) -> datetime | None: ...
+    @property
+    def overdue_at(self) -> datetime | None: ...
+    @property
+    def escalated_at(self) -> datetime | None: ...
+    @property
+    def created_at(self) -> datetime: ...
     @property
     def four_eyes(self) -> bool: ...
     @property
@@ -403,8 +410,36 @@ class ReviewStore(Protocol):
         """
         ...
 
-    def expire_overdue(self, *, actor: str = "system:kollega") -> int:
-        """Expire open items past their deadline; returns how many."""
+    def hand_over(self, review_id: int, assignee: str, *, actor: str, comment: str | None = None) -> None:
+        """Give an open item to a named person (a colleague's hand-over or a coordinator's reassignment), audited.
+
+        Whether ``assignee`` may decide in the queue is the caller's check; a comment (why)
+        is kept with the item. AlreadyDecided when it is no longer open.
+        """
+        ...
+
+    def past_due(self, *, limit: int = 500) -> Sequence[ReviewRecord]:
+        """Open items whose deadline has passed (still open: nothing expires), earliest deadline first."""
+        ...
+
+    def mark_overdue(self, review_id: int, *, actor: str) -> bool:
+        """Mark an open item past its deadline as overdue (audited once); True when newly marked."""
+        ...
+
+    def mark_escalated(self, review_id: int, *, actor: str, to: str) -> bool:
+        """Record that an overdue item's lateness was escalated (``to`` whom; audited once); True when new."""
+        ...
+
+    def lapse(self, review_id: int, reason: str, *, actor: str) -> bool:
+        """Close an open item its robot found pointless as ``lapsed``, with the (Swedish) reason, audited.
+
+        Nothing is carried out; its work item is settled as done with the outcome ``lapsed``.
+        False when it is no longer open (a person decided meanwhile, and that decision stands).
+        """
+        ...
+
+    def backlog(self, *, tenants: set[str] | None = None) -> list[QueueBacklog]:
+        """Each queue with open items: how many, how many overdue, the oldest; by tenant and queue."""
         ...
 
     def due_robots(self) -> set[tuple[str, str]]:

@@ -63,9 +63,10 @@ class ReviewState(enum.StrEnum):
     approved = "approved"  # approved (by two different people under four-eyes)
     rejected = "rejected"  # rejected
     returned = "returned"  # sent back to the robot with a comment
-    expired = "expired"  # its deadline passed without a decision
+    expired = "expired"  # no longer set: before 0012_review_overdue a passed deadline closed the item unseen
     resolved = "resolved"  # closed by the robot itself (an uncertain item re-checked); no person decided
     withdrawn = "withdrawn"  # a problem report closed because operations retried or cancelled its item
+    lapsed = "lapsed"  # closed because its robot found it lost its point (a shift begun, a day passed); reason kept
 
 
 class ReviewKind(enum.StrEnum):
@@ -195,6 +196,22 @@ class WaitingDecision:
             attempts=row.callback_attempts,
             message=row.callback_message,
         )
+
+
+@dataclass(frozen=True)
+class QueueBacklog:
+    """One review queue's open items: how many, how many past their deadline, and the oldest."""
+
+    tenant: str
+    queue: str
+    #: Open items (waiting for a decision).
+    open: int
+    #: Open items whose deadline has passed.
+    overdue: int
+    #: When the oldest open item was created (None when the queue is empty).
+    oldest_created_at: datetime | None
+    #: The id of the oldest open item (None when the queue is empty).
+    oldest_id: int | None
 
 
 #: Shown to the person who decided when carrying it out failed for a technical reason.

@@ -51,6 +51,7 @@ CLOSED = (
     ReviewState.expired,
     ReviewState.resolved,
     ReviewState.withdrawn,
+    ReviewState.lapsed,
 )
 
 

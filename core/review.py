@@ -5,7 +5,7 @@ States::
     open ──approve──> approved        (under four-eyes: two approvals by different people)
       │  ──reject───> rejected
       │  ──return───> returned        (back to the robot with a comment)
-      │  ──deadline──> expired
+      │  ──robot: lost its point──> lapsed   (a shift begun, a day passed; the reason is kept)
       ├──re-check──> resolved        (uncertain items only: the robot found the write done;
       │                               decided_by is the robot, nothing is carried out)
       └──retry/cancel─> withdrawn    (exception and uncertain items only: operations retried
@@ -14,6 +14,10 @@ States::
 A decision is final, audited, and sets ``callback_status = pending``: a worker then calls
 the robot's ``on_decision`` (retried with backoff like any item). Concurrent deciders are
 resolved by an optimistic version check: the second gets :class:`AlreadyDecided`.
+
+A passed deadline closes nothing: the item stays open, is marked overdue (``overdue_at``)
+and escalated once (``escalated_at``); :mod:`core.overdue` drives that. (``expired`` is a
+state only items closed before migration 0012 carry.)
 """
 
 from __future__ import annotations
@@ -24,13 +28,13 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import distinct, select, update
+from sqlalchemy import case, distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import Clock, SystemClock
 from core.errors import AlreadyDecided, FourEyesViolation, LeaseLost, ReviewError
-from core.records import GENERAL_FAILURE, ReviewView, WaitingDecision, failure_summary
+from core.records import GENERAL_FAILURE, QueueBacklog, ReviewView, WaitingDecision, failure_summary
 from core.storage.db import Database
 from core.storage.models import (
     CallbackStatus,
@@ -222,10 +226,14 @@ class ReviewQueue:
         state: ReviewState | None = ReviewState.open,
         limit: int = 500,
     ) -> builtins.list[ReviewItem]:
-        """Review items, oldest first (the order a case worker works through them)."""
+        """Review items in the order a case worker works through them: overdue first, by deadline, oldest."""
+        now = self.clock.now()
+        overdue_first = case((ReviewItem.overdue_at.is_not(None) | (ReviewItem.due_at < now), 0), else_=1)
         stmt = (
             select(ReviewItem)
-            .order_by(ReviewItem.due_at.is_(None), ReviewItem.due_at, ReviewItem.created_at, ReviewItem.id)
+            .order_by(
+                overdue_first, ReviewItem.due_at.is_(None), ReviewItem.due_at, ReviewItem.created_at, ReviewItem.id
+            )
             .limit(limit)
         )
         if tenants is not None:
@@ -392,28 +400,135 @@ class ReviewQueue:
         # deciders; the flush makes a lost race surface here, inside the transaction.
         s.flush()
 
-    def expire_overdue(self, *, actor: str = "system:kollega") -> int:
-        """Mark open items past their deadline as expired (audited); returns how many."""
+    def hand_over(self, review_id: int, assignee: str, *, actor: str, comment: str | None = None) -> None:
+        """Give an open item to a named person (hand-over or reassignment), audited; the comment is kept."""
+        if not assignee.strip():
+            raise ReviewError("a hand-over needs the person to hand the item to")
         now = self.clock.now()
         with self.db.session() as s:
-            rows = s.execute(
+            row = self._locked_open(s, review_id)
+            before = row.assignee
+            row.assignee, row.updated_at, row.version = assignee, now, row.version + 1
+            text = (comment or "").strip()
+            if text:
+                s.add(ReviewComment(review_id=review_id, author=actor, text=text, created_at=now))
+            audit.append(
+                s,
+                actor=actor,
+                action="review.handed_over",
+                tenant=row.tenant,
+                subject=row.subject,
+                details={"review_id": review_id, "queue": row.queue, "from": before, "to": assignee},
+                now=now,
+            )
+
+    def past_due(self, *, limit: int = 500) -> builtins.list[ReviewItem]:
+        """Open items whose deadline has passed, earliest deadline first."""
+        now = self.clock.now()
+        stmt = (
+            select(ReviewItem)
+            .where(ReviewItem.state == ReviewState.open, ReviewItem.due_at < now)
+            .order_by(ReviewItem.due_at, ReviewItem.id)
+            .limit(limit)
+        )
+        with self.db.session() as s:
+            return list(s.scalars(stmt).all())
+
+    def _mark_once(self, review_id: int, column: str, action: str, actor: str, details: dict[str, Any]) -> bool:
+        now = self.clock.now()
+        with self.db.session() as s:
+            row = s.execute(
                 update(ReviewItem)
-                .where(ReviewItem.state == ReviewState.open, ReviewItem.due_at < now)
-                .values(state=ReviewState.expired, updated_at=now, version=ReviewItem.version + 1)
-                .returning(ReviewItem.id, ReviewItem.tenant, ReviewItem.subject, ReviewItem.queue)
-                .execution_options(synchronize_session=False)
-            ).all()
-            for r in rows:
-                audit.append(
-                    s,
-                    actor=actor,
-                    action="review.expired",
-                    tenant=r.tenant,
-                    subject=r.subject,
-                    details={"review_id": r.id, "queue": r.queue},
-                    now=now,
+                .where(
+                    ReviewItem.id == review_id,
+                    ReviewItem.state == ReviewState.open,
+                    ReviewItem.due_at < now,
+                    getattr(ReviewItem, column).is_(None),
                 )
-            return len(rows)
+                .values({column: now, "updated_at": now})
+                .returning(ReviewItem.tenant, ReviewItem.subject, ReviewItem.queue, ReviewItem.due_at)
+                .execution_options(synchronize_session=False)
+            ).one_or_none()
+            if row is None:
+                return False
+            audit.append(
+                s,
+                actor=actor,
+                action=action,
+                tenant=row[0],
+                subject=row[1],
+                details={"review_id": review_id, "queue": row[2], "due_at": row[3].isoformat(), **details},
+                now=now,
+            )
+            return True
+
+    def mark_overdue(self, review_id: int, *, actor: str) -> bool:
+        """Mark an open item past its deadline as overdue (audited once); True when newly marked."""
+        return self._mark_once(review_id, "overdue_at", "review.overdue", actor, {})
+
+    def mark_escalated(self, review_id: int, *, actor: str, to: str) -> bool:
+        """Record the escalation of an overdue item (audited once); True when new."""
+        return self._mark_once(review_id, "escalated_at", "review.escalated", actor, {"to": to})
+
+    def lapse(self, review_id: int, reason: str, *, actor: str) -> bool:
+        """Close an open item as ``lapsed`` with the robot's reason (audited); False when no longer open."""
+        if not reason.strip():
+            raise ReviewError("a lapsed item needs the reason it lost its point")
+        now = self.clock.now()
+        with self.db.session() as s:
+            row = s.get(ReviewItem, review_id, with_for_update=True)
+            if row is None:
+                raise ReviewError(f"review item {review_id} does not exist")
+            if row.state != ReviewState.open:
+                return False
+            row.state, row.decided_by, row.decided_at, row.decision_comment = ReviewState.lapsed, actor, now, reason
+            row.callback_status = CallbackStatus.none  # nothing for on_decision to carry out
+            row.version += 1
+            row.updated_at = now
+            if row.work_item_id is not None:
+                item = s.get(WorkItem, row.work_item_id, with_for_update=True)
+                if item is not None and row.kind == ReviewKind.decision and item.status in DECIDABLE:
+                    item.status, item.finished_at, item.updated_at = ItemStatus.done, now, now
+                    item.result = {**(item.result or {}), "decision": ReviewState.lapsed.value, "lapsed_reason": reason}
+            audit.append(
+                s,
+                actor=actor,
+                action="review.lapsed",
+                tenant=row.tenant,
+                subject=row.subject,
+                details={"review_id": review_id, "queue": row.queue, "reason": reason},
+                now=now,
+            )
+            return True
+
+    def backlog(self, *, tenants: set[str] | None = None) -> builtins.list[QueueBacklog]:
+        """Each queue with open items: how many, how many overdue, the oldest; by tenant and queue."""
+        now = self.clock.now()
+        stmt = (
+            select(
+                ReviewItem.tenant,
+                ReviewItem.queue,
+                func.count(),
+                func.sum(case((ReviewItem.due_at < now, 1), else_=0)),
+                func.min(ReviewItem.created_at),
+            )
+            .where(ReviewItem.state == ReviewState.open)
+            .group_by(ReviewItem.tenant, ReviewItem.queue)
+            .order_by(ReviewItem.tenant, ReviewItem.queue)
+        )
+        if tenants is not None:
+            stmt = stmt.where(ReviewItem.tenant.in_(tenants))
+        with self.db.session() as s:
+            out = []
+            for tenant, queue, count, overdue, oldest in s.execute(stmt).all():
+                oldest_id = s.scalar(
+                    select(ReviewItem.id)
+                    .where(ReviewItem.state == ReviewState.open, ReviewItem.tenant == tenant, ReviewItem.queue == queue)
+                    .order_by(ReviewItem.created_at, ReviewItem.id)
+                    .limit(1)
+                )
+                out.append(QueueBacklog(tenant, queue, int(count), int(overdue or 0), oldest, oldest_id))
+            return out
 
     # -- decision callbacks ------------------------------------------------------------
     def claim_callbacks(

@@ -304,6 +304,18 @@ class Robot(abc.ABC, Generic[SettingsT]):
         """
         return None
 
+    def lapse_reason(self, review: ReviewView, now: datetime, zone: ZoneInfo) -> str | None:
+        """Whether an open review item past its deadline has lost its point: the reason, or None.
+
+        Asked by the kernel for each open item of this robot whose deadline has passed (at
+        most once a minute per item). A reason (Swedish, for the case worker, nothing
+        personal) closes the item as ``lapsed``: audited, shown in the inbox with the
+        reason, nothing carried out, its work item settled. ``None`` (the default) keeps
+        the item open, marked overdue ("Försenad") and escalated. ``now`` is UTC; ``zone``
+        the deployment's local time zone. Pure: no I/O; an exception counts as None.
+        """
+        return None
+
     def cli(self) -> typer.Typer | None:
         """An optional typer app mounted as ``kollega <name> …``."""
         return None

@@ -291,6 +291,45 @@ class LoggingSettings(BaseModel):
     )
 
 
+class ReviewSettings(BaseModel):
+    """What happens to review items nobody decides in time (``[review]``).
+
+    Nothing expires: an item past its deadline stays open, marked overdue ("Försenad") and
+    escalated once to the queue's coordinators and operations. A queue whose oldest open
+    item is older than its limit raises one alert (per oldest item) on the dashboard.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    check_every_seconds: float = Field(
+        default=60, ge=1, description="How often a worker (and `kollega serve`) looks for overdue items."
+    )
+    oldest_open_alert_hours: float = Field(
+        default=24, gt=0, description="Alert when a queue's oldest open item is older than this many hours."
+    )
+    queue_oldest_open_alert_hours: dict[str, float] = Field(
+        default_factory=dict,
+        description='The same limit per queue, overriding the default (e.g. {"ronney.application" = 48}).',
+    )
+    escalation_mail_coordinators: bool = Field(
+        default=True,
+        description="Also mail an overdue item's escalation to the coordinators of its municipality "
+        "(users with the coordinator role and an e-mail address; needs [connectors.mail]).",
+    )
+
+    def oldest_open_limit(self, queue: str) -> float:
+        """The age limit in hours of ``queue``'s oldest open item."""
+        return self.queue_oldest_open_alert_hours.get(queue, self.oldest_open_alert_hours)
+
+    @field_validator("queue_oldest_open_alert_hours")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = sorted(q for q, hours in value.items() if not hours > 0)
+        if bad:
+            raise ValueError(f"the age limit must be more than 0 hours (queues: {', '.join(bad)})")
+        return value
+
+
 class AuditSettings(BaseModel):
     """Checkpoints of the audit chain's head outside the database (``[audit]``).
 
@@ -348,6 +387,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
     robots: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="One section per robot, checked by its settings_model."
     )

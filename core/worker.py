@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import structlog
 
 from core.engine import Engine, RunSummary
 from core.fairness import FairSlots
 from core.interfaces import RunRecord
+from core.overdue import SweepResult, SweepTimer, sweep
 from core.records import RunStatus
 from core.retention import purge
+from core.robot import Robot
 
 log = structlog.get_logger("kollega.worker")
 
@@ -31,6 +35,7 @@ class Worker:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._purged_at: float | None = None
+        self._sweeps: SweepTimer | None = None
 
     async def purge_artifacts_if_due(self) -> int:
         """Delete artifacts past their retention and clear finished work past its period, at most once an hour."""
@@ -58,6 +63,31 @@ class Worker:
         if cleared:
             log.info("retention purge", **{p.tenant: p.as_dict() for p in done})
         return purged + sum(p.artifacts for p in done)
+
+    async def sweep_overdue_if_due(self) -> SweepResult | None:
+        """Lapse, mark and escalate review items past their deadline, at most every ``[review] check_every_seconds``.
+
+        Nothing expires unseen any more: see :mod:`core.overdue`.
+        """
+        e = self.engine
+        if self._sweeps is None:
+            self._sweeps = SweepTimer(e.settings.review.check_every_seconds)
+        if not self._sweeps.due(e.clock.now()):
+            return None
+
+        def robot_for(name: str) -> Robot | None:
+            return e.robot_instance(name) if name in e.registry.robots else None
+
+        try:
+            result = await asyncio.to_thread(
+                sweep, e.reviews, e.alerts, robot_for, e.settings.review, e.clock.now(), ZoneInfo(e.settings.timezone)
+            )
+        except Exception:
+            log.error("sweeping overdue review items failed", exc_info=True)
+            return None
+        if result != SweepResult():
+            log.info("overdue review items", **dataclasses.asdict(result))
+        return result
 
     async def run_queued_once(self) -> RunSummary | None:
         """Claim and execute one queued run; None when there is none."""
@@ -163,7 +193,7 @@ class Worker:
                             log.error("a run ended with an error", exc_info=task.exception())
                     continue
                 handled = await self.drain_once()
-                await asyncio.to_thread(self.engine.reviews.expire_overdue)
+                await self.sweep_overdue_if_due()
                 await self.purge_artifacts_if_due()
                 if once and handled == 0:
                     return

@@ -7,7 +7,7 @@ Core does not know them: pyproject.toml registers them under the entry-point gro
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,7 @@ from rich.table import Table
 
 from core.cli.common import Exit, console, load_cli_settings, open_database, registry
 from core.cli.runs import summaries_table
+from core.clock import Clock, SystemClock, local_today
 from core.storage.db import redact_url
 from sandbox.demo import DEMO_CONFIG, demo_night, demo_users, load_demo_settings, worker_beside
 
@@ -23,9 +24,12 @@ from sandbox.demo import DEMO_CONFIG, demo_night, demo_users, load_demo_settings
 SANDBOX_TIMEZONE = ZoneInfo("Europe/Stockholm")
 
 
-def stockholm_today(now: datetime | None = None) -> date:
-    """Today's date in Europe/Stockholm (at 00:43 local time that is already the new day, unlike UTC)."""
-    return (now or datetime.now(SANDBOX_TIMEZONE)).astimezone(SANDBOX_TIMEZONE).date()
+def stockholm_today(clock: Clock | None = None) -> date:
+    """Today's date in Europe/Stockholm by ``clock`` (at 00:43 local time already the new day, unlike UTC).
+
+    The same :func:`core.clock.local_today` the robots count their days with.
+    """
+    return local_today(clock or SystemClock(), SANDBOX_TIMEZONE)
 
 
 def _parse_day(value: str | None) -> date | None:

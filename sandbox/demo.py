@@ -22,16 +22,15 @@ import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from core.cli.runs import run_many
-from core.clock import Clock, SystemClock
+from core.clock import Clock, SystemClock, local_today
 from core.engine import Engine, RunSummary
 from core.errors import ConfigError
 from core.logging import get_logger
@@ -166,31 +165,42 @@ def point_connectors_at(settings: Settings, base_url: str, systems: dict[str, st
 
 
 # -- sandboxes -----------------------------------------------------------------------------
+def sandbox_today(settings: Settings, clock: Clock) -> date:
+    """The demo sandboxes' day: today in the deployment's time zone by the robots' own clock.
+
+    The robots count "tomorrow" (Lena) and "the coming month" (Ronney) from the same
+    :func:`core.clock.local_today`, so the sandbox's data is always for the day and month
+    they ask for, also between midnight and 01:00/02:00 local time when the UTC date lags.
+    """
+    return local_today(clock, settings.timezone)
+
+
 @contextmanager
-def sandbox(seed: int, tenant: str, options: dict[str, Any]) -> Iterator[str]:
-    """A sandbox playing ``tenant``'s systems on a free local port; yields its base URL."""
+def sandbox(seed: int, tenant: str, options: dict[str, Any], today: date) -> Iterator[str]:
+    """A sandbox playing ``tenant``'s systems for the day ``today`` on a free local port; yields its base URL."""
     from sandbox.testing import running_sandbox
 
-    # The sandbox's "today" is the date in Stockholm, so the robots' own notion of "the
-    # coming month" or "tomorrow" matches its data (also between midnight and 01:00/02:00 UTC).
-    today = datetime.now(ZoneInfo("Europe/Stockholm")).date()
-    with running_sandbox(seed=seed, today=today, tenant=tenant, **options) as base_url:
+    with running_sandbox(seed=seed, **{**options, "today": today, "tenant": tenant}) as base_url:
         yield base_url
 
 
 @contextmanager
-def sandboxes(settings: Settings, demo: DemoSettings, seed: int) -> Iterator[dict[str, str]]:
+def sandboxes(
+    settings: Settings, demo: DemoSettings, seed: int, clock: Clock | None = None
+) -> Iterator[dict[str, str]]:
     """One sandbox per configured municipality (a different seed each), connectors pointed at them.
 
     Every municipality gets its own sections (``connectors`` in its ``[[tenants]]`` entry),
     as municipalities sharing one deployment declare them; a deployment naming none gets
-    one sandbox behind its ``[connectors.*]``. Yields kommunkod → sandbox URL.
+    one sandbox behind its ``[connectors.*]``. Each plays :func:`sandbox_today` by ``clock``
+    (the robots' clock). Yields kommunkod → sandbox URL.
     """
     codes = [t.code for t in settings.tenants] or [demo.sandbox.tenant]
+    today = sandbox_today(settings, clock or SystemClock())
     urls: dict[str, str] = {}
     with ExitStack() as stack:
         for i, code in enumerate(codes):
-            urls[code] = stack.enter_context(sandbox(seed + i, code, demo.sandbox.options))
+            urls[code] = stack.enter_context(sandbox(seed + i, code, demo.sandbox.options, today))
             point_connectors_at(settings, urls[code], demo.sandbox.systems, tenant=code if settings.tenants else None)
         yield urls
 
@@ -232,11 +242,13 @@ def demo_night(
     is told the sandboxes and the runs before they start.
     """
     apply_demo_settings(settings, demo, registry)
-    engine = Engine.from_database(db, settings, registry)
-    with sandboxes(settings, demo, seed) as urls:
+    # One clock for the robots, the night's order and the sandboxes' day: one "today".
+    clock = clock or SystemClock()
+    engine = Engine.from_database(db, settings, registry, clock=clock)
+    with sandboxes(settings, demo, seed, clock) as urls:
         # Each municipality of the deployment gets a sandbox of its own (its own systems,
         # people and schedules); the robots run for all of them, sharing one database.
-        jobs = night_jobs(settings, registry, clock or SystemClock())
+        jobs = night_jobs(settings, registry, clock)
         if on_ready is not None:
             on_ready(urls, jobs)
         summaries = asyncio.run(run_many(engine, jobs, trigger="manual", show_progress=show_progress))

@@ -47,6 +47,7 @@ def review_list(
     settings = load_cli_settings()
     rq = ReviewQueue(open_database(settings))
     rows = rq.list(tenants={tenant} if tenant else None, queue=queue, state=state)
+    now = rq.clock.now()
     data = [
         {
             "id": r.id,
@@ -57,6 +58,7 @@ def review_list(
             "state": r.state.value,
             "four_eyes": r.four_eyes,
             "due_at": r.due_at.isoformat() if r.due_at else None,
+            "overdue": r.state == ReviewState.open and r.due_at is not None and r.due_at < now,
             "created_at": r.created_at.isoformat(),
         }
         for r in rows
@@ -66,7 +68,8 @@ def review_list(
         return
     table = Table("Id", "Tenant", "Queue", "Kind", "Title", "Due", "State")
     for d in data:
-        table.add_row(*(str(d[k] or "") for k in ("id", "tenant", "queue", "kind", "title", "due_at", "state")))
+        state_text = f"{d['state']} (overdue)" if d["overdue"] else str(d["state"])
+        table.add_row(*(str(d[k] or "") for k in ("id", "tenant", "queue", "kind", "title", "due_at")), state_text)
     console.print(table)
 
 

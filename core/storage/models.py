@@ -194,6 +194,7 @@ class ReviewItem(Base):
     __table_args__ = (
         Index("ix_review_items_queue", "tenant", "queue", "state", "created_at"),
         Index("ix_review_items_callback", "callback_status", "callback_next_at"),
+        Index("ix_review_items_due", "state", "due_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant: Mapped[str] = mapped_column(ForeignKey("tenants.code"))
@@ -208,6 +209,10 @@ class ReviewItem(Base):
     state: Mapped[ReviewState] = mapped_column(_enum(ReviewState), default=ReviewState.open)
     assignee: Mapped[str | None] = mapped_column(String(200))
     due_at: Mapped[datetime | None] = mapped_column()
+    #: When its deadline was found passed while it was still open (marked "Försenad"; None = not yet).
+    overdue_at: Mapped[datetime | None] = mapped_column()
+    #: When its lateness was escalated to the queue's coordinators and operations (once; None = not yet).
+    escalated_at: Mapped[datetime | None] = mapped_column()
     four_eyes: Mapped[bool] = mapped_column(Boolean, default=False)
     first_approver: Mapped[str | None] = mapped_column(String(200))
     first_approved_at: Mapped[datetime | None] = mapped_column()

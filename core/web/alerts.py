@@ -16,17 +16,24 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import aiosmtplib
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core.alert_sink import SqlAlertSink
+from core.clock import Clock
+from core.interfaces import ReviewStore
 from core.logging import get_logger, redact_text
-from core.settings import SecretRef
+from core.overdue import SweepResult, sweep
+from core.registry import Registry
+from core.robot import Robot
+from core.settings import SecretRef, Settings
 from core.storage.db import Database
 from core.storage.models import CallbackStatus, ReviewItem, Run, RunStatus, Tenant
-from core.storage.web_models import Alert
+from core.storage.web_models import Alert, Role, User, UserRole
 from core.web.decisions import is_late
 from core.web.settings import AlertSettings
 
@@ -206,7 +213,12 @@ SUBJECTS = {
     "missed": "körning missades",
     "overrun": "körning blev inte klar i tid",
     "exception_jump": "många undantag",
+    "review_overdue": "försenat ärende i inkorgen",
+    "queue_age": "gammalt ärende i kön",
 }
+#: Alert kinds about a review queue: mailed to the tenant's coordinators too (``[review]
+#: escalation_mail_coordinators``), as the escalation of an item nobody decided in time.
+COORDINATOR_KINDS = frozenset({"review_overdue", "queue_age"})
 #: SMTP failures worth another try at the next check (the server is away, not the message bad).
 TRANSIENT = (
     aiosmtplib.SMTPConnectError,
@@ -223,22 +235,43 @@ def _one_line(text: str, limit: int = 120) -> str:
     return flat[:limit]
 
 
-def build_message(alert: Alert, ops_email: str, tenant_name: str, sender: str, public_url: str) -> EmailMessage:
+def build_message(
+    alert: Alert, ops_email: str | list[str], tenant_name: str, sender: str, public_url: str
+) -> EmailMessage:
     """The alert mail: a fixed one-line subject, the (redacted) message in the body."""
     msg = EmailMessage()
-    msg["From"], msg["To"] = sender, ops_email
+    msg["From"], msg["To"] = sender, ops_email if isinstance(ops_email, str) else ", ".join(ops_email)
     what = SUBJECTS.get(alert.kind, alert.kind)
     msg["Subject"] = _one_line(f"Kollega: {what}: {alert.robot} för {tenant_name} ({alert.tenant})")
     msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     msg.set_content(
         f"Kollega har upptäckt ett problem för {tenant_name} ({alert.tenant}):\n\n{redact_text(alert.message)}\n\n"
         f"Se driftöversikten: {public_url}/ops\n"
+        + (f"Se inkorgen: {public_url}/inbox\n" if alert.kind in COORDINATOR_KINDS else "")
     )
     return msg
 
 
-async def mail_new(db: Database, smtp: AlertMailSettings, now: datetime, public_url: str) -> int:
+def coordinator_emails(db: Database, tenant: str) -> list[str]:
+    """The e-mail addresses of the tenant's active coordinators, sorted."""
+    with db.session() as s:
+        found = s.scalars(
+            select(User.email)
+            .join(UserRole, UserRole.user_id == User.id)
+            .where(UserRole.role == Role.coordinator, UserRole.tenant == tenant)
+            .where(User.active.is_(True), User.email.is_not(None), User.email != "")
+            .distinct()
+        ).all()
+    return sorted({e for e in found if e})
+
+
+async def mail_new(
+    db: Database, smtp: AlertMailSettings, now: datetime, public_url: str, *, coordinators: bool = True
+) -> int:
     """Mail every alert not yet mailed to its tenant's ops_email; returns how many were sent.
+
+    An overdue item's escalation and an old queue (:data:`COORDINATOR_KINDS`) go to the
+    tenant's coordinators as well when ``coordinators`` is set.
 
     Each alert is mailed on its own: one that cannot be mailed (a bad address, a message the
     server refuses) gets its ``mail_error`` recorded and is not tried again, so it never
@@ -255,10 +288,13 @@ async def mail_new(db: Database, smtp: AlertMailSettings, now: datetime, public_
     sent = 0
     for alert, ops_email, tenant_name in pending:
         try:
-            if not ops_email:
+            recipients = [ops_email] if ops_email else []
+            if coordinators and alert.kind in COORDINATOR_KINDS:
+                recipients += [e for e in coordinator_emails(db, alert.tenant) if e not in recipients]
+            if not recipients:
                 _mark(db, alert.id, error="the tenant has no ops_email")
                 continue
-            msg = build_message(alert, ops_email, tenant_name, smtp.sender, public_url)
+            msg = build_message(alert, recipients, tenant_name, smtp.sender, public_url)
             await aiosmtplib.send(
                 msg,
                 hostname=smtp.host,
@@ -295,3 +331,18 @@ def _mark(db: Database, alert_id: int, *, mailed_at: datetime | None = None, err
         alert = s.get(Alert, alert_id)
         if alert is not None:
             alert.mailed_at, alert.mail_error = mailed_at, error
+
+
+def sweep_reviews(
+    db: Database, settings: Settings, registry: Registry, reviews: ReviewStore, clock: Clock
+) -> SweepResult:
+    """Lapse, mark and escalate overdue review items from the web process (as a worker does; see core.overdue).
+
+    `kollega serve` runs it with its alert checks, so nothing waits unseen when no worker is up.
+    """
+
+    def robot_for(name: str) -> Robot | None:
+        cls = registry.robots.get(name)
+        return cls(settings.robot_settings(name, cls.settings_model)) if cls is not None else None
+
+    return sweep(reviews, SqlAlertSink(db, clock), robot_for, settings.review, clock.now(), ZoneInfo(settings.timezone))

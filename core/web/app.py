@@ -65,9 +65,18 @@ async def alert_loop(ctx: WebContext, stop: asyncio.Event) -> None:
     smtp = alerts.mail_settings(ctx.settings.connectors) if ctx.web.alerts.mail else None
     while not stop.is_set():
         try:
+            await run_in_threadpool(
+                alerts.sweep_reviews, ctx.db, ctx.settings, ctx.registry, ctx.reviews, ctx.reviews.clock
+            )
             await run_in_threadpool(alerts.detect, ctx.db, ctx.web.alerts, ctx.clock(), ctx.zone)
             if smtp is not None:
-                await alerts.mail_new(ctx.db, smtp, ctx.clock(), ctx.web.public_url)
+                await alerts.mail_new(
+                    ctx.db,
+                    smtp,
+                    ctx.clock(),
+                    ctx.web.public_url,
+                    coordinators=ctx.settings.review.escalation_mail_coordinators,
+                )
         except Exception:
             # A database or SMTP hiccup must not end the loop: the next check tries again.
             log.exception("web.alert_check_failed")

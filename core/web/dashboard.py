@@ -515,3 +515,33 @@ def cancel_item(ctx: WebContext, tenants: set[str], item_id: int, actor: str) ->
     """Cancel a pending, failed or uncertain item (audited); False when its status does not allow it."""
     get_item(ctx, tenants, item_id)
     return ctx.queue.cancel(item_id, actor=actor)
+
+
+@dataclass(frozen=True)
+class BacklogRow:
+    """One review queue on the dashboard: open and overdue items, the oldest one's age against its limit."""
+
+    tenant: str
+    queue: str
+    open: int
+    overdue: int
+    oldest_created_at: datetime | None
+    age_hours: float
+    limit_hours: float
+
+
+def inbox_backlog(ctx: WebContext, tenants: set[str]) -> list[BacklogRow]:
+    """Each review queue's backlog and the age of its oldest open item (``[review]`` sets the alert limit)."""
+    now = ctx.clock()
+    return [
+        BacklogRow(
+            q.tenant,
+            q.queue,
+            q.open,
+            q.overdue,
+            q.oldest_created_at,
+            (now - q.oldest_created_at).total_seconds() / 3600 if q.oldest_created_at else 0.0,
+            ctx.settings.review.oldest_open_limit(q.queue),
+        )
+        for q in ctx.reviews.backlog(tenants=tenants)
+    ]

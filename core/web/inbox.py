@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from sqlalchemy import case, func, select
 from core.errors import AlreadyDecided, FourEyesViolation, ReviewError
 from core.logging import get_logger
 from core.storage.models import Artifact, ReviewComment, ReviewItem, ReviewKind, ReviewState
-from core.storage.web_models import ReviewTiming
+from core.storage.web_models import ReviewTiming, Role, User, UserRole
 from core.web.auth import Forbidden, NotFound, Principal
 from core.web.deps import WebContext
 from core.web.i18n import Translator, label, local_time
@@ -32,6 +32,21 @@ FOUR_EYES_MESSAGE = (
 )
 FIRST_APPROVAL_MESSAGE = "Ditt godkännande är registrerat. Ärendet väntar nu på en andra person (fyraögonsprincipen)."
 ORDER = (ReviewItem.due_at.is_(None), ReviewItem.due_at, ReviewItem.created_at, ReviewItem.id)
+#: How long a lapsed item (closed by its robot) stays listed in the inbox with its reason.
+LAPSED_SHOWN_DAYS = 7
+
+
+def order(now: datetime) -> tuple[Any, ...]:
+    """Overdue items first (earliest deadline first), then by deadline, then the oldest."""
+    overdue_first = case((ReviewItem.overdue_at.is_not(None) | (ReviewItem.due_at < now), 0), else_=1)
+    return (overdue_first, *ORDER)
+
+
+def is_overdue(row: ReviewItem, now: datetime) -> bool:
+    """An open item whose deadline has passed ("Försenad"): it stays in the inbox until someone decides."""
+    return row.state == ReviewState.open and (
+        row.overdue_at is not None or (row.due_at is not None and row.due_at < now)
+    )
 
 
 @dataclass(frozen=True)
@@ -82,7 +97,8 @@ def queue_summaries(ctx: WebContext, p: Principal) -> list[QueueSummary]:
 
 def list_items(ctx: WebContext, p: Principal, f: InboxFilter, limit: int = 200) -> list[ReviewItem]:
     """Open review items the person sees, with the deadline first, then the oldest."""
-    stmt = select(ReviewItem).where(p.review_filter(), ReviewItem.state == ReviewState.open).order_by(*ORDER)
+    now = ctx.clock()
+    stmt = select(ReviewItem).where(p.review_filter(), ReviewItem.state == ReviewState.open).order_by(*order(now))
     if f.queue:
         stmt = stmt.where(ReviewItem.queue == f.queue)
     if f.tenant:
@@ -92,7 +108,7 @@ def list_items(ctx: WebContext, p: Principal, f: InboxFilter, limit: int = 200) 
     if f.mine:
         stmt = stmt.where(ReviewItem.assignee == p.actor)
     if f.overdue:
-        stmt = stmt.where(ReviewItem.due_at < ctx.clock())
+        stmt = stmt.where(ReviewItem.overdue_at.is_not(None) | (ReviewItem.due_at < now))
     with ctx.db.session() as s:
         return list(s.scalars(stmt.limit(limit)).all())
 
@@ -143,13 +159,75 @@ def next_item_id(ctx: WebContext, p: Principal, queue: str, tenant: str, exclude
             ReviewItem.tenant == tenant,
             (ReviewItem.first_approver.is_(None)) | (ReviewItem.first_approver != p.actor),
         )
-        .order_by(*ORDER)
+        .order_by(*order(ctx.clock()))
         .limit(1)
     )
     if exclude is not None:
         stmt = stmt.where(ReviewItem.id != exclude)
     with ctx.db.session() as s:
         return s.scalar(stmt)
+
+
+def recently_lapsed(ctx: WebContext, p: Principal, limit: int = 50) -> list[ReviewItem]:
+    """Items in the person's queues their robot closed as no longer needed, newest first, with the reason."""
+    since = ctx.clock() - timedelta(days=LAPSED_SHOWN_DAYS)
+    stmt = (
+        select(ReviewItem)
+        .where(p.review_filter(), ReviewItem.state == ReviewState.lapsed, ReviewItem.decided_at >= since)
+        .order_by(ReviewItem.decided_at.desc(), ReviewItem.id.desc())
+        .limit(limit)
+    )
+    with ctx.db.session() as s:
+        return list(s.scalars(stmt).all())
+
+
+@dataclass(frozen=True)
+class Colleague:
+    """A person an item can be handed to: they may decide in its queue."""
+
+    actor: str
+    name: str
+
+
+def colleagues(ctx: WebContext, p: Principal, row: ReviewItem) -> list[Colleague]:
+    """Active people (but ``p``) who may decide in the item's queue: the same grant, or its coordinators."""
+    with ctx.db.session() as s:
+        users = s.execute(
+            select(User.id, User.username, User.display_name)
+            .join(UserRole, UserRole.user_id == User.id)
+            .where(User.active.is_(True), UserRole.tenant == row.tenant)
+            .where(
+                ((UserRole.role == Role.case_worker) & (UserRole.queue == row.queue))
+                | ((UserRole.role == Role.coordinator) & UserRole.queue.in_(["", row.queue]))
+            )
+            .distinct()
+        ).all()
+    found = [Colleague(f"user:{u.username}", u.display_name or u.username) for u in users if u.id != p.user_id]
+    return sorted(found, key=lambda c: (c.name.lower(), c.actor))
+
+
+def may_hand_over(p: Principal, row: ReviewItem) -> bool:
+    """A coordinator may reassign any open item of the tenant; a case worker hands on one that is theirs or free."""
+    if row.state != ReviewState.open or not p.can_decide(row.tenant, row.queue):
+        return False
+    return p.has(Role.coordinator, row.tenant) or row.assignee in (None, p.actor)
+
+
+def hand_over(
+    ctx: WebContext, p: Principal, review_id: int, to: str, comment: str | None, _: Translator
+) -> tuple[bool, str]:
+    """Give the item to a colleague (audited): (done, the Swedish message). Forbidden when ``p`` may not."""
+    row = visible_item(ctx, p, review_id)
+    if not may_hand_over(p, row):
+        raise Forbidden()
+    wanted = {c.actor: c for c in colleagues(ctx, p, row)}.get(to)
+    if wanted is None:
+        return False, _("Välj en kollega som får besluta i kön {queue}.", queue=row.queue)
+    try:
+        ctx.reviews.hand_over(review_id, wanted.actor, actor=p.actor, comment=(comment or "").strip() or None)
+    except AlreadyDecided:
+        return False, _("Ärendet är redan avgjort.")
+    return True, _("Ärendet är överlämnat till {who}.", who=wanted.name)
 
 
 @dataclass(frozen=True)

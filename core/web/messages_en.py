@@ -255,6 +255,39 @@ EN: dict[str, str] = {
     "Syfte": "Purpose",
     "Detaljer": "Details",
     "Inga träffar.": "No results.",
+    # overdue, lapsed and handed-over items (core.web.inbox)
+    "(samordnaren är underrättad)": "(the coordinator has been told)",
+    "Inaktuella ärenden": "Items no longer needed",
+    "Ärenden som roboten stängde för att de inte längre behövs, senaste sju dagarna. Inget beslut verkställdes.": (
+        "Items the robot closed because they are no longer needed, last seven days. No decision was carried out."
+    ),
+    "Inaktuellt: roboten stängde ärendet {when} eftersom det inte längre behövs. Inget beslut verkställdes.": (
+        "No longer needed: the robot closed the item {when} because it has lost its point. No decision was carried out."
+    ),
+    "Varför": "Why",
+    "Stängt": "Closed",
+    "Lämna över": "Hand over",
+    "Lämna över ärendet": "Hand the item over",
+    "Till kollega": "To colleague",
+    "Välj kollega": "Choose a colleague",
+    "Varför (sparas som kommentar)": "Why (kept as a comment)",
+    "Samordnaren och driften underrättades {when}.": "The coordinator and operations were told {when}.",
+    "tidsfristen gick ut {when}. Ärendet ligger kvar tills någon beslutar.": (
+        "the deadline passed {when}. The item stays until someone decides."
+    ),
+    "Ärenden, försenade först, sedan efter deadline och äldst först": (
+        "Items, overdue first, then by deadline and oldest first"
+    ),
+    "Välj en kollega som får besluta i kön {queue}.": "Choose a colleague who may decide in the queue {queue}.",
+    "Ärendet är överlämnat till {who}.": "The item has been handed over to {who}.",
+    "Inkorgens köer": "Inbox queues",
+    "Öppna ärenden per kö och kommun, med det äldsta ärendets ålder": (
+        "Open items per queue and municipality, with the age of the oldest"
+    ),
+    "Äldsta öppna": "Oldest open",
+    "Gräns (timmar)": "Limit (hours)",
+    "{n} timmar": "{n} hours",
+    "Inga öppna ärenden i inkorgen.": "No open items in the inbox.",
     # status labels (core.web.i18n.STATE_LABELS)
     "Öppen": "Open",
     "Godkänd": "Approved",
@@ -263,6 +296,8 @@ EN: dict[str, str] = {
     "Förfallen": "Expired",
     "Löst av roboten": "Resolved by the robot",
     "Återkallad av driften": "Withdrawn by operations",
+    "Inaktuellt": "No longer needed",
+    "Försenad": "Overdue",
     "Osäkert utfall": "Uncertain outcome",
     "Väntar": "Pending",
     "Pågår": "In progress",
@@ -370,6 +405,8 @@ EN: dict[str, str] = {
     # What became of a decision (core/web/decisions.py)
     "Alla mina beslut": "All my decisions",
     "Beslut dröjer": "Decision delayed",
+    "Försenat ärende": "Overdue item",
+    "Gammalt ärende i kön": "Old item in a queue",
     "Beslut kunde inte verkställas": "Decision could not be carried out",
     "Beslut som väntar på att verkställas": "Decisions waiting to be carried out",
     "Beslut som väntar på att verkställas, per robot och kommun": "Decisions waiting to be carried out, per robot and municipality",

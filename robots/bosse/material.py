@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from robots.bosse.ledger import ShiftLedger
 from robots.bosse.messages import Answer, shift_label
@@ -138,3 +139,29 @@ def review_summary(material: Mapping[str, Any]) -> str:
     else:
         text += " Ingen behörig vikarie att föreslå."
     return text
+
+
+def shift_started(material: dict[str, Any], now: datetime, zone: ZoneInfo) -> str | None:
+    """The Swedish reason a review item about a shift has lost its point (the shift began), or None.
+
+    ``material["shift"]["start"]`` is the shift's local start with its offset (see
+    ``ShiftInfo.as_material``); material without one never lapses.
+    """
+    shift = material.get("shift") if isinstance(material, dict) else None
+    if not isinstance(shift, dict) or not isinstance(shift.get("start"), str):
+        return None
+    start_text = str(shift["start"])
+    try:
+        start = datetime.fromisoformat(start_text)
+    except ValueError:
+        return None
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=zone)
+    if start > now:
+        return None
+    label = shift.get("label") or shift.get("name")
+    which = f"Passet ({label})" if label else "Passet"
+    return (
+        f"{which} började {start.astimezone(zone):%Y-%m-%d %H:%M} och kan inte längre tillsättas härifrån. "
+        "Ingen vikarie bokades av Kollega; se bemanningssystemet för hur passet täcktes."
+    )

@@ -17,9 +17,13 @@ from typing import TYPE_CHECKING
 
 from core.api import Carried, Done, NeedsReview, NewItem, Robot
 from robots.bosse.flow import Work
+from robots.bosse.material import shift_started
 from robots.bosse.settings import BosseSettings
 
 if TYPE_CHECKING:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
     import typer
 
     from core.api import ReviewView, RunContext, WorkItemView
@@ -60,6 +64,10 @@ class Bosse(Robot[BosseSettings]):
     async def on_decision(self, ctx: RunContext, review: ReviewView) -> Carried | None:
         """Approve = book the proposed (or named) person; reject = covered otherwise; return = new wave."""
         return await Work(ctx, self.bosse_settings).decide(review)
+
+    def lapse_reason(self, review: ReviewView, now: datetime, zone: ZoneInfo) -> str | None:
+        """A shift that has started can no longer be filled from the inbox: the item lapses."""
+        return shift_started(review.material, now, zone)
 
     def cli(self) -> typer.Typer:
         """``kollega bosse match FILE [--json]``."""

@@ -16,8 +16,9 @@ import multiprocessing
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,11 +33,12 @@ from core.api import (
     NewItem,
     Outcome,
     Robot,
+    local_today,
 )
 from robots.lena.check import check_plan
 from robots.lena.comments import apply_changes, parse_comment
 from robots.lena.continuity import ContinuityWeights
-from robots.lena.homecare import STOCKHOLM, assignments_of, from_minutes, plan_body, to_problem
+from robots.lena.homecare import assignments_of, from_minutes, plan_body, to_problem
 from robots.lena.metrics import Weights
 from robots.lena.model import ModelError, Problem
 from robots.lena.report import build_view, plan_from_dict, plan_to_dict
@@ -51,6 +53,22 @@ __all__ = ["LenaRobot", "LenaSettings"]
 
 SYSTEM = "homecare"
 PURPOSE = "planering av hemtjänstinsatser"
+
+
+def plan_day_passed(material: dict[str, Any], now: datetime, zone: ZoneInfo) -> str | None:
+    """The Swedish reason a plan's review item has lost its point (its day is over), or None."""
+    try:
+        day = date.fromisoformat(str(material.get("date")))
+    except ValueError:
+        return None
+    if day >= now.astimezone(zone).date():
+        return None
+    group = material.get("group_name") or material.get("group")
+    plan = f"Planen för {group}" if group else "Planen"
+    return (
+        f"{plan} gällde {day.isoformat()}, en dag som har passerat, och publicerades inte. "
+        "Besöken den dagen följde den plan som redan fanns i verksamhetssystemet."
+    )
 
 
 class LenaSettings(BaseModel):
@@ -138,10 +156,10 @@ class LenaRobot(Robot[LenaSettings]):
         return self.settings
 
     def plan_date(self, ctx: RunContext) -> date:
-        """The day to plan: the setting, or today (local time) plus ``days_ahead``."""
+        """The day to plan: the setting, or today (the tenant's local date) plus ``days_ahead``."""
         if self.conf.plan_date is not None:
             return self.conf.plan_date
-        return ctx.clock.now().astimezone(STOCKHOLM).date() + timedelta(days=self.conf.days_ahead)
+        return local_today(ctx.clock, ctx.timezone) + timedelta(days=self.conf.days_ahead)
 
     async def collect(self, ctx: RunContext) -> AsyncIterator[NewItem]:
         """One item per group for the day to plan."""
@@ -275,6 +293,10 @@ class LenaRobot(Robot[LenaSettings]):
         except ConnectorError as exc:
             ctx.log.info("no baseline plan to compare with", error=exc.code)
             return None
+
+    def lapse_reason(self, review: ReviewView, now: datetime, zone: ZoneInfo) -> str | None:
+        """A plan for a day that has passed can no longer be published: the item lapses."""
+        return plan_day_passed(review.material, now, zone)
 
     async def on_decision(self, ctx: RunContext, review: ReviewView) -> Carried | None:
         """Approved: publish the reviewed plan (checked again, once, read back). Returned: noted; re-planned next."""

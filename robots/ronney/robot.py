@@ -33,6 +33,7 @@ from core.api import (
     NewItem,
     Outcome,
     Robot,
+    local_today,
 )
 from robots.ronney.application import Application, MalformedApplication, parse_application
 from robots.ronney.checks import (
@@ -103,7 +104,7 @@ class Ronney(Robot[RonneySettings]):
     # -- time ------------------------------------------------------------------------------
     def today(self, ctx: RunContext) -> date:
         """Today's date in the tenant's time zone."""
-        return ctx.clock.now().astimezone(ctx.timezone).date()
+        return local_today(ctx.clock, ctx.timezone)
 
     def month(self, ctx: RunContext) -> str:
         """The month applied for: the setting, or the coming month."""

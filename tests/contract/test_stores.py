@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -601,17 +602,98 @@ class TestReviews:
         [waiting] = stores.reviews.waiting_callbacks()
         assert waiting.attempts == 1 and waiting.message == row.callback_message
 
-    def test_overdue_items_expire(self, stores: Stores) -> None:
-        stores.queue.enqueue(ROBOT, TENANT, items("a"))
+    def due_review(self, stores: Stores, ref: str, *, queue: str = "q", seconds: float = 0) -> int:
+        stores.queue.enqueue(ROBOT, TENANT, items(ref))
         item = claim_one(stores)
-        due = stores.clock.now()
+        due = stores.clock.now() + timedelta(seconds=seconds)
         review_id = stores.queue.complete(
-            item, NeedsReview(queue="q", title="t", summary="s", material={}, due=due), actor=ACTOR
+            item, NeedsReview(queue=queue, title="t", summary="s", material={}, due=due), actor=ACTOR
         )
-        assert stores.reviews.expire_overdue() == 0
+        assert review_id is not None
+        return review_id
+
+    def test_an_overdue_item_stays_open_and_is_marked_and_escalated_once(self, stores: Stores) -> None:
+        review_id = self.due_review(stores, "a")
+        assert stores.reviews.past_due() == []  # exactly at the deadline is not yet past it
+        assert not stores.reviews.mark_overdue(review_id, actor="system:kollega")
         stores.clock.advance(1)
-        assert stores.reviews.expire_overdue() == 1
-        assert review_id is not None and stores.reviews.get(review_id).state == ReviewState.expired
+        [row] = stores.reviews.past_due()
+        assert row.id == review_id and row.state == ReviewState.open and row.overdue_at is None
+        before = stores.last_seq()
+        assert stores.reviews.mark_overdue(review_id, actor="system:kollega")
+        assert not stores.reviews.mark_overdue(review_id, actor="system:kollega")  # once
+        assert stores.reviews.mark_escalated(review_id, actor="system:kollega", to="coordinators")
+        assert not stores.reviews.mark_escalated(review_id, actor="system:kollega", to="coordinators")
+        assert stores.actions(before) == ["review.overdue", "review.escalated"]
+        row = stores.reviews.get(review_id)
+        assert (row.state, row.overdue_at, row.escalated_at) == (
+            ReviewState.open,
+            stores.clock.now(),
+            stores.clock.now(),
+        )
+        assert stores.audit.events(before)[-1].details["to"] == "coordinators"
+        stores.reviews.decide(review_id, "approve", actor="user:anna")  # still decidable
+        assert stores.reviews.past_due() == []
+
+    def test_a_lapsed_item_is_closed_with_its_reason_and_its_work_item_settled(self, stores: Stores) -> None:
+        review_id = self.due_review(stores, "a")
+        before = stores.last_seq()
+        assert stores.reviews.lapse(review_id, "Passet har redan börjat.", actor=ACTOR)
+        assert stores.actions(before) == ["review.lapsed"]
+        assert stores.audit.events(before)[-1].details["reason"] == "Passet har redan börjat."
+        row = stores.reviews.get(review_id)
+        assert (row.state, row.decision_comment, row.decided_by) == (
+            ReviewState.lapsed,
+            "Passet har redan börjat.",
+            ACTOR,
+        )
+        assert row.callback_status == CallbackStatus.none  # nothing to carry out
+        assert row.work_item_id is not None
+        item = stores.queue.get(row.work_item_id)
+        assert item is not None and item.status == ItemStatus.done
+        assert item.result is not None and item.result["decision"] == "lapsed"
+        assert not stores.reviews.lapse(review_id, "igen", actor=ACTOR)  # closed already
+        with pytest.raises(AlreadyDecided):
+            stores.reviews.decide(review_id, "approve", actor="user:anna")
+        with pytest.raises(ReviewError):
+            stores.reviews.lapse(review_id, " ", actor=ACTOR)
+
+    def test_a_decided_item_does_not_lapse(self, stores: Stores) -> None:
+        review_id = self.due_review(stores, "a")
+        stores.reviews.decide(review_id, "approve", actor="user:anna")
+        assert not stores.reviews.lapse(review_id, "För sent.", actor=ACTOR)
+        assert stores.reviews.get(review_id).state == ReviewState.approved
+
+    def test_hand_over_is_audited_and_keeps_the_comment(self, stores: Stores) -> None:
+        _item_id, review_id = self.decision(stores)
+        stores.reviews.assign(review_id, "user:anna", actor="user:anna")
+        before = stores.last_seq()
+        stores.reviews.hand_over(review_id, "user:bert", actor="user:anna", comment="Jag är ledig i morgon")
+        assert stores.reviews.get(review_id).assignee == "user:bert"
+        assert stores.actions(before) == ["review.handed_over"]
+        details = stores.audit.events(before)[-1].details
+        assert (details["from"], details["to"]) == ("user:anna", "user:bert")
+        with pytest.raises(ReviewError):
+            stores.reviews.hand_over(review_id, " ", actor="user:anna")
+        stores.reviews.decide(review_id, "approve", actor="user:bert")
+        with pytest.raises(AlreadyDecided):
+            stores.reviews.hand_over(review_id, "user:anna", actor="user:carl")
+
+    def test_backlog_counts_open_and_overdue_and_names_the_oldest(self, stores: Stores) -> None:
+        assert stores.reviews.backlog() == []
+        first = self.due_review(stores, "a", queue="q1", seconds=10)
+        stores.clock.advance(5)
+        self.due_review(stores, "b", queue="q1", seconds=3600)
+        other = self.due_review(stores, "c", queue="q2", seconds=3600)
+        stores.clock.advance(6)
+        q1, q2 = stores.reviews.backlog()
+        assert (q1.tenant, q1.queue, q1.open, q1.overdue, q1.oldest_id) == (TENANT, "q1", 2, 1, first)
+        assert q1.oldest_created_at == stores.clock.now() - timedelta(seconds=11)
+        assert (q2.queue, q2.open, q2.overdue, q2.oldest_id) == ("q2", 1, 0, other)
+        assert stores.reviews.backlog(tenants={OTHER}) == []
+        stores.reviews.decide(first, "approve", actor="user:anna")
+        [q1, _q2] = stores.reviews.backlog(tenants={TENANT})
+        assert (q1.open, q1.overdue) == (1, 0)
 
     def test_comments_and_assignment(self, stores: Stores) -> None:
         _item_id, review_id = self.decision(stores)

@@ -139,7 +139,9 @@ class TestDecisions:
         queue.decide(b, "approve", actor="user:anna")
         queue.decide(b, "approve", actor="user:bertil")
         clock.advance(120)
-        queue.expire_overdue()
+        assert queue.mark_overdue(c, actor="system:kollega")
+        assert queue.mark_escalated(c, actor="system:kollega", to="coordinators,operations")
+        queue.hand_over(c, "user:bertil", actor="user:chef", comment="Anna är sjuk")
         assert actions(db) == [
             "review.created",
             "review.created",
@@ -149,9 +151,11 @@ class TestDecisions:
             "review.returned",
             "review.first_approval",
             "review.approved",
-            "review.expired",
+            "review.overdue",
+            "review.escalated",
+            "review.handed_over",
         ]
-        assert row(db, c).state == ReviewState.expired
+        assert row(db, c).state == ReviewState.open and row(db, c).assignee == "user:bertil"
         with db.session() as s:
             assert audit.verify(s).ok
 
@@ -254,37 +258,34 @@ class TestAlreadyDecided:
 
 
 class TestDeadlines:
-    """Open items past their deadline expire (audited); decided or undated ones do not."""
+    """Open items past their deadline stay open: marked overdue once (audited); decided or undated ones never."""
 
-    def test_expire_overdue(self, db: Database, clock: FakeClock, queue: ReviewQueue) -> None:
+    def test_overdue_items_are_marked_not_closed(self, db: Database, clock: FakeClock, queue: ReviewQueue) -> None:
         soon = new_review(db, clock, due_in=3600)
         later = new_review(db, clock, due_in=7200)
         undated = new_review(db, clock)
         decided = new_review(db, clock, due_in=60)
         queue.decide(decided, "approve", actor="user:anna")
-        assert queue.expire_overdue() == 0
+        assert queue.past_due() == []
         clock.advance(3600)
-        assert queue.expire_overdue() == 0  # exactly at the deadline is not yet past it
+        assert queue.past_due() == []  # exactly at the deadline is not yet past it
         clock.advance(1)
-        assert queue.expire_overdue() == 1
-        assert row(db, soon).state == ReviewState.expired
-        assert row(db, soon).updated_at == clock.now()
-        assert row(db, later).state == ReviewState.open
-        assert row(db, undated).state == ReviewState.open
-        assert row(db, decided).state == ReviewState.approved
-        expired = events(db)[-1]
-        assert (expired.action, expired.actor, expired.subject) == ("review.expired", "system:kollega", SUBJECT)
-        assert expired.details["review_id"] == soon
+        assert [r.id for r in queue.past_due()] == [soon]
+        assert queue.mark_overdue(soon, actor="system:kollega")
+        assert not queue.mark_overdue(later, actor="system:kollega")  # not past its deadline
+        assert (row(db, soon).state, row(db, soon).overdue_at) == (ReviewState.open, clock.now())
+        marked = events(db)[-1]
+        assert (marked.action, marked.actor, marked.subject) == ("review.overdue", "system:kollega", SUBJECT)
+        assert marked.details["review_id"] == soon
         clock.advance(86400)
-        assert queue.expire_overdue() == 1  # `later` now; already expired ones are not counted again
-        assert row(db, undated).state == ReviewState.open
+        assert [r.id for r in queue.past_due()] == [soon, later]
+        assert row(db, undated).state == ReviewState.open and row(db, decided).state == ReviewState.approved
 
-    def test_expired_item_cannot_be_decided(self, db: Database, clock: FakeClock, queue: ReviewQueue) -> None:
+    def test_an_overdue_item_can_still_be_decided(self, db: Database, clock: FakeClock, queue: ReviewQueue) -> None:
         rid = new_review(db, clock, due_in=60)
         clock.advance(61)
-        queue.expire_overdue()
-        with pytest.raises(AlreadyDecided, match="expired"):
-            queue.decide(rid, "approve", actor="user:anna")
+        queue.mark_overdue(rid, actor="system:kollega")
+        assert queue.decide(rid, "approve", actor="user:anna").state == ReviewState.approved
 
     def test_list_orders_by_deadline(self, db: Database, clock: FakeClock, queue: ReviewQueue) -> None:
         undated = new_review(db, clock)

@@ -10,6 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 import sandbox.server
+from core.testing import FakeClock
 from sandbox.commands import sandbox_app, stockholm_today
 
 
@@ -33,8 +34,9 @@ class TestSandboxToday:
 
     def test_after_midnight_in_stockholm_it_is_already_the_next_day(self) -> None:
         # 00:43 on 7 December in Stockholm is still 6 December in UTC.
-        assert stockholm_today(datetime(2026, 12, 6, 23, 43, tzinfo=UTC)) == date(2026, 12, 7)
-        assert stockholm_today(datetime(2026, 7, 1, 21, 30, tzinfo=UTC)) == date(2026, 7, 1)  # summer time, 23:30
+        assert stockholm_today(FakeClock(datetime(2026, 12, 6, 23, 43, tzinfo=UTC))) == date(2026, 12, 7)
+        summer = FakeClock(datetime(2026, 7, 1, 21, 30, tzinfo=UTC))  # 23:30 in summer time
+        assert stockholm_today(summer) == date(2026, 7, 1)
 
     def test_by_default_it_serves_todays_stockholm_date(self, served: list[dict[str, Any]]) -> None:
         result = invoke("serve", "--port", "9999")

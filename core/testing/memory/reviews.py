@@ -14,6 +14,7 @@ from core.records import (
     GENERAL_FAILURE,
     CallbackStatus,
     ItemStatus,
+    QueueBacklog,
     ReviewKind,
     ReviewState,
     ReviewView,
@@ -146,22 +147,89 @@ class MemoryReviewStore:
             self.state.audit(actor=actor, action=action, tenant=row.tenant, subject=row.subject, details=details)
             return copy.deepcopy(row)
 
-    def expire_overdue(self, *, actor: str = "system:kollega") -> int:
-        """Mark open items past their deadline as expired (audited); returns how many."""
+    def hand_over(self, review_id: int, assignee: str, *, actor: str, comment: str | None = None) -> None:
+        """Give an open item to a named person (hand-over or reassignment), audited; the comment is kept."""
+        if not assignee.strip():
+            raise ReviewError("a hand-over needs the person to hand the item to")
+        with self.state.lock:
+            row = self._open(review_id)
+            before = row.assignee
+            row.assignee, row.version = assignee, row.version + 1
+            text = (comment or "").strip()
+            if text:
+                row.comments.append((actor, text, self.state.clock.now()))
+            details = {"review_id": review_id, "queue": row.queue, "from": before, "to": assignee}
+            self.state.audit(
+                actor=actor, action="review.handed_over", tenant=row.tenant, subject=row.subject, details=details
+            )
+
+    def past_due(self, *, limit: int = 500) -> builtins.list[MemoryReview]:
+        """Copies of the open items whose deadline has passed, earliest deadline first."""
         with self.state.lock:
             now = self.state.clock.now()
-            rows = [
-                r
-                for r in sorted(self.state.reviews.values(), key=lambda r: r.id)
-                if r.state == ReviewState.open and r.due_at is not None and r.due_at < now
-            ]
-            for r in rows:
-                r.state, r.version = ReviewState.expired, r.version + 1
-                details = {"review_id": r.id, "queue": r.queue}
-                self.state.audit(
-                    actor=actor, action="review.expired", tenant=r.tenant, subject=r.subject, details=details
-                )
-            return len(rows)
+            rows = [r for r in self.state.reviews.values() if self._past_due(r, now)]
+            rows.sort(key=lambda r: (r.due_at or now, r.id))
+            return [copy.deepcopy(r) for r in rows[:limit]]
+
+    @staticmethod
+    def _past_due(r: MemoryReview, now: datetime) -> bool:
+        return r.state == ReviewState.open and r.due_at is not None and r.due_at < now
+
+    def _mark_once(self, review_id: int, field_name: str, action: str, actor: str, details: dict[str, Any]) -> bool:
+        with self.state.lock:
+            now = self.state.clock.now()
+            r = self.state.reviews.get(review_id)
+            if r is None or not self._past_due(r, now) or getattr(r, field_name) is not None:
+                return False
+            setattr(r, field_name, now)
+            assert r.due_at is not None
+            details = {"review_id": review_id, "queue": r.queue, "due_at": r.due_at.isoformat(), **details}
+            self.state.audit(actor=actor, action=action, tenant=r.tenant, subject=r.subject, details=details)
+            return True
+
+    def mark_overdue(self, review_id: int, *, actor: str) -> bool:
+        """Mark an open item past its deadline as overdue (audited once); True when newly marked."""
+        return self._mark_once(review_id, "overdue_at", "review.overdue", actor, {})
+
+    def mark_escalated(self, review_id: int, *, actor: str, to: str) -> bool:
+        """Record the escalation of an overdue item (audited once); True when new."""
+        return self._mark_once(review_id, "escalated_at", "review.escalated", actor, {"to": to})
+
+    def lapse(self, review_id: int, reason: str, *, actor: str) -> bool:
+        """Close an open item as ``lapsed`` with the robot's reason (audited); False when no longer open."""
+        if not reason.strip():
+            raise ReviewError("a lapsed item needs the reason it lost its point")
+        with self.state.lock:
+            now = self.state.clock.now()
+            row = self._row(review_id)
+            if row.state != ReviewState.open:
+                return False
+            row.state, row.decided_by, row.decided_at, row.decision_comment = ReviewState.lapsed, actor, now, reason
+            row.callback_status, row.version = CallbackStatus.none, row.version + 1
+            item = self.state.items.get(row.work_item_id) if row.work_item_id is not None else None
+            if item is not None and row.kind == ReviewKind.decision and item.status in DECIDABLE:
+                item.status, item.finished_at, item.updated_at = ItemStatus.done, now, now
+                item.result = {**(item.result or {}), "decision": ReviewState.lapsed.value, "lapsed_reason": reason}
+            details = {"review_id": review_id, "queue": row.queue, "reason": reason}
+            self.state.audit(
+                actor=actor, action="review.lapsed", tenant=row.tenant, subject=row.subject, details=details
+            )
+            return True
+
+    def backlog(self, *, tenants: set[str] | None = None) -> builtins.list[QueueBacklog]:
+        """Each queue with open items: how many, how many overdue, the oldest; by tenant and queue."""
+        with self.state.lock:
+            now = self.state.clock.now()
+            groups: dict[tuple[str, str], list[MemoryReview]] = {}
+            for r in self.state.reviews.values():
+                if r.state == ReviewState.open and (tenants is None or r.tenant in tenants):
+                    groups.setdefault((r.tenant, r.queue), []).append(r)
+            out = []
+            for (tenant, queue), rows in sorted(groups.items()):
+                oldest = min(rows, key=lambda r: (r.created_at, r.id))
+                overdue = sum(1 for r in rows if self._past_due(r, now))
+                out.append(QueueBacklog(tenant, queue, len(rows), overdue, oldest.created_at, oldest.id))
+            return out
 
     def _due(self, r: MemoryReview, now: datetime) -> bool:
         return (

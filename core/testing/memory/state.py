@@ -65,6 +65,8 @@ class MemoryReview:
     subject: str | None
     created_at: datetime
     due_at: datetime | None = None
+    overdue_at: datetime | None = None
+    escalated_at: datetime | None = None
     four_eyes: bool = False
     state: ReviewState = ReviewState.open
     assignee: str | None = None

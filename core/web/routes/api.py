@@ -47,6 +47,13 @@ class AssignIn(BaseModel):
     action: Literal["take", "release"]
 
 
+class HandOverIn(BaseModel):
+    """Hand an item to a colleague who may decide in its queue (a coordinator: reassign it)."""
+
+    to: str = Field(default="", max_length=210, description="The colleague, as `user:<name>`.")
+    comment: str = Field(default="", max_length=5000, description="Why (kept as a comment).")
+
+
 class RunIn(BaseModel):
     """A manual run."""
 
@@ -85,8 +92,8 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def review_json(row: ReviewItem, full: bool = False) -> dict[str, Any]:
-    """A review item for the API (material only when ``full``)."""
+def review_json(row: ReviewItem, now: datetime, full: bool = False) -> dict[str, Any]:
+    """A review item for the API (material only when ``full``); ``overdue``: open past its deadline."""
     out: dict[str, Any] = {
         "id": row.id,
         "tenant": row.tenant,
@@ -98,6 +105,8 @@ def review_json(row: ReviewItem, full: bool = False) -> dict[str, Any]:
         "state": row.state.value,
         "assignee": row.assignee,
         "due_at": _iso(row.due_at),
+        "overdue": inbox.is_overdue(row, now),
+        "escalated_at": _iso(row.escalated_at),
         "four_eyes": row.four_eyes,
         "first_approver": row.first_approver,
         "decided_by": row.decided_by,
@@ -204,7 +213,8 @@ def reviews(
     """Open items the caller sees (no material; open one to read it)."""
     _inbox(p)
     f = inbox.InboxFilter(queue or None, tenant or None, kind or None, mine, overdue)
-    return [review_json(r) for r in inbox.list_items(web_context(request), p, f)]
+    ctx = web_context(request)
+    return [review_json(r, ctx.clock()) for r in inbox.list_items(ctx, p, f)]
 
 
 @router.get("/reviews/{review_id}", summary="Open a review item (written to the access log)")
@@ -214,7 +224,7 @@ def review(request: Request, p: Person, review_id: RowId) -> dict[str, Any]:
     ctx = web_context(request)
     row = inbox.open_item(ctx, p, review_id)
     return {
-        **review_json(row, full=True),
+        **review_json(row, ctx.clock(), full=True),
         "comments": [
             {"author": c.author, "text": c.text, "created_at": _iso(c.created_at)}
             for c in inbox.comments(ctx, review_id)
@@ -241,7 +251,7 @@ def decision(request: Request, p: Person, review_id: RowId, body: Decision) -> J
         {
             "outcome": result.outcome,
             "message": result.message,
-            "review": review_json(result.item) if result.item else None,
+            "review": review_json(result.item, ctx.clock()) if result.item else None,
         },
         status_code=status,
     )
@@ -266,7 +276,18 @@ def assign(request: Request, p: Person, review_id: RowId, body: AssignIn) -> dic
     if not p.can_decide(row.tenant, row.queue):
         raise Forbidden()
     ctx.reviews.assign(review_id, p.actor if body.action == "take" else None, actor=p.actor)
-    return review_json(inbox.visible_item(ctx, p, review_id))
+    return review_json(inbox.visible_item(ctx, p, review_id), ctx.clock())
+
+
+@router.post("/reviews/{review_id}/hand-over", summary="Hand an item to a colleague")
+def hand_over(request: Request, p: Person, review_id: RowId, body: HandOverIn) -> JSONResponse:
+    """Hand an open item to a named colleague with the same grant, or reassign it as a coordinator (audited)."""
+    _inbox(p)
+    ctx = web_context(request)
+    _ = translator(p.lang)
+    done, message = inbox.hand_over(ctx, p, review_id, body.to, body.comment, _)
+    review = review_json(inbox.visible_item(ctx, p, review_id), ctx.clock())
+    return JSONResponse({"message": message, "review": review}, status_code=200 if done else 422)
 
 
 @router.get("/ops/night", summary="Last night per robot and tenant")

@@ -61,6 +61,8 @@ def inbox_page(
         "inbox.html",
         queues=inbox.queue_summaries(ctx, p),
         items=inbox.list_items(ctx, p, f),
+        lapsed=inbox.recently_lapsed(ctx, p),
+        is_overdue=inbox.is_overdue,
         f=f,
         now=now,
         my_decisions=mine_rows,
@@ -124,6 +126,8 @@ def _item_page(
         show_artifacts=show_artifacts,
         comments=inbox.comments(ctx, row.id),
         can_decide=row.state == ReviewState.open and p.can_decide(row.tenant, row.queue),
+        overdue=inbox.is_overdue(row, ctx.clock()),
+        colleagues=inbox.colleagues(ctx, p, row) if inbox.may_hand_over(p, row) else [],
         # Each municipality may name its robots ([tenants.robots.<name>] display_name).
         robot_name=ctx.settings.robot_display_name(row.robot, row.tenant, cls.display_name if cls else row.robot),
         message=message,
@@ -234,3 +238,22 @@ async def assign(request: Request, p: Person, review_id: RowId, action: Annotate
         ctx.auth.set_flash, p, _("Ärendet är ditt.") if action == "take" else _("Ärendet är tillbaka i kön.")
     )
     return redirect(f"/inbox/items/{review_id}")
+
+
+@router.post("/inbox/items/{review_id}/hand-over")
+def hand_over(
+    request: Request,
+    p: Person,
+    review_id: RowId,
+    to: Annotated[str, Form(max_length=210)] = "",
+    comment: Annotated[str, Form(max_length=5000)] = "",
+) -> Response:
+    """Hand the item to a named colleague who may decide in its queue (a coordinator: reassign it); audited."""
+    ctx = web_context(request)
+    _inbox_user(p)
+    _ = translator(request_lang(request))
+    done, message = inbox.hand_over(ctx, p, review_id, to, comment, _)
+    if not done:
+        return _item_page(request, p, review_id, message=message, message_kind="error", status=422, comment=comment)
+    ctx.auth.set_flash(p, message)
+    return redirect("/inbox")

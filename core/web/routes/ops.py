@@ -69,6 +69,7 @@ def dashboard_page(request: Request, p: Person) -> HTMLResponse:
     """Last night at a glance, alerts, trends, time saved."""
     ctx = web_context(request)
     tenants = ops_tenants(p)
+    alerts.sweep_reviews(ctx.db, ctx.settings, ctx.registry, ctx.reviews, ctx.reviews.clock)
     alerts.detect(ctx.db, ctx.web.alerts, ctx.clock(), ctx.zone)
     start, _end = dashboard.night_window(ctx.clock(), ctx.zone)
     robots = {name: cls.display_name for name, cls in ctx.registry.robots.items()}
@@ -81,6 +82,7 @@ def dashboard_page(request: Request, p: Person) -> HTMLResponse:
         charts=charts_for(ctx, tenants, request_lang(request)),
         saved=dashboard.time_saved(ctx, tenants),
         waiting=decisions.waiting_by_robot(ctx, tenants),
+        backlog=dashboard.inbox_backlog(ctx, tenants),
         decision_wait_minutes=ctx.web.alerts.decision_wait_minutes,
         robots=robots,
         tenants=sorted(tenants),
