@@ -17,6 +17,18 @@ Every name in ``__all__`` is documented in docs/writing-a-robot.md (a test check
 
 from __future__ import annotations
 
+from core.effects import (
+    EffectFacts,
+    EffectsDeclaration,
+    EventFact,
+    ItemFact,
+    Measure,
+    Measured,
+    OutcomeKind,
+    ReviewFact,
+    median,
+    share,
+)
 from core.errors import (
     ApplicationError,
     BusinessError,
@@ -47,13 +59,21 @@ __all__ = [
     "ConnectorUnavailable",
     "Done",
     "DryRunRefusal",
+    "EffectFacts",
+    "EffectsDeclaration",
+    "EventFact",
+    "ItemFact",
     "ItemStatus",
     "ItemTimeout",
     "KollegaError",
+    "Measure",
+    "Measured",
     "NeedsReview",
     "NewItem",
     "NoSettings",
     "Outcome",
+    "OutcomeKind",
+    "ReviewFact",
     "ReviewKind",
     "ReviewState",
     "ReviewView",
@@ -67,4 +87,6 @@ __all__ = [
     "WorkItemView",
     "get_logger",
     "load_settings",
+    "median",
+    "share",
 ]
