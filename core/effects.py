@@ -85,6 +85,9 @@ class EffectsDeclaration:
     how_measured: str
     measures: tuple[Measure, ...] = ()
     outcomes: tuple[OutcomeKind, ...] = ()
+    #: Keys of the review material the measures read (:attr:`ReviewFact.material` holds only
+    #: these; material can be large, so none is loaded unless named).
+    material_keys: tuple[str, ...] = ()
 
     def measure(self, key: str) -> Measure:
         """The measure with this key (KeyError if none)."""
@@ -120,6 +123,7 @@ class ReviewFact:
     created_at: datetime
     decided_at: datetime | None
     decision_data: Mapping[str, Any] | None
+    #: Only the keys the robot's declaration names in ``material_keys``.
     material: Mapping[str, Any]
     #: Created in the month (otherwise only decided in it).
     created_in_month: bool = True

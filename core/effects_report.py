@@ -187,9 +187,23 @@ class MonthReport:
         return round(sum(r.saved_minutes for r in self.robots), 1)
 
 
-def _facts(db: Database, robot: str, tenant: str, month: str, zone: ZoneInfo) -> tuple[EffectFacts, float, int]:
+def _facts(
+    db: Database, robot: str, tenant: str, month: str, zone: ZoneInfo, material_keys: Sequence[str] = ()
+) -> tuple[EffectFacts, float, int]:
     """The month's facts, the review minutes measured and how many reviews they cover."""
     start, end = month_range(month, zone)
+    columns = [
+        ReviewItem.id,
+        ReviewItem.work_item_id,
+        ReviewItem.queue,
+        ReviewItem.kind,
+        ReviewItem.state,
+        ReviewItem.created_at,
+        ReviewItem.decided_at,
+        ReviewItem.decision_data,
+    ]
+    if material_keys:
+        columns.append(ReviewItem.material)
     with db.session() as s:
         items = s.execute(
             select(
@@ -209,8 +223,8 @@ def _facts(db: Database, robot: str, tenant: str, month: str, zone: ZoneInfo) ->
             )
             .order_by(WorkItem.id)
         ).all()
-        reviews = s.scalars(
-            select(ReviewItem)
+        reviews = s.execute(
+            select(*columns)
             .where(
                 ReviewItem.robot == robot,
                 ReviewItem.tenant == tenant,
@@ -231,7 +245,7 @@ def _facts(db: Database, robot: str, tenant: str, month: str, zone: ZoneInfo) ->
                 created_at=r.created_at,
                 decided_at=r.decided_at,
                 decision_data=r.decision_data,
-                material=r.material or {},
+                material={k: v for k, v in (r.material or {}).items() if k in material_keys} if material_keys else {},
                 created_in_month=start <= r.created_at < end,
             )
             for r in reviews
@@ -284,8 +298,9 @@ def robot_month(
     db: Database, cls: type[Robot], tenant: str, month: str, zone: ZoneInfo, baselines: Mapping[str, float]
 ) -> RobotMonth:
     """One robot's figures for one municipality and month."""
-    facts, review_minutes, timed = _facts(db, cls.name, tenant, month, zone)
     declaration = cls.effects
+    keys = declaration.material_keys if declaration else ()
+    facts, review_minutes, timed = _facts(db, cls.name, tenant, month, zone, keys)
     measured = cls.measure_effects(facts) if declaration is not None else Measured()
     lines = []
     for kind in declaration.outcomes if declaration else ():

@@ -76,6 +76,7 @@ EFFECTS = EffectsDeclaration(
         OutcomeKind("decision_written", "Beslut skrivet i e-tjänsten", 3.0, _ESTIMATE),
         OutcomeKind("complement_chased", "Komplettering begärd via e-tjänsten", 5.0, _ESTIMATE),
     ),
+    material_keys=("submitted_at",),
 )
 
 
