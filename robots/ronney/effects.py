@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from core.api import EffectFacts, EffectsDeclaration, Measure, Measured, OutcomeKind, ReviewFact, median, share
+from core.api import (
+    EffectFacts,
+    EffectsDeclaration,
+    EventFact,
+    Measure,
+    Measured,
+    OutcomeKind,
+    ReviewFact,
+    median,
+    share,
+)
 
 __all__ = ["EFFECTS", "MORNING", "measure"]
 
@@ -127,7 +137,9 @@ def measure(facts: EffectFacts) -> Measured:
     out.values["median_hours_to_decision"] = None if value is None else round(value, 1)
     out.bases["median_hours_to_decision"] = len(hours)
 
-    written = {e.details.get("review_id"): e for e in facts.events_of("ronney.decision_written")}
+    written: dict[object, EventFact] = {}
+    for e in facts.events_of("ronney.decision_written"):
+        written.setdefault(e.details.get("review_id"), e)  # the first write; a later one is a replay
     rejected = sum(1 for r in decided if r.state == "rejected")
     changed = 0
     for r in decided:
