@@ -97,9 +97,9 @@ def test_operations_reads_the_effects_and_follows_a_figure_to_its_computation(se
         # Another month through the form; the CSV downloads.
         page.get_by_label("Månad (ÅÅÅÅ-MM)").fill("2020-01")
         page.get_by_role("button", name="Visa").click()
-        expect(page.locator('section[data-robot="example"] tr[data-measure="handled"] [data-col="value"]')).to_have_text(
-            "0 st"
-        )
+        expect(
+            page.locator('section[data-robot="example"] tr[data-measure="handled"] [data-col="value"]')
+        ).to_have_text("0 st")
         with page.expect_download() as info:
             page.get_by_role("link", name="Ladda ner månaden som CSV").click()
         assert info.value.suggested_filename == "effekter-0000-2020-01.csv"
