@@ -18,6 +18,18 @@ Every name in ``__all__`` is documented in docs/writing-a-robot.md (a test check
 from __future__ import annotations
 
 from core.clock import local_today
+from core.effects import (
+    EffectFacts,
+    EffectsDeclaration,
+    EventFact,
+    ItemFact,
+    Measure,
+    Measured,
+    OutcomeKind,
+    ReviewFact,
+    median,
+    share,
+)
 from core.errors import (
     ApplicationError,
     BusinessError,
@@ -48,13 +60,21 @@ __all__ = [
     "ConnectorUnavailable",
     "Done",
     "DryRunRefusal",
+    "EffectFacts",
+    "EffectsDeclaration",
+    "EventFact",
+    "ItemFact",
     "ItemStatus",
     "ItemTimeout",
     "KollegaError",
+    "Measure",
+    "Measured",
     "NeedsReview",
     "NewItem",
     "NoSettings",
     "Outcome",
+    "OutcomeKind",
+    "ReviewFact",
     "ReviewKind",
     "ReviewState",
     "ReviewView",
@@ -69,4 +89,6 @@ __all__ = [
     "get_logger",
     "load_settings",
     "local_today",
+    "median",
+    "share",
 ]

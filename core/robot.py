@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, cast
 from pydantic import BaseModel
 from typing_extensions import TypeVar
 
+from core.effects import EffectFacts, EffectsDeclaration, Measured
+
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
@@ -244,8 +246,12 @@ class Robot(abc.ABC, Generic[SettingsT]):
     #: Pydantic model validating the robot's section ``[robots.<name>]`` of the settings; set
     #: from the type parameter (``Robot[RonneySettings]``) unless the class sets it itself.
     settings_model: ClassVar[type[BaseModel]] = NoSettings
-    #: How long a person would need for one item by hand (time-saved reporting).
+    #: Deprecated and unused: time saved is measured per outcome from :attr:`effects`
+    #: (docs/effects.md); kept so older plugins that set it still load.
     manual_minutes_per_item: ClassVar[float] = 0.0
+    #: The robot's answers to the four questions (why, what value, when, how measured), its
+    #: measures and the outcomes that replace manual work: the effects ledger (docs/effects.md).
+    effects: ClassVar[EffectsDeclaration | None] = None
     #: Template (package-relative ``module:path``) used to render review items.
     review_template: ClassVar[str | None] = None
     #: False when ``process`` writes to an external system in a way that must not be
@@ -321,6 +327,14 @@ class Robot(abc.ABC, Generic[SettingsT]):
         return None
 
     @classmethod
+    def measure_effects(cls, facts: EffectFacts) -> Measured:
+        """The month's figures from what happened (pure: no I/O); keys as :attr:`effects` declares them.
+
+        The default measures nothing. A robot that declares :attr:`effects` overrides it.
+        """
+        return Measured()
+
+    @classmethod
     def validate_class(cls) -> list[str]:
         """Return what is wrong with this class as a robot plugin (empty when valid)."""
         problems: list[str] = []
@@ -342,4 +356,18 @@ class Robot(abc.ABC, Generic[SettingsT]):
         if getattr(cls, "__abstractmethods__", None):
             missing = ", ".join(sorted(cls.__abstractmethods__))
             problems.append(f"abstract methods not implemented: {missing}")
+        effects = getattr(cls, "effects", None)
+        if effects is not None:
+            if not isinstance(effects, EffectsDeclaration):
+                problems.append("effects must be an EffectsDeclaration")
+            else:
+                for what in ("why", "value", "when", "how_measured"):
+                    if not getattr(effects, what).strip():
+                        problems.append(f"effects.{what} must answer its question (it is empty)")
+                for kind, keys in (
+                    ("measure", [m.key for m in effects.measures]),
+                    ("outcome", [o.key for o in effects.outcomes]),
+                ):
+                    if len(set(keys)) != len(keys):
+                        problems.append(f"effects declares a {kind} key twice")
         return problems

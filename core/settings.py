@@ -207,6 +207,22 @@ class TenantSettings(BaseModel):
         description="The municipality's own non-working days in the 'workdays' calendar (klämdagar, local "
         'closures): date = "why", e.g. "2026-05-15" = "Klämdag".',
     )
+    effect_minutes: dict[str, float] = Field(
+        default_factory=dict,
+        description="The municipality's own measured minutes a person needs by hand per outcome, keyed "
+        "'<robot>.<outcome>' (e.g. 'ronney.application_prepared' = 18); an outcome not named here counts with "
+        "the robot's documented estimate, labelled as one (docs/effects.md).",
+    )
+
+    @field_validator("effect_minutes")
+    @classmethod
+    def _minutes_sane(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, minutes in value.items():
+            if "." not in key:
+                raise ValueError(f"effect_minutes key {key!r} must be '<robot>.<outcome>'")
+            if not 0 <= minutes <= 24 * 60:
+                raise ValueError(f"effect_minutes {key!r} must be between 0 and 1440 minutes, not {minutes}")
+        return value
 
 
 class WorkerSettings(BaseModel):

@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from sandbox import admin, eservice, homecare, registers, scheduling, sms, staffing
+from sandbox import admin, eservice, homecare, homecare_detail, registers, scheduling, sms, staffing
 from sandbox.common import ApiError
 from sandbox.faults import FaultMiddleware
 from sandbox.people import PersonFactory
@@ -46,6 +46,7 @@ def generate_data(seed: int, options: SandboxOptions) -> SandboxData:
     register_data, undeclared = registers.generate_registers(rng("registers"), applications, options)
     substitutes, shifts, behaviour = staffing.generate_staffing(rng("staffing"), people("staffing"), options)
     care = homecare.generate_homecare(rng("homecare"), people("homecare"), options)
+    care = homecare_detail.add_kolada_detail(care, rng("homecare:detail"), people("homecare:detail"), options)
     employees, schedules = scheduling.generate_employees(rng("scheduling"), people("scheduling"), options)
     return SandboxData(
         applications=applications,

@@ -310,7 +310,7 @@ async def list_groups(state: SandboxState = Depends(get_state)) -> dict[str, Any
 
 @router.get("/clients")
 async def list_clients(state: SandboxState = Depends(get_state), group: str | None = None) -> dict[str, Any]:
-    """Clients of a group with address, coordinates, contact person and preferred staff."""
+    """Clients of a group with age, address, coordinates, contact person, preferred staff and absences."""
     g = _group_or_404(state, group)
     return {"group": g, "items": [c for c in state.data.homecare["clients"] if c["group"] == g]}
 
@@ -346,10 +346,14 @@ async def list_history(
     group: str | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
+    all_groups: bool = False,
 ) -> dict[str, Any]:
-    """Performed visits (who visited whom, when), by default the 14 days before tomorrow."""
-    g = _group_or_404(state, group)
-    clients = {c["id"] for c in state.data.homecare["clients"] if c["group"] == g}
+    """Performed visits (who visited whom, when, of which kind), by default the 14 days before tomorrow.
+
+    ``all_groups=true``: every group's clients (a client's visits by staff of other groups are in it either way).
+    """
+    g = None if all_groups else _group_or_404(state, group)
+    clients = {c["id"] for c in state.data.homecare["clients"] if g is None or c["group"] == g}
     lo = date_from.isoformat() if date_from else ""
     hi = date_to.isoformat() if date_to else "9999"
     items = [h for h in state.data.homecare["history"] if h["client_id"] in clients and lo <= h["date"] <= hi]

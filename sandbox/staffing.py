@@ -129,6 +129,9 @@ def generate_staffing(
                 "booking_id": None,
                 "booked_substitute_id": None,
                 "deadline": _iso(start - timedelta(hours=2)),
+                # When the absence was reported and the shift opened: yesterday, office hours (no rng
+                # draw, so the rest of the data stays as it was for a seed).
+                "opened_at": _iso(local(today - timedelta(days=1), 8 + i % 9, (i * 7) % 60)),
             }
         )
     phones = reserved_phone_numbers()

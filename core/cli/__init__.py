@@ -10,6 +10,7 @@ One small module per command group; each has a ``register(app)`` that adds its c
 - :mod:`core.cli.data`     ``artifacts purge``, ``purge``
 - :mod:`core.cli.web`      ``serve``
 - :mod:`core.cli.users`    ``users add | list | grant | passwd | disable | token``
+- :mod:`core.cli.effects`  ``effects``: the effects ledger of one municipality and month
 
 ``kollega demo`` and ``kollega sandbox …`` are not here: the sandbox package contributes
 them through the entry-point group ``kollega.commands``, and each robot may add its own
@@ -24,7 +25,7 @@ from importlib.metadata import EntryPoint
 
 import typer
 
-from core.cli import audit, data, db, plugins, review, runs, users, web
+from core.cli import audit, data, db, effects, plugins, review, runs, users, web
 from core.cli.common import Exit, err_console
 from core.errors import ConfigError, KollegaError, ReviewError
 
@@ -37,7 +38,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Kollega: digital colleagues that prepare the night's work for people to decide on.",
 )
-for _group in (plugins, runs, review, audit, db, data, web, users):
+for _group in (plugins, runs, review, audit, db, data, web, users, effects):
     _group.register(app)
 
 

@@ -47,14 +47,10 @@ def register(app: typer.Typer) -> None:
 
 # -- reporting runs --------------------------------------------------------------------
 def summaries_table(summaries: Sequence[RunSummary], reg: Registry) -> Table:
-    """One row per run: its counts and the time it saved people."""
-    table = Table(
-        "Robot", "Tenant", "Run", "Status", "Items", "Done", "To review", "Exceptions", "Uncertain", "Time saved"
-    )
+    """One row per run: its counts (the time robots save is measured per month: ``kollega effects``)."""
+    table = Table("Robot", "Tenant", "Run", "Status", "Items", "Done", "To review", "Exceptions", "Uncertain")
     for s in summaries:
         c = s.counts
-        minutes = reg.robots[s.robot].manual_minutes_per_item if s.robot in reg.robots else 0
-        handled = c.get("done", 0) + c.get("needs_review", 0)
         table.add_row(
             s.robot,
             s.tenant,
@@ -65,7 +61,6 @@ def summaries_table(summaries: Sequence[RunSummary], reg: Registry) -> Table:
             str(c.get("needs_review", 0)),
             str(c.get("failed_business", 0) + c.get("failed_application", 0)),
             str(c.get("uncertain", 0)),
-            f"{handled * minutes / 60:.1f} h",
         )
     return table
 

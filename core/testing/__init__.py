@@ -42,6 +42,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, text
 
+from core.effects import EffectFacts, EffectsDeclaration, Measure, Measured, OutcomeKind, share
 from core.engine import Engine, RunSummary
 from core.errors import ApplicationError, BusinessError
 from core.registry import Registry
@@ -242,7 +243,34 @@ class ExampleRobot(Robot):
     display_name = "Exempelroboten"
     description = "Prepares made-up cases to show how Kollega works (replaced by the real robots)."
     settings_model = ExampleSettings
-    manual_minutes_per_item = 6.0
+    effects = EffectsDeclaration(
+        why="Visa hur en robot redovisar sin effekt.",
+        value="Påhittade ärenden blir klara utan att någon behöver röra dem.",
+        when="Från första natten.",
+        how_measured="Antal ärenden roboten gjorde klara själv och andelen som behövde en person.",
+        measures=(
+            Measure("handled", "Klara utan handläggare", "st", "Antal ärenden roboten gjorde klara själv.", decimals=0),
+            Measure(
+                "review_share",
+                "Andel som behövde en person",
+                "%",
+                "Andel av månadens ärenden som lämnades till en person att besluta om.",
+                better="lower",
+            ),
+        ),
+        outcomes=(OutcomeKind("case_handled", "Ärende klart utan handläggare", 6.0, "exempelvärde"),),
+    )
+
+    @classmethod
+    def measure_effects(cls, facts: EffectFacts) -> Measured:
+        """Items done by the robot alone, and the share handed to a person."""
+        handled = sum(1 for i in facts.items if i.status == "done" and (i.result or {}).get("handled"))
+        reviewed = sum(1 for r in facts.reviews if r.queue == "example.review" and r.created_in_month)
+        return Measured(
+            values={"handled": float(handled), "review_share": share(reviewed, len(facts.items))},
+            outcomes={"case_handled": handled},
+            bases={"handled": handled, "review_share": len(facts.items)},
+        )
 
     async def collect(self, ctx: Any) -> AsyncIterator[NewItem]:
         """Yield ``items`` made-up cases."""

@@ -37,7 +37,7 @@ from core.web.deps import WebContext, make_environment, redirect, render, reques
 from core.web.i18n import translator
 from core.web.metrics import CONTENT_TYPE, exposition, metrics_allowed
 from core.web.oidc import OidcClient
-from core.web.routes import access_check, account, api, audit, auth, inbox, ops, saml
+from core.web.routes import access_check, account, api, audit, auth, effects, inbox, ops, saml
 from core.web.saml import SamlServiceProvider
 from core.web.settings import WebSettings, web_settings
 
@@ -242,6 +242,6 @@ def create_app(
         return {"status": "ok"}
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (auth, saml, account, inbox, ops, audit, access_check, api):
+    for module in (auth, saml, account, inbox, ops, effects, audit, access_check, api):
         app.include_router(module.router)
     return app

@@ -2,27 +2,27 @@
 
 "Last night" is every run created since 12:00 local time the day before (or since 12:00
 today once it is past 18:00), so at 07:30 it shows the night just ended, and in the evening
-the day's runs. Time saved per robot and month is the items it finished (``done``) × its
-``manual_minutes_per_item``, minus the review time people spent on its items (measured
-from opening an item to deciding it).
+the day's runs. Time saved per robot and month comes from the effects ledger
+(:mod:`core.effects_report`): outcomes that replaced manual work at the municipality's
+measured (or the robot's estimated) minutes, minus the measured review time.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from core import audit
+from core import audit, effects_report
 from core.schedule_files import FileProblem, scan
 from core.scheduler import next_slots
 from core.storage.models import Artifact, ItemStatus, Run, RunStatus, WorkItem
-from core.storage.web_models import ALL_TENANTS, ReviewTiming, SchedulePause
+from core.storage.web_models import ALL_TENANTS, SchedulePause
 from core.transitions import BULK_FAILED
 from core.web.auth import NotFound
 from core.web.deps import WebContext
@@ -142,80 +142,49 @@ def trends(ctx: WebContext, tenants: set[str], days: int = 30) -> dict[str, list
 
 @dataclass
 class SavedRow:
-    """Time saved by one robot in one month."""
+    """Time saved by one robot in one municipality and month, from the effects ledger."""
 
     robot: str
+    tenant: str
     month: str
-    handled: int
-    manual_minutes: float
+    #: Minutes of manual work the robot's outcomes replaced (measured baselines or labelled estimates).
+    replaced_minutes: float
+    #: Review time case workers spent on the robot's items, measured in the inbox.
     review_minutes: float
-    reviews_measured: int = 0
-    saved_minutes: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.saved_minutes = round(self.manual_minutes - self.review_minutes, 1)
+    reviews_measured: int
+    saved_minutes: float
+    #: True when any outcome counted with the robot's estimate rather than the municipality's own figure.
+    estimated: bool
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly."""
         return dict(self.__dict__)
 
 
-def _utc_hour(ctx: WebContext, column: Any) -> Any:
-    """The UTC hour of a timestamp as text ('2026-11-23 01'): a bucket the database can group by.
+def time_saved(ctx: WebContext, tenants: set[str], months: int = 2) -> list[SavedRow]:
+    """Per municipality, robot and month (local time), newest month first: the effects ledger's time saved.
 
-    Months are counted in local time (a night run at 00:30 on 1 December belongs to December
-    in Sweden, not to November as in UTC). Neither database converts time zones portably,
-    so the grouping is by UTC hour and each hour is then placed in its local month (the
-    offsets of Europe/Stockholm are whole hours).
+    Only outcomes that replaced manual work count, minus the measured review time
+    (:mod:`core.effects_report`, docs/effects.md); the full figures are on ``/effekter``.
     """
-    if ctx.db.dialect == "sqlite":
-        return func.strftime("%Y-%m-%d %H", column)
-    return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24")
-
-
-def _local_month(ctx: WebContext, utc_hour: str) -> str:
-    moment = datetime.strptime(utc_hour, "%Y-%m-%d %H").replace(tzinfo=UTC)
-    return moment.astimezone(ZoneInfo(ctx.zone)).strftime("%Y-%m")
-
-
-def time_saved(ctx: WebContext, tenants: set[str], months: int = 6) -> list[SavedRow]:
-    """Per robot and month (local time, the deployment's zone), newest first."""
-    zone = ZoneInfo(ctx.zone)
-    local_now = ctx.clock().astimezone(zone)
-    year, month = local_now.year, local_now.month - (months - 1)
-    while month <= 0:
-        year, month = year - 1, month + 12
-    since = datetime(year, month, 1, tzinfo=zone)
-    handled_hour = _utc_hour(ctx, WorkItem.finished_at)
-    review_hour = _utc_hour(ctx, ReviewTiming.decided_at)
-    with ctx.db.session() as s:
-        handled = s.execute(
-            select(WorkItem.robot, handled_hour, func.count())
-            .where(WorkItem.tenant.in_(tenants), WorkItem.status == ItemStatus.done, WorkItem.finished_at >= since)
-            .group_by(WorkItem.robot, handled_hour)
-        ).all()
-        reviewed = s.execute(
-            select(ReviewTiming.robot, review_hour, func.sum(ReviewTiming.seconds), func.count())
-            .where(
-                ReviewTiming.tenant.in_(tenants), ReviewTiming.decided_at >= since, ReviewTiming.seconds.is_not(None)
-            )
-            .group_by(ReviewTiming.robot, review_hour)
-        ).all()
-    counts: dict[tuple[str, str], int] = defaultdict(int)
-    for robot, hour, n in handled:
-        counts[(robot, _local_month(ctx, hour))] += int(n)
-    review: dict[tuple[str, str], tuple[float, int]] = {}
-    for robot, hour, sec, n in reviewed:
-        key = (robot, _local_month(ctx, hour))
-        minutes, measured = review.get(key, (0.0, 0))
-        review[key] = (minutes + float(sec or 0) / 60, measured + int(n))
+    current = f"{ctx.clock().astimezone(ZoneInfo(ctx.zone)):%Y-%m}"
     rows = []
-    for robot, label in sorted(set(counts) | set(review), key=lambda k: (k[1], k[0]), reverse=True):
-        cls = ctx.registry.robots.get(robot)
-        per_item = float(cls.manual_minutes_per_item) if cls else 0.0
-        n = counts.get((robot, label), 0)
-        minutes, measured = review.get((robot, label), (0.0, 0))
-        rows.append(SavedRow(robot, label, n, round(n * per_item, 1), round(minutes, 1), measured))
+    for label in reversed(effects_report.recent_months(current, months)):
+        for tenant in sorted(tenants):
+            rep = effects_report.report(ctx.db, ctx.registry.robots, ctx.settings, tenant, label)
+            rows += [
+                SavedRow(
+                    r.robot,
+                    tenant,
+                    label,
+                    r.gross_minutes,
+                    r.review_minutes,
+                    r.reviews_timed,
+                    r.saved_minutes,
+                    r.estimated,
+                )
+                for r in rep.robots
+            ]
     return rows
 
 

@@ -416,6 +416,8 @@ class Work:
                 "booking_id": shift.booking_id,
                 "via": "sms_yes",
                 "recovered": True,
+                "opened_at": shift.opened_at.isoformat() if shift.opened_at else None,
+                "hours": shift.hours,
             },
         )
 
@@ -485,6 +487,9 @@ class Work:
                     "substitute_id": substitute_id,
                     "booking_id": outcome.booking_id,
                     "via": via,
+                    # For the effects ledger: time from opening to booked, and hours per substitute.
+                    "opened_at": shift.opened_at.isoformat() if shift.opened_at else None,
+                    "hours": shift.hours,
                 },
             )
             return Booking(booked=True, booking_id=outcome.booking_id)

@@ -56,6 +56,8 @@ class ShiftInfo:
     booked_substitute_id: str | None = None
     booked_by: str | None = None
     deadline: datetime | None = None
+    #: When the shift was reported open in the staffing system (the effects ledger counts time to booked from it).
+    opened_at: datetime | None = None
 
     @property
     def is_open(self) -> bool:
@@ -106,6 +108,7 @@ class ShiftInfo:
             "reason": self.reason,
             "status": self.status,
             "deadline": self.deadline.astimezone(STOCKHOLM).isoformat(timespec="minutes") if self.deadline else None,
+            "opened_at": self.opened_at.astimezone(STOCKHOLM).isoformat(timespec="minutes") if self.opened_at else None,
         }
 
 
@@ -230,6 +233,7 @@ def parse_shift(data: object) -> ShiftInfo:
         raise BadRecord(f"{what}: ends before it starts")
     booking = data.get("booking") if isinstance(data.get("booking"), dict) else None
     deadline = data.get("deadline")
+    opened = data.get("opened_at")
     hours = _number(data, "hours", what)
     return ShiftInfo(
         id=_str(data, "id", what),
@@ -251,6 +255,7 @@ def parse_shift(data: object) -> ShiftInfo:
         ),
         booked_by=booking.get("booked_by") if booking and isinstance(booking.get("booked_by"), str) else None,
         deadline=parse_time(deadline, f"{what}.deadline") if deadline is not None else None,
+        opened_at=parse_time(opened, f"{what}.opened_at") if opened is not None else None,
     )
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from core.api import Carried, Done, NeedsReview, NewItem, Robot
+from core.api import Carried, Done, EffectFacts, Measured, NeedsReview, NewItem, Robot
+from robots.bosse.effects import EFFECTS, measure
 from robots.bosse.flow import Work
 from robots.bosse.material import shift_started
 from robots.bosse.settings import BosseSettings
@@ -40,8 +41,13 @@ class Bosse(Robot[BosseSettings]):
         "Finds substitutes for open shifts within the working-time rules, offers them by SMS in "
         "waves and books the first valid yes; what cannot be filled goes to the staffing coordinators."
     )
-    #: A coordinator checking rules, texting and booking one shift by hand (or one reply).
-    manual_minutes_per_item = 6.0
+    effects = EFFECTS
+
+    @classmethod
+    def measure_effects(cls, facts: EffectFacts) -> Measured:
+        """Bosse's figures for one month (robots/bosse/effects.py)."""
+        return measure(facts)
+
     review_template = "review.html"
     #: Every write (SMS, booking) is keyed by reference and checked before it is made, so an
     #: item whose worker died can safely be taken over and done again.

@@ -32,6 +32,8 @@ from core.api import (
     Carried,
     ConfigError,
     Done,
+    EffectFacts,
+    Measured,
     NewItem,
     Outcome,
     ReviewView,
@@ -40,6 +42,7 @@ from core.api import (
     SecretRef,
     WorkItemView,
 )
+from robots.harry.effects import EFFECTS, measure
 from robots.harry.lanes import BrowserLanes
 from robots.harry.pages import LoginPage
 from robots.harry.registration import DEVIATION_QUEUE, PURPOSE, Registration
@@ -103,7 +106,13 @@ class Harry(Robot[HarrySettings]):
         "Registers every approved schedule in the payroll system through its web pages, day by day, "
         "and verifies it by reading it back."
     )
-    manual_minutes_per_item = 12.0
+    effects = EFFECTS
+
+    @classmethod
+    def measure_effects(cls, facts: EffectFacts) -> Measured:
+        """HaRry's figures for one month (robots/harry/effects.py)."""
+        return measure(facts)
+
     review_template = "robots.harry:templates/review.html"
     side_effects_repeatable = False
 

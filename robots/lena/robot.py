@@ -29,6 +29,8 @@ from core.api import (
     Carried,
     ConnectorError,
     Done,
+    EffectFacts,
+    Measured,
     NeedsReview,
     NewItem,
     Outcome,
@@ -38,6 +40,7 @@ from core.api import (
 from robots.lena.check import check_plan
 from robots.lena.comments import apply_changes, parse_comment
 from robots.lena.continuity import ContinuityWeights
+from robots.lena.effects import EFFECTS, measure, plan_facts
 from robots.lena.homecare import assignments_of, from_minutes, plan_body, to_problem
 from robots.lena.metrics import Weights
 from robots.lena.model import ModelError, Problem
@@ -147,7 +150,13 @@ class LenaRobot(Robot[LenaSettings]):
         "Plans tomorrow's home-care visits: who visits whom and when, with short routes, breaks "
         "and the same faces for each client; the coordinator approves before publishing."
     )
-    manual_minutes_per_item = 120.0
+    effects = EFFECTS
+
+    @classmethod
+    def measure_effects(cls, facts: EffectFacts) -> Measured:
+        """Lena's figures for one month (robots/lena/effects.py)."""
+        return measure(facts)
+
     review_template = "review.html"
 
     @property
@@ -176,22 +185,32 @@ class LenaRobot(Robot[LenaSettings]):
             )
 
     async def _problem(self, ctx: RunContext, group: str, day: date) -> Problem:
+        return (await self._data(ctx, group, day))[0]
+
+    async def _data(
+        self, ctx: RunContext, group: str, day: date
+    ) -> tuple[Problem, list[dict[str, Any]], list[dict[str, Any]]]:
+        """The day's problem, the group's clients and the history of every group (a client's visits by others too)."""
         api = HttpConnector.for_run(ctx, SYSTEM)
         params = {"group": group, "date": day.isoformat()}
         visits = (await api.get_json("/visits", params=params))["items"]
         staff = (await api.get_json("/staff", params=params))["items"]
+        clients: list[dict[str, Any]] = (await api.get_json("/clients", params={"group": group}))["items"]
         history: list[dict[str, Any]] = []
         if self.conf.history_days:
             history = (
                 await api.get_json(
                     "/history",
                     params={
-                        "group": group,
+                        "all_groups": "true",
                         "date_from": (day - timedelta(days=self.conf.history_days)).isoformat(),
                         "date_to": (day - timedelta(days=1)).isoformat(),
                     },
                 )
             )["items"]
+        # Other groups' clients matter to nobody here; this group's clients' visits by anyone do.
+        mine = {str(c.get("id")) for c in clients} | {str(v.get("client_id")) for v in visits}
+        history = [h for h in history if str(h.get("client_id")) in mine]
         await asyncio.to_thread(
             ctx.record,
             "lena.data_read",
@@ -202,12 +221,13 @@ class LenaRobot(Robot[LenaSettings]):
                 "date": day.isoformat(),
                 "visits": len(visits),
                 "clients": len({v.get("client_id") for v in visits}),
+                "client_records": len(clients),
                 "staff": len(staff),
                 "history": len(history),
             },
         )
         try:
-            return to_problem(
+            problem = to_problem(
                 day,
                 visits,
                 staff,
@@ -220,11 +240,12 @@ class LenaRobot(Robot[LenaSettings]):
                 f"Planeringsdata för {group} {day} går inte att använda: " + "; ".join(exc.problems[:10]),
                 code="lena_bad_data",
             ) from exc
+        return problem, clients, history
 
     async def process(self, ctx: RunContext, item: WorkItemView) -> Outcome:
         """Plan one group's day and hand it to the coordinator."""
         group, day = str(item.payload["group"]), date.fromisoformat(str(item.payload["date"]))
-        problem = await self._problem(ctx, group, day)
+        problem, clients, history = await self._data(ctx, group, day)
         changes = parse_comment(item.return_comment)
         problem, notes = apply_changes(problem, changes)
         notes = [f"Samordnarens kommentar: {n}" for n in changes.notes] + notes
@@ -241,8 +262,14 @@ class LenaRobot(Robot[LenaSettings]):
         violations = check_plan(problem, result.plan)
         if violations:  # the solver's own guard makes this unreachable; never hand on a broken plan
             raise BusinessError("Planen bryter mot regler: " + "; ".join(map(str, violations[:5])), code="lena_check")
-        baseline = await self._baseline(ctx, group) if self.conf.compare_with_system_plan else None
+        system_plan = await self._baseline(ctx, group) if self.conf.compare_with_system_plan else None
+        baseline = assignments_of(system_plan) if system_plan is not None else None
         view = build_view(problem, result.plan, result.metrics, baseline=baseline, notes=notes)
+        effects = plan_facts(
+            problem, result.plan, result.metrics, day=day, clients=clients, history=history, baseline=system_plan
+        )
+        view["totals"]["kolada_median"] = effects["kolada"]["median"]
+        view["totals"]["kolada_median_baseline"] = (effects.get("kolada_system") or {}).get("median")
         totals = view["totals"]
         first = min((s.shift_start for s in problem.staff), default=7 * 60)
         material = {
@@ -255,6 +282,7 @@ class LenaRobot(Robot[LenaSettings]):
             "absent": sorted(changes.absent),
             "max_lateness": problem.max_lateness,
             "replanned_with_comment": bool(item.return_comment),
+            "effects": effects,
             "solver": {
                 "engine": result.engine,
                 "seconds": result.seconds,
@@ -286,10 +314,12 @@ class LenaRobot(Robot[LenaSettings]):
         finally:
             pool.shutdown(wait=False, cancel_futures=True)  # the solve ends by its own time limit
 
-    async def _baseline(self, ctx: RunContext, group: str) -> dict[str, list[str]] | None:
+    async def _baseline(self, ctx: RunContext, group: str) -> dict[str, Any] | None:
+        """The home-care system's own plan for the group's day, as it serves it (None when it has none)."""
         api = HttpConnector.for_run(ctx, SYSTEM)
         try:
-            return assignments_of(await api.get_json("/plans/baseline", params={"group": group}))
+            plan: dict[str, Any] = await api.get_json("/plans/baseline", params={"group": group})
+            return plan
         except ConnectorError as exc:
             ctx.log.info("no baseline plan to compare with", error=exc.code)
             return None
@@ -361,6 +391,8 @@ class LenaRobot(Robot[LenaSettings]):
                 "assignments": len(body["assignments"]),
                 "unassigned": len(body["unassigned"]),
                 "approved_by": review.decided_by,
+                # The plan's facts for the effects ledger (counts only: no client or staff ids).
+                "effects": m.get("effects"),
             },
         )
         return Carried(

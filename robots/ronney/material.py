@@ -258,6 +258,8 @@ def application_material(
         "income_month_text": month_name(app.income_month),
         "municipality": municipality,
         "submitted_at_text": local_text(app.submitted_at),
+        # For the effects ledger: the hours from application to decision are counted from here.
+        "submitted_at": app.submitted_at.isoformat(),
         "flags": ordered,
         "missing": [dict(x) for x in missing],
         "return_comment": return_comment,

@@ -29,6 +29,8 @@ from core.api import (
     ConfigError,
     ConnectorError,
     Done,
+    EffectFacts,
+    Measured,
     NeedsReview,
     NewItem,
     Outcome,
@@ -51,6 +53,7 @@ from robots.ronney.checks import (
 from robots.ronney.compare import compare_incomes, compare_previous, register_flags
 from robots.ronney.decision import apply_changes
 from robots.ronney.documents import PdfRenderer, render_basis
+from robots.ronney.effects import EFFECTS, measure
 from robots.ronney.material import (
     APPLICATION_QUEUE,
     COMPLEMENT_QUEUE,
@@ -91,10 +94,13 @@ class Ronney(Robot[RonneySettings]):
         "Prepares income-support applications overnight: checks them, fetches register data, "
         "calculates by the national norm and leaves a decision basis for the case worker."
     )
-    #: An estimate of a case worker's time to check and calculate one re-application by hand,
-    #: used only for time-saved reporting; not a measured figure.
-    manual_minutes_per_item = 25.0
+    effects = EFFECTS
     review_template = "review.html"
+
+    @classmethod
+    def measure_effects(cls, facts: EffectFacts) -> Measured:
+        """Ronney's figures for one month (robots/ronney/effects.py)."""
+        return measure(facts)
 
     @property
     def cfg(self) -> RonneySettings:
@@ -443,6 +449,7 @@ class Ronney(Robot[RonneySettings]):
         proposal = m.get("proposal") or {}
         reference = f"kollega:ronney:review:{review.id}"
         basis, appeal = legal_texts(month)
+        changed_proposal = False
         if review.state == "approved":
             if proposal.get("amount") is None:
                 raise BusinessError(
@@ -452,6 +459,7 @@ class Ronney(Robot[RonneySettings]):
                 )
             calc_lines = list((m.get("calculation") or {}).get("lines") or [])
             changed = apply_changes(calc_lines, review.decision_data)
+            changed_proposal = changed.changed
             if changed.changed:
                 reasoning = (
                     f"{decision_sentence(month, changed.amount, changed.decision)} Handläggaren har prövat "
@@ -549,6 +557,8 @@ class Ronney(Robot[RonneySettings]):
                 "amount": payload["amount"],
                 "month": month,
                 "decided_by": payload["decided_by"],
+                # For the effects ledger: the case worker changed Ronney's proposal when deciding.
+                "changed": changed_proposal,
                 "already_written": existing is not None,
                 "replayed": status == 200,
             },

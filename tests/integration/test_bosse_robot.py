@@ -22,6 +22,7 @@ import sandbox.server
 import sandbox.sms
 import sandbox.staffing
 from connectors.http import DEFAULT_BREAKERS
+from core import effects_report
 from core.engine import RunSummary
 from core.review import ReviewQueue
 from core.settings import Settings, WorkerSettings
@@ -278,6 +279,14 @@ class TestNightAndDay:
         replies = {r.id for sl in ledger.shifts.values() for r in sl.replies}
         handled = {ref.rsplit("/", 1)[1] for ref in town.items() if "/reply/" in ref}
         assert replies <= handled
+
+        # The effects ledger counts the same night from the audit log: every booking, every SMS.
+        rep = effects_report.report(town.db, {"bosse": Bosse}, town.app, "0000", "2026-11")
+        m = rep.robots[0].measured
+        assert m.values["fill_rate"] == round(100 * len(booked) / len(open_shifts), 1)
+        assert m.values["sms_per_filled_shift"] == round(len(town.messages()) / len(booked), 1)
+        assert m.values["median_minutes_to_booked"] is not None and m.values["median_minutes_to_booked"] > 0
+        assert m.outcomes["shift_booked_on_yes"] == len(booked)
 
     def test_repeated_processing_sends_nothing_twice(self, make_town: Any) -> None:
         town = make_town(seed=5, open_shifts=4)

@@ -13,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 
 from connectors.http import DEFAULT_BREAKERS
+from core import effects_report
 from core.engine import RunSummary
 from core.review import ReviewQueue
 from core.settings import Settings, WorkerSettings
@@ -142,6 +143,7 @@ class TestPlanAndPublish:
 
         html = render(review)
         assert "Personalens dagar" in html and "Kontinuitet per brukare" in html and "<button" not in html
+        assert "Personalkontinuitet (Kolada)" in html and "Personalkontinuitet (Lenas mått)" in html
         assert problem.staff[0].id in html
 
         # Rerunning finds the same group-day: nothing new, no second review.
@@ -159,6 +161,22 @@ class TestPlanAndPublish:
         [event] = office.audit("lena.plan_published")
         assert event.details["plan_id"] == published["plan_id"]
         assert [i.status for i in office.items()] == [ItemStatus.done]
+
+        # The effects ledger's facts travel with the plan: Kolada's continuity for Lena's plan and the system's,
+        # over 14 days with history of every group, and no client or staff ids in the audit event.
+        facts = event.details["effects"]
+        assert facts == m["effects"] and facts["period_days"] == 14
+        clients = office.get("/homecare/clients", group=group)["items"]
+        counted = len(facts["kolada"]["counts"])
+        assert counted > 0 and counted + sum(facts["kolada"]["excluded"].values()) == len(clients)
+        assert facts["kolada_system"]["median"] is not None and facts["own_counts"]
+        assert view["totals"]["kolada_median"] == facts["kolada"]["median"]
+        assert not any(c["id"] in str(facts) for c in clients)
+        rep = effects_report.report(office.db, {"lena": LenaRobot}, office.app, "0000", "2026-11")
+        values = rep.robots[0].measured.values
+        assert values["kolada_continuity"] == facts["kolada"]["median"]
+        assert values["unassigned_visits"] == len(plan.unassigned)
+        assert rep.robots[0].measured.outcomes == {"plan_published": 1}
 
         office.run()  # the decision is carried out once
         assert office.get("/admin/state/homecare")["plans_published"] == 1

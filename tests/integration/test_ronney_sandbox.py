@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -272,6 +273,9 @@ class TestDecisions:
         with db.session() as s:
             written = s.scalars(select(AuditEvent).where(AuditEvent.action == "ronney.decision_written")).all()
         assert [w.details["already_written"] for w in written] == [False, True]
+        # For the effects ledger: the proposal was decided unchanged, and the material says when it was applied for.
+        assert [w.details["changed"] for w in written] == [False, False]
+        assert datetime.fromisoformat(review.material["submitted_at"]).tzinfo is not None
         assert all(w.subject == review.subject and w.details["amount"] == proposal["amount"] for w in written)
         # The engine's own callback: the work item is done, still one decision.
         run_robot(Ronney, db=db, app_settings=settings, clock=clock)

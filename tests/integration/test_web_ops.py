@@ -104,10 +104,13 @@ class TestDashboard:
             ):
                 assert cell(page.text, "example", "0000", column) == str(expected), column
             assert "<svg" in page.text and 'role="img"' in page.text
-            saved = re.search(r'<tr data-robot="example" data-month="2026-11">(.*?)</tr>', page.text, re.S)
+            saved = re.search(
+                r'<tr data-robot="example" data-tenant="0000" data-month="2026-11">(.*?)</tr>', page.text, re.S
+            )
             assert saved, "no time-saved row"
             numbers = re.findall(r'class="num"[^>]*>([^<]*)<', saved.group(1))
-            assert numbers == ["14", "84.0", "2.0", "1.4"]  # 14 × 6 min − 2 min review = 82 min
+            # 14 cases done without a person × 6 min (the example's estimate) − 2 min measured review = 82 min
+            assert numbers == ["84.0 ", "2.0", "1.4"] and "uppskattat" in saved.group(1)
             api = (await client.get("/api/v1/ops/time-saved")).json()
             assert api[0]["saved_minutes"] == 82.0 and api[0]["reviews_measured"] == 1
             night = (await client.get("/api/v1/ops/night")).json()["rows"]
@@ -458,9 +461,9 @@ def open_problem_reviews(env: WebEnv, work_item_id: int) -> int:
 
 
 class TestLocalMonths:
-    """Time saved is counted per month in Swedish time: a night's work after midnight on the 1st is the new month's."""
+    """Effects are counted per month in Swedish time: a night's work after midnight on the 1st is the new month's."""
 
-    async def test_an_item_finished_0030_on_the_first_counts_for_that_month(self, env: WebEnv) -> None:
+    async def test_an_item_of_0030_on_the_first_counts_for_that_month(self, env: WebEnv) -> None:
         from datetime import UTC, datetime
 
         from core.web import dashboard
@@ -470,13 +473,13 @@ class TestLocalMonths:
             ids = list(s.scalars(select(WorkItem.id).where(WorkItem.status == ItemStatus.done).order_by(WorkItem.id)))
             first, second = s.get(WorkItem, ids[0]), s.get(WorkItem, ids[1])
             assert first is not None and second is not None
-            first.finished_at = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)  # 1 December 00:30 in Sweden
-            second.finished_at = datetime(2026, 11, 30, 22, 30, tzinfo=UTC)  # 30 November 23:30 in Sweden
+            first.created_at = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)  # 1 December 00:30 in Sweden
+            second.created_at = datetime(2026, 11, 30, 22, 30, tzinfo=UTC)  # 30 November 23:30 in Sweden
             for other in ids[2:]:
                 row = s.get(WorkItem, other)
                 assert row is not None
-                row.finished_at = datetime(2026, 10, 15, 12, tzinfo=UTC)
+                row.created_at = datetime(2026, 10, 15, 12, tzinfo=UTC)
         env.clock.set(datetime(2026, 12, 10, 9, tzinfo=UTC))
         rows = dashboard.time_saved(env.app.state.kollega, {"0000"})
-        by_month = {r.month: r.handled for r in rows if r.robot == "example"}
-        assert by_month["2026-12"] == 1 and by_month["2026-11"] == 1
+        by_month = {r.month: r.replaced_minutes for r in rows if r.robot == "example"}
+        assert by_month["2026-12"] == 6.0 and by_month["2026-11"] == 6.0

@@ -118,7 +118,7 @@ class TestRobotClass:
     def test_valid_plugin(self) -> None:
         assert LenaRobot.validate_class() == []
         assert (LenaRobot.name, LenaRobot.review_template) == ("lena", "review.html")
-        assert LenaRobot.manual_minutes_per_item > 0 and LenaRobot().cli() is not None
+        assert LenaRobot.effects is not None and LenaRobot().cli() is not None
 
     def test_every_setting_documented(self) -> None:
         for name, field in LenaSettings.model_fields.items():

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_class_contract() -> None:
     assert Ronney.validate_class() == []
     assert (Ronney.name, Ronney.display_name, Ronney.review_template) == ("ronney", "Ronney", "review.html")
-    assert Ronney.settings_model is RonneySettings and Ronney.manual_minutes_per_item > 0
+    assert Ronney.settings_model is RonneySettings and Ronney.effects is not None
     assert (TEMPLATES_DIR / Ronney.review_template).is_file()
     assert issubclass(Ronney, Robot) and Ronney.description
 

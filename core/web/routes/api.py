@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from core import effects_report
+from core.errors import ConfigError
 from core.logging import redact_text
 from core.storage.models import Artifact, ReviewItem, Run, WorkItem
 from core.storage.web_models import Role
@@ -306,10 +308,23 @@ def trends(request: Request, p: Person, days: int = 30) -> dict[str, list[dict[s
     return {robot: [{**pt.__dict__, "day": pt.day.isoformat()} for pt in pts] for robot, pts in data.items()}
 
 
-@router.get("/ops/time-saved", summary="Time saved per robot and month")
+@router.get("/ops/time-saved", summary="Time saved per municipality, robot and month")
 def saved(request: Request, p: Person) -> list[dict[str, Any]]:
-    """Items handled × manual minutes, minus measured review time."""
+    """This month and the last: outcomes that replaced manual work, minus measured review time (docs/effects.md)."""
     return [r.as_dict() for r in dashboard.time_saved(web_context(request), ops_tenants(p))]
+
+
+@router.get("/effects", summary="The effects ledger for one municipality and month")
+def effects(request: Request, p: Person, tenant: str, month: str) -> dict[str, Any]:
+    """Every robot's measures, outcomes and time saved, as ``kollega effects --json`` prints them."""
+    ctx = web_context(request)
+    if tenant not in p.tenants(Role.operations, Role.it_admin, Role.coordinator):
+        raise NotFound()
+    try:
+        chosen = effects_report.parse_month(month)
+    except ConfigError as exc:
+        raise HTTPException(status_code=422, detail=exc.message) from exc
+    return effects_report.report_json(effects_report.report(ctx.db, ctx.registry.robots, ctx.settings, tenant, chosen))
 
 
 @router.get("/ops/alerts", summary="Open alerts")
