@@ -5,7 +5,7 @@ the new state ``lapsed`` (an item whose robot found it lost its point) needs no 
 (states are stored as strings).
 
 Revision ID: 0012_review_overdue
-Revises: 0009_callback_result
+Revises: 0014_idp_grants
 Create Date: 2026-12-07 04:00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_review_overdue"
-down_revision = "0009_callback_result"
+down_revision = "0014_idp_grants"
 branch_labels = None
 depends_on = None
 

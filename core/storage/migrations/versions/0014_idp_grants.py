@@ -8,7 +8,7 @@ by hand: their grants became IdP grants; `kollega users grant NAME --grant … -
 removes one, `kollega users grant` gives local ones.
 
 Revision ID: 0014_idp_grants
-Revises: 0009_callback_result
+Revises: 0015_run_records
 Create Date: 2026-12-07 04:00:00
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_idp_grants"
-down_revision = "0009_callback_result"
+down_revision = "0015_run_records"
 branch_labels = None
 depends_on = None
 
