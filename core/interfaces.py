@@ -366,7 +366,9 @@ class ReviewStore(Protocol):
 
         ``decision_data`` (robot-specific, e.g. changed amounts) is kept with the decision and
         handed to on_decision. An approval without a truthy value for every key of the
-        material's ``required_on_approve`` is refused (ReviewError, code ``confirmation_required``).
+        material's ``required_on_approve`` is refused (ReviewError, code ``confirmation_required``),
+        and so is one that changes a part listed in ``reasons_on_change`` without its reason
+        (code ``reason_required``; see core.transitions.check_reasons).
         """
         ...
 

@@ -288,6 +288,9 @@ def application_material(
             if unverified and amount is not None
             else {}
         ),
+        # The kernel refuses an approval that changes a line without its reason (check_reasons), so
+        # the case worker hears it on the form, not when the decision is carried out.
+        "reasons_on_change": _reasons_on_change(result) if result is not None and amount is not None else [],
         "calculation_error": calculation_error,
         "table_warnings": list(result.warnings) if result else [],
         "household": _household(app),
@@ -358,3 +361,18 @@ def complement_material(
         "prepared_at": prepared_at.isoformat(),
         "prepared_at_text": local_text(prepared_at),
     }
+
+
+def _reasons_on_change(result: NormResult) -> list[dict[str, Any]]:
+    """Each line of the calculation a case worker may change, and what is no change (see decision.py)."""
+    out = []
+    for i, line in enumerate(result.to_contract_json().get("lines") or []):
+        amount = int(line.get("amount") or 0)
+        out.append(
+            {
+                "label": str(line.get("label") or ""),
+                "reason": f"line.{i}.reason",
+                "unchanged": {f"line.{i}.decision": ["", "bifall"], f"line.{i}.amount": ["", str(abs(amount))]},
+            }
+        )
+    return out

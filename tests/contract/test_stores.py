@@ -733,6 +733,34 @@ class TestDecisionData:
         decided = stores.reviews.decide(review_id, "approve", actor="user:anna", decision_data={"confirm_table": "1"})
         assert decided.state == ReviewState.approved
 
+    def test_a_changed_part_without_its_reason_is_refused(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("r"))
+        item = claim_one(stores)
+        part = {
+            "label": "Hyra",
+            "reason": "line.0.reason",
+            "unchanged": {"line.0.decision": ["", "bifall"], "line.0.amount": ["", "6500"]},
+        }
+        outcome = NeedsReview(
+            queue="example.review", title="Ärende", summary="Förslag", material={"reasons_on_change": [part]}
+        )
+        review_id = stores.queue.complete(item, outcome, actor=ACTOR)
+        assert review_id is not None
+        for change in ({"line.0.decision": "avslag"}, {"line.0.amount": "5 000"}, {"line.0.reason": " "}):
+            if "line.0.reason" in change:
+                change = {"line.0.decision": "delvis", "line.0.amount": "5000", **change}
+            with pytest.raises(ReviewError) as info:
+                stores.reviews.decide(review_id, "approve", actor="user:anna", decision_data=change)
+            assert info.value.code == "reason_required" and info.value.details["missing"] == ["Hyra"]
+        assert stores.reviews.get(review_id).state == ReviewState.open
+        # No change (the proposed amount written out, with spaces) needs no reason; a change with one is kept.
+        unchanged = {"line.0.decision": "bifall", "line.0.amount": "6 500", "line.0.reason": ""}
+        stores.reviews.decide(review_id, "reject", actor="user:anna", comment="Fel", decision_data=unchanged)
+        stores.queue.enqueue(ROBOT, TENANT, items("r2"))
+        review_id = stores.queue.complete(claim_one(stores), outcome, actor=ACTOR)
+        assert review_id is not None
+        stores.reviews.decide(review_id, "approve", actor="user:anna", decision_data=unchanged)
+
 
 class TestLockStore:
     """Target locks: one holder per key, a lease that a dead holder loses, release by the holder only."""
