@@ -592,6 +592,25 @@ class LockStore(Protocol):
         ...
 
 
+class RobotStateStore(Protocol):
+    """A robot's own small state per tenant, kept across runs (JSON objects under a robot's keys).
+
+    Each value has a version that every write raises by one; a write may demand the version
+    it read (optimistic concurrency), so two workers updating one key never lose a change:
+    the second is refused and reads again. ``expected_version=0`` creates only (write once).
+    """
+
+    def get(self, robot: str, tenant: str, key: str) -> tuple[dict[str, Any], int] | None:
+        """The value under ``key`` and its version, or None when nothing is kept there."""
+        ...
+
+    def put(
+        self, robot: str, tenant: str, key: str, value: dict[str, Any], *, expected_version: int | None = None
+    ) -> int | None:
+        """Keep ``value`` under ``key``; the new version, or None when ``expected_version`` is not the current one."""
+        ...
+
+
 # -- what connectors see -------------------------------------------------------------------
 @runtime_checkable
 class WriteGuard(Protocol):

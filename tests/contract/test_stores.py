@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import AlreadyDecided, FourEyesViolation, LeaseLost, ReviewError
-from core.interfaces import LockStore
+from core.errors import AlreadyDecided, ConfigError, FourEyesViolation, LeaseLost, ReviewError
+from core.interfaces import LockStore, RobotStateStore
 from core.records import IN_PROCESS_OWNER, CallbackStatus, ItemStatus, ReviewKind, ReviewState, RunStatus, WorkItemView
 from core.robot import Done, NeedsReview, NewItem
 from core.transitions import CANCELLABLE, RETRYABLE, RetryPolicy
@@ -827,3 +827,44 @@ class TestLockStore:
         for t in threads:
             t.join()
         assert len(wins) == 1
+
+
+class TestRobotStateStore:
+    """A robot's own state: versioned per robot, tenant and key; a stale write is refused; write once."""
+
+    @pytest.fixture
+    def state(self, stores: Stores) -> RobotStateStore:
+        if stores.backend == "memory":
+            from core.testing.memory import MemoryRobotStateStore, MemoryState
+
+            return MemoryRobotStateStore(MemoryState(stores.clock))
+        from core.robot_state import SqlRobotStateStore
+
+        return SqlRobotStateStore(stores.queue.db, stores.clock)  # type: ignore[attr-defined]
+
+    def test_kept_per_robot_tenant_and_key(self, state: RobotStateStore) -> None:
+        assert state.get("ronney", TENANT, "warnings:A1") is None
+        assert state.put("ronney", TENANT, "warnings:A1", {"open": ["x"]}) == 1
+        assert state.get("ronney", TENANT, "warnings:A1") == ({"open": ["x"]}, 1)
+        assert state.get("ronney", OTHER, "warnings:A1") is None
+        assert state.get("bosse", TENANT, "warnings:A1") is None
+        assert state.put("ronney", TENANT, "warnings:A1", {"open": []}) == 2
+        assert state.get("ronney", TENANT, "warnings:A1") == ({"open": []}, 2)
+
+    def test_a_stale_version_is_refused_and_nothing_is_lost(self, state: RobotStateStore) -> None:
+        state.put("ronney", TENANT, "k", {"n": 1})
+        assert state.put("ronney", TENANT, "k", {"n": 2}, expected_version=1) == 2
+        # A second writer that read version 1 is refused: it must read again.
+        assert state.put("ronney", TENANT, "k", {"n": 99}, expected_version=1) is None
+        assert state.get("ronney", TENANT, "k") == ({"n": 2}, 2)
+
+    def test_version_zero_writes_once(self, state: RobotStateStore) -> None:
+        assert state.put("ronney", TENANT, "snapshot:A1", {"v": "first"}, expected_version=0) == 1
+        assert state.put("ronney", TENANT, "snapshot:A1", {"v": "second"}, expected_version=0) is None
+        assert state.get("ronney", TENANT, "snapshot:A1") == ({"v": "first"}, 1)
+        assert state.put("ronney", TENANT, "other", {"v": 1}, expected_version=3) is None
+        assert state.get("ronney", TENANT, "other") is None
+
+    def test_a_bad_key_is_refused(self, state: RobotStateStore) -> None:
+        with pytest.raises(ConfigError):
+            state.put("ronney", TENANT, "x" * 201, {})
