@@ -225,8 +225,8 @@ class Engine:
         from core.audit import Auditor
         from core.locks import SqlLockStore
         from core.queue import WorkQueue
-        from core.robot_state import SqlRobotStateStore
         from core.review import ReviewQueue
+        from core.robot_state import SqlRobotStateStore
         from core.runs import SqlRunStore
 
         clock = clock or SystemClock()

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 from core.clock import Clock, SystemClock
 from core.testing.memory.items import MemoryWorkItemStore
 from core.testing.memory.locks import MemoryLockStore
-from core.testing.memory.robot_state import MemoryRobotStateStore
 from core.testing.memory.others import MemoryAlertSink, MemoryArtifactStore, MemoryAuditSink, MemoryRunStore
 from core.testing.memory.reviews import MemoryReviewStore
+from core.testing.memory.robot_state import MemoryRobotStateStore
 from core.testing.memory.state import MemoryState
 
 if TYPE_CHECKING:
@@ -35,8 +35,8 @@ __all__ = [
     "MemoryArtifactStore",
     "MemoryAuditSink",
     "MemoryLockStore",
-    "MemoryRobotStateStore",
     "MemoryReviewStore",
+    "MemoryRobotStateStore",
     "MemoryRunStore",
     "MemoryState",
     "MemoryStores",
