@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from core.clock import Clock
 from core.errors import DryRunRefusal, LeaseLost
-from core.interfaces import AlertSink, ArtifactStore, AuditSink, LockStore
+from core.interfaces import AlertSink, ArtifactStore, AuditSink, LockStore, RobotStateStore
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -83,6 +83,8 @@ class RunContext:
     artifacts: ArtifactStore
     #: Target locks shared by every worker (see :meth:`exclusive`); None = this context's own.
     locks: LockStore | None = None
+    #: The robot's own state across runs (see :meth:`state_get`); None = this context's own, in memory.
+    robot_state: RobotStateStore | None = None
     #: The worker holding the run (a lock's owner).
     owner: str = "local"
     dry_run: bool = False
@@ -157,6 +159,30 @@ class RunContext:
             log=self.log,
         ):
             yield
+
+    def _state(self) -> RobotStateStore:
+        if self.robot_state is None:
+            from core.testing.memory.robot_state import MemoryRobotStateStore
+            from core.testing.memory.state import MemoryState
+
+            self.robot_state = MemoryRobotStateStore(MemoryState(self.clock))
+        return self.robot_state
+
+    def state_get(self, key: str) -> tuple[dict[str, Any], int] | None:
+        """This robot's state for this tenant under ``key`` and its version, or None (kept across runs)."""
+        return self._state().get(self.robot, self.tenant, key)
+
+    def state_put(self, key: str, value: dict[str, Any], *, expected_version: int | None = None) -> int | None:
+        """Keep ``value`` under ``key`` for this robot and tenant; the new version, or None on a conflict.
+
+        ``expected_version`` is the version read with :meth:`state_get` (0: only if nothing is
+        kept yet, i.e. write once): a concurrent change makes this return None, so read again.
+        A dry run keeps nothing and answers as if it had.
+        """
+        if self.dry_run:
+            self.log.info("state not kept (dry run)", key_length=len(key))
+            return (expected_version or 0) + 1
+        return self._state().put(self.robot, self.tenant, key, value, expected_version=expected_version)
 
     def record_access(self, *, subject: str, system: str, purpose: str, details: dict[str, Any] | None = None) -> int:
         """Write a data-access event: this robot read ``subject``'s data from ``system`` for ``purpose``."""

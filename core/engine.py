@@ -36,7 +36,16 @@ from core.errors import (
 )
 from core.fairness import FairSlots
 from core.group_commit import GroupCommit
-from core.interfaces import AlertSink, ArtifactStore, AuditSink, LockStore, ReviewStore, RunStore, WorkItemStore
+from core.interfaces import (
+    AlertSink,
+    ArtifactStore,
+    AuditSink,
+    LockStore,
+    ReviewStore,
+    RobotStateStore,
+    RunStore,
+    WorkItemStore,
+)
 from core.logging import error_text, redact_text
 from core.records import IN_PROCESS_OWNER, ReviewKind, RunStatus, WorkItemView
 from core.registry import Registry
@@ -127,6 +136,13 @@ def artifact_ids(exc: KollegaError) -> list[int]:
     return [int(a) for a in found if isinstance(a, int) and not isinstance(a, bool)]
 
 
+def _process_state(clock: Clock) -> RobotStateStore:
+    from core.testing.memory.robot_state import MemoryRobotStateStore
+    from core.testing.memory.state import MemoryState
+
+    return MemoryRobotStateStore(MemoryState(clock))
+
+
 def _process_locks(clock: Clock) -> LockStore:
     """Target locks held in this process only (an engine built without a lock store)."""
     from core.testing.memory.locks import MemoryLockStore
@@ -167,6 +183,7 @@ class Engine:
         artifacts: ArtifactStore,
         alerts: AlertSink | None = None,
         locks: LockStore | None = None,
+        robot_state: RobotStateStore | None = None,
         clock: Clock | None = None,
         owner: str | None = None,
         db: Database | None = None,
@@ -184,6 +201,8 @@ class Engine:
         self.alerts = alerts
         #: Target locks shared by every worker (RunContext.exclusive); one process's own when none is given.
         self.locks: LockStore = locks if locks is not None else _process_locks(self.clock)
+        #: Robots' own state across runs (RunContext.state_get/state_put); one process's own when none is given.
+        self.robot_state: RobotStateStore = robot_state if robot_state is not None else _process_state(self.clock)
         #: Item slots shared fairly by municipality across the runs a worker runs at once (None: unshared).
         self.slots: FairSlots | None = None
         #: The database behind the SQL stores (None on other stores): retention works on it directly.
@@ -213,6 +232,7 @@ class Engine:
         from core.locks import SqlLockStore
         from core.queue import WorkQueue
         from core.review import ReviewQueue
+        from core.robot_state import SqlRobotStateStore
         from core.runs import SqlRunStore
 
         clock = clock or SystemClock()
@@ -226,6 +246,7 @@ class Engine:
             artifacts=FileArtifactStore(db, settings.var_dir / "artifacts", settings.artifact_retention_days, clock),
             alerts=SqlAlertSink(db, clock),
             locks=SqlLockStore(db, clock),
+            robot_state=SqlRobotStateStore(db, clock),
             clock=clock,
             owner=owner,
             db=db,
@@ -275,6 +296,7 @@ class Engine:
             artifacts=self.artifacts,
             alerts=self.alerts,
             locks=self.locks,
+            robot_state=self.robot_state,
             owner=self.owner,
             dry_run=dry_run,
             log=structlog.get_logger("kollega.robot").bind(robot=robot.name, tenant=tenant, run_id=run_id),

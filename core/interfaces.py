@@ -406,7 +406,9 @@ class ReviewStore(Protocol):
 
         ``decision_data`` (robot-specific, e.g. changed amounts) is kept with the decision and
         handed to on_decision. An approval without a truthy value for every key of the
-        material's ``required_on_approve`` is refused (ReviewError, code ``confirmation_required``).
+        material's ``required_on_approve`` is refused (ReviewError, code ``confirmation_required``),
+        and so is one that changes a part listed in ``reasons_on_change`` without its reason
+        (code ``reason_required``; see core.transitions.check_reasons).
         """
         ...
 
@@ -669,6 +671,25 @@ class LockStore(Protocol):
 
     def holder(self, key: str) -> str | None:
         """The owner holding ``key`` with an unexpired lease, or None."""
+        ...
+
+
+class RobotStateStore(Protocol):
+    """A robot's own small state per tenant, kept across runs (JSON objects under a robot's keys).
+
+    Each value has a version that every write raises by one; a write may demand the version
+    it read (optimistic concurrency), so two workers updating one key never lose a change:
+    the second is refused and reads again. ``expected_version=0`` creates only (write once).
+    """
+
+    def get(self, robot: str, tenant: str, key: str) -> tuple[dict[str, Any], int] | None:
+        """The value under ``key`` and its version, or None when nothing is kept there."""
+        ...
+
+    def put(
+        self, robot: str, tenant: str, key: str, value: dict[str, Any], *, expected_version: int | None = None
+    ) -> int | None:
+        """Keep ``value`` under ``key``; the new version, or None when ``expected_version`` is not the current one."""
         ...
 
 

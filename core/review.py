@@ -45,7 +45,7 @@ from core.storage.models import (
     ReviewState,
     WorkItem,
 )
-from core.transitions import DECIDABLE, REQUEUEABLE, check_confirmations, equal_jitter_delay
+from core.transitions import DECIDABLE, REQUEUEABLE, check_confirmations, check_reasons, equal_jitter_delay
 
 DECISIONS = ("approve", "reject", "return")
 
@@ -347,6 +347,7 @@ class ReviewQueue:
                 raise AlreadyDecided(f"review item {review_id} changed while you were looking at it")
             if decision == "approve":
                 check_confirmations(row.material, decision_data)
+                check_reasons(row.material, decision_data)
             row.decision_data = decision_data or None
             if decision == "approve" and row.four_eyes and row.first_approver is None:
                 row.first_approver, row.first_approved_at = actor, now

@@ -199,6 +199,14 @@ class RunContext(Protocol):
         """Raise an operations alert once per ``key`` (dashboard and mail to ops); True when new."""
         ...
 
+    def state_get(self, key: str) -> tuple[dict[str, Any], int] | None:
+        """This robot's own state for this tenant under ``key`` (a JSON object) and its version, or None."""
+        ...
+
+    def state_put(self, key: str, value: dict[str, Any], *, expected_version: int | None = None) -> int | None:
+        """Keep ``value`` under ``key``; the new version, or None when ``expected_version`` is not current (0 = write once)."""
+        ...
+
     def save_artifact(
         self,
         *,

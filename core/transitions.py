@@ -150,3 +150,39 @@ def bulk_details(
         "items": ids,
         "count": len(ids),
     }
+
+
+def _normalised(value: Any) -> str:
+    return "".join(str(value if value is not None else "").split()).lower()
+
+
+def check_reasons(material: dict[str, Any] | None, decision_data: dict[str, Any] | None) -> None:
+    """Refuse an approval that changes a part of the proposal without the reason the robot asks for.
+
+    A robot lists, under ``material["reasons_on_change"]``, the parts a person may change, each
+    ``{"label": Swedish name, "reason": key, "unchanged": {key: [values that are no change]}}``:
+    when a field of the decision's data holds a value outside its unchanged values (compared
+    without spaces and case; a missing field is unchanged), the ``reason`` key must hold text.
+    Raises ReviewError (code ``reason_required``) naming the parts, so nothing half-decided is kept.
+    """
+    parts = (material or {}).get("reasons_on_change")
+    if not isinstance(parts, list):
+        return
+    given = decision_data or {}
+    missing: list[str] = []
+    for part in parts:
+        if not isinstance(part, dict) or not isinstance(part.get("unchanged"), dict):
+            continue
+        changed = any(
+            key in given and _normalised(given[key]) not in {_normalised(v) for v in allowed}
+            for key, allowed in part["unchanged"].items()
+            if isinstance(allowed, list)
+        )
+        if changed and not str(given.get(str(part.get("reason")), "") or "").strip():
+            missing.append(str(part.get("label") or part.get("reason")))
+    if missing:
+        raise ReviewError(
+            "a changed part of the proposal needs a reason: " + "; ".join(missing),
+            code="reason_required",
+            missing=missing,
+        )

@@ -290,10 +290,56 @@ def generate_applications(
                 "decided_at": (income_month - timedelta(days=rng.randint(2, 8))).isoformat(),
                 "basis": {"rent": rent, "household_size": prev_size, "income_total": max(0, income_total)},
             }
+        _history(app, today)
         _complements(rng, app, today)
         _plant_anomaly(rng, app, options.anomaly_rate, anomalies)
         apps.append(app)
     return apps, anomalies
+
+
+def _history(app: dict[str, Any], today: date) -> None:
+    """What a municipality's own system knows of the household: the previous decision's basis per type,
+    recovery claims, an advance on a benefit, pending benefits, children part time, the payment account,
+    and now and then an "other" cost. Drawn from the application's own id, so the rest of the
+    sandbox's data is the same as without it (a seed gives the same night as before)."""
+    rng = random.Random(f"{app['id']}:history")
+    app["payment_account"] = f"****{rng.randint(1000, 9999)}"
+    if rng.random() < 0.05:
+        app["costs"]["other"] = rng.randint(20, 150) * 10
+    for child in app["children"]:
+        child["part_time_at_home"] = rng.random() < 0.08
+    if rng.random() < 0.05:
+        app["pending_benefits"] = [
+            {
+                "type": rng.choice(("sickness_benefit", "housing_allowance", "activity_support")),
+                "applied_on": (today - timedelta(days=rng.randint(5, 60))).isoformat(),
+            }
+        ]
+    previous = app.get("previous_decision")
+    if previous is None:
+        return
+    if rng.random() < 0.06:
+        months_ago = rng.randint(3, 40)  # some within the 36 months a case worker is shown, some older
+        app["recovery_claims"] = [
+            {"decided_on": (today - timedelta(days=30 * months_ago)).isoformat(), "amount": rng.randint(10, 300) * 10}
+        ]
+    previous["payment_account"] = app["payment_account"] if rng.random() > 0.06 else f"****{rng.randint(1000, 9999)}"
+    if rng.random() < 0.04:
+        previous["advance_on_benefit"] = rng.choice(("sickness_benefit", "housing_allowance"))
+    incomes: dict[str, int] = {}
+    for income in app["incomes"]:
+        incomes[income["type"]] = incomes.get(income["type"], 0) + income["amount"]
+    roll = rng.random()
+    if incomes and roll < 0.08:  # one income type changed by 20–40 % since the last decision
+        kind = rng.choice(sorted(incomes))
+        incomes[kind] = int(incomes[kind] * rng.choice((0.6, 0.7, 0.8, 1.25, 1.4))) // 10 * 10
+    elif roll < 0.13:  # an income type of the last decision that is gone now
+        gone = rng.choice(("sickness_benefit", "housing_allowance", "unemployment_benefit"))
+        if gone not in incomes:
+            incomes[gone] = rng.randint(150, 900) * 10
+    previous["basis"]["incomes"] = incomes
+    previous["basis"]["costs"] = {k: v for k, v in app["costs"].items() if v > 0 and k != "other"}
+    previous["basis"]["costs"]["rent"] = previous["basis"]["rent"]
 
 
 def _complements(rng: random.Random, app: dict[str, Any], today: date) -> None:

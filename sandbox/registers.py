@@ -141,6 +141,18 @@ def generate_registers(
                         "owner_since": f"{rng.randint(2015, 2025)}-0{rng.randint(1, 9)}-01",
                     }
                 ]
+            history = random.Random(f"{app['id']}:{number[-4:]}:dropped")
+            if history.random() < 0.04 and not {"sickness_benefit"} & kinds:
+                # paid the month before the income month but not in it: ended, or paid late
+                _add_income(
+                    record,
+                    history,
+                    "sickness_benefit",
+                    history.randint(200, 900) * 10,
+                    "Försäkringskassan",
+                    months[1:2],
+                    vary=False,
+                )
         if adults and rng.random() < options.undeclared_income_rate:
             undeclared.append(_plant_undeclared(rng, app, registers, months))
     return registers, [u for u in undeclared if u]

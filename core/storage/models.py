@@ -303,6 +303,18 @@ class Artifact(Base):
     expires_at: Mapped[datetime | None] = mapped_column()
 
 
+class RobotState(Base):
+    """A robot's own state per tenant (core.interfaces.RobotStateStore): a JSON object per key, versioned."""
+
+    __tablename__ = "robot_state"
+    robot: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column()
+
+
 class Lock(Base):
     """A named lease-based lock (the scheduler's leader lock)."""
 

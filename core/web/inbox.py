@@ -293,6 +293,13 @@ def decide(
         if exc.code == "confirmation_required":
             missing = "; ".join(str(m) for m in exc.details.get("missing", []))
             return DecisionResult("invalid", _("Bekräfta innan du godkänner: {what}", what=missing), row)
+        if exc.code == "reason_required":
+            missing = ", ".join(str(m) for m in exc.details.get("missing", []))
+            return DecisionResult(
+                "invalid",
+                _("Skriv ett skäl för varje ändrad post innan du godkänner. Skäl saknas för: {what}", what=missing),
+                row,
+            )
         return DecisionResult("invalid", _("Skriv en kommentar när du avslår eller returnerar ett ärende."), row)
     if item.state == ReviewState.open:
         return DecisionResult(
@@ -398,13 +405,20 @@ def artifact_in_inbox(ctx: WebContext, p: Principal, artifact_id: int, tenants: 
 
 
 def render_material(
-    ctx: WebContext, row: ReviewItem, lang: str, _: Translator, artifact_url: ArtifactUrl = no_artifacts
+    ctx: WebContext,
+    row: ReviewItem,
+    lang: str,
+    _: Translator,
+    artifact_url: ArtifactUrl = no_artifacts,
+    entered: dict[str, str] | None = None,
 ) -> Markup | None:
     """The robot's review template rendered as an HTML fragment; None = show the generic view.
 
     Exception and uncertain items always get the generic view: they are not the robot's
     prepared matter but a problem report. ``artifact_url(id)`` (in the template's context)
-    gives an artifact's URL, or None when the person may not see artifacts.
+    gives an artifact's URL, or None when the person may not see artifacts. ``entered`` holds
+    the robot's own decision fields a refused decision carried (``data.<key>`` → ``key``), so the
+    template shows them again and nothing the person typed is lost.
     """
     if row.kind != ReviewKind.decision:
         return None
@@ -418,7 +432,12 @@ def render_material(
         env = _template_envs[folder] = SandboxedEnvironment(loader=jinja2.FileSystemLoader(folder), autoescape=True)
     try:
         html = env.get_template(name).render(
-            review=review_dict(row), material=row.material or {}, lang=lang, _=_, artifact_url=artifact_url
+            review=review_dict(row),
+            material=row.material or {},
+            lang=lang,
+            _=_,
+            artifact_url=artifact_url,
+            entered=dict(entered or {}),
         )
     except jinja2.TemplateError as exc:
         log.warning("web.review_template_failed", robot=row.robot, template=name, error=type(exc).__name__)

@@ -95,6 +95,7 @@ EN: dict[str, str] = {
     "Du har redan gjort det första godkännandet. En annan person måste godkänna ärendet (fyraögonsprincipen).": "You already made the first approval. Another person must approve the item (four-eyes principle).",
     "Skriv en kommentar när du avslår eller returnerar ett ärende.": "Write a comment when you reject or return an item.",
     "Bekräfta innan du godkänner: {what}": "Confirm before approving: {what}",
+    "Skriv ett skäl för varje ändrad post innan du godkänner. Skäl saknas för: {what}": "Write a reason for every changed line before approving. A reason is missing for: {what}",
     "Ditt godkännande är registrerat. Ärendet väntar nu på en andra person (fyraögonsprincipen).": "Your approval is recorded. The item now waits for a second person (four-eyes principle).",
     "Beslut registrerat: {state}.": "Decision recorded: {state}.",
     "En kommentar kan inte vara tom.": "A comment cannot be empty.",

@@ -28,6 +28,8 @@ __all__ = [
     "LookupAnswer",
     "MalformedApplication",
     "Member",
+    "PendingBenefit",
+    "RecoveryClaim",
     "RegisterIncome",
     "parse_application",
     "parse_lookup",
@@ -44,6 +46,7 @@ COST_KEYS = (
     "childcare",
     "medical",
     "dental_acute",
+    "other",
 )
 #: Income keys of the e-service, the same as those of ``kollega ronney calc``.
 INCOME_KEYS = (
@@ -120,6 +123,8 @@ class Member(_Model):
     #: Children: income from own work in the income month, and earlier this calendar year.
     work_income: int = Field(default=0, ge=0)
     work_income_year_to_date: int = Field(default=0, ge=0)
+    #: Children: lives in the household only part of the time (växelvis boende).
+    part_time_at_home: bool = False
 
     @property
     def name(self) -> str:
@@ -171,6 +176,10 @@ class PreviousBasis(_Model):
     rent: int = 0
     household_size: int = 0
     income_total: int = 0
+    #: Income per type counted in the previous decision (when the e-service gives it).
+    incomes: dict[str, int] | None = None
+    #: Cost per type approved in the previous decision (when the e-service gives it).
+    costs: dict[str, int] | None = None
 
 
 class PreviousDecision(_Model):
@@ -181,6 +190,24 @@ class PreviousDecision(_Model):
     amount: int
     decided_at: str = ""
     basis: PreviousBasis | None = None
+    #: The income type the previous decision was paid as an advance on (förskott på förmån), if it was.
+    advance_on_benefit: str | None = None
+    #: The payment account the previous decision was paid to (masked, e.g. ``****1234``).
+    payment_account: str = ""
+
+
+class RecoveryClaim(_Model):
+    """A recovery claim (återkrav) decided against the household."""
+
+    decided_on: date
+    amount: int = Field(ge=0)
+
+
+class PendingBenefit(_Model):
+    """A benefit the household has applied for and not yet been decided."""
+
+    type: str
+    applied_on: date | None = None
 
 
 class Application(_Model):
@@ -210,6 +237,12 @@ class Application(_Model):
     complement_requests: tuple[ComplementRequest, ...] = ()
     previous_decision: PreviousDecision | None = None
     decision: dict[str, Any] | None = None
+    #: Recovery claims (återkrav) the municipality decided against the household.
+    recovery_claims: tuple[RecoveryClaim, ...] = ()
+    #: Benefits applied for and not yet decided (the applicant's answer).
+    pending_benefits: tuple[PendingBenefit, ...] = ()
+    #: The account the applicant wants the support paid to (masked, e.g. ``****1234``).
+    payment_account: str = ""
 
     @property
     def adults(self) -> tuple[Member, ...]:

@@ -43,6 +43,7 @@ __all__ = [
     "missing_items",
     "month_name",
     "overdue_complements",
+    "role_key",
     "validate",
 ]
 
@@ -95,13 +96,25 @@ class Flag:
     """One observation for the case worker, in plain Swedish."""
 
     severity: Severity
-    #: Stable English key for machines and tests (``income_missing``, ``rent_changed`` …).
+    #: Stable English key for machines and tests (``income_missing``, ``rent_changed`` …): the warning's type.
     code: str
     text: str
+    #: This warning's own key, stable across versions of the application (``income_missing:applicant:salary``);
+    #: empty = the code (one warning of the type per application).
+    key: str = ""
+    #: Its state across versions (robots/ronney/warnings.py): ``open``, ``acknowledged`` or ``closed``.
+    state: str = "open"
+
+    @property
+    def stable_key(self) -> str:
+        """The warning's key (its code when it has no key of its own)."""
+        return self.key or self.code
 
     def as_json(self) -> dict[str, str]:
         """Plain JSON for the review material."""
-        return asdict(self)
+        out = asdict(self)
+        out["key"] = self.stable_key
+        return out
 
 
 def kr(amount: int) -> str:
@@ -123,6 +136,15 @@ def month_name(month: str) -> str:
 def digits(personnummer: str) -> str:
     """The personnummer's digits only (the key Ronney matches people on)."""
     return re.sub(r"\D", "", personnummer)
+
+
+def role_key(role: str) -> str:
+    """A role as a warning key's part, without personal data: ``sökande`` → ``applicant``, ``barn 2`` → ``child2``."""
+    if role == "sökande":
+        return "applicant"
+    if role == "medsökande":
+        return "co_applicant"
+    return role.replace("barn ", "child").replace(" ", "_")
 
 
 def roles(app: Application) -> list[tuple[str, Member]]:

@@ -8,11 +8,11 @@ income, the amounts the calculation uses: the higher of declared and register in
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from robots.ronney.application import SOURCE_NAMES, Application, LookupAnswer, Member
-from robots.ronney.checks import INCOME_LABELS, Flag, digits, kr, month_name, roles, signed_kr
+from robots.ronney.checks import INCOME_LABELS, Flag, digits, kr, month_name, role_key, roles, signed_kr
 
 __all__ = ["CHECKABLE_INCOMES", "IncomeComparison", "compare_incomes", "compare_previous", "register_flags"]
 
@@ -98,6 +98,7 @@ def compare_incomes(
         d = declared.get(key, 0)
         checked = person in lookups and kind in CHECKABLE_INCOMES
         r = register.get(key, 0) if checked else None
+        flags_before = len(out.flags)
         source, payer, benefit = sources.get(key, ("", payers.get(key, ""), label.lower()))
         origin = _from_text(source, payer) if source else ""
         used = max(d, r or 0)
@@ -153,6 +154,9 @@ def compare_incomes(
                     f"{label} {kr(d)} kr för {role} ({who}) har inte kunnat kontrolleras mot registren",
                 )
             )
+        if len(out.flags) > flags_before:  # one warning per person and income type: its own key
+            made = out.flags[-1]
+            out.flags[-1] = replace(made, key=f"{made.code}:{role_key(role)}:{kind}")
         out.rows.append(
             {
                 "person": member.name if member else role,

@@ -66,6 +66,8 @@ def apply_changes(lines: Sequence[Mapping[str, Any]], data: Mapping[str, Any] | 
     for i, line in enumerate(lines):
         label = str(line.get("label") or "")
         original = int(line.get("amount") or 0)
+        # A cost Ronney's rules capped or left out is a delavslag unless the case worker grants it in full.
+        requested = int(line.get("requested") or original)
         choice = str(data.get(f"line.{i}.decision") or "bifall").strip() or "bifall"
         amount_text = str(data.get(f"line.{i}.amount") or "").strip()
         reason = str(data.get(f"line.{i}.reason") or "").strip()
@@ -77,9 +79,9 @@ def apply_changes(lines: Sequence[Mapping[str, Any]], data: Mapping[str, Any] | 
             new = 0
         elif choice == "delvis" and not income:
             new = _whole_kronor(amount_text, label)
-            if new >= original:
+            if new >= requested:
                 raise BusinessError(
-                    f"Delvis bifall för {label.lower()} ska vara lägre än {_kr(original)} kr: beslutet skrevs inte",
+                    f"Delvis bifall för {label.lower()} ska vara lägre än {_kr(requested)} kr: beslutet skrevs inte",
                     code="invalid_line_change",
                 )
         elif amount_text:
@@ -92,15 +94,16 @@ def apply_changes(lines: Sequence[Mapping[str, Any]], data: Mapping[str, Any] | 
                 )
             if income:
                 what = f"räknas med {_kr(-new)} kr i stället för {_kr(-original)} kr"
-                reduced = reduced or new < original
             else:
-                kind = LINE_CHOICES["avslag" if new == 0 else "delvis" if new < original else "bifall"]
-                what = f"{kind.lower()}, {_kr(new)} kr av {_kr(original)} kr"
-                reduced = reduced or new < original
+                kind = LINE_CHOICES["avslag" if new == 0 else "delvis" if new < requested else "bifall"]
+                what = f"{kind.lower()}, {_kr(new)} kr av {_kr(requested)} kr"
             out.reasons.append(f"{label}: {what}. Skäl: {reason}")
             text = f"{label} – {what}"
+        elif not income and new < requested:
+            text = f"{label} – delavslag, {_kr(new)} kr av {_kr(requested)} kr"
         else:
             text = label
+        reduced = reduced or (new < original if income else new < requested)
         out.lines.append({"text": text, "amount": new})
         total += new
     out.amount = max(0, total)

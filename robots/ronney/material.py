@@ -33,7 +33,11 @@ COMPLEMENT_QUEUE = "ronney.complement"
 MATERIAL_VERSION = 1
 
 _TZ = ZoneInfo("Europe/Stockholm")
-_DECISION_TEXT = {"approved": "Bevilja", "rejected": "Avslå (inkomsterna täcker behovet)"}
+_DECISION_TEXT = {
+    "approved": "Bevilja",
+    "partially_approved": "Bevilja delvis (delavslag på begränsade eller manuellt bedömda kostnader)",
+    "rejected": "Avslå (inkomsterna täcker behovet)",
+}
 
 
 def local_text(moment: datetime) -> str:
@@ -180,19 +184,50 @@ def decision_payload_parts(app: Application, result: NormResult) -> tuple[list[d
     """
     legal = legal_data()
     on = date(app.year, int(app.month[5:7]), 1)
-    lines = [{"text": line.label, "amount": line.amount} for line in result.lines]
+    lines = []
+    refused = []
+    for line in result.lines:
+        if line.requested is not None and line.requested > line.amount:
+            # a delavslag: the letter says what was applied for, what is granted and why
+            lines.append(
+                {
+                    "text": f"{line.label} – delavslag, {kr(line.amount)} kr av {kr(line.requested)} kr",
+                    "amount": line.amount,
+                }
+            )
+            why = (
+                "kostnaden ingår inte utan en särskild bedömning"
+                if line.outcome == "manual"
+                else f"kostnaden räknas med högst {kr(line.amount)} kr enligt kommunens riktlinjer för skäliga kostnader"
+            )
+            refused.append(f"{line.label}: {kr(line.requested - line.amount)} kr av {kr(line.requested)} kr, {why}.")
+        else:
+            lines.append({"text": line.label, "amount": line.amount})
     support = result.support or 0
     norm_total = result.norm.total if result.norm is not None else 0
     basis, appeal = legal_texts(app.month)
     norm_ref = legal.ref("riksnorm", on).text
-    decision = decision_sentence(app.month, support, "approved" if support > 0 else "rejected")
+    kind = proposed_decision(result)
+    decision = decision_sentence(app.month, support, kind or "rejected")
+    partly = f" Avslag på del av ansökan (delavslag): {' '.join(refused)}" if refused and support > 0 else ""
     reasoning = (
         f"{decision} Ditt behov är riksnormen {kr(norm_total)} kr ({norm_ref}) och skäliga kostnader "
         f"{kr(result.reasonable_costs)} kr, sammanlagt {kr(norm_total + result.reasonable_costs)} kr. Hushållets "
-        f"inkomster som räknas är {kr(result.income)} kr. Skillnaden är {kr(support)} kr. Beslutet är fattat "
-        f"enligt {basis}. {appeal}"
+        f"inkomster som räknas är {kr(result.income)} kr. Skillnaden är {kr(support)} kr.{partly} Beslutet är "
+        f"fattat enligt {basis}. {appeal}"
     )
     return lines, reasoning
+
+
+def proposed_decision(result: NormResult | None) -> str | None:
+    """``approved``, ``partially_approved`` (a cost capped or left out: delavslag), ``rejected``, or None."""
+    if result is None or result.support is None:
+        return None
+    if result.support <= 0:
+        return "rejected"
+    if any(line.requested is not None and line.requested > line.amount for line in result.lines):
+        return "partially_approved"
+    return "approved"
 
 
 def application_material(
@@ -217,9 +252,9 @@ def application_material(
         f.as_json() for f in flags if f.severity != "warning"
     ]
     amount = result.support if result else None
-    decision = None if amount is None else "approved" if amount > 0 else "rejected"
+    decision = proposed_decision(result)
     lines, reasoning = decision_payload_parts(app, result) if result and amount is not None else ([], "")
-    warnings_n = sum(1 for f in flags if f.severity == "warning")
+    warnings_n = sum(1 for f in flags if f.severity == "warning" and f.state != "closed")
     kind_text = "Nyansökan" if app.kind == "new" else "Återansökan"
     title = f"{kind_text} {app.id}, {month_name(app.month)}: " + (
         f"{kr(amount)} kr föreslås" if amount is not None else f"beloppet väntar på riksnormen för {app.year}"
@@ -290,6 +325,9 @@ def application_material(
             if unverified and amount is not None
             else {}
         ),
+        # The kernel refuses an approval that changes a line without its reason (check_reasons), so
+        # the case worker hears it on the form, not when the decision is carried out.
+        "reasons_on_change": _reasons_on_change(result) if result is not None and amount is not None else [],
         "calculation_error": calculation_error,
         "table_warnings": list(result.warnings) if result else [],
         "household": _household(app),
@@ -360,3 +398,18 @@ def complement_material(
         "prepared_at": prepared_at.isoformat(),
         "prepared_at_text": local_text(prepared_at),
     }
+
+
+def _reasons_on_change(result: NormResult) -> list[dict[str, Any]]:
+    """Each line of the calculation a case worker may change, and what is no change (see decision.py)."""
+    out = []
+    for i, line in enumerate(result.to_contract_json().get("lines") or []):
+        amount = int(line.get("amount") or 0)
+        out.append(
+            {
+                "label": str(line.get("label") or ""),
+                "reason": f"line.{i}.reason",
+                "unchanged": {f"line.{i}.decision": ["", "bifall"], f"line.{i}.amount": ["", str(abs(amount))]},
+            }
+        )
+    return out

@@ -59,6 +59,7 @@ _COST_LABELS: dict[str, str] = {
     "childcare": "Barnomsorgsavgift",
     "medical": "Läkarvård och medicin",
     "dental_acute": "Akut tandvård",
+    "other": "Övrig kostnad",
 }
 
 _INCOME_LABELS: dict[str, str] = {
@@ -122,6 +123,19 @@ class Costs(_Frozen):
     childcare: Amount = 0
     medical: Amount = 0
     dental_acute: Amount = 0
+    #: Any other cost applied for: never counted by itself, always the case worker's assessment.
+    other: Amount = 0
+
+
+class CostLimit(_Frozen):
+    """What the municipality's rule says of one cost (robots/ronney/costs.py): a cap, or assess by hand."""
+
+    #: The highest amount counted, kr/month (None: no cap).
+    cap: Amount | None = None
+    #: The cost is not counted by itself: the case worker assesses it (the line shows 0 kr).
+    manual: bool = False
+    #: The rule in the municipality's words, shown on the line and in the decision's reasons.
+    text: str = ""
 
 
 class Incomes(_Frozen):
@@ -162,6 +176,8 @@ class Household(_Frozen):
     prisbasbelopp: Amount | None = None
     #: The municipality's maximum housing cost for this household type, when configured.
     max_rent: Amount | None = None
+    #: Per cost key, what the municipality's cost rules say (a cap or a manual assessment).
+    cost_limits: dict[str, CostLimit] = Field(default_factory=dict)
 
     @field_validator("children", "costs", "incomes", mode="before")
     @classmethod
@@ -233,6 +249,10 @@ class NormLine(_Frozen):
     #: Positive adds to the need; negative is income deducted.
     amount: int
     source: str
+    #: Cost lines only, when less is counted than applied for: the amount applied for.
+    requested: int | None = Field(default=None, exclude_if=lambda v: v is None)
+    #: Cost lines only: ``capped`` (a rule's cap, a delavslag) or ``manual`` (the case worker assesses it).
+    outcome: Literal["capped", "manual"] | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class NormTotals(_Frozen):
@@ -282,7 +302,11 @@ class NormResult(_Frozen):
         )
 
     def to_contract_json(self) -> dict[str, Any]:
-        """The JSON object printed by ``kollega ronney calc --json`` (ready for json.dumps)."""
+        """The JSON object printed by ``kollega ronney calc --json`` (ready for json.dumps).
+
+        A line carries ``requested`` and ``outcome`` only when a cost is capped or left to the
+        case worker, so the contract of earlier versions is unchanged for everything else.
+        """
         return self.model_dump(mode="json")
 
 
@@ -470,14 +494,43 @@ def _cost_lines(household: Household) -> list[NormLine]:
         applied: int = getattr(household.costs, key)
         if applied == 0:
             continue
+        limit = household.cost_limits.get(key)
+        if key == "other" or (limit is not None and limit.manual):
+            why = limit.text if limit is not None and limit.text else "övriga kostnader bedöms alltid av handläggaren"
+            lines.append(
+                NormLine(
+                    section="cost",
+                    key=key,
+                    label=label,
+                    amount=0,
+                    source=f"ansökan: {_kr(applied)} kr; kräver manuell bedömning ({why})",
+                    requested=applied,
+                    outcome="manual",
+                )
+            )
+            continue
         amount, source = applied, "ansökan: faktisk kostnad, skälig kostnad utanför riksnormen"
+        requested: int | None = None
         if key == "rent" and household.max_rent is not None and applied > household.max_rent:
-            amount = household.max_rent
+            amount, requested = household.max_rent, applied
             source = (
                 f"ansökan: hyra {_kr(applied)} kr, begränsad till kommunens högsta godtagbara "
                 f"boendekostnad för hushållstypen {_kr(household.max_rent)} kr"
             )
-        lines.append(NormLine(section="cost", key=key, label=label, amount=amount, source=source))
+        if limit is not None and limit.cap is not None and amount > limit.cap:
+            amount, requested = limit.cap, applied
+            source = f"ansökan: {_kr(applied)} kr, begränsad till {_kr(limit.cap)} kr ({limit.text})"
+        lines.append(
+            NormLine(
+                section="cost",
+                key=key,
+                label=label,
+                amount=amount,
+                source=source,
+                requested=requested,
+                outcome="capped" if requested is not None else None,
+            )
+        )
     return lines
 
 

@@ -15,6 +15,7 @@ Ronney never decides: it prepares and proposes; a person decides.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
@@ -37,7 +38,7 @@ from core.api import (
     Robot,
     local_today,
 )
-from robots.ronney.application import Application, MalformedApplication, parse_application
+from robots.ronney.application import Application, LookupAnswer, MalformedApplication, parse_application
 from robots.ronney.checks import (
     Flag,
     InconsistentHousehold,
@@ -51,9 +52,11 @@ from robots.ronney.checks import (
     validate,
 )
 from robots.ronney.compare import compare_incomes, compare_previous, register_flags
+from robots.ronney.costs import assess_costs
 from robots.ronney.decision import apply_changes
 from robots.ronney.documents import PdfRenderer, render_basis
 from robots.ronney.effects import EFFECTS, measure
+from robots.ronney.history import history_flags, income_change_flags, income_dropped_flags, income_types_missing
 from robots.ronney.material import (
     APPLICATION_QUEUE,
     COMPLEMENT_QUEUE,
@@ -66,6 +69,7 @@ from robots.ronney.norm import Household, NormResult, calculate, describe_errors
 from robots.ronney.services import Eservice, Registers
 from robots.ronney.settings import RonneySettings
 from robots.ronney.tables import NormTable, deployment_dir, find_table, search_dirs
+from robots.ronney.warnings import STATE_TEXT, apply_case_worker, keyed, state_key, update_states
 
 if TYPE_CHECKING:
     import typer
@@ -188,13 +192,16 @@ class Ronney(Robot[RonneySettings]):
         return await self._process_application(ctx, item)
 
     async def _read(self, ctx: RunContext, item: WorkItemView) -> Application:
+        return (await self._read_raw(ctx, item))[0]
+
+    async def _read_raw(self, ctx: RunContext, item: WorkItemView) -> tuple[Application, dict[str, Any]]:
         app_id = str(item.payload.get("application_id") or item.reference.split("@")[0].split("/")[0])
         raw = await Eservice(ctx, self.cfg).application(app_id, subject=item.subject, stage="process")
-        return parse_application(raw)
+        return parse_application(raw), raw
 
     async def _process_application(self, ctx: RunContext, item: WorkItemView) -> Outcome:
         cfg = self.cfg
-        app = await self._read(ctx, item)
+        app, raw = await self._read_raw(ctx, item)
         if app.decision is not None:
             return Done(
                 {"application_id": app.id, "already_decided": True, "decision_id": app.decision.get("decision_id")}
@@ -212,26 +219,47 @@ class Ronney(Robot[RonneySettings]):
                     adult.personnummer, case_id=app.id, period_from=months[-1], period_to=app.income_period.to
                 )
                 for adult in app.adults
-            )
+            ),
+            return_exceptions=True,
         )
-        lookups = {digits(a.personnummer): ans for a, ans in zip(app.adults, answers, strict=True)}
+        lookups, read_failed = self._register_answers(ctx, item, app, answers)
         month_keys = sorted(m.strftime("%Y-%m") for m in months)
         comparison = compare_incomes(app, lookups, tolerance=cfg.income_tolerance, months=month_keys)
         max_rent = cfg.max_rent_for(ctx.tenant, app.members)
-        result, as_declared, calc_error = self._calculate(ctx, app, comparison.used, comparison.declared, max_rent)
+        basis = app.previous_decision.basis if app.previous_decision is not None else None
+        costs = assess_costs(app, cfg.cost_rules.get(ctx.tenant, {}), basis.costs if basis is not None else None)
+        result, as_declared, calc_error = self._calculate(
+            ctx,
+            app,
+            comparison.used,
+            comparison.declared,
+            max_rent,
+            {k: v.model_dump() for k, v in costs.limits.items()},
+        )
         previous_rows, previous_flags = compare_previous(
             app,
             declared_income_total=sum(comparison.declared.values()),
             proposed=result.support,
             tolerance=cfg.previous_month_income_tolerance,
         )
-        missing = missing_items(app)
+        if basis is not None and basis.incomes is not None:
+            # compared per income type with its own threshold instead of the total
+            previous_flags = [f for f in previous_flags if f.code != "income_changed"]
+        register_kinds = {i.type for a in lookups.values() for i in a.incomes if i.month == app.income_month}
+        type_flags, suggested = income_types_missing(app, comparison.declared, register_kinds)
+        missing = [*missing_items(app), *([] if read_failed else suggested)]
         flags: list[Flag] = [
+            *read_failed,
             *comparison.flags,
             *previous_flags,
+            *income_change_flags(app, comparison.declared, cfg.income_threshold),
+            *income_dropped_flags(app, lookups),
+            *([] if read_failed else type_flags),
             *register_flags(app, lookups, municipality=ctx.tenant_name),
             *application_flags(app),
+            *history_flags(app, lookback_months=cfg.recovery_lookback_months),
             *age_flags(app, today),
+            *costs.flags,
             *self._calculation_flags(app, result, max_rent),
         ]
         if item.payload.get("version") and _version(app.updated_at.isoformat()) != item.payload["version"]:
@@ -243,6 +271,10 @@ class Ronney(Robot[RonneySettings]):
                 )
             )
         now = ctx.clock.now()
+        version = _version(app.updated_at.isoformat())  # the version read now: its warnings and its snapshot
+        flags, gone = await self._warning_states(
+            ctx, app.id, flags, version=version, registers_failed=bool(read_failed)
+        )
         material = application_material(
             app=app,
             reference=item.reference,
@@ -259,7 +291,20 @@ class Ronney(Robot[RonneySettings]):
             prepared_at=now,
             return_comment=item.return_comment,
         )
+        material["warnings_gone"] = gone
+        material["warning_states"] = STATE_TEXT
+        material["cost_rules"] = costs.rules
+        if ctx.tenant in cfg.acknowledge_before_approval and material.get("proposal", {}).get("amount") is not None:
+            # The kernel refuses the approval until every open warning is acknowledged or closed.
+            material.setdefault("required_on_approve", {}).update(
+                {
+                    f"warning.{f.stable_key}": f"Kvittera varningen: {f.text}"
+                    for f in flags
+                    if f.severity == "warning" and f.state == "open"
+                }
+            )
         await self._documents(ctx, item, material)
+        await self._snapshot(ctx, item, version, raw, material)
         ctx.log.info(
             "application prepared", flags=len(flags), missing=len(missing), calculated=result.support is not None
         )
@@ -272,6 +317,91 @@ class Ronney(Robot[RonneySettings]):
             four_eyes=cfg.four_eyes,
             due=now + timedelta(hours=cfg.review_due_hours) if cfg.review_due_hours else None,
         )
+
+    def _register_answers(
+        self, ctx: RunContext, item: WorkItemView, app: Application, answers: list[Any]
+    ) -> tuple[dict[str, LookupAnswer], list[Flag]]:
+        """The register answers per adult; a read that keeps failing becomes a warning after the last attempt.
+
+        Before ``register_read_attempts`` attempts a failed read is raised (the kernel retries the
+        item); from then on it is shown as ``register_read_failed`` and the item is prepared without
+        that person's register data (the warnings depending on it are frozen, not closed).
+        """
+        lookups: dict[str, LookupAnswer] = {}
+        failed: list[Flag] = []
+        for role, adult, answer in zip(("sökande", "medsökande"), app.adults, answers, strict=False):
+            if isinstance(answer, LookupAnswer):
+                lookups[digits(adult.personnummer)] = answer
+                continue
+            if isinstance(answer, BusinessError) or not isinstance(answer, ConnectorError | ApplicationError):
+                raise answer
+            if item.attempts < self.cfg.register_read_attempts:
+                raise answer
+            ctx.log.warning("register lookup failed; prepared without it", error=answer.code, attempts=item.attempts)
+            failed.append(
+                Flag(
+                    "warning",
+                    "register_read_failed",
+                    f"Registren kunde inte läsas för {role} efter {item.attempts} försök: inkomster, folkbokföring och "
+                    "Arbetsförmedlingen är inte kontrollerade, och varningarna som bygger på registren är frysta. "
+                    "Returnera ärendet när registren fungerar igen, eller kontrollera uppgifterna själv",
+                    key=f"register_read_failed:{'applicant' if role == 'sökande' else 'co_applicant'}",
+                )
+            )
+        return lookups, failed
+
+    async def _warning_states(
+        self, ctx: RunContext, app_id: str, flags: list[Flag], *, version: str, registers_failed: bool
+    ) -> tuple[list[Flag], list[dict[str, str]]]:
+        """The flags with their states across the application's versions, kept in the robot's state."""
+        flags = keyed(flags)
+        now = ctx.clock.now().isoformat(timespec="seconds")
+        for _attempt in range(5):
+            kept = await asyncio.to_thread(ctx.state_get, state_key(app_id))
+            new_state, out, gone = update_states(
+                kept[0] if kept else None, flags, version=version, registers_failed=registers_failed, now=now
+            )
+            written = await asyncio.to_thread(
+                ctx.state_put, state_key(app_id), new_state, expected_version=kept[1] if kept else 0
+            )
+            if written is not None:
+                return out, gone
+        raise ApplicationError("the warnings of the application kept changing while kept", code="warnings_conflict")
+
+    async def _snapshot(
+        self, ctx: RunContext, item: WorkItemView, version: str, raw: dict[str, Any], material: dict[str, Any]
+    ) -> None:
+        """Keep the application as the applicant submitted it, once per version (write once), and list it."""
+        if ctx.dry_run:
+            return
+        key = f"snapshot:{material['application_id']}:{version}"
+        kept = await asyncio.to_thread(ctx.state_get, key)
+        if kept is None:
+            data = json.dumps(raw, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
+            artifact_id = await asyncio.to_thread(
+                ctx.save_artifact,
+                work_item_id=item.id,
+                kind="application_snapshot",
+                filename=f"ansokan-{material['application_id']}-{version}.json",
+                content_type="application/json",
+                data=data,
+                sensitive=True,
+            )
+            value = {"artifact_id": artifact_id, "version": version, "size": len(data)}
+            if await asyncio.to_thread(ctx.state_put, key, value, expected_version=0) is None:
+                kept = await asyncio.to_thread(ctx.state_get, key)  # another worker kept it first: theirs stands
+            else:
+                kept = (value, 1)
+        if kept is not None:
+            material.setdefault("documents", []).append(
+                {
+                    "title": "Ansökan som den lämnades in (ögonblicksbild, ändras aldrig)",
+                    "filename": f"ansokan-{material['application_id']}-{version}.json",
+                    "content_type": "application/json",
+                    "artifact_id": kept[0].get("artifact_id"),
+                    "size": kept[0].get("size"),
+                }
+            )
 
     def _table(self, ctx: RunContext, year: int) -> tuple[NormTable | None, str | None]:
         """The year's riksnorm table, or None and why not (Swedish); raises an operations alert once."""
@@ -299,13 +429,23 @@ class Ronney(Robot[RonneySettings]):
         return table, None
 
     def _calculate(
-        self, ctx: RunContext, app: Application, used: dict[str, int], declared: dict[str, int], max_rent: int | None
+        self,
+        ctx: RunContext,
+        app: Application,
+        used: dict[str, int],
+        declared: dict[str, int],
+        max_rent: int | None,
+        limits: dict[str, Any] | None = None,
     ) -> tuple[NormResult, NormResult | None, str | None]:
         """The calculation; without a usable table everything but the norm part, and why it waits (Swedish)."""
         table, why = self._table(ctx, app.year)
         try:
-            household = Household.model_validate(household_for_norm(app, used, max_rent))
-            declared_household = Household.model_validate(household_for_norm(app, declared, max_rent))
+            household = Household.model_validate(
+                {**household_for_norm(app, used, max_rent), "cost_limits": limits or {}}
+            )
+            declared_household = Household.model_validate(
+                {**household_for_norm(app, declared, max_rent), "cost_limits": limits or {}}
+            )
         except ValidationError as exc:
             raise InconsistentHousehold(f"Hushållet kan inte beräknas: {describe_errors(exc)}") from None
         try:
@@ -424,6 +564,8 @@ class Ronney(Robot[RonneySettings]):
         """Carry out a case worker's decision (see the module docstring); say what was done, in Swedish."""
         material = review.material or {}
         details = {"review_id": review.id, "application_id": material.get("application_id"), "state": review.state}
+        if material.get("kind") == "application" and review.state in ("approved", "rejected", "returned"):
+            await self._keep_warning_choices(ctx, review)
         if review.state == "returned":
             # The kernel puts the work item back with the comment; Ronney prepares it again.
             await asyncio.to_thread(ctx.record, "ronney.returned", subject=review.subject, details=details)
@@ -439,6 +581,32 @@ class Ronney(Robot[RonneySettings]):
             if material.get("kind") == "complement":
                 return await self._carry_out_complement(ctx, review)
         return None
+
+    async def _keep_warning_choices(self, ctx: RunContext, review: ReviewView) -> None:
+        """Keep what the case worker acknowledged or closed, for the application's later versions."""
+        m = review.material
+        keys = [str(f.get("key")) for f in m.get("flags") or [] if f.get("key")]
+        choices = review.decision_data or {}
+        if not keys or not any(str(k).startswith("warning.") for k in choices):
+            return
+        key = state_key(str(m["application_id"]))
+        now = ctx.clock.now().isoformat(timespec="seconds")
+        for _attempt in range(5):
+            kept = await asyncio.to_thread(ctx.state_get, key)
+            new_state, changed = apply_case_worker(
+                kept[0] if kept else None, choices, by=self._decided_by(review), now=now, keys=keys
+            )
+            if not changed:
+                return
+            if await asyncio.to_thread(ctx.state_put, key, new_state, expected_version=kept[1] if kept else 0):
+                await asyncio.to_thread(
+                    ctx.record,
+                    "ronney.warnings_updated",
+                    subject=review.subject,
+                    details={"review_id": review.id, "application_id": m["application_id"], "warnings": changed},
+                )
+                return
+        raise ApplicationError("the warnings of the application kept changing while kept", code="warnings_conflict")
 
     def _decided_by(self, review: ReviewView) -> str:
         return (review.decided_by or "handläggare").removeprefix("user:") or "handläggare"

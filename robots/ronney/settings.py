@@ -10,6 +10,11 @@ Example::
     1 = 6200
     2 = 7400
     3 = 8600
+
+    [[robots.ronney.cost_rules."1081".home_insurance]]   # Ronneby's rule table, one row per rule
+    household_max = 2
+    cap = 200
+    text = "Hemförsäkring för 1–2 personer: högst 200 kr"
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
+
+from robots.ronney.application import INCOME_KEYS
+from robots.ronney.costs import CostRule, check_rule_table
 
 __all__ = ["DEFAULT_LEGAL_BASIS", "DEFAULT_PURPOSE", "REGISTER_SOURCES", "RonneySettings"]
 
@@ -132,6 +140,34 @@ class RonneySettings(BaseModel):
         description="Deadline of a review item, in hours after it was prepared; empty = no deadline.",
     )
     four_eyes: bool = Field(default=False, description="Decisions need the approval of two different case workers.")
+    cost_rules: dict[str, dict[str, list[CostRule]]] = Field(
+        default_factory=dict,
+        description="Per municipality (kommunkod), per cost type: the rule table for reasonable costs, first match "
+        "wins (conditions age_min/max, children_min/max, household_min/max, last_month_min/max; outputs cap, "
+        "manual, above_last_month, text, source). See robots/ronney/costs.py. 'other' is always assessed by hand.",
+    )
+    income_change_percent: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per income type: the change in per cent against the previous decision's basis that is flagged "
+        "(0 = any change). Types not given use default_income_change_percent.",
+    )
+    default_income_change_percent: float = Field(
+        default=12.0, ge=0, le=1000, description="The change threshold, per cent, for income types not listed."
+    )
+    acknowledge_before_approval: list[str] = Field(
+        default_factory=list,
+        description="Municipalities (kommunkoder) where every open warning must be acknowledged before approval.",
+    )
+    register_read_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="Attempts of an item before a register lookup that keeps failing is shown as a warning "
+        "(register_read_failed) instead of being retried again; the warnings that depend on it are frozen.",
+    )
+    recovery_lookback_months: int = Field(
+        default=36, ge=1, le=120, description="Months back a recovery claim (återkrav) is shown to the case worker."
+    )
 
     @field_validator("month")
     @classmethod
@@ -165,6 +201,33 @@ class RonneySettings(BaseModel):
         if not value.strip():
             raise ValueError("must not be blank: every register lookup must state it")
         return value.strip()
+
+    @field_validator("cost_rules")
+    @classmethod
+    def _cost_rule_tables(cls, value: dict[str, dict[str, list[CostRule]]]) -> dict[str, dict[str, list[CostRule]]]:
+        for code, table in value.items():
+            if not re.fullmatch(r"\d{4}", code):
+                raise ValueError(f"{code!r}: a municipality is its four-digit kommunkod")
+            try:
+                check_rule_table(table)
+            except ValueError as exc:
+                raise ValueError(f"{code}: {exc}") from None
+        return value
+
+    @field_validator("income_change_percent")
+    @classmethod
+    def _income_types(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(INCOME_KEYS))
+        if unknown:
+            raise ValueError(f"unknown income type(s) {', '.join(unknown)}; known: {', '.join(INCOME_KEYS)}")
+        bad = sorted(k for k, v in value.items() if not 0 <= v <= 1000)
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: a percentage from 0 to 1000")
+        return value
+
+    def income_threshold(self, kind: str) -> float:
+        """The change in per cent of income type ``kind`` that is flagged (0 = any change)."""
+        return self.income_change_percent.get(kind, self.default_income_change_percent)
 
     def max_rent_for(self, tenant: str, persons: int) -> int | None:
         """The rent cap for a household of ``persons`` in ``tenant``, or None when none is configured."""

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import AlreadyDecided, FourEyesViolation, LeaseLost, ReviewError
-from core.interfaces import LockStore
+from core.errors import AlreadyDecided, ConfigError, FourEyesViolation, LeaseLost, ReviewError
+from core.interfaces import LockStore, RobotStateStore
 from core.records import (
     IN_PROCESS_OWNER,
     CallbackStatus,
@@ -923,6 +923,34 @@ class TestDecisionData:
         decided = stores.reviews.decide(review_id, "approve", actor="user:anna", decision_data={"confirm_table": "1"})
         assert decided.state == ReviewState.approved
 
+    def test_a_changed_part_without_its_reason_is_refused(self, stores: Stores) -> None:
+        stores.queue.enqueue(ROBOT, TENANT, items("r"))
+        item = claim_one(stores)
+        part = {
+            "label": "Hyra",
+            "reason": "line.0.reason",
+            "unchanged": {"line.0.decision": ["", "bifall"], "line.0.amount": ["", "6500"]},
+        }
+        outcome = NeedsReview(
+            queue="example.review", title="Ärende", summary="Förslag", material={"reasons_on_change": [part]}
+        )
+        review_id = stores.queue.complete(item, outcome, actor=ACTOR)
+        assert review_id is not None
+        for change in ({"line.0.decision": "avslag"}, {"line.0.amount": "5 000"}, {"line.0.reason": " "}):
+            if "line.0.reason" in change:
+                change = {"line.0.decision": "delvis", "line.0.amount": "5000", **change}
+            with pytest.raises(ReviewError) as info:
+                stores.reviews.decide(review_id, "approve", actor="user:anna", decision_data=change)
+            assert info.value.code == "reason_required" and info.value.details["missing"] == ["Hyra"]
+        assert stores.reviews.get(review_id).state == ReviewState.open
+        # No change (the proposed amount written out, with spaces) needs no reason; a change with one is kept.
+        unchanged = {"line.0.decision": "bifall", "line.0.amount": "6 500", "line.0.reason": ""}
+        stores.reviews.decide(review_id, "reject", actor="user:anna", comment="Fel", decision_data=unchanged)
+        stores.queue.enqueue(ROBOT, TENANT, items("r2"))
+        review_id = stores.queue.complete(claim_one(stores), outcome, actor=ACTOR)
+        assert review_id is not None
+        stores.reviews.decide(review_id, "approve", actor="user:anna", decision_data=unchanged)
+
 
 class TestLockStore:
     """Target locks: one holder per key, a lease that a dead holder loses, release by the holder only."""
@@ -989,3 +1017,44 @@ class TestLockStore:
         for t in threads:
             t.join()
         assert len(wins) == 1
+
+
+class TestRobotStateStore:
+    """A robot's own state: versioned per robot, tenant and key; a stale write is refused; write once."""
+
+    @pytest.fixture
+    def state(self, stores: Stores) -> RobotStateStore:
+        if stores.backend == "memory":
+            from core.testing.memory import MemoryRobotStateStore, MemoryState
+
+            return MemoryRobotStateStore(MemoryState(stores.clock))
+        from core.robot_state import SqlRobotStateStore
+
+        return SqlRobotStateStore(stores.queue.db, stores.clock)  # type: ignore[attr-defined]
+
+    def test_kept_per_robot_tenant_and_key(self, state: RobotStateStore) -> None:
+        assert state.get("ronney", TENANT, "warnings:A1") is None
+        assert state.put("ronney", TENANT, "warnings:A1", {"open": ["x"]}) == 1
+        assert state.get("ronney", TENANT, "warnings:A1") == ({"open": ["x"]}, 1)
+        assert state.get("ronney", OTHER, "warnings:A1") is None
+        assert state.get("bosse", TENANT, "warnings:A1") is None
+        assert state.put("ronney", TENANT, "warnings:A1", {"open": []}) == 2
+        assert state.get("ronney", TENANT, "warnings:A1") == ({"open": []}, 2)
+
+    def test_a_stale_version_is_refused_and_nothing_is_lost(self, state: RobotStateStore) -> None:
+        state.put("ronney", TENANT, "k", {"n": 1})
+        assert state.put("ronney", TENANT, "k", {"n": 2}, expected_version=1) == 2
+        # A second writer that read version 1 is refused: it must read again.
+        assert state.put("ronney", TENANT, "k", {"n": 99}, expected_version=1) is None
+        assert state.get("ronney", TENANT, "k") == ({"n": 2}, 2)
+
+    def test_version_zero_writes_once(self, state: RobotStateStore) -> None:
+        assert state.put("ronney", TENANT, "snapshot:A1", {"v": "first"}, expected_version=0) == 1
+        assert state.put("ronney", TENANT, "snapshot:A1", {"v": "second"}, expected_version=0) is None
+        assert state.get("ronney", TENANT, "snapshot:A1") == ({"v": "first"}, 1)
+        assert state.put("ronney", TENANT, "other", {"v": 1}, expected_version=3) is None
+        assert state.get("ronney", TENANT, "other") is None
+
+    def test_a_bad_key_is_refused(self, state: RobotStateStore) -> None:
+        with pytest.raises(ConfigError):
+            state.put("ronney", TENANT, "x" * 201, {})

@@ -100,8 +100,30 @@ def assert_swedish_only(rows: list[ReviewItem]) -> None:
 
 def test_demo_configuration_calculates_at_least_80_percent_with_a_banner(sandbox_url: str, tmp_path: Path) -> None:
     demo = load_demo_settings().robots["ronney"]
-    assert demo == {"sandbox_tables": True}
+    assert demo["sandbox_tables"] is True and set(demo) <= {
+        "sandbox_tables",
+        "cost_rules",
+        "acknowledge_before_approval",
+    }
+    # The demo's rule table belongs to the sandbox municipality (1081); this night's is 0000.
+    demo = {**demo, "cost_rules": {"0000": demo["cost_rules"]["1081"]}}
     _db, rows, alerts, _result = night(sandbox_url, tmp_path, **demo)
+    # The sandbox carries the history a municipality's system knows, so the night shows its checks.
+    codes = {f["code"] for r in rows for f in r.material["flags"]}
+    shown = {
+        "expense_capped",
+        "expense_review",
+        "income_change",
+        "income_dropped",
+        "income_type_missing",
+        "recovery_claim",
+        "pending_benefit",
+        "child_part_time",
+        "payment_account_changed",
+    }
+    assert shown <= codes, f"not shown: {sorted(shown - codes)}"
+    capped = [r for r in rows if r.material["proposal"]["decision"] == "partially_approved"]
+    assert capped and all("delavslag" in r.material["proposal"]["reasoning"] for r in capped)
     assert rows and all(r.material["month"] == "2027-01" for r in rows)
     with_amount = [r for r in rows if r.material["proposal"]["amount"] is not None]
     assert len(with_amount) / len(rows) >= 0.8, f"{len(with_amount)} of {len(rows)} have an amount"

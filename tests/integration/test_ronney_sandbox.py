@@ -357,16 +357,23 @@ class TestDecisions:
 class TestTrouble:
     """The registers down; the decision basis as PDF."""
 
-    def test_registers_down_retried_then_an_exception_item(self, sandbox: str, db: Database, tmp_path: Path) -> None:
+    def test_registers_down_retried_then_prepared_with_a_read_failure_warning(
+        self, sandbox: str, db: Database, tmp_path: Path
+    ) -> None:
+        # Issue 19: a register read that keeps failing is a warning of its own on the item (after
+        # register_read_attempts), not a lost night; nothing from the registers is in the item.
         httpx.post(f"{sandbox}/admin/reset", json={"seed": SEED, "options": {**SMALL, "applications": 3}})
         httpx.post(f"{sandbox}/admin/faults/registers", json={"error_rate": 1.0, "error_status": 503})
         result = run_robot(Ronney, db=db, app_settings=settings_for(tmp_path, sandbox))
         counts = result.summary.counts
-        assert counts["collected"] == 3 and counts["failed_application"] == 3 and counts["retried"] == 6
-        assert result.summary.needs_attention
-        exceptions = reviews(db, "ronney.exceptions")
-        assert len(exceptions) == 3 and all(r.kind.value == "exception" for r in exceptions)
-        assert all(i.status == ItemStatus.failed_application for i in items(db))
+        assert counts["collected"] == 3 and counts["needs_review"] == 3 and counts["retried"] == 6
+        prepared = reviews(db, "ronney.application")
+        assert len(prepared) == 3
+        for review in prepared:
+            codes = [f["code"] for f in review.material["flags"]]
+            assert "register_read_failed" in codes
+            assert all(row["register"] is None for row in review.material["incomes"])
+        assert not reviews(db, "ronney.exceptions")
         faults = admin(sandbox, "faults/registers")
         assert faults["stats"]  # the sandbox saw the attempts
 
@@ -376,11 +383,17 @@ class TestTrouble:
         assert result.summary.counts["needs_review"] == 2
         with db.session() as s:
             artifacts = s.scalars(select(Artifact).order_by(Artifact.id)).all()
-        assert sorted(a.content_type for a in artifacts) == ["application/pdf"] * 2 + ["text/html"] * 2
-        assert all(a.sensitive and a.kind == "decision_basis" for a in artifacts)
+        # the decision basis as PDF and HTML, and the application as submitted (write once)
+        assert (
+            sorted(a.content_type for a in artifacts)
+            == ["application/json"] * 2 + ["application/pdf"] * 2 + ["text/html"] * 2
+        )
+        assert all(a.sensitive for a in artifacts)
+        assert {a.kind for a in artifacts if a.content_type == "application/json"} == {"application_snapshot"}
+        assert {a.kind for a in artifacts if a.content_type != "application/json"} == {"decision_basis"}
         pdf = next(a for a in artifacts if a.content_type == "application/pdf")
         assert Path(pdf.path).read_bytes().startswith(b"%PDF")
         for review in reviews(db, "ronney.application"):
             docs = review.material["documents"]
-            assert [d["content_type"] for d in docs] == ["text/html", "application/pdf"]
+            assert [d["content_type"] for d in docs] == ["text/html", "application/pdf", "application/json"]
             assert {d["artifact_id"] for d in docs} <= {a.id for a in artifacts}

@@ -22,6 +22,7 @@ from core.testing.memory.items import MemoryWorkItemStore
 from core.testing.memory.locks import MemoryLockStore
 from core.testing.memory.others import MemoryAlertSink, MemoryArtifactStore, MemoryAuditSink, MemoryRunStore
 from core.testing.memory.reviews import MemoryReviewStore
+from core.testing.memory.robot_state import MemoryRobotStateStore
 from core.testing.memory.state import MemoryState
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ __all__ = [
     "MemoryAuditSink",
     "MemoryLockStore",
     "MemoryReviewStore",
+    "MemoryRobotStateStore",
     "MemoryRunStore",
     "MemoryState",
     "MemoryStores",
@@ -55,6 +57,7 @@ class MemoryStores:
         self.artifacts = MemoryArtifactStore(self.state, artifact_retention_days)
         self.alerts = MemoryAlertSink(self.state)
         self.locks = MemoryLockStore(self.state)
+        self.robot_state = MemoryRobotStateStore(self.state)
 
     def engine(self, settings: Settings, registry: Registry, *, owner: str | None = None) -> Engine:
         """An :class:`~core.engine.Engine` over these stores."""
@@ -70,6 +73,7 @@ class MemoryStores:
             artifacts=self.artifacts,
             alerts=self.alerts,
             locks=self.locks,
+            robot_state=self.robot_state,
             clock=self.clock,
             owner=owner,
         )

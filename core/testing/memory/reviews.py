@@ -21,7 +21,7 @@ from core.records import (
     WaitingDecision,
     failure_summary,
 )
-from core.transitions import DECIDABLE, REQUEUEABLE, check_confirmations, equal_jitter_delay
+from core.transitions import DECIDABLE, REQUEUEABLE, check_confirmations, check_reasons, equal_jitter_delay
 
 if TYPE_CHECKING:
     pass
@@ -117,6 +117,7 @@ class MemoryReviewStore:
                 raise AlreadyDecided(f"review item {review_id} changed while you were looking at it")
             if decision == "approve":
                 check_confirmations(row.material, decision_data)
+                check_reasons(row.material, decision_data)
             row.decision_data = copy.deepcopy(decision_data) or None
             if decision == "approve" and row.four_eyes and row.first_approver is None:
                 row.first_approver, row.first_approved_at, row.version = actor, now, row.version + 1

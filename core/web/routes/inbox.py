@@ -106,6 +106,7 @@ def _item_page(
     message_kind: str = "info",
     status: int = 200,
     comment: str = "",
+    entered: dict[str, str] | None = None,
 ) -> HTMLResponse:
     ctx = web_context(request)
     lang = request_lang(request)
@@ -114,7 +115,7 @@ def _item_page(
     decision = decisions.status_of(row, ctx.clock(), ctx.zone, ctx.web.alerts, _)
     # Screenshots hold personal data: only roles allowed to see artifacts get their URLs.
     show_artifacts = artifact_allowed(ctx, p, row.tenant)
-    rendered = inbox.render_material(ctx, row, lang, _, inbox.artifact_url_for(show_artifacts))
+    rendered = inbox.render_material(ctx, row, lang, _, inbox.artifact_url_for(show_artifacts), entered=entered)
     cls = ctx.registry.robots.get(row.robot)
     return render(
         request,
@@ -190,8 +191,16 @@ def decide(
     result = inbox.decide(ctx, p, review_id, decision, comment, version, _, decision_data=data)
     if not result.ok:
         status = 422 if result.outcome == "invalid" else 409
+        # The page comes back with everything typed: the comment and the robot's own fields.
         return _item_page(
-            request, p, review_id, message=result.message, message_kind="error", status=status, comment=comment
+            request,
+            p,
+            review_id,
+            message=result.message,
+            message_kind="error",
+            status=status,
+            comment=comment,
+            entered=data,
         )
     assert result.item is not None
     ctx.auth.set_flash(p, result.message)
