@@ -50,6 +50,7 @@ from robots.ronney.checks import (
 from robots.ronney.compare import compare_incomes, compare_previous, register_flags
 from robots.ronney.decision import apply_changes
 from robots.ronney.documents import PdfRenderer, render_basis
+from robots.ronney.gate import RESTRICTED_KIND
 from robots.ronney.material import (
     APPLICATION_QUEUE,
     COMPLEMENT_QUEUE,
@@ -59,6 +60,7 @@ from robots.ronney.material import (
     legal_texts,
 )
 from robots.ronney.norm import Household, NormResult, calculate, describe_errors
+from robots.ronney.protection import carry_out_restricted, gate_review
 from robots.ronney.services import Eservice, Registers
 from robots.ronney.settings import RonneySettings
 from robots.ronney.tables import NormTable, deployment_dir, find_table, search_dirs
@@ -196,6 +198,12 @@ class Ronney(Robot[RonneySettings]):
             # A complement was asked for after collecting: its arrival makes a new version to prepare.
             return Done({"application_id": app.id, "waiting_for_complement": True})
         validate(app, tenant=ctx.tenant)
+        # The protected-identity gate (fail-closed): nothing is looked up or rendered before it opens.
+        closed = await gate_review(
+            ctx, cfg, item, app, queue=APPLICATION_QUEUE, organisation=cfg.organisation or ctx.tenant_name
+        )
+        if closed is not None:
+            return closed
         today = self.today(ctx)
         months = [(_add_months(app.income_period.from_.replace(day=1), -n)) for n in range(cfg.register_months)]
         registers = Registers(ctx, cfg, cfg.organisation or ctx.tenant_name)
@@ -393,6 +401,11 @@ class Ronney(Robot[RonneySettings]):
                     "already_decided": app.decision is not None,
                 }
             )
+        closed = await gate_review(
+            ctx, self.cfg, item, app, queue=COMPLEMENT_QUEUE, organisation=self.cfg.organisation or ctx.tenant_name
+        )
+        if closed is not None:
+            return closed
         now = ctx.clock.now()
         material = complement_material(
             app=app,
@@ -423,6 +436,8 @@ class Ronney(Robot[RonneySettings]):
             return Carried("Ärendet är tillbaka hos Ronney, som bereder det på nytt med din kommentar.")
         if review.state not in ("approved", "rejected"):
             return None
+        if material.get("kind") == RESTRICTED_KIND:
+            return await carry_out_restricted(ctx, review)
         # Check, write and read-back under the application's lock in this e-service, shared by
         # every worker and run: two carrying out one decision never both write it.
         target = f"eservice:{Eservice(ctx, self.cfg).api.settings.base_url}:decision:{material.get('application_id')}"
