@@ -15,7 +15,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sandbox import eservice, payroll, protection, scheduling, sms
+from sandbox import eservice, open_eplatform, payroll, protection, scheduling, sms
 from sandbox.common import ApiError
 from sandbox.faults import describe_all
 from sandbox.state import SYSTEMS, FaultSettings, SandboxOptions, SandboxState, get_state
@@ -259,3 +259,13 @@ async def protection_answers(body: ProtectionAnswersIn, state: SandboxState = De
     """Make the protection check's answers malformed or incomplete (``normal`` restores them)."""
     protection.set_answers(state, body.mode)
     return {"mode": body.mode}
+
+
+@router.post("/oep/instances/{flow_instance_id}/malformed")
+async def oep_malformed(flow_instance_id: int, state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """Open ePlatform serves this flow instance's XML cut off from now on (until a reset)."""
+    try:
+        open_eplatform.mark_malformed(state, flow_instance_id)
+    except KeyError:
+        raise ApiError(404, "not_found", f"no flow instance {flow_instance_id}") from None
+    return {"flow_instance_id": flow_instance_id, "malformed": True}

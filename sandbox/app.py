@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from sandbox import admin, eservice, homecare, protection, registers, scheduling, sms, staffing
+from sandbox import admin, eservice, homecare, open_eplatform, protection, registers, scheduling, sms, staffing
 from sandbox.common import ApiError
 from sandbox.faults import FaultMiddleware
 from sandbox.people import PersonFactory
@@ -95,13 +95,13 @@ def create_app(seed: int = 1, options: SandboxOptions | None = None) -> FastAPI:
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return exc.response()
 
-    for module in (eservice, registers, staffing, sms, homecare, scheduling):
+    for module in (eservice, registers, staffing, sms, homecare, scheduling, open_eplatform):
         app.include_router(module.router)
         state.register_inspector(module.SYSTEM, module.inspect)
     app.include_router(protection.router)
     state.register_inspector(registers.SYSTEM, lambda s: {**registers.inspect(s), **protection.inspect(s)})
     app.include_router(admin.router)
-    included = [m.SYSTEM for m in (eservice, registers, staffing, sms, homecare, scheduling)]
+    included = [m.SYSTEM for m in (eservice, registers, staffing, sms, homecare, scheduling, open_eplatform)]
     for name in OPTIONAL_SYSTEMS:
         optional = _optional_module(name)
         router = getattr(optional, "router", None)

@@ -53,7 +53,17 @@ __all__ = [
 TZ = ZoneInfo("Europe/Stockholm")
 
 #: The systems the sandbox plays; each is served under ``/<name>`` and has its own faults.
-SYSTEMS: tuple[str, ...] = ("eservice", "registers", "staffing", "sms", "homecare", "scheduling", "payroll", "oidc")
+SYSTEMS: tuple[str, ...] = (
+    "eservice",
+    "registers",
+    "staffing",
+    "sms",
+    "homecare",
+    "scheduling",
+    "payroll",
+    "oidc",
+    "oep",  # the e-service played as Open ePlatform (sandbox/open_eplatform.py)
+)
 
 T = TypeVar("T")
 
