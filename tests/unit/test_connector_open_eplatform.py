@@ -203,3 +203,30 @@ def test_no_instance_in_a_status_is_an_empty_list() -> None:
 def test_settings_name_what_is_wrong(section: dict[str, Any], error: str) -> None:
     with pytest.raises(ConfigError, match=f"connectors.eservice.{error}"):
         validate_settings(OpenEPlatformSettings, section, "eservice")
+
+
+def test_a_file_and_the_messages_are_read_as_personal_data() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/fileuploadqueryapi/getfile/235212/70001/3":
+            return httpx.Response(200, content=b"%PDF-1.4", headers={"content-type": "application/pdf"})
+        assert request.url.path == "/api/messageapi/getmessages/flowinstance/235212"
+        return httpx.Response(
+            200,
+            content=(
+                b"<Messages><ExternalMessage><postedByManager>false</postedByManager><messageID>10</messageID>"
+                b"<message>Inbound message</message><attachments><ExternalMessageAttachment><attachmentID>164"
+                b"</attachmentID><filename>test.pdf</filename><added>2024-03-25 13:16</added>"
+                b"</ExternalMessageAttachment></attachments><added>2022-05-25 11:20</added></ExternalMessage></Messages>"
+            ),
+        )
+
+    oep, ctx = _client(handler)
+    assert asyncio.run(oep.file("235212", "70001", "3", subject="191212121212", purpose="bistånd")) == b"%PDF-1.4"
+    [message] = asyncio.run(oep.messages("235212", subject="191212121212", purpose="bistånd"))
+    assert (message.message_id, message.posted_by_manager, message.attachments[0]["filename"]) == (
+        "10",
+        False,
+        "test.pdf",
+    )
+    reads = [e for e in ctx.accesses if e["subject"] == "191212121212"]
+    assert len(reads) == 2
