@@ -24,6 +24,8 @@ ever need to know this tree::
     │   ├── DryRunRefusal           a write was refused because the run is a dry run
     │   ├── PageLayoutError         a page lacks a field or button, or has two (connectors.browser)
     │   ├── UnsafePath              a path that would leave the system's base URL (connectors.http)
+    │   ├── OepMalformedXml         Open ePlatform answered XML that cannot be read (connectors.open_eplatform)
+    │   ├── OepFault                Open ePlatform's SOAP callback answered a fault (connectors.open_eplatform)
     │   └── ReadOnlyViolation       a write to a read-only database (connectors.sql)
     ├── QueueError                  work-item queue misuse
     │   └── LeaseLost               the worker's lease on an item has expired or moved on

@@ -10,12 +10,12 @@ the planted scenarios (``scenarios``) that the system APIs do not reveal.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sandbox import eservice, payroll, scheduling, sms
+from sandbox import eservice, open_eplatform, payroll, protection, scheduling, sms
 from sandbox.common import ApiError
 from sandbox.faults import describe_all
 from sandbox.state import SYSTEMS, FaultSettings, SandboxOptions, SandboxState, get_state
@@ -70,6 +70,22 @@ class NewVersionIn(BaseModel):
         if (self.rows is None) == (self.first_row is None):
             raise ValueError("give exactly one of 'rows' and 'first_row'")
         return self
+
+
+class ProtectedIn(BaseModel):
+    """A person's protection markings in the population register (both False clears them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    personnummer: str = Field(min_length=12, max_length=13)
+    sekretessmarkering: bool = True
+    skyddad_folkbokforing: bool = False
+
+
+class ProtectionAnswersIn(BaseModel):
+    """How the protection check answers: normally, malformed, or leaving the first person out."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["normal", "malformed", "incomplete"]
 
 
 def _system(system: str) -> str:
@@ -224,3 +240,32 @@ async def approve_schedule_version(
 async def complement_arrives(complement_id: str, state: SandboxState = Depends(get_state)) -> dict[str, Any]:
     """Simulate an applicant sending the complement asked for."""
     return eservice.mark_complement_arrived(state, complement_id)
+
+
+@router.post("/registers/protected")
+async def mark_protected(body: ProtectedIn, state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """Give a person a sekretessmarkering and/or skyddad folkbokföring (or clear both)."""
+    protection.mark(
+        state,
+        body.personnummer,
+        sekretessmarkering=body.sekretessmarkering,
+        skyddad_folkbokforing=body.skyddad_folkbokforing,
+    )
+    return {"personnummer": body.personnummer.replace("-", ""), **body.model_dump(exclude={"personnummer"})}
+
+
+@router.post("/registers/protection-answers")
+async def protection_answers(body: ProtectionAnswersIn, state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """Make the protection check's answers malformed or incomplete (``normal`` restores them)."""
+    protection.set_answers(state, body.mode)
+    return {"mode": body.mode}
+
+
+@router.post("/oep/instances/{flow_instance_id}/malformed")
+async def oep_malformed(flow_instance_id: int, state: SandboxState = Depends(get_state)) -> dict[str, Any]:
+    """Open ePlatform serves this flow instance's XML cut off from now on (until a reset)."""
+    try:
+        open_eplatform.mark_malformed(state, flow_instance_id)
+    except KeyError:
+        raise ApiError(404, "not_found", f"no flow instance {flow_instance_id}") from None
+    return {"flow_instance_id": flow_instance_id, "malformed": True}

@@ -20,7 +20,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from sandbox import admin, eservice, homecare, homecare_detail, registers, scheduling, sms, staffing
+from sandbox import (
+    admin,
+    eservice,
+    homecare,
+    homecare_detail,
+    open_eplatform,
+    protection,
+    registers,
+    scheduling,
+    sms,
+    staffing,
+)
 from sandbox.common import ApiError
 from sandbox.faults import FaultMiddleware
 from sandbox.people import PersonFactory
@@ -44,6 +55,7 @@ def generate_data(seed: int, options: SandboxOptions) -> SandboxData:
 
     applications, anomalies = eservice.generate_applications(rng("eservice"), people("eservice"), options)
     register_data, undeclared = registers.generate_registers(rng("registers"), applications, options)
+    protected, planted = protection.generate_protection(rng("protection"), applications, options)
     substitutes, shifts, behaviour = staffing.generate_staffing(rng("staffing"), people("staffing"), options)
     care = homecare.generate_homecare(rng("homecare"), people("homecare"), options)
     care = homecare_detail.add_kolada_detail(care, rng("homecare:detail"), people("homecare:detail"), options)
@@ -56,9 +68,10 @@ def generate_data(seed: int, options: SandboxOptions) -> SandboxData:
         homecare=care,
         employees=employees,
         schedules=schedules,
+        protected_identities=protected,
         truth={
             "eservice": anomalies,
-            "registers": {"undeclared_income": undeclared},
+            "registers": {"undeclared_income": undeclared, "protected_identity": planted},
             "staffing": {"behaviour": behaviour},
         },
     )
@@ -94,11 +107,13 @@ def create_app(seed: int = 1, options: SandboxOptions | None = None) -> FastAPI:
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return exc.response()
 
-    for module in (eservice, registers, staffing, sms, homecare, scheduling):
+    for module in (eservice, registers, staffing, sms, homecare, scheduling, open_eplatform):
         app.include_router(module.router)
         state.register_inspector(module.SYSTEM, module.inspect)
+    app.include_router(protection.router)
+    state.register_inspector(registers.SYSTEM, lambda s: {**registers.inspect(s), **protection.inspect(s)})
     app.include_router(admin.router)
-    included = [m.SYSTEM for m in (eservice, registers, staffing, sms, homecare, scheduling)]
+    included = [m.SYSTEM for m in (eservice, registers, staffing, sms, homecare, scheduling, open_eplatform)]
     for name in OPTIONAL_SYSTEMS:
         optional = _optional_module(name)
         router = getattr(optional, "router", None)

@@ -58,6 +58,10 @@ class SandboxSection(BaseModel):
     systems: dict[str, str] = Field(
         default_factory=dict, description="Connector section → its system's path under a sandbox's URL."
     )
+    apis: dict[str, str] = Field(
+        default_factory=dict,
+        description="A section's api (e.g. open_eplatform) → its path under a sandbox's URL, over systems'.",
+    )
 
 
 class DemoSettings(BaseModel):
@@ -144,7 +148,13 @@ def _secret_file(settings: Settings, name: str, value: str) -> Path:
     return path
 
 
-def point_connectors_at(settings: Settings, base_url: str, systems: dict[str, str], tenant: str | None = None) -> None:
+def point_connectors_at(
+    settings: Settings,
+    base_url: str,
+    systems: dict[str, str],
+    tenant: str | None = None,
+    apis: dict[str, str] | None = None,
+) -> None:
     """Declare each connector section of ``systems`` at its system on a running sandbox.
 
     With ``tenant`` the sections go into that municipality's own ``connectors`` (the
@@ -156,6 +166,9 @@ def point_connectors_at(settings: Settings, base_url: str, systems: dict[str, st
     if tenant and own is None:
         raise ConfigError(f"no tenant {tenant} in the settings")
     for system, path in systems.items():
+        declared = {**settings.connectors.get(system, {}), **(own.connectors.get(system, {}) if own else {})}
+        # A section naming its API (e.g. Open ePlatform) finds that API's stand-in on the sandbox.
+        path = (apis or {}).get(str(declared.get("api") or ""), path)
         url = f"{base_url.rstrip('/')}/{path}"
         if own is not None:
             common = {k: v for k, v in settings.connectors.get(system, {}).items() if k != SHARED_KEY}
@@ -201,7 +214,13 @@ def sandboxes(
     with ExitStack() as stack:
         for i, code in enumerate(codes):
             urls[code] = stack.enter_context(sandbox(seed + i, code, demo.sandbox.options, today))
-            point_connectors_at(settings, urls[code], demo.sandbox.systems, tenant=code if settings.tenants else None)
+            point_connectors_at(
+                settings,
+                urls[code],
+                demo.sandbox.systems,
+                tenant=code if settings.tenants else None,
+                apis=demo.sandbox.apis,
+            )
         yield urls
 
 

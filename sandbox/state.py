@@ -64,6 +64,7 @@ SYSTEMS: tuple[str, ...] = (
     "oidc",
     "vault",
     "saml",
+    "oep",  # the e-service played as Open ePlatform (sandbox/open_eplatform.py)
 )
 
 T = TypeVar("T")
@@ -84,6 +85,13 @@ class SandboxOptions(BaseModel):
         0.1, ge=0, le=1, description="Applications with a register income not declared."
     )
     anomaly_rate: float = Field(0.04, ge=0, le=1, description="Applications with deliberately bad data.")
+    protected_identity_rate: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Applications where a household member has protected personal data (sekretessmarkering, "
+        "sometimes skyddad folkbokföring too).",
+    )
     # staffing
     substitutes: int = Field(120, ge=0, le=495, description="At most the 495 numbers reserved for fiction.")
     open_shifts: int = Field(
@@ -310,6 +318,8 @@ class SandboxData:
     homecare: dict[str, Any] = field(default_factory=dict)
     employees: list[dict[str, Any]] = field(default_factory=list)
     schedules: list[dict[str, Any]] = field(default_factory=list)
+    #: personnummer → {"sekretessmarkering": bool, "skyddad_folkbokforing": bool}, for the marked only.
+    protected_identities: dict[str, dict[str, bool]] = field(default_factory=dict)
     truth: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:

@@ -56,6 +56,7 @@ from robots.ronney.costs import assess_costs
 from robots.ronney.decision import apply_changes
 from robots.ronney.documents import PdfRenderer, render_basis
 from robots.ronney.effects import EFFECTS, measure
+from robots.ronney.gate import RESTRICTED_KIND
 from robots.ronney.history import history_flags, income_change_flags, income_dropped_flags, income_types_missing
 from robots.ronney.material import (
     APPLICATION_QUEUE,
@@ -66,7 +67,9 @@ from robots.ronney.material import (
     legal_texts,
 )
 from robots.ronney.norm import Household, NormResult, calculate, describe_errors
-from robots.ronney.services import Eservice, Registers
+from robots.ronney.oep import confirm_received, open_eservice
+from robots.ronney.protection import carry_out_restricted, gate_review
+from robots.ronney.services import Registers
 from robots.ronney.settings import RonneySettings
 from robots.ronney.tables import NormTable, deployment_dir, find_table, search_dirs
 from robots.ronney.warnings import STATE_TEXT, apply_case_worker, keyed, state_key, update_states
@@ -125,13 +128,13 @@ class Ronney(Robot[RonneySettings]):
     # -- collect ---------------------------------------------------------------------------
     async def collect(self, ctx: RunContext) -> AsyncIterator[NewItem]:
         """Submitted applications of the month not yet decided, and overdue complements. Reads only."""
-        es = Eservice(ctx, self.cfg)
+        es = open_eservice(ctx, self.cfg)
         wanted = [
             s
             async for s in es.summaries(self.month(ctx))
             if not s.get("has_decision") and s.get("status") in ("submitted", "awaiting_complement")
         ]
-        today = self.today(ctx)
+        today, month = self.today(ctx), self.month(ctx)
         limit = asyncio.Semaphore(self.cfg.collect_concurrency)
 
         async def read(summary: dict[str, Any]) -> list[NewItem]:
@@ -143,6 +146,8 @@ class Ronney(Robot[RonneySettings]):
                 # summary and process() retries it, or reports it, on its own.
                 ctx.log.warning("application could not be read while collecting", error=exc.code)
                 raw = {}
+            if summary.get("month") is None and raw.get("month") not in (None, month):
+                return []  # Open ePlatform lists every open case: its month comes with the form
             return self._items_for(summary, raw, today)
 
         batch = self.cfg.collect_concurrency * 4
@@ -158,7 +163,11 @@ class Ronney(Robot[RonneySettings]):
         status = str(raw.get("status") or summary.get("status"))
         if not raw and status == "awaiting_complement":
             return []  # which complement is overdue is not known without the application: next night
-        base = {"application_id": app_id, "month": summary.get("month"), "application_kind": summary.get("kind")}
+        base = {
+            "application_id": app_id,
+            "month": summary.get("month") or raw.get("month"),
+            "application_kind": summary.get("kind") or raw.get("kind"),
+        }
         if status == "awaiting_complement":
             try:
                 app = parse_application(raw)
@@ -196,7 +205,7 @@ class Ronney(Robot[RonneySettings]):
 
     async def _read_raw(self, ctx: RunContext, item: WorkItemView) -> tuple[Application, dict[str, Any]]:
         app_id = str(item.payload.get("application_id") or item.reference.split("@")[0].split("/")[0])
-        raw = await Eservice(ctx, self.cfg).application(app_id, subject=item.subject, stage="process")
+        raw = await open_eservice(ctx, self.cfg).application(app_id, subject=item.subject, stage="process")
         return parse_application(raw), raw
 
     async def _process_application(self, ctx: RunContext, item: WorkItemView) -> Outcome:
@@ -210,6 +219,13 @@ class Ronney(Robot[RonneySettings]):
             # A complement was asked for after collecting: its arrival makes a new version to prepare.
             return Done({"application_id": app.id, "waiting_for_complement": True})
         validate(app, tenant=ctx.tenant)
+        await confirm_received(ctx, open_eservice(ctx, cfg), app.id, item.reference)
+        # The protected-identity gate (fail-closed): nothing is looked up or rendered before it opens.
+        closed = await gate_review(
+            ctx, cfg, item, app, queue=APPLICATION_QUEUE, organisation=cfg.organisation or ctx.tenant_name
+        )
+        if closed is not None:
+            return closed
         today = self.today(ctx)
         months = [(_add_months(app.income_period.from_.replace(day=1), -n)) for n in range(cfg.register_months)]
         registers = Registers(ctx, cfg, cfg.organisation or ctx.tenant_name)
@@ -540,6 +556,11 @@ class Ronney(Robot[RonneySettings]):
                     "already_decided": app.decision is not None,
                 }
             )
+        closed = await gate_review(
+            ctx, self.cfg, item, app, queue=COMPLEMENT_QUEUE, organisation=self.cfg.organisation or ctx.tenant_name
+        )
+        if closed is not None:
+            return closed
         now = ctx.clock.now()
         material = complement_material(
             app=app,
@@ -572,9 +593,13 @@ class Ronney(Robot[RonneySettings]):
             return Carried("Ärendet är tillbaka hos Ronney, som bereder det på nytt med din kommentar.")
         if review.state not in ("approved", "rejected"):
             return None
+        if material.get("kind") == RESTRICTED_KIND:
+            return await carry_out_restricted(ctx, review)
         # Check, write and read-back under the application's lock in this e-service, shared by
         # every worker and run: two carrying out one decision never both write it.
-        target = f"eservice:{Eservice(ctx, self.cfg).api.settings.base_url}:decision:{material.get('application_id')}"
+        target = (
+            f"eservice:{open_eservice(ctx, self.cfg).api.settings.base_url}:decision:{material.get('application_id')}"
+        )
         async with ctx.exclusive(target):
             if material.get("kind") == "application":
                 return await self._carry_out_application(ctx, review)
@@ -675,7 +700,7 @@ class Ronney(Robot[RonneySettings]):
                 "reference": reference,
             }
         key = f"ronney-{ctx.tenant}-{app_id}-review-{review.id}"
-        es = Eservice(ctx, self.cfg)
+        es = open_eservice(ctx, self.cfg)
         existing = await es.decision(app_id)  # check before writing: a crash may have left it written
         status = 0
         if existing is None:
@@ -752,7 +777,7 @@ class Ronney(Robot[RonneySettings]):
                 ctx.record, "ronney.complement_not_requested", subject=review.subject, details=details
             )
             return Carried("Ingen ny begäran om komplettering skickades, enligt ditt beslut.")
-        es = Eservice(ctx, self.cfg)
+        es = open_eservice(ctx, self.cfg)
         requests = await es.complements(app_id)
         original = next((r for r in requests if r.get("id") == complement.get("id")), None)
         if original is not None and original.get("arrived_at"):

@@ -173,11 +173,14 @@ class TestNight:
         assert len(exceptions) == counts["failed_business"]
         # A missing attachment is not bad data: the case worker sees what is missing.
         material = {r.material["application_id"]: r.material for r in reviews(db, "ronney.application")}
+        protected = {p["application_id"] for p in truth["registers"]["protected_identity"]}
         for missing in truth["eservice"]["missing_attachment"]:
-            assert material[missing]["missing"], missing
+            assert missing in protected or material[missing]["missing"], missing
         # Planted undeclared income → a warning in plain Swedish on that application.
+        # A household with protected personal data is not prepared at all (the gate, issue 19).
+        assert {a for a, m in material.items() if m["kind"] == "restricted"} == protected & set(material)
         for planted in truth["registers"]["undeclared_income"]:
-            if planted["application_id"] in material:
+            if planted["application_id"] in material and planted["application_id"] not in protected:
                 codes = {f["code"] for f in material[planted["application_id"]]["flags"]}
                 assert codes & {"income_missing", "income_higher"}, planted
 
@@ -191,13 +194,19 @@ class TestNight:
     def test_register_lookups_are_audited_with_subject_purpose_case_and_legal_basis(self, night: Night) -> None:
         result, sandbox = night.result, night.url
         lookups = [
-            e for e in result.audit_events if e.action == "data.read" and (e.details or {}).get("system") == "registers"
+            e
+            for e in result.audit_events
+            if e.action == "data.read"
+            and (e.details or {}).get("system") == "registers"
+            and (e.details or {}).get("check") != "protection"  # the protected-identity check, below
         ]
         assert len(lookups) == admin(sandbox, "state/registers")["lookups"] > 0
         for event in lookups:
             assert event.subject and len(event.subject) == 12 and event.actor == "robot:ronney"
             assert "ekonomiskt bistånd" in event.purpose
             assert "ärende EB-202612-" in event.purpose and "rättslig grund" in event.purpose
+        checks = [e for e in result.audit_events if (e.details or {}).get("check") == "protection"]
+        assert checks and all("skyddade personuppgifter" in (e.purpose or "") for e in checks)
         log = admin(sandbox, "log?system=registers&action=lookup")["items"]
         assert {e["key"] for e in log} <= {app_id(i.reference) for i in items(night.db)}
         assert all(e["details"]["legal_basis"] and e["details"]["purpose"] for e in log)
@@ -357,23 +366,19 @@ class TestDecisions:
 class TestTrouble:
     """The registers down; the decision basis as PDF."""
 
-    def test_registers_down_retried_then_prepared_with_a_read_failure_warning(
+    def test_registers_down_closes_the_protected_identity_gate(
         self, sandbox: str, db: Database, tmp_path: Path
     ) -> None:
-        # Issue 19: a register read that keeps failing is a warning of its own on the item (after
-        # register_read_attempts), not a lost night; nothing from the registers is in the item.
+        # Without the population register nobody can tell whether a household has protected
+        # personal data: fail closed (issue 19), each application in the inbox to be handled by hand.
         httpx.post(f"{sandbox}/admin/reset", json={"seed": SEED, "options": {**SMALL, "applications": 3}})
         httpx.post(f"{sandbox}/admin/faults/registers", json={"error_rate": 1.0, "error_status": 503})
         result = run_robot(Ronney, db=db, app_settings=settings_for(tmp_path, sandbox))
         counts = result.summary.counts
-        assert counts["collected"] == 3 and counts["needs_review"] == 3 and counts["retried"] == 6
-        prepared = reviews(db, "ronney.application")
-        assert len(prepared) == 3
-        for review in prepared:
-            codes = [f["code"] for f in review.material["flags"]]
-            assert "register_read_failed" in codes
-            assert all(row["register"] is None for row in review.material["incomes"])
-        assert not reviews(db, "ronney.exceptions")
+        assert counts["collected"] == 3 and counts["needs_review"] == 3 and counts["failed_application"] == 0
+        found = reviews(db, "ronney.application")
+        assert len(found) == 3 and all(r.material["gate"]["reason"] == "register_unavailable" for r in found)
+        assert admin(sandbox, "state/registers")["lookups"] == 0
         faults = admin(sandbox, "faults/registers")
         assert faults["stats"]  # the sandbox saw the attempts
 

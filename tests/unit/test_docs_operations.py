@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from connectors.browser import BrowserSettings
 from connectors.http import HttpSettings
+from connectors.open_eplatform import OpenEPlatformSettings
 from core.scheduler import load_schedules
 from core.settings import PROJECT_ROOT, SHARED_KEY, Settings
 from core.web.settings import WebSettings
@@ -27,7 +28,13 @@ TEXT = GUIDE.read_text(encoding="utf-8")
 BLOCKS = re.findall(r"```(\w+)\n(.*?)```", TEXT, flags=re.S)
 
 #: Environment variables the guide uses as secret references (they hold values, not settings).
-SECRET_VARIABLES = {"KOLLEGA_HARRY_PASSWORD", "KOLLEGA_OIDC_SECRET", "KOLLEGA_METRICS_TOKEN", "KOLLEGA_VAULT_TOKEN"}
+SECRET_VARIABLES = {
+    "KOLLEGA_HARRY_PASSWORD",
+    "KOLLEGA_OIDC_SECRET",
+    "KOLLEGA_METRICS_TOKEN",
+    "KOLLEGA_VAULT_TOKEN",
+    "KOLLEGA_OEP_PASSWORD_1082",
+}
 
 
 def _cli() -> Any:
@@ -165,7 +172,13 @@ def test_documented_deployment_settings_are_valid(tmp_path: Path) -> None:
                     if section is not None:
                         pairs.append((name, section))
         for name, section in pairs:
-            (BrowserSettings if name == "browser" else HttpSettings).model_validate(section)
+            if name == "browser":
+                BrowserSettings.model_validate(section)
+            elif section.get("api") == "open_eplatform":  # the e-service as Open ePlatform
+                OpenEPlatformSettings.model_validate(section)
+            else:  # a plain HTTP system; the e-service may say so with api = "kollega_json"
+                assert section.get("api", "kollega_json") == "kollega_json", section
+                HttpSettings.model_validate({k: v for k, v in section.items() if k != "api"})
 
 
 def test_the_documented_schedule_loads(tmp_path: Path) -> None:

@@ -73,6 +73,8 @@ class Systems:
         self.registers: dict[str, Any] = {ANNA: AGREEING}
         self.requests: list[tuple[str, str, Any]] = []
         self.listing: list[dict[str, Any]] = []
+        #: personnummer → markings in the population register (everyone else has none).
+        self.protected: dict[str, dict[str, bool]] = {}
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
@@ -87,6 +89,11 @@ class Systems:
             return httpx.Response(500, json={"error": "internal"})
         if path.endswith(f"/applications/{self.app.get('id')}"):
             return httpx.Response(200, json={**self.app})
+        if path.endswith("/protection"):
+            assert "personnummer" not in str(request.url)
+            unmarked = {"sekretessmarkering": False, "skyddad_folkbokforing": False}
+            persons = [{"personnummer": n, **self.protected.get(n, unmarked)} for n in body["personnummer"]]
+            return httpx.Response(200, json={"request_id": "FOLK-0000001", "persons": persons})
         if path.endswith("/lookup"):
             assert "personnummer" not in str(request.url)
             return httpx.Response(200, json=self.registers[body["personnummer"]])
@@ -179,6 +186,21 @@ class TestProcess:
         assert lookup["period"] == {"from": "2021-09-01", "to": "2021-11-30"}
         assert ANNA not in outcome.title and ANNA not in outcome.summary
         assert "210 kr föreslås" in outcome.title
+
+    def test_a_protected_household_is_neither_looked_up_nor_rendered(self, database: Database, tmp_path: Path) -> None:
+        app = verified_2021(application())
+        systems = Systems(app)
+        systems.protected[ANNA] = {"sekretessmarkering": True, "skyddad_folkbokforing": False}
+        robot, ctx = context(database, tmp_path, systems)
+        outcome = process(robot, ctx)
+        assert isinstance(outcome, NeedsReview) and outcome.queue == "ronney.application"
+        assert outcome.material["kind"] == "restricted" and outcome.material["gate"]["reason"] == "sekretessmarkering"
+        assert [path for _, path, _ in systems.requests if path.endswith("/lookup")] == []
+        text = json.dumps(outcome.material, ensure_ascii=False) + outcome.title + outcome.summary
+        assert ANNA not in text and "address" not in outcome.material and "registers" not in outcome.material
+        html = render_review(outcome.material)
+        assert "Handläggs manuellt" in html and "kommunens rutin för skyddade personuppgifter" in html
+        assert "Ronney kunde inte förbereda" not in html and ANNA not in html
 
     def test_unverified_table_without_the_figure_gives_a_review_without_amount(
         self, database: Database, tmp_path: Path
