@@ -1,7 +1,7 @@
 """robot state: a robot's own small state per tenant, kept across runs (e.g. warnings per application)
 
 Revision ID: 0011_robot_state
-Revises: 0009_callback_result
+Revises: 0012_review_overdue
 Create Date: 2026-12-07 04:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0011_robot_state"
-down_revision = "0009_callback_result"
+down_revision = "0012_review_overdue"
 branch_labels = None
 depends_on = None
 
