@@ -22,6 +22,7 @@ tries the known wrapping attacks.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -229,7 +230,10 @@ class SamlServiceProvider:
     # -- sign-in --------------------------------------------------------------------
     async def begin(self, db: Database, now: datetime, next_url: str = "") -> tuple[str, str]:
         """A signed AuthnRequest: (the IdP's URL with it, browser-binding cookie value)."""
-        client = await self.client()
+        # pysaml2 signs and verifies by running xmlsec1, and the database is synchronous: off the event loop.
+        return await asyncio.to_thread(self._begin, await self.client(), db, now, next_url)
+
+    def _begin(self, client: Saml2Client, db: Database, now: datetime, next_url: str) -> tuple[str, str]:
         idp = self._idp_entity(client)
         try:
             request_id, info = client.prepare_for_authenticate(
@@ -253,7 +257,11 @@ class SamlServiceProvider:
 
     async def finish(self, db: Database, saml_response: str, binding: str | None, now: datetime) -> SamlIdentity:
         """Verify the IdP's Response and return who it names; SamlError for anything wrong."""
-        client = await self.client()
+        return await asyncio.to_thread(self._finish, await self.client(), db, saml_response, binding, now)
+
+    def _finish(
+        self, client: Saml2Client, db: Database, saml_response: str, binding: str | None, now: datetime
+    ) -> SamlIdentity:
         in_response_to = _in_response_to(saml_response)
         outstanding: dict[str, str] = {}
         request: SamlRequest | None = None
@@ -351,7 +359,9 @@ class SamlServiceProvider:
     # -- single logout --------------------------------------------------------------
     async def logout_url(self, db: Database, name_id: str, session_index: str, now: datetime) -> str:
         """A signed LogoutRequest to the IdP for a session we just ended; its ID is stored."""
-        client = await self.client()
+        return await asyncio.to_thread(self._logout_url, await self.client(), db, name_id, session_index, now)
+
+    def _logout_url(self, client: Saml2Client, db: Database, name_id: str, session_index: str, now: datetime) -> str:
         idp = self._idp_entity(client)
         try:
             destination = client.metadata.single_logout_service(idp, BINDING_HTTP_REDIRECT, "idpsso")[0]["location"]
@@ -378,7 +388,9 @@ class SamlServiceProvider:
         from the IdP must carry a valid signature; every session of the named person there
         (and that session index, when given) ends, and a signed LogoutResponse goes back.
         """
-        client = await self.client()
+        return await asyncio.to_thread(self._logout_answer, await self.client(), db, query, now)
+
+    def _logout_answer(self, client: Saml2Client, db: Database, query: dict[str, str], now: datetime) -> str | None:
         if "SAMLResponse" in query:
             try:
                 answer = client.parse_logout_request_response(query["SAMLResponse"], BINDING_HTTP_REDIRECT)
@@ -409,7 +421,9 @@ class SamlServiceProvider:
         if request is None:
             raise SamlError("the LogoutRequest's signature does not verify")
         message = request.message
-        issuer = str(message.issuer.text or "") if message.issuer is not None else ""
+        issuer = str(message.issuer.text or "").strip() if message.issuer is not None else ""
+        if issuer != self._idp_entity(client):
+            raise SamlError("a LogoutRequest from another IdP than the configured one")
         subject = str(message.name_id.text or "").strip() if message.name_id is not None else ""
         indexes = [str(i.text) for i in (message.session_index or [])]
         self.end_sessions(db, issuer, subject, indexes, now)
