@@ -329,8 +329,8 @@ class ReviewSettings(BaseModel):
     )
     escalation_mail_coordinators: bool = Field(
         default=True,
-        description="Also mail an overdue item's escalation to the coordinators of its municipality "
-        "(users with the coordinator role and an e-mail address; needs [connectors.mail]).",
+        description="Also mail an overdue item's escalation to its queue's coordinators (the coordinator "
+        "role for that queue or every queue, and an e-mail address; needs [connectors.mail]).",
     )
 
     def oldest_open_limit(self, queue: str) -> float:

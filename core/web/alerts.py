@@ -252,16 +252,31 @@ def build_message(
     return msg
 
 
-def coordinator_emails(db: Database, tenant: str) -> list[str]:
-    """The e-mail addresses of the tenant's active coordinators, sorted."""
+def alert_queue(db: Database, alert: Alert) -> str | None:
+    """The review queue an overdue-item or old-queue alert is about (from its key), or None."""
+    kind, _, rest = alert.key.partition(":")
+    if kind == "queue_age":  # queue_age:<tenant>:<queue>:<oldest id>
+        parts = rest.split(":")
+        return ":".join(parts[1:-1]) or None if len(parts) >= 3 else None
+    if kind == "review_overdue" and rest.isdigit():
+        with db.session() as s:
+            return s.scalar(select(ReviewItem.queue).where(ReviewItem.id == int(rest)))
+    return None
+
+
+def coordinator_emails(db: Database, tenant: str, queue: str | None = None) -> list[str]:
+    """The e-mail addresses of the active coordinators of ``tenant`` (of ``queue``: granted it or all), sorted."""
+    stmt = (
+        select(User.email)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role == Role.coordinator, UserRole.tenant == tenant)
+        .where(User.active.is_(True), User.email.is_not(None), User.email != "")
+        .distinct()
+    )
+    if queue is not None:
+        stmt = stmt.where(UserRole.queue.in_(["", queue]))
     with db.session() as s:
-        found = s.scalars(
-            select(User.email)
-            .join(UserRole, UserRole.user_id == User.id)
-            .where(UserRole.role == Role.coordinator, UserRole.tenant == tenant)
-            .where(User.active.is_(True), User.email.is_not(None), User.email != "")
-            .distinct()
-        ).all()
+        found = s.scalars(stmt).all()
     return sorted({e for e in found if e})
 
 
@@ -290,7 +305,8 @@ async def mail_new(
         try:
             recipients = [ops_email] if ops_email else []
             if coordinators and alert.kind in COORDINATOR_KINDS:
-                recipients += [e for e in coordinator_emails(db, alert.tenant) if e not in recipients]
+                queue = alert_queue(db, alert)
+                recipients += [e for e in coordinator_emails(db, alert.tenant, queue) if e not in recipients]
             if not recipients:
                 _mark(db, alert.id, error="the tenant has no ops_email")
                 continue

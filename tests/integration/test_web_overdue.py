@@ -18,10 +18,11 @@ from core.review import ReviewQueue
 from core.runs import SqlRunStore
 from core.storage.db import Database
 from core.storage.models import AuditEvent, ReviewState
-from core.storage.web_models import Alert, User
+from core.storage.web_models import Alert, Role, User
 from core.testing import temporary_database
 from core.testing.web import WebEnv, login, make_web_env, web_client
 from core.web import alerts
+from core.web.auth import Grant, create_user
 from tests.integration.test_alert_mail import Inbox, smtp_inbox  # noqa: F401 - the fixture
 from tests.integration.test_web_inbox import add_review, item_ids
 
@@ -88,6 +89,7 @@ class TestOverdue:
             [alert] = s.scalars(select(Alert)).all()
         assert alert.kind == "queue_age" and alert.key == f"queue_age:0000:example.review:{oldest}"
         assert "191212" not in alert.message  # which queue and item, never whom
+        assert alerts.alert_queue(lite.db, alert) == "example.review"  # whose coordinators are mailed
 
 
 class TestLapsed:
@@ -166,12 +168,14 @@ async def test_the_escalation_is_mailed_to_ops_and_the_coordinators(
     with lite.db.session() as s:
         s.execute(update(User).where(User.username == "erik").values(email="erik@test.example"))
         s.execute(update(User).where(User.username == "anna").values(email="anna@test.example"))
+    # A coordinator of another queue only: not this queue's coordinator, so not mailed.
+    create_user(lite.db, "lisa", email="lisa@test.example", grants=[Grant(Role.coordinator, "0000", "other.review")])
     late = add_review(lite, due_in_hours=1)
     lite.clock.advance(2 * 3600)
     sweep(lite)
     assert await alerts.mail_new(lite.db, smtp, lite.clock.now(), "https://kollega.test") == 1
     [(rcpt, msg)] = mailbox.messages
-    assert sorted(rcpt) == ["drift@test.example", "erik@test.example"]  # the coordinator, not every case worker
+    assert sorted(rcpt) == ["drift@test.example", "erik@test.example"]  # the queue's coordinator, no case worker
     assert "försenat ärende" in str(msg["Subject"])
     body = msg.get_body(preferencelist=("plain",))
     assert body is not None and f"Ärende {late}" in body.get_content() and "/inbox" in body.get_content()
