@@ -184,6 +184,7 @@ def time_saved(ctx: WebContext, tenants: set[str], months: int = 2) -> list[Save
                     r.estimated,
                 )
                 for r in rep.robots
+                if r.gross_minutes or r.reviews_timed  # a month in which the robot did nothing is left out
             ]
     return rows
 

@@ -131,6 +131,7 @@ EN: dict[str, str] = {
     "Alla effekter och hur de räknas": "All effects and how they are computed",
     "Månad": "Month",
     "Ersatt arbete (min)": "Work replaced (min)",
+    "Ingen sparad tid den här månaden eller förra.": "No time saved this month or last.",
     "uppskattat": "estimated",
     "Granskningstid (min)": "Review time (min)",
     "Sparad tid (h)": "Time saved (h)",

@@ -208,6 +208,9 @@ class LenaRobot(Robot[LenaSettings]):
                     },
                 )
             )["items"]
+        # The client records hold personal data (Lena uses only age and absences, for Kolada's
+        # continuity): each read is an access event in the log social services can check.
+        await asyncio.to_thread(_record_client_reads, ctx, clients, group)
         # Other groups' clients matter to nobody here; this group's clients' visits by anyone do.
         mine = {str(c.get("id")) for c in clients} | {str(v.get("client_id")) for v in visits}
         history = [h for h in history if str(h.get("client_id")) in mine]
@@ -406,6 +409,17 @@ class LenaRobot(Robot[LenaSettings]):
         from robots.lena.cli import app
 
         return app
+
+
+def _record_client_reads(ctx: RunContext, clients: list[dict[str, Any]], group: str) -> None:
+    for c in clients:
+        if c.get("personnummer"):
+            ctx.record_access(
+                subject=str(c["personnummer"]),
+                system=SYSTEM,
+                purpose=PURPOSE,
+                details={"group": group, "read": "ålder och frånvaro (personalkontinuitet)"},
+            )
 
 
 def _comment_of(material: dict[str, Any]) -> str:

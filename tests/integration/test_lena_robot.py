@@ -172,6 +172,9 @@ class TestPlanAndPublish:
         assert facts["kolada_system"]["median"] is not None and facts["own_counts"]
         assert view["totals"]["kolada_median"] == facts["kolada"]["median"]
         assert not any(c["id"] in str(facts) for c in clients)
+        # Reading the client records (age, absences) is an audited access per person.
+        read = {e.subject for e in office.audit("data.read") if e.details.get("group") == group}
+        assert read == {c["personnummer"] for c in clients}
         rep = effects_report.report(office.db, {"lena": LenaRobot}, office.app, "0000", "2026-11")
         values = rep.robots[0].measured.values
         assert values["kolada_continuity"] == facts["kolada"]["median"]
