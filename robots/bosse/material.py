@@ -86,9 +86,21 @@ def review_material(
                 "reachable": c.reachable,
                 "offer": offer,
                 "status": status if c.reachable else f"{status}; saknar giltigt mobilnummer",
+                "counters": list(evaluation.counters.get(c.id, ())),
             }
         )
     ineligible = [{"id": sub, "name": name(sub), "reasons": list(reasons)} for sub, reasons in evaluation.ineligible]
+    # Never offered by Bosse: shown so a coordinator can decide, with the rest it would cost.
+    exceptions = [
+        {
+            "id": e.id,
+            "name": name(e.id),
+            "label": "Endast med undantag – kräver samordnarens beslut",
+            "text": e.text,
+            "compensating_rest_hours": e.compensating_rest_hours,
+        }
+        for e in evaluation.exceptions
+    ]
     history = []
     for event in ledger.history():
         at = datetime.fromisoformat(event["at"])
@@ -107,6 +119,7 @@ def review_material(
         "proposed_name": name(proposed) if proposed else None,
         "eligible": eligible,
         "ineligible": ineligible,
+        "exceptions": exceptions,
         "history": history,
         "counts": {
             "eligible": len(eligible),

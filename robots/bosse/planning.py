@@ -20,12 +20,13 @@ from robots.bosse.ledger import ShiftLedger
 from robots.bosse.messages import Answer, MessageKind
 from robots.bosse.ranking import rank_candidates
 from robots.bosse.records import ShiftInfo, SubstituteInfo
-from robots.bosse.rules import STOCKHOLM, BosseRules, check_eligibility
+from robots.bosse.rules import STOCKHOLM, BosseRules, check_eligibility, counters, exception_option
 from robots.bosse.settings import BosseSettings
 
 __all__ = [
     "Candidate",
     "Evaluation",
+    "ExceptionCase",
     "Step",
     "StepKind",
     "close_at",
@@ -98,11 +99,27 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class ExceptionCase:
+    """Someone who could take the shift only under an exception in AB: for a coordinator only."""
+
+    id: str
+    text: str
+    compensating_rest_hours: float
+
+
+@dataclass(frozen=True)
 class Evaluation:
-    """Everyone checked for one shift: the eligible ranked, the others with their reasons."""
+    """Everyone checked for one shift: the eligible ranked, the others with their reasons.
+
+    ``counters`` holds, per eligible person, their overtime and mertid with the shift
+    (``"övertid i december: 38 av 50 h"``); ``exceptions`` the ineligible who could take it
+    only under an exception in AB (never offered by Bosse, only shown to the coordinators).
+    """
 
     eligible: tuple[Candidate, ...]
     ineligible: tuple[tuple[str, tuple[str, ...]], ...]
+    counters: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    exceptions: tuple[ExceptionCase, ...] = ()
 
     def rank_of(self, substitute_id: str) -> Candidate | None:
         """The candidate entry of ``substitute_id`` (None when not eligible)."""
@@ -125,16 +142,23 @@ def evaluate_shift(shift: ShiftInfo, substitutes: Iterable[SubstituteInfo], rule
     people = {s.id: s for s in substitutes}
     eligible = []
     ineligible: list[tuple[str, tuple[str, ...]]] = []
+    exceptions: list[ExceptionCase] = []
     for person in people.values():
-        violations = check_eligibility(domain_shift, person.to_rules(shift), rules)
+        seen = person.to_rules(shift)
+        violations = check_eligibility(domain_shift, seen, rules)
         if violations:
             ineligible.append((person.id, tuple(v.reason for v in violations)))
+            option = exception_option(violations, rules)
+            if option is not None:
+                exceptions.append(ExceptionCase(person.id, option.text, float(option.compensating_rest_hours)))
         else:
-            eligible.append(person.to_rules(shift))
+            eligible.append(seen)
     ranked = rank_candidates(domain_shift, eligible)
     return Evaluation(
         eligible=tuple(Candidate(c.rank, c.id, c.why, _reachable(people[c.id].phone)) for c in ranked),
         ineligible=tuple(ineligible),
+        counters={c.id: tuple(k.text for k in counters(domain_shift, c.substitute, rules)) for c in ranked},
+        exceptions=tuple(exceptions),
     )
 
 
