@@ -540,7 +540,15 @@ class Work:
         late_yes: str | None = None,
     ) -> NeedsReview:
         material = review_material(
-            shift, evaluation, ledger, people, reason=reason, reason_text=reason_text, note=note, late_yes=late_yes
+            shift,
+            evaluation,
+            ledger,
+            people,
+            reason=reason,
+            reason_text=reason_text,
+            note=note,
+            late_yes=late_yes,
+            rules=self.settings.rules,
         )
         return NeedsReview(
             queue=QUEUE,

@@ -16,7 +16,7 @@ from robots.bosse.ledger import ShiftLedger
 from robots.bosse.messages import Answer, shift_label
 from robots.bosse.planning import Evaluation, candidates_for_review
 from robots.bosse.records import ShiftInfo, SubstituteInfo
-from robots.bosse.rules import STOCKHOLM
+from robots.bosse.rules import DEFAULT_RULES, STOCKHOLM, BosseRules, counters
 
 __all__ = ["HOW_TO_DECIDE", "QUEUE", "review_material", "review_summary", "review_title"]
 
@@ -57,6 +57,14 @@ def _offer_status(ledger: ShiftLedger, substitute_id: str) -> tuple[dict[str, An
     return info, f"omgång {offer.wave}: inget svar"
 
 
+def _counters(shift: ShiftInfo, person: SubstituteInfo | None, rules: BosseRules) -> list[str]:
+    """The person's overtime and mertid with the shift, counted from their bookings, in Swedish
+    (``"övertid i december: 38 av 50 h"``), for the coordinators."""
+    if person is None:
+        return []
+    return [c.text for c in counters(shift.to_rules(), person.to_rules(shift), rules)]
+
+
 def review_material(
     shift: ShiftInfo,
     evaluation: Evaluation,
@@ -67,6 +75,7 @@ def review_material(
     reason_text: str,
     note: str | None = None,
     late_yes: str | None = None,
+    rules: BosseRules = DEFAULT_RULES,
 ) -> dict[str, Any]:
     """The JSON material of a ``bosse.unfilled`` review item."""
 
@@ -86,7 +95,7 @@ def review_material(
                 "reachable": c.reachable,
                 "offer": offer,
                 "status": status if c.reachable else f"{status}; saknar giltigt mobilnummer",
-                "counters": list(evaluation.counters.get(c.id, ())),
+                "counters": _counters(shift, people.get(c.id), rules),
             }
         )
     ineligible = [{"id": sub, "name": name(sub), "reasons": list(reasons)} for sub, reasons in evaluation.ineligible]

@@ -39,6 +39,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from fractions import Fraction
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -408,6 +409,8 @@ def work_periods(work: Iterable[Interval], min_rest: timedelta) -> list[Interval
 
 def _check_shift_length(span: Interval, work: Sequence[Interval], rules: BosseRules) -> list[Violation]:
     rest = timedelta(hours=rules.min_daily_rest_hours)
+    reach = timedelta(hours=rules.max_shift_hours + rules.min_daily_rest_hours) * 2
+    work = [w for w in work if w.overlaps(Interval(span.start - reach, span.end + reach))]
     period = next(p for p in work_periods(work, rest) if p.overlaps(span))
     if period.duration <= timedelta(hours=rules.max_shift_hours):
         return []
@@ -466,6 +469,8 @@ def day_periods(window: Interval, day_break: time) -> list[Interval]:
 def _check_daily_rest(span: Interval, work: Sequence[Interval], day_break: time, rules: BosseRules) -> list[Violation]:
     # Only the periods the shift touches change; the others are as they were.
     required = timedelta(hours=rules.min_daily_rest_hours)
+    near = Interval(span.start - timedelta(days=2), span.end + timedelta(days=2))
+    work = [w for w in work if w.overlaps(near)]
     violations: list[Violation] = []
     for period in day_periods(span, day_break):
         longest = longest_free_period(period, work)
@@ -504,11 +509,17 @@ def weekly_rest_in(week: Interval, work: Sequence[Interval], day_break: time, ru
     the veckovila at once); ``None`` when there is none."""
     need = timedelta(hours=rules.min_weekly_rest_hours)
     daily = timedelta(hours=rules.min_daily_rest_hours)
+    near = Interval(week.start - timedelta(days=3), week.end + timedelta(days=3))
+    work = [w for w in work if w.overlaps(near)]
     busy = _merge(c for w in work if (c := _clip(w, week)) is not None)
     free = _uncovered(week, busy)
     for stretch in free:
         if stretch.duration < need:
             continue
+        if stretch.duration >= need + 2 * daily:
+            # Room for a dygnsvila on both sides: any period with work that the veckovila
+            # placed 11 h into the stretch touches has those 11 h outside it.
+            return Interval(stretch.start + daily, stretch.start + daily + need)
         around = Interval(stretch.start - timedelta(days=2), stretch.end + timedelta(days=2))
         days = day_periods(around, day_break)
         last = stretch.end - need
@@ -720,6 +731,16 @@ def counters(shift: Shift | None, substitute: Substitute, rules: BosseRules = DE
 
 
 def _check_overtime(span: Interval, substitute: Substitute, rules: BosseRules) -> list[Violation]:
+    week = _calendar_week(span.start)
+    if span.end <= week.end:
+        # A week whose hours, the shift's included, stay within the contract (full time for
+        # hourly staff) has neither mertid nor overtime: the shift adds nothing to count.
+        within = sum((min(b.end, week.end) - max(b.start, week.start) for b in substitute.bookings
+                      if b.start < week.end and week.start < b.end), span.duration)
+        contract = substitute.contract_hours_week
+        limit = rules.full_time_hours_week if contract is None else min(contract, rules.full_time_hours_week)
+        if within <= timedelta(hours=limit):
+            return []
     shift = Shift("_", span.start, span.end)
     violations: list[Violation] = []
     for c in counters(shift, substitute, rules):
@@ -739,6 +760,10 @@ def _check_average(span: Interval, bookings: Sequence[Interval], rules: BosseRul
     violations: list[Violation] = []
     windows = {reference_period(span.start, rules), reference_period(span.end - timedelta(seconds=1), rules)}
     for window in sorted(windows, key=lambda w: w.start):
+        # Cheap bound first: all the hours near the period cannot reach the average.
+        bound = sum((b.duration for b in bookings if b.start < window.end and window.start < b.end), span.duration)
+        if bound <= (window.end - window.start) * rules.max_average_week_hours / 168:
+            continue
         average = average_hours(window, [*bookings, span])
         if average > Fraction(str(rules.max_average_week_hours)):
             start = window.start.astimezone(STOCKHOLM)
@@ -826,6 +851,7 @@ def longest_free_period(week: Interval, work: Iterable[Interval]) -> timedelta:
     return max(longest, week.end - cursor)
 
 
+@lru_cache(maxsize=8192)
 def _local_at(day: date, moment: time) -> datetime:
     """``moment`` on ``day`` Swedish time as UTC; a time skipped in spring is read an hour later."""
     local = datetime.combine(day, moment)
@@ -835,6 +861,7 @@ def _local_at(day: date, moment: time) -> datetime:
         return local_to_utc(local + timedelta(hours=1))
 
 
+@lru_cache(maxsize=8192)
 def _local_midnight(day: date) -> datetime:
     # Midnight always exists exactly once in Sweden (clocks change at 02:00/03:00).
     return datetime(day.year, day.month, day.day, tzinfo=STOCKHOLM).astimezone(UTC)
