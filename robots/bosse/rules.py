@@ -336,8 +336,11 @@ def check_eligibility(shift: Shift, substitute: Substitute, rules: BosseRules = 
         return violations + _check_local_cap(span, substitute, rules)
     day_break = day_break_of(substitute, shift, rules)
     work = [*substitute.bookings, span]
-    violations += _check_shift_length(span, work, rules)
-    violations += _check_daily_rest(span, work, day_break, rules)
+    too_long = _check_shift_length(span, work, rules)
+    violations += too_long
+    # The 24-hour periods are checked when the work periods hold: a rest already too short
+    # between bookings is reported once, above, not again for each period it falls in.
+    violations += [] if too_long else _check_daily_rest(span, work, day_break, rules)
     violations += _check_weekly_rest(span, work, day_break, rules)
     violations += _check_overtime(span, substitute, rules)
     violations += _check_average(span, substitute.bookings, rules)
