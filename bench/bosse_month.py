@@ -45,9 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
+from robots.bosse.audit_check import Limits, Person, audit  # noqa: E402
 from robots.bosse.ledger import Offer, Reply, SentMessage, ShiftLedger  # noqa: E402
 from robots.bosse.messages import Answer, MessageKind  # noqa: E402
-from robots.bosse.audit_check import Limits, Person, audit  # noqa: E402
 from robots.bosse.planning import (  # noqa: E402
     Candidate,
     Evaluation,
@@ -132,7 +132,9 @@ class ShiftState:
 class Simulation:
     """One policy over the month."""
 
-    def __init__(self, month: Month, settings: BosseSettings, seed: int, *, baseline: bool, joint: bool = False) -> None:
+    def __init__(
+        self, month: Month, settings: BosseSettings, seed: int, *, baseline: bool, joint: bool = False
+    ) -> None:
         self.month = month
         self.settings = settings
         self.seed = seed

@@ -105,7 +105,9 @@ class _Roster:
         return not (0 <= i < len(self.busy) and self.busy[i])
 
 
-def audit(people: Mapping[str, Person], booked: Iterable[tuple[str, datetime, datetime]], limits: Limits) -> list[Finding]:
+def audit(
+    people: Mapping[str, Person], booked: Iterable[tuple[str, datetime, datetime]], limits: Limits
+) -> list[Finding]:
     """Every rule each booked ``(person, start, end)`` breaks in the finished rosters of ``people``."""
     findings: list[Finding] = []
     for person_id, start, end in booked:
@@ -163,7 +165,7 @@ def _work_period(r: _Roster, booking: tuple[datetime, datetime], limits: Limits)
 
 def _day_starts(r: _Roster, a: int, b: int) -> list[tuple[int, int]]:
     first = (_EPOCH + a * _SLOT).astimezone(_TZ).date() - timedelta(days=1)
-    periods = []
+    periods: list[tuple[int, int]] = []
     day = first
     while True:
         p0 = _slot(_local(day, r.person.day_break))
@@ -244,7 +246,7 @@ def _hours(r: _Roster, booking: tuple[datetime, datetime], limits: Limits) -> li
                 count += 1
                 kind[s] = "ordinary" if count <= contract else ("extra" if count <= full else "overtime")
         monday += timedelta(days=7)
-    a, b = _span(booking)
+    a = _span(booking)[0]
     found: list[Finding] = []
     day = (_EPOCH + a * _SLOT).astimezone(_TZ).date()
     week_monday = day - timedelta(days=day.weekday())
@@ -265,7 +267,9 @@ def _hours(r: _Roster, booking: tuple[datetime, datetime], limits: Limits) -> li
             )
             for d0, d1, cap, before in windows:
                 s0, s1 = _slot(_local(d0, time(0))), _slot(_local(d1, time(0)))
-                hours = sum(1 for s, k in kind.items() if k == ("overtime" if what == "overtime" else "extra") and s0 <= s < s1)
+                hours = sum(
+                    1 for s, k in kind.items() if k == ("overtime" if what == "overtime" else "extra") and s0 <= s < s1
+                )
                 total = hours / _PER_HOUR
                 if anchor is not None and s0 <= _slot(anchor) < s1:
                     total += before
@@ -283,12 +287,12 @@ def _hours(r: _Roster, booking: tuple[datetime, datetime], limits: Limits) -> li
         if worked > limits.average_h * weeks:
             found.append(Finding(person.id, booking, "average_hours", f"{worked / weeks:.2f} h/week"))
     # The local cap: hours of the bookings starting in the booking's month.
-    cap = person.month_cap_h if person.month_cap_h is not None else limits.local_month_cap_h
-    if cap is not None:
+    month_cap = person.month_cap_h if person.month_cap_h is not None else limits.local_month_cap_h
+    if month_cap is not None:
         month = booking[0].astimezone(_TZ).strftime("%Y-%m")
         total = sum(
             (e - s).total_seconds() / 3600 for s, e in person.bookings if s.astimezone(_TZ).strftime("%Y-%m") == month
         )
-        if total > cap + 1e-9:
-            found.append(Finding(person.id, booking, "monthly_cap", f"{total} h > {cap} h"))
+        if total > month_cap + 1e-9:
+            found.append(Finding(person.id, booking, "monthly_cap", f"{total} h > {month_cap} h"))
     return list(dict.fromkeys(found))

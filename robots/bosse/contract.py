@@ -60,9 +60,9 @@ from robots.bosse.rules import (
 )
 
 __all__ = [
+    "DayBreak",
     "EligibleEntry",
     "IneligibleEntry",
-    "DayBreak",
     "IntervalIn",
     "MatchInput",
     "MatchResult",

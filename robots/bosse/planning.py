@@ -28,14 +28,15 @@ __all__ = [
     "Evaluation",
     "ExceptionCase",
     "Plan",
-    "adaptive_wave_size",
     "Step",
     "StepKind",
+    "adaptive_wave_size",
+    "clashing_offers",
     "close_at",
     "evaluate_shift",
     "in_quiet_hours",
-    "next_step",
     "live_offers",
+    "next_step",
     "pending_notices",
     "plan_offers",
     "quiet_hours_end_after",
@@ -295,6 +296,8 @@ def adaptive_wave_size(remaining: int, now: datetime, closes: datetime, settings
     """How many to ask at once: few while there is time for many rounds of replies, more as
     the deadline nears, so that everyone left can be asked before offers close (at most
     ``wave_size``, at least one)."""
+    if not settings.adaptive_waves:
+        return settings.wave_size
     rounds = int((closes - now).total_seconds() // (settings.reply_wait_minutes * 60))
     needed = -(-remaining // max(rounds, 1))
     return max(1, min(settings.wave_size, needed))
@@ -310,7 +313,8 @@ class _Conflicts:
     def clash(self, person_id: str, a: str, b: str) -> bool:
         if a == b:
             return False
-        key = (person_id, *sorted((a, b)))
+        first, second = sorted((a, b))
+        key = (person_id, first, second)
         if key not in self._cache:
             self._cache[key] = self._one_way(person_id, a, b) or self._one_way(person_id, b, a)
         return self._cache[key]
@@ -399,3 +403,13 @@ def plan_offers(
         if skipped:
             held_back[sid] = skipped
     return Plan(tuple(order), offers, held_back)
+
+
+def clashing_offers(
+    person: SubstituteInfo, shift: ShiftInfo, holding: Sequence[ShiftInfo], rules: BosseRules
+) -> list[str]:
+    """The shifts among ``holding`` (open shifts ``person`` holds a live offer on) where a yes
+    would make ``shift`` illegal for them, or the other way round: no offer is sent then."""
+    shifts = {s.id: s for s in [*holding, shift]}
+    conflicts = _Conflicts({person.id: person}, shifts, rules)
+    return [other.id for other in holding if conflicts.clash(person.id, other.id, shift.id)]

@@ -33,7 +33,7 @@ Swedish number formatting, because they are shown to staffing coordinators as th
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
@@ -98,7 +98,7 @@ MONTHS_SV = (
 SRC_REQUIREMENT = "passets krav"
 SRC_AVAILABILITY = "vikariens anmälda tillgänglighet"
 SRC_OVERLAP = "dubbelbokning"
-SRC_PASS = "AB § 13 från 2023-10-01: arbetspass följs av dygnsvila, högst 13 h"
+SRC_PASS = "AB § 13 från 2023-10-01: arbetspass följs av dygnsvila, högst 13 h"  # noqa: S105 (not a password)
 SRC_DAILY = "AB § 13 från 2023-10-01, ATL 13 §"
 SRC_WEEKLY = "ATL 14 §; veckovila får inte överlappa dygnsvila (SKR)"
 SRC_OVERTIME = "ATL 8 §"
@@ -142,7 +142,7 @@ class BosseRules(BaseModel):
     )
     day_break_by_unit: dict[str, time] = Field(
         default_factory=dict,
-        description="Per-workplace default dygnsbryt, by the shift's unit (e.g. {\"Solgården\" = \"07:00\"}).",
+        description='Per-workplace default dygnsbryt, by the shift\'s unit (e.g. {"Solgården" = "07:00"}).',
     )
     min_weekly_rest_hours: float = Field(
         default=36.0,
@@ -394,7 +394,9 @@ def _check_availability(span: Interval, available: Iterable[Interval]) -> list[V
             )
         ]
     listed = ", ".join(format_interval(g) for g in gaps)
-    return [Violation(Rule.AVAILABILITY, f"anmäld tillgänglighet saknas {listed} ({SRC_AVAILABILITY})", SRC_AVAILABILITY)]
+    return [
+        Violation(Rule.AVAILABILITY, f"anmäld tillgänglighet saknas {listed} ({SRC_AVAILABILITY})", SRC_AVAILABILITY)
+    ]
 
 
 # -- arbetspass and dygnsvila --------------------------------------------------------------
@@ -738,8 +740,14 @@ def _check_overtime(span: Interval, substitute: Substitute, rules: BosseRules) -
     if span.end <= week.end:
         # A week whose hours, the shift's included, stay within the contract (full time for
         # hourly staff) has neither mertid nor overtime: the shift adds nothing to count.
-        within = sum((min(b.end, week.end) - max(b.start, week.start) for b in substitute.bookings
-                      if b.start < week.end and week.start < b.end), span.duration)
+        within = sum(
+            (
+                min(b.end, week.end) - max(b.start, week.start)
+                for b in substitute.bookings
+                if b.start < week.end and week.start < b.end
+            ),
+            span.duration,
+        )
         contract = substitute.contract_hours_week
         limit = rules.full_time_hours_week if contract is None else min(contract, rules.full_time_hours_week)
         if within <= timedelta(hours=limit):

@@ -277,7 +277,8 @@ def test_time_rules_agree_with_the_independent_check(
     rules = BosseRules(min_daily_rest_hours=daily, min_weekly_rest_hours=weekly, default_max_hours_month=None)
     span = data.draw(periods(monday, -1, 7, 1, 14), label="shift")
     bookings = [
-        b for b in data.draw(st.lists(periods(monday, -3, 10, 1, 14), max_size=10), label="bookings")
+        b
+        for b in data.draw(st.lists(periods(monday, -3, 10, 1, 14), max_size=10), label="bookings")
         if not b.overlaps(span)
     ]
     shift = Shift("s", span.start, span.end)

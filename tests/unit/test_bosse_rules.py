@@ -31,7 +31,6 @@ from robots.bosse.rules import (
     format_number,
     is_eligible,
     local_to_utc,
-    longest_free_period,
 )
 
 # --------------------------------------------------------------------------- helpers

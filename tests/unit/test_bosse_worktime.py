@@ -135,10 +135,10 @@ def test_weekly_rest_may_start_right_after_a_shift_when_the_days_rest_came_befor
 
 
 def test_weekly_rest_does_not_overlap_the_daily_rest() -> None:
-    # Dygnsbryt 07:00; Mon–Sat work 07–16 but Saturday 20:00–24:00, then free until Mon 07:00.
-    # Free Sun 00:00 – Mon 07:00 = 31 h < 36 h: refused whatever the daily rest.
-    days = _mon_to_fri() + [iv("2026-11-28T20:00", "2026-11-29T00:00")]
-    assert Rule.WEEKLY_REST in failed(shift("2026-11-28T20:00", "2026-11-29T00:00"), sub(bookings=days[:5]))
+    # Dygnsbryt 09:00 (the default); Mon–Fri 07–16 and Saturday 20:00–24:00 offered: the
+    # 7-day period Mon 09:00 – Mon 09:00 then has Fri 16:00 – Sat 20:00 (28 h) and Sun 00:00 –
+    # Mon 09:00 (33 h) free: no 36 h. Refused.
+    assert Rule.WEEKLY_REST in failed(shift("2026-11-28T20:00", "2026-11-29T00:00"), sub(bookings=_mon_to_fri()))
     # Saturday 07:00–14:00 offered instead, dygnsbryt 18:00. Free Sat 14:00 – Mon 07:00 = 41 h, but the
     # period Fri 18:00 – Sat 18:00 holds Saturday's work and rests only 18:00–07:00 = 13 h,
     # before it: the veckovila can start at 14:00 and reach Mon 02:00. Allowed.
@@ -201,7 +201,14 @@ def test_the_48_hour_average_over_the_reference_period() -> None:
 def test_the_local_monthly_cap_says_it_is_local() -> None:
     found = check_eligibility(shift("2026-12-01T07:00", "2026-12-01T16:00"), sub(hours_this_month=160))
     assert found[0].reason.endswith("(lokal regel, inte lag)")
-    assert failed(shift("2026-12-01T07:00", "2026-12-01T16:00"), sub(hours_this_month=160), BosseRules(default_max_hours_month=None)) == []
+    assert (
+        failed(
+            shift("2026-12-01T07:00", "2026-12-01T16:00"),
+            sub(hours_this_month=160),
+            BosseRules(default_max_hours_month=None),
+        )
+        == []
+    )
 
 
 # -- exceptions are described, never used ----------------------------------------------------------
@@ -232,9 +239,7 @@ PAYLOAD: dict[str, Any] = {
         {
             "id": "v1",
             "available": [{"start": "2026-12-01T00:00", "end": "2026-12-31T00:00"}],
-            "bookings": [
-                {"start": f"2026-12-{d:02d}T07:00", "end": f"2026-12-{d:02d}T19:00"} for d in (7, 8, 9, 10)
-            ],
+            "bookings": [{"start": f"2026-12-{d:02d}T07:00", "end": f"2026-12-{d:02d}T19:00"} for d in (7, 8, 9, 10)],
             "hours_this_month": 48,
             "day_break": "07:00",
             "overtime_hours": {"four_weeks": 0, "month": 31, "year": 100},
@@ -266,7 +271,9 @@ def test_the_optional_fields_are_read() -> None:
         (("contract_hours_week",), "30", "substitutes[0].contract_hours_week"),
     ],
 )
-def test_bad_optional_fields_exit_2_naming_the_field(tmp_path: Any, path: tuple[str, ...], value: Any, field: str) -> None:
+def test_bad_optional_fields_exit_2_naming_the_field(
+    tmp_path: Any, path: tuple[str, ...], value: Any, field: str
+) -> None:
     payload = json.loads(json.dumps(PAYLOAD))
     target = payload["substitutes"][0]
     for key in path[:-1]:
