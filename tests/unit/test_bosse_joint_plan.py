@@ -80,3 +80,22 @@ def test_adaptive_waves_ask_few_while_there_is_time() -> None:
     assert adaptive_wave_size(6, NOW, NOW + timedelta(minutes=10), settings) == 3
     fixed = BosseSettings(wave_size=3, reply_wait_minutes=30, adaptive_waves=False)
     assert adaptive_wave_size(6, NOW, NOW + timedelta(hours=10), fixed) == 3
+
+
+def test_the_review_shows_counters_and_exceptions_labelled() -> None:
+    from robots.bosse.material import review_material
+
+    long_shift = shift("LONG", "2026-12-02T07:00", "2026-12-02T22:00")  # 15 h: only by exception
+    normal = shift("DAY", "2026-12-02T07:00", "2026-12-02T16:00")
+    people = {"V1": person("V1")}
+    for s, expect_exception in ((long_shift, True), (normal, False)):
+        evaluation = evaluate_shift(s, people.values(), SETTINGS.rules)
+        m = review_material(s, evaluation, ShiftLedger(s.id), people, reason="deadline", reason_text="x")
+        if expect_exception:
+            assert m["eligible"] == []
+            (case,) = m["exceptions"]
+            assert case["id"] == "V1" and case["label"] == "Endast med undantag – kräver samordnarens beslut"
+            assert case["compensating_rest_hours"] == 15.0 and "Bosse bokar inte på undantag" in case["text"]
+        else:
+            assert m["exceptions"] == []
+            assert "övertid i december: 0 av 50 h" in m["eligible"][0]["counters"]
