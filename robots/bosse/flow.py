@@ -368,7 +368,8 @@ class Work:
     ) -> tuple[list[str], dict[str, list[str]]]:
         """Leave out whoever holds a live offer on another open shift that clashes with this one."""
         full = await self.gateway.ledger()
-        offered = {sub: ids for sub, ids in _held_by(full).items() if sub in targets}
+        since = self.now() - timedelta(days=self.settings.horizon_days + 1)
+        offered = {sub: ids for sub, ids in _held_by(full, since).items() if sub in targets}
         others = {sid for ids in offered.values() for sid in ids if sid != shift.id}
         open_others = [s for s in await asyncio.gather(*(self.staffing.shift(sid) for sid in sorted(others)))]
         holding = live_offers(open_others, {s.id: full.of(s.id) for s in open_others})
@@ -724,12 +725,14 @@ def _chosen(review: ReviewView) -> str | None:
     return str(proposed) if proposed else None
 
 
-def _held_by(ledger: Ledger) -> dict[str, set[str]]:
-    """Per person, the shifts they were offered (answered or not)."""
+def _held_by(ledger: Ledger, since: datetime) -> dict[str, set[str]]:
+    """Per person, the shifts whose offer they have not declined, offered since ``since`` (an
+    offer goes out at most ``horizon_days`` before its shift, so older ones are for past shifts)."""
     held: dict[str, set[str]] = {}
-    for shift_id in ledger.shifts:
-        for sub in ledger.of(shift_id).offers:
-            held.setdefault(sub, set()).add(shift_id)
+    for shift_id, mine in ledger.shifts.items():
+        for sub, offer in mine.offers.items():
+            if offer.message.sent_at >= since and offer.answer is not Answer.no:
+                held.setdefault(sub, set()).add(shift_id)
     return held
 
 
