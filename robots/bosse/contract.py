@@ -19,14 +19,19 @@ Unknown keys are refused, so a misspelt key is an error rather than a silently i
 rule. Optional keys: the shift's ``qualifications``, ``medication_delegation``,
 ``driving_licence`` and ``unit``; a substitute's ``qualifications``, the two booleans,
 ``available``, ``bookings``, ``max_hours_month`` (default: the ``BosseRules`` cap),
-``priority_right``, ``preferred_units`` and ``distance_km``. A time may carry an explicit
+``priority_right``, ``preferred_units``, ``distance_km``, ``day_break`` (the person's dygnsbryt,
+``"HH:MM"``; default from the settings), ``overtime_hours`` and ``extra_hours`` (overtime and
+mertid already worked that the bookings do not show: ``{"four_weeks": …, "month": …,
+"year": …}``, each optional, for the periods the shift starts in) and ``contract_hours_week``
+(a part-timer's agreed hours per week: hours beyond it up to full time are mertid). Every
+ineligible substitute's reasons name the rule and its source. A time may carry an explicit
 UTC offset (``"2026-10-25T02:30+01:00"``) to say which of the repeated autumn hours it means.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Annotated, Any, TypedDict
 
 from pydantic import (
@@ -47,6 +52,7 @@ from robots.bosse.rules import (
     DEFAULT_RULES,
     BosseRules,
     Interval,
+    PeriodHours,
     Shift,
     Substitute,
     check_eligibility,
@@ -54,11 +60,13 @@ from robots.bosse.rules import (
 )
 
 __all__ = [
+    "DayBreak",
     "EligibleEntry",
     "IneligibleEntry",
     "IntervalIn",
     "MatchInput",
     "MatchResult",
+    "PeriodHoursIn",
     "ShiftIn",
     "SubstituteIn",
     "evaluate",
@@ -151,6 +159,31 @@ class ShiftIn(_Strict):
         )
 
 
+def _parse_day_break(value: object) -> time:
+    if not isinstance(value, str) or not re.fullmatch(r"\d{2}:\d{2}", value):
+        raise ValueError("expected a time of day like '07:00'")
+    try:
+        return time.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid time of day") from None
+
+
+#: A dygnsbryt, ``"HH:MM"`` Swedish time.
+DayBreak = Annotated[time, PlainValidator(_parse_day_break)]
+
+
+class PeriodHoursIn(_Strict):
+    """Hours already worked in the current 4-week period, month and year that the bookings do not show."""
+
+    four_weeks: _Hours = 0.0
+    month: _Hours = 0.0
+    year: _Hours = 0.0
+
+    def to_domain(self) -> PeriodHours:
+        """The hours as the rules' :class:`PeriodHours`."""
+        return PeriodHours(four_weeks=self.four_weeks, month=self.month, year=self.year)
+
+
 class SubstituteIn(_Strict):
     """A substitute with competences, stated availability, bookings and this month's hours."""
 
@@ -165,6 +198,10 @@ class SubstituteIn(_Strict):
     priority_right: StrictBool = False
     preferred_units: list[_Term] = []
     distance_km: _Km | None = None
+    day_break: DayBreak | None = None
+    overtime_hours: PeriodHoursIn = PeriodHoursIn()
+    extra_hours: PeriodHoursIn = PeriodHoursIn()
+    contract_hours_week: Annotated[float, Field(strict=True, ge=0, le=168, allow_inf_nan=False)] | None = None
 
     def to_domain(self) -> Substitute:
         """The substitute as a rules :class:`Substitute`."""
@@ -180,6 +217,10 @@ class SubstituteIn(_Strict):
             priority_right=self.priority_right,
             preferred_units=tuple(self.preferred_units),
             distance_km=self.distance_km,
+            day_break=self.day_break,
+            overtime_hours=self.overtime_hours.to_domain(),
+            extra_hours=self.extra_hours.to_domain(),
+            contract_hours_week=self.contract_hours_week,
         )
 
 

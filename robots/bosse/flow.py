@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote
@@ -38,18 +38,21 @@ from core.api import (
     RunContext,
     WorkItemView,
 )
-from robots.bosse.ledger import ShiftLedger
+from robots.bosse.ledger import Ledger, ShiftLedger
 from robots.bosse.material import QUEUE, review_material, review_summary, review_title
 from robots.bosse.messages import Answer, MessageKind, Reference, message_text
 from robots.bosse.planning import (
     Evaluation,
     StepKind,
+    clashing_offers,
     close_at,
     covered_notices,
     evaluate_shift,
     in_quiet_hours,
+    live_offers,
     next_step,
     pending_notices,
+    plan_offers,
     quiet_hours_end_after,
     wave_targets,
 )
@@ -206,6 +209,18 @@ class Work:
         unfilled: list[NewItem] = []
         quiet = self.quiet(now)
         slot = slot_of(now)
+        # Tonight's open shifts are planned together: scarcest first, nobody offered a shift
+        # a yes elsewhere would make illegal (planning.plan_offers).
+        rules = self.settings.rules
+        evaluations = {s.id: evaluate_shift(s, pool, rules) for s in open_shifts}
+        plan = plan_offers(
+            open_shifts,
+            evaluations,
+            {s.id: ledger.of(s.id) for s in open_shifts},
+            {p.id: p for p in pool},
+            now,
+            self.settings,
+        )
         for shift in shifts:
             mine = ledger.of(shift.id)
             if not quiet:
@@ -236,8 +251,9 @@ class Work:
             ]
             if stale and not quiet:
                 closes.append(NewItem(str(ItemRef("settle", shift.id, None, slot)), {"shift_id": shift.id}))
-            step = next_step(shift, evaluate_shift(shift, pool, self.settings.rules), mine, now, self.settings)
-            if step.kind is StepKind.wave:
+            step = next_step(shift, evaluations[shift.id], mine, now, self.settings)
+            if step.kind is StepKind.wave and shift.id in plan.offers:
+                step = replace(step, candidates=plan.offers[shift.id])
                 waves.append(
                     NewItem(
                         str(ItemRef("wave", shift.id, str(step.wave), slot)),
@@ -269,7 +285,10 @@ class Work:
         if ref.kind == "prepare":
             return await self.prepare(ref.shift_id)
         if ref.kind == "wave":
-            return await self.wave(ref.shift_id, int(ref.arg or 1))
+            planned = item.payload.get("planned")
+            return await self.wave(
+                ref.shift_id, int(ref.arg or 1), [str(p) for p in planned] if isinstance(planned, list) else None
+            )
         # A retried item's earlier attempt may have booked and died before recording it.
         retry = item.attempts > 1
         if ref.kind == "reply":
@@ -316,8 +335,10 @@ class Work:
             sent.append(sub)
         return sent
 
-    async def wave(self, shift_id: str, wave: int) -> Done:
-        """Send wave ``wave`` of offers to the best-ranked candidates not offered yet."""
+    async def wave(self, shift_id: str, wave: int, planned: list[str] | None = None) -> Done:
+        """Send wave ``wave`` of offers: to those the night's joint plan chose (``planned``),
+        else the best-ranked candidates not offered yet; never to someone holding an offer
+        on another open shift that a yes would make this one illegal for."""
         self.guard_quiet()
         shift, ledger = await self._fresh(shift_id)
         result: dict[str, Any] = {"kind": "wave", "wave": wave, "shift_id": shift_id}
@@ -327,10 +348,41 @@ class Work:
             return Done({**result, "status": "skipped", "why": "sista tidpunkten för erbjudanden har passerat"})
         people = {p.id: p for p in await self.staffing.substitutes()}
         evaluation = evaluate_shift(shift, people.values(), self.settings.rules)
-        targets = wave_targets(evaluation, ledger, wave, self.settings.wave_size)
+        if planned is None:
+            targets = wave_targets(evaluation, ledger, wave, self.settings.wave_size)
+        else:
+            targets = [
+                p
+                for p in planned
+                if (c := evaluation.rank_of(p)) is not None and c.reachable and p not in ledger.offers
+            ]
+        targets, held = await self._without_clashes(shift, people, targets)
+        if held:
+            result["held_back"] = held
         sent = await self._offer(shift, evaluation, people, targets, wave)
         earlier = sorted(sub for sub, o in ledger.offers.items() if o.wave == wave)
         return Done({**result, "status": "sent" if sent or earlier else "nobody_left", "offered": earlier + sent})
+
+    async def _without_clashes(
+        self, shift: ShiftInfo, people: dict[str, SubstituteInfo], targets: list[str]
+    ) -> tuple[list[str], dict[str, list[str]]]:
+        """Leave out whoever holds a live offer on another open shift that clashes with this one."""
+        full = await self.gateway.ledger()
+        since = self.now() - timedelta(days=self.settings.horizon_days + 1)
+        offered = {sub: ids for sub, ids in _held_by(full, since).items() if sub in targets}
+        others = {sid for ids in offered.values() for sid in ids if sid != shift.id}
+        open_others = [s for s in await asyncio.gather(*(self.staffing.shift(sid) for sid in sorted(others)))]
+        holding = live_offers(open_others, {s.id: full.of(s.id) for s in open_others})
+        kept: list[str] = []
+        held: dict[str, list[str]] = {}
+        for sub in targets:
+            mine = [s for s in open_others if s.id in holding.get(sub, set())]
+            clash = clashing_offers(people[sub], shift, mine, self.settings.rules) if mine else []
+            if clash:
+                held[sub] = clash
+            else:
+                kept.append(sub)
+        return kept, held
 
     async def reply(self, shift_id: str, payload: dict[str, Any], *, retry: bool = False) -> Done | NeedsReview:
         """One reply: a JA settles the shift (books the first valid yes); NEJ and unclear are noted."""
@@ -545,7 +597,15 @@ class Work:
         late_yes: str | None = None,
     ) -> NeedsReview:
         material = review_material(
-            shift, evaluation, ledger, people, reason=reason, reason_text=reason_text, note=note, late_yes=late_yes
+            shift,
+            evaluation,
+            ledger,
+            people,
+            reason=reason,
+            reason_text=reason_text,
+            note=note,
+            late_yes=late_yes,
+            rules=self.settings.rules,
         )
         return NeedsReview(
             queue=QUEUE,
@@ -668,6 +728,17 @@ def _chosen(review: ReviewView) -> str | None:
                 return candidate
     proposed = material.get("proposed")
     return str(proposed) if proposed else None
+
+
+def _held_by(ledger: Ledger, since: datetime) -> dict[str, set[str]]:
+    """Per person, the shifts whose offer they have not declined, offered since ``since`` (an
+    offer goes out at most ``horizon_days`` before its shift, so older ones are for past shifts)."""
+    held: dict[str, set[str]] = {}
+    for shift_id, mine in ledger.shifts.items():
+        for sub, offer in mine.offers.items():
+            if offer.message.sent_at >= since and offer.answer is not Answer.no:
+                held.setdefault(sub, set()).add(shift_id)
+    return held
 
 
 class _Pool:

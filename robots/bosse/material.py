@@ -17,7 +17,7 @@ from robots.bosse.ledger import ShiftLedger
 from robots.bosse.messages import Answer, shift_label
 from robots.bosse.planning import Evaluation, candidates_for_review
 from robots.bosse.records import ShiftInfo, SubstituteInfo
-from robots.bosse.rules import STOCKHOLM
+from robots.bosse.rules import DEFAULT_RULES, STOCKHOLM, BosseRules, counters
 
 __all__ = ["HOW_TO_DECIDE", "QUEUE", "review_material", "review_summary", "review_title"]
 
@@ -58,6 +58,14 @@ def _offer_status(ledger: ShiftLedger, substitute_id: str) -> tuple[dict[str, An
     return info, f"omgång {offer.wave}: inget svar"
 
 
+def _counters(shift: ShiftInfo, person: SubstituteInfo | None, rules: BosseRules) -> list[str]:
+    """The person's overtime and mertid with the shift, counted from their bookings, in Swedish
+    (``"övertid i december: 38 av 50 h"``), for the coordinators."""
+    if person is None:
+        return []
+    return [c.text for c in counters(shift.to_rules(), person.to_rules(shift), rules)]
+
+
 def review_material(
     shift: ShiftInfo,
     evaluation: Evaluation,
@@ -68,6 +76,7 @@ def review_material(
     reason_text: str,
     note: str | None = None,
     late_yes: str | None = None,
+    rules: BosseRules = DEFAULT_RULES,
 ) -> dict[str, Any]:
     """The JSON material of a ``bosse.unfilled`` review item."""
 
@@ -87,9 +96,21 @@ def review_material(
                 "reachable": c.reachable,
                 "offer": offer,
                 "status": status if c.reachable else f"{status}; saknar giltigt mobilnummer",
+                "counters": _counters(shift, people.get(c.id), rules),
             }
         )
     ineligible = [{"id": sub, "name": name(sub), "reasons": list(reasons)} for sub, reasons in evaluation.ineligible]
+    # Never offered by Bosse: shown so a coordinator can decide, with the rest it would cost.
+    exceptions = [
+        {
+            "id": e.id,
+            "name": name(e.id),
+            "label": "Endast med undantag – kräver samordnarens beslut",
+            "text": e.text,
+            "compensating_rest_hours": e.compensating_rest_hours,
+        }
+        for e in evaluation.exceptions
+    ]
     history = []
     for event in ledger.history():
         at = datetime.fromisoformat(event["at"])
@@ -108,6 +129,7 @@ def review_material(
         "proposed_name": name(proposed) if proposed else None,
         "eligible": eligible,
         "ineligible": ineligible,
+        "exceptions": exceptions,
         "history": history,
         "counts": {
             "eligible": len(eligible),

@@ -9,8 +9,8 @@ disagree. Quiet hours and deadlines are worked out here too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 
@@ -20,19 +20,25 @@ from robots.bosse.ledger import ShiftLedger
 from robots.bosse.messages import Answer, MessageKind
 from robots.bosse.ranking import rank_candidates
 from robots.bosse.records import ShiftInfo, SubstituteInfo
-from robots.bosse.rules import STOCKHOLM, BosseRules, check_eligibility
+from robots.bosse.rules import STOCKHOLM, BosseRules, check_eligibility, exception_option
 from robots.bosse.settings import BosseSettings
 
 __all__ = [
     "Candidate",
     "Evaluation",
+    "ExceptionCase",
+    "Plan",
     "Step",
     "StepKind",
+    "adaptive_wave_size",
+    "clashing_offers",
     "close_at",
     "evaluate_shift",
     "in_quiet_hours",
+    "live_offers",
     "next_step",
     "pending_notices",
+    "plan_offers",
     "quiet_hours_end_after",
     "wave_targets",
 ]
@@ -98,11 +104,25 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class ExceptionCase:
+    """Someone who could take the shift only under an exception in AB: for a coordinator only."""
+
+    id: str
+    text: str
+    compensating_rest_hours: float
+
+
+@dataclass(frozen=True)
 class Evaluation:
-    """Everyone checked for one shift: the eligible ranked, the others with their reasons."""
+    """Everyone checked for one shift: the eligible ranked, the others with their reasons.
+
+    ``exceptions`` holds the ineligible who could take it only under an exception in AB
+    (never offered by Bosse, only shown to the coordinators).
+    """
 
     eligible: tuple[Candidate, ...]
     ineligible: tuple[tuple[str, tuple[str, ...]], ...]
+    exceptions: tuple[ExceptionCase, ...] = ()
 
     def rank_of(self, substitute_id: str) -> Candidate | None:
         """The candidate entry of ``substitute_id`` (None when not eligible)."""
@@ -125,16 +145,22 @@ def evaluate_shift(shift: ShiftInfo, substitutes: Iterable[SubstituteInfo], rule
     people = {s.id: s for s in substitutes}
     eligible = []
     ineligible: list[tuple[str, tuple[str, ...]]] = []
+    exceptions: list[ExceptionCase] = []
     for person in people.values():
-        violations = check_eligibility(domain_shift, person.to_rules(shift), rules)
+        seen = person.to_rules(shift)
+        violations = check_eligibility(domain_shift, seen, rules)
         if violations:
             ineligible.append((person.id, tuple(v.reason for v in violations)))
+            option = exception_option(violations, rules)
+            if option is not None:
+                exceptions.append(ExceptionCase(person.id, option.text, float(option.compensating_rest_hours)))
         else:
-            eligible.append(person.to_rules(shift))
+            eligible.append(seen)
     ranked = rank_candidates(domain_shift, eligible)
     return Evaluation(
         eligible=tuple(Candidate(c.rank, c.id, c.why, _reachable(people[c.id].phone)) for c in ranked),
         ineligible=tuple(ineligible),
+        exceptions=tuple(exceptions),
     )
 
 
@@ -249,3 +275,141 @@ def candidates_for_review(evaluation: Evaluation, ledger: ShiftLedger) -> Sequen
         if c.id not in yes and not (c.id in ledger.offers and ledger.offers[c.id].answer is Answer.no)
     ]
     return [s for s in yes if evaluation.rank_of(s) is not None] + rest
+
+
+# -- tonight's shifts together --------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    """Offers to send now for all open shifts together.
+
+    ``order`` lists the shifts scarcest first (fewest candidates left); ``offers`` says who
+    gets an offer for which shift now; ``held_back`` says, per shift, who was left out and
+    why (Swedish), e.g. because a yes to an offer they hold would make this shift illegal.
+    """
+
+    order: tuple[str, ...]
+    offers: dict[str, tuple[str, ...]]
+    held_back: dict[str, dict[str, str]]
+
+
+def adaptive_wave_size(remaining: int, now: datetime, closes: datetime, settings: BosseSettings) -> int:
+    """How many to ask at once: few while there is time for many rounds of replies, more as
+    the deadline nears, so that everyone left can be asked before offers close (at most
+    ``wave_size``, at least one)."""
+    if not settings.adaptive_waves:
+        return settings.wave_size
+    rounds = int((closes - now).total_seconds() // (settings.reply_wait_minutes * 60))
+    needed = -(-remaining // max(rounds, 1))
+    return max(1, min(settings.wave_size, needed))
+
+
+class _Conflicts:
+    """Whether a yes to one shift would make another illegal for a person (cached)."""
+
+    def __init__(self, people: Mapping[str, SubstituteInfo], shifts: Mapping[str, ShiftInfo], rules: BosseRules):
+        self.people, self.shifts, self.rules = people, shifts, rules
+        self._cache: dict[tuple[str, str, str], bool] = {}
+
+    def clash(self, person_id: str, a: str, b: str) -> bool:
+        if a == b:
+            return False
+        first, second = sorted((a, b))
+        key = (person_id, first, second)
+        if key not in self._cache:
+            self._cache[key] = self._one_way(person_id, a, b) or self._one_way(person_id, b, a)
+        return self._cache[key]
+
+    def _one_way(self, person_id: str, booked: str, offered: str) -> bool:
+        person, first, second = self.people[person_id], self.shifts[booked], self.shifts[offered]
+        hours = dict(person.hours_by_month)
+        hours[first.month] = hours.get(first.month, person.hours_this_month if not hours else 0.0) + first.hours
+        with_first = replace(
+            person,
+            bookings=(*person.bookings, first.to_rules().span),
+            booking_ids=(*person.booking_ids, f"planned:{first.id}"),
+            hours_by_month=hours,
+        )
+        return bool(check_eligibility(second.to_rules(), with_first.to_rules(second), self.rules))
+
+
+def live_offers(shifts: Iterable[ShiftInfo], ledgers: Mapping[str, ShiftLedger]) -> dict[str, set[str]]:
+    """Per person, the open shifts on which they hold an offer not declined (a yes may come)."""
+    held: dict[str, set[str]] = {}
+    for shift in shifts:
+        ledger = ledgers.get(shift.id)
+        if ledger is None or not shift.is_open or ledger.covered:
+            continue
+        for sub, offer in ledger.offers.items():
+            if offer.message.delivered and offer.answer is not Answer.no:
+                held.setdefault(sub, set()).add(shift.id)
+    return held
+
+
+def plan_offers(
+    shifts: Sequence[ShiftInfo],
+    evaluations: Mapping[str, Evaluation],
+    ledgers: Mapping[str, ShiftLedger],
+    people: Mapping[str, SubstituteInfo],
+    now: datetime,
+    settings: BosseSettings,
+) -> Plan:
+    """Plan the offers of all open shifts together.
+
+    Shifts with the fewest candidates left go first; a person who could take several shifts
+    that exclude each other is offered the scarcest of them (held back from the others);
+    nobody is offered a shift that a yes to an offer they already hold would make illegal;
+    and each shift asks only as many at once as it needs to reach everyone left before its
+    deadline (:func:`adaptive_wave_size`).
+    """
+    by_id = {s.id: s for s in shifts}
+    steps = {s.id: next_step(s, evaluations[s.id], ledgers[s.id], now, settings) for s in shifts}
+    remaining = {
+        sid: [c.id for c in evaluations[sid].eligible if c.id not in ledgers[sid].offers and c.reachable]
+        for sid, step in steps.items()
+        if step.kind is StepKind.wave
+    }
+    order = sorted(remaining, key=lambda sid: (len(remaining[sid]), by_id[sid].start, sid))
+    conflicts = _Conflicts(people, by_id, settings.rules)
+    held = live_offers(shifts, ledgers)
+    planned: dict[str, set[str]] = {}
+    offers: dict[str, tuple[str, ...]] = {}
+    held_back: dict[str, dict[str, str]] = {}
+    for index, sid in enumerate(order):
+        shift = by_id[sid]
+        scarcer = order[:index]
+        size = adaptive_wave_size(len(remaining[sid]), now, close_at(shift, settings), settings)
+        chosen: list[str] = []
+        later: list[str] = []
+        skipped: dict[str, str] = {}
+        for sub in remaining[sid]:
+            holding = held.get(sub, set()) | planned.get(sub, set())
+            blocker = next((other for other in sorted(holding) if conflicts.clash(sub, other, sid)), None)
+            if blocker is not None:
+                skipped[sub] = f"har erbjudande på pass {by_id[blocker].code}; ett ja där gör detta pass otillåtet"
+                continue
+            # Wanted where scarcer: asked there first, here only when nobody else is left.
+            if any(sub in remaining[o] and conflicts.clash(sub, o, sid) for o in scarcer):
+                later.append(sub)
+                continue
+            chosen.append(sub)
+        picked = (chosen + later)[:size]
+        for sub in later:
+            if sub not in picked:
+                skipped[sub] = "sparas till ett pass med färre behöriga"
+        if picked:
+            offers[sid] = tuple(picked)
+            for sub in picked:
+                planned.setdefault(sub, set()).add(sid)
+        if skipped:
+            held_back[sid] = skipped
+    return Plan(tuple(order), offers, held_back)
+
+
+def clashing_offers(
+    person: SubstituteInfo, shift: ShiftInfo, holding: Sequence[ShiftInfo], rules: BosseRules
+) -> list[str]:
+    """The shifts among ``holding`` (open shifts ``person`` holds a live offer on) where a yes
+    would make ``shift`` illegal for them, or the other way round: no offer is sent then."""
+    shifts = {s.id: s for s in [*holding, shift]}
+    conflicts = _Conflicts({person.id: person}, shifts, rules)
+    return [other.id for other in holding if conflicts.clash(person.id, other.id, shift.id)]

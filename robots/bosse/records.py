@@ -9,11 +9,11 @@ time without one is Swedish local time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from core.api import BusinessError
-from robots.bosse.rules import STOCKHOLM, Interval, Shift, Substitute, local_to_utc
+from robots.bosse.rules import STOCKHOLM, Interval, PeriodHours, Shift, Substitute, local_to_utc
 
 __all__ = ["BadRecord", "ShiftInfo", "SubstituteInfo", "parse_shift", "parse_substitute", "parse_time"]
 
@@ -134,6 +134,11 @@ class SubstituteInfo:
     priority_right_until: date | None = None
     preferred_units: tuple[str, ...] = ()
     distance_km: float | None = None
+    #: The person's dygnsbryt as the staffing system gives it (None: the settings' default).
+    day_break: time | None = None
+    overtime_hours: PeriodHours = field(default_factory=PeriodHours)
+    extra_hours: PeriodHours = field(default_factory=PeriodHours)
+    contract_hours_week: float | None = None
 
     @property
     def name(self) -> str:
@@ -168,6 +173,10 @@ class SubstituteInfo:
             priority_right=self.has_priority_on(shift.local_start.date()),
             preferred_units=self.preferred_units,
             distance_km=self.distance_km,
+            day_break=self.day_break,
+            overtime_hours=self.overtime_hours,
+            extra_hours=self.extra_hours,
+            contract_hours_week=self.contract_hours_week,
         )
 
 
@@ -202,6 +211,30 @@ def _number(data: dict[str, Any], key: str, what: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadRecord(f"{what}.{key}: expected a number")
     return float(value)
+
+
+def _day_break(data: dict[str, Any], what: str) -> time | None:
+    value = data.get("day_break")
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != 5:
+        raise BadRecord(f"{what}.day_break: expected a time of day like 07:00")
+    try:
+        return time.fromisoformat(value)
+    except ValueError:
+        raise BadRecord(f"{what}.day_break: expected a time of day like 07:00") from None
+
+
+def _period_hours(data: dict[str, Any], key: str, what: str) -> PeriodHours:
+    value = data.get(key)
+    if value is None:
+        return PeriodHours()
+    if not isinstance(value, dict) or set(value) - {"four_weeks", "month", "year"}:
+        raise BadRecord(f"{what}.{key}: expected an object with four_weeks, month and year")
+    hours = {k: _number(value, k, f"{what}.{key}") or 0.0 for k in ("four_weeks", "month", "year")}
+    if any(h < 0 for h in hours.values()):
+        raise BadRecord(f"{what}.{key}: hours cannot be negative")
+    return PeriodHours(**hours)
 
 
 def _intervals(data: dict[str, Any], key: str, what: str) -> tuple[tuple[Interval, ...], tuple[str | None, ...]]:
@@ -300,4 +333,8 @@ def parse_substitute(data: object) -> SubstituteInfo:
         priority_right_until=until,
         preferred_units=_terms(data, "preferred_units", what),
         distance_km=_number(data, "distance_km", what),
+        day_break=_day_break(data, what),
+        overtime_hours=_period_hours(data, "overtime_hours", what),
+        extra_hours=_period_hours(data, "extra_hours", what),
+        contract_hours_week=_number(data, "contract_hours_week", what),
     )

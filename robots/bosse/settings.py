@@ -45,6 +45,14 @@ class BosseSettings(BaseModel):
         le=100,
         description="How many candidates get an offer at once (one wave), best ranked first.",
     )
+    adaptive_waves: bool = Field(
+        default=True,
+        description=(
+            "Ask only as many at once as a shift needs to reach everyone left before its deadline "
+            "(one at a time while there is time for many rounds of replies, up to wave_size as the "
+            "deadline nears); false = always wave_size at once."
+        ),
+    )
     reply_wait_minutes: float = Field(
         default=30,
         gt=0,

@@ -57,7 +57,7 @@ def worker_config(town: Town, tmp_path: Path, start: datetime, wall: float) -> s
                 "backoff_cap_seconds": 1,
                 "retry_wait_seconds": 30,
             },
-            "robot": {"wave_size": 3},
+            "robot": {"adaptive_waves": False, "wave_size": 3},
             "clock_start": start.isoformat(),
             "clock_wall": wall,
         }
@@ -70,7 +70,7 @@ def events(town: Town, action: str) -> list[AuditEvent]:
 
 
 def test_a_worker_killed_mid_booking_leaves_exactly_one_booking(make_town: Any, tmp_path: Path) -> None:  # noqa: F811
-    town = make_town(**ONE_SHIFT, robot={"wave_size": 3})
+    town = make_town(**ONE_SHIFT, robot={"adaptive_waves": False, "wave_size": 3})
     town.everyone("silent")
     shift, ranked = pick_shift(town, 2)
     first, second = ranked[:2]

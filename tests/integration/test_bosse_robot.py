@@ -336,7 +336,7 @@ class TestReplies:
     """JA books, NEJ is noted, silence moves on to the next wave; two yeses: the first wins."""
 
     def test_yes_no_and_silence(self, make_town: Any) -> None:
-        town = make_town(**ONE_SHIFT, robot={"wave_size": 2, "reply_wait_minutes": 30})
+        town = make_town(**ONE_SHIFT, robot={"adaptive_waves": False, "wave_size": 2, "reply_wait_minutes": 30})
         town.everyone("silent")
         shift, ranked = pick_shift(town, 4)
         first, second, third, fourth = ranked[:4]
@@ -375,7 +375,7 @@ class TestReplies:
         assert town.reviews() == []
 
     def test_two_yeses_race_and_a_late_yes_gets_a_polite_no(self, make_town: Any) -> None:
-        town = make_town(**ONE_SHIFT, robot={"wave_size": 3}, concurrency=4)
+        town = make_town(**ONE_SHIFT, robot={"adaptive_waves": False, "wave_size": 3}, concurrency=4)
         town.everyone("silent")
         shift, ranked = pick_shift(town, 3)
         a, b, c = ranked[:3]
@@ -404,7 +404,7 @@ class TestConflicts:
     """The staffing system has the last word: a 409 means the next yes, never a double booking."""
 
     def test_clash_at_booking_time_tries_the_next_yes(self, make_town: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-        town = make_town(**ONE_SHIFT, robot={"wave_size": 3})
+        town = make_town(**ONE_SHIFT, robot={"adaptive_waves": False, "wave_size": 3})
         town.everyone("silent")
         shift, ranked = pick_shift(town, 2)
         a, b = ranked[:2]
@@ -447,7 +447,7 @@ class TestConflicts:
         assert settle and a in settle[0]["refused"]
 
     def test_a_rule_broken_meanwhile_undoes_the_booking(self, make_town: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-        town = make_town(**ONE_SHIFT, robot={"wave_size": 3})
+        town = make_town(**ONE_SHIFT, robot={"adaptive_waves": False, "wave_size": 3})
         town.everyone("silent")
         shift, ranked = pick_shift(town, 2)
         a, b = ranked[:2]
@@ -488,7 +488,7 @@ class TestConflicts:
         assert ledger.notice(MessageKind.confirm, a) is None
 
     def test_a_booking_whose_answer_was_lost_is_made_once(self, make_town: Any) -> None:
-        town = make_town(**ONE_SHIFT, robot={"wave_size": 1})
+        town = make_town(**ONE_SHIFT, robot={"adaptive_waves": False, "wave_size": 1})
         town.everyone("silent")
         shift, ranked = pick_shift(town, 1)
         town.behave(ranked[0], "yes2")
@@ -530,7 +530,7 @@ class TestOutages:
         assert town.items() == {}
 
     def test_sms_gateway_down_then_back(self, make_town: Any) -> None:
-        town = make_town(**ONE_SHIFT, robot={"wave_size": 2})
+        town = make_town(**ONE_SHIFT, robot={"adaptive_waves": False, "wave_size": 2})
         town.everyone("silent")
         shift, ranked = pick_shift(town, 2)
         town.at("2026-11-23T07:00")
@@ -563,7 +563,7 @@ class TestCoordinators:
     """What Bosse cannot fill goes to the coordinators with the ranked list; their decision is carried out."""
 
     def test_unfilled_review_and_approval_books_the_named_person(self, make_town: Any) -> None:
-        town = make_town(**ONE_SHIFT, robot={"wave_size": 10, "reply_wait_minutes": 20})
+        town = make_town(**ONE_SHIFT, robot={"adaptive_waves": False, "wave_size": 10, "reply_wait_minutes": 20})
         town.everyone("no2")
         shift, ranked = pick_shift(town, 2)
         town.at("2026-11-23T07:00")
@@ -593,7 +593,7 @@ class TestCoordinators:
             assert s.get(WorkItem, review.work_item_id).status is ItemStatus.done
 
     def test_returned_review_sends_another_wave(self, make_town: Any) -> None:
-        town = make_town(**ONE_SHIFT, robot={"wave_size": 1, "max_waves": 1})
+        town = make_town(**ONE_SHIFT, robot={"adaptive_waves": False, "wave_size": 1, "max_waves": 1})
         town.everyone("silent")
         shift, ranked = pick_shift(town, 2)
         town.at("2026-11-23T07:00")
@@ -614,7 +614,7 @@ class TestCoordinators:
         assert "Ny omgång (2)" in (latest.material["note"] or "")
 
     def test_a_yes_after_offers_closed_goes_to_the_coordinators(self, make_town: Any) -> None:
-        robot = {"wave_size": 1, "quiet_hours_start": "23:30", "quiet_hours_end": "04:00"}
+        robot = {"adaptive_waves": False, "wave_size": 1, "quiet_hours_start": "23:30", "quiet_hours_end": "04:00"}
         town = make_town(**ONE_SHIFT, robot=robot)
         town.everyone("silent")
         shift, ranked = pick_shift(town, 1)

@@ -29,5 +29,6 @@ def test_short_month(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     results = json.loads(out.read_text(encoding="utf-8"))
     assert results["bosse"]["shifts"] == results["baseline"]["shifts"] == 45
     assert results["bosse"]["rule_violations"] == results["baseline"]["rule_violations"] == 0
+    assert results["bosse"]["independent_check_violations"] == 0  # robots/bosse/audit_check.py agrees
     assert results["targets"]["zero_violations"]
     assert code in (0, 1)

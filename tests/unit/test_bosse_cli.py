@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from robots.bosse.cli import make_app
 from robots.bosse.robot import Bosse
 from robots.bosse.rules import BosseRules
+from tests.unit.test_bosse_rules import ISSUE_REASON
 
 #: The example input of issue 5, item 3.
 ISSUE_EXAMPLE: dict[str, Any] = {
@@ -71,7 +72,7 @@ class TestMatchJson:
         assert set(out) == {"eligible", "ineligible"}
         # 2026-11-30 21:30 to 2026-12-01 07:00 is 9.5 h of rest: v1 fails dygnsvila.
         assert out["eligible"] == []
-        assert out["ineligible"] == [{"id": "v1", "reasons": ["dygnsvila 9,5 h före passet, minst 11 h krävs"]}]
+        assert out["ineligible"] == [{"id": "v1", "reasons": [ISSUE_REASON]}]
 
     def test_ranked_with_why_and_ineligible_with_every_reason(self, runner: CliRunner, tmp_path: Path) -> None:
         data = {
@@ -93,9 +94,9 @@ class TestMatchJson:
         (v4,) = out["ineligible"]
         assert v4["id"] == "v4"
         assert v4["reasons"] == [
-            "saknar kvalifikation undersköterska",
-            "saknar läkemedelsdelegering",
-            "ingen anmäld tillgänglighet under passet",
+            "saknar kvalifikation undersköterska (passets krav)",
+            "saknar läkemedelsdelegering (passets krav)",
+            "ingen anmäld tillgänglighet under passet (vikariens anmälda tillgänglighet)",
         ]
 
     def test_stdin(self, runner: CliRunner) -> None:
@@ -124,7 +125,7 @@ class TestMatchText:
         assert result.exit_code == 0
         assert "1 behöriga, 1 ej behöriga" in result.stdout
         assert "1. v2: ingen företrädesrätt; 100 h bokade denna månad" in result.stdout
-        assert "- dygnsvila 9,5 h före passet, minst 11 h krävs" in result.stdout
+        assert "- dygnsvila 9,5 h före passet, minst 11 h krävs" in result.stdout  # the start of ISSUE_REASON
 
 
 class TestBadInput:

@@ -8,10 +8,13 @@ once), then the shifts are answered in random order, random people say yes in ra
 order, and the first yes that passes the re-check against the roster *as it is then* is
 booked — as ``Work.settle`` does. Finally every booking is checked against the final
 roster without itself: none may break any rule (qualification, availability, overlap,
-dygnsvila, veckovila per Monday–Sunday week, monthly cap), whatever was booked after it.
+work periods and dygnsvila per 24-hour period from each person's dygnsbryt, veckovila per
+7-day period apart from the dygnsvila, overtime and mertid, the 48-hour average, the local
+monthly cap), whatever was booked after it — by the rules module and again by the
+independent check in ``robots.bosse.audit_check``.
 
-The weeks include the two DST weeks and a week across a month boundary. Two cheaper
-properties pin the time rules to brute-force computations on a 15-minute grid.
+The weeks include the two DST weeks and a week across a month boundary. A cheaper
+property pins the time rules to the independent check (brute force on a 15-minute grid).
 
 Run time and determinism: ``max_examples`` and ``deadline`` are set here; on CI the
 ``ci`` profile (tests/conftest.py) derandomizes, so a failure there is reproducible. A
@@ -22,11 +25,12 @@ to a handful of people and shifts before it reports.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from robots.bosse.audit_check import Limits, Person, audit
 from robots.bosse.planning import evaluate_shift
 from robots.bosse.records import ShiftInfo, SubstituteInfo
 from robots.bosse.rules import (
@@ -48,6 +52,8 @@ MONDAYS = (date(2026, 11, 23), date(2026, 10, 19), date(2026, 3, 23), date(2026,
 GRID = timedelta(minutes=15)
 MOSTLY_TRUE = st.sampled_from((True, True, True, False))
 MOSTLY_FALSE = st.sampled_from((False, False, False, True))
+#: Dygnsbryt drawn for people: the calendar day, a morning, the default, a late evening.
+DAY_BREAKS = (time(0, 0), time(7, 0), time(9, 0), time(22, 0))
 
 
 def midnight(day: date) -> datetime:
@@ -112,6 +118,8 @@ def substitutes(draw: st.DrawFn, monday: date, n: int) -> SubstituteInfo:
         priority_right=draw(st.booleans()),
         preferred_units=tuple(draw(st.sets(st.sampled_from(UNITS)))),
         distance_km=draw(st.one_of(st.none(), st.floats(0.5, 40, allow_nan=False))),
+        day_break=draw(st.sampled_from((None, *DAY_BREAKS))),
+        contract_hours_week=draw(st.sampled_from((None, None, 20.0, 30.0))),
     )
 
 
@@ -191,6 +199,18 @@ def test_no_booking_bosse_makes_ever_breaks_a_rule(roster: Roster, data: st.Data
         person = people[sub].to_rules(shift, without_booking=f"BOK-{shift.id}")
         violations = check_eligibility(shift.to_rules(), person, rules)
         assert violations == [], f"{sub} on {shift.id}: {[v.reason for v in violations]}"
+    # And the independent check, which does not use the rules module, finds nothing either.
+    checked = {
+        sub: Person(
+            sub,
+            [(b.start, b.end) for b in people[sub].bookings],
+            people[sub].day_break or rules.default_day_break,
+            contract_hours_week=people[sub].contract_hours_week,
+        )
+        for _, sub in booked
+    }
+    findings = audit(checked, [(sub, s.start, s.end) for s, sub in booked], limits_of(rules))
+    assert findings == [], findings
 
 
 def test_the_random_rosters_do_lead_to_bookings() -> None:
@@ -231,37 +251,59 @@ def brute_weeks(span: Interval) -> list[Interval]:
     return [Interval(midnight(m), midnight(m + timedelta(days=7))) for m in sorted(mondays)]
 
 
+def limits_of(rules: BosseRules) -> Limits:
+    """The independent checker's figures, taken from the thresholds the example uses."""
+    return Limits(
+        daily_rest_h=rules.min_daily_rest_hours,
+        max_period_h=rules.max_shift_hours,
+        weekly_rest_h=rules.min_weekly_rest_hours,
+        full_time_h=rules.full_time_hours_week,
+        local_month_cap_h=None,
+    )
+
+
 @settings(max_examples=80, deadline=None)
 @given(
     monday=st.sampled_from(MONDAYS),
     data=st.data(),
     daily=st.sampled_from((9.0, 11.0)),
     weekly=st.sampled_from((24.0, 36.0, 48.0)),
+    day_break=st.sampled_from(DAY_BREAKS),
 )
-def test_time_rules_agree_with_brute_force(monday: date, data: st.DataObject, daily: float, weekly: float) -> None:
-    rules = BosseRules(min_daily_rest_hours=daily, min_weekly_rest_hours=weekly)
+def test_time_rules_agree_with_the_independent_check(
+    monday: date, data: st.DataObject, daily: float, weekly: float, day_break: time
+) -> None:
+    """The rules module and ``audit_check`` (slots, brute force) agree on every time rule."""
+    rules = BosseRules(min_daily_rest_hours=daily, min_weekly_rest_hours=weekly, default_max_hours_month=None)
     span = data.draw(periods(monday, -1, 7, 1, 14), label="shift")
-    bookings = data.draw(st.lists(periods(monday, -3, 10, 1, 14), max_size=10), label="bookings")
+    bookings = [
+        b
+        for b in data.draw(st.lists(periods(monday, -3, 10, 1, 14), max_size=10), label="bookings")
+        if not b.overlaps(span)
+    ]
     shift = Shift("s", span.start, span.end)
     person = Substitute(
         "v",
         available=(Interval(span.start - timedelta(days=1), span.end + timedelta(days=1)),),
         bookings=bookings,
-        max_hours_month=744,
+        day_break=day_break,
     )
-    found = {v.rule for v in check_eligibility(shift, person, rules)}
-
-    assert (Rule.OVERLAP in found) == any(b.overlaps(span) for b in bookings)
-    gaps = [span.start - b.end for b in bookings if b.end <= span.start]
-    gaps += [b.start - span.end for b in bookings if b.start >= span.end]
-    assert (Rule.DAILY_REST in found) == any(g < timedelta(hours=daily) for g in gaps)
+    found = check_eligibility(shift, person, rules)
+    rules_found = {v.rule for v in found}
+    split = any(v.rule is Rule.DAILY_REST and v.source.startswith("AB § 13 från 2023-10-01: arbetspass") for v in found)
+    checked = audit(
+        {"v": Person("v", [(b.start, b.end) for b in [*bookings, span]], day_break)},
+        [("v", span.start, span.end)],
+        limits_of(rules),
+    )
+    audit_found = {f.rule for f in checked}
+    assert ("work_period" in audit_found) == (Rule.SHIFT_LENGTH in rules_found or split)
+    if "work_period" not in audit_found:
+        assert ("daily_rest" in audit_found) == (Rule.DAILY_REST in rules_found)
+    assert ("weekly_rest" in audit_found) == (Rule.WEEKLY_REST in rules_found)
     work = [*bookings, span]
-    weeks = brute_weeks(span)
-    for week in weeks:
+    for week in brute_weeks(span):
         assert longest_free_period(week, work) == brute_longest_free(week, work)
-    short = [w for w in weeks if brute_longest_free(w, work) < timedelta(hours=weekly)]
-    assert (Rule.WEEKLY_REST in found) == bool(short)
-    assert found <= {Rule.OVERLAP, Rule.DAILY_REST, Rule.WEEKLY_REST}
 
 
 @settings(max_examples=60, deadline=None)

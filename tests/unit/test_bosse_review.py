@@ -137,8 +137,8 @@ class TestMaterial:
         assert m["eligible"][1]["status"] == "omgång 1: inget svar"
         assert m["eligible"][2]["status"] == "inte erbjuden"
         assert {p["id"]: p["reasons"] for p in m["ineligible"]} == {
-            "V4": ["saknar kvalifikation undersköterska", "saknar läkemedelsdelegering"],
-            "V5": ["ingen anmäld tillgänglighet under passet"],
+            "V4": ["saknar kvalifikation undersköterska (passets krav)", "saknar läkemedelsdelegering (passets krav)"],
+            "V5": ["ingen anmäld tillgänglighet under passet (vikariens anmälda tillgänglighet)"],
         }
         # Proposal: nobody said yes; the best ranked who did not say no.
         assert (m["proposed"], m["proposed_name"]) == ("V2", "Britt Testsson")
