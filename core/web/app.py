@@ -91,7 +91,10 @@ def create_app(
     oidc = None
     if web.oidc is not None:
         oidc = OidcClient(
-            web.oidc, web.oidc.redirect_uri or f"{web.public_url}/auth/oidc/callback", transport=oidc_transport
+            web.oidc,
+            web.oidc.redirect_uri or f"{web.public_url}/auth/oidc/callback",
+            transport=oidc_transport,
+            mfa_required=web.mfa_required,
         )
     ctx = WebContext(
         settings=settings,
