@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/chaos_night.py --backend postgresql --workers 2 --kills 100 --json
         [--interval 2.0] [--applications 120] [--employees 30] [--max-seconds 1500]
-        [--day-rounds 3] [--day-step-minutes 30] [--out bench/results/chaos.json]
+        [--day-rounds 3] [--day-step-minutes 30] [--day-kills N/4] [--out bench/results/chaos.json]
 
 A sandbox municipality (1081) is served over HTTP in this process, as the demo does
 (sandbox.testing.running_sandbox, "today" the real date). A fresh database (a schema in
@@ -19,8 +19,9 @@ run is queued or running (the other robots' nights may still be going), the benc
 sandbox clock ``--day-step-minutes`` on (the sandbox's SMS gateway then delivers the replies
 substitutes would have sent by then, as its behaviours dictate) and queues another Bosse
 run, as the daytime schedule does; that run books the yeses (and confirms them, tells the
-others, sends further waves) while the monkey goes on killing (``kills_in_day_rounds`` says
-how many kills fell in Bosse's day). Bosse's quiet hours are moved away from the hour the
+others, sends further waves) while the monkey goes on killing: the last ``--day-kills`` kills
+(a quarter by default) are kept until Bosse's day has begun (``kills_in_day_rounds`` says how
+many fell in it). Bosse's quiet hours are moved away from the hour the
 bench runs at (an hour, twelve hours on), so its offers go out whenever the bench is run.
 The monkey stops once ``--kills`` kills are done and the night and day are over (every run
 finished, no item pending or in progress, no decision waiting to be carried out); the
@@ -406,7 +407,9 @@ def chaos_night(args: argparse.Namespace) -> dict[str, Any]:
                         rounds += 1
                         if rounds == 1:
                             kills_before_day = kills
-                    if kills < args.kills and time.monotonic() >= next_kill:
+                    # The last --day-kills kills wait for Bosse's day: its bookings are made under them.
+                    held = args.day_kills if rounds == 0 and args.day_rounds > 0 else 0
+                    if kills < args.kills - held and time.monotonic() >= next_kill:
                         workers.kill_one(rng)
                         kills += 1
                         next_kill = time.monotonic() + args.interval
@@ -434,6 +437,7 @@ def chaos_night(args: argparse.Namespace) -> dict[str, Any]:
         "interval_seconds": args.interval,
         "sandbox": {"applications": args.applications, "employees": args.employees, "seed": args.seed},
         "day_step_minutes": args.day_step_minutes,
+        "day_kills_held": args.day_kills,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
@@ -453,11 +457,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--day-step-minutes", type=float, default=30, help="sandbox minutes before each day run (default 30)"
     )
+    p.add_argument(
+        "--day-kills", type=int, default=None, help="kills kept for Bosse's day rounds (default a quarter of --kills)"
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--max-seconds", type=float, default=1500, help="give up after this long (default 1500)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "chaos.json")
     args = p.parse_args(argv)
+    if args.day_kills is None:
+        args.day_kills = args.kills // 4
+    args.day_kills = min(args.day_kills, args.kills)
     result = chaos_night(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -30,6 +30,7 @@ def load_bench() -> ModuleType:
 
 @pytest.mark.slow
 @pytest.mark.postgres
+@pytest.mark.timeout(1000)  # the bench's own --max-seconds (900) stops it first
 def test_a_night_survives_ten_worker_kills(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KOLLEGA_TEST_POSTGRES_URL", pg_url)
     out = tmp_path / "chaos.json"
