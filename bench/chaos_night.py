@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/chaos_night.py --backend postgresql --workers 2 --kills 100 --json
         [--interval 2.0] [--applications 120] [--employees 30] [--max-seconds 1500]
-        [--out bench/results/chaos.json]
+        [--day-rounds 3] [--day-step-minutes 30] [--day-kills N/4] [--out bench/results/chaos.json]
 
 A sandbox municipality (1081) is served over HTTP in this process, as the demo does
 (sandbox.testing.running_sandbox, "today" the real date). A fresh database (a schema in
@@ -13,9 +13,19 @@ KOLLEGA_CONFIG file pointing every connector at the sandbox) claim and work them
 ``--interval`` seconds the monkey SIGKILLs a random worker and starts a new one in its
 place; meanwhile every open decision review is decided — approved (by two people under
 four-eyes), or rejected when it carries no proposed amount, which cannot be approved as is —
-so the robots carry decisions out too. The monkey stops once ``--kills`` kills are done
-and the night is over (every run finished, no item pending or in progress, no decision
-waiting to be carried out); the workers are then stopped with SIGTERM.
+so the robots carry decisions out too. Bosse books a shift only when a substitute answers an
+offer, so its night run is followed by ``--day-rounds`` rounds of its day: whenever no Bosse
+run is queued or running (the other robots' nights may still be going), the bench moves the
+sandbox clock ``--day-step-minutes`` on (the sandbox's SMS gateway then delivers the replies
+substitutes would have sent by then, as its behaviours dictate) and queues another Bosse
+run, as the daytime schedule does; that run books the yeses (and confirms them, tells the
+others, sends further waves) while the monkey goes on killing: the last ``--day-kills`` kills
+(a quarter by default) are kept until Bosse's day has begun (``kills_in_day_rounds`` says how
+many fell in it). Bosse's quiet hours are moved away from the hour the
+bench runs at (an hour, twelve hours on), so its offers go out whenever the bench is run.
+The monkey stops once ``--kills`` kills are done and the night and day are over (every run
+finished, no item pending or in progress, no decision waiting to be carried out); the
+workers are then stopped with SIGTERM.
 
 Then it checks and prints (and writes to --out)::
 
@@ -25,7 +35,9 @@ Then it checks and prints (and writes to --out)::
 - duplicate_writes: from the sandbox's own write logs (GET /admin/state/{system}), every
   key written more than once: a schedule saved twice (payroll ``schedule.saved``), a shift
   booked twice (staffing ``booking.created``), a decision written twice (e-service
-  ``decision.created``), a plan published twice (home care ``plan.published``);
+  ``decision.created``), a plan published twice (home care ``plan.published``); the
+  counts of those writes are in ``writes`` (``bookings`` also has the bookings cancelled
+  again and the shifts left booked, from the staffing system's own state);
 - uncertain: items left ``uncertain`` for a person (a worker died mid-write);
 - audit_ok: the audit chain verifies.
 Exit code 0 when the night finished within --max-seconds, lost == 0, duplicate_writes == 0
@@ -47,9 +59,10 @@ import time
 import tomllib
 import uuid
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
@@ -144,6 +157,13 @@ def write_config(folder: Path, db_url: str, sandbox_url: str, lease: float) -> P
         if "base_url" in section:
             section["base_url"] = section["base_url"].replace("http://127.0.0.1:8765", sandbox_url)
     data.setdefault("robots", {}).setdefault("lena", {})["time_limit_seconds"] = 2.0
+    # Bosse sends no offers in its quiet hours (21-07 by default); the bench may run at any
+    # hour, so they are moved to an hour twelve hours away: offers go out now, and the
+    # day rounds' replies are booked.
+    quiet = (datetime.now(ZoneInfo("Europe/Stockholm")) + timedelta(hours=12)).hour
+    data["robots"].setdefault("bosse", {}).update(
+        quiet_hours_start=f"{quiet:02d}:00", quiet_hours_end=f"{(quiet + 1) % 24:02d}:00"
+    )
     path = folder / "kollega.toml"
     path.write_text(to_toml(data), encoding="utf-8")
     return path
@@ -238,6 +258,36 @@ def night_over(db: Database) -> bool:
     return runs_left == 0 and work_left == 0 and callbacks == 0 and open_decisions == 0
 
 
+def bosse_idle(db: Database) -> bool:
+    """No Bosse run queued or running (the other robots' nights may still be going)."""
+    with db.session() as s:
+        return not s.scalar(select(func.count()).select_from(Run).where(Run.robot == "bosse", Run.status.in_(PENDING)))
+
+
+def day_round(sandbox_url: str, runs: SqlRunStore, minutes: float) -> int:
+    """Move the sandbox clock on (due SMS replies arrive) and queue a Bosse run; returns the replies."""
+    with httpx.Client(base_url=sandbox_url, timeout=30) as client:
+        moved = client.post("/admin/clock", json={"advance_minutes": minutes}).raise_for_status().json()
+    runs.create(robot="bosse", tenant=TENANT, trigger="schedule")
+    return int(moved.get("sms_replies_arrived", 0))
+
+
+def bookings(sandbox_url: str) -> dict[str, int]:
+    """What the staffing system's own state says about bookings: made, cancelled, shifts left booked."""
+    with httpx.Client(base_url=sandbox_url, timeout=30) as client:
+        state = client.get("/admin/state/staffing").raise_for_status().json()
+        items = client.get("/staffing/bookings").raise_for_status().json()["items"]
+    made = [w for w in state["writes"] if w["action"] == "booking.created"]
+    active = Counter(b["shift_id"] for b in items if b["status"] == "active")
+    return {
+        "made": len(made),
+        "cancelled": sum(1 for w in state["writes"] if w["action"] == "booking.cancelled"),
+        "shifts_booked": len(active),
+        "shifts_with_two_active_bookings": sum(1 for n in active.values() if n > 1),
+        "substitutes_booked": len({w["details"].get("substitute_id") for w in made}),
+    }
+
+
 def duplicate_writes(sandbox_url: str) -> dict[str, list[str]]:
     """Keys written more than once in the sandbox's own write logs, per system."""
     found: dict[str, list[str]] = {}
@@ -282,6 +332,7 @@ def figures(db: Database, sandbox_url: str) -> dict[str, Any]:
         "items": sum(by_status.values()),
         "lost": sum(by_status.get(s, 0) for s in OPEN_WORK),
         "duplicate_writes": sum(len(v) for v in dups.values()),
+        "duplicate_writes_by_system": {system: len(dups.get(system, [])) for system in ONCE_ONLY},
         "duplicates": dups,
         "uncertain": by_status.get(ItemStatus.uncertain, 0),
         "items_by_status": {str(k.value): v for k, v in by_status.items()},
@@ -290,6 +341,7 @@ def figures(db: Database, sandbox_url: str) -> dict[str, Any]:
         "callback_errors": dict(errors.most_common(5)),
         "open_decisions": open_decisions,
         "writes": writes,
+        "bookings": bookings(sandbox_url),
         "audit_ok": Auditor(db.session).verify().ok,
     }
 
@@ -329,7 +381,8 @@ def chaos_night(args: argparse.Namespace) -> dict[str, Any]:
     db, url, schema = fresh_database(args.backend, folder)
     options = {"applications": args.applications, "employees": args.employees}
     started = time.monotonic()
-    kills = 0
+    kills = rounds = replies = 0
+    kills_before_day: int | None = None
     try:
         with running_sandbox(seed=args.seed, today=date.today(), tenant=TENANT, **options) as sandbox_url:
             config = write_config(folder, url, sandbox_url, args.lease)
@@ -349,11 +402,18 @@ def chaos_night(args: argparse.Namespace) -> dict[str, Any]:
                         finished = False  # reported with what was left, never hidden
                         break
                     approve_open(reviews, db)
-                    if kills < args.kills and time.monotonic() >= next_kill:
+                    if rounds < args.day_rounds and bosse_idle(db):
+                        replies += day_round(sandbox_url, runs, args.day_step_minutes)
+                        rounds += 1
+                        if rounds == 1:
+                            kills_before_day = kills
+                    # The last --day-kills kills wait for Bosse's day: its bookings are made under them.
+                    held = args.day_kills if rounds == 0 and args.day_rounds > 0 else 0
+                    if kills < args.kills - held and time.monotonic() >= next_kill:
                         workers.kill_one(rng)
                         kills += 1
                         next_kill = time.monotonic() + args.interval
-                    elif kills >= args.kills and night_over(db):
+                    elif kills >= args.kills and rounds >= args.day_rounds and night_over(db):
                         break
                     time.sleep(0.25)
             finally:
@@ -367,11 +427,17 @@ def chaos_night(args: argparse.Namespace) -> dict[str, Any]:
         "kills": kills,
         "finished": finished,
         **result,
+        "day_rounds": rounds,
+        # Kills dealt once Bosse's day had begun (its bookings were made under these).
+        "kills_in_day_rounds": None if kills_before_day is None else kills - kills_before_day,
+        "sms_replies_delivered": replies,
         "seconds": round(time.monotonic() - started, 1),
         "backend": args.backend,
         "workers": args.workers,
         "interval_seconds": args.interval,
         "sandbox": {"applications": args.applications, "employees": args.employees, "seed": args.seed},
+        "day_step_minutes": args.day_step_minutes,
+        "day_kills_held": args.day_kills,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
@@ -387,11 +453,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lease", type=float, default=20.0, help="the workers' lease in seconds (default 20)")
     p.add_argument("--applications", type=int, default=120, help="Ronney's applications in the sandbox")
     p.add_argument("--employees", type=int, default=30, help="HaRry's employees in the sandbox")
+    p.add_argument("--day-rounds", type=int, default=3, help="Bosse day runs after the night (default 3)")
+    p.add_argument(
+        "--day-step-minutes", type=float, default=30, help="sandbox minutes before each day run (default 30)"
+    )
+    p.add_argument(
+        "--day-kills", type=int, default=None, help="kills kept for Bosse's day rounds (default a quarter of --kills)"
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--max-seconds", type=float, default=1500, help="give up after this long (default 1500)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "chaos.json")
     args = p.parse_args(argv)
+    if args.day_kills is None:
+        args.day_kills = args.kills // 4
+    args.day_kills = min(args.day_kills, args.kills)
     result = chaos_night(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -13,7 +13,8 @@ seed gives the same key, so tokens stay verifiable across restarts). Routes unde
     GET|POST /userinfo                       claims for a Bearer access token
     GET  /logout                             end_session_endpoint: back to post_logout_redirect_uri
 
-Demo users carry ``roles``, ``tenants`` and ``queues`` claims (see :data:`DEMO_USERS`).
+Demo users carry ``roles``, ``tenants`` and ``queues`` claims, and ``amr`` (RFC 8176; password
+and one-time code, or password only) or ``acr`` (see :data:`DEMO_USERS`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ class DemoUser:
     description: str = ""
     #: Directory groups, as a municipality's IdP sends them (``groups`` claim and SAML attribute).
     groups: tuple[str, ...] = ()
+    #: How the person authenticated, as RFC 8176 names it (the ID token's ``amr``): password
+    #: and a one-time code unless the user is one who logs in on one factor only.
+    amr: tuple[str, ...] = ("pwd", "otp")
+    #: The ID token's ``acr`` (authentication context class), when the provider states one.
+    acr: str | None = None
 
     @property
     def sub(self) -> str:
@@ -136,6 +142,27 @@ DEMO_USERS: tuple[DemoUser, ...] = (
         (),
         "Granskare (loggkontroll), Ronneby kommun 1081",
         ("Kollega Ronneby Granskare", "Alla anställda"),
+    ),
+    DemoUser(
+        "olof.losenord",
+        "Olof Ask",
+        "olof.ask@ronneby.example",
+        ("operations",),
+        ("1081",),
+        (),
+        "Drift, Ronneby kommun 1081; loggar in med enbart lösenord (ingen andra faktor)",
+        amr=("pwd",),
+    ),
+    DemoUser(
+        "lisa.siths",
+        "Lisa Dal",
+        "lisa.dal@ronneby.example",
+        ("auditor",),
+        ("1081",),
+        (),
+        "Granskare, Ronneby kommun 1081; inloggningen anger tillitsnivå (acr) i stället för metoder (amr)",
+        amr=(),
+        acr="http://id.sambi.se/loa/loa3",
     ),
     DemoUser(
         "karin.karlshamn",
@@ -311,6 +338,11 @@ class OidcProvider:
             "at_hash": at_hash,
             **self.users[grant.username].claims(grant.scope),
         }
+        user = self.users[grant.username]
+        if user.amr:
+            claims["amr"] = list(user.amr)
+        if user.acr is not None:
+            claims["acr"] = user.acr
         if grant.nonce is not None:
             claims["nonce"] = grant.nonce
         return jwt.encode({"alg": "RS256", "kid": self.key.kid, "typ": "JWT"}, claims, self.key)
@@ -420,6 +452,8 @@ async def discovery(request: Request) -> JSONResponse:
                 "exp",
                 "iat",
                 "auth_time",
+                "acr",
+                "amr",
                 "nonce",
                 "at_hash",
                 "azp",

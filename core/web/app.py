@@ -108,6 +108,7 @@ def create_app(
             transport=oidc_transport,
             groups=web.idp_groups,
             tenants=tenants,
+            mfa_required=web.mfa_required,
         )
     saml_sp = None
     if web.saml is not None:

@@ -24,6 +24,7 @@ EN: dict[str, str] = {
     "Fel användarnamn eller lösenord, eller så är kontot låst.": "Wrong user name or password, or the account is locked.",
     "Kommunens inloggning svarar inte just nu. Försök igen om en stund.": "The municipality's login does not answer right now. Please try again shortly.",
     "Inloggningen kunde inte slutföras. Börja om.": "The login could not be completed. Please start again.",
+    "Kommunens inloggning intygade inte att du loggade in med två faktorer (till exempel BankID, SITHS-kort eller engångskod). Kollega kräver det eftersom du kan se personuppgifter. Logga in igen med tvåfaktorsinloggning, eller kontakta IT-supporten.": "The municipality's login did not confirm that you logged in with two factors (for example BankID, a SITHS card or a one-time code). Kollega requires it because you can see personal data. Log in again with two-factor login, or contact IT support.",
     "Till startsidan": "To the start page",
     "Mina uppgifter": "My details",
     "Behörigheter": "Permissions",

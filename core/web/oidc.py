@@ -9,7 +9,9 @@
                              ID token's signature (JWKS), iss, aud, azp, exp, iat and nonce checked
 
 The provider's claims ``roles``, ``tenants`` and ``queues``, and its ``groups`` through the
-``[[web.idp_groups]]`` mapping, become the user's IdP grants (core.web.idp_grants).
+``[[web.idp_groups]]`` mapping, become the user's IdP grants (core.web.idp_grants). While a
+second factor is required (``[web] mfa_required``), the ID token must assert one, by ``acr``
+or ``amr`` (RFC 8176); a login without it is refused before any account is made, and audited.
 """
 
 from __future__ import annotations
@@ -67,11 +69,14 @@ class OidcClient:
         *,
         groups: list[IdpGroupGrant] | None = None,
         tenants: list[str] | None = None,
+        mfa_required: bool = True,
     ) -> None:
         self.cfg = cfg
         #: The ``[[web.idp_groups]]`` mapping and the deployment's kommunkoder (IdP grants stay within them).
         self.groups = groups or []
         self.tenants = tenants or []
+        #: ``[web] mfa_required``: a second factor is required of every login.
+        self.mfa_required = mfa_required
         self.issuer = cfg.issuer.rstrip("/")
         self.redirect_uri = redirect_uri
         self.transport = transport
@@ -141,6 +146,9 @@ class OidcClient:
                 "nonce": nonce,
                 "code_challenge": pkce_challenge(verifier),
                 "code_challenge_method": "S256",
+                # A voluntary claim request (OpenID Connect Core 3.1.2.1): the provider should
+                # log the person in at one of these levels; the ID token's acr/amr is what counts.
+                **({"acr_values": " ".join(self.cfg.mfa_acr_values)} if self.cfg.mfa_acr_values else {}),
             }
         )
         return f"{meta['authorization_endpoint']}?{query}", binding
@@ -221,6 +229,52 @@ class OidcClient:
             if not hmac.compare_digest(expected, str(claims["at_hash"])):
                 raise OidcError("the ID token's at_hash does not match the access token")
         return claims
+
+    def second_factor(self, claims: dict[str, Any]) -> str | None:
+        """How the ID token shows a second factor (``acr:<value>`` or ``amr:<value>``), or None.
+
+        ``acr`` (OpenID Connect Core 2) is matched against ``mfa_acr_values``; ``amr`` (a list
+        of RFC 8176 method names) against ``mfa_amr_values``.
+        """
+        acr = claims.get("acr")
+        if isinstance(acr, str) and acr in self.cfg.mfa_acr_values:
+            return f"acr:{acr}"
+        amr = claims.get("amr")
+        methods = [str(m) for m in amr] if isinstance(amr, list) else []
+        for method in methods:
+            if method in self.cfg.mfa_amr_values:
+                return f"amr:{method}"
+        return None
+
+    def refuse_without_second_factor(self, db: Database, claims: dict[str, Any], now: datetime) -> bool:
+        """True (and a ``user.login_refused`` audit event) when the login lacks the second factor required.
+
+        Required while ``[web] mfa_required`` is on and ``require_mfa`` is set: every Kollega role
+        can open personal data, so no role signs in on one factor. Nothing is provisioned for a
+        refused login; the event names the account (or the subject) and what the provider asserted.
+        """
+        if not self.mfa_required or not self.cfg.require_mfa or self.second_factor(claims) is not None:
+            return False
+        sub = str(claims["sub"])
+        amr = claims.get("amr")
+        with db.session() as s:
+            username = s.scalar(
+                select(User.username).where(User.oidc_issuer == self.issuer, User.oidc_subject == sub)
+            ) or str(claims.get("preferred_username") or sub)
+            audit.append(
+                s,
+                actor="system:web",
+                action="user.login_refused",
+                subject=f"user:{username}",
+                details={
+                    "via": "oidc",
+                    "reason": "no_second_factor",
+                    "acr": str(claims["acr"])[:200] if "acr" in claims else None,
+                    "amr": [str(m)[:40] for m in amr][:10] if isinstance(amr, list) else None,
+                },
+                now=now,
+            )
+        return True
 
     def grants_from(self, claims: dict[str, Any]) -> set[Grant]:
         """Grants from the role, tenant and queue claims and the mapped groups (unknown roles are ignored)."""

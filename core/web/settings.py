@@ -42,6 +42,27 @@ class OidcSettings(BaseModel):
     )
     timeout_seconds: float = Field(default=10, gt=0, description="Timeout of calls to the provider.")
     clock_skew_seconds: int = Field(default=60, ge=0, description="Tolerated clock difference for exp/iat.")
+    require_mfa: bool = Field(
+        default=True,
+        description=(
+            "While [web] mfa_required is on, refuse a login whose ID token does not assert a second factor "
+            "(an acr in mfa_acr_values, or an amr value in mfa_amr_values)."
+        ),
+    )
+    mfa_acr_values: list[str] = Field(
+        default=[],
+        description=(
+            "acr values the provider uses for logins with a second factor (asked for as acr_values); "
+            "e.g. the provider's level-of-assurance URI for two-factor logins."
+        ),
+    )
+    mfa_amr_values: list[str] = Field(
+        default=["mfa", "otp", "hwk", "sc"],
+        description=(
+            "amr values (RFC 8176) that show a second factor: mfa (multiple factors), otp (one-time "
+            "password), hwk (hardware key), sc (smart card)."
+        ),
+    )
 
 
 #: AuthnContextClassRef values that mean a second factor was used (sources in docs/web.md, "SAML"):

@@ -8,8 +8,10 @@ always no, silent) through the sandbox's state, and otherwise use only its HTTP 
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,12 +25,14 @@ import sandbox.sms
 import sandbox.staffing
 from connectors.http import DEFAULT_BREAKERS
 from core import effects_report
-from core.engine import RunSummary
+from core.engine import Engine, RunSummary
+from core.registry import Registry
 from core.review import ReviewQueue
 from core.settings import Settings, WorkerSettings
 from core.storage.db import Database
 from core.storage.models import ItemStatus, ReviewItem, WorkItem
 from core.testing import FakeClock, make_settings, run_robot, temporary_database
+from robots.bosse.flow import Work
 from robots.bosse.ledger import Ledger, build_ledger
 from robots.bosse.messages import Answer, MessageKind, parse_reference
 from robots.bosse.planning import Evaluation, close_at, evaluate_shift
@@ -632,3 +636,101 @@ class TestCoordinators:
         town.at(closes + timedelta(minutes=20))
         town.run()
         assert [b["substitute_id"] for b in town.bookings()] == [ranked[0]]
+
+
+# --------------------------------------------------------------------------- concurrent runs
+
+
+def _two_shifts_one_person(town: Town) -> tuple[ShiftInfo, ShiftInfo, str]:
+    """Two open shifts and a substitute eligible for each alone, but not for both (rest or hours).
+
+    The second shift is added to the sandbox after the first one (a few hours later, the
+    same unit and requirements), so the staffing system itself sees no overlap and accepts
+    either booking: only Bosse's working-time rules stand between the two.
+    """
+    rules = BosseRules()
+    for first in sorted((s for s in town.shifts() if s.is_open), key=lambda s: s.start):
+        candidates = [c.id for c in town.evaluation(first).eligible]
+        raw = next(s for s in town.state.data.shifts if s["id"] == first.id)
+        for gap_hours in (1, 2, 3, 4, 6, 8):
+            start = first.end + timedelta(hours=gap_hours)
+            for length in (3, 4, 6):
+                second = parse_shift(
+                    {
+                        **raw,
+                        "id": f"{first.id}-B{gap_hours}{length}",
+                        "code": "P999",
+                        "start": start.astimezone(STOCKHOLM).isoformat(timespec="minutes"),
+                        "end": (start + timedelta(hours=length)).astimezone(STOCKHOLM).isoformat(timespec="minutes"),
+                        "hours": float(length),
+                        "deadline": (start - timedelta(hours=2)).astimezone(STOCKHOLM).isoformat(timespec="minutes"),
+                    }
+                )
+                people = {p.id: p for p in town.substitutes()}
+                for sub in candidates:
+                    alone = check_eligibility(second.to_rules(), people[sub].to_rules(second), rules)
+                    if alone:
+                        continue
+                    with_first = replace(
+                        people[sub].to_rules(second),
+                        bookings=(*people[sub].to_rules(second).bookings, first.to_rules().span),
+                    )
+                    if check_eligibility(second.to_rules(), with_first, rules):
+                        entry = {
+                            **raw,
+                            "id": second.id,
+                            "code": "P999",
+                            "start": second.local_start.isoformat(timespec="minutes"),
+                            "end": second.local_end.isoformat(timespec="minutes"),
+                            "hours": float(length),
+                            "deadline": (second.local_start - timedelta(hours=2)).isoformat(timespec="minutes"),
+                        }
+                        town.state.data.shifts.append(entry)
+                        sandbox.staffing._shift_index(town.state)[entry["id"]] = entry
+                        return first, next(s for s in town.shifts() if s.id == second.id), sub
+    pytest.fail("no pair of shifts in the sandbox data shares an eligible substitute for this scenario")
+
+
+class TestConcurrentRuns:
+    """Two runs (two workers, or two municipalities on one shared staffing system) book at once."""
+
+    def test_one_person_two_shifts_that_break_the_rest_rule_booked_once(self, make_town: Any) -> None:
+        # The same substitute says yes to two shifts close together; each run books one of
+        # them at the same moment. The staffing system accepts either (no overlap): only the
+        # lock on system + substitute around check, booking and read-back lets one through;
+        # the other run then sees the first booking and books nothing. Without that lock
+        # both pass the check, both book, and one booking has to be taken back again.
+        town = make_town(**ONE_SHIFT)
+        first, second, person = _two_shifts_one_person(town)
+        town.at(first.local_start - timedelta(hours=20))
+        # A slow staffing system widens the window between the check and the booking.
+        town.fault("staffing", latency_ms=150, methods=["GET"])
+        registry = Registry(robots={"bosse": Bosse})
+        engines = [Engine.from_database(town.db, town.app, registry, owner=f"worker-{n}") for n in (1, 2)]
+        robot = Bosse(BosseSettings())
+
+        async def both() -> list[Any]:
+            contexts = [e.context(robot, "0000", None, False) for e in engines]
+            try:
+                return list(
+                    await asyncio.gather(
+                        Work(contexts[0], robot.bosse_settings).book_checked(first, person, via="sms_yes"),
+                        Work(contexts[1], robot.bosse_settings).book_checked(second, person, via="sms_yes"),
+                    )
+                )
+            finally:
+                for ctx in contexts:
+                    await Engine._close_resources(ctx)
+
+        outcomes = asyncio.run(both())
+        assert sorted(o.booked for o in outcomes) == [False, True]
+        refused = next(o for o in outcomes if not o.booked)
+        assert refused.reasons and not refused.conflict
+        log = town.get("/admin/state/staffing")
+        assert all(w["details"].get("substitute_id") in (person, None) for w in log["writes"])
+        created = [w["key"] for w in log["writes"] if w["action"] == "booking.created"]
+        assert len(created) == 1, f"{person} booked on both {created} (one booking then taken back)"
+        assert not [w for w in log["writes"] if w["action"] == "booking.cancelled"]
+        assert [(b["substitute_id"], b["status"]) for b in town.get("/staffing/bookings")["items"]] == [
+            (person, "active")
+        ]

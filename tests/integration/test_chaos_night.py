@@ -3,7 +3,8 @@
 bench/chaos_night.py with --kills 10 on a small sandbox (20 applications, 6 employees):
 real ``kollega worker`` processes on PostgreSQL, killed and replaced every 1.5 s, review
 items decided as they appear. Nothing may be lost, nothing written twice to the
-sandbox's systems, and the audit chain must verify.
+sandbox's systems (Bosse's day included: replies arrive and shifts are booked), and the
+audit chain must verify.
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ def load_bench() -> ModuleType:
 
 @pytest.mark.slow
 @pytest.mark.postgres
+@pytest.mark.timeout(1000)  # the bench's own --max-seconds (900) stops it first
 def test_a_night_survives_ten_worker_kills(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KOLLEGA_TEST_POSTGRES_URL", pg_url)
     out = tmp_path / "chaos.json"
     argv = ["--backend", "postgresql", "--workers", "2", "--kills", "10", "--interval", "1.5"]
-    argv += ["--applications", "20", "--employees", "6", "--max-seconds", "600", "--out", str(out)]
+    # Bosse's day (three rounds of replies and bookings) follows its night: more to do than the
+    # night alone, hence the longer limit (a safety stop, not a timing assertion).
+    argv += ["--applications", "20", "--employees", "6", "--max-seconds", "900", "--out", str(out)]
     code = load_bench().main(argv)
     result = json.loads(out.read_text(encoding="utf-8"))
     assert result["finished"], result
@@ -41,5 +45,9 @@ def test_a_night_survives_ten_worker_kills(pg_url: str, tmp_path: Path, monkeypa
     assert result["items"] > 0
     assert result["lost"] == 0, result["items_by_status"]
     assert result["duplicate_writes"] == 0, result["duplicates"]
+    # Bosse's day ran and booked shifts: "no shift booked twice" was put to the test.
+    assert result["day_rounds"] == 3
+    assert result["bookings"]["made"] > 0, result["bookings"]
+    assert result["bookings"]["shifts_with_two_active_bookings"] == 0
     assert result["audit_ok"]
     assert code == 0

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from core.settings import SecretRef, TenantSettings
 from core.storage.db import Database
+from core.storage.models import AuditEvent
 from core.storage.web_models import LoginState, Role, User, UserRole
 from core.testing import FakeClock, temporary_database
 from core.testing.web import WebEnv, make_web_env, web_client
@@ -232,3 +233,73 @@ class TestGroupsToGrants:
             assert s.scalars(select(UserRole).where(UserRole.user_id == user.id)).all() == []
             ignored = s.scalar(select(AuditEvent).where(AuditEvent.action == "user.idp_grants_ignored"))
             assert ignored is not None and ignored.details["unknown_tenants"] == ["1082"]
+
+
+def oidc_env(provider: str, tmp_path: Path, **oidc: object) -> OidcSettings:
+    return OidcSettings(
+        issuer=f"{provider}/oidc",
+        client_id=DEMO_CLIENT_ID,
+        client_secret=SecretRef(env="KOLLEGA_TEST_OIDC_SECRET"),
+        redirect_uri=REDIRECT,
+        **oidc,  # type: ignore[arg-type]
+    )
+
+
+def refusals(env: WebEnv) -> list[AuditEvent]:
+    with env.db.session() as s:
+        return list(s.scalars(select(AuditEvent).where(AuditEvent.action == "user.login_refused")))
+
+
+class TestOidcSecondFactor:
+    """Every role can open personal data: the provider must assert a second factor (acr or amr, RFC 8176)."""
+
+    async def test_password_only_login_is_refused_in_swedish_and_audited(self, env: WebEnv) -> None:
+        async with web_client(env.app) as client:
+            query = provider_login(await start(client), "olof.losenord")
+            response = await callback(client, query)
+            assert response.status_code == 403
+            assert "intygade inte att du loggade in med två faktorer" in response.text
+            assert not client.cookies.get("__Host-kollega_session")
+            assert (await client.get("/ops", follow_redirects=False)).status_code in (302, 303, 307)
+        with env.db.session() as s:
+            assert s.scalar(select(User).where(User.oidc_subject.is_not(None))) is None  # nothing provisioned
+        (event,) = refusals(env)
+        assert event.subject == "user:olof.losenord" and event.actor == "system:web"
+        assert event.details == {"via": "oidc", "reason": "no_second_factor", "acr": None, "amr": ["pwd"]}
+
+    async def test_otp_login_is_let_in(self, env: WebEnv) -> None:
+        async with web_client(env.app) as client:
+            response = await callback(client, provider_login(await start(client), "sara.drift"))
+            assert response.status_code == 303 and client.cookies.get("__Host-kollega_session")
+        assert refusals(env) == []
+
+    async def test_acr_values_are_asked_for_and_accepted(
+        self, provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("KOLLEGA_TEST_OIDC_SECRET", "sandbox-kollega-web-secret")
+        loa3 = "http://id.sambi.se/loa/loa3"
+        oidc = oidc_env(provider, tmp_path, mfa_acr_values=[loa3], mfa_amr_values=[])
+        with temporary_database(tmp_path) as db:
+            env = make_web_env(db, tmp_path, clock=FakeClock(datetime.now(UTC)), oidc=oidc)
+            async with web_client(env.app) as client:
+                url = await start(client)
+                assert parse_qs(urlsplit(url).query)["acr_values"] == [loa3]
+                response = await callback(client, provider_login(url, "lisa.siths"))
+                assert response.status_code == 303 and client.cookies.get("__Host-kollega_session")
+            async with web_client(env.app) as client:
+                # amr "otp" no longer counts: this deployment trusts the provider's acr only.
+                response = await callback(client, provider_login(await start(client), "anna.handlaggare"))
+                assert response.status_code == 403
+            assert [e.subject for e in refusals(env)] == ["user:anna.handlaggare"]
+
+    async def test_not_required_when_second_factors_are_off(
+        self, provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("KOLLEGA_TEST_OIDC_SECRET", "sandbox-kollega-web-secret")
+        with temporary_database(tmp_path) as db:
+            env = make_web_env(
+                db, tmp_path, clock=FakeClock(datetime.now(UTC)), oidc=oidc_env(provider, tmp_path), mfa_required=False
+            )
+            async with web_client(env.app) as client:
+                response = await callback(client, provider_login(await start(client), "olof.losenord"))
+                assert response.status_code == 303

@@ -189,6 +189,14 @@ async def oidc_callback(
         if error:
             raise OidcError(f"the provider answered {error}")
         claims = await ctx.oidc.finish(code, login, iss, now)
+        if await run_in_threadpool(ctx.oidc.refuse_without_second_factor, ctx.db, claims, now):
+            return _login_page(
+                request,
+                error=_(
+                    "Kommunens inloggning intygade inte att du loggade in med två faktorer (till exempel BankID, SITHS-kort eller engångskod). Kollega kräver det eftersom du kan se personuppgifter. Logga in igen med tvåfaktorsinloggning, eller kontakta IT-supporten."
+                ),
+                status=403,
+            )
         user = await run_in_threadpool(ctx.oidc.provision, ctx.db, claims, now)
     except OidcError:
         return _login_page(request, error=_("Inloggningen kunde inte slutföras. Börja om."), status=400)
