@@ -1,6 +1,7 @@
 """The chaos bench, short: a night of all four robots while workers are SIGKILLed ten times.
 
-bench/chaos_night.py with --kills 10 on a small sandbox (20 applications, 6 employees):
+bench/chaos_night.py with --kills 10 on a small sandbox (12 applications, 5 employees, one
+round of Bosse's day):
 real ``kollega worker`` processes on PostgreSQL, killed and replaced every 1.5 s, review
 items decided as they appear. Nothing may be lost, nothing written twice to the
 sandbox's systems (Bosse's day included: replies arrive and shifts are booked), and the
@@ -35,9 +36,11 @@ def test_a_night_survives_ten_worker_kills(pg_url: str, tmp_path: Path, monkeypa
     monkeypatch.setenv("KOLLEGA_TEST_POSTGRES_URL", pg_url)
     out = tmp_path / "chaos.json"
     argv = ["--backend", "postgresql", "--workers", "2", "--kills", "10", "--interval", "1.5"]
-    # Bosse's day (three rounds of replies and bookings) follows its night: more to do than the
-    # night alone, hence the longer limit (a safety stop, not a timing assertion).
-    argv += ["--applications", "20", "--employees", "6", "--max-seconds", "900", "--out", str(out)]
+    # One round of Bosse's day (replies and bookings) follows its night, under the last kills;
+    # the full bench (N = 100, three rounds) is in docs/benchmarks.md. The limit is a safety
+    # stop, not a timing assertion.
+    argv += ["--applications", "12", "--employees", "5", "--day-rounds", "1", "--day-kills", "3"]
+    argv += ["--max-seconds", "900", "--out", str(out)]
     code = load_bench().main(argv)
     result = json.loads(out.read_text(encoding="utf-8"))
     assert result["finished"], result
@@ -46,7 +49,7 @@ def test_a_night_survives_ten_worker_kills(pg_url: str, tmp_path: Path, monkeypa
     assert result["lost"] == 0, result["items_by_status"]
     assert result["duplicate_writes"] == 0, result["duplicates"]
     # Bosse's day ran and booked shifts: "no shift booked twice" was put to the test.
-    assert result["day_rounds"] == 3
+    assert result["day_rounds"] == 1
     assert result["bookings"]["made"] > 0, result["bookings"]
     assert result["bookings"]["shifts_with_two_active_bookings"] == 0
     assert result["audit_ok"]
