@@ -226,8 +226,13 @@ def test_the_register_lookup_down_alone_is_still_retried(sandbox: str, db: Datab
     _, result = run(db, tmp_path, sandbox)
     counts = result.summary.counts
     assert counts["retried"] > 0 and counts["collected"] > 0
-    # Retried, then: out of attempts (an exception item), or, once the circuit breaker has opened
-    # for the whole register, a protection check that cannot be made (the gate closes). Never a
-    # household prepared without its register data, never an item lost.
+    # Retried, then: once the circuit breaker has opened for the whole register, a protection
+    # check that cannot be made (the gate closes, nothing looked up); or, with the gate passed,
+    # prepared after register_read_attempts with the failed read as a warning of its own and no
+    # register data in the item (issue 19). Never an item lost.
     assert counts["failed_application"] + counts["needs_review"] == counts["collected"]
-    assert all(r.material["kind"] == "restricted" for r in reviews(db).values())
+    for review in reviews(db).values():
+        if review.material["kind"] == "restricted":
+            continue
+        assert "register_read_failed" in [f["code"] for f in review.material["flags"]]
+        assert all(row["register"] is None for row in review.material["incomes"])

@@ -43,6 +43,19 @@ CONFIRM = {"confirm_unverified_table": "1"}
 #: Flags comparing with last month's decision: Open ePlatform holds the application, not the
 #: case history, so a flow instance has no previous decision (robots/ronney/oep.py).
 LAST_MONTH = {"no_previous_decision", "household_changed", "income_changed", "previous_rejected", "rent_changed"}
+# The case history (återkrav, an advance on a benefit, pending benefits, last month's payment
+# account, income types of the last decision) comes with the JSON e-service's application; an
+# Open ePlatform form holds only what the applicant submitted, so these checks need the case
+# system there (docs/robots/ronney.md, "Known limits").
+HISTORY = {
+    "recovery_claim",
+    "previous_decision_advance",
+    "pending_benefit",
+    "child_part_time",
+    "payment_account_changed",
+    "income_type_missing",
+    "income_dropped",
+}
 TIMEOUT = 60
 
 
@@ -100,7 +113,7 @@ def proposals(db: Database, names: dict[str, str] | None = None) -> dict[str, An
         m = r.material
         key = (names or {}).get(m["application_id"], m["application_id"])
         lines = [(line["key"], line["amount"]) for line in (m["calculation"] or {}).get("lines", [])]
-        codes = sorted(f["code"] for f in m["flags"] if f["code"] not in LAST_MONTH)
+        codes = sorted(f["code"] for f in m["flags"] if f["code"] not in LAST_MONTH | HISTORY)
         out[key] = (m["proposal"]["amount"], codes, lines)
     return out
 
