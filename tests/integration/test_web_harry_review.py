@@ -12,6 +12,7 @@ import asyncio
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
 from sqlalchemy import select
 
 from core.errors import BusinessError
@@ -81,6 +82,12 @@ class RefusingPayroll(Robot):
                 "screenshot_artifact_id": shot,
             },
         )
+
+
+@pytest.fixture(autouse=True)
+def _payroll_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    """[robots.harry]'s password reference must resolve: secrets are read when a run starts."""
+    monkeypatch.setenv("KOLLEGA_HARRY_PASSWORD", "test-only-password")
 
 
 def night(db: Database, tmp_path: Path, **web: Any) -> tuple[WebEnv, dict[str, int], dict[str, ReviewItem]]:
