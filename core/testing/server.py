@@ -15,12 +15,17 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 
 @contextmanager
-def serve_app(app: Any, *, host: str = "127.0.0.1", graceful_seconds: int = 1) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn in a background thread; yields its base URL (``http://127.0.0.1:PORT``)."""
+def serve_app(
+    app: Any, *, host: str = "127.0.0.1", graceful_seconds: int = 1, lifespan: Literal["on", "off"] = "off"
+) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn in a background thread; yields its base URL (``http://127.0.0.1:PORT``).
+
+    ``lifespan="on"`` runs the app's startup and shutdown (the web app's, as ``kollega serve`` does).
+    """
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -30,7 +35,7 @@ def serve_app(app: Any, *, host: str = "127.0.0.1", graceful_seconds: int = 1) -
     config = uvicorn.Config(
         app,
         log_level="warning",
-        lifespan="off",
+        lifespan=lifespan,
         ws="none",
         access_log=False,
         timeout_graceful_shutdown=graceful_seconds,

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, expect, sync_playwright
 
 from core.testing import ExampleRobot, FakeClock, run_robot, temporary_database
 from core.testing.browser import launch_chromium
+from core.testing.server import serve_app
 from core.testing.web import WebEnv, log_in_page, make_web_env
 from robots.bosse.robot import Bosse
 from robots.harry.robot import Harry
@@ -44,23 +40,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with temporary_database(tmp) as db:
         env = make_web_env(db, tmp, robots=ROBOTS, clock=FakeClock(now))
         run_robot(ExampleRobot, db=db, tmp_path=tmp, clock=env.clock)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(env.app, log_level="warning", lifespan="on"))
-        thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "the web app did not start"
-            time.sleep(0.02)
-        try:
-            month = f"{now.astimezone(ZoneInfo('Europe/Stockholm')):%Y-%m}"
-            yield Served(env, f"http://127.0.0.1:{port}", month)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-            sock.close()
+        month = f"{now.astimezone(ZoneInfo('Europe/Stockholm')):%Y-%m}"
+        with serve_app(env.app, lifespan="on") as base_url:
+            yield Served(env, base_url, month)
 
 
 @pytest.fixture(scope="module")

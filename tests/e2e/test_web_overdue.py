@@ -6,16 +6,11 @@ are checked with axe-core like the other main pages.
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, expect, sync_playwright
 from sqlalchemy import select
 
@@ -23,6 +18,7 @@ from core.review import ReviewQueue
 from core.storage.models import AuditEvent
 from core.testing import FakeClock, temporary_database
 from core.testing.browser import launch_chromium
+from core.testing.server import serve_app
 from core.testing.web import WebEnv, log_in_page, make_web_env
 from core.web import alerts
 from tests.integration.test_web_inbox import add_review
@@ -54,22 +50,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             gone, "Passet började 07:00 och kan inte längre tillsättas härifrån.", actor="robot:example"
         )
         alerts.sweep_reviews(db, env.settings, env.registry, reviews, env.clock)  # marks and escalates `late`
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(env.app, log_level="warning", lifespan="on"))
-        thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "the web app did not start"
-            time.sleep(0.02)
-        try:
-            yield Served(env, f"http://127.0.0.1:{port}", late, gone)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-            sock.close()
+        with serve_app(env.app, lifespan="on") as base_url:
+            yield Served(env, base_url, late, gone)
 
 
 @pytest.fixture(scope="module")
