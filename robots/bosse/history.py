@@ -1,0 +1,96 @@
+"""How each substitute has answered Bosse's offers before, and what that says about the next one (pure).
+
+Everything here is read from the offer ledgers (:mod:`robots.bosse.ledger`), that is from
+the SMS gateway's record of Bosse's own messages and the replies to them: Bosse keeps no
+other state. From a person's past offers come the share they said yes to, whether they
+answer at all, and how long they usually take; :func:`timely_yes` turns that into the
+chance that a new offer gets a yes before the shift's offers close.
+
+The estimates are shrunk towards a neutral prior (:data:`PRIOR_YES`, :data:`PRIOR_WEIGHT`
+offers' worth), so one answer does not decide much and a newcomer is neither first nor last.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from robots.bosse.ledger import ShiftLedger
+from robots.bosse.messages import Answer
+
+__all__ = ["PRIOR_WEIGHT", "PRIOR_YES", "SILENCE_AFTER", "ReplyStats", "reply_history", "timely_yes"]
+
+#: The yes-share assumed for someone Bosse has never asked, and how many offers' worth it counts.
+PRIOR_YES = 0.5
+PRIOR_WEIGHT = 2.0
+#: An offer still unanswered this long after it was sent counts as not answered.
+SILENCE_AFTER = timedelta(hours=12)
+#: A person whose usual reply time does not fit before offers close still answers in time this often.
+LATE_FACTOR = 0.25
+
+
+@dataclass(frozen=True)
+class ReplyStats:
+    """One substitute's past offers: how many have an outcome, how many were answered, how many yes,
+    and the minutes each answer took."""
+
+    offers: int = 0
+    answered: int = 0
+    yes: int = 0
+    minutes: tuple[float, ...] = ()
+
+    @property
+    def yes_share(self) -> float:
+        """Estimated chance of a yes to an offer (answered or not), shrunk towards the prior."""
+        return (self.yes + PRIOR_YES * PRIOR_WEIGHT) / (self.offers + PRIOR_WEIGHT)
+
+    @property
+    def usual_minutes(self) -> float | None:
+        """The median time to answer, None before the first answer."""
+        return statistics.median(self.minutes) if self.minutes else None
+
+    def describe(self) -> str:
+        """The history in Swedish for the coordinators, e.g. "svarat ja på 3 av 5 erbjudanden"."""
+        if not self.offers:
+            return "inga tidigare erbjudanden"
+        text = f"svarat ja på {self.yes} av {self.offers} erbjudanden"
+        if self.answered < self.offers:
+            text += f", {self.offers - self.answered} obesvarade"
+        if self.usual_minutes is not None:
+            text += f", svarar oftast inom {round(self.usual_minutes)} min"
+        return text
+
+
+def reply_history(ledgers: Iterable[ShiftLedger], now: datetime) -> dict[str, ReplyStats]:
+    """Every substitute's :class:`ReplyStats` from the offers in ``ledgers`` up to ``now``.
+
+    An offer counts once it is answered, or once it has gone :data:`SILENCE_AFTER` without an
+    answer; undelivered offers and those still within that time do not count.
+    """
+    counts: dict[str, list[int]] = {}
+    minutes: dict[str, list[float]] = {}
+    for ledger in ledgers:
+        for sub, offer in ledger.offers.items():
+            sent = offer.message.sent_at
+            if not offer.message.delivered or sent > now:
+                continue
+            first = next((r for r in offer.replies if r.answer is not None and r.received_at <= now), None)
+            if first is None and now - sent < SILENCE_AFTER:
+                continue
+            row = counts.setdefault(sub, [0, 0, 0])
+            row[0] += 1
+            if first is not None:
+                row[1] += 1
+                row[2] += first.answer is Answer.yes
+                minutes.setdefault(sub, []).append((first.received_at - sent).total_seconds() / 60)
+    return {sub: ReplyStats(o, a, y, tuple(minutes.get(sub, ()))) for sub, (o, a, y) in counts.items()}
+
+
+def timely_yes(stats: ReplyStats | None, now: datetime, closes: datetime) -> float:
+    """The chance that an offer sent at ``now`` gets a yes before ``closes``."""
+    stats = stats or ReplyStats()
+    usual = stats.usual_minutes
+    fits = usual is None or now + timedelta(minutes=usual) <= closes
+    return stats.yes_share * (1.0 if fits else LATE_FACTOR)
