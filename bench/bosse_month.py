@@ -46,10 +46,12 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 from robots.bosse.audit_check import Limits, Person, audit  # noqa: E402
+from robots.bosse.history import reply_history  # noqa: E402
 from robots.bosse.ledger import Offer, Reply, SentMessage, ShiftLedger  # noqa: E402
 from robots.bosse.messages import Answer, MessageKind  # noqa: E402
 from robots.bosse.planning import (  # noqa: E402
     Candidate,
+    ClashCache,
     Evaluation,
     StepKind,
     close_at,
@@ -127,13 +129,24 @@ class ShiftState:
     handed_over: bool = False
     pending: list[tuple[datetime, str, Answer]] = field(default_factory=list)
     cache: tuple[tuple[int, ...], Evaluation] | None = None
+    # What the analysis of unfilled shifts needs (not used by either policy).
+    eligible_first: tuple[str, ...] | None = None
+    held: dict[str, str] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
 
 
 class Simulation:
     """One policy over the month."""
 
     def __init__(
-        self, month: Month, settings: BosseSettings, seed: int, *, baseline: bool, joint: bool = False
+        self,
+        month: Month,
+        settings: BosseSettings,
+        seed: int,
+        *,
+        baseline: bool,
+        joint: bool = False,
+        learn: bool = True,
     ) -> None:
         self.month = month
         self.settings = settings
@@ -146,6 +159,8 @@ class Simulation:
         self.versions: dict[str, int] = {}
         self._ids = 0
         self.joint = joint
+        self.learn = learn
+        self.clash_cache: ClashCache = {}
         self.held_back = 0
 
     def evaluation(self, state: ShiftState) -> Evaluation:
@@ -155,6 +170,8 @@ class Simulation:
             return state.cache[1]
         ev = self._evaluate(state)
         state.cache = (versions, ev)
+        if state.eligible_first is None:
+            state.eligible_first = tuple(c.id for c in ev.eligible)
         return ev
 
     def _evaluate(self, state: ShiftState) -> Evaluation:
@@ -222,6 +239,7 @@ class Simulation:
                 return False
             msg = SentMessage(f"N{sub_id}", state.shift.id, MessageKind.notbooked, sub_id, None, sub_id, "", now, True)
             state.ledger.notices[(MessageKind.notbooked, sub_id)] = msg
+            state.refused.append(sub_id)
         return not state.handed_over
 
     def step(self, state: ShiftState, now: datetime) -> None:
@@ -260,8 +278,14 @@ class Simulation:
             self.pool,
             now,
             self.settings,
+            reply_history((st.ledger for st in self.states), now) if self.learn else None,
+            self.clash_cache,
         )
         self.held_back += sum(len(v) for v in plan.held_back.values())
+        by_id = {st.shift.id: st for st in open_states}
+        for sid, skipped in plan.held_back.items():
+            for sub_id, why in skipped.items():
+                by_id[sid].held[sub_id] = "clash" if why.startswith("har erbjudande") else "saved"
         for st in active:
             step = steps[st.shift.id]
             if step.kind is StepKind.wave:
@@ -308,6 +332,75 @@ class Simulation:
         booked = [(sub, shift.start, shift.end) for shift, sub, _ in self.bookings]
         return audit(people, booked, _limits(self.settings))
 
+    def unfilled_analysis(self) -> dict[str, Any]:
+        """Why the shifts left open were lost: who was eligible, who was asked, when, and what they said.
+
+        Each open shift gets one cause, the first that applies: nobody eligible when it was first
+        looked at; a yes that came in time but could no longer be booked; a yes after offers
+        closed; eligible people never asked (split by why: booked elsewhere first, held back by
+        the joint plan, or simply not reached before the deadline); everyone asked, no yes.
+        """
+        booked_anywhere_on: dict[date, set[str]] = {}
+        for shift, sub, _ in self.bookings:
+            booked_anywhere_on.setdefault(shift.local_start.date(), set()).add(sub)
+        causes: dict[str, int] = {}
+        unasked: dict[str, int] = {}
+        replies: dict[str, int] = {}
+        behaviours: dict[str, int] = {}
+        asked_late = 0
+        eligible_total = asked_total = 0
+        for st in self.states:
+            if st.booked_at is not None:
+                continue
+            closes = close_at(st.shift, self.settings)
+            first = st.eligible_first or ()
+            eligible_total += len(first)
+            asked_total += len(st.ledger.offers)
+            for sub in first:
+                kind = self.month.behaviour.get(sub, "selective")
+                behaviours[kind] = behaviours.get(kind, 0) + 1
+            for offer in st.ledger.offers.values():
+                if offer.answer is None:
+                    key = "no answer"
+                else:
+                    when = "in time" if offer.answered_at and offer.answered_at < closes else "after close"
+                    key = f"{offer.answer.value} {when}"
+                replies[key] = replies.get(key, 0) + 1
+                if closes - offer.message.sent_at < timedelta(hours=3):
+                    asked_late += 1
+            not_asked = [sub for sub in first if sub not in st.ledger.offers]
+            for sub in not_asked:
+                why = (
+                    "booked elsewhere"
+                    if sub in booked_anywhere_on.get(st.shift.local_start.date(), set())
+                    else f"held back ({st.held[sub]})"
+                    if sub in st.held
+                    else "not reached"
+                )
+                why += f", {self.month.behaviour.get(sub, 'selective')}"
+                unasked[why] = unasked.get(why, 0) + 1
+            if not first:
+                cause = "nobody eligible"
+            elif st.refused:
+                cause = "a yes in time, no longer bookable"
+            elif any(o.answer is Answer.yes for o in st.ledger.offers.values()):
+                cause = "a yes only after offers closed"
+            elif not_asked:
+                cause = "eligible left unasked"
+            else:
+                cause = "everyone eligible asked, no yes"
+            causes[cause] = causes.get(cause, 0) + 1
+        return {
+            "unfilled": sum(causes.values()),
+            "causes": dict(sorted(causes.items())),
+            "eligible_when_first_seen": eligible_total,
+            "offers_on_unfilled": asked_total,
+            "offers_sent_less_than_3h_before_close": asked_late,
+            "replies_to_those_offers": dict(sorted(replies.items())),
+            "eligible_not_asked_by_reason": dict(sorted(unasked.items())),
+            "eligible_by_reply_behaviour": dict(sorted(behaviours.items())),
+        }
+
     def report(self) -> dict[str, Any]:
         booked = [s for s in self.states if s.booked_at is not None]
         waits = [(s.booked_at - s.first_offer).total_seconds() / 60 for s in booked if s.first_offer and s.booked_at]
@@ -333,6 +426,9 @@ class Simulation:
             "hours_months": months,
             "hours_stdev": round(statistics.pstdev(hours), 2),
             "hours_range": round(max(hours) - min(hours), 2),
+            "hours_max": max(hours),
+            "hours_min": min(hours),
+            "unfilled_analysis": self.unfilled_analysis(),
         }
 
 
@@ -437,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
         "hours_range",
     ):
         print(f"{key:38}{b[key]!s:>12}{base[key]!s:>12}")
+    for name in ("bosse", "baseline"):
+        print(f"{name} unfilled:", json.dumps(results[name]["unfilled_analysis"], ensure_ascii=False))
     print("fill rate over baseline (pp):", results["fill_rate_pp_over_baseline"])
     print("ratios to baseline:", ", ".join(f"{k}={v}" for k, v in results["ratios_to_baseline"].items()))
     print("targets:", ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in results["targets"].items()))

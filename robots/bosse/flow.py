@@ -38,6 +38,7 @@ from core.api import (
     RunContext,
     WorkItemView,
 )
+from robots.bosse.history import reply_history
 from robots.bosse.ledger import Ledger, ShiftLedger
 from robots.bosse.material import QUEUE, review_material, review_summary, review_title
 from robots.bosse.messages import Answer, MessageKind, Reference, message_text
@@ -209,8 +210,9 @@ class Work:
         unfilled: list[NewItem] = []
         quiet = self.quiet(now)
         slot = slot_of(now)
-        # Tonight's open shifts are planned together: scarcest first, nobody offered a shift
-        # a yes elsewhere would make illegal (planning.plan_offers).
+        # Tonight's open shifts are planned together: scarcest first (by each candidate's chance
+        # of a timely yes, learnt from how they answered Bosse's earlier offers), nobody offered
+        # a shift a yes elsewhere would make illegal (planning.plan_offers).
         rules = self.settings.rules
         evaluations = {s.id: evaluate_shift(s, pool, rules) for s in open_shifts}
         plan = plan_offers(
@@ -220,6 +222,7 @@ class Work:
             {p.id: p for p in pool},
             now,
             self.settings,
+            reply_history(ledger.shifts.values(), now),
         )
         for shift in shifts:
             mine = ledger.of(shift.id)

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from connectors.sms import normalize_msisdn
 from core.api import BusinessError
+from robots.bosse.history import ReplyStats, timely_yes
 from robots.bosse.ledger import ShiftLedger
 from robots.bosse.messages import Answer, MessageKind
 from robots.bosse.ranking import rank_candidates
@@ -303,21 +304,36 @@ def adaptive_wave_size(remaining: int, now: datetime, closes: datetime, settings
     return max(1, min(settings.wave_size, needed))
 
 
+#: Clash answers a caller may keep between plans: (person, shift, shift) -> (the person's record, clash).
+ClashCache = dict[tuple[str, str, str], tuple[SubstituteInfo, bool]]
+
+
 class _Conflicts:
     """Whether a yes to one shift would make another illegal for a person (cached)."""
 
-    def __init__(self, people: Mapping[str, SubstituteInfo], shifts: Mapping[str, ShiftInfo], rules: BosseRules):
+    def __init__(
+        self,
+        people: Mapping[str, SubstituteInfo],
+        shifts: Mapping[str, ShiftInfo],
+        rules: BosseRules,
+        cache: ClashCache | None = None,
+    ):
         self.people, self.shifts, self.rules = people, shifts, rules
-        self._cache: dict[tuple[str, str, str], bool] = {}
+        self._cache: ClashCache = {} if cache is None else cache
 
     def clash(self, person_id: str, a: str, b: str) -> bool:
         if a == b:
             return False
         first, second = sorted((a, b))
         key = (person_id, first, second)
-        if key not in self._cache:
-            self._cache[key] = self._one_way(person_id, a, b) or self._one_way(person_id, b, a)
-        return self._cache[key]
+        person = self.people[person_id]
+        # An answer holds while the person's record is the same object (records are frozen;
+        # a new booking makes a new one), so a cache kept between plans stays right.
+        known = self._cache.get(key)
+        if known is None or known[0] is not person:
+            known = (person, self._one_way(person_id, a, b) or self._one_way(person_id, b, a))
+            self._cache[key] = known
+        return known[1]
 
     def _one_way(self, person_id: str, booked: str, offered: str) -> bool:
         person, first, second = self.people[person_id], self.shifts[booked], self.shifts[offered]
@@ -345,6 +361,34 @@ def live_offers(shifts: Iterable[ShiftInfo], ledgers: Mapping[str, ShiftLedger])
     return held
 
 
+def _chance_unfilled(
+    sid: str,
+    chance: Mapping[str, float],
+    ledger: ShiftLedger,
+    history: Mapping[str, ReplyStats],
+    now: datetime,
+    by_id: Mapping[str, ShiftInfo],
+    settings: BosseSettings,
+) -> float:
+    """The chance that nobody says yes in time: neither those still to be asked nor those
+    whose offer is out unanswered (each at the time they were asked)."""
+    closes = close_at(by_id[sid], settings)
+    result = 1.0
+    for p in chance.values():
+        result *= 1.0 - p
+    for sub, offer in ledger.offers.items():
+        if offer.message.delivered and offer.answer is None:
+            result *= 1.0 - timely_yes(history.get(sub), offer.message.sent_at, closes)
+    return result
+
+
+#: A person is kept for a scarcer shift only while that shift's chance of going unfilled is at least this.
+KEEP_FOR_SCARCER_FROM = 0.02
+#: A shift whose only candidates are kept for scarcer ones waits while it has more rounds of
+#: replies left than those candidates plus this many.
+SPARE_ROUNDS = 2
+
+
 def plan_offers(
     shifts: Sequence[ShiftInfo],
     evaluations: Mapping[str, Evaluation],
@@ -352,29 +396,49 @@ def plan_offers(
     people: Mapping[str, SubstituteInfo],
     now: datetime,
     settings: BosseSettings,
+    history: Mapping[str, ReplyStats] | None = None,
+    clash_cache: ClashCache | None = None,
 ) -> Plan:
     """Plan the offers of all open shifts together.
 
-    Shifts with the fewest candidates left go first; a person who could take several shifts
-    that exclude each other is offered the scarcest of them (held back from the others);
-    nobody is offered a shift that a yes to an offer they already hold would make illegal;
-    and each shift asks only as many at once as it needs to reach everyone left before its
-    deadline (:func:`adaptive_wave_size`).
+    The scarcest shifts go first: those most likely to go unfilled, judged by each candidate
+    left (and each offer still unanswered) and their chance of a timely yes from ``history``
+    (:mod:`robots.bosse.history`; without it everyone counts alike, so fewest candidates
+    first). Every shift still looking for someone counts, also one waiting for replies. A
+    person who could take several shifts that exclude each other is kept for the scarcest of
+    them that is at risk (:data:`KEEP_FOR_SCARCER_FROM`) and held back from the others, which
+    take them only when nobody else is left and they cannot wait (:data:`SPARE_ROUNDS`);
+    within a shift, those other shifts need least are asked first. Nobody is offered a shift
+    that a yes to an offer they already hold would make illegal; and each shift asks only as
+    many at once as it needs to reach everyone left before its deadline
+    (:func:`adaptive_wave_size`). ``clash_cache`` may be kept by the caller between plans.
     """
     by_id = {s.id: s for s in shifts}
     steps = {s.id: next_step(s, evaluations[s.id], ledgers[s.id], now, settings) for s in shifts}
+    # Every shift still looking for someone counts, not only those due a wave now: a shift
+    # waiting for replies still needs the people it has not asked yet.
     remaining = {
         sid: [c.id for c in evaluations[sid].eligible if c.id not in ledgers[sid].offers and c.reachable]
         for sid, step in steps.items()
-        if step.kind is StepKind.wave
+        if step.kind is StepKind.wave or step.code == "waiting"
     }
-    order = sorted(remaining, key=lambda sid: (len(remaining[sid]), by_id[sid].start, sid))
-    conflicts = _Conflicts(people, by_id, settings.rules)
+    history = history or {}
+    chance = {
+        sid: {sub: timely_yes(history.get(sub), now, close_at(by_id[sid], settings)) for sub in remaining[sid]}
+        for sid in remaining
+    }
+    unfilled = {
+        sid: _chance_unfilled(sid, chance[sid], ledgers[sid], history, now, by_id, settings) for sid in remaining
+    }
+    order = sorted(remaining, key=lambda sid: (-unfilled[sid], by_id[sid].start, sid))
+    conflicts = _Conflicts(people, by_id, settings.rules, clash_cache)
     held = live_offers(shifts, ledgers)
     planned: dict[str, set[str]] = {}
     offers: dict[str, tuple[str, ...]] = {}
     held_back: dict[str, dict[str, str]] = {}
     for index, sid in enumerate(order):
+        if steps[sid].kind is not StepKind.wave:
+            continue
         shift = by_id[sid]
         scarcer = order[:index]
         size = adaptive_wave_size(len(remaining[sid]), now, close_at(shift, settings), settings)
@@ -388,11 +452,17 @@ def plan_offers(
                 skipped[sub] = f"har erbjudande på pass {by_id[blocker].code}; ett ja där gör detta pass otillåtet"
                 continue
             # Wanted where scarcer: asked there first, here only when nobody else is left.
-            if any(sub in remaining[o] and conflicts.clash(sub, o, sid) for o in scarcer):
+            if any(
+                sub in remaining[o] and unfilled[o] >= KEEP_FOR_SCARCER_FROM and conflicts.clash(sub, o, sid)
+                for o in scarcer
+            ):
                 later.append(sub)
                 continue
             chosen.append(sub)
-        picked = (chosen + later)[:size]
+        chosen = _least_needed_elsewhere_first(sid, shift, chosen, remaining, unfilled, conflicts, people)
+        rounds = int((close_at(shift, settings) - now).total_seconds() // (settings.reply_wait_minutes * 60))
+        # Those kept for a scarcer shift are taken from it only when this shift cannot wait.
+        picked = (chosen + (later if chosen or rounds <= len(later) + SPARE_ROUNDS else []))[:size]
         for sub in later:
             if sub not in picked:
                 skipped[sub] = "sparas till ett pass med färre behöriga"
@@ -403,6 +473,28 @@ def plan_offers(
         if skipped:
             held_back[sid] = skipped
     return Plan(tuple(order), offers, held_back)
+
+
+def _least_needed_elsewhere_first(
+    sid: str,
+    shift: ShiftInfo,
+    chosen: list[str],
+    remaining: Mapping[str, list[str]],
+    unfilled: Mapping[str, float],
+    conflicts: _Conflicts,
+    people: Mapping[str, SubstituteInfo],
+) -> list[str]:
+    """``chosen`` (in ranking order) with those whom other open shifts need least first: what a
+    person is needed elsewhere is the summed chance that each other shift they could take,
+    and a yes here would exclude, goes unfilled (in tenths, so the ranking's order – fewest
+    hours first – still decides between near equals). Priority right stays first."""
+
+    def need_elsewhere(sub: str) -> float:
+        return sum(unfilled[o] for o in remaining if o != sid and sub in remaining[o] and conflicts.clash(sub, o, sid))
+
+    day = shift.local_start.date()
+    keys = {sub: (not people[sub].has_priority_on(day), round(need_elsewhere(sub), 1)) for sub in chosen}
+    return sorted(chosen, key=lambda sub: keys[sub])  # stable: ranking order within a tie
 
 
 def clashing_offers(

@@ -99,3 +99,83 @@ def test_the_review_shows_counters_and_exceptions_labelled() -> None:
         else:
             assert m["exceptions"] == []
             assert "övertid i december: 0 av 50 h" in m["eligible"][0]["counters"]
+
+
+def _evening_pair() -> tuple[ShiftInfo, ShiftInfo]:
+    # Two evening shifts at the same time: a yes to one excludes the other.
+    return shift("A", "2026-12-02T15:00", "2026-12-02T22:00"), shift("B", "2026-12-02T15:00", "2026-12-02T22:00")
+
+
+def test_learnt_reply_history_decides_which_shift_is_scarcest() -> None:
+    from robots.bosse.history import ReplyStats
+
+    a, b = _evening_pair()
+    people = {p.id: p for p in [person("V1"), person("V2"), person("V3"), person("V4"), person("V5")]}
+    # A can use V1 and V2; B can use V3, V4 and V5; V1 could also take B.
+    a_only = {"V1", "V2"}
+    b_only = {"V1", "V3", "V4", "V5"}
+    evaluations = {
+        "A": evaluate_shift(a, [people[i] for i in sorted(a_only)], SETTINGS.rules),
+        "B": evaluate_shift(b, [people[i] for i in sorted(b_only)], SETTINGS.rules),
+    }
+    ledgers = {"A": ShiftLedger("A"), "B": ShiftLedger("B")}
+    never_yes = ReplyStats(offers=10, answered=10, yes=0, minutes=(20.0,) * 10)
+    always_yes = ReplyStats(offers=10, answered=10, yes=10, minutes=(5.0,) * 10)
+    # Without history A (fewer candidates) is the scarcer and gets V1.
+    plan = plan_offers([a, b], evaluations, ledgers, people, NOW, SETTINGS)
+    assert plan.order == ("A", "B")
+    assert set(plan.offers["A"]) == {"V1", "V2"}
+    assert "V1" not in plan.offers["B"]
+    # Known: V2 always says yes, V3-V5 never do. B is the one at risk and is offered V1.
+    history = {"V2": always_yes, "V3": never_yes, "V4": never_yes, "V5": never_yes}
+    plan = plan_offers([a, b], evaluations, ledgers, people, NOW, SETTINGS, history)
+    assert plan.order == ("B", "A")
+    assert "V1" in plan.offers["B"]
+    assert plan.offers["A"] == ("V2",)
+
+
+def test_a_shift_waiting_for_replies_keeps_its_people_and_the_other_waits() -> None:
+    settings = BosseSettings(wave_size=1, reply_wait_minutes=30)
+    a, b = _evening_pair()
+    c = shift("C", "2026-12-02T15:00", "2026-12-02T22:00")
+    people = {p.id: p for p in [person("V1"), person("V2"), person("V3")]}
+    # B has asked V1 (unanswered, still within the reply time) and has only V2 left. A could
+    # use all three, but V1 and V3 hold offers on B and C (a yes there would exclude A).
+    evaluations = {
+        "A": evaluate_shift(a, people.values(), settings.rules),
+        "B": evaluate_shift(b, [people["V1"], people["V2"]], settings.rules),
+        "C": evaluate_shift(c, [people["V3"]], settings.rules),
+    }
+
+    def ledgers_at(now: datetime) -> dict[str, ShiftLedger]:
+        ledgers = {sid: ShiftLedger(sid) for sid in "ABC"}
+        for sid, sub in (("B", "V1"), ("C", "V3")):
+            sent = now - timedelta(minutes=10)
+            ledgers[sid].offers[sub] = Offer(SentMessage(sid, sid, MessageKind.offer, sub, 1, "+4670", "", sent, True))
+        return ledgers
+
+    plan = plan_offers([a, b, c], evaluations, ledgers_at(NOW), people, NOW, settings)
+    assert plan.order.index("B") < plan.order.index("A")  # B, waiting on a single offer, is at more risk
+    assert "A" not in plan.offers  # a day left: A waits rather than take B's last candidate
+    assert plan.held_back["A"]["V2"] == "sparas till ett pass med färre behöriga"
+    # An hour before A's offers close it cannot wait any longer.
+    assert a.deadline is not None
+    late = a.deadline - timedelta(hours=1)
+    plan = plan_offers([a, b, c], evaluations, ledgers_at(late), people, late, settings)
+    assert plan.offers["A"] == ("V2",)
+
+
+def test_within_a_shift_those_least_needed_elsewhere_are_asked_first() -> None:
+    settings = BosseSettings(wave_size=1, reply_wait_minutes=30)
+    a, b = _evening_pair()
+    # V1 has fewer hours (ranked first for A) but is one of only three for B; V2 can only take A.
+    people = {p.id: p for p in [person("V1", 10), person("V2", 50), person("V3"), person("V4")]}
+    evaluations = {
+        "A": evaluate_shift(a, [people["V1"], people["V2"]], settings.rules),
+        "B": evaluate_shift(b, [people["V1"], people["V3"], people["V4"]], settings.rules),
+    }
+    assert [c.id for c in evaluations["A"].eligible] == ["V1", "V2"]
+    ledgers = {"A": ShiftLedger("A"), "B": ShiftLedger("B")}
+    plan = plan_offers([a, b], evaluations, ledgers, people, NOW, settings)
+    assert plan.order == ("A", "B")
+    assert plan.offers["A"] == ("V2",)
