@@ -15,15 +15,22 @@ whoever sends it) and the same booking check:
 
 * **bosse** — Bosse's own code: ``evaluate_shift`` (rules and ranking), ``next_step``
   (waves of ``--wave-size``, the next wave when nobody is waiting, hand-over at the
-  deadline), the first yes re-checked against the roster as it is then.
+  deadline), ``plan_offers`` (all open shifts together, with each substitute's reply
+  history from the offers made so far, ``history.reply_history``), the first yes
+  re-checked against the roster as it is then.
 * **baseline** — a coordinator calling the eligible in list order (V001, V002 …), one at
   a time, waiting ``--reply-wait`` minutes for each answer, with the same rules.
 
 Reported per policy: fill rate, median minutes from first offer to booking, rule
 violations (every booking re-checked against the final rosters, without itself: must be
 0), and the spread of the month's booked hours between substitutes (standard deviation
-and max − min over everyone in the pool). Target: fill rate at least the baseline's, zero
-violations and a smaller spread. A month takes about 20 s of CPU time.
+and max − min over everyone in the pool), and why each shift left open was lost
+(``unfilled_analysis``: nobody eligible; a yes that could no longer be booked; a yes after
+offers closed; eligible people never asked – booked elsewhere that day, held back by the
+joint plan, or not reached – by their reply behaviour; everyone asked without a yes).
+Targets (issue 20): fill rate 3 pp above the baseline's, SMS per filled shift at most 1.2×
+the baseline's, zero violations and a smaller spread. 14 nights take about 1.5 min of CPU
+time for both policies.
 """
 
 from __future__ import annotations
