@@ -51,17 +51,6 @@ class ReplyStats:
         """The median time to answer, None before the first answer."""
         return statistics.median(self.minutes) if self.minutes else None
 
-    def describe(self) -> str:
-        """The history in Swedish for the coordinators, e.g. "svarat ja på 3 av 5 erbjudanden"."""
-        if not self.offers:
-            return "inga tidigare erbjudanden"
-        text = f"svarat ja på {self.yes} av {self.offers} erbjudanden"
-        if self.answered < self.offers:
-            text += f", {self.offers - self.answered} obesvarade"
-        if self.usual_minutes is not None:
-            text += f", svarar oftast inom {round(self.usual_minutes)} min"
-        return text
-
 
 def reply_history(ledgers: Iterable[ShiftLedger], now: datetime) -> dict[str, ReplyStats]:
     """Every substitute's :class:`ReplyStats` from the offers in ``ledgers`` up to ``now``.

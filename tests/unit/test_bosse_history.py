@@ -41,7 +41,7 @@ def test_answers_and_long_silences_count_recent_silences_and_failed_sms_do_not()
     offer(d, "V2", NOW - timedelta(days=1), delivered=False)  # never reached them
     history = reply_history([a, b, c, d], NOW)
     assert history == {"V1": ReplyStats(offers=3, answered=2, yes=1, minutes=(10.0, 30.0))}
-    assert history["V1"].describe() == "svarat ja på 1 av 3 erbjudanden, 1 obesvarade, svarar oftast inom 20 min"
+    assert history["V1"].usual_minutes == 20
 
 
 def test_a_reply_after_now_is_not_known_yet() -> None:
@@ -52,7 +52,7 @@ def test_a_reply_after_now_is_not_known_yet() -> None:
 
 def test_estimates_lean_on_the_prior_until_there_is_history() -> None:
     assert ReplyStats().yes_share == PRIOR_YES
-    assert ReplyStats().describe() == "inga tidigare erbjudanden"
+    assert ReplyStats().usual_minutes is None
     eager = ReplyStats(offers=8, answered=8, yes=8, minutes=(5.0,) * 8)
     silent = ReplyStats(offers=8, answered=0, yes=0)
     assert eager.yes_share == pytest.approx(0.9)
