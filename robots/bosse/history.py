@@ -20,13 +20,16 @@ from datetime import datetime, timedelta
 from robots.bosse.ledger import ShiftLedger
 from robots.bosse.messages import Answer
 
-__all__ = ["PRIOR_WEIGHT", "PRIOR_YES", "SILENCE_AFTER", "ReplyStats", "reply_history", "timely_yes"]
+__all__ = ["PRIOR_WEIGHT", "PRIOR_YES", "SILENCE_AFTER", "WINDOW", "ReplyStats", "reply_history", "timely_yes"]
 
 #: The yes-share assumed for someone Bosse has never asked, and how many offers' worth it counts.
 PRIOR_YES = 0.5
 PRIOR_WEIGHT = 2.0
 #: An offer still unanswered this long after it was sent counts as not answered.
 SILENCE_AFTER = timedelta(hours=12)
+#: Only offers sent this long before ``now`` count: people's circumstances change, and an old
+#: refusal should not keep someone at the back of the queue for ever.
+WINDOW = timedelta(days=90)
 #: A person whose usual reply time does not fit before offers close still answers in time this often.
 LATE_FACTOR = 0.25
 
@@ -53,7 +56,7 @@ class ReplyStats:
 
 
 def reply_history(ledgers: Iterable[ShiftLedger], now: datetime) -> dict[str, ReplyStats]:
-    """Every substitute's :class:`ReplyStats` from the offers in ``ledgers`` up to ``now``.
+    """Every substitute's :class:`ReplyStats` from the offers in ``ledgers`` sent in the :data:`WINDOW` up to ``now``.
 
     An offer counts once it is answered, or once it has gone :data:`SILENCE_AFTER` without an
     answer; undelivered offers and those still within that time do not count.
@@ -63,7 +66,7 @@ def reply_history(ledgers: Iterable[ShiftLedger], now: datetime) -> dict[str, Re
     for ledger in ledgers:
         for sub, offer in ledger.offers.items():
             sent = offer.message.sent_at
-            if not offer.message.delivered or sent > now:
+            if not offer.message.delivered or sent > now or now - sent > WINDOW:
                 continue
             first = next((r for r in offer.replies if r.answer is not None and r.received_at <= now), None)
             if first is None and now - sent < SILENCE_AFTER:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from robots.bosse.history import PRIOR_YES, ReplyStats, reply_history, timely_yes
+from robots.bosse.history import PRIOR_YES, WINDOW, ReplyStats, reply_history, timely_yes
 from robots.bosse.ledger import Offer, Reply, SentMessage, ShiftLedger
 from robots.bosse.messages import Answer, MessageKind
 
@@ -48,6 +48,13 @@ def test_a_reply_after_now_is_not_known_yet() -> None:
     a = ShiftLedger("A")
     offer(a, "V1", NOW - timedelta(hours=1), Answer.yes, 90)
     assert reply_history([a], NOW) == {}
+
+
+def test_only_the_recent_months_count() -> None:
+    old, recent = ShiftLedger("OLD"), ShiftLedger("NEW")
+    offer(old, "V1", NOW - WINDOW - timedelta(days=1), Answer.no, 5)  # a refusal from long ago is forgotten
+    offer(recent, "V1", NOW - WINDOW + timedelta(days=1), Answer.yes, 5)
+    assert reply_history([old, recent], NOW) == {"V1": ReplyStats(offers=1, answered=1, yes=1, minutes=(5.0,))}
 
 
 def test_estimates_lean_on_the_prior_until_there_is_history() -> None:
