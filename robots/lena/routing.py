@@ -36,6 +36,9 @@ __all__ = ["COST_SCALE", "Network", "RoutingModel", "Task", "break_task"]
 
 #: OR-Tools costs are integers: weights are multiplied by this before rounding.
 COST_SCALE = 10
+#: Model the day's largest lateness (``Weights.lateness_max``) in OR-Tools (:meth:`RoutingModel._worst_lateness`);
+#: off, only the greedy, the LNS and the choice between the steps' plans see it (for experiments).
+WORST_LATENESS_TERM = True
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,32 @@ class RoutingModel:
             routing.AddDisjunction([i], max(1, round(COST_SCALE * penalty)))
         self._pairs(solver)
         self._loads()
+        self._worst_lateness(solver)
+
+    def _worst_lateness(self, solver: Any) -> None:
+        """The day's largest lateness as the global span of a *tardiness* dimension, costing ``Weights.lateness_max``.
+
+        OR-Tools has no max term in its objective; a dimension's global span cost is one:
+        coefficient × (the largest end cumul − the smallest start cumul). The tardiness dimension has
+        no transit and free slack, so its cumul never falls along a route; its starts are fixed at 0 and
+        each visit's cumul is at least its lateness (time cumul − latest start), so the largest end
+        cumul is at least the day's largest lateness and the search pays for it.
+        """
+        problem, routing = self.problem, self.routing
+        cost = round(COST_SCALE * self.weights.lateness_max)
+        if not WORST_LATENESS_TERM or problem.max_lateness <= 0 or cost <= 0 or not self.tasks:
+            return
+        bound = problem.max_lateness
+        zero = routing.RegisterUnaryTransitVector([0] * self.num_nodes)
+        routing.AddDimension(zero, bound, bound, True, "tardiness")
+        tardiness = routing.GetDimensionOrDie("tardiness")
+        tardiness.SetGlobalSpanCostCoefficient(cost)
+        self.tardiness = tardiness
+        for k, t in enumerate(self.tasks):
+            if t.is_break:
+                continue
+            i = self.index(k)
+            solver.Add(tardiness.CumulVar(i) >= self.time.CumulVar(i) - t.visit.latest)
 
     def _costs(self) -> None:
         problem, routing, w = self.problem, self.routing, self.weights

@@ -151,6 +151,31 @@ class TestObjective:
         assert flat.metrics.travel == 40
 
 
+class TestWorstLateness:
+    """The day's largest lateness, on top of the sum, spreads lateness instead of leaving one client waiting."""
+
+    # X and Y must both start at 08:00 at the office's door; A is their contact person and starts at
+    # 08:00, B (a new face, 20) at 08:06. A doing both: 10 minutes late on one visit, continuity 0.
+    # B taking Y: 6 minutes late, continuity 20. Only the max term (10 a minute) makes B's the cheaper plan.
+    DAY = problem(
+        [visit("X", 0, 0, 480, 480, 10, contact="A"), visit("Y", 0, 0, 480, 480, 10, contact="A")],
+        [member("A", 480, 960), member("B", 486, 960)],
+        max_lateness=30,
+    )
+
+    @pytest.mark.parametrize("strategy", ["auto", "ortools"])
+    def test_the_max_term_spreads_the_lateness(self, strategy: str) -> None:
+        by_sum = planned(self.DAY, replace(FAST, strategy=strategy, weights=Weights(lateness=1.0)))  # type: ignore[arg-type]
+        assert by_sum.metrics.lateness_max == 10 and who(by_sum, "X") == who(by_sum, "Y") == ["A"]
+        by_max = planned(
+            self.DAY,
+            replace(FAST, strategy=strategy, weights=Weights(lateness=1.0, lateness_max=10.0)),  # type: ignore[arg-type]
+        )
+        assert by_max.metrics.lateness_max == 6 and {who(by_max, "X")[0], who(by_max, "Y")[0]} == {"A", "B"}
+        # The objective counts it: lateness 6 + 10 × 6 + B as a new face (20); no travel (all at the office).
+        assert by_max.metrics.objective == 6 + 60 + 20
+
+
 def random_day(n: int, staff: int, seed: int) -> Problem:
     rng = random.Random(seed)
     visits = []
