@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+import robots.lena.solver as solver_module
 from robots.lena.check import check_plan
 from robots.lena.continuity import ContinuityWeights
 from robots.lena.metrics import Weights
@@ -212,6 +213,20 @@ class TestSearch:
         r = planned(p, SolverOptions(time_limit=2.0, seed=1))
         assert time.monotonic() - began < 2.6 and r.seconds < 2.6
         assert len(r.plan.unassigned) < 20
+
+    def test_a_day_too_big_for_ortools_is_planned_by_the_lns(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # A bound below this day's matrices stands for a large district's day (1,000 visits, 150 staff):
+        # no OR-Tools model is built (its memory is the point), and the plan still keeps every rule.
+        p = random_day(40, 5, 3)
+
+        def no_model(*_: object, **__: object) -> None:
+            raise AssertionError("an OR-Tools model was built")
+
+        monkeypatch.setattr(solver_module, "ORTOOLS_MAX_BYTES", 1000)
+        monkeypatch.setattr(solver_module, "RoutingModel", no_model)
+        r = planned(p, SolverOptions(time_limit=1.0, seed=1))
+        assert r.engine.startswith("greedy+lns(")
+        assert len(r.plan.unassigned) < 10
 
     @pytest.mark.parametrize("strategy", ["ortools", "greedy", "lns"])
     def test_other_strategies_keep_the_rules(self, strategy: str) -> None:
