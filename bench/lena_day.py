@@ -10,13 +10,19 @@ same HTTP API the robot uses, within --time-limit seconds; the independent check
 hard-rule violations of her plan and of the system's baseline plan (``/homecare/plans/baseline``,
 greedy, continuity-blind, fractional travel minutes) under the same rules, and of the system's
 plan once more with every trip rounded down (the most its fractional minutes can excuse). Continuity is
-Kolada's measure: different staff per client over the 14 days plus the planned day.
+Kolada's measure: different staff per client over the 14 days plus the planned day. Memory: the
+process's peak resident set (``resource.getrusage``: ru_maxrss) before and after the solve; the
+sandbox runs in the same process, so the growth during the solve is what Lena took at most.
+
+A large city's district: ``--visits 1000 --staff 150 --time-limit 120 --seeds 1``.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import resource
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -48,6 +54,11 @@ def baseline_plan(problem: Problem, day: date, data: dict[str, Any]) -> Plan:
         for sid, st in stops.items()
     )
     return Plan(routes, tuple(Unassigned(u["visit_id"], "baseline", u["reason"]) for u in data["unassigned"]))
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident set so far, in MB (ru_maxrss is in kB on Linux)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 class FloorTravelTimes(HaversineTravelTimes):
@@ -82,19 +93,26 @@ def one_day(seed: int, args: argparse.Namespace) -> dict[str, Any]:
         )
         system = http.get("/plans/baseline", params={"group": group}).json()
     wait_for_quiet(args.max_load)
+    rss_before = peak_rss_mb()
+    load = os.getloadavg()[0]
     began, cpu = time.monotonic(), time.process_time()
     result = solve(problem, SolverOptions(time_limit=args.time_limit, seed=seed))
     seconds, cpu = time.monotonic() - began, time.process_time() - cpu
+    rss_after = peak_rss_mb()
     ours = check_plan(problem, result.plan)
     theirs = check_plan(problem, baseline_plan(problem, day, system))
     lenient = replace(problem, travel=FloorTravelTimes())
     theirs_floor = check_plan(lenient, baseline_plan(lenient, day, system))
     m = result.metrics
+    ours_continuity = summary(problem, plan_assignments(result.plan))
+    system_continuity = summary(problem, assignments_of(system))
     return {
         "seed": seed,
         "visits": len(problem.visits),
         "staff": len(problem.staff),
         "double_staffed": sum(v.staff_count == 2 for v in problem.visits),
+        "staff_with_break": sum(s.break_rule is not None for s in problem.staff),
+        "visits_needing_competence": sum(bool(v.competences) for v in problem.visits),
         "locked": sum(v.locked is not None for v in problem.visits),
         "lena": {
             "unassigned": len(result.plan.unassigned),
@@ -105,8 +123,11 @@ def one_day(seed: int, args: argparse.Namespace) -> dict[str, Any]:
             "staff_used": m.staff_used,
             "seconds": round(seconds, 1),
             "cpu_seconds": round(cpu, 1),
+            "load_1min_at_start": round(load, 2),
+            "peak_rss_mb_before_solve": rss_before,
+            "peak_rss_mb_after_solve": rss_after,
             "engine": result.engine,
-            "continuity": summary(problem, plan_assignments(result.plan)),
+            "continuity": ours_continuity,
         },
         "system": {
             "unassigned": len(system["unassigned"]),
@@ -115,7 +136,13 @@ def one_day(seed: int, args: argparse.Namespace) -> dict[str, Any]:
             "violations_with_travel_rounded_down": len(theirs_floor),
             "violation_codes_with_travel_rounded_down": dict(Counter(v.code for v in theirs_floor)),
             "travel_minutes_reported": system["totals"]["travel_minutes"],
-            "continuity": summary(problem, assignments_of(system)),
+            "continuity": system_continuity,
+        },
+        "targets": {
+            "zero_hard_violations": not ours,
+            "within_time_limit": seconds <= args.time_limit,
+            "continuity_better_than_system": ours_continuity["mean_distinct_staff"]
+            < system_continuity["mean_distinct_staff"],
         },
     }
 
@@ -139,10 +166,12 @@ def main() -> None:
         print(
             f"seed {seed}: Lena {lena['unassigned']} unassigned, {lena['violations']} violations, "
             f"travel {lena['travel_minutes']} min, continuity {lena['continuity']['mean_distinct_staff']} "
-            f"({lena['seconds']} s, cpu {lena['cpu_seconds']} s) | system {system['unassigned']} unassigned, "
+            f"({lena['seconds']} s, cpu {lena['cpu_seconds']} s, peak memory {lena['peak_rss_mb_after_solve']} MB, "
+            f"{lena['peak_rss_mb_before_solve']} MB before the solve) | system {system['unassigned']} unassigned, "
             f"{system['violations']} violations, continuity {system['continuity']['mean_distinct_staff']}",
             flush=True,
         )
+        print(f"seed {seed}: targets {d['targets']}", flush=True)
     record(
         "day",
         Path(args.out),

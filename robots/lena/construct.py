@@ -42,6 +42,12 @@ PAIR_LIMIT, PAIR_KEEP = 2500, 50
 #: (75_1, 100_2) OR-Tools, which polishes the LNS's result, got stuck 10 points higher from a
 #: pushed plan; on the 300-patient days the push took 5-8 points off the gap.
 PUSH_MIN_TASKS = 150
+#: Charge an insertion for what it adds to the day's largest lateness (``Weights.lateness_max``). Off: the term
+#: stays in :meth:`Greedy.cost` (the LNS's acceptance, the choice between the steps' plans) and in OR-Tools, but
+#: a greedy insertion that shuns any start later than the day's present maximum takes detours. Measured on
+#: Mankowska 75_1-75_4, seed 3, work limit 20 (docs/benchmarks.md), mean gap to the best published: 15.4 %
+#: without the term, 13.6 % with it in the insertion too, 10.8 % with it in the cost only.
+INSERTION_MAX_TERM = False
 
 
 @dataclass
@@ -110,6 +116,9 @@ class Greedy:
         self.limit = [0] * nd + [t.visit.latest + (0 if t.is_break else p.max_lateness) for t in net.tasks]
         #: Vehicle → :meth:`_room` of its row as it stands (dropped whenever the row changes).
         self._rooms: dict[int, list[int]] = {}
+        #: The day's largest lateness (:meth:`worst_lateness`), kept up by insertions; None when it must be
+        #: counted again (a removal or an earlier start can lower it).
+        self._worst: int | None = None
 
     # -- loading an existing plan ----------------------------------------------------------
     def load(self, routes: list[Route]) -> None:
@@ -127,6 +136,7 @@ class Greedy:
             middle.sort(key=lambda it: (it.start, it.end))
             row[:] = [row[0], *middle, row[-1]]
             self._rooms.pop(v, None)
+            self._worst = None
         # The search's break may sit at another place than where the person is; place it afresh.
         self.place_breaks(prefer={v: r.break_start for v, r in enumerate(routes) if r.break_start is not None})
 
@@ -203,6 +213,7 @@ class Greedy:
                             break
                 self.placed.discard(j)
                 self.evicted.append(j)
+                self._worst = None
         assert vid
         return touched
 
@@ -279,12 +290,13 @@ class Greedy:
             room[j] = r if r < cap else cap
         return room
 
-    def _pushed(self, v: int, i: int, arrive: int) -> int:
-        """Lateness added when the stop after position ``i`` of vehicle ``v`` can be reached at ``arrive`` at the earliest."""
+    def _pushed(self, v: int, i: int, arrive: int) -> tuple[int, int]:
+        """Lateness added when the stop after position ``i`` of vehicle ``v`` can be reached at ``arrive`` at the
+        earliest, and the largest lateness of a stop so pushed (0 if none ends late)."""
         row = self.items[v]
         T = self.travel[self.staff[v].travel_mode]
         brk, latest = self.brk, self.latest
-        extra = 0
+        extra = peak = 0
         n = len(row)
         j = i + 1
         t = arrive
@@ -295,10 +307,25 @@ class Greedy:
             lat = latest[it.node]
             if t > lat:
                 extra += t - (it.start if it.start > lat else lat)
+                if t - lat > peak:
+                    peak = t - lat
             nxt = row[j + 1]
             t += it.end - it.start + (0 if brk[nxt.node] else T[it.node][nxt.node])
             j += 1
-        return extra
+        return extra, peak
+
+    def worst_lateness(self) -> int:
+        """The largest lateness of any placed task (0 with hard windows)."""
+        if self.hard_windows:
+            return 0
+        latest = self.latest
+        worst = 0
+        for row in self.items:
+            for it in row[1:-1]:
+                late = it.start - latest[it.node]
+                if late > worst and not self.brk[it.node]:
+                    worst = late
+        return worst
 
     def _cost(self, k: int, slot: _Slot, start: int) -> float:
         w = self.weights
@@ -306,9 +333,22 @@ class Greedy:
         # With hard windows waiting is charged too: a person idling at a door is capacity lost at the
         # busy hours. With soft windows that would only buy lateness.
         wait = WAIT_WEIGHT * max(0, start - slot.ready) if self.hard_windows else 0.0
+        peak = late
         if slot.tail is not None and self.push:
-            late += self._pushed(slot.vehicle, slot.position, start + slot.tail)
-        return w.travel * slot.travel_delta + slot.fixed_cost + w.lateness * late + wait + 0.001 * (start - slot.lo)
+            extra, pushed_peak = self._pushed(slot.vehicle, slot.position, start + slot.tail)
+            late += extra
+            peak = max(peak, pushed_peak)
+        # The day's largest lateness grows only by what this insertion adds above it.
+        worst = self._worst or 0
+        above = w.lateness_max * (peak - worst) if INSERTION_MAX_TERM and peak > worst else 0.0
+        return (
+            w.travel * slot.travel_delta
+            + slot.fixed_cost
+            + w.lateness * late
+            + above
+            + wait
+            + 0.001 * (start - slot.lo)
+        )
 
     def _put(self, k: int, slot: _Slot, start: int) -> None:
         net = self.net
@@ -316,6 +356,9 @@ class Greedy:
         self._rooms.pop(slot.vehicle, None)
         row.insert(slot.position + 1, _Item(net.node(k), start, start + net.tasks[k].visit.duration))
         self.placed.add(k)
+        latest = self.latest
+        if self._worst is not None and start - latest[net.node(k)] > self._worst:
+            self._worst = start - latest[net.node(k)]
         if slot.tail is None or not self.push:
             return
         # Push the stops after it as far as needed (the slot's range keeps fixed stops where they are).
@@ -329,11 +372,15 @@ class Greedy:
             assert not self.fixed[it.node], "a push reached a fixed stop"
             it.end += t - it.start
             it.start = t
+            if self._worst is not None and t - latest[it.node] > self._worst:
+                self._worst = t - latest[it.node]
             nxt = row[j + 1]
             t = it.end + (0 if brk[nxt.node] else T[it.node][nxt.node])
 
     def insert(self, k: int, partner: int | None = None) -> bool:
         """Insert task ``k`` (with its ``partner`` task of a double-staffed visit); False if it does not fit."""
+        if self._worst is None:
+            self._worst = self.worst_lateness() if INSERTION_MAX_TERM else 0
         if partner is None:
             best = None
             wt = self.weights.travel
@@ -358,6 +405,7 @@ class Greedy:
         base2 = [(s2, w.travel * s2.travel_delta + s2.fixed_cost) for s2 in second]
         simultaneous = sync is None or sync.kind == "simultaneous"
         push = self.push
+        worst = self._worst or 0
         choice = None
         bound = math.inf
         for s1 in first:
@@ -384,11 +432,16 @@ class Greedy:
                     + wait_w * (t1 - s1.ready + t2 - s2.ready)
                     + 0.001 * (t1 - s1.lo + t2 - s2.lo)
                 )
+                peak = max(t1 - late1, t2 - late2)
                 if push and c < bound:
                     if s1.tail is not None:
-                        c += w.lateness * self._pushed(s1.vehicle, s1.position, t1 + s1.tail)
+                        extra, p1 = self._pushed(s1.vehicle, s1.position, t1 + s1.tail)
+                        c, peak = c + w.lateness * extra, max(peak, p1)
                     if s2.tail is not None and c < bound:
-                        c += w.lateness * self._pushed(s2.vehicle, s2.position, t2 + s2.tail)
+                        extra, p2 = self._pushed(s2.vehicle, s2.position, t2 + s2.tail)
+                        c, peak = c + w.lateness * extra, max(peak, p2)
+                if INSERTION_MAX_TERM and peak > worst:
+                    c += w.lateness_max * (peak - worst)
                 if c < bound:
                     bound, choice = c, (c, s1, t1, s2, t2)
         if choice is None:
@@ -452,6 +505,7 @@ class Greedy:
         net = self.net
         row = self.items[v]
         self._rooms.pop(v, None)
+        self._worst = None
         T = self.travel[self.staff[v].travel_mode]
         for i in range(1, len(row) - 1):
             it = row[i]
@@ -506,6 +560,7 @@ class Greedy:
                 if (ta, tb) != (a.start, b.start) and ta <= a.start and tb <= b.start:
                     a.start, a.end = ta, ta + t.visit.duration
                     b.start, b.end = tb, tb + t.visit.duration
+                    self._worst = None
                     self._rooms.pop(va, None)
                     self._rooms.pop(vb, None)
                     again |= {va, vb}
@@ -520,6 +575,7 @@ class Greedy:
         w = self.weights
         nd = net.num_depots
         total = 0.0
+        worst = 0
         brk = self.brk
         for v, row in enumerate(self.items):
             T = self.travel[self.staff[v].travel_mode]
@@ -533,10 +589,12 @@ class Greedy:
                 here = it.node
                 if k >= 0:
                     t = net.tasks[k]
-                    total += self.continuity[k][v] + w.lateness * max(0, it.start - t.visit.latest)
+                    late = max(0, it.start - t.visit.latest)
+                    worst = max(worst, late)
+                    total += self.continuity[k][v] + w.lateness * late
             if len(row) > 2:
                 total += w.travel * travel
-        return total + self.penalty()
+        return total + w.lateness_max * worst + self.penalty()
 
     def penalty(self) -> float:
         """The part of :meth:`cost` for the tasks left out."""

@@ -252,7 +252,7 @@ def read_hhcrsp(text: str, name: str = "") -> Instance:
         problem,
         "hhcrsp",
         SCALE,
-        Weights(travel=1.0, lateness=1.0, unassigned=1e7, locked_unassigned=1e8),
+        Weights(travel=1.0, lateness=1.0, lateness_max=1.0, unassigned=1e7, locked_unassigned=1e8),
         matrix=[[float(x) for x in r] for r in matrix],
         keys=keys,
     )

@@ -19,6 +19,10 @@ class Weights:
     travel: float = 1.0
     #: Per unit of lateness (a start after the window, where lateness is allowed).
     lateness: float = 1.0
+    #: Per unit of the day's *largest* lateness (the latest start of any one visit against its window):
+    #: on top of the sum, so that the lateness is spread instead of falling on one client. Mankowska's
+    #: benchmark scores it with the same weight as the sum.
+    lateness_max: float = 0.0
     #: Per person-visit left unassigned (a double-staffed visit counts twice).
     unassigned: float = 10_000.0
     #: Per person-visit of a locked visit left unassigned.
@@ -95,5 +99,11 @@ def evaluate(
         left = visits.get(u.visit_id)
         if left is not None:
             penalty += left.staff_count * (w.locked_unassigned if left.locked else w.unassigned)
-    m.objective = w.travel * m.travel + w.lateness * m.lateness_total + m.continuity_cost + penalty
+    m.objective = (
+        w.travel * m.travel
+        + w.lateness * m.lateness_total
+        + w.lateness_max * m.lateness_max
+        + m.continuity_cost
+        + penalty
+    )
     return m

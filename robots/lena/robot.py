@@ -100,6 +100,11 @@ class LenaSettings(BaseModel):
     allow_lateness: bool = Field(default=False, description="May a visit start after its window (at a cost)?")
     max_lateness_minutes: int = Field(default=15, ge=0, le=240, description="How late, at most, when allowed.")
     lateness_weight: float = Field(default=2.0, ge=0, description="Cost of one minute late, in minutes of travel.")
+    max_lateness_weight: float = Field(
+        default=2.0,
+        ge=0,
+        description="Extra cost of each minute of the day's latest start (the worst late visit), in minutes of travel.",
+    )
     travel_weight: float = Field(default=1.0, ge=0, description="Cost of one minute of travel.")
     unassigned_weight: float = Field(
         default=10_000.0, gt=0, description="Cost of leaving a visit out, per person it needs (in minutes of travel)."
@@ -129,6 +134,7 @@ class LenaSettings(BaseModel):
             weights=Weights(
                 travel=self.travel_weight,
                 lateness=self.lateness_weight,
+                lateness_max=self.max_lateness_weight,
                 unassigned=self.unassigned_weight,
                 locked_unassigned=10 * self.unassigned_weight,
                 continuity=ContinuityWeights(

@@ -58,6 +58,11 @@ POLISH_SLACK = 0.4
 #: Their steps and shares of the time: a start, then the rest in turn until the time is up.
 POLISH_START: tuple[tuple[str, float], ...] = (("lns", 0.1),)
 POLISH_REPEAT: tuple[tuple[str, float], ...] = (("pyvrp", 0.05), ("ortools", 0.1), ("pyvrp", 0.05), ("lns", 0.1))
+#: Other days (breaks, continuity per person) skip OR-Tools' rounds, the LNS getting all the time, when
+#: OR-Tools' transit matrices would take more than this (:meth:`Network.model_bytes`): at 1,000 visits
+#: and 150 staff, each with their own continuity costs, one model took 1.9 GB and 11-12 CPU seconds to
+#: build (a tenth of a 120 s budget) for one round, and the LNS alone planned as well (docs/benchmarks.md).
+ORTOOLS_MAX_BYTES = 512 * 2**20
 
 
 class SolverError(RobotError):
@@ -178,8 +183,8 @@ def _search(
             return [Route(s.id) for s in problem.staff], everyone, "ortools", "no_solution"
         routes, left = model.routes(solution)
         return routes, left, "ortools", "solved"
-    model = RoutingModel(net)
-    if is_plain(model):
+    if is_plain(net):
+        model = RoutingModel(net)
         share = 1.0 if opts.strategy == "pyvrp" else opts.warm_start_share
         initial = pyvrp_routes(
             model, max(0.05, opts.time_limit * share - (time.monotonic() - began)), opts.seed, opts.work_limit
@@ -219,14 +224,16 @@ def _search(
     if opts.strategy == "auto" and len(tasks) > POLISH_MIN_TASKS and can_polish(greedy):
         state, engine = _lns_and_polish(greedy, opts, lambda: remaining() - reserve, ortools_round)
         return state.plan_routes(), [k for k in everyone if k not in state.placed], engine, "solved"
+    # Too big for OR-Tools' matrices (a large district's day): the LNS gets all the time.
+    lns_only = opts.strategy == "lns" or (opts.strategy == "auto" and net.model_bytes() > ORTOOLS_MAX_BYTES)
     if opts.strategy in ("auto", "lns"):
         # Ruin and recreate first (it moves double-staffed visits well); OR-Tools then polishes.
-        share = 1.0 if opts.strategy == "lns" else (LNS_SHARE_BIG if len(tasks) > 150 else LNS_SHARE_SMALL)
+        share = 1.0 if lns_only else (LNS_SHARE_BIG if len(tasks) > 150 else LNS_SHARE_SMALL)
         greedy, moves = improve(
             greedy, seconds=(remaining() - reserve) * share, seed=opts.seed, iterations=opts.work_limit
         )
         routes, left = greedy.plan_routes(), [k for k in everyone if k not in greedy.placed]
-        if opts.strategy == "lns":
+        if lns_only:
             return routes, left, f"greedy+lns({moves})", "solved"
     engine = "greedy+lns" if opts.strategy == "auto" else "greedy"
     state = greedy

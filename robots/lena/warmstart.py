@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from robots.lena.routing import RoutingModel
+from robots.lena.routing import Network, RoutingModel
 
 __all__ = ["is_plain", "pyvrp_routes", "run_pyvrp"]
 
 
-def is_plain(model: RoutingModel) -> bool:
+def is_plain(model: RoutingModel | Network) -> bool:
     """True when PyVRP's model of the tasks is exact: one person each, no locks, breaks, lateness or preferences."""
     problem, tasks = model.problem, model.tasks
     staff = problem.staff

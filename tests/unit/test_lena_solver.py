@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+import robots.lena.solver as solver_module
 from robots.lena.check import check_plan
 from robots.lena.continuity import ContinuityWeights
 from robots.lena.metrics import Weights
@@ -151,6 +152,31 @@ class TestObjective:
         assert flat.metrics.travel == 40
 
 
+class TestWorstLateness:
+    """The day's largest lateness, on top of the sum, spreads lateness instead of leaving one client waiting."""
+
+    # X and Y must both start at 08:00 at the office's door; A is their contact person and starts at
+    # 08:00, B (a new face, 20) at 08:06. A doing both: 10 minutes late on one visit, continuity 0.
+    # B taking Y: 6 minutes late, continuity 20. Only the max term (10 a minute) makes B's the cheaper plan.
+    DAY = problem(
+        [visit("X", 0, 0, 480, 480, 10, contact="A"), visit("Y", 0, 0, 480, 480, 10, contact="A")],
+        [member("A", 480, 960), member("B", 486, 960)],
+        max_lateness=30,
+    )
+
+    @pytest.mark.parametrize("strategy", ["auto", "ortools"])
+    def test_the_max_term_spreads_the_lateness(self, strategy: str) -> None:
+        by_sum = planned(self.DAY, replace(FAST, strategy=strategy, weights=Weights(lateness=1.0)))  # type: ignore[arg-type]
+        assert by_sum.metrics.lateness_max == 10 and who(by_sum, "X") == who(by_sum, "Y") == ["A"]
+        by_max = planned(
+            self.DAY,
+            replace(FAST, strategy=strategy, weights=Weights(lateness=1.0, lateness_max=10.0)),  # type: ignore[arg-type]
+        )
+        assert by_max.metrics.lateness_max == 6 and {who(by_max, "X")[0], who(by_max, "Y")[0]} == {"A", "B"}
+        # The objective counts it: lateness 6 + 10 × 6 + B as a new face (20); no travel (all at the office).
+        assert by_max.metrics.objective == 6 + 60 + 20
+
+
 def random_day(n: int, staff: int, seed: int) -> Problem:
     rng = random.Random(seed)
     visits = []
@@ -187,6 +213,20 @@ class TestSearch:
         r = planned(p, SolverOptions(time_limit=2.0, seed=1))
         assert time.monotonic() - began < 2.6 and r.seconds < 2.6
         assert len(r.plan.unassigned) < 20
+
+    def test_a_day_too_big_for_ortools_is_planned_by_the_lns(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # A bound below this day's matrices stands for a large district's day (1,000 visits, 150 staff):
+        # no OR-Tools model is built (its memory is the point), and the plan still keeps every rule.
+        p = random_day(40, 5, 3)
+
+        def no_model(*_: object, **__: object) -> None:
+            raise AssertionError("an OR-Tools model was built")
+
+        monkeypatch.setattr(solver_module, "ORTOOLS_MAX_BYTES", 1000)
+        monkeypatch.setattr(solver_module, "RoutingModel", no_model)
+        r = planned(p, SolverOptions(time_limit=1.0, seed=1))
+        assert r.engine.startswith("greedy+lns(")
+        assert len(r.plan.unassigned) < 10
 
     @pytest.mark.parametrize("strategy", ["ortools", "greedy", "lns"])
     def test_other_strategies_keep_the_rules(self, strategy: str) -> None:
