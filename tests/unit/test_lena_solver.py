@@ -211,7 +211,10 @@ class TestSearch:
         p = random_day(80, 8, 4)
         began = time.monotonic()
         r = planned(p, SolverOptions(time_limit=2.0, seed=1))
-        assert time.monotonic() - began < 2.6 and r.seconds < 2.6
+        # The limit holds up to the step in progress when it runs out (a model being built cannot be
+        # interrupted): on a loaded machine that step is slower, hence the margin; a solver that
+        # ignored its limit would search on for far longer.
+        assert time.monotonic() - began < 5.0 and r.seconds < 5.0
         assert len(r.plan.unassigned) < 20
 
     def test_a_day_too_big_for_ortools_is_planned_by_the_lns(self, monkeypatch: pytest.MonkeyPatch) -> None:
