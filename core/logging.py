@@ -149,10 +149,34 @@ def _shared_processors() -> list[Any]:
     ]
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes to whatever ``sys.stderr`` is when a record is emitted.
+
+    ``logging.StreamHandler()`` keeps the ``sys.stderr`` of the moment it was made; when that
+    stream is later replaced and closed (a test's captured output, a daemon's redirected
+    descriptors), every record after it would fail with "I/O operation on closed file".
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass  # always the current sys.stderr
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None) -> None:
-    """Configure structlog and the standard library's logging once for the process."""
-    stream = stream or sys.stderr
-    use_json = fmt == "json" or (fmt == "auto" and not getattr(stream, "isatty", lambda: False)())
+    """Configure structlog and the standard library's logging once for the process.
+
+    Records go to ``stream``, or, by default, to the process's standard error as it is at
+    the time of each record.
+    """
+    probe = stream or sys.stderr
+    use_json = fmt == "json" or (fmt == "auto" and not getattr(probe, "isatty", lambda: False)())
     renderer: Any = (
         structlog.processors.JSONRenderer(sort_keys=True)
         if use_json
@@ -172,7 +196,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, redaction_processor, renderer],
     )
-    handler = logging.StreamHandler(stream)
+    handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

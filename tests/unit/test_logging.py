@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -424,3 +425,21 @@ def _fail_with_local() -> None:
     secret_local = "lokal-hemlighet-4711"
     if secret_local:
         raise RuntimeError("boom")
+
+
+def test_default_output_follows_stderr_when_it_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a stream, records go to standard error as it is now: a replaced, closed one is never written to."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    try:
+        configure_logging(level="INFO", fmt="json")
+        monkeypatch.setattr(sys, "stderr", second)
+        first.close()  # what a test's captured output or a daemon's redirected descriptor does
+        logging.getLogger("kollega.test").info("after the swap")
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    assert [line["event"] for line in _lines(second)] == ["after the swap"]
