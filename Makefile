@@ -11,8 +11,14 @@ STAMP  := $(VENV)/.kollega-installed
 demo: setup  ## one full night of every robot against the sandbox, then the review inbox with a worker beside it
 	$(BIN)/kollega demo
 
+# The suite runs in parallel (pytest-xdist): one process more than there are CPUs, since many
+# tests wait on a browser, a sandbox over HTTP or a child process; the Chromium tests share one
+# process (tests/conftest.py puts them in one xdist group) so that browsers do not starve each
+# other. `make test TEST_WORKERS=0` runs everything in one process.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
+
 test: setup  ## the whole test suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 setup: $(STAMP) system-deps
 

@@ -35,6 +35,14 @@ def _reachable(url: str) -> str | None:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`), the tests that drive Chromium run one after another in one
+    worker (`--dist loadgroup`): side by side on a small machine they starve each other's pages."""
+    for item in items:
+        if item.get_closest_marker("browser") is not None:
+            item.add_marker(pytest.mark.xdist_group("browser"))
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> str:
     """The PostgreSQL URL for tests; skipped when unreachable, except on CI where that fails."""
