@@ -12,6 +12,14 @@ every schedule saved at most once.
 
     python bench/resume_fairness.py                          # 100 schedules per municipality
     python bench/resume_fairness.py --employees 800 --kill-after 60
+    python bench/resume_fairness.py --employees 800 --concurrent-nights
+
+With ``--concurrent-nights`` the two nights run at the same time, each with its own database,
+its own two sandboxes (ports) and its own two workers, so that a shared machine's changing
+load falls on both alike (on a quiet machine they compete for its cores instead: compare
+them with each other, not with nights run alone). Both nights' progress (schedules done per
+municipality) is sampled every ``--sample-seconds`` from their databases; a night that does
+not finish within ``--timeout`` is reported with its progress instead of a finish time.
 
 Writes bench/results/resume.json.
 """
@@ -26,7 +34,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +51,8 @@ from tests.helpers.harry import harry_app_settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "resume.json"
 TENANTS = ("1081", "1082")
+#: Alembic keeps its context in module globals: two nights starting at once upgrade one at a time.
+UPGRADE_LOCK = threading.Lock()
 
 
 def bench_settings(var_dir: Path, urls: dict[str, str], lease: float, concurrency: int) -> Settings:
@@ -179,19 +191,34 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
 
 
 def night(
-    urls: dict[str, str], *, kill_after: float | None, lease: float, concurrency: int, timeout: float
+    urls: dict[str, str],
+    *,
+    kill_after: float | None,
+    lease: float,
+    concurrency: int,
+    timeout: float,
+    sample_seconds: float = 30.0,
+    label: str = "",
 ) -> dict[str, Any]:
-    """One night of both municipalities on two workers; worker B killed ``kill_after`` s after it took 1082's run."""
+    """One night of both municipalities on two workers; worker B killed ``kill_after`` s after it took 1082's run.
+
+    A night that does not finish within ``timeout`` is returned with ``"finished": False`` and
+    its progress (the samples) rather than raising, so a long measurement still reports.
+    """
     from core.runs import SqlRunStore
     from core.storage.db import Database
 
     for url in urls.values():
         httpx.post(f"{url}/admin/reset", json={}, timeout=60).raise_for_status()
+    progress: list[dict[str, Any]] = []
+    finished: dict[str, float] = {}
+    complete = True
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         db_url = f"sqlite:///{tmp_path / 'bench.db'}"
         db = Database(db_url)
-        db.upgrade()
+        with UPGRADE_LOCK:
+            db.upgrade()
         store = SqlRunStore(db)
         for code in TENANTS:
             store.ensure_tenant(code, f"Kommun {code}")
@@ -205,22 +232,41 @@ def night(
         b = spawn_worker([*common, "worker-b"], tmp_path / "b.log")
         wait_for(lambda: runs(db_url)["1082"]["owner"] == "worker-b", 120, "worker B to take 1082's run")
         killed_at = None
+        next_sample = 0.0
         try:
             if kill_after is not None:
                 time.sleep(kill_after)
                 os.killpg(b.pid, signal.SIGKILL)  # the worker and its browser, as a crashed machine would
                 b.wait()
                 killed_at = time.monotonic() - queued_at
-            finished: dict[str, float] = {}
+                print(f"{label}: worker B killed at {killed_at:.1f} s", flush=True)
 
             def both_done() -> bool:
+                nonlocal next_sample
                 state = runs(db_url)
+                now = time.monotonic() - queued_at
                 for code, r in state.items():
                     if r["finished_at"] is not None and code not in finished:
-                        finished[code] = round(time.monotonic() - queued_at, 1)
+                        finished[code] = round(now, 1)
+                        print(f"{label}: {code} finished at {finished[code]} s", flush=True)
+                if now >= next_sample:
+                    next_sample = now + sample_seconds
+                    progress.append(
+                        {
+                            "seconds": round(now),
+                            "load_average": [round(x, 1) for x in os.getloadavg()],
+                            **{
+                                code: {"done": r["done"], "collected": r["collected"], "uncertain": r["uncertain"]}
+                                for code, r in state.items()
+                            },
+                        }
+                    )
                 return len(finished) == len(TENANTS)
 
-            wait_for(both_done, timeout, "both runs to finish")
+            try:
+                wait_for(both_done, timeout, "both runs to finish")
+            except RuntimeError:
+                complete = False
         finally:
             for p in (a, b):
                 if p.poll() is None:
@@ -233,13 +279,16 @@ def night(
         state = httpx.get(f"{url}/admin/state/payroll", timeout=30).json()
         saves[code] = state.get("write_counts", {}).get("schedule.saved", {})
     return {
+        "finished": complete,
         "killed_worker_b_at_seconds": None if killed_at is None else round(killed_at, 1),
         "finished_seconds": finished,
         "runs": {
             code: {k: v for k, v in r.items() if k not in ("finished_at", "owner", "id")} for code, r in final.items()
         },
         "saved_at_most_once": all(set(s.values()) <= {1} for s in saves.values()),
+        "saved_more_than_once": {code: sum(1 for n in s.values() if n > 1) for code, s in saves.items()},
         "saves": {code: sum(s.values()) for code, s in saves.items()},
+        "progress": progress,
         "worker_a_log_tail": log_a if any(r["status"] == "failed" for r in final.values()) else "",
     }
 
@@ -250,26 +299,56 @@ def main() -> None:
     parser.add_argument("--kill-after", type=float, default=60.0, help="Seconds after worker B took its run.")
     parser.add_argument("--lease", type=float, default=60.0, help="[worker] lease_seconds of both workers.")
     parser.add_argument("--concurrency", type=int, default=3, help="Items (browser contexts) per worker.")
-    parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument("--timeout", type=float, default=3600.0, help="Seconds a night may take before it is cut.")
+    parser.add_argument(
+        "--concurrent-nights",
+        action="store_true",
+        help="Run the baseline and the kill night at the same time (own sandboxes, databases and workers each).",
+    )
+    parser.add_argument("--sample-seconds", type=float, default=30.0, help="Seconds between progress samples.")
     args = parser.parse_args()
-    sandboxes = [start_sandbox(args.employees, seed, code) for seed, code in enumerate(TENANTS, start=1)]
-    urls = {code: url for code, (_p, url) in zip(TENANTS, sandboxes, strict=True)}
+    nights = 2 if args.concurrent_nights else 1
+    # Each night needs its own sandboxes when they run at once (a reset would wipe the other's).
+    sandboxes = [
+        [start_sandbox(args.employees, seed, code) for seed, code in enumerate(TENANTS, start=1)] for _ in range(nights)
+    ]
+    urls = [{code: url for code, (_p, url) in zip(TENANTS, group, strict=True)} for group in sandboxes]
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    common = {
+        "lease": args.lease,
+        "concurrency": args.concurrency,
+        "timeout": args.timeout,
+        "sample_seconds": args.sample_seconds,
+    }
     try:
-        common = {"lease": args.lease, "concurrency": args.concurrency, "timeout": args.timeout}
-        baseline = night(urls, kill_after=None, **common)
-        print("baseline", json.dumps(baseline, default=str), flush=True)
-        killed = night(urls, kill_after=args.kill_after, **common)
-        print("kill", json.dumps(killed, default=str), flush=True)
+        if args.concurrent_nights:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                base_future = pool.submit(night, urls[0], kill_after=None, label="baseline", **common)
+                kill_future = pool.submit(night, urls[1], kill_after=args.kill_after, label="kill", **common)
+                baseline, killed = base_future.result(), kill_future.result()
+        else:
+            baseline = night(urls[0], kill_after=None, label="baseline", **common)
+            print("baseline", json.dumps({k: v for k, v in baseline.items() if k != "progress"}), flush=True)
+            killed = night(urls[0], kill_after=args.kill_after, label="kill", **common)
     finally:
-        for proc, _url in sandboxes:
-            proc.kill()
-            proc.wait()
+        for group in sandboxes:
+            for proc, _url in group:
+                proc.kill()
+                proc.wait()
+    for name, result in (("baseline", baseline), ("kill", killed)):
+        print(name, json.dumps({k: v for k, v in result.items() if k != "progress"}, default=str), flush=True)
     result = {
         "employees_per_municipality": args.employees,
         "workers": 2,
         "concurrency_per_worker": args.concurrency,
         "lease_seconds": args.lease,
         "kill_after_seconds": args.kill_after,
+        "concurrent_nights": args.concurrent_nights,
+        "started_at": started,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "baseline": baseline,
         "kill": killed,
         "cpu_count": os.cpu_count(),

@@ -43,6 +43,8 @@ from core.settings import SecretRef
 
 log = get_logger("kollega.connectors.browser")
 T = TypeVar("T")
+#: What Playwright's error says when a locator in strict mode matched more than one element.
+STRICT_VIOLATION = "strict mode violation"
 
 #: Flags that make headless Chromium work as root in a container and keep it quiet.
 CI_LAUNCH_ARGS = (
@@ -371,19 +373,31 @@ class PageObject:
         return redact_text(self.page.url.split("?")[0])
 
     async def require(self, locator: Locator, what: str) -> Locator:
-        """Exactly one visible element, or a PageLayoutError naming ``what``."""
+        """Exactly one visible element, or a PageLayoutError naming ``what``.
+
+        One round trip to the page: Playwright's strict wait refuses as soon as the locator
+        matches more than one element (hidden ones included), so the count is only asked for
+        to name it in the error.
+        """
         try:
-            await locator.first.wait_for(state="visible", timeout=self.find_timeout_ms)
-        except PlaywrightTimeoutError as exc:
-            raise PageLayoutError(f"{self.system}: no {what} on {self.where()}", what=what) from exc
+            await locator.wait_for(state="visible", timeout=self.find_timeout_ms)
         except PlaywrightError as exc:
-            raise translate(exc, f"finding {what}") from exc
-        count = await locator.count()
-        if count > 1:
-            raise PageLayoutError(
-                f"{self.system}: {count} elements match {what} on {self.where()}; refusing to guess", what=what
-            )
+            raise await self._not_found(exc, locator, what, f"finding {what}") from exc
         return locator
+
+    async def _not_found(self, exc: PlaywrightError, locator: Locator, what: str, doing: str) -> KollegaError:
+        """The error for a strict locator that failed: none (timeout) or several found, else translated."""
+        if isinstance(exc, PlaywrightTimeoutError):
+            return PageLayoutError(f"{self.system}: no {what} on {self.where()}", what=what)
+        if STRICT_VIOLATION not in str(exc):
+            return translate(exc, doing)
+        try:
+            count = str(await locator.count())
+        except PlaywrightError:
+            count = "several"
+        return PageLayoutError(
+            f"{self.system}: {count} elements match {what} on {self.where()}; refusing to guess", what=what
+        )
 
     async def field(self, label: str, *, exact: bool = True) -> Locator:
         """The one form field labelled ``label``."""
@@ -404,8 +418,16 @@ class PageObject:
             raise translate(exc, what) from exc
 
     async def fill(self, label: str, value: str) -> None:
-        """Type ``value`` into the field labelled ``label`` (the value is never logged)."""
-        await self._act(f"filling {label!r}", (await self.field(label)).fill(value))
+        """Type ``value`` into the one visible, editable field labelled ``label`` (the value is never logged).
+
+        One round trip: Playwright's strict fill waits for exactly one such field and types
+        nothing otherwise; no field within the find timeout, or several, is a PageLayoutError.
+        """
+        locator = self.page.get_by_label(label, exact=True)
+        try:
+            await locator.fill(value, timeout=self.find_timeout_ms)
+        except PlaywrightError as exc:
+            raise await self._not_found(exc, locator, f"field labelled {label!r}", f"filling {label!r}") from exc
 
     async def select(self, label: str, option: str) -> None:
         """Choose ``option`` (its value or visible text) in the list labelled ``label``."""
