@@ -1,7 +1,7 @@
 """The morning rush: 30 case workers in the inbox at once, on PostgreSQL with a year's history.
 
     .venv/bin/python bench/inbox_load.py [--reviews 20000] [--queues 10] [--workers 30]
-        [--seconds 300] [--history-days 365] [--server-workers 1] [--keep-seed DATABASE]
+        [--seconds 300] [--history-days 365] [--server-workers 2] [--keep-seed DATABASE]
         [--out bench/results/inbox_load.json]
 
 A fresh PostgreSQL database (at KOLLEGA_TEST_POSTGRES_URL's server; dropped afterwards)
@@ -14,8 +14,8 @@ factor as production requires. Seeding takes minutes; with ``--keep-seed NAME`` 
 once into database NAME, kept, and each run works on a fresh copy of it (CREATE DATABASE …
 TEMPLATE), so runs before and after a change start from the same data.
 
-The web app is served by ``kollega serve``'s own uvicorn configuration in a separate
-process (real HTTP on 127.0.0.1). Each case worker logs in (password + TOTP), then for
+The web app is served by ``kollega serve --workers 2`` (``--server-workers``; its own uvicorn
+configuration) in a separate process (real HTTP on 127.0.0.1). Each case worker logs in (password + TOTP), then for
 --seconds loops: list its queue, open an item, approve it (the item is picked by the
 worker's place among its queue's workers, as colleagues take different items); each
 operations user loads the dashboard every 2 s. The script prints and writes p50/p95/p99 in
@@ -401,7 +401,10 @@ def main() -> None:
     p.add_argument("--history-days", type=int, default=365, help="days of past runs (default 365)")
     p.add_argument("--items-per-run", type=int, default=40, help="finished items per past run (default 40)")
     p.add_argument(
-        "--server-workers", type=int, default=1, help="kollega serve --workers (default 1; one per CPU is usual)"
+        "--server-workers",
+        type=int,
+        default=2,
+        help="kollega serve --workers (default 2: one per CPU, as a municipality's two-CPU server runs it)",
     )
     p.add_argument(
         "--keep-seed",
@@ -427,7 +430,7 @@ def main() -> None:
             [
                 sys.executable,
                 *("-m", "core.cli", "serve", "--port", str(port), "--no-alerts"),
-                *("--workers", str(a.server_workers)),
+                *(("--workers", str(a.server_workers)) if a.server_workers != 1 else ()),
             ],
             cwd=ROOT,
             env=env,
