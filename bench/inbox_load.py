@@ -1,7 +1,8 @@
 """The morning rush: 30 case workers in the inbox at once, on PostgreSQL with a year's history.
 
     .venv/bin/python bench/inbox_load.py [--reviews 20000] [--queues 10] [--workers 30]
-        [--seconds 300] [--history-days 365] [--out bench/results/inbox_load.json]
+        [--seconds 300] [--history-days 365] [--server-workers 2] [--keep-seed DATABASE]
+        [--out bench/results/inbox_load.json]
 
 A fresh PostgreSQL database (at KOLLEGA_TEST_POSTGRES_URL's server; dropped afterwards)
 gets two municipalities (1081, 1082), --reviews open review items spread over --queues
@@ -9,10 +10,12 @@ queues (half per municipality, made through the queue's own NeedsReview path, so
 its work item and audit events), a year of finished runs with their done items (what the
 dashboard's trends and figures read), --workers case workers with grants on their
 municipality's queues and one operations user per municipality, all enrolled with a second
-factor as production requires.
+factor as production requires. Seeding takes minutes; with ``--keep-seed NAME`` it is done
+once into database NAME, kept, and each run works on a fresh copy of it (CREATE DATABASE …
+TEMPLATE), so runs before and after a change start from the same data.
 
-The web app is served by ``kollega serve``'s own uvicorn configuration in a separate
-process (real HTTP on 127.0.0.1). Each case worker logs in (password + TOTP), then for
+The web app is served by ``kollega serve --workers 2`` (``--server-workers``; its own uvicorn
+configuration) in a separate process (real HTTP on 127.0.0.1). Each case worker logs in (password + TOTP), then for
 --seconds loops: list its queue, open an item, approve it (the item is picked by the
 worker's place among its queue's workers, as colleagues take different items); each
 operations user loads the dashboard every 2 s. The script prints and writes p50/p95/p99 in
@@ -84,7 +87,7 @@ def seed(url: str, a: argparse.Namespace) -> dict[str, Any]:
     from core.runs import SqlRunStore
     from core.storage.db import Database
     from core.storage.web_models import Role
-    from core.testing.web import PASSWORD, _password_hash, enrol_totp
+    from core.testing.web import _password_hash, enrol_totp
     from core.web.auth import Grant, create_user
 
     db = Database(url)
@@ -147,38 +150,88 @@ def seed(url: str, a: argparse.Namespace) -> dict[str, Any]:
             {"per_run": a.items_per_run},
         )
     history = time.monotonic() - started - seeded_reviews
-    workers: list[dict[str, Any]] = []
-    by_queue: dict[str, int] = {}
+    found = who_logs_in(a)
     pw_hash = _password_hash()
-    for i in range(a.workers):
+    for i, w in enumerate(found["workers"]):
         tenant = "1081" if i % 2 == 0 else "1082"
-        qname = qs[tenant][(i // 2) % len(qs[tenant])]
-        name = f"handlaggare{i:02d}"
         create_user(
             db,
-            name,
+            w["user"],
             display_name=f"Handläggare {i}",
             password_hash=pw_hash,
             grants={Grant(Role.case_worker, tenant, q) for q in qs[tenant]},
         )
-        enrol_totp(db, name)
-        workers.append({"user": name, "queue": qname, "slot": by_queue.get(qname, 0)})
-        by_queue[qname] = by_queue.get(qname, 0) + 1
-    ops = []
-    for tenant in TENANTS:
-        name = f"drift{tenant}"
+        enrol_totp(db, w["user"])
+    for tenant, name in zip(TENANTS, found["ops"], strict=True):
         create_user(
             db, name, display_name=f"Drift {tenant}", password_hash=pw_hash, grants={Grant(Role.operations, tenant)}
         )
         enrol_totp(db, name)
-        ops.append(name)
     db.dispose()
-    return {
-        "workers": workers,
-        "ops": ops,
-        "password": PASSWORD,
-        "seed_seconds": {"reviews": round(seeded_reviews, 1), "history": round(history, 1)},
-    }
+    return {**found, "seed_seconds": {"reviews": round(seeded_reviews, 1), "history": round(history, 1)}}
+
+
+def who_logs_in(a: argparse.Namespace) -> dict[str, Any]:
+    """Who logs in where: each case worker's queue and place among its colleagues, the operations users."""
+    from core.testing.web import PASSWORD
+
+    qs = queues(a.queues)
+    workers: list[dict[str, Any]] = []
+    by_queue: dict[str, int] = {}
+    for i in range(a.workers):
+        tenant = "1081" if i % 2 == 0 else "1082"
+        qname = qs[tenant][(i // 2) % len(qs[tenant])]
+        workers.append({"user": f"handlaggare{i:02d}", "queue": qname, "slot": by_queue.get(qname, 0)})
+        by_queue[qname] = by_queue.get(qname, 0) + 1
+    return {"workers": workers, "ops": [f"drift{tenant}" for tenant in TENANTS], "password": PASSWORD}
+
+
+def seed_signature(a: argparse.Namespace) -> str:
+    """What a kept seed database was filled with (stored as its comment, checked before it is reused)."""
+    return (
+        f"inbox_load seed reviews={a.reviews} queues={a.queues} workers={a.workers} "
+        f"history_days={a.history_days} items_per_run={a.items_per_run}"
+    )
+
+
+def database_comment(url: str, name: str) -> str | None:
+    """The comment of database ``name`` (None when it does not exist)."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def prepare(server_url: str, name: str, a: argparse.Namespace) -> dict[str, Any]:
+    """Create and fill database ``name``: seeded afresh, or copied from the kept seed database ``--keep-seed``.
+
+    A copy (PostgreSQL's CREATE DATABASE … TEMPLATE) holds exactly what a fresh seed would, in
+    seconds instead of minutes; migrations newer than the kept seed are applied to the copy.
+    """
+    from core.storage.db import Database
+
+    if not a.keep_seed:
+        admin(server_url, f'CREATE DATABASE "{name}"')
+        return seed(with_database(server_url, name), a)
+    comment = database_comment(server_url, a.keep_seed)
+    if comment is not None and comment != seed_signature(a):
+        raise SystemExit(f"database {a.keep_seed} holds another seed ({comment!r}); drop it or pick another name")
+    if comment is None:
+        print(f"filling the kept seed database {a.keep_seed} (reused by later runs with the same sizes) …", flush=True)
+        admin(server_url, f'CREATE DATABASE "{a.keep_seed}"')
+        found = seed(with_database(server_url, a.keep_seed), a)
+        admin(server_url, f"COMMENT ON DATABASE \"{a.keep_seed}\" IS '{seed_signature(a)}'")
+    else:
+        found = {**who_logs_in(a), "seed_seconds": {"copied_from": a.keep_seed}}
+    started = time.monotonic()
+    admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{a.keep_seed}"')
+    db = Database(with_database(server_url, name))
+    db.upgrade()
+    db.dispose()
+    return {**found, "copy_seconds": round(time.monotonic() - started, 1)}
 
 
 # -- the server -------------------------------------------------------------------------------
@@ -199,10 +252,29 @@ def free_port() -> int:
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Resident memory of ``pid`` and its child processes (the workers of ``kollega serve --workers N``)."""
+    total = 0.0
+    for proc in [pid, *children(pid)]:
+        try:
+            for line in Path(f"/proc/{proc}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:  # a process that just ended
+            continue
+    return total
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid``."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        if f"\nPPid:\t{pid}\n" in text:
+            found.append(int(status.parent.name))
+    return found
 
 
 # -- the case workers -------------------------------------------------------------------------
@@ -328,23 +400,38 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=300, help="how long they work (default 300)")
     p.add_argument("--history-days", type=int, default=365, help="days of past runs (default 365)")
     p.add_argument("--items-per-run", type=int, default=40, help="finished items per past run (default 40)")
+    p.add_argument(
+        "--server-workers",
+        type=int,
+        default=2,
+        help="kollega serve --workers (default 2: one per CPU, as a municipality's two-CPU server runs it)",
+    )
+    p.add_argument(
+        "--keep-seed",
+        metavar="DATABASE",
+        default="",
+        help="fill this database once and keep it; each run works on a fresh copy of it (drop it when done)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "inbox_load.json", help="result file")
     a = p.parse_args()
 
     server_url = os.environ.get("KOLLEGA_TEST_POSTGRES_URL", DEFAULT_PG)
     name = f"inbox_load_{uuid.uuid4().hex[:8]}"
-    admin(server_url, f'CREATE DATABASE "{name}"')
     url = with_database(server_url, name)
     data = Path(tempfile.mkdtemp(prefix="kollega-inbox-load-"))
     server = None
     try:
         print(f"seeding {a.reviews} review items in {a.queues} queues and {a.history_days} days of runs …", flush=True)
-        people = seed(url, a)
+        people = prepare(server_url, name, a)
         print(f"seeded in {people['seed_seconds']} s", flush=True)
         port = free_port()
         env = {**os.environ, "KOLLEGA_CONFIG": str(settings_file(url, data)), "KOLLEGA_LOGGING__LEVEL": "WARNING"}
         server = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "serve", "--port", str(port), "--no-alerts"],
+            [
+                sys.executable,
+                *("-m", "core.cli", "serve", "--port", str(port), "--no-alerts"),
+                *(("--workers", str(a.server_workers)) if a.server_workers != 1 else ()),
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -388,6 +475,7 @@ def main() -> None:
             "reviews": a.reviews,
             "queues": a.queues,
             "workers": a.workers,
+            "server_workers": a.server_workers,
             "seconds": a.seconds,
             "history_days": a.history_days,
             "items_per_run": a.items_per_run,

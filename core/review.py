@@ -265,7 +265,7 @@ class ReviewQueue:
 
     def comments(self, review_id: int) -> builtins.list[ReviewComment]:
         """Comments on a review item, oldest first."""
-        with self.db.session() as s:
+        with self.db.read_session() as s:
             return list(
                 s.scalars(
                     select(ReviewComment).where(ReviewComment.review_id == review_id).order_by(ReviewComment.id)

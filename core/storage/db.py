@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,6 +75,11 @@ def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
             raise DisconnectionError("pooled connection failed its ping") from exc
 
 
+def _refuse_changes(session: Session) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("read_session() is for reading; use session() to write")
+
+
 class Database:
     """An engine plus a session factory for one database URL."""
 
@@ -86,6 +92,7 @@ class Database:
         self.dialect = parsed.get_backend_name()
         self._pool_size = pool_size
         self._autocommit: Engine | None = None
+        self._autocommit_lock = threading.Lock()
         # hide_parameters: a database error's text never quotes the statement's values (names,
         # addresses, personnummer), so they cannot reach logs, runs.error or alert mail.
         kwargs: dict[str, Any] = {"echo": echo, "future": True, "hide_parameters": True}
@@ -94,13 +101,16 @@ class Database:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         elif self.dialect == "postgresql":
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         else:
             raise ConfigError(f"database_url: unsupported database {self.dialect!r}; use sqlite or postgresql")
         self.engine: Engine = create_engine(parsed, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
+        else:
+            # A web page opens several short sessions; a ping before each was a round trip each.
+            _ping_when_idle(self.engine, IDLE_PING_SECONDS)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -124,22 +134,44 @@ class Database:
         lock discipline).
         """
         if self.dialect == "postgresql":
+            with self._autocommit_engine().connect() as conn:
+                yield conn
+        else:
+            with self.engine.begin() as conn:
+                yield conn
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reading only (a page's lists and counts); nothing it holds is written.
+
+        On PostgreSQL each statement runs on its own in autocommit mode, so a read costs one
+        round trip instead of three (BEGIN, the query, COMMIT); statements in one block may
+        see different snapshots, which reads of independent things do not mind. On SQLite
+        it is an ordinary session. A change made through it is refused, never half-written.
+        """
+        if self.dialect != "postgresql":
+            with self.sessions(autoflush=False) as session, session.begin():
+                yield session
+                _refuse_changes(session)
+            return
+        with Session(self._autocommit_engine(), expire_on_commit=False, autoflush=False) as session:
+            yield session
+            _refuse_changes(session)
+
+    def _autocommit_engine(self) -> Engine:
+        with self._autocommit_lock:
             if self._autocommit is None:
-                # Its own small pool of connections that stay in autocommit mode: switching a
+                # Its own pool of connections that stay in autocommit mode: switching a
                 # pooled connection back and forth would cost round trips of its own.
                 self._autocommit = create_engine(
                     make_url(self.url),
                     isolation_level="AUTOCOMMIT",
                     hide_parameters=True,
-                    pool_size=2,
+                    pool_size=self._pool_size,
                     max_overflow=self._pool_size,
                 )
                 _ping_when_idle(self._autocommit, IDLE_PING_SECONDS)
-            with self._autocommit.connect() as conn:
-                yield conn
-        else:
-            with self.engine.begin() as conn:
-                yield conn
+            return self._autocommit
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply alembic migrations up to ``revision``."""

@@ -195,6 +195,18 @@ class ReviewItem(Base):
         Index("ix_review_items_queue", "tenant", "queue", "state", "created_at"),
         Index("ix_review_items_callback", "callback_status", "callback_next_at"),
         Index("ix_review_items_due", "state", "due_at"),
+        # The inbox's queue counts (open, overdue, oldest, next deadline) from the index alone.
+        Index(
+            "ix_review_items_open",
+            "tenant",
+            "queue",
+            "due_at",
+            "created_at",
+            postgresql_where=text("state = 'open'"),
+            sqlite_where=text("state = 'open'"),
+        ),
+        # "Mina beslut" and a person's recent decisions: without it, every decided item of the tenant is read.
+        Index("ix_review_items_decided_by", "decided_by", "decided_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant: Mapped[str] = mapped_column(ForeignKey("tenants.code"))

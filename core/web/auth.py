@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +44,12 @@ PASSWORD_HASHER = PasswordHasher(
 )
 #: Verified against when the user name is unknown, so both cases take the same time.
 _DUMMY_HASH = PASSWORD_HASHER.hash(secrets.token_urlsafe(16))
+#: Password hashing runs on these threads only, one per CPU (it is CPU-bound: more at once
+#: would finish no sooner). Each hash takes 19 MiB for its moment, and the C allocator keeps
+#: such a block in the arena of the thread that used it: hashed on any of the web server's
+#: 40 request threads, a morning's 30 simultaneous logins left the process 400 MiB larger
+#: for good (docs/benchmarks.md, "The morning rush").
+_HASHING = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="kollega-argon2")
 LOGIN_CSRF_COOKIE = "kollega_login_csrf"
 #: Where a person who still owes a login step is sent.
 PENDING_STEPS = {"password": "/account/password", "mfa_enrol": "/login/mfa/enrol", "mfa": "/login/mfa"}
@@ -58,13 +66,13 @@ def sha256(value: str) -> str:
 
 def hash_password(password: str) -> str:
     """An argon2id PHC string for ``password``."""
-    return PASSWORD_HASHER.hash(password)
+    return _HASHING.submit(PASSWORD_HASHER.hash, password).result()
 
 
 def check_password(stored: str | None, password: str) -> bool:
     """True when ``password`` matches the stored hash (constant work even without one)."""
     try:
-        return PASSWORD_HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
+        return _HASHING.submit(PASSWORD_HASHER.verify, stored or _DUMMY_HASH, password).result() and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
@@ -226,6 +234,7 @@ class Auth:
         self.web = web
         self.clock = clock
         self.idle = timedelta(minutes=web.session_idle_minutes)
+        self.touch = min(timedelta(minutes=1), self.idle / 10)
         self.absolute = timedelta(hours=web.session_absolute_hours)
 
     # -- local accounts -------------------------------------------------------------
@@ -455,6 +464,16 @@ class Auth:
     def principal_for_session(self, token: str) -> Principal:
         """The person behind a session cookie; AuthError(expired=True) after a timeout."""
         now = self.clock()
+        # Most requests only read: a live session seen within the minute and no message to show.
+        with self.db.read_session() as s:
+            found = s.execute(
+                select(WebSession, User).join(User, User.id == WebSession.user_id).where(WebSession.id == sha256(token))
+            ).first()
+            if found is not None:
+                row, user = found
+                live = now < row.expires_at and now - row.last_seen_at < self.idle and user.active
+                if live and row.flash is None and now - row.last_seen_at < self.touch:
+                    return self._principal(row, user, load_grants(s, user.id), None)
         ended: str | None = None
         with self.db.session() as s:
             row = s.get(WebSession, sha256(token))
@@ -478,20 +497,28 @@ class Auth:
                     s.delete(row)
                     ended = "inactive"
                 else:
-                    row.last_seen_at = now
+                    # Written when a minute old (or a tenth of the idle limit), not on every
+                    # request: a session may end up to that much early, never late, and a page
+                    # view costs no write (and no WAL flush) for it.
+                    if now - row.last_seen_at >= self.touch:
+                        row.last_seen_at = now
                     flash, row.flash = row.flash, None
-                    return Principal(
-                        user.id,
-                        user.username,
-                        user.display_name or user.username,
-                        load_grants(s, user.id),
-                        lang=row.lang,
-                        session_id=row.id,
-                        csrf_token=row.csrf_token,
-                        flash=flash,
-                        pending=row.pending,
-                    )
+                    return self._principal(row, user, load_grants(s, user.id), flash)
         raise AuthError(expired=ended != "inactive")
+
+    @staticmethod
+    def _principal(row: WebSession, user: User, grants: frozenset[Grant], flash: str | None) -> Principal:
+        return Principal(
+            user.id,
+            user.username,
+            user.display_name or user.username,
+            grants,
+            lang=row.lang,
+            session_id=row.id,
+            csrf_token=row.csrf_token,
+            flash=flash,
+            pending=row.pending,
+        )
 
     def end_session(self, principal: Principal) -> tuple[str, str] | None:
         """Log out: the session row is deleted, so the cookie is worthless even if kept.

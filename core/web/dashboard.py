@@ -75,7 +75,7 @@ class NightRow:
 def last_night(ctx: WebContext, tenants: set[str]) -> list[NightRow]:
     """Per robot and tenant: runs, items, done, to review, exceptions, uncertain, duration, worst status."""
     start, end = night_window(ctx.clock(), ctx.zone)
-    with ctx.db.session() as s:
+    with ctx.db.read_session() as s:
         runs = s.scalars(
             select(Run).where(Run.tenant.in_(tenants), Run.created_at >= start, Run.created_at <= end).order_by(Run.id)
         ).all()
@@ -113,7 +113,7 @@ def trends(ctx: WebContext, tenants: set[str], days: int = 30) -> dict[str, list
     today = ctx.clock().astimezone(zone).date()
     first = today - timedelta(days=days - 1)
     since = datetime.combine(first, time(0), tzinfo=zone)
-    with ctx.db.session() as s:
+    with ctx.db.read_session() as s:
         runs = s.execute(
             select(
                 Run.robot,

@@ -11,12 +11,14 @@ dashboard, the alerts and ``/metrics``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from holidays import country_holidays
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from core.storage.models import CallbackStatus, ReviewItem, ReviewKind, ReviewState
 from core.web.i18n import Translator, local_time
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from core.web.deps import WebContext
     from core.web.settings import AlertSettings
 
+#: A list of decisions never shows the material or the decision's own data: not loaded.
+_NOT_LISTED = (defer(ReviewItem.material, raiseload=True), defer(ReviewItem.decision_data, raiseload=True))
 #: How far back "Mina beslut" looks.
 MY_DECISIONS_DAYS = 14
 
@@ -82,6 +86,12 @@ class DecisionStatus:
         }
 
 
+@lru_cache(maxsize=16)
+def swedish_holidays(first_year: int, last_year: int) -> frozenset[date]:
+    """Swedish public holidays of the years ``first_year``..``last_year`` (built once: every status needs them)."""
+    return frozenset(country_holidays("SE", years=range(first_year, last_year + 1)).keys())
+
+
 def working_minutes(start: datetime, end: datetime, zone: str, cfg: AlertSettings) -> float:
     """Minutes between ``start`` and ``end`` that fall in working hours (local time).
 
@@ -94,7 +104,7 @@ def working_minutes(start: datetime, end: datetime, zone: str, cfg: AlertSetting
     tz = ZoneInfo(zone)
     local_start, local_end = start.astimezone(tz), end.astimezone(tz)
     day = local_start.date()
-    public_holidays = country_holidays("SE", years=range(day.year, local_end.year + 1))
+    public_holidays = swedish_holidays(day.year, local_end.year)
     total = 0.0
     while day <= local_end.date() and (day - local_start.date()).days <= 31:
         if day.weekday() < 5 and day not in public_holidays:
@@ -157,6 +167,7 @@ def my_decisions(ctx: WebContext, p: Principal, limit: int = 20) -> list[ReviewI
     since = ctx.clock() - timedelta(days=MY_DECISIONS_DAYS)
     stmt = (
         select(ReviewItem)
+        .options(*_NOT_LISTED)
         .where(
             p.review_filter(),
             ReviewItem.decided_by == p.actor,
@@ -167,7 +178,7 @@ def my_decisions(ctx: WebContext, p: Principal, limit: int = 20) -> list[ReviewI
         .order_by(ReviewItem.decided_at.desc(), ReviewItem.id.desc())
         .limit(200)
     )
-    with ctx.db.session() as s:
+    with ctx.db.read_session() as s:
         rows = list(s.scalars(stmt).all())
     now, cfg = ctx.clock(), ctx.web.alerts
     rows.sort(
@@ -181,6 +192,7 @@ def recent_decisions(ctx: WebContext, p: Principal, *, exclude: int | None = Non
     since = ctx.clock() - timedelta(hours=1)
     stmt = (
         select(ReviewItem)
+        .options(*_NOT_LISTED)
         .where(
             p.review_filter(),
             ReviewItem.decided_by == p.actor,
@@ -191,7 +203,7 @@ def recent_decisions(ctx: WebContext, p: Principal, *, exclude: int | None = Non
         .order_by(ReviewItem.decided_at.desc(), ReviewItem.id.desc())
         .limit(limit + 1)
     )
-    with ctx.db.session() as s:
+    with ctx.db.read_session() as s:
         rows = [r for r in s.scalars(stmt).all() if r.id != exclude]
     return rows[:limit]
 
@@ -200,7 +212,7 @@ def statuses(ctx: WebContext, p: Principal, ids: list[int], _: Translator) -> li
     """The statuses of the items ``ids`` the person may see (others are left out, without a hint)."""
     if not ids:
         return []
-    with ctx.db.session() as s:
+    with ctx.db.read_session() as s:
         rows = s.scalars(select(ReviewItem).where(p.review_filter(), ReviewItem.id.in_(ids[:100]))).all()
     now = ctx.clock()
     return [status_of(r, now, ctx.zone, ctx.web.alerts, _) for r in rows]
@@ -226,15 +238,16 @@ def waiting_by_robot(ctx: WebContext, tenants: set[str]) -> list[WaitingRow]:
     """
     now, cfg = ctx.clock(), ctx.web.alerts
     since = now - timedelta(days=MY_DECISIONS_DAYS)
-    with ctx.db.session() as s:
-        rows = s.scalars(
-            select(ReviewItem).where(
+    with ctx.db.read_session() as s:
+        # Only the columns counted: a morning's decisions are thousands of rows.
+        rows = s.execute(
+            select(ReviewItem.robot, ReviewItem.tenant, ReviewItem.callback_status, ReviewItem.decided_at).where(
                 ReviewItem.tenant.in_(tenants),
                 (ReviewItem.callback_status == CallbackStatus.pending)
                 | ((ReviewItem.callback_status == CallbackStatus.failed) & (ReviewItem.decided_at >= since)),
             )
         ).all()
-    groups: dict[tuple[str, str], list[ReviewItem]] = {}
+    groups: dict[tuple[str, str], list[Any]] = {}
     for r in rows:
         groups.setdefault((r.robot, r.tenant), []).append(r)
     out = []

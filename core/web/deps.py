@@ -38,6 +38,7 @@ from core.web.auth import (
 )
 from core.web.i18n import LANGUAGES, label, local_time, normalise_lang, translator
 from core.web.oidc import OidcClient
+from core.web.pagecache import FiguresCache
 from core.web.saml import SamlServiceProvider
 from core.web.settings import WebSettings
 
@@ -60,6 +61,8 @@ class WebContext:
     env: jinja2.Environment
     oidc: OidcClient | None
     saml: SamlServiceProvider | None = None
+    #: The dashboard's costly figures, kept ``web.dashboard_cache_seconds`` (see core.web.pagecache).
+    figures: FiguresCache | None = None
 
     @property
     def zone(self) -> str:

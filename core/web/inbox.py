@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 from sqlalchemy import case, func, select
+from sqlalchemy.orm import defer
 
 from core.errors import AlreadyDecided, FourEyesViolation, ReviewError
 from core.logging import get_logger
@@ -87,7 +89,7 @@ def queue_summaries(ctx: WebContext, p: Principal) -> list[QueueSummary]:
         .where(p.review_filter(), ReviewItem.state == ReviewState.open)
         .group_by(ReviewItem.tenant, ReviewItem.queue)
     )
-    with ctx.db.session() as s:
+    with ctx.db.read_session() as s:
         rows = {(r[0], r[1]): QueueSummary(r[0], r[1], int(r[2]), int(r[3] or 0), r[4], r[5]) for r in s.execute(stmt)}
     for g in p.grants:
         if g.queue and p.can_view_queue(g.tenant, g.queue):
@@ -95,10 +97,54 @@ def queue_summaries(ctx: WebContext, p: Principal) -> list[QueueSummary]:
     return sorted(rows.values(), key=lambda q: (q.tenant, q.queue))
 
 
-def list_items(ctx: WebContext, p: Principal, f: InboxFilter, limit: int = 200) -> list[ReviewItem]:
-    """Open review items the person sees, with the deadline first, then the oldest."""
+#: Items the inbox page lists at once (the next ones are a page further on).
+PAGE_SIZE = 50
+#: Columns a list of items never shows: loading them would only cost time (a robot's material can be large).
+_NOT_LISTED = (defer(ReviewItem.material, raiseload=True), defer(ReviewItem.decision_data, raiseload=True))
+
+
+def list_items(ctx: WebContext, p: Principal, f: InboxFilter, limit: int = 200, offset: int = 0) -> list[ReviewItem]:
+    """Open review items the person sees, with the deadline first, then the oldest (without their material)."""
     now = ctx.clock()
-    stmt = select(ReviewItem).where(p.review_filter(), ReviewItem.state == ReviewState.open).order_by(*order(now))
+    stmt = _filtered(
+        select(ReviewItem).options(*_NOT_LISTED).where(p.review_filter(), ReviewItem.state == ReviewState.open),
+        f,
+        p,
+        now,
+    ).order_by(*order(now))
+    with ctx.db.read_session() as s:
+        return list(s.scalars(stmt.limit(limit).offset(offset)).all())
+
+
+def count_items(ctx: WebContext, p: Principal, f: InboxFilter, summaries: list[QueueSummary] | None = None) -> int:
+    """How many open items :func:`list_items` has in all; from the queue counts when the filter allows."""
+    if summaries is not None and not (f.kind or f.mine or f.overdue):
+        return sum(
+            q.open for q in summaries if (not f.queue or q.queue == f.queue) and (not f.tenant or q.tenant == f.tenant)
+        )
+    stmt = _filtered(
+        select(func.count()).select_from(ReviewItem).where(p.review_filter(), ReviewItem.state == ReviewState.open),
+        f,
+        p,
+        ctx.clock(),
+    )
+    with ctx.db.read_session() as s:
+        return int(s.scalar(stmt) or 0)
+
+
+def page_query(f: InboxFilter) -> str:
+    """The filter as a query string, for the links to the next and previous pages."""
+    fields = {
+        "queue": f.queue or "",
+        "tenant": f.tenant or "",
+        "kind": f.kind or "",
+        "mine": "true" if f.mine else "",
+        "overdue": "true" if f.overdue else "",
+    }
+    return urlencode({k: v for k, v in fields.items() if v})
+
+
+def _filtered(stmt: Any, f: InboxFilter, p: Principal, now: datetime) -> Any:
     if f.queue:
         stmt = stmt.where(ReviewItem.queue == f.queue)
     if f.tenant:
@@ -109,13 +155,12 @@ def list_items(ctx: WebContext, p: Principal, f: InboxFilter, limit: int = 200) 
         stmt = stmt.where(ReviewItem.assignee == p.actor)
     if f.overdue:
         stmt = stmt.where(ReviewItem.overdue_at.is_not(None) | (ReviewItem.due_at < now))
-    with ctx.db.session() as s:
-        return list(s.scalars(stmt.limit(limit)).all())
+    return stmt
 
 
 def visible_item(ctx: WebContext, p: Principal, review_id: int) -> ReviewItem:
     """The review item if the person may see it; NotFound otherwise (no hint that it exists)."""
-    with ctx.db.session() as s:
+    with ctx.db.read_session() as s:
         row = s.get(ReviewItem, review_id)
     if row is None or not p.can_view_queue(row.tenant, row.queue):
         raise NotFound()
@@ -164,7 +209,7 @@ def next_item_id(ctx: WebContext, p: Principal, queue: str, tenant: str, exclude
     )
     if exclude is not None:
         stmt = stmt.where(ReviewItem.id != exclude)
-    with ctx.db.session() as s:
+    with ctx.db.read_session() as s:
         return s.scalar(stmt)
 
 
@@ -177,7 +222,7 @@ def recently_lapsed(ctx: WebContext, p: Principal, limit: int = 50) -> list[Revi
         .order_by(ReviewItem.decided_at.desc(), ReviewItem.id.desc())
         .limit(limit)
     )
-    with ctx.db.session() as s:
+    with ctx.db.read_session() as s:
         return list(s.scalars(stmt).all())
 
 
@@ -191,7 +236,7 @@ class Colleague:
 
 def colleagues(ctx: WebContext, p: Principal, row: ReviewItem) -> list[Colleague]:
     """Active people (but ``p``) who may decide in the item's queue: the same grant, or its coordinators."""
-    with ctx.db.session() as s:
+    with ctx.db.read_session() as s:
         users = s.execute(
             select(User.id, User.username, User.display_name)
             .join(UserRole, UserRole.user_id == User.id)
@@ -382,7 +427,7 @@ def material_artifacts(ctx: WebContext, row: ReviewItem) -> list[Artifact]:
     ids = [a for a in wanted if isinstance(a, int) and not isinstance(a, bool)]
     if not ids:
         return []
-    with ctx.db.session() as s:
+    with ctx.db.read_session() as s:
         return list(
             s.scalars(
                 select(Artifact)
@@ -400,7 +445,7 @@ def artifact_in_inbox(ctx: WebContext, p: Principal, artifact_id: int, tenants: 
         .where(Artifact.id == artifact_id, Artifact.tenant.in_(tenants), p.review_filter())
         .limit(1)
     )
-    with ctx.db.session() as s:
+    with ctx.db.read_session() as s:
         return s.scalar(stmt) is not None
 
 

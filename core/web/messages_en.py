@@ -130,6 +130,14 @@ EN: dict[str, str] = {
     "Sparad tid": "Time saved",
     "Utfall som ersatt manuellt arbete, med kommunens egna tider eller märkta uppskattningar, minus uppmätt granskningstid.": "Outcomes that replaced manual work, at the municipality's own times or labelled estimates, minus measured review time.",
     "Alla effekter och hur de räknas": "All effects and how they are computed",
+    "Sidor": "Pages",
+    "Visar {first}–{last} av {total}.": "Showing {first}–{last} of {total}.",
+    "Föregående sida": "Previous page",
+    "Nästa sida": "Next page",
+    "Till första sidan": "To the first page",
+    "Beräknad {when}; räknas om när siffrorna är äldre än {n} min.": (
+        "Computed {when}; computed again once the figures are older than {n} min."
+    ),
     "Månad": "Month",
     "Ersatt arbete (min)": "Work replaced (min)",
     "Ingen sparad tid den här månaden eller förra.": "No time saved this month or last.",

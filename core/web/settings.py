@@ -227,6 +227,12 @@ class WebSettings(BaseModel):
         default=["127.0.0.1/32", "::1/128"],
         description="Client networks that may read /metrics without a token (default: this machine only).",
     )
+    dashboard_cache_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="How long the dashboard keeps its costly figures (time saved; the overdue and alert checks "
+        "behind it) before it computes them again; the page says when they were computed. 0 = every view.",
+    )
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @field_validator("public_url")

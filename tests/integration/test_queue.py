@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from core import audit
 from core.errors import LeaseLost
@@ -535,6 +535,25 @@ def test_a_dropped_connection_in_the_autocommit_pool_is_replaced_after_idling(
         assert {first.reference, second.reference} == {"a", "b"}
         q.complete(second, Done(), actor="test")
         assert row(db, second.id).status == ItemStatus.done
+
+
+@pytest.mark.postgres
+def test_a_dropped_connection_in_the_session_pool_is_replaced_after_idling(
+    tmp_path: Path, pg_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions' pool (the web app's pages) pings only idle connections too; a dead one is replaced."""
+    import core.storage.db as dbmod
+    from core.testing import temporary_database
+
+    monkeypatch.setattr(dbmod, "IDLE_PING_SECONDS", 0.0)  # every checkout counts as idle
+    with temporary_database(tmp_path, pg_url) as db:
+        SqlRunStore(db, clock).ensure_tenant("0000", "Testkommun")
+        with db.session() as s:
+            pid = s.execute(text("SELECT pg_backend_pid()")).scalar()
+        with db.single_statement() as admin:  # the server drops the pooled connection (restart, firewall)
+            admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        with db.session() as s:  # pinged, found dead, replaced: no error
+            assert s.execute(text("SELECT pg_backend_pid()")).scalar() != pid
 
 
 @pytest.mark.postgres

@@ -133,6 +133,27 @@ class TestSessions:
             page = await client.get("/login?expired=1")
             assert "sessionen tog slut" in page.text
 
+    async def test_activity_is_written_once_a_minute_and_keeps_the_session(self, env: WebEnv) -> None:
+        """A page view within the minute writes nothing; a session in steady use does not time out."""
+
+        def last_seen() -> object:
+            with env.db.session() as s:
+                return s.scalar(select(WebSession.last_seen_at).where(WebSession.id == sha256(cookie)))
+
+        async with web_client(env.app) as client:
+            await login(client, "anna")
+            cookie = client.cookies.get("__Host-kollega_session") or ""
+            seen = last_seen()
+            env.clock.advance(30)
+            assert (await client.get("/inbox")).status_code == 200
+            assert last_seen() == seen
+            env.clock.advance(31)
+            assert (await client.get("/inbox")).status_code == 200
+            assert last_seen() == env.clock.now()
+            for _ in range(4):  # a view every 20 minutes for 80 minutes, past the 30 min idle limit
+                env.clock.advance(20 * 60)
+                assert (await client.get("/inbox")).status_code == 200
+
     async def test_absolute_timeout(self, env: WebEnv) -> None:
         async with web_client(env.app) as client:
             await login(client, "anna")

@@ -80,6 +80,60 @@ def test_serve_help(cli: tuple[typer.Typer, Database]) -> None:
     assert result.exit_code == 0 and "--port" in result.stdout
 
 
+def test_serve_with_several_workers_needs_postgresql(cli: tuple[typer.Typer, Database]) -> None:
+    result = CliRunner().invoke(cli[0], ["serve", "--workers", "2"])
+    assert result.exit_code == 2 and "PostgreSQL" in result.stdout
+
+
+@pytest.mark.postgres
+def test_serve_with_two_workers_answers_from_both(tmp_path: Path, pg_url: str) -> None:
+    """`kollega serve --workers 2`: two worker processes build the app from the settings and serve it."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with temporary_database(tmp_path, pg_url) as db, socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        env = {**os.environ, "KOLLEGA_DATABASE_URL": db.url, "KOLLEGA_LOGGING__LEVEL": "WARNING"}
+        log = tmp_path / "serve.log"
+        with log.open("wb") as sink:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "core.cli", "serve", "--port", str(port), "--workers", "2", "--no-alerts"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=sink,
+            )
+        try:
+            deadline = time.monotonic() + 300  # a hang guard: starting two workers is slow on a busy machine
+            answers: list[int] = []
+            while len(answers) < 10:
+                assert server.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "the workers did not answer"
+                try:
+                    answers.append(httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code)
+                except httpx.TransportError:
+                    time.sleep(0.5)
+            assert answers == [200] * 10
+            workers = [p for p in Path("/proc").glob("[0-9]*/status") if f"\nPPid:\t{server.pid}\n" in _read(p)]
+            assert len(workers) >= 2
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
 def test_users_passwd_sets_a_one_time_password_and_mfa_reset_forgets_the_factor(
     cli: tuple[typer.Typer, Database],
 ) -> None:

@@ -111,6 +111,27 @@ class TestInbox:
             counts = {q["queue"]: (q["open"], q["overdue"]) for q in api.json()}
             assert counts == {"example.review": (5, 1), "example.exceptions": (1, 0)}
 
+    async def test_a_long_queue_is_listed_a_page_at_a_time_with_its_total(self, env: WebEnv) -> None:
+        from core.web.inbox import PAGE_SIZE
+
+        ids = [add_review(env, title=f"Ärende {n}", minutes_ago=1000 - n) for n in range(PAGE_SIZE + 3)]
+        late = add_review(env, title="Försenad", minutes_ago=1, due_in_hours=-1)
+        async with web_client(env.app) as client:
+            await login(client, "anna")
+            first = await client.get("/inbox", params={"queue": "example.review"})
+            # The overdue one first, then the oldest; the heading counts every open item, not the page.
+            assert item_ids(first.text) == [late, *ids[: PAGE_SIZE - 1]]
+            assert f"({PAGE_SIZE + 4})" in first.text
+            assert f"Visar 1–{PAGE_SIZE} av {PAGE_SIZE + 4}." in first.text
+            link = re.search(r'<a href="([^"]+)" rel="next">Nästa sida</a>', first.text)
+            assert link, "no link to the next page"
+            second = await client.get(link.group(1).replace("&amp;", "&"))
+            assert item_ids(second.text) == ids[PAGE_SIZE - 1 :]
+            assert 'rel="next"' not in second.text and 'rel="prev"' in second.text
+            beyond = await client.get("/inbox", params={"queue": "example.review", "page": 9})
+            assert item_ids(beyond.text) == [] and "Till första sidan" in beyond.text
+            assert (await client.get("/inbox", params={"page": 0})).status_code == 422
+
     async def test_coordinator_sees_every_queue_of_the_tenant(self, lite: WebEnv) -> None:
         other = add_review(lite, queue="other.review")
         async with web_client(lite.app) as client:

@@ -118,6 +118,36 @@ class TestDashboard:
             trend = (await client.get("/api/v1/ops/trends")).json()["example"]
             assert len(trend) == 30 and trend[-1]["collected"] == 24
 
+    async def test_time_saved_is_computed_once_per_period_and_says_when(
+        self, lite: WebEnv, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The effects ledger reads a month of items: views within the period reuse its figures."""
+        from core.web import dashboard
+
+        await seed(lite)
+        computed: list[object] = []
+        real = dashboard.time_saved
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            computed.append(lite.clock.now())
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(dashboard, "time_saved", counting)
+        async with web_client(lite.app) as client:
+            await login(client, "sara")
+            first = await client.get("/ops")
+            lite.clock.advance(120)
+            second = await client.get("/ops")
+            assert len(computed) == 1
+            note = re.compile(r'id="saved-computed">Beräknad (\d\d:\d\d); räknas om när siffrorna är äldre än 5 min')
+            first_note, second_note = note.search(first.text), note.search(second.text)
+            assert first_note and second_note and first_note.group(1) == second_note.group(1)
+            lite.clock.advance(200)  # 320 s after the first view: older than the 300 s period
+            third = await client.get("/ops")
+            assert len(computed) == 2
+            third_note = note.search(third.text)
+            assert third_note and third_note.group(1) != first_note.group(1)
+
     async def test_other_tenant_sees_nothing_and_gets_404(self, lite: WebEnv) -> None:
         await seed(lite)
         async with web_client(lite.app) as client:

@@ -88,3 +88,42 @@ def test_a_pause_from_before_0004_keeps_pausing_every_tenant_and_survives_a_down
         rows = conn.execute(text("SELECT schedule, paused_by FROM schedule_pauses ORDER BY schedule")).all()
     assert [tuple(r) for r in rows] == [("day", "user:olle"), ("night", "user:sara")]
     db.upgrade()
+
+
+INBOX_INDEXES = {"ix_review_items_open", "ix_review_items_decided_by"}
+
+
+def test_the_inbox_indexes_match_the_models_and_downgrade(db: Database) -> None:
+    """Migration 0016_inbox_indexes: the indexes the inbox's counts and "Mina beslut" read."""
+
+    def indexes() -> set[str]:
+        return {str(i["name"]) for i in inspect(db.engine).get_indexes("review_items")}
+
+    assert indexes() >= INBOX_INDEXES
+    with db.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    named = [d for d in diffs if isinstance(d, tuple) and getattr(d[1], "name", None) in INBOX_INDEXES]
+    assert named == []
+    with db.engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0011_robot_state")
+    assert not indexes() & INBOX_INDEXES
+    db.upgrade()
+    assert indexes() >= INBOX_INDEXES
+
+
+def test_a_read_session_reads_and_refuses_to_write(db: Database) -> None:
+    """Pages read through read_session(); a change made through it is never written."""
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from core.storage.models import Tenant
+
+    with db.session() as s:
+        s.add(Tenant(code="0000", name="Testkommun", created_at=datetime(2026, 11, 1, tzinfo=UTC)))
+    with db.read_session() as s:
+        assert s.scalar(select(Tenant.name).where(Tenant.code == "0000")) == "Testkommun"
+    with pytest.raises(RuntimeError), db.read_session() as s:
+        s.add(Tenant(code="9999", name="Annan", created_at=datetime(2026, 11, 1, tzinfo=UTC)))
+    with db.session() as s:
+        assert s.get(Tenant, "9999") is None

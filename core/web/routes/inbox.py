@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -46,8 +46,9 @@ def inbox_page(
     kind: str = "",
     mine: bool = False,
     overdue: bool = False,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> HTMLResponse:
-    """The person's queues with counts, the items oldest first, and "Mina beslut" with what became of them."""
+    """The person's queues with counts, the items oldest first (a page at a time), and "Mina beslut"."""
     ctx = web_context(request)
     _inbox_user(p)
     f = inbox.InboxFilter(queue or None, tenant or None, kind or None, mine, overdue)
@@ -56,11 +57,20 @@ def inbox_page(
     mine_rows = [
         (row, decisions.status_of(row, now, ctx.zone, ctx.web.alerts, _)) for row in decisions.my_decisions(ctx, p)
     ]
+    queues = inbox.queue_summaries(ctx, p)
+    total = inbox.count_items(ctx, p, f, queues)
+    first = (page - 1) * inbox.PAGE_SIZE
+    items = inbox.list_items(ctx, p, f, limit=inbox.PAGE_SIZE, offset=first) if first < total or page == 1 else []
     return render(
         request,
         "inbox.html",
-        queues=inbox.queue_summaries(ctx, p),
-        items=inbox.list_items(ctx, p, f),
+        queues=queues,
+        items=items,
+        total=total,
+        page=page,
+        first=first + 1,
+        more=first + len(items) < total,
+        page_query=inbox.page_query(f),
         lapsed=inbox.recently_lapsed(ctx, p),
         is_overdue=inbox.is_overdue,
         f=f,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from core.web.auth import Forbidden, NotFound, Principal
 from core.web.charts import stacked_bars
 from core.web.deps import RowId, WebContext, csrf_guard, current_principal, redirect, render, request_lang, web_context
 from core.web.i18n import translator
+from core.web.pagecache import FiguresCache
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_guard)])
 #: Log entries a run's page shows at most (filter by level or item to see others).
@@ -69,8 +71,16 @@ def dashboard_page(request: Request, p: Person) -> HTMLResponse:
     """Last night at a glance, alerts, trends, time saved."""
     ctx = web_context(request)
     tenants = ops_tenants(p)
-    alerts.sweep_reviews(ctx.db, ctx.settings, ctx.registry, ctx.reviews, ctx.reviews.clock)
-    alerts.detect(ctx.db, ctx.web.alerts, ctx.clock(), ctx.zone)
+    figures = ctx.figures or FiguresCache(0, ctx.clock)
+
+    def check() -> None:
+        # The overdue sweep and the alert checks (also run by `kollega serve`'s alert loop):
+        # at most once per period, not on every view of every operations person.
+        alerts.sweep_reviews(ctx.db, ctx.settings, ctx.registry, ctx.reviews, ctx.reviews.clock)
+        alerts.detect(ctx.db, ctx.web.alerts, ctx.clock(), ctx.zone)
+
+    figures.get("alert-checks", check)
+    saved = figures.get(("time-saved", frozenset(tenants)), lambda: dashboard.time_saved(ctx, tenants))
     start, _end = dashboard.night_window(ctx.clock(), ctx.zone)
     robots = {name: cls.display_name for name, cls in ctx.registry.robots.items()}
     return render(
@@ -80,7 +90,9 @@ def dashboard_page(request: Request, p: Person) -> HTMLResponse:
         night_start=start,
         alerts=alerts.open_alerts(ctx.db, tenants),
         charts=charts_for(ctx, tenants, request_lang(request)),
-        saved=dashboard.time_saved(ctx, tenants),
+        saved=saved.value,
+        saved_at=saved.computed_at,
+        saved_every_minutes=math.ceil(figures.max_age.total_seconds() / 60),
         waiting=decisions.waiting_by_robot(ctx, tenants),
         backlog=dashboard.inbox_backlog(ctx, tenants),
         decision_wait_minutes=ctx.web.alerts.decision_wait_minutes,
