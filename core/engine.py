@@ -151,6 +151,10 @@ def _process_locks(clock: Clock) -> LockStore:
     return MemoryLockStore(MemoryState(clock))
 
 
+#: The counts a run's record keeps (every count but ``rechecked``, which is this run's own).
+_RECORDED = ("collected", "done", "needs_review", "failed_business", "failed_application", "uncertain", "retried")
+
+
 def _new_counts() -> dict[str, int]:
     return {
         "collected": 0,
@@ -350,17 +354,27 @@ class Engine:
         # from here inherits the buffer (core.runlog). A run taken over from a dead worker
         # goes on numbering its log after what that worker stored.
         stored = await asyncio.to_thread(self.runs.run_log, run_id, limit=10**9) if owner == self.owner else []
+        # Its counts go on from what that worker stored with its last heartbeat, so that the run's
+        # record adds up to the whole night, not only to the part done after the takeover.
+        carried = await self._carried_counts(run_id) if owner == self.owner else {}
         buffer = RunLogBuffer(
             self.clock, self.settings.worker.run_log_max_entries, start=stored[-1].seq if stored else 0
         )
         token = CURRENT_RUN_LOG.set(buffer)
         try:
             return await self._run_started(
-                robot, robot_name, tenant, run_id, owner, trigger, dry_run, limit, on_progress
+                robot, robot_name, tenant, run_id, owner, trigger, dry_run, limit, on_progress, carried
             )
         finally:
             CURRENT_RUN_LOG.reset(token)
             await self._flush_log(run_id, buffer)
+
+    async def _carried_counts(self, run_id: int) -> dict[str, int]:
+        """The counts a run's record holds already: zero for a new run, a dead worker's for one taken over."""
+        record = await asyncio.to_thread(self.runs.get, run_id)
+        if record is None:
+            return {}
+        return {f: int(getattr(record, f) or 0) for f in _RECORDED}
 
     async def _record_version(self, run_id: int, robot: Robot) -> None:
         """Store the robot's distribution version and code hash on the run; a failure here is only logged."""
@@ -392,9 +406,12 @@ class Engine:
         dry_run: bool,
         limit: int | None,
         on_progress: ProgressCallback | None,
+        carried: dict[str, int] | None = None,
     ) -> RunSummary:
         """The run after its row is started: stages, failure handling, the finish record."""
         counts = _new_counts()
+        counts.update(carried or {})
+        before = counts["uncertain"]  # a dead worker's uncertain items are its, counted already
         ctx = self.context(robot, tenant, run_id, dry_run)
         progress = on_progress or (lambda _e, _c: None)
         reaped, recheck_left = 0, None
@@ -409,7 +426,7 @@ class Engine:
                     await self._dry_run(robot, ctx, counts, limit, progress)
                 else:
                     await self._reap(robot, tenant, counts)
-                    reaped = counts["uncertain"]
+                    reaped = counts["uncertain"] - before
                     recheck_left = await self._recheck(robot, ctx, counts)
                     await self._callbacks(robot, ctx, halt)
                     if not self._halting(halt):
@@ -428,7 +445,9 @@ class Engine:
                 await self._close_resources(ctx)
             # Uncertain items this run made need a person, unless the re-check right after the
             # reap settled them all (one it left may be an older one: attention errs on the safe side).
-            unsettled = counts["uncertain"] > reaped or (reaped > 0 and (recheck_left is None or recheck_left > 0))
+            unsettled = counts["uncertain"] > before + reaped or (
+                reaped > 0 and (recheck_left is None or recheck_left > 0)
+            )
             status = RunStatus.attention if counts["failed_application"] or unsettled else RunStatus.succeeded
             note: str | None = None
             if self.stop_requested and halt.stopped_early:

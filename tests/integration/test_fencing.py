@@ -213,6 +213,34 @@ def test_only_in_process_runs_are_abandoned_and_only_by_their_owner(db: Database
     assert [r.status for r in sorted(runs.recent(), key=lambda r: r.id)] == [RunStatus.abandoned, RunStatus.succeeded]
 
 
+def test_a_run_taken_over_from_a_dead_worker_counts_the_whole_night(db: Database, tmp_path: Path) -> None:
+    """The run's record adds up to every item of the night, not only those done after the takeover."""
+    clock = FakeClock()
+    Counter.processed = []
+    engine = Engine.from_database(db, make_settings(tmp_path), Registry(robots={Counter.name: Counter}), clock=clock)
+    runs, queue = SqlRunStore(db, clock), WorkQueue(db, clock)
+    runs.ensure_tenant(TENANT, "Test")
+    run_id = runs.create(robot=Counter.name, tenant=TENANT, trigger="schedule")
+    # Worker A took the run, collected its 20 items, finished 8 and died.
+    claimed = runs.claim_queued("worker-a", 60)
+    assert claimed is not None and claimed.id == run_id
+    runs.start(run_id, "worker-a", 60)
+    queue.enqueue(Counter.name, TENANT, [NewItem(reference=f"c-{n}", payload={}) for n in range(20)], run_id=run_id)
+    finished = queue.claim(Counter.name, TENANT, "worker-a", limit=8, lease_seconds=60)
+    assert queue.complete_many([(item, Done({})) for item in finished], actor="worker-a") == [True] * 8
+    runs.heartbeat(run_id, 60, {"collected": 20, "done": 8}, owner="worker-a")
+    clock.advance(61)
+    resumed = runs.claim_queued(engine.owner, 60)
+    assert resumed is not None and resumed.id == run_id
+
+    summary = asyncio.run(engine.run(Counter.name, TENANT, run_id=run_id, trigger="schedule"))
+
+    assert sorted(Counter.processed) == sorted({f"c-{n}" for n in range(20)} - {i.reference for i in finished})
+    assert (summary.status, summary.counts["collected"], summary.counts["done"]) == (RunStatus.succeeded, 20, 20)
+    record = runs.get(run_id)
+    assert record is not None and (record.status, record.collected, record.done) == (RunStatus.succeeded, 20, 20)
+
+
 # -- SIGTERM: finish the current item, leave the rest, record interrupted -----------------------
 def _assert_interrupted(db: Database, log: Path) -> None:
     with db.session() as s:
