@@ -260,8 +260,9 @@ class Engine:
     def request_stop(self) -> None:
         """Stop gracefully: every item loop finishes its current item and claims no more.
 
-        The run then ends ``interrupted``; items not yet claimed stay pending (no lease
-        held), so the next run or another worker takes them. Safe to call from a signal handler.
+        The run then ends ``interrupted``; items not yet started stay pending (those leased
+        ahead by the group claim are released, not left leased), so the next run or another
+        worker takes them at once. Safe to call from a signal handler.
         """
         if not self.stop_requested:
             log.warning("stop requested: finishing the current items, claiming no more")
