@@ -115,9 +115,10 @@ class TestGroupClaim:
                 taken = stores.queue.claim("batch", "1081", "rival", limit=10, lease_seconds=60)
                 rival.extend(i.id for i in taken)
 
-        cls = robot(count=4, pause=0.6, hook=a_rival_claims)
+        # Heartbeats every lease / 3 = 1 s: a loaded machine may delay one by up to 2 s.
+        cls = robot(count=4, pause=1.2, hook=a_rival_claims)
         engine, _ = engine_for(
-            tmp_path, stores, cls, concurrency=1, prefetch=4, lease_seconds=1.5, item_timeout_seconds=1.0
+            tmp_path, stores, cls, concurrency=1, prefetch=4, lease_seconds=3.0, item_timeout_seconds=2.5
         )
         summary = asyncio.run(engine.run("batch", "1081"))
         assert rival == []  # every buffered item's lease was extended while it waited
