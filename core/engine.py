@@ -8,6 +8,7 @@ renews while the robot works; a per-item timeout bounds every attempt.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import inspect
@@ -35,6 +36,7 @@ from core.errors import (
     LeaseLost,
 )
 from core.fairness import FairSlots
+from core.group_claim import Claimed, GroupClaim
 from core.group_commit import GroupCommit
 from core.interfaces import (
     AlertSink,
@@ -61,6 +63,9 @@ log = structlog.get_logger("kollega.engine")
 
 ProgressCallback = Callable[[str, dict[str, int]], None]
 
+
+#: Done outcomes one item task of a repeatable robot may have waiting for their commit.
+COMMIT_DEPTH = 4
 
 #: The error text of a run stopped by SIGTERM or SIGINT (status ``interrupted``).
 INTERRUPTED = "stopped by a signal: the current items were finished, the rest wait for the next run"
@@ -259,8 +264,9 @@ class Engine:
     def request_stop(self) -> None:
         """Stop gracefully: every item loop finishes its current item and claims no more.
 
-        The run then ends ``interrupted``; items not yet claimed stay pending (no lease
-        held), so the next run or another worker takes them. Safe to call from a signal handler.
+        The run then ends ``interrupted``; items not yet started stay pending (those leased
+        ahead by the group claim are released, not left leased), so the next run or another
+        worker takes them at once. Safe to call from a signal handler.
         """
         if not self.stop_requested:
             log.warning("stop requested: finishing the current items, claiming no more")
@@ -659,8 +665,39 @@ class Engine:
         # took gives its slot back: the limit counts items, not attempts.
         budget = [limit]
         taken: set[int] = set()
+        # Tasks asking at the same moment share one claim statement (core/group_claim.py). A
+        # run without a limit, of a robot whose side effects are repeatable, also leases a
+        # few items ahead: they wait leased and heartbeated, and go back when the run stops.
+        prefetch = w.prefetch if limit is None and robot.side_effects_repeatable else 0
+        claims = GroupClaim(
+            functools.partial(self._claim_due, robot, ctx.tenant),
+            functools.partial(self.queue.extend, lease_seconds=w.lease_seconds),
+            self.queue.release,
+            prefetch=prefetch,
+            lease_seconds=w.lease_seconds,
+        )
+
+        # A Done outcome of a repeatable robot is committed while its task goes on to its next
+        # items (at most COMMIT_DEPTH outcomes of a task wait for their commit; the task waits
+        # for all of them before it stops, and the run for every task's before its record), so
+        # one group commit gathers many tasks' outcomes. Nothing is confirmed before its commit:
+        # an item is counted done only then, and a crash leaves it to its lease and a re-run,
+        # which a repeatable robot allows. Other robots wait for each commit before going on.
+        pipelined = robot.side_effects_repeatable
+        depth = COMMIT_DEPTH
 
         async def worker() -> None:
+            outstanding: collections.deque[asyncio.Task[None]] = collections.deque()  # being committed
+            try:
+                await items(outstanding)
+            except BaseException:
+                for commit in outstanding:
+                    commit.cancel()  # withdrawn unless already in a write (settled below)
+                raise
+            while outstanding:
+                await outstanding.popleft()
+
+        async def items(outstanding: collections.deque[asyncio.Task[None]]) -> None:
             while True:
                 if self._halting(halt):
                     return
@@ -675,24 +712,22 @@ class Engine:
                     else:
                         return
                 async with self._slot(ctx.tenant):
-                    sent_at = time.monotonic()  # the lease is counted from before the claim
-                    claimed = await asyncio.to_thread(
-                        self.queue.claim,
-                        robot.name,
-                        ctx.tenant,
-                        self.owner,
-                        limit=1,
-                        lease_seconds=w.lease_seconds,
-                        reclaim_expired=robot.side_effects_repeatable,
-                        ids=only,
-                    )
-                    if reserved and (not claimed or claimed[0].id in taken) and budget[0] is not None:
-                        budget[0] += 1
-                    if not claimed:
+                    if self._halting(halt):  # the stop came while this task waited for its slot
+                        if reserved and budget[0] is not None:
+                            budget[0] += 1
                         return
-                    taken.add(claimed[0].id)
-                    guard = lease_guard(f"work item {claimed[0].id}", sent_at, w.lease_seconds)
-                    await self._process_one(robot, ctx, claimed[0], counts, guard)
+                    got = await claims.take() if only is None else await self._claim_own(robot, ctx.tenant, only)
+                    if reserved and (got is None or got.item.id in taken) and budget[0] is not None:
+                        budget[0] += 1
+                    if got is None:
+                        return
+                    taken.add(got.item.id)
+                    guard = lease_guard(f"work item {got.item.id}", got.sent_at, w.lease_seconds)
+                    commit = await self._process_one(robot, ctx, got.item, counts, guard, defer=pipelined)
+                if commit is not None:
+                    outstanding.append(commit)
+                while len(outstanding) > depth or (outstanding and outstanding[0].done()):
+                    await outstanding.popleft()  # the oldest outcome is committed first
                 progress("processed", counts)
 
         while True:
@@ -700,9 +735,10 @@ class Engine:
             # down with it before the run is recorded as failed: nothing runs behind the record.
             try:
                 await gather_or_cancel(worker() for _ in range(w.concurrency))
-            finally:  # no completion still being written behind the run's record
+            finally:  # no completion still being written behind the run's record, no item left leased
                 for group in list(self._group_commits.values()):
                     await group.settle()
+                await self._release_prefetched(claims)
             if not wait_for_retries or self._halting(halt):
                 return
             # Retries due soon are waited for inside the run; later ones wait for the next run.
@@ -716,6 +752,40 @@ class Engine:
                 return
             await self.clock.sleep(max(wait, 0) + 0.01)
 
+    def _claim_due(self, robot: Robot, tenant: str, limit: int) -> list[WorkItemView]:
+        """Lease up to ``limit`` due items of the run's robot and tenant (the group claim's statement)."""
+        return self.queue.claim(
+            robot.name,
+            tenant,
+            self.owner,
+            limit=limit,
+            lease_seconds=self.settings.worker.lease_seconds,
+            reclaim_expired=robot.side_effects_repeatable,
+        )
+
+    async def _claim_own(self, robot: Robot, tenant: str, ids: set[int]) -> Claimed | None:
+        """Lease one due item among ``ids`` (a limited run's retries of its own items)."""
+        sent_at = time.monotonic()  # the lease is counted from before the claim
+        claimed = await asyncio.to_thread(
+            self.queue.claim,
+            robot.name,
+            tenant,
+            self.owner,
+            limit=1,
+            lease_seconds=self.settings.worker.lease_seconds,
+            reclaim_expired=robot.side_effects_repeatable,
+            ids=ids,
+        )
+        return Claimed(claimed[0], sent_at) if claimed else None
+
+    @staticmethod
+    async def _release_prefetched(claims: GroupClaim) -> None:
+        """Give the run's prefetched, unstarted items back (a failure leaves them to their leases, logged)."""
+        try:
+            await claims.close()
+        except Exception:
+            log.warning("releasing prefetched items failed; they wait for their leases to expire", exc_info=True)
+
     def _slot(self, tenant: str) -> contextlib.AbstractAsyncContextManager[None]:
         """One of the worker's item slots, shared fairly by municipality (no limit without a worker)."""
         return self.slots.slot(tenant) if self.slots is not None else contextlib.nullcontext()
@@ -727,18 +797,27 @@ class Engine:
         item: WorkItemView,
         counts: dict[str, int],
         guard: LeaseGuard | None = None,
-    ) -> None:
+        *,
+        defer: bool = False,
+    ) -> asyncio.Task[None] | None:
+        """Process one leased item; with ``defer`` a Done outcome's commit is returned as a task to await later."""
         lease = self.settings.worker.lease_seconds
         guard = guard or lease_guard(f"work item {item.id}", time.monotonic(), lease)
         token = CURRENT_LEASE.set(guard)  # the write fence of this task (ctx.check_write)
         try:
-            await self._process_leased(robot, ctx, item, counts, guard)
+            return await self._process_leased(robot, ctx, item, counts, guard, defer)
         finally:
             CURRENT_LEASE.reset(token)
 
     async def _process_leased(
-        self, robot: Robot, ctx: RunContext, item: WorkItemView, counts: dict[str, int], guard: LeaseGuard
-    ) -> None:
+        self,
+        robot: Robot,
+        ctx: RunContext,
+        item: WorkItemView,
+        counts: dict[str, int],
+        guard: LeaseGuard,
+        defer: bool = False,
+    ) -> asyncio.Task[None] | None:
         policy = self._policy(robot)
         actor = ctx.actor
         with structlog.contextvars.bound_contextvars(item_id=item.id, attempt=item.attempts):
@@ -746,7 +825,7 @@ class Engine:
                 await self._fail_application(
                     robot, item, "lease_expired", "the worker stopped on the last attempt", counts, policy
                 )
-                return
+                return None
             beat = asyncio.create_task(self._item_heartbeat(item, guard))
             try:
                 outcome = await asyncio.wait_for(
@@ -763,14 +842,14 @@ class Engine:
                 )
                 counts["failed_business"] += 1
                 log.info("item failed (business)", code=exc.code)
-                return
+                return None
             except TimeoutError:
                 if not robot.side_effects_repeatable:
                     await self._uncertain(robot, item, counts)
-                    return
+                    return None
                 exc2 = ItemTimeout(f"timed out after {self.settings.worker.item_timeout_seconds:g} s")
                 await self._fail_application(robot, item, exc2.code, exc2.message, counts, policy)
-                return
+                return None
             except (ApplicationError, ConnectorError) as exc:
                 # Not retryable (a refused dry-run write, a changed page layout): to a person at once.
                 final = RetryPolicy(max_attempts=0) if not exc.retryable else policy
@@ -785,16 +864,16 @@ class Engine:
                     min_delay=float(retry_after) if isinstance(retry_after, int | float) else 0.0,
                     artifacts=artifact_ids(exc),
                 )
-                return
+                return None
             except LeaseLost:
                 log.warning("lease lost while processing; another worker has the item")
-                return
+                return None
             except Exception as exc:  # a bug in the robot: treated as transient, retried, then a person
                 log.error("robot raised an unexpected error", exc_info=True)
                 await self._fail_application(
                     robot, item, "unexpected", redact_text(f"{type(exc).__name__}: {exc}"), counts, policy
                 )
-                return
+                return None
             finally:
                 beat.cancel()
                 await asyncio.gather(beat, return_exceptions=True)
@@ -809,13 +888,21 @@ class Engine:
                 )
                 return
             if isinstance(outcome, Done):
-                ok = await self._group_commit(actor).complete(item, outcome)
-                if not ok:
-                    log.warning("result discarded: lease lost", error=f"work item {item.id}: lease lost")
+                commit = self._commit_done(actor, item, outcome, counts)
+                if defer:
+                    return asyncio.ensure_future(commit)
+                await commit
+            elif await self._finish(self.queue.complete, item, outcome, actor=actor):
+                counts["needs_review"] += 1
+        return None
+
+    async def _commit_done(self, actor: str, item: WorkItemView, outcome: Done, counts: dict[str, int]) -> None:
+        """Hand a Done outcome to the group commit; counted once it is committed."""
+        with structlog.contextvars.bound_contextvars(item_id=item.id):
+            if await self._group_commit(actor).complete(item, outcome):
+                counts["done"] += 1
             else:
-                ok = await self._finish(self.queue.complete, item, outcome, actor=actor)
-            if ok:
-                counts["done" if isinstance(outcome, Done) else "needs_review"] += 1
+                log.warning("result discarded: lease lost", error=f"work item {item.id}: lease lost")
 
     def _group_commit(self, actor: str) -> GroupCommit:
         """The group commit of Done outcomes for one actor (items finished together commit together)."""

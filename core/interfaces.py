@@ -276,6 +276,10 @@ class WorkItemStore(Protocol):
         """Extend the lease of an item still being worked on (LeaseLost when it is not ours any more)."""
         ...
 
+    def release(self, items: Sequence[WorkItemView]) -> int:
+        """Give leased items that were never started back: pending and due now, attempt returned; how many were ours."""
+        ...
+
     def complete(self, item: WorkItemView, outcome: Done | NeedsReview, *, actor: str) -> int | None:
         """Record Done or NeedsReview under the current lease; returns the decision review's id for NeedsReview."""
         ...

@@ -137,6 +137,28 @@ class WorkQueue(ItemOperations):
             until = now + timedelta(seconds=lease_seconds)
             self._owned_update(s, item, lease_until=until, next_attempt_at=until, updated_at=now)
 
+    def release(self, items: Sequence[WorkItemView]) -> int:
+        """Give leased items that were never started back (a run's prefetched items when it stops).
+
+        Each item only under its own lease: pending again, due now, its lease cleared and
+        the attempt its claim counted given back (it was never made). Returns how many were
+        released; an item whose lease was lost is left to its new owner.
+        """
+        if not items:
+            return 0
+        now = self.clock.now()
+        params = {"ids": [i.id for i in items], "tokens": [i.lease_token for i in items], "now": now}
+        if self.db.dialect == "postgresql":
+            with self.db.single_statement() as conn:
+                return len(conn.execute(_RELEASE_PG, params).all())
+        released = 0
+        with self.db.session() as s:
+            conn = s.connection()
+            for item in items:
+                res = conn.execute(_RELEASE_ONE, {"item_id": item.id, "item_token": item.lease_token, "now": now})
+                released += res.rowcount
+        return released
+
     # -- finish ------------------------------------------------------------------------
     def _owned_update(self, s: Session | Connection, item: WorkItemView, **values: Any) -> None:
         statement = _owned_statement(tuple(sorted(values)))
@@ -637,4 +659,36 @@ _COMPLETE_MANY_PG = text(
     WHERE w.id = v.id AND w.lease_token = v.token AND w.status = 'in_progress'
     RETURNING w.id
     """
+)
+
+# Leased, never-started items back to pending (GroupClaim.close): under each one's own lease.
+_RELEASE_SET = """
+    SET status = 'pending', next_attempt_at = :now, attempts = GREATEST(w.attempts - 1, 0),
+        lease_owner = NULL, lease_token = NULL, lease_until = NULL, updated_at = :now
+"""
+_RELEASE_PG = text(
+    "UPDATE work_items AS w"
+    + _RELEASE_SET
+    + """
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS varchar[])) AS v(id, token)
+    WHERE w.id = v.id AND w.lease_token = v.token AND w.status = 'in_progress'
+    RETURNING w.id
+    """
+)
+_RELEASE_ONE = (
+    update(_ITEMS)
+    .where(
+        _ITEMS.c.id == bindparam("item_id"),
+        _ITEMS.c.lease_token == bindparam("item_token"),
+        _ITEMS.c.status == ItemStatus.in_progress,
+    )
+    .values(
+        status=ItemStatus.pending,
+        next_attempt_at=bindparam("now", type_=_ITEMS.c.updated_at.type),
+        attempts=func.max(_ITEMS.c.attempts - 1, 0),
+        lease_owner=None,
+        lease_token=None,
+        lease_until=None,
+        updated_at=bindparam("now", type_=_ITEMS.c.updated_at.type),
+    )
 )

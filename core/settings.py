@@ -254,6 +254,15 @@ class WorkerSettings(BaseModel):
         gt=0,
         description="Lease of a write's target lock, renewed while held: a dead holder frees the target after it.",
     )
+    prefetch: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="Items one claim statement leases for a run when any of its tasks asks (at least as many "
+        "as ask); those not yet started wait leased and heartbeated, and go back to pending when the run stops. "
+        "Only in runs without --limit of robots whose side effects are repeatable; 0: lease only for the "
+        "tasks that ask.",
+    )
     poll_seconds: float = Field(default=5, gt=0, description="How often an idle `kollega worker` looks for work.")
     run_log_max_entries: int = Field(
         default=5000,

@@ -166,6 +166,30 @@ class TestFinishing:
         assert stores.queue.complete_many([(b, Done({}))], actor=ACTOR) == [False]  # finished once only
         assert stores.queue.complete_many([], actor=ACTOR) == []
 
+    def test_release_gives_unstarted_items_back_under_their_own_lease(self, stores: Stores) -> None:
+        """A run's prefetched items go back on stop: pending, due at once, the claim's attempt returned."""
+        stores.queue.enqueue(ROBOT, TENANT, items("a", "b", "c"))
+        a, b, c = stores.queue.claim(ROBOT, TENANT, "w1", limit=3, lease_seconds=30)
+        stores.clock.advance(31)
+        (c_again,) = stores.queue.claim(ROBOT, TENANT, "w2", ids=[c.id])  # c's lease expired: w2 has it now
+        before = stores.last_seq()
+        assert stores.queue.release([a, b, c]) == 2
+        assert [status(stores, i.id) for i in (a, b, c)] == [
+            ItemStatus.pending,
+            ItemStatus.pending,
+            ItemStatus.in_progress,
+        ]
+        assert stores.queue.get(a.id).attempts == 0 and stores.queue.get(c.id).attempts == 2
+        assert stores.actions(before) == []  # nothing happened to the items: no audit event
+        with pytest.raises(LeaseLost):  # the released lease fences the old holder
+            stores.queue.complete(a, Done({}), actor=ACTOR)
+        # Due at once for any worker, without waiting for a lease to run out.
+        again = stores.queue.claim(ROBOT, TENANT, "w3", limit=3, lease_seconds=30, reclaim_expired=False)
+        assert sorted(i.id for i in again) == [a.id, b.id] and all(i.attempts == 1 for i in again)
+        stores.queue.complete(c_again, Done({}), actor=ACTOR)
+        assert stores.queue.release([c_again]) == 0 and status(stores, c.id) == ItemStatus.done
+        assert stores.queue.release([]) == 0
+
     def test_needs_review_opens_a_decision_review(self, stores: Stores) -> None:
         stores.queue.enqueue(ROBOT, TENANT, items("a"))
         item = claim_one(stores)

@@ -107,6 +107,22 @@ class MemoryWorkItemStore:
             row = self._owned(item)
             row.lease_until = row.next_attempt_at = self._now + timedelta(seconds=lease_seconds)
 
+    def release(self, items: Sequence[WorkItemView]) -> int:
+        """Give leased, never-started items back: pending, due now, the claim's attempt returned."""
+        released = 0
+        with self.state.lock:
+            for item in items:
+                try:
+                    row = self._owned(item)
+                except LeaseLost:
+                    continue
+                now = self._now
+                row.status, row.next_attempt_at, row.attempts = ItemStatus.pending, now, max(row.attempts - 1, 0)
+                row.lease_owner = row.lease_token = row.lease_until = None
+                row.updated_at = now
+                released += 1
+        return released
+
     def complete(self, item: WorkItemView, outcome: Done | NeedsReview, *, actor: str) -> int | None:
         """Record Done or NeedsReview; returns the review item id for NeedsReview."""
         with self.state.lock:

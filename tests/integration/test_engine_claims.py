@@ -1,0 +1,154 @@
+"""The engine's group claim: tasks share claim statements, prefetched items stay leased and go back on stop.
+
+On the in-memory stores (the contract suite checks ``release`` on SQLite and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import ClassVar
+
+from core.api import Done, NewItem, NoSettings, Outcome, Robot, RunContext, WorkItemView
+from core.engine import Engine
+from core.fairness import FairSlots
+from core.records import ItemStatus, RunStatus
+from core.registry import Registry
+from core.settings import TenantSettings, WorkerSettings
+from core.testing import FakeClock, make_settings
+from core.testing.memory import MemoryStores
+
+TENANTS = [TenantSettings(code="1081", name="Ronneby"), TenantSettings(code="1082", name="Karlshamn")]
+
+
+class Batch(Robot[NoSettings]):
+    """Collects ``count`` items; each takes ``pause`` seconds; the hook runs inside process()."""
+
+    name = "batch"
+    display_name = "Batch"
+    count: ClassVar[int] = 12
+    pause: ClassVar[float] = 0.0
+    order: ClassVar[list[tuple[str, str]]] = []
+    hook: ClassVar[object] = None
+
+    async def collect(self, ctx: RunContext) -> AsyncIterator[NewItem]:
+        for i in range(type(self).count):
+            yield NewItem(reference=f"r{i:02d}", payload={})
+
+    async def process(self, ctx: RunContext, item: WorkItemView) -> Outcome:
+        type(self).order.append((ctx.tenant, item.reference))
+        hook = type(self).hook
+        if callable(hook):
+            await hook(ctx, item)
+        await asyncio.sleep(type(self).pause)
+        return Done({})
+
+
+def robot(count: int = 12, pause: float = 0.0, hook: object = None) -> type[Batch]:
+    """A fresh Batch subclass (class state is per test)."""
+    return type("TestBatch", (Batch,), {"count": count, "pause": pause, "order": [], "hook": hook})
+
+
+def engine_for(tmp_path: Path, stores: MemoryStores, cls: type[Batch], **worker: float) -> tuple[Engine, MemoryStores]:
+    values: dict[str, float] = {"concurrency": 2, "lease_seconds": 60, "item_timeout_seconds": 30, "prefetch": 10}
+    values.update(worker)
+    settings = make_settings(tmp_path, tenants=TENANTS, worker=WorkerSettings(**values))  # type: ignore[arg-type]
+    return stores.engine(settings, Registry(robots={"batch": cls})), stores
+
+
+def rows(stores: MemoryStores, tenant: str = "1081") -> list[tuple[str, ItemStatus, int, str | None]]:
+    """(reference, status, attempts, lease owner) of the tenant's items, by reference."""
+    found = [i for i in stores.state.items.values() if i.tenant == tenant]
+    return sorted((i.reference, i.status, i.attempts, i.lease_owner) for i in found)
+
+
+class TestGroupClaim:
+    """What a user relies on when a run's tasks claim together and lease a few items ahead."""
+
+    def test_the_run_claims_in_shared_statements_and_finishes_each_item_once(self, tmp_path: Path) -> None:
+        cls = robot(count=40)
+        engine, stores = engine_for(tmp_path, MemoryStores(FakeClock()), cls, concurrency=4, prefetch=10)
+        claims: list[int] = []
+        claim = stores.queue.claim
+
+        def counted(*args: object, **kwargs: object) -> list[WorkItemView]:
+            found = claim(*args, **kwargs)  # type: ignore[arg-type]
+            claims.append(len(found))
+            return found
+
+        stores.queue.claim = counted  # type: ignore[method-assign]
+        summary = asyncio.run(engine.run("batch", "1081"))
+        assert summary.status == RunStatus.succeeded and summary.counts["done"] == 40
+        assert sorted(ref for _, ref in cls.order) == [f"r{i:02d}" for i in range(40)]  # each processed once
+        assert all(status == ItemStatus.done and attempts == 1 for _, status, attempts, _ in rows(stores))
+        # Ten items per statement, not one: the statements the run sent were far fewer than its items.
+        assert max(claims) == 10 and len(claims) <= 6, claims
+
+    def test_a_stop_releases_the_prefetched_items_it_never_started(self, tmp_path: Path) -> None:
+        engine: Engine | None = None
+
+        async def stop_at_the_first(ctx: RunContext, item: WorkItemView) -> None:
+            assert engine is not None
+            engine.request_stop()  # SIGTERM while the first item is being worked on
+
+        cls = robot(count=12, hook=stop_at_the_first)
+        engine, stores = engine_for(tmp_path, MemoryStores(FakeClock()), cls, concurrency=1, prefetch=5)
+        summary = asyncio.run(engine.run("batch", "1081"))
+        assert summary.status == RunStatus.interrupted and summary.counts["done"] == 1
+        found = rows(stores)
+        assert [r for r in found if r[1] == ItemStatus.done] == [("r00", ItemStatus.done, 1, None)]
+        # The four items leased ahead went back: pending, no lease, their attempt given back,
+        # due at once for the next run or another worker (no wait for a lease to run out).
+        rest = [r for r in found if r[1] != ItemStatus.done]
+        assert rest == [(f"r{i:02d}", ItemStatus.pending, 0, None) for i in range(1, 12)]
+        due = stores.queue.claim("batch", "1081", "another-worker", limit=20, reclaim_expired=False)
+        assert len(due) == 11
+
+    def test_prefetched_items_keep_their_leases_while_they_wait(self, tmp_path: Path) -> None:
+        """On the real clock: the last item waits longer than its lease, yet no rival may take it."""
+        rival: list[int] = []
+        stores = MemoryStores()  # the system clock: leases run out in real time
+
+        async def a_rival_claims(ctx: RunContext, item: WorkItemView) -> None:
+            if item.reference == "r03":  # waited three items' time in the buffer, past its first lease
+                taken = stores.queue.claim("batch", "1081", "rival", limit=10, lease_seconds=60)
+                rival.extend(i.id for i in taken)
+
+        # Heartbeats every lease / 3 = 1 s: a loaded machine may delay one by up to 2 s.
+        cls = robot(count=4, pause=1.2, hook=a_rival_claims)
+        engine, _ = engine_for(
+            tmp_path, stores, cls, concurrency=1, prefetch=4, lease_seconds=3.0, item_timeout_seconds=2.5
+        )
+        summary = asyncio.run(engine.run("batch", "1081"))
+        assert rival == []  # every buffered item's lease was extended while it waited
+        assert summary.counts["done"] == 4 and [r[2] for r in rows(stores)] == [1, 1, 1, 1]
+
+    def test_two_municipalities_share_the_slots_fairly_with_prefetch(self, tmp_path: Path) -> None:
+        cls = robot(count=12, pause=0.01)
+        engine, stores = engine_for(tmp_path, MemoryStores(FakeClock()), cls, concurrency=2, prefetch=10)
+
+        async def night() -> list[RunStatus]:
+            engine.slots = FairSlots(2)
+            done = await asyncio.gather(engine.run("batch", "1081"), engine.run("batch", "1082"))
+            return [s.status for s in done]
+
+        assert asyncio.run(night()) == [RunStatus.succeeded, RunStatus.succeeded]
+        first_half = [tenant for tenant, _ in cls.order[:12]]
+        assert first_half.count("1081") >= 4 and first_half.count("1082") >= 4, cls.order
+        for tenant in ("1081", "1082"):
+            assert all(r[1] == ItemStatus.done and r[2] == 1 for r in rows(stores, tenant))
+
+    def test_a_limited_run_leases_no_item_beyond_its_budget(self, tmp_path: Path) -> None:
+        cls = robot(count=20)
+        engine, stores = engine_for(tmp_path, MemoryStores(FakeClock()), cls, concurrency=4, prefetch=10)
+        summary = asyncio.run(engine.run("batch", "1081", limit=5))
+        assert summary.counts["done"] == 5
+        stores.queue.enqueue("batch", "1081", [NewItem(reference=f"old-{i}") for i in range(20)])
+        again = asyncio.run(engine.run("batch", "1081", limit=3))
+        assert again.counts["done"] == 3
+        untouched = [r for r in rows(stores) if r[1] != ItemStatus.done]
+        # Nothing beyond the budget was leased, not even ahead: every other item never had an attempt.
+        assert len(untouched) == 17 and all(
+            r[1] == ItemStatus.pending and r[2] == 0 and r[3] is None for r in untouched
+        )
