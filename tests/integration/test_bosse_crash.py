@@ -102,7 +102,10 @@ def test_a_worker_killed_mid_booking_leaves_exactly_one_booking(make_town: Any, 
     (booking,) = town.bookings()
     assert (booking["shift_id"], booking["substitute_id"]) == (shift.id, first)
     interrupted = [w for w in town.items().values() if w.status is ItemStatus.in_progress]
-    assert [w.reference.split("/")[1] for w in interrupted] == ["reply"], "the kill must land while settling"
+    # The kill lands while a reply is settled; the other reply's item may be leased ahead of it
+    # (the engine's prefetch for a repeatable robot): both are then retried.
+    kinds = [w.reference.split("/")[1] for w in interrupted]
+    assert kinds and set(kinds) == {"reply"}, "the kill must land while settling"
     assert events(town, "bosse.booked") == [], "the kill must land before Bosse recorded the booking"
     assert not town.ledger().of(shift.id).notice(MessageKind.confirm, first)
 
