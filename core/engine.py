@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -264,6 +264,9 @@ class Engine:
     def request_stop(self) -> None:
         """Stop gracefully: every item loop finishes its current item and claims no more.
 
+        A collect under way stops after the case it is reading: what it found is queued, the
+        next run finds the rest (collecting only reads, and re-collecting a case is a no-op).
+
         The run then ends ``interrupted``; items not yet started stay pending (those leased
         ahead by the group claim are released, not left leased), so the next run or another
         worker takes them at once. Safe to call from a signal handler.
@@ -429,14 +432,14 @@ class Engine:
                 # Secrets are read as the run starts; one that cannot be read fails the run, named.
                 await self._load_secrets(robot)
                 if dry_run:
-                    await self._dry_run(robot, ctx, counts, limit, progress)
+                    await self._dry_run(robot, ctx, counts, limit, progress, halt)
                 else:
                     await self._reap(robot, tenant, counts)
                     reaped = counts["uncertain"] - before
                     recheck_left = await self._recheck(robot, ctx, counts)
                     await self._callbacks(robot, ctx, halt)
                     if not self._halting(halt):
-                        await self._collect(robot, ctx, counts, limit, progress)
+                        await self._collect(robot, ctx, counts, limit, progress, halt)
                     await self._process_all(robot, ctx, counts, progress, limit, halt=halt)
             except Exception as exc:  # the run itself failed: record it, never lose it
                 error = error_text(exc)  # database errors: class and SQLSTATE only, never values
@@ -616,7 +619,7 @@ class Engine:
             log.info("uncertain item settled by re-check")
             return True
 
-    async def _iter_collected(self, robot: Robot, ctx: RunContext) -> AsyncIterator[NewItem]:
+    async def _iter_collected(self, robot: Robot, ctx: RunContext) -> AsyncGenerator[NewItem, None]:
         found: Iterable[NewItem] | AsyncIterator[NewItem] = robot.collect(ctx)
         if inspect.isawaitable(found):
             found = await found
@@ -628,23 +631,39 @@ class Engine:
                 yield it
 
     async def _collect(
-        self, robot: Robot, ctx: RunContext, counts: dict[str, int], limit: int | None, progress: ProgressCallback
+        self,
+        robot: Robot,
+        ctx: RunContext,
+        counts: dict[str, int],
+        limit: int | None,
+        progress: ProgressCallback,
+        halt: _Halt | None = None,
     ) -> None:
+        """Queue what the robot finds, 200 items per statement; a stop ends the collect early.
+
+        Collecting reads only and re-collecting a case is a no-op (DESIGN.md), so a stop (or
+        the run's lease lost) after any item is safe: what was found so far is queued, the
+        rest is found by the next run.
+        """
         batch: list[NewItem] = []
         seen = 0
-        async for it in self._iter_collected(robot, ctx):
-            if not isinstance(it, NewItem):
-                raise ConfigError(f"robot {robot.name}: collect() must yield NewItem, got {type(it).__name__}")
-            batch.append(it)
-            seen += 1
-            if len(batch) >= 200:
-                counts["collected"] += await asyncio.to_thread(
-                    self.queue.enqueue, robot.name, ctx.tenant, batch, ctx.run_id
-                )
-                batch = []
-                progress("collected", counts)
-            if limit is not None and seen >= limit:
-                break
+        async with contextlib.aclosing(self._iter_collected(robot, ctx)) as found:
+            async for it in found:
+                if not isinstance(it, NewItem):
+                    raise ConfigError(f"robot {robot.name}: collect() must yield NewItem, got {type(it).__name__}")
+                batch.append(it)
+                seen += 1
+                if len(batch) >= 200:
+                    counts["collected"] += await asyncio.to_thread(
+                        self.queue.enqueue, robot.name, ctx.tenant, batch, ctx.run_id
+                    )
+                    batch = []
+                    progress("collected", counts)
+                if limit is not None and seen >= limit:
+                    break
+                if self._halting(halt):
+                    log.warning("stop requested: collect ended early; the next run collects the rest", found=seen)
+                    break
         counts["collected"] += await asyncio.to_thread(self.queue.enqueue, robot.name, ctx.tenant, batch, ctx.run_id)
         progress("collected", counts)
 
@@ -1052,38 +1071,49 @@ class Engine:
             log.warning("decision outcome discarded: lease lost", error=str(exc))
 
     async def _dry_run(
-        self, robot: Robot, ctx: RunContext, counts: dict[str, int], limit: int | None, progress: ProgressCallback
+        self,
+        robot: Robot,
+        ctx: RunContext,
+        counts: dict[str, int],
+        limit: int | None,
+        progress: ProgressCallback,
+        halt: _Halt | None = None,
     ) -> None:
         """Process collected items in memory: nothing is queued, every external write is refused."""
         n = 0
-        async for it in self._iter_collected(robot, ctx):
-            if limit is not None and n >= limit:
-                break
-            n += 1
-            counts["collected"] += 1
-            view = WorkItemView(
-                id=0,
-                robot=robot.name,
-                tenant=ctx.tenant,
-                reference=it.reference,
-                payload=it.payload,
-                subject=it.subject,
-                attempts=1,
-                lease_token=None,
-                run_id=ctx.run_id,
+        async with contextlib.aclosing(self._iter_collected(robot, ctx)) as found:
+            async for it in found:
+                if (limit is not None and n >= limit) or self._halting(halt):
+                    break
+                await self._dry_run_item(robot, ctx, it, counts)
+                n += 1
+                progress("processed", counts)
+
+    async def _dry_run_item(self, robot: Robot, ctx: RunContext, it: NewItem, counts: dict[str, int]) -> None:
+        """One collected item processed in memory, counted by its outcome."""
+        counts["collected"] += 1
+        view = WorkItemView(
+            id=0,
+            robot=robot.name,
+            tenant=ctx.tenant,
+            reference=it.reference,
+            payload=it.payload,
+            subject=it.subject,
+            attempts=1,
+            lease_token=None,
+            run_id=ctx.run_id,
+        )
+        try:
+            outcome = await asyncio.wait_for(
+                robot.process(ctx, view), timeout=self.settings.worker.item_timeout_seconds
             )
-            try:
-                outcome = await asyncio.wait_for(
-                    robot.process(ctx, view), timeout=self.settings.worker.item_timeout_seconds
-                )
-                counts["done" if isinstance(outcome, Done) else "needs_review"] += 1
-            except BusinessError:
-                counts["failed_business"] += 1
-            except DryRunRefusal:
-                counts["refused"] = counts.get("refused", 0) + 1  # stopped at its first external write
-            except Exception:
-                counts["failed_application"] += 1
-            progress("processed", counts)
+            counts["done" if isinstance(outcome, Done) else "needs_review"] += 1
+        except BusinessError:
+            counts["failed_business"] += 1
+        except DryRunRefusal:
+            counts["refused"] = counts.get("refused", 0) + 1  # stopped at its first external write
+        except Exception:
+            counts["failed_application"] += 1
 
 
 def decider_message(exc: BaseException) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from core.api import Done, NewItem, NoSettings, Outcome, Robot, RunContext, WorkItemView
 from core.engine import Engine
@@ -152,3 +152,62 @@ class TestGroupClaim:
         assert len(untouched) == 17 and all(
             r[1] == ItemStatus.pending and r[2] == 0 and r[3] is None for r in untouched
         )
+
+
+class Slow(Robot[NoSettings]):
+    """Collects 50 items one by one; SIGTERM arrives while the fifth is being read."""
+
+    name = "batch"
+    display_name = "Slow collect"
+    engine: ClassVar[Engine | None] = None
+    closed: ClassVar[list[bool]] = []
+    processed: ClassVar[list[str]] = []
+
+    async def collect(self, ctx: RunContext) -> AsyncIterator[NewItem]:
+        try:
+            for i in range(50):
+                engine = type(self).engine
+                if i == 4 and engine is not None:
+                    engine.request_stop()
+                yield NewItem(reference=f"r{i:02d}", payload={})
+        finally:
+            type(self).closed.append(True)  # the source's cursor, a browser page … is let go at once
+
+    async def process(self, ctx: RunContext, item: WorkItemView) -> Outcome:
+        type(self).processed.append(item.reference)
+        return Done({})
+
+
+def slow() -> type[Slow]:
+    """A fresh Slow subclass (class state is per test)."""
+    return cast("type[Slow]", type("SlowCollect", (Slow,), {"closed": [], "processed": []}))
+
+
+class TestStopDuringCollect:
+    """Operations stop a run while it is still reading its source: it stops there, nothing lost."""
+
+    def test_a_stop_ends_the_collect_and_the_next_run_finds_the_rest(self, tmp_path: Path) -> None:
+        cls = slow()
+        engine, stores = engine_for(tmp_path, MemoryStores(FakeClock()), cls)  # type: ignore[arg-type]
+        cls.engine = engine
+        summary = asyncio.run(engine.run("batch", "1081"))
+        assert summary.status == RunStatus.interrupted
+        assert summary.counts["collected"] == 5 and summary.counts["done"] == 0
+        assert cls.closed == [True] and cls.processed == []
+        # What was found before the stop is queued, not lost.
+        assert [r[:2] for r in rows(stores)] == [(f"r{i:02d}", ItemStatus.pending) for i in range(5)]
+
+        engine.stop_requested, cls.engine = False, None  # the next night: no stop
+        summary = asyncio.run(engine.run("batch", "1081"))
+        assert summary.status == RunStatus.succeeded and summary.counts["done"] == 50
+        assert sorted(cls.processed) == [f"r{i:02d}" for i in range(50)]  # each item once
+        assert all(status == ItemStatus.done and attempts == 1 for _, status, attempts, _ in rows(stores))
+
+    def test_a_stop_ends_a_dry_run_too(self, tmp_path: Path) -> None:
+        cls = slow()
+        engine, stores = engine_for(tmp_path, MemoryStores(FakeClock()), cls)  # type: ignore[arg-type]
+        cls.engine = engine
+        summary = asyncio.run(engine.run("batch", "1081", dry_run=True))
+        assert summary.status == RunStatus.interrupted and cls.closed == [True]
+        assert summary.counts["collected"] == 4 and cls.processed == [f"r{i:02d}" for i in range(4)]
+        assert rows(stores) == []  # a dry run queues nothing
