@@ -39,22 +39,22 @@ class GroupCommit:
         self._writer: asyncio.Task[None] | None = None
         self.writes = 0  # statements written (for benchmarks and tests)
 
-    async def complete(self, item: WorkItemView, outcome: Done) -> bool:
-        """Record the outcome; True once it is committed, False when the item's lease was lost."""
+    def submit(self, item: WorkItemView, outcome: Done) -> asyncio.Future[bool]:
+        """Queue the outcome for the next write; the future is True once it is committed, False when the lease was lost.
+
+        Cancelling the future before its write begins withdraws the outcome (the item stays
+        leased, as if its task had stopped just before completing); once in a write in
+        flight it is committed or not with that write, and :meth:`settle` waits for it.
+        """
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        entry = (item, outcome, future)
-        self._waiting.append(entry)
+        self._waiting.append((item, outcome, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            # Cancelled before its write began: the outcome is withdrawn (the item stays
-            # leased, as if the task had stopped just before completing). Once in a write
-            # in flight it is committed or not with that write; settle() waits for it.
-            if entry in self._waiting:
-                self._waiting.remove(entry)
-            raise
+        return future
+
+    async def complete(self, item: WorkItemView, outcome: Done) -> bool:
+        """Record the outcome and wait for it: True once it is committed, False when the item's lease was lost."""
+        return await self.submit(item, outcome)
 
     async def settle(self) -> None:
         """Wait until no write is in flight or waiting (the engine calls it before recording a run)."""
@@ -64,6 +64,9 @@ class GroupCommit:
     async def _drain(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
+            batch = [entry for entry in batch if not entry[2].done()]  # withdrawn (cancelled) outcomes
+            if not batch:
+                continue
             try:
                 recorded = await asyncio.to_thread(self._write, [(item, outcome) for item, outcome, _ in batch])
                 self.writes += 1
