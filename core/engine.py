@@ -64,7 +64,9 @@ log = structlog.get_logger("kollega.engine")
 ProgressCallback = Callable[[str, dict[str, int]], None]
 
 
-#: Done outcomes one item task of a repeatable robot may have waiting for their commit.
+#: Done outcomes one item task of a repeatable robot may have waiting for their commit, at
+#: least; while the run's claims grow (fast items), the tasks together may have as many
+#: waiting as one claim leases.
 COMMIT_DEPTH = 4
 
 #: The error text of a run stopped by SIGTERM or SIGINT (status ``interrupted``).
@@ -708,24 +710,26 @@ class Engine:
         taken: set[int] = set()
         # Tasks asking at the same moment share one claim statement (core/group_claim.py). A
         # run without a limit, of a robot whose side effects are repeatable, also leases a
-        # few items ahead: they wait leased and heartbeated, and go back when the run stops.
-        prefetch = w.prefetch if limit is None and robot.side_effects_repeatable else 0
+        # few items ahead (more while its items finish fast): they wait leased and
+        # heartbeated, and go back when the run stops.
+        ahead = limit is None and robot.side_effects_repeatable and w.prefetch > 0
         claims = GroupClaim(
             functools.partial(self._claim_due, robot, ctx.tenant),
             functools.partial(self.queue.extend, lease_seconds=w.lease_seconds),
             self.queue.release,
-            prefetch=prefetch,
+            prefetch=w.prefetch if ahead else 0,
+            prefetch_max=w.prefetch_max if ahead else 0,
             lease_seconds=w.lease_seconds,
         )
 
         # A Done outcome of a repeatable robot is committed while its task goes on to its next
-        # items (at most COMMIT_DEPTH outcomes of a task wait for their commit; the task waits
+        # items (at most COMMIT_DEPTH outcomes of a task wait for their commit, or a claim's worth
+        # across the tasks while the claims grow for fast items; the task waits
         # for all of them before it stops, and the run for every task's before its record), so
         # one group commit gathers many tasks' outcomes. Nothing is confirmed before its commit:
         # an item is counted done only then, and a crash leaves it to its lease and a re-run,
         # which a repeatable robot allows. Other robots wait for each commit before going on.
         pipelined = robot.side_effects_repeatable
-        depth = COMMIT_DEPTH
 
         async def worker() -> None:
             outstanding: collections.deque[asyncio.Future[bool]] = collections.deque()  # being committed
@@ -767,6 +771,7 @@ class Engine:
                     commit = await self._process_one(robot, ctx, got.item, counts, guard, defer=pipelined)
                 if commit is not None:
                     outstanding.append(commit)
+                depth = max(COMMIT_DEPTH, -(-claims.window // w.concurrency))  # a claim's worth across the tasks
                 while len(outstanding) > depth or (outstanding and outstanding[0].done()):
                     await outstanding.popleft()  # the oldest outcome is committed first
                 progress("processed", counts)
