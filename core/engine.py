@@ -877,7 +877,7 @@ class Engine:
             beat = _Heartbeat(functools.partial(self._item_heartbeat, item, guard), self.settings.worker.lease_seconds)
             try:
                 # In this task, not one of its own (asyncio.wait_for's): a task per item cost
-                # about a sixth of the engine's time per no-op item.
+                # about a fifth of the engine's CPU per no-op item (bench/engine_costs.py).
                 async with asyncio.timeout(self.settings.worker.item_timeout_seconds):
                     outcome = await robot.process(ctx, item)
             except BusinessError as exc:

@@ -1,18 +1,20 @@
 """Group commit of work-item completions: outcomes finished together are written together.
 
 The engine runs several items at once (``worker.concurrency``). Each task that finishes an
-item with :class:`~core.robot.Done` hands its outcome to one :class:`GroupCommit` and
-waits for it; the outcomes that arrive while one write is in flight are written by the
-next, in one statement and one commit (``WorkItemStore.complete_many``). Nothing waits for
-company: at low load every completion is written at once, alone; under load the batches
-grow by themselves. This is PostgreSQL's own group commit, one level up.
+item with :class:`~core.robot.Done` hands its outcome to one :class:`GroupCommit`
+(``submit``: a future answered once the outcome is committed); the outcomes that arrive
+while one write is in flight are written by the next, in one statement and one commit
+(``WorkItemStore.complete_many``). Nothing waits for company: at low load every completion
+is written at once, alone; under load the batches grow by themselves. This is
+PostgreSQL's own group commit, one level up.
 
 What it keeps:
 
-- **Durable before confirmed.** ``complete`` returns only after the commit that holds the
-  outcome, so a task never goes on (nor confirms anything to anyone) with an outcome that
-  a crash could still lose. A crash before the commit leaves the item to its lease, as it
-  would without batching.
+- **Durable before confirmed.** ``complete`` returns, and ``submit``'s future is answered,
+  only after the commit that holds the outcome: nothing is counted or confirmed on an
+  outcome a crash could still lose (the engine lets a repeatable robot's task start its
+  next items meanwhile, never a task whose writes must not be repeated). A crash before
+  the commit leaves the item to its lease, as it would without batching.
 - **Exactly once.** Each item is completed under its own lease token, in the statement;
   an item whose lease was lost is reported back (``False``) and its outcome discarded.
 - **Errors reach every waiter.** A failed write fails each outcome it carried.

@@ -285,7 +285,7 @@ class WorkerSettings(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _timeout_inside_lease(self) -> WorkerSettings:
+    def _consistent(self) -> WorkerSettings:
         if self.item_timeout_seconds >= self.lease_seconds:
             raise ValueError("item_timeout_seconds must be shorter than lease_seconds")
         if self.prefetch_max < self.prefetch:
