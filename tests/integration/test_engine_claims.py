@@ -237,3 +237,38 @@ class TestAdaptivePrefetch:
         # Each of the 4 tasks may have a claim's worth / 4 = 10 outcomes waiting, and one more
         # it is waiting for: never more than 44 in one commit; more than the fixed 4 per task gave.
         assert 4 * 5 < max(batches) <= 4 * 11, batches
+
+
+class TestItemHeartbeat:
+    """The lease heartbeat of an item being processed starts when its first renewal is due."""
+
+    def test_a_long_item_may_still_write_near_the_end_of_its_first_lease(self, tmp_path: Path) -> None:
+        """On the real clock: without renewals the fence would refuse a write 2.8 s into a 3 s lease."""
+        stores = MemoryStores()
+        wrote: list[str] = []
+
+        async def write_late(ctx: RunContext, item: WorkItemView) -> None:
+            await asyncio.sleep(2.8)  # renewals are due every lease / 3 = 1 s
+            ctx.check_write("register", f"update {item.reference}")  # LeaseLost if not renewed
+            wrote.append(item.reference)
+
+        cls = robot(count=1, hook=write_late)
+        engine, _ = engine_for(tmp_path, stores, cls, concurrency=1, lease_seconds=3.0, item_timeout_seconds=2.9)
+        summary = asyncio.run(engine.run("batch", "1081"))
+        assert wrote == ["r00"] and summary.counts["done"] == 1
+        [(_, status, attempts, owner)] = rows(stores)
+        assert (status, attempts, owner) == (ItemStatus.done, 1, None)
+
+    def test_a_fast_item_renews_nothing(self, tmp_path: Path) -> None:
+        stores = MemoryStores()
+        extended: list[int] = []
+        extend = stores.queue.extend
+
+        def counted(item: WorkItemView, lease_seconds: float) -> None:
+            extended.append(item.id)
+            extend(item, lease_seconds)
+
+        stores.queue.extend = counted  # type: ignore[method-assign]
+        engine, _ = engine_for(tmp_path, stores, robot(count=20), concurrency=2)
+        assert asyncio.run(engine.run("batch", "1081")).counts["done"] == 20
+        assert extended == []  # no renewal was due: the items finished within a third of their lease
