@@ -1,7 +1,7 @@
 """What one no-op item costs the engine: CPU, claim and completion statements, on PostgreSQL.
 
     .venv/bin/python bench/engine_costs.py [--items 4000] [--rounds 3]
-        [--concurrency 4] [--prefetch 10] [--prefetch-max 100] [--pgqueuer]
+        [--concurrency 4] [--prefetch 10] [--prefetch-max 100] [--item-ms 0] [--pgqueuer]
         [--out bench/results/engine_costs.json]
 
 One process, one ``Engine.run`` of a no-op robot over --items queued items (after a warm-up
@@ -47,8 +47,8 @@ from bench.queue_peers import (  # noqa: E402
 )
 
 
-def one_round(admin_url: str, items: int, worker: dict[str, int]) -> dict[str, float]:
-    """Queue ``items`` no-op items in a fresh database and run the engine over them once."""
+def one_round(admin_url: str, items: int, worker: dict[str, int], item_ms: float = 0.0) -> dict[str, float]:
+    """Queue ``items`` items in a fresh database and run the engine over them once (each waits ``item_ms``)."""
     from core.api import Done, NewItem, NoSettings, Outcome, Robot, RunContext, WorkItemView
     from core.engine import Engine
     from core.logging import configure_logging
@@ -68,6 +68,8 @@ def one_round(admin_url: str, items: int, worker: dict[str, int]) -> dict[str, f
             return []
 
         async def process(self, ctx: RunContext, item: WorkItemView) -> Outcome:
+            if item_ms:
+                await asyncio.sleep(item_ms / 1000)  # a robot waiting for another system
             return Done()
 
     name = create_database(admin_url)
@@ -161,6 +163,7 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=None, help="[worker] concurrency (default: the default)")
     p.add_argument("--prefetch", type=int, default=None, help="[worker] prefetch (default: the default)")
     p.add_argument("--prefetch-max", type=int, default=None, help="[worker] prefetch_max (default: the default)")
+    p.add_argument("--item-ms", type=float, default=0.0, help="each item waits this long (default 0: no-op)")
     p.add_argument("--pgqueuer", action="store_true", help="also measure PGQueuer's defaults, round by round")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "engine_costs.json", help="result file")
     a = p.parse_args()
@@ -173,7 +176,7 @@ def main() -> None:
     rounds = []
     for r in range(a.rounds):
         load = round(os.getloadavg()[0], 2)
-        found = one_round(admin_url, a.items, worker) | {"load_average_1min_before": load}
+        found = one_round(admin_url, a.items, worker, a.item_ms) | {"load_average_1min_before": load}
         if a.pgqueuer:
             found |= {f"pgqueuer_{k}": v for k, v in pgqueuer_round(admin_url, a.items).items()}
         rounds.append(found)
@@ -184,6 +187,7 @@ def main() -> None:
         "median": medians,
         "rounds": rounds,
         "worker_settings": worker or "defaults",
+        "item_ms": a.item_ms,
         "items": a.items,
         "cpus": os.cpu_count(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
