@@ -13,8 +13,8 @@ start), the median of --repeat rounds. Every round checks that each job ran exac
 Each system is used as its documentation recommends:
 
 - ``kollega``: **the engine**, as a user runs it: a no-op robot through ``Engine.run`` (one
-  run per process, the default ``[worker]`` settings: 4 tasks, group claim with prefetch 10,
-  group commit, a lease heartbeat per item, the run's heartbeat and log, the audit where
+  run per process, the default ``[worker]`` settings: 4 tasks, group claim with prefetch 10
+  growing up to 100 while items finish fast, pipelined group commit, a lease heartbeat per item, the run's heartbeat and log, the audit where
   the engine audits). The figure is what a user gets.
 - ``kollega_store_claim1`` / ``kollega_store_claim10``: the store calls alone,
   ``WorkQueue.claim(limit=1 or 10)`` then the completion of what was claimed (with

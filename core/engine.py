@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -64,11 +64,54 @@ log = structlog.get_logger("kollega.engine")
 ProgressCallback = Callable[[str, dict[str, int]], None]
 
 
-#: Done outcomes one item task of a repeatable robot may have waiting for their commit.
+#: Done outcomes one item task of a repeatable robot may have waiting for their commit, at
+#: least; while the run's claims grow (fast items), the tasks together may have as many
+#: waiting as one claim leases.
 COMMIT_DEPTH = 4
 
 #: The error text of a run stopped by SIGTERM or SIGINT (status ``interrupted``).
 INTERRUPTED = "stopped by a signal: the current items were finished, the rest wait for the next run"
+
+
+def _beat_interval(lease_seconds: float) -> float:
+    """How often a lease is renewed: every third of it (at least every 50 ms)."""
+    return max(lease_seconds / 3, 0.05)
+
+
+class _Heartbeat:
+    """An item's lease heartbeat: a timer that starts the renewing task when the first renewal is due.
+
+    Most items finish long before a third of their lease; for them this costs one timer
+    instead of a task started and cancelled. The task, once started, runs in the context
+    the timer was set in (the item's log bindings and lease fence).
+    """
+
+    __slots__ = ("_start", "_task", "_timer")
+
+    def __init__(self, start: Callable[[], Coroutine[Any, Any, None]], lease_seconds: float) -> None:
+        self._start = start
+        self._task: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(_beat_interval(lease_seconds), self._begin)
+
+    def _begin(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._start())
+
+    async def stop(self) -> None:
+        """Cancel the timer, or the renewing task and wait for it to end."""
+        self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _count_done(counts: dict[str, int], item_id: int, commit: asyncio.Future[bool]) -> None:
+    """Count a Done outcome once its commit returned (a lost lease is logged; a failed write is the task's)."""
+    if commit.cancelled() or commit.exception() is not None:
+        return
+    if commit.result():
+        counts["done"] += 1
+    else:
+        log.warning("result discarded: lease lost", item_id=item_id, error=f"work item {item_id}: lease lost")
 
 
 @dataclass
@@ -686,27 +729,29 @@ class Engine:
         taken: set[int] = set()
         # Tasks asking at the same moment share one claim statement (core/group_claim.py). A
         # run without a limit, of a robot whose side effects are repeatable, also leases a
-        # few items ahead: they wait leased and heartbeated, and go back when the run stops.
-        prefetch = w.prefetch if limit is None and robot.side_effects_repeatable else 0
+        # few items ahead (more while its items finish fast): they wait leased and
+        # heartbeated, and go back when the run stops.
+        ahead = limit is None and robot.side_effects_repeatable and w.prefetch > 0
         claims = GroupClaim(
             functools.partial(self._claim_due, robot, ctx.tenant),
             functools.partial(self.queue.extend, lease_seconds=w.lease_seconds),
             self.queue.release,
-            prefetch=prefetch,
+            prefetch=w.prefetch if ahead else 0,
+            prefetch_max=w.prefetch_max if ahead else 0,
             lease_seconds=w.lease_seconds,
         )
 
         # A Done outcome of a repeatable robot is committed while its task goes on to its next
-        # items (at most COMMIT_DEPTH outcomes of a task wait for their commit; the task waits
+        # items (at most COMMIT_DEPTH outcomes of a task wait for their commit, or a claim's worth
+        # across the tasks while the claims grow for fast items; the task waits
         # for all of them before it stops, and the run for every task's before its record), so
         # one group commit gathers many tasks' outcomes. Nothing is confirmed before its commit:
         # an item is counted done only then, and a crash leaves it to its lease and a re-run,
         # which a repeatable robot allows. Other robots wait for each commit before going on.
         pipelined = robot.side_effects_repeatable
-        depth = COMMIT_DEPTH
 
         async def worker() -> None:
-            outstanding: collections.deque[asyncio.Task[None]] = collections.deque()  # being committed
+            outstanding: collections.deque[asyncio.Future[bool]] = collections.deque()  # being committed
             try:
                 await items(outstanding)
             except BaseException:
@@ -716,7 +761,7 @@ class Engine:
             while outstanding:
                 await outstanding.popleft()
 
-        async def items(outstanding: collections.deque[asyncio.Task[None]]) -> None:
+        async def items(outstanding: collections.deque[asyncio.Future[bool]]) -> None:
             while True:
                 if self._halting(halt):
                     return
@@ -745,6 +790,7 @@ class Engine:
                     commit = await self._process_one(robot, ctx, got.item, counts, guard, defer=pipelined)
                 if commit is not None:
                     outstanding.append(commit)
+                depth = max(COMMIT_DEPTH, -(-claims.window // w.concurrency))  # a claim's worth across the tasks
                 while len(outstanding) > depth or (outstanding and outstanding[0].done()):
                     await outstanding.popleft()  # the oldest outcome is committed first
                 progress("processed", counts)
@@ -818,8 +864,8 @@ class Engine:
         guard: LeaseGuard | None = None,
         *,
         defer: bool = False,
-    ) -> asyncio.Task[None] | None:
-        """Process one leased item; with ``defer`` a Done outcome's commit is returned as a task to await later."""
+    ) -> asyncio.Future[bool] | None:
+        """Process one leased item; with ``defer`` a Done outcome's commit is returned as a future to await later."""
         lease = self.settings.worker.lease_seconds
         guard = guard or lease_guard(f"work item {item.id}", time.monotonic(), lease)
         token = CURRENT_LEASE.set(guard)  # the write fence of this task (ctx.check_write)
@@ -836,7 +882,7 @@ class Engine:
         counts: dict[str, int],
         guard: LeaseGuard,
         defer: bool = False,
-    ) -> asyncio.Task[None] | None:
+    ) -> asyncio.Future[bool] | None:
         policy = self._policy(robot)
         actor = ctx.actor
         with structlog.contextvars.bound_contextvars(item_id=item.id, attempt=item.attempts):
@@ -845,11 +891,14 @@ class Engine:
                     robot, item, "lease_expired", "the worker stopped on the last attempt", counts, policy
                 )
                 return None
-            beat = asyncio.create_task(self._item_heartbeat(item, guard))
+            # The lease heartbeat starts only when the first renewal is due: most items finish
+            # long before, and a timer costs far less than a task started and cancelled per item.
+            beat = _Heartbeat(functools.partial(self._item_heartbeat, item, guard), self.settings.worker.lease_seconds)
             try:
-                outcome = await asyncio.wait_for(
-                    robot.process(ctx, item), timeout=self.settings.worker.item_timeout_seconds
-                )
+                # In this task, not one of its own (asyncio.wait_for's): a task per item cost
+                # about a fifth of the engine's CPU per no-op item (bench/engine_costs.py).
+                async with asyncio.timeout(self.settings.worker.item_timeout_seconds):
+                    outcome = await robot.process(ctx, item)
             except BusinessError as exc:
                 await self._finish(
                     self.queue.fail_business,
@@ -894,8 +943,7 @@ class Engine:
                 )
                 return None
             finally:
-                beat.cancel()
-                await asyncio.gather(beat, return_exceptions=True)
+                await beat.stop()
             if not isinstance(outcome, Done | NeedsReview):
                 await self._fail_application(
                     robot,
@@ -907,21 +955,15 @@ class Engine:
                 )
                 return
             if isinstance(outcome, Done):
-                commit = self._commit_done(actor, item, outcome, counts)
+                # Counted done only once the commit holding it has returned (the callback).
+                commit = self._group_commit(actor).submit(item, outcome)
+                commit.add_done_callback(functools.partial(_count_done, counts, item.id))
                 if defer:
-                    return asyncio.ensure_future(commit)
+                    return commit
                 await commit
             elif await self._finish(self.queue.complete, item, outcome, actor=actor):
                 counts["needs_review"] += 1
         return None
-
-    async def _commit_done(self, actor: str, item: WorkItemView, outcome: Done, counts: dict[str, int]) -> None:
-        """Hand a Done outcome to the group commit; counted once it is committed."""
-        with structlog.contextvars.bound_contextvars(item_id=item.id):
-            if await self._group_commit(actor).complete(item, outcome):
-                counts["done"] += 1
-            else:
-                log.warning("result discarded: lease lost", error=f"work item {item.id}: lease lost")
 
     def _group_commit(self, actor: str) -> GroupCommit:
         """The group commit of Done outcomes for one actor (items finished together commit together)."""
@@ -932,9 +974,9 @@ class Engine:
         return group
 
     async def _item_heartbeat(self, item: WorkItemView, guard: LeaseGuard) -> None:
+        """Renew the item's lease now and then every third of it (started when the first renewal is due)."""
         lease = self.settings.worker.lease_seconds
         while True:
-            await asyncio.sleep(max(lease / 3, 0.05))
             try:
                 sent_at = time.monotonic()
                 await asyncio.to_thread(self.queue.extend, item, lease)
@@ -944,6 +986,7 @@ class Engine:
                 return
             except Exception:
                 log.warning("item heartbeat failed", exc_info=True)
+            await asyncio.sleep(_beat_interval(lease))
 
     async def _finish(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         try:

@@ -7,8 +7,14 @@ are served by the next one: one statement leases an item for each of them. Nothi
 for company: a lone task's claim is sent at once.
 
 With ``prefetch`` (only where it is safe: a run without an item limit, of a robot whose
-side effects are repeatable) a claim leases up to ``prefetch`` items even when fewer tasks
-wait; the rest wait in the run's buffer for the next task that asks. A buffered item
+side effects are repeatable) a claim leases at least ``prefetch`` items even when fewer
+tasks wait; the rest wait in the run's buffer for the next task that asks. While items
+finish fast the claims grow, up to ``prefetch_max``: a claim leases what the run starts
+in about :data:`PREFETCH_HORIZON` seconds at its pace since the previous claim, so a run
+of no-op-fast items sends one claim per hundred items, and a run of slow items (a browser
+robot's seconds per item) stays at ``prefetch``. How many requests the external systems get
+at once is the tasks' number (``worker.concurrency``), which this never changes. A buffered
+item
 
 - keeps its lease: a heartbeat extends it, and an item whose lease was lost leaves the
   buffer (another worker owns it);
@@ -43,6 +49,10 @@ Extender = Callable[[WorkItemView], None]
 #: Give leased, never-started items back; returns how many were released.
 Releaser = Callable[[Sequence[WorkItemView]], int]
 
+#: A claim leases ahead no more than the run starts in this many seconds at its recent pace
+#: (and never more than ``prefetch_max``): the longest an item waits leased in the buffer.
+PREFETCH_HORIZON = 0.5
+
 
 @dataclass
 class Claimed:
@@ -62,15 +72,23 @@ class GroupClaim:
         release: Releaser,
         *,
         prefetch: int = 0,
+        prefetch_max: int | None = None,
         lease_seconds: float = 300,
         max_batch: int = 100,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self._claim = claim
         self._extend = extend
         self._release = release
         self._prefetch = prefetch
+        self._prefetch_max = max(prefetch, prefetch if prefetch_max is None else prefetch_max)
         self._lease = lease_seconds
-        self._max_batch = max_batch
+        self._max_batch = max(max_batch, self._prefetch_max)
+        self._now = now
+        #: Items the next claim leases when fewer tasks ask (``prefetch`` … ``prefetch_max``, by the pace).
+        self.window = prefetch
+        self._handed = 0  # items handed to tasks since the last claim was sent
+        self._last_claim: float | None = None
         self._waiting: list[asyncio.Future[Claimed | None]] = []
         self._buffer: collections.deque[Claimed] = collections.deque()
         self._claimer: asyncio.Task[None] | None = None
@@ -85,6 +103,7 @@ class GroupClaim:
     async def take(self) -> Claimed | None:
         """The next item for the calling task, leased to this worker; None when none is due."""
         if self._buffer:
+            self._handed += 1
             return self._buffer.popleft()
         future: asyncio.Future[Claimed | None] = asyncio.get_running_loop().create_future()
         self._waiting.append(future)
@@ -105,7 +124,8 @@ class GroupClaim:
     async def _drain(self) -> None:
         while self._waiting:
             asking = self._waiting[: self._max_batch]
-            want = max(len(asking), min(self._prefetch, self._max_batch))
+            self._adapt()
+            want = max(len(asking), min(self.window, self._max_batch))
             sent_at = time.monotonic()  # a lease is counted from before the claim
             try:
                 items = await asyncio.to_thread(self._claim, want)
@@ -129,6 +149,7 @@ class GroupClaim:
                     break
                 self._waiting.remove(future)
                 future.set_result(got.popleft())
+                self._handed += 1
             # Those it was sent for and that got nothing: nothing more is due for them now.
             for future in asking:
                 if future in self._waiting:
@@ -138,6 +159,15 @@ class GroupClaim:
             if got:
                 self._buffer.extend(got)
                 self._keep()
+
+    def _adapt(self) -> None:
+        """Size the next claim: what the run starts in PREFETCH_HORIZON at its pace since the last claim."""
+        now = self._now()
+        if self._last_claim is not None and self._prefetch_max > self._prefetch:
+            elapsed = now - self._last_claim
+            ahead = round(self._handed * PREFETCH_HORIZON / elapsed) if elapsed > 0 else self._prefetch_max
+            self.window = min(self._prefetch_max, max(self._prefetch, ahead))
+        self._last_claim, self._handed = now, 0
 
     def _keep(self) -> None:
         """Make sure the buffer's leases are being kept."""

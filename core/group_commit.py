@@ -1,18 +1,20 @@
 """Group commit of work-item completions: outcomes finished together are written together.
 
 The engine runs several items at once (``worker.concurrency``). Each task that finishes an
-item with :class:`~core.robot.Done` hands its outcome to one :class:`GroupCommit` and
-waits for it; the outcomes that arrive while one write is in flight are written by the
-next, in one statement and one commit (``WorkItemStore.complete_many``). Nothing waits for
-company: at low load every completion is written at once, alone; under load the batches
-grow by themselves. This is PostgreSQL's own group commit, one level up.
+item with :class:`~core.robot.Done` hands its outcome to one :class:`GroupCommit`
+(``submit``: a future answered once the outcome is committed); the outcomes that arrive
+while one write is in flight are written by the next, in one statement and one commit
+(``WorkItemStore.complete_many``). Nothing waits for company: at low load every completion
+is written at once, alone; under load the batches grow by themselves. This is
+PostgreSQL's own group commit, one level up.
 
 What it keeps:
 
-- **Durable before confirmed.** ``complete`` returns only after the commit that holds the
-  outcome, so a task never goes on (nor confirms anything to anyone) with an outcome that
-  a crash could still lose. A crash before the commit leaves the item to its lease, as it
-  would without batching.
+- **Durable before confirmed.** ``complete`` returns, and ``submit``'s future is answered,
+  only after the commit that holds the outcome: nothing is counted or confirmed on an
+  outcome a crash could still lose (the engine lets a repeatable robot's task start its
+  next items meanwhile, never a task whose writes must not be repeated). A crash before
+  the commit leaves the item to its lease, as it would without batching.
 - **Exactly once.** Each item is completed under its own lease token, in the statement;
   an item whose lease was lost is reported back (``False``) and its outcome discarded.
 - **Errors reach every waiter.** A failed write fails each outcome it carried.
@@ -39,22 +41,22 @@ class GroupCommit:
         self._writer: asyncio.Task[None] | None = None
         self.writes = 0  # statements written (for benchmarks and tests)
 
-    async def complete(self, item: WorkItemView, outcome: Done) -> bool:
-        """Record the outcome; True once it is committed, False when the item's lease was lost."""
+    def submit(self, item: WorkItemView, outcome: Done) -> asyncio.Future[bool]:
+        """Queue the outcome for the next write; the future is True once it is committed, False when the lease was lost.
+
+        Cancelling the future before its write begins withdraws the outcome (the item stays
+        leased, as if its task had stopped just before completing); once in a write in
+        flight it is committed or not with that write, and :meth:`settle` waits for it.
+        """
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        entry = (item, outcome, future)
-        self._waiting.append(entry)
+        self._waiting.append((item, outcome, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            # Cancelled before its write began: the outcome is withdrawn (the item stays
-            # leased, as if the task had stopped just before completing). Once in a write
-            # in flight it is committed or not with that write; settle() waits for it.
-            if entry in self._waiting:
-                self._waiting.remove(entry)
-            raise
+        return future
+
+    async def complete(self, item: WorkItemView, outcome: Done) -> bool:
+        """Record the outcome and wait for it: True once it is committed, False when the item's lease was lost."""
+        return await self.submit(item, outcome)
 
     async def settle(self) -> None:
         """Wait until no write is in flight or waiting (the engine calls it before recording a run)."""
@@ -64,6 +66,9 @@ class GroupCommit:
     async def _drain(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
+            batch = [entry for entry in batch if not entry[2].done()]  # withdrawn (cancelled) outcomes
+            if not batch:
+                continue
             try:
                 recorded = await asyncio.to_thread(self._write, [(item, outcome) for item, outcome, _ in batch])
                 self.writes += 1

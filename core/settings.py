@@ -263,6 +263,14 @@ class WorkerSettings(BaseModel):
         "Only in runs without --limit of robots whose side effects are repeatable; 0: lease only for the "
         "tasks that ask.",
     )
+    prefetch_max: int = Field(
+        default=100,
+        ge=0,
+        le=1000,
+        description="How far a run's claims grow (at least `prefetch`) while its items finish fast: a claim leases "
+        "what the run starts in about half a second at its recent pace, so slow items stay at `prefetch`. "
+        "The items processed at once stay `concurrency`.",
+    )
     poll_seconds: float = Field(default=5, gt=0, description="How often an idle `kollega worker` looks for work.")
     run_log_max_entries: int = Field(
         default=5000,
@@ -277,9 +285,11 @@ class WorkerSettings(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _timeout_inside_lease(self) -> WorkerSettings:
+    def _consistent(self) -> WorkerSettings:
         if self.item_timeout_seconds >= self.lease_seconds:
             raise ValueError("item_timeout_seconds must be shorter than lease_seconds")
+        if self.prefetch_max < self.prefetch:
+            raise ValueError("prefetch_max must be at least prefetch")
         return self
 
 

@@ -6,9 +6,10 @@ On the in-memory stores (the contract suite checks ``release`` on SQLite and Pos
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 
 from core.api import Done, NewItem, NoSettings, Outcome, Robot, RunContext, WorkItemView
 from core.engine import Engine
@@ -51,7 +52,13 @@ def robot(count: int = 12, pause: float = 0.0, hook: object = None) -> type[Batc
 
 
 def engine_for(tmp_path: Path, stores: MemoryStores, cls: type[Batch], **worker: float) -> tuple[Engine, MemoryStores]:
-    values: dict[str, float] = {"concurrency": 2, "lease_seconds": 60, "item_timeout_seconds": 30, "prefetch": 10}
+    values: dict[str, float] = {
+        "concurrency": 2,
+        "lease_seconds": 60,
+        "item_timeout_seconds": 30,
+        "prefetch": 10,
+        "prefetch_max": 10,
+    }
     values.update(worker)
     settings = make_settings(tmp_path, tenants=TENANTS, worker=WorkerSettings(**values))  # type: ignore[arg-type]
     return stores.engine(settings, Registry(robots={"batch": cls})), stores
@@ -211,3 +218,116 @@ class TestStopDuringCollect:
         assert summary.status == RunStatus.interrupted and cls.closed == [True]
         assert summary.counts["collected"] == 4 and cls.processed == [f"r{i:02d}" for i in range(4)]
         assert rows(stores) == []  # a dry run queues nothing
+
+
+def counting_claims(stores: MemoryStores) -> list[int]:
+    """The size of every claim statement the run sends (appended as they return)."""
+    sizes: list[int] = []
+    claim = stores.queue.claim
+
+    def counted(*args: object, **kwargs: object) -> list[WorkItemView]:
+        found = claim(*args, **kwargs)  # type: ignore[arg-type]
+        sizes.append(len(found))
+        return found
+
+    stores.queue.claim = counted  # type: ignore[method-assign]
+    return sizes
+
+
+class TestAdaptivePrefetch:
+    """While items finish fast a run's claims grow up to ``prefetch_max``, its guarantees unchanged."""
+
+    def test_fast_items_grow_the_claims_and_each_item_is_done_once(self, tmp_path: Path) -> None:
+        cls = robot(count=300)
+        engine, stores = engine_for(
+            tmp_path, MemoryStores(FakeClock()), cls, concurrency=4, prefetch=10, prefetch_max=100
+        )
+        claims = counting_claims(stores)
+        summary = asyncio.run(engine.run("batch", "1081"))
+        assert summary.status == RunStatus.succeeded and summary.counts["done"] == 300
+        assert sorted(ref for _, ref in cls.order) == sorted(f"r{i:02d}" for i in range(300))  # each once
+        assert all(status == ItemStatus.done and attempts == 1 for _, status, attempts, _ in rows(stores))
+        assert claims[0] == 10 and 10 < max(claims) <= 100, claims  # grown, never beyond prefetch_max
+        assert len(claims) < 300 / 10, claims
+
+    def test_a_stop_releases_a_grown_buffer_whole(self, tmp_path: Path) -> None:
+        engine: Engine | None = None
+        seen = [0]
+
+        async def stop_at_the_thirtieth(ctx: RunContext, item: WorkItemView) -> None:
+            seen[0] += 1
+            if seen[0] == 30:
+                assert engine is not None
+                engine.request_stop()
+
+        cls = robot(count=200, hook=stop_at_the_thirtieth)
+        engine, stores = engine_for(
+            tmp_path, MemoryStores(FakeClock()), cls, concurrency=4, prefetch=10, prefetch_max=100
+        )
+        claims = counting_claims(stores)
+        summary = asyncio.run(engine.run("batch", "1081"))
+        assert summary.status == RunStatus.interrupted
+        assert max(claims) > 30, claims  # the buffer had grown past what the run started
+        found = rows(stores)
+        done = [r for r in found if r[1] == ItemStatus.done]
+        assert len(done) == summary.counts["done"] == len(cls.order) and all(r[2] == 1 for r in done)
+        # Everything else is pending, unleased, its claim's attempt given back: due at once elsewhere.
+        rest = [r for r in found if r[1] != ItemStatus.done]
+        assert len(rest) == 200 - len(done) and all(
+            r[1] == ItemStatus.pending and r[2] == 0 and r[3] is None for r in rest
+        )
+
+    def test_outcomes_waiting_for_their_commit_stay_within_a_claims_worth(self, tmp_path: Path) -> None:
+        cls = robot(count=400)
+        engine, stores = engine_for(
+            tmp_path, MemoryStores(FakeClock()), cls, concurrency=4, prefetch=10, prefetch_max=40
+        )
+        batches: list[int] = []
+        complete_many = stores.queue.complete_many
+
+        def slow_commit(finished: Any, *, actor: str) -> list[bool]:
+            time.sleep(0.02)  # a commit's round trip: outcomes gather meanwhile
+            batches.append(len(finished))
+            return complete_many(finished, actor=actor)
+
+        stores.queue.complete_many = slow_commit  # type: ignore[method-assign]
+        summary = asyncio.run(engine.run("batch", "1081"))
+        assert summary.counts["done"] == 400 and sum(batches) == 400
+        # Each of the 4 tasks may have a claim's worth / 4 = 10 outcomes waiting, and one more
+        # it is waiting for: never more than 44 in one commit; more than the fixed 4 per task gave.
+        assert 4 * 5 < max(batches) <= 4 * 11, batches
+
+
+class TestItemHeartbeat:
+    """The lease heartbeat of an item being processed starts when its first renewal is due."""
+
+    def test_a_long_item_may_still_write_near_the_end_of_its_first_lease(self, tmp_path: Path) -> None:
+        """On the real clock: without renewals the fence would refuse a write 2.8 s into a 3 s lease."""
+        stores = MemoryStores()
+        wrote: list[str] = []
+
+        async def write_late(ctx: RunContext, item: WorkItemView) -> None:
+            await asyncio.sleep(2.8)  # renewals are due every lease / 3 = 1 s
+            ctx.check_write("register", f"update {item.reference}")  # LeaseLost if not renewed
+            wrote.append(item.reference)
+
+        cls = robot(count=1, hook=write_late)
+        engine, _ = engine_for(tmp_path, stores, cls, concurrency=1, lease_seconds=3.0, item_timeout_seconds=2.9)
+        summary = asyncio.run(engine.run("batch", "1081"))
+        assert wrote == ["r00"] and summary.counts["done"] == 1
+        [(_, status, attempts, owner)] = rows(stores)
+        assert (status, attempts, owner) == (ItemStatus.done, 1, None)
+
+    def test_a_fast_item_renews_nothing(self, tmp_path: Path) -> None:
+        stores = MemoryStores()
+        extended: list[int] = []
+        extend = stores.queue.extend
+
+        def counted(item: WorkItemView, lease_seconds: float) -> None:
+            extended.append(item.id)
+            extend(item, lease_seconds)
+
+        stores.queue.extend = counted  # type: ignore[method-assign]
+        engine, _ = engine_for(tmp_path, stores, robot(count=20), concurrency=2)
+        assert asyncio.run(engine.run("batch", "1081")).counts["done"] == 20
+        assert extended == []  # no renewal was due: the items finished within a third of their lease

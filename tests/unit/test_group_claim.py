@@ -121,3 +121,66 @@ class TestGroupClaim:
         await asyncio.sleep(0.1)  # the statement returns with an item nobody waits for
         got = await claims.take()
         assert got is not None and got.item.id == 1 and q.limits == [1]
+
+
+class Ticks:
+    """A monotonic clock the test moves: the pace the claim sizes itself by."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def drain(claims: GroupClaim, ticks: Ticks, seconds_per_item: float) -> None:
+    """One task taking items until none is due, each 'taking' ``seconds_per_item``."""
+    while await claims.take() is not None:
+        ticks.t += seconds_per_item
+
+
+class TestAdaptivePrefetch:
+    """Claims grow while items finish fast, within prefetch … prefetch_max; slow items stay at prefetch."""
+
+    async def test_fast_items_grow_the_claims_up_to_prefetch_max_and_never_beyond(self) -> None:
+        q, ticks = SlowQueue(400), Ticks()
+        claims = GroupClaim(q.claim, q.extend, q.release, prefetch=10, prefetch_max=50, lease_seconds=300, now=ticks)
+        await drain(claims, ticks, 0.001)  # a thousand items a second: half a second is 500 > 50
+        assert q.limits[0] == 10  # the first claim knows no pace yet
+        assert max(q.limits) == 50 and q.limits[1:] == [50] * (len(q.limits) - 1)
+        assert len(q.limits) < 400 / 10  # fewer statements than at a fixed prefetch of 10
+        assert claims.window == 50
+
+    async def test_slow_items_stay_at_prefetch(self) -> None:
+        q, ticks = SlowQueue(60), Ticks()
+        claims = GroupClaim(q.claim, q.extend, q.release, prefetch=10, prefetch_max=100, lease_seconds=300, now=ticks)
+        await drain(claims, ticks, 1.0)  # one item a second: half a second's worth is one item
+        assert q.limits == [10] * 7 and claims.window == 10  # the seventh found none
+
+    async def test_the_claims_shrink_again_when_the_items_slow_down(self) -> None:
+        q, ticks = SlowQueue(1000), Ticks()
+        claims = GroupClaim(q.claim, q.extend, q.release, prefetch=5, prefetch_max=100, lease_seconds=300, now=ticks)
+        for _ in range(30):  # fast: 200 items a second, so a claim grows to 100
+            assert await claims.take() is not None
+            ticks.t += 0.005
+        assert claims.window == 100
+        while len(q.limits) < 8:  # then each item takes 20 ms: 25 items in half a second
+            assert await claims.take() is not None
+            ticks.t += 0.02
+        assert q.limits[-1] == 25 and claims.window == 25
+
+    async def test_without_prefetch_nothing_is_leased_ahead_however_fast(self) -> None:
+        q, ticks = SlowQueue(30), Ticks()
+        claims = GroupClaim(q.claim, q.extend, q.release, prefetch=0, prefetch_max=0, lease_seconds=300, now=ticks)
+        await drain(claims, ticks, 0.0001)
+        assert q.limits == [1] * 31 and claims.buffered == []  # one per task that asked, the last found none
+
+    async def test_a_grown_buffer_is_released_whole_on_close(self) -> None:
+        q, ticks = SlowQueue(500), Ticks()
+        claims = GroupClaim(q.claim, q.extend, q.release, prefetch=10, prefetch_max=80, lease_seconds=300, now=ticks)
+        for _ in range(12):  # the second claim, sized by a fast pace, leases 80
+            assert await claims.take() is not None
+            ticks.t += 0.001
+        assert q.limits == [10, 80] and len(claims.buffered) == 78
+        assert await claims.close() == 78 and sorted(q.released) == list(range(13, 91))
+        assert claims.buffered == []

@@ -74,3 +74,14 @@ class TestGroupCommit:
         assert all(isinstance(r, ConnectionError) for r in results)
         store.fail = False  # the next completion gets a fresh write
         assert await group.complete(item(4), Done()) is True
+
+    async def test_a_submitted_outcome_cancelled_before_its_write_is_withdrawn(self) -> None:
+        store = SlowStore()
+        group = GroupCommit(store.complete_many)
+        first = group.submit(item(1), Done())  # its write begins at once
+        await asyncio.sleep(0)
+        second, third = group.submit(item(2), Done()), group.submit(item(3), Done())
+        second.cancel()  # the engine withdraws it (its task failed) before the next write
+        assert await first is True and await third is True
+        assert store.batches == [[1], [3]]  # item 2 was never written: it stays leased
+        await group.settle()

@@ -131,6 +131,8 @@ class TestInvalid:
             ("[worker]\nconcurrency = 'many'\n", "worker.concurrency"),
             ("[worker]\nconcurency = 4\n", "worker.concurency"),  # a misspelt key is refused, not ignored
             ("[worker]\nlease_seconds = 60\nitem_timeout_seconds = 90\n", "worker"),
+            ("[worker]\nprefetch = 20\nprefetch_max = 10\n", "worker"),  # claims would shrink below prefetch
+            ("[worker]\nprefetch_max = 5000\n", "worker.prefetch_max"),
             ("timezone = 'Europe/Stokholm'\n", "timezone"),
             ("[[tenants]]\ncode = '108'\nname = 'Ronneby'\n", "tenants.0.code"),
             ("[logging]\nformat = 'xml'\n", "logging.format"),
