@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/inbox_load.py [--reviews 20000] [--queues 10] [--workers 30]
         [--seconds 300] [--history-days 365] [--server-workers 2] [--keep-seed DATABASE]
-        [--out bench/results/inbox_load.json]
+        [--profile DIR [--cprofile]] [--out bench/results/inbox_load.json]
 
 A fresh PostgreSQL database (at KOLLEGA_TEST_POSTGRES_URL's server; dropped afterwards)
 gets two municipalities (1081, 1082), --reviews open review items spread over --queues
@@ -22,6 +22,13 @@ operations user loads the dashboard every 2 s. The script prints and writes p50/
 ms per page, errors (any 5xx, an unexpected 4xx or a transport error), conflicts (409: a
 colleague decided the item first, the page says so) and the server's resident memory
 sampled every 5 s.
+
+``--profile DIR`` serves through bench/inbox_profile_server.py instead (one process): per
+page its SQL statements, their time and the commits (DIR/requests.json), with ``--cprofile``
+a cProfile of the serving threads (DIR/server.prof); meanwhile PostgreSQL's sessions of the
+database are sampled every 50 ms (DIR/pg_waits.json: what they wait for, and which
+statements wait for a lock). A profiled run is slower: it shows where time goes, not the
+figures to compare.
 
 Targets (issue 23): p95 below 300 ms for the inbox list and an item page, below 800 ms for
 the dashboard, no errors, memory flat.
@@ -264,6 +271,19 @@ def rss_mib(pid: int) -> float:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by ``pid`` and its child processes."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for proc in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{proc}/stat").read_text().rpartition(")")[2].split()
+        except OSError:  # a process that just ended
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def children(pid: int) -> list[int]:
     """The child processes of ``pid``."""
     found = []
@@ -284,6 +304,7 @@ class Timings:
         self.errors: list[str] = []
         self.conflicts = 0
         self.decided = 0
+        self.cpu_start = self.cpu_end = 0.0
 
     async def timed(self, page: str, call: Any, ok: tuple[int, ...] = (200,)) -> Any:
         started = time.perf_counter()
@@ -371,6 +392,7 @@ async def drive(base: str, people: dict[str, Any], seconds: float, pid: int) -> 
     t = Timings()
     memory: list[float] = [rss_mib(pid)]
     until = time.monotonic() + seconds
+    t.cpu_start = cpu_seconds(pid)
 
     async def sample() -> None:
         while time.monotonic() < until:
@@ -382,7 +404,60 @@ async def drive(base: str, people: dict[str, Any], seconds: float, pid: int) -> 
         *(case_worker(base, w, people["password"], until, t) for w in people["workers"]),
         *(operations(base, u, people["password"], until, t) for u in people["ops"]),
     )
+    t.cpu_end = cpu_seconds(pid)
     return t, memory
+
+
+class WaitSampler:
+    """Samples pg_stat_activity of one database every 50 ms: wait events, and the statements waiting on a lock."""
+
+    def __init__(self, url: str, name: str) -> None:
+        import threading
+
+        self.url, self.name = url.replace("postgresql+psycopg://", "postgresql://"), name
+        self.samples = 0
+        self.active = 0
+        self.waits: dict[str, int] = {}
+        self.lock_waiters: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pg-wait-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.wait(0.05):
+                rows = conn.execute(
+                    "SELECT state, coalesce(wait_event_type, 'CPU'), coalesce(wait_event, ''), query "
+                    "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (self.name,),
+                ).fetchall()
+                self.samples += 1
+                for state, kind, event, query in rows:
+                    if state != "active":
+                        continue
+                    self.active += 1
+                    key = f"{kind}:{event}"
+                    self.waits[key] = self.waits.get(key, 0) + 1
+                    if kind == "Lock":
+                        text = re.sub(r"\s+", " ", query)[:160]
+                        self.lock_waiters[text] = self.lock_waiters.get(text, 0) + 1
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        n = max(1, self.samples)
+        return {
+            "samples": self.samples,
+            "active_backends_mean": round(self.active / n, 2),
+            "active_by_wait_mean": {k: round(v / n, 3) for k, v in sorted(self.waits.items(), key=lambda kv: -kv[1])},
+            "lock_waiters_mean": {
+                k: round(v / n, 3) for k, v in sorted(self.lock_waiters.items(), key=lambda kv: -kv[1])[:10]
+            },
+        }
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -412,6 +487,15 @@ def main() -> None:
         default="",
         help="fill this database once and keep it; each run works on a fresh copy of it (drop it when done)",
     )
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="serve through bench/inbox_profile_server.py (one process) and sample PostgreSQL's waits; reports in DIR",
+    )
+    p.add_argument("--cprofile", action="store_true", help="with --profile: cProfile the serving threads too")
+    p.add_argument("--threads", type=int, default=0, help="with --profile: threads for sync routes (anyio's limit)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "inbox_load.json", help="result file")
     a = p.parse_args()
 
@@ -426,12 +510,22 @@ def main() -> None:
         print(f"seeded in {people['seed_seconds']} s", flush=True)
         port = free_port()
         env = {**os.environ, "KOLLEGA_CONFIG": str(settings_file(url, data)), "KOLLEGA_LOGGING__LEVEL": "WARNING"}
-        server = subprocess.Popen(
-            [
+        if a.profile is not None:
+            command = [
+                sys.executable,
+                str(ROOT / "bench" / "inbox_profile_server.py"),
+                *("--port", str(port), "--out", str(a.profile.resolve())),
+                *(("--cprofile",) if a.cprofile else ()),
+                *(("--threads", str(a.threads)) if a.threads else ()),
+            ]
+        else:
+            command = [
                 sys.executable,
                 *("-m", "core.cli", "serve", "--port", str(port), "--no-alerts"),
                 *(("--workers", str(a.server_workers)) if a.server_workers != 1 else ()),
-            ],
+            ]
+        server = subprocess.Popen(
+            command,
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -448,7 +542,13 @@ def main() -> None:
                     raise SystemExit(f"the server did not start; see {data / 'server.log'}") from None
                 time.sleep(0.2)
         print(f"{a.workers} case workers and {len(people['ops'])} operations users for {a.seconds:g} s …", flush=True)
+        sampler = WaitSampler(server_url, name) if a.profile is not None else None
+        if sampler is not None:
+            sampler.start()
         timings, memory = asyncio.run(drive(base, people, a.seconds, server.pid))
+        if sampler is not None:
+            a.profile.mkdir(parents=True, exist_ok=True)
+            (a.profile / "pg_waits.json").write_text(json.dumps(sampler.stop(), indent=2, ensure_ascii=False) + "\n")
     finally:
         if server is not None and server.poll() is None:
             server.terminate()
@@ -465,6 +565,11 @@ def main() -> None:
         "error_kinds": sorted(set(timings.errors)),
         "conflicts_409": timings.conflicts,
         "decided": timings.decided,
+        # The server's CPU time per page served (its processes; PostgreSQL's not included):
+        # what a page costs, much less sensitive to the machine's load than the latencies.
+        "server_cpu_ms_per_request": round(
+            1000 * (timings.cpu_end - timings.cpu_start) / max(1, sum(len(v) for v in timings.ms.values())), 2
+        ),
         "server_rss_mib": {
             "first": round(memory[0], 1),
             "last": round(memory[-1], 1),
@@ -482,6 +587,7 @@ def main() -> None:
             "seed_seconds": people["seed_seconds"],
             "cpus": os.cpu_count(),
             "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+            "profiled": a.profile is not None,
             "python": platform.python_version(),
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -494,6 +600,7 @@ def main() -> None:
         )
     print(
         f"errors {len(timings.errors)}, conflicts {timings.conflicts}, decided {timings.decided}; "
+        f"server CPU {result['server_cpu_ms_per_request']} ms per request; "
         f"server memory {memory[0]:.0f} → {memory[-1]:.0f} MiB (max {max(memory):.0f})"
     )
     a.out.parent.mkdir(parents=True, exist_ok=True)

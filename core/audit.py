@@ -3,7 +3,12 @@
 Each event's hash is SHA-256 over the canonical JSON of its fields and the previous
 event's hash. Appends are serialised through the single ``audit_head`` row, locked by an
 UPDATE in the appending transaction, so concurrent writers (several worker processes on
-PostgreSQL) never fork the chain. ``verify`` walks the chain and names the first bad seq;
+PostgreSQL) never fork the chain. On PostgreSQL that UPDATE is the append's one statement:
+it advances the head, computes the new hash in the database (``sha256`` over the same
+canonical JSON, built here with the seq and the previous hash left as gaps) and inserts the
+event, so the lock is never held while this process waits for a round trip or for its
+turn to run Python; the lock ends with the caller's commit (at once, for a statement on its
+own: :meth:`core.storage.db.Database.statement_session`). ``verify`` walks the chain and names the first bad seq;
 a checkpoint (seq + hash kept outside the database, :mod:`core.audit_checkpoint`) detects
 truncation of the tail and a rewrite of the whole chain.
 
@@ -21,19 +26,20 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import LargeBinary, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from core import audit_checkpoint
 from core.clock import Clock, SystemClock
 from core.errors import AuditChainBroken, ConfigError
-from core.storage.models import AuditEvent, AuditHead
+from core.storage.models import AuditEvent, AuditHead, JSONType, UTCDateTime
 
 GENESIS_HASH = "0" * 64
 
@@ -55,6 +61,32 @@ def event_hash(
     prev_hash: str,
 ) -> str:
     """SHA-256 (hex) over the canonical JSON of one event and its predecessor's hash."""
+    canonical = _canonical(
+        seq=seq,
+        time=time,
+        tenant=tenant,
+        actor=actor,
+        action=action,
+        subject=subject,
+        purpose=purpose,
+        details=details,
+        prev_hash=prev_hash,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _canonical(
+    *,
+    seq: int | str,
+    time: datetime,
+    tenant: str | None,
+    actor: str,
+    action: str,
+    subject: str | None,
+    purpose: str | None,
+    details: dict[str, Any],
+    prev_hash: str,
+) -> str:
     body = {
         "seq": seq,
         "time": _canonical_time(time),
@@ -66,8 +98,40 @@ def event_hash(
         "details": details,
         "prev_hash": prev_hash,
     }
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def canonical_with_gaps(
+    *,
+    time: datetime,
+    tenant: str | None,
+    actor: str,
+    action: str,
+    subject: str | None,
+    purpose: str | None,
+    details: dict[str, Any],
+) -> tuple[bytes, bytes, bytes]:
+    """An event's canonical JSON (UTF-8) in three pieces, around its ``prev_hash`` and its ``seq``.
+
+    ``before + prev_hash + between + str(seq) + after`` is byte for byte what
+    :func:`event_hash` hashes: the database fills the gaps with the head it locks.
+    """
+    prev_mark, seq_mark = secrets.token_hex(16), secrets.token_hex(16)
+    canonical = _canonical(
+        seq=seq_mark,
+        time=time,
+        tenant=tenant,
+        actor=actor,
+        action=action,
+        subject=subject,
+        purpose=purpose,
+        details=details,
+        prev_hash=prev_mark,
+    )
+    # The keys are sorted: "prev_hash" comes before "seq"; each mark is random, so found once.
+    before, rest = canonical.split(prev_mark)
+    between, after = rest.split(f'"{seq_mark}"')
+    return before.encode("utf-8"), between.encode("utf-8"), after.encode("utf-8")
 
 
 def _normalise(value: Any) -> Any:
@@ -102,7 +166,21 @@ def append(
     now: datetime | None = None,
 ) -> AuditEvent:
     """Append one event in the caller's transaction (committed with the caller's change)."""
-    # The UPDATE takes the row lock that serialises appends until the transaction ends.
+    time = (now or datetime.now(UTC)).astimezone(UTC)
+    clean = _jsonable(details or {})
+    if session.get_bind().dialect.name == "postgresql":
+        return _append_in_one_statement(
+            session,
+            time=time,
+            tenant=tenant,
+            actor=actor,
+            action=action,
+            subject=subject,
+            purpose=purpose,
+            details=clean,
+        )
+    # The UPDATE takes the row lock that serialises appends until the transaction ends
+    # (SQLite: the transaction's BEGIN IMMEDIATE already holds the database's write lock).
     row = session.execute(
         update(AuditHead)
         .where(AuditHead.id == 1)
@@ -112,8 +190,6 @@ def append(
     if row is None:
         raise ConfigError("the audit chain has no head row: run `kollega db upgrade`")
     seq, prev_hash = int(row[0]), str(row[1])
-    time = (now or datetime.now(UTC)).astimezone(UTC)
-    clean = _jsonable(details or {})
     digest = event_hash(
         seq=seq,
         time=time,
@@ -138,11 +214,89 @@ def append(
         hash=digest,
     )
     session.add(event)
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=digest))
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=digest, prev_hash=prev_hash))
     session.flush()
     # Every N-th event: checkpoint the head once this transaction has committed.
     audit_checkpoint.note_append(session, seq, digest)
     return event
+
+
+#: PostgreSQL: lock and advance the head, hash, and insert the event, in one statement. The
+#: SET expressions see the head as locked (the latest committed one, re-read after a wait),
+#: so ``prev_hash = hash`` is the hash this event follows; RETURNING gives the new row.
+_APPEND = text(
+    """
+    WITH head AS (
+        UPDATE audit_head
+        SET seq = seq + 1,
+            prev_hash = hash,
+            hash = encode(
+                sha256(:before || convert_to(hash, 'UTF8') || :between
+                       || convert_to((seq + 1)::text, 'UTF8') || :after),
+                'hex')
+        WHERE id = 1
+        RETURNING seq, prev_hash, hash
+    )
+    INSERT INTO audit_events (seq, time, tenant, actor, action, subject, purpose, details, prev_hash, hash)
+    SELECT seq, :time, :tenant, :actor, :action, :subject, :purpose, :details, prev_hash, hash FROM head
+    RETURNING seq, prev_hash, hash
+    """
+).bindparams(
+    bindparam("before", type_=LargeBinary()),
+    bindparam("between", type_=LargeBinary()),
+    bindparam("after", type_=LargeBinary()),
+    bindparam("time", type_=UTCDateTime()),
+    bindparam("details", type_=JSONType),
+)
+
+
+def _append_in_one_statement(
+    session: Session,
+    *,
+    time: datetime,
+    tenant: str | None,
+    actor: str,
+    action: str,
+    subject: str | None,
+    purpose: str | None,
+    details: dict[str, Any],
+) -> AuditEvent:
+    before, between, after = canonical_with_gaps(
+        time=time, tenant=tenant, actor=actor, action=action, subject=subject, purpose=purpose, details=details
+    )
+    # The caller's pending changes go first: the head's lock is taken as late as possible.
+    session.flush()
+    row = session.execute(
+        _APPEND,
+        {
+            "before": before,
+            "between": between,
+            "after": after,
+            "time": time,
+            "tenant": tenant,
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "purpose": purpose,
+            "details": details,
+        },
+    ).one_or_none()
+    if row is None:
+        raise ConfigError("the audit chain has no head row: run `kollega db upgrade`")
+    seq, prev_hash, digest = int(row[0]), str(row[1]), str(row[2])
+    audit_checkpoint.note_append(session, seq, digest)
+    return AuditEvent(
+        seq=seq,
+        time=time,
+        tenant=tenant,
+        actor=actor,
+        action=action,
+        subject=subject,
+        purpose=purpose,
+        details=details,
+        prev_hash=prev_hash,
+        hash=digest,
+    )
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,9 @@ class ReviewQueue:
 
     def get(self, review_id: int, *, viewer: str | None = None, tenants: set[str] | None = None) -> ReviewItem:
         """One review item; a named viewer's opening is written to the access log."""
-        with self.db.session() as s:
+        # Two statements that stand alone (the read, then the append): on PostgreSQL the
+        # audit head is locked only while the append's one statement runs.
+        with self.db.statement_session() as s:
             row = s.get(ReviewItem, review_id)
             if row is None or (tenants is not None and row.tenant not in tenants):
                 raise ReviewError(f"review item {review_id} does not exist")

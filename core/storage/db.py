@@ -158,6 +158,25 @@ class Database:
             yield session
             _refuse_changes(session)
 
+    @contextmanager
+    def statement_session(self) -> Iterator[Session]:
+        """A session whose every statement stands on its own: each is committed as it runs.
+
+        For work made of statements that are each atomic (a read, then one audit append: on
+        PostgreSQL :func:`core.audit.append` is one statement). On PostgreSQL it runs in
+        autocommit mode, so a row lock a statement takes (the audit head's) ends with that
+        statement instead of waiting for this process to send COMMIT; the session's commit
+        at the end only fires its after-commit hooks (the audit checkpoint). On SQLite it is
+        an ordinary transaction. Never for changes that must commit together.
+        """
+        if self.dialect != "postgresql":
+            with self.session() as session:
+                yield session
+            return
+        with Session(self._autocommit_engine(), expire_on_commit=False) as session:
+            yield session
+            session.commit()
+
     def _autocommit_engine(self) -> Engine:
         with self._autocommit_lock:
             if self._autocommit is None:

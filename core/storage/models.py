@@ -294,6 +294,8 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
     hash: Mapped[str] = mapped_column(String(64))
+    #: The hash this row's last append replaced (the new event's prev_hash; see core.audit.append).
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class Artifact(Base):

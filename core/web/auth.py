@@ -464,16 +464,19 @@ class Auth:
     def principal_for_session(self, token: str) -> Principal:
         """The person behind a session cookie; AuthError(expired=True) after a timeout."""
         now = self.clock()
-        # Most requests only read: a live session seen within the minute and no message to show.
+        # Most requests only read: one query for the session, its user and their grants.
         with self.db.read_session() as s:
             found = s.execute(
-                select(WebSession, User).join(User, User.id == WebSession.user_id).where(WebSession.id == sha256(token))
-            ).first()
-            if found is not None:
-                row, user = found
-                live = now < row.expires_at and now - row.last_seen_at < self.idle and user.active
-                if live and row.flash is None and now - row.last_seen_at < self.touch:
-                    return self._principal(row, user, load_grants(s, user.id), None)
+                select(WebSession, User, UserRole.role, UserRole.tenant, UserRole.queue)
+                .join(User, User.id == WebSession.user_id)
+                .outerjoin(UserRole, UserRole.user_id == User.id)
+                .where(WebSession.id == sha256(token))
+            ).all()
+        if found:
+            row, user = found[0][0], found[0][1]
+            if now < row.expires_at and now - row.last_seen_at < self.idle and user.active:
+                grants = frozenset(Grant(Role(g[2]), g[3], g[4]) for g in found if g[2] is not None)
+                return self._principal(row, user, grants, self._touch_and_take_flash(row, now))
         ended: str | None = None
         with self.db.session() as s:
             row = s.get(WebSession, sha256(token))
@@ -497,14 +500,34 @@ class Auth:
                     s.delete(row)
                     ended = "inactive"
                 else:
-                    # Written when a minute old (or a tenth of the idle limit), not on every
-                    # request: a session may end up to that much early, never late, and a page
-                    # view costs no write (and no WAL flush) for it.
+                    # Live after all (changed since the read above): as _touch_and_take_flash.
                     if now - row.last_seen_at >= self.touch:
                         row.last_seen_at = now
                     flash, row.flash = row.flash, None
                     return self._principal(row, user, load_grants(s, user.id), flash)
         raise AuthError(expired=ended != "inactive")
+
+    def _touch_and_take_flash(self, row: WebSession, now: datetime) -> str | None:
+        """Record a live session's activity (once a minute) and take its one-time message, in one statement.
+
+        Written when a minute old (or a tenth of the idle limit), not on every request: a
+        session may end up to that much early, never late, and a page view costs no write
+        (and no WAL flush) for it. The message is shown by the one request whose UPDATE still
+        found it there, so two pages loaded at once never both show it.
+        """
+        changes: dict[str, Any] = {}
+        if now - row.last_seen_at >= self.touch:
+            changes["last_seen_at"] = now
+        if row.flash is not None:
+            changes["flash"] = None
+        if not changes:
+            return None
+        stmt = update(WebSession).where(WebSession.id == row.id).values(**changes)
+        if row.flash is not None:
+            stmt = stmt.where(WebSession.flash == row.flash)
+        with self.db.single_statement() as conn:
+            taken = conn.execute(stmt).rowcount == 1
+        return row.flash if taken else None
 
     @staticmethod
     def _principal(row: WebSession, user: User, grants: frozenset[Grant], flash: str | None) -> Principal:
@@ -538,10 +561,9 @@ class Auth:
         """A message shown once on the person's next page."""
         if principal.session_id is None:
             return
-        with self.db.session() as s:
-            row = s.get(WebSession, principal.session_id)
-            if row is not None:
-                row.flash = message
+        # One statement (a decision's redirect writes this on every decision).
+        with self.db.single_statement() as conn:
+            conn.execute(update(WebSession).where(WebSession.id == principal.session_id).values(flash=message))
 
     def set_lang(self, principal: Principal, lang: str) -> None:
         """Remember the chosen language in the session."""

@@ -165,9 +165,8 @@ def status_of(row: ReviewItem, now: datetime, zone: str, cfg: AlertSettings, _: 
 def my_decisions(ctx: WebContext, p: Principal, limit: int = 20) -> list[ReviewItem]:
     """The person's recent decisions: failed and late first, then the newest."""
     since = ctx.clock() - timedelta(days=MY_DECISIONS_DAYS)
-    stmt = (
-        select(ReviewItem)
-        .options(*_NOT_LISTED)
+    candidates = (
+        select(ReviewItem.id, ReviewItem.callback_status, ReviewItem.decided_at)
         .where(
             p.review_filter(),
             ReviewItem.decided_by == p.actor,
@@ -178,13 +177,21 @@ def my_decisions(ctx: WebContext, p: Principal, limit: int = 20) -> list[ReviewI
         .order_by(ReviewItem.decided_at.desc(), ReviewItem.id.desc())
         .limit(200)
     )
-    with ctx.db.read_session() as s:
-        rows = list(s.scalars(stmt).all())
     now, cfg = ctx.clock(), ctx.web.alerts
-    rows.sort(
-        key=lambda r: (0 if r.callback_status == CallbackStatus.failed else 1 if is_late(r, now, ctx.zone, cfg) else 2,)
-    )
-    return rows[:limit]
+    with ctx.db.read_session() as s:
+        # Ordered on three columns; whole rows only for the ones shown (a busy morning's
+        # 200 decisions made into objects cost more than the rest of the page).
+        found = list(s.execute(candidates).all())
+        found.sort(
+            key=lambda r: (
+                0 if r.callback_status == CallbackStatus.failed else 1 if is_late(r, now, ctx.zone, cfg) else 2,
+            )
+        )
+        shown = [r.id for r in found[:limit]]
+        if not shown:
+            return []
+        rows = {r.id: r for r in s.scalars(select(ReviewItem).options(*_NOT_LISTED).where(ReviewItem.id.in_(shown)))}
+    return [rows[i] for i in shown if i in rows]
 
 
 def recent_decisions(ctx: WebContext, p: Principal, *, exclude: int | None = None, limit: int = 3) -> list[ReviewItem]:

@@ -17,12 +17,12 @@ from urllib.parse import urlencode
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
-from sqlalchemy import case, func, select
+from sqlalchemy import Integer, String, case, func, insert, literal, select, update
 from sqlalchemy.orm import defer
 
 from core.errors import AlreadyDecided, FourEyesViolation, ReviewError
 from core.logging import get_logger
-from core.storage.models import Artifact, ReviewComment, ReviewItem, ReviewKind, ReviewState
+from core.storage.models import Artifact, ReviewComment, ReviewItem, ReviewKind, ReviewState, UTCDateTime
 from core.storage.web_models import ReviewTiming, Role, User, UserRole
 from core.web.auth import Forbidden, NotFound, Principal
 from core.web.deps import WebContext
@@ -172,20 +172,27 @@ def open_item(ctx: WebContext, p: Principal, review_id: int) -> ReviewItem:
     visible_item(ctx, p, review_id)
     row = ctx.reviews.get(review_id, viewer=p.actor, tenants=p.tenants())
     if row.state == ReviewState.open:
-        with ctx.db.session() as s:
-            # Review time runs from the first opening to the decision, however often it is reopened.
-            started = s.scalar(
-                select(ReviewTiming.id).where(
-                    ReviewTiming.review_id == row.id, ReviewTiming.actor == p.actor, ReviewTiming.decided_at.is_(None)
-                )
-            )
-            if started is None:
-                s.add(
-                    ReviewTiming(
-                        review_id=row.id, robot=row.robot, tenant=row.tenant, actor=p.actor, opened_at=ctx.clock()
-                    )
-                )
+        _start_review_time(ctx, p, row)
     return row
+
+
+def _start_review_time(ctx: WebContext, p: Principal, row: ReviewItem) -> None:
+    """Review time runs from the first opening to the decision, however often it is reopened.
+
+    One statement: the row is added unless this person's timing of the item is running.
+    """
+    running = select(ReviewTiming.id).where(
+        ReviewTiming.review_id == row.id, ReviewTiming.actor == p.actor, ReviewTiming.decided_at.is_(None)
+    )
+    values = select(
+        literal(row.id, Integer()),
+        literal(row.robot, String()),
+        literal(row.tenant, String()),
+        literal(p.actor, String()),
+        literal(ctx.clock(), UTCDateTime()),
+    ).where(~running.exists())
+    with ctx.db.single_statement() as conn:
+        conn.execute(insert(ReviewTiming).from_select(["review_id", "robot", "tenant", "actor", "opened_at"], values))
 
 
 def comments(ctx: WebContext, review_id: int) -> list[ReviewComment]:
@@ -358,16 +365,22 @@ def decide(
 
 def _record_review_time(ctx: WebContext, p: Principal, item: ReviewItem) -> None:
     now = ctx.clock()
-    with ctx.db.session() as s:
-        timing = s.scalar(
-            select(ReviewTiming)
+    with ctx.db.read_session() as s:
+        timing = s.execute(
+            select(ReviewTiming.id, ReviewTiming.opened_at)
             .where(ReviewTiming.review_id == item.id, ReviewTiming.actor == p.actor, ReviewTiming.decided_at.is_(None))
             .order_by(ReviewTiming.opened_at)
             .limit(1)
+        ).first()
+    if timing is None:
+        return
+    seconds = max(0, int((now - timing.opened_at).total_seconds()))
+    with ctx.db.single_statement() as conn:
+        conn.execute(
+            update(ReviewTiming)
+            .where(ReviewTiming.id == timing.id, ReviewTiming.decided_at.is_(None))
+            .values(decided_at=now, seconds=seconds)
         )
-        if timing is not None:
-            timing.decided_at = now
-            timing.seconds = max(0, int((now - timing.opened_at).total_seconds()))
 
 
 def review_dict(row: ReviewItem) -> dict[str, Any]:

@@ -171,6 +171,8 @@ class TestIntactChain:
             pytest.param({"when": FakeClock().now()}, id="datetime-as-text"),
             pytest.param({"diff": round(-0.001, 2)}, id="negative-zero"),  # an amount difference rounding to -0.0
             pytest.param({"big": 1e20}, id="large-float"),
+            # PostgreSQL hashes in the database around the seq and prev_hash: text that looks like them stays text.
+            pytest.param({"note": '"prev_hash":"0","seq":1,"x":"\\u00e5"', "emoji": "🙂"}, id="lookalike-keys"),
         ],
     )
     def test_details_survive_the_database_round_trip(
@@ -180,6 +182,24 @@ class TestIntactChain:
         Auditor(db.session, clock).record(actor="robot:example", action="test", details=details)
         result = verify(db)
         assert result.ok, result.problem
+
+    def test_an_append_on_its_own_keeps_no_writer_waiting(self, db: Database, clock: FakeClock) -> None:
+        """On PostgreSQL the head's lock ends with the append's own statement in a statement session."""
+        with db.statement_session() as s:
+            first = audit.append(s, actor="user:anna", action="review.opened", tenant="0000", now=clock.now())
+            if not db.is_sqlite:  # SQLite: the session is one transaction holding the file's write lock
+                seq = Auditor(db.session, clock).record(actor="user:bertil", action="review.opened", tenant="0000")
+                assert seq == first.seq + 1
+        with db.session() as s:
+            stored = s.get(AuditEvent, first.seq)
+            assert stored is not None
+            assert (stored.actor, stored.tenant, stored.hash, stored.prev_hash) == (
+                "user:anna",
+                "0000",
+                first.hash,
+                audit.GENESIS_HASH,
+            )
+        assert verify(db).ok
 
     def test_append_is_part_of_the_callers_transaction(self, db: Database, clock: FakeClock) -> None:
         with pytest.raises(RuntimeError), db.session() as s:
