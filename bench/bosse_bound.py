@@ -21,9 +21,13 @@ The bound relaxes the timing in three ways, each of which can only raise it: the
 person's bookings use need not come in the order of the offers (only distinct yeses, each
 one early enough: Hall's condition on nested sets, :func:`_prefix_limits`), offers needed
 only to reach a yes may go to shifts already filled, and the oracle knows every answer
-beforehand. The rules are enforced exactly: pairs of shifts whose rest periods interact are
-excluded up front, and any other combination the rules forbid (weekly rest, the hour
-counters) is cut away lazily until the solution passes the full check. Adding a booking
+beforehand. The rules are enforced as far as the solver gets: pairs of shifts less than 7 days
+apart that the rules forbid together, a free stretch of the weekly rest's length in every
+7-day period and the monthly cap are in the model up front; any other combination the rules
+forbid (the weekly rest's interplay with the daily rest, the overtime counters) is cut away
+lazily, round after round, until the solution passes the full check or the time is up.
+Each round's proven bound is valid; the plan found is the last solution without the
+bookings that broke a rule, so the most any policy could book lies between the two. Adding a booking
 never makes another legal (every rule counts work or rest), so a combination that breaks a
 rule stays forbidden in every larger one and each cut is valid.
 
@@ -47,7 +51,7 @@ from ortools.sat.python import cp_model
 from robots.bosse.messages import Answer
 from robots.bosse.planning import close_at
 from robots.bosse.records import ShiftInfo, SubstituteInfo
-from robots.bosse.rules import STOCKHOLM, Interval, check_eligibility, week_periods, weekly_rest_in
+from robots.bosse.rules import STOCKHOLM, Interval, check_eligibility, week_periods
 from robots.bosse.settings import BosseSettings
 from sandbox.staffing import BEHAVIOURS
 
@@ -182,39 +186,6 @@ def _weekly_rest_windows(
         )
 
 
-def _weekly_triples(
-    times: Iterable[tuple[datetime, datetime]], settings: BosseSettings
-) -> list[tuple[tuple[datetime, datetime], ...]]:
-    """Three shift times in one 7-day period that leave no weekly rest between them, each pair
-    allowing one, for people with the default dygnsbryt: more work only shortens rest, so a
-    person with these three booked breaks the rule whatever else they have."""
-    rules = settings.rules
-    if rules.day_break_by_unit:
-        return []
-    day_break = rules.default_day_break
-    ordered = sorted(times)
-    if not ordered:
-        return []
-    found = []
-    for week in week_periods(Interval(ordered[0][0], ordered[-1][1]), day_break):
-        inside = [Interval(a, b) for a, b in ordered if a < week.end and week.start < b]
-        pair_ok = {
-            (i, j): weekly_rest_in(week, [inside[i], inside[j]], day_break, rules) is not None
-            for i in range(len(inside))
-            for j in range(i + 1, len(inside))
-            if not inside[i].overlaps(inside[j])
-        }
-        for (i, j), ok in pair_ok.items():
-            if not ok:
-                continue
-            for k in range(j + 1, len(inside)):
-                if pair_ok.get((i, k)) and pair_ok.get((j, k)):
-                    trio = [inside[i], inside[j], inside[k]]
-                    if weekly_rest_in(week, trio, day_break, rules) is None:
-                        found.append(tuple((t.start, t.end) for t in trio))
-    return found
-
-
 def _month_caps(
     model: cp_model.CpModel,
     x: Mapping[tuple[str, str], Any],
@@ -328,13 +299,8 @@ def oracle_bound(
                     break
                 if _broken(pool[p], [shifts[spans[a][0]], shifts[spans[b][0]]], settings) is not None:
                     model.Add(sum(x[(p, sid)] for sid in spans[a] + spans[b]) <= 1)
-    triples = _weekly_triples({t for spans in by_span.values() for t in spans}, settings)
     for p, spans in by_span.items():
         _weekly_rest_windows(model, x, pool[p], spans, settings)
-        if pool[p].day_break is None:
-            for trio in triples:
-                if all(t in spans for t in trio):
-                    model.Add(sum(x[(p, sid)] for t in trio for sid in spans[t]) <= 2)
         _month_caps(model, x, pool[p], spans, shifts, settings)
     model.Maximize(sum(x.values()))
 
