@@ -21,6 +21,9 @@ whoever sends it) and the same booking check:
 * **baseline** — a coordinator calling the eligible in list order (V001, V002 …), one at
   a time, waiting ``--reply-wait`` minutes for each answer, with the same rules.
 
+Then the most any policy could book in the same month with the same replies and rules, a
+clairvoyant upper bound (``bench/bosse_bound.py``; ``--no-bound`` skips it).
+
 Reported per policy: fill rate, median minutes from first offer to booking, rule
 violations (every booking re-checked against the final rosters, without itself: must be
 0), and the spread of the month's booked hours between substitutes (standard deviation
@@ -49,8 +52,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
+for folder in (ROOT, ROOT / "bench"):  # run as a script from anywhere, or loaded by a test
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+from bosse_bound import oracle_bound, reply  # noqa: E402
 
 from robots.bosse.audit_check import Limits, Person, audit  # noqa: E402
 from robots.bosse.history import reply_history  # noqa: E402
@@ -70,7 +76,7 @@ from robots.bosse.records import ShiftInfo, SubstituteInfo, parse_shift, parse_s
 from robots.bosse.rules import STOCKHOLM, Interval, check_eligibility, normalise_term  # noqa: E402
 from robots.bosse.settings import BosseSettings  # noqa: E402
 from sandbox.people import PersonFactory  # noqa: E402
-from sandbox.staffing import BEHAVIOURS, generate_staffing  # noqa: E402
+from sandbox.staffing import generate_staffing  # noqa: E402
 from sandbox.state import SandboxOptions  # noqa: E402
 
 STEP = timedelta(minutes=5)
@@ -194,12 +200,7 @@ class Simulation:
     def answer(self, sub_id: str) -> tuple[Answer, int] | None:
         """The substitute's answer to their n-th offer and the delay in minutes (None: never)."""
         n = self.offers_to[sub_id] = self.offers_to.get(sub_id, 0) + 1
-        rng = random.Random(f"{self.seed}:reply:{sub_id}:{n}")
-        _, p_yes, delay = BEHAVIOURS[self.month.behaviour.get(sub_id, "selective")]
-        u_yes, u_delay = rng.random(), rng.random()
-        if delay is None:
-            return None
-        return (Answer.yes if u_yes < p_yes else Answer.no), round(delay[0] + u_delay * (delay[1] - delay[0]))
+        return reply(self.seed, self.month.behaviour.get(sub_id, "selective"), sub_id, n)
 
     def offer(self, state: ShiftState, sub_id: str, wave: int, now: datetime) -> None:
         self._ids += 1
@@ -479,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reply-wait", type=float, default=30, help="minutes")
     parser.add_argument("--no-joint", action="store_true", help="Bosse plans each shift on its own (as before)")
     parser.add_argument("--also-separate", action="store_true", help="also run Bosse one shift at a time")
+    parser.add_argument("--no-bound", action="store_true", help="skip the clairvoyant upper bound (bosse_bound.py)")
+    parser.add_argument("--bound-seconds", type=float, default=300, help="CP-SAT's time for the bound")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "bosse.json")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -494,6 +497,20 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = sim.report()
         print(f"{name}: done", file=sys.stderr)
     b, base = results["bosse"], results["baseline"]
+    if not args.no_bound:
+        bound = oracle_bound(
+            month.nights,
+            month.pool,
+            {s.id: [p.id for p in month.pool.values() if _static_ok(s, p)] for _, day in month.nights for s in day},
+            month.behaviour,
+            args.seed,
+            BosseSettings(wave_size=args.wave_size, reply_wait_minutes=args.reply_wait),
+            time_limit=args.bound_seconds,
+        )
+        results["bound"] = bound.as_json()
+        results["bound"]["pp_over_baseline"] = round(100 * (bound.bound - base["booked"]) / max(bound.shifts, 1), 2)
+        results["bound"]["min_sms_per_filled_of_plan"] = round(bound.min_offers / max(bound.solution, 1), 3)
+        print("bound: done", file=sys.stderr)
     results["fill_rate_pp_over_baseline"] = round(100 * (b["fill_rate"] - base["fill_rate"]), 2)
     results["targets"] = {
         "fill_rate_3pp_over_baseline": results["fill_rate_pp_over_baseline"] >= 3.0,
@@ -542,6 +559,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{key:38}{b[key]!s:>12}{base[key]!s:>12}")
     for name in ("bosse", "baseline"):
         print(f"{name} unfilled:", json.dumps(results[name]["unfilled_analysis"], ensure_ascii=False))
+    if "bound" in results:
+        bd = results["bound"]
+        print(
+            f"{'bound (most any policy could book)':38}{bd['bound']!s:>12}{'':>12}  fill {bd['fill_rate_bound']}, "
+            f"+{bd['pp_over_baseline']} pp over baseline, legal plan found {bd['plan_found']}, "
+            f"{bd['rounds']} rounds, {bd['lazy_cuts']} cuts, {bd['seconds']} s"
+        )
     print("fill rate over baseline (pp):", results["fill_rate_pp_over_baseline"])
     print("ratios to baseline:", ", ".join(f"{k}={v}" for k, v in results["ratios_to_baseline"].items()))
     print("targets:", ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in results["targets"].items()))

@@ -494,4 +494,10 @@ EN: dict[str, str] = {
     "{robot}: mått för {month}": "{robot}: measures for {month}",
     "{robot}: sparad tid för {month}": "{robot}: time saved in {month}",
     "Ogiltig månad: ange den som ÅÅÅÅ-MM, till exempel 2026-11.": "Invalid month: give it as YYYY-MM, for example 2026-11.",
+    # Bosse's review (robots/bosse/templates/review.html): each candidate's reply history
+    "Svarshistorik": "Reply history",
+    "Svarat ja på {yes} av {asked} förfrågningar de senaste {days} dagarna": "Said yes to {yes} of {asked} requests in the last {days} days",
+    "{n} obesvarade": "{n} unanswered",
+    "svarar oftast inom {minutes} min": "usually answers within {minutes} min",
+    "Inga förfrågningar från Bosse de senaste {days} dagarna": "No requests from Bosse in the last {days} days",
 }

@@ -577,7 +577,7 @@ class Work:
         if evaluation.rank_of(substitute_id) is None:
             await self.send(MessageKind.notbooked, shift, substitute_id, ledger.offers[substitute_id].message.to)
             return Done({**result, "late_yes": substitute_id, "status": "late_yes_not_eligible"})
-        return self._review(
+        return await self._review(
             shift,
             evaluation,
             ledger,
@@ -587,7 +587,7 @@ class Work:
             late_yes=substitute_id,
         )
 
-    def _review(
+    async def _review(
         self,
         shift: ShiftInfo,
         evaluation: Evaluation,
@@ -599,6 +599,8 @@ class Work:
         note: str | None = None,
         late_yes: str | None = None,
     ) -> NeedsReview:
+        # Each candidate's reply history, from the offers of every shift (the SMS gateway's record).
+        everything = await self.gateway.ledger()
         material = review_material(
             shift,
             evaluation,
@@ -609,6 +611,7 @@ class Work:
             note=note,
             late_yes=late_yes,
             rules=self.settings.rules,
+            history=reply_history(everything.shifts.values(), self.now()),
         )
         return NeedsReview(
             queue=QUEUE,
@@ -642,7 +645,7 @@ class Work:
             ledger = (await self.gateway.ledger()).of(shift_id)
         reason = str(payload.get("reason") or "deadline")
         reason_text = str(payload.get("reason_text") or "passet är inte tillsatt")
-        return self._review(shift, evaluation, ledger, people, reason=reason, reason_text=reason_text, note=note)
+        return await self._review(shift, evaluation, ledger, people, reason=reason, reason_text=reason_text, note=note)
 
     # -- decisions -----------------------------------------------------------------------
     async def decide(self, review: ReviewView) -> Carried | None:

@@ -16,11 +16,22 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from robots.bosse.ledger import ShiftLedger
 from robots.bosse.messages import Answer
 
-__all__ = ["PRIOR_WEIGHT", "PRIOR_YES", "SILENCE_AFTER", "WINDOW", "ReplyStats", "reply_history", "timely_yes"]
+__all__ = [
+    "PRIOR_WEIGHT",
+    "PRIOR_YES",
+    "SILENCE_AFTER",
+    "WINDOW",
+    "ReplyStats",
+    "history_material",
+    "history_text",
+    "reply_history",
+    "timely_yes",
+]
 
 #: The yes-share assumed for someone Bosse has never asked, and how many offers' worth it counts.
 PRIOR_YES = 0.5
@@ -86,3 +97,32 @@ def timely_yes(stats: ReplyStats | None, now: datetime, closes: datetime) -> flo
     usual = stats.usual_minutes
     fits = usual is None or now + timedelta(minutes=usual) <= closes
     return stats.yes_share * (1.0 if fits else LATE_FACTOR)
+
+
+def history_material(stats: ReplyStats | None) -> dict[str, Any]:
+    """The reply history as the review material holds it: the counts (for the template, which
+    words them in the page's language) and :func:`history_text`."""
+    stats = stats or ReplyStats()
+    return {
+        "days": WINDOW.days,
+        "asked": stats.offers,
+        "yes": stats.yes,
+        "unanswered": stats.offers - stats.answered,
+        "usual_minutes": round(stats.usual_minutes) if stats.usual_minutes is not None else None,
+        "text": history_text(stats),
+    }
+
+
+def history_text(stats: ReplyStats | None) -> str:
+    """The person's reply history in Swedish for the coordinators, e.g. ``"Svarat ja på 3 av 7
+    förfrågningar de senaste 90 dagarna (2 obesvarade; svarar oftast inom 12 min)"``."""
+    days = WINDOW.days
+    if stats is None or stats.offers == 0:
+        return f"Inga förfrågningar från Bosse de senaste {days} dagarna"
+    text = f"Svarat ja på {stats.yes} av {stats.offers} förfrågningar de senaste {days} dagarna"
+    notes = []
+    if stats.offers > stats.answered:
+        notes.append(f"{stats.offers - stats.answered} obesvarade")
+    if stats.usual_minutes is not None:
+        notes.append(f"svarar oftast inom {round(stats.usual_minutes)} min")
+    return f"{text} ({'; '.join(notes)})" if notes else text

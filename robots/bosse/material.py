@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from robots.bosse.history import ReplyStats, history_material
 from robots.bosse.ledger import ShiftLedger
 from robots.bosse.messages import Answer, shift_label
 from robots.bosse.planning import Evaluation, candidates_for_review
@@ -77,8 +78,13 @@ def review_material(
     note: str | None = None,
     late_yes: str | None = None,
     rules: BosseRules = DEFAULT_RULES,
+    history: Mapping[str, ReplyStats] | None = None,
 ) -> dict[str, Any]:
-    """The JSON material of a ``bosse.unfilled`` review item."""
+    """The JSON material of a ``bosse.unfilled`` review item.
+
+    ``history`` is every substitute's reply history (:func:`robots.bosse.history.reply_history`):
+    each eligible candidate is shown with how they answered Bosse's offers in its window.
+    """
 
     def name(sub: str) -> str:
         person = people.get(sub)
@@ -97,6 +103,7 @@ def review_material(
                 "offer": offer,
                 "status": status if c.reachable else f"{status}; saknar giltigt mobilnummer",
                 "counters": _counters(shift, people.get(c.id), rules),
+                "replies": history_material((history or {}).get(c.id)),
             }
         )
     ineligible = [{"id": sub, "name": name(sub), "reasons": list(reasons)} for sub, reasons in evaluation.ineligible]
@@ -111,10 +118,10 @@ def review_material(
         }
         for e in evaluation.exceptions
     ]
-    history = []
+    events = []
     for event in ledger.history():
         at = datetime.fromisoformat(event["at"])
-        history.append({**event, "at": _local(at), "name": name(event["substitute_id"])})
+        events.append({**event, "at": _local(at), "name": name(event["substitute_id"])})
     order = list(candidates_for_review(evaluation, ledger))
     if late_yes is not None and evaluation.rank_of(late_yes) is not None:
         order = [late_yes, *[s for s in order if s != late_yes]]
@@ -130,7 +137,7 @@ def review_material(
         "eligible": eligible,
         "ineligible": ineligible,
         "exceptions": exceptions,
-        "history": history,
+        "history": events,
         "counts": {
             "eligible": len(eligible),
             "ineligible": len(ineligible),

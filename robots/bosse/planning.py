@@ -361,6 +361,25 @@ def live_offers(shifts: Iterable[ShiftInfo], ledgers: Mapping[str, ShiftLedger])
     return held
 
 
+def _shared(
+    chance: Mapping[str, Mapping[str, float]], remaining: Mapping[str, list[str]], conflicts: _Conflicts
+) -> dict[str, dict[str, float]]:
+    """Each candidate's chance of a timely yes, shared out between the open shifts they could
+    take that exclude each other: one person's yes can fill only one of them, so a shift whose
+    candidates are all wanted elsewhere is scarcer than one with as many people of its own."""
+    wanted: dict[str, list[str]] = {}
+    for sid, subs in remaining.items():
+        for sub in subs:
+            wanted.setdefault(sub, []).append(sid)
+    return {
+        sid: {
+            sub: p / (1 + sum(1 for other in wanted[sub] if other != sid and conflicts.clash(sub, other, sid)))
+            for sub, p in chance[sid].items()
+        }
+        for sid in chance
+    }
+
+
 def _chance_unfilled(
     sid: str,
     chance: Mapping[str, float],
@@ -404,7 +423,8 @@ def plan_offers(
     The scarcest shifts go first: those most likely to go unfilled, judged by each candidate
     left (and each offer still unanswered) and their chance of a timely yes from ``history``
     (:mod:`robots.bosse.history`; without it everyone counts alike, so fewest candidates
-    first). Every shift still looking for someone counts, also one waiting for replies. A
+    first), a candidate left counting in equal parts for each open shift they could take of
+    those that exclude each other (:func:`_shared`). Every shift still looking for someone counts, also one waiting for replies. A
     person who could take several shifts that exclude each other is kept for the scarcest of
     them that is at risk (:data:`KEEP_FOR_SCARCER_FROM`) and held back from the others, which
     take them only when nobody else is left and they cannot wait (:data:`SPARE_ROUNDS`);
@@ -427,11 +447,15 @@ def plan_offers(
         sid: {sub: timely_yes(history.get(sub), now, close_at(by_id[sid], settings)) for sub in remaining[sid]}
         for sid in remaining
     }
+    conflicts = _Conflicts(people, by_id, settings.rules, clash_cache)
+    # What each shift needs (scarcest first, kept for the scarcer) counts shared candidates in
+    # part; what a person is needed for elsewhere counts each other shift as it stands alone.
+    alone = {sid: _chance_unfilled(sid, chance[sid], ledgers[sid], history, now, by_id, settings) for sid in remaining}
+    chance = _shared(chance, remaining, conflicts)
     unfilled = {
         sid: _chance_unfilled(sid, chance[sid], ledgers[sid], history, now, by_id, settings) for sid in remaining
     }
     order = sorted(remaining, key=lambda sid: (-unfilled[sid], by_id[sid].start, sid))
-    conflicts = _Conflicts(people, by_id, settings.rules, clash_cache)
     held = live_offers(shifts, ledgers)
     planned: dict[str, set[str]] = {}
     offers: dict[str, tuple[str, ...]] = {}
@@ -459,7 +483,7 @@ def plan_offers(
                 later.append(sub)
                 continue
             chosen.append(sub)
-        chosen = _least_needed_elsewhere_first(sid, shift, chosen, remaining, unfilled, conflicts, people)
+        chosen = _least_needed_elsewhere_first(sid, shift, chosen, remaining, alone, conflicts, people)
         rounds = int((close_at(shift, settings) - now).total_seconds() // (settings.reply_wait_minutes * 60))
         # Those kept for a scarcer shift are taken from it only when this shift cannot wait.
         picked = (chosen + (later if chosen or rounds <= len(later) + SPARE_ROUNDS else []))[:size]

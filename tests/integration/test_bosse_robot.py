@@ -582,6 +582,13 @@ class TestCoordinators:
         assert all(e["status"].endswith("svarade NEJ") for e in m["eligible"] if e["reachable"])
         assert m["ineligible"] and all(p["reasons"] for p in m["ineligible"])
         assert {e["kind"] for e in m["history"]} == {"offer", "reply"}
+        # Each candidate's reply history, read from the SMS gateway's record of Bosse's offers.
+        for e in m["eligible"]:
+            asked = 1 if e["reachable"] else 0
+            assert (e["replies"]["asked"], e["replies"]["yes"], e["replies"]["unanswered"]) == (asked, 0, 0)
+            assert e["replies"]["text"].startswith(
+                "Svarat ja på 0 av 1 förfrågningar de senaste 90 dagarna" if asked else "Inga förfrågningar"
+            )
 
         chosen = ranked[1]
         ReviewQueue(town.db, town.clock).decide(

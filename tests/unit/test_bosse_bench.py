@@ -32,3 +32,29 @@ def test_short_month(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert results["bosse"]["independent_check_violations"] == 0  # robots/bosse/audit_check.py agrees
     assert results["targets"]["zero_violations"]
     assert code in (0, 1)
+    # The clairvoyant bound: no policy books more, and the legal plan it found is within it.
+    bound = results["bound"]
+    assert bound["shifts"] == 45
+    assert results["bosse"]["booked"] <= bound["bound"] and results["baseline"]["booked"] <= bound["bound"]
+    assert 0 < bound["plan_found"] <= bound["bound"]
+
+
+def test_the_bound_s_plan_breaks_no_rule_and_replies_are_fixed_per_offer(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = load_bench(monkeypatch)
+    import bosse_bound
+
+    # The n-th offer to a person gets the same answer whichever shift it is for and whoever sends it.
+    assert bosse_bound.reply(1, "eager", "V001", 3) == bosse_bound.reply(1, "eager", "V001", 3)
+    assert bosse_bound.reply(1, "silent", "V001", 1) is None
+    month = bench.make_month(1, bench.date(2026, 11, 30), 2, 40, 12)
+    settings = bench.BosseSettings()
+    candidates = {
+        s.id: [p.id for p in month.pool.values() if bench._static_ok(s, p)] for _, d in month.nights for s in d
+    }
+    found = bosse_bound.oracle_bound(month.nights, month.pool, candidates, month.behaviour, 1, settings, time_limit=30)
+    assert found.solution <= found.bound <= 24
+    assert found.plan, "a short month with 40 people has something to book"
+    for person_id, shift_ids in found.plan.items():
+        shifts = [s for _, d in month.nights for s in d if s.id in shift_ids]
+        assert all(person_id in candidates[s.id] for s in shifts)
+        assert bosse_bound._broken(month.pool[person_id], shifts, settings) is None

@@ -179,3 +179,31 @@ def test_within_a_shift_those_least_needed_elsewhere_are_asked_first() -> None:
     plan = plan_offers([a, b], evaluations, ledgers, people, NOW, settings)
     assert plan.order == ("A", "B")
     assert plan.offers["A"] == ("V2",)
+
+
+def test_candidates_wanted_by_another_shift_count_in_part_so_that_shift_is_scarcer() -> None:
+    # DAY and EVE (same day, too little rest between) share V1 and V2: one yes from either
+    # fills only one of them. EARLY has two people of its own (V3, V4, available only then).
+    # Counted alone all three look alike and EARLY, the first to start, would go first.
+    early, day, evening = (
+        shift("EARLY", "2026-12-01T15:00", "2026-12-01T22:00"),
+        shift("DAY", "2026-12-02T07:00", "2026-12-02T16:00"),
+        shift("EVE", "2026-12-02T20:00", "2026-12-03T06:00"),
+    )
+    early_only = (Interval(t("2026-12-01T14:00"), t("2026-12-01T23:00")),)
+    day_two = (Interval(t("2026-12-02T06:00"), t("2026-12-03T07:00")),)
+    people = {p.id: p for p in [person("V1"), person("V2"), person("V3"), person("V4")]}
+    for pid, available in (("V1", day_two), ("V2", day_two), ("V3", early_only), ("V4", early_only)):
+        people[pid] = SubstituteInfo(**{**people[pid].__dict__, "available": available})
+    shifts = [early, day, evening]
+    evaluations = {s.id: evaluate_shift(s, people.values(), SETTINGS.rules) for s in shifts}
+    assert {s: [c.id for c in e.eligible] for s, e in evaluations.items()} == {
+        "EARLY": ["V3", "V4"],
+        "DAY": ["V1", "V2"],
+        "EVE": ["V1", "V2"],
+    }
+    plan = plan_offers(shifts, evaluations, {s.id: ShiftLedger(s.id) for s in shifts}, people, NOW, SETTINGS)
+    assert plan.order == ("DAY", "EVE", "EARLY")
+    # The people of EARLY are nobody else's: it still asks them at once.
+    assert plan.offers["EARLY"] == ("V3", "V4")
+    assert plan.offers["DAY"] == ("V1", "V2") and "EVE" not in plan.offers

@@ -12,6 +12,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from core.scheduler import load_schedules
 from core.settings import PROJECT_ROOT
+from core.web.i18n import translator
+from robots.bosse.history import ReplyStats
 from robots.bosse.ledger import build_ledger
 from robots.bosse.material import QUEUE, review_material, review_summary, review_title
 from robots.bosse.messages import MessageKind, Reference, message_text
@@ -107,7 +109,7 @@ def material(**kw: Any) -> dict[str, Any]:
     )
 
 
-def render(material: dict[str, Any], review: dict[str, Any] | None = None) -> str:
+def render(material: dict[str, Any], review: dict[str, Any] | None = None, lang: str = "sv") -> str:
     # As the web app renders it (core/web/inbox.py): sandboxed and autoescaping.
     env = SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
@@ -122,7 +124,7 @@ def render(material: dict[str, Any], review: dict[str, Any] | None = None) -> st
         "created_at": datetime(2026, 11, 23, 19, 45, tzinfo=UTC),
     }
     return env.get_template(Bosse.review_template or "").render(
-        review=review, material=material, lang="sv", _=lambda s: s
+        review=review, material=material, lang=lang, _=translator(lang)
     )
 
 
@@ -162,6 +164,37 @@ class TestMaterial:
         m = material(late_yes="V3")
         assert m["proposed"] == "V3"
         assert review_title(SHIFT, late_yes="V3").startswith("Sent ja från V3 för pass P101")
+
+
+class TestReplyHistory:
+    """Each candidate is shown with how they answered Bosse's offers in the last 90 days."""
+
+    HISTORY = {"V1": ReplyStats(offers=7, answered=5, yes=3, minutes=(4.0, 10.0, 12.0, 30.0, 50.0))}
+
+    def test_material_and_text(self) -> None:
+        m = material(history=self.HISTORY)
+        replies = {e["id"]: e["replies"] for e in m["eligible"]}
+        assert replies["V1"] == {
+            "days": 90,
+            "asked": 7,
+            "yes": 3,
+            "unanswered": 2,
+            "usual_minutes": 12,
+            "text": "Svarat ja på 3 av 7 förfrågningar de senaste 90 dagarna (2 obesvarade; svarar oftast inom 12 min)",
+        }
+        assert replies["V2"]["text"] == "Inga förfrågningar från Bosse de senaste 90 dagarna"
+        assert replies["V2"]["asked"] == 0
+
+    def test_shown_in_swedish_and_english(self) -> None:
+        m = material(history=self.HISTORY)
+        sv = render(m)
+        assert "Svarshistorik" in sv
+        assert "Svarat ja på 3 av 7 förfrågningar de senaste 90 dagarna (2 obesvarade; svarar oftast inom 12 min)" in sv
+        assert "Inga förfrågningar från Bosse de senaste 90 dagarna" in sv
+        en = render(m, lang="en")
+        assert "Reply history" in en
+        assert "Said yes to 3 of 7 requests in the last 90 days (2 unanswered; usually answers within 12 min)" in en
+        assert "No requests from Bosse in the last 90 days" in en
 
 
 class TestTemplate:
