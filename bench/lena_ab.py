@@ -1,7 +1,7 @@
 """Lena's solver with and without a change, on Mankowska instances, interleaved, on a CPU-seconds budget.
 
     .venv/bin/python bench/lena_ab.py --set robots.lena.solver.KICK_AFTER=0 --seeds 2 --cpu-seconds 40 \
-        --instances 75_1,75_2 [--data DIR] [--out bench/results/lena_ab.jsonl]
+        --instances 75_1,75_2 [--both module.NAME=literal] [--work-limit N] [--data DIR] [--out bench/results/lena_ab.jsonl]
 
 For each instance and seed the solver runs twice, one solve right after the other: as the code stands
 (``new``) and with the module constants of ``--set`` changed (``old``; ``module.NAME=python literal``,
@@ -45,6 +45,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=SHARED_DATA / "mankowska", help="folder of the JSON instances")
     parser.add_argument("--set", action="append", default=[], help="module.NAME=literal for the old run")
+    parser.add_argument("--both", action="append", default=[], help="module.NAME=literal for both runs")
+    parser.add_argument(
+        "--work-limit",
+        type=int,
+        help="the solver's work limit (LNS moves, PyVRP iterations and OR-Tools solutions per step, and a fixed "
+        "number of steps): the two runs are then the same search up to the change, whatever the load",
+    )
     parser.add_argument("--seeds", default="1")
     parser.add_argument("--cpu-seconds", type=float, default=40.0)
     parser.add_argument("--instances", required=True, help="comma-separated, e.g. 75_1,75_2,100_1")
@@ -54,6 +61,11 @@ def main() -> None:
     for item in args.set:
         key, _, literal = item.partition("=")
         old[key] = ast.literal_eval(literal)
+    both: dict[str, object] = {}
+    for item in args.both:
+        key, _, literal = item.partition("=")
+        both[key] = ast.literal_eval(literal)
+    _apply(both)
     new = {key: getattr(importlib.import_module(key.rsplit(".", 1)[0]), key.rsplit(".", 1)[1]) for key in old}
     best = published(args.data)
     time.monotonic = time.process_time  # the solver (and PyVRP) budget CPU seconds of this process
@@ -66,12 +78,15 @@ def main() -> None:
             for seed in (int(s) for s in args.seeds.split(",")):
                 for label, settings in (("old", old), ("new", new)):
                     _apply(settings)
-                    r = run(instance, time_limit=args.cpu_seconds, seed=seed, strategy="auto")
+                    r = run(
+                        instance, time_limit=args.cpu_seconds, seed=seed, strategy="auto", work_limit=args.work_limit
+                    )
                     row = {
                         "instance": name,
                         "seed": seed,
                         "code": label,
-                        "set": {k: repr(v) for k, v in settings.items()},
+                        "set": {k: repr(v) for k, v in {**both, **settings}.items()},
+                        "work_limit": args.work_limit,
                         "gap": gap(r["objective"], best[name]) if r["feasible"] else None,
                         **{k: r[k] for k in ("objective", "distance", "total_tardiness", "max_tardiness", "engine")},
                         "cpu_seconds": r["cpu_seconds"],
