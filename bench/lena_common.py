@@ -49,13 +49,16 @@ def conditions(**extra: Any) -> dict[str, Any]:
     }
 
 
-def run(instance: Instance, *, time_limit: float, seed: int, strategy: str) -> dict[str, Any]:
+def run(
+    instance: Instance, *, time_limit: float, seed: int, strategy: str, work_limit: int | None = None
+) -> dict[str, Any]:
     """Solve ``instance`` once; the format's figures plus the independent check's verdict."""
     opts = SolverOptions(
         time_limit=time_limit,
         seed=seed,
         strategy=strategy,  # type: ignore[arg-type]
         weights=instance.weights,
+        work_limit=work_limit,
     )
     load = os.getloadavg()[0]
     began, cpu = time.monotonic(), time.process_time()

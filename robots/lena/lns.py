@@ -19,7 +19,7 @@ import time
 
 from robots.lena.construct import Greedy
 
-__all__ = ["improve"]
+__all__ = ["improve", "perturb"]
 
 #: Cumulative chances of the removals: related (Shaw), worst, random, a whole day. Worst removal is
 #: off: on Mankowska 100_1 it cost 25 points of gap; it stays for experiments.
@@ -147,3 +147,35 @@ def improve(start: Greedy, *, seconds: float, seed: int, iterations: int | None 
         done = moves / iterations if iterations else (time.monotonic() - began) / max(seconds, 1e-9)
         temperature = start_temperature * END_TEMPERATURE ** min(1.0, done) if soft else temperature * HARD_COOLING
     return best, moves
+
+
+def perturb(start: Greedy, *, share: float, seed: int) -> Greedy:
+    """``start`` with about ``share`` of its visits taken out (several related groups, now and then a whole
+    day) and put back by the greedy (double-staffed visits first, then by latest start), whatever that costs:
+    a kick out of a local optimum that the search's own moves (a few visits at a time) and OR-Tools' and
+    PyVRP's polishing no longer leave. Deterministic for a seed; a visit that no longer fits stays out
+    (the next step of the search puts it back, or pays for it).
+    """
+    rng = random.Random(seed)
+    g = start.clone()
+    tasks = g.net.tasks
+    n_visits = sum(1 for t in tasks if not t.is_break)
+    target = max(MIN_REMOVE, round(share * n_visits))
+    chosen: set[int] = set()
+    touched: set[int] = set()
+    while len(chosen) < target:
+        size = min(target - len(chosen), rng.randint(MIN_REMOVE, max(MIN_REMOVE + 1, target // 3)))
+        group = _route(g, rng, size) if rng.random() < 0.3 else _related(g, rng, size)
+        group -= chosen
+        if not group:
+            break
+        for k in group:
+            touched |= g.remove(k)
+        chosen |= group
+    g.compact_all(vehicles=touched if g.push else None)
+    g.evicted = []
+    missing = [k for k in range(len(tasks)) if k not in g.placed and not tasks[k].is_break]
+    rng.shuffle(missing)
+    missing.sort(key=lambda k: (tasks[k].visit.locked is None, tasks[k].visit.staff_count != 2, tasks[k].visit.latest))
+    g.insert_all(missing)
+    return g

@@ -28,7 +28,7 @@ from typing import Literal
 from core.api import RobotError
 from robots.lena.check import TravelTable, Violation, check_plan
 from robots.lena.construct import Greedy
-from robots.lena.lns import improve
+from robots.lena.lns import improve, perturb
 from robots.lena.metrics import PlanMetrics, Weights, evaluate
 from robots.lena.model import Plan, Problem, Route, Unassigned
 from robots.lena.polish import can_polish, polish
@@ -58,6 +58,18 @@ POLISH_SLACK = 0.4
 #: Their steps and shares of the time: a start, then the rest in turn until the time is up.
 POLISH_START: tuple[tuple[str, float], ...] = (("lns", 0.1),)
 POLISH_REPEAT: tuple[tuple[str, float], ...] = (("pyvrp", 0.05), ("ortools", 0.1), ("pyvrp", 0.05), ("lns", 0.1))
+#: With a work limit, this many steps after the start.
+POLISH_WORK_STEPS = 2 * len(POLISH_REPEAT)
+#: After this many steps in a row without a cheaper plan, the best plan is kicked (:func:`robots.lena.lns.perturb`:
+#: some of its visits taken out and put back, kept whatever it costs) and the steps go on from there (0: never).
+#: On a 75-patient Mankowska day the steps settle in one plan within about 15 of the 60 seconds and then gain
+#: nothing; at a fixed work limit (the same search up to the first kick) kicks took 75_5 from 12.2 to 1.3 % above
+#: the best published and left the other days measured as they were (docs/benchmarks.md, 2026-12-07; at 60 s
+#: not shown). A kick is only made before an LNS step: about once every 30 % of the time.
+KICK_AFTER = 3
+#: The share of the visits a kick moves: 0.1 raised a 75-patient plan's cost by 10-30 %, which the next steps win
+#: back into another plan; restarting from the greedy's start plan instead found the same plan again (75_1).
+KICK_SHARE = 0.1
 #: Other days (breaks, continuity per person) skip OR-Tools' rounds, the LNS getting all the time, when
 #: OR-Tools' transit matrices would take more than this (:meth:`Network.model_bytes`): at 1,000 visits
 #: and 150 staff, each with their own continuity costs, one model took 1.9 GB and 11-12 CPU seconds to
@@ -272,19 +284,26 @@ def _lns_and_polish(
 ) -> tuple[Greedy, str]:
     """The steps of :data:`POLISH_START`, then of :data:`POLISH_REPEAT` in turn until the time is up.
 
-    Each step's result is kept only when it is cheaper (the LNS returns the best plan it saw).
+    Each step's result is kept only when it is cheaper (the LNS returns the best plan it saw). When
+    :data:`KICK_AFTER` steps in a row gained nothing, the best plan is kicked (:func:`perturb`) and the
+    steps go on from there; the best plan seen is returned.
     """
     state, total = greedy, max(0.0, left())
+    best = state
     durations = sorted(t.visit.duration for t in greedy.net.tasks)
     slack = round(POLISH_SLACK * durations[len(durations) // 2])
     used: list[str] = ["greedy"]
     plan = itertools.chain(POLISH_START, itertools.cycle(POLISH_REPEAT))
+    stale = kicks = 0
     for step, (kind, share) in enumerate(plan):
         seconds = total * share
         if left() - seconds < 0.5 * seconds:  # too little would be left for another step: take it all
             seconds = left()
-        if seconds < 0.2 or (opts.work_limit is not None and step >= len(POLISH_START) + 2 * len(POLISH_REPEAT)):
+        if seconds < 0.2 or (opts.work_limit is not None and step >= len(POLISH_START) + POLISH_WORK_STEPS):
             break  # (with a work limit a fixed number of steps, so that the plan does not depend on the machine)
+        if KICK_AFTER and stale >= KICK_AFTER and kind == "lns":
+            kicks += 1
+            state, stale = perturb(best, share=KICK_SHARE, seed=opts.seed * 7919 + step), 0
         better: Greedy | None
         if kind == "lns":
             better, _ = improve(state, seconds=seconds, seed=opts.seed + step, iterations=opts.work_limit)
@@ -296,7 +315,13 @@ def _lns_and_polish(
             state = better
             if kind not in used:
                 used.append(kind)
-    return state, "+".join(used)
+        if state.cost() < best.cost() - 1e-9:
+            best, stale = state, 0
+        else:
+            stale += 1
+    if kicks:
+        used.append(f"kicks({kicks})")
+    return best, "+".join(used)
 
 
 def _guard(problem: Problem, plan: Plan, table: TravelTable) -> tuple[Plan, list[Violation]]:

@@ -6,8 +6,10 @@ import random
 
 import pytest
 
+import robots.lena.solver as solver_module
 from robots.lena.check import TravelTable, check_plan
 from robots.lena.construct import Greedy
+from robots.lena.lns import perturb
 from robots.lena.metrics import Weights
 from robots.lena.model import HistoryEntry, Plan, Problem, Sync
 from robots.lena.polish import can_polish, polish, timetable
@@ -137,3 +139,31 @@ class TestSolverPath:
         p = soft_day(130, 12, 3)
         opts = SolverOptions(time_limit=600.0, seed=4, work_limit=20)  # the work limit binds, not the clock
         assert solve(p, opts).plan == solve(p, opts).plan
+
+
+class TestKick:
+    """The kick out of a local optimum (robots.lena.lns.perturb) and when the solver uses it."""
+
+    def test_kicked_plan_keeps_every_rule_and_visit(self) -> None:
+        p = soft_day(60, 9, 4)
+        g = state(p)
+        assert not g.insert_all()
+        kicked = perturb(g, share=0.3, seed=2)
+        assert kicked.placed == g.placed
+        assert kicked.plan_routes() != g.plan_routes()  # a third of the visits moved somewhere
+        assert check_plan(p, Plan(tuple(kicked.plan_routes()), ())) == []
+        assert perturb(g, share=0.3, seed=2).plan_routes() == kicked.plan_routes()  # deterministic for a seed
+
+    def test_the_solver_kicks_when_the_steps_stall(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # A small day taken the big days' way: its plan is found at once and no step improves on it, so
+        # every step stalls; with the kicks on the solver kicks, and still returns the best plan it saw.
+        p = soft_day(12, 3, 5)
+        opts = SolverOptions(time_limit=600.0, seed=1, work_limit=5)
+        monkeypatch.setattr(solver_module, "POLISH_MIN_TASKS", 0)
+        monkeypatch.setattr(solver_module, "KICK_AFTER", 0)
+        without = solve(p, opts)
+        monkeypatch.setattr(solver_module, "KICK_AFTER", 2)
+        kicked = solve(p, opts)
+        assert "kicks(" in kicked.engine and "kicks(" not in without.engine
+        assert check_plan(p, kicked.plan) == [] and kicked.plan.unassigned == ()
+        assert kicked.metrics.objective <= without.metrics.objective
