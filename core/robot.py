@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import abc
 import typing
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -262,6 +262,10 @@ class Robot(abc.ABC, Generic[SettingsT]):
     effects: ClassVar[EffectsDeclaration | None] = None
     #: Template (package-relative ``module:path``) used to render review items.
     review_template: ClassVar[str | None] = None
+    #: What people see instead of a review queue's name, in Swedish (``{"ronney.application":
+    #: "ansökningar"}`` is shown as "Ronney: ansökningar"); a queue without a label shows its
+    #: name, the engine's ``<robot>.exceptions`` "<Robot>: undantag".
+    queue_labels: ClassVar[Mapping[str, str]] = {}
     #: False when ``process`` writes to an external system in a way that must not be
     #: repeated blindly: an item whose worker died mid-process becomes ``uncertain`` and
     #: goes to a person instead of being retried.

@@ -117,6 +117,13 @@ EN: dict[str, str] = {
     "klara": "done",
     "Att granska": "To review",
     "att granska": "to review",
+    # Review queues as people see them (robots' queue_labels; "Ronney: ansökningar").
+    "undantag": "exceptions",
+    "ansökningar": "applications",
+    "kompletteringar": "requests for more information",
+    "hemtjänstplaner": "home-care plans",
+    "obemannade pass": "unfilled shifts",
+    "avvikelser i lönesystemet": "differences in the payroll system",
     "Undantag": "Exceptions",
     "Osäkra": "Uncertain",
     "osäkra": "uncertain",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from core.api import Carried, Done, EffectFacts, Measured, NeedsReview, NewItem, Robot
 from robots.bosse.effects import EFFECTS, measure
 from robots.bosse.flow import Work
-from robots.bosse.material import shift_started
+from robots.bosse.material import QUEUE, shift_started
 from robots.bosse.settings import BosseSettings
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class Bosse(Robot[BosseSettings]):
         return measure(facts)
 
     review_template = "review.html"
+    queue_labels = {QUEUE: "obemannade pass"}
     #: Every write (SMS, booking) is keyed by reference and checked before it is made, so an
     #: item whose worker died can safely be taken over and done again.
     side_effects_repeatable = True

@@ -114,6 +114,7 @@ class Harry(Robot[HarrySettings]):
         return measure(facts)
 
     review_template = "robots.harry:templates/review.html"
+    queue_labels = {DEVIATION_QUEUE: "avvikelser i lönesystemet"}
     side_effects_repeatable = False
 
     def __init__(self, settings: HarrySettings | None = None) -> None:

@@ -164,6 +164,7 @@ class LenaRobot(Robot[LenaSettings]):
         return measure(facts)
 
     review_template = "review.html"
+    queue_labels = {"lena.plan": "hemtjänstplaner"}
 
     @property
     def conf(self) -> LenaSettings:

@@ -103,6 +103,7 @@ class Ronney(Robot[RonneySettings]):
     )
     effects = EFFECTS
     review_template = "review.html"
+    queue_labels = {APPLICATION_QUEUE: "ansökningar", COMPLEMENT_QUEUE: "kompletteringar"}
 
     @classmethod
     def measure_effects(cls, facts: EffectFacts) -> Measured:

@@ -159,6 +159,35 @@ class TestInbox:
             assert (await client.get("/ops")).status_code == 403
 
 
+class Labelled(ExampleRobot):
+    """A robot that names its review queue for people."""
+
+    queue_labels = {"example.review": "ansökningar"}
+
+
+class TestQueueLabels:
+    """Case workers see "Exempelroboten: ansökningar", not the queue's technical name."""
+
+    async def test_queues_are_shown_by_the_robot_and_its_label(self, lite: WebEnv, tmp_path: Path) -> None:
+        env = make_web_env(lite.db, tmp_path / "labelled", robots={"example": Labelled}, users=False)
+        item = add_review(env, title="Ansökan")
+        add_review(env, queue="example.exceptions", kind=ReviewKind.exception, title="Undantaget")
+        add_review(env, queue="other.review", title="Annan robot")  # no such robot: its name as it is
+        async with web_client(env.app) as client:
+            csrf = await login(client, "erik")
+            page = (await client.get("/inbox")).text
+            assert ">Exempelroboten: ansökningar</a>" in page
+            assert ">Exempelroboten: undantag</a>" in page
+            assert ">other.review</a>" in page
+            assert "<td>Exempelroboten: ansökningar <span" in page
+            assert 'value="example.review"' in page  # the filter still sends the queue's name
+            opened = (await client.get(f"/inbox/items/{item}")).text
+            assert '<p class="meta">Exempelroboten: ansökningar · 0000 · Beslut' in opened
+            await client.post("/lang", data={"lang": "en", "next": "/inbox", "csrf_token": csrf})
+            english = (await client.get("/inbox")).text
+            assert ">Exempelroboten: applications</a>" in english and ">Exempelroboten: exceptions</a>" in english
+
+
 class TestItemPage:
     """Opening an item is an audited access; the material is rendered."""
 
