@@ -8,9 +8,11 @@ it advances the head, computes the new hash in the database (``sha256`` over the
 canonical JSON, built here with the seq and the previous hash left as gaps) and inserts the
 event, so the lock is never held while this process waits for a round trip or for its
 turn to run Python; the lock ends with the caller's commit (at once, for a statement on its
-own: :meth:`core.storage.db.Database.statement_session`). ``verify`` walks the chain and names the first bad seq;
-a checkpoint (seq + hash kept outside the database, :mod:`core.audit_checkpoint`) detects
-truncation of the tail and a rewrite of the whole chain.
+own: :meth:`core.storage.db.Database.statement_session`).
+
+``verify`` walks the chain and names the first bad seq; a checkpoint (seq + hash kept
+outside the database, :mod:`core.audit_checkpoint`) detects truncation of the tail and a
+rewrite of the whole chain.
 
 Why no keyed hash (HMAC): every process that appends (web, workers, scheduler) would need
 the key, so an intruder on an application host has it along with the database password;

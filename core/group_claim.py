@@ -13,8 +13,9 @@ finish fast the claims grow, up to ``prefetch_max``: a claim leases what the run
 in about :data:`PREFETCH_HORIZON` seconds at its pace since the previous claim, so a run
 of no-op-fast items sends one claim per hundred items, and a run of slow items (a browser
 robot's seconds per item) stays at ``prefetch``. How many requests the external systems get
-at once is the tasks' number (``worker.concurrency``), which this never changes. A buffered
-item
+at once is the tasks' number (``worker.concurrency``), which this never changes.
+
+A buffered item
 
 - keeps its lease: a heartbeat extends it, and an item whose lease was lost leaves the
   buffer (another worker owns it);

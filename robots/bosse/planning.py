@@ -424,9 +424,9 @@ def plan_offers(
     left (and each offer still unanswered) and their chance of a timely yes from ``history``
     (:mod:`robots.bosse.history`; without it everyone counts alike, so fewest candidates
     first), a candidate left counting in equal parts for each open shift they could take of
-    those that exclude each other (:func:`_shared`). Every shift still looking for someone counts, also one waiting for replies. A
-    person who could take several shifts that exclude each other is kept for the scarcest of
-    them that is at risk (:data:`KEEP_FOR_SCARCER_FROM`) and held back from the others, which
+    those that exclude each other (:func:`_shared`). Every shift still looking for someone
+    counts, also one waiting for replies. A person who could take several shifts that exclude
+    each other is kept for the scarcest of them that is at risk (:data:`KEEP_FOR_SCARCER_FROM`) and held back from the others, which
     take them only when nobody else is left and they cannot wait (:data:`SPARE_ROUNDS`);
     within a shift, those other shifts need least are asked first. Nobody is offered a shift
     that a yes to an offer they already hold would make illegal; and each shift asks only as

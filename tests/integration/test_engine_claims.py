@@ -70,21 +70,27 @@ def rows(stores: MemoryStores, tenant: str = "1081") -> list[tuple[str, ItemStat
     return sorted((i.reference, i.status, i.attempts, i.lease_owner) for i in found)
 
 
+def counting_claims(stores: MemoryStores) -> list[int]:
+    """The size of every claim statement the run sends (appended as they return)."""
+    sizes: list[int] = []
+    claim = stores.queue.claim
+
+    def counted(*args: object, **kwargs: object) -> list[WorkItemView]:
+        found = claim(*args, **kwargs)  # type: ignore[arg-type]
+        sizes.append(len(found))
+        return found
+
+    stores.queue.claim = counted  # type: ignore[method-assign]
+    return sizes
+
+
 class TestGroupClaim:
     """What a user relies on when a run's tasks claim together and lease a few items ahead."""
 
     def test_the_run_claims_in_shared_statements_and_finishes_each_item_once(self, tmp_path: Path) -> None:
         cls = robot(count=40)
         engine, stores = engine_for(tmp_path, MemoryStores(FakeClock()), cls, concurrency=4, prefetch=10)
-        claims: list[int] = []
-        claim = stores.queue.claim
-
-        def counted(*args: object, **kwargs: object) -> list[WorkItemView]:
-            found = claim(*args, **kwargs)  # type: ignore[arg-type]
-            claims.append(len(found))
-            return found
-
-        stores.queue.claim = counted  # type: ignore[method-assign]
+        claims = counting_claims(stores)
         summary = asyncio.run(engine.run("batch", "1081"))
         assert summary.status == RunStatus.succeeded and summary.counts["done"] == 40
         assert sorted(ref for _, ref in cls.order) == [f"r{i:02d}" for i in range(40)]  # each processed once
@@ -218,20 +224,6 @@ class TestStopDuringCollect:
         assert summary.status == RunStatus.interrupted and cls.closed == [True]
         assert summary.counts["collected"] == 4 and cls.processed == [f"r{i:02d}" for i in range(4)]
         assert rows(stores) == []  # a dry run queues nothing
-
-
-def counting_claims(stores: MemoryStores) -> list[int]:
-    """The size of every claim statement the run sends (appended as they return)."""
-    sizes: list[int] = []
-    claim = stores.queue.claim
-
-    def counted(*args: object, **kwargs: object) -> list[WorkItemView]:
-        found = claim(*args, **kwargs)  # type: ignore[arg-type]
-        sizes.append(len(found))
-        return found
-
-    stores.queue.claim = counted  # type: ignore[method-assign]
-    return sizes
 
 
 class TestAdaptivePrefetch:
