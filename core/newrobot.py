@@ -173,6 +173,9 @@ class $cls(Robot[${cls}Settings]):
     display_name = "$display"
     description = "Checks case files and prepares the ones that need a person's decision."
     review_template = "review.html"
+    # The review queue as people see it ("$display: ärenden att granska"), and its English.
+    queue_labels = {"$name.review": "ärenden att granska"}
+    messages = {"en": {"ärenden att granska": "cases to review"}}
     # The four questions (why, what value, when, how measured), in Swedish: shown on /effekter.
     effects = EffectsDeclaration(
         why="Ärenden kontrolleras för hand, ett i taget.",

@@ -266,6 +266,10 @@ class Robot(abc.ABC, Generic[SettingsT]):
     #: "ansökningar"}`` is shown as "Ronney: ansökningar"); a queue without a label shows its
     #: name, the engine's ``<robot>.exceptions`` "<Robot>: undantag".
     queue_labels: ClassVar[Mapping[str, str]] = {}
+    #: Translations of the Swedish texts the robot shows people (its queue labels, the ``_()``
+    #: texts of its review template), per language: ``{"en": {"ansökningar": "applications"}}``.
+    #: Looked up before the web app's own texts, so a plugin brings its English with it.
+    messages: ClassVar[Mapping[str, Mapping[str, str]]] = {}
     #: False when ``process`` writes to an external system in a way that must not be
     #: repeated blindly: an item whose worker died mid-process becomes ``uncertain`` and
     #: goes to a person instead of being retried.
@@ -382,4 +386,28 @@ class Robot(abc.ABC, Generic[SettingsT]):
                 ):
                     if len(set(keys)) != len(keys):
                         problems.append(f"effects declares a {kind} key twice")
+        problems += _text_problems(cls)
         return problems
+
+
+def _text_problems(cls: type[Robot]) -> list[str]:
+    """What is wrong with a robot's ``queue_labels`` and ``messages`` (texts shown to people)."""
+    problems: list[str] = []
+    labels = getattr(cls, "queue_labels", {})
+    if not isinstance(labels, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in labels.items()
+    ):
+        problems.append("queue_labels must map queue names to non-empty Swedish texts")
+    messages = getattr(cls, "messages", {})
+    if not isinstance(messages, Mapping):
+        return [*problems, "messages must map a language code to a table of texts"]
+    for lang, table in messages.items():
+        if lang == "sv":
+            problems.append("messages['sv'] is not needed: the Swedish text is the message id")
+        elif not (isinstance(lang, str) and len(lang) == 2 and lang.isalpha() and lang.islower()):
+            problems.append(f"messages has {lang!r}, which is not a two-letter language code")
+        elif not isinstance(table, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in table.items()
+        ):
+            problems.append(f"messages[{lang!r}] must map Swedish texts to non-empty translations")
+    return problems

@@ -36,7 +36,7 @@ from core.web.auth import (
     check_csrf,
     session_cookie_name,
 )
-from core.web.i18n import LANGUAGES, Translator, label, local_time, normalise_lang, translator
+from core.web.i18n import LANGUAGES, label, local_time, normalise_lang, robot_translator, translator
 from core.web.oidc import OidcClient
 from core.web.pagecache import FiguresCache
 from core.web.saml import SamlServiceProvider
@@ -190,7 +190,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         Role=Role,
         when=lambda value, fmt="%Y-%m-%d %H:%M": local_time(value, ctx.zone, fmt),
         label=lambda value: _(label(str(value))),
-        queue_label=lambda queue, tenant=None: queue_label(ctx.registry, ctx.settings, str(queue), tenant, _),
+        queue_label=lambda queue, tenant=None: queue_label(ctx.registry, ctx.settings, str(queue), tenant, lang),
         who=lambda actor: (actor or "").removeprefix("user:"),
         mfa_off=not ctx.web.mfa_required,
         **context,
@@ -198,12 +198,12 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-def queue_label(registry: Registry, settings: Settings, queue: str, tenant: str | None, _: Translator) -> str:
+def queue_label(registry: Registry, settings: Settings, queue: str, tenant: str | None, lang: str) -> str:
     """A review queue as people see it: "Ronney: ansökningar", else the queue's name.
 
     The robot's name is the one its municipality shows (``display_name`` in the settings);
-    the label comes from the robot's ``queue_labels`` (Swedish; English where the web
-    app's messages have it). The engine's own ``<robot>.exceptions`` queue is "undantag".
+    the label comes from the robot's ``queue_labels`` (Swedish), translated by the robot's
+    own ``messages``. The engine's own ``<robot>.exceptions`` queue is "undantag".
     """
     robot, _dot, rest = queue.partition(".")
     cls = registry.robots.get(robot)
@@ -212,6 +212,7 @@ def queue_label(registry: Registry, settings: Settings, queue: str, tenant: str 
     text = cls.queue_labels.get(queue) or ("undantag" if rest == "exceptions" else None)
     if not text:
         return queue
+    _ = robot_translator(cls, lang)
     return f"{settings.robot_display_name(robot, tenant, cls.display_name)}: {_(text)}"
 
 

@@ -1,13 +1,15 @@
 """Swedish by default, English on request: the Swedish text is the message id.
 
 ``_("Inkorg")`` gives "Inkorg" in Swedish and "Inbox" in English; keyword arguments fill
-``{placeholders}`` after translating. Text without an English translation (e.g. in a robot's
-own template) is shown as written. The English texts live in ``messages_en.py``.
+``{placeholders}`` after translating. Text without an English translation is shown as
+written. The web app's English texts live in ``messages_en.py``; a robot brings the
+translations of its own texts (its queue labels, its review template) in its ``messages``
+class attribute, looked up before the web app's, so a plugin needs no change to the core.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,15 +20,22 @@ LANGUAGES = {"sv": "Svenska", "en": "English"}
 Translator = Callable[..., str]
 
 
-def translator(lang: str) -> Translator:
-    """The translation function for ``lang`` (``sv`` or ``en``)."""
-    table = EN if lang == "en" else {}
+def translator(lang: str, own: Mapping[str, str] | None = None) -> Translator:
+    """The translation function for ``lang`` (``sv`` or ``en``); ``own`` texts before the web app's."""
+    base: Mapping[str, str] = EN if lang == "en" else {}
+    first: Mapping[str, str] = own or {}
 
     def _(text: str, **kwargs: Any) -> str:
-        out = table.get(text, text)
+        out = first.get(text) or base.get(text, text)
         return out.format(**kwargs) if kwargs else out
 
     return _
+
+
+def robot_translator(robot: type[Any] | None, lang: str) -> Translator:
+    """The translation function for a robot's texts: its own ``messages[lang]``, then the web app's."""
+    own = getattr(robot, "messages", {}).get(lang) if robot is not None else None
+    return translator(lang, own)
 
 
 def normalise_lang(value: str | None, default: str = "sv") -> str:

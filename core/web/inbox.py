@@ -26,7 +26,7 @@ from core.storage.models import Artifact, ReviewComment, ReviewItem, ReviewKind,
 from core.storage.web_models import ReviewTiming, Role, User, UserRole
 from core.web.auth import Forbidden, NotFound, Principal
 from core.web.deps import WebContext
-from core.web.i18n import Translator, label, local_time
+from core.web.i18n import Translator, label, local_time, robot_translator
 
 log = get_logger("kollega.web.inbox")
 FOUR_EYES_MESSAGE = (
@@ -466,7 +466,6 @@ def render_material(
     ctx: WebContext,
     row: ReviewItem,
     lang: str,
-    _: Translator,
     artifact_url: ArtifactUrl = no_artifacts,
     entered: dict[str, str] | None = None,
 ) -> Markup | None:
@@ -476,7 +475,8 @@ def render_material(
     prepared matter but a problem report. ``artifact_url(id)`` (in the template's context)
     gives an artifact's URL, or None when the person may not see artifacts. ``entered`` holds
     the robot's own decision fields a refused decision carried (``data.<key>`` → ``key``), so the
-    template shows them again and nothing the person typed is lost.
+    template shows them again and nothing the person typed is lost. The template's ``_``
+    translates with the robot's own ``messages`` first, then the web app's.
     """
     if row.kind != ReviewKind.decision:
         return None
@@ -493,7 +493,7 @@ def render_material(
             review=review_dict(row),
             material=row.material or {},
             lang=lang,
-            _=_,
+            _=robot_translator(ctx.registry.robots.get(row.robot), lang),
             artifact_url=artifact_url,
             entered=dict(entered or {}),
         )

@@ -117,13 +117,8 @@ EN: dict[str, str] = {
     "klara": "done",
     "Att granska": "To review",
     "att granska": "to review",
-    # Review queues as people see them (robots' queue_labels; "Ronney: ansökningar").
+    # Review queues: the engine's own exceptions queue (robots bring their own labels' texts).
     "undantag": "exceptions",
-    "ansökningar": "applications",
-    "kompletteringar": "requests for more information",
-    "hemtjänstplaner": "home-care plans",
-    "obemannade pass": "unfilled shifts",
-    "avvikelser i lönesystemet": "differences in the payroll system",
     "Undantag": "Exceptions",
     "Osäkra": "Uncertain",
     "osäkra": "uncertain",
@@ -501,10 +496,4 @@ EN: dict[str, str] = {
     "{robot}: mått för {month}": "{robot}: measures for {month}",
     "{robot}: sparad tid för {month}": "{robot}: time saved in {month}",
     "Ogiltig månad: ange den som ÅÅÅÅ-MM, till exempel 2026-11.": "Invalid month: give it as YYYY-MM, for example 2026-11.",
-    # Bosse's review (robots/bosse/templates/review.html): each candidate's reply history
-    "Svarshistorik": "Reply history",
-    "Svarat ja på {yes} av {asked} förfrågningar de senaste {days} dagarna": "Said yes to {yes} of {asked} requests in the last {days} days",
-    "{n} obesvarade": "{n} unanswered",
-    "svarar oftast inom {minutes} min": "usually answers within {minutes} min",
-    "Inga förfrågningar från Bosse de senaste {days} dagarna": "No requests from Bosse in the last {days} days",
 }

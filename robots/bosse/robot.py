@@ -20,6 +20,7 @@ from robots.bosse.effects import EFFECTS, measure
 from robots.bosse.flow import Work
 from robots.bosse.material import QUEUE, shift_started
 from robots.bosse.settings import BosseSettings
+from robots.bosse.texts_en import EN as MESSAGES_EN
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -50,6 +51,7 @@ class Bosse(Robot[BosseSettings]):
 
     review_template = "review.html"
     queue_labels = {QUEUE: "obemannade pass"}
+    messages = {"en": MESSAGES_EN}
     #: Every write (SMS, booking) is keyed by reference and checked before it is made, so an
     #: item whose worker died can safely be taken over and done again.
     side_effects_repeatable = True

@@ -115,6 +115,7 @@ class Harry(Robot[HarrySettings]):
 
     review_template = "robots.harry:templates/review.html"
     queue_labels = {DEVIATION_QUEUE: "avvikelser i lönesystemet"}
+    messages = {"en": {"avvikelser i lönesystemet": "differences in the payroll system"}}
     side_effects_repeatable = False
 
     def __init__(self, settings: HarrySettings | None = None) -> None:

@@ -165,6 +165,7 @@ class LenaRobot(Robot[LenaSettings]):
 
     review_template = "review.html"
     queue_labels = {"lena.plan": "hemtjänstplaner"}
+    messages = {"en": {"hemtjänstplaner": "home-care plans"}}
 
     @property
     def conf(self) -> LenaSettings:

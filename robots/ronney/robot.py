@@ -72,6 +72,7 @@ from robots.ronney.protection import carry_out_restricted, gate_review
 from robots.ronney.services import Registers
 from robots.ronney.settings import RonneySettings
 from robots.ronney.tables import NormTable, deployment_dir, find_table, search_dirs
+from robots.ronney.texts_en import EN as MESSAGES_EN
 from robots.ronney.warnings import STATE_TEXT, apply_case_worker, keyed, state_key, update_states
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ class Ronney(Robot[RonneySettings]):
     effects = EFFECTS
     review_template = "review.html"
     queue_labels = {APPLICATION_QUEUE: "ansökningar", COMPLEMENT_QUEUE: "kompletteringar"}
+    messages = {"en": MESSAGES_EN}
 
     @classmethod
     def measure_effects(cls, facts: EffectFacts) -> Measured:

@@ -91,7 +91,7 @@ def test_a_generated_robot_installs_runs_is_scheduled_and_rendered_without_touch
         db = Database(settings.effective_database_url)
         with db.session() as s:
             row = s.scalars(select(ReviewItem).where(ReviewItem.robot == "{NAME}")).one()
-            print(render_material(SimpleNamespace(registry=load_robots()), row, "sv", lambda t: t))
+            print(render_material(SimpleNamespace(registry=load_robots()), row, "sv"))
     """)
     html = sh([sys.executable, "-c", render], env=os_env).stdout
     assert "Ärende F-2" in html and "12000 kr" in html and "över gränsen" in html

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from fastapi.routing import APIRoute
@@ -255,3 +256,28 @@ class TestLanguage:
                     missing.add(text)
         missing |= {v for v in STATE_LABELS.values() if v not in EN}
         assert not missing, sorted(missing)
+
+    @pytest.mark.parametrize("robot", ["ronney", "bosse", "lena", "harry"])
+    def test_every_text_a_robot_shows_has_an_english_translation(self, robot: str) -> None:
+        # A robot brings its own English (Robot.messages): the web app's table is only the fallback.
+        from core.registry import load_robots
+        from core.web.deps import queue_label
+        from core.web.i18n import robot_translator
+        from core.web.messages_en import EN
+
+        cls = load_robots(strict=True).get(robot)
+        english = robot_translator(cls, "en")
+        root = Path(__file__).resolve().parents[2] / "robots" / robot
+        pattern = re.compile(r"""_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""")
+        texts = {
+            m.group(1) or m.group(2)
+            for path in [*root.rglob("*.html"), *root.rglob("*.py")]
+            for m in pattern.finditer(path.read_text(encoding="utf-8"))
+        } | set(cls.queue_labels.values())
+        missing = {t for t in texts if t and t not in cls.messages.get("en", {}) and t not in EN}
+        assert not missing, sorted(missing)
+        settings = SimpleNamespace(robot_display_name=lambda name, tenant, default: default)
+        registry = SimpleNamespace(robots={robot: cls})
+        for queue, text in cls.queue_labels.items():
+            assert queue_label(registry, settings, queue, None, "en") == f"{cls.display_name}: {english(text)}"  # type: ignore[arg-type]
+            assert queue_label(registry, settings, queue, None, "sv") == f"{cls.display_name}: {text}"  # type: ignore[arg-type]

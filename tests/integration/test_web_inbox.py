@@ -162,11 +162,23 @@ class TestInbox:
 class Labelled(ExampleRobot):
     """A robot that names its review queue for people."""
 
-    queue_labels = {"example.review": "ansökningar"}
+    queue_labels = {"example.review": "fakturor att granska"}
+    messages = {"en": {"fakturor att granska": "invoices to check"}}
 
 
 class TestQueueLabels:
-    """Case workers see "Exempelroboten: ansökningar", not the queue's technical name."""
+    """Case workers see "Exempelroboten: fakturor att granska", not the queue's technical name."""
+
+    def test_a_robot_with_broken_texts_does_not_load(self) -> None:
+        class Broken(ExampleRobot):
+            queue_labels = {"example.review": ""}
+            messages = {"sv": {"x": "y"}, "english": {"x": "y"}, "en": {"x": ""}}
+
+        problems = "; ".join(Broken.validate_class())
+        assert "queue_labels must map queue names to non-empty Swedish texts" in problems
+        assert "messages['sv'] is not needed" in problems
+        assert "'english', which is not a two-letter language code" in problems
+        assert "messages['en'] must map Swedish texts to non-empty translations" in problems
 
     async def test_queues_are_shown_by_the_robot_and_its_label(self, lite: WebEnv, tmp_path: Path) -> None:
         env = make_web_env(lite.db, tmp_path / "labelled", robots={"example": Labelled}, users=False)
@@ -176,16 +188,17 @@ class TestQueueLabels:
         async with web_client(env.app) as client:
             csrf = await login(client, "erik")
             page = (await client.get("/inbox")).text
-            assert ">Exempelroboten: ansökningar</a>" in page
+            assert ">Exempelroboten: fakturor att granska</a>" in page
             assert ">Exempelroboten: undantag</a>" in page
             assert ">other.review</a>" in page
-            assert "<td>Exempelroboten: ansökningar <span" in page
+            assert "<td>Exempelroboten: fakturor att granska <span" in page
             assert 'value="example.review"' in page  # the filter still sends the queue's name
             opened = (await client.get(f"/inbox/items/{item}")).text
-            assert '<p class="meta">Exempelroboten: ansökningar · 0000 · Beslut' in opened
+            assert '<p class="meta">Exempelroboten: fakturor att granska · 0000 · Beslut' in opened
             await client.post("/lang", data={"lang": "en", "next": "/inbox", "csrf_token": csrf})
             english = (await client.get("/inbox")).text
-            assert ">Exempelroboten: applications</a>" in english and ">Exempelroboten: exceptions</a>" in english
+            # The plugin's own English: nothing in the web app's table knows this text.
+            assert ">Exempelroboten: invoices to check</a>" in english and ">Exempelroboten: exceptions</a>" in english
 
 
 class TestItemPage:

@@ -12,7 +12,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from core.scheduler import load_schedules
 from core.settings import PROJECT_ROOT
-from core.web.i18n import translator
+from core.web.i18n import robot_translator
 from robots.bosse.history import ReplyStats
 from robots.bosse.ledger import build_ledger
 from robots.bosse.material import QUEUE, review_material, review_summary, review_title
@@ -124,7 +124,7 @@ def render(material: dict[str, Any], review: dict[str, Any] | None = None, lang:
         "created_at": datetime(2026, 11, 23, 19, 45, tzinfo=UTC),
     }
     return env.get_template(Bosse.review_template or "").render(
-        review=review, material=material, lang=lang, _=translator(lang)
+        review=review, material=material, lang=lang, _=robot_translator(Bosse, lang)
     )
 
 

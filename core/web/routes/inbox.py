@@ -125,7 +125,7 @@ def _item_page(
     decision = decisions.status_of(row, ctx.clock(), ctx.zone, ctx.web.alerts, _)
     # Screenshots hold personal data: only roles allowed to see artifacts get their URLs.
     show_artifacts = artifact_allowed(ctx, p, row.tenant)
-    rendered = inbox.render_material(ctx, row, lang, _, inbox.artifact_url_for(show_artifacts), entered=entered)
+    rendered = inbox.render_material(ctx, row, lang, inbox.artifact_url_for(show_artifacts), entered=entered)
     cls = ctx.registry.robots.get(row.robot)
     return render(
         request,
