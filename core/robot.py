@@ -262,6 +262,9 @@ class Robot(abc.ABC, Generic[SettingsT]):
     effects: ClassVar[EffectsDeclaration | None] = None
     #: Template (package-relative ``module:path``) used to render review items.
     review_template: ClassVar[str | None] = None
+    #: The kinds of review item (``decision``, ``exception``, ``uncertain``) the template
+    #: renders; the others get the web app's generic view of the engine's material.
+    review_template_kinds: ClassVar[frozenset[str]] = frozenset({"decision"})
     #: What people see instead of a review queue's name, in Swedish (``{"ronney.application":
     #: "ansökningar"}`` is shown as "Ronney: ansökningar"); a queue without a label shows its
     #: name, the engine's ``<robot>.exceptions`` "<Robot>: undantag".
@@ -386,6 +389,9 @@ class Robot(abc.ABC, Generic[SettingsT]):
                 ):
                     if len(set(keys)) != len(keys):
                         problems.append(f"effects declares a {kind} key twice")
+        kinds: object = getattr(cls, "review_template_kinds", frozenset())
+        if not isinstance(kinds, frozenset | set) or not kinds <= {"decision", "exception", "uncertain"}:
+            problems.append("review_template_kinds must be a set of 'decision', 'exception' and 'uncertain'")
         problems += _text_problems(cls)
         return problems
 

@@ -471,14 +471,17 @@ def render_material(
 ) -> Markup | None:
     """The robot's review template rendered as an HTML fragment; None = show the generic view.
 
-    Exception and uncertain items always get the generic view: they are not the robot's
-    prepared matter but a problem report. ``artifact_url(id)`` (in the template's context)
+    Exception and uncertain items get the generic view unless the robot's template says it
+    renders them (``review_template_kinds``): they are a problem report, not the robot's
+    prepared matter, but the robot can say in the case worker's words what happened and
+    what to do. ``artifact_url(id)`` (in the template's context)
     gives an artifact's URL, or None when the person may not see artifacts. ``entered`` holds
     the robot's own decision fields a refused decision carried (``data.<key>`` → ``key``), so the
     template shows them again and nothing the person typed is lost. The template's ``_``
     translates with the robot's own ``messages`` first, then the web app's.
     """
-    if row.kind != ReviewKind.decision:
+    cls = ctx.registry.robots.get(row.robot)
+    if cls is None or row.kind.value not in cls.review_template_kinds:
         return None
     found = robot_template_folder(ctx, row.robot)
     if found is None:
@@ -493,7 +496,7 @@ def render_material(
             review=review_dict(row),
             material=row.material or {},
             lang=lang,
-            _=robot_translator(ctx.registry.robots.get(row.robot), lang),
+            _=robot_translator(cls, lang),
             artifact_url=artifact_url,
             entered=dict(entered or {}),
         )

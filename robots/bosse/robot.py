@@ -50,6 +50,8 @@ class Bosse(Robot[BosseSettings]):
         return measure(facts)
 
     review_template = "review.html"
+    # The template says what happened and what to do when a step failed or may have happened.
+    review_template_kinds = frozenset({"decision", "exception", "uncertain"})
     queue_labels = {QUEUE: "obemannade pass"}
     messages = {"en": MESSAGES_EN}
     #: Every write (SMS, booking) is keyed by reference and checked before it is made, so an

@@ -114,6 +114,8 @@ class Harry(Robot[HarrySettings]):
         return measure(facts)
 
     review_template = "robots.harry:templates/review.html"
+    # The template says what happened and what to do when a step failed or may have happened.
+    review_template_kinds = frozenset({"decision", "exception", "uncertain"})
     queue_labels = {DEVIATION_QUEUE: "avvikelser i lönesystemet"}
     messages = {"en": {"avvikelser i lönesystemet": "differences in the payroll system"}}
     side_effects_repeatable = False

@@ -474,3 +474,45 @@ async def test_a_problem_report_reads_in_swedish_without_raw_keys(lite: WebEnv) 
         assert f"<dt>{label}</dt>" in page
     for raw in ("<dt>reference</dt>", "<dt>error_code</dt>", "<dt>error</dt>", "<dt>artifacts</dt>"):
         assert raw not in page
+
+
+async def test_a_robot_template_that_renders_problem_reports_is_used_for_them(lite: WebEnv, tmp_path: Path) -> None:
+    """HaRry says in the case worker's words what failed and what to do; a robot that does not
+    declare the kind (the example robot) keeps the generic view."""
+    from robots.harry.robot import Harry
+
+    env = make_web_env(lite.db, tmp_path / "harry", robots={"harry": Harry}, users=False)
+    material = {
+        "reference": "E10034/2027-01/v2",
+        "error_code": "schedule_refused",
+        "error": "PersonalLön sparade inte schemat: 2027-01-27: sluttiden är densamma som starttiden.",
+    }
+    ids = []
+    with env.db.session() as s:
+        for kind in (ReviewKind.exception, ReviewKind.uncertain):
+            row = create_review(
+                s,
+                tenant="0000",
+                robot="harry",
+                work_item_id=None,
+                queue="harry.exceptions",
+                kind=kind,
+                title="Schemat kunde inte registreras",
+                summary=material["error"],
+                material=material,
+                subject=None,
+                actor="robot:harry",
+                now=env.clock.now(),
+            )
+            ids.append(row.id)
+    exception, uncertain = ids
+    async with web_client(env.app) as client:
+        await login(client, "erik")
+        page = (await client.get(f"/inbox/items/{exception}")).text
+        assert "Schemat kunde inte registreras" in page and "sluttiden är densamma som starttiden" in page
+        assert "Skicka tillbaka</strong> när orsaken är åtgärdad" in page
+        assert "schedule_refused" not in page and "<dt>Felkod</dt>" not in page
+        page = (await client.get(f"/inbox/items/{uncertain}")).text
+        assert "Osäkert om schemat blev sparat" in page and "HaRry skriver aldrig in det igen" in page
+    assert Harry.review_template_kinds == {"decision", "exception", "uncertain"}
+    assert ExampleRobot.review_template_kinds == {"decision"}
