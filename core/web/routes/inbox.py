@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import ReviewError
-from core.storage.models import ReviewState
+from core.storage.models import ReviewKind, ReviewState
 from core.web import decisions, inbox
 from core.web.auth import Forbidden, Principal
 from core.web.deps import (
@@ -133,7 +133,8 @@ def _item_page(
         status=status,
         item=row,
         rendered=rendered,
-        artifacts=[] if rendered else inbox.material_artifacts(ctx, row),
+        # A decision's template shows its own attachments; a problem report's are listed here.
+        artifacts=[] if rendered and row.kind == ReviewKind.decision else inbox.material_artifacts(ctx, row),
         show_artifacts=show_artifacts,
         comments=inbox.comments(ctx, row.id),
         can_decide=row.state == ReviewState.open and p.can_decide(row.tenant, row.queue),
