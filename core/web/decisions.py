@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from holidays import country_holidays
-from sqlalchemy import select
-from sqlalchemy.orm import defer
+from sqlalchemy import Row, select
 
 from core.storage.models import CallbackStatus, ReviewItem, ReviewKind, ReviewState
 from core.web.i18n import Translator, local_time
@@ -28,8 +27,9 @@ if TYPE_CHECKING:
     from core.web.deps import WebContext
     from core.web.settings import AlertSettings
 
-#: A list of decisions never shows the material or the decision's own data: not loaded.
-_NOT_LISTED = (defer(ReviewItem.material, raiseload=True), defer(ReviewItem.decision_data, raiseload=True))
+#: A list of decisions never shows the material or the decision's own data: not loaded, and
+#: read as plain rows (with the same attribute names), not made into ORM objects.
+_LISTED = tuple(c for c in ReviewItem.__table__.c if c.key not in ("material", "decision_data"))
 #: How far back "Mina beslut" looks.
 MY_DECISIONS_DAYS = 14
 
@@ -124,7 +124,9 @@ def is_late(row: Any, now: datetime, zone: str, cfg: AlertSettings) -> bool:
     return working_minutes(row.decided_at, now, zone, cfg) > cfg.decision_wait_minutes
 
 
-def status_of(row: ReviewItem, now: datetime, zone: str, cfg: AlertSettings, _: Translator) -> DecisionStatus:
+def status_of(
+    row: ReviewItem | Row[Any], now: datetime, zone: str, cfg: AlertSettings, _: Translator
+) -> DecisionStatus:
     """What became of ``row``'s decision, in the person's language."""
     when = local_time(row.callback_finished_at, zone, "%H:%M") if row.callback_finished_at else ""
     if row.callback_status == CallbackStatus.done:
@@ -162,7 +164,7 @@ def status_of(row: ReviewItem, now: datetime, zone: str, cfg: AlertSettings, _: 
     return DecisionStatus(row.id, Status.none, "", "")
 
 
-def my_decisions(ctx: WebContext, p: Principal, limit: int = 20) -> list[ReviewItem]:
+def my_decisions(ctx: WebContext, p: Principal, limit: int = 20) -> list[Row[Any]]:
     """The person's recent decisions: failed and late first, then the newest."""
     since = ctx.clock() - timedelta(days=MY_DECISIONS_DAYS)
     candidates = (
@@ -190,16 +192,15 @@ def my_decisions(ctx: WebContext, p: Principal, limit: int = 20) -> list[ReviewI
         shown = [r.id for r in found[:limit]]
         if not shown:
             return []
-        rows = {r.id: r for r in s.scalars(select(ReviewItem).options(*_NOT_LISTED).where(ReviewItem.id.in_(shown)))}
+        rows = {r.id: r for r in s.execute(select(*_LISTED).where(ReviewItem.id.in_(shown)))}
     return [rows[i] for i in shown if i in rows]
 
 
-def recent_decisions(ctx: WebContext, p: Principal, *, exclude: int | None = None, limit: int = 3) -> list[ReviewItem]:
+def recent_decisions(ctx: WebContext, p: Principal, *, exclude: int | None = None, limit: int = 3) -> list[Row[Any]]:
     """The person's decisions of the last hour (newest first): shown beside the next item they open."""
     since = ctx.clock() - timedelta(hours=1)
     stmt = (
-        select(ReviewItem)
-        .options(*_NOT_LISTED)
+        select(*_LISTED)
         .where(
             p.review_filter(),
             ReviewItem.decided_by == p.actor,
@@ -211,7 +212,7 @@ def recent_decisions(ctx: WebContext, p: Principal, *, exclude: int | None = Non
         .limit(limit + 1)
     )
     with ctx.db.read_session() as s:
-        rows = [r for r in s.scalars(stmt).all() if r.id != exclude]
+        rows = [r for r in s.execute(stmt).all() if r.id != exclude]
     return rows[:limit]
 
 
