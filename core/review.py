@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, distinct, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from core import audit
 from core.clock import Clock, SystemClock
@@ -507,6 +507,16 @@ class ReviewQueue:
     def backlog(self, *, tenants: set[str] | None = None) -> builtins.list[QueueBacklog]:
         """Each queue with open items: how many, how many overdue, the oldest; by tenant and queue."""
         now = self.clock.now()
+        # The oldest item's id per queue in the same statement (a correlated subquery the
+        # queue index answers), instead of one more query per queue.
+        first = aliased(ReviewItem)
+        oldest_id = (
+            select(first.id)
+            .where(first.state == ReviewState.open, first.tenant == ReviewItem.tenant, first.queue == ReviewItem.queue)
+            .order_by(first.created_at, first.id)
+            .limit(1)
+            .scalar_subquery()
+        )
         stmt = (
             select(
                 ReviewItem.tenant,
@@ -514,6 +524,7 @@ class ReviewQueue:
                 func.count(),
                 func.sum(case((ReviewItem.due_at < now, 1), else_=0)),
                 func.min(ReviewItem.created_at),
+                oldest_id,
             )
             .where(ReviewItem.state == ReviewState.open)
             .group_by(ReviewItem.tenant, ReviewItem.queue)
@@ -521,17 +532,11 @@ class ReviewQueue:
         )
         if tenants is not None:
             stmt = stmt.where(ReviewItem.tenant.in_(tenants))
-        with self.db.session() as s:
-            out = []
-            for tenant, queue, count, overdue, oldest in s.execute(stmt).all():
-                oldest_id = s.scalar(
-                    select(ReviewItem.id)
-                    .where(ReviewItem.state == ReviewState.open, ReviewItem.tenant == tenant, ReviewItem.queue == queue)
-                    .order_by(ReviewItem.created_at, ReviewItem.id)
-                    .limit(1)
-                )
-                out.append(QueueBacklog(tenant, queue, int(count), int(overdue or 0), oldest, oldest_id))
-            return out
+        with self.db.read_session() as s:
+            return [
+                QueueBacklog(tenant, queue, int(count), int(overdue or 0), oldest, first_id)
+                for tenant, queue, count, overdue, oldest, first_id in s.execute(stmt).all()
+            ]
 
     # -- decision callbacks ------------------------------------------------------------
     def claim_callbacks(
