@@ -231,6 +231,9 @@ def make_environment() -> jinja2.Environment:
     """The page templates' Jinja2 environment (autoescaped)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
+        # The templates are part of the installed package: compiled once per process, not
+        # checked on disk (a stat per template and page) on every render.
+        auto_reload=False,
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -492,7 +492,9 @@ def render_material(
     env = _template_envs.get(folder)
     if env is None:
         # Sandboxed: a robot's template can format data but not reach into Python objects.
-        env = _template_envs[folder] = SandboxedEnvironment(loader=jinja2.FileSystemLoader(folder), autoescape=True)
+        env = _template_envs[folder] = SandboxedEnvironment(
+            loader=jinja2.FileSystemLoader(folder), autoescape=True, auto_reload=False
+        )
     try:
         html = env.get_template(name).render(
             review=review_dict(row),
