@@ -25,6 +25,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -199,13 +200,28 @@ class ReviewQueue:
         self.db = db
         self.clock: Clock = clock or SystemClock()
 
-    def get(self, review_id: int, *, viewer: str | None = None, tenants: set[str] | None = None) -> ReviewItem:
-        """One review item; a named viewer's opening is written to the access log."""
+    def get(
+        self,
+        review_id: int,
+        *,
+        viewer: str | None = None,
+        tenants: set[str] | None = None,
+        visible: Callable[[ReviewItem], bool] | None = None,
+    ) -> ReviewItem:
+        """One review item; a named viewer's opening is written to the access log.
+
+        ``tenants`` and ``visible`` limit what the viewer may open: an item outside them is
+        answered as unknown (ReviewError) and its opening is not written.
+        """
         # Two statements that stand alone (the read, then the append): on PostgreSQL the
         # audit head is locked only while the append's one statement runs.
         with self.db.statement_session() as s:
             row = s.get(ReviewItem, review_id)
-            if row is None or (tenants is not None and row.tenant not in tenants):
+            if (
+                row is None
+                or (tenants is not None and row.tenant not in tenants)
+                or (visible is not None and not visible(row))
+            ):
                 raise ReviewError(f"review item {review_id} does not exist")
             if viewer is not None:
                 audit.append(

@@ -173,9 +173,17 @@ def visible_item(ctx: WebContext, p: Principal, review_id: int) -> ReviewItem:
 
 
 def open_item(ctx: WebContext, p: Principal, review_id: int) -> ReviewItem:
-    """Open an item: the access is written to the audit log, and the opening time kept for review time."""
-    visible_item(ctx, p, review_id)
-    row = ctx.reviews.get(review_id, viewer=p.actor, tenants=p.tenants())
+    """Open an item: the access is written to the audit log, and the opening time kept for review time.
+
+    One read: the store checks that the person may see the item before it writes the opening;
+    NotFound (and nothing written) when not.
+    """
+    try:
+        row = ctx.reviews.get(
+            review_id, viewer=p.actor, tenants=p.tenants(), visible=lambda r: p.can_view_queue(r.tenant, r.queue)
+        )
+    except ReviewError:
+        raise NotFound() from None
     if row.state == ReviewState.open:
         _start_review_time(ctx, p, row)
     return row
