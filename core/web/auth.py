@@ -139,7 +139,7 @@ class Principal:
 
     def review_filter(self) -> Any:
         """An SQL condition selecting the review items this person may see."""
-        return _review_filter(self.grants)
+        return review_filter_for(self.grants)
 
     @property
     def may_use_inbox(self) -> bool:
@@ -165,7 +165,7 @@ class Principal:
 
 
 @lru_cache(maxsize=1024)
-def _review_filter(grants: frozenset[Grant]) -> Any:
+def review_filter_for(grants: frozenset[Grant]) -> Any:
     """The condition of :meth:`Principal.review_filter`, built once per set of grants.
 
     A page uses it in up to four statements; built afresh each time (an OR of a condition

@@ -10,6 +10,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -17,13 +18,13 @@ from urllib.parse import urlencode
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
-from sqlalchemy import Integer, Row, String, case, func, insert, literal, select, update
+from sqlalchemy import Integer, Row, String, bindparam, case, func, insert, literal, select, update
 
 from core.errors import AlreadyDecided, FourEyesViolation, ReviewError
 from core.logging import get_logger
 from core.storage.models import Artifact, ReviewComment, ReviewItem, ReviewKind, ReviewState, UTCDateTime
 from core.storage.web_models import ReviewTiming, Role, User, UserRole
-from core.web.auth import Forbidden, NotFound, Principal
+from core.web.auth import Forbidden, Grant, NotFound, Principal, review_filter_for
 from core.web.deps import WebContext
 from core.web.i18n import Translator, label, local_time
 
@@ -75,23 +76,62 @@ class QueueSummary:
     next_due: datetime | None
 
 
-def queue_summaries(ctx: WebContext, p: Principal) -> list[QueueSummary]:
-    """The person's queues with counts (queues they are granted appear even when empty)."""
-    now = ctx.clock()
-    stmt = (
+# The statements every inbox and item page runs are built once per set of grants, their
+# per-request values bound as parameters: building them, and SQLAlchemy's walk over each for
+# its statement cache's key, were a good part of a page's CPU (the key is kept with the
+# statement object).
+@lru_cache(maxsize=1024)
+def _summaries_statement(grants: frozenset[Grant]) -> Any:
+    return (
         select(
             ReviewItem.tenant,
             ReviewItem.queue,
             func.count(),
-            func.sum(case((ReviewItem.due_at < now, 1), else_=0)),
+            func.sum(case((ReviewItem.due_at < bindparam("now", type_=UTCDateTime()), 1), else_=0)),
             func.min(ReviewItem.created_at),
             func.min(ReviewItem.due_at),
         )
-        .where(p.review_filter(), ReviewItem.state == ReviewState.open)
+        .where(review_filter_for(grants), ReviewItem.state == ReviewState.open)
         .group_by(ReviewItem.tenant, ReviewItem.queue)
     )
+
+
+@lru_cache(maxsize=1024)
+def _next_item_statement(grants: frozenset[Grant], excluding: bool) -> Any:
+    stmt = (
+        select(ReviewItem.id)
+        .where(
+            review_filter_for(grants),
+            ReviewItem.state == ReviewState.open,
+            ReviewItem.queue == bindparam("queue"),
+            ReviewItem.tenant == bindparam("tenant"),
+            (ReviewItem.first_approver.is_(None)) | (ReviewItem.first_approver != bindparam("actor")),
+        )
+        .order_by(*ORDER)
+        .limit(1)
+    )
+    return stmt.where(ReviewItem.id != bindparam("exclude")) if excluding else stmt
+
+
+@lru_cache(maxsize=1024)
+def _lapsed_statement(grants: frozenset[Grant], limit: int) -> Any:
+    return (
+        select(*LISTED)
+        .where(
+            review_filter_for(grants),
+            ReviewItem.state == ReviewState.lapsed,
+            ReviewItem.decided_at >= bindparam("since", type_=UTCDateTime()),
+        )
+        .order_by(ReviewItem.decided_at.desc(), ReviewItem.id.desc())
+        .limit(limit)
+    )
+
+
+def queue_summaries(ctx: WebContext, p: Principal) -> list[QueueSummary]:
+    """The person's queues with counts (queues they are granted appear even when empty)."""
     with ctx.db.read_session() as s:
-        rows = {(r[0], r[1]): QueueSummary(r[0], r[1], int(r[2]), int(r[3] or 0), r[4], r[5]) for r in s.execute(stmt)}
+        found = s.execute(_summaries_statement(p.grants), {"now": ctx.clock()})
+        rows = {(r[0], r[1]): QueueSummary(r[0], r[1], int(r[2]), int(r[3] or 0), r[4], r[5]) for r in found}
     for g in p.grants:
         if g.queue and p.can_view_queue(g.tenant, g.queue):
             rows.setdefault((g.tenant, g.queue), QueueSummary(g.tenant, g.queue, 0, 0, None, None))
@@ -215,35 +255,19 @@ def comments(ctx: WebContext, review_id: int) -> list[ReviewComment]:
 
 def next_item_id(ctx: WebContext, p: Principal, queue: str, tenant: str, exclude: int | None = None) -> int | None:
     """The next open item of the same queue this person can act on (not one they approved first)."""
-    stmt = (
-        select(ReviewItem.id)
-        .where(
-            p.review_filter(),
-            ReviewItem.state == ReviewState.open,
-            ReviewItem.queue == queue,
-            ReviewItem.tenant == tenant,
-            (ReviewItem.first_approver.is_(None)) | (ReviewItem.first_approver != p.actor),
-        )
-        .order_by(*ORDER)
-        .limit(1)
-    )
+    values: dict[str, Any] = {"queue": queue, "tenant": tenant, "actor": p.actor}
     if exclude is not None:
-        stmt = stmt.where(ReviewItem.id != exclude)
+        values["exclude"] = exclude
     with ctx.db.read_session() as s:
-        return s.scalar(stmt)
+        found: int | None = s.scalar(_next_item_statement(p.grants, exclude is not None), values)
+        return found
 
 
 def recently_lapsed(ctx: WebContext, p: Principal, limit: int = 50) -> list[Row[Any]]:
     """Items in the person's queues their robot closed as no longer needed, newest first, with the reason."""
     since = ctx.clock() - timedelta(days=LAPSED_SHOWN_DAYS)
-    stmt = (
-        select(*LISTED)
-        .where(p.review_filter(), ReviewItem.state == ReviewState.lapsed, ReviewItem.decided_at >= since)
-        .order_by(ReviewItem.decided_at.desc(), ReviewItem.id.desc())
-        .limit(limit)
-    )
     with ctx.db.read_session() as s:
-        return list(s.execute(stmt).all())
+        return list(s.execute(_lapsed_statement(p.grants, limit), {"since": since}).all())
 
 
 @dataclass(frozen=True)
