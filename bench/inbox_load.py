@@ -1,7 +1,7 @@
 """The morning rush: 30 case workers in the inbox at once, on PostgreSQL with a year's history.
 
     .venv/bin/python bench/inbox_load.py [--reviews 20000] [--queues 10] [--workers 30]
-        [--seconds 300] [--history-days 365] [--server-workers 2] [--keep-seed DATABASE]
+        [--seconds 300] [--think-seconds MIN,MAX] [--history-days 365] [--server-workers 2] [--keep-seed DATABASE]
         [--profile DIR [--cprofile]] [--out bench/results/inbox_load.json]
 
 A fresh PostgreSQL database (at KOLLEGA_TEST_POSTGRES_URL's server; dropped afterwards)
@@ -18,7 +18,11 @@ The web app is served by ``kollega serve --workers 2`` (``--server-workers``; it
 configuration) in a separate process (real HTTP on 127.0.0.1). Each case worker logs in (password + TOTP), then for
 --seconds loops: list its queue, open an item, approve it (the item is picked by the
 worker's place among its queue's workers, as colleagues take different items); each
-operations user loads the dashboard every 2 s. The script prints and writes p50/p95/p99 in
+operations user loads the dashboard every 2 s. By default a case worker loads its next page
+as soon as the last one came (a closed loop: the latencies are then what the server's
+throughput allows 30 busy clients); ``--think-seconds MIN,MAX`` pauses before each page, a
+uniform draw between MIN and MAX (as Locust's ``wait_time = between(MIN, MAX)``), as a person
+reads and types between pages. The script prints and writes p50/p95/p99 in
 ms per page, errors (any 5xx, an unexpected 4xx or a transport error), conflicts (409: a
 colleague decided the item first, the page says so) and the server's resident memory
 sampled every 5 s.
@@ -41,6 +45,7 @@ import asyncio
 import json
 import os
 import platform
+import random
 import re
 import socket
 import statistics
@@ -175,6 +180,9 @@ def seed(url: str, a: argparse.Namespace) -> dict[str, Any]:
         )
         enrol_totp(db, name)
     db.dispose()
+    # The planner's statistics, as autovacuum keeps them on a municipality's server (it may be
+    # off on a test server, and a kept seed's copies start without its activity counters).
+    admin(url, "ANALYZE")
     return {**found, "seed_seconds": {"reviews": round(seeded_reviews, 1), "history": round(history, 1)}}
 
 
@@ -238,6 +246,7 @@ def prepare(server_url: str, name: str, a: argparse.Namespace) -> dict[str, Any]
     db = Database(with_database(server_url, name))
     db.upgrade()
     db.dispose()
+    admin(with_database(server_url, name), "ANALYZE")  # a seed kept before seed() analysed it
     return {**found, "copy_seconds": round(time.monotonic() - started, 1)}
 
 
@@ -345,13 +354,23 @@ async def log_in(client: Any, user: str, password: str, t: Timings) -> str | Non
     return match.group(1) if match else None
 
 
-async def case_worker(base: str, w: dict[str, Any], password: str, until: float, t: Timings) -> None:
+async def think(pause: tuple[float, float], rng: random.Random) -> None:
+    """A case worker's pause between two pages (reading, typing): uniform in ``pause``; none for (0, 0)."""
+    if pause[1] > 0:
+        await asyncio.sleep(rng.uniform(*pause))
+
+
+async def case_worker(
+    base: str, w: dict[str, Any], password: str, until: float, t: Timings, pause: tuple[float, float] = (0.0, 0.0)
+) -> None:
     import httpx
 
+    rng = random.Random(w["user"])  # the same pauses in every run
     async with httpx.AsyncClient(base_url=base, follow_redirects=False, timeout=60) as client:
         if await log_in(client, w["user"], password, t) is None:
             return
         while time.monotonic() < until:
+            await think(pause, rng)
             listing = await t.timed("inbox", client.get("/inbox", params={"queue": w["queue"]}))
             if listing is None:
                 continue
@@ -359,12 +378,14 @@ async def case_worker(base: str, w: dict[str, Any], password: str, until: float,
             if not ids:
                 return  # the queue is empty
             review_id = ids[w["slot"] % len(ids)]
+            await think(pause, rng)
             item = await t.timed("item", client.get(f"/inbox/items/{review_id}"))
             if item is None or item.status_code != 200:
                 continue
             version, csrf = VERSION.search(item.text), CSRF.search(item.text)
             if version is None or csrf is None:
                 continue  # decided by a colleague meanwhile: the page shows the outcome
+            await think(pause, rng)
             decided = await t.timed(
                 "decide",
                 client.post(
@@ -388,7 +409,9 @@ async def operations(base: str, user: str, password: str, until: float, t: Timin
             await asyncio.sleep(2)
 
 
-async def drive(base: str, people: dict[str, Any], seconds: float, pid: int) -> tuple[Timings, list[float]]:
+async def drive(
+    base: str, people: dict[str, Any], seconds: float, pid: int, pause: tuple[float, float] = (0.0, 0.0)
+) -> tuple[Timings, list[float]]:
     t = Timings()
     memory: list[float] = [rss_mib(pid)]
     until = time.monotonic() + seconds
@@ -401,7 +424,7 @@ async def drive(base: str, people: dict[str, Any], seconds: float, pid: int) -> 
 
     await asyncio.gather(
         sample(),
-        *(case_worker(base, w, people["password"], until, t) for w in people["workers"]),
+        *(case_worker(base, w, people["password"], until, t, pause) for w in people["workers"]),
         *(operations(base, u, people["password"], until, t) for u in people["ops"]),
     )
     t.cpu_end = cpu_seconds(pid)
@@ -460,6 +483,15 @@ class WaitSampler:
         }
 
 
+def think_seconds(value: str) -> tuple[float, float]:
+    """``MIN,MAX`` (or one number for both) as a pause range in seconds."""
+    low, _, high = value.partition(",")
+    pause = (float(low), float(high or low))
+    if not 0 <= pause[0] <= pause[1]:
+        raise argparse.ArgumentTypeError("expected MIN,MAX with 0 <= MIN <= MAX")
+    return pause
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     if len(values) < 2:
         return {"n": len(values)}
@@ -473,6 +505,14 @@ def main() -> None:
     p.add_argument("--queues", type=int, default=10, help="queues, half per municipality (default 10)")
     p.add_argument("--workers", type=int, default=30, help="concurrent case workers (default 30)")
     p.add_argument("--seconds", type=float, default=300, help="how long they work (default 300)")
+    p.add_argument(
+        "--think-seconds",
+        metavar="MIN,MAX",
+        type=think_seconds,
+        default=(0.0, 0.0),
+        help="a case worker's pause before each page, uniform between MIN and MAX seconds (like Locust's "
+        "wait_time); default 0: no pause, each worker loads its next page as soon as the last one came",
+    )
     p.add_argument("--history-days", type=int, default=365, help="days of past runs (default 365)")
     p.add_argument("--items-per-run", type=int, default=40, help="finished items per past run (default 40)")
     p.add_argument(
@@ -545,7 +585,7 @@ def main() -> None:
         sampler = WaitSampler(server_url, name) if a.profile is not None else None
         if sampler is not None:
             sampler.start()
-        timings, memory = asyncio.run(drive(base, people, a.seconds, server.pid))
+        timings, memory = asyncio.run(drive(base, people, a.seconds, server.pid, a.think_seconds))
         if sampler is not None:
             a.profile.mkdir(parents=True, exist_ok=True)
             (a.profile / "pg_waits.json").write_text(json.dumps(sampler.stop(), indent=2, ensure_ascii=False) + "\n")
@@ -582,6 +622,7 @@ def main() -> None:
             "workers": a.workers,
             "server_workers": a.server_workers,
             "seconds": a.seconds,
+            "think_seconds": list(a.think_seconds),
             "history_days": a.history_days,
             "items_per_run": a.items_per_run,
             "seed_seconds": people["seed_seconds"],

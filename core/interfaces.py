@@ -13,7 +13,7 @@ fields below. The clock every store takes is :class:`core.clock.Clock`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -390,8 +390,19 @@ class WorkItemStore(Protocol):
 class ReviewStore(Protocol):
     """Review items: decisions (four-eyes, optimistic versions), deadlines, and carrying decisions out."""
 
-    def get(self, review_id: int, *, viewer: str | None = None, tenants: set[str] | None = None) -> ReviewRecord:
-        """One review item (ReviewError when unknown); a named viewer's opening is written to the access log."""
+    def get(
+        self,
+        review_id: int,
+        *,
+        viewer: str | None = None,
+        tenants: set[str] | None = None,
+        visible: Callable[[ReviewRecord], bool] | None = None,
+    ) -> ReviewRecord:
+        """One review item (ReviewError when unknown); a named viewer's opening is written to the access log.
+
+        ``tenants`` and ``visible`` (a check of the item) limit what the viewer may open: an
+        item outside them is answered as unknown, and nothing is written.
+        """
         ...
 
     def for_item(self, work_item_id: int) -> Sequence[ReviewRecord]:

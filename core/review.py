@@ -25,11 +25,12 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, distinct, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from core import audit
 from core.clock import Clock, SystemClock
@@ -199,13 +200,28 @@ class ReviewQueue:
         self.db = db
         self.clock: Clock = clock or SystemClock()
 
-    def get(self, review_id: int, *, viewer: str | None = None, tenants: set[str] | None = None) -> ReviewItem:
-        """One review item; a named viewer's opening is written to the access log."""
+    def get(
+        self,
+        review_id: int,
+        *,
+        viewer: str | None = None,
+        tenants: set[str] | None = None,
+        visible: Callable[[ReviewItem], bool] | None = None,
+    ) -> ReviewItem:
+        """One review item; a named viewer's opening is written to the access log.
+
+        ``tenants`` and ``visible`` limit what the viewer may open: an item outside them is
+        answered as unknown (ReviewError) and its opening is not written.
+        """
         # Two statements that stand alone (the read, then the append): on PostgreSQL the
         # audit head is locked only while the append's one statement runs.
         with self.db.statement_session() as s:
             row = s.get(ReviewItem, review_id)
-            if row is None or (tenants is not None and row.tenant not in tenants):
+            if (
+                row is None
+                or (tenants is not None and row.tenant not in tenants)
+                or (visible is not None and not visible(row))
+            ):
                 raise ReviewError(f"review item {review_id} does not exist")
             if viewer is not None:
                 audit.append(
@@ -507,6 +523,16 @@ class ReviewQueue:
     def backlog(self, *, tenants: set[str] | None = None) -> builtins.list[QueueBacklog]:
         """Each queue with open items: how many, how many overdue, the oldest; by tenant and queue."""
         now = self.clock.now()
+        # The oldest item's id per queue in the same statement (a correlated subquery the
+        # queue index answers), instead of one more query per queue.
+        first = aliased(ReviewItem)
+        oldest_id = (
+            select(first.id)
+            .where(first.state == ReviewState.open, first.tenant == ReviewItem.tenant, first.queue == ReviewItem.queue)
+            .order_by(first.created_at, first.id)
+            .limit(1)
+            .scalar_subquery()
+        )
         stmt = (
             select(
                 ReviewItem.tenant,
@@ -514,6 +540,7 @@ class ReviewQueue:
                 func.count(),
                 func.sum(case((ReviewItem.due_at < now, 1), else_=0)),
                 func.min(ReviewItem.created_at),
+                oldest_id,
             )
             .where(ReviewItem.state == ReviewState.open)
             .group_by(ReviewItem.tenant, ReviewItem.queue)
@@ -521,17 +548,11 @@ class ReviewQueue:
         )
         if tenants is not None:
             stmt = stmt.where(ReviewItem.tenant.in_(tenants))
-        with self.db.session() as s:
-            out = []
-            for tenant, queue, count, overdue, oldest in s.execute(stmt).all():
-                oldest_id = s.scalar(
-                    select(ReviewItem.id)
-                    .where(ReviewItem.state == ReviewState.open, ReviewItem.tenant == tenant, ReviewItem.queue == queue)
-                    .order_by(ReviewItem.created_at, ReviewItem.id)
-                    .limit(1)
-                )
-                out.append(QueueBacklog(tenant, queue, int(count), int(overdue or 0), oldest, oldest_id))
-            return out
+        with self.db.read_session() as s:
+            return [
+                QueueBacklog(tenant, queue, int(count), int(overdue or 0), oldest, first_id)
+                for tenant, queue, count, overdue, oldest, first_id in s.execute(stmt).all()
+            ]
 
     # -- decision callbacks ------------------------------------------------------------
     def claim_callbacks(

@@ -21,6 +21,11 @@ def serve_command(
         "127.0.0.1", "--forwarded-allow-ips", help="Proxies whose X-Forwarded-* headers are trusted."
     ),
     alerts: bool = typer.Option(True, "--alerts/--no-alerts", help="Check for alerts and mail them."),
+    access_log: bool = typer.Option(
+        True,
+        "--access-log/--no-access-log",
+        help="A log line per request (at INFO; about 0.3 ms of CPU each). Off when the proxy in front logs them.",
+    ),
     workers: int = typer.Option(
         1,
         "--workers",
@@ -38,7 +43,11 @@ def serve_command(
     settings = load_cli_settings()
     db = open_database(settings)
     options = uvicorn_options(
-        host=host, port=port, forwarded_allow_ips=forwarded_allow_ips, level=settings.logging.level
+        host=host,
+        port=port,
+        forwarded_allow_ips=forwarded_allow_ips,
+        level=settings.logging.level,
+        access_log=access_log,
     )
     console.print(f"Kollega web on http://{host}:{port}/ (API description: /api/v1/openapi.json)")
     if workers == 1:
@@ -82,7 +91,9 @@ class AlertChecker:
         self._thread.join(timeout=30)
 
 
-def uvicorn_options(*, host: str, port: int, forwarded_allow_ips: str, level: str) -> dict[str, Any]:
+def uvicorn_options(
+    *, host: str, port: int, forwarded_allow_ips: str, level: str, access_log: bool = True
+) -> dict[str, Any]:
     """uvicorn's configuration for ``kollega serve``: its logs go through Kollega's redaction.
 
     ``log_config=None`` keeps uvicorn from installing its own handlers, which would print
@@ -100,6 +111,7 @@ def uvicorn_options(*, host: str, port: int, forwarded_allow_ips: str, level: st
         "server_header": False,
         "log_level": level.lower(),
         "log_config": None,
+        "access_log": access_log,
     }
 
 

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from holidays import country_holidays
-from sqlalchemy import select
-from sqlalchemy.orm import defer
+from sqlalchemy import Row, bindparam, select
 
-from core.storage.models import CallbackStatus, ReviewItem, ReviewKind, ReviewState
+from core.storage.models import CallbackStatus, ReviewItem, ReviewKind, ReviewState, UTCDateTime
+from core.web.auth import Grant, review_filter_for
 from core.web.i18n import Translator, local_time
 
 if TYPE_CHECKING:
@@ -28,8 +28,9 @@ if TYPE_CHECKING:
     from core.web.deps import WebContext
     from core.web.settings import AlertSettings
 
-#: A list of decisions never shows the material or the decision's own data: not loaded.
-_NOT_LISTED = (defer(ReviewItem.material, raiseload=True), defer(ReviewItem.decision_data, raiseload=True))
+#: A list of decisions never shows the material or the decision's own data: not loaded, and
+#: read as plain rows (with the same attribute names), not made into ORM objects.
+_LISTED = tuple(c for c in ReviewItem.__table__.c if c.key not in ("material", "decision_data"))
 #: How far back "Mina beslut" looks.
 MY_DECISIONS_DAYS = 14
 
@@ -124,7 +125,9 @@ def is_late(row: Any, now: datetime, zone: str, cfg: AlertSettings) -> bool:
     return working_minutes(row.decided_at, now, zone, cfg) > cfg.decision_wait_minutes
 
 
-def status_of(row: ReviewItem, now: datetime, zone: str, cfg: AlertSettings, _: Translator) -> DecisionStatus:
+def status_of(
+    row: ReviewItem | Row[Any], now: datetime, zone: str, cfg: AlertSettings, _: Translator
+) -> DecisionStatus:
     """What became of ``row``'s decision, in the person's language."""
     when = local_time(row.callback_finished_at, zone, "%H:%M") if row.callback_finished_at else ""
     if row.callback_status == CallbackStatus.done:
@@ -162,26 +165,48 @@ def status_of(row: ReviewItem, now: datetime, zone: str, cfg: AlertSettings, _: 
     return DecisionStatus(row.id, Status.none, "", "")
 
 
-def my_decisions(ctx: WebContext, p: Principal, limit: int = 20) -> list[ReviewItem]:
-    """The person's recent decisions: failed and late first, then the newest."""
-    since = ctx.clock() - timedelta(days=MY_DECISIONS_DAYS)
-    candidates = (
+# Built once per set of grants, the person and times bound per request (as core.web.inbox's
+# page statements: building them and their cache keys cost more than running them).
+@lru_cache(maxsize=1024)
+def _candidates_statement(grants: frozenset[Grant]) -> Any:
+    return (
         select(ReviewItem.id, ReviewItem.callback_status, ReviewItem.decided_at)
         .where(
-            p.review_filter(),
-            ReviewItem.decided_by == p.actor,
+            review_filter_for(grants),
+            ReviewItem.decided_by == bindparam("actor"),
             ReviewItem.kind == ReviewKind.decision,
             ReviewItem.state.in_([ReviewState.approved, ReviewState.rejected, ReviewState.returned]),
-            ReviewItem.decided_at >= since,
+            ReviewItem.decided_at >= bindparam("since", type_=UTCDateTime()),
         )
         .order_by(ReviewItem.decided_at.desc(), ReviewItem.id.desc())
         .limit(200)
     )
+
+
+@lru_cache(maxsize=1024)
+def _recent_statement(grants: frozenset[Grant], limit: int) -> Any:
+    return (
+        select(*_LISTED)
+        .where(
+            review_filter_for(grants),
+            ReviewItem.decided_by == bindparam("actor"),
+            ReviewItem.kind == ReviewKind.decision,
+            ReviewItem.decided_at >= bindparam("since", type_=UTCDateTime()),
+            ReviewItem.callback_status != CallbackStatus.none,
+        )
+        .order_by(ReviewItem.decided_at.desc(), ReviewItem.id.desc())
+        .limit(limit)
+    )
+
+
+def my_decisions(ctx: WebContext, p: Principal, limit: int = 20) -> list[Row[Any]]:
+    """The person's recent decisions: failed and late first, then the newest."""
+    since = ctx.clock() - timedelta(days=MY_DECISIONS_DAYS)
     now, cfg = ctx.clock(), ctx.web.alerts
     with ctx.db.read_session() as s:
         # Ordered on three columns; whole rows only for the ones shown (a busy morning's
         # 200 decisions made into objects cost more than the rest of the page).
-        found = list(s.execute(candidates).all())
+        found = list(s.execute(_candidates_statement(p.grants), {"actor": p.actor, "since": since}).all())
         found.sort(
             key=lambda r: (
                 0 if r.callback_status == CallbackStatus.failed else 1 if is_late(r, now, ctx.zone, cfg) else 2,
@@ -190,28 +215,16 @@ def my_decisions(ctx: WebContext, p: Principal, limit: int = 20) -> list[ReviewI
         shown = [r.id for r in found[:limit]]
         if not shown:
             return []
-        rows = {r.id: r for r in s.scalars(select(ReviewItem).options(*_NOT_LISTED).where(ReviewItem.id.in_(shown)))}
+        rows = {r.id: r for r in s.execute(select(*_LISTED).where(ReviewItem.id.in_(shown)))}
     return [rows[i] for i in shown if i in rows]
 
 
-def recent_decisions(ctx: WebContext, p: Principal, *, exclude: int | None = None, limit: int = 3) -> list[ReviewItem]:
+def recent_decisions(ctx: WebContext, p: Principal, *, exclude: int | None = None, limit: int = 3) -> list[Row[Any]]:
     """The person's decisions of the last hour (newest first): shown beside the next item they open."""
     since = ctx.clock() - timedelta(hours=1)
-    stmt = (
-        select(ReviewItem)
-        .options(*_NOT_LISTED)
-        .where(
-            p.review_filter(),
-            ReviewItem.decided_by == p.actor,
-            ReviewItem.kind == ReviewKind.decision,
-            ReviewItem.decided_at >= since,
-            ReviewItem.callback_status != CallbackStatus.none,
-        )
-        .order_by(ReviewItem.decided_at.desc(), ReviewItem.id.desc())
-        .limit(limit + 1)
-    )
     with ctx.db.read_session() as s:
-        rows = [r for r in s.scalars(stmt).all() if r.id != exclude]
+        found = s.execute(_recent_statement(p.grants, limit + 1), {"actor": p.actor, "since": since})
+        rows = [r for r in found.all() if r.id != exclude]
     return rows[:limit]
 
 

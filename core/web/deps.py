@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 from fastapi import Path as UrlPath
@@ -36,7 +37,7 @@ from core.web.auth import (
     check_csrf,
     session_cookie_name,
 )
-from core.web.i18n import LANGUAGES, label, local_time, normalise_lang, robot_translator, translator
+from core.web.i18n import LANGUAGES, label, normalise_lang, robot_translator, translator
 from core.web.oidc import OidcClient
 from core.web.pagecache import FiguresCache
 from core.web.saml import SamlServiceProvider
@@ -178,6 +179,19 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     lang = request_lang(request)
     _ = translator(lang)
     csrf = principal.csrf_token if principal is not None else context.pop("login_csrf", "")
+    zone = ZoneInfo(ctx.zone)
+    labels: dict[tuple[str, str | None], str] = {}
+
+    def when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        return value.astimezone(zone).strftime(fmt) if value is not None else ""
+
+    def queue_name(queue: Any, tenant: str | None = None) -> str:
+        # A list names the same few queues on every row: looked up once per page.
+        key = (str(queue), tenant)
+        if key not in labels:
+            labels[key] = queue_label(ctx.registry, ctx.settings, key[0], tenant, lang)
+        return labels[key]
+
     html = ctx.env.get_template(template).render(
         request=request,
         p=principal,
@@ -188,9 +202,9 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         flash=principal.flash if principal is not None else None,
         path=request.url.path,
         Role=Role,
-        when=lambda value, fmt="%Y-%m-%d %H:%M": local_time(value, ctx.zone, fmt),
+        when=when,
         label=lambda value: _(label(str(value))),
-        queue_label=lambda queue, tenant=None: queue_label(ctx.registry, ctx.settings, str(queue), tenant, lang),
+        queue_label=queue_name,
         who=lambda actor: (actor or "").removeprefix("user:"),
         mfa_off=not ctx.web.mfa_required,
         **context,
@@ -232,6 +246,9 @@ def make_environment() -> jinja2.Environment:
     """The page templates' Jinja2 environment (autoescaped)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
+        # The templates are part of the installed package: compiled once per process, not
+        # checked on disk (a stat per template and page) on every render.
+        auto_reload=False,
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -10,6 +10,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -17,14 +18,13 @@ from urllib.parse import urlencode
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
-from sqlalchemy import Integer, String, case, func, insert, literal, select, update
-from sqlalchemy.orm import defer
+from sqlalchemy import Integer, Row, String, bindparam, case, func, insert, literal, select, update
 
 from core.errors import AlreadyDecided, FourEyesViolation, ReviewError
 from core.logging import get_logger
 from core.storage.models import Artifact, ReviewComment, ReviewItem, ReviewKind, ReviewState, UTCDateTime
 from core.storage.web_models import ReviewTiming, Role, User, UserRole
-from core.web.auth import Forbidden, NotFound, Principal
+from core.web.auth import Forbidden, Grant, NotFound, Principal, review_filter_for
 from core.web.deps import WebContext
 from core.web.i18n import Translator, label, local_time, robot_translator
 
@@ -33,18 +33,20 @@ FOUR_EYES_MESSAGE = (
     "Du har redan gjort det första godkännandet. En annan person måste godkänna ärendet (fyraögonsprincipen)."
 )
 FIRST_APPROVAL_MESSAGE = "Ditt godkännande är registrerat. Ärendet väntar nu på en andra person (fyraögonsprincipen)."
-ORDER = (ReviewItem.due_at.is_(None), ReviewItem.due_at, ReviewItem.created_at, ReviewItem.id)
+#: Overdue items first (earliest deadline first), then by deadline, then the oldest.
+#:
+#: Ordering by the deadline alone puts the overdue ones first: an item is overdue when its
+#: deadline has passed (``overdue_at`` is set only then, and a deadline never moves), so
+#: every overdue item's deadline is earlier than every other item's, and items without a
+#: deadline come last. It is also the order of the index of open items (tenant, queue,
+#: deadline, age), so a queue's first page is read from the index instead of sorting every
+#: open item of the queue (10 ms of PostgreSQL's CPU per view with 2,000 open items).
+ORDER = (ReviewItem.due_at.asc().nulls_last(), ReviewItem.created_at, ReviewItem.id)
 #: How long a lapsed item (closed by its robot) stays listed in the inbox with its reason.
 LAPSED_SHOWN_DAYS = 7
 
 
-def order(now: datetime) -> tuple[Any, ...]:
-    """Overdue items first (earliest deadline first), then by deadline, then the oldest."""
-    overdue_first = case((ReviewItem.overdue_at.is_not(None) | (ReviewItem.due_at < now), 0), else_=1)
-    return (overdue_first, *ORDER)
-
-
-def is_overdue(row: ReviewItem, now: datetime) -> bool:
+def is_overdue(row: ReviewItem | Row[Any], now: datetime) -> bool:
     """An open item whose deadline has passed ("Försenad"): it stays in the inbox until someone decides."""
     return row.state == ReviewState.open and (
         row.overdue_at is not None or (row.due_at is not None and row.due_at < now)
@@ -74,23 +76,62 @@ class QueueSummary:
     next_due: datetime | None
 
 
-def queue_summaries(ctx: WebContext, p: Principal) -> list[QueueSummary]:
-    """The person's queues with counts (queues they are granted appear even when empty)."""
-    now = ctx.clock()
-    stmt = (
+# The statements every inbox and item page runs are built once per set of grants, their
+# per-request values bound as parameters: building them, and SQLAlchemy's walk over each for
+# its statement cache's key, were a good part of a page's CPU (the key is kept with the
+# statement object).
+@lru_cache(maxsize=1024)
+def _summaries_statement(grants: frozenset[Grant]) -> Any:
+    return (
         select(
             ReviewItem.tenant,
             ReviewItem.queue,
             func.count(),
-            func.sum(case((ReviewItem.due_at < now, 1), else_=0)),
+            func.sum(case((ReviewItem.due_at < bindparam("now", type_=UTCDateTime()), 1), else_=0)),
             func.min(ReviewItem.created_at),
             func.min(ReviewItem.due_at),
         )
-        .where(p.review_filter(), ReviewItem.state == ReviewState.open)
+        .where(review_filter_for(grants), ReviewItem.state == ReviewState.open)
         .group_by(ReviewItem.tenant, ReviewItem.queue)
     )
+
+
+@lru_cache(maxsize=1024)
+def _next_item_statement(grants: frozenset[Grant], excluding: bool) -> Any:
+    stmt = (
+        select(ReviewItem.id)
+        .where(
+            review_filter_for(grants),
+            ReviewItem.state == ReviewState.open,
+            ReviewItem.queue == bindparam("queue"),
+            ReviewItem.tenant == bindparam("tenant"),
+            (ReviewItem.first_approver.is_(None)) | (ReviewItem.first_approver != bindparam("actor")),
+        )
+        .order_by(*ORDER)
+        .limit(1)
+    )
+    return stmt.where(ReviewItem.id != bindparam("exclude")) if excluding else stmt
+
+
+@lru_cache(maxsize=1024)
+def _lapsed_statement(grants: frozenset[Grant], limit: int) -> Any:
+    return (
+        select(*LISTED)
+        .where(
+            review_filter_for(grants),
+            ReviewItem.state == ReviewState.lapsed,
+            ReviewItem.decided_at >= bindparam("since", type_=UTCDateTime()),
+        )
+        .order_by(ReviewItem.decided_at.desc(), ReviewItem.id.desc())
+        .limit(limit)
+    )
+
+
+def queue_summaries(ctx: WebContext, p: Principal) -> list[QueueSummary]:
+    """The person's queues with counts (queues they are granted appear even when empty)."""
     with ctx.db.read_session() as s:
-        rows = {(r[0], r[1]): QueueSummary(r[0], r[1], int(r[2]), int(r[3] or 0), r[4], r[5]) for r in s.execute(stmt)}
+        found = s.execute(_summaries_statement(p.grants), {"now": ctx.clock()})
+        rows = {(r[0], r[1]): QueueSummary(r[0], r[1], int(r[2]), int(r[3] or 0), r[4], r[5]) for r in found}
     for g in p.grants:
         if g.queue and p.can_view_queue(g.tenant, g.queue):
             rows.setdefault((g.tenant, g.queue), QueueSummary(g.tenant, g.queue, 0, 0, None, None))
@@ -99,21 +140,25 @@ def queue_summaries(ctx: WebContext, p: Principal) -> list[QueueSummary]:
 
 #: Items the inbox page lists at once (the next ones are a page further on).
 PAGE_SIZE = 50
-#: Columns a list of items never shows: loading them would only cost time (a robot's material can be large).
-_NOT_LISTED = (defer(ReviewItem.material, raiseload=True), defer(ReviewItem.decision_data, raiseload=True))
+#: What a list of review items reads: every column but the material and the decision's data (a
+#: robot's material can be large, and no list shows it).
+LISTED = tuple(c for c in ReviewItem.__table__.c if c.key not in ("material", "decision_data"))
 
 
-def list_items(ctx: WebContext, p: Principal, f: InboxFilter, limit: int = 200, offset: int = 0) -> list[ReviewItem]:
-    """Open review items the person sees, with the deadline first, then the oldest (without their material)."""
+def list_items(ctx: WebContext, p: Principal, f: InboxFilter, limit: int = 200, offset: int = 0) -> list[Row[Any]]:
+    """Open review items the person sees, with the deadline first, then the oldest (without their material).
+
+    Plain rows, not ORM objects: making 50 objects per view cost more than reading them.
+    """
     now = ctx.clock()
     stmt = _filtered(
-        select(ReviewItem).options(*_NOT_LISTED).where(p.review_filter(), ReviewItem.state == ReviewState.open),
+        select(*LISTED).where(p.review_filter(), ReviewItem.state == ReviewState.open),
         f,
         p,
         now,
-    ).order_by(*order(now))
+    ).order_by(*ORDER)
     with ctx.db.read_session() as s:
-        return list(s.scalars(stmt.limit(limit).offset(offset)).all())
+        return list(s.execute(stmt.limit(limit).offset(offset)).all())
 
 
 def count_items(ctx: WebContext, p: Principal, f: InboxFilter, summaries: list[QueueSummary] | None = None) -> int:
@@ -168,9 +213,17 @@ def visible_item(ctx: WebContext, p: Principal, review_id: int) -> ReviewItem:
 
 
 def open_item(ctx: WebContext, p: Principal, review_id: int) -> ReviewItem:
-    """Open an item: the access is written to the audit log, and the opening time kept for review time."""
-    visible_item(ctx, p, review_id)
-    row = ctx.reviews.get(review_id, viewer=p.actor, tenants=p.tenants())
+    """Open an item: the access is written to the audit log, and the opening time kept for review time.
+
+    One read: the store checks that the person may see the item before it writes the opening;
+    NotFound (and nothing written) when not.
+    """
+    try:
+        row = ctx.reviews.get(
+            review_id, viewer=p.actor, tenants=p.tenants(), visible=lambda r: p.can_view_queue(r.tenant, r.queue)
+        )
+    except ReviewError:
+        raise NotFound() from None
     if row.state == ReviewState.open:
         _start_review_time(ctx, p, row)
     return row
@@ -202,35 +255,19 @@ def comments(ctx: WebContext, review_id: int) -> list[ReviewComment]:
 
 def next_item_id(ctx: WebContext, p: Principal, queue: str, tenant: str, exclude: int | None = None) -> int | None:
     """The next open item of the same queue this person can act on (not one they approved first)."""
-    stmt = (
-        select(ReviewItem.id)
-        .where(
-            p.review_filter(),
-            ReviewItem.state == ReviewState.open,
-            ReviewItem.queue == queue,
-            ReviewItem.tenant == tenant,
-            (ReviewItem.first_approver.is_(None)) | (ReviewItem.first_approver != p.actor),
-        )
-        .order_by(*order(ctx.clock()))
-        .limit(1)
-    )
+    values: dict[str, Any] = {"queue": queue, "tenant": tenant, "actor": p.actor}
     if exclude is not None:
-        stmt = stmt.where(ReviewItem.id != exclude)
+        values["exclude"] = exclude
     with ctx.db.read_session() as s:
-        return s.scalar(stmt)
+        found: int | None = s.scalar(_next_item_statement(p.grants, exclude is not None), values)
+        return found
 
 
-def recently_lapsed(ctx: WebContext, p: Principal, limit: int = 50) -> list[ReviewItem]:
+def recently_lapsed(ctx: WebContext, p: Principal, limit: int = 50) -> list[Row[Any]]:
     """Items in the person's queues their robot closed as no longer needed, newest first, with the reason."""
     since = ctx.clock() - timedelta(days=LAPSED_SHOWN_DAYS)
-    stmt = (
-        select(ReviewItem)
-        .where(p.review_filter(), ReviewItem.state == ReviewState.lapsed, ReviewItem.decided_at >= since)
-        .order_by(ReviewItem.decided_at.desc(), ReviewItem.id.desc())
-        .limit(limit)
-    )
     with ctx.db.read_session() as s:
-        return list(s.scalars(stmt).all())
+        return list(s.execute(_lapsed_statement(p.grants, limit), {"since": since}).all())
 
 
 @dataclass(frozen=True)
@@ -490,7 +527,9 @@ def render_material(
     env = _template_envs.get(folder)
     if env is None:
         # Sandboxed: a robot's template can format data but not reach into Python objects.
-        env = _template_envs[folder] = SandboxedEnvironment(loader=jinja2.FileSystemLoader(folder), autoescape=True)
+        env = _template_envs[folder] = SandboxedEnvironment(
+            loader=jinja2.FileSystemLoader(folder), autoescape=True, auto_reload=False
+        )
     try:
         html = env.get_template(name).render(
             review=review_dict(row),

@@ -511,6 +511,17 @@ class TestReviews:
         with pytest.raises(ReviewError):
             stores.reviews.get(review_id, tenants={OTHER})
 
+    def test_an_item_the_viewer_may_not_see_is_unknown_and_its_opening_not_logged(self, stores: Stores) -> None:
+        _item_id, review_id = self.decision(stores)
+        before = stores.last_seq()
+        with pytest.raises(ReviewError):
+            stores.reviews.get(review_id, viewer="user:karin", visible=lambda row: row.queue != "example.review")
+        assert stores.actions(before) == []
+        row = stores.reviews.get(review_id, viewer="user:anna", visible=lambda row: row.queue == "example.review")
+        assert row.id == review_id
+        [event] = stores.audit.events(before)
+        assert (event.action, event.actor, event.tenant) == ("review.opened", "user:anna", TENANT)
+
     def test_carrying_out_an_approval_finishes_the_item(self, stores: Stores) -> None:
         item_id, review_id = self.decision(stores)
         assert stores.reviews.claim_callbacks(ROBOT, TENANT) == []

@@ -6,6 +6,7 @@ import builtins
 import copy
 import dataclasses
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -49,11 +50,22 @@ class MemoryReviewStore:
             )
         return row
 
-    def get(self, review_id: int, *, viewer: str | None = None, tenants: set[str] | None = None) -> MemoryReview:
+    def get(
+        self,
+        review_id: int,
+        *,
+        viewer: str | None = None,
+        tenants: set[str] | None = None,
+        visible: Callable[[MemoryReview], bool] | None = None,
+    ) -> MemoryReview:
         """A copy of one review item; a named viewer's opening is written to the access log."""
         with self.state.lock:
             row = self.state.reviews.get(review_id)
-            if row is None or (tenants is not None and row.tenant not in tenants):
+            if (
+                row is None
+                or (tenants is not None and row.tenant not in tenants)
+                or (visible is not None and not visible(row))
+            ):
                 raise ReviewError(f"review item {review_id} does not exist")
             if viewer is not None:
                 details = {"review_id": row.id, "queue": row.queue}

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import Row
 
 from core import effects_report
 from core.errors import ConfigError
@@ -94,7 +95,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def review_json(row: ReviewItem, now: datetime, full: bool = False) -> dict[str, Any]:
+def review_json(row: ReviewItem | Row[Any], now: datetime, full: bool = False) -> dict[str, Any]:
     """A review item for the API (material only when ``full``); ``overdue``: open past its deadline."""
     out: dict[str, Any] = {
         "id": row.id,
