@@ -74,9 +74,9 @@ KICK_SHARE = 0.1
 #: best plan cheaper by less than :data:`STALL_GAIN` of its cost, the steps start again from the start plan
 #: (the greedy's, with other seeds), when at least as much time is left as the descent took to get where it
 #: stalled; the best plan over all descents is the result (a big day's descent still gaining when half the
-#: time is gone is never restarted). Off: on the ten 75-patient Mankowska days at 58 CPU seconds, seed 1, it
-#: took 75_2 from 7.96 to 1.21 % above the best published but made seven of the ten days worse by 0.2-3 points
-#: (the first descent cut short); mean 4.43 -> 4.34 % (docs/benchmarks.md, 2026-12-07). Kept for experiments.
+#: time is gone is never restarted). Off: on the ten 75-patient Mankowska days at 58 CPU seconds, seeds 1 and 2,
+#: it took 75_2 from 7.96 to 1.21 % above the best published (seed 1) but made 14 of the 20 solves worse (the
+#: first descent cut short); mean 4.34 -> 4.60 % (docs/benchmarks.md, 2026-12-07). Kept for experiments.
 RESTART = False
 RESTART_AFTER = 2
 #: (Polishing gains of a tenth of a percent would otherwise put a restart off until too late.)
