@@ -58,3 +58,38 @@ def test_the_bound_s_plan_breaks_no_rule_and_replies_are_fixed_per_offer(monkeyp
         shifts = [s for _, d in month.nights for s in d if s.id in shift_ids]
         assert all(person_id in candidates[s.id] for s in shifts)
         assert bosse_bound._broken(month.pool[person_id], shifts, settings) is None
+
+
+def test_the_expected_bound_is_the_chance_of_a_yes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench/bosse_expected_bound.py: a shift that two people could take, each asked once, is
+    booked at most as often as one of them says yes (1 - 0.55² for two selective responders),
+    and someone who never answers adds nothing."""
+    bench = load_bench(monkeypatch)
+    import bosse_expected_bound
+
+    month = bench.make_month(1, bench.date(2026, 11, 30), 1, 40, 12)
+    settings = bench.BosseSettings()
+    night, shifts = month.nights[0]
+    shift, people = next(
+        (s, ok)
+        for s in shifts
+        if len(
+            ok := [
+                p.id
+                for p in month.pool.values()
+                if bench._static_ok(s, p) and not bench.check_eligibility(s.to_rules(), p.to_rules(s), settings.rules)
+            ]
+        )
+        >= 3
+    )
+    a, b, c = people[:3]
+
+    def bound(behaviour: dict[str, str]) -> float:
+        found = bosse_expected_bound.expected_bound(
+            [(night, [shift])], month.pool, {shift.id: [a, b, c]}, behaviour, settings
+        )
+        return found.bound
+
+    assert bound({a: "selective", b: "selective", c: "silent"}) == pytest.approx(1 - 0.55**2, abs=1e-6)
+    assert bound({a: "reluctant", b: "silent", c: "silent"}) == pytest.approx(0.10, abs=1e-6)
+    assert bound({a: "eager", b: "eager", c: "late"}) == pytest.approx(1 - 0.15**2 * 0.30, abs=1e-6)
