@@ -70,17 +70,6 @@ KICK_AFTER = 3
 #: The share of the visits a kick moves: 0.1 raised a 75-patient plan's cost by 10-30 %, which the next steps win
 #: back into another plan; restarting from the greedy's start plan instead found the same plan again (75_1).
 KICK_SHARE = 0.1
-#: Instead of kicks, new descents: after :data:`RESTART_AFTER` steps in a row that made the present descent's
-#: best plan cheaper by less than :data:`STALL_GAIN` of its cost, the steps start again from the start plan
-#: (the greedy's, with other seeds), when at least as much time is left as the descent took to get where it
-#: stalled; the best plan over all descents is the result (a big day's descent still gaining when half the
-#: time is gone is never restarted). Off: on the ten 75-patient Mankowska days at 58 CPU seconds, seeds 1 and 2,
-#: it took 75_2 from 7.96 to 1.21 % above the best published (seed 1) but made 14 of the 20 solves worse (the
-#: first descent cut short); mean 4.34 -> 4.60 % (docs/benchmarks.md, 2026-12-07). Kept for experiments.
-RESTART = False
-RESTART_AFTER = 2
-#: (Polishing gains of a tenth of a percent would otherwise put a restart off until too late.)
-STALL_GAIN = 0.005
 #: Other days (breaks, continuity per person) skip OR-Tools' rounds, the LNS getting all the time, when
 #: OR-Tools' transit matrices would take more than this (:meth:`Network.model_bytes`): at 1,000 visits
 #: and 150 staff, each with their own continuity costs, one model took 1.9 GB and 11-12 CPU seconds to
@@ -297,29 +286,22 @@ def _lns_and_polish(
 
     Each step's result is kept only when it is cheaper (the LNS returns the best plan it saw). When
     :data:`KICK_AFTER` steps in a row gained nothing, the best plan is kicked (:func:`perturb`) and the
-    steps go on from there, or with :data:`RESTART` a new descent starts from ``greedy``; the best plan
-    seen is returned.
+    steps go on from there; the best plan seen is returned.
     """
     state, total = greedy, max(0.0, left())
-    best = descent = state  # the best plan over all descents, and the present descent's
+    best = state
     durations = sorted(t.visit.duration for t in greedy.net.tasks)
     slack = round(POLISH_SLACK * durations[len(durations) // 2])
     used: list[str] = ["greedy"]
     plan = itertools.chain(POLISH_START, itertools.cycle(POLISH_REPEAT))
-    stale = kicks = restarts = 0
-    began = settled = 0.0  # when the present descent began, and when it last gained enough (seconds into the steps)
+    stale = kicks = 0
     for step, (kind, share) in enumerate(plan):
-        if RESTART and stale >= RESTART_AFTER and (opts.work_limit is not None or left() >= settled - began):
-            restarts += 1
-            state = descent = greedy
-            stale, began = 0, total - left()
-            kind, share = POLISH_START[0]
         seconds = total * share
         if left() - seconds < 0.5 * seconds:  # too little would be left for another step: take it all
             seconds = left()
         if seconds < 0.2 or (opts.work_limit is not None and step >= len(POLISH_START) + POLISH_WORK_STEPS):
             break  # (with a work limit a fixed number of steps, so that the plan does not depend on the machine)
-        if KICK_AFTER and not RESTART and stale >= KICK_AFTER and kind == "lns":
+        if KICK_AFTER and stale >= KICK_AFTER and kind == "lns":
             kicks += 1
             state, stale = perturb(best, share=KICK_SHARE, seed=opts.seed * 7919 + step), 0
         better: Greedy | None
@@ -333,22 +315,12 @@ def _lns_and_polish(
             state = better
             if kind not in used:
                 used.append(kind)
-        if RESTART:
-            if state.cost() < descent.cost() - STALL_GAIN * descent.cost():
-                stale, settled = 0, total - left()
-            else:
-                stale += 1
-            descent = min(descent, state, key=Greedy.cost)
-            if state.cost() < best.cost() - 1e-9:
-                best = state
-        elif state.cost() < best.cost() - 1e-9:
+        if state.cost() < best.cost() - 1e-9:
             best, stale = state, 0
         else:
             stale += 1
     if kicks:
         used.append(f"kicks({kicks})")
-    if restarts:
-        used.append(f"restarts({restarts})")
     return best, "+".join(used)
 
 

@@ -141,8 +141,8 @@ class TestSolverPath:
         assert solve(p, opts).plan == solve(p, opts).plan
 
 
-class TestStall:
-    """Out of a local optimum: the kick (robots.lena.lns.perturb), a new descent, and when the solver uses them."""
+class TestKick:
+    """The kick out of a local optimum (robots.lena.lns.perturb) and when the solver uses it."""
 
     def test_kicked_plan_keeps_every_rule_and_visit(self) -> None:
         p = soft_day(60, 9, 4)
@@ -160,7 +160,6 @@ class TestStall:
         p = soft_day(12, 3, 5)
         opts = SolverOptions(time_limit=600.0, seed=1, work_limit=5)
         monkeypatch.setattr(solver_module, "POLISH_MIN_TASKS", 0)
-        monkeypatch.setattr(solver_module, "RESTART", False)  # (kicks are what a stall brings without restarts)
         monkeypatch.setattr(solver_module, "KICK_AFTER", 0)
         without = solve(p, opts)
         monkeypatch.setattr(solver_module, "KICK_AFTER", 2)
@@ -168,19 +167,3 @@ class TestStall:
         assert "kicks(" in kicked.engine and "kicks(" not in without.engine
         assert check_plan(p, kicked.plan) == [] and kicked.plan.unassigned == ()
         assert kicked.metrics.objective <= without.metrics.objective
-
-    def test_the_solver_starts_again_when_the_steps_stall(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        # The same small day: with restarts on, a stalled descent is followed by a new one from the start
-        # plan; the result is the best plan of all descents, with every rule kept and every visit planned.
-        p = soft_day(12, 3, 5)
-        opts = SolverOptions(time_limit=600.0, seed=1, work_limit=5)
-        monkeypatch.setattr(solver_module, "POLISH_MIN_TASKS", 0)
-        monkeypatch.setattr(solver_module, "RESTART", False)
-        monkeypatch.setattr(solver_module, "KICK_AFTER", 0)
-        without = solve(p, opts)
-        monkeypatch.setattr(solver_module, "RESTART", True)
-        restarted = solve(p, opts)
-        assert "restarts(" in restarted.engine and "restarts(" not in without.engine
-        assert check_plan(p, restarted.plan) == [] and restarted.plan.unassigned == ()
-        assert restarted.metrics.objective <= without.metrics.objective
-        assert solve(p, opts).plan == restarted.plan  # deterministic with a work limit
