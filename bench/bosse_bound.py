@@ -204,7 +204,7 @@ def _month_caps(
             minutes = int((t[1] - t[0]).total_seconds() // 60)
             by_month.setdefault(shifts[sid].month, []).append((minutes, sid))
     for month, items in by_month.items():
-        booked = person.hours_by_month.get(month, person.hours_this_month if not person.hours_by_month else 0.0)
+        booked = person.hours_in(month)
         room = int((Fraction(str(cap)) - Fraction(str(booked))) * 60)
         model.Add(sum(m * x[(person.id, sid)] for m, sid in items) <= room)
 

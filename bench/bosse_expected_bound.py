@@ -164,7 +164,7 @@ def expected_bound(
             for sid in sids:
                 by_month.setdefault(shifts[sid].month, []).append(sid)
             for month, items in by_month.items():
-                booked = person.hours_by_month.get(month, person.hours_this_month if not person.hours_by_month else 0.0)
+                booked = person.hours_in(month)
                 room = float(Fraction(str(cap)) - Fraction(str(booked)))
                 solver.Add(sum(shifts[sid].hours * x[(p, sid)] for sid in items) <= room)
     solver.Maximize(sum(x.values()))

@@ -34,6 +34,11 @@ def _name(short: str) -> str:
     return f"Instanz{family}_HCSRP_{short}.json"
 
 
+def _literals(items: list[str]) -> dict[str, object]:
+    """``module.NAME=python literal`` options as {``module.NAME``: value}."""
+    return {key: ast.literal_eval(literal) for key, _, literal in (item.partition("=") for item in items)}
+
+
 def _apply(settings: dict[str, object]) -> None:
     for key, value in settings.items():
         module, attr = key.rsplit(".", 1)
@@ -57,14 +62,7 @@ def main() -> None:
     parser.add_argument("--instances", required=True, help="comma-separated, e.g. 75_1,75_2,100_1")
     parser.add_argument("--out", type=Path, default=RESULTS / "lena_ab.jsonl")
     args = parser.parse_args()
-    old: dict[str, object] = {}
-    for item in args.set:
-        key, _, literal = item.partition("=")
-        old[key] = ast.literal_eval(literal)
-    both: dict[str, object] = {}
-    for item in args.both:
-        key, _, literal = item.partition("=")
-        both[key] = ast.literal_eval(literal)
+    old, both = _literals(args.set), _literals(args.both)
     _apply(both)
     new = {key: getattr(importlib.import_module(key.rsplit(".", 1)[0]), key.rsplit(".", 1)[1]) for key in old}
     best = published(args.data)

@@ -396,13 +396,17 @@ class Robot(abc.ABC, Generic[SettingsT]):
         return problems
 
 
+def _texts(table: object) -> bool:
+    """Whether ``table`` maps strings to non-empty strings."""
+    return isinstance(table, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in table.items()
+    )
+
+
 def _text_problems(cls: type[Robot]) -> list[str]:
     """What is wrong with a robot's ``queue_labels`` and ``messages`` (texts shown to people)."""
     problems: list[str] = []
-    labels = getattr(cls, "queue_labels", {})
-    if not isinstance(labels, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in labels.items()
-    ):
+    if not _texts(getattr(cls, "queue_labels", {})):
         problems.append("queue_labels must map queue names to non-empty Swedish texts")
     messages = getattr(cls, "messages", {})
     if not isinstance(messages, Mapping):
@@ -412,8 +416,6 @@ def _text_problems(cls: type[Robot]) -> list[str]:
             problems.append("messages['sv'] is not needed: the Swedish text is the message id")
         elif not (isinstance(lang, str) and len(lang) == 2 and lang.isalpha() and lang.islower()):
             problems.append(f"messages has {lang!r}, which is not a two-letter language code")
-        elif not isinstance(table, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in table.items()
-        ):
+        elif not _texts(table):
             problems.append(f"messages[{lang!r}] must map Swedish texts to non-empty translations")
     return problems

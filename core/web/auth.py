@@ -511,17 +511,8 @@ class Auth:
             live = found[0]
             if now < live.expires_at and now - live.last_seen_at < self.idle and live.active:
                 grants = frozenset(Grant(Role(g.role), g.tenant, g.queue) for g in found if g.role is not None)
-                return Principal(
-                    live.user_id,
-                    live.username,
-                    live.display_name or live.username,
-                    grants,
-                    lang=live.lang,
-                    session_id=live.id,
-                    csrf_token=live.csrf_token,
-                    flash=self._touch_and_take_flash(live, now),
-                    pending=live.pending,
-                )
+                flash = self._touch_and_take_flash(live, now)
+                return self._principal(live, live.user_id, live.username, live.display_name, grants, flash)
         ended: str | None = None
         with self.db.session() as s:
             row = s.get(WebSession, sha256(token))
@@ -549,7 +540,8 @@ class Auth:
                     if now - row.last_seen_at >= self.touch:
                         row.last_seen_at = now
                     flash, row.flash = row.flash, None
-                    return self._principal(row, user, load_grants(s, user.id), flash)
+                    grants = load_grants(s, user.id)
+                    return self._principal(row, user.id, user.username, user.display_name, grants, flash)
         raise AuthError(expired=ended != "inactive")
 
     def _touch_and_take_flash(self, row: Any, now: datetime) -> str | None:
@@ -575,11 +567,14 @@ class Auth:
         return row.flash if taken else None
 
     @staticmethod
-    def _principal(row: WebSession, user: User, grants: frozenset[Grant], flash: str | None) -> Principal:
+    def _principal(
+        row: Any, user_id: int, username: str, display_name: str | None, grants: frozenset[Grant], flash: str | None
+    ) -> Principal:
+        """The person of a live session (``row``: the session's row or ORM object) with their grants."""
         return Principal(
-            user.id,
-            user.username,
-            user.display_name or user.username,
+            user_id,
+            username,
+            display_name or username,
             grants,
             lang=row.lang,
             session_id=row.id,

@@ -22,15 +22,13 @@ from sqlalchemy import Row, bindparam, select
 from core.storage.models import CallbackStatus, ReviewItem, ReviewKind, ReviewState, UTCDateTime
 from core.web.auth import Grant, review_filter_for
 from core.web.i18n import Translator, local_time
+from core.web.inbox import LISTED
 
 if TYPE_CHECKING:
     from core.web.auth import Principal
     from core.web.deps import WebContext
     from core.web.settings import AlertSettings
 
-#: A list of decisions never shows the material or the decision's own data: not loaded, and
-#: read as plain rows (with the same attribute names), not made into ORM objects.
-_LISTED = tuple(c for c in ReviewItem.__table__.c if c.key not in ("material", "decision_data"))
 #: How far back "Mina beslut" looks.
 MY_DECISIONS_DAYS = 14
 
@@ -186,7 +184,7 @@ def _candidates_statement(grants: frozenset[Grant]) -> Any:
 @lru_cache(maxsize=1024)
 def _recent_statement(grants: frozenset[Grant], limit: int) -> Any:
     return (
-        select(*_LISTED)
+        select(*LISTED)
         .where(
             review_filter_for(grants),
             ReviewItem.decided_by == bindparam("actor"),
@@ -215,7 +213,7 @@ def my_decisions(ctx: WebContext, p: Principal, limit: int = 20) -> list[Row[Any
         shown = [r.id for r in found[:limit]]
         if not shown:
             return []
-        rows = {r.id: r for r in s.execute(select(*_LISTED).where(ReviewItem.id.in_(shown)))}
+        rows = {r.id: r for r in s.execute(select(*LISTED).where(ReviewItem.id.in_(shown)))}
     return [rows[i] for i in shown if i in rows]
 
 

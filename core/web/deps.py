@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import jinja2
 from fastapi import Path as UrlPath
@@ -37,7 +36,7 @@ from core.web.auth import (
     check_csrf,
     session_cookie_name,
 )
-from core.web.i18n import LANGUAGES, label, normalise_lang, robot_translator, translator
+from core.web.i18n import LANGUAGES, label, local_time, normalise_lang, robot_translator, translator
 from core.web.oidc import OidcClient
 from core.web.pagecache import FiguresCache
 from core.web.saml import SamlServiceProvider
@@ -179,11 +178,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     lang = request_lang(request)
     _ = translator(lang)
     csrf = principal.csrf_token if principal is not None else context.pop("login_csrf", "")
-    zone = ZoneInfo(ctx.zone)
     labels: dict[tuple[str, str | None], str] = {}
-
-    def when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-        return value.astimezone(zone).strftime(fmt) if value is not None else ""
 
     def queue_name(queue: Any, tenant: str | None = None) -> str:
         # A list names the same few queues on every row: looked up once per page.
@@ -202,7 +197,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         flash=principal.flash if principal is not None else None,
         path=request.url.path,
         Role=Role,
-        when=when,
+        when=lambda value, fmt="%Y-%m-%d %H:%M": local_time(value, ctx.zone, fmt),
         label=lambda value: _(label(str(value))),
         queue_label=queue_name,
         who=lambda actor: (actor or "").removeprefix("user:"),

@@ -149,12 +149,19 @@ class SubstituteInfo:
         """True when the person's priority right (företrädesrätt) is in force on ``day``."""
         return self.priority_right and (self.priority_right_until is None or day <= self.priority_right_until)
 
+    def hours_in(self, month: str) -> float:
+        """Hours booked in ``month`` (``YYYY-MM``) as the staffing system gives them.
+
+        Without per-month figures, ``hours_this_month`` is the month's and other months have none.
+        """
+        return self.hours_by_month.get(month, self.hours_this_month if not self.hours_by_month else 0.0)
+
     def to_rules(self, shift: ShiftInfo, *, without_booking: str | None = None) -> Substitute:
         """The person as the rules see them for ``shift``: that month's hours, priority on its day.
 
         ``without_booking`` leaves one booking out (to check a booking already made).
         """
-        hours = self.hours_by_month.get(shift.month, self.hours_this_month if not self.hours_by_month else 0.0)
+        hours = self.hours_in(shift.month)
         bookings = self.bookings
         if without_booking is not None:
             kept = [b for b, bid in zip(self.bookings, self.booking_ids, strict=True) if bid != without_booking]
