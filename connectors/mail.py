@@ -81,7 +81,7 @@ def build_message(
 ) -> EmailMessage:
     """The MIME message (plain text, optional HTML alternative, attachments), with a fresh Message-ID."""
     if not to:
-        raise BusinessError("a mail needs at least one recipient", code="mail_no_recipient")
+        raise BusinessError("E-postmeddelandet saknar mottagare", code="mail_no_recipient")
     msg = EmailMessage()
     msg["From"] = formataddr((settings.sender_name, settings.sender)) if settings.sender_name else settings.sender
     msg["To"] = ", ".join(to)
@@ -190,7 +190,7 @@ class Mailer:
             codes = sorted({r.code for r in exc.recipients})
             if all(500 <= c < 600 for c in codes):
                 raise BusinessError(
-                    f"{self.system}: every recipient was refused ({', '.join(map(str, codes))})",
+                    f"E-postservern tog inte emot någon av mottagarna (svarskod {', '.join(map(str, codes))})",
                     code="mail_recipient_refused",
                 ) from exc
             raise ConnectorUnavailable(

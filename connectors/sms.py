@@ -144,7 +144,7 @@ def normalize_msisdn(number: str, country_code: str = "46") -> str:
     elif not digits.startswith("+"):
         digits = f"+{country_code}{digits}" if len(digits) <= 9 else "+" + digits
     if not re.fullmatch(r"\+[1-9]\d{7,14}", digits):
-        raise BusinessError("the recipient's mobile number is not a valid phone number", code="invalid_msisdn")
+        raise BusinessError("Mottagarens mobilnummer är inte ett giltigt telefonnummer", code="invalid_msisdn")
     return digits
 
 
@@ -195,10 +195,10 @@ class SmsClient:
         """
         number = normalize_msisdn(to, self.settings.default_country_code)
         if not text.strip():
-            raise BusinessError("an SMS needs a text", code="sms_empty")
+            raise BusinessError("SMS:et saknar text", code="sms_empty")
         if len(text) > self.settings.max_length:
             raise BusinessError(
-                f"the SMS is {len(text)} characters, longer than {self.settings.max_length}", code="sms_too_long"
+                f"SMS:et är {len(text)} tecken, längre än de {self.settings.max_length} som går att skicka", code="sms_too_long"
             )
         body = {"to": number, "from": self.settings.sender, "text": text, "reference": reference}
         answer = await self.http.post_json(

@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.clock import Clock, SystemClock
 from core.errors import LeaseLost
-from core.queue_ops import RETURNING, UNCERTAIN_TITLE, ItemOperations, db_lease_sql, lease_end, lease_now, uses_db_clock
+from core.problems import ErrorKind, problem_material, problem_summary, problem_title
+from core.queue_ops import RETURNING, ItemOperations, db_lease_sql, lease_end, lease_now, uses_db_clock
 from core.records import WorkItemView
 from core.review import create_review
 from core.robot import Done, NeedsReview, NewItem
@@ -283,9 +284,9 @@ class WorkQueue(ItemOperations):
                 work_item_id=item.id,
                 queue=f"{item.robot}.exceptions",
                 kind=ReviewKind.exception,
-                title=message[:500],
-                summary=message,
-                material=_material(item.reference, code, message, artifacts),
+                title=problem_title("business", message, item.attempts),
+                summary=problem_summary("business", message),
+                material=problem_material(item.reference, code, message, artifacts, "business"),
                 subject=item.subject,
                 actor=actor,
                 now=now,
@@ -340,7 +341,8 @@ class WorkQueue(ItemOperations):
                 item.id,
                 item.reference,
                 item.subject,
-                f"Tekniskt fel efter {item.attempts} försök",
+                "application",
+                item.attempts,
                 code,
                 message,
                 actor,
@@ -357,12 +359,12 @@ class WorkQueue(ItemOperations):
         item_id: int,
         reference: str,
         subject: str | None,
-        title: str,
+        error_kind: ErrorKind,
+        attempts: int,
         code: str,
         message: str,
         actor: str,
         now: datetime,
-        kind: ReviewKind = ReviewKind.exception,
         artifacts: Sequence[int] = (),
     ) -> None:
         create_review(
@@ -371,10 +373,10 @@ class WorkQueue(ItemOperations):
             robot=robot,
             work_item_id=item_id,
             queue=f"{robot}.exceptions",
-            kind=kind,
-            title=title,
-            summary=message,
-            material=_material(reference, code, message, artifacts),
+            kind=ReviewKind.uncertain if error_kind == "uncertain" else ReviewKind.exception,
+            title=problem_title(error_kind, message, attempts),
+            summary=problem_summary(error_kind, message),
+            material=problem_material(reference, code, message, artifacts, error_kind),
             subject=subject,
             actor=actor,
             now=now,
@@ -406,12 +408,12 @@ class WorkQueue(ItemOperations):
                 item.id,
                 item.reference,
                 item.subject,
-                UNCERTAIN_TITLE,
+                "uncertain",
+                item.attempts,
                 code,
                 message,
                 actor,
                 now,
-                kind=ReviewKind.uncertain,
             )
             audit.append(
                 s,
@@ -464,12 +466,12 @@ class WorkQueue(ItemOperations):
                         r.id,
                         r.reference,
                         r.subject,
-                        UNCERTAIN_TITLE,
+                        "uncertain",
+                        0,
                         "lease_expired",
                         "The worker stopped mid-item; check the target system before acting.",
                         actor,
                         now,
-                        kind=ReviewKind.uncertain,
                     )
                 counts["uncertain"] = len(rows)
             else:
@@ -495,7 +497,8 @@ class WorkQueue(ItemOperations):
                         f.id,
                         f.reference,
                         f.subject,
-                        f"Tekniskt fel efter {f.attempts} försök",
+                        "application",
+                        f.attempts,
                         "lease_expired",
                         "The worker stopped while processing this item on every attempt.",
                         actor,
@@ -557,14 +560,6 @@ class WorkQueue(ItemOperations):
                 )
             ).all()
         return {(r[0], r[1]) for r in rows}
-
-
-def _material(reference: str, code: str, message: str, artifacts: Sequence[int]) -> dict[str, Any]:
-    """An exception review's material; artifact ids only when there are any (older items have none)."""
-    material: dict[str, Any] = {"reference": reference, "error_code": code, "error": message}
-    if artifacts:
-        material["artifacts"] = [int(a) for a in artifacts]
-    return material
 
 
 # -- prepared statements ---------------------------------------------------------------

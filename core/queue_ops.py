@@ -42,8 +42,6 @@ RETURNING = (
     WorkItem.result,
 )
 
-UNCERTAIN_TITLE = "Osäkert utfall: kontrollera om ändringen blev gjord"
-
 
 def uses_db_clock(db: Database, clock: Clock) -> bool:
     """True when leases are timed by the database's clock: PostgreSQL on real time.

@@ -691,7 +691,13 @@ class ReviewQueue:
                     kind=ReviewKind.exception,
                     title="Beslutet kunde inte verkställas",
                     summary=failure_summary(row.id, row.title, row.callback_message),
-                    material={"review_id": row.id, "decision": row.state.value, "error": error},
+                    # The technical error is for IT: the inbox shows it folded away (core/problems.py).
+                    material={
+                        "review_id": row.id,
+                        "decision": row.state.value,
+                        "error": error,
+                        "error_kind": "application",
+                    },
                     subject=row.subject,
                     actor=actor,
                     now=now,

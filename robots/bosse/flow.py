@@ -111,7 +111,7 @@ def parse_item_reference(reference: str) -> ItemRef:
     if shape is not None and len(parts) == 2 + shape[0] + shape[1] and all(parts[2:]):
         arg = unquote(parts[2]) if shape[0] else None
         return ItemRef(parts[1], shift_id, arg, parts[-1] if shape[1] else None)
-    raise BusinessError(f"Bosse does not know the work item reference {reference[:80]!r}", code="bad_reference")
+    raise BusinessError(f"Bosse känner inte igen ärendets referens {reference[:80]!r}", code="bad_reference")
 
 
 def slot_of(moment: datetime) -> str:

@@ -15,6 +15,7 @@ import pytest
 
 from core.errors import AlreadyDecided, ConfigError, FourEyesViolation, LeaseLost, ReviewError
 from core.interfaces import LockStore, RobotStateStore
+from core.problems import PROBLEM_SUMMARIES
 from core.records import (
     IN_PROCESS_OWNER,
     CallbackStatus,
@@ -224,8 +225,10 @@ class TestFinishing:
             "reference": "a",
             "error_code": "missing",
             "error": "belopp saknas",
+            "error_kind": "business",
             "artifacts": [7],
         }
+        assert (review.title, review.summary) == ("belopp saknas", "belopp saknas")  # the robot's Swedish words
 
     def test_application_failure_retries_with_backoff_then_fails(self, stores: Stores) -> None:
         policy = RetryPolicy(max_attempts=2, base_seconds=10, cap_seconds=60)
@@ -246,6 +249,9 @@ class TestFinishing:
         assert status(stores, item.id) == ItemStatus.failed_application
         [review] = stores.reviews.for_item(item.id)
         assert review.kind == ReviewKind.exception and review.title == "Tekniskt fel efter 2 försök"
+        # The case worker reads general Swedish words; the English message is kept for IT.
+        assert review.summary == PROBLEM_SUMMARIES["application"]
+        assert (review.material["error"], review.material["error_kind"]) == ("down", "application")
 
     def test_min_delay_is_honoured(self, stores: Stores) -> None:
         stores.queue.enqueue(ROBOT, TENANT, items("a"))

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, text
 
 from core import audit
 from core.errors import LeaseLost
+from core.problems import PROBLEM_SUMMARIES
 from core.queue import RetryPolicy, WorkQueue
 from core.records import WorkItemView
 from core.robot import Done, NeedsReview, NewItem
@@ -423,7 +424,8 @@ class TestRetries:
             ReviewState.open,
             item.id,
         )
-        assert "3" in rv.title and rv.summary == "Systemet svarar inte"
+        assert "3" in rv.title and rv.summary == PROBLEM_SUMMARIES["application"]
+        assert rv.material["error"] == "Systemet svarar inte" and rv.material["error_kind"] == "application"
         assert rv.material["reference"] == "a" and rv.subject == "subject-1"
         assert queue.claim("r", TENANT, "w") == []
         assert_chain_intact(db)

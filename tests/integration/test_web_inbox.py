@@ -14,12 +14,15 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
+from core.queue import WorkQueue
 from core.review import create_review
+from core.robot import NewItem
 from core.storage.db import Database
 from core.storage.models import AuditEvent, ReviewItem, ReviewKind, ReviewState
 from core.storage.web_models import ReviewTiming
 from core.testing import ExampleRobot, temporary_database
-from core.testing.web import WebEnv, login, make_web_env, web_client
+from core.testing.web import WebEnv, csrf_from, login, make_web_env, web_client
+from core.transitions import RetryPolicy
 
 PNR = "191212121212"  # Skatteverket's best-known test personnummer
 PNR_PATTERN = re.compile(r"(19|20)?\d{6}[-+]?\d{4}")
@@ -450,30 +453,39 @@ class TestNoPersonalDataInUrls:
 
 
 async def test_a_problem_report_reads_in_swedish_without_raw_keys(lite: WebEnv) -> None:
-    """An exception item's material (the kernel's own keys) is labelled in Swedish; artifact ids are not listed."""
+    """A failed item reads as the case worker's Swedish: the robot's words for bad data, general
+    words for a technical failure; error codes and English messages are folded away for IT."""
+    queue = WorkQueue(lite.db, clock=lite.clock)
+    queue.enqueue("example", "0000", [NewItem(reference="A-1", payload={}), NewItem(reference="A-2", payload={})])
+    business, technical = queue.claim("example", "0000", "w", limit=2)
+    queue.fail_business(business, code="amount_missing", message="Beloppet saknas i ansökan", actor="robot:example")
+    queue.fail_application(
+        technical,
+        code="unavailable",
+        message="eservice: connection refused",
+        actor="robot:example",
+        policy=RetryPolicy(max_attempts=1),
+    )
     with lite.db.session() as s:
-        row = create_review(
-            s,
-            tenant="0000",
-            robot="example",
-            work_item_id=None,
-            queue="example.exceptions",
-            kind=ReviewKind.exception,
-            title="Ärendet kunde inte förberedas",
-            summary="Uppgift saknas",
-            material={"reference": "A-1", "error_code": "missing", "error": "Uppgift saknas", "artifacts": [7, 8]},
-            subject=None,
-            actor="robot:example",
-            now=lite.clock.now(),
-        )
-        review_id = row.id
+        ids = dict(s.execute(select(ReviewItem.material["reference"].as_string(), ReviewItem.id)).tuples().all())
     async with web_client(lite.app) as client:
         await login(client, "anna")
-        page = (await client.get(f"/inbox/items/{review_id}")).text
-    for label in ("Referens", "Felkod", "Vad som hände"):
-        assert f"<dt>{label}</dt>" in page
-    for raw in ("<dt>reference</dt>", "<dt>error_code</dt>", "<dt>error</dt>", "<dt>artifacts</dt>"):
-        assert raw not in page
+        page = (await client.get(f"/inbox/items/{ids['A-1']}")).text
+        main, technical_info = page.split("<details", 1)[0], page.split("<details", 1)[1]
+        assert "Beloppet saknas i ansökan" in main and "<dt>Referens</dt><dd>A-1</dd>" in main
+        assert "Returnera till roboten, så gör roboten ett nytt försök" in main
+        assert "amount_missing" not in main and "amount_missing" in technical_info
+        for raw in ("<dt>reference</dt>", "<dt>error_code</dt>", "<dt>error</dt>", "<dt>error_kind</dt>", "business"):
+            assert raw not in main
+        page = (await client.get(f"/inbox/items/{ids['A-2']}")).text
+        main = page.split("<details", 1)[0]
+        assert "Tekniskt fel efter 1 försök" in main and "IT kan behöva åtgärda felet" in main
+        assert "connection refused" not in main and "unavailable" not in main
+        assert '<dd lang="en">eservice: connection refused</dd>' in page  # for IT, marked as English
+        # In English, the page's own words are English; the robot's words stay as written.
+        await client.post("/lang", data={"lang": "en", "next": "/inbox", "csrf_token": csrf_from(page)})
+        page = (await client.get(f"/inbox/items/{ids['A-1']}")).text
+        assert "Technical information (for IT support)" in page and "choose Return to the robot" in page
 
 
 async def test_a_robot_template_that_renders_problem_reports_is_used_for_them(lite: WebEnv, tmp_path: Path) -> None:

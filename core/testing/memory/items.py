@@ -6,7 +6,7 @@ import copy
 import secrets
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.errors import AlreadyDecided, LeaseLost
 from core.records import ItemStatus, ReviewKind, ReviewState, WorkItemView
@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     import random
 
 
-from core.testing.memory.state import UNCERTAIN_TITLE, MemoryItem, MemoryState, exception_material
+from core.problems import ErrorKind, problem_material, problem_summary, problem_title
+from core.testing.memory.state import MemoryItem, MemoryState
 
 
 class MemoryWorkItemStore:
@@ -162,17 +163,25 @@ class MemoryWorkItemStore:
                 recorded.append(True)
         return recorded
 
-    def _exception(self, row: MemoryItem, title: str, code: str, message: str, actor: str, **kw: Any) -> int:
-        artifacts = kw.pop("artifacts", ())
+    def _exception(
+        self,
+        row: MemoryItem,
+        error_kind: ErrorKind,
+        attempts: int,
+        code: str,
+        message: str,
+        actor: str,
+        artifacts: Sequence[int] = (),
+    ) -> int:
         return self.state.create_review(
             tenant=row.tenant,
             robot=row.robot,
             work_item_id=row.id,
             queue=f"{row.robot}.exceptions",
-            kind=kw.pop("kind", ReviewKind.exception),
-            title=title,
-            summary=message,
-            material=exception_material(row.reference, code, message, artifacts),
+            kind=ReviewKind.uncertain if error_kind == "uncertain" else ReviewKind.exception,
+            title=problem_title(error_kind, message, attempts),
+            summary=problem_summary(error_kind, message),
+            material=problem_material(row.reference, code, message, artifacts, error_kind),
             subject=row.subject,
             actor=actor,
         )
@@ -184,7 +193,7 @@ class MemoryWorkItemStore:
         with self.state.lock:
             row = self._owned(item)
             self._finish(row, ItemStatus.failed_business, "business", code, message)
-            return self._exception(row, message[:500], code, message, actor, artifacts=artifacts)
+            return self._exception(row, "business", item.attempts, code, message, actor, artifacts=artifacts)
 
     def fail_application(
         self,
@@ -207,8 +216,7 @@ class MemoryWorkItemStore:
                 row.next_attempt_at = self._now + timedelta(seconds=delay)
                 return True
             self._finish(row, ItemStatus.failed_application, "application", code, message)
-            title = f"Tekniskt fel efter {item.attempts} försök"
-            self._exception(row, title, code, message, actor, artifacts=artifacts)
+            self._exception(row, "application", item.attempts, code, message, actor, artifacts=artifacts)
             return False
 
     def mark_uncertain(self, item: WorkItemView, *, actor: str, code: str, message: str) -> None:
@@ -216,7 +224,7 @@ class MemoryWorkItemStore:
         with self.state.lock:
             row = self._owned(item)
             self._finish(row, ItemStatus.uncertain, "uncertain", code, message)
-            self._exception(row, UNCERTAIN_TITLE, code, message, actor, kind=ReviewKind.uncertain)
+            self._exception(row, "uncertain", item.attempts, code, message, actor)
             self.state.audit(
                 actor=actor,
                 action="item.uncertain",
@@ -246,14 +254,13 @@ class MemoryWorkItemStore:
                     msg = "the worker stopped while processing; the external write may or may not have happened"
                     self._finish(row, ItemStatus.uncertain, "uncertain", "lease_expired", msg)
                     review_msg = "The worker stopped mid-item; check the target system before acting."
-                    self._exception(row, UNCERTAIN_TITLE, "lease_expired", review_msg, actor, kind=ReviewKind.uncertain)
+                    self._exception(row, "uncertain", 0, "lease_expired", review_msg, actor)
                     counts["uncertain"] += 1
                 elif row.attempts >= max_attempts:
                     msg = f"the worker stopped while processing, {max_attempts} times"
                     self._finish(row, ItemStatus.failed_application, "application", "lease_expired", msg)
                     review_msg = "The worker stopped while processing this item on every attempt."
-                    title = f"Tekniskt fel efter {row.attempts} försök"
-                    self._exception(row, title, "lease_expired", review_msg, actor)
+                    self._exception(row, "application", row.attempts, "lease_expired", review_msg, actor)
                     counts["failed_application"] += 1
             for kind, n in counts.items():
                 if n:

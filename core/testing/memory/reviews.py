@@ -338,7 +338,12 @@ class MemoryReviewStore:
                     kind=ReviewKind.exception,
                     title="Beslutet kunde inte verkställas",
                     summary=failure_summary(row.id, row.title, row.callback_message),
-                    material={"review_id": row.id, "decision": row.state.value, "error": error},
+                    material={
+                        "review_id": row.id,
+                        "decision": row.state.value,
+                        "error": error,
+                        "error_kind": "application",
+                    },
                     subject=row.subject,
                     actor=actor,
                 )

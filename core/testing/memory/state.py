@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 COUNT_FIELDS = ("collected", "done", "needs_review", "failed_business", "failed_application", "uncertain", "retried")
 DECISIONS = {"approve": ReviewState.approved, "reject": ReviewState.rejected, "return": ReviewState.returned}
-UNCERTAIN_TITLE = "Osäkert utfall: kontrollera om ändringen blev gjord"
 
 
 @dataclass
@@ -279,11 +278,3 @@ class MemoryState:
             )
             closed.append(row.id)
         return closed
-
-
-def exception_material(reference: str, code: str, message: str, artifacts: Sequence[int]) -> dict[str, Any]:
-    """An exception review's material, as core.queue writes it (artifact ids only when there are any)."""
-    material: dict[str, Any] = {"reference": reference, "error_code": code, "error": message}
-    if artifacts:
-        material["artifacts"] = [int(a) for a in artifacts]
-    return material
