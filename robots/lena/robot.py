@@ -302,10 +302,11 @@ class LenaRobot(Robot[LenaSettings]):
                 "time_limit": self.conf.time_limit_seconds,
             },
         }
+        continuity = f"{totals['continuity_mean']:.1f}".replace(".", ",")  # Swedish decimal comma
         summary = (
             f"{totals['assigned']} av {totals['visits']} besök planerade, {totals['unassigned']} ej planerade; "
-            f"restid {totals['travel_minutes']} min; kontinuitet {totals['continuity_mean']} olika personal "
-            "per brukare"
+            f"restid {totals['travel_minutes']:,} min; ".replace(",", "\u00a0")
+            + f"i snitt {continuity} olika personal per brukare (14 dagar + planerad dag)"
         )
         return NeedsReview(
             queue="lena.plan",

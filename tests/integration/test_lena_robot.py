@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -145,6 +146,11 @@ class TestPlanAndPublish:
         assert "Personalens dagar" in html and "Kontinuitet per brukare" in html and "<button" not in html
         assert "Personalkontinuitet (Kolada)" in html and "Personalkontinuitet (Lenas mått)" in html
         assert problem.staff[0].id in html
+        # Figures read as Swedish: a decimal comma, never a decimal point.
+        mean = f"{view['totals']['continuity_mean']:.1f}".replace(".", ",")
+        assert f"i snitt {mean} olika personal per brukare" in review.summary
+        assert f"{mean} olika personal per brukare i snitt" in html
+        assert not re.search(r"\d\.\d", review.summary)
 
         # Rerunning finds the same group-day: nothing new, no second review.
         assert office.run().counts["collected"] == 0
