@@ -92,6 +92,8 @@ def dashboard_page(request: Request, p: Person) -> HTMLResponse:
         charts=charts_for(ctx, tenants, request_lang(request)),
         saved=saved.value,
         saved_at=saved.computed_at,
+        # How old the figures are: up to twice the period while a newer computation runs behind them.
+        saved_age_minutes=max(0, int((ctx.clock() - saved.computed_at).total_seconds() // 60)),
         saved_every_minutes=math.ceil(figures.max_age.total_seconds() / 60),
         waiting=decisions.waiting_by_robot(ctx, tenants),
         backlog=dashboard.inbox_backlog(ctx, tenants),
