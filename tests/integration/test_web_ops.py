@@ -151,9 +151,12 @@ class TestDashboard:
             assert len(computed) == 1
             assert second and second.group(2) == first.group(2) and second.group(3) == "2 min"
             lite.clock.advance(200)  # 320 s after the first view: older than the 300 s period
-            third = note.search((await client.get("/ops")).text)
+            third_page = await client.get("/ops")
+            third = note.search(third_page.text)
             # Answered with the kept figures, their age stated; the new ones are computed behind it.
             assert third and third.group(2) == first.group(2) and third.group(1) == "5" and third.group(3) == "5 min"
+            # The 30-day trends are kept the same way and say so too.
+            assert re.search(r'id="trend-computed" data-age-minutes="5">Beräknad ', third_page.text)
             figures.settle()
             assert len(computed) == 2
             fourth = note.search((await client.get("/ops")).text)
