@@ -21,6 +21,7 @@ from markupsafe import Markup
 from sqlalchemy import Integer, Row, String, bindparam, case, func, insert, literal, select, update
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from core.errors import AlreadyDecided, FourEyesViolation, ReviewError
 from core.logging import get_logger
@@ -407,6 +408,7 @@ class _WholeSecondsSince(ColumnElement[int]):
 
     type = Integer()
     inherit_cache = True
+    _traverse_internals = [("start", InternalTraversal.dp_clauseelement), ("end", InternalTraversal.dp_clauseelement)]
 
     def __init__(self, start: Any, end: Any) -> None:
         self.start, self.end = start, end
@@ -425,26 +427,36 @@ def _seconds_sqlite(element: _WholeSecondsSince, compiler: Any, **kw: Any) -> st
     return f"MAX(0, CAST(ROUND((julianday({end}) - julianday({start})) * 86400000.0) / 1000 AS INTEGER))"
 
 
+@lru_cache(maxsize=1)
+def _end_review_time_statement() -> Any:
+    now = bindparam("b_now", type_=UTCDateTime())
+    running = (
+        select(ReviewTiming.id)
+        .where(
+            ReviewTiming.review_id == bindparam("b_review_id"),
+            ReviewTiming.actor == bindparam("b_actor"),
+            ReviewTiming.decided_at.is_(None),
+        )
+        .order_by(ReviewTiming.opened_at)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
+        update(ReviewTiming)
+        .where(ReviewTiming.id == running, ReviewTiming.decided_at.is_(None))
+        .values(decided_at=now, seconds=_WholeSecondsSince(ReviewTiming.opened_at, now))
+    )
+
+
 def _record_review_time(ctx: WebContext, p: Principal, item: ReviewItem) -> None:
     """The person's running review time of the item ends now: one UPDATE, the seconds computed by the database.
 
     The oldest running timing of this person and item (there is at most one) is closed; none
     running (the item was decided without being opened here, e.g. through the API) writes nothing.
+    The statement is built once, its values bound per decision.
     """
-    now = bindparam("now", ctx.clock(), type_=UTCDateTime())
-    running = (
-        select(ReviewTiming.id)
-        .where(ReviewTiming.review_id == item.id, ReviewTiming.actor == p.actor, ReviewTiming.decided_at.is_(None))
-        .order_by(ReviewTiming.opened_at)
-        .limit(1)
-        .scalar_subquery()
-    )
     with ctx.db.single_statement() as conn:
-        conn.execute(
-            update(ReviewTiming)
-            .where(ReviewTiming.id == running, ReviewTiming.decided_at.is_(None))
-            .values(decided_at=now, seconds=_WholeSecondsSince(ReviewTiming.opened_at, now))
-        )
+        conn.execute(_end_review_time_statement(), {"b_now": ctx.clock(), "b_review_id": item.id, "b_actor": p.actor})
 
 
 def review_dict(row: ReviewItem) -> dict[str, Any]:
