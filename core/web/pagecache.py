@@ -9,9 +9,9 @@ of keys is bounded (the least recently computed goes first).
 
 Off the request path: a view that finds its value older than the period, but not older
 than twice the period, is answered with the kept value at once, and the value is computed
-again in a background thread (one per key at a time); the next views get the new one. Only
-a value that is missing, or older than twice the period (nobody looked for a while), is
-computed while the request waits. So under steady use no view waits for the recomputation
+again by the cache's one background thread (each key queued at most once); the next views
+get the new one. Only a value that is missing, or older than twice the period (nobody looked
+for a while), is computed while the request waits. So under steady use no view waits for the recomputation
 (it took 6–10 s for the unlucky view under the morning's load), and no page shows figures
 older than twice the period; the page says when they were computed.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,7 +59,10 @@ class FiguresCache:
         self._kept: OrderedDict[Hashable, Kept] = OrderedDict()
         self._lock = threading.Lock()
         self._computing: dict[Hashable, threading.Lock] = {}
-        self._refreshing: dict[Hashable, threading.Thread] = {}
+        self._refreshing: dict[Hashable, Future[None]] = {}
+        # One long-lived thread computes in the background (figure after figure): not a new
+        # thread per computation, whose memory arena glibc would keep for each.
+        self._executor: ThreadPoolExecutor | None = None
 
     def _fresh(self, key: Hashable, now: datetime) -> Kept | None:
         kept = self._kept.get(key)
@@ -81,11 +85,9 @@ class FiguresCache:
                 and now - stale.computed_at < 2 * self.max_age
             ):
                 if key not in self._refreshing:
-                    thread = threading.Thread(
-                        target=self._refresh, args=(key, compute), name="kollega-figures", daemon=True
-                    )
-                    self._refreshing[key] = thread
-                    thread.start()
+                    if self._executor is None:
+                        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kollega-figures")
+                    self._refreshing[key] = self._executor.submit(self._refresh, key, compute)
                 return stale
             gate = self._computing.setdefault(key, threading.Lock())
         with gate:
@@ -121,8 +123,8 @@ class FiguresCache:
         """Wait for the background computations under way (tests, and shutting down cleanly)."""
         with self._lock:
             running = list(self._refreshing.values())
-        for thread in running:
-            thread.join(timeout)
+        if running:
+            wait(running, timeout)
 
     def clear(self) -> None:
         """Forget every value (the next view computes afresh)."""
