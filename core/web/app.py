@@ -185,6 +185,9 @@ def create_app(
             stop.set()
             if task is not None:
                 await task
+            # The dashboard's figures being computed in the background finish before the database goes.
+            if ctx.figures is not None:
+                await asyncio.to_thread(ctx.figures.settle, 30)
 
     app = FastAPI(
         title="Kollega",

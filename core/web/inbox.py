@@ -19,6 +19,9 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 from sqlalchemy import Integer, Row, String, bindparam, case, func, insert, literal, select, update
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from core.errors import AlreadyDecided, FourEyesViolation, ReviewError
 from core.logging import get_logger
@@ -400,24 +403,60 @@ def decide(
     return DecisionResult("decided", _("Beslut registrerat: {state}.", state=_(label(item.state.value))), item)
 
 
-def _record_review_time(ctx: WebContext, p: Principal, item: ReviewItem) -> None:
-    now = ctx.clock()
-    with ctx.db.read_session() as s:
-        timing = s.execute(
-            select(ReviewTiming.id, ReviewTiming.opened_at)
-            .where(ReviewTiming.review_id == item.id, ReviewTiming.actor == p.actor, ReviewTiming.decided_at.is_(None))
-            .order_by(ReviewTiming.opened_at)
-            .limit(1)
-        ).first()
-    if timing is None:
-        return
-    seconds = max(0, int((now - timing.opened_at).total_seconds()))
-    with ctx.db.single_statement() as conn:
-        conn.execute(
-            update(ReviewTiming)
-            .where(ReviewTiming.id == timing.id, ReviewTiming.decided_at.is_(None))
-            .values(decided_at=now, seconds=seconds)
+class _WholeSecondsSince(ColumnElement[int]):
+    """Whole seconds from a stored UTC time to a later one, never below 0, computed in the database."""
+
+    type = Integer()
+    inherit_cache = True
+    _traverse_internals = [("start", InternalTraversal.dp_clauseelement), ("end", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, start: Any, end: Any) -> None:
+        self.start, self.end = start, end
+
+
+@compiles(_WholeSecondsSince, "postgresql")
+def _seconds_postgresql(element: _WholeSecondsSince, compiler: Any, **kw: Any) -> str:
+    start, end = compiler.process(element.start, **kw), compiler.process(element.end, **kw)
+    return f"GREATEST(0, FLOOR(EXTRACT(EPOCH FROM ({end} - {start}))))::integer"
+
+
+@compiles(_WholeSecondsSince, "sqlite")
+def _seconds_sqlite(element: _WholeSecondsSince, compiler: Any, **kw: Any) -> str:
+    # julianday's days as a double, rounded to whole milliseconds before the whole seconds are taken.
+    start, end = compiler.process(element.start, **kw), compiler.process(element.end, **kw)
+    return f"MAX(0, CAST(ROUND((julianday({end}) - julianday({start})) * 86400000.0) / 1000 AS INTEGER))"
+
+
+@lru_cache(maxsize=1)
+def _end_review_time_statement() -> Any:
+    now = bindparam("b_now", type_=UTCDateTime())
+    running = (
+        select(ReviewTiming.id)
+        .where(
+            ReviewTiming.review_id == bindparam("b_review_id"),
+            ReviewTiming.actor == bindparam("b_actor"),
+            ReviewTiming.decided_at.is_(None),
         )
+        .order_by(ReviewTiming.opened_at)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
+        update(ReviewTiming)
+        .where(ReviewTiming.id == running, ReviewTiming.decided_at.is_(None))
+        .values(decided_at=now, seconds=_WholeSecondsSince(ReviewTiming.opened_at, now))
+    )
+
+
+def _record_review_time(ctx: WebContext, p: Principal, item: ReviewItem) -> None:
+    """The person's running review time of the item ends now: one UPDATE, the seconds computed by the database.
+
+    The oldest running timing of this person and item (there is at most one) is closed; none
+    running (the item was decided without being opened here, e.g. through the API) writes nothing.
+    The statement is built once, its values bound per decision.
+    """
+    with ctx.db.single_statement() as conn:
+        conn.execute(_end_review_time_statement(), {"b_now": ctx.clock(), "b_review_id": item.id, "b_actor": p.actor})
 
 
 def review_dict(row: ReviewItem) -> dict[str, Any]:

@@ -137,8 +137,12 @@ EN: dict[str, str] = {
     "Föregående sida": "Previous page",
     "Nästa sida": "Next page",
     "Till första sidan": "To the first page",
-    "Beräknad {when}; räknas om när siffrorna är äldre än {n} min.": (
-        "Computed {when}; computed again once the figures are older than {n} min."
+    "Beräknad {when}, för {age} min sedan; räknas om i bakgrunden när siffrorna är äldre än {n} min.": (
+        "Computed at {when}, {age} min ago; computed again in the background once the figures are older than {n} min."
+    ),
+    "Beräknad {when}, för mindre än en minut sedan; räknas om i bakgrunden när siffrorna är äldre än {n} min.": (
+        "Computed at {when}, less than a minute ago; computed again in the background once the figures are older "
+        "than {n} min."
     ),
     "Månad": "Month",
     "Ersatt arbete (min)": "Work replaced (min)",

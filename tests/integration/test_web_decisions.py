@@ -191,3 +191,21 @@ def test_waiting_counts_working_hours_only() -> None:
     thursday = datetime(2026, 12, 24, 16, 55, tzinfo=ZoneInfo("Europe/Stockholm"))
     monday_after = datetime(2026, 12, 28, 7, 10, tzinfo=ZoneInfo("Europe/Stockholm"))
     assert working_minutes(thursday, monday_after, "Europe/Stockholm", cfg) == pytest.approx(15)
+
+
+def test_late_is_more_than_the_limit_in_working_minutes_whatever_the_wall_clock() -> None:
+    """A decision is late exactly when its working minutes exceed the limit, decided at any time of the week."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from core.web.decisions import is_late
+
+    cfg = AlertSettings(decision_wait_minutes=15)
+    now = datetime(2026, 12, 7, 9, 10, tzinfo=UTC)  # a Monday morning
+    for minutes_ago in [*range(0, 40), *range(60, 60 * 24 * 4, 7)]:
+        decided = now - timedelta(minutes=minutes_ago, seconds=30)
+        row = SimpleNamespace(callback_status=CallbackStatus.pending, decided_at=decided)
+        expected = working_minutes(decided, now, "Europe/Stockholm", cfg) > 15
+        assert is_late(row, now, "Europe/Stockholm", cfg) is expected, minutes_ago
+    done = SimpleNamespace(callback_status=CallbackStatus.done, decided_at=now - timedelta(days=2))
+    assert not is_late(done, now, "Europe/Stockholm", cfg)

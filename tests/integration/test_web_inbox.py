@@ -287,6 +287,26 @@ class TestDecisions:
         assert row is not None and row.state == ReviewState.approved and row.decided_by == "user:anna"
         assert timing is not None and timing.seconds == 95
 
+    async def test_review_time_is_whole_seconds_from_the_first_opening(self, env: WebEnv) -> None:
+        """Reopening does not restart it; part of a second is not counted; one not opened here records none."""
+        opened, unopened = add_review(env, minutes_ago=20), add_review(env, minutes_ago=10)
+        async with web_client(env.app) as client:
+            csrf = await login(client, "anna")
+            page = await client.get(f"/inbox/items/{opened}")
+            env.clock.advance(100.6)
+            again = await client.get(f"/inbox/items/{opened}")
+            env.clock.advance(25)
+            for review_id, text in ((opened, again.text), (unopened, page.text)):
+                version = version_of(text) if review_id == opened else "1"
+                response = await client.post(
+                    f"/inbox/items/{review_id}/decide",
+                    data={"decision": "approve", "version": version, "csrf_token": csrf},
+                )
+                assert response.status_code == 303
+        with env.db.session() as s:
+            timings = {t.review_id: t.seconds for t in s.scalars(select(ReviewTiming))}
+        assert timings == {opened: 125}
+
     async def test_someone_else_decided_first(self, env: WebEnv) -> None:
         review_id = add_review(env)
         async with web_client(env.app) as anna, web_client(env.app) as bertil:

@@ -81,6 +81,9 @@ def dashboard_page(request: Request, p: Person) -> HTMLResponse:
 
     figures.get("alert-checks", check)
     saved = figures.get(("time-saved", frozenset(tenants)), lambda: dashboard.time_saved(ctx, tenants))
+    lang = request_lang(request)
+    # The 30-day trends (a month of runs, drawn as SVG) may be as old as the time saved.
+    charts = figures.get(("trends", frozenset(tenants), lang), lambda: charts_for(ctx, tenants, lang))
     start, _end = dashboard.night_window(ctx.clock(), ctx.zone)
     robots = {name: cls.display_name for name, cls in ctx.registry.robots.items()}
     return render(
@@ -89,10 +92,13 @@ def dashboard_page(request: Request, p: Person) -> HTMLResponse:
         night=dashboard.last_night(ctx, tenants),
         night_start=start,
         alerts=alerts.open_alerts(ctx.db, tenants),
-        charts=charts_for(ctx, tenants, request_lang(request)),
+        charts=charts.value,
+        charts_at=charts.computed_at,
         saved=saved.value,
         saved_at=saved.computed_at,
-        saved_every_minutes=math.ceil(figures.max_age.total_seconds() / 60),
+        # The page says how old they are: up to twice the period while newer ones are computed.
+        now=ctx.clock(),
+        figures_every_minutes=math.ceil(figures.max_age.total_seconds() / 60),
         waiting=decisions.waiting_by_robot(ctx, tenants),
         backlog=dashboard.inbox_backlog(ctx, tenants),
         decision_wait_minutes=ctx.web.alerts.decision_wait_minutes,
