@@ -37,6 +37,7 @@ __all__ = [
     "evaluate_shift",
     "in_quiet_hours",
     "live_offers",
+    "never_answers",
     "next_step",
     "pending_notices",
     "plan_offers",
@@ -401,6 +402,9 @@ def _chance_unfilled(
     return result
 
 
+#: Someone who has had at least this many offers from Bosse with an outcome (in the reply history's
+#: window) and answered none of them is asked after those who do answer, within a shift.
+SILENT_AFTER_OFFERS = 3
 #: A person is kept for a scarcer shift only while that shift's chance of going unfilled is at least this.
 KEEP_FOR_SCARCER_FROM = 0.02
 #: A shift whose only candidates are kept for scarcer ones waits while it has more rounds of
@@ -428,7 +432,8 @@ def plan_offers(
     counts, also one waiting for replies. A person who could take several shifts that exclude
     each other is kept for the scarcest of them that is at risk (:data:`KEEP_FOR_SCARCER_FROM`) and held back from the others, which
     take them only when nobody else is left and they cannot wait (:data:`SPARE_ROUNDS`);
-    within a shift, those other shifts need least are asked first. Nobody is offered a shift
+    within a shift, those who answer SMS come before those who never do (:func:`never_answers`)
+    and, among them, those other shifts need least are asked first. Nobody is offered a shift
     that a yes to an offer they already hold would make illegal; and each shift asks only as
     many at once as it needs to reach everyone left before its deadline
     (:func:`adaptive_wave_size`). ``clash_cache`` may be kept by the caller between plans.
@@ -483,7 +488,7 @@ def plan_offers(
                 later.append(sub)
                 continue
             chosen.append(sub)
-        chosen = _least_needed_elsewhere_first(sid, shift, chosen, remaining, alone, conflicts, people)
+        chosen = _least_needed_elsewhere_first(sid, shift, chosen, remaining, alone, conflicts, people, history)
         rounds = int((close_at(shift, settings) - now).total_seconds() // (settings.reply_wait_minutes * 60))
         # Those kept for a scarcer shift are taken from it only when this shift cannot wait.
         picked = (chosen + (later if chosen or rounds <= len(later) + SPARE_ROUNDS else []))[:size]
@@ -507,18 +512,31 @@ def _least_needed_elsewhere_first(
     unfilled: Mapping[str, float],
     conflicts: _Conflicts,
     people: Mapping[str, SubstituteInfo],
+    history: Mapping[str, ReplyStats],
 ) -> list[str]:
-    """``chosen`` (in ranking order) with those whom other open shifts need least first: what a
-    person is needed elsewhere is the summed chance that each other shift they could take,
-    and a yes here would exclude, goes unfilled (in tenths, so the ranking's order – fewest
-    hours first – still decides between near equals). Priority right stays first."""
+    """``chosen`` (in ranking order) with those who answer before those who never do
+    (:func:`never_answers`), and among them those whom other open shifts need least first:
+    what a person is needed elsewhere is the summed chance that each other shift they could
+    take, and a yes here would exclude, goes unfilled (in tenths, so the ranking's order –
+    fewest hours first – still decides between near equals). Priority right stays first."""
 
     def need_elsewhere(sub: str) -> float:
         return sum(unfilled[o] for o in remaining if o != sid and sub in remaining[o] and conflicts.clash(sub, o, sid))
 
     day = shift.local_start.date()
-    keys = {sub: (not people[sub].has_priority_on(day), round(need_elsewhere(sub), 1)) for sub in chosen}
+    keys = {
+        sub: (not people[sub].has_priority_on(day), never_answers(history.get(sub)), round(need_elsewhere(sub), 1))
+        for sub in chosen
+    }
     return sorted(chosen, key=lambda sub: keys[sub])  # stable: ranking order within a tie
+
+
+def never_answers(stats: ReplyStats | None) -> bool:
+    """True for someone who has had :data:`SILENT_AFTER_OFFERS` or more offers with an outcome in the
+    reply history and answered none: they are still asked, but after those who do answer, so a
+    shift does not spend its first rounds of replies waiting on them (the ranking puts them
+    first otherwise: never booked, they have the fewest hours)."""
+    return stats is not None and stats.offers >= SILENT_AFTER_OFFERS and stats.answered == 0
 
 
 def clashing_offers(

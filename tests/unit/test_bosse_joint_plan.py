@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from robots.bosse.ledger import Offer, SentMessage, ShiftLedger
-from robots.bosse.messages import MessageKind
+from robots.bosse.ledger import Offer, Reply, SentMessage, ShiftLedger
+from robots.bosse.messages import Answer, MessageKind
 from robots.bosse.planning import adaptive_wave_size, evaluate_shift, plan_offers
 from robots.bosse.records import ShiftInfo, SubstituteInfo
 from robots.bosse.rules import Interval, local_to_utc
@@ -207,3 +207,48 @@ def test_candidates_wanted_by_another_shift_count_in_part_so_that_shift_is_scarc
     # The people of EARLY are nobody else's: it still asks them at once.
     assert plan.offers["EARLY"] == ("V3", "V4")
     assert plan.offers["DAY"] == ("V1", "V2") and "EVE" not in plan.offers
+
+
+def test_those_who_never_answer_are_asked_after_those_who_do() -> None:
+    from robots.bosse.history import ReplyStats
+    from robots.bosse.planning import SILENT_AFTER_OFFERS, never_answers
+
+    settings = BosseSettings(wave_size=1, reply_wait_minutes=30)
+    a = shift("A", "2026-12-02T15:00", "2026-12-02T22:00")
+    # V1 has the fewest hours (ranked first) but has left every offer unanswered; V2 answers.
+    people = {p.id: p for p in [person("V1", 0), person("V2", 40), person("V3", 80)]}
+    evaluations = {"A": evaluate_shift(a, people.values(), settings.rules)}
+    assert [c.id for c in evaluations["A"].eligible] == ["V1", "V2", "V3"]
+    ledgers = {"A": ShiftLedger("A")}
+    silent = ReplyStats(offers=SILENT_AFTER_OFFERS, answered=0, yes=0)
+    answers = ReplyStats(offers=5, answered=5, yes=1, minutes=(30.0,) * 5)
+    assert never_answers(silent) and not never_answers(answers) and not never_answers(None)
+    # Fewer unanswered offers than that: still in ranking order (a newcomer is not judged yet).
+    young = ReplyStats(offers=SILENT_AFTER_OFFERS - 1, answered=0, yes=0)
+    plan = plan_offers([a], evaluations, ledgers, people, NOW, settings, {"V1": young, "V2": answers})
+    assert plan.offers == {"A": ("V1",)}
+    plan = plan_offers([a], evaluations, ledgers, people, NOW, settings, {"V1": silent, "V2": answers})
+    assert plan.offers == {"A": ("V2",)}
+    # Still asked, last, when the others have been: nobody is left out for it.
+    for sub in ("V2", "V3"):
+        sent = NOW - timedelta(hours=1)
+        ledgers["A"].offers[sub] = Offer(SentMessage("A", "A", MessageKind.offer, sub, 1, "+4670", "", sent, True))
+        ledgers["A"].offers[sub].replies.append(
+            Reply(f"IN-{sub}", "A", sub, Answer.no, "nej", sent + timedelta(minutes=5))
+        )
+    plan = plan_offers([a], evaluations, ledgers, people, NOW, settings, {"V1": silent, "V2": answers})
+    assert plan.offers == {"A": ("V1",)}
+
+
+def test_priority_right_still_comes_before_answering() -> None:
+    from robots.bosse.history import ReplyStats
+
+    settings = BosseSettings(wave_size=1, reply_wait_minutes=30)
+    a = shift("A", "2026-12-02T15:00", "2026-12-02T22:00")
+    people = {p.id: p for p in [person("V1", 50), person("V2", 0)]}
+    people["V1"] = SubstituteInfo(**{**people["V1"].__dict__, "priority_right": True})
+    evaluations = {"A": evaluate_shift(a, people.values(), settings.rules)}
+    assert [c.id for c in evaluations["A"].eligible] == ["V1", "V2"]
+    silent = ReplyStats(offers=4, answered=0, yes=0)
+    plan = plan_offers([a], evaluations, {"A": ShiftLedger("A")}, people, NOW, settings, {"V1": silent})
+    assert plan.offers == {"A": ("V1",)}
