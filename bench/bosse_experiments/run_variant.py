@@ -3,7 +3,8 @@
 
 PYTHONPATH=$PWD .venv/bin/python bench/bosse_experiments/run_variant.py SEED DAYS bosse|base
 
-With variants_evening.patch applied to commit 1b8d315 (``patch -p1 < …``), BOSSE_X chooses
+With the evening's variants patch applied to commit 1b8d315 (the patch is in the history at
+commit d0ebc1c, bench/bosse_experiments/variants_evening.patch: ``patch -p1 < …``), BOSSE_X chooses
 the variants of the 2026-12-07 evening experiments (comma-separated: ``wd=30`` withdrawal after
 the learnt reply time, ``wdsilent``, ``today``, ``par=1``, ``silentlast``, ``lowlast``,
 ``likely``, ``sn=2``). BOSSE_SET=NAME=VALUE sets a module constant of robots.bosse.planning
