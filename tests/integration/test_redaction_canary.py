@@ -34,6 +34,7 @@ from sqlalchemy import select
 from core.cli.web import uvicorn_options
 from core.errors import ApplicationError, BusinessError, ConnectorError
 from core.logging import PERSONNUMMER_MASK, SECRET_MASK, configure_logging
+from core.problems import PROBLEM_SUMMARIES
 from core.review import ReviewQueue
 from core.robot import Done, NeedsReview, NewItem, Robot
 from core.storage.db import Database
@@ -192,7 +193,11 @@ class TestCanary:
             assert item.error_message and PERSONNUMMER_MASK in item.error_message
             assert item.subject == CANARY  # the subject column keeps it, for the access log
             (review,) = s.scalars(select(ReviewItem))
-            assert PERSONNUMMER_MASK in review.summary
+            # The message (a business error's for the case worker, a technical one's for IT) is kept masked.
+            assert PERSONNUMMER_MASK in review.material["error"]
+            assert review.summary == (
+                review.material["error"] if error is BusinessError else PROBLEM_SUMMARIES["application"]
+            )
 
     def test_unexpected_error_traceback_is_logged_masked(
         self, db: Database, captured_logs: io.StringIO, clock: FakeClock
