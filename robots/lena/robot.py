@@ -98,13 +98,13 @@ class LenaSettings(BaseModel):
         "the same on every run (None: the time limit decides).",
     )
     seed: int = Field(default=1, ge=0, description="Seed of the search; the same seed and data give the same plan.")
-    solver_processes: int | None = Field(
-        default=None,
-        ge=1,
+    solver_processes: int = Field(
+        default=1,
+        ge=0,
         le=64,
         description="Independent searches at once, each in a process of its own with its own seed (seed, seed + 1, "
-        "…), the cheapest plan kept; each uses one CPU for the whole time limit. None: the CPUs available to the "
-        "process; 1: one search. With several workers solving at once, give each its share of the CPUs.",
+        "…), the cheapest plan kept; each uses one CPU for the whole time limit. 1 (the default): one search; "
+        "0: the CPUs available to the process. With several workers solving at once, give each its share.",
     )
     allow_lateness: bool = Field(default=False, description="May a visit start after its window (at a cost)?")
     max_lateness_minutes: int = Field(default=15, ge=0, le=240, description="How late, at most, when allowed.")

@@ -117,13 +117,14 @@ class TestPortfolio:
 
 
 class TestSetting:
-    """``[robots.lena] solver_processes``: the CPUs available by default, or as set."""
+    """``[robots.lena] solver_processes``: one search by default, the CPUs available when empty, or as set."""
 
-    def test_default_is_the_cpus_available(self) -> None:
-        assert LenaSettings().solver_options().processes == available_cpus()
+    def test_default_is_one_search(self) -> None:
+        assert LenaSettings().solver_options().processes == 1
+        assert LenaSettings(solver_processes=0).solver_options().processes == available_cpus()
 
     def test_set(self) -> None:
         assert LenaSettings(solver_processes=1).solver_options().processes == 1
         assert LenaSettings(solver_processes=3).solver_options().processes == 3
         with pytest.raises(ValidationError):
-            LenaSettings(solver_processes=0)
+            LenaSettings(solver_processes=-1)
