@@ -1,4 +1,4 @@
-"""``kollega lena solve INSTANCE [--format solomon|hhcrsp|kollega] [--time-limit S] [--seed N] [--json]``.
+"""``kollega lena solve INSTANCE [--format solomon|hhcrsp|kollega] [--time-limit S] [--seed N] [--processes N] [--json]``.
 
 Prints ``{"feasible", "vehicles", "distance", "total_tardiness", "max_tardiness", "objective",
 "routes", "unassigned"}``; exit code 0 when every visit is planned, 1 when some are left
@@ -40,6 +40,12 @@ def solve_command(
     fmt: str | None = typer.Option(None, "--format", help=f"One of {', '.join(FORMATS)} (default: guessed)."),
     time_limit: float = typer.Option(10.0, "--time-limit", min=0.1, help="Seconds of search."),
     seed: int = typer.Option(1, "--seed", min=0, help="Seed of the search."),
+    processes: int = typer.Option(
+        1,
+        "--processes",
+        min=1,
+        help="Searches at once, one process and seed each (seed, seed + 1, ...); the cheapest plan.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
 ) -> None:
     """Solve one instance and print the plan's figures."""
@@ -54,7 +60,9 @@ def solve_command(
     except FormatError as exc:
         typer.echo(f"{instance}: malformed {chosen} instance: " + "; ".join(exc.problems), err=True)
         raise typer.Exit(2) from exc
-    result = solve(inst.problem, SolverOptions(time_limit=time_limit, seed=seed, weights=inst.weights))
+    result = solve(
+        inst.problem, SolverOptions(time_limit=time_limit, seed=seed, weights=inst.weights, processes=processes)
+    )
     feasible = not check_plan(inst.problem, result.plan) and not result.plan.unassigned
     objective = result.metrics.objective if inst.format == "kollega" else None
     out = inst.summary(result.plan, feasible, objective)
@@ -64,7 +72,9 @@ def solve_command(
         typer.echo(
             f"{instance.name}: {'feasible' if feasible else 'NOT all planned'}, {out['vehicles']} routes, "
             f"distance {out['distance']}, tardiness {out['total_tardiness']} (max {out['max_tardiness']}), "
-            f"objective {out['objective']} [{result.engine}, {result.seconds} s]"
+            f"objective {out['objective']} [{result.engine}, {result.seconds} s, {result.cpu_seconds} CPU s"
+            + (f", {result.processes} processes, seed {result.seed}'s plan" if result.processes > 1 else "")
+            + "]"
         )
         for u in out["unassigned"]:
             typer.echo(f"  unassigned {u['visit_id']}: {u['reason']}")

@@ -44,6 +44,7 @@ from robots.lena.effects import EFFECTS, measure, plan_facts
 from robots.lena.homecare import assignments_of, from_minutes, plan_body, to_problem
 from robots.lena.metrics import Weights
 from robots.lena.model import ModelError, Problem
+from robots.lena.portfolio import available_cpus
 from robots.lena.report import build_view, plan_from_dict, plan_to_dict
 from robots.lena.solver import SolverError, SolveResult, SolverOptions, solve
 
@@ -97,6 +98,14 @@ class LenaSettings(BaseModel):
         "the same on every run (None: the time limit decides).",
     )
     seed: int = Field(default=1, ge=0, description="Seed of the search; the same seed and data give the same plan.")
+    solver_processes: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="Independent searches at once, each in a process of its own with its own seed (seed, seed + 1, "
+        "…), the cheapest plan kept; each uses one CPU for the whole time limit. 1 (the default): one search; "
+        "0: the CPUs available to the process. With several workers solving at once, give each its share.",
+    )
     allow_lateness: bool = Field(default=False, description="May a visit start after its window (at a cost)?")
     max_lateness_minutes: int = Field(default=15, ge=0, le=240, description="How late, at most, when allowed.")
     lateness_weight: float = Field(default=2.0, ge=0, description="Cost of one minute late, in minutes of travel.")
@@ -131,6 +140,7 @@ class LenaSettings(BaseModel):
             time_limit=self.time_limit_seconds,
             seed=self.seed,
             work_limit=self.work_limit,
+            processes=self.solver_processes or available_cpus(),
             weights=Weights(
                 travel=self.travel_weight,
                 lateness=self.lateness_weight,
@@ -298,8 +308,10 @@ class LenaRobot(Robot[LenaSettings]):
                 "engine": result.engine,
                 "seconds": result.seconds,
                 "objective": result.metrics.objective,
-                "seed": self.conf.seed,
+                "seed": result.seed,
                 "time_limit": self.conf.time_limit_seconds,
+                "processes": result.processes,
+                "cpu_seconds": result.cpu_seconds,
             },
         }
         continuity = f"{totals['continuity_mean']:.1f}".replace(".", ",")  # Swedish decimal comma

@@ -11,6 +11,9 @@
    rule (a bug, or a travel source without the triangle inequality), the visits involved
    are taken out with the reason, so a plan that leaves here never breaks a hard rule.
 
+With ``processes`` above 1 the day is solved that many times at once in processes of their own,
+seeds ``seed``, ``seed + 1``, …, and the cheapest plan is kept (:mod:`robots.lena.portfolio`).
+
 Deterministic for a seed when the work limit, not the time limit, ends the search: the
 time limit is then only a safety net. The seed permutes the order tasks and staff are
 given to the search (seed 0 keeps the input order).
@@ -26,12 +29,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from core.api import RobotError
+from robots.lena import portfolio
 from robots.lena.check import TravelTable, Violation, check_plan
 from robots.lena.construct import Greedy
 from robots.lena.lns import improve, perturb
 from robots.lena.metrics import PlanMetrics, Weights, evaluate
 from robots.lena.model import Plan, Problem, Route, Unassigned
 from robots.lena.polish import can_polish, polish
+from robots.lena.portfolio import WorkerRun
 from robots.lena.reasons import candidates, left_out
 from robots.lena.routing import Network, RoutingModel, Task, break_task
 from robots.lena.warmstart import is_plain, pyvrp_routes
@@ -104,6 +109,14 @@ class SolverOptions:
     first_solution: str = "auto"
     metaheuristic: str = "GUIDED_LOCAL_SEARCH"
     log: bool = False
+    #: Independent searches at once, each in a process of its own with seed ``seed + i``, the cheapest plan
+    #: kept (:mod:`robots.lena.portfolio`); the time limit stays wall-clock, so N processes use N CPUs for it.
+    #: 1, or a time limit below :data:`robots.lena.portfolio.MIN_SECONDS`: one search in this process.
+    processes: int = 1
+
+    def __post_init__(self) -> None:
+        if self.processes < 1:
+            raise ValueError(f"processes must be at least 1, not {self.processes}")
 
 
 @dataclass
@@ -118,6 +131,13 @@ class SolveResult:
     status: str = "solved"
     #: Visits taken out after the check (should stay empty).
     repaired: list[Violation] = field(default_factory=list)
+    #: CPU seconds of the solve (with a portfolio: of every process together).
+    cpu_seconds: float = 0.0
+    #: The seed of the search whose plan this is.
+    seed: int = 0
+    #: Processes that searched (1: this one alone) and, with more, what each did.
+    processes: int = 1
+    workers: tuple[WorkerRun, ...] = ()
 
 
 def _tasks(problem: Problem, table: TravelTable) -> tuple[list[Task], list[Unassigned]]:
@@ -140,7 +160,9 @@ def _tasks(problem: Problem, table: TravelTable) -> tuple[list[Task], list[Unass
 def solve(problem: Problem, options: SolverOptions | None = None) -> SolveResult:
     """Plan ``problem`` within ``options.time_limit``; every visit ends planned or unassigned with a reason."""
     opts = options or SolverOptions()
-    began = time.monotonic()
+    if opts.processes > 1 and opts.time_limit >= portfolio.MIN_SECONDS:
+        return portfolio.solve_portfolio(problem, opts)
+    began, cpu = time.monotonic(), time.process_time()
     problem.validate()
     table = TravelTable(problem)
     tasks, unassigned = _tasks(problem, table)
@@ -160,7 +182,8 @@ def solve(problem: Problem, options: SolverOptions | None = None) -> SolveResult
     plan = Plan(tuple(routes), tuple(sorted(unassigned, key=lambda u: u.visit_id)))
     plan, repaired = _guard(problem, plan, table)
     metrics = evaluate(problem, plan, opts.weights, table)
-    return SolveResult(plan, metrics, engine, round(time.monotonic() - began, 3), status, repaired)
+    seconds, cpu = round(time.monotonic() - began, 3), round(time.process_time() - cpu, 2)
+    return SolveResult(plan, metrics, engine, seconds, status, repaired, cpu_seconds=cpu, seed=opts.seed)
 
 
 def _search(
