@@ -198,7 +198,8 @@ class SmsClient:
             raise BusinessError("SMS:et saknar text", code="sms_empty")
         if len(text) > self.settings.max_length:
             raise BusinessError(
-                f"SMS:et är {len(text)} tecken, längre än de {self.settings.max_length} som går att skicka", code="sms_too_long"
+                f"SMS:et är {len(text)} tecken, längre än de {self.settings.max_length} som går att skicka",
+                code="sms_too_long",
             )
         body = {"to": number, "from": self.settings.sender, "text": text, "reference": reference}
         answer = await self.http.post_json(
