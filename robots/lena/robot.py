@@ -314,11 +314,12 @@ class LenaRobot(Robot[LenaSettings]):
                 "cpu_seconds": result.cpu_seconds,
             },
         }
-        continuity = f"{totals['continuity_mean']:.1f}".replace(".", ",")  # Swedish decimal comma
+        # Swedish figures: a decimal comma, thousands grouped with a no-break space.
+        continuity = f"{totals['continuity_mean']:.1f}".replace(".", ",")
+        travel = f"{totals['travel_minutes']:,}".replace(",", "\u00a0")
         summary = (
             f"{totals['assigned']} av {totals['visits']} besök planerade, {totals['unassigned']} ej planerade; "
-            f"restid {totals['travel_minutes']:,} min; ".replace(",", "\u00a0")
-            + f"i snitt {continuity} olika personal per brukare (14 dagar + planerad dag)"
+            f"restid {travel} min; i snitt {continuity} olika personal per brukare (14 dagar + planerad dag)"
         )
         return NeedsReview(
             queue="lena.plan",

@@ -151,6 +151,10 @@ class TestPlanAndPublish:
         assert f"i snitt {mean} olika personal per brukare" in review.summary
         assert f"{mean} olika personal per brukare i snitt" in html
         assert not re.search(r"\d\.\d", review.summary)
+        totals = view["totals"]
+        assert review.summary.startswith(
+            f"{totals['assigned']} av {totals['visits']} besök planerade, {totals['unassigned']} ej planerade; restid "
+        )
 
         # Rerunning finds the same group-day: nothing new, no second review.
         assert office.run().counts["collected"] == 0
