@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from core.records import ReviewKind
+
 ErrorKind = Literal["business", "application", "uncertain"]
 
 UNCERTAIN_TITLE = "Osäkert utfall: kontrollera om ändringen blev gjord"
@@ -24,29 +26,33 @@ PROBLEM_SUMMARIES: dict[str, str] = {
 }
 
 
-def problem_title(error_kind: ErrorKind, message: str, attempts: int) -> str:
-    """The review item's title: the business error itself, or what kind of failure it was."""
-    if error_kind == "business":
-        return message[:500]
-    if error_kind == "uncertain":
-        return UNCERTAIN_TITLE
-    return f"Tekniskt fel efter {attempts} försök"
-
-
-def problem_summary(error_kind: ErrorKind, message: str) -> str:
-    """The review item's summary: a business error's own (Swedish) words, else general ones."""
-    return message if error_kind == "business" else PROBLEM_SUMMARIES[error_kind]
-
-
-def problem_material(
-    reference: str, code: str, message: str, artifacts: Sequence[int], error_kind: ErrorKind
+def problem_report(
+    error_kind: ErrorKind, reference: str, code: str, message: str, attempts: int, artifacts: Sequence[int] = ()
 ) -> dict[str, Any]:
-    """The review's material; artifact ids only when there are any (older items have none).
+    """The review item's kind, title, summary and material (keyword arguments of ``create_review``).
 
-    ``error_kind`` tells the inbox whose words ``error`` is (items from before it was kept
-    have none and are shown as before).
+    Title and summary: a business error's own (Swedish) words, else what kind of failure it was
+    in general words. The material keeps the reference, the code, the message and ``error_kind``
+    (whose words ``error`` is; items from before it was kept have none and are shown as business
+    errors); artifact ids only when there are any.
     """
     material: dict[str, Any] = {"reference": reference, "error_code": code, "error": message, "error_kind": error_kind}
     if artifacts:
         material["artifacts"] = [int(a) for a in artifacts]
-    return material
+    if error_kind == "business":
+        title, summary = message[:500], message
+    elif error_kind == "uncertain":
+        title, summary = UNCERTAIN_TITLE, PROBLEM_SUMMARIES["uncertain"]
+    else:
+        title, summary = f"Tekniskt fel efter {attempts} försök", PROBLEM_SUMMARIES["application"]
+    kind = ReviewKind.uncertain if error_kind == "uncertain" else ReviewKind.exception
+    return {"kind": kind, "title": title, "summary": summary, "material": material}
+
+
+def decision_failure_material(review_id: int, decision: str, error: str) -> dict[str, Any]:
+    """The material of the exception item for a decision that could not be carried out.
+
+    ``error`` is the technical text (English, for IT): the inbox shows it folded away, and links
+    the decided item instead of showing its id.
+    """
+    return {"review_id": review_id, "decision": decision, "error": error, "error_kind": "application"}

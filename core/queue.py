@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.clock import Clock, SystemClock
 from core.errors import LeaseLost
-from core.problems import ErrorKind, problem_material, problem_summary, problem_title
+from core.problems import ErrorKind, problem_report
 from core.queue_ops import RETURNING, ItemOperations, db_lease_sql, lease_end, lease_now, uses_db_clock
 from core.records import WorkItemView
 from core.review import create_review
@@ -283,10 +283,7 @@ class WorkQueue(ItemOperations):
                 robot=item.robot,
                 work_item_id=item.id,
                 queue=f"{item.robot}.exceptions",
-                kind=ReviewKind.exception,
-                title=problem_title("business", message, item.attempts),
-                summary=problem_summary("business", message),
-                material=problem_material(item.reference, code, message, artifacts, "business"),
+                **problem_report("business", item.reference, code, message, item.attempts, artifacts),
                 subject=item.subject,
                 actor=actor,
                 now=now,
@@ -373,10 +370,7 @@ class WorkQueue(ItemOperations):
             robot=robot,
             work_item_id=item_id,
             queue=f"{robot}.exceptions",
-            kind=ReviewKind.uncertain if error_kind == "uncertain" else ReviewKind.exception,
-            title=problem_title(error_kind, message, attempts),
-            summary=problem_summary(error_kind, message),
-            material=problem_material(reference, code, message, artifacts, error_kind),
+            **problem_report(error_kind, reference, code, message, attempts, artifacts),
             subject=subject,
             actor=actor,
             now=now,

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, aliased
 from core import audit
 from core.clock import Clock, SystemClock
 from core.errors import AlreadyDecided, FourEyesViolation, LeaseLost, ReviewError
+from core.problems import decision_failure_material
 from core.records import GENERAL_FAILURE, QueueBacklog, ReviewView, WaitingDecision, failure_summary
 from core.storage.db import Database
 from core.storage.models import (
@@ -691,13 +692,7 @@ class ReviewQueue:
                     kind=ReviewKind.exception,
                     title="Beslutet kunde inte verkställas",
                     summary=failure_summary(row.id, row.title, row.callback_message),
-                    # The technical error is for IT: the inbox shows it folded away (core/problems.py).
-                    material={
-                        "review_id": row.id,
-                        "decision": row.state.value,
-                        "error": error,
-                        "error_kind": "application",
-                    },
+                    material=decision_failure_material(row.id, row.state.value, error),
                     subject=row.subject,
                     actor=actor,
                     now=now,

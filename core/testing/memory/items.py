@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import random
 
 
-from core.problems import ErrorKind, problem_material, problem_summary, problem_title
+from core.problems import ErrorKind, problem_report
 from core.testing.memory.state import MemoryItem, MemoryState
 
 
@@ -178,10 +178,7 @@ class MemoryWorkItemStore:
             robot=row.robot,
             work_item_id=row.id,
             queue=f"{row.robot}.exceptions",
-            kind=ReviewKind.uncertain if error_kind == "uncertain" else ReviewKind.exception,
-            title=problem_title(error_kind, message, attempts),
-            summary=problem_summary(error_kind, message),
-            material=problem_material(row.reference, code, message, artifacts, error_kind),
+            **problem_report(error_kind, row.reference, code, message, attempts, artifacts),
             subject=row.subject,
             actor=actor,
         )

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from core.errors import AlreadyDecided, FourEyesViolation, LeaseLost, ReviewError
+from core.problems import decision_failure_material
 from core.records import (
     GENERAL_FAILURE,
     CallbackStatus,
@@ -338,12 +339,7 @@ class MemoryReviewStore:
                     kind=ReviewKind.exception,
                     title="Beslutet kunde inte verkställas",
                     summary=failure_summary(row.id, row.title, row.callback_message),
-                    material={
-                        "review_id": row.id,
-                        "decision": row.state.value,
-                        "error": error,
-                        "error_kind": "application",
-                    },
+                    material=decision_failure_material(row.id, row.state.value, error),
                     subject=row.subject,
                     actor=actor,
                 )
