@@ -18,7 +18,7 @@ EN: dict[str, str] = {
     "Avvikelser": "Deviations",
     "Förberett av Ronney": "Prepared by Ronney",
     "Ronney föreslår, en handläggare beslutar.": "Ronney proposes; a case worker decides.",
-    "Ronney kunde inte förbereda ärendet": "Ronney could not prepare the case",
+    "Underlaget kan inte visas": "The material cannot be shown",
     "Föreslaget försörjningsstöd": "Proposed income support (försörjningsstöd)",
     "Förslag": "Proposal",
     "Förslag till beslut": "Proposed decision",
@@ -137,5 +137,7 @@ EN: dict[str, str] = {
     # protected personal data, exceptions
     "Handläggs manuellt": "Handled by hand",
     "Gör så här": "What to do",
-    "Rätta uppgiften i e-tjänsten eller handlägg ansökan manuellt.": "Correct the data in the e-service or handle the application by hand.",
+    "Underlaget har en form som den här versionen av Kollega inte känner till. Handlägg ansökan i verksamhetssystemet.": (
+        "The material has a form this version of Kollega does not know. Handle the application in the case system."
+    ),
 }
