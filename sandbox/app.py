@@ -34,6 +34,7 @@ from sandbox import (
 )
 from sandbox.common import ApiError
 from sandbox.faults import FaultMiddleware
+from sandbox.geography import geography
 from sandbox.people import PersonFactory
 from sandbox.state import SandboxData, SandboxOptions, SandboxState
 
@@ -51,7 +52,7 @@ def generate_data(seed: int, options: SandboxOptions) -> SandboxData:
         return random.Random(f"{seed}:{name}")
 
     def people(name: str) -> PersonFactory:
-        return PersonFactory(rng(f"people:{name}"), options.today, used)
+        return PersonFactory(rng(f"people:{name}"), options.today, used, geography(options.tenant).areas)
 
     applications, anomalies = eservice.generate_applications(rng("eservice"), people("eservice"), options)
     register_data, undeclared = registers.generate_registers(rng("registers"), applications, options)

@@ -32,6 +32,7 @@ from sandbox.common import (
     paginate,
     parse_month,
 )
+from sandbox.geography import geography
 from sandbox.people import Person, PersonFactory
 from sandbox.state import TZ, SandboxOptions, SandboxState, get_state
 
@@ -76,16 +77,6 @@ PAYERS = {
     "pension": "Pensionsmyndigheten",
     "other": "Övrigt",
 }
-EMPLOYERS = (
-    "Ronneby kommun",
-    "Region Blekinge",
-    "Blekinge Bemanning AB",
-    "Kallinge Bygg AB",
-    "ICA Kvantum Ronneby",
-    "Städservice Syd AB",
-    "Ronneby Brunn Hotell AB",
-    "Lagercentralen Listerby AB",
-)
 CHILD_ALLOWANCE = {0: 0, 1: 1250, 2: 2650, 3: 4480, 4: 6740, 5: 9240}
 COMPLEMENT_TOPICS = (
     "Lönespecifikation för förra månaden",
@@ -131,7 +122,9 @@ def _household(rng: random.Random, people: PersonFactory) -> tuple[list[Person],
     return adults, children, cohabiting, others
 
 
-def _incomes(rng: random.Random, adults: list[Person], children: list[Person], today: date) -> list[dict[str, Any]]:
+def _incomes(
+    rng: random.Random, adults: list[Person], children: list[Person], today: date, employers: tuple[str, ...]
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for adult in adults:
         roll = rng.random()
@@ -151,7 +144,7 @@ def _incomes(rng: random.Random, adults: list[Person], children: list[Person], t
             else ("", 0)
         )
         if kind:
-            payer = rng.choice(EMPLOYERS) if kind == "salary" else PAYERS[kind]
+            payer = rng.choice(employers) if kind == "salary" else PAYERS[kind]
             out.append({"personnummer": adult.personnummer, "type": kind, "amount": amount, "payer": payer})
     if children:
         out.append(
@@ -249,7 +242,7 @@ def generate_applications(
         app_id = f"EB-{month:%Y%m}-{i + 1:04d}"
         adults, children, cohabiting, others = _household(rng, people)
         size = len(adults) + len(children)
-        incomes = _incomes(rng, adults, children, today)
+        incomes = _incomes(rng, adults, children, today, geography(options.tenant).employers)
         costs = _costs(rng, size, incomes, children, today)
         submitted = local(opens + timedelta(days=rng.randrange(window)), rng.randint(7, 22), rng.randint(0, 59))
         kind = "reapplication" if rng.random() < options.reapplication_share else "new"

@@ -1,6 +1,6 @@
 """d. The home-care system (hemtjänst): clients, tomorrow's visits, staff rosters, history, plans.
 
-Clients live around Ronneby (lat ≈ 56.21, lon ≈ 15.28) and each has a care plan; tomorrow's
+Clients live in the municipality's localities (:mod:`sandbox.geography`) and each has a care plan; tomorrow's
 visits come from those plans: a start window (``earliest_start``–``latest_start``; exact
 times ±15 min for medication), duration, required competences, one or two staff (with
 ``simultaneous`` or ``sequential`` synchronisation), some locked to a person and time,
@@ -22,8 +22,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox.common import IdempotencyStore, error, idempotency_key, local, not_found
+from sandbox.geography import geography
 from sandbox.homecare_baseline import baseline_plan
-from sandbox.people import AREAS, PersonFactory
+from sandbox.people import PersonFactory
 from sandbox.state import TZ, SandboxOptions, SandboxState, get_state
 
 __all__ = ["ACTIVITIES", "HomecareStore", "generate_homecare", "router"]
@@ -106,9 +107,10 @@ def _visit(rng: random.Random, visit_id: str, client: dict[str, Any], day: date,
 def generate_homecare(rng: random.Random, people: PersonFactory, options: SandboxOptions) -> dict[str, Any]:
     """Groups, clients, staff, tomorrow's visits and 14 days of history."""
     tomorrow = options.today + timedelta(days=1)
+    places = geography(options.tenant)
     groups: list[dict[str, Any]] = []
     for g in range(options.homecare_groups):
-        area = AREAS[g]
+        area = places.areas[g]
         groups.append(
             {
                 "id": _slug(area.name),
@@ -158,7 +160,7 @@ def generate_homecare(rng: random.Random, people: PersonFactory, options: Sandbo
     n = 0
     while len(visits) < target and by_group[groups[0]["id"]]:
         group = groups[n % len(groups)]
-        area = next(a for a in AREAS if a.name == group["area"])
+        area = places.area(group["area"])
         person = people.person(65, 99)
         pool = rng.sample(by_group[group["id"]], min(len(by_group[group["id"]]), rng.randint(5, 14)))
         contact = pool[0]

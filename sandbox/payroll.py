@@ -45,6 +45,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from sandbox.geography import RONNEBY
 from sandbox.people import PersonFactory
 from sandbox.scheduling import ACTIVITY_CODES as SCHEDULING_CODES
 
@@ -68,8 +69,6 @@ LOGIN_REASONS = {
     "loggedout": "Du är utloggad.",
 }
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-
-_UNITS = ("Hemtjänst Ronneby centrum", "Särskilt boende Lindebo", "Hemtjänst Kallinge", "Kommunkontoret")
 
 
 @dataclass(frozen=True)
@@ -246,7 +245,7 @@ class PayrollStore:
                     number,
                     f"{person.first_name} {person.last_name}",
                     person.personnummer,
-                    rng.choice(_UNITS),
+                    rng.choice(RONNEBY.payroll_units),
                 )
             )
         return cls(seed, employees, **kwargs)

@@ -48,13 +48,13 @@ from typing import Any
 from stdnum import luhn  # type: ignore[import-untyped]
 from stdnum.se import personnummer as stdnum_personnummer  # type: ignore[import-untyped]
 
+from sandbox.geography import RONNEBY, Area
+
 __all__ = [
-    "AREAS",
     "FEMALE_NAMES",
     "MALE_NAMES",
     "SURNAMES",
     "TEST_BIRTH_NUMBERS",
-    "Area",
     "Person",
     "PersonFactory",
     "age_on",
@@ -197,28 +197,6 @@ STREETS = (
 )
 
 
-@dataclass(frozen=True)
-class Area:
-    """A locality in Ronneby municipality: name, postal code prefix and approximate centre."""
-
-    name: str
-    postal_code: str
-    city: str
-    lat: float
-    lon: float
-    radius_km: float
-
-
-#: Localities used for addresses; coordinates are approximate centres.
-AREAS = (
-    Area("Ronneby centrum", "372 3", "Ronneby", 56.2094, 15.2760, 2.0),
-    Area("Kallinge", "372 5", "Kallinge", 56.2461, 15.2866, 1.5),
-    Area("Listerby", "370 2", "Listerby", 56.2010, 15.3870, 1.2),
-    Area("Bräkne-Hoby", "370 1", "Bräkne-Hoby", 56.2311, 15.1175, 1.2),
-    Area("Johannishus", "370 3", "Johannishus", 56.2370, 15.4240, 1.2),
-)
-
-
 def make_personnummer(birth_date: date, birth_number: int) -> str:
     """The 12-digit personnummer for a birth date and birth number, check digit by stdnum's Luhn."""
     base = f"{birth_date:%y%m%d}{birth_number:03d}"
@@ -281,10 +259,18 @@ class Person:
 class PersonFactory:
     """Makes unique people with test personnummer from one random generator."""
 
-    def __init__(self, rng: random.Random, today: date, used: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        today: date,
+        used: set[str] | None = None,
+        areas: tuple[Area, ...] = RONNEBY.areas,
+    ) -> None:
         self.rng = rng
         self.today = today
         self.used: set[str] = used if used is not None else set()
+        #: The localities addresses are drawn from (the municipality's, see sandbox.geography).
+        self.areas = areas
 
     def birth_date(self, min_age: int, max_age: int) -> date:
         """A birth date giving an age in [min_age, max_age] today."""
@@ -322,7 +308,7 @@ class PersonFactory:
 
     def address(self, area: Area | None = None) -> dict[str, Any]:
         """A street address in ``area`` (default: any), with coordinates near the area's centre."""
-        area = area or self.rng.choice(AREAS)
+        area = area or self.rng.choice(self.areas)
         lat, lon = self.point_near(area.lat, area.lon, area.radius_km)
         return {
             "street": f"{self.rng.choice(STREETS)} {self.rng.randint(1, 60)}",

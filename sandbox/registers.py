@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stdnum.se import personnummer as stdnum_personnummer  # type: ignore[import-untyped]
 
 from sandbox.common import add_months, error, month_key
-from sandbox.eservice import EMPLOYERS
+from sandbox.geography import geography
 from sandbox.state import SandboxOptions, SandboxState, get_state
 
 __all__ = ["SOURCES", "generate_registers", "router"]
@@ -154,12 +154,16 @@ def generate_registers(
                     vary=False,
                 )
         if adults and rng.random() < options.undeclared_income_rate:
-            undeclared.append(_plant_undeclared(rng, app, registers, months))
+            undeclared.append(_plant_undeclared(rng, app, registers, months, geography(options.tenant).employers))
     return registers, [u for u in undeclared if u]
 
 
 def _plant_undeclared(
-    rng: random.Random, app: dict[str, Any], registers: dict[str, dict[str, Any]], months: list[date]
+    rng: random.Random,
+    app: dict[str, Any],
+    registers: dict[str, dict[str, Any]],
+    months: list[date],
+    employers: tuple[str, ...],
 ) -> dict[str, Any]:
     adult = rng.choice([a for a in (app["applicant"], app["co_applicant"]) if a is not None])
     record = registers.get(adult["personnummer"])
@@ -189,7 +193,7 @@ def _plant_undeclared(
         }
     kind = rng.choice(("sickness_benefit", "unemployment_benefit", "salary", "housing_allowance"))
     amount = rng.randint(120, 600) * 10 if kind != "salary" else rng.randint(150, 900) * 10
-    payer = rng.choice(EMPLOYERS) if kind == "salary" else _FUNDS[0] if kind == "unemployment_benefit" else "FK"
+    payer = rng.choice(employers) if kind == "salary" else _FUNDS[0] if kind == "unemployment_benefit" else "FK"
     _add_income(record, rng, kind, amount, payer, months[-1:], vary=False)
     source = "skatteverket" if kind == "salary" else _BENEFITS[kind][0]
     return {

@@ -38,8 +38,8 @@ from sandbox.common import (
     paginate,
     parse_month,
 )
+from sandbox.geography import geography
 from sandbox.people import PersonFactory
-from sandbox.staffing import UNITS
 from sandbox.state import TZ, SandboxOptions, SandboxState, get_state
 
 __all__ = [
@@ -148,7 +148,7 @@ def generate_employees(
     period_start = add_months(options.today, 1)
     period_end = month_end(period_start)
     period = month_key(period_start)
-    care_units = [u[0] for u in UNITS]
+    care_units = [u[0] for u in geography(options.tenant).units]
     employees: list[dict[str, Any]] = []
     schedules: list[dict[str, Any]] = []
     for i in range(options.employees):

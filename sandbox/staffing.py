@@ -33,25 +33,14 @@ from sandbox.common import (
     paginate,
     replay_response,
 )
+from sandbox.geography import geography
 from sandbox.people import PersonFactory, reserved_phone_numbers
 from sandbox.state import TZ, SandboxOptions, SandboxState, get_state
 
-__all__ = ["BEHAVIOURS", "QUALIFICATIONS", "UNITS", "StaffingStore", "generate_staffing", "router"]
+__all__ = ["BEHAVIOURS", "QUALIFICATIONS", "StaffingStore", "generate_staffing", "router"]
 
 SYSTEM = "staffing"
 
-#: (unit, kind, area)
-UNITS: tuple[tuple[str, str, str], ...] = (
-    ("Solgården", "äldreboende", "Ronneby centrum"),
-    ("Vidablick", "äldreboende", "Kallinge"),
-    ("Backsippan", "äldreboende", "Bräkne-Hoby"),
-    ("Lindebo", "äldreboende", "Listerby"),
-    ("Hemtjänst Ronneby centrum", "hemtjänst", "Ronneby centrum"),
-    ("Hemtjänst Kallinge", "hemtjänst", "Kallinge"),
-    ("Hemtjänst Bräkne-Hoby", "hemtjänst", "Bräkne-Hoby"),
-    ("Gruppbostaden Kilen", "LSS", "Ronneby centrum"),
-    ("Korttidsboendet Ekbacken", "korttidsboende", "Johannishus"),
-)
 QUALIFICATIONS = ("undersköterska", "vårdbiträde", "stödassistent", "sjuksköterska")
 #: Shift templates: (name, start hh:mm, length in hours)
 _TEMPLATES = (
@@ -102,11 +91,12 @@ def generate_staffing(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
     """(substitutes, open shifts, reply behaviour per substitute id)."""
     today = options.today
+    units = geography(options.tenant).units
     horizon = [today + timedelta(days=d) for d in range(1, options.staffing_horizon_days + 1)]
     shifts: list[dict[str, Any]] = []
     for i in range(options.open_shifts):
         day = horizon[i * len(horizon) // max(1, options.open_shifts)]
-        unit, kind, area = rng.choice(UNITS)
+        unit, kind, area = rng.choice(units)
         template = rng.choice(_TEMPLATES)
         start, end = _shift_times(day, template)
         quals = _qualifications_for(rng, kind)
@@ -167,8 +157,8 @@ def generate_staffing(
             "employment_form": "särskild visstidsanställning" if rng.random() < 0.3 else "timanställning",
             "priority_right": rng.random() < 0.12,
             "max_hours_month": 165,
-            "preferred_units": sorted(u[0] for u in rng.sample(UNITS, rng.randint(0, 3))),
-            "home_area": rng.choice(UNITS)[2],
+            "preferred_units": sorted(u[0] for u in rng.sample(units, rng.randint(0, 3))),
+            "home_area": rng.choice(units)[2],
             "distance_km": round(rng.uniform(0.5, 35.0), 1),
             "available": [],
             "bookings": [],
@@ -183,12 +173,12 @@ def generate_staffing(
         while day < today and _month_hours(sub, month_key(today)) < target:
             template = rng.choice(_TEMPLATES)
             if rng.random() < 0.85 and _month_hours(sub, month_key(today)) + template[2] <= max(target, 10):
-                _add_booking(sub, rng, day, rng.choice(UNITS)[0], template, past=True)
+                _add_booking(sub, rng, day, rng.choice(units)[0], template, past=True)
             day += timedelta(days=1)
         for day in horizon:
             roll = rng.random()
             if roll < 0.2:
-                _add_booking(sub, rng, day - timedelta(days=1), rng.choice(UNITS)[0], _TEMPLATES[2], past=False)
+                _add_booking(sub, rng, day - timedelta(days=1), rng.choice(units)[0], _TEMPLATES[2], past=False)
             if rng.random() < rng.uniform(0.3, 0.8):
                 start_h, length = rng.choice(((6, 16), (6, 11), (13, 10), (20, 12)))
                 start = local(day, start_h)
@@ -275,9 +265,9 @@ class BookingIn(BaseModel):
 
 
 @router.get("/units")
-async def list_units() -> dict[str, Any]:
+async def list_units(state: SandboxState = Depends(get_state)) -> dict[str, Any]:
     """The units that have shifts."""
-    return {"items": [{"name": n, "kind": k, "area": a} for n, k, a in UNITS]}
+    return {"items": [{"name": n, "kind": k, "area": a} for n, k, a in geography(state.options.tenant).units]}
 
 
 @router.get("/shifts")

@@ -33,7 +33,9 @@ from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sandbox.geography import geography
 
 __all__ = [
     "SYSTEMS",
@@ -77,7 +79,7 @@ class SandboxOptions(BaseModel):
 
     today: date = Field(date(2026, 11, 23), description="The day of the night run; all data is relative to it.")
     tenant: str = Field("1081", description="Kommunkod of the municipality played (Ronneby).")
-    municipality: str = "Ronneby kommun"
+    municipality: str = Field("Ronneby kommun", description="Its name; by default the one of the tenant's geography.")
     # income support
     applications: int = Field(500, ge=0, le=20_000, description="Applications for the coming month.")
     reapplication_share: float = Field(0.7, ge=0, le=1)
@@ -113,6 +115,13 @@ class SandboxOptions(BaseModel):
     time_scale: float = Field(1.0, ge=0, le=10_000, description="Sandbox seconds per real second (0 = frozen).")
     sms_webhook_url: str | None = None
     export_root: Path | None = Field(None, description="If set, CSV exports may only be written below it.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _municipality_of_tenant(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "tenant" in data and "municipality" not in data:
+            return {**data, "municipality": geography(str(data["tenant"])).municipality}
+        return data
 
     @field_validator("clock_start")
     @classmethod

@@ -104,6 +104,34 @@ class TestDeterminism:
         assert data.homecare["date"] == "2027-03-11"
 
 
+class TestGeography:
+    """Each municipality the sandbox plays is made of its own places, not Ronneby's under another code."""
+
+    def test_karlshamn_has_its_own_localities_workplaces_and_employers(self) -> None:
+        with (
+            running_sandbox(seed=2, tenant="1082", homecare_groups=2, **SMALL) as url,
+            httpx.Client(base_url=url, timeout=10) as http,
+        ):
+            health = http.get("/admin/health").json()
+            units = {u["name"] for u in http.get("/staffing/units").json()["items"]}
+            groups = http.get("/homecare/groups").json()["items"]
+        assert health["tenant"] == "1082" and health["municipality"] == "Karlshamns kommun"
+        assert "Hemtjänst Mörrum" in units and not any("Ronneby" in u or "Kallinge" in u for u in units)
+        assert [g["name"] for g in groups] == ["Hemtjänst Karlshamn centrum", "Hemtjänst Asarum"]
+        assert all(56.1 < g["office"]["lat"] < 56.3 and 14.7 < g["office"]["lon"] < 15.0 for g in groups)
+
+        data = generate_data(2, SandboxOptions(tenant="1082", **SMALL))
+        text = json.dumps([data.applications, data.substitutes, data.shifts, data.employees, data.registers])
+        assert "Ronneby" not in text and "Kallinge" not in text
+        assert "Karlshamn" in text
+
+    def test_a_code_without_a_geography_of_its_own_plays_ronneby_under_its_code(self) -> None:
+        options = SandboxOptions(tenant="0180", **SMALL)
+        assert options.municipality == "Ronneby kommun"
+        assert {g["area"] for g in generate_data(1, options).homecare["groups"]} == {"Ronneby centrum"}
+        assert SandboxOptions(tenant="1082", municipality="Karlshamn").municipality == "Karlshamn"
+
+
 class TestPersonnummer:
     """Every personnummer is a valid test number; the deliberately broken ones are listed and invalid."""
 
