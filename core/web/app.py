@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 
+import anyio.to_thread
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -80,6 +81,48 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class KeepAliveLimit:
+    """ASGI middleware: a kept-alive connection is closed after ``limit`` requests (``Connection: close``).
+
+    As Apache's MaxKeepAliveRequests (100) and nginx's keepalive_requests. With ``kollega serve
+    --workers N`` every worker accepts from one shared socket, and a client keeps the connection
+    it got for all its pages: 30 case workers logging in at once were served 31 to 1 by the two
+    processes of the morning's bench, one process's GIL the limit while the other idled. A
+    connection closed after its ``limit``-th answer is made again by the browser and accepted by
+    whichever process gets to it first, the less busy one as a rule, so the load evens out within
+    minutes. A connection is known by its peer's address and port; the counts are forgotten
+    when ``_MAX_TRACKED`` connections have been seen since (a closed one's count never returns).
+    """
+
+    _MAX_TRACKED = 4096
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.served: dict[tuple[str, int], int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] != "http" or not self.limit or client is None:
+            await self.app(scope, receive, send)
+            return
+        peer = (str(client[0]), int(client[1]))
+        served = self.served.pop(peer, 0) + 1
+        if served < self.limit:
+            if len(self.served) >= self._MAX_TRACKED:
+                self.served.clear()
+            self.served[peer] = served
+            await self.app(scope, receive, send)
+            return
+
+        async def closing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["Connection"] = "close"
+            await send(message)
+
+        await self.app(scope, receive, closing)
 
 
 CSP = (
@@ -177,11 +220,19 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The synchronous routes' threads (anyio's default limiter of this event loop: 40)
+        # cut to what the connection pools hold. With more, a busy morning's requests beyond
+        # the pool each opened a PostgreSQL connection and closed it again (hundreds a minute,
+        # a backend started each time) and 30 threads took turns at one GIL; a request over the
+        # limit waits for a thread instead (docs/benchmarks.md, "Fifth pass").
+        threads = anyio.to_thread.current_default_thread_limiter()
+        before, threads.total_tokens = threads.total_tokens, web.request_threads
         stop = asyncio.Event()
         task = asyncio.create_task(alert_loop(ctx, stop)) if run_alert_loop else None
         try:
             yield
         finally:
+            threads.total_tokens = before
             stop.set()
             if task is not None:
                 await task
@@ -202,6 +253,7 @@ def create_app(
     app.state.kollega = ctx
 
     app.add_middleware(SecurityHeaders, hsts=web.cookie_secure)
+    app.add_middleware(KeepAliveLimit, limit=web.keepalive_requests)
 
     @app.exception_handler(AuthError)
     async def on_auth(request: Request, exc: AuthError) -> Response:
