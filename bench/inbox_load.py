@@ -669,7 +669,7 @@ def main() -> None:
         # 5 s), and the connections PostgreSQL accepted during the run (pools growing or churning).
         "connections_per_server_process": {
             "after_logins": timings.connections[min(5, len(timings.connections) - 1)] if timings.connections else [],
-            "at_end": timings.connections[-1] if timings.connections else [],
+            "at_end": next((c for c in reversed(timings.connections) if c), []),  # the clients close at the end
             "samples": timings.connections,
         },
         "postgres_sessions_opened": sessions_opened,

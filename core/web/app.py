@@ -83,48 +83,6 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-class KeepAliveLimit:
-    """ASGI middleware: a kept-alive connection is closed after ``limit`` requests (``Connection: close``).
-
-    As Apache's MaxKeepAliveRequests (100) and nginx's keepalive_requests. With ``kollega serve
-    --workers N`` every worker accepts from one shared socket, and a client keeps the connection
-    it got for all its pages: 30 case workers logging in at once were served 31 to 1 by the two
-    processes of the morning's bench, one process's GIL the limit while the other idled. A
-    connection closed after its ``limit``-th answer is made again by the browser and accepted by
-    whichever process gets to it first, the less busy one as a rule, so the load evens out within
-    minutes. A connection is known by its peer's address and port; the counts are forgotten
-    when ``_MAX_TRACKED`` connections have been seen since (a closed one's count never returns).
-    """
-
-    _MAX_TRACKED = 4096
-
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-        self.served: dict[tuple[str, int], int] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        client = scope.get("client")
-        if scope["type"] != "http" or not self.limit or client is None:
-            await self.app(scope, receive, send)
-            return
-        peer = (str(client[0]), int(client[1]))
-        served = self.served.pop(peer, 0) + 1
-        if served < self.limit:
-            if len(self.served) >= self._MAX_TRACKED:
-                self.served.clear()
-            self.served[peer] = served
-            await self.app(scope, receive, send)
-            return
-
-        async def closing(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["Connection"] = "close"
-            await send(message)
-
-        await self.app(scope, receive, closing)
-
-
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -253,7 +211,6 @@ def create_app(
     app.state.kollega = ctx
 
     app.add_middleware(SecurityHeaders, hsts=web.cookie_secure)
-    app.add_middleware(KeepAliveLimit, limit=web.keepalive_requests)
 
     @app.exception_handler(AuthError)
     async def on_auth(request: Request, exc: AuthError) -> Response:

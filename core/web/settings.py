@@ -240,12 +240,6 @@ class WebSettings(BaseModel):
         description="Threads per `kollega serve` process that run the synchronous pages at once (the rest wait "
         "their turn); at most the database pool's 10, so that no request opens and closes a connection of its own.",
     )
-    keepalive_requests: int = Field(
-        default=100,
-        ge=0,
-        description="Requests one kept-alive connection serves before it is closed (as Apache's "
-        "MaxKeepAliveRequests), so that `kollega serve --workers N` evens out its processes' clients. 0 = no limit.",
-    )
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @field_validator("public_url")

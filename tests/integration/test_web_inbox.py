@@ -565,13 +565,3 @@ async def test_the_pages_run_on_as_many_threads_as_the_pools_hold(lite: WebEnv, 
         assert (await client.get("/threads-now")).json() == {"tokens": 3}
     assert anyio.to_thread.current_default_thread_limiter().total_tokens == before
 
-
-async def test_a_kept_alive_connection_is_closed_after_its_requests(lite: WebEnv, tmp_path: Path) -> None:
-    """``[web] keepalive_requests``: every n-th answer on one connection says ``Connection: close``."""
-    env = make_web_env(lite.db, tmp_path / "keepalive", users=False, keepalive_requests=3)
-    async with web_client(env.app) as client:  # one client address and port: one connection to the app
-        answers = [(await client.get("/login")).headers.get("connection") for _ in range(7)]
-    assert answers == [None, None, "close", None, None, "close", None]
-    unlimited = make_web_env(lite.db, tmp_path / "unlimited", users=False, keepalive_requests=0)
-    async with web_client(unlimited.app) as client:
-        assert {(await client.get("/login")).headers.get("connection") for _ in range(5)} == {None}
