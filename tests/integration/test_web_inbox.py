@@ -564,4 +564,3 @@ async def test_the_pages_run_on_as_many_threads_as_the_pools_hold(lite: WebEnv, 
     async with env.app.router.lifespan_context(env.app), web_client(env.app) as client:
         assert (await client.get("/threads-now")).json() == {"tokens": 3}
     assert anyio.to_thread.current_default_thread_limiter().total_tokens == before
-
