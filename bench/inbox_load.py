@@ -293,6 +293,49 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all CPUs of the machine have spent busy so far (/proc/stat: everything but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_sessions(url: str, name: str) -> int:
+    """Connections PostgreSQL has accepted to database ``name`` so far (pg_stat_database.sessions)."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        row = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s", (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def connections_per_process(pid: int, port: int) -> dict[str, int]:
+    """Established TCP connections to ``port`` held by ``pid`` and by each of its child processes.
+
+    ``kollega serve --workers N`` shares one listening socket; which process accepts a
+    client's (kept-alive) connection decides which process serves all its requests.
+    """
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if cols[3] == "01" and int(cols[1].rpartition(":")[2], 16) == port:  # ESTABLISHED, local port
+                inodes.add(cols[9])
+    counts: dict[str, int] = {}
+    for proc in [pid, *children(pid)]:
+        try:
+            links = [os.readlink(f) for f in Path(f"/proc/{proc}/fd").iterdir()]
+        except OSError:
+            continue
+        held = sum(1 for link in links if link.startswith("socket:[") and link[8:-1] in inodes)
+        if held:
+            counts[str(proc)] = held
+    return counts
+
+
 def children(pid: int) -> list[int]:
     """The child processes of ``pid``."""
     found = []
@@ -314,6 +357,9 @@ class Timings:
         self.conflicts = 0
         self.decided = 0
         self.cpu_start = self.cpu_end = 0.0
+        self.client_cpu = 0.0
+        self.machine_busy = 0.0
+        self.connections: list[list[int]] = []
 
     async def timed(self, page: str, call: Any, ok: tuple[int, ...] = (200,)) -> Any:
         started = time.perf_counter()
@@ -416,11 +462,14 @@ async def drive(
     memory: list[float] = [rss_mib(pid)]
     until = time.monotonic() + seconds
     t.cpu_start = cpu_seconds(pid)
+    client0, busy0 = time.process_time(), machine_busy_seconds()
+    port = int(base.rpartition(":")[2])
 
     async def sample() -> None:
         while time.monotonic() < until:
             await asyncio.sleep(5)
             memory.append(rss_mib(pid))
+            t.connections.append(sorted(connections_per_process(pid, port).values()))
 
     await asyncio.gather(
         sample(),
@@ -428,6 +477,7 @@ async def drive(
         *(operations(base, u, people["password"], until, t) for u in people["ops"]),
     )
     t.cpu_end = cpu_seconds(pid)
+    t.client_cpu, t.machine_busy = time.process_time() - client0, machine_busy_seconds() - busy0
     return t, memory
 
 
@@ -585,7 +635,9 @@ def main() -> None:
         sampler = WaitSampler(server_url, name) if a.profile is not None else None
         if sampler is not None:
             sampler.start()
+        sessions_before = postgres_sessions(server_url, name)
         timings, memory = asyncio.run(drive(base, people, a.seconds, server.pid, a.think_seconds))
+        sessions_opened = postgres_sessions(server_url, name) - sessions_before
         if sampler is not None:
             a.profile.mkdir(parents=True, exist_ok=True)
             (a.profile / "pg_waits.json").write_text(json.dumps(sampler.stop(), indent=2, ensure_ascii=False) + "\n")
@@ -596,6 +648,7 @@ def main() -> None:
         admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     pages = {page: percentiles(ms) for page, ms in sorted(timings.ms.items())}
+    requests = max(1, sum(len(v) for v in timings.ms.values()))
     targets = {"inbox": 300, "item": 300, "dashboard": 800}
     result: dict[str, Any] = {
         "pages_ms": pages,
@@ -607,9 +660,19 @@ def main() -> None:
         "decided": timings.decided,
         # The server's CPU time per page served (its processes; PostgreSQL's not included):
         # what a page costs, much less sensitive to the machine's load than the latencies.
-        "server_cpu_ms_per_request": round(
-            1000 * (timings.cpu_end - timings.cpu_start) / max(1, sum(len(v) for v in timings.ms.values())), 2
-        ),
+        "server_cpu_ms_per_request": round(1000 * (timings.cpu_end - timings.cpu_start) / requests, 2),
+        # The bench's own clients (this process: 32 HTTP clients on one event loop), and every
+        # CPU of the machine (server, PostgreSQL, the clients, and whatever else ran meanwhile).
+        "client_cpu_ms_per_request": round(1000 * timings.client_cpu / requests, 2),
+        "machine_cpu_ms_per_request": round(1000 * timings.machine_busy / requests, 2),
+        # How the clients' kept-alive connections are spread over the server's processes (every
+        # 5 s), and the connections PostgreSQL accepted during the run (pools growing or churning).
+        "connections_per_server_process": {
+            "after_logins": timings.connections[min(5, len(timings.connections) - 1)] if timings.connections else [],
+            "at_end": next((c for c in reversed(timings.connections) if c), []),  # the clients close at the end
+            "samples": timings.connections,
+        },
+        "postgres_sessions_opened": sessions_opened,
         "server_rss_mib": {
             "first": round(memory[0], 1),
             "last": round(memory[-1], 1),
@@ -641,7 +704,11 @@ def main() -> None:
         )
     print(
         f"errors {len(timings.errors)}, conflicts {timings.conflicts}, decided {timings.decided}; "
-        f"server CPU {result['server_cpu_ms_per_request']} ms per request; "
+        f"server CPU {result['server_cpu_ms_per_request']} ms per request "
+        f"(clients {result['client_cpu_ms_per_request']}, machine {result['machine_cpu_ms_per_request']}); "
+        f"connections per server process {result['connections_per_server_process']['after_logins']} → "
+        f"{result['connections_per_server_process']['at_end']}, "
+        f"PostgreSQL sessions opened {sessions_opened}; "
         f"server memory {memory[0]:.0f} → {memory[-1]:.0f} MiB (max {max(memory):.0f})"
     )
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -159,6 +159,18 @@ class Database:
             _refuse_changes(session)
 
     @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A connection for reading columns (no ORM objects): a page's hot reads, without a session.
+
+        As :meth:`read_session` (on PostgreSQL each statement on its own in autocommit mode; on
+        SQLite one transaction, here ended by a rollback), minus the ORM session's work around
+        each statement: about half of a small read's CPU in this process. For reading only.
+        """
+        engine = self._autocommit_engine() if self.dialect == "postgresql" else self.engine
+        with engine.connect() as conn:
+            yield conn
+
+    @contextmanager
     def statement_session(self) -> Iterator[Session]:
         """A session whose every statement stands on its own: each is committed as it runs.
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 
+import anyio.to_thread
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -177,11 +178,19 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The synchronous routes' threads (anyio's default limiter of this event loop: 40)
+        # cut to what the connection pools hold. With more, a busy morning's requests beyond
+        # the pool each opened a PostgreSQL connection and closed it again (hundreds a minute,
+        # a backend started each time) and 30 threads took turns at one GIL; a request over the
+        # limit waits for a thread instead (docs/benchmarks.md, "Fifth pass").
+        threads = anyio.to_thread.current_default_thread_limiter()
+        before, threads.total_tokens = threads.total_tokens, web.request_threads
         stop = asyncio.Event()
         task = asyncio.create_task(alert_loop(ctx, stop)) if run_alert_loop else None
         try:
             yield
         finally:
+            threads.total_tokens = before
             stop.set()
             if task is not None:
                 await task

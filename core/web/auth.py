@@ -505,8 +505,8 @@ class Auth:
         # Most requests only read: one query for the session, its user and their grants.
         # Plain rows of the columns needed: ORM objects for a session and a user on every request
         # cost more than the query.
-        with self.db.read_session() as s:
-            found = s.execute(_SESSION_QUERY, {"session_id": sha256(token)}).all()
+        with self.db.read_connection() as conn:
+            found = conn.execute(_SESSION_QUERY, {"session_id": sha256(token)}).all()
         if found:
             live = found[0]
             if now < live.expires_at and now - live.last_seen_at < self.idle and live.active:

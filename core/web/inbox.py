@@ -132,8 +132,8 @@ def _lapsed_statement(grants: frozenset[Grant], limit: int) -> Any:
 
 def queue_summaries(ctx: WebContext, p: Principal) -> list[QueueSummary]:
     """The person's queues with counts (queues they are granted appear even when empty)."""
-    with ctx.db.read_session() as s:
-        found = s.execute(_summaries_statement(p.grants), {"now": ctx.clock()})
+    with ctx.db.read_connection() as conn:
+        found = conn.execute(_summaries_statement(p.grants), {"now": ctx.clock()})
         rows = {(r[0], r[1]): QueueSummary(r[0], r[1], int(r[2]), int(r[3] or 0), r[4], r[5]) for r in found}
     for g in p.grants:
         if g.queue and p.can_view_queue(g.tenant, g.queue):
@@ -160,8 +160,8 @@ def list_items(ctx: WebContext, p: Principal, f: InboxFilter, limit: int = 200, 
         p,
         now,
     ).order_by(*ORDER)
-    with ctx.db.read_session() as s:
-        return list(s.execute(stmt.limit(limit).offset(offset)).all())
+    with ctx.db.read_connection() as conn:
+        return list(conn.execute(stmt.limit(limit).offset(offset)).all())
 
 
 def count_items(ctx: WebContext, p: Principal, f: InboxFilter, summaries: list[QueueSummary] | None = None) -> int:
@@ -176,8 +176,8 @@ def count_items(ctx: WebContext, p: Principal, f: InboxFilter, summaries: list[Q
         p,
         ctx.clock(),
     )
-    with ctx.db.read_session() as s:
-        return int(s.scalar(stmt) or 0)
+    with ctx.db.read_connection() as conn:
+        return int(conn.scalar(stmt) or 0)
 
 
 def page_query(f: InboxFilter) -> str:
@@ -213,6 +213,20 @@ def visible_item(ctx: WebContext, p: Principal, review_id: int) -> ReviewItem:
     if row is None or not p.can_view_queue(row.tenant, row.queue):
         raise NotFound()
     return row
+
+
+#: An item's tenant and queue, for the checks before a decision (two columns, no object).
+_PLACE = select(ReviewItem.tenant, ReviewItem.queue).where(ReviewItem.id == bindparam("review_id"))
+
+
+def _check_may_decide(ctx: WebContext, p: Principal, review_id: int) -> None:
+    """NotFound unless the person sees the item (no hint that it exists); Forbidden unless they may decide in its queue."""
+    with ctx.db.read_connection() as conn:
+        place = conn.execute(_PLACE, {"review_id": review_id}).one_or_none()
+    if place is None or not p.can_view_queue(place.tenant, place.queue):
+        raise NotFound()
+    if not p.can_decide(place.tenant, place.queue):
+        raise Forbidden()
 
 
 def open_item(ctx: WebContext, p: Principal, review_id: int) -> ReviewItem:
@@ -261,16 +275,16 @@ def next_item_id(ctx: WebContext, p: Principal, queue: str, tenant: str, exclude
     values: dict[str, Any] = {"queue": queue, "tenant": tenant, "actor": p.actor}
     if exclude is not None:
         values["exclude"] = exclude
-    with ctx.db.read_session() as s:
-        found: int | None = s.scalar(_next_item_statement(p.grants, exclude is not None), values)
+    with ctx.db.read_connection() as conn:
+        found: int | None = conn.scalar(_next_item_statement(p.grants, exclude is not None), values)
         return found
 
 
 def recently_lapsed(ctx: WebContext, p: Principal, limit: int = 50) -> list[Row[Any]]:
     """Items in the person's queues their robot closed as no longer needed, newest first, with the reason."""
     since = ctx.clock() - timedelta(days=LAPSED_SHOWN_DAYS)
-    with ctx.db.read_session() as s:
-        return list(s.execute(_lapsed_statement(p.grants, limit), {"since": since}).all())
+    with ctx.db.read_connection() as conn:
+        return list(conn.execute(_lapsed_statement(p.grants, limit), {"since": since}).all())
 
 
 @dataclass(frozen=True)
@@ -283,8 +297,8 @@ class Colleague:
 
 def colleagues(ctx: WebContext, p: Principal, row: ReviewItem) -> list[Colleague]:
     """Active people (but ``p``) who may decide in the item's queue: the same grant, or its coordinators."""
-    with ctx.db.read_session() as s:
-        users = s.execute(
+    with ctx.db.read_connection() as conn:
+        users = conn.execute(
             select(User.id, User.username, User.display_name)
             .join(UserRole, UserRole.user_id == User.id)
             .where(User.active.is_(True), UserRole.tenant == row.tenant)
@@ -350,9 +364,7 @@ def decide(
 
     ``decision_data`` holds the robot's own form fields (``data.<key>``, e.g. changed amounts).
     """
-    row = visible_item(ctx, p, review_id)
-    if not p.can_decide(row.tenant, row.queue):
-        raise Forbidden()
+    _check_may_decide(ctx, p, review_id)
     comment = (comment or "").strip() or None
     try:
         item = ctx.reviews.decide(
@@ -376,12 +388,9 @@ def decide(
             message = _("Ärendet ändrades medan du läste det. Läs igenom det igen och fatta ditt beslut på nytt.")
         return DecisionResult("conflict", message, current)
     except FourEyesViolation:
-        return DecisionResult(
-            "four_eyes",
-            _(FOUR_EYES_MESSAGE),
-            row,
-        )
+        return DecisionResult("four_eyes", _(FOUR_EYES_MESSAGE), visible_item(ctx, p, review_id))
     except ReviewError as exc:
+        row = visible_item(ctx, p, review_id)
         if exc.code == "confirmation_required":
             missing = "; ".join(str(m) for m in exc.details.get("missing", []))
             return DecisionResult("invalid", _("Bekräfta innan du godkänner: {what}", what=missing), row)

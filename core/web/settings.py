@@ -233,6 +233,13 @@ class WebSettings(BaseModel):
         description="How long the dashboard keeps its costly figures (time saved; the overdue and alert checks "
         "behind it) before it computes them again; the page says when they were computed. 0 = every view.",
     )
+    request_threads: int = Field(
+        default=10,
+        ge=1,
+        le=200,
+        description="Threads per `kollega serve` process that run the synchronous pages at once (the rest wait "
+        "their turn); at most the database pool's 10, so that no request opens and closes a connection of its own.",
+    )
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @field_validator("public_url")

@@ -548,3 +548,19 @@ async def test_a_robot_template_that_renders_problem_reports_is_used_for_them(li
         assert "Osäkert om schemat blev sparat" in page and "HaRry skriver aldrig in det igen" in page
     assert Harry.review_template_kinds == {"decision", "exception", "uncertain"}
     assert ExampleRobot.review_template_kinds == {"decision"}
+
+
+async def test_the_pages_run_on_as_many_threads_as_the_pools_hold(lite: WebEnv, tmp_path: Path) -> None:
+    """``[web] request_threads`` limits the synchronous routes' threads while the app runs, then is given back."""
+    import anyio.to_thread
+
+    env = make_web_env(lite.db, tmp_path / "threads", users=False, request_threads=3)
+
+    @env.app.get("/threads-now")
+    async def threads_now() -> dict[str, float]:
+        return {"tokens": anyio.to_thread.current_default_thread_limiter().total_tokens}
+
+    before = anyio.to_thread.current_default_thread_limiter().total_tokens
+    async with env.app.router.lifespan_context(env.app), web_client(env.app) as client:
+        assert (await client.get("/threads-now")).json() == {"tokens": 3}
+    assert anyio.to_thread.current_default_thread_limiter().total_tokens == before

@@ -127,3 +127,17 @@ def test_a_read_session_reads_and_refuses_to_write(db: Database) -> None:
         s.add(Tenant(code="9999", name="Annan", created_at=datetime(2026, 11, 1, tzinfo=UTC)))
     with db.session() as s:
         assert s.get(Tenant, "9999") is None
+
+
+def test_a_read_connection_reads_columns_one_statement_at_a_time(db: Database) -> None:
+    """The pages' hot reads go through read_connection(): rows of columns; on PostgreSQL each statement on its own."""
+    from datetime import UTC, datetime
+
+    from core.storage.models import Tenant
+
+    with db.session() as s:
+        s.add(Tenant(code="0000", name="Testkommun", created_at=datetime(2026, 11, 1, tzinfo=UTC)))
+    with db.read_connection() as conn:
+        assert conn.execute(select(Tenant.code, Tenant.name)).all() == [("0000", "Testkommun")]
+        if not db.is_sqlite:
+            assert conn.connection.dbapi_connection.autocommit is True  # type: ignore[union-attr]
