@@ -9,7 +9,7 @@ the variants of the 2026-12-07 evening experiments (comma-separated: ``wd=30`` w
 the learnt reply time, ``wdsilent``, ``today``, ``par=1``, ``silentlast``, ``lowlast``,
 ``likely``, ``sn=2``). With the night's patch (in the history at the commit that added
 bench/bosse_experiments/variants_night.patch, applied to commit 07b48fb) BOSSE_X chooses
-``rollwait,rollswap`` / ``rollswap`` (lookahead by simulated continuations), ``mcorder`` /
+``rollwait,rollswap`` / ``rollswap`` / ``rollwait`` (lookahead by simulated continuations), ``mcorder`` /
 ``mcall`` / ``mcalone`` (simulated risk), ``assign`` / ``assign2`` (greedy stochastic
 assignment) or ``late2`` (a second person when the first's reply time does not fit); see
 docs/benchmarks.md, "2026-12-07 night". BOSSE_SET=NAME=VALUE sets a module constant of robots.bosse.planning
