@@ -8,7 +8,7 @@ commit d0ebc1c, bench/bosse_experiments/variants_evening.patch: ``patch -p1 < â€
 the variants of the 2026-12-07 evening experiments (comma-separated: ``wd=30`` withdrawal after
 the learnt reply time, ``wdsilent``, ``today``, ``par=1``, ``silentlast``, ``lowlast``,
 ``likely``, ``sn=2``). With the night's patch (in the history at the commit that added
-bench/bosse_experiments/variants_night.patch, applied to commit 07b48fb) BOSSE_X chooses
+bench/bosse_experiments/variants_night.patch, commit 49a44cf; apply it to 07b48fb) BOSSE_X chooses
 ``rollwait,rollswap`` / ``rollswap`` / ``rollwait`` (lookahead by simulated continuations), ``mcorder`` /
 ``mcall`` / ``mcalone`` (simulated risk), ``assign`` / ``assign2`` (greedy stochastic
 assignment) or ``late2`` (a second person when the first's reply time does not fit); see
