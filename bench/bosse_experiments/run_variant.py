@@ -7,7 +7,12 @@ With the evening's variants patch applied to commit 1b8d315 (the patch is in the
 commit d0ebc1c, bench/bosse_experiments/variants_evening.patch: ``patch -p1 < …``), BOSSE_X chooses
 the variants of the 2026-12-07 evening experiments (comma-separated: ``wd=30`` withdrawal after
 the learnt reply time, ``wdsilent``, ``today``, ``par=1``, ``silentlast``, ``lowlast``,
-``likely``, ``sn=2``). BOSSE_SET=NAME=VALUE sets a module constant of robots.bosse.planning
+``likely``, ``sn=2``). With the night's patch (in the history at the commit that added
+bench/bosse_experiments/variants_night.patch, commit 49a44cf; apply it to 07b48fb) BOSSE_X chooses
+``rollwait,rollswap`` / ``rollswap`` / ``rollwait`` (lookahead by simulated continuations), ``mcorder`` /
+``mcall`` / ``mcalone`` (simulated risk), ``assign`` / ``assign2`` (greedy stochastic
+assignment) or ``late2`` (a second person when the first's reply time does not fit); see
+docs/benchmarks.md, "2026-12-07 night". BOSSE_SET=NAME=VALUE sets a module constant of robots.bosse.planning
 (e.g. ``KEEP_FOR_SCARCER_FROM=0.05``, ``SILENT_AFTER_OFFERS=2``) on the code as it is.
 """
 
