@@ -60,10 +60,78 @@ def serve_command(
     # this process supervises them and runs the one alert loop.
     checker = AlertChecker(create_app(settings, db, registry(), run_alert_loop=False)) if alerts else None
     try:
-        uvicorn.run("core.cli.web:app_from_settings", factory=True, workers=workers, **options)
+        serve_workers(workers, options)
     finally:
         if checker is not None:
             checker.stop()
+
+
+def serve_workers(workers: int, options: dict[str, Any]) -> None:
+    """``workers`` uvicorn processes under uvicorn's own supervisor (restarts, signals, health checks).
+
+    Where the system has ``SO_REUSEPORT`` (Linux), each worker listens on a socket of its own
+    on the same address and the kernel spreads new connections over them; with uvicorn's one
+    shared socket, whichever worker's accept loop woke first took a whole burst, and one worker
+    served 26–32 of the morning rush's 32 kept-alive clients while the other idled
+    (docs/benchmarks.md, "Fifth pass"). The supervisor keeps a bound, not listening, socket
+    on the address, so that a port in use fails at once instead of in every worker.
+    """
+    import socket
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config("core.cli.web:app_from_settings", factory=True, workers=workers, **options)
+    if not hasattr(socket, "SO_REUSEPORT"):
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    try:
+        reserved = _reuseport_socket(config.host, config.port)
+    except OSError as exc:
+        console.print(f"[red]Cannot listen on {config.host}:{config.port}: {exc.strerror or exc}[/red]")
+        raise typer.Exit(1) from None
+    with reserved:  # the supervisor handles SIGINT and SIGTERM itself
+        Multiprocess(config, sockets=OwnListeners(config.host, config.port, config.backlog)).run()
+
+
+class OwnListeners(list):  # type: ignore[type-arg]
+    """The ``sockets`` argument of uvicorn's supervisor that gives every worker a listener of its own.
+
+    uvicorn starts each worker with ``spawn`` and pickles its arguments; this empty list is
+    pickled as "a list of one new listening ``SO_REUSEPORT`` socket on host:port", made in the
+    worker as it unpickles it. A restarted worker makes a new one the same way.
+    """
+
+    def __init__(self, host: str, port: int, backlog: int) -> None:
+        super().__init__()
+        self.host, self.port, self.backlog = host, port, backlog
+
+    def __reduce__(self) -> tuple[Any, tuple[str, int, int]]:
+        return (_own_listener, (self.host, self.port, self.backlog))
+
+
+def _reuseport_socket(host: str, port: int) -> Any:
+    """A TCP socket bound to host:port with ``SO_REUSEADDR`` and ``SO_REUSEPORT``, not yet listening."""
+    import socket
+
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _own_listener(host: str, port: int, backlog: int) -> list[Any]:
+    """In a worker: its own listening socket on host:port (see :class:`OwnListeners`)."""
+    sock = _reuseport_socket(host, port)
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return [sock]
 
 
 class AlertChecker:

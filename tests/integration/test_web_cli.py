@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,9 +123,74 @@ def test_serve_with_two_workers_answers_from_both(tmp_path: Path, pg_url: str) -
             assert answers == [200] * 10
             workers = [p for p in Path("/proc").glob("[0-9]*/status") if f"\nPPid:\t{server.pid}\n" in _read(p)]
             assert len(workers) >= 2
+            if hasattr(socket, "SO_REUSEPORT"):
+                # Each worker listens on its own socket, so kept-alive clients that connect at the
+                # same moment are spread over both (with one shared socket one worker took them all).
+                while _listeners(port) < 2:
+                    assert time.monotonic() < deadline, "the second worker never listened"
+                    time.sleep(0.2)
+                clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) for _ in range(16)]
+                try:
+                    assert all(c.get("/healthz").status_code == 200 for c in clients)
+                    held = _connections_per_process(port, [int(w.parent.name) for w in workers])
+                finally:
+                    for c in clients:
+                        c.close()
+                assert sum(held.values()) == 16 and len(held) == 2, held
         finally:
             server.terminate()
             server.wait(timeout=60)
+
+
+def test_serve_with_workers_on_a_port_in_use_says_so(tmp_path: Path, pg_url: str) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with temporary_database(tmp_path, pg_url) as db, socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {**os.environ, "KOLLEGA_DATABASE_URL": db.url, "KOLLEGA_LOGGING__LEVEL": "WARNING"}
+        port = str(taken.getsockname()[1])
+        done = subprocess.run(
+            [sys.executable, "-m", "core.cli", "serve", "--port", port, "--workers", "2", "--no-alerts"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode != 0
+    if hasattr(socket, "SO_REUSEPORT"):
+        assert f"Cannot listen on 127.0.0.1:{port}" in done.stdout, done.stdout + done.stderr
+
+
+def _tcp_rows(port: int, state: str) -> list[list[str]]:
+    rows = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in _read(Path(table)).splitlines()[1:]:
+            cols = line.split()
+            if cols[3] == state and int(cols[1].rpartition(":")[2], 16) == port:
+                rows.append(cols)
+    return rows
+
+
+def _listeners(port: int) -> int:
+    return len(_tcp_rows(port, "0A"))  # LISTEN
+
+
+def _connections_per_process(port: int, pids: list[int]) -> dict[int, int]:
+    """Established connections to ``port`` (server side) held by each of ``pids``."""
+    inodes = {cols[9] for cols in _tcp_rows(port, "01")}  # ESTABLISHED, local port = the server's
+    held = {}
+    for pid in pids:
+        try:
+            links = [os.readlink(f) for f in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        if n := sum(1 for link in links if link.startswith("socket:[") and link[8:-1] in inodes):
+            held[pid] = n
+    return held
 
 
 def _read(path: Path) -> str:
