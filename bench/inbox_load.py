@@ -311,8 +311,9 @@ def postgres_sessions(url: str, name: str) -> int:
 def connections_per_process(pid: int, port: int) -> dict[str, int]:
     """Established TCP connections to ``port`` held by ``pid`` and by each of its child processes.
 
-    ``kollega serve --workers N`` shares one listening socket; which process accepts a
-    client's (kept-alive) connection decides which process serves all its requests.
+    Which process accepts a client's (kept-alive) connection decides which process serves all
+    its requests: the kernel's choice among the workers' own listeners where ``SO_REUSEPORT``
+    exists, else the race between the workers on one shared socket.
     """
     inodes: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):

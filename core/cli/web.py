@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import typer
@@ -76,8 +77,6 @@ def serve_workers(workers: int, options: dict[str, Any]) -> None:
     (docs/benchmarks.md, "Fifth pass"). The supervisor keeps a bound, not listening, socket
     on the address, so that a port in use fails at once instead of in every worker.
     """
-    import socket
-
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
@@ -94,7 +93,7 @@ def serve_workers(workers: int, options: dict[str, Any]) -> None:
         Multiprocess(config, sockets=OwnListeners(config.host, config.port, config.backlog)).run()
 
 
-class OwnListeners(list):  # type: ignore[type-arg]
+class OwnListeners(list[socket.socket]):
     """The ``sockets`` argument of uvicorn's supervisor that gives every worker a listener of its own.
 
     uvicorn starts each worker with ``spawn`` and pickles its arguments; this empty list is
@@ -110,10 +109,8 @@ class OwnListeners(list):  # type: ignore[type-arg]
         return (_own_listener, (self.host, self.port, self.backlog))
 
 
-def _reuseport_socket(host: str, port: int) -> Any:
+def _reuseport_socket(host: str, port: int) -> socket.socket:
     """A TCP socket bound to host:port with ``SO_REUSEADDR`` and ``SO_REUSEPORT``, not yet listening."""
-    import socket
-
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     sock = socket.socket(family, kind, proto)
     try:
@@ -126,11 +123,10 @@ def _reuseport_socket(host: str, port: int) -> Any:
     return sock
 
 
-def _own_listener(host: str, port: int, backlog: int) -> list[Any]:
+def _own_listener(host: str, port: int, backlog: int) -> list[socket.socket]:
     """In a worker: its own listening socket on host:port (see :class:`OwnListeners`)."""
     sock = _reuseport_socket(host, port)
     sock.listen(backlog)
-    sock.set_inheritable(True)
     return [sock]
 
 

@@ -62,10 +62,11 @@ POLISH_MIN_TASKS = 90
 POLISH_SLACK = 0.4
 #: Their steps and shares of the time: a start, then the rest in turn until the time is up.
 POLISH_START: tuple[tuple[str, float], ...] = (("lns", 0.1),)
-#: OR-Tools is the step that moves the double-staffed visits' times with their synchronisation exact, and in traces of
-#: 75-patient days (docs/benchmarks.md, 2026-12-07 evening) it gained 1.5-2.0 objective units per CPU second after the
-#: start, PyVRP 0.2-0.9 and the LNS none (it converges within 3 s and from a polished plan finds nothing cheaper; after
-#: a kick it puts the plan back together): so OR-Tools gets 15 % and the LNS 5 % (was 10 % and 10 %).
+#: OR-Tools is the step that moves the double-staffed visits' times with their synchronisation exact, and in traces
+#: of 75-patient days (docs/benchmarks.md, "where the 75-patient days' descent stalls") it gained 1.5-2.0 objective
+#: units per CPU second after the start, PyVRP 0.2-0.9 and the LNS none (it converges within 3 s and from a polished
+#: plan finds nothing cheaper; after a kick it puts the plan back together): so OR-Tools gets 15 % and the LNS 5 %
+#: (was 10 % and 10 %).
 POLISH_REPEAT: tuple[tuple[str, float], ...] = (("pyvrp", 0.05), ("ortools", 0.15), ("pyvrp", 0.05), ("lns", 0.05))
 #: With a work limit, this many steps after the start.
 POLISH_WORK_STEPS = 2 * len(POLISH_REPEAT)
