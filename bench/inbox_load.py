@@ -25,7 +25,8 @@ uniform draw between MIN and MAX (as Locust's ``wait_time = between(MIN, MAX)``)
 reads and types between pages. The script prints and writes p50/p95/p99 in
 ms per page, errors (any 5xx, an unexpected 4xx or a transport error), conflicts (409: a
 colleague decided the item first, the page says so) and the server's resident memory
-sampled every 5 s.
+sampled every 5 s, with its growth per minute over the first and second half of the run after
+the logins (memory that levels off grows less in the second half; a leak does not).
 
 ``--profile DIR`` serves through bench/inbox_profile_server.py instead (one process): per
 page its SQL statements, their time and the commits (DIR/requests.json), with ``--cprofile``
@@ -278,6 +279,21 @@ def rss_mib(pid: int) -> float:
         except OSError:  # a process that just ended
             continue
     return total
+
+
+def memory_trend(samples: list[float], every: float = 5.0, warm_up: float = 15.0) -> dict[str, float]:
+    """How the server's resident memory moved after the logins (the first ``warm_up`` seconds), in MiB per
+    minute over the first and the second half of what is left: memory that levels off grows less in the
+    second half than in the first, a leak as much or more. ``samples`` are taken every ``every`` seconds."""
+    rest = samples[min(int(warm_up // every), len(samples) - 1) :]
+    if len(rest) < 3:
+        return {"first_half_mib_per_min": 0.0, "second_half_mib_per_min": 0.0}
+    mid = len(rest) // 2
+
+    def per_minute(a: int, b: int) -> float:
+        return round((rest[b] - rest[a]) / ((b - a) * every / 60), 2)
+
+    return {"first_half_mib_per_min": per_minute(0, mid), "second_half_mib_per_min": per_minute(mid, len(rest) - 1)}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -678,6 +694,7 @@ def main() -> None:
             "first": round(memory[0], 1),
             "last": round(memory[-1], 1),
             "max": round(max(memory), 1),
+            **memory_trend(memory),
             "samples": [round(m, 1) for m in memory],
         },
         "conditions": {
@@ -698,6 +715,7 @@ def main() -> None:
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
         },
     }
+    trend = memory_trend(memory)
     for page, figures in pages.items():
         print(
             f"{page:<10} n={figures.get('n', 0):>6}  p50 {figures.get('p50', 0):>7} ms  p95 {figures.get('p95', 0):>7} ms  "
@@ -710,7 +728,8 @@ def main() -> None:
         f"connections per server process {result['connections_per_server_process']['after_logins']} → "
         f"{result['connections_per_server_process']['at_end']}, "
         f"PostgreSQL sessions opened {sessions_opened}; "
-        f"server memory {memory[0]:.0f} → {memory[-1]:.0f} MiB (max {max(memory):.0f})"
+        f"server memory {memory[0]:.0f} → {memory[-1]:.0f} MiB (max {max(memory):.0f}; after the logins "
+        f"{trend['first_half_mib_per_min']:+} then {trend['second_half_mib_per_min']:+} MiB/min)"
     )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2) + "\n")
