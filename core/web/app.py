@@ -40,7 +40,7 @@ from core.web.deps import WebContext, make_environment, redirect, render, reques
 from core.web.i18n import translator
 from core.web.metrics import CONTENT_TYPE, exposition, metrics_allowed
 from core.web.oidc import OidcClient
-from core.web.pagecache import FiguresCache
+from core.web.pagecache import FiguresCache, MyDecisionsCache
 from core.web.routes import access_check, account, api, audit, auth, effects, inbox, ops, saml
 from core.web.saml import SamlServiceProvider
 from core.web.settings import WebSettings, web_settings
@@ -174,6 +174,7 @@ def create_app(
         oidc=oidc,
         saml=saml_sp,
         figures=FiguresCache(web.dashboard_cache_seconds, now),
+        my_decisions=MyDecisionsCache(web.my_decisions_cache_seconds, now) if web.my_decisions_cache_seconds else None,
     )
 
     @contextlib.asynccontextmanager

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
-from sqlalchemy import Integer, Row, String, bindparam, case, func, insert, literal, select, update
+from sqlalchemy import Integer, Row, String, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -30,6 +31,7 @@ from core.storage.web_models import ReviewTiming, Role, User, UserRole
 from core.web.auth import Forbidden, Grant, NotFound, Principal, review_filter_for
 from core.web.deps import WebContext
 from core.web.i18n import Translator, label, local_time, robot_translator
+from core.web.pagecache import Candidate
 
 log = get_logger("kollega.web.inbox")
 FOUR_EYES_MESSAGE = (
@@ -45,6 +47,8 @@ FIRST_APPROVAL_MESSAGE = "Ditt godkännande är registrerat. Ärendet väntar nu
 #: deadline, age), so a queue's first page is read from the index instead of sorting every
 #: open item of the queue (10 ms of PostgreSQL's CPU per view with 2,000 open items).
 ORDER = (ReviewItem.due_at.asc().nulls_last(), ReviewItem.created_at, ReviewItem.id)
+#: The states of an item a person decided ("Mina beslut" lists these).
+DECIDED_STATES = (ReviewState.approved, ReviewState.rejected, ReviewState.returned)
 #: How long a lapsed item (closed by its robot) stays listed in the inbox with its reason.
 LAPSED_SHOWN_DAYS = 7
 
@@ -246,28 +250,45 @@ def open_item(ctx: WebContext, p: Principal, review_id: int) -> ReviewItem:
     return row
 
 
+@lru_cache(maxsize=1)
+def _start_review_time_statement() -> Any:
+    running = select(ReviewTiming.id).where(
+        ReviewTiming.review_id == bindparam("b_review_id"),
+        ReviewTiming.actor == bindparam("b_actor"),
+        ReviewTiming.decided_at.is_(None),
+    )
+    values = select(
+        bindparam("b_review_id", type_=Integer()),
+        bindparam("b_robot", type_=String()),
+        bindparam("b_tenant", type_=String()),
+        bindparam("b_actor", type_=String()),
+        bindparam("b_now", type_=UTCDateTime()),
+    ).where(~running.exists())
+    return insert(ReviewTiming).from_select(["review_id", "robot", "tenant", "actor", "opened_at"], values)
+
+
 def _start_review_time(ctx: WebContext, p: Principal, row: ReviewItem) -> None:
     """Review time runs from the first opening to the decision, however often it is reopened.
 
-    One statement: the row is added unless this person's timing of the item is running.
+    One statement, built once: the row is added unless this person's timing of the item is running.
     """
-    running = select(ReviewTiming.id).where(
-        ReviewTiming.review_id == row.id, ReviewTiming.actor == p.actor, ReviewTiming.decided_at.is_(None)
-    )
-    values = select(
-        literal(row.id, Integer()),
-        literal(row.robot, String()),
-        literal(row.tenant, String()),
-        literal(p.actor, String()),
-        literal(ctx.clock(), UTCDateTime()),
-    ).where(~running.exists())
+    values = {"b_review_id": row.id, "b_robot": row.robot, "b_tenant": row.tenant, "b_actor": p.actor}
     with ctx.db.single_statement() as conn:
-        conn.execute(insert(ReviewTiming).from_select(["review_id", "robot", "tenant", "actor", "opened_at"], values))
+        conn.execute(_start_review_time_statement(), {**values, "b_now": ctx.clock()})
 
 
-def comments(ctx: WebContext, review_id: int) -> list[ReviewComment]:
-    """The item's comments, oldest first."""
-    return ctx.reviews.comments(review_id)
+#: An item's comments, oldest first (the columns shown; built once).
+_COMMENTS = (
+    select(ReviewComment.id, ReviewComment.author, ReviewComment.text, ReviewComment.created_at)
+    .where(ReviewComment.review_id == bindparam("review_id"))
+    .order_by(ReviewComment.id)
+)
+
+
+def comments(ctx: WebContext, review_id: int) -> list[Row[Any]]:
+    """The item's comments, oldest first: rows of what a page shows (author, text, created_at), no objects."""
+    with ctx.db.read_connection() as conn:
+        return list(conn.execute(_COMMENTS, {"review_id": review_id}).all())
 
 
 def next_item_id(ctx: WebContext, p: Principal, queue: str, tenant: str, exclude: int | None = None) -> int | None:
@@ -295,19 +316,23 @@ class Colleague:
     name: str
 
 
+#: Active people who may decide in a queue (built once; the tenant and queue bound per item).
+_COLLEAGUES = (
+    select(User.id, User.username, User.display_name)
+    .join(UserRole, UserRole.user_id == User.id)
+    .where(User.active.is_(True), UserRole.tenant == bindparam("tenant"))
+    .where(
+        ((UserRole.role == Role.case_worker) & (UserRole.queue == bindparam("queue")))
+        | ((UserRole.role == Role.coordinator) & ((UserRole.queue == "") | (UserRole.queue == bindparam("queue"))))
+    )
+    .distinct()
+)
+
+
 def colleagues(ctx: WebContext, p: Principal, row: ReviewItem) -> list[Colleague]:
     """Active people (but ``p``) who may decide in the item's queue: the same grant, or its coordinators."""
     with ctx.db.read_connection() as conn:
-        users = conn.execute(
-            select(User.id, User.username, User.display_name)
-            .join(UserRole, UserRole.user_id == User.id)
-            .where(User.active.is_(True), UserRole.tenant == row.tenant)
-            .where(
-                ((UserRole.role == Role.case_worker) & (UserRole.queue == row.queue))
-                | ((UserRole.role == Role.coordinator) & UserRole.queue.in_(["", row.queue]))
-            )
-            .distinct()
-        ).all()
+        users = conn.execute(_COLLEAGUES, {"tenant": row.tenant, "queue": row.queue}).all()
     found = [Colleague(f"user:{u.username}", u.display_name or u.username) for u in users if u.id != p.user_id]
     return sorted(found, key=lambda c: (c.name.lower(), c.actor))
 
@@ -409,7 +434,25 @@ def decide(
             item,
         )
     _record_review_time(ctx, p, item)
+    _remember_decision(ctx, p, item)
     return DecisionResult("decided", _("Beslut registrerat: {state}.", state=_(label(item.state.value))), item)
+
+
+class _Listed(SimpleNamespace):
+    """A decided item's listed columns, as the rows of "Mina beslut" read from the database have them."""
+
+
+def _remember_decision(ctx: WebContext, p: Principal, item: ReviewItem) -> None:
+    """Put the person's decision in front of their kept "Mina beslut" in this process (shown at once)."""
+    if ctx.my_decisions is None or item.decided_at is None:
+        return
+    listed = item.kind == ReviewKind.decision and item.state in DECIDED_STATES
+    ctx.my_decisions.decided(
+        (p.actor, p.grants),
+        (item.decided_at, item.id),
+        Candidate(item.id, item.callback_status, item.decided_at) if listed else None,
+        _Listed(**{c.key: getattr(item, c.key) for c in LISTED}) if listed else None,
+    )
 
 
 class _WholeSecondsSince(ColumnElement[int]):

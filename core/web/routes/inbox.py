@@ -100,6 +100,8 @@ def retry_decision(request: Request, p: Person, review_id: RowId) -> Response:
     if row.decided_by != p.actor and not p.can_decide(row.tenant, row.queue):
         raise Forbidden()
     _ = translator(request_lang(request))
+    if ctx.my_decisions is not None:
+        ctx.my_decisions.forget(p.actor)  # its status shows at once on this process's pages
     if ctx.reviews.retry_callback(review_id, actor=p.actor):
         ctx.auth.set_flash(p, _("Roboten försöker genomföra beslutet igen."))
     else:
