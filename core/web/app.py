@@ -133,8 +133,13 @@ def create_app(
     clock: Clock | None = None,
     oidc_transport: httpx.AsyncBaseTransport | None = None,
     run_alert_loop: bool = False,
+    warm_dashboard: bool = False,
 ) -> FastAPI:
-    """The web app for one deployment (``run_alert_loop``: `kollega serve` checks and mails alerts)."""
+    """The web app for one deployment (``run_alert_loop``: `kollega serve` checks and mails alerts).
+
+    ``warm_dashboard``: `kollega serve` computes the dashboard's kept figures in the background
+    as the app starts, so that its first views do not wait for them.
+    """
     web = web or web_settings(settings)
     clock = clock or SystemClock()
     now: Callable[[], datetime] = clock.now
@@ -188,6 +193,11 @@ def create_app(
         before, threads.total_tokens = threads.total_tokens, web.request_threads
         stop = asyncio.Event()
         task = asyncio.create_task(alert_loop(ctx, stop)) if run_alert_loop else None
+        if warm_dashboard:
+            try:
+                await asyncio.to_thread(ops.warm_dashboard, ctx)
+            except Exception:  # the first views compute them instead
+                log.exception("web.dashboard_warm_failed")
         try:
             yield
         finally:

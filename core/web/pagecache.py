@@ -119,6 +119,36 @@ class FiguresCache:
             with self._lock:
                 self._refreshing.pop(key, None)
 
+    def warm(self, key: Hashable, compute: Callable[[], Any]) -> None:
+        """Compute ``key`` on the background thread unless kept or under way (a worker's start).
+
+        A view that asks for it meanwhile waits for this computation instead of starting its own.
+        """
+        if self.max_age <= timedelta(0):
+            return
+        with self._lock:
+            if key in self._kept or key in self._refreshing:
+                return
+            self._computing.setdefault(key, threading.Lock())
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kollega-figures")
+            self._refreshing[key] = self._executor.submit(self._warm, key, compute)
+
+    def _warm(self, key: Hashable, compute: Callable[[], Any]) -> None:
+        try:
+            with self._lock:
+                gate = self._computing.setdefault(key, threading.Lock())
+            with gate:
+                with self._lock:
+                    kept = self._fresh(key, self.clock())  # a view computed it first
+                if kept is None:
+                    self._compute(key, compute)
+        except Exception as exc:  # a view computes (and reports) it
+            log.warning("web.figures_warm_failed", error=type(exc).__name__)
+        finally:
+            with self._lock:
+                self._refreshing.pop(key, None)
+
     def settle(self, timeout: float | None = None) -> None:
         """Wait for the background computations under way (tests, and shutting down cleanly)."""
         with self._lock:
