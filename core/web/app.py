@@ -179,7 +179,8 @@ def create_app(
         oidc=oidc,
         saml=saml_sp,
         figures=FiguresCache(web.dashboard_cache_seconds, now),
-        my_decisions=MyDecisionsCache(web.my_decisions_cache_seconds, now) if web.my_decisions_cache_seconds else None,
+        my_decisions=MyDecisionsCache(web.inbox_cache_seconds, now) if web.inbox_cache_seconds else None,
+        lapsed=FiguresCache(web.inbox_cache_seconds, now, 256, background=False) if web.inbox_cache_seconds else None,
     )
 
     @contextlib.asynccontextmanager

@@ -217,7 +217,7 @@ _NEWEST = (
 def my_decisions(ctx: WebContext, p: Principal, limit: int = 20) -> list[Row[Any]]:
     """The person's recent decisions: failed and late first, then the newest.
 
-    Kept per person for ``[web] my_decisions_cache_seconds`` in each process
+    Kept per person for ``[web] inbox_cache_seconds`` in each process
     (:class:`core.web.pagecache.MyDecisionsCache`): a view then reads only the person's newest
     decisions' times and ids, to check that nothing was decided since, here or elsewhere.
     """

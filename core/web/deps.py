@@ -63,8 +63,10 @@ class WebContext:
     saml: SamlServiceProvider | None = None
     #: The dashboard's costly figures, kept ``web.dashboard_cache_seconds`` (see core.web.pagecache).
     figures: FiguresCache | None = None
-    #: Each person's "Mina beslut", kept ``web.my_decisions_cache_seconds`` (None: read on every view).
+    #: Each person's "Mina beslut", kept ``web.inbox_cache_seconds`` (None: read on every view).
     my_decisions: MyDecisionsCache | None = None
+    #: The lapsed items of each set of grants, kept ``web.inbox_cache_seconds`` (None: read on every view).
+    lapsed: FiguresCache | None = None
 
     @property
     def zone(self) -> str:

@@ -302,10 +302,20 @@ def next_item_id(ctx: WebContext, p: Principal, queue: str, tenant: str, exclude
 
 
 def recently_lapsed(ctx: WebContext, p: Principal, limit: int = 50) -> list[Row[Any]]:
-    """Items in the person's queues their robot closed as no longer needed, newest first, with the reason."""
-    since = ctx.clock() - timedelta(days=LAPSED_SHOWN_DAYS)
-    with ctx.db.read_connection() as conn:
-        return list(conn.execute(_lapsed_statement(p.grants, limit), {"since": since}).all())
+    """Items in the person's queues their robot closed as no longer needed, newest first, with the reason.
+
+    Kept per set of grants for ``[web] inbox_cache_seconds`` in each process (``ctx.lapsed``).
+    """
+
+    def read() -> list[Row[Any]]:
+        since = ctx.clock() - timedelta(days=LAPSED_SHOWN_DAYS)
+        with ctx.db.read_connection() as conn:
+            return list(conn.execute(_lapsed_statement(p.grants, limit), {"since": since}).all())
+
+    if ctx.lapsed is None:
+        return read()
+    kept: list[Row[Any]] = ctx.lapsed.get((p.grants, limit), read).value
+    return kept
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,11 @@ for a while), is computed while the request waits. So under steady use no view w
 older than twice the period; the page says when they were computed.
 
 Each ``kollega serve`` worker process keeps its own: at most one computation per key, worker
-and period. Nothing personal is kept (the figures are counts and minutes).
+and period. The dashboard's figures hold nothing personal (counts and minutes); the inbox
+keeps its lapsed items in one too, a few seconds per set of grants (``[web] inbox_cache_seconds``).
+
+:class:`MyDecisionsCache` keeps each person's "Mina beslut" as long, checked against their
+newest decisions on every view.
 """
 
 from __future__ import annotations

@@ -247,11 +247,11 @@ class TestMyDecisionsKept:
             # The status polled shows it at once; the page's list within the kept seconds may not.
             [state] = (await client.get("/inbox/decisions/status", params={"ids": str(review_id)})).json()["decisions"]
             assert state["label"] == "utfört"
-            env.clock.advance(env.app.state.kollega.web.my_decisions_cache_seconds)
+            env.clock.advance(env.app.state.kollega.web.inbox_cache_seconds)
             assert "utfört" in status_box((await client.get("/inbox")).text, review_id)
 
     async def test_off_reads_on_every_view(self, db: Database, tmp_path: Path) -> None:
-        env = make_web_env(db, tmp_path, clock=FakeClock(MONDAY_MORNING), my_decisions_cache_seconds=0)
+        env = make_web_env(db, tmp_path, clock=FakeClock(MONDAY_MORNING), inbox_cache_seconds=0)
         assert env.app.state.kollega.my_decisions is None
         review_id = add_review(env)
         reviews = env.app.state.kollega.reviews
