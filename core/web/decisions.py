@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from holidays import country_holidays
-from sqlalchemy import Integer, Row, bindparam, select
+from sqlalchemy import Connection, Integer, Row, bindparam, select
 
 from core.storage.models import CallbackStatus, ReviewItem, ReviewKind, UTCDateTime
 from core.web.auth import Grant, review_filter_for
 from core.web.i18n import Translator, local_time
-from core.web.inbox import DECIDED_STATES, LISTED
+from core.web.inbox import DECIDED_STATES, LISTED, reading
 from core.web.pagecache import Candidate, MyDecisions
 
 if TYPE_CHECKING:
@@ -256,11 +256,13 @@ def my_decisions(ctx: WebContext, p: Principal, limit: int = 20) -> list[Row[Any
     return [rows[i] for i in shown if i in rows]
 
 
-def recent_decisions(ctx: WebContext, p: Principal, *, exclude: int | None = None, limit: int = 3) -> list[Row[Any]]:
+def recent_decisions(
+    ctx: WebContext, p: Principal, *, exclude: int | None = None, limit: int = 3, conn: Connection | None = None
+) -> list[Row[Any]]:
     """The person's decisions of the last hour (newest first): shown beside the next item they open."""
     since = ctx.clock() - timedelta(hours=1)
-    with ctx.db.read_connection() as conn:
-        found = conn.execute(_recent_statement(p.grants, limit + 1), {"actor": p.actor, "since": since})
+    with reading(ctx, conn) as c:
+        found = c.execute(_recent_statement(p.grants, limit + 1), {"actor": p.actor, "since": since})
         rows = [r for r in found.all() if r.id != exclude]
     return rows[:limit]
 

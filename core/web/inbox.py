@@ -7,7 +7,8 @@ review items of their queues and tenants only; any other id answers 404 (:class:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -19,7 +20,7 @@ from urllib.parse import urlencode
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
-from sqlalchemy import Integer, Row, String, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, Integer, Row, String, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -285,19 +286,31 @@ _COMMENTS = (
 )
 
 
-def comments(ctx: WebContext, review_id: int) -> list[Row[Any]]:
+@contextmanager
+def reading(ctx: WebContext, conn: Connection | None) -> Iterator[Connection]:
+    """``conn`` when given (a page's reads on one connection), else a read connection of its own."""
+    if conn is not None:
+        yield conn
+        return
+    with ctx.db.read_connection() as own:
+        yield own
+
+
+def comments(ctx: WebContext, review_id: int, conn: Connection | None = None) -> list[Row[Any]]:
     """The item's comments, oldest first: rows of what a page shows (author, text, created_at), no objects."""
-    with ctx.db.read_connection() as conn:
-        return list(conn.execute(_COMMENTS, {"review_id": review_id}).all())
+    with reading(ctx, conn) as c:
+        return list(c.execute(_COMMENTS, {"review_id": review_id}).all())
 
 
-def next_item_id(ctx: WebContext, p: Principal, queue: str, tenant: str, exclude: int | None = None) -> int | None:
+def next_item_id(
+    ctx: WebContext, p: Principal, queue: str, tenant: str, exclude: int | None = None, conn: Connection | None = None
+) -> int | None:
     """The next open item of the same queue this person can act on (not one they approved first)."""
     values: dict[str, Any] = {"queue": queue, "tenant": tenant, "actor": p.actor}
     if exclude is not None:
         values["exclude"] = exclude
-    with ctx.db.read_connection() as conn:
-        found: int | None = conn.scalar(_next_item_statement(p.grants, exclude is not None), values)
+    with reading(ctx, conn) as c:
+        found: int | None = c.scalar(_next_item_statement(p.grants, exclude is not None), values)
         return found
 
 
@@ -339,10 +352,10 @@ _COLLEAGUES = (
 )
 
 
-def colleagues(ctx: WebContext, p: Principal, row: ReviewItem) -> list[Colleague]:
+def colleagues(ctx: WebContext, p: Principal, row: ReviewItem, conn: Connection | None = None) -> list[Colleague]:
     """Active people (but ``p``) who may decide in the item's queue: the same grant, or its coordinators."""
-    with ctx.db.read_connection() as conn:
-        users = conn.execute(_COLLEAGUES, {"tenant": row.tenant, "queue": row.queue}).all()
+    with reading(ctx, conn) as c:
+        users = c.execute(_COLLEAGUES, {"tenant": row.tenant, "queue": row.queue}).all()
     found = [Colleague(f"user:{u.username}", u.display_name or u.username) for u in users if u.id != p.user_id]
     return sorted(found, key=lambda c: (c.name.lower(), c.actor))
 

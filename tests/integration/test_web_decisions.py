@@ -197,7 +197,7 @@ async def decide_on_page(client: object, review_id: int, csrf: str) -> None:
 
 
 class TestMyDecisionsKept:
-    """"Mina beslut" is kept a few seconds per person and process, yet one's own decisions show at once."""
+    """ "Mina beslut" is kept a few seconds per person and process, yet one's own decisions show at once."""
 
     async def test_my_own_decision_shows_at_once_wherever_it_was_made(self, env: WebEnv) -> None:
         here, there, later = add_review(env, "Här"), add_review(env, "Där"), add_review(env, "Sedan")
@@ -249,6 +249,41 @@ class TestMyDecisionsKept:
             assert state["label"] == "utfört"
             env.clock.advance(env.app.state.kollega.web.inbox_cache_seconds)
             assert "utfört" in status_box((await client.get("/inbox")).text, review_id)
+
+    async def test_a_kept_list_is_not_read_again_after_my_decision_here(self, db: Database, tmp_path: Path) -> None:
+        """With the list kept, the view after a decision on this process reads less than with it off."""
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        statements: list[str] = []
+
+        def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+            statements.append(statement)
+
+        sent = {}
+        for seconds in (5, 0):  # the same database and users, an app with the list kept and one without
+            env = make_web_env(
+                db,
+                tmp_path / str(seconds),
+                clock=FakeClock(MONDAY_MORNING),
+                users=seconds == 5,
+                inbox_cache_seconds=seconds,
+            )
+            first, second = add_review(env, "Ett"), add_review(env, "Två")
+            async with web_client(env.app) as client:
+                csrf = await login(client, "anna")
+                await client.get("/inbox")
+                await decide_on_page(client, first, csrf)
+                await client.get("/inbox")  # takes the decision's one-time message
+                await decide_on_page(client, second, csrf)
+                event.listen(Engine, "before_cursor_execute", count)
+                try:
+                    page = await client.get("/inbox")
+                finally:
+                    event.remove(Engine, "before_cursor_execute", count)
+            assert {first, second} <= mine(page.text)
+            sent[seconds], statements[:] = len(statements), []
+        assert sent[5] < sent[0]
 
     async def test_off_reads_on_every_view(self, db: Database, tmp_path: Path) -> None:
         env = make_web_env(db, tmp_path, clock=FakeClock(MONDAY_MORNING), inbox_cache_seconds=0)
