@@ -52,7 +52,7 @@ def serve_command(
     )
     console.print(f"Kollega web on http://{host}:{port}/ (API description: /api/v1/openapi.json)")
     if workers == 1:
-        uvicorn.run(create_app(settings, db, registry(), run_alert_loop=alerts), **options)
+        uvicorn.run(create_app(settings, db, registry(), run_alert_loop=alerts, warm_dashboard=True), **options)
         return
     if db.is_sqlite:
         console.print("[red]--workers needs PostgreSQL: SQLite serialises every write through one file.[/red]")
@@ -189,4 +189,4 @@ def app_from_settings() -> Any:
 
     settings = load_cli_settings()
     route_uvicorn_logs()
-    return create_app(settings, open_database(settings), registry(), run_alert_loop=False)
+    return create_app(settings, open_database(settings), registry(), run_alert_loop=False, warm_dashboard=True)

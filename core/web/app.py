@@ -40,7 +40,7 @@ from core.web.deps import WebContext, make_environment, redirect, render, reques
 from core.web.i18n import translator
 from core.web.metrics import CONTENT_TYPE, exposition, metrics_allowed
 from core.web.oidc import OidcClient
-from core.web.pagecache import FiguresCache
+from core.web.pagecache import FiguresCache, MyDecisionsCache
 from core.web.routes import access_check, account, api, audit, auth, effects, inbox, ops, saml
 from core.web.saml import SamlServiceProvider
 from core.web.settings import WebSettings, web_settings
@@ -133,8 +133,13 @@ def create_app(
     clock: Clock | None = None,
     oidc_transport: httpx.AsyncBaseTransport | None = None,
     run_alert_loop: bool = False,
+    warm_dashboard: bool = False,
 ) -> FastAPI:
-    """The web app for one deployment (``run_alert_loop``: `kollega serve` checks and mails alerts)."""
+    """The web app for one deployment (``run_alert_loop``: `kollega serve` checks and mails alerts).
+
+    ``warm_dashboard``: `kollega serve` computes the dashboard's kept figures in the background
+    as the app starts, so that its first views do not wait for them.
+    """
     web = web or web_settings(settings)
     clock = clock or SystemClock()
     now: Callable[[], datetime] = clock.now
@@ -174,6 +179,8 @@ def create_app(
         oidc=oidc,
         saml=saml_sp,
         figures=FiguresCache(web.dashboard_cache_seconds, now),
+        my_decisions=MyDecisionsCache(web.inbox_cache_seconds, now) if web.inbox_cache_seconds else None,
+        lapsed=FiguresCache(web.inbox_cache_seconds, now, 256, background=False) if web.inbox_cache_seconds else None,
     )
 
     @contextlib.asynccontextmanager
@@ -187,6 +194,11 @@ def create_app(
         before, threads.total_tokens = threads.total_tokens, web.request_threads
         stop = asyncio.Event()
         task = asyncio.create_task(alert_loop(ctx, stop)) if run_alert_loop else None
+        if warm_dashboard:
+            try:
+                await asyncio.to_thread(ops.warm_dashboard, ctx)
+            except Exception:  # the first views compute them instead
+                log.exception("web.dashboard_warm_failed")
         try:
             yield
         finally:

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.errors import WebError
 from core.storage.db import Database
-from core.storage.models import ReviewItem
+from core.storage.models import ReviewItem, UTCDateTime
 from core.storage.web_models import ApiToken, Role, User, UserRole, WebSession
 from core.web import mfa, throttle
 from core.web.passwords import PasswordPolicyError, check_new_password
@@ -262,6 +262,22 @@ _SESSION_QUERY = (
     .outerjoin(UserRole, UserRole.user_id == User.id)
     .where(WebSession.id == bindparam("session_id"))
 )
+
+
+@lru_cache(maxsize=4)
+def _touch_statement(touch: bool, take: bool) -> Any:
+    """A live session's activity recorded and/or its one-time message taken (built once per kind)."""
+    changes: dict[str, Any] = {}
+    if touch:
+        changes["last_seen_at"] = bindparam("b_now", type_=UTCDateTime())
+    if take:
+        changes["flash"] = None
+    stmt = update(WebSession).where(WebSession.id == bindparam("b_id")).values(**changes)
+    return stmt.where(WebSession.flash == bindparam("b_flash")) if take else stmt
+
+
+#: A one-time message for the session's next page.
+_SET_FLASH = update(WebSession).where(WebSession.id == bindparam("b_id")).values(flash=bindparam("b_flash"))
 
 
 class Auth:
@@ -552,18 +568,12 @@ class Auth:
         (and no WAL flush) for it. The message is shown by the one request whose UPDATE still
         found it there, so two pages loaded at once never both show it.
         """
-        changes: dict[str, Any] = {}
-        if now - row.last_seen_at >= self.touch:
-            changes["last_seen_at"] = now
-        if row.flash is not None:
-            changes["flash"] = None
-        if not changes:
+        touch, take = now - row.last_seen_at >= self.touch, row.flash is not None
+        if not (touch or take):
             return None
-        stmt = update(WebSession).where(WebSession.id == row.id).values(**changes)
-        if row.flash is not None:
-            stmt = stmt.where(WebSession.flash == row.flash)
+        values: dict[str, Any] = {"b_id": row.id, "b_now": now, "b_flash": row.flash}
         with self.db.single_statement() as conn:
-            taken = conn.execute(stmt).rowcount == 1
+            taken = conn.execute(_touch_statement(touch, take), values).rowcount == 1
         return row.flash if taken else None
 
     @staticmethod
@@ -601,9 +611,9 @@ class Auth:
         """A message shown once on the person's next page."""
         if principal.session_id is None:
             return
-        # One statement (a decision's redirect writes this on every decision).
+        # One statement, built once (a decision's redirect writes this on every decision).
         with self.db.single_statement() as conn:
-            conn.execute(update(WebSession).where(WebSession.id == principal.session_id).values(flash=message))
+            conn.execute(_SET_FLASH, {"b_id": principal.session_id, "b_flash": message})
 
     def set_lang(self, principal: Principal, lang: str) -> None:
         """Remember the chosen language in the session."""

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from holidays import country_holidays
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Connection, Integer, Row, bindparam, select
 
-from core.storage.models import CallbackStatus, ReviewItem, ReviewKind, ReviewState, UTCDateTime
+from core.storage.models import CallbackStatus, ReviewItem, ReviewKind, UTCDateTime
 from core.web.auth import Grant, review_filter_for
 from core.web.i18n import Translator, local_time
-from core.web.inbox import LISTED
+from core.web.inbox import DECIDED_STATES, LISTED, reading
+from core.web.pagecache import Candidate, MyDecisions
 
 if TYPE_CHECKING:
     from core.web.auth import Principal
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
 #: How far back "Mina beslut" looks.
 MY_DECISIONS_DAYS = 14
+#: How many of a person's newest decisions "Mina beslut" orders (failed and late first) for the ones shown.
+MY_DECISIONS_CANDIDATES = 200
 
 
 class Status:
@@ -177,11 +180,11 @@ def _candidates_statement(grants: frozenset[Grant]) -> Any:
             review_filter_for(grants),
             ReviewItem.decided_by == bindparam("actor"),
             ReviewItem.kind == ReviewKind.decision,
-            ReviewItem.state.in_([ReviewState.approved, ReviewState.rejected, ReviewState.returned]),
+            ReviewItem.state.in_(DECIDED_STATES),
             ReviewItem.decided_at >= bindparam("since", type_=UTCDateTime()),
         )
         .order_by(ReviewItem.decided_at.desc(), ReviewItem.id.desc())
-        .limit(200)
+        .limit(MY_DECISIONS_CANDIDATES)
     )
 
 
@@ -201,31 +204,65 @@ def _recent_statement(grants: frozenset[Grant], limit: int) -> Any:
     )
 
 
+#: The person's newest decisions (time and id), newest first (the index on decided_by and
+#: decided_at): what a kept "Mina beslut" is checked against.
+_NEWEST = (
+    select(ReviewItem.decided_at, ReviewItem.id)
+    .where(ReviewItem.decided_by == bindparam("actor"), ReviewItem.decided_at.is_not(None))
+    .order_by(ReviewItem.decided_at.desc(), ReviewItem.id.desc())
+    .limit(bindparam("n", type_=Integer()))
+)
+
+
 def my_decisions(ctx: WebContext, p: Principal, limit: int = 20) -> list[Row[Any]]:
-    """The person's recent decisions: failed and late first, then the newest."""
+    """The person's recent decisions: failed and late first, then the newest.
+
+    Kept per person for ``[web] inbox_cache_seconds`` in each process
+    (:class:`core.web.pagecache.MyDecisionsCache`): a view then reads only the person's newest
+    decisions' times and ids, to check that nothing was decided since, here or elsewhere.
+    """
     since = ctx.clock() - timedelta(days=MY_DECISIONS_DAYS)
     now, cfg = ctx.clock(), ctx.web.alerts
+    cache, key = ctx.my_decisions, (p.actor, p.grants)
     with ctx.db.read_connection() as conn:
-        # Ordered on three columns; whole rows only for the ones shown (a busy morning's
-        # 200 decisions made into objects cost more than the rest of the page).
-        found = list(conn.execute(_candidates_statement(p.grants), {"actor": p.actor, "since": since}).all())
-        found.sort(
+        kept = cache.peek(key) if cache is not None else None
+        known: tuple[tuple[datetime, int], ...] = ()
+        if cache is not None:
+            wanted = len(kept.known) if kept is not None and kept.known else 1
+            known = tuple((r[0], r[1]) for r in conn.execute(_NEWEST, {"actor": p.actor, "n": wanted}))
+            if kept is not None and known != kept.known:
+                kept = None
+        if kept is not None:
+            candidates, rows = kept.candidates, dict(kept.rows)
+        else:
+            # Ordered on three columns; whole rows only for the ones shown (a busy morning's
+            # 200 decisions made into objects cost more than the rest of the page).
+            found = conn.execute(_candidates_statement(p.grants), {"actor": p.actor, "since": since})
+            candidates, rows = tuple(Candidate(*r) for r in found), {}
+        ordered = sorted(
+            (c for c in candidates[:MY_DECISIONS_CANDIDATES] if c.decided_at is not None and c.decided_at >= since),
             key=lambda r: (
                 0 if r.callback_status == CallbackStatus.failed else 1 if is_late(r, now, ctx.zone, cfg) else 2,
-            )
+            ),
         )
-        shown = [r.id for r in found[:limit]]
-        if not shown:
-            return []
-        rows = {r.id: r for r in conn.execute(select(*LISTED).where(ReviewItem.id.in_(shown)))}
+        shown = [r.id for r in ordered[:limit]]
+        missing = [i for i in shown if i not in rows]
+        if missing:
+            rows.update({r.id: r for r in conn.execute(select(*LISTED).where(ReviewItem.id.in_(missing)))})
+    if cache is not None and (kept is None or missing or len(known) > 1):
+        # Once the database has confirmed the decisions put in front, only the newest need be
+        # compared next time.
+        cache.put(key, MyDecisions(now if kept is None else kept.read_at, known[:1], candidates, rows))
     return [rows[i] for i in shown if i in rows]
 
 
-def recent_decisions(ctx: WebContext, p: Principal, *, exclude: int | None = None, limit: int = 3) -> list[Row[Any]]:
+def recent_decisions(
+    ctx: WebContext, p: Principal, *, exclude: int | None = None, limit: int = 3, conn: Connection | None = None
+) -> list[Row[Any]]:
     """The person's decisions of the last hour (newest first): shown beside the next item they open."""
     since = ctx.clock() - timedelta(hours=1)
-    with ctx.db.read_connection() as conn:
-        found = conn.execute(_recent_statement(p.grants, limit + 1), {"actor": p.actor, "since": since})
+    with reading(ctx, conn) as c:
+        found = c.execute(_recent_statement(p.grants, limit + 1), {"actor": p.actor, "since": since})
         rows = [r for r in found.all() if r.id != exclude]
     return rows[:limit]
 

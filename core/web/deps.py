@@ -38,7 +38,7 @@ from core.web.auth import (
 )
 from core.web.i18n import LANGUAGES, label, local_time, normalise_lang, robot_translator, translator
 from core.web.oidc import OidcClient
-from core.web.pagecache import FiguresCache
+from core.web.pagecache import FiguresCache, MyDecisionsCache
 from core.web.saml import SamlServiceProvider
 from core.web.settings import WebSettings
 
@@ -63,6 +63,10 @@ class WebContext:
     saml: SamlServiceProvider | None = None
     #: The dashboard's costly figures, kept ``web.dashboard_cache_seconds`` (see core.web.pagecache).
     figures: FiguresCache | None = None
+    #: Each person's "Mina beslut", kept ``web.inbox_cache_seconds`` (None: read on every view).
+    my_decisions: MyDecisionsCache | None = None
+    #: The lapsed items of each set of grants, kept ``web.inbox_cache_seconds`` (None: read on every view).
+    lapsed: FiguresCache | None = None
 
     @property
     def zone(self) -> str:

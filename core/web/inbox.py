@@ -7,18 +7,20 @@ review items of their queues and tenants only; any other id answers 404 (:class:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
-from sqlalchemy import Integer, Row, String, bindparam, case, func, insert, literal, select, update
+from sqlalchemy import Connection, Integer, Row, String, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -30,6 +32,7 @@ from core.storage.web_models import ReviewTiming, Role, User, UserRole
 from core.web.auth import Forbidden, Grant, NotFound, Principal, review_filter_for
 from core.web.deps import WebContext
 from core.web.i18n import Translator, label, local_time, robot_translator
+from core.web.pagecache import Candidate
 
 log = get_logger("kollega.web.inbox")
 FOUR_EYES_MESSAGE = (
@@ -45,6 +48,8 @@ FIRST_APPROVAL_MESSAGE = "Ditt godkännande är registrerat. Ärendet väntar nu
 #: deadline, age), so a queue's first page is read from the index instead of sorting every
 #: open item of the queue (10 ms of PostgreSQL's CPU per view with 2,000 open items).
 ORDER = (ReviewItem.due_at.asc().nulls_last(), ReviewItem.created_at, ReviewItem.id)
+#: The states of an item a person decided ("Mina beslut" lists these).
+DECIDED_STATES = (ReviewState.approved, ReviewState.rejected, ReviewState.returned)
 #: How long a lapsed item (closed by its robot) stays listed in the inbox with its reason.
 LAPSED_SHOWN_DAYS = 7
 
@@ -246,45 +251,84 @@ def open_item(ctx: WebContext, p: Principal, review_id: int) -> ReviewItem:
     return row
 
 
+@lru_cache(maxsize=1)
+def _start_review_time_statement() -> Any:
+    running = select(ReviewTiming.id).where(
+        ReviewTiming.review_id == bindparam("b_review_id"),
+        ReviewTiming.actor == bindparam("b_actor"),
+        ReviewTiming.decided_at.is_(None),
+    )
+    values = select(
+        bindparam("b_review_id", type_=Integer()),
+        bindparam("b_robot", type_=String()),
+        bindparam("b_tenant", type_=String()),
+        bindparam("b_actor", type_=String()),
+        bindparam("b_now", type_=UTCDateTime()),
+    ).where(~running.exists())
+    return insert(ReviewTiming).from_select(["review_id", "robot", "tenant", "actor", "opened_at"], values)
+
+
 def _start_review_time(ctx: WebContext, p: Principal, row: ReviewItem) -> None:
     """Review time runs from the first opening to the decision, however often it is reopened.
 
-    One statement: the row is added unless this person's timing of the item is running.
+    One statement, built once: the row is added unless this person's timing of the item is running.
     """
-    running = select(ReviewTiming.id).where(
-        ReviewTiming.review_id == row.id, ReviewTiming.actor == p.actor, ReviewTiming.decided_at.is_(None)
-    )
-    values = select(
-        literal(row.id, Integer()),
-        literal(row.robot, String()),
-        literal(row.tenant, String()),
-        literal(p.actor, String()),
-        literal(ctx.clock(), UTCDateTime()),
-    ).where(~running.exists())
+    values = {"b_review_id": row.id, "b_robot": row.robot, "b_tenant": row.tenant, "b_actor": p.actor}
     with ctx.db.single_statement() as conn:
-        conn.execute(insert(ReviewTiming).from_select(["review_id", "robot", "tenant", "actor", "opened_at"], values))
+        conn.execute(_start_review_time_statement(), {**values, "b_now": ctx.clock()})
 
 
-def comments(ctx: WebContext, review_id: int) -> list[ReviewComment]:
-    """The item's comments, oldest first."""
-    return ctx.reviews.comments(review_id)
+#: An item's comments, oldest first (the columns shown; built once).
+_COMMENTS = (
+    select(ReviewComment.id, ReviewComment.author, ReviewComment.text, ReviewComment.created_at)
+    .where(ReviewComment.review_id == bindparam("review_id"))
+    .order_by(ReviewComment.id)
+)
 
 
-def next_item_id(ctx: WebContext, p: Principal, queue: str, tenant: str, exclude: int | None = None) -> int | None:
+@contextmanager
+def reading(ctx: WebContext, conn: Connection | None) -> Iterator[Connection]:
+    """``conn`` when given (a page's reads on one connection), else a read connection of its own."""
+    if conn is not None:
+        yield conn
+        return
+    with ctx.db.read_connection() as own:
+        yield own
+
+
+def comments(ctx: WebContext, review_id: int, conn: Connection | None = None) -> list[Row[Any]]:
+    """The item's comments, oldest first: rows of what a page shows (author, text, created_at), no objects."""
+    with reading(ctx, conn) as c:
+        return list(c.execute(_COMMENTS, {"review_id": review_id}).all())
+
+
+def next_item_id(
+    ctx: WebContext, p: Principal, queue: str, tenant: str, exclude: int | None = None, conn: Connection | None = None
+) -> int | None:
     """The next open item of the same queue this person can act on (not one they approved first)."""
     values: dict[str, Any] = {"queue": queue, "tenant": tenant, "actor": p.actor}
     if exclude is not None:
         values["exclude"] = exclude
-    with ctx.db.read_connection() as conn:
-        found: int | None = conn.scalar(_next_item_statement(p.grants, exclude is not None), values)
+    with reading(ctx, conn) as c:
+        found: int | None = c.scalar(_next_item_statement(p.grants, exclude is not None), values)
         return found
 
 
 def recently_lapsed(ctx: WebContext, p: Principal, limit: int = 50) -> list[Row[Any]]:
-    """Items in the person's queues their robot closed as no longer needed, newest first, with the reason."""
-    since = ctx.clock() - timedelta(days=LAPSED_SHOWN_DAYS)
-    with ctx.db.read_connection() as conn:
-        return list(conn.execute(_lapsed_statement(p.grants, limit), {"since": since}).all())
+    """Items in the person's queues their robot closed as no longer needed, newest first, with the reason.
+
+    Kept per set of grants for ``[web] inbox_cache_seconds`` in each process (``ctx.lapsed``).
+    """
+
+    def read() -> list[Row[Any]]:
+        since = ctx.clock() - timedelta(days=LAPSED_SHOWN_DAYS)
+        with ctx.db.read_connection() as conn:
+            return list(conn.execute(_lapsed_statement(p.grants, limit), {"since": since}).all())
+
+    if ctx.lapsed is None:
+        return read()
+    kept: list[Row[Any]] = ctx.lapsed.get((p.grants, limit), read).value
+    return kept
 
 
 @dataclass(frozen=True)
@@ -295,19 +339,23 @@ class Colleague:
     name: str
 
 
-def colleagues(ctx: WebContext, p: Principal, row: ReviewItem) -> list[Colleague]:
+#: Active people who may decide in a queue (built once; the tenant and queue bound per item).
+_COLLEAGUES = (
+    select(User.id, User.username, User.display_name)
+    .join(UserRole, UserRole.user_id == User.id)
+    .where(User.active.is_(True), UserRole.tenant == bindparam("tenant"))
+    .where(
+        ((UserRole.role == Role.case_worker) & (UserRole.queue == bindparam("queue")))
+        | ((UserRole.role == Role.coordinator) & ((UserRole.queue == "") | (UserRole.queue == bindparam("queue"))))
+    )
+    .distinct()
+)
+
+
+def colleagues(ctx: WebContext, p: Principal, row: ReviewItem, conn: Connection | None = None) -> list[Colleague]:
     """Active people (but ``p``) who may decide in the item's queue: the same grant, or its coordinators."""
-    with ctx.db.read_connection() as conn:
-        users = conn.execute(
-            select(User.id, User.username, User.display_name)
-            .join(UserRole, UserRole.user_id == User.id)
-            .where(User.active.is_(True), UserRole.tenant == row.tenant)
-            .where(
-                ((UserRole.role == Role.case_worker) & (UserRole.queue == row.queue))
-                | ((UserRole.role == Role.coordinator) & UserRole.queue.in_(["", row.queue]))
-            )
-            .distinct()
-        ).all()
+    with reading(ctx, conn) as c:
+        users = c.execute(_COLLEAGUES, {"tenant": row.tenant, "queue": row.queue}).all()
     found = [Colleague(f"user:{u.username}", u.display_name or u.username) for u in users if u.id != p.user_id]
     return sorted(found, key=lambda c: (c.name.lower(), c.actor))
 
@@ -409,7 +457,25 @@ def decide(
             item,
         )
     _record_review_time(ctx, p, item)
+    _remember_decision(ctx, p, item)
     return DecisionResult("decided", _("Beslut registrerat: {state}.", state=_(label(item.state.value))), item)
+
+
+class _Listed(SimpleNamespace):
+    """A decided item's listed columns, as the rows of "Mina beslut" read from the database have them."""
+
+
+def _remember_decision(ctx: WebContext, p: Principal, item: ReviewItem) -> None:
+    """Put the person's decision in front of their kept "Mina beslut" in this process (shown at once)."""
+    if ctx.my_decisions is None or item.decided_at is None:
+        return
+    listed = item.kind == ReviewKind.decision and item.state in DECIDED_STATES
+    ctx.my_decisions.decided(
+        (p.actor, p.grants),
+        (item.decided_at, item.id),
+        Candidate(item.id, item.callback_status, item.decided_at) if listed else None,
+        _Listed(**{c.key: getattr(item, c.key) for c in LISTED}) if listed else None,
+    )
 
 
 class _WholeSecondsSince(ColumnElement[int]):

@@ -16,7 +16,11 @@ for a while), is computed while the request waits. So under steady use no view w
 older than twice the period; the page says when they were computed.
 
 Each ``kollega serve`` worker process keeps its own: at most one computation per key, worker
-and period. Nothing personal is kept (the figures are counts and minutes).
+and period. The dashboard's figures hold nothing personal (counts and minutes); the inbox
+keeps its lapsed items in one too, a few seconds per set of grants (``[web] inbox_cache_seconds``).
+
+:class:`MyDecisionsCache` keeps each person's "Mina beslut" as long, checked against their
+newest decisions on every view.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.logging import get_logger
 
@@ -119,6 +123,36 @@ class FiguresCache:
             with self._lock:
                 self._refreshing.pop(key, None)
 
+    def warm(self, key: Hashable, compute: Callable[[], Any]) -> None:
+        """Compute ``key`` on the background thread unless kept or under way (a worker's start).
+
+        A view that asks for it meanwhile waits for this computation instead of starting its own.
+        """
+        if self.max_age <= timedelta(0):
+            return
+        with self._lock:
+            if key in self._kept or key in self._refreshing:
+                return
+            self._computing.setdefault(key, threading.Lock())
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kollega-figures")
+            self._refreshing[key] = self._executor.submit(self._warm, key, compute)
+
+    def _warm(self, key: Hashable, compute: Callable[[], Any]) -> None:
+        try:
+            with self._lock:
+                gate = self._computing.setdefault(key, threading.Lock())
+            with gate:
+                with self._lock:
+                    kept = self._fresh(key, self.clock())  # a view computed it first
+                if kept is None:
+                    self._compute(key, compute)
+        except Exception as exc:  # a view computes (and reports) it
+            log.warning("web.figures_warm_failed", error=type(exc).__name__)
+        finally:
+            with self._lock:
+                self._refreshing.pop(key, None)
+
     def settle(self, timeout: float | None = None) -> None:
         """Wait for the background computations under way (tests, and shutting down cleanly)."""
         with self._lock:
@@ -131,3 +165,96 @@ class FiguresCache:
         self.settle()
         with self._lock:
             self._kept.clear()
+
+
+class Candidate(NamedTuple):
+    """One of a person's decisions as "Mina beslut" orders them (failed and late first, then the newest)."""
+
+    id: int
+    callback_status: Any
+    decided_at: datetime | None
+
+
+#: Decisions put in front of a kept "Mina beslut" before it is read afresh (each is one more
+#: time the check compares).
+KNOWN_AT_MOST = 20
+
+
+@dataclass(frozen=True)
+class MyDecisions:
+    """One person's recent decisions as read for "Mina beslut", and what they were checked against.
+
+    ``known``: the person's newest decision (time, id) when read, with the ones decided here
+    since put in front (newest first): the database's newest as many must be the same for the
+    entry to be used. ``candidates``: (id, callback status, decided_at) of
+    their decisions, newest first; ``rows``: the listed columns of those shown, by id.
+    """
+
+    read_at: datetime
+    known: tuple[tuple[datetime, int], ...]
+    candidates: tuple[Candidate, ...]
+    rows: dict[int, Any]
+
+
+class MyDecisionsCache:
+    """ "Mina beslut" per person (and set of grants), kept ``seconds`` on the app's clock in one process.
+
+    A view runs one small statement instead of reading the person's recent decisions: their
+    newest decisions' times and ids, compared with the ones kept. A decision made in this process is put
+    in the kept ones at once (:meth:`decided`); one made anywhere else (the other worker
+    process, the API on another server, another session) changes the newest times, so the
+    kept ones are not used and the view reads afresh. What a robot did with a decision (the
+    status) can be up to ``seconds`` old; the page's script polls it anyway. Expired entries
+    are dropped as new ones are put, so the cache holds about the people active in the period.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], datetime]) -> None:
+        self.max_age = timedelta(seconds=seconds)
+        self.clock = clock
+        self._kept: dict[Hashable, MyDecisions] = {}
+        self._lock = threading.Lock()
+        self._pruned: datetime | None = None
+
+    def peek(self, key: Hashable) -> MyDecisions | None:
+        """The kept entry of ``key`` while within its period (not yet checked against the database)."""
+        kept = self._kept.get(key)
+        if kept is not None and self.clock() - kept.read_at < self.max_age:
+            return kept
+        return None
+
+    def put(self, key: Hashable, entry: MyDecisions) -> None:
+        """Keep ``entry``; entries past their period are dropped once a period."""
+        with self._lock:
+            self._kept[key] = entry
+            now = entry.read_at
+            if self._pruned is None or now - self._pruned >= self.max_age:
+                self._pruned = now
+                for stale in [k for k, v in self._kept.items() if now - v.read_at >= self.max_age]:
+                    del self._kept[stale]
+
+    def decided(
+        self, key: Hashable, decided: tuple[datetime, int], candidate: Candidate | None, row: Any | None
+    ) -> None:
+        """A decision (time, id) by the person of ``key`` in this process: put in front of their kept entry.
+
+        ``candidate`` and ``row`` are None for a decision "Mina beslut" does not list (it is
+        still known, so the next check finds the database's newest decisions as kept).
+        """
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is None:
+                return
+            if (kept.known and decided <= kept.known[0]) or len(kept.known) >= KNOWN_AT_MOST:
+                del self._kept[key]  # not the newest, or many since the read: read afresh
+                return
+            candidates, rows = kept.candidates, kept.rows
+            if candidate is not None and row is not None:
+                candidates = (candidate, *(c for c in candidates if c.id != candidate.id))
+                rows = {**rows, row.id: row}
+            self._kept[key] = MyDecisions(kept.read_at, (decided, *kept.known), candidates, rows)
+
+    def forget(self, actor: str) -> None:
+        """Drop the person's entries (keys whose first part is ``actor``): e.g. after they retry a decision."""
+        with self._lock:
+            for key in [k for k in self._kept if isinstance(k, tuple) and k and k[0] == actor]:
+                del self._kept[key]

@@ -233,6 +233,14 @@ class WebSettings(BaseModel):
         description="How long the dashboard keeps its costly figures (time saved; the overdue and alert checks "
         "behind it) before it computes them again; the page says when they were computed. 0 = every view.",
     )
+    inbox_cache_seconds: float = Field(
+        default=5,
+        ge=0,
+        le=60,
+        description='How long each `kollega serve` process keeps a person\'s "Mina beslut" (checked on every view '
+        "against their newest decisions, so their own show at once) and the lapsed items of their queues; what a "
+        "robot did with a decision, or an item it closed, may show this much later. 0 = read on every view.",
+    )
     request_threads: int = Field(
         default=10,
         ge=1,

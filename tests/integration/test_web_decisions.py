@@ -30,11 +30,11 @@ def env(db: Database, tmp_path: Path) -> WebEnv:
     return make_web_env(db, tmp_path, clock=FakeClock(MONDAY_MORNING))
 
 
-def add_review(env: WebEnv, title: str = "Pass 12 december") -> int:
+def add_review(env: WebEnv, title: str = "Pass 12 december", tenant: str = "0000") -> int:
     with env.db.session() as s:
         return create_review(
             s,
-            tenant="0000",
+            tenant=tenant,
             robot="example",
             work_item_id=None,
             queue="example.review",
@@ -177,6 +177,125 @@ class TestWhatBecameOfADecision:
             metrics = (await client.get("/metrics")).text
         assert 'kollega_decisions_waiting{robot="example",tenant="0000"} 1.0' in metrics
         assert 'kollega_decisions_waiting_oldest_age_seconds{robot="example",tenant="0000"} 960.0' in metrics
+
+
+def mine(html: str) -> set[int]:
+    """The review ids listed under "Mina beslut" on an inbox page."""
+    section = html.split('id="mina-beslut"', 1)[1]
+    return {int(i) for i in re.findall(r'<tr data-review-id="(\d+)"', section)}
+
+
+async def decide_on_page(client: object, review_id: int, csrf: str) -> None:
+    page = await client.get(f"/inbox/items/{review_id}")  # type: ignore[attr-defined]
+    version = re.search(r'name="version" value="(\d+)"', page.text)
+    assert version
+    answer = await client.post(  # type: ignore[attr-defined]
+        f"/inbox/items/{review_id}/decide",
+        data={"decision": "approve", "version": version.group(1), "csrf_token": csrf},
+    )
+    assert answer.status_code == 303
+
+
+class TestMyDecisionsKept:
+    """ "Mina beslut" is kept a few seconds per person and process, yet one's own decisions show at once."""
+
+    async def test_my_own_decision_shows_at_once_wherever_it_was_made(self, env: WebEnv) -> None:
+        here, there, later = add_review(env, "Här"), add_review(env, "Där"), add_review(env, "Sedan")
+        reviews = env.app.state.kollega.reviews
+        async with web_client(env.app) as client:
+            csrf = await login(client, "anna")
+            assert mine((await client.get("/inbox")).text) == set()  # read, and kept
+            await decide_on_page(client, here, csrf)
+            assert mine((await client.get("/inbox")).text) == {here}  # decided on this process's page
+            # Decided elsewhere (the other worker process, the API on another server): the kept
+            # entry no longer matches the newest decisions, so the view reads afresh.
+            reviews.decide(there, "approve", actor="user:anna")
+            assert mine((await client.get("/inbox")).text) == {here, there}
+        async with web_client(env.app) as client:
+            csrf = await login(client, "anna")
+            assert mine((await client.get("/inbox")).text) == {here, there}
+            # One elsewhere and then one here, before the next view: both are shown.
+            env.clock.advance(1)
+            third = add_review(env, "Tredje")
+            reviews.decide(third, "approve", actor="user:anna")
+            env.clock.advance(1)
+            await decide_on_page(client, later, csrf)
+            assert mine((await client.get("/inbox")).text) == {here, there, third, later}
+
+    async def test_nobody_else_sees_my_kept_decisions(self, env: WebEnv) -> None:
+        ours, theirs = add_review(env, "Vår kommun"), add_review(env, "Andra kommunen", tenant="9999")
+        async with web_client(env.app) as anna, web_client(env.app) as bertil, web_client(env.app) as karin:
+            anna_csrf, karin_csrf = await login(anna, "anna"), await login(karin, "karin")
+            await login(bertil, "bertil")
+            for client in (anna, bertil, karin):  # each one's "Mina beslut" read and kept
+                assert mine((await client.get("/inbox")).text) == set()
+            await decide_on_page(anna, ours, anna_csrf)
+            await decide_on_page(karin, theirs, karin_csrf)
+            assert mine((await anna.get("/inbox")).text) == {ours}
+            assert mine((await bertil.get("/inbox")).text) == set()  # the same queue, another person
+            assert mine((await karin.get("/inbox")).text) == {theirs}  # another municipality
+            assert f'data-decision-status="{ours}"' not in (await karin.get("/inbox")).text
+
+    async def test_what_the_robot_did_shows_once_the_kept_entry_is_past_its_seconds(self, env: WebEnv) -> None:
+        review_id = add_review(env)
+        reviews = env.app.state.kollega.reviews
+        reviews.decide(review_id, "approve", actor="user:anna")
+        async with web_client(env.app) as client:
+            await login(client, "anna")
+            assert "väntar" in status_box((await client.get("/inbox")).text, review_id)
+            reviews.callback_done(claim(env), actor="robot:example", summary="Bokad", reference="B-1")
+            # The status polled shows it at once; the page's list within the kept seconds may not.
+            [state] = (await client.get("/inbox/decisions/status", params={"ids": str(review_id)})).json()["decisions"]
+            assert state["label"] == "utfört"
+            env.clock.advance(env.app.state.kollega.web.inbox_cache_seconds)
+            assert "utfört" in status_box((await client.get("/inbox")).text, review_id)
+
+    async def test_a_kept_list_is_not_read_again_after_my_decision_here(self, db: Database, tmp_path: Path) -> None:
+        """With the list kept, the view after a decision on this process reads less than with it off."""
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        statements: list[str] = []
+
+        def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+            statements.append(statement)
+
+        sent = {}
+        for seconds in (5, 0):  # the same database and users, an app with the list kept and one without
+            env = make_web_env(
+                db,
+                tmp_path / str(seconds),
+                clock=FakeClock(MONDAY_MORNING),
+                users=seconds == 5,
+                inbox_cache_seconds=seconds,
+            )
+            first, second = add_review(env, "Ett"), add_review(env, "Två")
+            async with web_client(env.app) as client:
+                csrf = await login(client, "anna")
+                await client.get("/inbox")
+                await decide_on_page(client, first, csrf)
+                await client.get("/inbox")  # takes the decision's one-time message
+                await decide_on_page(client, second, csrf)
+                event.listen(Engine, "before_cursor_execute", count)
+                try:
+                    page = await client.get("/inbox")
+                finally:
+                    event.remove(Engine, "before_cursor_execute", count)
+            assert {first, second} <= mine(page.text)
+            sent[seconds], statements[:] = len(statements), []
+        assert sent[5] < sent[0]
+
+    async def test_off_reads_on_every_view(self, db: Database, tmp_path: Path) -> None:
+        env = make_web_env(db, tmp_path, clock=FakeClock(MONDAY_MORNING), inbox_cache_seconds=0)
+        assert env.app.state.kollega.my_decisions is None
+        review_id = add_review(env)
+        reviews = env.app.state.kollega.reviews
+        reviews.decide(review_id, "approve", actor="user:anna")
+        async with web_client(env.app) as client:
+            await login(client, "anna")
+            assert "väntar" in status_box((await client.get("/inbox")).text, review_id)
+            reviews.callback_done(claim(env), actor="robot:example", summary="Bokad", reference="B-1")
+            assert "utfört" in status_box((await client.get("/inbox")).text, review_id)
 
 
 def test_waiting_counts_working_hours_only() -> None:

@@ -171,6 +171,34 @@ class TestDashboard:
             english = await client.get("/ops")
             assert "less than a minute ago; computed again in the background" in english.text
 
+    async def test_warmed_at_start_the_first_view_computes_nothing(
+        self, lite: WebEnv, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`kollega serve` computes the figures of each operations person's municipalities as a worker starts."""
+        from core.web import dashboard
+        from core.web.routes import ops
+
+        await seed(lite)
+        computed: list[set[str]] = []
+        real = dashboard.time_saved
+
+        def counting(ctx: Any, tenants: set[str], *args: Any, **kwargs: Any) -> Any:
+            computed.append(set(tenants))
+            return real(ctx, tenants, *args, **kwargs)
+
+        monkeypatch.setattr(dashboard, "time_saved", counting)
+        ctx = lite.app.state.kollega
+        ops.warm_dashboard(ctx)
+        ctx.figures.settle()
+        # sara (operations) and johan (IT) see 0000, olle (operations) 9999: one computation per set.
+        assert sorted(sorted(t) for t in computed) == [["0000"], ["9999"]]
+        ops.warm_dashboard(ctx)  # kept: not computed again
+        ctx.figures.settle()
+        async with web_client(lite.app) as client:
+            await login(client, "sara")
+            page = await client.get("/ops")
+        assert page.status_code == 200 and len(computed) == 2
+
     async def test_other_tenant_sees_nothing_and_gets_404(self, lite: WebEnv) -> None:
         await seed(lite)
         async with web_client(lite.app) as client:

@@ -107,6 +107,21 @@ class TestLapsed:
             assert 'id="lapsed-notice"' in item.text and "Passet började 07:00" in item.text
             assert 'id="decide-form"' not in item.text
 
+    async def test_kept_a_few_seconds_per_set_of_grants(self, lite: WebEnv) -> None:
+        """The list of lapsed items is kept ``[web] inbox_cache_seconds``; one lapsed since shows after that."""
+        first, second = add_review(lite, title="Passet i morse"), add_review(lite, title="Passet i kväll")
+        assert reviews(lite).lapse(first, "Passet började 07:00.", actor="robot:example")
+        async with web_client(lite.app) as anna, web_client(lite.app) as karin:
+            await login(anna, "anna")
+            await login(karin, "karin")
+            assert f'data-lapsed-reason="{first}"' in (await anna.get("/inbox")).text
+            assert 'id="inaktuella"' not in (await karin.get("/inbox")).text  # another municipality's grants
+            assert reviews(lite).lapse(second, "Passet är tillsatt.", actor="robot:example")
+            assert f'data-lapsed-reason="{second}"' not in (await anna.get("/inbox")).text  # kept
+            lite.clock.advance(lite.app.state.kollega.web.inbox_cache_seconds)
+            page = (await anna.get("/inbox")).text
+            assert f'data-lapsed-reason="{second}"' in page and f'data-lapsed-reason="{first}"' in page
+
 
 class TestHandOver:
     """A case worker hands an item to a colleague with the same grant; a coordinator reassigns; both audited."""

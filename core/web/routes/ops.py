@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -66,20 +67,45 @@ def charts_for(ctx: WebContext, tenants: set[str], lang: str) -> list[dict[str, 
     return out
 
 
+def _alert_checks(ctx: WebContext) -> None:
+    alerts.sweep_reviews(ctx.db, ctx.settings, ctx.registry, ctx.reviews, ctx.reviews.clock)
+    alerts.detect(ctx.db, ctx.web.alerts, ctx.clock(), ctx.zone)
+
+
+def warm_dashboard(ctx: WebContext) -> None:
+    """Compute the dashboard's kept figures on the background thread (a worker's start), not on its first views.
+
+    For each set of municipalities an active operations person or IT administrator sees, in the
+    default language; a view in another language, or by someone granted since, computes its own.
+    """
+    figures = ctx.figures
+    if figures is None:
+        return
+    with ctx.db.read_connection() as conn:
+        grants = conn.execute(
+            select(UserRole.user_id, UserRole.tenant)
+            .join(User, User.id == UserRole.user_id)
+            .where(User.active.is_(True), UserRole.role.in_([Role.operations, Role.it_admin]))
+        ).all()
+    people: dict[int, set[str]] = {}
+    for user_id, tenant in grants:
+        people.setdefault(user_id, set()).add(tenant)
+    lang = ctx.web.default_lang
+    figures.warm("alert-checks", lambda: _alert_checks(ctx))
+    for tenants in {frozenset(t) for t in people.values()}:
+        figures.warm(("time-saved", tenants), partial(dashboard.time_saved, ctx, set(tenants)))
+        figures.warm(("trends", tenants, lang), partial(charts_for, ctx, set(tenants), lang))
+
+
 @router.get("/ops")
 def dashboard_page(request: Request, p: Person) -> HTMLResponse:
     """Last night at a glance, alerts, trends, time saved."""
     ctx = web_context(request)
     tenants = ops_tenants(p)
     figures = ctx.figures or FiguresCache(0, ctx.clock)
-
-    def check() -> None:
-        # The overdue sweep and the alert checks (also run by `kollega serve`'s alert loop):
-        # at most once per period, not on every view of every operations person.
-        alerts.sweep_reviews(ctx.db, ctx.settings, ctx.registry, ctx.reviews, ctx.reviews.clock)
-        alerts.detect(ctx.db, ctx.web.alerts, ctx.clock(), ctx.zone)
-
-    figures.get("alert-checks", check)
+    # The overdue sweep and the alert checks (also run by `kollega serve`'s alert loop): at
+    # most once per period, not on every view of every operations person.
+    figures.get("alert-checks", lambda: _alert_checks(ctx))
     saved = figures.get(("time-saved", frozenset(tenants)), lambda: dashboard.time_saved(ctx, tenants))
     lang = request_lang(request)
     # The 30-day trends (a month of runs, drawn as SVG) may be as old as the time saved.
