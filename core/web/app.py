@@ -181,6 +181,9 @@ def create_app(
         figures=FiguresCache(web.dashboard_cache_seconds, now),
         my_decisions=MyDecisionsCache(web.inbox_cache_seconds, now) if web.inbox_cache_seconds else None,
         lapsed=FiguresCache(web.inbox_cache_seconds, now, 256, background=False) if web.inbox_cache_seconds else None,
+        queue_counts=FiguresCache(web.inbox_cache_seconds, now, 256, background=False)
+        if web.inbox_cache_seconds
+        else None,
     )
 
     @contextlib.asynccontextmanager

@@ -67,6 +67,8 @@ class WebContext:
     my_decisions: MyDecisionsCache | None = None
     #: The lapsed items of each set of grants, kept ``web.inbox_cache_seconds`` (None: read on every view).
     lapsed: FiguresCache | None = None
+    #: The queue counts of each set of grants, kept ``web.inbox_cache_seconds`` (None: read on every view).
+    queue_counts: FiguresCache | None = None
 
     @property
     def zone(self) -> str:

@@ -135,15 +135,53 @@ def _lapsed_statement(grants: frozenset[Grant], limit: int) -> Any:
     )
 
 
-def queue_summaries(ctx: WebContext, p: Principal) -> list[QueueSummary]:
-    """The person's queues with counts (queues they are granted appear even when empty)."""
-    with ctx.db.read_connection() as conn:
-        found = conn.execute(_summaries_statement(p.grants), {"now": ctx.clock()})
-        rows = {(r[0], r[1]): QueueSummary(r[0], r[1], int(r[2]), int(r[3] or 0), r[4], r[5]) for r in found}
+def queue_summaries(ctx: WebContext, p: Principal, *, kept: bool = False) -> list[QueueSummary]:
+    """The person's queues with counts (queues they are granted appear even when empty).
+
+    ``kept``: the counts as computed for this set of grants at most ``[web] inbox_cache_seconds``
+    ago in this process (``ctx.queue_counts``), for the inbox page: counting a municipality's open
+    items was most of PostgreSQL's work per view, and the colleagues of one municipality share one
+    count. The API reads them afresh.
+    """
+
+    def read() -> dict[tuple[str, str], QueueSummary]:
+        with ctx.db.read_connection() as conn:
+            found = conn.execute(_summaries_statement(p.grants), {"now": ctx.clock()})
+            return {(r[0], r[1]): QueueSummary(r[0], r[1], int(r[2]), int(r[3] or 0), r[4], r[5]) for r in found}
+
+    rows = dict(ctx.queue_counts.get(p.grants, read).value) if kept and ctx.queue_counts is not None else read()
     for g in p.grants:
         if g.queue and p.can_view_queue(g.tenant, g.queue):
             rows.setdefault((g.tenant, g.queue), QueueSummary(g.tenant, g.queue, 0, 0, None, None))
     return sorted(rows.values(), key=lambda q: (q.tenant, q.queue))
+
+
+def recounted(
+    summaries: list[QueueSummary], f: InboxFilter, items: list[Row[Any]], now: datetime
+) -> list[QueueSummary]:
+    """The summaries of the queues ``f`` covers recounted from ``items``, a fresh first page that holds all the
+    open items ``f`` matches (fewer than a page): exact where kept counts may be a few seconds old. Only a
+    filter by queue and municipality covers whole queues; with another the summaries are returned as given."""
+    if f.kind or f.mine or f.overdue:
+        return summaries
+    out = []
+    for q in summaries:
+        if (f.queue and q.queue != f.queue) or (f.tenant and q.tenant != f.tenant):
+            out.append(q)
+            continue
+        these = [it for it in items if it.tenant == q.tenant and it.queue == q.queue]
+        deadlines = [it.due_at for it in these if it.due_at is not None]
+        out.append(
+            QueueSummary(
+                q.tenant,
+                q.queue,
+                len(these),
+                sum(1 for due in deadlines if due < now),
+                min((it.created_at for it in these), default=None),
+                min(deadlines, default=None),
+            )
+        )
+    return out
 
 
 #: Items the inbox page lists at once (the next ones are a page further on).

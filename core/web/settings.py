@@ -238,8 +238,9 @@ class WebSettings(BaseModel):
         ge=0,
         le=60,
         description='How long each `kollega serve` process keeps a person\'s "Mina beslut" (checked on every view '
-        "against their newest decisions, so their own show at once) and the lapsed items of their queues; what a "
-        "robot did with a decision, or an item it closed, may show this much later. 0 = read on every view.",
+        "against their newest decisions, so their own show at once), and the queue counts and lapsed items of their "
+        "queues; what a robot did with a decision, an item it closed, and the counts may show this much later (a "
+        "list that fits on its first page recounts its queues). 0 = read on every view.",
     )
     request_threads: int = Field(
         default=10,

@@ -114,6 +114,45 @@ class TestInbox:
             counts = {q["queue"]: (q["open"], q["overdue"]) for q in api.json()}
             assert counts == {"example.review": (5, 1), "example.exceptions": (1, 0)}
 
+    async def test_counts_are_kept_a_few_seconds_and_exact_where_the_first_page_holds_the_queue(
+        self, env: WebEnv
+    ) -> None:
+        """The queue counts are kept per set of grants for ``[web] inbox_cache_seconds`` in each process; a list
+        that fits on its first page recounts its queues from what it shows; the API always counts afresh."""
+        from core.web.inbox import PAGE_SIZE
+
+        for n in range(PAGE_SIZE + 2):
+            add_review(env, title=f"Ärende {n}", minutes_ago=1000 - n)
+        add_review(env, queue="example.exceptions", kind=ReviewKind.exception, minutes_ago=10)
+        async with web_client(env.app) as anna, web_client(env.app) as bertil, web_client(env.app) as karin:
+            await login(anna, "anna")
+            await login(bertil, "bertil")
+            await login(karin, "karin")
+            page = (await anna.get("/inbox")).text
+            assert f'data-queue-count="example.review">{PAGE_SIZE + 2}<' in page
+            assert 'data-queue-count="example.exceptions">1<' in page
+            assert 'data-queue-count="example.review">0<' in (await karin.get("/inbox")).text  # her own count
+
+            add_review(env, title="Ny", minutes_ago=0)
+            late = add_review(env, queue="example.exceptions", kind=ReviewKind.exception, due_in_hours=-1)
+            page = (await anna.get("/inbox")).text  # a full first page: the kept counts
+            assert f'data-queue-count="example.review">{PAGE_SIZE + 2}<' in page
+            assert 'data-queue-count="example.exceptions">1<' in page
+            # Bertil's grants are another set: his count is his own, read now.
+            assert f'data-queue-count="example.review">{PAGE_SIZE + 3}<' in (await bertil.get("/inbox")).text
+            only = (await anna.get("/inbox", params={"queue": "example.exceptions", "tenant": "0000"})).text
+            assert item_ids(only) == [late, item_ids(only)[1]] and len(item_ids(only)) == 2
+            assert 'data-queue-count="example.exceptions">2<' in only  # recounted from the list
+            assert '<span class="muted">(2)</span>' in only
+            api = await anna.get("/api/v1/inbox/queues")
+            counts = {q["queue"]: (q["open"], q["overdue"]) for q in api.json()}
+            assert counts == {"example.review": (PAGE_SIZE + 3, 0), "example.exceptions": (2, 1)}
+
+            env.clock.advance(env.app.state.kollega.web.inbox_cache_seconds)
+            page = (await anna.get("/inbox")).text
+            assert f'data-queue-count="example.review">{PAGE_SIZE + 3}<' in page
+            assert 'data-queue-count="example.exceptions">2<' in page
+
     async def test_a_long_queue_is_listed_a_page_at_a_time_with_its_total(self, env: WebEnv) -> None:
         from core.web.inbox import PAGE_SIZE
 

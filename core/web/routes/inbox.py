@@ -57,10 +57,15 @@ def inbox_page(
     mine_rows = [
         (row, decisions.status_of(row, now, ctx.zone, ctx.web.alerts, _)) for row in decisions.my_decisions(ctx, p)
     ]
-    queues = inbox.queue_summaries(ctx, p)
+    # The counts may be a few seconds old (kept per set of grants); the list is read afresh, and
+    # where it ends on the first page it is the exact count.
+    queues = inbox.queue_summaries(ctx, p, kept=True)
     total = inbox.count_items(ctx, p, f, queues)
     first = (page - 1) * inbox.PAGE_SIZE
     items = inbox.list_items(ctx, p, f, limit=inbox.PAGE_SIZE, offset=first) if first < total or page == 1 else []
+    if page == 1 and len(items) < inbox.PAGE_SIZE:
+        total = len(items)
+        queues = inbox.recounted(queues, f, items, now)
     return render(
         request,
         "inbox.html",
