@@ -32,6 +32,7 @@ from core.api import RobotError
 from robots.lena import portfolio
 from robots.lena.check import TravelTable, Violation, check_plan
 from robots.lena.construct import Greedy
+from robots.lena.doubles import relocate
 from robots.lena.lns import improve, perturb
 from robots.lena.metrics import PlanMetrics, Weights, evaluate
 from robots.lena.model import Plan, Problem, Route, Unassigned
@@ -66,8 +67,16 @@ POLISH_START: tuple[tuple[str, float], ...] = (("lns", 0.1),)
 #: of 75-patient days (docs/benchmarks.md, "where the 75-patient days' descent stalls") it gained 1.5-2.0 objective
 #: units per CPU second after the start, PyVRP 0.2-0.9 and the LNS none (it converges within 3 s and from a polished
 #: plan finds nothing cheaper; after a kick it puts the plan back together): so OR-Tools gets 15 % and the LNS 5 %
-#: (was 10 % and 10 %).
-POLISH_REPEAT: tuple[tuple[str, float], ...] = (("pyvrp", 0.05), ("ortools", 0.15), ("pyvrp", 0.05), ("lns", 0.05))
+#: (was 10 % and 10 %). After each PyVRP step, 5 % for :func:`robots.lena.doubles.relocate`, which moves a
+#: double-staffed visit in both people's days at once with the synchronisation exact (issue 23).
+POLISH_REPEAT: tuple[tuple[str, float], ...] = (
+    ("pyvrp", 0.05),
+    ("doubles", 0.05),
+    ("ortools", 0.15),
+    ("pyvrp", 0.05),
+    ("doubles", 0.05),
+    ("lns", 0.05),
+)
 #: With a work limit, this many steps after the start.
 POLISH_WORK_STEPS = 2 * len(POLISH_REPEAT)
 #: After this many steps in a row without a cheaper plan, the best plan is kicked (:func:`robots.lena.lns.perturb`:
@@ -337,6 +346,8 @@ def _lns_and_polish(
             better, _ = improve(state, seconds=seconds, seed=opts.seed + step, iterations=opts.work_limit)
         elif kind == "pyvrp":
             better = polish(state, seconds, opts.seed + step, opts.work_limit, slack)
+        elif kind == "doubles":
+            better, _ = relocate(state, seconds, opts.seed + step, None if opts.work_limit is None else 3)
         else:
             better = ortools(state, seconds)
         if better is not None and better.cost() <= state.cost():
