@@ -11,7 +11,12 @@ of a double-staffed visit synchronised), which for fixed orders is the least fea
 so the cheapest for the objective's lateness terms. A pair is timed only while a lower bound of its
 cost (the base plan's cost, the two detours, the lateness the visit itself cannot avoid) is below
 the best pair found; at most :data:`MAX_EXACT` pairs a visit. The move is made when the plan gets
-cheaper; sweeps over the visits in random order go on until one finds nothing or the time is up.
+cheaper; sweeps over the visits in random order go on while one finds a cheaper plan. From a plan PyVRP
+has just polished they seldom do, so then, until the time is up, a ruin-and-recreate move around a
+random double-staffed visit: it and 2 to :data:`CHAIN_MAX` single-staffed visits near it (in both
+people's days, or in place and time) taken out, the double-staffed one put back first, each insertion
+timed exactly; kept when the plan is cheaper (and the sweeps start again). With ``sweeps`` (a work
+limit) only the sweeps run.
 
 Used where :func:`robots.lena.polish.can_polish` holds (no breaks, continuity the same for
 everyone) and no visit is locked.
