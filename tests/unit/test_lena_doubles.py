@@ -192,7 +192,14 @@ class TestSolverPath:
             return out
 
         monkeypatch.setattr(solver_module, "relocate", spy)
-        p = soft_day(130, 12, 2)
-        r = solve(p, SolverOptions(time_limit=300.0, seed=1, work_limit=20))
+        p = soft_day(100, 12, 2)  # 125 tasks
+        opts = SolverOptions(time_limit=300.0, seed=1, work_limit=20)
+        r = solve(p, opts)
         assert calls
         assert check_plan(p, r.plan) == [] and r.plan.unassigned == () and r.repaired == []
+        # Above DOUBLES_MAX_TASKS the turns are as without the step.
+        calls.clear()
+        monkeypatch.setattr(solver_module, "DOUBLES_MAX_TASKS", 100)
+        r = solve(p, opts)
+        assert not calls and "doubles" not in r.engine
+        assert check_plan(p, r.plan) == [] and r.plan.unassigned == ()
