@@ -32,6 +32,7 @@ from core.api import RobotError
 from robots.lena import portfolio
 from robots.lena.check import TravelTable, Violation, check_plan
 from robots.lena.construct import Greedy
+from robots.lena.doubles import relocate
 from robots.lena.lns import improve, perturb
 from robots.lena.metrics import PlanMetrics, Weights, evaluate
 from robots.lena.model import Plan, Problem, Route, Unassigned
@@ -66,8 +67,23 @@ POLISH_START: tuple[tuple[str, float], ...] = (("lns", 0.1),)
 #: of 75-patient days (docs/benchmarks.md, "where the 75-patient days' descent stalls") it gained 1.5-2.0 objective
 #: units per CPU second after the start, PyVRP 0.2-0.9 and the LNS none (it converges within 3 s and from a polished
 #: plan finds nothing cheaper; after a kick it puts the plan back together): so OR-Tools gets 15 % and the LNS 5 %
-#: (was 10 % and 10 %).
-POLISH_REPEAT: tuple[tuple[str, float], ...] = (("pyvrp", 0.05), ("ortools", 0.15), ("pyvrp", 0.05), ("lns", 0.05))
+#: (was 10 % and 10 %). After each PyVRP step, 5 % for :func:`robots.lena.doubles.relocate`, which moves a
+#: double-staffed visit in both people's days at once with the synchronisation exact: on the ten 75-patient days,
+#: seeds 1 and 2, 58 CPU seconds, 3.85 % above the best published without it and 3.39 % with it (docs/benchmarks.md,
+#: "moving a double-staffed visit in both people's days at once").
+POLISH_REPEAT: tuple[tuple[str, float], ...] = (
+    ("pyvrp", 0.05),
+    ("doubles", 0.05),
+    ("ortools", 0.15),
+    ("pyvrp", 0.05),
+    ("doubles", 0.05),
+    ("lns", 0.05),
+)
+#: The ``doubles`` steps are taken on days of at most this many tasks (on bigger ones the turns are as without them):
+#: measured at 58 CPU seconds, seed 1, they took 100_1 and 100_5 (130 tasks) from 1.43 / 5.21 % to 0.93 / 5.03 %
+#: above the best published, but 200_1 (260 tasks) from 1.82 to 3.72 % and 300_1 (400) from 1.87 to 5.58 %: each
+#: exact timing walks the whole day, so the step gets fewer moves for its share of the time as the day grows.
+DOUBLES_MAX_TASKS = 150
 #: With a work limit, this many steps after the start.
 POLISH_WORK_STEPS = 2 * len(POLISH_REPEAT)
 #: After this many steps in a row without a cheaper plan, the best plan is kicked (:func:`robots.lena.lns.perturb`:
@@ -75,7 +91,7 @@ POLISH_WORK_STEPS = 2 * len(POLISH_REPEAT)
 #: On a 75-patient Mankowska day the steps settle in one plan within about 15 of the 60 seconds and then gain
 #: nothing; at a fixed work limit (the same search up to the first kick) kicks took 75_5 from 12.2 to 1.3 % above
 #: the best published and left the other days measured as they were (docs/benchmarks.md, 2026-12-07; at 60 s
-#: not shown). A kick is only made before an LNS step: about once every 30 % of the time.
+#: not shown). A kick is only made before an LNS step: about once every 40 % of the time.
 KICK_AFTER = 3
 #: The share of the visits a kick moves: 0.1 raised a 75-patient plan's cost by 10-30 %, which the next steps win
 #: back into another plan; restarting from the greedy's start plan instead found the same plan again (75_1).
@@ -321,7 +337,10 @@ def _lns_and_polish(
     durations = sorted(t.visit.duration for t in greedy.net.tasks)
     slack = round(POLISH_SLACK * durations[len(durations) // 2])
     used: list[str] = ["greedy"]
-    plan = itertools.chain(POLISH_START, itertools.cycle(POLISH_REPEAT))
+    repeat = POLISH_REPEAT
+    if len(greedy.net.tasks) > DOUBLES_MAX_TASKS:
+        repeat = tuple(step for step in POLISH_REPEAT if step[0] != "doubles")
+    plan = itertools.chain(POLISH_START, itertools.cycle(repeat))
     stale = kicks = 0
     for step, (kind, share) in enumerate(plan):
         seconds = total * share
@@ -337,6 +356,8 @@ def _lns_and_polish(
             better, _ = improve(state, seconds=seconds, seed=opts.seed + step, iterations=opts.work_limit)
         elif kind == "pyvrp":
             better = polish(state, seconds, opts.seed + step, opts.work_limit, slack)
+        elif kind == "doubles":
+            better, _ = relocate(state, seconds, opts.seed + step, None if opts.work_limit is None else 3)
         else:
             better = ortools(state, seconds)
         if better is not None and better.cost() <= state.cost():

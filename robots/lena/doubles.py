@@ -1,0 +1,425 @@
+"""Moving a double-staffed visit in both people's days at once, timed with the synchronisation exact.
+
+PyVRP holds a double-staffed visit's two places near their times, the large-neighbourhood search
+re-inserts it only where both people wait, and OR-Tools moves it only where its propagation lets a
+move through: once the first steps have fixed these visits' times, nothing moves them far (docs/
+benchmarks.md, "where the 75-patient days' descent stalls"). This step takes one double-staffed
+visit out of both people's orders and puts it back at the best pair of positions in two different
+people's orders (the same people or others), every visit after it allowed to move later: each pair
+is timed by :func:`schedule` (every person's visits in order, as early as they can, the two people
+of a double-staffed visit synchronised), which for fixed orders is the least feasible schedule and
+so the cheapest for the objective's lateness terms. A pair is timed only while a lower bound of its
+cost (the base plan's cost, the two detours, the lateness the visit itself cannot avoid) is below
+the best pair found; at most :data:`MAX_EXACT` pairs a visit. The move is made when the plan gets
+cheaper; sweeps over the visits in random order go on while one finds a cheaper plan. From a plan PyVRP
+has just polished they seldom do, so then, until the time is up, a ruin-and-recreate move around a
+random double-staffed visit: it and 2 to :data:`CHAIN_MAX` single-staffed visits near it (in both
+people's days, or in place and time) taken out, the double-staffed one put back first, each insertion
+timed exactly; kept when the plan is cheaper (and the sweeps start again). With ``sweeps`` (a work
+limit) only the sweeps run.
+
+Used where :func:`robots.lena.polish.can_polish` holds (no breaks, continuity the same for
+everyone) and no visit is locked.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from robots.lena.construct import Greedy
+from robots.lena.model import Route, Stop
+from robots.lena.polish import timetable
+
+__all__ = ["MAX_EXACT", "TOP_PLACES", "can_move", "plan_cost", "relocate", "schedule"]
+
+#: Per role, the places (person, position) with the cheapest bound that are paired.
+TOP_PLACES = 30
+#: At most this many pairs of places are timed exactly per visit and sweep.
+MAX_EXACT = 40
+#: At most this many places are timed exactly for a single-staffed visit put back.
+MAX_EXACT_SINGLE = 12
+#: The ruin-and-recreate move: single-staffed visits this many positions either side of the double-staffed
+#: one in both days, and twice as many near it in place and time, are the candidates; 2 to CHAIN_MAX go out.
+CHAIN_REACH, CHAIN_MAX = 2, 6
+
+
+def can_move(g: Greedy) -> bool:
+    """True when the move applies: double-staffed visits, no breaks, no locked visits."""
+    tasks = g.net.tasks
+    return (
+        any(t.visit.staff_count == 2 for t in tasks)
+        and not any(t.is_break for t in tasks)
+        and all(t.visit.locked is None for t in tasks)
+    )
+
+
+def _partners(g: Greedy) -> list[int]:
+    """Per task: the other task of its visit (itself for a single-staffed visit)."""
+    net = g.net
+    return [next((j for j in net.same_visit(k) if j != k), k) for k in range(len(net.tasks))]
+
+
+def _simultaneous(g: Greedy, k: int, j: int) -> bool:
+    sync = g.net.tasks[k].visit.sync
+    return j != k and (sync is None or sync.kind == "simultaneous")
+
+
+def schedule(g: Greedy, sequences: list[list[int]], partner: list[int] | None = None) -> list[int] | None:
+    """The earliest start of every task (indexed by task; -1 where not placed) when person ``v`` does
+    ``sequences[v]`` in that order and the two people of a double-staffed visit are synchronised; None
+    when the orders wait on each other (a cycle) or a hard limit (window plus the lateness allowed,
+    shift end) breaks.
+
+    The least feasible schedule of these orders, as :func:`robots.lena.polish.timetable` computes it,
+    but in one pass: the tasks are taken in a topological order of "comes after in someone's day" (the
+    two tasks of a simultaneous visit together; a sequential visit's second task after its first), each
+    starting as early as its predecessor, its window and its partner allow. Where that breaks a
+    sequential visit's largest gap, the fixed-point iteration of ``timetable`` decides.
+    """
+    net = g.net
+    tasks, nd = net.tasks, net.num_depots
+    partner = partner if partner is not None else _partners(g)
+    n = len(tasks)
+    where_v = [-1] * n
+    where_i = [-1] * n
+    for v, seq in enumerate(sequences):
+        for i, k in enumerate(seq):
+            where_v[k], where_i[k] = v, i
+    # A node: a task, or the two tasks of a simultaneous visit (headed by the lower). Its in-degree: its
+    # tasks that follow another task in a day, and for the second task of a sequential visit the first.
+    together = [False] * n
+    waiting = [0] * n
+    lower = [t.visit.earliest for t in tasks]
+    ready = [-1] * n
+    start = [-1] * n
+    queue: list[int] = []
+    sequential: list[tuple[int, int]] = []
+    for k in range(n):
+        if where_v[k] < 0:
+            continue
+        j = partner[k]
+        if _simultaneous(g, k, j):
+            if j < k:
+                continue
+            together[k] = True
+            need = (where_i[k] > 0) + (where_i[j] > 0)
+        else:
+            need = int(where_i[k] > 0)
+            if j != k and tasks[k].role == 1 and where_v[j] >= 0:
+                need += 1
+            elif j != k and tasks[k].role == 0 and where_v[j] >= 0:
+                sequential.append((k, j))
+        waiting[k] = need
+        if need == 0:
+            queue.append(k)
+    staff = g.staff
+    travel = g.travel
+    limit = g.limit
+    depots = net.depots
+    for v, seq in enumerate(sequences):
+        if seq:
+            s = staff[v]
+            ready[seq[0]] = s.shift_start + travel[s.travel_mode][depots.index(s.start_location)][nd + seq[0]]
+    done = 0
+    while queue:
+        k = queue.pop()
+        j = partner[k]
+        group = (k, j) if together[k] else (k,)
+        t = max(max(ready[x], lower[x]) for x in group)
+        for x in group:
+            start[x] = t
+        if j != k and not together[k] and tasks[k].role == 0 and where_v[j] >= 0:
+            sync = tasks[k].visit.sync
+            gap = sync.min_gap if sync is not None else 0
+            if t + gap > lower[j]:
+                lower[j] = t + gap
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                queue.append(j)
+        for x in group:
+            if start[x] > limit[nd + x]:
+                return None
+            done += 1
+            v, i = where_v[x], where_i[x]
+            seq = sequences[v]
+            T = travel[staff[v].travel_mode]
+            free = start[x] + tasks[x].visit.duration
+            if i + 1 < len(seq):
+                y = seq[i + 1]
+                ready[y] = free + T[nd + x][nd + y]
+                head = partner[y] if together[partner[y]] else y
+                waiting[head] -= 1
+                if waiting[head] == 0:
+                    queue.append(head)
+            else:
+                s = staff[v]
+                if free + T[nd + x][depots.index(s.end_location)] > s.shift_end:
+                    return None
+    if done != sum(len(seq) for seq in sequences):
+        return None  # the orders wait on each other
+    for k, j in sequential:
+        sync = tasks[k].visit.sync
+        if sync is not None and start[j] - start[k] > sync.max_gap:
+            times = timetable(g, sequences)
+            if times is None:
+                return None
+            out = [-1] * n
+            for x, t in times.items():
+                out[x] = t
+            return out
+    return start
+
+
+def plan_cost(g: Greedy, sequences: list[list[int]], start: list[int]) -> float:
+    """:meth:`Greedy.cost` of these orders and starts, without the penalty for the tasks left out."""
+    net = g.net
+    tasks, nd = net.tasks, net.num_depots
+    w = g.weights
+    total = 0.0
+    worst = 0
+    for v, seq in enumerate(sequences):
+        if not seq:
+            continue
+        s = g.staff[v]
+        T = g.travel[s.travel_mode]
+        here = net.depots.index(s.start_location)
+        travel = 0
+        for k in seq:
+            travel += T[here][nd + k]
+            here = nd + k
+            late = start[k] - tasks[k].visit.latest
+            if late > 0:
+                total += w.lateness * late
+                if late > worst:
+                    worst = late
+            total += g.continuity[k][v]
+        travel += T[here][net.depots.index(s.end_location)]
+        total += w.travel * travel
+    return total + w.lateness_max * worst
+
+
+def _sequences(g: Greedy) -> list[list[int]]:
+    nd = g.net.num_depots
+    return [[it.node - nd for it in row[1:-1]] for row in g.items]
+
+
+def _greedy(g: Greedy, sequences: list[list[int]], start: list[int]) -> Greedy:
+    tasks = g.net.tasks
+    routes = [
+        Route(s.id, tuple(Stop(tasks[k].visit.id, start[k], tasks[k].role) for k in seq))
+        for s, seq in zip(g.staff, sequences, strict=True)
+    ]
+    out = Greedy(g.net, push=g.push)
+    out.load(routes)
+    return out
+
+
+def relocate(g: Greedy, seconds: float, seed: int, sweeps: int | None = None) -> tuple[Greedy | None, int]:
+    """``g`` with double-staffed visits moved to cheaper pairs of positions (see the module docstring),
+    or None when no move made it cheaper; and the moves made. ``sweeps`` bounds the sweeps (a work limit)."""
+    if not can_move(g):
+        return None, 0
+    deadline = time.monotonic() + seconds
+    rng = random.Random(seed)
+    net = g.net
+    tasks = net.tasks
+    partner = _partners(g)
+    seqs = _sequences(g)
+    start = schedule(g, seqs, partner)
+    if start is None:
+        return None, 0
+    cost = plan_cost(g, seqs, start)
+    first = [k for k, t in enumerate(tasks) if t.visit.staff_count == 2 and partner[k] > k and k in g.placed]
+    moves = sweep = 0
+    while time.monotonic() < deadline and (sweeps is None or sweep < sweeps):
+        sweep += 1
+        improved = False
+        rng.shuffle(first)
+        for k in first:
+            if time.monotonic() >= deadline:
+                break
+            j = partner[k]
+            if j not in g.placed:
+                continue
+            base = [[x for x in seq if x != k and x != j] for seq in seqs]
+            base_start = schedule(g, base, partner)
+            if base_start is None:
+                continue
+            base_cost = plan_cost(g, base, base_start)
+            base_worst = max((base_start[x] - tasks[x].visit.latest for seq in base for x in seq), default=0)
+            base_worst = max(0, base_worst)
+            found = _best_pair(g, base, base_start, base_cost, base_worst, k, j, partner, cost)
+            if found is not None and found[0] < cost - 1e-6:
+                cost, seqs, start = found
+                moves += 1
+                improved = True
+        if improved:
+            continue
+        # A local optimum for single moves: remove a double-staffed visit with some single-staffed visits
+        # around it and put them back (the double-staffed one first), every insertion timed exactly.
+        while time.monotonic() < deadline and sweeps is None:
+            found = _chain(g, seqs, cost, partner, rng, first)
+            if found is not None:
+                cost, seqs, start = found
+                moves += 1
+                break
+        else:
+            break
+    if moves == 0:
+        return None, 0
+    out = _greedy(g, seqs, start)
+    return (out, moves) if out.cost() < g.cost() - 1e-9 else (None, moves)
+
+
+def _chain(
+    g: Greedy, seqs: list[list[int]], cost: float, partner: list[int], rng: random.Random, doubles: list[int]
+) -> tuple[float, list[list[int]], list[int]] | None:
+    """One ruin-and-recreate move around a random double-staffed visit; the result if it is cheaper."""
+    net = g.net
+    tasks, nd = net.tasks, net.num_depots
+    k = rng.choice(doubles)
+    j = partner[k]
+    near: set[int] = set()
+    for seq in seqs:
+        for i, x in enumerate(seq):
+            if x in (k, j):
+                near.update(y for y in seq[max(0, i - CHAIN_REACH) : i + CHAIN_REACH + 1] if partner[y] == y)
+    travel = next(iter(g.travel.values()))
+    vis = tasks[k].visit
+    singles = [x for seq in seqs for x in seq if partner[x] == x]
+    singles.sort(
+        key=lambda x: travel[nd + k][nd + x] + 0.5 * abs(tasks[x].visit.earliest - vis.earliest) + rng.random()
+    )
+    near.update(singles[: CHAIN_REACH * 2])
+    out = set(rng.sample(sorted(near), min(len(near), rng.randint(2, CHAIN_MAX))))
+    base = [[x for x in seq if x not in out and x != k and x != j] for seq in seqs]
+    base_start = schedule(g, base, partner)
+    if base_start is None:
+        return None
+    found = _pair_into(g, base, base_start, k, j, partner)
+    if found is None:
+        return None
+    now_seqs, now_start = found
+    order = sorted(out, key=lambda x: tasks[x].visit.latest + rng.randint(0, 30))
+    for x in order:
+        placed = _single_into(g, now_seqs, now_start, x, partner)
+        if placed is None:
+            return None
+        now_seqs, now_start = placed
+    c = plan_cost(g, now_seqs, now_start)
+    return (c, now_seqs, now_start) if c < cost - 1e-6 else None
+
+
+def _pair_into(
+    g: Greedy, base: list[list[int]], base_start: list[int], k: int, j: int, partner: list[int]
+) -> tuple[list[list[int]], list[int]] | None:
+    """``base`` with ``k`` and ``j`` at their cheapest pair of places (of those timed), or None."""
+    cost = plan_cost(g, base, base_start)
+    worst = max(0, max((base_start[x] - g.net.tasks[x].visit.latest for seq in base for x in seq), default=0))
+    found = _best_pair(g, base, base_start, cost, worst, k, j, partner, float("inf"))
+    return None if found is None else (found[1], found[2])
+
+
+def _single_into(
+    g: Greedy, base: list[list[int]], base_start: list[int], x: int, partner: list[int]
+) -> tuple[list[list[int]], list[int]] | None:
+    """``base`` with single-staffed task ``x`` at its cheapest place (of those timed), or None."""
+    tasks = g.net.tasks
+    w = g.weights
+    cost = plan_cost(g, base, base_start)
+    worst = max(0, max((base_start[y] - tasks[y].visit.latest for seq in base for y in seq), default=0))
+    best: tuple[float, list[list[int]], list[int]] | None = None
+    for tried, (part, v, p, _, lo) in enumerate(_places(g, base, base_start, x)):
+        late = max(0, lo - tasks[x].visit.latest)
+        bound = cost + part + w.lateness_max * max(0, late - worst)
+        if tried >= MAX_EXACT_SINGLE or (best is not None and bound >= best[0] - 1e-6):
+            break
+        seqs = list(base)
+        seqs[v] = [*base[v][:p], x, *base[v][p:]]
+        start = schedule(g, seqs, partner)
+        if start is None:
+            continue
+        c = plan_cost(g, seqs, start)
+        if best is None or c < best[0]:
+            best = (c, seqs, start)
+    return None if best is None else (best[1], best[2])
+
+
+def _places(g: Greedy, base: list[list[int]], base_start: list[int], k: int) -> list[tuple[float, int, int, int, int]]:
+    """Every (bound part, person, position, detour, earliest start) for task ``k`` in ``base``, cheapest first."""
+    net = g.net
+    tasks, nd = net.tasks, net.num_depots
+    vis = tasks[k].visit
+    x = nd + k
+    out = []
+    for v in tasks[k].vehicles:
+        s = g.staff[v]
+        T = g.travel[s.travel_mode]
+        seq = base[v]
+        home, end = net.depots.index(s.start_location), net.depots.index(s.end_location)
+        for p in range(len(seq) + 1):
+            if p == 0:
+                a, free = home, s.shift_start
+            else:
+                y = seq[p - 1]
+                a, free = nd + y, base_start[y] + tasks[y].visit.duration
+            b = end if p == len(seq) else nd + seq[p]
+            detour = T[a][x] + T[x][b] - (T[a][b] if seq else 0)
+            lo = max(vis.earliest, free + T[a][x])
+            out.append((g.weights.travel * detour + g.weights.lateness * max(0, lo - vis.latest), v, p, detour, lo))
+    out.sort()
+    return out[:TOP_PLACES]
+
+
+def _best_pair(
+    g: Greedy,
+    base: list[list[int]],
+    base_start: list[int],
+    base_cost: float,
+    base_worst: int,
+    k: int,
+    j: int,
+    partner: list[int],
+    best_cost: float,
+) -> tuple[float, list[list[int]], list[int]] | None:
+    """The cheapest of the pairs of places for ``k`` and ``j`` timed exactly, if any is below ``best_cost``."""
+    tasks = g.net.tasks
+    weights = g.weights
+    vis = tasks[k].visit
+    sync = vis.sync
+    a, b = (k, j) if tasks[k].role == 0 else (j, k)
+    first, second = _places(g, base, base_start, a), _places(g, base, base_start, b)
+    pairs: list[tuple[float, int, int, int, int]] = []
+    for _, v1, p1, d1, lo1 in first:
+        for _, v2, p2, d2, lo2 in second:
+            if v1 == v2:
+                continue
+            if sync is None or sync.kind == "simultaneous":
+                t1 = t2 = lo1 if lo1 > lo2 else lo2
+            else:
+                t1 = max(lo1, lo2 - sync.max_gap)
+                t2 = max(lo2, t1 + sync.min_gap)
+            late = max(0, t1 - vis.latest), max(0, t2 - tasks[b].visit.latest)
+            bound = (
+                base_cost
+                + weights.travel * (d1 + d2)
+                + weights.lateness * (late[0] + late[1])
+                + weights.lateness_max * max(0, max(late) - base_worst)
+            )
+            pairs.append((bound, v1, p1, v2, p2))
+    pairs.sort()
+    found: tuple[float, list[list[int]], list[int]] | None = None
+    for bound, v1, p1, v2, p2 in pairs[:MAX_EXACT]:
+        if bound >= best_cost - 1e-6:
+            break
+        seqs = list(base)
+        seqs[v1] = [*base[v1][:p1], a, *base[v1][p1:]]
+        seqs[v2] = [*base[v2][:p2], b, *base[v2][p2:]]
+        start = schedule(g, seqs, partner)
+        if start is None:
+            continue
+        c = plan_cost(g, seqs, start)
+        if c < best_cost - 1e-6:
+            best_cost, found = c, (c, seqs, start)
+    return found
