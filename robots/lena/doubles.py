@@ -199,6 +199,12 @@ def plan_cost(g: Greedy, sequences: list[list[int]], start: list[int]) -> float:
     return total + w.lateness_max * worst
 
 
+def _worst_late(g: Greedy, sequences: list[list[int]], start: list[int]) -> int:
+    """The largest lateness (0 when none) of the tasks in ``sequences`` at these starts."""
+    tasks = g.net.tasks
+    return max(0, max((start[x] - tasks[x].visit.latest for seq in sequences for x in seq), default=0))
+
+
 def _sequences(g: Greedy) -> list[list[int]]:
     nd = g.net.num_depots
     return [[it.node - nd for it in row[1:-1]] for row in g.items]
@@ -247,8 +253,7 @@ def relocate(g: Greedy, seconds: float, seed: int, sweeps: int | None = None) ->
             if base_start is None:
                 continue
             base_cost = plan_cost(g, base, base_start)
-            base_worst = max((base_start[x] - tasks[x].visit.latest for seq in base for x in seq), default=0)
-            base_worst = max(0, base_worst)
+            base_worst = _worst_late(g, base, base_start)
             found = _best_pair(g, base, base_start, base_cost, base_worst, k, j, partner, cost)
             if found is not None and found[0] < cost - 1e-6:
                 cost, seqs, start = found
@@ -285,7 +290,7 @@ def _chain(
         for i, x in enumerate(seq):
             if x in (k, j):
                 near.update(y for y in seq[max(0, i - CHAIN_REACH) : i + CHAIN_REACH + 1] if partner[y] == y)
-    travel = next(iter(g.travel.values()))
+    travel = next(iter(g.travel.values()))  # nearness only ranks candidates: any one travel mode will do
     vis = tasks[k].visit
     singles = [x for seq in seqs for x in seq if partner[x] == x]
     singles.sort(
@@ -315,8 +320,7 @@ def _pair_into(
     g: Greedy, base: list[list[int]], base_start: list[int], k: int, j: int, partner: list[int]
 ) -> tuple[list[list[int]], list[int]] | None:
     """``base`` with ``k`` and ``j`` at their cheapest pair of places (of those timed), or None."""
-    cost = plan_cost(g, base, base_start)
-    worst = max(0, max((base_start[x] - g.net.tasks[x].visit.latest for seq in base for x in seq), default=0))
+    cost, worst = plan_cost(g, base, base_start), _worst_late(g, base, base_start)
     found = _best_pair(g, base, base_start, cost, worst, k, j, partner, float("inf"))
     return None if found is None else (found[1], found[2])
 
@@ -327,8 +331,7 @@ def _single_into(
     """``base`` with single-staffed task ``x`` at its cheapest place (of those timed), or None."""
     tasks = g.net.tasks
     w = g.weights
-    cost = plan_cost(g, base, base_start)
-    worst = max(0, max((base_start[y] - tasks[y].visit.latest for seq in base for y in seq), default=0))
+    cost, worst = plan_cost(g, base, base_start), _worst_late(g, base, base_start)
     best: tuple[float, list[list[int]], list[int]] | None = None
     for tried, (part, v, p, _, lo) in enumerate(_places(g, base, base_start, x)):
         late = max(0, lo - tasks[x].visit.latest)
