@@ -11,7 +11,11 @@ of a double-staffed visit synchronised), which for fixed orders is the least fea
 so the cheapest for the objective's lateness terms. A pair is timed only while a lower bound of its
 cost (the base plan's cost, the two detours, the lateness the visit itself cannot avoid) is below
 the best pair found; at most :data:`MAX_EXACT` pairs a visit. The move is made when the plan gets
-cheaper; sweeps over the visits in random order go on while one finds a cheaper plan. From a plan PyVRP
+cheaper. Each sweep then tries, in every person's day, every order of every run of
+:data:`PERMUTE_WINDOW` consecutive visits, the whole plan timed again for each: on a day where one
+person alone has a competence that many visits need, that person's order decides the lateness, and
+neither PyVRP (which never lets a visit start later than it does) nor a move of one visit changes it
+much. Sweeps over the visits in random order go on while one finds a cheaper plan. From a plan PyVRP
 has just polished they seldom do, so then, until the time is up, a ruin-and-recreate move around a
 random double-staffed visit: it and 2 to :data:`CHAIN_MAX` single-staffed visits near it (in both
 people's days, or in place and time) taken out, the double-staffed one put back first, each insertion
@@ -24,12 +28,13 @@ everyone) and no visit is locked.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
+from collections import deque
 
 from robots.lena.construct import Greedy
 from robots.lena.model import Route, Stop
-from robots.lena.polish import timetable
 
 __all__ = ["MAX_EXACT", "TOP_PLACES", "can_move", "plan_cost", "relocate", "schedule"]
 
@@ -42,6 +47,10 @@ MAX_EXACT_SINGLE = 12
 #: The ruin-and-recreate move: single-staffed visits this many positions either side of the double-staffed
 #: one in both days, and twice as many near it in place and time, are the candidates; 2 to CHAIN_MAX go out.
 CHAIN_REACH, CHAIN_MAX = 2, 6
+#: Each sweep also tries every order of every run of this many consecutive visits in a person's day (0 or 1: none).
+#: 4: 23 orders a run, about 0.1 ms each to time on a 98-task day; 5 (119 orders) found nothing more on 75_1 in a
+#: throwaway test (docs/benchmarks.md, "reordering a person's day").
+PERMUTE_WINDOW = 4
 
 
 def can_move(g: Greedy) -> bool:
@@ -75,10 +84,13 @@ def schedule(g: Greedy, sequences: list[list[int]], partner: list[int] | None = 
     but in one pass: the tasks are taken in a topological order of "comes after in someone's day" (the
     two tasks of a simultaneous visit together; a sequential visit's second task after its first), each
     starting as early as its predecessor, its window and its partner allow. Where that breaks a
-    sequential visit's largest gap, the fixed-point iteration of ``timetable`` decides.
+    sequential visit's largest gap, its first task is raised to the second's start less the gap and
+    the rise is carried on to what follows it (:func:`_raise`): only the tasks after a raised one are
+    timed again (``timetable``'s fixed point sweeps the whole day until nothing moves, up to 200 times;
+    as the fallback here it took 10 ms a call on a 98-task day, against 0.1-0.4 ms a pass).
     """
     net = g.net
-    tasks, nd = net.tasks, net.num_depots
+    tasks = net.tasks
     partner = partner if partner is not None else _partners(g)
     n = len(tasks)
     where_v = [-1] * n
@@ -89,11 +101,8 @@ def schedule(g: Greedy, sequences: list[list[int]], partner: list[int] | None = 
     # A node: a task, or the two tasks of a simultaneous visit (headed by the lower). Its in-degree: its
     # tasks that follow another task in a day, and for the second task of a sequential visit the first.
     together = [False] * n
-    waiting = [0] * n
-    lower = [t.visit.earliest for t in tasks]
-    ready = [-1] * n
-    start = [-1] * n
-    queue: list[int] = []
+    need = [0] * n
+    sources: list[int] = []
     sequential: list[tuple[int, int]] = []
     for k in range(n):
         if where_v[k] < 0:
@@ -103,16 +112,124 @@ def schedule(g: Greedy, sequences: list[list[int]], partner: list[int] | None = 
             if j < k:
                 continue
             together[k] = True
-            need = (where_i[k] > 0) + (where_i[j] > 0)
+            count = (where_i[k] > 0) + (where_i[j] > 0)
         else:
-            need = int(where_i[k] > 0)
+            count = int(where_i[k] > 0)
             if j != k and tasks[k].role == 1 and where_v[j] >= 0:
-                need += 1
+                count += 1
             elif j != k and tasks[k].role == 0 and where_v[j] >= 0:
                 sequential.append((k, j))
-        waiting[k] = need
-        if need == 0:
-            queue.append(k)
+        need[k] = count
+        if count == 0:
+            sources.append(k)
+    start = _one_pass(
+        g, sequences, partner, where_v, where_i, together, need, sources, [t.visit.earliest for t in tasks]
+    )
+    if start is None:
+        return None
+    late = [k for k, j in sequential if start[j] - start[k] > _max_gap(g, k)]
+    return start if not late else _raise(g, sequences, partner, where_v, where_i, start, late)
+
+
+def _max_gap(g: Greedy, k: int) -> int:
+    sync = g.net.tasks[k].visit.sync
+    return sync.max_gap if sync is not None else 0
+
+
+def _raise(
+    g: Greedy,
+    sequences: list[list[int]],
+    partner: list[int],
+    where_v: list[int],
+    where_i: list[int],
+    start: list[int],
+    late: list[int],
+) -> list[int] | None:
+    """``start`` raised until every rule holds, beginning with the first tasks of sequential visits in
+    ``late``, whose largest gap is broken: each raised task raises what comes after it in its day and its
+    partner, and nothing else moves. The starts are lower bounds of the least schedule throughout, so
+    where this ends is the least schedule; None when a hard limit breaks on the way, or when the rules
+    raise each other in a circle (a task raised, through its successors, its own partner and that
+    partner's largest gap, by something it raised itself: such orders have no schedule, and without this
+    test the circle would go round until the lateness limit, hours of small steps later)."""
+    net = g.net
+    tasks, nd = net.tasks, net.num_depots
+    limit = g.limit
+    n = len(tasks)
+    queued = [False] * n
+    parent = [-1] * n
+    queue: deque[int] = deque()
+
+    def lift(y: int, t: int, by: int) -> bool:
+        if t <= start[y]:
+            return True
+        if t > limit[nd + y]:
+            return False
+        if by >= 0 and tasks[y].role == 0 and partner[y] == by:  # a largest gap: is y among its causes?
+            x, steps = by, 0
+            while x >= 0 and steps <= n:
+                if x == y:
+                    return False
+                x, steps = parent[x], steps + 1
+        start[y] = t
+        parent[y] = by
+        if not queued[y]:
+            queued[y] = True
+            queue.append(y)
+        return True
+
+    for k in late:
+        if not lift(k, start[partner[k]] - _max_gap(g, k), -1):
+            return None
+    while queue:
+        x = queue.popleft()
+        queued[x] = False
+        v, i = where_v[x], where_i[x]
+        seq = sequences[v]
+        if i + 1 < len(seq):
+            y = seq[i + 1]
+            if not lift(y, start[x] + tasks[x].visit.duration + g.travel[g.staff[v].travel_mode][nd + x][nd + y], x):
+                return None
+        j = partner[x]
+        if j == x or where_v[j] < 0:
+            continue
+        sync = tasks[x].visit.sync
+        if sync is None or sync.kind == "simultaneous":
+            t = start[x]
+        elif tasks[x].role == 0:
+            t = start[x] + sync.min_gap
+        else:
+            t = start[x] - sync.max_gap
+        if not lift(j, t, x):
+            return None
+    for v, seq in enumerate(sequences):
+        if seq:
+            s, x = g.staff[v], seq[-1]
+            back = g.travel[s.travel_mode][nd + x][net.depots.index(s.end_location)]
+            if start[x] + tasks[x].visit.duration + back > s.shift_end:
+                return None
+    return start
+
+
+def _one_pass(
+    g: Greedy,
+    sequences: list[list[int]],
+    partner: list[int],
+    where_v: list[int],
+    where_i: list[int],
+    together: list[bool],
+    waiting: list[int],
+    queue: list[int],
+    lower: list[int],
+) -> list[int] | None:
+    """The topological pass of :func:`schedule` without the largest-gap rule: the starts, or None.
+
+    ``waiting``, ``queue`` and ``lower`` are used up."""
+    net = g.net
+    tasks, nd = net.tasks, net.num_depots
+    n = len(tasks)
+    ready = [-1] * n
+    start = [-1] * n
     staff = g.staff
     travel = g.travel
     limit = g.limit
@@ -125,10 +242,14 @@ def schedule(g: Greedy, sequences: list[list[int]], partner: list[int] | None = 
     while queue:
         k = queue.pop()
         j = partner[k]
-        group = (k, j) if together[k] else (k,)
-        t = max(max(ready[x], lower[x]) for x in group)
-        for x in group:
-            start[x] = t
+        t = ready[k] if ready[k] > lower[k] else lower[k]
+        if together[k]:
+            group: tuple[int, ...] = (k, j)
+            t = max(t, ready[j], lower[j])
+            start[j] = t
+        else:
+            group = (k,)
+        start[k] = t
         if j != k and not together[k] and tasks[k].role == 0 and where_v[j] >= 0:
             sync = tasks[k].visit.sync
             gap = sync.min_gap if sync is not None else 0
@@ -158,16 +279,6 @@ def schedule(g: Greedy, sequences: list[list[int]], partner: list[int] | None = 
                     return None
     if done != sum(len(seq) for seq in sequences):
         return None  # the orders wait on each other
-    for k, j in sequential:
-        sync = tasks[k].visit.sync
-        if sync is not None and start[j] - start[k] > sync.max_gap:
-            times = timetable(g, sequences)
-            if times is None:
-                return None
-            out = [-1] * n
-            for x, t in times.items():
-                out[x] = t
-            return out
     return start
 
 
@@ -259,6 +370,12 @@ def relocate(g: Greedy, seconds: float, seed: int, sweeps: int | None = None) ->
                 cost, seqs, start = found
                 moves += 1
                 improved = True
+        if PERMUTE_WINDOW > 1:
+            reordered = _permute(g, seqs, cost, partner, deadline)
+            if reordered is not None:
+                cost, seqs, start, made = reordered
+                moves += made
+                improved = True
         if improved:
             continue
         # A local optimum for single moves: remove a double-staffed visit with some single-staffed visits
@@ -275,6 +392,39 @@ def relocate(g: Greedy, seconds: float, seed: int, sweeps: int | None = None) ->
         return None, 0
     out = _greedy(g, seqs, start)
     return (out, moves) if out.cost() < g.cost() - 1e-9 else (None, moves)
+
+
+def _permute(
+    g: Greedy, seqs: list[list[int]], cost: float, partner: list[int], deadline: float
+) -> tuple[float, list[list[int]], list[int], int] | None:
+    """Every order of every run of :data:`PERMUTE_WINDOW` visits in each person's day, the whole plan timed
+    exactly for each (a double-staffed visit's partner waits or is waited for); each cheaper order is taken
+    at once. The result and the orders taken, or None when none was cheaper."""
+    found: tuple[float, list[list[int]], list[int], int] | None = None
+    made = 0
+    for v in range(len(seqs)):
+        i = 0
+        while i + PERMUTE_WINDOW <= len(seqs[v]):
+            if time.monotonic() >= deadline:
+                return found
+            run = seqs[v][i : i + PERMUTE_WINDOW]
+            for order in itertools.permutations(run):
+                if list(order) == run:
+                    continue
+                trial = list(seqs)
+                trial[v] = [*seqs[v][:i], *order, *seqs[v][i + PERMUTE_WINDOW :]]
+                start = schedule(g, trial, partner)
+                if start is None:
+                    continue
+                c = plan_cost(g, trial, start)
+                if c < cost - 1e-6:
+                    made += 1
+                    cost, seqs = c, trial
+                    found = (cost, seqs, start, made)
+                    break
+            else:
+                i += 1
+    return found
 
 
 def _chain(

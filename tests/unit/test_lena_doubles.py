@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+import robots.lena.doubles as doubles_module
 import robots.lena.solver as solver_module
 from robots.lena.check import check_plan
 from robots.lena.construct import Greedy
@@ -92,6 +93,43 @@ class TestSchedule:
         assert slow is not None and fast is not None
         assert {k: fast[k] for k in slow} == slow
 
+    def test_a_bound_largest_gap_pulls_the_first_role_and_what_follows_it_later(self) -> None:
+        # S: A first, B 10-30 min after. B is busy at W until 10:30 and reaches S at 10:45, so A's part of S
+        # starts 30 min before that (10:15, not 08:00) and F after it in A's day moves later with it.
+        sync = Sync("sequential", 10, 30)
+        p = problem(
+            [
+                visit("S", 10, 0, 480, 600, 20, staff_count=2, sync=sync),
+                visit("F", 20, 0, 480, 700, 20),
+                visit("W", 0, 10, 600, 700, 30),
+            ],
+            [member("A"), member("B")],
+            max_lateness=120,
+        )
+        g = state(p)
+        order = [[task(g, "S", 0), task(g, "F")], [task(g, "W"), task(g, "S", 1)]]
+        fast, slow = schedule(g, order), timetable(g, order)
+        assert fast is not None and slow is not None
+        assert {k: fast[k] for k in slow} == slow
+        assert fast[task(g, "S", 1)] == 645 and fast[task(g, "S", 0)] == 615 and fast[task(g, "F")] == 645
+
+    def test_gaps_that_raise_each_other_in_a_circle_have_no_schedule(self) -> None:
+        # As above, crossed, but each second role at most 5 min after its first: A's D then E's second role,
+        # B's E then D's second role cannot all hold (each part raises the other's first role by 15 min more).
+        sync = Sync("sequential", 0, 5)
+        p = problem(
+            [
+                visit("D", 10, 0, 480, 600, 20, staff_count=2, sync=sync),
+                visit("E", 10, 0, 480, 600, 20, staff_count=2, sync=sync),
+            ],
+            [member("A"), member("B")],
+            max_lateness=400,
+        )
+        g = state(p)
+        order = [[task(g, "D", 0), task(g, "E", 1)], [task(g, "E", 0), task(g, "D", 1)]]
+        assert timetable(g, order) is None
+        assert schedule(g, order) is None
+
     def test_cost_matches_the_greedys(self) -> None:
         p = soft_day(50, 7, 4)
         g = state(p)
@@ -149,6 +187,37 @@ class TestRelocate:
         assert check_plan(p, plan) == [] and synchronised(p, plan)
         starts = {vid: rows[0][1] for vid, rows in plan.assignments().items()}
         assert starts["D"] <= 510 and starts["D"] < starts["X"] and starts["D"] < starts["Y"]
+
+    def test_a_day_in_a_bad_order_is_reordered(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # A does P3, P2, P1 (P1 due first, by 08:10) and then D with B. Moving D alone cannot make P1 less
+        # late; trying every order of four of A's visits puts P1 first. Sweeps only (no ruin and recreate).
+        p = problem(
+            [
+                visit("P1", 10, 0, 480, 490, 20),
+                visit("P2", 20, 0, 480, 510, 20),
+                visit("P3", 30, 0, 480, 530, 20),
+                visit("D", 5, 5, 480, 600, 20, staff_count=2),
+            ],
+            [member("A"), member("B")],
+            max_lateness=240,
+        )
+        g = state(p)
+        g.load(
+            [
+                Route("A", (Stop("P3", 480, 0), Stop("P2", 510, 0), Stop("P1", 540, 0), Stop("D", 568, 0))),
+                Route("B", (Stop("D", 568, 1),)),
+            ]
+        )
+        monkeypatch.setattr(doubles_module, "PERMUTE_WINDOW", 0)
+        alone, _ = relocate(g, 1.0, 1, sweeps=1)
+        monkeypatch.setattr(doubles_module, "PERMUTE_WINDOW", 4)
+        better, moves = relocate(g, 1.0, 1, sweeps=1)
+        assert better is not None and moves >= 1
+        assert better.cost() < (alone or g).cost() and better.placed == g.placed
+        plan = Plan(tuple(better.plan_routes()), ())
+        assert check_plan(p, plan) == [] and synchronised(p, plan)
+        starts = {vid: rows[0][1] for vid, rows in plan.assignments().items()}
+        assert starts["P1"] < starts["P3"]
 
     def test_nothing_cheaper_gives_none(self) -> None:
         p = problem(
