@@ -11,8 +11,9 @@ of a double-staffed visit synchronised), which for fixed orders is the least fea
 so the cheapest for the objective's lateness terms. A pair is timed only while a lower bound of its
 cost (the base plan's cost, the two detours, the lateness the visit itself cannot avoid) is below
 the best pair found; at most :data:`MAX_EXACT` pairs a visit. The move is made when the plan gets
-cheaper. Each sweep then tries, in every person's day, every order of every run of
-:data:`PERMUTE_WINDOW` consecutive visits, the whole plan timed again for each: on a day where one
+cheaper. On days of at most :data:`PERMUTE_MAX_TASKS` tasks each sweep then tries, in every person's
+day, every order of every run of :data:`PERMUTE_WINDOW` consecutive visits, the whole plan timed
+again for each: on a day where one
 person alone has a competence that many visits need, that person's order decides the lateness, and
 neither PyVRP (which never lets a visit start later than it does) nor a move of one visit changes it
 much. Sweeps over the visits in random order go on while one finds a cheaper plan. From a plan PyVRP
@@ -51,6 +52,11 @@ CHAIN_REACH, CHAIN_MAX = 2, 6
 #: 4: 23 orders a run, about 0.1 ms each to time on a 98-task day; 5 (119 orders) found nothing more on 75_1 in a
 #: throwaway test (docs/benchmarks.md, "reordering a person's day").
 PERMUTE_WINDOW = 4
+#: ... on days of at most this many tasks: at 58 CPU seconds it took the ten 75-patient Mankowska days (98 tasks),
+#: seeds 1 and 2, from 3.83 to 3.04 % above the best published (measured together with the incremental timing), but
+#: made five of six 100-patient pairs (130 tasks) worse, 1.97 -> 4.63 % (100_1 seed 2: 1.68 -> 18.32 %): on a bigger
+#: day a sweep of every run takes more of the step's time (docs/benchmarks.md, "reordering a person's day").
+PERMUTE_MAX_TASKS = 120
 
 
 def can_move(g: Greedy) -> bool:
@@ -370,7 +376,7 @@ def relocate(g: Greedy, seconds: float, seed: int, sweeps: int | None = None) ->
                 cost, seqs, start = found
                 moves += 1
                 improved = True
-        if PERMUTE_WINDOW > 1:
+        if PERMUTE_WINDOW > 1 and len(tasks) <= PERMUTE_MAX_TASKS:
             reordered = _permute(g, seqs, cost, partner, deadline)
             if reordered is not None:
                 cost, seqs, start, made = reordered
