@@ -54,7 +54,7 @@ CHAIN_REACH, CHAIN_MAX = 2, 6
 PERMUTE_WINDOW = 4
 #: ... on days of at most this many tasks: at 58 CPU seconds it took the ten 75-patient Mankowska days (98 tasks),
 #: seeds 1 and 2, from 3.83 to 3.04 % above the best published (measured together with the incremental timing), but
-#: made five of six 100-patient pairs (130 tasks) worse, 1.97 -> 4.63 % (100_1 seed 2: 1.68 -> 18.32 %): on a bigger
+#: made five of six 100-patient pairs (130 tasks) worse, 1.97 -> 5.07 % (100_1 seed 2: 1.68 -> 18.32 %): on a bigger
 #: day a sweep of every run takes more of the step's time (docs/benchmarks.md, "reordering a person's day").
 PERMUTE_MAX_TASKS = 120
 
