@@ -27,9 +27,10 @@ import dataclasses
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, cast
 
-from sqlalchemy import case, distinct, func, select, update
+from sqlalchemy import Integer, String, Table, bindparam, case, distinct, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from core import audit
@@ -45,8 +46,10 @@ from core.storage.models import (
     ReviewItem,
     ReviewKind,
     ReviewState,
+    UTCDateTime,
     WorkItem,
 )
+from core.storage.web_models import ReviewTiming
 from core.transitions import DECIDABLE, REQUEUEABLE, check_confirmations, check_reasons, equal_jitter_delay
 
 DECISIONS = ("approve", "reject", "return")
@@ -194,6 +197,25 @@ def withdraw_problem_reports(s: Session, work_item_id: int, *, actor: str, reaso
     )
 
 
+@lru_cache(maxsize=1)
+def _start_review_time_statement() -> Any:
+    """A person's review time of an item starts (their opening time kept) unless it is running; built once."""
+    running = select(ReviewTiming.id).where(
+        ReviewTiming.review_id == bindparam("b_review_id"),
+        ReviewTiming.actor == bindparam("b_actor"),
+        ReviewTiming.decided_at.is_(None),
+    )
+    values = select(
+        bindparam("b_review_id", type_=Integer()),
+        bindparam("b_robot", type_=String()),
+        bindparam("b_tenant", type_=String()),
+        bindparam("b_actor", type_=String()),
+        bindparam("b_now", type_=UTCDateTime()),
+    ).where(~running.exists())
+    timings = cast(Table, ReviewTiming.__table__)
+    return insert(timings).from_select(["review_id", "robot", "tenant", "actor", "opened_at"], values)
+
+
 class ReviewQueue:
     """Decisions, assignment, comments, deadlines and decision callbacks."""
 
@@ -208,14 +230,20 @@ class ReviewQueue:
         viewer: str | None = None,
         tenants: set[str] | None = None,
         visible: Callable[[ReviewItem], bool] | None = None,
+        start_review_time: bool = False,
     ) -> ReviewItem:
         """One review item; a named viewer's opening is written to the access log.
 
         ``tenants`` and ``visible`` limit what the viewer may open: an item outside them is
         answered as unknown (ReviewError) and its opening is not written.
+        ``start_review_time``: the viewer's review time of an open item starts now unless it
+        is running (it runs from the first opening to the decision), written with the access
+        event: both or neither.
         """
-        # Two statements that stand alone (the read, then the append): on PostgreSQL the
-        # audit head is locked only while the append's one statement runs.
+        if start_review_time and viewer is None:
+            raise ValueError("review time is a named viewer's")
+        # Two statements that stand alone (the read, then the append with the review time's
+        # start): on PostgreSQL the audit head is locked only while the append's one statement runs.
         with self.db.statement_session() as s:
             row = s.get(ReviewItem, review_id)
             if (
@@ -225,6 +253,8 @@ class ReviewQueue:
             ):
                 raise ReviewError(f"review item {review_id} does not exist")
             if viewer is not None:
+                now = self.clock.now()
+                timed = start_review_time and row.state == ReviewState.open
                 audit.append(
                     s,
                     actor=viewer,
@@ -233,7 +263,17 @@ class ReviewQueue:
                     subject=row.subject,
                     purpose="handläggning",
                     details={"review_id": row.id, "queue": row.queue},
-                    now=self.clock.now(),
+                    now=now,
+                    alongside=_start_review_time_statement() if timed else None,
+                    alongside_values={
+                        "b_review_id": row.id,
+                        "b_robot": row.robot,
+                        "b_tenant": row.tenant,
+                        "b_actor": viewer,
+                        "b_now": now,
+                    }
+                    if timed
+                    else None,
                 )
             return row
 

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
-from sqlalchemy import Connection, Integer, Row, String, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, Integer, Row, bindparam, case, func, select, update
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -275,45 +275,21 @@ def _check_may_decide(ctx: WebContext, p: Principal, review_id: int) -> None:
 def open_item(ctx: WebContext, p: Principal, review_id: int) -> ReviewItem:
     """Open an item: the access is written to the audit log, and the opening time kept for review time.
 
-    One read: the store checks that the person may see the item before it writes the opening;
-    NotFound (and nothing written) when not.
+    One read, then one write: the store checks that the person may see the item before it
+    writes the opening, and starts the person's review time of an open item with it (review
+    time runs from the first opening to the decision, however often it is reopened); NotFound
+    (and nothing written) when the person may not see it.
     """
     try:
-        row = ctx.reviews.get(
-            review_id, viewer=p.actor, tenants=p.tenants(), visible=lambda r: p.can_view_queue(r.tenant, r.queue)
+        return ctx.reviews.get(
+            review_id,
+            viewer=p.actor,
+            tenants=p.tenants(),
+            visible=lambda r: p.can_view_queue(r.tenant, r.queue),
+            start_review_time=True,
         )
     except ReviewError:
         raise NotFound() from None
-    if row.state == ReviewState.open:
-        _start_review_time(ctx, p, row)
-    return row
-
-
-@lru_cache(maxsize=1)
-def _start_review_time_statement() -> Any:
-    running = select(ReviewTiming.id).where(
-        ReviewTiming.review_id == bindparam("b_review_id"),
-        ReviewTiming.actor == bindparam("b_actor"),
-        ReviewTiming.decided_at.is_(None),
-    )
-    values = select(
-        bindparam("b_review_id", type_=Integer()),
-        bindparam("b_robot", type_=String()),
-        bindparam("b_tenant", type_=String()),
-        bindparam("b_actor", type_=String()),
-        bindparam("b_now", type_=UTCDateTime()),
-    ).where(~running.exists())
-    return insert(ReviewTiming).from_select(["review_id", "robot", "tenant", "actor", "opened_at"], values)
-
-
-def _start_review_time(ctx: WebContext, p: Principal, row: ReviewItem) -> None:
-    """Review time runs from the first opening to the decision, however often it is reopened.
-
-    One statement, built once: the row is added unless this person's timing of the item is running.
-    """
-    values = {"b_review_id": row.id, "b_robot": row.robot, "b_tenant": row.tenant, "b_actor": p.actor}
-    with ctx.db.single_statement() as conn:
-        conn.execute(_start_review_time_statement(), {**values, "b_now": ctx.clock()})
 
 
 #: An item's comments, oldest first (the columns shown; built once).

@@ -7,14 +7,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from core import audit
-from core.errors import AlreadyDecided, FourEyesViolation, ReviewError
+from core.errors import AlreadyDecided, ConfigError, FourEyesViolation, ReviewError
 from core.review import ReviewQueue, create_review
 from core.runs import SqlRunStore
 from core.storage.db import Database
-from core.storage.models import AuditEvent, CallbackStatus, ReviewItem, ReviewKind, ReviewState
+from core.storage.models import AuditEvent, AuditHead, CallbackStatus, ReviewItem, ReviewKind, ReviewState
+from core.storage.web_models import ReviewTiming
 from core.testing import FakeClock
 
 TENANT = "0000"
@@ -360,6 +361,19 @@ class TestAccessLog:
         queue.get(rid, viewer="user:bertil")
         queue.get(rid, viewer="user:anna")
         assert [e.actor for e in events(db) if e.action == "review.opened"] == ["user:anna", "user:bertil", "user:anna"]
+
+    def test_an_opening_whose_access_event_fails_starts_no_review_time(
+        self, db: Database, clock: FakeClock, queue: ReviewQueue
+    ) -> None:
+        """The access event and the review time's start are written together or not at all."""
+        rid = new_review(db, clock)
+        with db.session() as s:
+            s.execute(delete(AuditHead))  # an append now fails: the chain has no head to advance
+        with pytest.raises(ConfigError, match="no head row"):
+            queue.get(rid, viewer="user:anna", start_review_time=True)
+        with db.session() as s:
+            assert s.scalars(select(ReviewTiming)).all() == []
+        assert actions(db) == ["review.created"]
 
     def test_get_without_viewer_is_not_an_access(self, db: Database, clock: FakeClock, queue: ReviewQueue) -> None:
         rid = new_review(db, clock)
