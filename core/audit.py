@@ -190,7 +190,8 @@ def append(
 
     ``alongside``: one more change that must commit with the event and only with it (an
     INSERT or UPDATE built once, ``alongside_values`` bound to its parameters by name; none
-    may be named as an event's field). On PostgreSQL it is a CTE of the append's one
+    named ``ev_…`` (the event's own) nor as a column of an UPDATE's table, which SQLAlchemy
+    would take for a value to set). On PostgreSQL it is a CTE of the append's one
     statement, so that a statement session (:meth:`core.storage.db.Database.statement_session`)
     writes both in one implicit transaction and the head stays locked for that statement
     only; on SQLite it runs just before the append, in the caller's transaction.
@@ -264,17 +265,17 @@ _HEAD = (
         SET seq = seq + 1,
             prev_hash = hash,
             hash = encode(
-                sha256(:before || convert_to(hash, 'UTF8') || :between
-                       || convert_to((seq + 1)::text, 'UTF8') || :after),
+                sha256(:ev_before || convert_to(hash, 'UTF8') || :ev_between
+                       || convert_to((seq + 1)::text, 'UTF8') || :ev_after),
                 'hex')
         WHERE id = 1
         RETURNING seq, prev_hash, hash
         """
     )
     .bindparams(
-        bindparam("before", type_=LargeBinary()),
-        bindparam("between", type_=LargeBinary()),
-        bindparam("after", type_=LargeBinary()),
+        bindparam("ev_before", type_=LargeBinary()),
+        bindparam("ev_between", type_=LargeBinary()),
+        bindparam("ev_after", type_=LargeBinary()),
     )
     .columns(column("seq", BigInteger()), column("prev_hash", String()), column("hash", String()))
 )
@@ -294,13 +295,13 @@ def _append_statement(alongside: Insert | Update | None) -> Any:
     one = select(literal_column("1").label("one")).subquery("one")
     event = select(
         head.c.seq,
-        bindparam("time", type_=UTCDateTime()),
-        bindparam("tenant", type_=String()),
-        bindparam("actor", type_=String()),
-        bindparam("action", type_=String()),
-        bindparam("subject", type_=String()),
-        bindparam("purpose", type_=String()),
-        bindparam("details", type_=JSONType),
+        bindparam("ev_time", type_=UTCDateTime()),
+        bindparam("ev_tenant", type_=String()),
+        bindparam("ev_actor", type_=String()),
+        bindparam("ev_action", type_=String()),
+        bindparam("ev_subject", type_=String()),
+        bindparam("ev_purpose", type_=String()),
+        bindparam("ev_details", type_=JSONType),
         head.c.prev_hash,
         head.c.hash,
     ).select_from(one.outerjoin(head, true()))
@@ -335,16 +336,16 @@ def _append_in_one_statement(
             _append_statement(alongside),
             {
                 **alongside_values,
-                "before": before,
-                "between": between,
-                "after": after,
-                "time": time,
-                "tenant": tenant,
-                "actor": actor,
-                "action": action,
-                "subject": subject,
-                "purpose": purpose,
-                "details": details,
+                "ev_before": before,
+                "ev_between": between,
+                "ev_after": after,
+                "ev_time": time,
+                "ev_tenant": tenant,
+                "ev_actor": actor,
+                "ev_action": action,
+                "ev_subject": subject,
+                "ev_purpose": purpose,
+                "ev_details": details,
             },
         ).one()
     except IntegrityError as exc:

@@ -437,7 +437,9 @@ class ReviewStore(Protocol):
         handed to on_decision. An approval without a truthy value for every key of the
         material's ``required_on_approve`` is refused (ReviewError, code ``confirmation_required``),
         and so is one that changes a part listed in ``reasons_on_change`` without its reason
-        (code ``reason_required``; see core.transitions.check_reasons).
+        (code ``reason_required``; see core.transitions.check_reasons). A final decision (not
+        a first approval) ends the decider's running review time of the item (see ``get``),
+        written with the decision.
         """
         ...
 

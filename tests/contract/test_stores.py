@@ -561,6 +561,23 @@ class TestReviews:
         assert stores.actions(before) == []
         assert stores.review_times() == []
 
+    def test_a_final_decision_ends_the_deciders_review_time(self, stores: Stores) -> None:
+        _item_id, review_id = self.decision(stores, four_eyes=True)
+        start = stores.clock.now()
+        for person in ("user:anna", "user:bo", "user:karin"):
+            stores.reviews.get(review_id, viewer=person, start_review_time=True)
+        stores.clock.advance(90)
+        stores.reviews.decide(review_id, "approve", actor="user:anna")  # the first approval: still open
+        assert [t[3] for t in stores.review_times()] == [None, None, None]
+        stores.clock.advance(30)
+        stores.reviews.decide(review_id, "approve", actor="user:bo")
+        end = start + timedelta(seconds=120)
+        assert stores.review_times() == [
+            (review_id, "user:anna", start, None),
+            (review_id, "user:bo", start, end),
+            (review_id, "user:karin", start, None),
+        ]
+
     def test_a_decided_item_is_opened_without_starting_review_time(self, stores: Stores) -> None:
         _item_id, review_id = self.decision(stores)
         stores.reviews.decide(review_id, "approve", actor="user:bo")

@@ -173,6 +173,10 @@ class MemoryReviewStore:
             }
             action = f"review.{row.state.value}"
             self.state.audit(actor=actor, action=action, tenant=row.tenant, subject=row.subject, details=details)
+            running = [t for t in self.state.review_timings if t.review_id == review_id and t.actor == actor]
+            for timing in sorted((t for t in running if t.decided_at is None), key=lambda t: t.opened_at)[:1]:
+                timing.decided_at = now
+                timing.seconds = max(0, int((now - timing.opened_at).total_seconds()))
             return copy.deepcopy(row)
 
     def hand_over(self, review_id: int, assignee: str, *, actor: str, comment: str | None = None) -> None:
