@@ -29,13 +29,30 @@ import hashlib
 import json
 import math
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import LargeBinary, bindparam, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Insert,
+    LargeBinary,
+    String,
+    Table,
+    Update,
+    bindparam,
+    column,
+    insert,
+    literal_column,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit_checkpoint
@@ -166,8 +183,19 @@ def append(
     purpose: str | None = None,
     details: dict[str, Any] | None = None,
     now: datetime | None = None,
+    alongside: Insert | Update | None = None,
+    alongside_values: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event in the caller's transaction (committed with the caller's change)."""
+    """Append one event in the caller's transaction (committed with the caller's change).
+
+    ``alongside``: one more change that must commit with the event and only with it (an
+    INSERT or UPDATE built once, ``alongside_values`` bound to its parameters by name; none
+    named ``ev_…`` (the event's own) nor as a column of an UPDATE's table, which SQLAlchemy
+    would take for a value to set). On PostgreSQL it is a CTE of the append's one
+    statement, so that a statement session (:meth:`core.storage.db.Database.statement_session`)
+    writes both in one implicit transaction and the head stays locked for that statement
+    only; on SQLite it runs just before the append, in the caller's transaction.
+    """
     time = (now or datetime.now(UTC)).astimezone(UTC)
     clean = _jsonable(details or {})
     if session.get_bind().dialect.name == "postgresql":
@@ -180,7 +208,11 @@ def append(
             subject=subject,
             purpose=purpose,
             details=clean,
+            alongside=alongside,
+            alongside_values=alongside_values or {},
         )
+    if alongside is not None:
+        session.execute(alongside, dict(alongside_values or {}))
     # The UPDATE takes the row lock that serialises appends until the transaction ends
     # (SQLite: the transaction's BEGIN IMMEDIATE already holds the database's write lock).
     row = session.execute(
@@ -223,33 +255,62 @@ def append(
     return event
 
 
-#: PostgreSQL: lock and advance the head, hash, and insert the event, in one statement. The
-#: SET expressions see the head as locked (the latest committed one, re-read after a wait),
-#: so ``prev_hash = hash`` is the hash this event follows; RETURNING gives the new row.
-_APPEND = text(
-    """
-    WITH head AS (
+#: PostgreSQL: lock and advance the head and hash. The SET expressions see the head as locked
+#: (the latest committed one, re-read after a wait), so ``prev_hash = hash`` is the hash this
+#: event follows; RETURNING gives the new row to the event's INSERT (:func:`_append_statement`).
+_HEAD = (
+    text(
+        """
         UPDATE audit_head
         SET seq = seq + 1,
             prev_hash = hash,
             hash = encode(
-                sha256(:before || convert_to(hash, 'UTF8') || :between
-                       || convert_to((seq + 1)::text, 'UTF8') || :after),
+                sha256(:ev_before || convert_to(hash, 'UTF8') || :ev_between
+                       || convert_to((seq + 1)::text, 'UTF8') || :ev_after),
                 'hex')
         WHERE id = 1
         RETURNING seq, prev_hash, hash
+        """
     )
-    INSERT INTO audit_events (seq, time, tenant, actor, action, subject, purpose, details, prev_hash, hash)
-    SELECT seq, :time, :tenant, :actor, :action, :subject, :purpose, :details, prev_hash, hash FROM head
-    RETURNING seq, prev_hash, hash
-    """
-).bindparams(
-    bindparam("before", type_=LargeBinary()),
-    bindparam("between", type_=LargeBinary()),
-    bindparam("after", type_=LargeBinary()),
-    bindparam("time", type_=UTCDateTime()),
-    bindparam("details", type_=JSONType),
+    .bindparams(
+        bindparam("ev_before", type_=LargeBinary()),
+        bindparam("ev_between", type_=LargeBinary()),
+        bindparam("ev_after", type_=LargeBinary()),
+    )
+    .columns(column("seq", BigInteger()), column("prev_hash", String()), column("hash", String()))
 )
+
+
+@lru_cache(maxsize=16)
+def _append_statement(alongside: Insert | Update | None) -> Any:
+    """PostgreSQL: lock and advance the head, hash, and insert the event, in one statement.
+
+    ``alongside`` (an INSERT or UPDATE of the caller's, its values bound by name) becomes a
+    data-modifying CTE of the same statement: it commits with the event or not at all, and
+    the head is still locked only while this one statement runs. Built once per ``alongside``.
+    """
+    head = _HEAD.cte("head")
+    # From one row outer-joined to the head: without a head row the event's seq is NULL and the
+    # whole statement fails (alongside included) instead of writing nothing and committing.
+    one = select(literal_column("1").label("one")).subquery("one")
+    event = select(
+        head.c.seq,
+        bindparam("ev_time", type_=UTCDateTime()),
+        bindparam("ev_tenant", type_=String()),
+        bindparam("ev_actor", type_=String()),
+        bindparam("ev_action", type_=String()),
+        bindparam("ev_subject", type_=String()),
+        bindparam("ev_purpose", type_=String()),
+        bindparam("ev_details", type_=JSONType),
+        head.c.prev_hash,
+        head.c.hash,
+    ).select_from(one.outerjoin(head, true()))
+    columns = ["seq", "time", "tenant", "actor", "action", "subject", "purpose", "details", "prev_hash", "hash"]
+    events = cast(Table, AuditEvent.__table__)
+    stmt = insert(events).from_select(columns, event).returning(events.c.seq, events.c.prev_hash, events.c.hash)
+    if alongside is not None:
+        stmt = stmt.add_cte(alongside.cte("alongside"))
+    return stmt
 
 
 def _append_in_one_statement(
@@ -262,29 +323,35 @@ def _append_in_one_statement(
     subject: str | None,
     purpose: str | None,
     details: dict[str, Any],
+    alongside: Insert | Update | None = None,
+    alongside_values: Mapping[str, Any],
 ) -> AuditEvent:
     before, between, after = canonical_with_gaps(
         time=time, tenant=tenant, actor=actor, action=action, subject=subject, purpose=purpose, details=details
     )
     # The caller's pending changes go first: the head's lock is taken as late as possible.
     session.flush()
-    row = session.execute(
-        _APPEND,
-        {
-            "before": before,
-            "between": between,
-            "after": after,
-            "time": time,
-            "tenant": tenant,
-            "actor": actor,
-            "action": action,
-            "subject": subject,
-            "purpose": purpose,
-            "details": details,
-        },
-    ).one_or_none()
-    if row is None:
-        raise ConfigError("the audit chain has no head row: run `kollega db upgrade`")
+    try:
+        row = session.execute(
+            _append_statement(alongside),
+            {
+                **alongside_values,
+                "ev_before": before,
+                "ev_between": between,
+                "ev_after": after,
+                "ev_time": time,
+                "ev_tenant": tenant,
+                "ev_actor": actor,
+                "ev_action": action,
+                "ev_subject": subject,
+                "ev_purpose": purpose,
+                "ev_details": details,
+            },
+        ).one()
+    except IntegrityError as exc:
+        if getattr(getattr(exc.orig, "diag", None), "column_name", None) == "seq":
+            raise ConfigError("the audit chain has no head row: run `kollega db upgrade`") from None
+        raise
     seq, prev_hash, digest = int(row[0]), str(row[1]), str(row[2])
     audit_checkpoint.note_append(session, seq, digest)
     return AuditEvent(

@@ -397,11 +397,15 @@ class ReviewStore(Protocol):
         viewer: str | None = None,
         tenants: set[str] | None = None,
         visible: Callable[[ReviewRecord], bool] | None = None,
+        start_review_time: bool = False,
     ) -> ReviewRecord:
         """One review item (ReviewError when unknown); a named viewer's opening is written to the access log.
 
         ``tenants`` and ``visible`` (a check of the item) limit what the viewer may open: an
         item outside them is answered as unknown, and nothing is written.
+        ``start_review_time``: the viewer's review time of an open item starts with this
+        opening unless it is already running (review time runs from a person's first opening
+        to their decision), written together with the access event: both or neither.
         """
         ...
 
@@ -433,7 +437,9 @@ class ReviewStore(Protocol):
         handed to on_decision. An approval without a truthy value for every key of the
         material's ``required_on_approve`` is refused (ReviewError, code ``confirmation_required``),
         and so is one that changes a part listed in ``reasons_on_change`` without its reason
-        (code ``reason_required``; see core.transitions.check_reasons).
+        (code ``reason_required``; see core.transitions.check_reasons). A final decision (not
+        a first approval) ends the decider's running review time of the item (see ``get``),
+        written with the decision.
         """
         ...
 

@@ -169,7 +169,7 @@ class ItemOperations:
             s.execute(
                 select(ReviewItem.id)
                 .where(ReviewItem.work_item_id == item.id, ReviewItem.kind == ReviewKind.uncertain)
-                .with_for_update()
+                .with_for_update(key_share=True)
             ).all()
             res = s.connection().execute(
                 update(WorkItem)

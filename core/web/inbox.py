@@ -20,15 +20,12 @@ from urllib.parse import urlencode
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
-from sqlalchemy import Connection, Integer, Row, String, bindparam, case, func, insert, select, update
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import ColumnElement
-from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy import Connection, Row, bindparam, case, func, select
 
 from core.errors import AlreadyDecided, FourEyesViolation, ReviewError
 from core.logging import get_logger
 from core.storage.models import Artifact, ReviewComment, ReviewItem, ReviewKind, ReviewState, UTCDateTime
-from core.storage.web_models import ReviewTiming, Role, User, UserRole
+from core.storage.web_models import Role, User, UserRole
 from core.web.auth import Forbidden, Grant, NotFound, Principal, review_filter_for
 from core.web.deps import WebContext
 from core.web.i18n import Translator, label, local_time, robot_translator
@@ -275,45 +272,21 @@ def _check_may_decide(ctx: WebContext, p: Principal, review_id: int) -> None:
 def open_item(ctx: WebContext, p: Principal, review_id: int) -> ReviewItem:
     """Open an item: the access is written to the audit log, and the opening time kept for review time.
 
-    One read: the store checks that the person may see the item before it writes the opening;
-    NotFound (and nothing written) when not.
+    One read, then one write: the store checks that the person may see the item before it
+    writes the opening, and starts the person's review time of an open item with it (review
+    time runs from the first opening to the decision, however often it is reopened); NotFound
+    (and nothing written) when the person may not see it.
     """
     try:
-        row = ctx.reviews.get(
-            review_id, viewer=p.actor, tenants=p.tenants(), visible=lambda r: p.can_view_queue(r.tenant, r.queue)
+        return ctx.reviews.get(
+            review_id,
+            viewer=p.actor,
+            tenants=p.tenants(),
+            visible=lambda r: p.can_view_queue(r.tenant, r.queue),
+            start_review_time=True,
         )
     except ReviewError:
         raise NotFound() from None
-    if row.state == ReviewState.open:
-        _start_review_time(ctx, p, row)
-    return row
-
-
-@lru_cache(maxsize=1)
-def _start_review_time_statement() -> Any:
-    running = select(ReviewTiming.id).where(
-        ReviewTiming.review_id == bindparam("b_review_id"),
-        ReviewTiming.actor == bindparam("b_actor"),
-        ReviewTiming.decided_at.is_(None),
-    )
-    values = select(
-        bindparam("b_review_id", type_=Integer()),
-        bindparam("b_robot", type_=String()),
-        bindparam("b_tenant", type_=String()),
-        bindparam("b_actor", type_=String()),
-        bindparam("b_now", type_=UTCDateTime()),
-    ).where(~running.exists())
-    return insert(ReviewTiming).from_select(["review_id", "robot", "tenant", "actor", "opened_at"], values)
-
-
-def _start_review_time(ctx: WebContext, p: Principal, row: ReviewItem) -> None:
-    """Review time runs from the first opening to the decision, however often it is reopened.
-
-    One statement, built once: the row is added unless this person's timing of the item is running.
-    """
-    values = {"b_review_id": row.id, "b_robot": row.robot, "b_tenant": row.tenant, "b_actor": p.actor}
-    with ctx.db.single_statement() as conn:
-        conn.execute(_start_review_time_statement(), {**values, "b_now": ctx.clock()})
 
 
 #: An item's comments, oldest first (the columns shown; built once).
@@ -494,7 +467,6 @@ def decide(
             _(FIRST_APPROVAL_MESSAGE),
             item,
         )
-    _record_review_time(ctx, p, item)
     _remember_decision(ctx, p, item)
     return DecisionResult("decided", _("Beslut registrerat: {state}.", state=_(label(item.state.value))), item)
 
@@ -514,62 +486,6 @@ def _remember_decision(ctx: WebContext, p: Principal, item: ReviewItem) -> None:
         Candidate(item.id, item.callback_status, item.decided_at) if listed else None,
         _Listed(**{c.key: getattr(item, c.key) for c in LISTED}) if listed else None,
     )
-
-
-class _WholeSecondsSince(ColumnElement[int]):
-    """Whole seconds from a stored UTC time to a later one, never below 0, computed in the database."""
-
-    type = Integer()
-    inherit_cache = True
-    _traverse_internals = [("start", InternalTraversal.dp_clauseelement), ("end", InternalTraversal.dp_clauseelement)]
-
-    def __init__(self, start: Any, end: Any) -> None:
-        self.start, self.end = start, end
-
-
-@compiles(_WholeSecondsSince, "postgresql")
-def _seconds_postgresql(element: _WholeSecondsSince, compiler: Any, **kw: Any) -> str:
-    start, end = compiler.process(element.start, **kw), compiler.process(element.end, **kw)
-    return f"GREATEST(0, FLOOR(EXTRACT(EPOCH FROM ({end} - {start}))))::integer"
-
-
-@compiles(_WholeSecondsSince, "sqlite")
-def _seconds_sqlite(element: _WholeSecondsSince, compiler: Any, **kw: Any) -> str:
-    # julianday's days as a double, rounded to whole milliseconds before the whole seconds are taken.
-    start, end = compiler.process(element.start, **kw), compiler.process(element.end, **kw)
-    return f"MAX(0, CAST(ROUND((julianday({end}) - julianday({start})) * 86400000.0) / 1000 AS INTEGER))"
-
-
-@lru_cache(maxsize=1)
-def _end_review_time_statement() -> Any:
-    now = bindparam("b_now", type_=UTCDateTime())
-    running = (
-        select(ReviewTiming.id)
-        .where(
-            ReviewTiming.review_id == bindparam("b_review_id"),
-            ReviewTiming.actor == bindparam("b_actor"),
-            ReviewTiming.decided_at.is_(None),
-        )
-        .order_by(ReviewTiming.opened_at)
-        .limit(1)
-        .scalar_subquery()
-    )
-    return (
-        update(ReviewTiming)
-        .where(ReviewTiming.id == running, ReviewTiming.decided_at.is_(None))
-        .values(decided_at=now, seconds=_WholeSecondsSince(ReviewTiming.opened_at, now))
-    )
-
-
-def _record_review_time(ctx: WebContext, p: Principal, item: ReviewItem) -> None:
-    """The person's running review time of the item ends now: one UPDATE, the seconds computed by the database.
-
-    The oldest running timing of this person and item (there is at most one) is closed; none
-    running (the item was decided without being opened here, e.g. through the API) writes nothing.
-    The statement is built once, its values bound per decision.
-    """
-    with ctx.db.single_statement() as conn:
-        conn.execute(_end_review_time_statement(), {"b_now": ctx.clock(), "b_review_id": item.id, "b_actor": p.actor})
 
 
 def review_dict(row: ReviewItem) -> dict[str, Any]:

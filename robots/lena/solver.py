@@ -54,9 +54,13 @@ ROUNDS = (0.5, 0.6, 1.0)
 #: Days without breaks whose continuity cost is the same for everyone, of more than this many tasks, are
 #: improved by the LNS, PyVRP and OR-Tools in turn (:mod:`robots.lena.polish`). Measured on all 70 Mankowska
 #: instances at 60 s, one seed (docs/benchmarks.md): 75 patients (98 tasks) 5.13 % above the best published
-#: with the OR-Tools rounds, 2.45 % this way; 200/300 patients 13.6 → 3.8 % on four instances. Smaller days
-#: (50 patients: 1.9 %) keep the OR-Tools rounds.
-POLISH_MIN_TASKS = 90
+#: with the OR-Tools rounds, 2.45 % this way; 200/300 patients 13.6 → 3.8 % on four instances. Was 90 until
+#: the 25- and 50-patient days (33 and 65 tasks) were measured with today's steps, kicks and doubles included
+#: (58 CPU seconds, seed 1, docs/benchmarks.md "Other instances of the same family"): Kummer's 25- and
+#: 50-patient days 3.29 → 0.85 % on 14 (8 better, 6 worse; their tardiness-heavy days 14.75 → −0.41 % at most),
+#: Mankowska's 0.67 → 0.39 % on 10 (5 better, 1 worse). The 10-patient days (13 tasks) keep the OR-Tools rounds,
+#: which solve them to the best published or within the max-tardiness term's reach.
+POLISH_MIN_TASKS = 20
 #: How far PyVRP may move a double-staffed visit (each person's start, as a share of the median visit
 #: duration) before the two are synchronised again: 0.4 (about 5 minutes on Mankowska) gave 4.2 % on the
 #: big days against 5.0 % with the visits pinned and 15 % with 1.25 (the synchronised result was worse).

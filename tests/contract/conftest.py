@@ -6,11 +6,13 @@ PostgreSQL (marked ``postgres``; skipped when unreachable, except on CI).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from core.alert_sink import SqlAlertSink
 from core.artifacts import FileArtifactStore
@@ -19,6 +21,8 @@ from core.interfaces import AlertSink, ArtifactStore, AuditSink, ReviewStore, Ru
 from core.queue import WorkQueue
 from core.review import ReviewQueue
 from core.runs import SqlRunStore
+from core.storage.db import Database
+from core.storage.web_models import ReviewTiming
 from core.testing import FakeClock, temporary_database
 from core.testing.memory import MemoryStores
 
@@ -38,6 +42,8 @@ class Stores:
     audit: AuditSink
     artifacts: ArtifactStore
     alerts: AlertSink
+    #: The review timings kept (review id, person, opened at, decided at), oldest first.
+    review_times: Callable[[], list[tuple[int, str, datetime, datetime | None]]]
 
     def actions(self, after: int = 0) -> list[str]:
         """The audit actions written after seq ``after``."""
@@ -49,6 +55,16 @@ class Stores:
         return events[-1].seq if events else 0
 
 
+def _review_times(db: Database) -> list[tuple[int, str, datetime, datetime | None]]:
+    with db.session() as s:
+        rows = s.execute(
+            select(
+                ReviewTiming.review_id, ReviewTiming.actor, ReviewTiming.opened_at, ReviewTiming.decided_at
+            ).order_by(ReviewTiming.id)
+        )
+        return [(r.review_id, r.actor, r.opened_at, r.decided_at) for r in rows]
+
+
 @pytest.fixture(
     params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
 )
@@ -58,7 +74,17 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
     backend = str(request.param)
     if backend == "memory":
         mem = MemoryStores(clock)
-        made = Stores(backend, clock, mem.queue, mem.reviews, mem.runs, mem.audit, mem.artifacts, mem.alerts)
+        made = Stores(
+            backend,
+            clock,
+            mem.queue,
+            mem.reviews,
+            mem.runs,
+            mem.audit,
+            mem.artifacts,
+            mem.alerts,
+            lambda: [(t.review_id, t.actor, t.opened_at, t.decided_at) for t in mem.state.review_timings],
+        )
         made.runs.ensure_tenant(TENANT, "Testkommun")
         made.runs.ensure_tenant(OTHER, "Annan kommun")
         yield made
@@ -74,6 +100,7 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
             Auditor(db.session, clock),
             FileArtifactStore(db, tmp_path / "artifacts", 30, clock),
             SqlAlertSink(db, clock),
+            lambda: _review_times(db),
         )
         made.runs.ensure_tenant(TENANT, "Testkommun")
         made.runs.ensure_tenant(OTHER, "Annan kommun")

@@ -528,6 +528,66 @@ class TestReviews:
         [event] = stores.audit.events(before)
         assert (event.action, event.actor, event.tenant) == ("review.opened", "user:anna", TENANT)
 
+    def test_an_opening_starts_the_viewers_review_time_with_its_access_event(self, stores: Stores) -> None:
+        _item_id, review_id = self.decision(stores)
+        before = stores.last_seq()
+        first = stores.clock.now()
+        stores.reviews.get(review_id, viewer="user:anna", start_review_time=True)
+        stores.clock.advance(60)
+        # Reopened: review time runs from the first opening; another person's runs from theirs.
+        stores.reviews.get(review_id, viewer="user:anna", start_review_time=True)
+        stores.reviews.get(review_id, viewer="user:bo", start_review_time=True)
+        stores.reviews.get(review_id, viewer="user:karin")
+        events = stores.audit.events(before)
+        assert [(e.action, e.actor) for e in events] == [
+            ("review.opened", "user:anna"),
+            ("review.opened", "user:anna"),
+            ("review.opened", "user:bo"),
+            ("review.opened", "user:karin"),
+        ]
+        assert stores.review_times() == [
+            (review_id, "user:anna", first, None),
+            (review_id, "user:bo", first + timedelta(seconds=60), None),
+        ]
+        assert events[0].time == first
+
+    def test_an_item_the_viewer_may_not_see_starts_no_review_time(self, stores: Stores) -> None:
+        _item_id, review_id = self.decision(stores)
+        before = stores.last_seq()
+        with pytest.raises(ReviewError):
+            stores.reviews.get(review_id, viewer="user:karin", visible=lambda row: False, start_review_time=True)
+        with pytest.raises(ReviewError):
+            stores.reviews.get(review_id, viewer="user:karin", tenants={OTHER}, start_review_time=True)
+        assert stores.actions(before) == []
+        assert stores.review_times() == []
+
+    def test_a_final_decision_ends_the_deciders_review_time(self, stores: Stores) -> None:
+        _item_id, review_id = self.decision(stores, four_eyes=True)
+        start = stores.clock.now()
+        for person in ("user:anna", "user:bo", "user:karin"):
+            stores.reviews.get(review_id, viewer=person, start_review_time=True)
+        stores.clock.advance(90)
+        stores.reviews.decide(review_id, "approve", actor="user:anna")  # the first approval: still open
+        assert [t[3] for t in stores.review_times()] == [None, None, None]
+        stores.clock.advance(30)
+        stores.reviews.decide(review_id, "approve", actor="user:bo")
+        end = start + timedelta(seconds=120)
+        assert stores.review_times() == [
+            (review_id, "user:anna", start, None),
+            (review_id, "user:bo", start, end),
+            (review_id, "user:karin", start, None),
+        ]
+
+    def test_a_decided_item_is_opened_without_starting_review_time(self, stores: Stores) -> None:
+        _item_id, review_id = self.decision(stores)
+        stores.reviews.decide(review_id, "approve", actor="user:bo")
+        before = stores.last_seq()
+        stores.reviews.get(review_id, viewer="user:anna", start_review_time=True)
+        assert stores.actions(before) == ["review.opened"]
+        assert stores.review_times() == []
+        with pytest.raises(ValueError):
+            stores.reviews.get(review_id, start_review_time=True)
+
     def test_carrying_out_an_approval_finishes_the_item(self, stores: Stores) -> None:
         item_id, review_id = self.decision(stores)
         assert stores.reviews.claim_callbacks(ROBOT, TENANT) == []

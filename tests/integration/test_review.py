@@ -7,14 +7,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from core import audit
-from core.errors import AlreadyDecided, FourEyesViolation, ReviewError
+from core import review as review_module
+from core.errors import AlreadyDecided, ConfigError, FourEyesViolation, ReviewError
 from core.review import ReviewQueue, create_review
 from core.runs import SqlRunStore
 from core.storage.db import Database
-from core.storage.models import AuditEvent, CallbackStatus, ReviewItem, ReviewKind, ReviewState
+from core.storage.models import AuditEvent, AuditHead, CallbackStatus, ReviewItem, ReviewKind, ReviewState
+from core.storage.web_models import ReviewTiming
 from core.testing import FakeClock
 
 TENANT = "0000"
@@ -360,6 +362,47 @@ class TestAccessLog:
         queue.get(rid, viewer="user:bertil")
         queue.get(rid, viewer="user:anna")
         assert [e.actor for e in events(db) if e.action == "review.opened"] == ["user:anna", "user:bertil", "user:anna"]
+
+    def test_an_opening_whose_access_event_fails_starts_no_review_time(
+        self, db: Database, clock: FakeClock, queue: ReviewQueue
+    ) -> None:
+        """The access event and the review time's start are written together or not at all."""
+        rid = new_review(db, clock)
+        with db.session() as s:
+            s.execute(delete(AuditHead))  # an append now fails: the chain has no head to advance
+        with pytest.raises(ConfigError, match="no head row"):
+            queue.get(rid, viewer="user:anna", start_review_time=True)
+        with db.session() as s:
+            assert s.scalars(select(ReviewTiming)).all() == []
+        assert actions(db) == ["review.created"]
+
+    def test_an_opening_never_waits_for_a_deciders_lock_on_the_item(
+        self, db: Database, clock: FakeClock, queue: ReviewQueue
+    ) -> None:
+        """A decider locks the item, then the audit head; an opening holds the head while it writes
+        its review time, so it must not wait for the decider's lock (or the two deadlock)."""
+        if db.dialect != "postgresql":
+            pytest.skip("SQLite writes one transaction at a time")
+        rid = new_review(db, clock)
+        failures: list[BaseException] = []
+
+        def open_it() -> None:
+            try:
+                queue.get(rid, viewer="user:anna", start_review_time=True)
+            except BaseException as exc:
+                failures.append(exc)
+
+        with db.session() as s:  # the decider's transaction, as ReviewQueue.decide locks the item
+            s.execute(review_module._BY_ID_LOCKED, {"review_id": rid}).scalar_one()
+            opening = threading.Thread(target=open_it)
+            opening.start()
+            opening.join(timeout=60)
+            assert not opening.is_alive(), "the opening waited for the decider's lock on the item"
+            audit.append(s, actor="user:bo", action="review.approved", tenant=TENANT, now=clock.now())
+        assert failures == []
+        assert actions(db)[-2:] == ["review.opened", "review.approved"]
+        with db.session() as s:
+            assert [t.actor for t in s.scalars(select(ReviewTiming))] == ["user:anna"]
 
     def test_get_without_viewer_is_not_an_access(self, db: Database, clock: FakeClock, queue: ReviewQueue) -> None:
         rid = new_review(db, clock)

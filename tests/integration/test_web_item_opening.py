@@ -87,10 +87,26 @@ class TestAccessEventOfAnOpening:
             await login(client, "bertil")
             assert (await client.get(f"/inbox/items/{hidden}")).status_code == 404
         assert opened_events(env.db) == []
+        assert timings(env.db) == []
+
+
+def timings(db: Database) -> list[ReviewTiming]:
+    with db.session() as s:
+        return list(s.scalars(select(ReviewTiming).order_by(ReviewTiming.id)))
 
 
 class TestReviewTime:
     """Review time runs from a person's first opening to their decision, however often they reopen."""
+
+    async def test_the_page_writes_its_access_event_and_the_review_times_start_together(self, env: WebEnv) -> None:
+        review_id = add_review(env)
+        async with web_client(env.app) as client:
+            await login(client, "anna")
+            assert (await client.get(f"/inbox/items/{review_id}")).status_code == 200
+        [event] = opened_events(env.db)
+        [timing] = timings(env.db)
+        assert (timing.review_id, timing.actor, timing.tenant) == (review_id, "user:anna", "0000")
+        assert (event.actor, event.time) == (timing.actor, timing.opened_at)
 
     async def test_reopening_keeps_the_first_opening_and_the_decision_ends_it(self, env: WebEnv) -> None:
         review_id = add_review(env)
@@ -109,10 +125,8 @@ class TestReviewTime:
                 },
             )
             assert decided.status_code == 303
-        with env.db.session() as s:
-            timings = list(s.scalars(select(ReviewTiming)))
-        assert len(timings) == 1
-        assert timings[0].actor == "user:anna" and timings[0].seconds == 300
+        [timing] = timings(env.db)
+        assert timing.actor == "user:anna" and timing.seconds == 300
 
 
 class TestOneTimeMessage:

@@ -28,7 +28,7 @@ from core.transitions import DECIDABLE, REQUEUEABLE, check_confirmations, check_
 if TYPE_CHECKING:
     pass
 
-from core.testing.memory.state import DECISIONS, MemoryReview, MemoryState
+from core.testing.memory.state import DECISIONS, MemoryReview, MemoryReviewTiming, MemoryState
 
 
 class MemoryReviewStore:
@@ -58,8 +58,14 @@ class MemoryReviewStore:
         viewer: str | None = None,
         tenants: set[str] | None = None,
         visible: Callable[[MemoryReview], bool] | None = None,
+        start_review_time: bool = False,
     ) -> MemoryReview:
-        """A copy of one review item; a named viewer's opening is written to the access log."""
+        """A copy of one review item; a named viewer's opening is written to the access log.
+
+        ``start_review_time``: the viewer's review time of an open item starts unless it is running.
+        """
+        if start_review_time and viewer is None:
+            raise ValueError("review time is a named viewer's")
         with self.state.lock:
             row = self.state.reviews.get(review_id)
             if (
@@ -78,6 +84,14 @@ class MemoryReviewStore:
                     purpose="handläggning",
                     details=details,
                 )
+                running = any(
+                    t.review_id == row.id and t.actor == viewer and t.decided_at is None
+                    for t in self.state.review_timings
+                )
+                if start_review_time and row.state == ReviewState.open and not running:
+                    self.state.review_timings.append(
+                        MemoryReviewTiming(row.id, row.robot, row.tenant, viewer, self.state.clock.now())
+                    )
             return copy.deepcopy(row)
 
     def for_item(self, work_item_id: int) -> builtins.list[MemoryReview]:
@@ -159,6 +173,10 @@ class MemoryReviewStore:
             }
             action = f"review.{row.state.value}"
             self.state.audit(actor=actor, action=action, tenant=row.tenant, subject=row.subject, details=details)
+            running = [t for t in self.state.review_timings if t.review_id == review_id and t.actor == actor]
+            for timing in sorted((t for t in running if t.decided_at is None), key=lambda t: t.opened_at)[:1]:
+                timing.decided_at = now
+                timing.seconds = max(0, int((now - timing.opened_at).total_seconds()))
             return copy.deepcopy(row)
 
     def hand_over(self, review_id: int, assignee: str, *, actor: str, comment: str | None = None) -> None:

@@ -89,6 +89,19 @@ class MemoryReview:
 
 
 @dataclass
+class MemoryReviewTiming:
+    """A person's review time of an item: from their first opening to their decision (as web_review_timings)."""
+
+    review_id: int
+    robot: str
+    tenant: str
+    actor: str
+    opened_at: datetime
+    decided_at: datetime | None = None
+    seconds: int | None = None
+
+
+@dataclass
 class MemoryRun:
     """A run (fields as core.interfaces.RunRecord)."""
 
@@ -171,6 +184,7 @@ class MemoryState:
         self.runs: dict[int, MemoryRun] = {}
         self.tenants: dict[str, tuple[str, str | None]] = {}
         self.events: list[MemoryEvent] = []
+        self.review_timings: list[MemoryReviewTiming] = []
         self.artifacts: dict[int, MemoryArtifact] = {}
         self._ids: dict[str, int] = {}
 
