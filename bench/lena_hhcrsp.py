@@ -14,8 +14,8 @@ independent checker finds nothing. By default a subset of 10 instances (every si
 solves each instance with Lena's portfolio (N searches at once, seeds seed … seed + N − 1, the cheapest
 plan kept: N CPUs for the time limit); the CPU seconds printed are then those of all N processes.
 
-Other instances of the same family and format, e.g. Kummer et al.'s 158 (the iolab-uniud/hhcrsp
-repository, MIT: ``instances/kummer`` and ``solutions/kummer_best.md``), are read from their own
+Other instances of the same family and format, e.g. the 158 the iolab-uniud/hhcrsp repository names
+``kummer`` (MIT: ``instances/kummer`` and ``solutions/kummer_best.md``), are read from their own
 folder: ``--data hhcrsp/instances/kummer --best hhcrsp/solutions/kummer_best.md`` (instances without a
 published best are left out of ``--all``). ``--cpu-seconds S`` budgets S CPU seconds of this process
 instead of wall-clock seconds (as bench/lena_ab.py does; OR-Tools' own limit stays wall-clock), for a
