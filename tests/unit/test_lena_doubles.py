@@ -23,6 +23,14 @@ def sequences(g: Greedy) -> list[list[int]]:
     return [[it.node - nd for it in row[1:-1]] for row in g.items]
 
 
+def same_times(g: Greedy, order: list[list[int]]) -> list[int]:
+    """``schedule``'s starts of these orders, asserted to be ``timetable``'s for every task placed."""
+    fast, slow = schedule(g, order), timetable(g, order)
+    assert fast is not None and slow is not None
+    assert {k: fast[k] for k in slow} == slow
+    return fast
+
+
 def synchronised(p: Problem, plan: Plan) -> bool:
     """Every planned double-staffed visit's two starts keep its synchronisation (as the checker's ``sync`` rule)."""
     rows = plan.assignments()
@@ -89,9 +97,7 @@ class TestSchedule:
         )
         g = state(p)
         order = [[task(g, "D", 0), task(g, "E", 1)], [task(g, "E", 0), task(g, "D", 1)]]
-        fast, slow = schedule(g, order), timetable(g, order)
-        assert slow is not None and fast is not None
-        assert {k: fast[k] for k in slow} == slow
+        same_times(g, order)
 
     def test_a_bound_largest_gap_pulls_the_first_role_and_what_follows_it_later(self) -> None:
         # S: A first, B 10-30 min after. B is busy at W until 10:30 and reaches S at 10:45, so A's part of S
@@ -108,9 +114,7 @@ class TestSchedule:
         )
         g = state(p)
         order = [[task(g, "S", 0), task(g, "F")], [task(g, "W"), task(g, "S", 1)]]
-        fast, slow = schedule(g, order), timetable(g, order)
-        assert fast is not None and slow is not None
-        assert {k: fast[k] for k in slow} == slow
+        fast = same_times(g, order)
         assert fast[task(g, "S", 1)] == 645 and fast[task(g, "S", 0)] == 615 and fast[task(g, "F")] == 645
 
     def test_gaps_that_raise_each_other_in_a_circle_have_no_schedule(self) -> None:
