@@ -430,6 +430,7 @@ class ReviewStore(Protocol):
         comment: str | None = None,
         expected_version: int | None = None,
         decision_data: dict[str, Any] | None = None,
+        allowed: Callable[[ReviewRecord], None] | None = None,
     ) -> ReviewRecord:
         """Approve, reject or return an open item (AlreadyDecided, FourEyesViolation, ReviewError).
 
@@ -440,6 +441,10 @@ class ReviewStore(Protocol):
         (code ``reason_required``; see core.transitions.check_reasons). A final decision (not
         a first approval) ends the decider's running review time of the item (see ``get``),
         written with the decision.
+
+        ``allowed`` (the caller's check of who may decide) is applied to the item as locked
+        for the decision, before anything else is checked or told (its decision and comment,
+        whether it is still open); it raises to refuse, and nothing is written.
         """
         ...
 

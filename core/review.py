@@ -284,6 +284,14 @@ def _end_review_time_statement() -> Any:
     )
 
 
+def _check_decision(decision: str, comment: str | None) -> None:
+    """ReviewError unless ``decision`` is one of DECISIONS, with the comment a rejection or return needs."""
+    if decision not in DECISIONS:
+        raise ReviewError(f"unknown decision {decision!r}; use one of {', '.join(DECISIONS)}")
+    if decision in ("reject", "return") and not (comment and comment.strip()):
+        raise ReviewError(f"a comment is required to {decision} an item")
+
+
 class ReviewQueue:
     """Decisions, assignment, comments, deadlines and decision callbacks."""
 
@@ -399,10 +407,14 @@ class ReviewQueue:
                 ).all()
             )
 
-    def _locked_open(self, s: Session, review_id: int) -> ReviewItem:
+    def _locked_open(
+        self, s: Session, review_id: int, allowed: Callable[[ReviewItem], None] | None = None
+    ) -> ReviewItem:
         row = s.execute(_BY_ID_LOCKED, {"review_id": review_id}).scalar_one_or_none()
         if row is None:
             raise ReviewError(f"review item {review_id} does not exist")
+        if allowed is not None:
+            allowed(row)  # raises to refuse: before anything about the item is told
         if row.state != ReviewState.open:
             raise AlreadyDecided(
                 f"review item {review_id} was already {row.state.value} by {row.decided_by or 'the system'}"
@@ -454,6 +466,7 @@ class ReviewQueue:
         comment: str | None = None,
         expected_version: int | None = None,
         decision_data: dict[str, Any] | None = None,
+        allowed: Callable[[ReviewItem], None] | None = None,
     ) -> ReviewItem:
         """Approve, reject or return an open item. Final; the robot carries it out afterwards.
 
@@ -463,14 +476,24 @@ class ReviewQueue:
         ``expected_version`` (from the page the person saw) turns a concurrent change into
         :class:`AlreadyDecided` instead of silently overriding it. A final decision ends the
         decider's running review time of the item (see :meth:`get`), in its transaction.
+
+        ``allowed``: the caller's check of the item, applied to the locked row before anything
+        else (before the decision and comment are checked and before its state is told); it
+        raises to refuse, and nothing is written.
         """
-        if decision not in DECISIONS:
-            raise ReviewError(f"unknown decision {decision!r}; use one of {', '.join(DECISIONS)}")
-        if decision in ("reject", "return") and not (comment and comment.strip()):
-            raise ReviewError(f"a comment is required to {decision} an item")
+        checked: Callable[[ReviewItem], None] | None = None
+        if allowed is None:
+            _check_decision(decision, comment)
+        else:
+
+            def check(row: ReviewItem) -> None:
+                allowed(row)
+                _check_decision(decision, comment)
+
+            checked = check
         now = self.clock.now()
         with self.db.session() as s:
-            row = self._locked_open(s, review_id)
+            row = self._locked_open(s, review_id, checked)
             if expected_version is not None and row.version != expected_version:
                 raise AlreadyDecided(f"review item {review_id} changed while you were looking at it")
             if decision == "approve":

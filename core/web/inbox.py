@@ -23,6 +23,7 @@ from markupsafe import Markup
 from sqlalchemy import Connection, Row, bindparam, case, func, select
 
 from core.errors import AlreadyDecided, FourEyesViolation, ReviewError
+from core.interfaces import ReviewRecord
 from core.logging import get_logger
 from core.storage.models import Artifact, ReviewComment, ReviewItem, ReviewKind, ReviewState, UTCDateTime
 from core.storage.web_models import Role, User, UserRole
@@ -255,18 +256,21 @@ def visible_item(ctx: WebContext, p: Principal, review_id: int) -> ReviewItem:
     return row
 
 
-#: An item's tenant and queue, for the checks before a decision (two columns, no object).
-_PLACE = select(ReviewItem.tenant, ReviewItem.queue).where(ReviewItem.id == bindparam("review_id"))
+def may_decide(p: Principal) -> Callable[[ReviewRecord], None]:
+    """The check of who may decide, for the review store to apply to the item it locks for the decision.
 
+    NotFound unless the person sees the item (no hint that it exists, nor of its state);
+    Forbidden unless they may decide in its queue. Applied by the store before anything else,
+    in the decision's own transaction: no read of its own before it.
+    """
 
-def _check_may_decide(ctx: WebContext, p: Principal, review_id: int) -> None:
-    """NotFound unless the person sees the item (no hint that it exists); Forbidden unless they may decide in its queue."""
-    with ctx.db.read_connection() as conn:
-        place = conn.execute(_PLACE, {"review_id": review_id}).one_or_none()
-    if place is None or not p.can_view_queue(place.tenant, place.queue):
-        raise NotFound()
-    if not p.can_decide(place.tenant, place.queue):
-        raise Forbidden()
+    def check(row: ReviewRecord) -> None:
+        if not p.can_view_queue(row.tenant, row.queue):
+            raise NotFound()
+        if not p.can_decide(row.tenant, row.queue):
+            raise Forbidden()
+
+    return check
 
 
 def open_item(ctx: WebContext, p: Principal, review_id: int) -> ReviewItem:
@@ -423,7 +427,6 @@ def decide(
 
     ``decision_data`` holds the robot's own form fields (``data.<key>``, e.g. changed amounts).
     """
-    _check_may_decide(ctx, p, review_id)
     comment = (comment or "").strip() or None
     try:
         item = ctx.reviews.decide(
@@ -433,6 +436,7 @@ def decide(
             comment=comment,
             expected_version=version,
             decision_data=decision_data or None,
+            allowed=may_decide(p),
         )
     except AlreadyDecided:
         current = visible_item(ctx, p, review_id)

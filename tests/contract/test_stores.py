@@ -506,6 +506,45 @@ class TestReviews:
         with pytest.raises(AlreadyDecided):
             stores.reviews.decide(review_id, "approve", actor="user:anna", expected_version=seen)
 
+    def test_the_callers_check_of_who_may_decide_comes_first_and_refuses_with_nothing_written(
+        self, stores: Stores
+    ) -> None:
+        class Refused(Exception):
+            pass
+
+        def refuse(row: object) -> None:
+            raise Refused()
+
+        _item_id, review_id = self.decision(stores)
+        before = stores.last_seq()
+        with pytest.raises(Refused):
+            stores.reviews.decide(review_id, "approve", actor="user:karin", allowed=refuse)
+        # Before the decision and its comment are checked, and before a stale version is told.
+        with pytest.raises(Refused):
+            stores.reviews.decide(review_id, "reject", actor="user:karin", allowed=refuse)
+        with pytest.raises(Refused):
+            stores.reviews.decide(review_id, "approve", actor="user:karin", expected_version=-1, allowed=refuse)
+        assert stores.actions(before) == []
+        assert stores.reviews.get(review_id).state == ReviewState.open
+        seen: list[tuple[str, str]] = []
+        # Allowed: the check saw the item's place; the decision's own checks follow, then the decision.
+        with pytest.raises(ReviewError):
+            stores.reviews.decide(
+                review_id, "reject", actor="user:anna", allowed=lambda row: seen.append((row.tenant, row.queue))
+            )
+        decided = stores.reviews.decide(
+            review_id, "approve", actor="user:anna", allowed=lambda row: seen.append((row.tenant, row.queue))
+        )
+        assert decided.state == ReviewState.approved
+        assert seen == [(TENANT, "example.review")] * 2
+        # A decided item: the refusal, not that it was decided.
+        with pytest.raises(Refused):
+            stores.reviews.decide(review_id, "approve", actor="user:karin", allowed=refuse)
+        with pytest.raises(AlreadyDecided):
+            stores.reviews.decide(review_id, "approve", actor="user:anna", allowed=lambda row: None)
+        with pytest.raises(ReviewError):
+            stores.reviews.decide(review_id + 1000, "approve", actor="user:anna", allowed=lambda row: None)
+
     def test_opening_with_a_viewer_is_an_access(self, stores: Stores) -> None:
         _item_id, review_id = self.decision(stores)
         before = stores.last_seq()

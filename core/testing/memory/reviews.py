@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 from core.testing.memory.state import DECISIONS, MemoryReview, MemoryReviewTiming, MemoryState
 
 
+def _check_decision(decision: str, comment: str | None) -> None:
+    if decision not in DECISIONS:
+        raise ReviewError(f"unknown decision {decision!r}; use one of {', '.join(DECISIONS)}")
+    if decision in ("reject", "return") and not (comment and comment.strip()):
+        raise ReviewError(f"a comment is required to {decision} an item")
+
+
 class MemoryReviewStore:
     """Review items in memory (the :class:`core.interfaces.ReviewStore` port)."""
 
@@ -131,14 +138,16 @@ class MemoryReviewStore:
         comment: str | None = None,
         expected_version: int | None = None,
         decision_data: dict[str, Any] | None = None,
+        allowed: Callable[[MemoryReview], None] | None = None,
     ) -> MemoryReview:
         """Approve, reject or return an open item (as core.review.ReviewQueue.decide)."""
-        if decision not in DECISIONS:
-            raise ReviewError(f"unknown decision {decision!r}; use one of {', '.join(DECISIONS)}")
-        if decision in ("reject", "return") and not (comment and comment.strip()):
-            raise ReviewError(f"a comment is required to {decision} an item")
+        if allowed is None:
+            _check_decision(decision, comment)
         with self.state.lock:
             now = self.state.clock.now()
+            if allowed is not None:
+                allowed(self._row(review_id))  # raises to refuse, before anything else
+                _check_decision(decision, comment)
             row = self._open(review_id)
             if expected_version is not None and row.version != expected_version:
                 raise AlreadyDecided(f"review item {review_id} changed while you were looking at it")
