@@ -188,8 +188,13 @@ def _candidates_statement(grants: frozenset[Grant]) -> Any:
     )
 
 
+#: "Dina senaste beslut" beside an item: the person's decisions of this many hours.
+RECENT_HOURS = 1
+
+
 @lru_cache(maxsize=1024)
-def _recent_statement(grants: frozenset[Grant], limit: int) -> Any:
+def recent_statement(grants: frozenset[Grant], limit: int) -> Any:
+    """The person's newest decisions in their queues since a time (values: actor, since); built once."""
     return (
         select(*LISTED)
         .where(
@@ -260,9 +265,9 @@ def recent_decisions(
     ctx: WebContext, p: Principal, *, exclude: int | None = None, limit: int = 3, conn: Connection | None = None
 ) -> list[Row[Any]]:
     """The person's decisions of the last hour (newest first): shown beside the next item they open."""
-    since = ctx.clock() - timedelta(hours=1)
+    since = ctx.clock() - timedelta(hours=RECENT_HOURS)
     with reading(ctx, conn) as c:
-        found = c.execute(_recent_statement(p.grants, limit + 1), {"actor": p.actor, "since": since})
+        found = c.execute(recent_statement(p.grants, limit + 1), {"actor": p.actor, "since": since})
         rows = [r for r in found.all() if r.id != exclude]
     return rows[:limit]
 

@@ -103,7 +103,8 @@ def _summaries_statement(grants: frozenset[Grant]) -> Any:
 
 
 @lru_cache(maxsize=1024)
-def _next_item_statement(grants: frozenset[Grant], excluding: bool) -> Any:
+def next_item_statement(grants: frozenset[Grant], excluding: bool) -> Any:
+    """The next open item of a queue the person can act on (values: queue, tenant, actor, exclude); built once."""
     stmt = (
         select(ReviewItem.id)
         .where(
@@ -294,7 +295,7 @@ def open_item(ctx: WebContext, p: Principal, review_id: int) -> ReviewItem:
 
 
 #: An item's comments, oldest first (the columns shown; built once).
-_COMMENTS = (
+COMMENTS_STATEMENT = (
     select(ReviewComment.id, ReviewComment.author, ReviewComment.text, ReviewComment.created_at)
     .where(ReviewComment.review_id == bindparam("review_id"))
     .order_by(ReviewComment.id)
@@ -314,7 +315,7 @@ def reading(ctx: WebContext, conn: Connection | None) -> Iterator[Connection]:
 def comments(ctx: WebContext, review_id: int, conn: Connection | None = None) -> list[Row[Any]]:
     """The item's comments, oldest first: rows of what a page shows (author, text, created_at), no objects."""
     with reading(ctx, conn) as c:
-        return list(c.execute(_COMMENTS, {"review_id": review_id}).all())
+        return list(c.execute(COMMENTS_STATEMENT, {"review_id": review_id}).all())
 
 
 def next_item_id(
@@ -325,7 +326,7 @@ def next_item_id(
     if exclude is not None:
         values["exclude"] = exclude
     with reading(ctx, conn) as c:
-        found: int | None = c.scalar(_next_item_statement(p.grants, exclude is not None), values)
+        found: int | None = c.scalar(next_item_statement(p.grants, exclude is not None), values)
         return found
 
 
@@ -355,7 +356,7 @@ class Colleague:
 
 
 #: Active people who may decide in a queue (built once; the tenant and queue bound per item).
-_COLLEAGUES = (
+COLLEAGUES_STATEMENT = (
     select(User.id, User.username, User.display_name)
     .join(UserRole, UserRole.user_id == User.id)
     .where(User.active.is_(True), UserRole.tenant == bindparam("tenant"))
@@ -370,8 +371,13 @@ _COLLEAGUES = (
 def colleagues(ctx: WebContext, p: Principal, row: ReviewItem, conn: Connection | None = None) -> list[Colleague]:
     """Active people (but ``p``) who may decide in the item's queue: the same grant, or its coordinators."""
     with reading(ctx, conn) as c:
-        users = c.execute(_COLLEAGUES, {"tenant": row.tenant, "queue": row.queue}).all()
-    found = [Colleague(f"user:{u.username}", u.display_name or u.username) for u in users if u.id != p.user_id]
+        users = c.execute(COLLEAGUES_STATEMENT, {"tenant": row.tenant, "queue": row.queue}).all()
+    return colleagues_from(p, [(u.id, u.username, u.display_name) for u in users])
+
+
+def colleagues_from(p: Principal, users: list[tuple[int, str, str | None]]) -> list[Colleague]:
+    """The colleagues (id, username, display name) but ``p``, by name, as :func:`colleagues` gives them."""
+    found = [Colleague(f"user:{username}", name or username) for uid, username, name in users if uid != p.user_id]
     return sorted(found, key=lambda c: (c.name.lower(), c.actor))
 
 

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from core.errors import ReviewError
 from core.storage.models import ReviewKind, ReviewState
-from core.web import decisions, inbox
+from core.web import decisions, inbox, itempage
 from core.web.auth import Forbidden, Principal
 from core.web.deps import (
     RowId,
@@ -134,12 +134,10 @@ def _item_page(
     show_artifacts = artifact_allowed(ctx, p, row.tenant)
     rendered = inbox.render_material(ctx, row, lang, inbox.artifact_url_for(show_artifacts), entered=entered)
     cls = ctx.registry.robots.get(row.robot)
-    # The page's reads on one connection (one checkout from the pool instead of four).
+    # The page's four reads (comments, colleagues, next item, recent decisions) in one statement.
     with ctx.db.read_connection() as conn:
-        notes = inbox.comments(ctx, row.id, conn)
-        others = inbox.colleagues(ctx, p, row, conn) if inbox.may_hand_over(p, row) else []
-        next_id = inbox.next_item_id(ctx, p, row.queue, row.tenant, exclude=row.id, conn=conn)
-        recent = decisions.recent_decisions(ctx, p, exclude=row.id, conn=conn)
+        reads = itempage.item_reads(ctx, p, row, with_colleagues=inbox.may_hand_over(p, row), conn=conn)
+    notes, others, next_id, recent = reads.comments, reads.colleagues, reads.next_id, reads.recent
     now = ctx.clock()
     return render(
         request,
