@@ -603,3 +603,75 @@ async def test_the_pages_run_on_as_many_threads_as_the_pools_hold(lite: WebEnv, 
     async with env.app.router.lifespan_context(env.app), web_client(env.app) as client:
         assert (await client.get("/threads-now")).json() == {"tokens": 3}
     assert anyio.to_thread.current_default_thread_limiter().total_tokens == before
+
+
+class TestItemPageReads:
+    """The item page's four reads after the opening, in one statement, give what the single reads give."""
+
+    def test_one_statement_gives_the_comments_colleagues_next_item_and_recent_decisions(self, env: WebEnv) -> None:
+        from core.web import decisions, inbox, itempage
+        from core.web.auth import Grant, Principal, Role
+
+        ctx = env.app.state.kollega
+        anna = Principal(
+            env.users["anna"],
+            "anna",
+            "Anna",
+            frozenset({Grant(Role.case_worker, "0000", "example.review")}),
+        )
+        erik = Principal(env.users["erik"], "erik", "Erik", frozenset({Grant(Role.coordinator, "0000")}))
+        shown = add_review(env, title="Visas", minutes_ago=50)
+        following = add_review(env, title="Nästa", minutes_ago=40)
+        add_review(env, title="Senare", minutes_ago=10)
+        add_review(env, tenant="9999", title="Annan kommun", minutes_ago=999)
+        add_review(env, queue="other.review", title="Annan kö", minutes_ago=999)
+        decided = [add_review(env, title=f"Beslutat {n}", minutes_ago=60 + n) for n in range(5)]
+        for n, review_id in enumerate(decided):
+            env.clock.advance(60)
+            ctx.reviews.decide(review_id, "approve" if n % 2 else "reject", actor=anna.actor, comment=f"skäl {n}")
+        ctx.reviews.comment(shown, "Första", actor="user:bertil")
+        env.clock.advance(5)
+        ctx.reviews.comment(shown, "Andra", actor="user:erik")
+        row = ctx.reviews.get(shown)
+
+        def single(p: Principal, review: object, with_colleagues: bool) -> itempage.ItemReads:
+            with ctx.db.read_connection() as conn:
+                return itempage.ItemReads(
+                    comments=inbox.comments(ctx, review.id, conn),  # type: ignore[attr-defined]
+                    colleagues=inbox.colleagues(ctx, p, review, conn) if with_colleagues else [],  # type: ignore[arg-type]
+                    next_id=inbox.next_item_id(ctx, p, review.queue, review.tenant, exclude=review.id, conn=conn),  # type: ignore[attr-defined]
+                    recent=decisions.recent_decisions(ctx, p, exclude=review.id, conn=conn),  # type: ignore[attr-defined]
+                )
+
+        def together(p: Principal, review: object, with_colleagues: bool) -> itempage.ItemReads:
+            with ctx.db.read_connection() as conn:
+                return itempage.item_reads(ctx, p, review, with_colleagues=with_colleagues, conn=conn)  # type: ignore[arg-type]
+
+        for p, with_colleagues in ((anna, True), (anna, False), (erik, True)):
+            one, four = together(p, row, with_colleagues), single(p, row, with_colleagues)
+            assert [tuple(c._mapping.values()) for c in four.comments] == [
+                (c.id, c.author, c.text, c.created_at) for c in one.comments
+            ]
+            assert [c.text for c in one.comments] == ["Första", "Andra"]
+            assert one.colleagues == four.colleagues
+            assert one.next_id == four.next_id == following
+            assert [tuple(getattr(r, name) for name in itempage.RECENT_SHOWN) for r in four.recent] == [
+                tuple(getattr(r, name) for name in itempage.RECENT_SHOWN) for r in one.recent
+            ]
+        assert [c.actor for c in together(anna, row, True).colleagues] == ["user:bertil", "user:erik"]
+        assert [c.actor for c in together(erik, row, True).colleagues] == ["user:anna", "user:bertil"]
+        assert together(anna, row, False).colleagues == []
+        # The three newest decisions of the last hour, newest first; an item opened among them is left out.
+        assert [r.id for r in together(anna, row, True).recent] == decided[::-1][:3]
+        assert [r.id for r in together(erik, row, True).recent] == []
+        opened_decided = ctx.reviews.get(decided[-1])
+        assert [r.id for r in together(anna, opened_decided, True).recent] == decided[::-1][1:4]
+        # No comments, no colleagues to show, no next item: every part empty, as the single reads.
+        env.clock.advance(3600)
+        last = ctx.reviews.get(add_review(env, queue="example.exceptions", kind=ReviewKind.exception))
+        for p in (anna, erik):
+            one, four = together(p, last, True), single(p, last, True)
+            assert (
+                (one.comments, one.next_id, one.recent) == ([], None, []) == (four.comments, four.next_id, four.recent)
+            )
+            assert one.colleagues == four.colleagues
