@@ -134,7 +134,7 @@ def _item_page(
     show_artifacts = artifact_allowed(ctx, p, row.tenant)
     rendered = inbox.render_material(ctx, row, lang, inbox.artifact_url_for(show_artifacts), entered=entered)
     cls = ctx.registry.robots.get(row.robot)
-    # The page's four reads (comments, colleagues, next item, recent decisions) in one statement.
+    # The page's four reads (comments, colleagues, next item, recent decisions) in two statements.
     with ctx.db.read_connection() as conn:
         reads = itempage.item_reads(ctx, p, row, with_colleagues=inbox.may_hand_over(p, row), conn=conn)
     notes, others, next_id, recent = reads.comments, reads.colleagues, reads.next_id, reads.recent
