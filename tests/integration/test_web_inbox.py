@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -634,18 +635,18 @@ class TestItemPageReads:
         ctx.reviews.comment(shown, "Andra", actor="user:erik")
         row = ctx.reviews.get(shown)
 
-        def single(p: Principal, review: object, with_colleagues: bool) -> itempage.ItemReads:
+        def single(p: Principal, review: Any, with_colleagues: bool) -> itempage.ItemReads:
             with ctx.db.read_connection() as conn:
                 return itempage.ItemReads(
-                    comments=inbox.comments(ctx, review.id, conn),  # type: ignore[attr-defined]
-                    colleagues=inbox.colleagues(ctx, p, review, conn) if with_colleagues else [],  # type: ignore[arg-type]
-                    next_id=inbox.next_item_id(ctx, p, review.queue, review.tenant, exclude=review.id, conn=conn),  # type: ignore[attr-defined]
-                    recent=decisions.recent_decisions(ctx, p, exclude=review.id, conn=conn),  # type: ignore[attr-defined]
+                    comments=inbox.comments(ctx, review.id, conn),
+                    colleagues=inbox.colleagues(ctx, p, review, conn) if with_colleagues else [],
+                    next_id=inbox.next_item_id(ctx, p, review.queue, review.tenant, exclude=review.id, conn=conn),
+                    recent=decisions.recent_decisions(ctx, p, exclude=review.id, conn=conn),
                 )
 
-        def together(p: Principal, review: object, with_colleagues: bool) -> itempage.ItemReads:
+        def together(p: Principal, review: Any, with_colleagues: bool) -> itempage.ItemReads:
             with ctx.db.read_connection() as conn:
-                return itempage.item_reads(ctx, p, review, with_colleagues=with_colleagues, conn=conn)  # type: ignore[arg-type]
+                return itempage.item_reads(ctx, p, review, with_colleagues=with_colleagues, conn=conn)
 
         for p, with_colleagues in ((anna, True), (anna, False), (erik, True)):
             one, four = together(p, row, with_colleagues), single(p, row, with_colleagues)
