@@ -16,7 +16,9 @@ day, every order of every run of :data:`PERMUTE_WINDOW` consecutive visits, the 
 again for each: on a day where one
 person alone has a competence that many visits need, that person's order decides the lateness, and
 neither PyVRP (which never lets a visit start later than it does) nor a move of one visit changes it
-much. Sweeps over the visits in random order go on while one finds a cheaper plan. From a plan PyVRP
+much. Each sweep also reorders the whole day of a person with a late visit (at most :data:`DAY_EXACT_MAX`
+visits), the other parts of its double-staffed visits put back into the other people's days. Sweeps over the
+visits in random order go on while one finds a cheaper plan. From a plan PyVRP
 has just polished they seldom do, so then, until the time is up, a ruin-and-recreate move around a
 random double-staffed visit: it and 2 to :data:`CHAIN_MAX` single-staffed visits near it (in both
 people's days, or in place and time) taken out, the double-staffed one put back first, each insertion
@@ -57,6 +59,20 @@ PERMUTE_WINDOW = 4
 #: made five of six 100-patient pairs (130 tasks) worse, 1.97 -> 5.07 % (100_1 seed 2: 1.68 -> 18.32 %): on a bigger
 #: day a sweep of every run takes more of the step's time (docs/benchmarks.md, "reordering a person's day").
 PERMUTE_MAX_TASKS = 120
+#: Each sweep also reorders the whole day of every person whose day has a late visit and at most this many visits
+#: (0: none): a branch and bound over the orders of that day, by an estimate of its cost (its travel, its own
+#: lateness, and the lateness its order forces on the other parts of its double-staffed visits, each partner's
+#: start taken from the present plan), gives the :data:`DAY_KEEP` cheapest orders; for each, the other tasks of
+#: its double-staffed visits are taken out of the other people's days and put back at their cheapest places, and
+#: the whole plan is timed exactly. On a day where one person alone holds a competence (75_1: one caregiver, 14
+#: visits, six of them the first part of a sequential visit) the cheapest order of that day is far from the present
+#: one, and neither a run of four nor a move of one visit reaches it while the partners' days hold the second parts
+#: where they are. On the ten 75-patient Mankowska days, seeds 1 and 2, 58 CPU seconds: 3.78 % above the best
+#: published without it, 1.99 % with it (75_1 6.19 / 10.06 -> 0.53 / -0.04 %; docs/benchmarks.md, "a whole day
+#: reordered").
+DAY_EXACT_MAX = 16
+#: The branch and bound's nodes per day, and the orders of its estimate timed exactly.
+DAY_NODES, DAY_KEEP = 30_000, 8
 
 
 def can_move(g: Greedy) -> bool:
@@ -355,6 +371,7 @@ def relocate(g: Greedy, seconds: float, seed: int, sweeps: int | None = None) ->
     cost = plan_cost(g, seqs, start)
     first = [k for k, t in enumerate(tasks) if t.visit.staff_count == 2 and partner[k] > k and k in g.placed]
     moves = sweep = 0
+    tried: set[tuple[int, ...]] = set()  # days whose reordering found nothing cheaper, as they were then
     while time.monotonic() < deadline and (sweeps is None or sweep < sweeps):
         sweep += 1
         improved = False
@@ -381,6 +398,12 @@ def relocate(g: Greedy, seconds: float, seed: int, sweeps: int | None = None) ->
             if reordered is not None:
                 cost, seqs, start, made = reordered
                 moves += made
+                improved = True
+        if DAY_EXACT_MAX:
+            day = _reorder_days(g, seqs, cost, partner, deadline, tried)
+            if day is not None:
+                cost, seqs, start = day
+                moves += 1
                 improved = True
         if improved:
             continue
@@ -431,6 +454,129 @@ def _permute(
             else:
                 i += 1
     return found
+
+
+def _reorder_days(
+    g: Greedy,
+    seqs: list[list[int]],
+    cost: float,
+    partner: list[int],
+    deadline: float,
+    tried: set[tuple[int, ...]],
+) -> tuple[float, list[list[int]], list[int]] | None:
+    """Each day with a late visit and at most :data:`DAY_EXACT_MAX` visits reordered (see there); the cheapest
+    plan found, when cheaper than ``cost``, else None. ``tried`` holds the days already tried to no gain."""
+    tasks = g.net.tasks
+    start = schedule(g, seqs, partner)
+    if start is None:
+        return None
+    found: tuple[float, list[list[int]], list[int]] | None = None
+    for v, seq in enumerate(seqs):
+        if not 4 < len(seq) <= DAY_EXACT_MAX or time.monotonic() >= deadline:
+            continue
+        linked = [partner[x] for x in seq if partner[x] != x and partner[x] not in seq]
+        if all(start[x] <= tasks[x].visit.latest for x in [*seq, *linked]) or (v, *seq) in tried:
+            continue
+        tried.add((v, *seq))
+        for order in _day_orders(g, seqs, start, v, partner, deadline):
+            if order == seq:
+                continue
+            trial = [[x for x in q if x not in linked] for q in seqs]
+            trial[v] = order
+            trial_start = schedule(g, trial, partner)
+            if trial_start is None:
+                continue
+            for x in sorted(linked, key=lambda x: tasks[x].visit.latest):
+                placed = _single_into(g, trial, trial_start, x, partner)
+                if placed is None:
+                    break
+                trial, trial_start = placed
+            else:
+                c = plan_cost(g, trial, trial_start)
+                if c < (cost if found is None else found[0]) - 1e-6:
+                    found = (c, trial, trial_start)
+        if found is not None:
+            return found
+    return None
+
+
+def _day_orders(
+    g: Greedy, seqs: list[list[int]], start: list[int], v: int, partner: list[int], deadline: float
+) -> list[list[int]]:
+    """The :data:`DAY_KEEP` cheapest orders of person ``v``'s day by the estimate of :data:`DAY_EXACT_MAX`, found by
+    a depth-first branch and bound of at most :data:`DAY_NODES` nodes (the nearest-ready visit first)."""
+    net = g.net
+    tasks, nd = net.tasks, net.num_depots
+    w = g.weights
+    seq = seqs[v]
+    s = g.staff[v]
+    T = g.travel[s.travel_mode]
+    home, end = net.depots.index(s.start_location), net.depots.index(s.end_location)
+    inside = set(seq)
+    worst_else = max(
+        (start[x] - tasks[x].visit.latest for q in seqs for x in q if x not in inside and partner[x] not in inside),
+        default=0,
+    )
+    worst_else = max(0, worst_else)
+    n = len(seq)
+    # Per visit: node, earliest, latest, duration, the lower bound its partner sets, and for a first part the
+    # partner's least gap and latest start (the lateness the order forces on it).
+    rows = []
+    for x in seq:
+        vis = tasks[x].visit
+        j = partner[x]
+        floor, gap, latest = vis.earliest, -1, 0
+        if j != x and j not in inside:
+            sync = vis.sync
+            if sync is None or sync.kind == "simultaneous":
+                floor = max(floor, start[j])
+            elif tasks[x].role == 1:
+                floor = max(floor, start[j] + sync.min_gap)
+            else:
+                gap, latest = sync.min_gap, tasks[j].visit.latest
+        rows.append((nd + x, floor, vis.latest, vis.duration, gap, latest))
+    cheapest_in = [min([T[home][a]] + [T[b][a] for b, *_ in rows if b != a]) for a, *_ in rows]
+    kept: list[tuple[float, list[int]]] = []
+    cutoff = float("inf")
+    nodes = 0
+    order: list[int] = []
+    left = set(range(n))
+
+    def dive(here: int, ready: int, cost: float, worst: int) -> None:
+        nonlocal nodes, cutoff
+        nodes += 1
+        if nodes > DAY_NODES or (nodes % 1024 == 0 and time.monotonic() >= deadline):
+            return
+        if not left:
+            total = cost + w.travel * T[here][end] + w.lateness_max * max(worst, worst_else)
+            kept.append((total, [seq[i] for i in order]))
+            kept.sort(key=lambda row: row[0])
+            del kept[DAY_KEEP:]
+            if len(kept) == DAY_KEEP:
+                cutoff = kept[-1][0]
+            return
+        bound = cost + w.lateness_max * max(worst, worst_else)
+        options = []
+        for i in left:
+            a, floor, latest, _, gap, partner_latest = rows[i]
+            t = max(ready + T[here][a], floor)
+            late = max(0, t - latest)
+            forced = max(0, t + gap - partner_latest) if gap >= 0 else 0
+            bound += w.travel * cheapest_in[i] + w.lateness * (late + forced)
+            options.append((t, i, late + forced, max(late, forced)))
+        if bound >= cutoff:
+            return
+        options.sort()
+        for t, i, late, most in options:
+            a = rows[i][0]
+            order.append(i)
+            left.discard(i)
+            dive(a, t + rows[i][3], cost + w.travel * T[here][a] + w.lateness * late, max(worst, most))
+            left.add(i)
+            order.pop()
+
+    dive(home, s.shift_start, 0.0, 0)
+    return [o for _, o in kept]
 
 
 def _chain(
@@ -484,12 +630,15 @@ def _pair_into(
 def _single_into(
     g: Greedy, base: list[list[int]], base_start: list[int], x: int, partner: list[int]
 ) -> tuple[list[list[int]], list[int]] | None:
-    """``base`` with single-staffed task ``x`` at its cheapest place (of those timed), or None."""
+    """``base`` with task ``x`` at its cheapest place (of those timed), or None. ``x`` is a single-staffed task, or
+    one of a double-staffed visit whose other task is placed (then never in that task's day)."""
     tasks = g.net.tasks
     w = g.weights
     cost, worst = plan_cost(g, base, base_start), _worst_late(g, base, base_start)
     best: tuple[float, list[list[int]], list[int]] | None = None
-    for tried, (part, v, p, _, lo) in enumerate(_places(g, base, base_start, x)):
+    other = partner[x]
+    places = [row for row in _places(g, base, base_start, x) if other == x or other not in base[row[1]]]
+    for tried, (part, v, p, _, lo) in enumerate(places):
         late = max(0, lo - tasks[x].visit.latest)
         bound = cost + part + w.lateness_max * max(0, late - worst)
         if tried >= MAX_EXACT_SINGLE or (best is not None and bound >= best[0] - 1e-6):

@@ -223,6 +223,44 @@ class TestRelocate:
         starts = {vid: rows[0][1] for vid, rows in plan.assignments().items()}
         assert starts["P1"] < starts["P3"]
 
+    def test_the_only_competent_persons_whole_day_is_reordered(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # A alone may do P1-P6 (due one after the other along a line) and does them backwards, then the first part
+        # of S, whose second part B does 10-30 minutes later. No run of four puts P1 first; the whole day's order
+        # does, and S's second part goes back into B's day at its new time. Sweeps only (no ruin and recreate).
+        s1 = "s1"
+        p = problem(
+            [
+                *(
+                    visit(f"P{i}", 10 * i, 0, 480 + 30 * (i - 1), 490 + 30 * (i - 1), 15, competences=[s1])
+                    for i in range(1, 7)
+                ),
+                visit("S", 35, 5, 520, 560, 15, staff_count=2, sync=Sync("sequential", 10, 30)),
+                visit("Q", 0, 10, 480, 700, 15),
+            ],
+            [member("A", competences=[s1]), member("B")],
+            max_lateness=600,
+        )
+        g = state(p)
+        assert not g.insert_all()
+        a_day = [f"P{i}" for i in range(6, 0, -1)]
+        g.load(
+            [
+                Route("A", tuple(Stop(v, 480, 0) for v in [*a_day, "S"])),
+                Route("B", (Stop("Q", 480, 0), Stop("S", 480, 1))),
+            ]
+        )
+        monkeypatch.setattr(doubles_module, "PERMUTE_WINDOW", 0)
+        monkeypatch.setattr(doubles_module, "DAY_EXACT_MAX", 0)
+        alone, _ = relocate(g, 1.0, 1, sweeps=1)
+        monkeypatch.setattr(doubles_module, "DAY_EXACT_MAX", 16)
+        better, moves = relocate(g, 1.0, 1, sweeps=1)
+        assert better is not None and moves >= 1
+        assert better.cost() < (alone or g).cost() and better.placed == g.placed
+        plan = Plan(tuple(better.plan_routes()), ())
+        assert check_plan(p, plan) == [] and synchronised(p, plan)
+        starts = {vid: rows[0][1] for vid, rows in plan.assignments().items()}
+        assert starts["P1"] < starts["P2"] < starts["P6"]
+
     def test_nothing_cheaper_gives_none(self) -> None:
         p = problem(
             [visit("D", 5, 0, 480, 600, 30, staff_count=2)],
