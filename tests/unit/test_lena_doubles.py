@@ -46,6 +46,25 @@ def synchronised(p: Problem, plan: Plan) -> bool:
     return True
 
 
+def cheaper_with(
+    monkeypatch: pytest.MonkeyPatch, p: Problem, g: Greedy, *, off: dict[str, int], on: dict[str, int]
+) -> dict[str, int]:
+    """One sweep of the step with the module constants ``off``, then with ``on``: the second plan must be
+    cheaper than the first (or than ``g`` if the first found nothing), keep every visit, pass the independent
+    checker and stay synchronised. Returns each visit's first start in it."""
+    for name, value in off.items():
+        monkeypatch.setattr(doubles_module, name, value)
+    alone, _ = relocate(g, 1.0, 1, sweeps=1)
+    for name, value in on.items():
+        monkeypatch.setattr(doubles_module, name, value)
+    better, moves = relocate(g, 1.0, 1, sweeps=1)
+    assert better is not None and moves >= 1
+    assert better.cost() < (alone or g).cost() and better.placed == g.placed
+    plan = Plan(tuple(better.plan_routes()), ())
+    assert check_plan(p, plan) == [] and synchronised(p, plan)
+    return {vid: rows[0][1] for vid, rows in plan.assignments().items()}
+
+
 class TestSchedule:
     """One topological pass gives the least schedule, the same as polish.timetable's fixed point."""
 
@@ -212,15 +231,7 @@ class TestRelocate:
                 Route("B", (Stop("D", 568, 1),)),
             ]
         )
-        monkeypatch.setattr(doubles_module, "PERMUTE_WINDOW", 0)
-        alone, _ = relocate(g, 1.0, 1, sweeps=1)
-        monkeypatch.setattr(doubles_module, "PERMUTE_WINDOW", 4)
-        better, moves = relocate(g, 1.0, 1, sweeps=1)
-        assert better is not None and moves >= 1
-        assert better.cost() < (alone or g).cost() and better.placed == g.placed
-        plan = Plan(tuple(better.plan_routes()), ())
-        assert check_plan(p, plan) == [] and synchronised(p, plan)
-        starts = {vid: rows[0][1] for vid, rows in plan.assignments().items()}
+        starts = cheaper_with(monkeypatch, p, g, off={"PERMUTE_WINDOW": 0}, on={"PERMUTE_WINDOW": 4})
         assert starts["P1"] < starts["P3"]
 
     def test_the_only_competent_persons_whole_day_is_reordered(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -249,16 +260,9 @@ class TestRelocate:
                 Route("B", (Stop("Q", 480, 0), Stop("S", 480, 1))),
             ]
         )
-        monkeypatch.setattr(doubles_module, "PERMUTE_WINDOW", 0)
-        monkeypatch.setattr(doubles_module, "DAY_EXACT_MAX", 0)
-        alone, _ = relocate(g, 1.0, 1, sweeps=1)
-        monkeypatch.setattr(doubles_module, "DAY_EXACT_MAX", 16)
-        better, moves = relocate(g, 1.0, 1, sweeps=1)
-        assert better is not None and moves >= 1
-        assert better.cost() < (alone or g).cost() and better.placed == g.placed
-        plan = Plan(tuple(better.plan_routes()), ())
-        assert check_plan(p, plan) == [] and synchronised(p, plan)
-        starts = {vid: rows[0][1] for vid, rows in plan.assignments().items()}
+        starts = cheaper_with(
+            monkeypatch, p, g, off={"PERMUTE_WINDOW": 0, "DAY_EXACT_MAX": 0}, on={"DAY_EXACT_MAX": 16}
+        )
         assert starts["P1"] < starts["P2"] < starts["P6"]
 
     def test_nothing_cheaper_gives_none(self) -> None:
