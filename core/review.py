@@ -53,9 +53,14 @@ from core.storage.models import (
     WorkItem,
 )
 from core.storage.web_models import ReviewTiming
-from core.transitions import DECIDABLE, REQUEUEABLE, check_confirmations, check_reasons, equal_jitter_delay
-
-DECISIONS = ("approve", "reject", "return")
+from core.transitions import (
+    DECIDABLE,
+    REQUEUEABLE,
+    check_confirmations,
+    check_decision,
+    check_reasons,
+    equal_jitter_delay,
+)
 
 
 def create_review(
@@ -284,14 +289,6 @@ def _end_review_time_statement() -> Any:
     )
 
 
-def _check_decision(decision: str, comment: str | None) -> None:
-    """ReviewError unless ``decision`` is one of DECISIONS, with the comment a rejection or return needs."""
-    if decision not in DECISIONS:
-        raise ReviewError(f"unknown decision {decision!r}; use one of {', '.join(DECISIONS)}")
-    if decision in ("reject", "return") and not (comment and comment.strip()):
-        raise ReviewError(f"a comment is required to {decision} an item")
-
-
 class ReviewQueue:
     """Decisions, assignment, comments, deadlines and decision callbacks."""
 
@@ -483,12 +480,12 @@ class ReviewQueue:
         """
         checked: Callable[[ReviewItem], None] | None = None
         if allowed is None:
-            _check_decision(decision, comment)
+            check_decision(decision, comment)
         else:
 
             def check(row: ReviewItem) -> None:
                 allowed(row)
-                _check_decision(decision, comment)
+                check_decision(decision, comment)
 
             checked = check
         now = self.clock.now()

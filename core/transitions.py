@@ -156,6 +156,18 @@ def _normalised(value: Any) -> str:
     return "".join(str(value if value is not None else "").split()).lower()
 
 
+#: The decisions a person may make on an open review item.
+DECISIONS = ("approve", "reject", "return")
+
+
+def check_decision(decision: str, comment: str | None) -> None:
+    """ReviewError unless ``decision`` is one of :data:`DECISIONS`, with the comment a rejection or return needs."""
+    if decision not in DECISIONS:
+        raise ReviewError(f"unknown decision {decision!r}; use one of {', '.join(DECISIONS)}")
+    if decision in ("reject", "return") and not (comment and comment.strip()):
+        raise ReviewError(f"a comment is required to {decision} an item")
+
+
 def check_reasons(material: dict[str, Any] | None, decision_data: dict[str, Any] | None) -> None:
     """Refuse an approval that changes a part of the proposal without the reason the robot asks for.
 

@@ -23,19 +23,19 @@ from core.records import (
     WaitingDecision,
     failure_summary,
 )
-from core.transitions import DECIDABLE, REQUEUEABLE, check_confirmations, check_reasons, equal_jitter_delay
+from core.transitions import (
+    DECIDABLE,
+    REQUEUEABLE,
+    check_confirmations,
+    check_decision,
+    check_reasons,
+    equal_jitter_delay,
+)
 
 if TYPE_CHECKING:
     pass
 
 from core.testing.memory.state import DECISIONS, MemoryReview, MemoryReviewTiming, MemoryState
-
-
-def _check_decision(decision: str, comment: str | None) -> None:
-    if decision not in DECISIONS:
-        raise ReviewError(f"unknown decision {decision!r}; use one of {', '.join(DECISIONS)}")
-    if decision in ("reject", "return") and not (comment and comment.strip()):
-        raise ReviewError(f"a comment is required to {decision} an item")
 
 
 class MemoryReviewStore:
@@ -142,12 +142,12 @@ class MemoryReviewStore:
     ) -> MemoryReview:
         """Approve, reject or return an open item (as core.review.ReviewQueue.decide)."""
         if allowed is None:
-            _check_decision(decision, comment)
+            check_decision(decision, comment)
         with self.state.lock:
             now = self.state.clock.now()
             if allowed is not None:
                 allowed(self._row(review_id))  # raises to refuse, before anything else
-                _check_decision(decision, comment)
+                check_decision(decision, comment)
             row = self._open(review_id)
             if expected_version is not None and row.version != expected_version:
                 raise AlreadyDecided(f"review item {review_id} changed while you were looking at it")
